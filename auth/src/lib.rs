@@ -1,0 +1,1 @@
+//! # auth (stub, being written)

@@ -1,0 +1,1 @@
+//! Loading `prosody.cfg.lua` (stub, being written).

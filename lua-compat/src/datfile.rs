@@ -1,0 +1,1 @@
+//! Prosody `.dat` files (stub, being written).

@@ -1,0 +1,1 @@
+//! Module selection (stub, being written).

@@ -1,0 +1,1 @@
+//! Storage drivers (stub, being written).

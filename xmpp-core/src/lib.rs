@@ -1,0 +1,33 @@
+//! # xmpp-core
+//!
+//! The heart of lilt: JIDs, stanzas, the sans-IO XML stream, stream
+//! negotiation, the router, events and hooks, hosts, sessions, the c2s
+//! listener with TLS, and the storage and authentication interfaces that other
+//! crates implement. It depends on no other workspace crate.
+//!
+//! Where to start reading: [`stanza`] (the tree every stanza is), [`stream`]
+//! (bytes to stanzas), [`router`] (where a stanza goes), [`hooks`] (how
+//! modules see it), then [`c2s`] (a client connection end to end).
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod hooks;
+pub mod host;
+pub mod jid;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod stanza;
+pub mod storage;
+pub mod value;
+
+pub use config::{HostConfig, HostKind, ServerConfig};
+pub use error::{ErrorType, StanzaError, StreamError, StreamErrorCondition};
+pub use hooks::{Event, EventBus, HookId};
+pub use host::Host;
+pub use jid::Jid;
+pub use server::{Clock, Server};
+pub use session::{Outbound, Session, SessionKind};
+pub use stanza::Element;
+pub use value::{Table, Value};

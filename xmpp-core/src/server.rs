@@ -1,0 +1,104 @@
+//! The server: hosts, the global event bus, bound sessions, storage drivers
+//! and the clock. One [`Server`] is what Prosody's `prosody` global holds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{HostKind, ServerConfig};
+use crate::hooks::{Event, EventBus};
+use crate::host::{Host, StorageDrivers};
+use crate::session::SessionRegistry;
+
+/// Wall-clock time for timestamps; fixed in tests so output is stable.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    /// Always this Unix time (seconds).
+    Fixed(f64),
+}
+
+impl Clock {
+    /// Unix time in seconds.
+    pub fn now(&self) -> f64 {
+        match self {
+            Clock::System => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            Clock::Fixed(t) => *t,
+        }
+    }
+}
+
+pub struct Server {
+    pub config: Arc<ServerConfig>,
+    /// Global events (`prosody.events`).
+    pub events: EventBus,
+    hosts: RwLock<HashMap<String, Arc<Host>>>,
+    pub sessions: SessionRegistry,
+    pub storage: Arc<StorageDrivers>,
+    pub clock: Clock,
+    pub started: Instant,
+}
+
+impl Server {
+    /// A server for `config`, with a host per configured section and no
+    /// modules loaded yet.
+    pub fn new(config: ServerConfig, clock: Clock) -> Arc<Server> {
+        let config = Arc::new(config);
+        let storage = Arc::new(StorageDrivers::default());
+        let hosts = config
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), Arc::new(Host::new(&h.name, h.kind.clone(), config.clone(), storage.clone()))))
+            .collect();
+        Arc::new(Server {
+            config,
+            events: EventBus::new(),
+            hosts: RwLock::new(hosts),
+            sessions: SessionRegistry::default(),
+            storage,
+            clock,
+            started: Instant::now(),
+        })
+    }
+
+    /// A server with one VirtualHost `localhost`, for unit tests.
+    pub fn for_tests() -> Arc<Server> {
+        let mut cfg = ServerConfig::default();
+        cfg.hosts.push(crate::config::HostConfig {
+            name: "localhost".into(),
+            kind: HostKind::VirtualHost,
+            section: Default::default(),
+            defined_at: Default::default(),
+        });
+        Server::new(cfg, Clock::Fixed(1219439344.0))
+    }
+
+    pub fn host(&self, name: &str) -> Option<Arc<Host>> {
+        self.hosts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+    pub fn hosts(&self) -> Vec<Arc<Host>> {
+        let mut v: Vec<_> = self.hosts.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+    pub fn is_local_host(&self, name: &str) -> bool {
+        self.hosts.read().unwrap_or_else(|e| e.into_inner()).contains_key(name)
+    }
+
+    /// Fires an event on the global bus.
+    pub fn fire_global(self: &Arc<Self>, name: &str, event: &mut Event) -> bool {
+        event.host = None;
+        self.events.fire(name, event)
+    }
+
+    /// Fires an event on a host's bus.
+    pub fn fire_on_host(self: &Arc<Self>, host: &Arc<Host>, name: &str, event: &mut Event) -> bool {
+        event.host = Some(host.clone());
+        host.events.fire(name, event)
+    }
+
+    /// Seconds since start-up.
+    pub fn uptime(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}

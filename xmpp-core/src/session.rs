@@ -1,0 +1,216 @@
+//! Sessions: one per client stream (c2s), component connection, or the
+//! host itself as the origin of what modules send (Prosody's `hosts[host]`).
+//!
+//! A [`Session`] is shared (`Arc`) between its connection task, the
+//! [`SessionRegistry`] and modules. Sending queues a stanza for the
+//! connection task; the task serialises and writes it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::error::StreamError;
+use crate::jid::Jid;
+use crate::stanza::Element;
+
+/// What is queued for a connection task.
+#[derive(Debug)]
+pub enum Outbound {
+    Stanza(Element),
+    /// Close the stream, with an error or cleanly.
+    Close(Option<StreamError>),
+}
+
+/// The type of session, as Prosody's `session.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// An unauthenticated client stream.
+    C2sUnauthed,
+    C2s,
+    Component,
+    /// A host itself, as origin of stanzas sent by modules.
+    Local,
+}
+
+/// Mutable per-session state that modules read and update.
+#[derive(Debug, Default)]
+pub struct SessionState {
+    pub username: Option<String>,
+    pub resource: Option<String>,
+    pub full_jid: Option<Jid>,
+    /// The stream is encrypted (TLS, or a transport considered secure).
+    pub secure: bool,
+    /// The last available presence broadcast (None until initial presence,
+    /// and again after unavailable).
+    pub presence: Option<Element>,
+    pub priority: i32,
+    /// The client asked for its roster (receives roster pushes).
+    pub interested: bool,
+    /// JIDs this session sent directed presence to (to send unavailable later).
+    pub directed: HashSet<Jid>,
+    /// The SASL mechanism used to authenticate.
+    pub auth_mechanism: Option<String>,
+}
+
+/// A stream the server talks to.
+pub struct Session {
+    pub id: String,
+    pub kind: SessionKind,
+    /// The local host this session belongs to.
+    pub host: String,
+    pub peer: Option<SocketAddr>,
+    tx: Option<mpsc::UnboundedSender<Outbound>>,
+    state: Mutex<SessionState>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session({} {:?} {})", self.id, self.kind, self.host)
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh short session id (`c2s1a`, ... as Prosody logs them).
+pub fn new_session_id(prefix: &str) -> String {
+    format!("{prefix}{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Session {
+    /// A session whose outbound queue is `tx`.
+    pub fn new(kind: SessionKind, host: &str, peer: Option<SocketAddr>, tx: mpsc::UnboundedSender<Outbound>) -> Session {
+        Session {
+            id: new_session_id(match kind {
+                SessionKind::Component => "comp",
+                SessionKind::Local => "local",
+                _ => "c2s",
+            }),
+            kind,
+            host: host.to_string(),
+            peer,
+            tx: Some(tx),
+            state: Mutex::new(SessionState::default()),
+        }
+    }
+
+    /// The session standing for a host itself; what is sent to it is dropped.
+    pub fn local(host: &str) -> Session {
+        Session {
+            id: new_session_id("local"),
+            kind: SessionKind::Local,
+            host: host.to_string(),
+            peer: None,
+            tx: None,
+            state: Mutex::new(SessionState::default()),
+        }
+    }
+
+    /// Locks the session state.
+    pub fn state(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a stanza; `false` if the connection is gone (or this is a host).
+    pub fn send(&self, stanza: Element) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(Outbound::Stanza(stanza)).is_ok(),
+            None => {
+                tracing::debug!(host = %self.host, "dropping stanza sent to host origin: {}", stanza.to_xml());
+                false
+            }
+        }
+    }
+
+    /// Asks the connection task to close the stream.
+    pub fn close(&self, error: Option<StreamError>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Outbound::Close(error));
+        }
+    }
+
+    pub fn full_jid(&self) -> Option<Jid> {
+        self.state().full_jid.clone()
+    }
+    pub fn username(&self) -> Option<String> {
+        self.state().username.clone()
+    }
+    /// The account's bare JID, once authenticated.
+    pub fn bare_jid(&self) -> Option<Jid> {
+        let user = self.username()?;
+        Jid::from_parts(Some(&user), &self.host, None).ok()
+    }
+    /// Has this session sent initial presence (and not gone unavailable)?
+    pub fn is_available(&self) -> bool {
+        self.state().presence.is_some()
+    }
+    pub fn priority(&self) -> i32 {
+        self.state().priority
+    }
+}
+
+/// Bound resources, as Prosody's `full_sessions` and `bare_sessions`.
+#[derive(Default)]
+pub struct SessionRegistry {
+    full: RwLock<HashMap<Jid, Arc<Session>>>,
+    bare: RwLock<HashMap<Jid, Vec<Arc<Session>>>>,
+}
+
+impl SessionRegistry {
+    /// Registers a bound resource. Returns the session previously bound to
+    /// the same full JID, if any (the caller resolves the conflict).
+    pub fn bind(&self, jid: &Jid, session: &Arc<Session>) -> Option<Arc<Session>> {
+        let old = self.full_write().insert(jid.clone(), session.clone());
+        let mut bare = self.bare.write().unwrap_or_else(|e| e.into_inner());
+        let list = bare.entry(jid.to_bare()).or_default();
+        if let Some(o) = &old {
+            list.retain(|s| !Arc::ptr_eq(s, o));
+        }
+        list.push(session.clone());
+        old
+    }
+
+    /// Removes a bound resource if it is still this session's.
+    pub fn unbind(&self, jid: &Jid, session: &Arc<Session>) -> bool {
+        let mut full = self.full_write();
+        if !full.get(jid).is_some_and(|s| Arc::ptr_eq(s, session)) {
+            return false;
+        }
+        full.remove(jid);
+        let mut bare = self.bare.write().unwrap_or_else(|e| e.into_inner());
+        let bare_jid = jid.to_bare();
+        if let Some(list) = bare.get_mut(&bare_jid) {
+            list.retain(|s| !Arc::ptr_eq(s, session));
+            if list.is_empty() {
+                bare.remove(&bare_jid);
+            }
+        }
+        true
+    }
+
+    /// The session bound to a full JID.
+    pub fn get_full(&self, jid: &Jid) -> Option<Arc<Session>> {
+        self.full.read().unwrap_or_else(|e| e.into_inner()).get(jid).cloned()
+    }
+
+    /// All bound sessions of an account (bare JID), available or not.
+    pub fn resources(&self, bare: &Jid) -> Vec<Arc<Session>> {
+        self.bare.read().unwrap_or_else(|e| e.into_inner()).get(&bare.to_bare()).cloned().unwrap_or_default()
+    }
+
+    /// Sessions of an account that sent available presence.
+    pub fn available_resources(&self, bare: &Jid) -> Vec<Arc<Session>> {
+        self.resources(bare).into_iter().filter(|s| s.is_available()).collect()
+    }
+
+    /// Every bound session (for shutdown and statistics).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.full.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    fn full_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Jid, Arc<Session>>> {
+        self.full.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
