@@ -172,4 +172,36 @@ impl Host {
     pub fn open_archive(&self, store: &str) -> StorageResult<Arc<dyn ArchiveStore>> {
         self.driver_for(store)?.open_archive(&self.name, store)
     }
+
+    /// Removes everything `user` has in this host's storage (account
+    /// deletion), as Prosody's `storagemanager.purge`: each driver named in a
+    /// `storage` table, then the default driver, then `internal` (Prosody
+    /// always purges its data directory too) when it is registered.
+    pub fn purge_user(&self, user: &str) -> StorageResult<()> {
+        let mut names: Vec<String> = Vec::new();
+        if let Some(Value::Table(t)) = self.option("storage") {
+            names.extend(t.map.values().filter_map(Value::as_str).map(str::to_string));
+        }
+        let default = match self.option("storage") {
+            Some(Value::String(s)) => s.clone(),
+            _ => self.option_str("default_storage").unwrap_or("internal").to_string(),
+        };
+        names.push(default);
+        let mut done: Vec<String> = Vec::new();
+        for name in names {
+            if done.contains(&name) {
+                continue;
+            }
+            let driver = self.drivers.get(&name).ok_or_else(|| StorageError::Unavailable {
+                driver: name.clone(),
+                reason: format!("no storage driver named {name:?} to purge {user}@{}", self.name),
+            })?;
+            driver.purge_user(&self.name, user)?;
+            done.push(name);
+        }
+        if let Some(internal) = self.drivers.get("internal").filter(|_| !done.iter().any(|n| n == "internal")) {
+            internal.purge_user(&self.name, user)?;
+        }
+        Ok(())
+    }
 }
