@@ -20,6 +20,7 @@ pub mod server;
 pub mod session;
 pub mod stanza;
 pub mod storage;
+pub mod stream;
 pub mod value;
 
 pub use config::{HostConfig, HostKind, ServerConfig};
@@ -30,4 +31,5 @@ pub use jid::Jid;
 pub use server::{Clock, Server};
 pub use session::{Outbound, Session, SessionKind};
 pub use stanza::Element;
+pub use stream::{StreamEvent, StreamHeader, StreamLimits, XmlStream};
 pub use value::{Table, Value};

@@ -43,6 +43,13 @@ impl Element {
         Element { name: name.into(), ns: ns.into(), attrs: Vec::new(), children: Vec::new() }
     }
 
+    /// An element with these attributes, in this order, taken as they are:
+    /// the caller (a parser) guarantees the names are unique. Unlike
+    /// repeated [`Element::attr`], this does not search per attribute.
+    pub fn with_attrs(name: impl Into<String>, ns: impl Into<String>, attrs: Vec<(String, String)>) -> Element {
+        Element { name: name.into(), ns: ns.into(), attrs, children: Vec::new() }
+    }
+
     /// Builder: sets an attribute.
     pub fn attr(mut self, name: &str, value: impl Into<String>) -> Element {
         self.set_attr(name, Some(value.into()));

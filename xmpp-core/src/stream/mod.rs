@@ -1,0 +1,474 @@
+//! The sans-IO XML stream: bytes from one direction of an XMPP connection in,
+//! stream events out (RFC 6120 §4), on rxml's namespace-resolving parser.
+//!
+//! [`XmlStream`] is fed whatever the transport read; it returns the stream
+//! header, each depth-1 element (stanzas, but also `<starttls/>`, `<auth/>`,
+//! `<stream:features/>`, `<stream:error/>`...) as an [`Element`], and the
+//! closing tag. It enforces XMPP's restricted XML (rxml refuses DTDs,
+//! comments, processing instructions, undeclared entities and anything but
+//! UTF-8), a stanza size limit (Prosody's `c2s_stanza_size_limit`, checked
+//! as bytes arrive, so no more than the limit is ever buffered) and a
+//! nesting depth limit, and maps every violation to its RFC 6120 §4.9.3
+//! condition. Whitespace between stanzas (keepalives) is ignored.
+//!
+//! As Prosody's `util.xmppstream` does, each depth-1 element without an
+//! `xml:lang` gets the stream's (`en` unless the header said otherwise).
+//!
+//! After STARTTLS or SASL success the stream restarts: call
+//! [`XmlStream::reset`]. [`XmlStream::feed_until`] stops right after the
+//! element that asks for a restart, so the bytes after it can be kept for
+//! the new stream (or handed to TLS).
+
+mod errors;
+mod header;
+#[cfg(test)]
+mod tests;
+
+pub use header::{STREAM_CLOSE, StreamHeader, stream_header};
+
+use rxml::error::EndOrError;
+use rxml::{AttrMap, Event, Namespace, NcName, Options, Parse, Parser, WithOptions};
+
+use crate::error::{StreamError, StreamErrorCondition as Cond};
+use crate::stanza::{Element, NS_STREAMS, NS_XML};
+use header::HeaderSniffer;
+
+/// Limits on what one stream may make us hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Bytes one stanza (or the stream header) may take on the wire
+    /// (Prosody's `c2s_stanza_size_limit`).
+    pub max_stanza_size: usize,
+    /// Element nesting a stanza may have; the stanza itself is depth 1.
+    pub max_depth: usize,
+}
+
+impl StreamLimits {
+    /// Prosody's default `c2s_stanza_size_limit`: 256 KiB.
+    pub const DEFAULT_MAX_STANZA_SIZE: usize = 256 * 1024;
+    /// Deep enough for any real payload (XHTML-IM, pubsub, Jingle).
+    pub const DEFAULT_MAX_DEPTH: usize = 64;
+}
+
+impl Default for StreamLimits {
+    fn default() -> StreamLimits {
+        StreamLimits {
+            max_stanza_size: Self::DEFAULT_MAX_STANZA_SIZE,
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// What a stream produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// The peer's `<stream:stream>` opening tag.
+    Open(StreamHeader),
+    /// A complete depth-1 element.
+    Stanza(Element),
+    /// The peer's `</stream:stream>`.
+    Close,
+}
+
+/// Longest name, attribute value or reference rxml accepts (text is split,
+/// not limited). rxml reserves this much per parser up front, so it is
+/// kept well below the stanza size limit.
+const MAX_TOKEN: usize = 16 * 1024;
+
+/// A UTF-8 byte order mark, allowed before the stream header.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for `<stream:stream>`.
+    Header,
+    Open,
+    /// `</stream:stream>` or EOF seen; further bytes are ignored.
+    Closed,
+    /// An error was returned; it is returned again.
+    Failed(StreamError),
+}
+
+/// One direction of an XML stream, parsed push-style.
+pub struct XmlStream {
+    limits: StreamLimits,
+    parser: Parser,
+    /// Until the root tag is complete: finds its default namespace.
+    sniffer: Option<HeaderSniffer>,
+    phase: Phase,
+    /// The open elements of the stanza being read, outermost first.
+    stack: Vec<Element>,
+    /// The stream's `xml:lang`, given to stanzas without one (kept across
+    /// restarts, as Prosody does).
+    lang: String,
+    /// Bytes the parser consumed since the (re)start.
+    consumed: usize,
+    /// Bytes of the events the parser emitted since the (re)start.
+    accounted: usize,
+    /// Bytes of the events of the unit being read (the header or a stanza).
+    unit_bytes: usize,
+    /// How much of a byte order mark was skipped; `None` once past it.
+    bom: Option<usize>,
+}
+
+impl std::fmt::Debug for XmlStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XmlStream")
+            .field("limits", &self.limits)
+            .field("phase", &self.phase)
+            .field("depth", &self.stack.len())
+            .field("consumed", &self.consumed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XmlStream {
+    pub fn new(limits: StreamLimits) -> XmlStream {
+        XmlStream {
+            parser: new_parser(&limits),
+            limits,
+            sniffer: Some(HeaderSniffer::new()),
+            phase: Phase::Header,
+            stack: Vec::new(),
+            lang: "en".to_string(),
+            consumed: 0,
+            accounted: 0,
+            unit_bytes: 0,
+            bom: Some(0),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &StreamLimits {
+        &self.limits
+    }
+
+    /// Changes the limits (Prosody raises the stanza size limit once a
+    /// client authenticates). The size and depth limits apply at once; the
+    /// longest token rxml accepts follows at the next [`XmlStream::reset`].
+    pub fn set_limits(&mut self, limits: StreamLimits) {
+        self.limits = limits;
+    }
+
+    /// Is the stream open (header received, no close, no error)?
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open)
+    }
+
+    /// Feeds bytes; events parsed so far are appended to `out` even when an
+    /// error is returned. After an error, every call returns it again; after
+    /// `</stream:stream>`, bytes are ignored.
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
+        self.feed_until(data, out, |_| false).map(|_| ())
+    }
+
+    /// As [`XmlStream::feed`], but stops right after a depth-1 element for
+    /// which `stop` returns true (say `<starttls/>`, or a SASL exchange that
+    /// may succeed), and after `</stream:stream>`. Returns how many bytes of
+    /// `data` were parsed; the rest belongs to whatever follows.
+    pub fn feed_until(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<StreamEvent>,
+        mut stop: impl FnMut(&Element) -> bool,
+    ) -> Result<usize, StreamError> {
+        match &self.phase {
+            Phase::Failed(e) => return Err(e.clone()),
+            Phase::Closed => return Ok(0),
+            Phase::Header | Phase::Open => {}
+        }
+        let mut pos = 0;
+        match self.run(data, &mut pos, out, &mut stop) {
+            Ok(()) => Ok(pos),
+            Err(e) => {
+                self.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// The peer closed the connection (TCP EOF).
+    ///
+    /// `Ok` when the stream was closed with `</stream:stream>` (or failed
+    /// already, or never received a byte). Otherwise the XML document is
+    /// incomplete, so `not-well-formed`, with a text saying where it stopped:
+    /// RFC 6120 §4.4 closes a stream with its closing tag, and a connection
+    /// that ends without one ended uncleanly (which matters to stream
+    /// management). Nothing can be sent back on a closed connection; the
+    /// error is for the session layer to log and act on.
+    pub fn eof(&mut self) -> Result<(), StreamError> {
+        let text = match &self.phase {
+            Phase::Failed(_) | Phase::Closed => return Ok(()),
+            Phase::Header if self.consumed == 0 => None,
+            Phase::Header => Some("connection closed inside the stream header"),
+            Phase::Open if self.stack.is_empty() => {
+                Some("connection closed without </stream:stream>")
+            }
+            Phase::Open => Some("connection closed inside a stanza"),
+        };
+        match text {
+            None => {
+                self.phase = Phase::Closed;
+                Ok(())
+            }
+            Some(text) => {
+                let e = StreamError::with_text(Cond::NotWellFormed, text);
+                self.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// A stream restart (after STARTTLS or SASL success): a fresh parser
+    /// expecting a new header. The limits stay.
+    pub fn reset(&mut self) {
+        self.parser = new_parser(&self.limits);
+        self.sniffer = Some(HeaderSniffer::new());
+        self.phase = Phase::Header;
+        self.stack = Vec::new();
+        self.consumed = 0;
+        self.accounted = 0;
+        self.unit_bytes = 0;
+        self.bom = Some(0);
+    }
+
+    fn fail(&mut self, e: StreamError) {
+        self.phase = Phase::Failed(e);
+        self.stack = Vec::new();
+        self.sniffer = None;
+    }
+
+    /// Bytes of the unit being read so far: its events, plus what the
+    /// parser consumed and holds for events not yet emitted.
+    fn unit_size(&self) -> usize {
+        self.unit_bytes
+            .saturating_add(self.consumed.saturating_sub(self.accounted))
+    }
+
+    fn run(
+        &mut self,
+        data: &[u8],
+        pos: &mut usize,
+        out: &mut Vec<StreamEvent>,
+        stop: &mut dyn FnMut(&Element) -> bool,
+    ) -> Result<(), StreamError> {
+        self.skip_bom(data, pos)?;
+        // The parser may hold events (an empty element's end) after the
+        // input is used up: ask until it wants more data.
+        while matches!(self.phase, Phase::Header | Phase::Open) {
+            // Never hand the parser more than one byte past the limit, so
+            // what it buffers stays bounded by the limit.
+            let budget = (self.limits.max_stanza_size.saturating_add(1))
+                .saturating_sub(self.unit_size())
+                .max(1);
+            let chunk = &data[*pos..data.len().min(pos.saturating_add(budget))];
+            let mut rest = chunk;
+            let result = self.parser.parse(&mut rest, false);
+            let used = chunk.len() - rest.len();
+            if let Some(sniffer) = &mut self.sniffer {
+                sniffer.feed(&chunk[..used]);
+            }
+            *pos += used;
+            self.consumed += used;
+            let wants_data = match result {
+                Ok(Some(event)) => {
+                    if let Some(stanza) = self.on_event(event, out)? {
+                        let halt = stop(&stanza);
+                        out.push(StreamEvent::Stanza(stanza));
+                        if halt {
+                            return Ok(());
+                        }
+                    }
+                    false
+                }
+                Err(EndOrError::NeedMoreData) if used == 0 && !chunk.is_empty() => {
+                    // rxml always takes a byte when it needs one; never spin.
+                    return Err(StreamError::with_text(
+                        Cond::InternalServerError,
+                        "XML parser made no progress",
+                    ));
+                }
+                // The document ended: only after the root closed, which
+                // stops the loop already.
+                Ok(None) => return Ok(()),
+                Err(EndOrError::NeedMoreData) => true,
+                Err(EndOrError::Error(e)) => return Err(errors::from_rxml(e)),
+            };
+            self.check_size()?;
+            if wants_data && *pos >= data.len() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_size(&self) -> Result<(), StreamError> {
+        if self.unit_size() <= self.limits.max_stanza_size {
+            return Ok(());
+        }
+        let what = if matches!(self.phase, Phase::Header) {
+            "stream header"
+        } else {
+            "stanza"
+        };
+        Err(StreamError::with_text(
+            Cond::PolicyViolation,
+            format!(
+                "XML {what} is too big (limit {} bytes)",
+                self.limits.max_stanza_size
+            ),
+        ))
+    }
+
+    /// Skips a UTF-8 byte order mark at the start of a stream, and refuses
+    /// a stream that starts as UTF-16 or UTF-32 would.
+    fn skip_bom(&mut self, data: &[u8], pos: &mut usize) -> Result<(), StreamError> {
+        while let Some(matched) = self.bom {
+            let Some(&byte) = data.get(*pos) else {
+                return Ok(());
+            };
+            if matched == BOM.len() {
+                self.bom = None;
+            } else if byte == BOM[matched] {
+                self.bom = Some(matched + 1);
+                *pos += 1;
+            } else if matched == 0 && matches!(byte, 0x00 | 0xFE | 0xFF) {
+                // UTF-16 or UTF-32, with or without a byte order mark.
+                return Err(StreamError::with_text(
+                    Cond::UnsupportedEncoding,
+                    "the stream is not UTF-8",
+                ));
+            } else if matched == 0 {
+                self.bom = None;
+            } else {
+                return Err(StreamError::with_text(
+                    Cond::NotWellFormed,
+                    "stray bytes before the stream header",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one parser event; returns a completed depth-1 element.
+    fn on_event(
+        &mut self,
+        event: Event,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<Option<Element>, StreamError> {
+        let len = event.metrics().len();
+        self.accounted += len;
+        self.unit_bytes += len;
+        self.check_size()?;
+        match event {
+            Event::XmlDeclaration(..) => Ok(None),
+            Event::StartElement(_, (ns, name), attrs) => {
+                if matches!(self.phase, Phase::Header) {
+                    self.open(&ns, &name, attrs, out)?;
+                } else if self.stack.len() >= self.limits.max_depth {
+                    return Err(StreamError::with_text(
+                        Cond::PolicyViolation,
+                        format!(
+                            "XML stanza is nested too deeply (limit {} levels)",
+                            self.limits.max_depth
+                        ),
+                    ));
+                } else {
+                    self.stack.push(Element::with_attrs(
+                        name.as_str(),
+                        ns.as_str(),
+                        convert_attrs(attrs),
+                    ));
+                }
+                Ok(None)
+            }
+            Event::Text(_, text) => {
+                match self.stack.last_mut() {
+                    Some(element) => element.append_text(text),
+                    // Between stanzas (whitespace keepalives): ignored, as
+                    // Prosody does with any character data there.
+                    None => self.unit_bytes = 0,
+                }
+                Ok(None)
+            }
+            Event::EndElement(_) => {
+                let Some(mut element) = self.stack.pop() else {
+                    self.phase = Phase::Closed;
+                    out.push(StreamEvent::Close);
+                    return Ok(None);
+                };
+                match self.stack.last_mut() {
+                    Some(parent) => {
+                        parent.push_child(element);
+                        Ok(None)
+                    }
+                    None => {
+                        self.unit_bytes = 0;
+                        if element.get_attr("xml:lang").is_none() {
+                            element.set_attr("xml:lang", Some(self.lang.clone()));
+                        }
+                        Ok(Some(element))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The root element: `<stream>` in the streams namespace.
+    fn open(
+        &mut self,
+        ns: &Namespace<'static>,
+        name: &NcName,
+        attrs: AttrMap,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), StreamError> {
+        if ns.as_str() != NS_STREAMS || name.as_str() != "stream" {
+            // Prosody answers any other root with invalid-namespace.
+            return Err(StreamError::with_text(
+                Cond::InvalidNamespace,
+                format!("the root element must be <stream xmlns='{NS_STREAMS}'>"),
+            ));
+        }
+        let default_ns = self
+            .sniffer
+            .take()
+            .map(|mut s| s.default_ns())
+            .unwrap_or_default();
+        let header = StreamHeader::from_attrs(default_ns, convert_attrs(attrs));
+        if let Some(lang) = &header.lang {
+            self.lang = lang.clone();
+        }
+        self.phase = Phase::Open;
+        self.unit_bytes = 0;
+        out.push(StreamEvent::Open(header));
+        Ok(())
+    }
+}
+
+fn new_parser(limits: &StreamLimits) -> Parser {
+    let mut parser = Parser::with_options(Options {
+        max_token_length: limits.max_stanza_size.clamp(1, MAX_TOKEN),
+        ..Options::default()
+    });
+    // Emit text as it comes: whitespace keepalives are then never held.
+    parser.set_text_buffering(false);
+    parser
+}
+
+/// Attributes named as [`Element`] names them: `local`, `xml:lang`,
+/// `{ns}local`.
+fn convert_attrs(attrs: AttrMap) -> Vec<(String, String)> {
+    attrs
+        .into_iter()
+        .map(|((ns, local), value)| {
+            let name = if ns.is_none() {
+                local.as_str().to_string()
+            } else if ns.as_str() == NS_XML {
+                format!("xml:{}", local.as_str())
+            } else {
+                format!("{{{}}}{}", ns.as_str(), local.as_str())
+            };
+            (name, value)
+        })
+        .collect()
+}
