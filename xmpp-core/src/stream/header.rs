@@ -63,28 +63,28 @@ const WRITTEN: &[&str] = &[
 
 /// The XML declaration and opening tag lilt sends, as Prosody's
 /// `session:open_stream` does: `<?xml version='1.0'?>` then
-/// `<stream:stream>` with `xmlns:stream`, the default namespace, `xml:lang`
-/// (`en` unless given), `id` (empty unless given, as Prosody), `from`, `to`,
-/// `version` (omitted when `None`, for pre-1.0 peers) and `attrs`.
+/// `<stream:stream>` with `from`, `xmlns:stream`, `id` (empty unless given,
+/// as Prosody), `to`, `version` (omitted when `None`, for pre-1.0 peers), the
+/// default namespace, `xml:lang` (`en` unless given) and `attrs`, in the
+/// order Prosody 0.12 writes them.
 pub fn stream_header(header: &StreamHeader) -> String {
     let mut out = String::with_capacity(256);
-    out.push_str("<?xml version='1.0'?><stream:stream xmlns:stream='");
-    out.push_str(NS_STREAMS);
-    out.push('\'');
-    if !header.ns.is_empty() {
-        write_attr(&mut out, "xmlns", &header.ns);
-    }
-    write_attr(&mut out, "xml:lang", header.lang.as_deref().unwrap_or("en"));
-    write_attr(&mut out, "id", header.id.as_deref().unwrap_or(""));
+    out.push_str("<?xml version='1.0'?><stream:stream");
     if let Some(from) = &header.from {
         write_attr(&mut out, "from", from);
     }
+    write_attr(&mut out, "xmlns:stream", NS_STREAMS);
+    write_attr(&mut out, "id", header.id.as_deref().unwrap_or(""));
     if let Some(to) = &header.to {
         write_attr(&mut out, "to", to);
     }
     if let Some(version) = &header.version {
         write_attr(&mut out, "version", version);
     }
+    if !header.ns.is_empty() {
+        write_attr(&mut out, "xmlns", &header.ns);
+    }
+    write_attr(&mut out, "xml:lang", header.lang.as_deref().unwrap_or("en"));
     let mut prefixes = 0;
     for (name, value) in &header.attrs {
         if WRITTEN.contains(&name.as_str()) {

@@ -306,17 +306,10 @@ impl XmlStream {
         if self.unit_size() <= self.limits.max_stanza_size {
             return Ok(());
         }
-        let what = if matches!(self.phase, Phase::Header) {
-            "stream header"
-        } else {
-            "stanza"
-        };
+        // Prosody's words, for the header too.
         Err(StreamError::with_text(
             Cond::PolicyViolation,
-            format!(
-                "XML {what} is too big (limit {} bytes)",
-                self.limits.max_stanza_size
-            ),
+            "XML stanza is too big",
         ))
     }
 

@@ -123,9 +123,9 @@ fn stream_header_is_written_as_prosody_does() {
     };
     assert_eq!(
         stream_header(&h),
-        "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
-         xmlns='jabber:client' xml:lang='en' id='a&apos;b' from='example.com' to='juliet@example.com' \
-         version='1.0' xmlns:db='jabber:server:dialback'>"
+        "<?xml version='1.0'?><stream:stream from='example.com' \
+         xmlns:stream='http://etherx.jabber.org/streams' id='a&apos;b' to='juliet@example.com' \
+         version='1.0' xmlns='jabber:client' xml:lang='en' xmlns:db='jabber:server:dialback'>"
     );
     // What we write, we parse back.
     let mut bytes = stream_header(&h).into_bytes();
@@ -147,7 +147,7 @@ fn stream_header_is_written_as_prosody_does() {
     assert_eq!(
         bare,
         format!(
-            "<?xml version='1.0'?><stream:stream xmlns:stream='{NS_STREAMS}' xml:lang='en' id=''>"
+            "<?xml version='1.0'?><stream:stream xmlns:stream='{NS_STREAMS}' id='' xml:lang='en'>"
         )
     );
 }
