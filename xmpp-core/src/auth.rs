@@ -28,10 +28,16 @@ pub struct SaslFailure {
 
 impl SaslFailure {
     pub fn new(condition: &'static str) -> SaslFailure {
-        SaslFailure { condition, text: None }
+        SaslFailure {
+            condition,
+            text: None,
+        }
     }
     pub fn with_text(condition: &'static str, text: impl Into<String>) -> SaslFailure {
-        SaslFailure { condition, text: Some(text.into()) }
+        SaslFailure {
+            condition,
+            text: Some(text.into()),
+        }
     }
 }
 
@@ -42,7 +48,10 @@ pub enum SaslStep {
     Challenge(Vec<u8>),
     /// Authenticated as `username` (a nodeprepped localpart); `additional`
     /// goes into `<success/>` (SCRAM's server-final message).
-    Success { username: String, additional: Option<Vec<u8>> },
+    Success {
+        username: String,
+        additional: Option<Vec<u8>>,
+    },
     Failure(SaslFailure),
 }
 
@@ -59,7 +68,11 @@ pub trait AuthProvider: Send + Sync {
     /// Mechanisms to offer on a stream in this state, in preference order.
     fn sasl_mechanisms(&self, ctx: &SaslContext) -> Vec<String>;
     /// Starts an exchange; fails with `invalid-mechanism` for one not offered.
-    fn sasl_start(&self, mechanism: &str, ctx: &SaslContext) -> Result<Box<dyn SaslExchange>, SaslFailure>;
+    fn sasl_start(
+        &self,
+        mechanism: &str,
+        ctx: &SaslContext,
+    ) -> Result<Box<dyn SaslExchange>, SaslFailure>;
     /// Does this account exist?
     fn user_exists(&self, username: &str) -> StorageResult<bool>;
 }

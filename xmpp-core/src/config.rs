@@ -103,7 +103,11 @@ impl ServerConfig {
     /// `config.resolve_relative_path`.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
         let path = PathBuf::from(p);
-        if path.is_absolute() { path } else { self.base_dir().join(path) }
+        if path.is_absolute() {
+            path
+        } else {
+            self.base_dir().join(path)
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Stream errors (RFC 6120 §4.9) and stanza errors (RFC 6120 §8.3).
 
-use crate::stanza::{Element, NS_STANZAS, NS_STREAMS, NS_STREAM_ERRORS};
+use crate::stanza::{Element, NS_STANZAS, NS_STREAM_ERRORS, NS_STREAMS};
 
 /// A stream-level error condition; sending one closes the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,14 +75,21 @@ pub struct StreamError {
 
 impl StreamError {
     pub fn new(condition: StreamErrorCondition) -> StreamError {
-        StreamError { condition, text: None }
+        StreamError {
+            condition,
+            text: None,
+        }
     }
     pub fn with_text(condition: StreamErrorCondition, text: impl Into<String>) -> StreamError {
-        StreamError { condition, text: Some(text.into()) }
+        StreamError {
+            condition,
+            text: Some(text.into()),
+        }
     }
     /// `<stream:error>` as an element in the streams namespace.
     pub fn to_element(&self) -> Element {
-        let mut e = Element::new("error", NS_STREAMS).child(Element::new(self.condition.as_str(), NS_STREAM_ERRORS));
+        let mut e = Element::new("error", NS_STREAMS)
+            .child(Element::new(self.condition.as_str(), NS_STREAM_ERRORS));
         if let Some(t) = &self.text {
             e.push_child(Element::new("text", NS_STREAM_ERRORS).text(t.clone()));
         }
@@ -90,9 +97,15 @@ impl StreamError {
     }
     /// Serialised as written inside a stream (`stream:` prefix bound).
     pub fn to_xml(&self) -> String {
-        let mut s = format!("<stream:error><{} xmlns='{NS_STREAM_ERRORS}'/>", self.condition.as_str());
+        let mut s = format!(
+            "<stream:error><{} xmlns='{NS_STREAM_ERRORS}'/>",
+            self.condition.as_str()
+        );
         if let Some(t) = &self.text {
-            s.push_str(&format!("<text xmlns='{NS_STREAM_ERRORS}'>{}</text>", crate::stanza::escape(t)));
+            s.push_str(&format!(
+                "<text xmlns='{NS_STREAM_ERRORS}'>{}</text>",
+                crate::stanza::escape(t)
+            ));
         }
         s.push_str("</stream:error>");
         s
@@ -133,7 +146,11 @@ pub struct StanzaError {
 
 impl StanzaError {
     pub fn new(type_: ErrorType, condition: &'static str) -> StanzaError {
-        StanzaError { type_, condition, text: None }
+        StanzaError {
+            type_,
+            condition,
+            text: None,
+        }
     }
     pub fn with_text(mut self, text: impl Into<String>) -> StanzaError {
         self.text = Some(text.into());

@@ -61,7 +61,9 @@ impl Event {
     /// The stanza, which every stanza event has.
     pub fn stanza(&self) -> &Element {
         static EMPTY: std::sync::OnceLock<Element> = std::sync::OnceLock::new();
-        self.stanza.as_ref().unwrap_or_else(|| EMPTY.get_or_init(|| Element::new("none", "")))
+        self.stanza
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(|| Element::new("none", "")))
     }
     /// Replies to the origin with `stanza` (Prosody's `origin.send`).
     pub fn reply(&self, stanza: Element) {
@@ -97,17 +99,30 @@ impl EventBus {
     }
 
     /// Registers `handler` for `name` at `priority` (Prosody's default is 0).
-    pub fn hook(&self, name: &str, priority: i32, handler: impl Fn(&mut Event) -> bool + Send + Sync + 'static) -> HookId {
+    pub fn hook(
+        &self,
+        name: &str,
+        priority: i32,
+        handler: impl Fn(&mut Event) -> bool + Send + Sync + 'static,
+    ) -> HookId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut map = self.handlers.write().unwrap_or_else(|e| e.into_inner());
         let list = map.entry(name.to_string()).or_default();
         let mut new: Vec<Registered> = list
             .iter()
-            .map(|r| Registered { id: r.id, priority: r.priority, handler: r.handler.clone() })
+            .map(|r| Registered {
+                id: r.id,
+                priority: r.priority,
+                handler: r.handler.clone(),
+            })
             .collect();
-        new.push(Registered { id, priority, handler: Arc::new(handler) });
+        new.push(Registered {
+            id,
+            priority,
+            handler: Arc::new(handler),
+        });
         // Stable sort: highest priority first, registration order within a priority.
-        new.sort_by(|a, b| b.priority.cmp(&a.priority));
+        new.sort_by_key(|r| std::cmp::Reverse(r.priority));
         *list = Arc::new(new);
         HookId(id)
     }
@@ -120,7 +135,11 @@ impl EventBus {
                 let new: Vec<Registered> = list
                     .iter()
                     .filter(|r| r.id != id.0)
-                    .map(|r| Registered { id: r.id, priority: r.priority, handler: r.handler.clone() })
+                    .map(|r| Registered {
+                        id: r.id,
+                        priority: r.priority,
+                        handler: r.handler.clone(),
+                    })
                     .collect();
                 *list = Arc::new(new);
             }
@@ -166,7 +185,12 @@ mod tests {
         let server = Server::for_tests();
         let bus = EventBus::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        for (p, tag, stop) in [(0, "a", false), (10, "b", false), (5, "c", true), (0, "d", false)] {
+        for (p, tag, stop) in [
+            (0, "a", false),
+            (10, "b", false),
+            (5, "c", true),
+            (0, "d", false),
+        ] {
             let seen = seen.clone();
             bus.hook("ev", p, move |_| {
                 seen.lock().unwrap().push(tag);

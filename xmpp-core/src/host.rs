@@ -9,7 +9,9 @@ use crate::auth::AuthProvider;
 use crate::config::{HostKind, OptionError, ServerConfig};
 use crate::hooks::EventBus;
 use crate::session::Session;
-use crate::storage::{ArchiveStore, KeyValueStore, MapStore, StorageDriver, StorageError, StorageResult};
+use crate::storage::{
+    ArchiveStore, KeyValueStore, MapStore, StorageDriver, StorageError, StorageResult,
+};
 use crate::value::Value;
 
 /// The storage drivers known to the server, by name.
@@ -20,10 +22,17 @@ pub struct StorageDrivers {
 
 impl StorageDrivers {
     pub fn register(&self, driver: Arc<dyn StorageDriver>) {
-        self.drivers.lock().unwrap_or_else(|e| e.into_inner()).insert(driver.name().to_string(), driver);
+        self.drivers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(driver.name().to_string(), driver);
     }
     pub fn get(&self, name: &str) -> Option<Arc<dyn StorageDriver>> {
-        self.drivers.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.drivers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 }
 
@@ -44,7 +53,12 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(name: &str, kind: HostKind, config: Arc<ServerConfig>, drivers: Arc<StorageDrivers>) -> Host {
+    pub fn new(
+        name: &str,
+        kind: HostKind,
+        config: Arc<ServerConfig>,
+        drivers: Arc<StorageDrivers>,
+    ) -> Host {
         Host {
             name: name.to_string(),
             kind,
@@ -62,7 +76,9 @@ impl Host {
     /// first use (Prosody's fields on `hosts[host]`, such as `roster_cache`).
     pub fn extension<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
         let mut map = self.extensions.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(TypeId::of::<T>()).or_insert_with(|| Arc::new(T::default()));
+        let entry = map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()));
         match entry.clone().downcast::<T>() {
             Ok(v) => v,
             Err(_) => {
@@ -94,33 +110,59 @@ impl Host {
     pub fn option_bool(&self, name: &str, default: bool) -> Result<bool, OptionError> {
         match self.option(name) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| self.option_error(name, format!("must be true or false, not a {}", v.type_name()))),
+            Some(v) => v.as_bool().ok_or_else(|| {
+                self.option_error(
+                    name,
+                    format!("must be true or false, not a {}", v.type_name()),
+                )
+            }),
         }
     }
     /// A number option, accepting Lua floats with no fraction.
     pub fn option_i64(&self, name: &str, default: i64) -> Result<i64, OptionError> {
         match self.option(name) {
             None => Ok(default),
-            Some(v) => v.as_i64().ok_or_else(|| self.option_error(name, format!("must be a whole number, not a {}", v.type_name()))),
+            Some(v) => v.as_i64().ok_or_else(|| {
+                self.option_error(
+                    name,
+                    format!("must be a whole number, not a {}", v.type_name()),
+                )
+            }),
         }
     }
     pub fn option_list(&self, name: &str) -> Vec<String> {
-        self.option(name).and_then(Value::as_string_list).unwrap_or_default()
+        self.option(name)
+            .and_then(Value::as_string_list)
+            .unwrap_or_default()
     }
     pub fn option_error(&self, name: &str, problem: String) -> OptionError {
-        OptionError { option: name.to_string(), defined_at: self.config.source_of(Some(&self.name), name).cloned(), problem }
+        OptionError {
+            option: name.to_string(),
+            defined_at: self.config.source_of(Some(&self.name), name).cloned(),
+            problem,
+        }
     }
 
     // -- modules ----------------------------------------------------------------
 
     pub fn mark_module_loaded(&self, name: &str) {
-        self.modules.lock().unwrap_or_else(|e| e.into_inner()).push(name.to_string());
+        self.modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.to_string());
     }
     pub fn has_module(&self, name: &str) -> bool {
-        self.modules.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|m| m == name)
+        self.modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|m| m == name)
     }
     pub fn loaded_modules(&self) -> Vec<String> {
-        self.modules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     // -- authentication -------------------------------------------------------------
@@ -149,19 +191,32 @@ impl Host {
     /// `storage` as a string applies to every store; as a table, its entry
     /// for the store, else `default_storage`, else `internal`.
     pub fn storage_driver_name(&self, store: &str) -> String {
-        let default = || self.option_str("default_storage").unwrap_or("internal").to_string();
+        let default = || {
+            self.option_str("default_storage")
+                .unwrap_or("internal")
+                .to_string()
+        };
         match self.option("storage") {
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Table(t)) => t.get(store).and_then(Value::as_str).map(str::to_string).unwrap_or_else(default),
+            Some(Value::Table(t)) => t
+                .get(store)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(default),
             _ => default(),
         }
     }
     fn driver_for(&self, store: &str) -> StorageResult<Arc<dyn StorageDriver>> {
         let name = self.storage_driver_name(store);
-        self.drivers.get(&name).ok_or_else(|| StorageError::Unavailable {
-            driver: name.clone(),
-            reason: format!("no storage driver named {name:?} (store {store:?} on host {})", self.name),
-        })
+        self.drivers
+            .get(&name)
+            .ok_or_else(|| StorageError::Unavailable {
+                driver: name.clone(),
+                reason: format!(
+                    "no storage driver named {name:?} (store {store:?} on host {})",
+                    self.name
+                ),
+            })
     }
     pub fn open_keyval(&self, store: &str) -> StorageResult<Arc<dyn KeyValueStore>> {
         self.driver_for(store)?.open_keyval(&self.name, store)
@@ -184,7 +239,10 @@ impl Host {
         }
         let default = match self.option("storage") {
             Some(Value::String(s)) => s.clone(),
-            _ => self.option_str("default_storage").unwrap_or("internal").to_string(),
+            _ => self
+                .option_str("default_storage")
+                .unwrap_or("internal")
+                .to_string(),
         };
         names.push(default);
         let mut done: Vec<String> = Vec::new();
@@ -192,14 +250,24 @@ impl Host {
             if done.contains(&name) {
                 continue;
             }
-            let driver = self.drivers.get(&name).ok_or_else(|| StorageError::Unavailable {
-                driver: name.clone(),
-                reason: format!("no storage driver named {name:?} to purge {user}@{}", self.name),
-            })?;
+            let driver = self
+                .drivers
+                .get(&name)
+                .ok_or_else(|| StorageError::Unavailable {
+                    driver: name.clone(),
+                    reason: format!(
+                        "no storage driver named {name:?} to purge {user}@{}",
+                        self.name
+                    ),
+                })?;
             driver.purge_user(&self.name, user)?;
             done.push(name);
         }
-        if let Some(internal) = self.drivers.get("internal").filter(|_| !done.iter().any(|n| n == "internal")) {
+        if let Some(internal) = self
+            .drivers
+            .get("internal")
+            .filter(|_| !done.iter().any(|n| n == "internal"))
+        {
             internal.purge_user(&self.name, user)?;
         }
         Ok(())

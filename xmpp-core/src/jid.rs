@@ -45,7 +45,11 @@ impl Jid {
     }
 
     /// Builds a JID from parts, normalising each one.
-    pub fn from_parts(node: Option<&str>, domain: &str, resource: Option<&str>) -> Result<Jid, JidError> {
+    pub fn from_parts(
+        node: Option<&str>,
+        domain: &str,
+        resource: Option<&str>,
+    ) -> Result<Jid, JidError> {
         let mut s = String::new();
         if let Some(n) = node {
             s.push_str(n);
@@ -85,7 +89,11 @@ impl Jid {
     }
     /// The bare JID (`node@domain`).
     pub fn to_bare(&self) -> Jid {
-        Jid { node: self.node.clone(), domain: self.domain.clone(), resource: None }
+        Jid {
+            node: self.node.clone(),
+            domain: self.domain.clone(),
+            resource: None,
+        }
     }
     /// This JID with another resource (already valid: it is normalised here).
     pub fn with_resource(&self, resource: &str) -> Result<Jid, JidError> {
@@ -127,7 +135,10 @@ pub fn nameprep(host: &str) -> Result<String, JidError> {
 /// Nodeprep a username (for account names given on the command line).
 pub fn nodeprep(user: &str) -> Result<String, JidError> {
     let j = Jid::from_parts(Some(user), "example.invalid", None)?;
-    j.node().map(str::to_string).ok_or_else(|| JidError { input: user.into(), reason: "empty node".into() })
+    j.node().map(str::to_string).ok_or_else(|| JidError {
+        input: user.into(),
+        reason: "empty node".into(),
+    })
 }
 
 #[cfg(test)]

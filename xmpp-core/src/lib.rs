@@ -10,6 +10,7 @@
 //! modules see it), then [`c2s`] (a client connection end to end).
 
 pub mod auth;
+pub mod c2s;
 pub mod config;
 pub mod error;
 pub mod hooks;
@@ -21,6 +22,7 @@ pub mod session;
 pub mod stanza;
 pub mod storage;
 pub mod stream;
+pub mod tls;
 pub mod value;
 
 pub use config::{HostConfig, HostKind, ServerConfig};

@@ -28,20 +28,23 @@ pub fn is_reply_type(stanza: &Element) -> bool {
 impl Server {
     /// `core_process_stanza`: a stanza arrived on `origin`'s stream.
     pub fn process_stanza(self: &Arc<Self>, origin: &Arc<Session>, mut stanza: Element) {
-        if stanza.name() == "iq" {
-            if let Err(e) = check_iq(&stanza) {
-                if !is_reply_type(&stanza) {
-                    origin.send(e.reply_to(&stanza));
-                }
-                return;
+        if stanza.name() == "iq"
+            && let Err(e) = check_iq(&stanza)
+        {
+            if !is_reply_type(&stanza) {
+                origin.send(e.reply_to(&stanza));
             }
+            return;
         }
         if origin.kind == SessionKind::C2s {
             match origin.full_jid() {
                 Some(jid) => stanza.set_attr("from", Some(jid.to_string())),
                 None => {
                     if !is_reply_type(&stanza) {
-                        origin.send(StanzaError::new(crate::error::ErrorType::Auth, "not-authorized").reply_to(&stanza));
+                        origin.send(
+                            StanzaError::new(crate::error::ErrorType::Auth, "not-authorized")
+                                .reply_to(&stanza),
+                        );
                     }
                     return;
                 }
@@ -51,7 +54,8 @@ impl Server {
                 Ok(j) => stanza.set_attr("from", Some(j.to_string())),
                 Err(_) => {
                     if !is_reply_type(&stanza) {
-                        let e = StanzaError::jid_malformed().with_text(format!("The source address is invalid: {from}"));
+                        let e = StanzaError::jid_malformed()
+                            .with_text(format!("The source address is invalid: {from}"));
                         origin.send(e.reply_to(&stanza));
                     }
                     return;
@@ -64,7 +68,8 @@ impl Server {
                 Err(_) => {
                     tracing::debug!(session = %origin.id, "stanza with invalid destination {to:?}");
                     if !is_reply_type(&stanza) {
-                        let e = StanzaError::jid_malformed().with_text(format!("The destination address is invalid: {to}"));
+                        let e = StanzaError::jid_malformed()
+                            .with_text(format!("The destination address is invalid: {to}"));
                         origin.send(e.reply_to(&stanza));
                     }
                     return;
@@ -77,7 +82,12 @@ impl Server {
 
     /// `core_post_stanza`: delivers a checked stanza to the hooks of its
     /// target host. `preevents` fires `pre-*` events on the sender's host.
-    pub fn post_stanza(self: &Arc<Self>, origin: &Arc<Session>, mut stanza: Element, preevents: bool) {
+    pub fn post_stanza(
+        self: &Arc<Self>,
+        origin: &Arc<Session>,
+        mut stanza: Element,
+        preevents: bool,
+    ) {
         let to = match stanza.to().map(Jid::parse) {
             Some(Ok(j)) => Some(j),
             Some(Err(_)) => {
@@ -111,19 +121,23 @@ impl Server {
         let mut event = Event::new(self, "").with_origin(origin).with_stanza(stanza);
         event.to_self = to_self;
 
-        if preevents {
-            if let Some(h) = self.host(&origin.host) {
-                if self.fire_on_host(&h, &format!("pre-{name}{to_type}"), &mut event) {
-                    return;
-                }
-            }
+        if preevents
+            && let Some(h) = self.host(&origin.host)
+            && self.fire_on_host(&h, &format!("pre-{name}{to_type}"), &mut event)
+        {
+            return;
         }
         let target_host = match &to {
-            Some(j) => self.host(&j.to_bare().to_string()).or_else(|| self.host(j.domain())),
+            Some(j) => self
+                .host(&j.to_bare().to_string())
+                .or_else(|| self.host(j.domain())),
             None => self.host(&origin.host),
         };
         let Some(h) = target_host else {
-            let stanza = event.stanza.take().unwrap_or_else(|| Element::new(name, ""));
+            let stanza = event
+                .stanza
+                .take()
+                .unwrap_or_else(|| Element::new(name, ""));
             self.route_remote(origin, stanza);
             return;
         };
@@ -140,14 +154,21 @@ impl Server {
 
     /// What Prosody does with a stanza no module took: IQ get/set and
     /// other non-reply stanzas get `service-unavailable`.
-    pub fn handle_unhandled_stanza(self: &Arc<Self>, host: &Arc<Host>, origin: &Arc<Session>, stanza: Element) {
+    pub fn handle_unhandled_stanza(
+        self: &Arc<Self>,
+        host: &Arc<Host>,
+        origin: &Arc<Session>,
+        stanza: Element,
+    ) {
         if stanza.name() == "iq" && !matches!(stanza.type_(), Some("get") | Some("set")) {
             tracing::debug!(host = %host.name, "discarding unhandled iq of type {:?}", stanza.type_());
             return;
         }
         if !stanza.is_stanza() {
             tracing::warn!(host = %host.name, "unhandled stream element <{} xmlns='{}'>", stanza.name(), stanza.ns());
-            origin.close(Some(StreamError::new(StreamErrorCondition::UnsupportedStanzaType)));
+            origin.close(Some(StreamError::new(
+                StreamErrorCondition::UnsupportedStanzaType,
+            )));
             return;
         }
         tracing::debug!(host = %host.name, "unhandled {} stanza to {:?}", stanza.name(), stanza.to());
@@ -157,7 +178,12 @@ impl Server {
     }
 
     /// Sends an error reply for `stanza` back to where it came from.
-    pub fn reply_error(self: &Arc<Self>, origin: &Arc<Session>, stanza: &Element, error: StanzaError) {
+    pub fn reply_error(
+        self: &Arc<Self>,
+        origin: &Arc<Session>,
+        stanza: &Element,
+        error: StanzaError,
+    ) {
         if is_reply_type(stanza) {
             return;
         }
@@ -173,7 +199,9 @@ impl Server {
     /// `core_route_stanza` for a non-local target: `route/remote`, and
     /// without s2s Prosody's "not enabled" error.
     pub fn route_remote(self: &Arc<Self>, origin: &Arc<Session>, stanza: Element) {
-        let Some(h) = self.host(&origin.host) else { return };
+        let Some(h) = self.host(&origin.host) else {
+            return;
+        };
         let mut event = Event::new(self, "").with_origin(origin).with_stanza(stanza);
         if self.fire_on_host(&h, "route/remote", &mut event) {
             return;
@@ -182,7 +210,8 @@ impl Server {
             if is_reply_type(&stanza) {
                 return;
             }
-            let e = StanzaError::not_allowed().with_text("Communication with remote domains is not enabled");
+            let e = StanzaError::not_allowed()
+                .with_text("Communication with remote domains is not enabled");
             let mut reply = e.reply_to(&stanza);
             if reply.from().is_none() {
                 reply.set_attr("from", Some(origin.host.clone()));
@@ -203,7 +232,11 @@ impl Server {
     fn send_from_host_session(self: &Arc<Self>, origin: &Arc<Session>, stanza: Element) {
         // Errors to a host about its own stanzas end here, as in Prosody.
         if stanza.to().is_some_and(|t| t == origin.host) || stanza.to().is_none() {
-            tracing::debug!("dropping error addressed to host {}: {}", origin.host, stanza.to_xml());
+            tracing::debug!(
+                "dropping error addressed to host {}: {}",
+                origin.host,
+                stanza.to_xml()
+            );
             return;
         }
         self.post_stanza(origin, stanza, false);
@@ -226,7 +259,8 @@ fn check_iq(stanza: &Element) -> Result<(), StanzaError> {
     match stanza.type_() {
         Some("get") | Some("set") => {
             if stanza.children().count() != 1 {
-                return Err(StanzaError::bad_request().with_text("Incorrect number of children for IQ stanza"));
+                return Err(StanzaError::bad_request()
+                    .with_text("Incorrect number of children for IQ stanza"));
             }
         }
         Some("result") | Some("error") => {}
@@ -242,7 +276,11 @@ mod tests {
     use crate::stanza::NS_CLIENT;
     use tokio::sync::mpsc;
 
-    fn bound_session(server: &Arc<Server>, user: &str, res: &str) -> (Arc<Session>, mpsc::UnboundedReceiver<Outbound>) {
+    fn bound_session(
+        server: &Arc<Server>,
+        user: &str,
+        res: &str,
+    ) -> (Arc<Session>, mpsc::UnboundedReceiver<Outbound>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let s = Arc::new(Session::new(SessionKind::C2s, "localhost", None, tx));
         let jid = Jid::from_parts(Some(user), "localhost", Some(res)).unwrap();
@@ -267,25 +305,50 @@ mod tests {
     fn unhandled_iq_gets_service_unavailable() {
         let server = Server::for_tests();
         let (a, mut rx) = bound_session(&server, "a", "r");
-        let iq = Element::new("iq", NS_CLIENT).attr("type", "get").attr("id", "1").child(Element::new("q", "urn:x"));
+        let iq = Element::new("iq", NS_CLIENT)
+            .attr("type", "get")
+            .attr("id", "1")
+            .child(Element::new("q", "urn:x"));
         server.process_stanza(&a, iq);
         let reply = next_stanza(&mut rx);
         assert_eq!(reply.type_(), Some("error"));
-        assert!(reply.get_child("error", NS_CLIENT).unwrap().get_child("service-unavailable", crate::stanza::NS_STANZAS).is_some());
+        assert!(
+            reply
+                .get_child("error", NS_CLIENT)
+                .unwrap()
+                .get_child("service-unavailable", crate::stanza::NS_STANZAS)
+                .is_some()
+        );
     }
 
     #[test]
     fn malformed_to_gets_jid_malformed_and_bad_iq_bad_request() {
         let server = Server::for_tests();
         let (a, mut rx) = bound_session(&server, "a", "r");
-        let m = Element::new("message", NS_CLIENT).attr("to", "@@bad").attr("id", "m1");
+        let m = Element::new("message", NS_CLIENT)
+            .attr("to", "@@bad")
+            .attr("id", "m1");
         server.process_stanza(&a, m);
         let reply = next_stanza(&mut rx);
-        assert!(reply.get_child("error", NS_CLIENT).unwrap().get_child("jid-malformed", crate::stanza::NS_STANZAS).is_some());
-        let iq = Element::new("iq", NS_CLIENT).attr("type", "get").attr("id", "2");
+        assert!(
+            reply
+                .get_child("error", NS_CLIENT)
+                .unwrap()
+                .get_child("jid-malformed", crate::stanza::NS_STANZAS)
+                .is_some()
+        );
+        let iq = Element::new("iq", NS_CLIENT)
+            .attr("type", "get")
+            .attr("id", "2");
         server.process_stanza(&a, iq);
         let reply = next_stanza(&mut rx);
-        assert!(reply.get_child("error", NS_CLIENT).unwrap().get_child("bad-request", crate::stanza::NS_STANZAS).is_some());
+        assert!(
+            reply
+                .get_child("error", NS_CLIENT)
+                .unwrap()
+                .get_child("bad-request", crate::stanza::NS_STANZAS)
+                .is_some()
+        );
     }
 
     #[test]
@@ -294,20 +357,37 @@ mod tests {
         let (a, _rx) = bound_session(&server, "a", "r");
         let host = server.host("localhost").unwrap();
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        for ev in ["pre-message/bare", "message/bare", "message/full", "message/host"] {
+        for ev in [
+            "pre-message/bare",
+            "message/bare",
+            "message/full",
+            "message/host",
+        ] {
             let seen = seen.clone();
             host.events.hook(ev, 0, move |e| {
-                seen.lock().unwrap().push((e.name.clone(), e.stanza().from().unwrap_or("").to_string()));
+                seen.lock()
+                    .unwrap()
+                    .push((e.name.clone(), e.stanza().from().unwrap_or("").to_string()));
                 e.name.starts_with("message/")
             });
         }
         for to in ["b@localhost", "b@localhost/x", "localhost"] {
-            let m = Element::new("message", NS_CLIENT).attr("to", to).attr("from", "spoof@evil");
+            let m = Element::new("message", NS_CLIENT)
+                .attr("to", to)
+                .attr("from", "spoof@evil");
             server.process_stanza(&a, m);
         }
         let seen = seen.lock().unwrap();
         let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["pre-message/bare", "message/bare", "message/full", "message/host"]);
+        assert_eq!(
+            names,
+            [
+                "pre-message/bare",
+                "message/bare",
+                "message/full",
+                "message/host"
+            ]
+        );
         assert!(seen.iter().all(|(_, f)| f == "a@localhost/r"));
     }
 
@@ -315,9 +395,17 @@ mod tests {
     fn remote_targets_are_refused_without_s2s() {
         let server = Server::for_tests();
         let (a, mut rx) = bound_session(&server, "a", "r");
-        let m = Element::new("message", NS_CLIENT).attr("to", "x@remote.example").attr("id", "z");
+        let m = Element::new("message", NS_CLIENT)
+            .attr("to", "x@remote.example")
+            .attr("id", "z");
         server.process_stanza(&a, m);
         let reply = next_stanza(&mut rx);
-        assert!(reply.get_child("error", NS_CLIENT).unwrap().get_child("not-allowed", crate::stanza::NS_STANZAS).is_some());
+        assert!(
+            reply
+                .get_child("error", NS_CLIENT)
+                .unwrap()
+                .get_child("not-allowed", crate::stanza::NS_STANZAS)
+                .is_some()
+        );
     }
 }

@@ -22,7 +22,10 @@ impl Clock {
     /// Unix time in seconds.
     pub fn now(&self) -> f64 {
         match self {
-            Clock::System => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
             Clock::Fixed(t) => *t,
         }
     }
@@ -48,7 +51,17 @@ impl Server {
         let hosts = config
             .hosts
             .iter()
-            .map(|h| (h.name.clone(), Arc::new(Host::new(&h.name, h.kind.clone(), config.clone(), storage.clone()))))
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    Arc::new(Host::new(
+                        &h.name,
+                        h.kind.clone(),
+                        config.clone(),
+                        storage.clone(),
+                    )),
+                )
+            })
             .collect();
         Arc::new(Server {
             config,
@@ -74,15 +87,28 @@ impl Server {
     }
 
     pub fn host(&self, name: &str) -> Option<Arc<Host>> {
-        self.hosts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.hosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
     pub fn hosts(&self) -> Vec<Arc<Host>> {
-        let mut v: Vec<_> = self.hosts.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .hosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
     pub fn is_local_host(&self, name: &str) -> bool {
-        self.hosts.read().unwrap_or_else(|e| e.into_inner()).contains_key(name)
+        self.hosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
     }
 
     /// Fires an event on the global bus.

@@ -81,7 +81,12 @@ pub fn new_session_id(prefix: &str) -> String {
 
 impl Session {
     /// A session whose outbound queue is `tx`.
-    pub fn new(kind: SessionKind, host: &str, peer: Option<SocketAddr>, tx: mpsc::UnboundedSender<Outbound>) -> Session {
+    pub fn new(
+        kind: SessionKind,
+        host: &str,
+        peer: Option<SocketAddr>,
+        tx: mpsc::UnboundedSender<Outbound>,
+    ) -> Session {
         Session {
             id: new_session_id(match kind {
                 SessionKind::Component => "comp",
@@ -192,22 +197,39 @@ impl SessionRegistry {
 
     /// The session bound to a full JID.
     pub fn get_full(&self, jid: &Jid) -> Option<Arc<Session>> {
-        self.full.read().unwrap_or_else(|e| e.into_inner()).get(jid).cloned()
+        self.full
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(jid)
+            .cloned()
     }
 
     /// All bound sessions of an account (bare JID), available or not.
     pub fn resources(&self, bare: &Jid) -> Vec<Arc<Session>> {
-        self.bare.read().unwrap_or_else(|e| e.into_inner()).get(&bare.to_bare()).cloned().unwrap_or_default()
+        self.bare
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&bare.to_bare())
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Sessions of an account that sent available presence.
     pub fn available_resources(&self, bare: &Jid) -> Vec<Arc<Session>> {
-        self.resources(bare).into_iter().filter(|s| s.is_available()).collect()
+        self.resources(bare)
+            .into_iter()
+            .filter(|s| s.is_available())
+            .collect()
     }
 
     /// Every bound session (for shutdown and statistics).
     pub fn all(&self) -> Vec<Arc<Session>> {
-        self.full.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.full
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn full_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Jid, Arc<Session>>> {

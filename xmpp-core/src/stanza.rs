@@ -40,14 +40,28 @@ pub struct Element {
 impl Element {
     /// A new empty element `<name xmlns='ns'/>`.
     pub fn new(name: impl Into<String>, ns: impl Into<String>) -> Element {
-        Element { name: name.into(), ns: ns.into(), attrs: Vec::new(), children: Vec::new() }
+        Element {
+            name: name.into(),
+            ns: ns.into(),
+            attrs: Vec::new(),
+            children: Vec::new(),
+        }
     }
 
     /// An element with these attributes, in this order, taken as they are:
     /// the caller (a parser) guarantees the names are unique. Unlike
     /// repeated [`Element::attr`], this does not search per attribute.
-    pub fn with_attrs(name: impl Into<String>, ns: impl Into<String>, attrs: Vec<(String, String)>) -> Element {
-        Element { name: name.into(), ns: ns.into(), attrs, children: Vec::new() }
+    pub fn with_attrs(
+        name: impl Into<String>,
+        ns: impl Into<String>,
+        attrs: Vec<(String, String)>,
+    ) -> Element {
+        Element {
+            name: name.into(),
+            ns: ns.into(),
+            attrs,
+            children: Vec::new(),
+        }
     }
 
     /// Builder: sets an attribute.
@@ -97,7 +111,10 @@ impl Element {
     }
 
     pub fn get_attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     /// Sets (Some) or removes (None) an attribute, keeping its position.
     pub fn set_attr(&mut self, name: &str, value: Option<String>) {
@@ -160,7 +177,8 @@ impl Element {
     }
     /// Removes the children that match `pred` (Prosody's `maptags` returning nil).
     pub fn remove_children(&mut self, mut pred: impl FnMut(&Element) -> bool) {
-        self.children.retain(|n| !matches!(n, Node::Element(e) if pred(e)));
+        self.children
+            .retain(|n| !matches!(n, Node::Element(e) if pred(e)));
     }
     /// All character data directly inside this element.
     pub fn text_content(&self) -> String {
@@ -312,7 +330,11 @@ mod tests {
 
     #[test]
     fn reply_swaps_addresses() {
-        let e = Element::new("iq", NS_CLIENT).attr("type", "get").attr("id", "1").attr("from", "a@b/c").attr("to", "b");
+        let e = Element::new("iq", NS_CLIENT)
+            .attr("type", "get")
+            .attr("id", "1")
+            .attr("from", "a@b/c")
+            .attr("to", "b");
         let r = e.reply();
         assert_eq!(r.to(), Some("a@b/c"));
         assert_eq!(r.from(), Some("b"));
@@ -321,7 +343,12 @@ mod tests {
 
     #[test]
     fn namespaced_attributes_get_a_prefix() {
-        let e = Element::new("x", "urn:a").attr("{urn:b}k", "v").attr("xml:lang", "en");
-        assert_eq!(e.to_xml_in("urn:a"), "<x xmlns:ns0='urn:b' ns0:k='v' xml:lang='en'/>");
+        let e = Element::new("x", "urn:a")
+            .attr("{urn:b}k", "v")
+            .attr("xml:lang", "en");
+        assert_eq!(
+            e.to_xml_in("urn:a"),
+            "<x xmlns:ns0='urn:b' ns0:k='v' xml:lang='en'/>"
+        );
     }
 }

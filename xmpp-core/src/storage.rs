@@ -76,7 +76,13 @@ pub struct ArchiveQuery {
 /// An ordered log of stanzas per user.
 pub trait ArchiveStore: Send + Sync {
     /// Appends; returns the new item's key.
-    fn append(&self, user: Option<&str>, stanza: &Element, when: f64, with: &str) -> StorageResult<String>;
+    fn append(
+        &self,
+        user: Option<&str>,
+        stanza: &Element,
+        when: f64,
+        with: &str,
+    ) -> StorageResult<String>;
     fn find(&self, user: Option<&str>, query: &ArchiveQuery) -> StorageResult<Vec<ArchiveItem>>;
     /// Deletes what matches; returns how many went.
     fn delete(&self, user: Option<&str>, query: &ArchiveQuery) -> StorageResult<usize>;
@@ -100,15 +106,15 @@ pub fn filter_archive(items: &[ArchiveItem], q: &ArchiveQuery) -> Vec<ArchiveIte
         .filter(|i| q.end.is_none_or(|e| i.when <= e))
         .filter(|i| q.with.as_deref().is_none_or(|w| i.with == w))
         .collect();
-    if let Some(after) = &q.after {
-        if let Some(pos) = selected.iter().position(|i| &i.key == after) {
-            selected.drain(..=pos);
-        }
+    if let Some(after) = &q.after
+        && let Some(pos) = selected.iter().position(|i| &i.key == after)
+    {
+        selected.drain(..=pos);
     }
-    if let Some(before) = &q.before {
-        if let Some(pos) = selected.iter().position(|i| &i.key == before) {
-            selected.truncate(pos);
-        }
+    if let Some(before) = &q.before
+        && let Some(pos) = selected.iter().position(|i| &i.key == before)
+    {
+        selected.truncate(pos);
     }
     if q.reverse {
         selected.reverse();

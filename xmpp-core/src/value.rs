@@ -91,7 +91,11 @@ impl Value {
         match self {
             Value::String(s) => Some(vec![s.clone()]),
             Value::Table(t) => {
-                let mut out: Vec<String> = t.seq.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+                let mut out: Vec<String> = t
+                    .seq
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
                 // A set written as { ["a"] = true } also counts.
                 for (k, v) in &t.map {
                     if v == &Value::Bool(true) {

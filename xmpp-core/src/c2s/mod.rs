@@ -1,0 +1,202 @@
+//! Client-to-server connections: the listeners (`c2s_ports`,
+//! `c2s_direct_tls_ports`) and the task that moves bytes between a socket
+//! and a [`negotiation::C2sStream`].
+
+pub mod negotiation;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::{StreamError, StreamErrorCondition};
+use crate::server::Server;
+use crate::session::Outbound;
+use negotiation::{Action, C2sSettings, C2sStream, stream_element_xml};
+
+/// What a connection needs from the listener.
+#[derive(Clone)]
+pub struct ListenerContext {
+    pub server: Arc<Server>,
+    pub tls: Option<TlsAcceptor>,
+    pub settings: C2sSettings,
+    /// Idle time after which a whitespace keepalive is sent
+    /// (Prosody's `network_settings.read_timeout`, 840 s).
+    pub keepalive: Duration,
+    /// Flips to true at shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Accepts connections until shutdown. `direct_tls` wraps each in TLS first.
+pub async fn serve(listener: TcpListener, ctx: ListenerContext, direct_tls: bool) {
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move { handle_connection(tcp, peer, ctx, direct_tls).await });
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// A socket, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+        }
+    }
+    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => write_flush(s, data).await,
+            Conn::Tls(s) => write_flush(s.as_mut(), data).await,
+        }
+    }
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Conn::Plain(s) => s.shutdown().await,
+            Conn::Tls(s) => s.shutdown().await,
+        };
+    }
+}
+
+async fn write_flush<S: AsyncWrite + Unpin + ?Sized>(
+    s: &mut S,
+    data: &[u8],
+) -> std::io::Result<()> {
+    s.write_all(data).await?;
+    s.flush().await
+}
+
+async fn tls_accept(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+) -> std::io::Result<(Conn, Option<Vec<u8>>)> {
+    let tls = acceptor.accept(tcp).await?;
+    let exporter = crate::tls::tls_exporter(tls.get_ref().1);
+    Ok((Conn::Tls(Box::new(tls)), exporter))
+}
+
+async fn handle_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ctx: ListenerContext,
+    direct_tls: bool,
+) {
+    let _ = tcp.set_nodelay(true);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tracing::debug!(%peer, "client connected");
+    let mut settings = ctx.settings.clone();
+    settings.direct_tls = direct_tls;
+    let mut stream = C2sStream::new(
+        ctx.server.clone(),
+        tx,
+        Some(peer),
+        settings,
+        std::time::Instant::now(),
+    );
+
+    let mut conn = if direct_tls {
+        let Some(acceptor) = &ctx.tls else { return };
+        match tls_accept(acceptor, tcp).await {
+            Ok((c, exporter)) => {
+                stream.tls_established(exporter);
+                c
+            }
+            Err(e) => {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                return;
+            }
+        }
+    } else {
+        Conn::Plain(tcp)
+    };
+
+    let mut shutdown = ctx.shutdown.clone();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut last_read = Instant::now();
+    'conn: loop {
+        let deadline = stream.deadline().map(Instant::from_std);
+        let keepalive_at = last_read + ctx.keepalive;
+        let actions = tokio::select! {
+            read = conn.read(&mut buf) => match read {
+                Ok(0) | Err(_) => { stream.handle_eof(); break 'conn; }
+                Ok(n) => { last_read = Instant::now(); stream.handle_bytes(&buf[..n]) }
+            },
+            out = rx.recv() => match out {
+                Some(Outbound::Stanza(e)) => vec![Action::Write(stream_element_xml(&e))],
+                Some(Outbound::Close(err)) => stream.close(err),
+                None => Vec::new(),
+            },
+            _ = sleep_until_opt(deadline) => stream.handle_timeout(std::time::Instant::now()),
+            _ = tokio::time::sleep_until(keepalive_at) => {
+                last_read = Instant::now();
+                vec![Action::Write(" ".to_string())]
+            }
+            _ = shutdown.changed() => stream.close(Some(StreamError::with_text(StreamErrorCondition::SystemShutdown, "Server is shutting down"))),
+        };
+        for action in actions {
+            match action {
+                Action::Write(s) => {
+                    if conn.write_all(s.as_bytes()).await.is_err() {
+                        stream.handle_eof();
+                        break 'conn;
+                    }
+                }
+                Action::StartTls => {
+                    let (Conn::Plain(tcp), Some(acceptor)) = (conn, ctx.tls.as_ref()) else {
+                        break 'conn;
+                    };
+                    match tls_accept(acceptor, tcp).await {
+                        Ok((c, exporter)) => {
+                            conn = c;
+                            stream.tls_established(exporter);
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, "STARTTLS handshake failed: {e}");
+                            stream.handle_eof();
+                            break 'conn;
+                        }
+                    }
+                }
+                Action::Close => {
+                    conn.shutdown().await;
+                    break 'conn;
+                }
+            }
+        }
+        if stream.is_closed() {
+            break;
+        }
+    }
+    // Deliver nothing more; let modules react (unavailable presence, ...).
+    rx.close();
+    stream.end_session();
+    tracing::debug!(session = ?stream.session().map(|s| s.id.clone()), %peer, "client disconnected");
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

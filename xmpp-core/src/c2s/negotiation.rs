@@ -1,0 +1,660 @@
+//! The sans-IO client stream: from the first byte to a bound resource, and
+//! then stanzas to the router.
+//!
+//! [`C2sStream`] takes bytes (and "TLS is up", and the time) and returns
+//! [`Action`]s: bytes to write, "start TLS now", "close". It runs stream
+//! negotiation as Prosody's mod_c2s, mod_tls, mod_saslauth and mod_bind do,
+//! and hands bound stanzas to [`Server::process_stanza`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::auth::{SaslContext, SaslExchange, SaslFailure, SaslStep};
+use crate::error::{StanzaError, StreamError, StreamErrorCondition as Cond};
+use crate::hooks::Event;
+use crate::host::Host;
+use crate::jid::Jid;
+use crate::server::Server;
+use crate::session::{Outbound, Session, SessionKind};
+use crate::stanza::{Element, NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAMS, NS_TLS};
+use crate::stream::{
+    STREAM_CLOSE, StreamEvent, StreamHeader, StreamLimits, XmlStream, stream_header,
+};
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+
+/// Per-listener settings that shape negotiation.
+#[derive(Debug, Clone)]
+pub struct C2sSettings {
+    /// STARTTLS can be offered (a certificate exists).
+    pub tls_available: bool,
+    /// The connection is direct TLS (already encrypted).
+    pub direct_tls: bool,
+    /// Seconds an unauthenticated stream may stay open (`c2s_timeout`).
+    pub unauthed_timeout: Duration,
+    pub limits: StreamLimits,
+}
+
+/// What the connection task must do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Write(String),
+    /// Write what came before, then run the TLS handshake and call
+    /// [`C2sStream::tls_established`].
+    StartTls,
+    /// Write what came before, then close the connection.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the client's stream header.
+    Header,
+    /// Negotiating (TLS, SASL, bind).
+    Negotiating,
+    Closed,
+}
+
+/// One client stream's protocol state.
+pub struct C2sStream {
+    server: Arc<Server>,
+    /// Created when the client names its host in the stream header.
+    session: Option<Arc<Session>>,
+    tx: mpsc::UnboundedSender<Outbound>,
+    peer: Option<SocketAddr>,
+    settings: C2sSettings,
+    xml: XmlStream,
+    phase: Phase,
+    host: Option<Arc<Host>>,
+    secure: bool,
+    tls_exporter: Option<Vec<u8>>,
+    authenticated: bool,
+    bound: Option<Jid>,
+    sasl: Option<(String, Box<dyn SaslExchange>)>,
+    started: Instant,
+}
+
+impl C2sStream {
+    /// A new stream; what its session is sent goes to `tx`, which the
+    /// connection task drains.
+    pub fn new(
+        server: Arc<Server>,
+        tx: mpsc::UnboundedSender<Outbound>,
+        peer: Option<SocketAddr>,
+        settings: C2sSettings,
+        now: Instant,
+    ) -> C2sStream {
+        let secure = settings.direct_tls;
+        C2sStream {
+            xml: XmlStream::new(settings.limits.clone()),
+            server,
+            session: None,
+            tx,
+            peer,
+            settings,
+            phase: Phase::Header,
+            host: None,
+            secure,
+            tls_exporter: None,
+            authenticated: false,
+            bound: None,
+            sasl: None,
+            started: now,
+        }
+    }
+
+    /// The session, once the stream header named a host.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        self.session.as_ref()
+    }
+
+    fn log_id(&self) -> &str {
+        self.session
+            .as_ref()
+            .map(|s| s.id.as_str())
+            .unwrap_or("c2s-new")
+    }
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// When the unauthenticated-stream timeout fires, if it still applies.
+    pub fn deadline(&self) -> Option<Instant> {
+        (!self.authenticated && self.phase != Phase::Closed)
+            .then(|| self.started + self.settings.unauthed_timeout)
+    }
+
+    /// Time passed: closes an unauthenticated stream past its deadline.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.deadline().is_some_and(|d| now >= d) {
+            self.fail(
+                &mut out,
+                StreamError::with_text(Cond::ConnectionTimeout, "Authentication timed out"),
+            );
+        }
+        out
+    }
+
+    /// TLS is up (after [`Action::StartTls`], or at once for direct TLS).
+    pub fn tls_established(&mut self, tls_exporter: Option<Vec<u8>>) {
+        self.secure = true;
+        self.tls_exporter = tls_exporter;
+        if let Some(s) = &self.session {
+            s.state().secure = true;
+        }
+        self.xml.reset();
+        self.phase = Phase::Header;
+    }
+
+    /// Bytes from the peer.
+    pub fn handle_bytes(&mut self, data: &[u8]) -> Vec<Action> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        // Parsing stops after each element that may restart the stream
+        // (STARTTLS, SASL), so what follows is read by the right parser.
+        while self.phase != Phase::Closed && pos < data.len() {
+            let mut events = Vec::new();
+            let result = self.xml.feed_until(&data[pos..], &mut events, |e| {
+                e.ns() == NS_TLS || e.ns() == NS_SASL
+            });
+            for ev in events {
+                if self.phase == Phase::Closed {
+                    return out;
+                }
+                self.handle_event(ev, &mut out);
+                if matches!(out.last(), Some(Action::StartTls)) {
+                    // What follows <starttls/> is the TLS handshake itself.
+                    return out;
+                }
+            }
+            match result {
+                Ok(0) => break,
+                Ok(n) => pos += n,
+                Err(e) => {
+                    self.fail(&mut out, e);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The peer closed the connection.
+    pub fn handle_eof(&mut self) {
+        if self.phase != Phase::Closed {
+            if let Err(e) = self.xml.eof() {
+                tracing::debug!(session = %self.log_id(), "connection closed mid-stream: {e}");
+            }
+            self.phase = Phase::Closed;
+        }
+    }
+
+    /// Closes the stream from our side (shutdown, or a module's request).
+    pub fn close(&mut self, error: Option<StreamError>) -> Vec<Action> {
+        let mut out = Vec::new();
+        match error {
+            Some(e) => self.fail(&mut out, e),
+            None => {
+                if self.phase == Phase::Header {
+                    out.push(Action::Write(self.header_reply(None)));
+                }
+                if self.phase != Phase::Closed {
+                    out.push(Action::Write(STREAM_CLOSE.to_string()));
+                    out.push(Action::Close);
+                    self.phase = Phase::Closed;
+                }
+            }
+        }
+        out
+    }
+
+    /// The resource this stream bound, to unbind when it ends.
+    pub fn bound_jid(&self) -> Option<&Jid> {
+        self.bound.as_ref()
+    }
+
+    fn fail(&mut self, out: &mut Vec<Action>, error: StreamError) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        tracing::debug!(session = %self.log_id(), "closing stream: {error}");
+        if self.phase == Phase::Header {
+            // RFC 6120 §4.9.1.2: open our stream first so the error is well-formed.
+            out.push(Action::Write(self.header_reply(None)));
+        }
+        out.push(Action::Write(error.to_xml()));
+        out.push(Action::Write(STREAM_CLOSE.to_string()));
+        out.push(Action::Close);
+        self.phase = Phase::Closed;
+    }
+
+    fn header_reply(&self, to: Option<&str>) -> String {
+        let from = self.host.as_ref().map(|h| h.name.clone());
+        stream_header(&StreamHeader {
+            ns: NS_CLIENT.to_string(),
+            to: to.map(str::to_string),
+            from,
+            version: Some("1.0".to_string()),
+            lang: Some("en".to_string()),
+            id: Some(self.log_id().to_string()),
+            attrs: Vec::new(),
+        })
+    }
+
+    fn handle_event(&mut self, ev: StreamEvent, out: &mut Vec<Action>) {
+        match ev {
+            StreamEvent::Open(h) => self.handle_open(h, out),
+            StreamEvent::Close => {
+                out.push(Action::Write(STREAM_CLOSE.to_string()));
+                out.push(Action::Close);
+                self.phase = Phase::Closed;
+            }
+            StreamEvent::Stanza(e) => self.handle_element(e, out),
+        }
+    }
+
+    fn handle_open(&mut self, h: StreamHeader, out: &mut Vec<Action>) {
+        let to = h.to.as_deref().and_then(|t| crate::jid::nameprep(t).ok());
+        let host = to
+            .as_deref()
+            .and_then(|t| self.server.host(t))
+            .filter(|h| !h.is_component());
+        if let Some(host) = &host {
+            self.host = Some(host.clone());
+        }
+        if h.ns != NS_CLIENT {
+            return self.fail(out, StreamError::new(Cond::InvalidNamespace));
+        }
+        let Some(host) = host else {
+            let text = match &h.to {
+                None => "No 'to' attribute on stream header".to_string(),
+                Some(t) => format!("This server does not serve {t}"),
+            };
+            return self.fail(out, StreamError::with_text(Cond::HostUnknown, text));
+        };
+        if h.version.as_deref() != Some("1.0") {
+            return self.fail(
+                out,
+                StreamError::with_text(
+                    Cond::UnsupportedVersion,
+                    "Only XMPP 1.0 streams are supported",
+                ),
+            );
+        }
+        if self.session.is_none() {
+            let session = Session::new(SessionKind::C2s, &host.name, self.peer, self.tx.clone());
+            session.state().secure = self.secure;
+            self.session = Some(Arc::new(session));
+        }
+        self.phase = Phase::Negotiating;
+        out.push(Action::Write(self.header_reply(h.from.as_deref())));
+        let features = self.features(&host);
+        out.push(Action::Write(stream_element_xml(&features)));
+    }
+
+    fn require_encryption(&self, host: &Host) -> bool {
+        host.option_bool("c2s_require_encryption", true)
+            .unwrap_or(true)
+    }
+
+    fn sasl_context(&self, host: &Host) -> SaslContext {
+        SaslContext {
+            host: host.name.clone(),
+            secure: self.secure,
+            tls_exporter: self.tls_exporter.clone(),
+        }
+    }
+
+    fn features(&self, host: &Arc<Host>) -> Element {
+        let mut features = Element::new("features", NS_STREAMS);
+        let tls_offered = !self.secure && self.settings.tls_available;
+        if !self.authenticated {
+            if tls_offered {
+                let mut starttls = Element::new("starttls", NS_TLS);
+                if self.require_encryption(host) {
+                    starttls.push_child(Element::new("required", NS_TLS));
+                }
+                features.push_child(starttls);
+            }
+            if self.secure || !self.require_encryption(host) {
+                let mechs = host
+                    .auth_provider()
+                    .map(|a| a.sasl_mechanisms(&self.sasl_context(host)))
+                    .unwrap_or_default();
+                if !mechs.is_empty() {
+                    let mut m = Element::new("mechanisms", NS_SASL);
+                    for mech in mechs {
+                        m.push_child(Element::new("mechanism", NS_SASL).text(mech));
+                    }
+                    features.push_child(m);
+                }
+            }
+        } else if self.bound.is_none() {
+            features.push_child(Element::new("bind", NS_BIND));
+            features.push_child(
+                Element::new("session", NS_SESSION).child(Element::new("optional", NS_SESSION)),
+            );
+        }
+        // Modules add their own features (roster versioning, ...).
+        let mut ev = Event::new(&self.server, "stream-features").with_stanza(features);
+        ev.origin = self.session.clone();
+        self.server.fire_on_host(host, "stream-features", &mut ev);
+        ev.stanza
+            .take()
+            .unwrap_or_else(|| Element::new("features", NS_STREAMS))
+    }
+
+    fn handle_element(&mut self, e: Element, out: &mut Vec<Action>) {
+        let (Some(host), Some(session)) = (self.host.clone(), self.session.clone()) else {
+            return;
+        };
+        match (e.ns(), e.name()) {
+            (NS_TLS, "starttls") => self.handle_starttls(out),
+            (NS_SASL, _) => self.handle_sasl(&host, &session, e, out),
+            (NS_CLIENT, "iq" | "message" | "presence") => {
+                self.handle_stanza(&host, &session, e, out)
+            }
+            _ => {
+                let mut ev = Event::new(&self.server, "")
+                    .with_origin(&session)
+                    .with_stanza(e);
+                let name = format!("stanza/{}:{}", ev.stanza().ns(), ev.stanza().name());
+                if !self.server.fire_on_host(&host, &name, &mut ev) {
+                    self.fail(out, StreamError::new(Cond::UnsupportedStanzaType));
+                }
+            }
+        }
+    }
+
+    fn handle_starttls(&mut self, out: &mut Vec<Action>) {
+        if self.secure || self.authenticated || !self.settings.tls_available {
+            // Prosody answers <failure/> and closes.
+            out.push(Action::Write(format!("<failure xmlns='{NS_TLS}'/>")));
+            out.push(Action::Write(STREAM_CLOSE.to_string()));
+            out.push(Action::Close);
+            self.phase = Phase::Closed;
+            return;
+        }
+        out.push(Action::Write(format!("<proceed xmlns='{NS_TLS}'/>")));
+        out.push(Action::StartTls);
+    }
+
+    fn handle_sasl(
+        &mut self,
+        host: &Arc<Host>,
+        session: &Arc<Session>,
+        e: Element,
+        out: &mut Vec<Action>,
+    ) {
+        if self.authenticated {
+            return self.fail(
+                out,
+                StreamError::with_text(Cond::PolicyViolation, "Already authenticated"),
+            );
+        }
+        let data = match decode_sasl_payload(&e) {
+            Ok(d) => d,
+            Err(()) => return self.sasl_failure(out, SaslFailure::new("incorrect-encoding")),
+        };
+        let step = match e.name() {
+            "auth" => {
+                if !self.secure && self.require_encryption(host) {
+                    return self.sasl_failure(
+                        out,
+                        SaslFailure::with_text("encryption-required", "Encryption is required"),
+                    );
+                }
+                let mech = e.get_attr("mechanism").unwrap_or("").to_string();
+                let Some(provider) = host.auth_provider() else {
+                    return self.sasl_failure(out, SaslFailure::new("temporary-auth-failure"));
+                };
+                match provider.sasl_start(&mech, &self.sasl_context(host)) {
+                    Ok(mut exchange) => {
+                        let step = exchange.step(data.as_deref());
+                        self.sasl = Some((mech, exchange));
+                        step
+                    }
+                    Err(f) => SaslStep::Failure(f),
+                }
+            }
+            "response" => match self.sasl.as_mut() {
+                Some((_, exchange)) => exchange.step(data.as_deref()),
+                None => SaslStep::Failure(SaslFailure::with_text(
+                    "malformed-request",
+                    "No authentication in progress",
+                )),
+            },
+            "abort" => SaslStep::Failure(SaslFailure::new("aborted")),
+            _ => SaslStep::Failure(SaslFailure::new("malformed-request")),
+        };
+        match step {
+            SaslStep::Challenge(c) => {
+                out.push(Action::Write(format!(
+                    "<challenge xmlns='{NS_SASL}'>{}</challenge>",
+                    encode_sasl(&c)
+                )));
+            }
+            SaslStep::Success {
+                username,
+                additional,
+            } => self.sasl_success(host, session, username, additional, out),
+            SaslStep::Failure(f) => self.sasl_failure(out, f),
+        }
+    }
+
+    fn sasl_success(
+        &mut self,
+        host: &Arc<Host>,
+        session: &Arc<Session>,
+        username: String,
+        additional: Option<Vec<u8>>,
+        out: &mut Vec<Action>,
+    ) {
+        let mech = self.sasl.take().map(|(m, _)| m);
+        tracing::info!(session = %session.id, host = %host.name, "authenticated as {username} with {}", mech.as_deref().unwrap_or("?"));
+        {
+            let mut st = session.state();
+            st.username = Some(username.clone());
+            st.auth_mechanism = mech;
+        }
+        self.authenticated = true;
+        let body = additional.map(|a| encode_sasl(&a)).unwrap_or_default();
+        out.push(Action::Write(format!(
+            "<success xmlns='{NS_SASL}'>{body}</success>"
+        )));
+        let mut ev = Event::new(&self.server, "authentication-success")
+            .with_origin(session)
+            .with_field("username", username);
+        self.server
+            .fire_on_host(host, "authentication-success", &mut ev);
+        self.xml.reset();
+        self.phase = Phase::Header;
+    }
+
+    fn sasl_failure(&mut self, out: &mut Vec<Action>, f: SaslFailure) {
+        self.sasl = None;
+        tracing::info!(session = %self.log_id(), peer = ?self.peer, "authentication failed: {f}");
+        let text = f
+            .text
+            .as_deref()
+            .map(|t| format!("<text>{}</text>", crate::stanza::escape(t)))
+            .unwrap_or_default();
+        out.push(Action::Write(format!(
+            "<failure xmlns='{NS_SASL}'><{}/>{text}</failure>",
+            f.condition
+        )));
+    }
+
+    fn handle_stanza(
+        &mut self,
+        host: &Arc<Host>,
+        session: &Arc<Session>,
+        e: Element,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.authenticated {
+            if !crate::router::is_reply_type(&e) {
+                let reply =
+                    StanzaError::new(crate::error::ErrorType::Auth, "not-authorized").reply_to(&e);
+                out.push(Action::Write(reply.to_xml()));
+            }
+            return;
+        }
+        if self.bound.is_none() {
+            if is_iq_set_with(&e, "bind", NS_BIND) {
+                return self.handle_bind(host, session, e, out);
+            }
+            if !crate::router::is_reply_type(&e) {
+                let reply =
+                    StanzaError::new(crate::error::ErrorType::Auth, "not-authorized").reply_to(&e);
+                out.push(Action::Write(reply.to_xml()));
+            }
+            return;
+        }
+        if is_iq_set_with(&e, "session", NS_SESSION) {
+            // RFC 3921 session establishment: a no-op kept for old clients.
+            let reply = Element::new("iq", NS_CLIENT)
+                .attr("type", "result")
+                .attr_opt("id", e.id());
+            out.push(Action::Write(reply.to_xml()));
+            return;
+        }
+        if is_iq_set_with(&e, "bind", NS_BIND) {
+            let reply = StanzaError::not_allowed()
+                .with_text("Resource already bound")
+                .reply_to(&e);
+            out.push(Action::Write(reply.to_xml()));
+            return;
+        }
+        self.server.process_stanza(session, e);
+    }
+
+    fn handle_bind(
+        &mut self,
+        host: &Arc<Host>,
+        session: &Arc<Session>,
+        iq: Element,
+        out: &mut Vec<Action>,
+    ) {
+        let username = session.username().unwrap_or_default();
+        let requested = iq
+            .get_child("bind", NS_BIND)
+            .and_then(|b| b.get_child_text("resource", NS_BIND))
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        let resource = requested.unwrap_or_else(random_resource);
+        let jid = match Jid::from_parts(Some(&username), &host.name, Some(&resource)) {
+            Ok(j) => j,
+            Err(_) => {
+                let reply = StanzaError::bad_request()
+                    .with_text("Invalid resource")
+                    .reply_to(&iq);
+                out.push(Action::Write(reply.to_xml()));
+                return;
+            }
+        };
+        if let Some(old) = self.server.sessions.get_full(&jid) {
+            // Prosody's default conflict_resolve is kick_old.
+            old.close(Some(StreamError::with_text(
+                Cond::Conflict,
+                "Replaced by new connection",
+            )));
+            self.server.sessions.unbind(&jid, &old);
+            let mut ev = Event::new(&self.server, "resource-unbind").with_origin(&old);
+            self.server.fire_on_host(host, "resource-unbind", &mut ev);
+        }
+        {
+            let mut st = session.state();
+            st.resource = jid.resource().map(str::to_string);
+            st.full_jid = Some(jid.clone());
+        }
+        self.server.sessions.bind(&jid, session);
+        self.bound = Some(jid.clone());
+        let reply = Element::new("iq", NS_CLIENT)
+            .attr("type", "result")
+            .attr_opt("id", iq.id())
+            .child(Element::new("bind", NS_BIND).text_tag("jid", jid.to_string()));
+        out.push(Action::Write(reply.to_xml()));
+        let mut ev = Event::new(&self.server, "resource-bind").with_origin(session);
+        self.server.fire_on_host(host, "resource-bind", &mut ev);
+    }
+
+    /// The stream ended (for any reason): unbind and tell modules, once.
+    pub fn end_session(&mut self) {
+        self.phase = Phase::Closed;
+        if let (Some(jid), Some(session)) = (self.bound.take(), self.session.clone())
+            && self.server.sessions.unbind(&jid, &session)
+            && let Some(host) = &self.host
+        {
+            let mut ev = Event::new(&self.server, "resource-unbind").with_origin(&session);
+            self.server.fire_on_host(host, "resource-unbind", &mut ev);
+        }
+    }
+}
+
+fn is_iq_set_with(e: &Element, name: &str, ns: &str) -> bool {
+    e.name() == "iq" && e.type_() == Some("set") && e.get_child(name, ns).is_some()
+}
+
+/// `<auth>`/`<response>` payload: absent (no text), empty (`=`), or base64.
+fn decode_sasl_payload(e: &Element) -> Result<Option<Vec<u8>>, ()> {
+    let text: String = e
+        .text_content()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    match text.as_str() {
+        "" => Ok(None),
+        "=" => Ok(Some(Vec::new())),
+        t => BASE64.decode(t).map(Some).map_err(|_| ()),
+    }
+}
+
+fn encode_sasl(data: &[u8]) -> String {
+    if data.is_empty() {
+        "=".to_string()
+    } else {
+        BASE64.encode(data)
+    }
+}
+
+/// A random resource, as Prosody's uuid-based ones.
+fn random_resource() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..12)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
+        .collect()
+}
+
+/// Serialises an element of the streams namespace with the `stream:` prefix
+/// (`<stream:features>`), as clients expect.
+pub fn stream_element_xml(e: &Element) -> String {
+    if e.ns() != NS_STREAMS {
+        return e.to_xml();
+    }
+    let mut s = format!("<stream:{}", e.name());
+    for (k, v) in e.attrs() {
+        s.push_str(&format!(" {k}='{}'", crate::stanza::escape(v)));
+    }
+    s.push('>');
+    for n in e.nodes() {
+        match n {
+            crate::stanza::Node::Element(c) => s.push_str(&c.to_xml_in(NS_CLIENT)),
+            crate::stanza::Node::Text(t) => s.push_str(&crate::stanza::escape(t)),
+        }
+    }
+    s.push_str(&format!("</stream:{}>", e.name()));
+    s
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
