@@ -1,1 +1,49 @@
-//! # auth (stub, being written)
+//! # auth
+//!
+//! SASL and the `authentication` providers, compatible with Prosody's
+//! accounts and options.
+//!
+//! - [`provider_for_host`] reads a host's `authentication` option
+//!   (`internal_hashed` by default, `internal_plain`, `anonymous`,
+//!   `insecure`, `null`) and its SASL options, and returns a provider that
+//!   is both the core's [`AuthProvider`](xmpp_core::auth::AuthProvider) and
+//!   an [`AccountProvider`] for account management.
+//! - [`sasl`] holds the sans-IO exchanges: `PLAIN`, `SCRAM-SHA-1`,
+//!   `SCRAM-SHA-256`, their `-PLUS` variants bound to `tls-exporter`, and
+//!   `ANONYMOUS`, run by rsasl with Prosody's rules around it.
+//! - Account records are read and written exactly as Prosody's
+//!   `mod_auth_internal_hashed` / `mod_auth_internal_plain` do (see
+//!   [`accounts`]), so a data directory moves between Prosody and lilt.
+//!
+//! Where to start reading: [`provider`], then [`sasl`], then
+//! [`providers::InternalHashed`].
+
+pub mod accounts;
+pub mod backend;
+pub mod error;
+pub mod hashing;
+pub mod policy;
+pub mod provider;
+pub mod providers;
+pub mod sasl;
+
+use std::sync::Arc;
+
+use xmpp_core::Host;
+
+pub use backend::{Backend, Lookup, Profile};
+pub use error::AuthError;
+pub use hashing::{ScramCredentials, ScramHash};
+pub use policy::SaslPolicy;
+pub use provider::{AccountProvider, Provider};
+
+/// The provider a host's options select, with its SASL policy. Errors name
+/// the option (and where it was set): an unknown provider, one not
+/// implemented yet (`ldap`, `token`, ...), a refused `insecure`, or a bad
+/// option value; an unavailable `accounts` store is a storage error.
+pub fn provider_for_host(host: &Arc<Host>) -> Result<Arc<dyn AccountProvider>, AuthError> {
+    let backend = providers::load_backend(host)?;
+    let policy = SaslPolicy::from_host(host)?;
+    tracing::debug!(host = %host.name, "Host '{}' now set to use user provider '{}'", host.name, backend.name());
+    Ok(Arc::new(Provider::new(backend, policy, host)))
+}

@@ -1,0 +1,103 @@
+//! [`Backend`]: what one `authentication` provider supplies, shaped as a
+//! Prosody `mod_auth_*` module: account operations plus a SASL profile (the
+//! `plain`, `plain_test`, `scram_<hash>` and `anonymous` callbacks
+//! `util.sasl` derives its mechanisms from).
+
+use crate::error::AuthError;
+use crate::hashing::{ScramCredentials, ScramHash};
+
+/// The outcome of asking a profile about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T> {
+    Found(T),
+    /// No such account (SASL: `not-authorized`).
+    NoUser,
+    /// The account exists but may not log in (SASL: `account-disabled`).
+    Disabled,
+}
+
+/// Which profile callbacks a backend has; SASL mechanisms follow from them
+/// as in Prosody's `util.sasl`: `PLAIN` from `plain` or `plain_test`,
+/// `SCRAM-*` from `plain` (any hash) or `scram_<hash>`, `ANONYMOUS` from
+/// `anonymous`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// `plain`: the stored password can be read.
+    pub plain: bool,
+    /// `plain_test`: a password can be checked.
+    pub plain_test: bool,
+    /// `scram_sha_1` / `scram_sha_256`: SCRAM keys are stored for this hash.
+    pub scram: Option<ScramHash>,
+    /// `anonymous`.
+    pub anonymous: bool,
+}
+
+impl Profile {
+    /// Mechanisms in preference order; `plus` adds the `-PLUS` variants.
+    pub fn mechanisms(&self, plus: bool) -> Vec<String> {
+        let mut hashes = Vec::new();
+        if self.plain {
+            hashes = vec![ScramHash::Sha256, ScramHash::Sha1];
+        } else if let Some(h) = self.scram {
+            hashes.push(h);
+        }
+        let mut out = Vec::new();
+        if plus {
+            out.extend(hashes.iter().map(|h| h.mechanism(true).to_string()));
+        }
+        out.extend(hashes.iter().map(|h| h.mechanism(false).to_string()));
+        if self.plain || self.plain_test {
+            out.push("PLAIN".to_string());
+        }
+        if self.anonymous {
+            out.push("ANONYMOUS".to_string());
+        }
+        out
+    }
+}
+
+/// One authentication provider's storage-facing side. Usernames given here
+/// are already nodeprepped; passwords are as received (each backend applies
+/// SASLprep where Prosody's module does).
+pub trait Backend: Send + Sync {
+    /// Prosody's provider name (`internal_hashed`, ...).
+    fn name(&self) -> &'static str;
+    /// The host served.
+    fn host(&self) -> &str;
+    /// The SASL profile callbacks this backend has.
+    fn profile(&self) -> Profile;
+
+    /// Profile `plain`: the stored password.
+    fn get_password(&self, username: &str) -> Result<Lookup<String>, AuthError> {
+        let _ = username;
+        Err(self.unsupported("reading passwords"))
+    }
+    /// Profile `plain_test` (and the account API's `test_password`).
+    fn test_password(&self, username: &str, password: &str) -> Result<Lookup<bool>, AuthError>;
+    /// Profile `scram_<hash>`: the stored SCRAM keys.
+    fn scram_credentials(
+        &self,
+        hash: ScramHash,
+        username: &str,
+    ) -> Result<Lookup<ScramCredentials>, AuthError> {
+        let _ = (hash, username);
+        Err(self.unsupported("SCRAM"))
+    }
+
+    fn user_exists(&self, username: &str) -> Result<bool, AuthError>;
+    fn set_password(&self, username: &str, password: &str) -> Result<(), AuthError>;
+    /// `None` creates an account with no password (Prosody stores `{}`).
+    fn create_user(&self, username: &str, password: Option<&str>) -> Result<(), AuthError>;
+    /// Removes the account record only (the caller purges the user's data).
+    fn delete_user(&self, username: &str) -> Result<(), AuthError>;
+    fn users(&self) -> Result<Vec<String>, AuthError>;
+
+    /// The error for an operation this backend lacks.
+    fn unsupported(&self, operation: &'static str) -> AuthError {
+        AuthError::NotSupported {
+            host: self.host().to_string(),
+            provider: self.name(),
+            operation,
+        }
+    }
+}

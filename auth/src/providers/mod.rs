@@ -1,0 +1,92 @@
+//! The `authentication` providers and choosing one for a host, as Prosody's
+//! `usermanager` does (`authentication`, default `internal_hashed`; the 0.7
+//! `anonymous_login` option still means `anonymous`).
+
+mod anonymous;
+mod insecure;
+mod internal_hashed;
+mod internal_plain;
+mod null;
+
+use std::sync::Arc;
+
+use xmpp_core::{Host, Value};
+
+pub use anonymous::Anonymous;
+pub use insecure::Insecure;
+pub use internal_hashed::{DEFAULT_ITERATION_COUNT, InternalHashed};
+pub use internal_plain::InternalPlain;
+pub use null::Null;
+
+use crate::backend::Backend;
+use crate::error::AuthError;
+
+/// Prosody's default provider.
+pub const DEFAULT_PROVIDER: &str = "internal_hashed";
+
+/// Providers that Prosody, its community modules or Jitsi Meet ship, which
+/// lilt will implement in later issues.
+const PLANNED: &[&str] = &[
+    "ldap",
+    "ldap2",
+    "token",
+    "jitsi-anonymous",
+    "jitsi-shared-secret",
+    "cyrus",
+    "sql",
+];
+
+/// The provider name configured for `host`.
+pub fn configured_provider(host: &Host) -> Result<String, AuthError> {
+    if host
+        .option("anonymous_login")
+        .is_some_and(|v| v != &Value::Bool(false))
+    {
+        tracing::error!(host = %host.name, "Deprecated config option 'anonymous_login'. Use authentication = 'anonymous' instead.");
+        return Ok("anonymous".to_string());
+    }
+    match host.option("authentication") {
+        None => Ok(DEFAULT_PROVIDER.to_string()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => Err(host
+            .option_error(
+                "authentication",
+                format!(
+                    "must be the name of an authentication provider, not a {}",
+                    v.type_name()
+                ),
+            )
+            .into()),
+    }
+}
+
+/// Loads the backend of the configured provider.
+pub fn load_backend(host: &Host) -> Result<Arc<dyn Backend>, AuthError> {
+    let name = configured_provider(host)?;
+    let defined_at = || {
+        host.config()
+            .source_of(Some(&host.name), "authentication")
+            .cloned()
+    };
+    Ok(match name.as_str() {
+        "internal_hashed" => Arc::new(InternalHashed::load(host)?),
+        "internal_plain" => Arc::new(InternalPlain::load(host)?),
+        "anonymous" => Arc::new(Anonymous::new(&host.name)),
+        "insecure" => Arc::new(Insecure::load(host)?),
+        "null" => Arc::new(Null::new(&host.name)),
+        planned if PLANNED.contains(&planned) => {
+            return Err(AuthError::ProviderNotYetImplemented {
+                host: host.name.clone(),
+                provider: name,
+                defined_at: defined_at(),
+            });
+        }
+        _ => {
+            return Err(AuthError::UnknownProvider {
+                host: host.name.clone(),
+                provider: name,
+                defined_at: defined_at(),
+            });
+        }
+    })
+}
