@@ -13,7 +13,17 @@ use std::sync::Arc;
 
 use xmpp_core::{Host, Server};
 
+pub mod disco;
+pub mod iq;
+pub mod message;
+pub mod offline;
+pub mod ping;
+pub mod presence;
+pub mod roster;
 pub mod storage;
+pub mod time;
+pub mod uptime;
+pub mod version;
 
 /// A module failed to load (a bad option, usually).
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +31,11 @@ pub enum ModuleError {
     #[error(transparent)]
     Option(#[from] xmpp_core::config::OptionError),
     #[error("module {module} on {host}: {reason}")]
-    Failed { module: String, host: String, reason: String },
+    Failed {
+        module: String,
+        host: String,
+        reason: String,
+    },
 }
 
 /// What happened when a module was asked for.
@@ -37,18 +51,33 @@ type Loader = fn(&Arc<Server>, &Arc<Host>) -> Result<(), ModuleError>;
 /// The modules lilt has, by Prosody name.
 fn loader(name: &str) -> Option<Loader> {
     let l: Loader = match name {
+        "disco" => disco::load,
+        "iq" => iq::load,
+        "message" => message::load,
+        "offline" => offline::load,
+        "ping" => ping::load,
+        "presence" => presence::load,
+        "roster" => roster::load,
+        "time" => time::load,
+        "uptime" => uptime::load,
+        "version" => version::load,
         _ => return None,
     };
-    #[allow(unreachable_code)]
     Some(l)
 }
 
 /// Loads module `name` on `host` (once; a second load is a no-op).
-pub fn load_module(server: &Arc<Server>, host: &Arc<Host>, name: &str) -> Result<LoadOutcome, ModuleError> {
+pub fn load_module(
+    server: &Arc<Server>,
+    host: &Arc<Host>,
+    name: &str,
+) -> Result<LoadOutcome, ModuleError> {
     if host.has_module(name) {
         return Ok(LoadOutcome::Loaded);
     }
-    let Some(load) = loader(name) else { return Ok(LoadOutcome::Unknown) };
+    let Some(load) = loader(name) else {
+        return Ok(LoadOutcome::Unknown);
+    };
     load(server, host)?;
     host.mark_module_loaded(name);
     Ok(LoadOutcome::Loaded)
