@@ -252,7 +252,7 @@ mod wire {
     use std::net::TcpStream;
     use std::time::{Duration, Instant};
 
-    pub struct Conn(TcpStream, String);
+    pub struct Conn(TcpStream, String, pub String);
 
     impl Conn {
         pub fn open(port: u16) -> Conn {
@@ -267,10 +267,22 @@ mod wire {
             stream
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();
-            let mut c = Conn(stream, String::new());
+            let mut c = Conn(stream, String::new(), String::new());
             c.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
-            c.read_until("</stream:features>");
+            c.2 = c.read_until("</stream:features>");
             c
+        }
+        /// The SASL mechanisms the stream features offered, sorted.
+        pub fn mechanisms(&self) -> Vec<String> {
+            let mut out: Vec<String> = self
+                .2
+                .split("<mechanism>")
+                .skip(1)
+                .filter_map(|s| s.split("</mechanism>").next())
+                .map(str::to_string)
+                .collect();
+            out.sort();
+            out
         }
         pub fn send(&mut self, s: &str) {
             self.0.write_all(s.as_bytes()).unwrap();
@@ -464,6 +476,61 @@ fn differential(port: u16, hash: Hash, mech: &str) {
         scram_login(&mut ex, &mut tampered),
         SaslStep::Success { .. }
     ));
+
+    // What the stream offers.
+    let mut ours = lilt.sasl_mechanisms(&ctx);
+    ours.sort();
+    assert_eq!(
+        ours,
+        wire::Conn::open(port).mechanisms(),
+        "offered mechanisms"
+    );
+
+    // Raw SCRAM messages: a broken client-first, then broken client-finals.
+    for first in [
+        "n,,n=lilt",
+        "n,,r=abc",
+        "q,,n=lilt,r=abc",
+        "n,,n=,r=abc",
+        "n,,n=li=XXlt,r=abc",
+    ] {
+        let theirs = wire::Conn::open(port)
+            .sasl("auth", &format!(" mechanism='{mech}'"), first.as_bytes())
+            .1;
+        let mut ex = lilt.sasl_start(mech, &ctx).unwrap();
+        assert_eq!(
+            failure(ex.step(Some(first.as_bytes()))).0,
+            theirs,
+            "client-first {first}"
+        );
+    }
+    type Final = fn(&str, &str) -> String;
+    let finals: [(&str, Final); 3] = [
+        ("wrong nonce", |cb, _| format!("c={cb},r=0123456789,p=AAAA")),
+        ("wrong binding", |_, n| format!("c=eSws,r={n},p=AAAA")),
+        ("no proof", |cb, n| format!("c={cb},r={n}")),
+    ];
+    for (what, make) in finals {
+        let first = b"n,,n=lilt,r=abcdefgh";
+        let mut conn = wire::Conn::open(port);
+        let (kind, sf) = conn.sasl("auth", &format!(" mechanism='{mech}'"), first);
+        assert_eq!(kind, "challenge");
+        let nonce = String::from_utf8(unb64(&sf))
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()[2..]
+            .to_string();
+        let theirs = conn.sasl("response", "", make("biws", &nonce).as_bytes()).1;
+        let mut ex = lilt.sasl_start(mech, &ctx).unwrap();
+        let sf = String::from_utf8(challenge(ex.step(Some(first)))).unwrap();
+        let nonce = sf.split(',').next().unwrap()[2..].to_string();
+        assert_eq!(
+            failure(ex.step(Some(make("biws", &nonce).as_bytes()))).0,
+            theirs,
+            "client-final: {what}"
+        );
+    }
 
     for message in [
         &b"\0lilt\0wrong"[..],
