@@ -1,0 +1,344 @@
+//! The `internal` storage driver: Prosody's data directory, file for file
+//! (`mod_storage_internal` over `util.datamanager`), so a Prosody data
+//! directory is used in place and Prosody can read what lilt writes.
+//!
+//! - keyval: `DATA/host/store/user.dat` (`DATA/host/store.dat` without a
+//!   user), a Lua table; setting nil or an empty table deletes the file;
+//! - map: as in Prosody, the keys of the user's keyval table (storagemanager's
+//!   map shim), read-modify-write;
+//! - archive: `DATA/host/store/user.list`, one `item({...});` per item,
+//!   appended; queries and deletions read the whole file (Prosody 0.12 keeps
+//!   no index); at most `storage_archive_item_limit` (10000) items.
+//!
+//! Rewrites are atomic (scratch file, fsync, rename, directory fsync);
+//! appends are one write followed by fsync, cut back on failure. Rewriting
+//! a file keeps the key order and key types it had, so unchanged data keeps
+//! its bytes. Operations within one driver are serialised by a lock; the
+//! files are shared with nothing else while lilt runs (as with Prosody).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use lua_compat::datfile::{self, DatError, DatValue, Limits};
+use xmpp_core::config::ServerConfig;
+use xmpp_core::storage::{
+    ArchiveStore, KeyValueStore, MapStore, StorageDriver, StorageError, StorageResult,
+};
+use xmpp_core::value::{Table, Value};
+
+use super::internal_archive::InternalArchive;
+use super::paths::{self, DEFAULT_UMASK, DataDir};
+
+/// Prosody's default `storage_archive_item_limit` for this driver.
+pub const DEFAULT_ARCHIVE_ITEM_LIMIT: usize = 10_000;
+
+/// State shared by the driver and the stores it opened.
+pub(super) struct Inner {
+    pub dir: DataDir,
+    pub limits: Limits,
+    /// Writers take it exclusively, readers of appended files shared.
+    pub lock: RwLock<()>,
+    /// Items per `.list` file, to check quotas without reading the file.
+    pub item_counts: Mutex<HashMap<PathBuf, usize>>,
+    umask: u32,
+    default_item_limit: usize,
+    host_item_limits: HashMap<String, usize>,
+}
+
+impl Inner {
+    pub fn item_limit(&self, host: &str) -> usize {
+        self.host_item_limits
+            .get(host)
+            .copied()
+            .unwrap_or(self.default_item_limit)
+    }
+
+    pub fn write_guard(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.lock.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn read_guard(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.lock.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Maps a data file error to a storage error naming the file.
+pub(super) fn dat_error(e: DatError) -> StorageError {
+    match e {
+        DatError::Io { path, source } => StorageError::Io { path, source },
+        DatError::Serialize { path, reason } => {
+            StorageError::Other(format!("cannot write {path}: {reason}"))
+        }
+        other => StorageError::Corrupt {
+            path: other.path().to_string(),
+            reason: other.reason(),
+        },
+    }
+}
+
+/// The `internal` driver over a data directory.
+pub struct InternalDriver {
+    inner: Arc<Inner>,
+}
+
+impl InternalDriver {
+    /// A driver over `data_path`, with Prosody's defaults (`umask` 027,
+    /// 10000 archive items).
+    pub fn new(data_path: PathBuf) -> InternalDriver {
+        InternalDriver::build(
+            data_path,
+            DEFAULT_UMASK,
+            DEFAULT_ARCHIVE_ITEM_LIMIT,
+            HashMap::new(),
+            Limits::default(),
+        )
+    }
+
+    /// A driver taking `umask` (global) and `storage_archive_item_limit`
+    /// (per host, else global) from the configuration.
+    pub fn with_config(data_path: PathBuf, config: &ServerConfig) -> InternalDriver {
+        let umask = match config.get_global("umask") {
+            None => DEFAULT_UMASK,
+            Some(v) => parse_umask(v).unwrap_or_else(|| {
+                tracing::warn!("umask option {v:?} is not an octal mask; using 027");
+                DEFAULT_UMASK
+            }),
+        };
+        let default_limit = item_limit_option(config, None).unwrap_or(DEFAULT_ARCHIVE_ITEM_LIMIT);
+        let hosts = config
+            .hosts
+            .iter()
+            .filter_map(|h| item_limit_option(config, Some(&h.name)).map(|l| (h.name.clone(), l)))
+            .collect();
+        InternalDriver::build(data_path, umask, default_limit, hosts, Limits::default())
+    }
+
+    /// Changes the largest file the driver reads.
+    pub fn with_limits(self, limits: Limits) -> InternalDriver {
+        let inner = &self.inner;
+        InternalDriver::build(
+            inner.dir.root().to_path_buf(),
+            inner.umask,
+            inner.default_item_limit,
+            inner.host_item_limits.clone(),
+            limits,
+        )
+    }
+
+    fn build(
+        root: PathBuf,
+        umask: u32,
+        default_item_limit: usize,
+        hosts: HashMap<String, usize>,
+        limits: Limits,
+    ) -> Self {
+        InternalDriver {
+            inner: Arc::new(Inner {
+                dir: DataDir::new(root, umask),
+                limits,
+                lock: RwLock::new(()),
+                item_counts: Mutex::new(HashMap::new()),
+                umask,
+                default_item_limit,
+                host_item_limits: hosts,
+            }),
+        }
+    }
+
+    /// The data directory.
+    pub fn data_path(&self) -> &Path {
+        self.inner.dir.root()
+    }
+}
+
+fn parse_umask(v: &Value) -> Option<u32> {
+    match v {
+        Value::String(s) => u32::from_str_radix(s.trim(), 8)
+            .ok()
+            .filter(|m| *m <= 0o777),
+        _ => None,
+    }
+}
+
+fn item_limit_option(config: &ServerConfig, host: Option<&str>) -> Option<usize> {
+    let v = config.get(host, "storage_archive_item_limit")?;
+    v.as_i64().and_then(|n| usize::try_from(n).ok())
+}
+
+fn check_host(host: &str) -> StorageResult<()> {
+    if host.is_empty() {
+        return Err(StorageError::Other(
+            "storage opened for an empty host name".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl StorageDriver for InternalDriver {
+    fn name(&self) -> &str {
+        "internal"
+    }
+
+    fn open_keyval(&self, host: &str, store: &str) -> StorageResult<Arc<dyn KeyValueStore>> {
+        check_host(host)?;
+        Ok(Arc::new(InternalKeyval::new(
+            self.inner.clone(),
+            host,
+            store,
+        )))
+    }
+
+    fn open_map(&self, host: &str, store: &str) -> StorageResult<Arc<dyn MapStore>> {
+        check_host(host)?;
+        Ok(Arc::new(InternalMap {
+            kv: InternalKeyval::new(self.inner.clone(), host, store),
+        }))
+    }
+
+    fn open_archive(&self, host: &str, store: &str) -> StorageResult<Arc<dyn ArchiveStore>> {
+        check_host(host)?;
+        Ok(Arc::new(InternalArchive::new(
+            self.inner.clone(),
+            host,
+            store,
+        )))
+    }
+
+    /// As `datamanager.purge`: the user's `.dat` and `.list` in every store
+    /// directory of the host.
+    fn purge_user(&self, host: &str, user: &str) -> StorageResult<()> {
+        check_host(host)?;
+        let _guard = self.inner.write_guard();
+        let file_base = paths::encode(user);
+        let mut first_error = None;
+        for dir in paths::subdirs(&self.inner.dir.host_dir(host))? {
+            for ext in ["dat", "list"] {
+                let path = dir.join(format!("{file_base}.{ext}"));
+                if let Err(e) = paths::remove_if_exists(&path) {
+                    tracing::warn!("purging {user}@{host}: {e}");
+                    first_error.get_or_insert(e);
+                }
+                self.inner
+                    .item_counts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&path);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A keyval store: one `.dat` file per user.
+pub(super) struct InternalKeyval {
+    inner: Arc<Inner>,
+    host: String,
+    store: String,
+}
+
+impl InternalKeyval {
+    fn new(inner: Arc<Inner>, host: &str, store: &str) -> InternalKeyval {
+        InternalKeyval {
+            inner,
+            host: host.to_string(),
+            store: store.to_string(),
+        }
+    }
+
+    fn path(&self, user: Option<&str>) -> PathBuf {
+        self.inner.dir.file(&self.host, &self.store, user, "dat")
+    }
+
+    fn load(&self, path: &Path) -> StorageResult<Option<DatValue>> {
+        datfile::read_dat_file(path, &self.inner.limits).map_err(dat_error)
+    }
+
+    fn get_at(&self, path: &Path) -> StorageResult<Option<Value>> {
+        match self.load(path)? {
+            None => Ok(None),
+            Some(d) => d.to_value().map(Some).map_err(|e| StorageError::Corrupt {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Writes (the write lock held). Nil or an empty table removes the file.
+    fn store_at(&self, path: &Path, value: Option<&Value>) -> StorageResult<()> {
+        let value = match value {
+            None => return paths::remove_if_exists(path),
+            Some(Value::Table(t)) if t.is_empty() => return paths::remove_if_exists(path),
+            Some(v) => v,
+        };
+        // The file's current shape, so rewriting keeps key order and types.
+        let template = match self.load(path) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("overwriting unreadable {}: {e}", path.display());
+                None
+            }
+        };
+        let data = DatValue::from_value(value, template.as_ref());
+        let bytes = datfile::dat_bytes(&data, &path.display().to_string()).map_err(dat_error)?;
+        self.inner.dir.write_atomic(path, &bytes)
+    }
+}
+
+impl KeyValueStore for InternalKeyval {
+    fn get(&self, user: Option<&str>) -> StorageResult<Option<Value>> {
+        self.get_at(&self.path(user))
+    }
+
+    fn set(&self, user: Option<&str>, value: Option<Value>) -> StorageResult<()> {
+        let _guard = self.inner.write_guard();
+        self.store_at(&self.path(user), value.as_ref())
+    }
+
+    fn users(&self) -> StorageResult<Vec<String>> {
+        paths::list_names(&self.inner.dir.store_dir(&self.host, &self.store), "dat")
+    }
+}
+
+/// A map store: the keys of the user's keyval table.
+struct InternalMap {
+    kv: InternalKeyval,
+}
+
+impl MapStore for InternalMap {
+    fn get(&self, user: Option<&str>, key: &str) -> StorageResult<Option<Value>> {
+        let path = self.kv.path(user);
+        match self.kv.get_at(&path)? {
+            None => Ok(None),
+            Some(Value::Table(t)) => Ok(t.map.get(key).cloned()),
+            Some(other) => Err(not_a_table(&path, &other)),
+        }
+    }
+
+    fn set(&self, user: Option<&str>, key: &str, value: Option<Value>) -> StorageResult<()> {
+        let _guard = self.kv.inner.write_guard();
+        let path = self.kv.path(user);
+        let mut table = match self.kv.get_at(&path)? {
+            None => Table::new(),
+            Some(Value::Table(t)) => t,
+            Some(other) => return Err(not_a_table(&path, &other)),
+        };
+        match value {
+            Some(v) => table.insert(key, v),
+            None => {
+                table.map.remove(key);
+            }
+        }
+        self.kv.store_at(&path, Some(&Value::Table(table)))
+    }
+}
+
+fn not_a_table(path: &Path, v: &Value) -> StorageError {
+    StorageError::Corrupt {
+        path: path.display().to_string(),
+        reason: format!(
+            "a map store needs a table, this file holds a {}",
+            v.type_name()
+        ),
+    }
+}
