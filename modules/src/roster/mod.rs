@@ -8,6 +8,7 @@
 
 pub mod item;
 pub mod manager;
+pub mod subscription;
 
 use std::sync::Arc;
 

@@ -200,6 +200,17 @@ impl Harness {
     }
 
     pub fn with(users: &[&str], modules: &[&str], setup: Setup) -> Harness {
+        match Harness::try_with(users, modules, setup) {
+            Ok(h) => h,
+            Err(e) => panic!("modules failed to load: {e}"),
+        }
+    }
+
+    pub fn try_with(
+        users: &[&str],
+        modules: &[&str],
+        setup: Setup,
+    ) -> Result<Harness, modules::ModuleError> {
         let mut cfg = ServerConfig::default();
         cfg.global.set("storage", Value::str("memory"));
         for (k, v) in setup.global {
@@ -246,15 +257,15 @@ impl Harness {
             h.set_auth_provider(accounts.clone());
         }
         for m in modules {
-            let outcome = modules::load_module(&server, &host, m).expect("module loads");
+            let outcome = modules::load_module(&server, &host, m)?;
             assert_eq!(outcome, modules::LoadOutcome::Loaded, "module {m} exists");
         }
-        Harness {
+        Ok(Harness {
             server,
             host,
             storage,
             accounts,
-        }
+        })
     }
 
     /// Binds `user@localhost/resource`.
