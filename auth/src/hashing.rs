@@ -77,12 +77,21 @@ impl ScramCredentials {
         salt: &[u8],
         iteration_count: u32,
     ) -> ScramCredentials {
+        // Hi() of RFC 5802 is PBKDF2 with HMAC as the PRF and dkLen = hLen.
+        let rounds = iteration_count.max(1);
         let (stored_key, server_key) = match hash {
             ScramHash::Sha1 => {
-                derive_keys::<sha1::Sha1>(password.as_bytes(), salt, iteration_count)
+                let salted =
+                    pbkdf2::pbkdf2_hmac_array::<sha1::Sha1, 20>(password.as_bytes(), salt, rounds);
+                client_and_server_keys::<sha1::Sha1>(&salted)
             }
             ScramHash::Sha256 => {
-                derive_keys::<sha2::Sha256>(password.as_bytes(), salt, iteration_count)
+                let salted = pbkdf2::pbkdf2_hmac_array::<sha2::Sha256, 32>(
+                    password.as_bytes(),
+                    salt,
+                    rounds,
+                );
+                client_and_server_keys::<sha2::Sha256>(&salted)
             }
         };
         ScramCredentials {
@@ -105,20 +114,12 @@ fn hmac<D: Digest + BlockSizeUser>(key: &[u8], data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn derive_keys<D: Digest + BlockSizeUser + Clone + Sync>(
-    password: &[u8],
-    salt: &[u8],
-    rounds: u32,
-) -> (Vec<u8>, Vec<u8>) {
-    let mut salted = vec![0u8; <D as Digest>::output_size()];
-    // Hi() of RFC 5802 is PBKDF2 with HMAC as the PRF and dkLen = hLen.
-    if pbkdf2::pbkdf2::<SimpleHmac<D>>(password, salt, rounds.max(1), &mut salted).is_err() {
-        salted.clear();
-    }
-    let client_key = hmac::<D>(&salted, b"Client Key");
+/// StoredKey = H(HMAC(SaltedPassword, "Client Key")), ServerKey =
+/// HMAC(SaltedPassword, "Server Key").
+fn client_and_server_keys<D: Digest + BlockSizeUser>(salted: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let client_key = hmac::<D>(salted, b"Client Key");
     let stored_key = D::digest(&client_key).to_vec();
-    let server_key = hmac::<D>(&salted, b"Server Key");
-    (stored_key, server_key)
+    (stored_key, hmac::<D>(salted, b"Server Key"))
 }
 
 /// Lowercase hex, as Prosody's `util.hex.encode`.
