@@ -1,1 +1,19 @@
-//! lilt
+//! # lilt
+//!
+//! A Prosody-compatible XMPP server, as a library first. This facade wires
+//! the workspace crates together: [`startup`] builds a server from a
+//! Prosody config (storage, auth, modules, listeners), [`ctl`] holds
+//! prosodyctl's commands, [`devconfig`] the built-in development setup and
+//! [`logging`] the `log` option. The binary (`src/main.rs`) is a thin CLI.
+//!
+//! Start reading at [`startup::build_server`], then `xmpp_core`.
+
+pub mod ctl;
+pub mod devconfig;
+pub mod logging;
+pub mod startup;
+
+pub use auth;
+pub use lua_compat;
+pub use modules;
+pub use xmpp_core;

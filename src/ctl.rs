@@ -1,0 +1,218 @@
+//! prosodyctl's commands: `register`, `unregister`, `adduser`, `passwd`,
+//! `deluser`, `check config`, `about`, with Prosody's argument forms and
+//! messages.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use xmpp_core::{Clock, Jid, ServerConfig};
+
+/// A command's failure: the message to print; the exit code is 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CtlError(pub String);
+
+fn err(s: impl Into<String>) -> CtlError {
+    CtlError(s.into())
+}
+
+/// Usage text, listing what `lilt`/`prosodyctl` accept.
+pub const USAGE: &str = "\
+Usage: lilt [--config FILE] [COMMAND ...]
+
+With no command, runs the server in the foreground (with no --config, a
+development setup for host localhost on 127.0.0.1).
+
+Commands (as prosodyctl's):
+  register USER HOST [PASSWORD]   create or replace an account
+  unregister USER HOST            delete an account
+  adduser JID                     create an account (password prompted twice)
+  passwd JID                      change a password (prompted twice)
+  deluser JID                     delete an account
+  check config                    check the configuration file
+  about                           show version information
+";
+
+fn account_provider(
+    config: &ServerConfig,
+    host: &str,
+) -> Result<Arc<dyn auth::AccountProvider>, CtlError> {
+    let Some(hc) = config.host(host) else {
+        return Err(err(format!(
+            "The given hostname does not exist in the config: {host}"
+        )));
+    };
+    if !matches!(hc.kind, xmpp_core::HostKind::VirtualHost) {
+        return Err(err(format!(
+            "{host} is a component, not a VirtualHost; it has no accounts"
+        )));
+    }
+    let server = crate::startup::build_storage_only(config.clone(), Clock::System);
+    let h = server.host(host).ok_or_else(|| {
+        err(format!(
+            "The given hostname does not exist in the config: {host}"
+        ))
+    })?;
+    auth::provider_for_host(&h).map_err(|e| err(e.to_string()))
+}
+
+fn split_user_jid(jid: &str) -> Result<(String, String), CtlError> {
+    let j = Jid::parse(jid).map_err(|e| err(e.to_string()))?;
+    match j.node() {
+        Some(n) if j.resource().is_none() => Ok((n.to_string(), j.domain().to_string())),
+        _ => Err(err(format!(
+            "Please specify a JID, including a host. e.g. alice@example.com (got {jid})"
+        ))),
+    }
+}
+
+fn prep_user(user: &str) -> Result<String, CtlError> {
+    xmpp_core::jid::nodeprep(user).map_err(|e| err(format!("Invalid username {user:?}: {e}")))
+}
+
+/// Reads a password twice (prompting on a terminal; two lines from a pipe).
+fn read_password_twice() -> Result<String, CtlError> {
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut lines = stdin.lock().lines();
+    let mut ask = |prompt: &str| -> Result<String, CtlError> {
+        if tty {
+            eprint!("{prompt}");
+            let _ = std::io::stderr().flush();
+        }
+        match lines.next() {
+            Some(Ok(l)) => Ok(l.trim_end_matches(['\r', '\n']).to_string()),
+            _ => Err(err("No password given")),
+        }
+    };
+    let first = ask("Enter new password: ")?;
+    let second = ask("Retype new password: ")?;
+    if first != second {
+        return Err(err("Passwords did not match"));
+    }
+    Ok(first)
+}
+
+/// Runs a command; `Ok(message)` is printed on success.
+pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, CtlError> {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    match a.as_slice() {
+        ["register", user, host, rest @ ..] => {
+            let user = prep_user(user)?;
+            let provider = account_provider(config, host)?;
+            let password = match rest.first() {
+                Some(p) => p.to_string(),
+                None => read_password_twice()?,
+            };
+            provider
+                .create_user(&user, Some(&password))
+                .map_err(|e| err(format!("Failed to register {user}@{host}: {e}")))?;
+            Ok(None)
+        }
+        ["unregister", user, host] => {
+            let user = prep_user(user)?;
+            let provider = account_provider(config, host)?;
+            if !provider
+                .user_exists(&user)
+                .map_err(|e| err(e.to_string()))?
+            {
+                return Err(err("No such user"));
+            }
+            provider
+                .delete_user(&user)
+                .map_err(|e| err(e.to_string()))?;
+            Ok(None)
+        }
+        ["adduser", jid] => {
+            let (user, host) = split_user_jid(jid)?;
+            let provider = account_provider(config, &host)?;
+            if provider
+                .user_exists(&user)
+                .map_err(|e| err(e.to_string()))?
+            {
+                return Err(err("That user already exists"));
+            }
+            let password = read_password_twice()?;
+            provider
+                .create_user(&user, Some(&password))
+                .map_err(|e| err(e.to_string()))?;
+            Ok(None)
+        }
+        ["passwd", jid] => {
+            let (user, host) = split_user_jid(jid)?;
+            let provider = account_provider(config, &host)?;
+            if !provider
+                .user_exists(&user)
+                .map_err(|e| err(e.to_string()))?
+            {
+                return Err(err("No such user"));
+            }
+            let password = read_password_twice()?;
+            provider
+                .set_password(&user, &password)
+                .map_err(|e| err(e.to_string()))?;
+            Ok(None)
+        }
+        ["deluser", jid] => {
+            let (user, host) = split_user_jid(jid)?;
+            let provider = account_provider(config, &host)?;
+            if !provider
+                .user_exists(&user)
+                .map_err(|e| err(e.to_string()))?
+            {
+                return Err(err("No such user"));
+            }
+            provider
+                .delete_user(&user)
+                .map_err(|e| err(e.to_string()))?;
+            Ok(None)
+        }
+        ["check", "config"] | ["check"] => check_config(config),
+        ["about"] => Ok(Some(about(config))),
+        ["help"] | ["--help"] | ["-h"] => Ok(Some(USAGE.to_string())),
+        _ => Err(err(format!(
+            "Unknown command: {}\n\n{USAGE}",
+            args.join(" ")
+        ))),
+    }
+}
+
+fn check_config(config: &ServerConfig) -> Result<Option<String>, CtlError> {
+    let mut problems: Vec<String> = config.warnings.clone();
+    problems.extend(lua_compat::config::check(config));
+    if config
+        .hosts
+        .iter()
+        .all(|h| !matches!(h.kind, xmpp_core::HostKind::VirtualHost))
+    {
+        problems.push("No hosts defined (no VirtualHost in the config)".to_string());
+    }
+    // Building the server catches bad option values (with file and line).
+    if let Err(e) = crate::startup::build_server(config.clone(), Clock::System) {
+        return Err(err(format!("Problem found in the config: {e}")));
+    }
+    if problems.is_empty() {
+        Ok(Some(
+            "Checking config...\nDone.\n\nAll checks passed, congratulations!".to_string(),
+        ))
+    } else {
+        let mut s = String::from("Checking config...\n");
+        for p in &problems {
+            s.push_str(&format!("  - {p}\n"));
+        }
+        Err(err(s))
+    }
+}
+
+fn about(config: &ServerConfig) -> String {
+    format!(
+        "lilt {} (a Prosody-compatible XMPP server)\nConfig file: {}\nData directory: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        config
+            .config_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(built-in development config)".into()),
+        crate::startup::data_path(config).display()
+    )
+}

@@ -1,0 +1,303 @@
+//! Starting and stopping a server from a loaded configuration: storage
+//! drivers, auth providers and modules per host, then the listeners.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use xmpp_core::c2s::negotiation::C2sSettings;
+use xmpp_core::c2s::{ListenerContext, serve};
+use xmpp_core::config::OptionError;
+use xmpp_core::stream::StreamLimits;
+use xmpp_core::{Clock, HostKind, Server, ServerConfig, Value};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    #[error("cannot listen on {addr} for {kind}: {source}")]
+    Bind {
+        kind: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("host {host}: {reason}")]
+    Host { host: String, reason: String },
+}
+
+/// A listening socket, as printed at start-up.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    pub kind: &'static str,
+    pub addr: SocketAddr,
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub server: Arc<Server>,
+    pub listening: Vec<Listening>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Closes every stream (`system-shutdown`) and stops listening.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        // Give connection tasks a moment to flush their closing bytes.
+        for _ in 0..50 {
+            if self.server.sessions.all().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Where Prosody keeps data when `data_path` is not set (Debian's build).
+pub const DEFAULT_DATA_PATH: &str = "/var/lib/prosody";
+
+/// The data directory for this config.
+pub fn data_path(config: &ServerConfig) -> PathBuf {
+    config
+        .get_global("data_path")
+        .and_then(Value::as_str)
+        .map(|p| config.resolve_path(p))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_PATH))
+}
+
+/// Builds the server: storage, auth and modules on every host. Modules
+/// lilt does not have are reported once each, with the hosts that asked.
+pub fn build_server(config: ServerConfig, clock: Clock) -> Result<Arc<Server>, StartError> {
+    let data = data_path(&config);
+    let server = Server::new(config, clock);
+    modules::storage::register_builtin_drivers(&server, data);
+    let mut missing: Vec<(String, Vec<String>)> = Vec::new();
+    for host in server.hosts() {
+        if !host.is_component() {
+            let provider = auth::provider_for_host(&host).map_err(|e| StartError::Host {
+                host: host.name.clone(),
+                reason: e.to_string(),
+            })?;
+            host.set_auth_provider(provider);
+        }
+        let wanted = lua_compat::modulemanager::modules_for_host(&server.config, &host.name);
+        for name in wanted {
+            if is_core_module(&name) {
+                host.mark_module_loaded(&name);
+                continue;
+            }
+            match modules::load_module(&server, &host, &name) {
+                Ok(modules::LoadOutcome::Loaded) => {}
+                Ok(modules::LoadOutcome::Unknown) => {
+                    match missing.iter_mut().find(|(m, _)| *m == name) {
+                        Some((_, hosts)) => hosts.push(host.name.clone()),
+                        None => missing.push((name.clone(), vec![host.name.clone()])),
+                    }
+                }
+                Err(e) => {
+                    return Err(StartError::Host {
+                        host: host.name.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        if let HostKind::Component { module: None } = &host.kind {
+            tracing::info!(host = %host.name, "external component host (XEP-0114 connections are not supported yet)");
+        }
+    }
+    for (name, hosts) in missing {
+        tracing::warn!(
+            "module {name:?} is not available in lilt yet; not loaded on {}",
+            hosts.join(", ")
+        );
+    }
+    Ok(server)
+}
+
+/// Modules whose job lilt's core does itself (stream negotiation, TLS, SASL).
+fn is_core_module(name: &str) -> bool {
+    matches!(
+        name,
+        "c2s"
+            | "tls"
+            | "saslauth"
+            | "auth_internal_hashed"
+            | "auth_internal_plain"
+            | "auth_anonymous"
+            | "auth_insecure"
+            | "storage_internal"
+            | "storage_memory"
+            | "storage_none"
+    )
+}
+
+/// Interfaces to listen on: `<prefix>_interfaces`, else `interfaces`, else
+/// Prosody's default (all IPv4 and IPv6 addresses).
+fn interfaces(config: &ServerConfig, prefix: &str) -> Result<Vec<IpAddr>, OptionError> {
+    let name = format!("{prefix}_interfaces");
+    let (opt, list) = match config.get_global(&name) {
+        Some(v) => (name.as_str(), v.as_string_list()),
+        None => (
+            "interfaces",
+            config
+                .get_global("interfaces")
+                .and_then(Value::as_string_list),
+        ),
+    };
+    let list = list.unwrap_or_else(|| vec!["*".into(), "::".into()]);
+    let mut out = Vec::new();
+    for i in list {
+        let ip = match i.as_str() {
+            "*" => IpAddr::from([0u8, 0, 0, 0]),
+            other => other.parse().map_err(|_| OptionError {
+                option: opt.to_string(),
+                defined_at: config.source_of(None, opt).cloned(),
+                problem: format!("has {other:?}, which is not an IP address"),
+            })?,
+        };
+        out.push(ip);
+    }
+    Ok(out)
+}
+
+fn ports(config: &ServerConfig, name: &str, default: &[u16]) -> Result<Vec<u16>, OptionError> {
+    let Some(v) = config.get_global(name) else {
+        return Ok(default.to_vec());
+    };
+    let bad = |what: String| OptionError {
+        option: name.to_string(),
+        defined_at: config.source_of(None, name).cloned(),
+        problem: what,
+    };
+    let items: Vec<Value> = match v {
+        Value::Table(t) => t.seq.clone(),
+        other => vec![other.clone()],
+    };
+    items
+        .iter()
+        .map(|p| {
+            p.as_i64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| bad(format!("must list port numbers, found {p:?}")))
+        })
+        .collect()
+}
+
+fn global_i64(config: &ServerConfig, name: &str, default: i64) -> Result<i64, OptionError> {
+    match config.get_global(name) {
+        None => Ok(default),
+        Some(v) => v.as_i64().ok_or_else(|| OptionError {
+            option: name.to_string(),
+            defined_at: config.source_of(None, name).cloned(),
+            problem: format!("must be a number, not a {}", v.type_name()),
+        }),
+    }
+}
+
+/// Starts listening for clients.
+pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
+    let config = server.config.clone();
+    let (tls, warnings) = xmpp_core::tls::build_tls(&config);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let limits = StreamLimits {
+        max_stanza_size: global_i64(&config, "c2s_stanza_size_limit", 256 * 1024)?.max(1024)
+            as usize,
+        ..StreamLimits::default()
+    };
+    let keepalive = config
+        .get_global("network_settings")
+        .and_then(|n| n.get("read_timeout"))
+        .and_then(Value::as_i64)
+        .unwrap_or(840)
+        .max(1) as u64;
+    let settings = C2sSettings {
+        tls_available: tls.is_some(),
+        direct_tls: false,
+        unauthed_timeout: Duration::from_secs(
+            global_i64(&config, "c2s_timeout", 300)?.max(1) as u64
+        ),
+        limits,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ctx = ListenerContext {
+        server: server.clone(),
+        tls: tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone())),
+        settings,
+        keepalive: Duration::from_secs(keepalive),
+        shutdown: shutdown_rx,
+    };
+    let mut listening = Vec::new();
+    let mut tasks = Vec::new();
+    let ifaces = interfaces(&config, "c2s")?;
+    let plans: [(&'static str, Vec<u16>, bool); 2] = [
+        ("c2s", ports(&config, "c2s_ports", &[5222])?, false),
+        (
+            "c2s_direct_tls",
+            ports(&config, "c2s_direct_tls_ports", &[])?,
+            true,
+        ),
+    ];
+    for (kind, port_list, direct) in plans {
+        if direct && ctx.tls.is_none() && !port_list.is_empty() {
+            tracing::warn!(
+                "c2s_direct_tls_ports is set but no certificate is available; not listening for direct TLS"
+            );
+            continue;
+        }
+        for port in port_list {
+            for ip in &ifaces {
+                let addr = SocketAddr::new(*ip, port);
+                let listener = match bind(addr) {
+                    Ok(l) => l,
+                    Err(e) if ip.is_ipv6() && ifaces.len() > 1 => {
+                        tracing::debug!("not listening on {addr}: {e}");
+                        continue;
+                    }
+                    Err(source) => return Err(StartError::Bind { kind, addr, source }),
+                };
+                let local = listener.local_addr().unwrap_or(addr);
+                listening.push(Listening { kind, addr: local });
+                tasks.push(tokio::spawn(serve(listener, ctx.clone(), direct)));
+            }
+        }
+    }
+    Ok(RunningServer {
+        server,
+        listening,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// A server with only its storage drivers, for account commands.
+pub fn build_storage_only(config: ServerConfig, clock: Clock) -> Arc<Server> {
+    let data = data_path(&config);
+    let server = Server::new(config, clock);
+    modules::storage::register_builtin_drivers(&server, data);
+    server
+}
