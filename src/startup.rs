@@ -85,11 +85,7 @@ pub fn build_server(config: ServerConfig, clock: Clock) -> Result<Arc<Server>, S
     let mut missing: Vec<(String, Vec<String>)> = Vec::new();
     for host in server.hosts() {
         if !host.is_component() {
-            let provider = auth::provider_for_host(&host).map_err(|e| StartError::Host {
-                host: host.name.clone(),
-                reason: e.to_string(),
-            })?;
-            host.set_auth_provider(provider);
+            install_auth_provider(&host)?;
         }
         let wanted = lua_compat::modulemanager::modules_for_host(&server.config, &host.name);
         for name in wanted {
@@ -124,6 +120,40 @@ pub fn build_server(config: ServerConfig, clock: Clock) -> Result<Arc<Server>, S
         );
     }
     Ok(server)
+}
+
+/// Sets the host's auth provider. A provider lilt does not have yet is
+/// reported and the host keeps running without logins, as Prosody does when
+/// an auth module fails to load; `jitsi-anonymous` is served as plain
+/// `anonymous` meanwhile (its SASL exchange is the same).
+fn install_auth_provider(host: &Arc<xmpp_core::Host>) -> Result<(), StartError> {
+    let fail = |e: auth::AuthError| StartError::Host {
+        host: host.name.clone(),
+        reason: e.to_string(),
+    };
+    match auth::provider_for_host(host) {
+        Ok(p) => host.set_auth_provider(p.as_auth_provider()),
+        Err(
+            e @ (auth::AuthError::ProviderNotYetImplemented { .. }
+            | auth::AuthError::UnknownProvider { .. }),
+        ) => {
+            if host.option_str("authentication") == Some("jitsi-anonymous") {
+                tracing::warn!("{e}; serving it as \"anonymous\" meanwhile");
+                host.set_auth_provider(
+                    auth::provider_named(host, "anonymous")
+                        .map_err(fail)?
+                        .as_auth_provider(),
+                );
+            } else {
+                tracing::error!(
+                    "{e}; nobody can log in to {} until this is fixed",
+                    host.name
+                );
+            }
+        }
+        Err(e) => return Err(fail(e)),
+    }
+    Ok(())
 }
 
 /// Modules whose job lilt's core does itself (stream negotiation, TLS, SASL).

@@ -47,3 +47,11 @@ pub fn provider_for_host(host: &Arc<Host>) -> Result<Arc<dyn AccountProvider>, A
     tracing::debug!(host = %host.name, "Host '{}' now set to use user provider '{}'", host.name, backend.name());
     Ok(Arc::new(Provider::new(backend, policy, host)))
 }
+
+/// The provider called `name` for a host, with the host's SASL policy
+/// (used to stand in for a provider lilt does not have yet).
+pub fn provider_named(host: &Arc<Host>, name: &str) -> Result<Arc<dyn AccountProvider>, AuthError> {
+    let backend = providers::backend_named(host, name.to_string())?;
+    let policy = SaslPolicy::from_host(host)?;
+    Ok(Arc::new(Provider::new(backend, policy, host)))
+}

@@ -62,7 +62,11 @@ pub fn configured_provider(host: &Host) -> Result<String, AuthError> {
 
 /// Loads the backend of the configured provider.
 pub fn load_backend(host: &Host) -> Result<Arc<dyn Backend>, AuthError> {
-    let name = configured_provider(host)?;
+    backend_named(host, configured_provider(host)?)
+}
+
+/// The backend called `name` on `host`, whatever the host's option says.
+pub fn backend_named(host: &Host, name: String) -> Result<Arc<dyn Backend>, AuthError> {
     let defined_at = || {
         host.config()
             .source_of(Some(&host.name), "authentication")
