@@ -189,6 +189,9 @@ fn ping() {
     assert_eq!(r.from(), Some("localhost"));
     assert_eq!(r.to(), Some("a@localhost/1"));
     assert!(r.children().next().is_none());
+    // To oneself: nothing takes iq/self, so the router goes on with iq/bare.
+    let r = a.iq(iq("get", "p0", None, ping()));
+    assert_eq!(r.type_(), Some("result"));
     // Accounts answer pings too (iq-get/bare).
     let r = a.iq(iq("get", "p2", Some("b@localhost"), ping()));
     assert_eq!(r.type_(), Some("result"));

@@ -191,6 +191,8 @@ pub struct Setup {
     /// Extra hosts: (name, is_component, options).
     pub extra_hosts: Vec<ExtraHost>,
     pub auth_name: Option<&'static str>,
+    /// Use the real `internal` driver over this data directory.
+    pub data_path: Option<std::path::PathBuf>,
 }
 
 impl Harness {
@@ -243,7 +245,15 @@ impl Harness {
                 defined_at: Default::default(),
             });
         }
+        if setup.data_path.is_some() {
+            cfg.global.set("storage", Value::str("internal"));
+        }
         let server = Server::new(cfg, Clock::Fixed(NOW));
+        if let Some(path) = setup.data_path {
+            server
+                .storage
+                .register(Arc::new(modules::storage::InternalDriver::new(path)));
+        }
         let storage = Arc::new(MemDriver::default());
         server
             .storage
