@@ -263,3 +263,39 @@ fn message_to_self_bare_goes_to_own_resources() {
     assert_eq!(bodies(&a1.drain()), ["note to self"]);
     assert_eq!(bodies(&a2.drain()), ["note to self"]);
 }
+
+/// Rough throughput of message routing through the router and mod_message
+/// (`cargo test -p modules --release --test im_message -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn throughput() {
+    let h = Harness::new(&["a", "b"]);
+    let a = h.connect("a", "1");
+    let mut b = h.connect("b", "1");
+    b.send(presence());
+    b.drain();
+    let n = 200_000;
+    let payload = "x".repeat(900);
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        a.send(message("b@localhost", "chat", &payload).attr("id", i.to_string()));
+        if i % 1000 == 999 {
+            b.drain();
+        }
+    }
+    let bare = start.elapsed();
+    b.drain();
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        a.send(message("b@localhost/1", "chat", &payload).attr("id", i.to_string()));
+        if i % 1000 == 999 {
+            b.drain();
+        }
+    }
+    let full = start.elapsed();
+    println!(
+        "messages of ~1 KiB: to bare JID {:.0}/s, to full JID {:.0}/s",
+        n as f64 / bare.as_secs_f64(),
+        n as f64 / full.as_secs_f64()
+    );
+}

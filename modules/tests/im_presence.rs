@@ -346,3 +346,48 @@ fn bad_option_type_fails_the_load() {
     let msg = err.to_string();
     assert!(msg.contains("ignore_presence_priority"), "{msg}");
 }
+
+/// Rough cost of a presence broadcast to a roster of 500 contacts, 100 of
+/// them online (`cargo test -p modules --release --test im_presence -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn broadcast_throughput() {
+    let names: Vec<String> = (0..500).map(|i| format!("c{i}")).collect();
+    let mut users: Vec<&str> = names.iter().map(String::as_str).collect();
+    users.push("star");
+    let h = Harness::new(&users);
+    let mut star = h.connect("star", "1");
+    let mut online = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let mut c = h.connect(n, "1");
+        c.send(presence_to("star@localhost", Some("subscribe")));
+        star.send(presence_to(&format!("{n}@localhost"), Some("subscribed")));
+        if i < 100 {
+            c.send(presence());
+            c.drain();
+            online.push(c);
+        } else {
+            h.disconnect(&c);
+        }
+    }
+    star.send(presence());
+    star.drain();
+    let rounds = 2000;
+    let start = std::time::Instant::now();
+    for i in 0..rounds {
+        let show = if i % 2 == 0 { "away" } else { "chat" };
+        star.send(presence().child(Element::new("show", NS_CLIENT).text(show)));
+        if i % 50 == 49 {
+            star.drain();
+            for c in online.iter_mut() {
+                c.drain();
+            }
+        }
+    }
+    let t = start.elapsed();
+    println!(
+        "presence broadcast to 500 contacts (100 online): {:.0} broadcasts/s, {:.0} routed stanzas/s",
+        rounds as f64 / t.as_secs_f64(),
+        (rounds * 500) as f64 / t.as_secs_f64()
+    );
+}
