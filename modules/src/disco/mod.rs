@@ -221,7 +221,7 @@ fn collect(event: &Event, host: &Arc<Host>, name: &str, reply: Element) -> Optio
     ev.stanza
 }
 
-pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
+pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
     host.option_bool("disco_expose_admins", false)?;
     if host.kind == HostKind::VirtualHost {
         let name = host.option_str("name").unwrap_or(DEFAULT_NAME).to_string();
@@ -229,7 +229,6 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
     }
     add_feature(host, NS_DISCO_INFO);
     add_feature(host, NS_DISCO_ITEMS);
-    let _ = server;
 
     host.events.hook(
         "iq-get/host/http://jabber.org/protocol/disco#info:query",

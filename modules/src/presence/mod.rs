@@ -28,10 +28,9 @@ use subscription::{handle_inbound, handle_outbound, is_subscription_type};
 
 pub const NS_PRE_APPROVAL_FEATURE: &str = "urn:xmpp:features:pre-approval";
 
-pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
+pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
     // Validate the option now so a typo is reported at start-up.
     host.option_bool("ignore_presence_priority", false)?;
-    let _ = server;
 
     host.events.hook("stream-features", 0, |event| {
         if event.origin.as_ref().and_then(|o| o.username()).is_some()
