@@ -33,6 +33,7 @@ use std::path::Path;
 pub mod archive;
 mod convert;
 mod eval;
+mod lex;
 pub mod literal;
 mod serialize;
 pub mod stanza;
