@@ -284,11 +284,15 @@ impl From<DatTable> for DatValue {
     }
 }
 
+/// Tables with more entries than this get a hash index; smaller ones (most
+/// of them: stanza elements, attributes) are searched in order.
+const INDEX_FROM: usize = 12;
+
 /// A Lua table with the order its entries are (or will be) written in.
 #[derive(Debug, Clone, Default)]
 pub struct DatTable {
     entries: Vec<(DatKey, DatValue)>,
-    index: HashMap<DatKey, usize>,
+    index: Option<HashMap<DatKey, usize>>,
 }
 
 impl PartialEq for DatTable {
@@ -311,20 +315,38 @@ impl DatTable {
     pub fn iter(&self) -> impl Iterator<Item = (&DatKey, &DatValue)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
+    fn position(&self, key: &DatKey) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
+        }
+    }
     pub fn get(&self, key: &DatKey) -> Option<&DatValue> {
-        self.index.get(key).map(|&i| &self.entries[i].1)
+        self.position(key).map(|i| &self.entries[i].1)
     }
     /// The value under a string key.
     pub fn get_str(&self, key: &str) -> Option<&DatValue> {
-        self.get(&DatKey::str(key))
+        match &self.index {
+            Some(_) => self.get(&DatKey::str(key)),
+            None => self
+                .entries
+                .iter()
+                .find(|(k, _)| matches!(k, DatKey::String(s) if s.as_slice() == key.as_bytes()))
+                .map(|(_, v)| v),
+        }
     }
     /// Sets a key: an existing entry keeps its place, a new one goes last.
     pub fn insert(&mut self, key: DatKey, value: DatValue) {
-        match self.index.get(&key) {
-            Some(&i) => self.entries[i].1 = value,
+        match self.position(&key) {
+            Some(i) => self.entries[i].1 = value,
             None => {
-                self.index.insert(key.clone(), self.entries.len());
+                if let Some(index) = &mut self.index {
+                    index.insert(key.clone(), self.entries.len());
+                }
                 self.entries.push((key, value));
+                if self.index.is_none() && self.entries.len() > INDEX_FROM {
+                    self.reindex();
+                }
             }
         }
     }
@@ -334,12 +356,10 @@ impl DatTable {
     }
     /// Removes a key, keeping the order of the others.
     pub fn remove(&mut self, key: &DatKey) -> Option<DatValue> {
-        let i = self.index.remove(key)?;
+        let i = self.position(key)?;
         let (_, v) = self.entries.remove(i);
-        for slot in self.index.values_mut() {
-            if *slot > i {
-                *slot -= 1;
-            }
+        if self.index.is_some() {
+            self.reindex();
         }
         Some(v)
     }
@@ -351,7 +371,7 @@ impl DatTable {
     /// Length of the sequence `1..n` (the border `ipairs` stops at).
     pub fn sequence_len(&self) -> usize {
         let mut n = 0usize;
-        while self.index.contains_key(&DatKey::Integer(n as i64 + 1)) {
+        while self.position(&DatKey::Integer(n as i64 + 1)).is_some() {
             n += 1;
         }
         n
@@ -371,15 +391,26 @@ impl DatTable {
                 (false, true) => std::cmp::Ordering::Greater,
                 _ => a.canonical_cmp(b),
             });
-        self.reindex();
+        if self.index.is_some() {
+            self.reindex();
+        }
+    }
+    /// [`DatTable::sort_canonical`] here and in every table below.
+    pub fn sort_canonical_deep(&mut self) {
+        self.sort_canonical();
+        for (_, v) in &mut self.entries {
+            if let DatValue::Table(t) = v {
+                t.sort_canonical_deep();
+            }
+        }
     }
     fn reindex(&mut self) {
-        self.index = self
+        let index = self
             .entries
             .iter()
             .enumerate()
-            .map(|(i, (k, _))| (k.clone(), i))
-            .collect();
+            .map(|(i, (k, _))| (k.clone(), i));
+        self.index = Some(index.collect());
     }
 }
 
@@ -464,8 +495,11 @@ pub fn parse_dat(src: &[u8], name: &str, limits: &Limits) -> Result<Option<DatVa
         (Ok(Some(ordered)), Some(authority)) if ordered.same_contents(&authority) => {
             Ok(Some(ordered))
         }
-        (Ok(None), None) => Ok(None),
-        (_, other) => Ok(other),
+        (_, Some(mut authority)) => {
+            sort_deep(&mut authority);
+            Ok(Some(authority))
+        }
+        (_, None) => Ok(None),
     }
 }
 
@@ -483,7 +517,18 @@ pub fn parse_list(src: &[u8], name: &str, limits: &Limits) -> Result<Vec<DatValu
         {
             Ok(ordered)
         }
-        _ => Ok(evaluated),
+        _ => {
+            let mut evaluated = evaluated;
+            evaluated.iter_mut().for_each(sort_deep);
+            Ok(evaluated)
+        }
+    }
+}
+
+/// The order for data whose written order is unknown.
+fn sort_deep(v: &mut DatValue) {
+    if let DatValue::Table(t) = v {
+        t.sort_canonical_deep();
     }
 }
 

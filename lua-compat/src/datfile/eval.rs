@@ -183,7 +183,7 @@ fn convert(v: &mlua::Value, depth: usize, budget: &mut usize) -> Result<DatValue
                 })?;
                 out.insert(key, value);
             }
-            out.sort_canonical();
+            // (Put in canonical order by the caller when the written order is unknown.)
             DatValue::Table(out)
         }
         other => return Err(fail(format!("a value of type {}", other.type_name()))),

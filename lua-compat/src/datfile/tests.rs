@@ -172,3 +172,32 @@ fn table_editing_keeps_order() {
     assert_eq!(keys, ["b", "c"]);
     assert_eq!(t.get_str("c"), Some(&DatValue::Integer(3)));
 }
+
+#[test]
+fn large_tables_are_indexed_and_keep_order() {
+    let mut t = DatTable::new();
+    for i in (0..50).rev() {
+        t.insert_str(&format!("k{i}"), DatValue::Integer(i));
+    }
+    t.push(DatValue::str("first"));
+    t.remove(&DatKey::str("k30"));
+    t.insert_str("k10", DatValue::Integer(-10));
+    assert_eq!(t.len(), 50);
+    assert_eq!(t.get_str("k10"), Some(&DatValue::Integer(-10)));
+    assert_eq!(t.get_str("k30"), None);
+    assert_eq!(t.get(&DatKey::Integer(1)), Some(&DatValue::str("first")));
+    let keys: Vec<_> = t
+        .iter()
+        .map(|(k, _)| k.to_display_string())
+        .take(3)
+        .collect();
+    assert_eq!(keys, ["k49", "k48", "k47"]);
+    t.sort_canonical();
+    let keys: Vec<_> = t
+        .iter()
+        .map(|(k, _)| k.to_display_string())
+        .take(3)
+        .collect();
+    assert_eq!(keys, ["1", "k0", "k1"]);
+    assert_eq!(t.get_str("k49"), Some(&DatValue::Integer(49)));
+}
