@@ -2,7 +2,7 @@
 //! `deluser`, `check config`, `about`, with Prosody's argument forms and
 //! messages.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
 use xmpp_core::{Clock, Jid, ServerConfig};
@@ -77,8 +77,9 @@ fn read_password_twice() -> Result<String, CtlError> {
     let mut lines = stdin.lock().lines();
     let mut ask = |prompt: &str| -> Result<String, CtlError> {
         if tty {
-            eprint!("{prompt}");
-            let _ = std::io::stderr().flush();
+            // Prompted without echo, as prosodyctl does.
+            return rpassword::prompt_password(prompt)
+                .map_err(|e| err(format!("Cannot read the password: {e}")));
         }
         match lines.next() {
             Some(Ok(l)) => Ok(l.trim_end_matches(['\r', '\n']).to_string()),
@@ -93,13 +94,43 @@ fn read_password_twice() -> Result<String, CtlError> {
     Ok(first)
 }
 
+/// Whether a command needs the account to exist already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    Required,
+    Forbidden,
+    Either,
+}
+
+/// Opens the provider for `user@host`, checking existence as the command needs.
+fn account(
+    config: &ServerConfig,
+    user: &str,
+    host: &str,
+    existing: Existing,
+) -> Result<(String, Arc<dyn auth::AccountProvider>), CtlError> {
+    let user = prep_user(user)?;
+    let provider = account_provider(config, host)?;
+    if existing != Existing::Either {
+        let exists = provider
+            .user_exists(&user)
+            .map_err(|e| err(e.to_string()))?;
+        match (existing, exists) {
+            (Existing::Required, false) => return Err(err("No such user")),
+            (Existing::Forbidden, true) => return Err(err("That user already exists")),
+            _ => {}
+        }
+    }
+    Ok((user, provider))
+}
+
 /// Runs a command; `Ok(message)` is printed on success.
 pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, CtlError> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let storage_err = |e: auth::AuthError| err(e.to_string());
     match a.as_slice() {
         ["register", user, host, rest @ ..] => {
-            let user = prep_user(user)?;
-            let provider = account_provider(config, host)?;
+            let (user, provider) = account(config, user, host, Existing::Either)?;
             let password = match rest.first() {
                 Some(p) => p.to_string(),
                 None => read_password_twice()?,
@@ -107,74 +138,43 @@ pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, Ctl
             provider
                 .create_user(&user, Some(&password))
                 .map_err(|e| err(format!("Failed to register {user}@{host}: {e}")))?;
-            Ok(None)
         }
         ["unregister", user, host] => {
-            let user = prep_user(user)?;
-            let provider = account_provider(config, host)?;
-            if !provider
-                .user_exists(&user)
-                .map_err(|e| err(e.to_string()))?
-            {
-                return Err(err("No such user"));
-            }
-            provider
-                .delete_user(&user)
-                .map_err(|e| err(e.to_string()))?;
-            Ok(None)
+            let (user, provider) = account(config, user, host, Existing::Required)?;
+            provider.delete_user(&user).map_err(storage_err)?;
         }
         ["adduser", jid] => {
             let (user, host) = split_user_jid(jid)?;
-            let provider = account_provider(config, &host)?;
-            if provider
-                .user_exists(&user)
-                .map_err(|e| err(e.to_string()))?
-            {
-                return Err(err("That user already exists"));
-            }
+            let (user, provider) = account(config, &user, &host, Existing::Forbidden)?;
             let password = read_password_twice()?;
             provider
                 .create_user(&user, Some(&password))
-                .map_err(|e| err(e.to_string()))?;
-            Ok(None)
+                .map_err(storage_err)?;
         }
         ["passwd", jid] => {
             let (user, host) = split_user_jid(jid)?;
-            let provider = account_provider(config, &host)?;
-            if !provider
-                .user_exists(&user)
-                .map_err(|e| err(e.to_string()))?
-            {
-                return Err(err("No such user"));
-            }
+            let (user, provider) = account(config, &user, &host, Existing::Required)?;
             let password = read_password_twice()?;
             provider
                 .set_password(&user, &password)
-                .map_err(|e| err(e.to_string()))?;
-            Ok(None)
+                .map_err(storage_err)?;
         }
         ["deluser", jid] => {
             let (user, host) = split_user_jid(jid)?;
-            let provider = account_provider(config, &host)?;
-            if !provider
-                .user_exists(&user)
-                .map_err(|e| err(e.to_string()))?
-            {
-                return Err(err("No such user"));
-            }
-            provider
-                .delete_user(&user)
-                .map_err(|e| err(e.to_string()))?;
-            Ok(None)
+            let (user, provider) = account(config, &user, &host, Existing::Required)?;
+            provider.delete_user(&user).map_err(storage_err)?;
         }
-        ["check", "config"] | ["check"] => check_config(config),
-        ["about"] => Ok(Some(about(config))),
-        ["help"] | ["--help"] | ["-h"] => Ok(Some(USAGE.to_string())),
-        _ => Err(err(format!(
-            "Unknown command: {}\n\n{USAGE}",
-            args.join(" ")
-        ))),
+        ["check", "config"] | ["check"] => return check_config(config),
+        ["about"] => return Ok(Some(about(config))),
+        ["help"] | ["--help"] | ["-h"] => return Ok(Some(USAGE.to_string())),
+        _ => {
+            return Err(err(format!(
+                "Unknown command: {}\n\n{USAGE}",
+                args.join(" ")
+            )));
+        }
     }
+    Ok(None)
 }
 
 fn check_config(config: &ServerConfig) -> Result<Option<String>, CtlError> {
