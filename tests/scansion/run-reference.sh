@@ -12,7 +12,8 @@
 # reference run's expected failures are read from conformance/reference-SET.txt.
 # Exit status: the runner's. KEEP=1 keeps the temporary directory (config, prosody.log,
 # debug.log) for inspection; RUNNER=path uses that scansion-runner binary instead of
-# building it.
+# building it; REGISTER="user@host=password ..." creates those accounts with prosodyctl
+# before the start (for configs with real authentication and storage).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -79,6 +80,10 @@ awk -v overrides="$overrides" '
     { print }
 ' "$scripts/prosody.cfg.lua" >"$dir/prosody.cfg.lua"
 
+for account in ${REGISTER:-}; do
+    jid=${account%%=*}
+    "$shared/tools/reference-prosody" ctl "$dir" register "${jid%@*}" "${jid#*@}" "${account#*=}" >/dev/null
+done
 pid=$("$shared/tools/reference-prosody" start "$dir")
 for _ in $(seq 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$c2s_port") 2>/dev/null; then break; fi
