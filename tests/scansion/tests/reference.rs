@@ -4,6 +4,8 @@
 //! - The 0.12 scripts pass as recorded in `conformance/reference-0.12.txt`.
 //! - SASL SCRAM-SHA-1 and PLAIN log in to real accounts (internal_hashed),
 //!   and a wrong password is reported as an authentication failure.
+//! - `receives: nothing` passes in silence and fails, showing the stanza, when
+//!   one arrives.
 //! - A deliberately broken expectation (an edited copy of a script in a
 //!   temporary directory) makes the run fail with a readable diff; listing it
 //!   as an expected failure makes it an XFAIL, and listing a passing script
@@ -202,4 +204,48 @@ fn scram_and_plain_log_in_to_real_accounts() {
             run.stdout
         );
     }
+}
+
+#[test]
+fn receives_nothing_passes_in_silence_and_fails_on_a_stanza() {
+    let Some((shared, root)) = usable() else {
+        return;
+    };
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        shared.join("conformance/prosody-scansion/0.12/prosody.cfg.lua"),
+        dir.path().join("prosody.cfg.lua"),
+    )
+    .expect("copy config");
+    let head =
+        "[Client] Romeo\n\tjid: quiet@localhost\n\tpassword: password\n\n---\n\nRomeo connects\n\n";
+    let ask = "Romeo sends:\n\t<iq type='get' id='v1' to='localhost'><query xmlns='jabber:iq:version'/></iq>\n\n";
+    let answer = "Romeo receives:\n\t<iq type='result' id='v1'/>\n\n";
+    let nothing = "Romeo receives: nothing\n\n";
+    // Silence after connecting and after the answer: passes.
+    std::fs::write(
+        dir.path().join("quiet.scs"),
+        format!("{head}{nothing}{ask}{answer}{nothing}Romeo disconnects\n"),
+    )
+    .expect("write");
+    // The answer arrives while nothing is expected: fails, showing it.
+    std::fs::write(
+        dir.path().join("noisy.scs"),
+        format!("{head}{ask}{nothing}Romeo disconnects\n"),
+    )
+    .expect("write");
+    let scripts = dir.path().to_str().expect("utf-8 temp path");
+    let Some(run) = run_reference(&root, scripts, &[]) else {
+        return;
+    };
+    assert_eq!(run.status, Some(1), "{}", run.stdout);
+    assert!(run.stdout.contains("PASS  quiet.scs\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "FAIL  noisy.scs\n      line 12: Romeo receives: nothing: expected nothing, but a stanza arrived\n      received:\n        <iq from='localhost' id='v1' to='quiet@localhost/"
+        ),
+        "{}",
+        run.stdout
+    );
 }
