@@ -7,13 +7,20 @@ use std::sync::Arc;
 
 use xmpp_core::{Clock, Jid, ServerConfig};
 
-/// A command's failure: the message to print; the exit code is 1.
+/// A command's failure: the message to print and prosodyctl's exit code
+/// (1 for a failed command, 2 for `check config` finding problems).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CtlError(pub String);
+#[error("{message}")]
+pub struct CtlError {
+    pub message: String,
+    pub code: u8,
+}
 
 fn err(s: impl Into<String>) -> CtlError {
-    CtlError(s.into())
+    CtlError {
+        message: s.into(),
+        code: 1,
+    }
 }
 
 /// Usage text, listing what `lilt`/`prosodyctl` accept.
@@ -33,10 +40,12 @@ Commands (as prosodyctl's):
   about                           show version information
 ";
 
+/// The host's account provider, with the server it lives in (the provider
+/// reaches storage through the host, so the server must outlive it).
 fn account_provider(
     config: &ServerConfig,
     host: &str,
-) -> Result<Arc<dyn auth::AccountProvider>, CtlError> {
+) -> Result<(Arc<xmpp_core::Server>, Arc<dyn auth::AccountProvider>), CtlError> {
     let Some(hc) = config.host(host) else {
         return Err(err(format!(
             "The given hostname does not exist in the config: {host}"
@@ -53,7 +62,8 @@ fn account_provider(
             "The given hostname does not exist in the config: {host}"
         ))
     })?;
-    auth::provider_for_host(&h).map_err(|e| err(e.to_string()))
+    let provider = auth::provider_for_host(&h).map_err(|e| err(e.to_string()))?;
+    Ok((server, provider))
 }
 
 fn split_user_jid(jid: &str) -> Result<(String, String), CtlError> {
@@ -102,15 +112,22 @@ enum Existing {
     Either,
 }
 
+/// An account a command works on.
+struct Account {
+    user: String,
+    provider: Arc<dyn auth::AccountProvider>,
+    _server: Arc<xmpp_core::Server>,
+}
+
 /// Opens the provider for `user@host`, checking existence as the command needs.
 fn account(
     config: &ServerConfig,
     user: &str,
     host: &str,
     existing: Existing,
-) -> Result<(String, Arc<dyn auth::AccountProvider>), CtlError> {
+) -> Result<Account, CtlError> {
     let user = prep_user(user)?;
-    let provider = account_provider(config, host)?;
+    let (server, provider) = account_provider(config, host)?;
     if existing != Existing::Either {
         let exists = provider
             .user_exists(&user)
@@ -121,7 +138,11 @@ fn account(
             _ => {}
         }
     }
-    Ok((user, provider))
+    Ok(Account {
+        user,
+        provider,
+        _server: server,
+    })
 }
 
 /// Runs a command; `Ok(message)` is printed on success.
@@ -130,7 +151,11 @@ pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, Ctl
     let storage_err = |e: auth::AuthError| err(e.to_string());
     match a.as_slice() {
         ["register", user, host, rest @ ..] => {
-            let (user, provider) = account(config, user, host, Existing::Either)?;
+            let Account {
+                user,
+                provider,
+                _server,
+            } = account(config, user, host, Existing::Either)?;
             let password = match rest.first() {
                 Some(p) => p.to_string(),
                 None => read_password_twice()?,
@@ -140,12 +165,20 @@ pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, Ctl
                 .map_err(|e| err(format!("Failed to register {user}@{host}: {e}")))?;
         }
         ["unregister", user, host] => {
-            let (user, provider) = account(config, user, host, Existing::Required)?;
+            let Account {
+                user,
+                provider,
+                _server,
+            } = account(config, user, host, Existing::Required)?;
             provider.delete_user(&user).map_err(storage_err)?;
         }
         ["adduser", jid] => {
             let (user, host) = split_user_jid(jid)?;
-            let (user, provider) = account(config, &user, &host, Existing::Forbidden)?;
+            let Account {
+                user,
+                provider,
+                _server,
+            } = account(config, &user, &host, Existing::Forbidden)?;
             let password = read_password_twice()?;
             provider
                 .create_user(&user, Some(&password))
@@ -153,7 +186,11 @@ pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, Ctl
         }
         ["passwd", jid] => {
             let (user, host) = split_user_jid(jid)?;
-            let (user, provider) = account(config, &user, &host, Existing::Required)?;
+            let Account {
+                user,
+                provider,
+                _server,
+            } = account(config, &user, &host, Existing::Required)?;
             let password = read_password_twice()?;
             provider
                 .set_password(&user, &password)
@@ -161,7 +198,11 @@ pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, Ctl
         }
         ["deluser", jid] => {
             let (user, host) = split_user_jid(jid)?;
-            let (user, provider) = account(config, &user, &host, Existing::Required)?;
+            let Account {
+                user,
+                provider,
+                _server,
+            } = account(config, &user, &host, Existing::Required)?;
             provider.delete_user(&user).map_err(storage_err)?;
         }
         ["check", "config"] | ["check"] => return check_config(config),
@@ -177,6 +218,9 @@ pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, Ctl
     Ok(None)
 }
 
+/// prosodyctl's `check config`: exit 0 when all is well, 2 when the config
+/// loads but has problems (Prosody's advice, and what lilt does not support
+/// yet), 1 when it cannot be used at all.
 fn check_config(config: &ServerConfig) -> Result<Option<String>, CtlError> {
     let mut problems: Vec<String> = config.warnings.clone();
     problems.extend(lua_compat::config::check(config));
@@ -188,20 +232,26 @@ fn check_config(config: &ServerConfig) -> Result<Option<String>, CtlError> {
         problems.push("No hosts defined (no VirtualHost in the config)".to_string());
     }
     // Building the server catches bad option values (with file and line).
-    if let Err(e) = crate::startup::build_server(config.clone(), Clock::System) {
-        return Err(err(format!("Problem found in the config: {e}")));
+    match crate::startup::build_server_reporting(config.clone(), Clock::System) {
+        Ok((_, unsupported)) => problems.extend(
+            unsupported
+                .lines()
+                .into_iter()
+                .map(|l| format!("lilt: {l}")),
+        ),
+        Err(e) => return Err(err(format!("Problem found in the config: {e}"))),
     }
     if problems.is_empty() {
-        Ok(Some(
+        return Ok(Some(
             "Checking config...\nDone.\n\nAll checks passed, congratulations!".to_string(),
-        ))
-    } else {
-        let mut s = String::from("Checking config...\n");
-        for p in &problems {
-            s.push_str(&format!("  - {p}\n"));
-        }
-        Err(err(s))
+        ));
     }
+    let mut message = String::from("Checking config...\n");
+    for p in &problems {
+        message.push_str(&format!("  - {p}\n"));
+    }
+    message.push_str("\nProblems found, see above.");
+    Err(CtlError { message, code: 2 })
 }
 
 fn about(config: &ServerConfig) -> String {

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
             Ok(None) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{e}");
-                ExitCode::FAILURE
+                ExitCode::from(e.code)
             }
         };
     }

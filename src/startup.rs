@@ -76,19 +76,55 @@ pub fn data_path(config: &ServerConfig) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_PATH))
 }
 
-/// Builds the server: storage, auth and modules on every host. Modules
-/// lilt does not have are reported once each, with the hosts that asked.
+/// What lilt could not provide for a config: modules it does not have
+/// (with the hosts that asked) and auth providers it does not have.
+#[derive(Debug, Default)]
+pub struct Unsupported {
+    pub modules: Vec<(String, Vec<String>)>,
+    pub auth: Vec<String>,
+}
+
+impl Unsupported {
+    /// One line each, as logged at start-up and printed by `check config`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = self.auth.clone();
+        for (name, hosts) in &self.modules {
+            out.push(format!(
+                "module {name:?} is not available in lilt yet; not loaded on {}",
+                hosts.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// Builds the server: storage, auth and modules on every host. What lilt
+/// does not have is logged once (modules by name, with the hosts that
+/// asked) and the server runs without it.
 pub fn build_server(config: ServerConfig, clock: Clock) -> Result<Arc<Server>, StartError> {
+    let (server, unsupported) = build_server_reporting(config, clock)?;
+    for line in unsupported.lines() {
+        tracing::warn!("{line}");
+    }
+    Ok(server)
+}
+
+/// [`build_server`], returning what is unsupported instead of logging it.
+pub fn build_server_reporting(
+    config: ServerConfig,
+    clock: Clock,
+) -> Result<(Arc<Server>, Unsupported), StartError> {
     let data = data_path(&config);
     let server = Server::new(config, clock);
     modules::storage::register_builtin_drivers(&server, data);
-    let mut missing: Vec<(String, Vec<String>)> = Vec::new();
+    let mut unsupported = Unsupported::default();
     for host in server.hosts() {
         if !host.is_component() {
-            install_auth_provider(&host)?;
+            if let Some(problem) = install_auth_provider(&host)? {
+                unsupported.auth.push(problem);
+            }
         }
-        let wanted = lua_compat::modulemanager::modules_for_host(&server.config, &host.name);
-        for name in wanted {
+        for name in lua_compat::modulemanager::modules_for_host(&server.config, &host.name) {
             if is_core_module(&name) {
                 host.mark_module_loaded(&name);
                 continue;
@@ -96,9 +132,11 @@ pub fn build_server(config: ServerConfig, clock: Clock) -> Result<Arc<Server>, S
             match modules::load_module(&server, &host, &name) {
                 Ok(modules::LoadOutcome::Loaded) => {}
                 Ok(modules::LoadOutcome::Unknown) => {
-                    match missing.iter_mut().find(|(m, _)| *m == name) {
+                    match unsupported.modules.iter_mut().find(|(m, _)| *m == name) {
                         Some((_, hosts)) => hosts.push(host.name.clone()),
-                        None => missing.push((name.clone(), vec![host.name.clone()])),
+                        None => unsupported
+                            .modules
+                            .push((name.clone(), vec![host.name.clone()])),
                     }
                 }
                 Err(e) => {
@@ -113,47 +151,36 @@ pub fn build_server(config: ServerConfig, clock: Clock) -> Result<Arc<Server>, S
             tracing::info!(host = %host.name, "external component host (XEP-0114 connections are not supported yet)");
         }
     }
-    for (name, hosts) in missing {
-        tracing::warn!(
-            "module {name:?} is not available in lilt yet; not loaded on {}",
-            hosts.join(", ")
-        );
-    }
-    Ok(server)
+    Ok((server, unsupported))
 }
 
 /// Sets the host's auth provider. A provider lilt does not have yet is
-/// reported and the host keeps running without logins, as Prosody does when
-/// an auth module fails to load; `jitsi-anonymous` is served as plain
-/// `anonymous` meanwhile (its SASL exchange is the same).
-fn install_auth_provider(host: &Arc<xmpp_core::Host>) -> Result<(), StartError> {
+/// returned as a problem and the host keeps running without logins, as
+/// Prosody does when an auth module fails to load; `jitsi-anonymous` is
+/// served as plain `anonymous` meanwhile (its SASL exchange is the same).
+fn install_auth_provider(host: &Arc<xmpp_core::Host>) -> Result<Option<String>, StartError> {
     let fail = |e: auth::AuthError| StartError::Host {
         host: host.name.clone(),
         reason: e.to_string(),
     };
     match auth::provider_for_host(host) {
-        Ok(p) => host.set_auth_provider(p.as_auth_provider()),
+        Ok(p) => host.set_auth_provider(p),
         Err(
             e @ (auth::AuthError::ProviderNotYetImplemented { .. }
             | auth::AuthError::UnknownProvider { .. }),
         ) => {
             if host.option_str("authentication") == Some("jitsi-anonymous") {
-                tracing::warn!("{e}; serving it as \"anonymous\" meanwhile");
-                host.set_auth_provider(
-                    auth::provider_named(host, "anonymous")
-                        .map_err(fail)?
-                        .as_auth_provider(),
-                );
-            } else {
-                tracing::error!(
-                    "{e}; nobody can log in to {} until this is fixed",
-                    host.name
-                );
+                host.set_auth_provider(auth::provider_named(host, "anonymous").map_err(fail)?);
+                return Ok(Some(format!("{e}; serving it as \"anonymous\" meanwhile")));
             }
+            return Ok(Some(format!(
+                "{e}; nobody can log in to {} until this is fixed",
+                host.name
+            )));
         }
         Err(e) => return Err(fail(e)),
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Modules whose job lilt's core does itself (stream negotiation, TLS, SASL).
