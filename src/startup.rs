@@ -119,10 +119,10 @@ pub fn build_server_reporting(
     modules::storage::register_builtin_drivers(&server, data);
     let mut unsupported = Unsupported::default();
     for host in server.hosts() {
-        if !host.is_component() {
-            if let Some(problem) = install_auth_provider(&host)? {
-                unsupported.auth.push(problem);
-            }
+        if !host.is_component()
+            && let Some(problem) = install_auth_provider(&host)?
+        {
+            unsupported.auth.push(problem);
         }
         for name in lua_compat::modulemanager::modules_for_host(&server.config, &host.name) {
             if is_core_module(&name) {
