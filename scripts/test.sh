@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this). From any directory:
+#
+#   scripts/test.sh              every step, in order, stopping at the first failure
+#   scripts/test.sh STEP...      only these steps: fmt clippy test build pytest scansion
+#
+# Steps: cargo fmt --check; cargo clippy --workspace --all-targets -D warnings;
+# cargo test --workspace; cargo build (the lilt binary); the pytest suite in tests/python
+# (slixmpp clients against target/debug/lilt, plus the differential tests against
+# Debian's Prosody when ../shared exists); tests/scansion/run-lilt.sh when present.
+#
+# Installs what is missing: a venv at .venv with tests/python/requirements.txt (pip),
+# and Debian's prosody through ../shared/tools/reference-prosody (apt) when ../shared
+# exists. Environment: PYTEST_ARGS (extra pytest arguments, e.g. "-x -k auth").
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+shared="$root/../shared"
+venv="$root/.venv"
+requirements="$root/tests/python/requirements.txt"
+
+all_steps=(fmt clippy test build pytest scansion)
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=("${all_steps[@]}")
+
+suite_start=$(date +%s)
+summary=()
+
+section() {
+    printf '\n==================== %s ====================\n' "$*"
+}
+
+fail() {
+    echo "scripts/test.sh: $*" >&2
+    print_summary
+    echo "FAILED"
+    exit 1
+}
+
+print_summary() {
+    section "summary ($(( $(date +%s) - suite_start ))s)"
+    local line
+    for line in "${summary[@]}"; do echo "  $line"; done
+}
+
+# run_step NAME COMMAND...: a section header, the command, its time; stop on failure.
+run_step() {
+    local name=$1; shift
+    section "$name"
+    echo "+ $*"
+    local start=$SECONDS
+    "$@"
+    local status=$?
+    local took=$(( SECONDS - start ))
+    if [ $status -ne 0 ]; then
+        summary+=("$name: FAILED (exit $status, ${took}s)")
+        fail "step '$name' failed with exit status $status"
+    fi
+    summary+=("$name: ok (${took}s)")
+}
+
+ensure_cargo_tool() {
+    # rustfmt and clippy come with the toolchain (rustup components).
+    if ! cargo "$1" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            rustup component add "$2" || fail "cargo $1 is missing and rustup could not add $2"
+        else
+            fail "cargo $1 is missing (install the $2 component of the Rust toolchain)"
+        fi
+    fi
+}
+
+ensure_venv() {
+    section "python environment (.venv)"
+    if [ ! -x "$venv/bin/python" ]; then
+        if ! python3 -m venv "$venv"; then
+            # Debian splits venv out of python3.
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+                rm -rf "$venv"
+                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv \
+                    || fail "could not install python3-venv"
+                python3 -m venv "$venv" || fail "could not create $venv"
+            else
+                fail "python3 -m venv failed; install python3-venv"
+            fi
+        fi
+    fi
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" \
+        || fail "pip could not install $requirements"
+    "$venv/bin/python" --version
+    "$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
+        | grep -iE '^(slixmpp|pytest|cryptography) ' | sed 's/^/  /'
+}
+
+ensure_reference_prosody() {
+    # The differential tests need Debian's Prosody; reference-prosody installs it (apt)
+    # on first use. Do that here, under its own header, rather than inside a test.
+    [ -x "$shared/tools/reference-prosody" ] || { echo "skipping: ../shared not found"; return 0; }
+    [ "$(id -u)" = 0 ] || { echo "not root: the Prosody differential tests will be skipped"; return 0; }
+    command -v prosody >/dev/null 2>&1 && { echo "prosody: $(dpkg-query -W -f '${Version}' prosody 2>/dev/null || echo installed)"; return 0; }
+    section "reference prosody (Debian's, through ../shared/tools/reference-prosody)"
+    local dir
+    dir=$(mktemp -d /tmp/lilt-prosody-install.XXXXXX)
+    chmod 755 "$dir"
+    mkdir -p "$dir/data"
+    cat >"$dir/prosody.cfg.lua" <<CFG
+interfaces = { "127.0.0.1" }
+data_path = "$dir/data"
+pidfile = "$dir/prosody.pid"
+CFG
+    "$shared/tools/reference-prosody" ctl "$dir" about >/dev/null 2>&1
+    rm -rf "$dir"
+    command -v prosody >/dev/null 2>&1 || fail "reference-prosody could not install prosody"
+    echo "prosody: $(dpkg-query -W -f '${Version}' prosody 2>/dev/null || echo installed)"
+}
+
+pytest_step() {
+    ensure_venv
+    ensure_reference_prosody
+    section "pytest: tests/python against target/debug/lilt"
+    local lilt="${CARGO_TARGET_DIR:-$root/target}/debug/lilt"
+    [ -x "$lilt" ] || { echo "no lilt binary at $lilt (run the build step)"; return 1; }
+    # shellcheck disable=SC2086 # PYTEST_ARGS is split on purpose
+    LILT_BIN="$lilt" timeout 2400 "$venv/bin/python" -m pytest "$root/tests/python" \
+        -p no:cacheprovider ${PYTEST_ARGS:-}
+    local status=$?
+    if [ $status -eq 5 ]; then
+        echo "pytest collected no test: the suite is broken"
+    fi
+    return $status
+}
+
+scansion_step() {
+    local script="$root/tests/scansion/run-lilt.sh"
+    if [ ! -f "$script" ]; then
+        echo "tests/scansion/run-lilt.sh not present: nothing to run"
+        return 0
+    fi
+    bash "$script"
+}
+
+for step in "${steps[@]}"; do
+    case "$step" in
+    fmt)
+        ensure_cargo_tool fmt rustfmt
+        run_step "cargo fmt --check" cargo fmt --all --check
+        ;;
+    clippy)
+        ensure_cargo_tool clippy clippy
+        run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+        ;;
+    test) run_step "cargo test" cargo test --workspace ;;
+    build) run_step "cargo build (lilt)" cargo build -p lilt ;;
+    pytest) run_step "pytest (whole-server tests)" pytest_step ;;
+    scansion) run_step "scansion conformance" scansion_step ;;
+    *) fail "unknown step '$step' (steps: ${all_steps[*]})" ;;
+    esac
+done
+
+print_summary
+echo "all steps passed"
