@@ -90,9 +90,14 @@ def test_about(server):
     assert done.stdout.strip()
 
 
+# prosodyctl check config exits 0 when all is good, 2 when the config loaded but it has
+# advice (unknown or unavailable modules, obsolete options...), 1 when it cannot be loaded.
+LOADED = (0, 2)
+
+
 def test_check_config_good(server):
     done = server.ctl("check", "config")
-    assert done.returncode == 0, output(done)
+    assert done.returncode in LOADED, output(done)
 
 
 BAD_CONFIGS = {
@@ -120,7 +125,7 @@ def test_check_config_bad_names_file_and_line(server_kind, pki, case):
         for name, text in files.items():
             (directory / name).write_text(text)
         done = checker.ctl("check", "config")
-        assert done.returncode != 0, output(done)
+        assert done.returncode == 1, output(done)  # prosodyctl: 1 = could not load
         assert f"{bad_file}:{line}" in output(done), output(done)
     finally:
         checker.cleanup()
