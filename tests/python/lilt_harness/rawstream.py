@@ -120,6 +120,11 @@ class RawStream:
         self._reset_parser()
         return self.open()
 
+    def restart(self) -> ET.Element:
+        """Open a new stream on the same connection (after SASL success)."""
+        self._reset_parser()
+        return self.open()
+
     def close(self) -> None:
         try:
             if not self.closed:
