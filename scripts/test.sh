@@ -90,13 +90,13 @@ ensure_venv() {
         || fail "pip could not install $requirements"
     "$venv/bin/python" --version
     "$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
-        | grep -iE '^(slixmpp|pytest|cryptography) ' | sed 's/^/  /'
+        | grep -iE '^(slixmpp|pytest|cryptography|pyopenssl) ' | sed 's/^/  /'
 }
 
 ensure_reference_prosody() {
     # The differential tests need Debian's Prosody; reference-prosody installs it (apt)
     # on first use. Do that here, under its own header, rather than inside a test.
-    [ -x "$shared/tools/reference-prosody" ] || { echo "skipping: ../shared not found"; return 0; }
+    [ -f "$shared/tools/reference-prosody" ] || { echo "skipping: ../shared not found"; return 0; }
     [ "$(id -u)" = 0 ] || { echo "not root: the Prosody differential tests will be skipped"; return 0; }
     command -v prosody >/dev/null 2>&1 && { echo "prosody: $(dpkg-query -W -f '${Version}' prosody 2>/dev/null || echo installed)"; return 0; }
     section "reference prosody (Debian's, through ../shared/tools/reference-prosody)"
@@ -109,7 +109,7 @@ interfaces = { "127.0.0.1" }
 data_path = "$dir/data"
 pidfile = "$dir/prosody.pid"
 CFG
-    "$shared/tools/reference-prosody" ctl "$dir" about >/dev/null 2>&1
+    bash "$shared/tools/reference-prosody" ctl "$dir" about >/dev/null 2>&1
     rm -rf "$dir"
     command -v prosody >/dev/null 2>&1 || fail "reference-prosody could not install prosody"
     echo "prosody: $(dpkg-query -W -f '${Version}' prosody 2>/dev/null || echo installed)"

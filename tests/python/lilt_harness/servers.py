@@ -70,6 +70,9 @@ class Server:
         self.c2s_port = 0
         self.direct_tls_port: int | None = None
         self.exit_code: int | None = None
+        # Set by write_config (or share_config): what the config asks for.
+        self.expect_direct_tls = False
+        self.configured_ports: tuple[int, int | None] = (0, None)
 
     # -- configuration ------------------------------------------------------------
 
@@ -284,7 +287,7 @@ class ProsodyServer(Server):
 
     def start(self) -> None:
         done = subprocess.run(
-            [str(paths.REFERENCE_PROSODY), "start", str(self.directory)],
+            ["bash", str(paths.REFERENCE_PROSODY), "start", str(self.directory)],
             capture_output=True,
             text=True,
             timeout=600,
@@ -307,7 +310,7 @@ class ProsodyServer(Server):
         if self.pid is None:
             return self.exit_code
         pid, self.pid = self.pid, None
-        subprocess.run([str(paths.REFERENCE_PROSODY), "stop", pid], timeout=60, check=False)
+        subprocess.run(["bash", str(paths.REFERENCE_PROSODY), "stop", pid], timeout=60, check=False)
         self.exit_code = 0
         return 0
 
@@ -319,7 +322,7 @@ class ProsodyServer(Server):
 
     def ctl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(paths.REFERENCE_PROSODY), "ctl", str(self.directory), *args],
+            ["bash", str(paths.REFERENCE_PROSODY), "ctl", str(self.directory), *args],
             input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
