@@ -43,9 +43,18 @@ def lua_value(value: Any, indent: str = "") -> str:
     raise TypeError(f"cannot render {type(value).__name__} as Lua")
 
 
+class Component(dict):
+    """The options of a `Component "name" "module"` section; put it in `ServerConfig.hosts`
+    (as the value for the component's name) to get that section instead of a VirtualHost."""
+
+    def __init__(self, module: str | None = None, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options or {})
+        self.module = module
+
+
 @dataclass
 class ServerConfig:
-    """Global options plus VirtualHost sections, rendered in insertion order."""
+    """Global options plus VirtualHost (and Component) sections, rendered in insertion order."""
 
     globals: dict[str, Any] = field(default_factory=dict)
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -56,7 +65,11 @@ class ServerConfig:
             lines.append(f"{key} = {lua_value(value)}")
         for host, options in self.hosts.items():
             lines.append("")
-            lines.append(f"VirtualHost {lua_string(host)}")
+            if isinstance(options, Component):
+                module = f" {lua_string(options.module)}" if options.module else ""
+                lines.append(f"Component {lua_string(host)}{module}")
+            else:
+                lines.append(f"VirtualHost {lua_string(host)}")
             for key, value in options.items():
                 lines.append(f"    {key} = {lua_value(value, '    ')}")
         lines.append("")

@@ -201,6 +201,8 @@ class LiltServer(Server):
             self._seen.notify_all()
 
     def start(self) -> None:
+        # A restart listens on new ports (port 0): forget the previous run's.
+        self.listening.clear()
         stderr = open(self.stderr_log, "ab")
         self.proc = subprocess.Popen(
             [self._binary(), "--config", str(self.config_path)],
