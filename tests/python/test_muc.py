@@ -52,6 +52,7 @@ from lilt_harness.muc import (
     send_iq,
     settle,
     status_codes,
+    user,
 )
 
 NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
@@ -515,3 +516,52 @@ async def occupant_count(client, room: str) -> int:
     info = await disco_info(client, room)
     assert info.get("type") == "result", f"room info: {error_condition(info)}"
     return int(form_values(info)["muc#roominfo_occupants"][0])
+
+
+def test_two_sessions_of_one_user_share_a_nick(server):
+    """Two resources of Bob join under one nick: one occupant for the others, messages
+    reach both sessions, and the occupant leaves only with the last session."""
+    room = f"sessions@{MUC_HOST}"
+
+    async def body():
+        second = user(server, "bob", resource="second")
+        async with online(server, "alice", "bob", "carol") as (alice, bob, carol):
+            await second.connect()
+            try:
+                await create_room(alice, room, "Alice")
+                await join(bob, room, "Bob")
+                await join(carol, room, "Carol")
+                await alice.expect(occupant_presence(f"{room}/Bob"))
+                joined = await join(second, room, "Bob")
+                assert item(joined.self_presence)["role"] == "participant"
+                assert {e.get("from") for e in joined.occupants} >= {
+                    f"{room}/Alice",
+                    f"{room}/Carol",
+                }
+
+                carol.send(f"<message to='{room}' type='groupchat'><body>to both</body></message>")
+                for c in (bob, second):
+                    await c.expect(groupchat(room, "to both"), what="message on each session")
+                carol.send(f"<message to='{room}/Bob' type='chat'><body>private</body></message>")
+                for c in (bob, second):
+                    await c.expect(
+                        lambda e: e.tag == q("message") and e.findtext(q("body")) == "private",
+                        what="private message on each session",
+                    )
+
+                # The first session leaves: Bob is still there for the others.
+                await leave(bob, room, "Bob")
+                await alice.expect_none(
+                    occupant_presence(f"{room}/Bob", type_="unavailable"), within=0.5
+                )
+                carol.send(f"<message to='{room}' type='groupchat'><body>still?</body></message>")
+                await second.expect(groupchat(room, "still?"))
+                await bob.expect_none(groupchat(room, "still?"), within=0.3)
+                # The last one leaves: now Bob is gone.
+                await leave(second, room, "Bob")
+                await alice.expect(occupant_presence(f"{room}/Bob", type_="unavailable"))
+                assert await occupant_count(alice, room) == 2
+            finally:
+                await second.close()
+
+    run(body())
