@@ -235,7 +235,7 @@ fn check_config(config: &ServerConfig) -> Result<Option<String>, CtlError> {
     match crate::startup::build_server_reporting(config.clone(), Clock::System) {
         Ok((_, unsupported)) => problems.extend(
             unsupported
-                .lines()
+                .requested()
                 .into_iter()
                 .map(|l| format!("lilt: {l}")),
         ),

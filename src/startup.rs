@@ -96,6 +96,20 @@ impl Unsupported {
         }
         out
     }
+    /// What the config itself asks for and lilt lacks: everything but the
+    /// modules Prosody loads on its own (`s2s`, ...), which every config gets.
+    pub fn requested(&self) -> Vec<String> {
+        let explicit = Unsupported {
+            modules: self
+                .modules
+                .iter()
+                .filter(|(m, _)| !lua_compat::modulemanager::AUTOLOAD_MODULES.contains(&m.as_str()))
+                .cloned()
+                .collect(),
+            auth: self.auth.clone(),
+        };
+        explicit.lines()
+    }
 }
 
 /// Builds the server: storage, auth and modules on every host. What lilt
