@@ -1,0 +1,144 @@
+//! `bench`: lilt beside Debian's Prosody 0.12 and ejabberd on this machine,
+//! in one run. Each server is started on 127.0.0.1 pinned to one core, the
+//! load generator runs pinned to the other, every scenario is repeated and
+//! the medians are printed as a table with lilt's ratio to each peer, and
+//! saved under `bench/results/`.
+
+mod accounts;
+mod client;
+mod driver;
+mod procfs;
+mod report;
+mod sasl;
+mod scenarios;
+mod servers;
+mod stats;
+mod xml;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::client::Mechanism;
+use crate::servers::Kind;
+
+/// Benchmark lilt against Debian's Prosody and ejabberd (run as root).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "bench", version)]
+pub struct Args {
+    /// Servers to run, comma-separated: lilt, lilt-2cores, prosody, ejabberd.
+    #[arg(
+        long,
+        default_value = "lilt,lilt-2cores,prosody,ejabberd",
+        value_delimiter = ','
+    )]
+    pub servers: Vec<String>,
+    /// Scenarios to run, comma-separated: 1 login rate, 2 one-to-one,
+    /// 3 MUC fan-out, 4 join storm, 5 idle memory.
+    #[arg(long, default_value = "1,2,3,4,5", value_delimiter = ',')]
+    pub scenarios: Vec<u8>,
+    /// Runs of each scenario (the table shows medians).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Measured seconds of scenarios 1, 2 and 3.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Warm-up seconds before measuring scenarios 2 and 3.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Scenario 1: clients logging in at once.
+    #[arg(long, default_value_t = 50)]
+    pub login_clients: usize,
+    /// Scenario 2: online users (in pairs).
+    #[arg(long, default_value_t = 1000)]
+    pub chat_users: usize,
+    /// Scenario 2: unacknowledged messages per direction.
+    #[arg(long, default_value_t = 5)]
+    pub chat_window: u32,
+    /// Scenario 3: occupants of the room.
+    #[arg(long, default_value_t = 200)]
+    pub muc_occupants: usize,
+    /// Scenario 3: occupants sending.
+    #[arg(long, default_value_t = 10)]
+    pub muc_senders: usize,
+    /// Scenario 3: messages per sender not yet reflected back.
+    #[arg(long, default_value_t = 5)]
+    pub muc_window: u32,
+    /// Scenario 4: clients joining at once.
+    #[arg(long, default_value_t = 500)]
+    pub storm_clients: usize,
+    /// Scenario 5: sessions held open.
+    #[arg(long, default_value_t = 10000)]
+    pub idle_sessions: usize,
+    /// SASL mechanism: SCRAM-SHA-1 or PLAIN.
+    #[arg(long, default_value = "SCRAM-SHA-1")]
+    pub mechanism: String,
+    /// Logins in flight while setting scenarios up.
+    #[arg(long, default_value_t = 100)]
+    pub setup_concurrency: usize,
+    /// The lilt binary (default: target/release/lilt in this workspace).
+    #[arg(long)]
+    pub lilt: Option<PathBuf>,
+    /// Where the servers' throw-away directories go.
+    #[arg(long, default_value = "/tmp/lilt-bench")]
+    pub work_dir: PathBuf,
+    /// First c2s port (each server gets the next one).
+    #[arg(long, default_value_t = 25222)]
+    pub port: u16,
+    /// CPU of the server under test.
+    #[arg(long, default_value_t = 0)]
+    pub server_cpu: usize,
+    /// CPU of the load generator.
+    #[arg(long, default_value_t = 1)]
+    pub generator_cpu: usize,
+    /// Where to save the table (default: bench/results in this workspace).
+    #[arg(long)]
+    pub results_dir: Option<PathBuf>,
+    /// Print the table only.
+    #[arg(long)]
+    pub no_save: bool,
+}
+
+/// The workspace root (this crate's parent directory).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+impl Args {
+    pub fn kinds(&self) -> Result<Vec<Kind>, String> {
+        self.servers
+            .iter()
+            .map(|s| Kind::parse(s.trim()).ok_or_else(|| format!("unknown server {s:?}")))
+            .collect()
+    }
+
+    pub fn mechanism(&self) -> Result<Mechanism, String> {
+        match self.mechanism.to_ascii_uppercase().as_str() {
+            "SCRAM-SHA-1" => Ok(Mechanism::ScramSha1),
+            "PLAIN" => Ok(Mechanism::Plain),
+            other => Err(format!("unsupported mechanism {other:?}")),
+        }
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.duration)
+    }
+
+    pub fn warmup(&self) -> Duration {
+        Duration::from_secs(self.warmup)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match driver::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

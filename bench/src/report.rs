@@ -1,0 +1,380 @@
+//! The results table: medians of each figure per server, lilt's advantage
+//! over each peer (a factor above 1 means lilt is better, whichever way
+//! "better" points for that figure), and the targets.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::servers::Kind;
+use crate::stats::median;
+
+/// Which way a figure improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+    /// Shown without a ratio (the CPU use of the generator, e.g.).
+    Neither,
+}
+
+/// A row of the table.
+pub struct Metric {
+    pub key: &'static str,
+    pub scenario: &'static str,
+    pub label: &'static str,
+    pub better: Better,
+    /// Required advantage over Prosody (lilt must also beat ejabberd).
+    pub target: Option<f64>,
+}
+
+const fn m(
+    key: &'static str,
+    scenario: &'static str,
+    label: &'static str,
+    better: Better,
+    target: Option<f64>,
+) -> Metric {
+    Metric {
+        key,
+        scenario,
+        label,
+        better,
+        target,
+    }
+}
+
+/// Every figure, in table order.
+pub const METRICS: &[Metric] = &[
+    m(
+        "login.rate",
+        "1 login",
+        "logins/s",
+        Better::Higher,
+        Some(3.0),
+    ),
+    m(
+        "login.p50",
+        "1 login",
+        "login time p50 (ms)",
+        Better::Lower,
+        None,
+    ),
+    m(
+        "login.p99",
+        "1 login",
+        "login time p99 (ms)",
+        Better::Lower,
+        None,
+    ),
+    m(
+        "login.errors",
+        "1 login",
+        "failed logins",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "login.server_cpu",
+        "1 login",
+        "server CPU %",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "login.gen_cpu",
+        "1 login",
+        "generator CPU %",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "chat.rate",
+        "2 one-to-one",
+        "messages delivered/s",
+        Better::Higher,
+        Some(5.0),
+    ),
+    m(
+        "chat.p50",
+        "2 one-to-one",
+        "latency p50 (ms)",
+        Better::Lower,
+        None,
+    ),
+    m(
+        "chat.p99",
+        "2 one-to-one",
+        "latency p99 (ms)",
+        Better::Lower,
+        None,
+    ),
+    m(
+        "chat.server_cpu",
+        "2 one-to-one",
+        "server CPU %",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "chat.gen_cpu",
+        "2 one-to-one",
+        "generator CPU %",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "fanout.rate",
+        "3 MUC fan-out",
+        "deliveries/s",
+        Better::Higher,
+        Some(5.0),
+    ),
+    m(
+        "fanout.p50",
+        "3 MUC fan-out",
+        "latency p50 (ms)",
+        Better::Lower,
+        None,
+    ),
+    m(
+        "fanout.p99",
+        "3 MUC fan-out",
+        "latency p99 (ms)",
+        Better::Lower,
+        None,
+    ),
+    m(
+        "fanout.server_cpu",
+        "3 MUC fan-out",
+        "server CPU %",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "fanout.gen_cpu",
+        "3 MUC fan-out",
+        "generator CPU %",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "storm.seconds",
+        "4 join storm",
+        "time to full lists (s)",
+        Better::Lower,
+        Some(5.0),
+    ),
+    m(
+        "storm.p50",
+        "4 join storm",
+        "median client (s)",
+        Better::Lower,
+        None,
+    ),
+    m(
+        "storm.server_cpu",
+        "4 join storm",
+        "server CPU %",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "storm.gen_cpu",
+        "4 join storm",
+        "generator CPU %",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "idle.kib_per_session",
+        "5 idle memory",
+        "KiB per session",
+        Better::Lower,
+        Some(4.0),
+    ),
+    m(
+        "idle.rss_before_mib",
+        "5 idle memory",
+        "RSS before (MiB)",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "idle.rss_after_mib",
+        "5 idle memory",
+        "RSS with sessions (MiB)",
+        Better::Neither,
+        None,
+    ),
+    m(
+        "idle.login_rate",
+        "5 idle memory",
+        "sessions opened/s",
+        Better::Higher,
+        None,
+    ),
+    m(
+        "idle.gen_cpu",
+        "5 idle memory",
+        "generator CPU %",
+        Better::Neither,
+        None,
+    ),
+];
+
+/// Every run's figures, by server and key.
+#[derive(Debug, Default)]
+pub struct Results {
+    values: BTreeMap<(&'static str, &'static str), Vec<f64>>,
+    /// Scenarios that failed, with the reason (server, scenario, reason).
+    pub failures: Vec<(Kind, &'static str, String)>,
+}
+
+impl Results {
+    pub fn add(&mut self, kind: Kind, figures: &crate::scenarios::Figures) {
+        for (key, v) in &figures.0 {
+            self.values.entry((kind.label(), key)).or_default().push(*v);
+        }
+    }
+
+    pub fn median(&self, kind: Kind, key: &str) -> Option<f64> {
+        self.values
+            .iter()
+            .find(|((k, m), _)| *k == kind.label() && *m == key)
+            .and_then(|(_, v)| median(v))
+    }
+
+    fn runs(&self, kind: Kind, key: &str) -> usize {
+        self.values
+            .iter()
+            .find(|((k, m), _)| *k == kind.label() && *m == key)
+            .map_or(0, |(_, v)| v.len())
+    }
+}
+
+/// lilt's advantage over a peer for a figure (above 1: lilt better).
+pub fn advantage(better: Better, lilt: f64, peer: f64) -> Option<f64> {
+    let r = match better {
+        Better::Higher => lilt / peer,
+        Better::Lower => peer / lilt,
+        Better::Neither => return None,
+    };
+    r.is_finite().then_some(r)
+}
+
+fn fmt_value(v: f64) -> String {
+    if v >= 1000.0 {
+        let s = format!("{:.0}", v);
+        // Thousands separators for readability.
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The Markdown table: one column per server, then lilt's advantage over
+/// Prosody and ejabberd, the target and whether it is met.
+pub fn table(results: &Results, servers: &[Kind]) -> String {
+    let mut out = String::new();
+    let mut header = String::from("| scenario | figure |");
+    let mut rule = String::from("|---|---|");
+    for k in servers {
+        let _ = write!(header, " {} |", k.label());
+        rule.push_str("---:|");
+    }
+    let peers: Vec<Kind> = [Kind::Prosody, Kind::Ejabberd]
+        .into_iter()
+        .filter(|k| servers.contains(k))
+        .collect();
+    for p in &peers {
+        let _ = write!(header, " lilt vs {} |", p.label());
+        rule.push_str("---:|");
+    }
+    header.push_str(" target |");
+    rule.push_str("---|");
+    let _ = writeln!(out, "{header}\n{rule}");
+    for metric in METRICS {
+        if servers.iter().all(|k| results.runs(*k, metric.key) == 0) {
+            continue;
+        }
+        let mut row = format!("| {} | {} |", metric.scenario, metric.label);
+        for k in servers {
+            match results.median(*k, metric.key) {
+                Some(v) => {
+                    let _ = write!(row, " {} |", fmt_value(v));
+                }
+                None => row.push_str(" — |"),
+            }
+        }
+        let lilt = results.median(Kind::Lilt, metric.key);
+        let mut verdicts = Vec::new();
+        for p in &peers {
+            let adv = lilt
+                .zip(results.median(*p, metric.key))
+                .and_then(|(l, v)| advantage(metric.better, l, v));
+            match adv {
+                Some(a) => {
+                    let _ = write!(row, " {a:.2}× |");
+                    if let Some(t) = metric.target {
+                        let needed = if *p == Kind::Prosody { t } else { 1.0 };
+                        verdicts.push(format!(
+                            "{} {} ≥{needed}×",
+                            if a >= needed { "met" } else { "MISSED" },
+                            p.label()
+                        ));
+                    }
+                }
+                None => row.push_str(" |"),
+            }
+        }
+        let _ = writeln!(row, " {} |", verdicts.join(", "));
+        out.push_str(&row);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenarios::Figures;
+
+    #[test]
+    fn advantages_point_the_right_way() {
+        assert_eq!(advantage(Better::Higher, 10.0, 2.0), Some(5.0));
+        assert_eq!(advantage(Better::Lower, 2.0, 10.0), Some(5.0));
+        assert_eq!(advantage(Better::Neither, 2.0, 10.0), None);
+        assert_eq!(advantage(Better::Higher, 1.0, 0.0), None);
+    }
+
+    #[test]
+    fn table_has_medians_and_verdicts() {
+        let mut r = Results::default();
+        for (lilt, prosody) in [(900.0, 100.0), (1000.0, 300.0), (1100.0, 200.0)] {
+            let mut f = Figures::default();
+            f.push("login.rate", lilt);
+            r.add(Kind::Lilt, &f);
+            let mut f = Figures::default();
+            f.push("login.rate", prosody);
+            r.add(Kind::Prosody, &f);
+        }
+        let t = table(&r, &[Kind::Lilt, Kind::Prosody]);
+        assert!(
+            t.contains("| 1 login | logins/s | 1,000 | 200 | 5.00× | met prosody ≥3× |"),
+            "{t}"
+        );
+        assert!(!t.contains("one-to-one"));
+        assert_eq!(fmt_value(1234567.0), "1,234,567");
+        assert_eq!(fmt_value(4.5678), "4.57");
+    }
+}
