@@ -143,7 +143,7 @@ pub fn build_server_reporting(
                 host.mark_module_loaded(&name);
                 continue;
             }
-            match modules::load_module(&server, &host, &name) {
+            match load_module(&server, &host, &name) {
                 Ok(modules::LoadOutcome::Loaded) => {}
                 Ok(modules::LoadOutcome::Unknown) => {
                     match unsupported.modules.iter_mut().find(|(m, _)| *m == name) {
@@ -166,6 +166,24 @@ pub fn build_server_reporting(
         }
     }
     Ok((server, unsupported))
+}
+
+/// Loads a module: this MUC's (`muc`, with `disco` as Prosody's mod_muc
+/// depends on it), else one of the standard modules.
+fn load_module(
+    server: &Arc<Server>,
+    host: &Arc<xmpp_core::Host>,
+    name: &str,
+) -> Result<modules::LoadOutcome, String> {
+    if let Some(result) = muc::load_module(server, host, name) {
+        result.map_err(|e| e.to_string())?;
+        host.mark_module_loaded(name);
+        if name == "muc" {
+            modules::load_module(server, host, "disco").map_err(|e| e.to_string())?;
+        }
+        return Ok(modules::LoadOutcome::Loaded);
+    }
+    modules::load_module(server, host, name).map_err(|e| e.to_string())
 }
 
 /// Sets the host's auth provider. A provider lilt does not have yet is

@@ -5,6 +5,7 @@
 //! There is one global bus (`prosody.events`, on [`crate::Server`]) and one per
 //! host (`hosts[host].events`, on [`crate::Host`]).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -29,6 +30,9 @@ pub struct Event {
     pub to_self: bool,
     /// Any other fields (`username`, `resource`, `reason`, ...).
     pub fields: HashMap<String, Value>,
+    /// Fields that are objects rather than Lua-shaped values (Prosody's
+    /// `event.room`, `event.occupant`), by name; see [`Event::object`].
+    pub objects: HashMap<String, Arc<dyn Any + Send + Sync>>,
 }
 
 impl Event {
@@ -41,6 +45,7 @@ impl Event {
             stanza: None,
             to_self: false,
             fields: HashMap::new(),
+            objects: HashMap::new(),
         }
     }
     pub fn with_origin(mut self, origin: &Arc<Session>) -> Event {
@@ -54,6 +59,17 @@ impl Event {
     pub fn with_field(mut self, key: &str, value: impl Into<Value>) -> Event {
         self.fields.insert(key.to_string(), value.into());
         self
+    }
+    /// Builder: sets an object field.
+    pub fn with_object<T: Any + Send + Sync>(mut self, key: &str, value: Arc<T>) -> Event {
+        self.objects.insert(key.to_string(), value);
+        self
+    }
+    /// The object field `key`, if it is there and of type `T`.
+    pub fn object<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        self.objects
+            .get(key)
+            .and_then(|o| o.clone().downcast::<T>().ok())
     }
     pub fn field_str(&self, key: &str) -> Option<&str> {
         self.fields.get(key).and_then(Value::as_str)
@@ -150,6 +166,12 @@ impl EventBus {
     pub fn has_handlers(&self, name: &str) -> bool {
         let map = self.handlers.read().unwrap_or_else(|e| e.into_inner());
         map.get(name).is_some_and(|l| !l.is_empty())
+    }
+
+    /// How many handlers are hooked on `name`.
+    pub fn handler_count(&self, name: &str) -> usize {
+        let map = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        map.get(name).map_or(0, |l| l.len())
     }
 
     /// Fires `event` under `name`; `true` when a handler handled it.

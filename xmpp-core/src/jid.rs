@@ -29,7 +29,10 @@ impl Jid {
             reason: reason.to_string(),
         };
         // Prosody strips one trailing dot from the domain before nameprep.
-        let parsed = jid::Jid::new(s).map_err(|e| err(&e))?;
+        let parsed = match jid::Jid::new(s) {
+            Ok(p) => p,
+            Err(e) => return Jid::parse_unassigned(s).ok_or_else(|| err(&e)),
+        };
         let mut domain = parsed.domain().as_str().to_string();
         if domain.ends_with('.') {
             domain.pop();
@@ -41,6 +44,44 @@ impl Jid {
             node: parsed.node().map(|n| n.as_str().to_string()),
             domain,
             resource: parsed.resource().map(|r| r.as_str().to_string()),
+        })
+    }
+
+    /// Prosody's `jid.prep` is not strict: code points unassigned in
+    /// Unicode 3.2 (most emoji) are allowed, where the stringprep the jid
+    /// crate does refuses them. Those are set aside (replaced by a letter no
+    /// step of stringprep changes), the rest prepared, and put back.
+    fn parse_unassigned(s: &str) -> Option<Jid> {
+        const STAND_IN: char = '\u{0298}';
+        if s.contains(STAND_IN) {
+            return None;
+        }
+        let mut set_aside = Vec::new();
+        let replaced: String = s
+            .chars()
+            .map(|c| {
+                if stringprep::tables::unassigned_code_point(c) {
+                    set_aside.push(c);
+                    STAND_IN
+                } else {
+                    c
+                }
+            })
+            .collect();
+        if set_aside.is_empty() {
+            return None;
+        }
+        let prepped = Jid::parse(&replaced).ok()?;
+        let mut next = set_aside.into_iter();
+        let mut put_back = |part: &str| -> String {
+            part.chars()
+                .map(|c| if c == STAND_IN { next.next().unwrap_or(c) } else { c })
+                .collect()
+        };
+        Some(Jid {
+            node: prepped.node.as_deref().map(&mut put_back),
+            domain: put_back(&prepped.domain),
+            resource: prepped.resource.as_deref().map(&mut put_back),
         })
     }
 
@@ -152,6 +193,14 @@ mod tests {
         assert_eq!(j.to_bare().to_string(), "juliet@capulet.lit");
         assert!(Jid::parse("example.com.").unwrap().is_host());
         assert_eq!(Jid::parse("example.com.").unwrap().domain(), "example.com");
+    }
+
+    #[test]
+    fn allows_unassigned_code_points_as_prosody() {
+        // U+1F916 is unassigned in Unicode 3.2; U+FE0F is mapped to nothing.
+        let j = Jid::parse("room@muc.example/\u{1F916}\u{FE0F}").unwrap();
+        assert_eq!(j.resource(), Some("\u{1F916}"));
+        assert!(Jid::parse("a@b/\u{1F916}\u{7}").is_err());
     }
 
     #[test]

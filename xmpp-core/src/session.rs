@@ -22,6 +22,11 @@ pub enum Outbound {
     Stanza(Element),
     /// Close the stream, with an error or cleanly.
     Close(Option<StreamError>),
+    /// A stanza serialised once and shared by many recipients (a MUC
+    /// broadcast): the parts, written one after the other as they are, form
+    /// one complete stanza that declares its own namespace
+    /// (`<message xmlns='jabber:client' ...>`), so any transport can frame it.
+    Raw(Vec<bytes::Bytes>),
 }
 
 /// The type of session, as Prosody's `session.type`.
@@ -126,6 +131,15 @@ impl Session {
                 tracing::debug!(host = %self.host, "dropping stanza sent to host origin: {}", stanza.to_xml());
                 false
             }
+        }
+    }
+
+    /// Queues a pre-serialised stanza (see [`Outbound::Raw`]); `false` if
+    /// the connection is gone (or this is a host).
+    pub fn send_raw(&self, parts: Vec<bytes::Bytes>) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(Outbound::Raw(parts)).is_ok(),
+            None => false,
         }
     }
 

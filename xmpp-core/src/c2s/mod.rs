@@ -143,8 +143,19 @@ async fn handle_connection(
                 Ok(n) => { last_read = Instant::now(); stream.handle_bytes(&buf[..n]) }
             },
             out = rx.recv() => match out {
-                Some(Outbound::Stanza(e)) => vec![Action::Write(stream_element_xml(&e))],
-                Some(Outbound::Close(err)) => stream.close(err),
+                Some(first) => {
+                    // What is queued already goes out in one write, as
+                    // Prosody's buffered connections send what one event
+                    // produced (a reply and the broadcast after it).
+                    let mut actions = outbound_actions(&mut stream, first);
+                    while !actions.iter().any(|a| matches!(a, Action::Close)) {
+                        match rx.try_recv() {
+                            Ok(next) => actions.extend(outbound_actions(&mut stream, next)),
+                            Err(_) => break,
+                        }
+                    }
+                    coalesce_writes(actions)
+                }
                 None => Vec::new(),
             },
             _ = sleep_until_opt(deadline) => stream.handle_timeout(std::time::Instant::now()),
@@ -192,6 +203,36 @@ async fn handle_connection(
     rx.close();
     stream.end_session();
     tracing::debug!(session = ?stream.session().map(|s| s.id.clone()), %peer, "client disconnected");
+}
+
+/// What an outbound item becomes on the stream.
+fn outbound_actions(stream: &mut C2sStream, out: Outbound) -> Vec<Action> {
+    match out {
+        Outbound::Stanza(e) => vec![Action::Write(stream_element_xml(&e))],
+        Outbound::Close(err) => stream.close(err),
+        Outbound::Raw(parts) => vec![Action::Write(raw_stanza_text(&parts))],
+    }
+}
+
+/// Merges consecutive writes into one.
+fn coalesce_writes(actions: Vec<Action>) -> Vec<Action> {
+    let mut out: Vec<Action> = Vec::with_capacity(actions.len());
+    for a in actions {
+        match (out.last_mut(), a) {
+            (Some(Action::Write(prev)), Action::Write(s)) => prev.push_str(&s),
+            (_, a) => out.push(a),
+        }
+    }
+    out
+}
+
+/// The text of a pre-serialised stanza ([`Outbound::Raw`]).
+fn raw_stanza_text(parts: &[bytes::Bytes]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(&String::from_utf8_lossy(p));
+    }
+    s
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

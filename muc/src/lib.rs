@@ -1,0 +1,90 @@
+//! # muc
+//!
+//! XEP-0045 multi-user chat as Prosody 13's mod_muc, loaded on a component
+//! host (`Component "conference.example.com" "muc"`): rooms with Prosody's
+//! options and defaults, storage format, events and room API, so configs and
+//! modules written for Prosody keep working.
+//!
+//! Where to start reading: [`service`] (the rooms of a component: lookup,
+//! creation, saving), [`room`] (a room: its state and API, one file per kind
+//! of stanza), [`features`] (one file per room option, as Prosody's
+//! `muc/*.lib.lua`), [`events`] (the event payloads modules see) and
+//! [`broadcast`] (how a stanza reaches many occupants, serialised once).
+//!
+//! Modules find a component's rooms with [`service_for`]
+//! (`service.get_room(jid)`, `live_rooms()`, `all_rooms()`,
+//! `create_room(...)`) and hook the `muc-*` events on the host's bus, whose
+//! payload carries the room as the object field `room` ([`events::room_of`]).
+
+pub mod broadcast;
+pub mod component;
+pub mod events;
+pub mod features;
+pub mod form;
+pub mod occupant;
+pub mod room;
+pub mod service;
+pub mod settings;
+pub mod util;
+
+use std::sync::{Arc, OnceLock};
+
+use xmpp_core::{Host, Server};
+
+pub use room::{Actor, AffiliationData, Room};
+pub use service::{Lookup, MucService};
+pub use util::{Affiliation, Role};
+
+/// Why the MUC could not be loaded on a host.
+#[derive(Debug, thiserror::Error)]
+pub enum MucError {
+    #[error(transparent)]
+    Option(#[from] xmpp_core::config::OptionError),
+    #[error("MUC should be loaded as a component, not on the VirtualHost {host}")]
+    NotComponent { host: String },
+}
+
+/// Where a host keeps its MUC service.
+#[derive(Default)]
+struct Slot(OnceLock<Arc<MucService>>);
+
+/// The MUC service of a host, if `muc` is loaded there.
+pub fn service_for(host: &Host) -> Option<Arc<MucService>> {
+    host.extension::<Slot>().0.get().cloned()
+}
+
+/// Loads mod_muc on a component host.
+pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
+    if !host.is_component() {
+        return Err(MucError::NotComponent {
+            host: host.name.clone(),
+        });
+    }
+    if service_for(host).is_some() {
+        return Ok(());
+    }
+    let settings = settings::Settings::read(host)?;
+    let service = MucService::new(server, host, settings);
+    if host.extension::<Slot>().0.set(service.clone()).is_err() {
+        return Ok(());
+    }
+    features::register_all(host, &service.settings);
+    component::register(host, &service);
+    Ok(())
+}
+
+/// The modules of this crate by Prosody name: `Some` if `name` is one
+/// (`muc`, and Jitsi's `muc_max_occupants`, which needs `muc`).
+pub fn load_module(
+    server: &Arc<Server>,
+    host: &Arc<Host>,
+    name: &str,
+) -> Option<Result<(), MucError>> {
+    match name {
+        "muc" => Some(load(server, host)),
+        "muc_max_occupants" => {
+            Some(features::max_occupants::register(host).map_err(MucError::from))
+        }
+        _ => None,
+    }
+}
