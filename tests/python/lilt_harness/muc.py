@@ -207,10 +207,6 @@ def is_subject(room: str) -> Callable[[ET.Element], bool]:
     return match
 
 
-def is_error_reply(stanza: ET.Element) -> bool:
-    return stanza.get("type") == "error"
-
-
 # -- joining and leaving ------------------------------------------------------------
 
 
