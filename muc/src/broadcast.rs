@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 use xmpp_core::stanza::Element;
-use xmpp_core::{HostKind, SessionKind};
+use xmpp_core::{HostKind, Jid, SessionKind};
 
 use crate::events::Ctx;
 use crate::occupant::OccupantSession;
@@ -74,10 +74,7 @@ impl<'a> Deliverer<'a> {
         if let Some((_, ok)) = self.fast.iter().find(|(d, _)| d == domain) {
             return *ok;
         }
-        let event = format!("{}/full", self.stanza.name());
-        let ok = self.ctx.server.host(domain).is_some_and(|h| {
-            h.kind == HostKind::VirtualHost && h.events.handler_count(&event) == 1
-        });
+        let ok = fast_allowed(self.ctx, domain, self.stanza.name());
         self.fast.push((domain.to_string(), ok));
         ok
     }
@@ -104,6 +101,34 @@ impl<'a> Deliverer<'a> {
         s.set_attr("to", Some(to.to_string()));
         route_stanza(self.ctx, s);
     }
+}
+
+/// May a `<name/>` stanza to a full JID on `domain` skip the router?
+fn fast_allowed(ctx: &Ctx, domain: &str, name: &str) -> bool {
+    let event = format!("{name}/full");
+    ctx.server
+        .host(domain)
+        .is_some_and(|h| h.kind == HostKind::VirtualHost && h.events.handler_count(&event) == 1)
+}
+
+/// Sends a stanza of its own (one recipient: nothing to share) to a real
+/// JID, straight to the client session where the router would do just that.
+pub fn send_one(ctx: &Ctx, to: Option<&Jid>, stanza: Element) {
+    if let Some(jid) = to.filter(|j| j.is_full())
+        && fast_allowed(ctx, jid.domain(), stanza.name())
+        && let Some(target) = ctx.server.sessions.get_full(jid)
+        && target.kind == SessionKind::C2s
+    {
+        // A presence the session cannot take is dropped by the router too.
+        if stanza.name() == "presence" {
+            target.send(stanza);
+            return;
+        }
+        if target.send(stanza.clone()) {
+            return;
+        }
+    }
+    route_stanza(ctx, stanza);
 }
 
 /// Prosody's `room:route_stanza` (`module:send`): the stanza goes through the

@@ -70,6 +70,15 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
     }
     features::register_all(host, &service.settings);
     component::register(host, &service);
+    // Live rooms are saved, with their occupants, when the server stops
+    // (Prosody's `server-stopping` at -300).
+    let weak = Arc::downgrade(&service);
+    server.events.hook("server-stopping", -300, move |_| {
+        if let Some(service) = weak.upgrade() {
+            service.save_live_rooms();
+        }
+        false
+    });
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! `save_occupant`, as Prosody does. A copy keeps the sessions that are
 //! available, and the primary session whatever its state.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use xmpp_core::stanza::{Element, escape};
 use xmpp_core::{Jid, Value};
@@ -20,8 +22,8 @@ pub struct OccupantSession {
     /// The same, parsed (None if it did not parse, e.g. a bare JID).
     pub parsed: Option<Jid>,
     /// The session's last presence to the room, MUC payloads removed,
-    /// `from` the occupant JID and `to` the real JID.
-    pub presence: Element,
+    /// `from` the occupant JID and `to` the real JID (shared by copies).
+    pub presence: Arc<Element>,
     /// ` to='jid'` as bytes, for broadcasts serialised once.
     pub to_attr: Bytes,
 }
@@ -91,11 +93,11 @@ impl Occupant {
         pr.set_attr("to", Some(real_jid.to_string()));
         let available = pr.type_().is_none();
         match self.sessions.iter_mut().find(|s| s.jid == real_jid) {
-            Some(s) => s.presence = pr,
+            Some(s) => s.presence = Arc::new(pr),
             None => self.sessions.push(OccupantSession {
                 jid: real_jid.to_string(),
                 parsed: Jid::parse(real_jid).ok(),
-                presence: pr,
+                presence: Arc::new(pr),
                 to_attr: Bytes::from(format!(" to='{}'", escape(real_jid))),
             }),
         }
@@ -123,7 +125,7 @@ impl Occupant {
         self.sessions
             .iter()
             .find(|s| s.jid == jid)
-            .map(|s| &s.presence)
+            .map(|s| &*s.presence)
     }
 
     pub fn session(&self, real_jid: &str) -> Option<&OccupantSession> {

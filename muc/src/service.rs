@@ -315,6 +315,15 @@ impl MucService {
         true
     }
 
+    /// Saves every live room with its state (at shutdown).
+    pub fn save_live_rooms(&self) {
+        for room in self.live_rooms() {
+            if let Err(e) = self.room_save(&room, false, true) {
+                tracing::error!(host = %self.host_name, "saving room {}: {e}", room.jid);
+            }
+        }
+    }
+
     /// Drops a room from memory without saving it (Prosody's `forget_room`).
     pub fn forget_room(&self, room: &Arc<Room>) {
         let mut cache = lock(&self.rooms);

@@ -11,7 +11,7 @@ use xmpp_core::{Event, Value};
 
 use super::Room;
 use super::affiliation::item;
-use crate::broadcast::Deliverer;
+use crate::broadcast::{Deliverer, send_one};
 use crate::events::{Ctx, EventExt, lock, mutable_of};
 use crate::occupant::{Occupant, OccupantSession};
 use crate::util::{NS_MUC_USER, Role, role_name};
@@ -263,7 +263,7 @@ impl Room {
             }
         } else {
             for s in &occupant.sessions {
-                let pr = self.build_occupant_presence(ctx, Some(occupant), s.presence.clone());
+                let pr = self.build_occupant_presence(ctx, Some(occupant), (*s.presence).clone());
                 let mut pr = pr;
                 pr.set_attr("to", Some(s.jid.clone()));
                 pr.push_child(self_x.clone());
@@ -285,6 +285,7 @@ impl Room {
         let broadcast_roles = self.get_presence_broadcast();
         let shown = |r: &str| broadcast_roles.iter().any(|b| b == r);
         let is_anonymous = self.is_anonymous_for(to);
+        let to_jid = xmpp_core::Jid::parse(to).ok();
         let mut present = std::collections::HashSet::new();
         for occupant in self.each_occupant() {
             present.insert(occupant.bare_jid.clone());
@@ -309,7 +310,7 @@ impl Room {
             pres.push_child(x);
             let pres = self.build_occupant_presence(ctx, Some(&occupant), pres);
             if to_bare == occupant.bare_jid || shown(role_name(occupant.role)) {
-                self.route_stanza(pres);
+                send_one(ctx, to_jid.as_ref(), pres);
             }
         }
         if shown("none") {
