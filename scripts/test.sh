@@ -2,12 +2,14 @@
 # The whole test suite, as CI runs it (.ci/run calls this). From any directory:
 #
 #   scripts/test.sh              every step, in order, stopping at the first failure
-#   scripts/test.sh STEP...      only these steps: fmt clippy test build pytest scansion
+#   scripts/test.sh STEP...      only these steps: fmt clippy test build pytest scansion js
 #
 # Steps: cargo fmt --check; cargo clippy --workspace --all-targets -D warnings;
 # cargo test --workspace; cargo build (the lilt binary); the pytest suite in tests/python
 # (slixmpp clients against target/debug/lilt, plus the differential tests against
 # Debian's Prosody when ../shared exists); tests/scansion/run-lilt.sh when present.
+# Then tests/js (node --test): BOSH and WebSocket with strophe.js, @xmpp/client and
+# headless Chromium (npm ci; Debian's chromium installed when root).
 #
 # Installs what is missing: a venv at .venv with tests/python/requirements.txt (pip),
 # and Debian's prosody through ../shared/tools/reference-prosody (apt) when ../shared
@@ -20,7 +22,7 @@ shared="$root/../shared"
 venv="$root/.venv"
 requirements="$root/tests/python/requirements.txt"
 
-all_steps=(fmt clippy test build pytest scansion)
+all_steps=(fmt clippy test build pytest scansion js)
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=("${all_steps[@]}")
 
@@ -131,6 +133,30 @@ pytest_step() {
     return $status
 }
 
+# tests/js: BOSH and WebSocket with real JavaScript clients (strophe.js and
+# @xmpp/client in Node, strophe.js over BOSH in Debian's headless Chromium).
+# Installs the npm packages from package-lock.json and, as root, Debian's
+# chromium when missing (without it the browser tests skip themselves).
+js_step() {
+    local dir="$root/tests/js"
+    command -v node >/dev/null 2>&1 || { echo "node is missing (Node.js 20 or later)"; return 1; }
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed in tests/js"; return 1; }
+    fi
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "installing Debian's chromium for the BOSH browser tests"
+            (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+                || echo "could not install chromium: the browser tests will be skipped"
+        else
+            echo "chromium is missing and this is not root: the browser tests will be skipped"
+        fi
+    fi
+    local lilt="${CARGO_TARGET_DIR:-$root/target}/debug/lilt"
+    [ -x "$lilt" ] || { echo "no lilt binary at $lilt (run the build step)"; return 1; }
+    (cd "$dir" && LILT_BIN="$lilt" timeout 900 node --test --test-concurrency=1 --test-force-exit --test-timeout=180000)
+}
+
 scansion_step() {
     local script="$root/tests/scansion/run-lilt.sh"
     if [ ! -f "$script" ]; then
@@ -155,6 +181,7 @@ for step in "${steps[@]}"; do
     build) run_step "cargo build (lilt)" cargo build -p lilt ;;
     pytest) run_step "pytest (whole-server tests)" pytest_step ;;
     scansion) run_step "scansion conformance" scansion_step ;;
+    js) run_step "js (BOSH and WebSocket with strophe.js, @xmpp/client, Chromium)" js_step ;;
     *) fail "unknown step '$step' (steps: ${all_steps[*]})" ;;
     esac
 done

@@ -30,6 +30,8 @@ pub enum StartError {
     },
     #[error("host {host}: {reason}")]
     Host { host: String, reason: String },
+    #[error(transparent)]
+    Http(#[from] bosh_websocket::StartError),
 }
 
 /// A listening socket, as printed at start-up.
@@ -140,6 +142,15 @@ pub fn build_server_reporting(
         }
         for name in lua_compat::modulemanager::modules_for_host(&server.config, &host.name) {
             if is_core_module(&name) {
+                host.mark_module_loaded(&name);
+                continue;
+            }
+            // mod_http, mod_bosh and mod_websocket.
+            if let Some(loaded) = bosh_websocket::load_module(&server, &host, &name) {
+                loaded.map_err(|e| StartError::Host {
+                    host: host.name.clone(),
+                    reason: e.to_string(),
+                })?;
                 host.mark_module_loaded(&name);
                 continue;
             }
@@ -364,6 +375,17 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             }
         }
     }
+    // HTTP (BOSH, WebSocket, module routes), when a module serves any.
+    let (http, http_tasks) = bosh_websocket::start(
+        &server,
+        tls.as_ref().map(|t| t.config.clone()),
+        ctx.shutdown.clone(),
+    )?;
+    listening.extend(http.iter().map(|l| Listening {
+        kind: l.kind,
+        addr: l.addr,
+    }));
+    tasks.extend(http_tasks);
     Ok(RunningServer {
         server,
         listening,

@@ -23,6 +23,7 @@ pub mod stanza;
 pub mod storage;
 pub mod stream;
 pub mod tls;
+pub mod transport;
 pub mod value;
 
 pub use config::{HostConfig, HostKind, ServerConfig};

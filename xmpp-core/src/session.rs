@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::error::StreamError;
 use crate::jid::Jid;
 use crate::stanza::Element;
+use crate::transport::TransportInfo;
 
 /// What is queued for a connection task.
 #[derive(Debug)]
@@ -67,6 +68,9 @@ pub struct Session {
     /// The local host this session belongs to.
     pub host: String,
     pub peer: Option<SocketAddr>,
+    /// The HTTP request a BOSH or WebSocket session was opened with (None
+    /// for TCP streams and hosts).
+    pub transport: Option<Arc<TransportInfo>>,
     tx: Option<mpsc::UnboundedSender<Outbound>>,
     state: Mutex<SessionState>,
 }
@@ -101,6 +105,7 @@ impl Session {
             kind,
             host: host.to_string(),
             peer,
+            transport: None,
             tx: Some(tx),
             state: Mutex::new(SessionState::default()),
         }
@@ -113,6 +118,7 @@ impl Session {
             kind: SessionKind::Local,
             host: host.to_string(),
             peer: None,
+            transport: None,
             tx: None,
             state: Mutex::new(SessionState::default()),
         }

@@ -2,6 +2,7 @@
 //! `c2s_direct_tls_ports`) and the task that moves bytes between a socket
 //! and a [`negotiation::C2sStream`].
 
+pub mod frame;
 pub mod negotiation;
 
 use std::net::SocketAddr;
@@ -169,6 +170,13 @@ async fn handle_connection(
             match action {
                 Action::Write(s) => {
                     if conn.write_all(s.as_bytes()).await.is_err() {
+                        stream.handle_eof();
+                        break 'conn;
+                    }
+                }
+                Action::Frame(f) => {
+                    // Only framed transports are given frames; write it as TCP would.
+                    if conn.write_all(f.to_tcp().as_bytes()).await.is_err() {
                         stream.handle_eof();
                         break 'conn;
                     }

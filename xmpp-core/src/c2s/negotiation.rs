@@ -19,10 +19,11 @@ use crate::host::Host;
 use crate::jid::Jid;
 use crate::server::Server;
 use crate::session::{Outbound, Session, SessionKind};
-use crate::stanza::{Element, NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAMS, NS_TLS};
-use crate::stream::{
-    STREAM_CLOSE, StreamEvent, StreamHeader, StreamLimits, XmlStream, stream_header,
-};
+use crate::stanza::{Element, NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAMS, NS_TLS, Node};
+use crate::stream::{StreamEvent, StreamHeader, StreamLimits, XmlStream};
+use crate::transport::TransportInfo;
+
+use super::frame::Frame;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
@@ -42,6 +43,10 @@ pub struct C2sSettings {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
     Write(String),
+    /// A unit of output for a framed transport (BOSH, WebSocket): given
+    /// instead of [`Action::Write`] once [`C2sStream::set_transport`] was
+    /// called.
+    Frame(Frame),
     /// Write what came before, then run the TLS handshake and call
     /// [`C2sStream::tls_established`].
     StartTls,
@@ -75,6 +80,9 @@ pub struct C2sStream {
     bound: Option<Jid>,
     sasl: Option<(String, Box<dyn SaslExchange>)>,
     started: Instant,
+    /// The BOSH or WebSocket request this stream came with; output is
+    /// given as [`Action::Frame`] when set.
+    transport: Option<Arc<TransportInfo>>,
 }
 
 impl C2sStream {
@@ -103,6 +111,55 @@ impl C2sStream {
             bound: None,
             sasl: None,
             started: now,
+            transport: None,
+        }
+    }
+
+    /// Makes this a stream over a framed transport (BOSH, WebSocket): its
+    /// output comes as [`Action::Frame`]s, its input through
+    /// [`C2sStream::handle_stream_event`], and the session it creates keeps
+    /// `transport` and is announced with `bosh-session` /
+    /// `websocket-session`. Call before the first input.
+    pub fn set_transport(&mut self, transport: Arc<TransportInfo>) {
+        if transport.secure {
+            self.secure = true;
+        }
+        self.transport = Some(transport);
+    }
+
+    /// A stream event parsed by a framed transport: the `<open/>` (or BOSH
+    /// session request) as [`StreamEvent::Open`], each element as
+    /// [`StreamEvent::Stanza`], `<close/>` (or a terminating body) as
+    /// [`StreamEvent::Close`]. An element before the stream is open is
+    /// `not-well-formed`, as it would be on TCP.
+    pub fn handle_stream_event(&mut self, ev: StreamEvent) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Closed {
+            return out;
+        }
+        if self.phase == Phase::Header && matches!(ev, StreamEvent::Stanza(_)) {
+            self.fail(
+                &mut out,
+                StreamError::with_text(Cond::NotWellFormed, "the stream is not open"),
+            );
+            return out;
+        }
+        self.handle_event(ev, &mut out);
+        out
+    }
+
+    /// Is the stream waiting for the peer's header (at the start, and after
+    /// STARTTLS or SASL success asked for a restart)?
+    pub fn awaiting_stream_open(&self) -> bool {
+        self.phase == Phase::Header
+    }
+
+    /// Hands a unit of output to the transport: bytes on TCP, the frame
+    /// itself on BOSH and WebSocket.
+    fn emit(&self, out: &mut Vec<Action>, frame: Frame) {
+        match self.transport {
+            Some(_) => out.push(Action::Frame(frame)),
+            None => out.push(Action::Write(frame.to_tcp())),
         }
     }
 
@@ -203,10 +260,10 @@ impl C2sStream {
             Some(e) => self.fail(&mut out, e),
             None => {
                 if self.phase == Phase::Header {
-                    out.push(Action::Write(self.header_reply(None)));
+                    self.emit(&mut out, Frame::Open(self.header_reply(None)));
                 }
                 if self.phase != Phase::Closed {
-                    out.push(Action::Write(STREAM_CLOSE.to_string()));
+                    self.emit(&mut out, Frame::Close);
                     out.push(Action::Close);
                     self.phase = Phase::Closed;
                 }
@@ -227,17 +284,17 @@ impl C2sStream {
         tracing::debug!(session = %self.log_id(), "closing stream: {error}");
         if self.phase == Phase::Header {
             // RFC 6120 §4.9.1.2: open our stream first so the error is well-formed.
-            out.push(Action::Write(self.header_reply(None)));
+            self.emit(out, Frame::Open(self.header_reply(None)));
         }
-        out.push(Action::Write(error.to_xml()));
-        out.push(Action::Write(STREAM_CLOSE.to_string()));
+        self.emit(out, Frame::Element(error.to_element()));
+        self.emit(out, Frame::Close);
         out.push(Action::Close);
         self.phase = Phase::Closed;
     }
 
-    fn header_reply(&self, to: Option<&str>) -> String {
+    fn header_reply(&self, to: Option<&str>) -> StreamHeader {
         let from = self.host.as_ref().map(|h| h.name.clone());
-        stream_header(&StreamHeader {
+        StreamHeader {
             ns: NS_CLIENT.to_string(),
             to: to.map(str::to_string),
             from,
@@ -245,14 +302,14 @@ impl C2sStream {
             lang: Some("en".to_string()),
             id: Some(self.log_id().to_string()),
             attrs: Vec::new(),
-        })
+        }
     }
 
     fn handle_event(&mut self, ev: StreamEvent, out: &mut Vec<Action>) {
         match ev {
             StreamEvent::Open(h) => self.handle_open(h, out),
             StreamEvent::Close => {
-                out.push(Action::Write(STREAM_CLOSE.to_string()));
+                self.emit(out, Frame::Close);
                 out.push(Action::Close);
                 self.phase = Phase::Closed;
             }
@@ -289,14 +346,44 @@ impl C2sStream {
             );
         }
         if self.session.is_none() {
-            let session = Session::new(SessionKind::C2s, &host.name, self.peer, self.tx.clone());
+            let mut session =
+                Session::new(SessionKind::C2s, &host.name, self.peer, self.tx.clone());
+            session.transport = self.transport.clone();
             session.state().secure = self.secure;
-            self.session = Some(Arc::new(session));
+            let session = Arc::new(session);
+            self.session = Some(session.clone());
+            if let Some(transport) = &self.transport {
+                self.announce_transport(&host, &session, transport);
+            }
         }
         self.phase = Phase::Negotiating;
-        out.push(Action::Write(self.header_reply(h.from.as_deref())));
+        self.emit(out, Frame::Open(self.header_reply(h.from.as_deref())));
         let features = self.features(&host);
-        out.push(Action::Write(stream_element_xml(&features)));
+        self.emit(out, Frame::Element(features));
+    }
+
+    /// Fires `bosh-session` / `websocket-session` for a new session, as
+    /// Prosody does: on the global bus (where Prosody's global mod_bosh and
+    /// mod_websocket fire it, and Jitsi's modules hook it) and on the
+    /// host's. The event's `origin` is the session; its `request` field
+    /// holds the HTTP request (`method`, `path`, `url.query`, `headers`
+    /// with Prosody's `x_forwarded_for` names, `ip`, `secure`).
+    fn announce_transport(
+        &self,
+        host: &Arc<Host>,
+        session: &Arc<Session>,
+        transport: &TransportInfo,
+    ) {
+        let name = transport.kind.session_event();
+        let request = crate::value::Value::Table(transport_request_table(transport));
+        let mut ev = Event::new(&self.server, name)
+            .with_origin(session)
+            .with_field("request", request.clone());
+        self.server.fire_global(name, &mut ev);
+        let mut ev = Event::new(&self.server, name)
+            .with_origin(session)
+            .with_field("request", request);
+        self.server.fire_on_host(host, name, &mut ev);
     }
 
     fn require_encryption(&self, host: &Host) -> bool {
@@ -376,13 +463,13 @@ impl C2sStream {
     fn handle_starttls(&mut self, out: &mut Vec<Action>) {
         if self.secure || self.authenticated || !self.settings.tls_available {
             // Prosody answers <failure/> and closes.
-            out.push(Action::Write(format!("<failure xmlns='{NS_TLS}'/>")));
-            out.push(Action::Write(STREAM_CLOSE.to_string()));
+            self.emit(out, Frame::Element(Element::new("failure", NS_TLS)));
+            self.emit(out, Frame::Close);
             out.push(Action::Close);
             self.phase = Phase::Closed;
             return;
         }
-        out.push(Action::Write(format!("<proceed xmlns='{NS_TLS}'/>")));
+        self.emit(out, Frame::Element(Element::new("proceed", NS_TLS)));
         out.push(Action::StartTls);
     }
 
@@ -436,10 +523,8 @@ impl C2sStream {
         };
         match step {
             SaslStep::Challenge(c) => {
-                out.push(Action::Write(format!(
-                    "<challenge xmlns='{NS_SASL}'>{}</challenge>",
-                    encode_sasl(&c)
-                )));
+                let challenge = Element::new("challenge", NS_SASL).text(encode_sasl(&c));
+                self.emit(out, Frame::Element(challenge));
             }
             SaslStep::Success {
                 username,
@@ -465,10 +550,12 @@ impl C2sStream {
             st.auth_mechanism = mech;
         }
         self.authenticated = true;
-        let body = additional.map(|a| encode_sasl(&a)).unwrap_or_default();
-        out.push(Action::Write(format!(
-            "<success xmlns='{NS_SASL}'>{body}</success>"
-        )));
+        let mut success = Element::new("success", NS_SASL);
+        // Written with an end tag even when empty, as it always was.
+        success.nodes_mut().push(Node::Text(
+            additional.map(|a| encode_sasl(&a)).unwrap_or_default(),
+        ));
+        self.emit(out, Frame::Element(success));
         let mut ev = Event::new(&self.server, "authentication-success")
             .with_origin(session)
             .with_field("username", username);
@@ -481,15 +568,12 @@ impl C2sStream {
     fn sasl_failure(&mut self, out: &mut Vec<Action>, f: SaslFailure) {
         self.sasl = None;
         tracing::info!(session = %self.log_id(), peer = ?self.peer, "authentication failed: {f}");
-        let text = f
-            .text
-            .as_deref()
-            .map(|t| format!("<text>{}</text>", crate::stanza::escape(t)))
-            .unwrap_or_default();
-        out.push(Action::Write(format!(
-            "<failure xmlns='{NS_SASL}'><{}/>{text}</failure>",
-            f.condition
-        )));
+        let mut failure =
+            Element::new("failure", NS_SASL).child(Element::new(f.condition, NS_SASL));
+        if let Some(t) = f.text.as_deref() {
+            failure.push_child(Element::new("text", NS_SASL).text(t));
+        }
+        self.emit(out, Frame::Element(failure));
     }
 
     fn handle_stanza(
@@ -503,7 +587,7 @@ impl C2sStream {
             if !crate::router::is_reply_type(&e) {
                 let reply =
                     StanzaError::new(crate::error::ErrorType::Auth, "not-authorized").reply_to(&e);
-                out.push(Action::Write(reply.to_xml()));
+                self.emit(out, Frame::Element(reply));
             }
             return;
         }
@@ -514,7 +598,7 @@ impl C2sStream {
             if !crate::router::is_reply_type(&e) {
                 let reply =
                     StanzaError::new(crate::error::ErrorType::Auth, "not-authorized").reply_to(&e);
-                out.push(Action::Write(reply.to_xml()));
+                self.emit(out, Frame::Element(reply));
             }
             return;
         }
@@ -523,14 +607,14 @@ impl C2sStream {
             let reply = Element::new("iq", NS_CLIENT)
                 .attr("type", "result")
                 .attr_opt("id", e.id());
-            out.push(Action::Write(reply.to_xml()));
+            self.emit(out, Frame::Element(reply));
             return;
         }
         if is_iq_set_with(&e, "bind", NS_BIND) {
             let reply = StanzaError::not_allowed()
                 .with_text("Resource already bound")
                 .reply_to(&e);
-            out.push(Action::Write(reply.to_xml()));
+            self.emit(out, Frame::Element(reply));
             return;
         }
         self.server.process_stanza(session, e);
@@ -556,7 +640,7 @@ impl C2sStream {
                 let reply = StanzaError::bad_request()
                     .with_text("Invalid resource")
                     .reply_to(&iq);
-                out.push(Action::Write(reply.to_xml()));
+                self.emit(out, Frame::Element(reply));
                 return;
             }
         };
@@ -581,7 +665,7 @@ impl C2sStream {
             .attr("type", "result")
             .attr_opt("id", iq.id())
             .child(Element::new("bind", NS_BIND).text_tag("jid", jid.to_string()));
-        out.push(Action::Write(reply.to_xml()));
+        self.emit(out, Frame::Element(reply));
         let mut ev = Event::new(&self.server, "resource-bind").with_origin(session);
         self.server.fire_on_host(host, "resource-bind", &mut ev);
     }
@@ -597,6 +681,34 @@ impl C2sStream {
             self.server.fire_on_host(host, "resource-unbind", &mut ev);
         }
     }
+}
+
+/// The `request` table of `bosh-session` / `websocket-session`, shaped as
+/// Prosody's HTTP request object.
+fn transport_request_table(t: &TransportInfo) -> crate::value::Table {
+    use crate::value::{Table, Value};
+    let mut headers = Table::new();
+    for (name, value) in &t.headers {
+        let key = name.to_ascii_lowercase().replace('-', "_");
+        if headers.get(&key).is_none() {
+            headers.insert(key, Value::str(value.clone()));
+        }
+    }
+    let mut url = Table::new();
+    url.insert("path", Value::str(t.path.clone()));
+    if let Some(q) = &t.query {
+        url.insert("query", Value::str(q.clone()));
+    }
+    let mut request = Table::new();
+    request.insert("method", Value::str(t.method.clone()));
+    request.insert("path", Value::str(t.path.clone()));
+    request.insert("url", Value::Table(url));
+    request.insert("headers", Value::Table(headers));
+    if let Some(ip) = t.ip {
+        request.insert("ip", Value::str(ip.to_string()));
+    }
+    request.insert("secure", Value::Bool(t.secure));
+    request
 }
 
 fn is_iq_set_with(e: &Element, name: &str, ns: &str) -> bool {

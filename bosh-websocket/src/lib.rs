@@ -1,0 +1,225 @@
+//! # bosh-websocket
+//!
+//! lilt's HTTP server and the two ways browsers speak XMPP over it, as
+//! Prosody's mod_http, mod_bosh and mod_websocket:
+//!
+//! - [`server`]: the `http_ports` / `https_ports` listeners (hyper 1 with
+//!   axum), `trusted_proxies` ([`proxy`]), CORS ([`cors`]), error pages;
+//! - [`routes`]: the route API modules serve endpoints with
+//!   (`module:provides("http", ...)`), per host or global;
+//! - [`bosh`]: XEP-0124/XEP-0206 at `/http-bind`, its sans-IO session
+//!   bookkeeping in [`bosh::state`];
+//! - [`websocket`]: RFC 7395 at `/xmpp-websocket`, its sans-IO frame codec
+//!   in [`websocket::frames`].
+//!
+//! Both transports parse what arrives with the same [`xmpp_core::XmlStream`]
+//! TCP uses ([`fragment`]) and feed the elements to the same
+//! [`xmpp_core::c2s::negotiation::C2sStream`], so SASL, binding and every
+//! module behave alike on all three transports. The HTTP request that
+//! opened a session is kept on it ([`xmpp_core::Session::transport`]) and
+//! announced with `bosh-session` / `websocket-session`.
+
+pub mod bosh;
+pub mod config;
+pub mod cors;
+pub mod files;
+pub mod fragment;
+mod io;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+pub mod websocket;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use xmpp_core::config::OptionError;
+use xmpp_core::{Host, Server, Value};
+
+pub use routes::{Handler, HttpApp, HttpRequest, HttpResponse, handler, provide};
+pub use server::{HttpError, HttpListening};
+
+use bosh::BoshService;
+use config::HttpConfig;
+use routes::{HttpRoutes, RouteError};
+use websocket::WebSocketService;
+
+/// A module of this crate failed to load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    #[error(transparent)]
+    Route(#[from] RouteError),
+}
+
+/// The modules this crate provides.
+pub const MODULES: &[&str] = &["http", "http_errors", "http_files", "bosh", "websocket"];
+
+/// Server-wide state of the HTTP service.
+struct HttpState {
+    shutdown: watch::Sender<bool>,
+    bosh: OnceLock<Arc<BoshService>>,
+    websocket: OnceLock<Arc<WebSocketService>>,
+    /// Apps already provided globally.
+    global_apps: Mutex<HashSet<String>>,
+}
+
+impl Default for HttpState {
+    fn default() -> HttpState {
+        HttpState {
+            shutdown: watch::channel(false).0,
+            bosh: OnceLock::new(),
+            websocket: OnceLock::new(),
+            global_apps: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+/// Loads module `name` on `host`; `None` when it is not one of
+/// [`MODULES`].
+pub fn load_module(
+    server: &Arc<Server>,
+    host: &Arc<Host>,
+    name: &str,
+) -> Option<Result<(), LoadError>> {
+    match name {
+        // mod_http itself: the listeners start when any app is provided.
+        "http" | "http_errors" => Some(Ok(())),
+        "bosh" => Some(load_bosh(server, host)),
+        "websocket" => Some(load_websocket(server, host)),
+        "http_files" => Some(files::load(server, host)),
+        _ => None,
+    }
+}
+
+fn load_bosh(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), LoadError> {
+    let config = HttpConfig::from_config(&server.config)?;
+    let state = server.extension::<HttpState>();
+    let service = state
+        .bosh
+        .get_or_init(|| {
+            Arc::new(BoshService::new(
+                server,
+                config.bosh.clone(),
+                config.unauthed_timeout,
+                state.shutdown.subscribe(),
+            ))
+        })
+        .clone();
+    let route = |service: Arc<BoshService>| handler(move |req| service.clone().handle(req));
+    let routes = ["GET", "GET /", "POST", "POST /"]
+        .iter()
+        .map(|k| (k.to_string(), route(service.clone())))
+        .collect();
+    provide_app(
+        server,
+        host,
+        HttpApp {
+            name: "bosh".into(),
+            default_path: Some("/http-bind".into()),
+            cors: Some(true),
+            routes,
+        },
+    )
+}
+
+fn load_websocket(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), LoadError> {
+    let config = HttpConfig::from_config(&server.config)?;
+    let state = server.extension::<HttpState>();
+    let service = state
+        .websocket
+        .get_or_init(|| {
+            Arc::new(WebSocketService::new(
+                server,
+                config.websocket.clone(),
+                config.unauthed_timeout,
+                config.read_timeout,
+                state.shutdown.subscribe(),
+            ))
+        })
+        .clone();
+    let route = |service: Arc<WebSocketService>| handler(move |req| service.clone().handle(req));
+    let routes = ["GET", "GET /"]
+        .iter()
+        .map(|k| (k.to_string(), route(service.clone())))
+        .collect();
+    provide_app(
+        server,
+        host,
+        HttpApp {
+            name: "websocket".into(),
+            default_path: Some("/xmpp-websocket".into()),
+            cors: Some(true),
+            routes,
+        },
+    )
+}
+
+/// Provides a global module's app: once for every host when the module is
+/// in the global `modules_enabled` (Prosody serves it for `"*"`), else for
+/// the host that loads it.
+fn provide_app(server: &Arc<Server>, host: &Arc<Host>, app: HttpApp) -> Result<(), LoadError> {
+    if enabled_globally(server, &app.name) {
+        let state = server.extension::<HttpState>();
+        let mut done = state.global_apps.lock().unwrap_or_else(|e| e.into_inner());
+        if done.insert(app.name.clone()) {
+            provide(server, None, app)?;
+        }
+        return Ok(());
+    }
+    provide(server, Some(host), app)?;
+    Ok(())
+}
+
+fn enabled_globally(server: &Server, name: &str) -> bool {
+    let listed = |option: &str| {
+        server
+            .config
+            .get_global(option)
+            .and_then(Value::as_string_list)
+            .is_some_and(|l| l.iter().any(|m| m == name))
+    };
+    listed("modules_enabled") && !listed("modules_disabled")
+}
+
+/// Starts the HTTP service when a module provided an app: the listeners,
+/// and shutdown of BOSH and WebSocket sessions when `shutdown` flips.
+pub fn start(
+    server: &Arc<Server>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(Vec<HttpListening>, Vec<JoinHandle<()>>), StartError> {
+    let routes = server.extension::<HttpRoutes>();
+    if routes.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let config = HttpConfig::from_config(&server.config)?;
+    let (listening, mut tasks) = server::start(routes, config, tls, shutdown.clone())?;
+    let state = server.extension::<HttpState>();
+    tasks.push(tokio::spawn(async move {
+        let _ = shutdown.changed().await;
+        state.shutdown.send_replace(true);
+    }));
+    Ok((listening, tasks))
+}
+
+/// Why [`start`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+/// Open BOSH sessions (for statistics and tests).
+pub fn bosh_sessions(server: &Server) -> usize {
+    server
+        .extension::<HttpState>()
+        .bosh
+        .get()
+        .map_or(0, |b| b.session_count())
+}

@@ -1,0 +1,345 @@
+//! The HTTP listeners (`http_ports`, `https_ports`) and the request path:
+//! hyper 1 serves each connection (HTTP/1.1, keep-alive, upgrades), axum's
+//! router hands every request to [`dispatch`], which finds the module route
+//! as Prosody's net.http.server and mod_http do, applies
+//! `trusted_proxies` and CORS, and renders Prosody-like error pages.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use xmpp_core::stanza::escape;
+
+use crate::config::HttpConfig;
+use crate::io::TimeoutIo;
+use crate::routes::{HttpRequest, HttpResponse, HttpRoutes, Resolution};
+
+/// Why the HTTP service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen on {addr} for {kind}: {source}")]
+    Bind {
+        kind: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A listening socket: `http` or `https`.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpListening {
+    pub kind: &'static str,
+    pub addr: SocketAddr,
+}
+
+/// What every request handler shares.
+struct Context {
+    routes: Arc<HttpRoutes>,
+    config: HttpConfig,
+}
+
+/// Facts about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+struct ConnInfo {
+    peer: SocketAddr,
+    tls: bool,
+}
+
+/// Opens the HTTP and HTTPS listeners; connections are served until
+/// `shutdown` flips. HTTPS needs `tls` (the hosts' certificates); without
+/// it `https_ports` are skipped with a warning.
+pub fn start(
+    routes: Arc<HttpRoutes>,
+    config: HttpConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Vec<HttpListening>, Vec<JoinHandle<()>>), HttpError> {
+    let ctx = Arc::new(Context {
+        routes,
+        config: config.clone(),
+    });
+    let router = axum::Router::new()
+        .fallback(dispatch)
+        .with_state(ctx.clone());
+    let tls = tls.map(|t| {
+        let mut t = (*t).clone();
+        t.alpn_protocols = vec![b"http/1.1".to_vec()];
+        TlsAcceptor::from(Arc::new(t))
+    });
+    if tls.is_none() && !config.https_ports.is_empty() {
+        tracing::warn!(
+            "https_ports is set but no certificate is available; not listening for HTTPS"
+        );
+    }
+    let mut listening = Vec::new();
+    let mut tasks = Vec::new();
+    let plans = [
+        ("http", &config.http_ports, &config.http_interfaces, None),
+        (
+            "https",
+            &config.https_ports,
+            &config.https_interfaces,
+            tls.as_ref(),
+        ),
+    ];
+    for (kind, ports, interfaces, acceptor) in plans {
+        if kind == "https" && acceptor.is_none() {
+            continue;
+        }
+        for port in ports {
+            for ip in interfaces.iter() {
+                let addr = SocketAddr::new(*ip, *port);
+                let listener = match bind(addr) {
+                    Ok(l) => l,
+                    Err(e) if ip.is_ipv6() && interfaces.len() > 1 => {
+                        tracing::debug!("not listening on {addr}: {e}");
+                        continue;
+                    }
+                    Err(source) => return Err(HttpError::Bind { kind, addr, source }),
+                };
+                let local = listener.local_addr().unwrap_or(addr);
+                listening.push(HttpListening { kind, addr: local });
+                tasks.push(tokio::spawn(accept_loop(
+                    listener,
+                    router.clone(),
+                    acceptor.cloned(),
+                    config.send_timeout,
+                    shutdown.clone(),
+                )));
+            }
+        }
+    }
+    Ok((listening, tasks))
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<TlsAcceptor>,
+    send_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let router = router.clone();
+                    let tls = tls.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        serve_connection(tcp, peer, router, tls, send_timeout, shutdown).await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("HTTP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: axum::Router,
+    tls: Option<TlsAcceptor>,
+    send_timeout: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let io = TimeoutIo::new(tcp, send_timeout);
+    match tls {
+        None => {
+            let info = ConnInfo { peer, tls: false };
+            http1(TokioIo::new(io), router.layer(Extension(info)), shutdown).await;
+        }
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(Duration::from_secs(60), acceptor.accept(io)).await;
+            match handshake {
+                Ok(Ok(stream)) => {
+                    let info = ConnInfo { peer, tls: true };
+                    http1(
+                        TokioIo::new(stream),
+                        router.layer(Extension(info)),
+                        shutdown,
+                    )
+                    .await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, "HTTPS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn http1<I>(io: I, router: axum::Router, mut shutdown: watch::Receiver<bool>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
+    }
+}
+
+/// Every request: find its route and run it.
+async fn dispatch(
+    State(ctx): State<Arc<Context>>,
+    Extension(conn): Extension<ConnInfo>,
+    mut req: Request,
+) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let headers = req.headers().clone();
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = header(header::HOST)
+        .map(str::to_string)
+        .or_else(|| req.uri().host().map(str::to_string));
+    let (ip, secure) = ctx.config.trusted_proxies.client(
+        conn.peer.ip(),
+        conn.tls,
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let origin = header(header::ORIGIN).map(str::to_string);
+    let resolution = ctx.routes.resolve(
+        &method,
+        host.as_deref(),
+        &path,
+        ctx.config.default_host.as_deref(),
+    );
+    let response = match resolution {
+        Resolution::Route { route, rest } => {
+            let upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+            let body =
+                match axum::body::to_bytes(req.into_body(), ctx.config.max_content_size).await {
+                    Ok(b) => b,
+                    Err(_) => {
+                        return into_response(
+                            error_page(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
+                            &method,
+                        );
+                    }
+                };
+            let request = HttpRequest {
+                method: method.clone(),
+                path,
+                query,
+                headers,
+                body,
+                ip,
+                peer: conn.peer,
+                secure,
+                rest,
+                upgrade,
+            };
+            let mut response = (route.handler)(request).await;
+            if let Some(cors) = &route.cors {
+                cors.apply(origin.as_deref(), &mut response.headers);
+            }
+            response
+        }
+        Resolution::Preflight(cors) => {
+            let mut response = HttpResponse::new(StatusCode::OK);
+            if let Some(cors) = cors {
+                cors.apply(origin.as_deref(), &mut response.headers);
+            }
+            response
+        }
+        Resolution::Redirect(location) => {
+            let location = match &query {
+                Some(q) => format!("{location}?{q}"),
+                None => location,
+            };
+            HttpResponse::new(StatusCode::MOVED_PERMANENTLY).with_header("location", &location)
+        }
+        Resolution::NotFound(message) => error_page(StatusCode::NOT_FOUND, &message),
+        Resolution::BadRequest(message) => error_page(StatusCode::BAD_REQUEST, &message),
+    };
+    into_response(response, &method)
+}
+
+fn into_response(r: HttpResponse, method: &Method) -> Response {
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(r.body)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = r.status;
+    *response.headers_mut() = r.headers;
+    response
+}
+
+/// An HTML error page, as mod_http_errors serves them.
+pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
+    let title = status.canonical_reason().unwrap_or("Error");
+    page(status, title, message)
+}
+
+/// The page an endpoint shows a browser ("It works!").
+pub fn message_page(title: &str, message: &str) -> HttpResponse {
+    page(StatusCode::OK, title, message)
+}
+
+fn page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let body = format!(
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{message}</p>\n</body>\n</html>\n",
+        title = escape(title),
+        message = escape(message),
+    );
+    let mut r = HttpResponse::new(status).with_body(body);
+    r.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+/// Headers as (lower-case name, value) pairs.
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
