@@ -167,7 +167,8 @@ pub fn register(host: &Arc<Host>, service: &Arc<MucService>) {
         let Some(room) = room_of(event) else {
             return false;
         };
-        if room.state().destroying.is_some() || room.has_occupant() || room.get_persistent() {
+        let destroying = room.state().destroying.is_some();
+        if destroying || room.has_occupant() || room.get_persistent() {
             return false;
         }
         if let Some(ctx) = room.ctx() {

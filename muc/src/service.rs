@@ -184,19 +184,8 @@ impl MucService {
     /// The room with this bare JID, restoring it from storage if needed
     /// (Prosody's `get_room_from_jid`).
     pub fn get_room(&self, jid: &str) -> Lookup {
-        if let Some(r) = lock(&self.rooms).bump(jid) {
-            return Lookup::Live(r);
-        }
-        let _guard = lock(&self.lookup);
-        self.lookup_locked(jid)
-    }
-
-    fn lookup_locked(&self, jid: &str) -> Lookup {
-        if let Some(r) = lock(&self.rooms).bump(jid) {
-            return Lookup::Live(r);
-        }
-        if let Some(r) = lock(&self.creating).get(jid) {
-            return Lookup::Creating(r.clone());
+        if let Some(found) = self.in_memory(jid) {
+            return found;
         }
         match self.restore_room(jid) {
             Ok(Some(r)) => Lookup::Live(r),
@@ -205,22 +194,34 @@ impl MucService {
         }
     }
 
+    /// A live room, or one being created.
+    fn in_memory(&self, jid: &str) -> Option<Lookup> {
+        if let Some(r) = lock(&self.rooms).bump(jid) {
+            return Some(Lookup::Live(r));
+        }
+        lock(&self.creating)
+            .get(jid)
+            .map(|r| Lookup::Creating(r.clone()))
+    }
+
     /// Looks a room up, making an untracked one when there is none, with
     /// `stanza` (its first presence) queued on it before anything else can be.
     fn get_or_new(&self, jid: &str, origin: &Arc<Session>, stanza: &Element) -> Lookup {
-        let _guard = lock(&self.lookup);
-        match self.lookup_locked(jid) {
-            Lookup::Missing => {
-                let Some(me) = self.me.upgrade() else {
-                    return Lookup::Missing;
-                };
-                let room = Room::new(jid, &me, Table::new());
-                room.push(origin, stanza.clone(), Method::FirstPresence);
-                lock(&self.creating).insert(jid.to_string(), room.clone());
-                Lookup::New(room)
-            }
-            other => other,
+        match self.get_room(jid) {
+            Lookup::Missing => {}
+            other => return other,
         }
+        let _guard = lock(&self.lookup);
+        if let Some(found) = self.in_memory(jid) {
+            return found;
+        }
+        let Some(me) = self.me.upgrade() else {
+            return Lookup::Missing;
+        };
+        let room = Room::new(jid, &me, Table::new());
+        room.push(origin, stanza.clone(), Method::FirstPresence);
+        lock(&self.creating).insert(jid.to_string(), room.clone());
+        Lookup::New(room)
     }
 
     /// The first presence of a new room was handled: untracked, it is gone.
@@ -238,6 +239,9 @@ impl MucService {
         }
     }
 
+    /// Brings a stored room back (mod_muc's `restore_room`). Storage is read
+    /// and events fire without any lock held; only making it live is
+    /// serialised, so one room is never restored twice.
     fn restore_room(&self, jid: &str) -> Result<Option<Arc<Room>>, StanzaError> {
         let Some(stores) = &self.stores else {
             return Ok(None);
@@ -270,8 +274,17 @@ impl MucService {
                 tracing::error!(host = %self.host_name, "{e}");
                 StanzaError::internal_server_error()
             })?;
-        if !self.track_room(&room) {
-            return Err(StanzaError::new(ErrorType::Wait, "resource-constraint"));
+        {
+            let _guard = lock(&self.lookup);
+            match self.in_memory(jid) {
+                // Restored (or created) by someone else meanwhile.
+                Some(Lookup::Live(r)) => return Ok(Some(r)),
+                Some(_) => return Err(StanzaError::new(ErrorType::Wait, "resource-constraint")),
+                None => {}
+            }
+            if !self.track_room(&room) {
+                return Err(StanzaError::new(ErrorType::Wait, "resource-constraint"));
+            }
         }
         if let Err(e) = stores.state.set(Some(node), None) {
             tracing::warn!(host = %self.host_name, "room {jid}: {e}");
@@ -399,8 +412,7 @@ impl MucService {
         if bare_of(jid) != jid || !crate::util::is_strict_room_jid(jid) {
             return None;
         }
-        let _guard = lock(&self.lookup);
-        if !matches!(self.lookup_locked(jid), Lookup::Missing) {
+        if !matches!(self.get_room(jid), Lookup::Missing) {
             return None;
         }
         let ctx = self.ctx()?;
@@ -411,6 +423,10 @@ impl MucService {
         }
         let mut ev = ctx.room_event("muc-room-created", &room);
         ctx.fire("muc-room-created", &mut ev);
+        let _guard = lock(&self.lookup);
+        if self.in_memory(jid).is_some() {
+            return None;
+        }
         self.track_room(&room).then_some(room)
     }
 

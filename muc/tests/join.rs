@@ -441,3 +441,38 @@ fn a_flood_of_joins_and_leaves_leaves_a_consistent_room() {
         owner.drain();
     }
 }
+
+#[test]
+fn joins_and_messages_from_many_threads_at_once() {
+    let h = Harness::new();
+    let mut owner = h.connect("owner", "o");
+    instant_room(&mut owner, "busy", "Owner");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let clients: Vec<Client> = (0..25)
+                .map(|i| h.connect(&format!("t{t}u{i}"), "r"))
+                .collect();
+            std::thread::spawn(move || {
+                for (i, c) in clients.iter().enumerate() {
+                    c.send(join("busy", &format!("t{t}n{i}")));
+                }
+                for c in &clients {
+                    c.send(groupchat("busy", "hi"));
+                }
+                clients
+            })
+        })
+        .collect();
+    let mut clients: Vec<Client> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let room = h.room("busy").unwrap();
+    assert_eq!(room.occupant_count(), 201);
+    // Every message reached the owner, in one piece.
+    let got = owner.drain();
+    let messages = got.iter().filter(|e| e.name() == "message").count();
+    assert_eq!(messages, 200);
+    let last_joined = clients.last_mut().unwrap().drain();
+    assert!(last_joined.iter().any(|e| e.name() == "message"));
+}

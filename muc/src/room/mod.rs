@@ -363,14 +363,22 @@ impl Room {
     /// `None`), serialised once.
     pub fn broadcast(&self, stanza: &Element, filter: Option<&dyn Fn(&Occupant) -> bool>) {
         let Some(ctx) = self.ctx() else { return };
-        let targets: Vec<_> = {
-            let st = self.state();
-            st.order
-                .values()
-                .filter_map(|n| st.occupants.get(n))
-                .filter(|o| filter.is_none_or(|f| f(o)))
-                .flat_map(|o| o.sessions.iter().cloned())
-                .collect()
+        let targets: Vec<_> = match filter {
+            None => {
+                let st = self.state();
+                st.order
+                    .values()
+                    .filter_map(|n| st.occupants.get(n))
+                    .flat_map(|o| o.sessions.iter().filter(|s| s.is_available()).cloned())
+                    .collect()
+            }
+            // The filter runs without the room locked: it may use the room.
+            Some(f) => self
+                .each_occupant()
+                .into_iter()
+                .filter(|o| f(o))
+                .flat_map(|o| o.sessions)
+                .collect(),
         };
         let mut d = Deliverer::new(&ctx, stanza);
         for s in &targets {
