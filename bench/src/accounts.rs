@@ -20,6 +20,13 @@ pub fn username(i: usize) -> String {
     format!("bench{i}")
 }
 
+/// Account `i` (from 1) of the tsung cross-check: tsung derives both the
+/// name and the password from its `username`/`passwd` prefixes and the
+/// user's number, and bench/tsung/one_to_one.xml uses `tsung` for both.
+pub fn tsung_username(i: usize) -> String {
+    format!("tsung{i}")
+}
+
 /// Writing account files failed.
 #[derive(Debug, thiserror::Error)]
 #[error("writing account files in {path}: {source}")]
@@ -65,6 +72,30 @@ pub fn write_prosody_accounts(
     host: &str,
     count: usize,
 ) -> Result<(), AccountsError> {
+    let record = account_record(PASSWORD);
+    let accounts = (0..count).map(|i| (username(i), record.clone()));
+    write_records(data_path, host, accounts)
+}
+
+/// Writes the `count` accounts of the tsung cross-check (password = name).
+pub fn write_tsung_accounts(
+    data_path: &Path,
+    host: &str,
+    count: usize,
+) -> Result<(), AccountsError> {
+    let accounts = (1..=count).map(|i| {
+        let name = tsung_username(i);
+        let record = account_record(&name);
+        (name, record)
+    });
+    write_records(data_path, host, accounts)
+}
+
+fn write_records(
+    data_path: &Path,
+    host: &str,
+    accounts: impl Iterator<Item = (String, String)>,
+) -> Result<(), AccountsError> {
     // Prosody encodes the host directory name: only [a-z0-9] pass as is.
     let encoded: String = host
         .bytes()
@@ -82,9 +113,8 @@ pub fn write_prosody_accounts(
         source,
     };
     std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
-    let record = account_record(PASSWORD);
-    for i in 0..count {
-        let path = dir.join(format!("{}.dat", username(i)));
+    for (name, record) in accounts {
+        let path = dir.join(format!("{name}.dat"));
         let mut f = std::fs::File::create(&path).map_err(|e| err(&path, e))?;
         f.write_all(record.as_bytes()).map_err(|e| err(&path, e))?;
     }

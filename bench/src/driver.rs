@@ -17,7 +17,8 @@ use crate::scenarios::muc_fanout::FanoutParams;
 use crate::scenarios::one_to_one::OneToOneParams;
 use crate::scenarios::{self, Figures, ScenarioError};
 use crate::servers::{self, DOMAIN, Kind, Running, ServerError, Setup};
-use crate::{procfs, workspace_root};
+use crate::tsung::{self, TsungParams};
+use crate::{accounts, procfs, workspace_root};
 
 /// Why the benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -118,11 +119,20 @@ impl Bench<'_> {
     ) -> Result<Running, BenchError> {
         let running = servers::start(kind, &self.setup)?;
         if running.needs_registration && !*registered {
-            eprintln!("  registering {} accounts in-band", self.setup.accounts);
+            let mut list: Vec<(String, String)> = (0..self.setup.accounts)
+                .map(|i| (accounts::username(i), accounts::PASSWORD.to_string()))
+                .collect();
+            list.extend((1..=self.setup.tsung_accounts).map(|i| {
+                let name = accounts::tsung_username(i);
+                (name.clone(), name)
+            }));
+            eprintln!("  registering {} accounts in-band", list.len());
             let target = self.target(&running, cache)?;
-            let n = self.setup.accounts;
             let conc = self.args.setup_concurrency;
-            if let Err(e) = self.rt.block_on(scenarios::register_all(&target, n, conc)) {
+            if let Err(e) = self
+                .rt
+                .block_on(scenarios::register_all(&target, list, conc))
+            {
                 let log = running.log_tail();
                 running.stop();
                 return Err(BenchError::Usage(format!(
@@ -211,6 +221,31 @@ impl Bench<'_> {
         }
     }
 
+    /// The tsung cross-check of scenario 2 on a running server.
+    fn run_tsung(&mut self, kind: Kind, running: &Running) {
+        let p = TsungParams {
+            template: workspace_root().join("bench/tsung/one_to_one.xml"),
+            work_dir: self.args.work_dir.clone(),
+            port: running.addr.port(),
+            users: self.setup.tsung_accounts,
+            loops: self.args.tsung_loops,
+            think: self.args.tsung_think,
+            generator_cpu: self.args.generator_cpu,
+        };
+        eprintln!("  tsung cross-check of scenario 2");
+        match tsung::run(&p) {
+            Ok(f) => {
+                eprintln!("  tsung: {}", summary(&f));
+                self.results.add(kind, &f);
+            }
+            Err(e) => {
+                eprintln!("  tsung: FAILED: {e}");
+                self.results.failures.push((kind, "tsung", e.to_string()));
+            }
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
     fn bench_server(&mut self, kind: Kind) -> Result<(), BenchError> {
         eprintln!("== {}", kind.label());
         servers::prepare(kind, &self.setup)?;
@@ -248,6 +283,9 @@ impl Bench<'_> {
                 if !ok {
                     break;
                 }
+            }
+            if n == 2 && self.args.tsung.iter().any(|t| t == kind.label()) {
+                self.run_tsung(kind, &running);
             }
         }
         running.stop();
@@ -323,6 +361,9 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     if kinds.contains(&Kind::Prosody) {
         require_program("prosody", "apt-get install prosody")?;
     }
+    if !args.tsung.is_empty() {
+        require_program("tsung", "apt-get install tsung")?;
+    }
     if kinds.contains(&Kind::Ejabberd) {
         require_program("ejabberdctl", "apt-get install ejabberd")?;
     }
@@ -339,6 +380,10 @@ pub fn run(args: Args) -> Result<(), BenchError> {
             "{} not found: cargo build --release -p lilt",
             lilt_bin.display()
         )));
+    }
+    crate::stats::SERVER_CPU.store(args.server_cpu, std::sync::atomic::Ordering::Relaxed);
+    if let Err(e) = procfs::set_nice(servers::NICE) {
+        eprintln!("bench: warning: cannot raise the generator's priority: {e}");
     }
     procfs::pin_self(&[args.generator_cpu]).map_err(|source| BenchError::Io {
         what: format!("pinning the generator to CPU {}", args.generator_cpu),
@@ -369,6 +414,11 @@ pub fn run(args: Args) -> Result<(), BenchError> {
             base: args.work_dir.clone(),
             port: args.port,
             accounts,
+            tsung_accounts: if args.tsung.is_empty() {
+                0
+            } else {
+                args.chat_users
+            },
             lilt_bin,
             server_cpus: args.server_cpu.to_string(),
             all_cpus: format!("{},{}", args.server_cpu, args.generator_cpu),

@@ -13,6 +13,7 @@ mod sasl;
 mod scenarios;
 mod servers;
 mod stats;
+mod tsung;
 mod xml;
 
 use std::path::PathBuf;
@@ -96,6 +97,16 @@ pub struct Args {
     /// Where to save the table (default: bench/results in this workspace).
     #[arg(long)]
     pub results_dir: Option<PathBuf>,
+    /// Also run tsung's scenario 2 (bench/tsung/one_to_one.xml) against
+    /// these servers, comma-separated (e.g. prosody,lilt).
+    #[arg(long, value_delimiter = ',')]
+    pub tsung: Vec<String>,
+    /// tsung: messages each user sends.
+    #[arg(long, default_value_t = 400)]
+    pub tsung_loops: usize,
+    /// tsung: seconds between two messages of one user.
+    #[arg(long, default_value_t = 0.05)]
+    pub tsung_think: f64,
     /// Print the table only.
     #[arg(long)]
     pub no_save: bool,

@@ -1,5 +1,6 @@
 //! Percentiles, medians, and CPU use over a measured window.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::procfs;
@@ -30,13 +31,29 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
-/// CPU use of the generator (this process) and of the server over a
-/// window, as a percentage of one core.
+/// The CPU the server under test is pinned to (set once by the driver).
+pub static SERVER_CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// CPU use over a window, in percent of one core.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuUse {
+    /// The load generator (this process).
+    pub generator: f64,
+    /// The server under test.
+    pub server: f64,
+    /// Everything else that ran on the server's core (other work on the
+    /// machine competing with the server: noise).
+    pub others: f64,
+}
+
+/// CPU use of the generator, the server and the rest of the server's core
+/// over a window.
 pub struct CpuWindow {
     start: Instant,
     own: f64,
     server_pid: u32,
     server: f64,
+    core: Option<(u64, u64)>,
 }
 
 impl CpuWindow {
@@ -46,15 +63,30 @@ impl CpuWindow {
             own: procfs::own_cpu_seconds(),
             server_pid,
             server: procfs::cpu_seconds(server_pid).unwrap_or(0.0),
+            core: procfs::cpu_jiffies(SERVER_CPU.load(Ordering::Relaxed)),
         }
     }
 
-    /// (generator %, server %) since [`CpuWindow::start`].
-    pub fn finish(&self) -> (f64, f64) {
+    /// CPU use since [`CpuWindow::start`].
+    pub fn finish(&self) -> CpuUse {
         let wall = self.start.elapsed().as_secs_f64().max(1e-9);
         let own = procfs::own_cpu_seconds() - self.own;
         let server = procfs::cpu_seconds(self.server_pid).unwrap_or(self.server) - self.server;
-        (100.0 * own / wall, 100.0 * server / wall)
+        let server_pct = 100.0 * server / wall;
+        let core_pct = match (
+            self.core,
+            procfs::cpu_jiffies(SERVER_CPU.load(Ordering::Relaxed)),
+        ) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                100.0 * (b1 - b0) as f64 / (t1 - t0) as f64
+            }
+            _ => server_pct,
+        };
+        CpuUse {
+            generator: 100.0 * own / wall,
+            server: server_pct,
+            others: (core_pct - server_pct).max(0.0),
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub async fn run(
     let started = std::time::Instant::now();
     let conns = login_many(target, 0, p.sessions, p.login_concurrency).await?;
     let login_secs = started.elapsed().as_secs_f64();
-    let (gen_cpu, server_cpu) = cpu.finish();
+    let cpu = cpu.finish();
     tokio::time::sleep(p.settle).await;
     let after = rss_kib();
     let mut f = Figures::default();
@@ -41,8 +41,9 @@ pub async fn run(
     f.push("idle.rss_before_mib", before as f64 / 1024.0);
     f.push("idle.rss_after_mib", after as f64 / 1024.0);
     f.push("idle.login_rate", p.sessions as f64 / login_secs.max(1e-9));
-    f.push("idle.gen_cpu", gen_cpu);
-    f.push("idle.server_cpu", server_cpu);
+    f.push("idle.gen_cpu", cpu.generator);
+    f.push("idle.server_cpu", cpu.server);
+    f.push("idle.others_cpu", cpu.others);
     // The server is stopped after this run: dropping is enough.
     drop(conns);
     Ok(f)

@@ -120,7 +120,7 @@ pub async fn run(
         }
     })
     .await;
-    let (gen_cpu, server_cpu) = cpu.finish();
+    let cpu = cpu.finish();
     set.abort_all();
     close_all(conns).await;
     if let Some(e) = first_err {
@@ -143,7 +143,8 @@ pub async fn run(
     if let Some(v) = percentile(&mut done, 50.0) {
         f.push("storm.p50", f64::from(v) / 1e6);
     }
-    f.push("storm.gen_cpu", gen_cpu);
-    f.push("storm.server_cpu", server_cpu);
+    f.push("storm.gen_cpu", cpu.generator);
+    f.push("storm.server_cpu", cpu.server);
+    f.push("storm.others_cpu", cpu.others);
     Ok(f)
 }

@@ -117,7 +117,7 @@ pub async fn run(
     let cpu = CpuWindow::start(server_pid);
     let started = Instant::now();
     let results = run_workers(target, p, Some(started + p.duration)).await;
-    let (gen_cpu, server_cpu) = cpu.finish();
+    let cpu = cpu.finish();
     let logins: u64 = results.iter().map(|r| r.logins).sum();
     let errors: u64 = results.iter().map(|r| r.errors).sum();
     if let Some(err) = results.iter().find_map(|r| r.first_error.clone()) {
@@ -133,7 +133,8 @@ pub async fn run(
         f.push("login.p99", f64::from(v) / 1000.0);
     }
     f.push("login.errors", errors as f64);
-    f.push("login.gen_cpu", gen_cpu);
-    f.push("login.server_cpu", server_cpu);
+    f.push("login.gen_cpu", cpu.generator);
+    f.push("login.server_cpu", cpu.server);
+    f.push("login.others_cpu", cpu.others);
     Ok(f)
 }

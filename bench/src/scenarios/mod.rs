@@ -77,21 +77,21 @@ pub async fn login_many(
     Ok(out.into_iter().flatten().collect())
 }
 
-/// Registers accounts `0..count` over XMPP (servers that cannot use the
-/// account files).
+/// Registers accounts (name, password) over XMPP, for servers that cannot
+/// use the account files.
 pub async fn register_all(
     target: &Target,
-    count: usize,
+    accounts: Vec<(String, String)>,
     concurrency: usize,
 ) -> Result<(), ClientError> {
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
-    for i in 0..count {
+    for (name, password) in accounts {
         let target = target.clone();
         let gate = gate.clone();
         set.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            Conn::register(&target, &accounts::username(i), accounts::PASSWORD).await
+            Conn::register(&target, &name, &password).await
         });
     }
     while let Some(joined) = set.join_next().await {

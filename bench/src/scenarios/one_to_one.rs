@@ -158,7 +158,7 @@ pub async fn run(
     sleep_until(window.measure_from.into()).await;
     let cpu = CpuWindow::start(server_pid);
     sleep_until(window.measure_until.into()).await;
-    let (gen_cpu, server_cpu) = cpu.finish();
+    let cpu = cpu.finish();
     let mut delivered = 0u64;
     let mut lat = Vec::new();
     let mut conns = Vec::new();
@@ -191,7 +191,8 @@ pub async fn run(
     if let Some(v) = percentile(&mut lat, 99.0) {
         f.push("chat.p99", f64::from(v) / 1000.0);
     }
-    f.push("chat.gen_cpu", gen_cpu);
-    f.push("chat.server_cpu", server_cpu);
+    f.push("chat.gen_cpu", cpu.generator);
+    f.push("chat.server_cpu", cpu.server);
+    f.push("chat.others_cpu", cpu.others);
     Ok(f)
 }

@@ -93,8 +93,8 @@ pub fn command(dir: &Path, cpus: &str) -> Command {
          --config-dir '{d}' --config '{d}/ejabberd.yml' --ctl-config '{d}/ejabberdctl.cfg' \
          --logs '{d}/logs' --spool '{d}/spool' --node bench@localhost foreground"
     );
-    let mut cmd = Command::new("taskset");
-    cmd.args(["-c", cpus, "runuser", "-u", "ejabberd", "--", "sh", "-c"])
+    let mut cmd = super::pinned(cpus);
+    cmd.args(["runuser", "-u", "ejabberd", "--", "sh", "-c"])
         .arg(script);
     cmd
 }

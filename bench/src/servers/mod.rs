@@ -98,6 +98,8 @@ pub struct Setup {
     pub port: u16,
     /// How many accounts to create.
     pub accounts: usize,
+    /// Accounts for the tsung cross-check (tsung1 ... tsungN).
+    pub tsung_accounts: usize,
     /// The lilt binary (release build).
     pub lilt_bin: PathBuf,
     /// The CPU list (`taskset -c`) of the server under test.
@@ -124,6 +126,18 @@ pub(crate) fn io_err(
 ) -> impl FnOnce(std::io::Error) -> ServerError {
     let path = path.to_path_buf();
     move |source| ServerError::Io { what, path, source }
+}
+
+/// Priority of the server under test and of the generator: above other
+/// work on the machine (builds, say), which would otherwise take turns on
+/// the pinned cores and show up as noise.
+pub const NICE: i32 = -10;
+
+/// `nice -n NICE taskset -c CPUS`, to which the server's command is added.
+pub(crate) fn pinned(cpus: &str) -> Command {
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", &NICE.to_string(), "taskset", "-c", cpus]);
+    cmd
 }
 
 /// Runs a command to completion; its output is the error on failure.
@@ -174,7 +188,7 @@ pub fn prepare(kind: Kind, setup: &Setup) -> Result<(), ServerError> {
     let port = port_of(kind, setup);
     match kind {
         Kind::Lilt | Kind::LiltBothCores | Kind::Prosody => {
-            prosody::prepare(&dir, port, setup.accounts)
+            prosody::prepare(&dir, port, setup.accounts, setup.tsung_accounts)
         }
         Kind::Ejabberd => ejabberd::prepare(&dir, port),
     }
@@ -198,10 +212,8 @@ pub fn start(kind: Kind, setup: &Setup) -> Result<Running, ServerError> {
             } else {
                 &setup.all_cpus
             };
-            let mut cmd = Command::new("taskset");
-            cmd.arg("-c")
-                .arg(cpus)
-                .arg(&setup.lilt_bin)
+            let mut cmd = pinned(cpus);
+            cmd.arg(&setup.lilt_bin)
                 .arg("--config")
                 .arg(dir.join("prosody.cfg.lua"));
             (cmd, dir.join("lilt.log"), false)

@@ -52,10 +52,11 @@ Component "{MUC_DOMAIN}" "muc"
 }
 
 /// Writes the config and the accounts.
-pub fn prepare(dir: &Path, port: u16, count: usize) -> Result<(), ServerError> {
+pub fn prepare(dir: &Path, port: u16, count: usize, tsung: usize) -> Result<(), ServerError> {
     let cfg = dir.join("prosody.cfg.lua");
     std::fs::write(&cfg, config(dir, port)).map_err(io_err("writing config", &cfg))?;
     accounts::write_prosody_accounts(&dir.join("data"), DOMAIN, count)?;
+    accounts::write_tsung_accounts(&dir.join("data"), DOMAIN, tsung)?;
     Ok(())
 }
 
@@ -64,8 +65,8 @@ pub fn prepare(dir: &Path, port: u16, count: usize) -> Result<(), ServerError> {
 pub fn command(dir: &Path, cpus: &str) -> Result<Command, ServerError> {
     run(Command::new("chown").arg("-R").arg("prosody").arg(dir))?;
     let cfg = dir.join("prosody.cfg.lua");
-    let mut cmd = Command::new("taskset");
-    cmd.args(["-c", cpus, "runuser", "-u", "prosody", "--", "sh", "-c"])
+    let mut cmd = super::pinned(cpus);
+    cmd.args(["runuser", "-u", "prosody", "--", "sh", "-c"])
         .arg(format!(
             "ulimit -n $(ulimit -Hn); exec prosody -F --config '{}'",
             cfg.display()
