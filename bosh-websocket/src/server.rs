@@ -10,15 +10,16 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
+use axum::http::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 use xmpp_core::stanza::escape;
 
 use crate::config::HttpConfig;
@@ -176,7 +177,7 @@ async fn serve_connection(
     match tls {
         None => {
             let info = ConnInfo { peer, tls: false };
-            http1(TokioIo::new(io), router.layer(Extension(info)), shutdown).await;
+            http1(TokioIo::new(io), router, info, shutdown).await;
         }
         Some(acceptor) => {
             let handshake =
@@ -184,12 +185,7 @@ async fn serve_connection(
             match handshake {
                 Ok(Ok(stream)) => {
                     let info = ConnInfo { peer, tls: true };
-                    http1(
-                        TokioIo::new(stream),
-                        router.layer(Extension(info)),
-                        shutdown,
-                    )
-                    .await;
+                    http1(TokioIo::new(stream), router, info, shutdown).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, "HTTPS handshake failed: {e}"),
                 Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
@@ -198,11 +194,15 @@ async fn serve_connection(
     }
 }
 
-async fn http1<I>(io: I, router: axum::Router, mut shutdown: watch::Receiver<bool>)
+async fn http1<I>(io: I, router: axum::Router, info: ConnInfo, mut shutdown: watch::Receiver<bool>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(router);
+    // The connection's facts go into each request; the router is shared.
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(info);
+        router.clone().oneshot(req)
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
@@ -223,7 +223,7 @@ where
 async fn dispatch(
     State(ctx): State<Arc<Context>>,
     Extension(conn): Extension<ConnInfo>,
-    mut req: Request,
+    mut req: axum::extract::Request,
 ) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use xmpp_core::transport::{TransportInfo, TransportKind};
@@ -21,6 +21,10 @@ fn list(items: &[&str]) -> Value {
 }
 
 fn server() -> Arc<Server> {
+    server_with(|_| {})
+}
+
+fn server_with(adjust: impl FnOnce(&mut ServerConfig)) -> Arc<Server> {
     let mut cfg = ServerConfig::default();
     cfg.global.set(
         "http_ports",
@@ -29,7 +33,8 @@ fn server() -> Arc<Server> {
             ..Table::default()
         }),
     );
-    cfg.global.set("https_ports", Value::Table(Table::default()));
+    cfg.global
+        .set("https_ports", Value::Table(Table::default()));
     cfg.global.set("http_interfaces", list(&["127.0.0.1"]));
     cfg.hosts.push(HostConfig {
         name: "localhost".into(),
@@ -37,6 +42,7 @@ fn server() -> Arc<Server> {
         section: Default::default(),
         defined_at: Default::default(),
     });
+    adjust(&mut cfg);
     Server::new(cfg, Clock::System)
 }
 
@@ -49,7 +55,11 @@ fn watch_events(server: &Arc<Server>) -> Seen {
         for (bus, label) in [(&server.events, "global"), (&host.events, "host")] {
             let seen = seen.clone();
             bus.hook(name, 0, move |ev| {
-                let transport = ev.origin.as_ref().and_then(|o| o.transport.clone()).unwrap();
+                let transport = ev
+                    .origin
+                    .as_ref()
+                    .and_then(|o| o.transport.clone())
+                    .unwrap();
                 seen.lock().unwrap().push((
                     format!("{label} {}", ev.name),
                     transport,
@@ -63,17 +73,26 @@ fn watch_events(server: &Arc<Server>) -> Seen {
 }
 
 async fn start(server: &Arc<Server>) -> (u16, watch::Sender<bool>) {
+    start_tls(server, None).await
+}
+
+async fn start_tls(
+    server: &Arc<Server>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (u16, watch::Sender<bool>) {
     let host = server.host("localhost").unwrap();
     for m in ["bosh", "websocket"] {
-        bosh_websocket::load_module(server, &host, m).unwrap().unwrap();
+        bosh_websocket::load_module(server, &host, m)
+            .unwrap()
+            .unwrap();
     }
     let (tx, rx) = watch::channel(false);
-    let (listening, _tasks) = bosh_websocket::start(server, None, rx).unwrap();
+    let (listening, _tasks) = bosh_websocket::start(server, tls, rx).unwrap();
     (listening[0].addr.port(), tx)
 }
 
 /// Reads until `needle` has arrived (or the peer closes).
-async fn read_until(s: &mut TcpStream, needle: &str) -> String {
+async fn read_until<S: AsyncRead + Unpin>(s: &mut S, needle: &str) -> String {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     let text = loop {
@@ -134,7 +153,10 @@ async fn bosh_session_event_carries_the_request() {
     assert_eq!(t.header("x-forwarded-for"), Some("203.0.113.5"));
     let request = request.as_ref().unwrap();
     assert_eq!(
-        request.get("url").and_then(|u| u.get("query")).and_then(Value::as_str),
+        request
+            .get("url")
+            .and_then(|u| u.get("query"))
+            .and_then(Value::as_str),
         Some("room=lobby&token=a.b.c")
     );
     assert_eq!(
@@ -159,9 +181,18 @@ async fn websocket_session_event_carries_the_request() {
     s.write_all(request.as_bytes()).await.unwrap();
     let head = read_until(&mut s, "\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="));
-    assert!(head.to_ascii_lowercase().contains("sec-websocket-protocol: xmpp"));
-    assert!(seen.lock().unwrap().is_empty(), "announced when the stream opens");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=")
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-protocol: xmpp")
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "announced when the stream opens"
+    );
     s.write_all(&masked_text_frame(
         "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>",
     ))
@@ -188,13 +219,78 @@ async fn unknown_paths_and_hosts() {
         ("GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n", "404"),
         ("GET /http-bind HTTP/1.1\r\nHost: localhost\r\n\r\n", "200"),
         // bosh is loaded for localhost only, and there is no http_default_host.
-        ("GET /http-bind HTTP/1.1\r\nHost: meet.example\r\n\r\n", "404"),
-        ("OPTIONS /http-bind HTTP/1.1\r\nHost: localhost\r\nOrigin: https://x\r\n\r\n", "200"),
-        ("HEAD /http-bind/ HTTP/1.1\r\nHost: localhost\r\n\r\n", "200"),
+        (
+            "GET /http-bind HTTP/1.1\r\nHost: meet.example\r\n\r\n",
+            "404",
+        ),
+        (
+            "OPTIONS /http-bind HTTP/1.1\r\nHost: localhost\r\nOrigin: https://x\r\n\r\n",
+            "200",
+        ),
+        (
+            "HEAD /http-bind/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            "200",
+        ),
     ] {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         s.write_all(request.as_bytes()).await.unwrap();
         let r = read_until(&mut s, "\r\n\r\n").await;
-        assert!(r.starts_with(&format!("HTTP/1.1 {status}")), "{request}: {r}");
+        assert!(
+            r.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request}: {r}"
+        );
     }
+}
+
+#[tokio::test]
+async fn https_requests_are_secure() {
+    let server = server_with(|cfg| {
+        cfg.global.set("http_ports", Value::Table(Table::default()));
+        cfg.global.set(
+            "https_ports",
+            Value::Table(Table {
+                seq: vec![Value::Integer(0)],
+                ..Table::default()
+            }),
+        );
+        cfg.global.set("https_interfaces", list(&["127.0.0.1"]));
+    });
+    let seen = watch_events(&server);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let (port, _shutdown) = start_tls(&server, Some(Arc::new(server_tls))).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let mut client_tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(Arc::new(client_tls))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let body = "<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='localhost' wait='5' hold='1'/>";
+    let request = format!(
+        "POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let response = read_until(&mut s, "</body>").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let seen = seen.lock().unwrap().clone();
+    let (_, t, _) = &seen[0];
+    // 127.0.0.1 is not behind a proxy here: HTTPS itself makes it secure.
+    assert!(t.secure);
 }

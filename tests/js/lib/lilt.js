@@ -82,6 +82,7 @@ export async function startLilt(options = {}) {
   });
   const http = `http://127.0.0.1:${listening.http.port}`;
   return {
+    pid: child.pid,
     dir,
     config,
     listening,
