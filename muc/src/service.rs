@@ -328,11 +328,39 @@ impl MucService {
         true
     }
 
-    /// Saves every live room with its state (at shutdown).
+    /// At shutdown: every live room is saved with its state (Prosody's
+    /// `shutdown_component`), then each occupant session is told the
+    /// service is going away (XEP-0045 status 332).
     pub fn save_live_rooms(&self) {
         for room in self.live_rooms() {
             if let Err(e) = self.room_save(&room, false, true) {
                 tracing::error!(host = %self.host_name, "saving room {}: {e}", room.jid);
+            }
+            for occupant in room.each_occupant() {
+                let affiliation = room.get_affiliation(&occupant.bare_jid);
+                for session in &occupant.sessions {
+                    let x = Element::new("x", crate::util::NS_MUC_USER)
+                        .child(crate::room::affiliation::item(
+                            affiliation,
+                            Some("none"),
+                            Some(&session.jid),
+                            None,
+                            None,
+                            None,
+                            None,
+                        ))
+                        .child(Element::new("status", crate::util::NS_MUC_USER).attr("code", "332"))
+                        .child(
+                            Element::new("status", crate::util::NS_MUC_USER).attr("code", "110"),
+                        );
+                    room.route_stanza(
+                        Element::new("presence", xmpp_core::stanza::NS_CLIENT)
+                            .attr("from", occupant.nick.as_str())
+                            .attr("to", session.jid.as_str())
+                            .attr("type", "unavailable")
+                            .child(x),
+                    );
+                }
             }
         }
     }

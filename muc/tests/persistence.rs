@@ -249,3 +249,28 @@ fn muc_max_rooms_refuses_new_rooms() {
         Some("resource-constraint")
     );
 }
+
+#[test]
+fn at_shutdown_live_rooms_are_saved_and_occupants_told_332() {
+    let memory = Arc::new(modules::storage::MemoryDriver::new());
+    {
+        let h = Harness::with(Setup {
+            memory: Some(memory.clone()),
+            ..Setup::default()
+        });
+        let mut romeo = h.connect("romeo", "r");
+        instant_room(&mut romeo, "garden", "Romeo");
+        let mut ev = xmpp_core::Event::new(&h.server, "server-stopping");
+        h.server.fire_global("server-stopping", &mut ev);
+        let got = romeo.drain();
+        assert_eq!(got[0].type_(), Some("unavailable"));
+        assert_eq!(codes(&got[0]), ["332", "110"]);
+    }
+    // The temporary room comes back with its occupant (as Prosody swaps rooms to disk).
+    let h = Harness::with(Setup {
+        memory: Some(memory),
+        ..Setup::default()
+    });
+    let room = h.room("garden").expect("saved at shutdown");
+    assert_eq!(room.occupant_count(), 1);
+}

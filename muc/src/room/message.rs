@@ -10,7 +10,7 @@ use xmpp_core::stanza::{Element, NS_CLIENT};
 use xmpp_core::{Jid, Session};
 
 use super::Room;
-use super::presence::reply_error;
+use super::presence::{reply_error, unhandled};
 use crate::events::{Ctx, EventExt};
 use crate::form::form_type;
 use crate::util::{NS_DATA, NS_MUC_USER, filter_muc_x, is_kickable_error, new_id};
@@ -45,9 +45,11 @@ impl Room {
                 {
                     let form = form.clone();
                     crate::features::request::handle_request(self, ctx, origin, &stanza, &form);
+                    return;
                 }
+                unhandled(origin, &stanza);
             }
-            _ => {}
+            _ => unhandled(origin, &stanza),
         }
     }
 

@@ -11,7 +11,7 @@
 //! occupant JID and by real JID are hash lookups.
 
 mod admin;
-mod affiliation;
+pub mod affiliation;
 mod destroy;
 pub mod iq;
 pub mod message;

@@ -27,6 +27,14 @@ pub(crate) fn reply_error(origin: &Arc<Session>, stanza: &Element, error: Stanza
     origin.send(reply);
 }
 
+/// What the router answers when nothing handles a stanza (Prosody's
+/// `handle_unhandled_stanza`): `service-unavailable`, errors excepted.
+pub(crate) fn unhandled(origin: &Arc<Session>, stanza: &Element) {
+    if !matches!(stanza.type_(), Some("error") | Some("result")) {
+        origin.send(StanzaError::service_unavailable().reply_to(stanza));
+    }
+}
+
 fn status(code: &str) -> Element {
     Element::new("status", NS_MUC_USER).attr("code", code)
 }
@@ -212,9 +220,12 @@ impl Room {
         mut stanza: Element,
     ) {
         let from = stanza.from().unwrap_or_default().to_string();
-        if let Some(nick) = self.get_occupant_jid(&from) {
-            stanza.set_attr("to", Some(nick));
-            self.handle_presence_to_occupant(ctx, origin, stanza);
+        match self.get_occupant_jid(&from) {
+            Some(nick) => {
+                stanza.set_attr("to", Some(nick));
+                self.handle_presence_to_occupant(ctx, origin, stanza);
+            }
+            None => unhandled(origin, &stanza),
         }
     }
 
