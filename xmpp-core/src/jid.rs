@@ -75,7 +75,13 @@ impl Jid {
         let mut next = set_aside.into_iter();
         let mut put_back = |part: &str| -> String {
             part.chars()
-                .map(|c| if c == STAND_IN { next.next().unwrap_or(c) } else { c })
+                .map(|c| {
+                    if c == STAND_IN {
+                        next.next().unwrap_or(c)
+                    } else {
+                        c
+                    }
+                })
                 .collect()
         };
         Some(Jid {
