@@ -89,6 +89,18 @@ fn add_host_disco(host: &Host, element: Element) {
     });
 }
 
+/// Is `from` a registered user of the parent host (not a guest: an
+/// anonymous login or a user of another host)?
+fn is_registered(event: &Event, service: &MucService, from: &str) -> bool {
+    let domain = host_of(from);
+    domain == service.settings.host_suffix
+        && crate::util::bare_of(from).contains('@')
+        && event.server.host(domain).is_some_and(|h| {
+            h.auth_provider()
+                .is_some_and(|a| !matches!(a.name(), "anonymous" | "jitsi-anonymous"))
+        })
+}
+
 fn service_of(event: &Event) -> Option<Arc<MucService>> {
     crate::service_for(event.host.as_ref()?)
 }
@@ -194,9 +206,7 @@ pub fn register(host: &Arc<Host>, service: &Arc<MucService>) {
         let allowed = match service.settings.room_creation {
             RoomCreation::Anyone => true,
             RoomCreation::Admins => service.is_admin(from),
-            RoomCreation::Local => {
-                service.is_admin(from) || host_of(from) == service.settings.host_suffix
-            }
+            RoomCreation::Local => service.is_admin(from) || is_registered(event, &service, from),
         };
         if allowed {
             return false;

@@ -7,14 +7,17 @@ use std::collections::HashSet;
 use xmpp_core::config::OptionError;
 use xmpp_core::{Host, Jid, Value};
 
-/// `restrict_room_creation`.
+/// `restrict_room_creation`, as Prosody 13 reads it (the `:create-room`
+/// permission).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomCreation {
-    /// `false` (or unset): anyone may create rooms.
+    /// `false`: anyone may create rooms.
     Anyone,
     /// `true` / `"admin"`: only admins of the service.
     Admins,
-    /// `"local"`: admins and users of the parent host.
+    /// Unset or `"local"`: admins and registered users of the parent host
+    /// (Prosody 13 gives `:create-room` to `prosody:registered`; anonymous
+    /// and remote users are guests).
     Local,
 }
 
@@ -102,7 +105,8 @@ fn non_negative(host: &Host, name: &str, default: i64) -> Result<usize, OptionEr
 impl Settings {
     pub fn read(host: &Host) -> Result<Settings, OptionError> {
         let room_creation = match host.option("restrict_room_creation") {
-            None | Some(Value::Bool(false)) => RoomCreation::Anyone,
+            Some(Value::Bool(false)) => RoomCreation::Anyone,
+            None => RoomCreation::Local,
             Some(Value::Bool(true)) => RoomCreation::Admins,
             Some(Value::String(s)) if s == "admin" => RoomCreation::Admins,
             Some(Value::String(s)) if s == "local" => RoomCreation::Local,

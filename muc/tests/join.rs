@@ -398,12 +398,40 @@ fn restricted_room_creation() {
     let mut admin = h.connect("admin", "a1");
     let got = admin.join("garden", "Admin");
     assert_eq!(codes(&got[0]), ["201", "110"]);
-    let local = Harness::with(Setup {
-        muc_options: vec![("restrict_room_creation", Value::str("local"))],
+    // Unset (Prosody 13: `:create-room` for registered users) and "local":
+    // users of the parent host, not guests.
+    for option in [None, Some(Value::str("local"))] {
+        let local = Harness::with(Setup {
+            muc_options: option
+                .clone()
+                .map(|v| ("restrict_room_creation", v))
+                .into_iter()
+                .collect(),
+            ..Setup::default()
+        });
+        let mut romeo = local.connect("romeo", "r1");
+        assert_eq!(codes(&romeo.join("garden", "Romeo")[0]), ["201", "110"]);
+        let guests = Harness::with(Setup {
+            muc_options: option
+                .map(|v| ("restrict_room_creation", v))
+                .into_iter()
+                .collect(),
+            auth: "anonymous",
+            ..Setup::default()
+        });
+        let mut guest = guests.connect("guest", "g");
+        assert_eq!(
+            error_condition(&guest.join("garden", "Guest")[0]).as_deref(),
+            Some("not-allowed")
+        );
+    }
+    let open = Harness::with(Setup {
+        muc_options: vec![("restrict_room_creation", Value::Bool(false))],
+        auth: "anonymous",
         ..Setup::default()
     });
-    let mut romeo = local.connect("romeo", "r1");
-    assert_eq!(codes(&romeo.join("garden", "Romeo")[0]), ["201", "110"]);
+    let mut guest = open.connect("guest", "g");
+    assert_eq!(codes(&guest.join("garden", "Guest")[0]), ["201", "110"]);
 }
 
 #[test]

@@ -206,8 +206,14 @@ impl Room {
 
     fn process(self: &Arc<Self>, job: Job) {
         let Some(ctx) = self.ctx() else { return };
-        let status = self.status.load(Ordering::SeqCst);
-        if status == GONE || (status == CREATING && job.method != Method::FirstPresence) {
+        let mut status = self.status.load(Ordering::SeqCst);
+        if status == CREATING && job.method != Method::FirstPresence {
+            // The first presence is always queued first: it failed (a
+            // handler panicked). Let the room go rather than wait forever.
+            ctx.service.creation_done(self);
+            status = GONE;
+        }
+        if status == GONE {
             // Destroyed, evicted or refused meanwhile: as if it had just arrived.
             let method = match job.method {
                 Method::FirstPresence => Method::PresenceToOccupant,

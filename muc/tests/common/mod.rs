@@ -24,6 +24,28 @@ pub const NS_MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
 pub const NS_MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 pub const NS_DATA: &str = "jabber:x:data";
 
+/// Every user exists; no SASL (sessions are bound directly).
+pub struct Accounts(pub &'static str);
+
+impl xmpp_core::auth::AuthProvider for Accounts {
+    fn name(&self) -> &str {
+        self.0
+    }
+    fn sasl_mechanisms(&self, _: &xmpp_core::auth::SaslContext) -> Vec<String> {
+        Vec::new()
+    }
+    fn sasl_start(
+        &self,
+        _: &str,
+        _: &xmpp_core::auth::SaslContext,
+    ) -> Result<Box<dyn xmpp_core::auth::SaslExchange>, xmpp_core::auth::SaslFailure> {
+        Err(xmpp_core::auth::SaslFailure::new("invalid-mechanism"))
+    }
+    fn user_exists(&self, _: &str) -> xmpp_core::storage::StorageResult<bool> {
+        Ok(true)
+    }
+}
+
 /// How a test server is made.
 pub struct Setup {
     /// Options of the MUC component.
@@ -36,6 +58,8 @@ pub struct Setup {
     pub clock: Clock,
     /// Extra modules for the component (`muc_max_occupants`).
     pub muc_modules: Vec<&'static str>,
+    /// The name of localhost's auth provider (`anonymous` makes guests).
+    pub auth: &'static str,
 }
 
 impl Default for Setup {
@@ -47,6 +71,7 @@ impl Default for Setup {
             memory: None,
             clock: Clock::Fixed(NOW),
             muc_modules: Vec::new(),
+            auth: "internal_hashed",
         }
     }
 }
@@ -102,6 +127,7 @@ impl Harness {
         }
         let host = server.host(HOST).expect("localhost");
         let muc = server.host(MUC).expect("conference host");
+        host.set_auth_provider(Arc::new(Accounts(setup.auth)));
         for m in ["iq", "presence", "message", "disco", "ping"] {
             modules::load_module(&server, &host, m).expect("module loads");
         }
