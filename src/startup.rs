@@ -52,6 +52,10 @@ pub struct RunningServer {
 impl RunningServer {
     /// Closes every stream (`system-shutdown`) and stops listening.
     pub async fn shutdown(self) {
+        // Modules act while clients are still connected (MUC saves its
+        // rooms and tells occupants, 332), then every stream is closed.
+        let mut stopping = xmpp_core::Event::new(&self.server, "server-stopping");
+        self.server.fire_global("server-stopping", &mut stopping);
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -386,6 +390,8 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         addr: l.addr,
     }));
     tasks.extend(http_tasks);
+    let mut started = xmpp_core::Event::new(&server, "server-started");
+    server.fire_global("server-started", &mut started);
     Ok(RunningServer {
         server,
         listening,

@@ -19,7 +19,9 @@ c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 storage = "memory"
 modules_enabled = { "ping"; "roster"; "disco"; "version" }
+muc_room_locking = false
 VirtualHost "localhost"
+Component "conference.localhost" "muc"
 "#;
 
 struct Client {
@@ -53,15 +55,16 @@ impl Client {
 
 const OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
-#[tokio::test]
-async fn login_ping_unknown_iq_and_shutdown() {
+async fn start_server() -> lilt::startup::RunningServer {
     let config = lua_compat::config::load_str(CONFIG, Path::new("in-process.cfg.lua")).unwrap();
     let server = lilt::startup::build_server(config, Clock::System).unwrap();
     let provider = auth::provider_for_host(&server.host("localhost").unwrap()).unwrap();
     provider.create_user("alice", Some("secret")).unwrap();
-    let running = lilt::startup::start(server).await.unwrap();
-    let addr = running.listening[0].addr;
+    lilt::startup::start(server).await.unwrap()
+}
 
+/// Logs in as alice/r over plain TCP.
+async fn login(addr: std::net::SocketAddr) -> Client {
     let mut c = Client {
         tcp: TcpStream::connect(addr).await.unwrap(),
         buf: String::new(),
@@ -83,6 +86,13 @@ async fn login_ping_unknown_iq_and_shutdown() {
     c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>").await;
     let bound = c.until("</iq>").await;
     assert!(bound.contains("alice@localhost/r"), "{bound}");
+    c
+}
+
+#[tokio::test]
+async fn login_ping_unknown_iq_and_shutdown() {
+    let running = start_server().await;
+    let mut c = login(running.listening[0].addr).await;
 
     c.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
         .await;
@@ -103,4 +113,23 @@ async fn login_ping_unknown_iq_and_shutdown() {
     running.shutdown().await;
     let bye = c.until("</stream:stream>").await;
     assert!(bye.contains("system-shutdown"), "{bye}");
+}
+
+#[tokio::test]
+async fn room_occupants_are_told_of_shutdown() {
+    let running = start_server().await;
+    let mut c = login(running.listening[0].addr).await;
+    c.send("<presence to='lounge@conference.localhost/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    let joined = c.until("code='110'").await;
+    assert!(
+        joined.contains("from='lounge@conference.localhost/alice'"),
+        "{joined}"
+    );
+    running.shutdown().await;
+    // server-stopping reaches the MUC before the streams close (Prosody's 332).
+    let bye = c.until("</stream:stream>").await;
+    assert!(
+        bye.contains("code='332'") && bye.contains("system-shutdown"),
+        "{bye}"
+    );
 }
