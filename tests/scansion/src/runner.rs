@@ -102,6 +102,9 @@ struct Run<'a> {
     captures: Captures,
     /// The client of the previous action, if it was a send, and when.
     last_send: Option<(String, Instant)>,
+    /// Clients that connected and then disconnected: what they send later
+    /// goes nowhere, as with scansion (Prosody's muc_outcast_reason does it).
+    gone: std::collections::HashSet<String>,
 }
 
 /// A send right after another client's send waits this long after it, so
@@ -128,6 +131,7 @@ pub async fn run_script(script: &Script, opts: &RunOptions) -> Result<(), Failur
         vars,
         captures: Captures::new(),
         last_send: None,
+        gone: Default::default(),
     };
     let mut result = Ok(());
     for action in &script.actions {
@@ -173,6 +177,19 @@ impl Run<'_> {
             ActionKind::Disconnect => {
                 if let Some(client) = self.clients.remove(&action.client) {
                     client.disconnect(Duration::from_secs(2)).await;
+                    self.gone.insert(action.client.clone());
+                }
+                Ok(())
+            }
+            ActionKind::Send(_)
+                if self.gone.contains(&action.client)
+                    && !self.clients.contains_key(&action.client) =>
+            {
+                if self.opts.verbose {
+                    eprintln!(
+                        "{}: sends after disconnecting; dropped, as scansion does",
+                        action.client
+                    );
                 }
                 Ok(())
             }
