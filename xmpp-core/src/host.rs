@@ -1,7 +1,7 @@
 //! Hosts: every `VirtualHost` and `Component` is a [`Host`] with its options,
 //! its event bus, its loaded modules, its storage and its auth provider.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -49,7 +49,7 @@ pub struct Host {
     pub local_session: Arc<Session>,
     /// Per-host state shared by modules, one value per type (what Prosody
     /// keeps as fields of `hosts[host]`, e.g. `roster_cache`).
-    extensions: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    extensions: crate::extensions::Extensions,
 }
 
 impl Host {
@@ -68,26 +68,14 @@ impl Host {
             auth: OnceLock::new(),
             modules: Mutex::new(Vec::new()),
             local_session: Arc::new(Session::local(name)),
-            extensions: Mutex::new(HashMap::new()),
+            extensions: Default::default(),
         }
     }
 
     /// This host's shared value of type `T`, created with `T::default()` on
     /// first use (Prosody's fields on `hosts[host]`, such as `roster_cache`).
     pub fn extension<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
-        let mut map = self.extensions.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Arc::new(T::default()));
-        match entry.clone().downcast::<T>() {
-            Ok(v) => v,
-            Err(_) => {
-                // Unreachable: the key is T's TypeId. Replace rather than panic.
-                let fresh = Arc::new(T::default());
-                *entry = fresh.clone();
-                fresh
-            }
-        }
+        self.extensions.get()
     }
 
     pub fn is_component(&self) -> bool {

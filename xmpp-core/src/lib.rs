@@ -13,6 +13,7 @@ pub mod auth;
 pub mod c2s;
 pub mod config;
 pub mod error;
+pub mod extensions;
 pub mod hooks;
 pub mod host;
 pub mod jid;

@@ -1,9 +1,9 @@
 //! The server: hosts, the global event bus, bound sessions, storage drivers
 //! and the clock. One [`Server`] is what Prosody's `prosody` global holds.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{HostKind, ServerConfig};
@@ -44,7 +44,7 @@ pub struct Server {
     /// Server-wide state shared by global modules, one value per type (what
     /// Prosody's global modules keep in `module:shared`), e.g. the HTTP
     /// routes of modules loaded for `"*"`.
-    extensions: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    extensions: crate::extensions::Extensions,
 }
 
 impl Server {
@@ -76,7 +76,7 @@ impl Server {
             storage,
             clock,
             started: Instant::now(),
-            extensions: Mutex::new(HashMap::new()),
+            extensions: Default::default(),
         })
     }
 
@@ -132,19 +132,7 @@ impl Server {
     /// The server's shared value of type `T`, created with `T::default()`
     /// on first use (as [`Host::extension`] is per host).
     pub fn extension<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
-        let mut map = self.extensions.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Arc::new(T::default()));
-        match entry.clone().downcast::<T>() {
-            Ok(v) => v,
-            Err(_) => {
-                // Unreachable: the key is T's TypeId. Replace rather than panic.
-                let fresh = Arc::new(T::default());
-                *entry = fresh.clone();
-                fresh
-            }
-        }
+        self.extensions.get()
     }
 
     /// Seconds since start-up.
