@@ -25,6 +25,18 @@ before(async () => {
 });
 after(async () => { await lilt?.stop(); });
 
+// The attributes of a response's <body/> (Prosody writes them in any order).
+function bodyAttrs(text) {
+  const tag = text.match(/<body\b[^>]*>/)?.[0] ?? '';
+  return Object.fromEntries([...tag.matchAll(/([\w:]+)=['"]([^'"]*)['"]/g)].map((m) => [m[1], m[2]]));
+}
+
+function assertTerminate(text, condition, what = text) {
+  const a = bodyAttrs(text);
+  assert.equal(a.type, 'terminate', what);
+  assert.equal(a.condition, condition, what);
+}
+
 async function post(body, options = {}) {
   const r = await fetch(lilt.bosh, { method: 'POST', body, headers: { 'content-type': 'text/xml; charset=utf-8' }, ...options });
   return { status: r.status, text: await r.text(), headers: r.headers };
@@ -49,10 +61,16 @@ test('session creation as Prosody answers it', async () => {
   const r = await post(`<body ${NS} rid='1' to='localhost' wait='600' hold='1' ver='1.6'/>`);
   assert.equal(r.status, 200);
   assert.equal(r.headers.get('content-type'), 'text/xml; charset=utf-8');
-  assert.match(r.text, /wait='30'/, 'wait is capped by bosh_max_wait');
-  assert.match(r.text, /inactivity='2' polling='5'/);
-  assert.match(r.text, /requests='2' hold='1'/);
-  assert.match(r.text, /<stream:features>/);
+  const a = bodyAttrs(r.text);
+  assert.equal(a.wait, '30', 'wait is capped by bosh_max_wait');
+  assert.equal(a.inactivity, '2');
+  assert.equal(a.polling, '5');
+  assert.equal(a.requests, '2');
+  assert.equal(a.hold, '1');
+  assert.equal(a.from, 'localhost');
+  assert.equal(a['xmpp:version'], '1.0');
+  assert.ok(a.sid && a.authid === a.sid);
+  assert.match(r.text, /<stream:features/);
   for (const [body, condition] of [
     [`<body ${NS} rid='1' to='nowhere.example' wait='60'/>`, 'improper-addressing'],
     [`<body ${NS} rid='1' wait='60'/>`, 'improper-addressing'],
@@ -62,7 +80,7 @@ test('session creation as Prosody answers it', async () => {
   ]) {
     const e = await post(body);
     assert.equal(e.status, 200);
-    assert.match(e.text, new RegExp(`type='terminate'.*condition='${condition}'`), body);
+    assertTerminate(e.text, condition, body);
   }
   const page = await fetch(lilt.bosh);
   assert.match(await page.text(), /It works/);
@@ -86,18 +104,18 @@ test('a BOSH session survives a dropped long poll (retransmission by rid)', asyn
   await sleep(200);
   // The client sends the same rid again: it gets what was waiting.
   const retry = await post(`<body ${NS} sid='${sid}' rid='${rid}'/>`);
-  assert.match(retry.text, /id='while-away'/);
+  assert.match(retry.text, /id=['"]while-away['"]/);
   // 2. A response the client did not receive: the same rid gets it again.
   const answered = post(`<body ${NS} sid='${sid}' rid='${++rid}'/>`);
   await sleep(200);
   sender.send($msg({ to: 'alice@localhost/poll', id: 'answered' }).c('body').t('two'));
   const first = await answered;
-  assert.match(first.text, /id='answered'/);
+  assert.match(first.text, /id=['"]answered['"]/);
   const again = await post(`<body ${NS} sid='${sid}' rid='${rid}'><message xmlns='jabber:client' to='bob@localhost/sender' id='not-twice'/></body>`);
   assert.equal(again.text, first.text, 'the cached response, byte for byte');
   // The session goes on.
   const pong = await post(`<body ${NS} sid='${sid}' rid='${++rid}'><iq xmlns='jabber:client' type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></body>`);
-  assert.match(pong.text, /id='p'/);
+  assert.match(pong.text, /id=['"]p['"]/);
   await sleep(200);
   assert.ok(!sender.received.some((s) => s.getAttribute('id') === 'not-twice'), 'stanzas of a repeated rid are not processed again');
   await post(`<body ${NS} sid='${sid}' rid='${++rid}' type='terminate'/>`);
@@ -111,33 +129,59 @@ test('an idle BOSH session expires after inactivity', async () => {
   await sleep(2600);
   // ... after inactivity (2 s) the session is gone.
   const gone = await post(`<body ${NS} sid='${sid}' rid='${++rid}'/>`);
-  assert.match(gone.text, /condition='item-not-found'/);
+  assertTerminate(gone.text, 'item-not-found');
   const err = await iq(watcher, $iq({ type: 'get', to: 'carol@localhost/idle' }).c('ping', { xmlns: 'urn:xmpp:ping' })).catch((e) => e);
   assert.match(String(err), /service-unavailable|error/, 'the resource was unbound');
   await disconnect(watcher);
 });
 
 test('hostile BOSH requests get BOSH errors and leave other sessions alone', async () => {
+  const bystander = await boshLogin('bob', 'builder', 'bystander');
+  // A rid far outside the window: item-not-found (the session stays, as in Prosody).
   let { sid, rid } = await boshLogin('alice', 'wonderland', 'victim');
-  const other = await boshLogin('bob', 'builder', 'bystander');
   const out = await post(`<body ${NS} sid='${sid}' rid='${rid + 1000}'/>`);
-  assert.match(out.text, /type='terminate'.*condition='item-not-found'/);
+  assertTerminate(out.text, 'item-not-found');
+  const alive = await post(`<body ${NS} sid='${sid}' rid='${++rid}'><iq xmlns='jabber:client' type='get' id='alive' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></body>`);
+  assert.match(alive.text, /id=['"]alive['"]/);
   const unknown = await post(`<body ${NS} sid='no-such-sid' rid='1'/>`);
-  assert.equal(unknown.text, `<body ${NS} type='terminate' condition='item-not-found'/>`);
-  const malformed = await post(`<body ${NS} sid='${other.sid}' rid='${other.rid + 1}'><message><body>unclosed</message></body>`);
-  assert.match(malformed.text, /condition='bad-request'/);
-  const tooBig = await post(`<body ${NS} sid='${other.sid}' rid='${other.rid + 1}'><message xmlns='jabber:client'><body>${'x'.repeat(30000)}</body></message></body>`);
-  assert.match(tooBig.text, /condition='bad-request'/);
-  const huge = await post(`<body ${NS} sid='${other.sid}' rid='${other.rid + 1}'>${'x'.repeat(200000)}</body>`);
-  assert.equal(huge.status, 413);
-  const dtd = await post(`<!DOCTYPE body [<!ENTITY a 'aaaa'>]><body ${NS} sid='${other.sid}' rid='${other.rid + 1}'>&a;</body>`);
-  assert.match(dtd.text, /condition='bad-request'/);
-  // Both sessions still work.
-  for (const s of [{ sid, rid }, other]) {
-    const pong = await post(`<body ${NS} sid='${s.sid}' rid='${s.rid + 1}'><iq xmlns='jabber:client' type='get' id='alive' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></body>`);
-    assert.match(pong.text, /id='alive'/);
-    await post(`<body ${NS} sid='${s.sid}' rid='${s.rid + 2}' type='terminate'/>`);
+  assertTerminate(unknown.text, 'item-not-found');
+  // A body that is not well-formed: bad-request; its rid counts and the
+  // session goes on (as Prosody's parser had read the body's tag).
+  let victim = await boshLogin('alice', 'wonderland', 'victim');
+  const malformed = await post(`<body ${NS} sid='${victim.sid}' rid='${victim.rid + 1}'><message><body>unclosed</message></body>`);
+  assertTerminate(malformed.text, 'bad-request');
+  const next = await post(`<body ${NS} sid='${victim.sid}' rid='${victim.rid + 2}'><iq xmlns='jabber:client' type='get' id='next' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></body>`);
+  assert.match(next.text, /id=['"]next['"]/);
+  await post(`<body ${NS} sid='${victim.sid}' rid='${victim.rid + 3}' type='terminate'/>`);
+  // XML outside XMPP's subset (a comment), or (lilt, which enforces
+  // c2s_stanza_size_limit on BOSH where Prosody 0.12 does not) a stanza too
+  // large: bad-request, and the session ends with bad-format.
+  const broken = [(s, r) => `<body ${NS} sid='${s}' rid='${r}'><!-- comments are not XMPP --></body>`];
+  if (lilt.server === 'lilt') {
+    broken.push((s, r) => `<body ${NS} sid='${s}' rid='${r}'><message xmlns='jabber:client'><body>${'x'.repeat(30000)}</body></message></body>`);
   }
+  for (const make of broken) {
+    victim = await boshLogin('alice', 'wonderland', 'victim');
+    const held = post(`<body ${NS} sid='${victim.sid}' rid='${victim.rid + 1}'/>`);
+    await sleep(100);
+    const r = await post(make(victim.sid, victim.rid + 2));
+    assertTerminate(r.text, 'bad-request', make('SID', 'RID').slice(0, 80));
+    const closing = (await held).text;
+    assertTerminate(closing, 'remote-stream-error');
+    assert.match(closing, /<bad-format/);
+    const after = await post(`<body ${NS} sid='${victim.sid}' rid='${victim.rid + 3}'/>`);
+    assertTerminate(after.text, 'item-not-found');
+  }
+  if (lilt.server === 'lilt') {
+    // Over http_max_content_size: 413 (Prosody 0.12 drops the connection).
+    const huge = await post(`<body ${NS} sid='${bystander.sid}' rid='${bystander.rid + 1}'>${'x'.repeat(200000)}</body>`);
+    assert.equal(huge.status, 413);
+  }
+  // The bystander never noticed.
+  const pong = await post(`<body ${NS} sid='${bystander.sid}' rid='${bystander.rid + 1}'><iq xmlns='jabber:client' type='get' id='calm' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></body>`);
+  assert.match(pong.text, /id=['"]calm['"]/);
+  await post(`<body ${NS} sid='${bystander.sid}' rid='${bystander.rid + 2}' type='terminate'/>`);
+  await post(`<body ${NS} sid='${sid}' rid='${rid + 1}' type='terminate'/>`);
 });
 
 // A raw WebSocket speaking RFC 7395, collecting text frames.
@@ -175,11 +219,12 @@ test('hostile WebSocket frames get Prosody\'s close codes and stream errors', as
   ws.send('<message><body>unclosed</message>');
   closed = await ws.closed;
   assert.ok(ws.frames.some((f) => f.includes('<not-well-formed')), ws.frames.join('\n'));
-  // A stanza before <open/>.
+  // A stanza where <open/> should be: invalid-namespace, as for a wrong
+  // stream header on TCP.
   ws = await rawSocket();
   ws.send("<message xmlns='jabber:client'/>");
   await ws.closed;
-  assert.ok(ws.frames.some((f) => f.includes('<not-well-formed')), ws.frames.join('\n'));
+  assert.ok(ws.frames.some((f) => f.includes('<invalid-namespace')), ws.frames.join('\n'));
   // Pings are answered.
   ws = await rawSocket();
   const pong = new Promise((ok) => ws.on('pong', (d) => ok(d.toString())));
@@ -192,7 +237,13 @@ test('hostile WebSocket frames get Prosody\'s close codes and stream errors', as
   await disconnect(bystander);
 });
 
-test('a WebSocket client that never reads is dropped after send_timeout; others go on', async () => {
+// Checked against Debian's Prosody 0.12 too: it kept the session for the
+// whole 20 s, so this one describes lilt only.
+test('a WebSocket client that never reads is dropped after send_timeout; others go on', async (t) => {
+  if (lilt.server !== 'lilt') {
+    t.skip('Prosody 0.12 does not drop the session within 20 s');
+    return;
+  }
   const sleeper = await connect(lilt.ws, 'carol@localhost/sleeper', 'singer');
   const flooder = await connect(lilt.ws, 'bob@localhost/flood', 'builder');
   // Stop reading: the kernel buffers fill, then lilt's writes stall.

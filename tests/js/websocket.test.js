@@ -20,7 +20,7 @@ test('strophe.js logs in with SCRAM-SHA-1 over WebSocket', async () => {
   const c = await connect(lilt.ws, 'alice@localhost/strophe', 'wonderland');
   assert.equal(c.jid, 'alice@localhost/strophe');
   assert.ok(c.log.some(([dir, d]) => dir === 'out' && d.includes('mechanism="SCRAM-SHA-1"')), 'SCRAM-SHA-1 used');
-  assert.ok(c.log.some(([dir, d]) => dir === 'in' && d.startsWith("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'")));
+  assert.ok(c.log.some(([dir, d]) => dir === 'in' && d.startsWith('<open') && d.includes('urn:ietf:params:xml:ns:xmpp-framing')));
   const pong = await iq(c, $iq({ type: 'get', to: 'localhost' }).c('ping', { xmlns: 'urn:xmpp:ping' }));
   assert.equal(pong.getAttribute('type'), 'result');
   await disconnect(c);
@@ -87,10 +87,10 @@ test('@xmpp/client logs in over WebSocket and exchanges a message', async () => 
   await client.send(xml('presence'));
   const a = await connect(lilt.ws, 'alice@localhost/to-xmppjs', 'wonderland');
   a.send($msg({ to: 'bob@localhost/xmppjs', id: 'x1', type: 'chat' }).c('body').t('hi xmpp.js'));
-  const end = Date.now() + 5000;
+  const end = Date.now() + 10000;
   while (!received.some((s) => s.is('message') && s.attrs.id === 'x1') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   const msg = received.find((s) => s.is('message') && s.attrs.id === 'x1');
-  assert.ok(msg, 'message arrived at @xmpp/client');
+  assert.ok(msg, `message arrived at @xmpp/client; got ${received.map(String).join('\n')}`);
   assert.equal(msg.getChildText('body'), 'hi xmpp.js');
   const pong = await client.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
   assert.equal(pong.attrs.type, 'result');

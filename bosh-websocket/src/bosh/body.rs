@@ -57,6 +57,21 @@ impl BodyAttrs {
     }
 }
 
+/// The attributes of a body that could not be parsed whole, read from its
+/// opening tag alone (when that much is well-formed).
+pub fn sniff_attrs(data: &[u8]) -> Option<BodyAttrs> {
+    let text = std::str::from_utf8(data).ok()?;
+    let start = text.find("<body")?;
+    let end = start + text[start..].find('>')?;
+    let tag = text[start..end].trim_end_matches('/');
+    let element = crate::fragment::parse_element(
+        format!("{tag}/>").as_bytes(),
+        &xmpp_core::stream::StreamLimits::default(),
+    )
+    .ok()?;
+    BodyAttrs::from_element(&element)
+}
+
 /// The stanzas a request carries. Children in the httpbind namespace
 /// (written without their own `xmlns`) are `jabber:client` stanzas, as
 /// Prosody takes them; each gets the body's `xml:lang` (else `en`) unless
@@ -172,6 +187,23 @@ mod tests {
             (None, true, true, Some(30))
         );
         assert!(BodyAttrs::from_element(&body("<body/>")).is_none());
+    }
+
+    #[test]
+    fn sid_of_a_broken_body() {
+        let ns = "xmlns='http://jabber.org/protocol/httpbind'";
+        let a = sniff_attrs(
+            format!("<body {ns} sid='abc' rid='2'><message><body>x</message></body>").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((a.sid.as_deref(), a.rid), (Some("abc"), Some(2)));
+        let sid = |d: &[u8]| sniff_attrs(d).and_then(|a| a.sid);
+        assert_eq!(
+            sid(format!("<?xml version='1.0'?><body {ns} sid='s'/>").as_bytes()).as_deref(),
+            Some("s")
+        );
+        assert_eq!(sid(b"<body sid='abc'>"), None, "not httpbind");
+        assert_eq!(sid(format!("<body {ns} sid='abc").as_bytes()), None);
     }
 
     #[test]

@@ -50,6 +50,13 @@ enum Command {
         reply: oneshot::Sender<String>,
     },
     Gone(RequestId),
+    /// A request for this session was not well-formed XML: its rid counts,
+    /// nothing else happens (Prosody's parser had read the body's tag).
+    Skip(u64),
+    /// A request for this session broke the XMPP subset of XML (comments,
+    /// DTDs, processing instructions) or the stanza size limit: the session
+    /// ends with `bad-format`, as Prosody ends it.
+    Abort,
 }
 
 const XML: &str = "text/xml; charset=utf-8";
@@ -99,6 +106,27 @@ impl BoshService {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(peer = %req.ip, "Error parsing BOSH payload; {e}");
+                // As Prosody: the session the body's tag named learns of it.
+                if let Some(attrs) = body::sniff_attrs(&req.body)
+                    && let Some(sid) = &attrs.sid
+                {
+                    let found = self
+                        .sessions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(sid)
+                        .cloned();
+                    let command = match (e.condition, attrs.rid) {
+                        (StreamErrorCondition::NotWellFormed, Some(rid)) => {
+                            Some(Command::Skip(rid))
+                        }
+                        (StreamErrorCondition::NotWellFormed, None) => None,
+                        _ => Some(Command::Abort),
+                    };
+                    if let (Some(tx), Some(command)) = (found, command) {
+                        let _ = tx.send(command);
+                    }
+                }
                 return xml_response(body::terminate("bad-request"));
             }
         };
@@ -301,6 +329,12 @@ impl SessionTask {
                     Some(Command::Gone(id)) => {
                         self.replies.remove(&id);
                         self.state.request_gone(Instant::now().into_std(), id);
+                    }
+                    Some(Command::Skip(rid)) => self.state.skip(rid),
+                    Some(Command::Abort) => {
+                        let error = StreamError::with_text(StreamErrorCondition::BadFormat, "Error processing stream");
+                        let actions = self.c2s.close(Some(error));
+                        self.apply(actions);
                     }
                     None => break,
                 },

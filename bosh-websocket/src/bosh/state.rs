@@ -206,6 +206,14 @@ impl BoshState {
         Admitted::Process(batches)
     }
 
+    /// A request with `rid` arrived but could not be parsed: it counts as
+    /// received (Prosody had read its tag), with nothing to process.
+    pub fn skip(&mut self, rid: u64) {
+        if !self.closed && rid == self.rid.wrapping_add(1) {
+            self.rid = rid;
+        }
+    }
+
     /// Data for the client (a serialised stanza or stream element).
     pub fn push(&mut self, xml: String) {
         if self.closed {

@@ -307,3 +307,14 @@ fn data_while_no_request_is_open_waits_in_the_buffer() {
     assert!(r[0].1.contains("<message id='a'/><message id='b'/>"));
     assert_eq!(h.s.pending_bytes(), 0);
 }
+
+#[test]
+fn an_unparsable_request_still_counts_its_rid() {
+    let mut h = Harness::new();
+    h.request(0, 1, 100, vec![msg(1)]);
+    h.responses();
+    h.s.skip(101);
+    assert_eq!(h.request(1, 2, 102, vec![msg(2)]), 1, "not deferred");
+    h.s.skip(500);
+    assert_eq!(h.request(2, 3, 103, vec![msg(3)]), 1);
+}

@@ -1,7 +1,9 @@
 // Starts the lilt binary on loopback with a throw-away prosody.cfg.lua, for
 // whole-server tests with real JavaScript clients. Every port is 0 (the
 // kernel picks); the ports lilt took are read from its
-// "lilt: listening KIND on ADDR" lines.
+// "lilt: listening KIND on ADDR" lines. With LILT_TEST_SERVER=prosody the
+// same tests run against Debian's Prosody 0.12 instead (lib/prosody.js), to
+// check the tests themselves.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,26 +19,15 @@ export function liltBinary() {
   return bin;
 }
 
-const lua = (v) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+export const lua = (v) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
 
-// options: { global: {name: luaSource}, modules: [...], hosts: {name: {option: luaSource}},
-//            components: {name: module}, users: [[user, host, password]], files: {relpath: content} }
-export async function startLilt(options = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'lilt-js-'));
-  mkdirSync(join(dir, 'data'));
-  mkdirSync(join(dir, 'www'));
-  for (const [name, content] of Object.entries(options.files || {})) {
-    mkdirSync(dirname(join(dir, 'www', name)), { recursive: true });
-    writeFileSync(join(dir, 'www', name), content);
-  }
-  const modules = ['roster', 'disco', 'ping', 'bosh', 'websocket', 'http_files', ...(options.modules || [])];
-  const global = {
-    data_path: lua(join(dir, 'data')),
-    c2s_ports: '{ 0 }',
-    http_ports: '{ 0 }',
-    https_ports: '{ }',
+// The modules every test server loads, and the options both servers get.
+export const baseModules = ['saslauth', 'roster', 'disco', 'ping', 'bosh', 'websocket', 'http_files'];
+export function baseOptions(dir) {
+  return {
     interfaces: '{ "127.0.0.1" }',
     http_interfaces: '{ "127.0.0.1" }',
+    https_ports: '{ }',
     c2s_require_encryption: 'false',
     allow_unencrypted_plain_auth: 'true',
     consider_bosh_secure: 'true',
@@ -44,10 +35,12 @@ export async function startLilt(options = {}) {
     authentication: '"internal_hashed"',
     http_files_dir: lua(join(dir, 'www')),
     http_default_host: '"localhost"',
-    modules_enabled: `{ ${modules.map(lua).join('; ')} }`,
-    ...(options.global || {}),
   };
-  let cfg = Object.entries(global).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
+}
+
+// The VirtualHost and Component sections.
+export function hostSections(options) {
+  let cfg = '';
   const hosts = { localhost: {}, ...(options.hosts || {}) };
   for (const [name, opts] of Object.entries(hosts)) {
     cfg += `\nVirtualHost ${lua(name)}\n`;
@@ -56,6 +49,37 @@ export async function startLilt(options = {}) {
   for (const [name, module] of Object.entries(options.components || {})) {
     cfg += `\nComponent ${lua(name)} ${lua(module)}\n`;
   }
+  return cfg;
+}
+
+export function writeFiles(dir, files) {
+  for (const [name, content] of Object.entries(files || {})) {
+    mkdirSync(dirname(join(dir, 'www', name)), { recursive: true });
+    writeFileSync(join(dir, 'www', name), content);
+  }
+}
+
+// options: { global: {name: luaSource}, modules: [...], hosts: {name: {option: luaSource}},
+//            components: {name: module}, users: [[user, host, password]], files: {relpath: content} }
+export async function startLilt(options = {}) {
+  if (process.env.LILT_TEST_SERVER === 'prosody') {
+    const { startProsody } = await import('./prosody.js');
+    return startProsody(options);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'lilt-js-'));
+  mkdirSync(join(dir, 'data'));
+  mkdirSync(join(dir, 'www'));
+  writeFiles(dir, options.files);
+  const modules = [...baseModules, ...(options.modules || [])];
+  const global = {
+    data_path: lua(join(dir, 'data')),
+    c2s_ports: '{ 0 }',
+    http_ports: '{ 0 }',
+    ...baseOptions(dir),
+    modules_enabled: `{ ${modules.map(lua).join('; ')} }`,
+    ...(options.global || {}),
+  };
+  const cfg = Object.entries(global).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n' + hostSections(options);
   const config = join(dir, 'prosody.cfg.lua');
   writeFileSync(config, cfg);
   const bin = liltBinary();
@@ -90,6 +114,7 @@ export async function startLilt(options = {}) {
     bosh: `${http}/http-bind`,
     ws: `ws://127.0.0.1:${listening.http.port}/xmpp-websocket`,
     output: () => output,
+    server: 'lilt',
     // Does lilt have this module (no "not available" warning)?
     hasModule: (name) => !output.includes(`module "${name}" is not available`),
     async stop() {
