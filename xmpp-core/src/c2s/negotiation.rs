@@ -130,8 +130,8 @@ impl C2sStream {
     /// A stream event parsed by a framed transport: the `<open/>` (or BOSH
     /// session request) as [`StreamEvent::Open`], each element as
     /// [`StreamEvent::Stanza`], `<close/>` (or a terminating body) as
-    /// [`StreamEvent::Close`]. An element before the stream is open is
-    /// `not-well-formed`, as it would be on TCP.
+    /// [`StreamEvent::Close`]. An element where the stream header should
+    /// be is `invalid-namespace`, as on TCP (and as Prosody answers it).
     pub fn handle_stream_event(&mut self, ev: StreamEvent) -> Vec<Action> {
         let mut out = Vec::new();
         if self.phase == Phase::Closed {
@@ -140,7 +140,7 @@ impl C2sStream {
         if self.phase == Phase::Header && matches!(ev, StreamEvent::Stanza(_)) {
             self.fail(
                 &mut out,
-                StreamError::with_text(Cond::NotWellFormed, "the stream is not open"),
+                StreamError::with_text(Cond::InvalidNamespace, "the stream is not open"),
             );
             return out;
         }
