@@ -60,6 +60,9 @@ fn watch_events(server: &Arc<Server>) -> Seen {
                     .as_ref()
                     .and_then(|o| o.transport.clone())
                     .unwrap();
+                // Prosody's payload names the session `session`.
+                let session = ev.object::<xmpp_core::Session>("session").unwrap();
+                assert!(Arc::ptr_eq(&session, ev.origin.as_ref().unwrap()));
                 seen.lock().unwrap().push((
                     format!("{label} {}", ev.name),
                     transport,

@@ -365,7 +365,8 @@ impl C2sStream {
     /// Fires `bosh-session` / `websocket-session` for a new session, as
     /// Prosody does: on the global bus (where Prosody's global mod_bosh and
     /// mod_websocket fire it, and Jitsi's modules hook it) and on the
-    /// host's. The event's `origin` is the session; its `request` field
+    /// host's. The event's `origin` (and object `session`) is the session;
+    /// its `request` field
     /// holds the HTTP request (`method`, `path`, `url.query`, `headers`
     /// with Prosody's `x_forwarded_for` names, `ip`, `secure`).
     fn announce_transport(
@@ -376,14 +377,16 @@ impl C2sStream {
     ) {
         let name = transport.kind.session_event();
         let request = crate::value::Value::Table(transport_request_table(transport));
-        let mut ev = Event::new(&self.server, name)
-            .with_origin(session)
-            .with_field("request", request.clone());
-        self.server.fire_global(name, &mut ev);
-        let mut ev = Event::new(&self.server, name)
-            .with_origin(session)
-            .with_field("request", request);
-        self.server.fire_on_host(host, name, &mut ev);
+        // Prosody's payload is `{ session = ..., request = ... }`: the
+        // session is also there under that name.
+        let event = || {
+            Event::new(&self.server, name)
+                .with_origin(session)
+                .with_object("session", session.clone())
+                .with_field("request", request.clone())
+        };
+        self.server.fire_global(name, &mut event());
+        self.server.fire_on_host(host, name, &mut event());
     }
 
     fn require_encryption(&self, host: &Host) -> bool {
