@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use xmpp_core::{Host, Server};
 
+pub mod adhoc;
 pub mod disco;
 pub mod iq;
 pub mod message;
@@ -23,6 +24,8 @@ pub mod roster;
 pub mod storage;
 pub mod time;
 pub mod uptime;
+pub mod vcard;
+pub mod vcard_legacy;
 pub mod version;
 
 /// A module failed to load (a bad option, usually).
@@ -51,6 +54,7 @@ type Loader = fn(&Arc<Server>, &Arc<Host>) -> Result<(), ModuleError>;
 /// The modules lilt has, by Prosody name.
 fn loader(name: &str) -> Option<Loader> {
     let l: Loader = match name {
+        "adhoc" => adhoc::load,
         "disco" => disco::load,
         "iq" => iq::load,
         "message" => message::load,
@@ -60,6 +64,8 @@ fn loader(name: &str) -> Option<Loader> {
         "roster" => roster::load,
         "time" => time::load,
         "uptime" => uptime::load,
+        "vcard" => vcard::load,
+        "vcard_legacy" => vcard_legacy::load,
         "version" => version::load,
         _ => return None,
     };

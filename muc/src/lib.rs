@@ -16,6 +16,7 @@
 //! `create_room(...)`) and hook the `muc-*` events on the host's bus, whose
 //! payload carries the room as the object field `room` ([`events::room_of`]).
 
+pub mod admin_commands;
 pub mod broadcast;
 pub mod component;
 pub mod events;
@@ -42,6 +43,12 @@ pub enum MucError {
     Option(#[from] xmpp_core::config::OptionError),
     #[error("MUC should be loaded as a component, not on the VirtualHost {host}")]
     NotComponent { host: String },
+    #[error("MUC on {host}: could not load the module it depends on: {source}")]
+    Dependency {
+        host: String,
+        #[source]
+        source: modules::ModuleError,
+    },
 }
 
 /// Where a host keeps its MUC service.
@@ -70,6 +77,12 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
     }
     features::register_all(host, &service.settings);
     component::register(host, &service);
+    // The admin commands (Prosody's `module:depends "adhoc"`).
+    admin_commands::register(host, &service);
+    modules::load_module(server, host, "adhoc").map_err(|source| MucError::Dependency {
+        host: host.name.clone(),
+        source,
+    })?;
     // Live rooms are saved, with their occupants, when the server stops
     // (Prosody's `server-stopping` at -300).
     let weak = Arc::downgrade(&service);
