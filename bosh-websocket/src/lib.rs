@@ -197,7 +197,10 @@ pub fn start(
         return Ok((Vec::new(), Vec::new()));
     }
     let config = HttpConfig::from_config(&server.config)?;
-    let (listening, mut tasks) = server::start(routes, config, tls, shutdown.clone())?;
+    let (listening, mut tasks) = server::start(routes.clone(), config, tls, shutdown.clone())?;
+    let addrs: Vec<(&str, std::net::SocketAddr)> =
+        listening.iter().map(|l| (l.kind, l.addr)).collect();
+    routes.log_urls(server, &addrs);
     let state = server.extension::<HttpState>();
     tasks.push(tokio::spawn(async move {
         let _ = shutdown.changed().await;

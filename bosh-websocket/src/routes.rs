@@ -147,6 +147,9 @@ pub struct HttpRoutes {
     routes: RwLock<Vec<Route>>,
     /// Host names (`http_host`) with at least one app.
     hosts: RwLock<Vec<String>>,
+    /// Every app provided: (host name, `None` when global; app name; its
+    /// default path).
+    apps: RwLock<Vec<(Option<String>, String, String)>>,
 }
 
 /// What to do with a request.
@@ -273,6 +276,15 @@ pub fn provide(
             });
         }
     }
+    routes
+        .apps
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((
+            host.map(|h| h.name.clone()),
+            app.name.clone(),
+            default_path.clone(),
+        ));
     if let Some(h) = host_name {
         let mut hosts = routes.hosts.write().unwrap_or_else(|e| e.into_inner());
         if !hosts.contains(&h) {
@@ -325,6 +337,16 @@ pub fn http_url(
 }
 
 impl HttpRoutes {
+    /// Logs where each app is served, as Prosody does at start.
+    pub fn log_urls(&self, server: &Server, listening: &[(&str, SocketAddr)]) {
+        for (host, app, default_path) in self.apps.read().unwrap_or_else(|e| e.into_inner()).iter()
+        {
+            let host = host.as_deref().and_then(|h| server.host(h));
+            let url = http_url(server, host.as_deref(), app, default_path, listening);
+            tracing::info!("Serving '{app}' at {url}");
+        }
+    }
+
     /// Is any route registered?
     pub fn is_empty(&self) -> bool {
         self.routes
