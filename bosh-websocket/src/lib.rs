@@ -12,6 +12,25 @@
 //! - [`websocket`]: RFC 7395 at `/xmpp-websocket`, its sans-IO frame codec
 //!   in [`websocket::frames`].
 //!
+//! A module serves an endpoint like this (Prosody's
+//! `module:provides("http", ...)`); the listeners start when any app is
+//! provided:
+//!
+//! ```
+//! use bosh_websocket::{HttpApp, HttpResponse, handler, provide};
+//! let server = xmpp_core::Server::for_tests();
+//! let host = server.host("localhost").unwrap();
+//! let health = handler(|_request| async { HttpResponse::ok("text/plain", "ok") });
+//! let base = provide(&server, Some(&host), HttpApp {
+//!     name: "health".into(),
+//!     default_path: None, // "/health", unless http_paths says otherwise
+//!     cors: None,         // http_default_cors_enabled decides
+//!     routes: vec![("GET".into(), health)],
+//! })
+//! .unwrap();
+//! assert_eq!(base, "/health");
+//! ```
+//!
 //! Both transports parse what arrives with the same [`xmpp_core::XmlStream`]
 //! TCP uses ([`fragment`]) and feed the elements to the same
 //! [`xmpp_core::c2s::negotiation::C2sStream`], so SASL, binding and every
