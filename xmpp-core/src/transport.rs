@@ -10,6 +10,8 @@
 
 use std::net::IpAddr;
 
+use crate::value::{Table, Value};
+
 /// The transport a client stream runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
@@ -74,6 +76,35 @@ impl TransportInfo {
             .into_iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v)
+    }
+
+    /// The request as Prosody's HTTP request object looks to modules (the
+    /// `request` of `bosh-session` / `websocket-session`): `method`,
+    /// `path`, `url` (`path`, `query`), `headers` (names lower-cased with
+    /// `-` as `_`, the first value of each), `ip`, `secure`.
+    pub fn request_table(&self) -> Table {
+        let mut headers = Table::new();
+        for (name, value) in &self.headers {
+            let key = name.to_ascii_lowercase().replace('-', "_");
+            if headers.get(&key).is_none() {
+                headers.insert(key, Value::str(value.clone()));
+            }
+        }
+        let mut url = Table::new();
+        url.insert("path", Value::str(self.path.clone()));
+        if let Some(q) = &self.query {
+            url.insert("query", Value::str(q.clone()));
+        }
+        let mut request = Table::new();
+        request.insert("method", Value::str(self.method.clone()));
+        request.insert("path", Value::str(self.path.clone()));
+        request.insert("url", Value::Table(url));
+        request.insert("headers", Value::Table(headers));
+        if let Some(ip) = self.ip {
+            request.insert("ip", Value::str(ip.to_string()));
+        }
+        request.insert("secure", Value::Bool(self.secure));
+        request
     }
 
     /// The first value of header `name` (case-insensitive).

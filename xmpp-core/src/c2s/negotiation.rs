@@ -115,54 +115,6 @@ impl C2sStream {
         }
     }
 
-    /// Makes this a stream over a framed transport (BOSH, WebSocket): its
-    /// output comes as [`Action::Frame`]s, its input through
-    /// [`C2sStream::handle_stream_event`], and the session it creates keeps
-    /// `transport` and is announced with `bosh-session` /
-    /// `websocket-session`. Call before the first input.
-    pub fn set_transport(&mut self, transport: Arc<TransportInfo>) {
-        if transport.secure {
-            self.secure = true;
-        }
-        self.transport = Some(transport);
-    }
-
-    /// A stream event parsed by a framed transport: the `<open/>` (or BOSH
-    /// session request) as [`StreamEvent::Open`], each element as
-    /// [`StreamEvent::Stanza`], `<close/>` (or a terminating body) as
-    /// [`StreamEvent::Close`]. An element where the stream header should
-    /// be is `invalid-namespace`, as on TCP (and as Prosody answers it).
-    pub fn handle_stream_event(&mut self, ev: StreamEvent) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.phase == Phase::Closed {
-            return out;
-        }
-        if self.phase == Phase::Header && matches!(ev, StreamEvent::Stanza(_)) {
-            self.fail(
-                &mut out,
-                StreamError::with_text(Cond::InvalidNamespace, "the stream is not open"),
-            );
-            return out;
-        }
-        self.handle_event(ev, &mut out);
-        out
-    }
-
-    /// Is the stream waiting for the peer's header (at the start, and after
-    /// STARTTLS or SASL success asked for a restart)?
-    pub fn awaiting_stream_open(&self) -> bool {
-        self.phase == Phase::Header
-    }
-
-    /// Hands a unit of output to the transport: bytes on TCP, the frame
-    /// itself on BOSH and WebSocket.
-    fn emit(&self, out: &mut Vec<Action>, frame: Frame) {
-        match self.transport {
-            Some(_) => out.push(Action::Frame(frame)),
-            None => out.push(Action::Write(frame.to_tcp())),
-        }
-    }
-
     /// The session, once the stream header named a host.
     pub fn session(&self) -> Option<&Arc<Session>> {
         self.session.as_ref()
@@ -360,33 +312,6 @@ impl C2sStream {
         self.emit(out, Frame::Open(self.header_reply(h.from.as_deref())));
         let features = self.features(&host);
         self.emit(out, Frame::Element(features));
-    }
-
-    /// Fires `bosh-session` / `websocket-session` for a new session, as
-    /// Prosody does: on the global bus (where Prosody's global mod_bosh and
-    /// mod_websocket fire it, and Jitsi's modules hook it) and on the
-    /// host's. The event's `origin` (and object `session`) is the session;
-    /// its `request` field
-    /// holds the HTTP request (`method`, `path`, `url.query`, `headers`
-    /// with Prosody's `x_forwarded_for` names, `ip`, `secure`).
-    fn announce_transport(
-        &self,
-        host: &Arc<Host>,
-        session: &Arc<Session>,
-        transport: &TransportInfo,
-    ) {
-        let name = transport.kind.session_event();
-        let request = crate::value::Value::Table(transport_request_table(transport));
-        // Prosody's payload is `{ session = ..., request = ... }`: the
-        // session is also there under that name.
-        let event = || {
-            Event::new(&self.server, name)
-                .with_origin(session)
-                .with_object("session", session.clone())
-                .with_field("request", request.clone())
-        };
-        self.server.fire_global(name, &mut event());
-        self.server.fire_on_host(host, name, &mut event());
     }
 
     fn require_encryption(&self, host: &Host) -> bool {
@@ -686,34 +611,6 @@ impl C2sStream {
     }
 }
 
-/// The `request` table of `bosh-session` / `websocket-session`, shaped as
-/// Prosody's HTTP request object.
-fn transport_request_table(t: &TransportInfo) -> crate::value::Table {
-    use crate::value::{Table, Value};
-    let mut headers = Table::new();
-    for (name, value) in &t.headers {
-        let key = name.to_ascii_lowercase().replace('-', "_");
-        if headers.get(&key).is_none() {
-            headers.insert(key, Value::str(value.clone()));
-        }
-    }
-    let mut url = Table::new();
-    url.insert("path", Value::str(t.path.clone()));
-    if let Some(q) = &t.query {
-        url.insert("query", Value::str(q.clone()));
-    }
-    let mut request = Table::new();
-    request.insert("method", Value::str(t.method.clone()));
-    request.insert("path", Value::str(t.path.clone()));
-    request.insert("url", Value::Table(url));
-    request.insert("headers", Value::Table(headers));
-    if let Some(ip) = t.ip {
-        request.insert("ip", Value::str(ip.to_string()));
-    }
-    request.insert("secure", Value::Bool(t.secure));
-    request
-}
-
 fn is_iq_set_with(e: &Element, name: &str, ns: &str) -> bool {
     e.name() == "iq" && e.type_() == Some("set") && e.get_child(name, ns).is_some()
 }
@@ -769,6 +666,10 @@ pub fn stream_element_xml(e: &Element) -> String {
     s.push_str(&format!("</stream:{}>", e.name()));
     s
 }
+
+/// The parts for framed transports (BOSH, WebSocket).
+#[path = "framed.rs"]
+mod framed;
 
 #[cfg(test)]
 #[path = "tests.rs"]
