@@ -24,6 +24,7 @@ pub mod room_info;
 pub mod stanza_id;
 pub mod subject;
 pub mod tombstone;
+pub mod vcard;
 pub mod whois;
 
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub fn register_all(host: &Arc<Host>, settings: &Settings) {
     lock::register(host, settings);
     restrict_pm::register(host);
     stanza_id::register(host);
+    // Room vCards and avatars (mod_muc_vcard, part of Prosody 13).
+    vcard::register(host);
 }
 
 /// A boolean submitted value (`false` when absent).
