@@ -18,6 +18,7 @@ before(async () => {
       bosh_max_inactivity: '2',
       bosh_max_wait: '30',
       c2s_stanza_size_limit: '20000',
+      websocket_frame_buffer_limit: '12000',
       http_max_content_size: '100000',
       network_settings: '{ send_timeout = 1 }',
     },
@@ -205,6 +206,13 @@ test('hostile WebSocket frames get Prosody\'s close codes and stream errors', as
   assert.equal(closed.code, 1000);
   assert.ok(ws.frames.some((f) => f.includes('<policy-violation')), ws.frames.join('\n'));
   assert.ok(ws.frames.at(-1).startsWith('<close'), 'the stream is closed with <close/>');
+  // Within the stanza size limit but over websocket_frame_buffer_limit:
+  // resource-constraint.
+  ws = await rawSocket();
+  ws.send(open);
+  ws.send(`<message xmlns='jabber:client'><body>${'x'.repeat(15000)}</body></message>`);
+  await ws.closed;
+  assert.ok(ws.frames.some((f) => f.includes('<resource-constraint')), ws.frames.join('\n'));
   // Binary frames: 1003.
   ws = await rawSocket();
   ws.send(Buffer.from('<open/>'), { binary: true });
@@ -248,11 +256,12 @@ test('a WebSocket client that never reads is dropped after send_timeout; others 
   const flooder = await connect(lilt.ws, 'bob@localhost/flood', 'builder');
   // Stop reading: the kernel buffers fill, then lilt's writes stall.
   sleeper._proto.socket._socket.pause();
-  const chunk = 'y'.repeat(16000);
+  // Below websocket_frame_buffer_limit, which the flooder's frames are held to.
+  const chunk = 'y'.repeat(8000);
   let delivered = true;
   const end = Date.now() + 20000;
   while (delivered && Date.now() < end) {
-    for (let i = 0; i < 100; i++) flooder.send($msg({ to: 'carol@localhost/sleeper', type: 'chat' }).c('body').t(chunk));
+    for (let i = 0; i < 200; i++) flooder.send($msg({ to: 'carol@localhost/sleeper', type: 'chat' }).c('body').t(chunk));
     await sleep(300);
     // Once the session is gone, an IQ to its full JID is answered with an error.
     const answer = await iq(flooder, $iq({ type: 'get', to: 'carol@localhost/sleeper' }).c('ping', { xmlns: 'urn:xmpp:ping' }), 500).catch((e) => String(e));
