@@ -135,15 +135,16 @@ async fn handle_connection(
     let mut shutdown = ctx.shutdown.clone();
     let mut buf = vec![0u8; 16 * 1024];
     let mut last_read = Instant::now();
+    let mut outbound_open = true;
     'conn: loop {
         let deadline = stream.deadline().map(Instant::from_std);
         let keepalive_at = last_read + ctx.keepalive;
+        // Biased: what is queued for the client goes out before anything
+        // else, so stanzas sent just before a close (MUC's 332 at shutdown,
+        // a conflict's last words) are never overtaken by it.
         let actions = tokio::select! {
-            read = conn.read(&mut buf) => match read {
-                Ok(0) | Err(_) => { stream.handle_eof(); break 'conn; }
-                Ok(n) => { last_read = Instant::now(); stream.handle_bytes(&buf[..n]) }
-            },
-            out = rx.recv() => match out {
+            biased;
+            out = rx.recv(), if outbound_open => match out {
                 Some(first) => {
                     // What is queued already goes out in one write, as
                     // Prosody's buffered connections send what one event
@@ -157,7 +158,14 @@ async fn handle_connection(
                     }
                     coalesce_writes(actions)
                 }
-                None => Vec::new(),
+                None => {
+                    outbound_open = false;
+                    Vec::new()
+                }
+            },
+            read = conn.read(&mut buf) => match read {
+                Ok(0) | Err(_) => { stream.handle_eof(); break 'conn; }
+                Ok(n) => { last_read = Instant::now(); stream.handle_bytes(&buf[..n]) }
             },
             _ = sleep_until_opt(deadline) => stream.handle_timeout(std::time::Instant::now()),
             _ = tokio::time::sleep_until(keepalive_at) => {
