@@ -79,7 +79,16 @@ test('MUC join over WebSocket', async (t) => {
 
 test('@xmpp/client logs in over WebSocket and exchanges a message', async () => {
   const received = [];
-  const client = xmppClient({ service: lilt.ws, domain: 'localhost', resource: 'xmppjs', username: 'bob', password: 'builder' });
+  // PLAIN: see the SCRAM test below for why.
+  const client = xmppClient({
+    service: lilt.ws,
+    domain: 'localhost',
+    resource: 'xmppjs',
+    credentials: (authenticate, mechanisms) => {
+      assert.ok(mechanisms.includes('PLAIN'), mechanisms.join(' '));
+      return authenticate({ username: 'bob', password: 'builder' }, 'PLAIN');
+    },
+  });
   client.on('error', () => {});
   client.on('stanza', (s) => received.push(s));
   const address = await client.start();
@@ -96,6 +105,21 @@ test('@xmpp/client logs in over WebSocket and exchanges a message', async () => 
   assert.equal(pong.attrs.type, 'result');
   await client.stop();
   await disconnect(a);
+});
+
+// @xmpp/client's SCRAM parser (sasl-scram-sha-1) splits the server-first
+// message at commas outside double quotes, so a server nonce holding '"'
+// (printable, allowed by RFC 5802) breaks its login ("Wrong nonce in
+// client-final-message"). lilt's SCRAM (the auth crate, through rsasl) draws
+// nonces from every printable character, so about one login in four fails;
+// Prosody's nonces are UUIDs and never do. A todo until the nonces change.
+test('@xmpp/client logs in with SCRAM-SHA-1 twenty times', { todo: process.env.LILT_TEST_SERVER === 'prosody' ? false : 'server nonces with a double quote break @xmpp/client' }, async () => {
+  for (let i = 0; i < 20; i++) {
+    const client = xmppClient({ service: lilt.ws, domain: 'localhost', resource: `scram${i}`, username: 'bob', password: 'builder' });
+    client.on('error', () => {});
+    await client.start();
+    await client.stop();
+  }
 });
 
 test('a WebSocket without the xmpp subprotocol is refused with 501', async () => {

@@ -140,6 +140,10 @@ impl WebSocketService {
                 ..StreamLimits::default()
             },
             done: false,
+            close_timeout: self.options.close_timeout,
+            closing: None,
+            client_closed: false,
+            error_sent: false,
         };
         conn.run(self.read_timeout, self.shutdown.clone()).await;
         conn.rx.close();
@@ -156,6 +160,13 @@ struct Connection<S> {
     limits: StreamLimits,
     /// The connection is to be dropped.
     done: bool,
+    /// `c2s_close_timeout`.
+    close_timeout: Duration,
+    /// We closed an authenticated stream cleanly: wait this long for the
+    /// client's `<close/>` before closing the connection, as Prosody does.
+    closing: Option<Instant>,
+    client_closed: bool,
+    error_sent: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
@@ -178,6 +189,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                     }
                 },
                 out = self.rx.recv() => match out {
+                    // Nothing more after our <close/> (Prosody's send becomes a no-op).
+                    Some(Outbound::Stanza(_) | Outbound::Raw(_)) if self.c2s.is_closed() => Vec::new(),
                     Some(Outbound::Stanza(e)) => vec![Action::Frame(Frame::Element(e))],
                     Some(Outbound::Raw(parts)) => {
                         self.write(&frames::build(OP_TEXT, &parts.concat())).await;
@@ -187,6 +200,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                     None => Vec::new(),
                 },
                 _ = sleep_until(deadline) => self.c2s.handle_timeout(Instant::now().into_std()),
+                _ = sleep_until(self.closing) => {
+                    tracing::debug!("Failed to receive a stream close response, closing connection anyway...");
+                    self.closing = None;
+                    self.client_closed = true;
+                    vec![Action::Close]
+                }
                 _ = tokio::time::sleep_until(last_read + read_timeout) => {
                     last_read = Instant::now();
                     self.write(&frames::build(OP_PING, b"")).await;
@@ -254,6 +273,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         let event = if element.is("open", NS_FRAMING) {
             StreamEvent::Open(open_header(&element))
         } else if element.is("close", NS_FRAMING) {
+            self.client_closed = true;
+            if self.closing.take().is_some() {
+                // The answer to our <close/>.
+                return vec![Action::Close];
+            }
             StreamEvent::Close
         } else {
             StreamEvent::Stanza(element)
@@ -268,8 +292,19 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             }
             match action {
                 Action::Frame(frame) => {
+                    if matches!(&frame, Frame::Element(e) if e.is("error", NS_STREAMS)) {
+                        self.error_sent = true;
+                    }
                     let text = frame_xml(&frame);
                     self.write(&frames::build(OP_TEXT, text.as_bytes())).await;
+                }
+                Action::Close
+                    if !self.client_closed
+                        && !self.error_sent
+                        && self.c2s.is_authenticated()
+                        && self.closing.is_none() =>
+                {
+                    self.closing = Some(Instant::now() + self.close_timeout);
                 }
                 Action::Close => {
                     self.write(&frames::build_close(1000, "Stream closed"))
