@@ -411,3 +411,20 @@ fn corrupt_records_are_a_temporary_failure() {
         "temporary-auth-failure"
     );
 }
+
+#[test]
+fn server_nonces_never_hold_quotes_or_backslashes() {
+    // Some clients (@xmpp/client) mis-split nonces holding them; Prosody's
+    // UUID nonces never do. Many logins, each with a fresh server nonce.
+    let (p, _) = hashed();
+    for _ in 0..60 {
+        let mut ex = p.sasl_start("SCRAM-SHA-1", &tls_ctx()).unwrap();
+        let mut client = ScramClient::new(Hash::Sha1, "juliet", "pencil");
+        let first = client.first();
+        let sf = String::from_utf8(challenge(ex.step(Some(&first)))).unwrap();
+        let nonce = sf.split(',').find_map(|f| f.strip_prefix("r=")).unwrap();
+        assert!(!nonce.contains(['"', '\\', '\'']), "{nonce}");
+        let step = ex.step(Some(&client.last(sf.as_bytes())));
+        assert_eq!(success(step, &client), "juliet");
+    }
+}

@@ -18,6 +18,9 @@ use crate::hashing::{ScramCredentials, ScramHash, generate_uuid, saslprep};
 /// plaintext password on the fly.
 const PLAIN_PROFILE_ITERATIONS: u32 = 10000;
 
+/// How many server nonces to draw at most looking for one without quotes.
+const MAX_NONCE_TRIES: u32 = 64;
+
 enum Phase {
     WaitingClientFirst,
     WaitingClientFinal {
@@ -133,23 +136,35 @@ impl ScramExchange {
 
         let mut expected_cb = first.gs2_header.as_bytes().to_vec();
         expected_cb.extend_from_slice(channel_data.as_deref().unwrap_or_default());
-        let mut engine = Engine::start(
-            self.mechanism(),
-            Verdict::Decided(username),
-            Some(credentials),
-            self.tls_exporter.clone(),
-        )?;
-        let out = engine.step(Some(message)).map_err(|e| {
-            tracing::debug!(
-                host = self.backend.host(),
-                "{} client-first refused: {e}",
-                self.mechanism()
-            );
-            SaslFailure::new("malformed-request")
-        })?;
-        let nonce = server_first_nonce(&out.data)
-            .ok_or_else(|| SaslFailure::new("temporary-auth-failure"))?
-            .to_string();
+        // rsasl draws its server nonce from every printable character; some
+        // clients (@xmpp/client) mis-split a nonce holding a quote or a
+        // backslash, so a new exchange is started until the nonce has none
+        // (as Prosody's UUID nonces never do). Each try costs microseconds.
+        let mut tries = 0;
+        let (engine, out, nonce) = loop {
+            tries += 1;
+            let mut engine = Engine::start(
+                self.mechanism(),
+                Verdict::Decided(username.clone()),
+                Some(credentials.clone()),
+                self.tls_exporter.clone(),
+            )?;
+            let out = engine.step(Some(message)).map_err(|e| {
+                tracing::debug!(
+                    host = self.backend.host(),
+                    "{} client-first refused: {e}",
+                    self.mechanism()
+                );
+                SaslFailure::new("malformed-request")
+            })?;
+            let nonce = server_first_nonce(&out.data)
+                .ok_or_else(|| SaslFailure::new("temporary-auth-failure"))?
+                .to_string();
+            let server_part = nonce.get(first.nonce.len()..).unwrap_or_default();
+            if tries >= MAX_NONCE_TRIES || !server_part.contains(['"', '\\', '\'']) {
+                break (engine, out, nonce);
+            }
+        };
         Ok((
             Phase::WaitingClientFinal {
                 engine: Box::new(engine),
