@@ -1,18 +1,18 @@
 //! Starting and stopping a server from a loaded configuration: storage
 //! drivers, auth providers and modules per host, then the listeners.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use xmpp_core::c2s::negotiation::C2sSettings;
 use xmpp_core::c2s::{ListenerContext, serve};
 use xmpp_core::config::OptionError;
+use xmpp_core::listen;
 use xmpp_core::stream::StreamLimits;
 use xmpp_core::{Clock, HostKind, Server, ServerConfig, Value};
 
@@ -247,58 +247,6 @@ fn is_core_module(name: &str) -> bool {
     )
 }
 
-/// Interfaces to listen on: `<prefix>_interfaces`, else `interfaces`, else
-/// Prosody's default (all IPv4 and IPv6 addresses).
-fn interfaces(config: &ServerConfig, prefix: &str) -> Result<Vec<IpAddr>, OptionError> {
-    let name = format!("{prefix}_interfaces");
-    let (opt, list) = match config.get_global(&name) {
-        Some(v) => (name.as_str(), v.as_string_list()),
-        None => (
-            "interfaces",
-            config
-                .get_global("interfaces")
-                .and_then(Value::as_string_list),
-        ),
-    };
-    let list = list.unwrap_or_else(|| vec!["*".into(), "::".into()]);
-    let mut out = Vec::new();
-    for i in list {
-        let ip = match i.as_str() {
-            "*" => IpAddr::from([0u8, 0, 0, 0]),
-            other => other.parse().map_err(|_| OptionError {
-                option: opt.to_string(),
-                defined_at: config.source_of(None, opt).cloned(),
-                problem: format!("has {other:?}, which is not an IP address"),
-            })?,
-        };
-        out.push(ip);
-    }
-    Ok(out)
-}
-
-fn ports(config: &ServerConfig, name: &str, default: &[u16]) -> Result<Vec<u16>, OptionError> {
-    let Some(v) = config.get_global(name) else {
-        return Ok(default.to_vec());
-    };
-    let bad = |what: String| OptionError {
-        option: name.to_string(),
-        defined_at: config.source_of(None, name).cloned(),
-        problem: what,
-    };
-    let items: Vec<Value> = match v {
-        Value::Table(t) => t.seq.clone(),
-        other => vec![other.clone()],
-    };
-    items
-        .iter()
-        .map(|p| {
-            p.as_i64()
-                .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| bad(format!("must list port numbers, found {p:?}")))
-        })
-        .collect()
-}
-
 fn global_i64(config: &ServerConfig, name: &str, default: i64) -> Result<i64, OptionError> {
     match config.get_global(name) {
         None => Ok(default),
@@ -346,12 +294,12 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     };
     let mut listening = Vec::new();
     let mut tasks = Vec::new();
-    let ifaces = interfaces(&config, "c2s")?;
+    let ifaces = listen::service_interfaces(&config, "c2s")?;
     let plans: [(&'static str, Vec<u16>, bool); 2] = [
-        ("c2s", ports(&config, "c2s_ports", &[5222])?, false),
+        ("c2s", listen::ports(&config, "c2s_ports", &[5222])?, false),
         (
             "c2s_direct_tls",
-            ports(&config, "c2s_direct_tls_ports", &[])?,
+            listen::ports(&config, "c2s_direct_tls_ports", &[])?,
             true,
         ),
     ];
@@ -362,21 +310,13 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             );
             continue;
         }
-        for port in port_list {
-            for ip in &ifaces {
-                let addr = SocketAddr::new(*ip, port);
-                let listener = match bind(addr) {
-                    Ok(l) => l,
-                    Err(e) if ip.is_ipv6() && ifaces.len() > 1 => {
-                        tracing::debug!("not listening on {addr}: {e}");
-                        continue;
-                    }
-                    Err(source) => return Err(StartError::Bind { kind, addr, source }),
-                };
-                let local = listener.local_addr().unwrap_or(addr);
-                listening.push(Listening { kind, addr: local });
-                tasks.push(tokio::spawn(serve(listener, ctx.clone(), direct)));
+        let listeners = listen::bind_all(&port_list, &ifaces)
+            .map_err(|(addr, source)| StartError::Bind { kind, addr, source })?;
+        for listener in listeners {
+            if let Ok(addr) = listener.local_addr() {
+                listening.push(Listening { kind, addr });
             }
+            tasks.push(tokio::spawn(serve(listener, ctx.clone(), direct)));
         }
     }
     // HTTP (BOSH, WebSocket, module routes), when a module serves any.
@@ -398,17 +338,6 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         shutdown: shutdown_tx,
         tasks,
     })
-}
-
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv6() {
-        tokio::net::TcpSocket::new_v6()?
-    } else {
-        tokio::net::TcpSocket::new_v4()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
 }
 
 /// A server with only its storage drivers, for account commands.

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use xmpp_core::config::OptionError;
+use xmpp_core::listen;
 use xmpp_core::{ServerConfig, Value};
 
 use crate::cors::CorsOptions;
@@ -77,15 +78,15 @@ impl HttpConfig {
     pub fn from_config(config: &ServerConfig) -> Result<HttpConfig, OptionError> {
         let stanza_size_limit = number(config, "c2s_stanza_size_limit", 256 * 1024)?.max(1024);
         let http_interfaces = match config.get_global("http_interfaces") {
-            Some(_) => interfaces(config, "http_interfaces", &[])?,
+            Some(_) => listen::interfaces(config, "http_interfaces", &[])?,
             None => match config.get_global("local_interfaces") {
-                Some(_) => interfaces(config, "local_interfaces", &[])?,
-                None => interfaces(config, "http_interfaces", &["127.0.0.1", "::1"])?,
+                Some(_) => listen::interfaces(config, "local_interfaces", &[])?,
+                None => listen::interfaces(config, "http_interfaces", &["127.0.0.1", "::1"])?,
             },
         };
         let https_interfaces = match config.get_global("https_interfaces") {
-            Some(_) => interfaces(config, "https_interfaces", &[])?,
-            None => interfaces(config, "interfaces", &["*", "::"])?,
+            Some(_) => listen::interfaces(config, "https_interfaces", &[])?,
+            None => listen::interfaces(config, "interfaces", &["*", "::"])?,
         };
         let network = config.get_global("network_settings");
         let network_secs = |name: &str, default: u64| {
@@ -97,9 +98,9 @@ impl HttpConfig {
                 .unwrap_or(Duration::from_secs(default))
         };
         Ok(HttpConfig {
-            http_ports: ports(config, "http_ports", &[5280])?,
+            http_ports: listen::ports(config, "http_ports", &[5280])?,
             http_interfaces,
-            https_ports: ports(config, "https_ports", &[5281])?,
+            https_ports: listen::ports(config, "https_ports", &[5281])?,
             https_interfaces,
             default_host: config
                 .get_global("http_default_host")
@@ -185,54 +186,6 @@ fn boolean(config: &ServerConfig, name: &str) -> Result<bool, OptionError> {
             .as_bool()
             .ok_or_else(|| option_error(config, name, format!("must be true or false, not {v:?}"))),
     }
-}
-
-/// A port list (`{ 5280 }`, or a single number; `{ }` disables).
-fn ports(config: &ServerConfig, name: &str, default: &[u16]) -> Result<Vec<u16>, OptionError> {
-    let Some(v) = config.get_global(name) else {
-        return Ok(default.to_vec());
-    };
-    let items: Vec<Value> = match v {
-        Value::Table(t) => t.seq.clone(),
-        other => vec![other.clone()],
-    };
-    items
-        .iter()
-        .map(|p| {
-            p.as_i64()
-                .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| {
-                    option_error(config, name, format!("must list port numbers, found {p:?}"))
-                })
-        })
-        .collect()
-}
-
-/// An interface list (`{ "*", "::" }`, or a single string).
-fn interfaces(
-    config: &ServerConfig,
-    name: &str,
-    default: &[&str],
-) -> Result<Vec<IpAddr>, OptionError> {
-    let list = match config.get_global(name) {
-        None => default.iter().map(|s| s.to_string()).collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(v) => v.as_string_list().ok_or_else(|| {
-            option_error(config, name, format!("must list IP addresses, not {v:?}"))
-        })?,
-    };
-    list.iter()
-        .map(|i| match i.as_str() {
-            "*" => Ok(IpAddr::from([0u8, 0, 0, 0])),
-            other => other.parse().map_err(|_| {
-                option_error(
-                    config,
-                    name,
-                    format!("has {other:?}, which is not an IP address"),
-                )
-            }),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -99,41 +99,22 @@ pub fn start(
         if kind == "https" && acceptor.is_none() {
             continue;
         }
-        for port in ports {
-            for ip in interfaces.iter() {
-                let addr = SocketAddr::new(*ip, *port);
-                let listener = match bind(addr) {
-                    Ok(l) => l,
-                    Err(e) if ip.is_ipv6() && interfaces.len() > 1 => {
-                        tracing::debug!("not listening on {addr}: {e}");
-                        continue;
-                    }
-                    Err(source) => return Err(HttpError::Bind { kind, addr, source }),
-                };
-                let local = listener.local_addr().unwrap_or(addr);
-                listening.push(HttpListening { kind, addr: local });
-                tasks.push(tokio::spawn(accept_loop(
-                    listener,
-                    router.clone(),
-                    acceptor.cloned(),
-                    config.send_timeout,
-                    shutdown.clone(),
-                )));
+        let listeners = xmpp_core::listen::bind_all(ports, interfaces)
+            .map_err(|(addr, source)| HttpError::Bind { kind, addr, source })?;
+        for listener in listeners {
+            if let Ok(addr) = listener.local_addr() {
+                listening.push(HttpListening { kind, addr });
             }
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                router.clone(),
+                acceptor.cloned(),
+                config.send_timeout,
+                shutdown.clone(),
+            )));
         }
     }
     Ok((listening, tasks))
-}
-
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv6() {
-        tokio::net::TcpSocket::new_v6()?
-    } else {
-        tokio::net::TcpSocket::new_v4()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
 }
 
 async fn accept_loop(

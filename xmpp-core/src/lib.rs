@@ -17,6 +17,7 @@ pub mod extensions;
 pub mod hooks;
 pub mod host;
 pub mod jid;
+pub mod listen;
 pub mod router;
 pub mod server;
 pub mod session;
