@@ -11,6 +11,7 @@
 //! Locks are never held while stanzas are sent: callers get copies.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use xmpp_core::stanza::{Element, NS_CLIENT};
@@ -30,6 +31,11 @@ pub type SharedRoster = Arc<Mutex<Roster>>;
 #[derive(Default)]
 pub struct RosterCache {
     rosters: Mutex<HashMap<String, SharedRoster>>,
+    /// Size at which offline users' rosters are next looked for (at least
+    /// [`CACHE_SIZE`]): online users' rosters stay, so with many users online
+    /// the scan waits for [`CACHE_SIZE`] more loads instead of running at
+    /// every one (it walks every cached roster).
+    next_eviction: AtomicUsize,
 }
 
 /// Why a roster was not saved.
@@ -108,8 +114,11 @@ pub fn load_roster(server: &Arc<Server>, host: &Arc<Host>, user: &str) -> Shared
         // Loaded concurrently: keep the first.
         return r.clone();
     }
-    if map.len() >= CACHE_SIZE {
+    if map.len() >= cache.next_eviction.load(Ordering::Relaxed).max(CACHE_SIZE) {
         evict_offline(server, host, &mut map);
+        cache
+            .next_eviction
+            .store(map.len() + CACHE_SIZE, Ordering::Relaxed);
     }
     map.insert(user.to_string(), shared.clone());
     drop(map);
