@@ -82,6 +82,10 @@ pub struct Args {
     /// The lilt binary (default: target/release/lilt in this workspace).
     #[arg(long)]
     pub lilt: Option<PathBuf>,
+    /// What the lilt binary is, for the results file (default: the
+    /// workspace's git commit).
+    #[arg(long)]
+    pub lilt_commit: Option<String>,
     /// Where the servers' throw-away directories go.
     #[arg(long, default_value = "/tmp/lilt-bench")]
     pub work_dir: PathBuf,

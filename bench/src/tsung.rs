@@ -185,16 +185,20 @@ pub fn run(p: &TsungParams) -> Result<Figures, TsungError> {
     let err = out.try_clone().map_err(io("creating", &dir))?;
     let cpu_before = procfs::children_cpu_seconds();
     let started = Instant::now();
-    let mut child = Command::new("nice")
-        .args(["-n", &crate::servers::NICE.to_string(), "taskset", "-c"])
+    // A controller name of its own (a stale or foreign tsung node would
+    // otherwise hold the default one), no web GUI, epmd on loopback.
+    let id = format!("bench{}", std::process::id());
+    let mut child = Command::new("taskset")
+        .arg("-c")
         .arg(p.generator_cpu.to_string())
         .arg("tsung")
-        .arg("-f")
+        .args(["-n", "-i", &id, "-f"])
         .arg(&scenario)
         .arg("-l")
         .arg(&logs)
         .arg("start")
         .env("HOME", &dir)
+        .env("ERL_EPMD_ADDRESS", "127.0.0.1")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

@@ -52,6 +52,9 @@ modules:
     access_persistent: all
     max_users: 5000
     max_user_conferences: 100
+    # Rooms default to 200 occupants at most (Prosody: no limit).
+    default_room_options:
+      max_users: 5000
 "#
     )
 }

@@ -128,15 +128,16 @@ pub(crate) fn io_err(
     move |source| ServerError::Io { what, path, source }
 }
 
-/// Priority of the server under test and of the generator: above other
-/// work on the machine (builds, say), which would otherwise take turns on
-/// the pinned cores and show up as noise.
+/// Priority (nice value) of the generator, set on itself at start and so
+/// inherited by the servers it starts: above other work on the machine
+/// (builds, say), which would otherwise take turns on the pinned cores and
+/// show up as noise.
 pub const NICE: i32 = -10;
 
-/// `nice -n NICE taskset -c CPUS`, to which the server's command is added.
+/// `taskset -c CPUS`, to which the server's command is added.
 pub(crate) fn pinned(cpus: &str) -> Command {
-    let mut cmd = Command::new("nice");
-    cmd.args(["-n", &NICE.to_string(), "taskset", "-c", cpus]);
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", cpus]);
     cmd
 }
 
