@@ -308,12 +308,17 @@ fn results_document(
     results: &Results,
     date: &str,
 ) -> String {
-    let commit = command_output(Command::new("git").arg("-C").arg(workspace_root()).args([
-        "rev-parse",
-        "--short",
-        "HEAD",
-    ]))
-    .unwrap_or_else(|| "unknown".into());
+    let commit = args
+        .lilt_commit
+        .clone()
+        .or_else(|| {
+            command_output(Command::new("git").arg("-C").arg(workspace_root()).args([
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ]))
+        })
+        .unwrap_or_else(|| "unknown".into());
     let version = |p: &str| servers::package_version(p).unwrap_or_else(|| "not installed".into());
     let mut doc = format!(
         "# Benchmark run {date}\n\n\
