@@ -52,10 +52,9 @@ pub struct RunningServer {
 impl RunningServer {
     /// Closes every stream (`system-shutdown`) and stops listening.
     pub async fn shutdown(self) {
-        // Modules act while clients are still connected (MUC saves its
-        // rooms and tells occupants, 332), then every stream is closed.
-        let mut stopping = xmpp_core::Event::new(&self.server, "server-stopping");
-        self.server.fire_global("server-stopping", &mut stopping);
+        // Prosody's `server-stopping` is not fired yet: with it the MUC would
+        // save temporary rooms' state as Prosody 13 does, which Prosody 0.12
+        // then reads as existing rooms (see the closing note of issue 4).
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;

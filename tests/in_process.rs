@@ -114,22 +114,3 @@ async fn login_ping_unknown_iq_and_shutdown() {
     let bye = c.until("</stream:stream>").await;
     assert!(bye.contains("system-shutdown"), "{bye}");
 }
-
-#[tokio::test]
-async fn room_occupants_are_told_of_shutdown() {
-    let running = start_server().await;
-    let mut c = login(running.listening[0].addr).await;
-    c.send("<presence to='lounge@conference.localhost/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
-    let joined = c.until("code='110'").await;
-    assert!(
-        joined.contains("from='lounge@conference.localhost/alice'"),
-        "{joined}"
-    );
-    running.shutdown().await;
-    // server-stopping reaches the MUC before the streams close (Prosody's 332).
-    let bye = c.until("</stream:stream>").await;
-    assert!(
-        bye.contains("code='332'") && bye.contains("system-shutdown"),
-        "{bye}"
-    );
-}
