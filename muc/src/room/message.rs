@@ -144,44 +144,7 @@ impl Room {
     }
 
     fn handle_mediated_invite(self: &Arc<Self>, ctx: &Ctx, origin: &Arc<Session>, stanza: Element) {
-        let payload = stanza
-            .get_child("x", NS_MUC_USER)
-            .and_then(|x| x.get_child("invite", NS_MUC_USER));
-        let Some(invitee) = payload
-            .and_then(|p| p.get_attr("to"))
-            .and_then(|t| Jid::parse(t).ok())
-        else {
-            origin.send(StanzaError::jid_malformed().reply_to(&stanza));
-            return;
-        };
-        let reason = payload.and_then(|p| p.get_child_text("reason", NS_MUC_USER));
-        let mut ev = ctx
-            .room_event("muc-pre-invite", self)
-            .with_origin(origin)
-            .with_stanza(stanza.clone());
-        if ctx.fire("muc-pre-invite", &mut ev) {
-            return;
-        }
-        let mut invite = stanza.clone();
-        filter_muc_x(&mut invite);
-        invite.set_attr("from", Some(self.jid.clone()));
-        invite.set_attr("to", Some(invitee.to_string()));
-        invite.push_child(
-            Element::new("x", NS_MUC_USER).child(
-                Element::new("invite", NS_MUC_USER)
-                    .attr_opt("from", stanza.from())
-                    .child(Element::new("reason", NS_MUC_USER).text(reason.unwrap_or_default())),
-            ),
-        );
-        let mut ev = ctx
-            .room_event("muc-invite", self)
-            .with_origin(origin)
-            .with_stanza(invite)
-            .mutable("incoming", stanza);
-        if ctx.fire("muc-invite", &mut ev) {
-            return;
-        }
-        if let Some(invite) = ev.stanza.take() {
+        if let Some(invite) = self.mediate(ctx, origin, stanza, "invite") {
             self.route_stanza(invite);
         }
     }
@@ -192,44 +155,7 @@ impl Room {
         origin: &Arc<Session>,
         stanza: Element,
     ) {
-        let payload = stanza
-            .get_child("x", NS_MUC_USER)
-            .and_then(|x| x.get_child("decline", NS_MUC_USER));
-        let Some(declinee) = payload
-            .and_then(|p| p.get_attr("to"))
-            .and_then(|t| Jid::parse(t).ok())
-        else {
-            origin.send(StanzaError::jid_malformed().reply_to(&stanza));
-            return;
-        };
-        let reason = payload.and_then(|p| p.get_child_text("reason", NS_MUC_USER));
-        let mut ev = ctx
-            .room_event("muc-pre-decline", self)
-            .with_origin(origin)
-            .with_stanza(stanza.clone());
-        if ctx.fire("muc-pre-decline", &mut ev) {
-            return;
-        }
-        let mut decline = stanza.clone();
-        filter_muc_x(&mut decline);
-        decline.set_attr("from", Some(self.jid.clone()));
-        decline.set_attr("to", Some(declinee.to_string()));
-        decline.push_child(
-            Element::new("x", NS_MUC_USER).child(
-                Element::new("decline", NS_MUC_USER)
-                    .attr_opt("from", stanza.from())
-                    .child(Element::new("reason", NS_MUC_USER).text(reason.unwrap_or_default())),
-            ),
-        );
-        let mut ev = ctx
-            .room_event("muc-decline", self)
-            .with_origin(origin)
-            .with_stanza(decline)
-            .mutable("incoming", stanza);
-        if ctx.fire("muc-decline", &mut ev) {
-            return;
-        }
-        let Some(decline) = ev.stanza.take() else {
+        let Some(decline) = self.mediate(ctx, origin, stanza, "decline") else {
             return;
         };
         let to = decline.to().unwrap_or_default().to_string();
@@ -240,6 +166,58 @@ impl Room {
             Some(o) => self.route_to_occupant(&o, &decline),
             None => self.route_stanza(decline),
         }
+    }
+
+    /// A mediated `invite` or `decline` (XEP-0045 §7.8.2): checked, passed
+    /// through `muc-pre-<kind>` and `muc-<kind>`, and rewritten as coming
+    /// from the room. `None` when refused or taken by a handler.
+    fn mediate(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        origin: &Arc<Session>,
+        stanza: Element,
+        kind: &str,
+    ) -> Option<Element> {
+        let payload = stanza
+            .get_child("x", NS_MUC_USER)
+            .and_then(|x| x.get_child(kind, NS_MUC_USER));
+        let Some(target) = payload
+            .and_then(|p| p.get_attr("to"))
+            .and_then(|t| Jid::parse(t).ok())
+        else {
+            origin.send(StanzaError::jid_malformed().reply_to(&stanza));
+            return None;
+        };
+        let reason = payload.and_then(|p| p.get_child_text("reason", NS_MUC_USER));
+        let pre = format!("muc-pre-{kind}");
+        let mut ev = ctx
+            .room_event(&pre, self)
+            .with_origin(origin)
+            .with_stanza(stanza.clone());
+        if ctx.fire(&pre, &mut ev) {
+            return None;
+        }
+        let mut out = stanza.clone();
+        filter_muc_x(&mut out);
+        out.set_attr("from", Some(self.jid.clone()));
+        out.set_attr("to", Some(target.to_string()));
+        out.push_child(
+            Element::new("x", NS_MUC_USER).child(
+                Element::new(kind, NS_MUC_USER)
+                    .attr_opt("from", stanza.from())
+                    .child(Element::new("reason", NS_MUC_USER).text(reason.unwrap_or_default())),
+            ),
+        );
+        let name = format!("muc-{kind}");
+        let mut ev = ctx
+            .room_event(&name, self)
+            .with_origin(origin)
+            .with_stanza(out)
+            .mutable("incoming", stanza);
+        if ctx.fire(&name, &mut ev) {
+            return None;
+        }
+        ev.stanza.take()
     }
 }
 
