@@ -430,6 +430,7 @@ fn differential(port: u16, hash: Hash, mech: &str) {
         host: "localhost".into(),
         secure: false,
         tls_exporter: None,
+        ..Default::default()
     };
     // lilt's side is checked with a host whose options match the Prosody config.
     let (_server, host, driver) = host_with(&[

@@ -3,7 +3,12 @@
 //! asks (does this user exist?). The `auth` crate implements it for each
 //! `authentication` provider; the core never sees passwords.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use crate::storage::StorageResult;
+use crate::transport::TransportInfo;
+use crate::value::Table;
 
 /// What the stream knows when SASL starts.
 #[derive(Debug, Clone, Default)]
@@ -14,6 +19,15 @@ pub struct SaslContext {
     pub secure: bool,
     /// tls-exporter channel-binding data (RFC 9266), when on TLS 1.3.
     pub tls_exporter: Option<Vec<u8>>,
+    /// The client's address (for throttling and logs): the TCP peer's, or
+    /// the one the BOSH/WebSocket request came from.
+    pub ip: Option<IpAddr>,
+    /// The HTTP request a BOSH or WebSocket stream was opened with (token
+    /// authentication reads `?token=` and `Authorization` from it;
+    /// jitsi-anonymous reads `previd`).
+    pub transport: Option<Arc<TransportInfo>>,
+    /// The session's id, for log lines.
+    pub session_id: String,
 }
 
 /// A SASL `<failure/>` condition (RFC 6120 §6.5) with optional text.
@@ -59,6 +73,20 @@ pub enum SaslStep {
 pub trait SaslExchange: Send {
     /// Feeds the client's data (`None` for an empty `<auth/>`/`<response/>`).
     fn step(&mut self, input: Option<&[u8]>) -> SaslStep;
+
+    /// The identity the client claimed so far (SCRAM's and PLAIN's authcid),
+    /// for log lines and per-account throttling; never a password.
+    fn authcid(&self) -> Option<String> {
+        None
+    }
+
+    /// Facts to keep on the session after [`SaslStep::Success`], as Prosody
+    /// modules set `session.*` fields (e.g. a token's verified claims:
+    /// `jitsi_meet_room`, `jitsi_meet_context_user`, or a directory display
+    /// name). Merged into [`crate::session::SessionState::attributes`].
+    fn session_attributes(&mut self) -> Table {
+        Table::new()
+    }
 }
 
 /// An `authentication` provider as the core uses it.

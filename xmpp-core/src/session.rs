@@ -59,6 +59,11 @@ pub struct SessionState {
     pub directed: HashSet<Jid>,
     /// The SASL mechanism used to authenticate.
     pub auth_mechanism: Option<String>,
+    /// Other per-session facts, as Prosody modules keep `session.*` fields
+    /// (Lua-shaped): what authentication learnt (a token's claims under
+    /// Jitsi's names `jitsi_meet_room`, `jitsi_meet_context_user`, ..., an
+    /// LDAP display name) and what modules add.
+    pub attributes: crate::value::Table,
 }
 
 /// A stream the server talks to.

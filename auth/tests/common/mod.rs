@@ -153,6 +153,7 @@ pub fn insecure_ctx() -> SaslContext {
         host: "localhost".into(),
         secure: false,
         tls_exporter: None,
+        ..Default::default()
     }
 }
 pub fn tls_ctx() -> SaslContext {
@@ -160,6 +161,7 @@ pub fn tls_ctx() -> SaslContext {
         host: "localhost".into(),
         secure: true,
         tls_exporter: None,
+        ..Default::default()
     }
 }
 pub fn tls13_ctx(exporter: &[u8]) -> SaslContext {
@@ -167,6 +169,7 @@ pub fn tls13_ctx(exporter: &[u8]) -> SaslContext {
         host: "localhost".into(),
         secure: true,
         tls_exporter: Some(exporter.to_vec()),
+        ..Default::default()
     }
 }
 

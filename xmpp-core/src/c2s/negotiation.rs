@@ -324,6 +324,13 @@ impl C2sStream {
             host: host.name.clone(),
             secure: self.secure,
             tls_exporter: self.tls_exporter.clone(),
+            ip: self
+                .transport
+                .as_ref()
+                .and_then(|t| t.ip)
+                .or(self.peer.map(|p| p.ip())),
+            transport: self.transport.clone(),
+            session_id: self.log_id().to_string(),
         }
     }
 
@@ -470,12 +477,17 @@ impl C2sStream {
         additional: Option<Vec<u8>>,
         out: &mut Vec<Action>,
     ) {
-        let mech = self.sasl.take().map(|(m, _)| m);
+        let (mech, attributes) = match self.sasl.take() {
+            Some((m, mut exchange)) => (Some(m), exchange.session_attributes()),
+            None => (None, Default::default()),
+        };
         tracing::info!(session = %session.id, host = %host.name, "authenticated as {username} with {}", mech.as_deref().unwrap_or("?"));
         {
             let mut st = session.state();
             st.username = Some(username.clone());
             st.auth_mechanism = mech;
+            st.attributes.seq.extend(attributes.seq);
+            st.attributes.map.extend(attributes.map);
         }
         self.authenticated = true;
         let mut success = Element::new("success", NS_SASL);
