@@ -15,6 +15,7 @@ use xmpp_core::{Host, Server};
 
 pub mod adhoc;
 pub mod disco;
+pub mod external_services;
 pub mod iq;
 pub mod message;
 pub mod offline;
@@ -56,6 +57,7 @@ fn loader(name: &str) -> Option<Loader> {
     let l: Loader = match name {
         "adhoc" => adhoc::load,
         "disco" => disco::load,
+        "external_services" => external_services::load,
         "iq" => iq::load,
         "message" => message::load,
         "offline" => offline::load,
