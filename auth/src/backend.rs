@@ -84,6 +84,13 @@ pub trait Backend: Send + Sync {
         Err(self.unsupported("SCRAM"))
     }
 
+    /// Facts about `username` to keep on the session after a successful
+    /// login (e.g. a directory's display name); none by default.
+    fn login_attributes(&self, username: &str) -> xmpp_core::Table {
+        let _ = username;
+        xmpp_core::Table::new()
+    }
+
     fn user_exists(&self, username: &str) -> Result<bool, AuthError>;
     fn set_password(&self, username: &str, password: &str) -> Result<(), AuthError>;
     /// `None` creates an account with no password (Prosody stores `{}`).

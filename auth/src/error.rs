@@ -96,4 +96,16 @@ pub enum AuthError {
         provider: &'static str,
         operation: &'static str,
     },
+
+    /// The directory or password service behind the provider failed
+    /// (unreachable, refused our search credentials, misconfigured TLS):
+    /// logins answer `temporary-auth-failure`. Never carries a password.
+    #[error("{provider} authentication on host {host}{}: {source}", user.as_deref().map(|u| format!(" for user {u}")).unwrap_or_default())]
+    Directory {
+        host: String,
+        provider: &'static str,
+        user: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

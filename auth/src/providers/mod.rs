@@ -6,6 +6,7 @@ mod anonymous;
 mod insecure;
 mod internal_hashed;
 mod internal_plain;
+pub mod ldap;
 mod null;
 
 use std::sync::Arc;
@@ -27,8 +28,6 @@ pub const DEFAULT_PROVIDER: &str = "internal_hashed";
 /// Providers that Prosody, its community modules or Jitsi Meet ship, which
 /// lilt will implement in later issues.
 const PLANNED: &[&str] = &[
-    "ldap",
-    "ldap2",
     "token",
     "jitsi-anonymous",
     "jitsi-shared-secret",
@@ -78,6 +77,7 @@ pub fn backend_named(host: &Host, name: String) -> Result<Arc<dyn Backend>, Auth
         "anonymous" => Arc::new(Anonymous::new(&host.name)),
         "insecure" => Arc::new(Insecure::load(host)?),
         "null" => Arc::new(Null::new(&host.name)),
+        "ldap" | "ldap2" => Arc::new(ldap::load(host, &name)?),
         planned if PLANNED.contains(&planned) => {
             return Err(AuthError::ProviderNotYetImplemented {
                 host: host.name.clone(),

@@ -11,6 +11,8 @@ use crate::backend::Backend;
 pub struct PlainExchange {
     backend: Arc<dyn Backend>,
     done: bool,
+    /// The user logged in, for [`SaslExchange::session_attributes`].
+    succeeded: Option<String>,
 }
 
 impl PlainExchange {
@@ -18,10 +20,11 @@ impl PlainExchange {
         PlainExchange {
             backend,
             done: false,
+            succeeded: None,
         }
     }
 
-    fn run(&self, message: &[u8]) -> SaslStep {
+    fn run(&mut self, message: &[u8]) -> SaslStep {
         let invalid = || {
             SaslStep::Failure(SaslFailure::with_text(
                 "malformed-request",
@@ -58,10 +61,13 @@ impl PlainExchange {
         };
         match engine.step(Some(&message)) {
             Ok(out) => match out.outcome {
-                Some(Ok(username)) => SaslStep::Success {
-                    username,
-                    additional: None,
-                },
+                Some(Ok(username)) => {
+                    self.succeeded = Some(username.clone());
+                    SaslStep::Success {
+                        username,
+                        additional: None,
+                    }
+                }
                 Some(Err(failure)) => SaslStep::Failure(failure),
                 None => invalid(),
             },
@@ -82,6 +88,13 @@ impl SaslExchange for PlainExchange {
         match input {
             Some(message) if !message.is_empty() => self.run(message),
             _ => SaslStep::Failure(SaslFailure::new("malformed-request")),
+        }
+    }
+
+    fn session_attributes(&mut self) -> xmpp_core::Table {
+        match self.succeeded.take() {
+            Some(username) => self.backend.login_attributes(&username),
+            None => xmpp_core::Table::new(),
         }
     }
 }
