@@ -3,8 +3,10 @@
 //! `plain`, `plain_test`, `scram_<hash>` and `anonymous` callbacks
 //! `util.sasl` derives its mechanisms from).
 
+use xmpp_core::auth::SaslContext;
+
 use crate::error::AuthError;
-use crate::hashing::{ScramCredentials, ScramHash};
+use crate::hashing::{ScramCredentials, ScramHash, anonymous_username};
 
 /// The outcome of asking a profile about a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +91,14 @@ pub trait Backend: Send + Sync {
     fn login_attributes(&self, username: &str) -> xmpp_core::Table {
         let _ = username;
         xmpp_core::Table::new()
+    }
+
+    /// Profile `anonymous`: the username an `ANONYMOUS` login gets on a
+    /// stream with this context (a fresh random one unless the provider
+    /// says otherwise, as `jitsi-anonymous` does for a resumed session).
+    fn anonymous_username(&self, ctx: &SaslContext) -> String {
+        let _ = ctx;
+        anonymous_username()
     }
 
     fn user_exists(&self, username: &str) -> Result<bool, AuthError>;

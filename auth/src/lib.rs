@@ -25,7 +25,9 @@ pub mod hashing;
 pub mod policy;
 pub mod provider;
 pub mod providers;
+pub mod resumption;
 pub mod sasl;
+pub mod throttle;
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ mod anonymous;
 mod insecure;
 mod internal_hashed;
 mod internal_plain;
+mod jitsi_anonymous;
 pub mod ldap;
 mod null;
 
@@ -17,6 +18,7 @@ pub use anonymous::Anonymous;
 pub use insecure::Insecure;
 pub use internal_hashed::{DEFAULT_ITERATION_COUNT, InternalHashed};
 pub use internal_plain::InternalPlain;
+pub use jitsi_anonymous::JitsiAnonymous;
 pub use null::Null;
 
 use crate::backend::Backend;
@@ -29,7 +31,6 @@ pub const DEFAULT_PROVIDER: &str = "internal_hashed";
 /// lilt will implement in later issues.
 const PLANNED: &[&str] = &[
     "token",
-    "jitsi-anonymous",
     "jitsi-shared-secret",
     "cyrus",
     "sql",
@@ -75,6 +76,7 @@ pub fn backend_named(host: &Host, name: String) -> Result<Arc<dyn Backend>, Auth
         "internal_hashed" => Arc::new(InternalHashed::load(host)?),
         "internal_plain" => Arc::new(InternalPlain::load(host)?),
         "anonymous" => Arc::new(Anonymous::new(&host.name)),
+        "jitsi-anonymous" => Arc::new(JitsiAnonymous::load(host)),
         "insecure" => Arc::new(Insecure::load(host)?),
         "null" => Arc::new(Null::new(&host.name)),
         "ldap" | "ldap2" => Arc::new(ldap::load(host, &name)?),

@@ -1,18 +1,22 @@
-//! `ANONYMOUS` (RFC 4505): any (or no) trace token, a fresh random localpart.
+//! `ANONYMOUS` (RFC 4505): any (or no) trace token; the localpart is the
+//! one the backend chose (a fresh random one, see
+//! [`Backend::anonymous_username`](crate::Backend::anonymous_username)).
 
 use xmpp_core::auth::{SaslExchange, SaslFailure, SaslStep};
 
 use super::engine::{Engine, Verdict};
 use super::out_of_order;
-use crate::hashing::anonymous_username;
-
 pub struct AnonymousExchange {
     done: bool,
+    username: String,
 }
 
 impl AnonymousExchange {
-    pub fn new() -> AnonymousExchange {
-        AnonymousExchange { done: false }
+    pub fn new(username: String) -> AnonymousExchange {
+        AnonymousExchange {
+            done: false,
+            username,
+        }
     }
 }
 
@@ -25,7 +29,7 @@ impl SaslExchange for AnonymousExchange {
         // Prosody ignores the trace token; rsasl wants it to be UTF-8, so
         // one that is not is dropped rather than refused.
         let token = input.filter(|t| std::str::from_utf8(t).is_ok());
-        let username = anonymous_username();
+        let username = self.username.clone();
         let outcome = Engine::start("ANONYMOUS", Verdict::Decided(username), None, None).and_then(
             |mut engine| {
                 engine.step(token).map_err(|e| {

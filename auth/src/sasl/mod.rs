@@ -42,7 +42,8 @@ pub fn start(
         return Ok(Box::new(plain::PlainExchange::new(backend)));
     }
     if mechanism == "ANONYMOUS" {
-        return Ok(Box::new(anonymous::AnonymousExchange::new()));
+        let username = backend.anonymous_username(ctx);
+        return Ok(Box::new(anonymous::AnonymousExchange::new(username)));
     }
     match ScramHash::from_mechanism(mechanism) {
         Some((hash, plus)) => Ok(Box::new(scram::ScramExchange::new(
