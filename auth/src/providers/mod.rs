@@ -6,6 +6,7 @@ mod anonymous;
 mod insecure;
 mod internal_hashed;
 mod internal_plain;
+mod jitsi_shared_secret;
 mod jitsi_anonymous;
 pub mod ldap;
 mod null;
@@ -18,6 +19,7 @@ pub use anonymous::Anonymous;
 pub use insecure::Insecure;
 pub use internal_hashed::{DEFAULT_ITERATION_COUNT, InternalHashed};
 pub use internal_plain::InternalPlain;
+pub use jitsi_shared_secret::JitsiSharedSecret;
 pub use jitsi_anonymous::JitsiAnonymous;
 pub use null::Null;
 
@@ -31,7 +33,6 @@ pub const DEFAULT_PROVIDER: &str = "internal_hashed";
 /// lilt will implement in later issues.
 const PLANNED: &[&str] = &[
     "token",
-    "jitsi-shared-secret",
     "cyrus",
     "sql",
 ];
@@ -79,6 +80,7 @@ pub fn backend_named(host: &Host, name: String) -> Result<Arc<dyn Backend>, Auth
         "jitsi-anonymous" => Arc::new(JitsiAnonymous::load(host)),
         "insecure" => Arc::new(Insecure::load(host)?),
         "null" => Arc::new(Null::new(&host.name)),
+        "jitsi-shared-secret" => Arc::new(JitsiSharedSecret::load(host)?),
         "ldap" | "ldap2" => Arc::new(ldap::load(host, &name)?),
         planned if PLANNED.contains(&planned) => {
             return Err(AuthError::ProviderNotYetImplemented {
