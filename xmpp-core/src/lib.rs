@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod c2s;
+pub mod component;
 pub mod config;
 pub mod error;
 pub mod extensions;

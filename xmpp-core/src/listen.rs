@@ -78,6 +78,20 @@ pub fn service_interfaces(
     interfaces(config, "interfaces", &["*", "::"])
 }
 
+/// A private service's interfaces (Prosody's `component` listener):
+/// `<service>_interfaces`, else `local_interfaces`, else loopback
+/// (127.0.0.1 and ::1). The global `interfaces` does not apply.
+pub fn private_service_interfaces(
+    config: &ServerConfig,
+    service: &str,
+) -> Result<Vec<IpAddr>, OptionError> {
+    let name = format!("{service}_interfaces");
+    if config.get_global(&name).is_some() {
+        return interfaces(config, &name, &[]);
+    }
+    interfaces(config, "local_interfaces", &["127.0.0.1", "::1"])
+}
+
 /// Binds one listening socket (address reuse on, backlog 1024).
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv6() {
