@@ -101,6 +101,18 @@ pub trait Backend: Send + Sync {
         anonymous_username()
     }
 
+    /// A provider that runs its own exchange for `mechanism` returns it
+    /// here (token authentication's `ANONYMOUS` checks a JWT first); `None`
+    /// runs the standard one.
+    fn sasl_exchange(
+        &self,
+        mechanism: &str,
+        ctx: &xmpp_core::auth::SaslContext,
+    ) -> Option<Box<dyn xmpp_core::auth::SaslExchange>> {
+        let _ = (mechanism, ctx);
+        None
+    }
+
     fn user_exists(&self, username: &str) -> Result<bool, AuthError>;
     fn set_password(&self, username: &str, password: &str) -> Result<(), AuthError>;
     /// `None` creates an account with no password (Prosody stores `{}`).

@@ -27,6 +27,7 @@ pub mod provider;
 pub mod providers;
 pub mod resumption;
 pub mod sasl;
+pub mod token;
 pub mod throttle;
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ mod jitsi_shared_secret;
 mod jitsi_anonymous;
 pub mod ldap;
 mod null;
+mod token;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub use internal_plain::InternalPlain;
 pub use jitsi_shared_secret::JitsiSharedSecret;
 pub use jitsi_anonymous::JitsiAnonymous;
 pub use null::Null;
+pub use token::{Token, TokenExchange, token_of};
 
 use crate::backend::Backend;
 use crate::error::AuthError;
@@ -32,7 +34,6 @@ pub const DEFAULT_PROVIDER: &str = "internal_hashed";
 /// Providers that Prosody, its community modules or Jitsi Meet ship, which
 /// lilt will implement in later issues.
 const PLANNED: &[&str] = &[
-    "token",
     "cyrus",
     "sql",
 ];
@@ -80,6 +81,7 @@ pub fn backend_named(host: &Host, name: String) -> Result<Arc<dyn Backend>, Auth
         "jitsi-anonymous" => Arc::new(JitsiAnonymous::load(host)),
         "insecure" => Arc::new(Insecure::load(host)?),
         "null" => Arc::new(Null::new(&host.name)),
+        "token" => Arc::new(Token::load(host)?),
         "jitsi-shared-secret" => Arc::new(JitsiSharedSecret::load(host)?),
         "ldap" | "ldap2" => Arc::new(ldap::load(host, &name)?),
         planned if PLANNED.contains(&planned) => {

@@ -38,6 +38,9 @@ pub fn start(
     {
         return Err(SaslFailure::new("invalid-mechanism"));
     }
+    if let Some(exchange) = backend.sasl_exchange(mechanism, ctx) {
+        return Ok(exchange);
+    }
     if mechanism == "PLAIN" {
         return Ok(Box::new(plain::PlainExchange::new(backend)));
     }
