@@ -138,6 +138,16 @@ impl Server {
                 .stanza
                 .take()
                 .unwrap_or_else(|| Element::new(name, ""));
+            // `core_route_stanza` reads the target again: a `pre-*` handler
+            // may have rewritten it to a local host (Jitsi's domain mapper).
+            if let Some(Ok(j)) = stanza.to().map(Jid::parse)
+                && Some(&j) != to.as_ref()
+                && (self.host(&j.to_bare().to_string()).is_some()
+                    || self.host(j.domain()).is_some())
+            {
+                self.post_stanza(origin, stanza, false);
+                return;
+            }
             self.route_remote(origin, stanza);
             return;
         };
