@@ -176,7 +176,8 @@ pub fn build_server_reporting(
             }
         }
         if let HostKind::Component { module: None } = &host.kind {
-            tracing::info!(host = %host.name, "external component host (XEP-0114 connections are not supported yet)");
+            // mod_component: served by an external (XEP-0114) or in-process component.
+            xmpp_core::component::load(&host);
         }
     }
     Ok((server, unsupported))
@@ -329,6 +330,23 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         addr: l.addr,
     }));
     tasks.extend(http_tasks);
+    // External components (XEP-0114), when a host is served by one.
+    use xmpp_core::component::{ListenError, start_listeners};
+    let components = start_listeners(&server, ctx.shutdown.clone()).map_err(|e| match e {
+        ListenError::Option(e) => StartError::Option(e),
+        ListenError::Bind { addr, source } => StartError::Bind {
+            kind: "component",
+            addr,
+            source,
+        },
+    })?;
+    for (addr, task) in components {
+        listening.push(Listening {
+            kind: "component",
+            addr,
+        });
+        tasks.push(task);
+    }
     let mut started = xmpp_core::Event::new(&server, "server-started");
     server.fire_global("server-started", &mut started);
     Ok(RunningServer {
