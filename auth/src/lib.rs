@@ -14,6 +14,13 @@
 //! - Account records are read and written exactly as Prosody's
 //!   `mod_auth_internal_hashed` / `mod_auth_internal_plain` do (see
 //!   [`accounts`]), so a data directory moves between Prosody and lilt.
+//! - `jitsi-anonymous` ([`providers::JitsiAnonymous`]) is `ANONYMOUS` that
+//!   gives a reconnecting client (`?previd=` in its BOSH/WebSocket URL) the
+//!   username of its previous session ([`resumption`]).
+//! - Every provider's exchanges go through a [`guard::LoginGuard`]: failed
+//!   logins are throttled per IP and per account ([`throttle`]:
+//!   `limit_auth_period`, `limit_auth_max`, `limit_auth_account_max`) and
+//!   logged once each, without the client's data.
 //!
 //! Where to start reading: [`provider`], then [`sasl`], then
 //! [`providers::InternalHashed`].
@@ -21,6 +28,7 @@
 pub mod accounts;
 pub mod backend;
 pub mod error;
+pub mod guard;
 pub mod hashing;
 pub mod policy;
 pub mod provider;
@@ -47,8 +55,11 @@ pub use provider::{AccountProvider, Provider};
 pub fn provider_for_host(host: &Arc<Host>) -> Result<Arc<dyn AccountProvider>, AuthError> {
     let backend = providers::load_backend(host)?;
     let policy = SaslPolicy::from_host(host)?;
+    let throttle = throttle::ThrottleSettings::from_host(host)?;
     tracing::debug!(host = %host.name, "Host '{}' now set to use user provider '{}'", host.name, backend.name());
-    Ok(Arc::new(Provider::new(backend, policy, host)))
+    Ok(Arc::new(
+        Provider::new(backend, policy, host).with_throttle(throttle),
+    ))
 }
 
 /// The provider called `name` for a host, with the host's SASL policy

@@ -10,8 +10,10 @@ use xmpp_core::storage::{StorageError, StorageResult};
 
 use crate::backend::{Backend, Lookup};
 use crate::error::AuthError;
+use crate::guard::LoginGuard;
 use crate::policy::SaslPolicy;
 use crate::sasl;
+use crate::throttle::ThrottleSettings;
 
 /// Account management on top of authentication (Prosody's usermanager
 /// API). Usernames are nodeprepped here; an invalid one is an error.
@@ -40,15 +42,25 @@ pub struct Provider {
     policy: SaslPolicy,
     /// For purging deleted users' data; weak, as the host holds us.
     host: Weak<Host>,
+    /// Failed-login throttling and logging (see [`crate::guard`]).
+    guard: Arc<LoginGuard>,
 }
 
 impl Provider {
     pub fn new(backend: Arc<dyn Backend>, policy: SaslPolicy, host: &Arc<Host>) -> Provider {
         Provider {
+            guard: Arc::new(LoginGuard::new(&host.name, ThrottleSettings::default())),
             backend,
             policy,
             host: Arc::downgrade(host),
         }
+    }
+
+    /// Throttles failed logins with these settings instead of the defaults
+    /// (`ThrottleSettings::from_host` reads the `limit_auth_*` options).
+    pub fn with_throttle(mut self, settings: ThrottleSettings) -> Provider {
+        self.guard = Arc::new(LoginGuard::new(self.backend.host(), settings));
+        self
     }
 
     pub fn policy(&self) -> &SaslPolicy {
@@ -78,10 +90,12 @@ impl AuthProvider for Provider {
         mechanism: &str,
         ctx: &SaslContext,
     ) -> Result<Box<dyn SaslExchange>, SaslFailure> {
+        self.guard.check_start(ctx)?;
         if let Some(refusal) = self.policy.refuse(mechanism, ctx) {
             return Err(refusal);
         }
-        sasl::start(self.backend.clone(), mechanism, ctx)
+        let exchange = sasl::start(self.backend.clone(), mechanism, ctx)?;
+        Ok(self.guard.wrap(mechanism, ctx, exchange))
     }
 
     fn user_exists(&self, username: &str) -> StorageResult<bool> {
