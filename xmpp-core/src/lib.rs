@@ -18,6 +18,7 @@ pub mod extensions;
 pub mod hooks;
 pub mod host;
 pub mod jid;
+pub mod limits;
 pub mod listen;
 pub mod router;
 pub mod server;

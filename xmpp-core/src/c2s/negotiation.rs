@@ -507,7 +507,21 @@ impl C2sStream {
 
     fn sasl_failure(&mut self, out: &mut Vec<Action>, f: SaslFailure) {
         self.sasl = None;
-        tracing::info!(session = %self.log_id(), peer = ?self.peer, "authentication failed: {f}");
+        // The auth provider logs failed logins (with the user) at INFO.
+        tracing::debug!(session = %self.log_id(), peer = ?self.peer, "authentication failed: {f}");
+        // Prosody's mod_saslauth event (not for a client's own abort).
+        if f.condition != "aborted"
+            && let (Some(host), Some(session)) = (self.host.clone(), self.session.clone())
+        {
+            let mut ev = Event::new(&self.server, "authentication-failure")
+                .with_origin(&session)
+                .with_field("condition", f.condition);
+            if let Some(text) = &f.text {
+                ev = ev.with_field("text", text.clone());
+            }
+            self.server
+                .fire_on_host(&host, "authentication-failure", &mut ev);
+        }
         let mut failure =
             Element::new("failure", NS_SASL).child(Element::new(f.condition, NS_SASL));
         if let Some(t) = f.text.as_deref() {
