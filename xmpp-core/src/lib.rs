@@ -23,6 +23,7 @@ pub mod listen;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod smacks;
 pub mod stanza;
 pub mod storage;
 pub mod stream;

@@ -83,6 +83,8 @@ pub struct C2sStream {
     /// The BOSH or WebSocket request this stream came with; output is
     /// given as [`Action::Frame`] when set.
     transport: Option<Arc<TransportInfo>>,
+    /// XEP-0198 stream management (see `smacks/stream.rs`).
+    sm: smacks_stream::SmacksLink,
 }
 
 impl C2sStream {
@@ -112,6 +114,7 @@ impl C2sStream {
             sasl: None,
             started: now,
             transport: None,
+            sm: Default::default(),
         }
     }
 
@@ -215,6 +218,7 @@ impl C2sStream {
                     self.emit(&mut out, Frame::Open(self.header_reply(None)));
                 }
                 if self.phase != Phase::Closed {
+                    self.smacks_closing(&mut out);
                     self.emit(&mut out, Frame::Close);
                     out.push(Action::Close);
                     self.phase = Phase::Closed;
@@ -238,6 +242,7 @@ impl C2sStream {
             // RFC 6120 §4.9.1.2: open our stream first so the error is well-formed.
             self.emit(out, Frame::Open(self.header_reply(None)));
         }
+        self.smacks_closing(out);
         self.emit(out, Frame::Element(error.to_element()));
         self.emit(out, Frame::Close);
         out.push(Action::Close);
@@ -261,6 +266,7 @@ impl C2sStream {
         match ev {
             StreamEvent::Open(h) => self.handle_open(h, out),
             StreamEvent::Close => {
+                self.smacks_closing(out);
                 self.emit(out, Frame::Close);
                 out.push(Action::Close);
                 self.phase = Phase::Closed;
@@ -363,6 +369,7 @@ impl C2sStream {
             features.push_child(
                 Element::new("session", NS_SESSION).child(Element::new("optional", NS_SESSION)),
             );
+            self.smacks_features(host, &mut features);
         }
         // Modules add their own features (roster versioning, ...).
         let mut ev = Event::new(&self.server, "stream-features").with_stanza(features);
@@ -384,6 +391,9 @@ impl C2sStream {
                 self.handle_stanza(&host, &session, e, out)
             }
             _ => {
+                if self.handle_sm(&host, &session, &e, out) {
+                    return;
+                }
                 let mut ev = Event::new(&self.server, "")
                     .with_origin(&session)
                     .with_stanza(e);
@@ -556,19 +566,20 @@ impl C2sStream {
             }
             return;
         }
+        self.smacks_count_inbound();
         if is_iq_set_with(&e, "session", NS_SESSION) {
             // RFC 3921 session establishment: a no-op kept for old clients.
             let reply = Element::new("iq", NS_CLIENT)
                 .attr("type", "result")
                 .attr_opt("id", e.id());
-            self.emit(out, Frame::Element(reply));
+            self.emit_stanza(out, reply);
             return;
         }
         if is_iq_set_with(&e, "bind", NS_BIND) {
             let reply = StanzaError::not_allowed()
                 .with_text("Resource already bound")
                 .reply_to(&e);
-            self.emit(out, Frame::Element(reply));
+            self.emit_stanza(out, reply);
             return;
         }
         self.server.process_stanza(session, e);
@@ -627,6 +638,7 @@ impl C2sStream {
     /// The stream ended (for any reason): unbind and tell modules, once.
     pub fn end_session(&mut self) {
         self.phase = Phase::Closed;
+        self.smacks_session_end();
         if let (Some(jid), Some(session)) = (self.bound.take(), self.session.clone())
             && self.server.sessions.unbind(&jid, &session)
             && let Some(host) = &self.host
@@ -696,6 +708,11 @@ pub fn stream_element_xml(e: &Element) -> String {
 /// The parts for framed transports (BOSH, WebSocket).
 #[path = "framed.rs"]
 mod framed;
+
+/// XEP-0198 stream management on this stream.
+#[path = "../smacks/stream.rs"]
+mod smacks_stream;
+pub use smacks_stream::SmOutbound;
 
 #[cfg(test)]
 #[path = "tests.rs"]

@@ -1,0 +1,368 @@
+//! The [`C2sStream`] side of stream management (a child module of
+//! `c2s::negotiation`, so it sees the stream's fields): the `<sm/>`
+//! features, the `urn:xmpp:sm:2`/`:3` elements, counting what goes in and
+//! out, and the hooks connection tasks call when a stanza is written
+//! ([`C2sStream::smacks_outbound`]), when the connection ends
+//! ([`C2sStream::connection_ended`]) and after a resumption
+//! ([`C2sStream::take_resumed_outbound`]).
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::host::Host;
+use crate::session::{Outbound, Session};
+use crate::smacks::registry::{self, Claim, Hibernated, NS_TAKEOVER, Registry};
+use crate::smacks::state::{AckOutcome, Queued, Resumption, SmacksSettings, SmacksState, failed};
+use crate::smacks::{self as sm, NS_SM2, NS_SM3};
+use crate::stanza::{Element, NS_CLIENT};
+use crate::transport::TransportKind;
+
+use super::{Action, C2sStream, Frame};
+
+/// A stream's stream-management link.
+#[derive(Default)]
+pub(super) struct SmacksLink {
+    pub(super) state: Option<SmacksState>,
+    /// The stream was closed (by either side) rather than lost.
+    closing: bool,
+    /// The outbound receiver of a resumed session, for the connection task.
+    resumed_rx: Option<mpsc::UnboundedReceiver<Outbound>>,
+    /// A `<resume/>` waiting for the old connection to hand over:
+    /// (namespace, previd, h).
+    pending: Option<(&'static str, String, Option<String>)>,
+}
+
+/// What to do with an outbound item ([`C2sStream::smacks_outbound`]).
+#[derive(Debug)]
+pub enum SmOutbound {
+    /// Write it, then these.
+    Write(Vec<Action>),
+    /// Do not write it; write these instead.
+    Instead(Vec<Action>),
+}
+
+fn is_stanza(e: &Element) -> bool {
+    e.ns() == NS_CLIENT && matches!(e.name(), "message" | "presence" | "iq")
+}
+
+impl C2sStream {
+    /// `<sm/>` in the features after authentication, where `smacks` is
+    /// loaded (not on BOSH, whose requests already survive a dropped
+    /// connection).
+    pub(super) fn smacks_features(&self, host: &Host, features: &mut Element) {
+        let bosh = self
+            .transport
+            .as_ref()
+            .is_some_and(|t| t.kind == TransportKind::Bosh);
+        if !sm::offered_on(host) || self.sm.state.is_some() || bosh {
+            return;
+        }
+        for ns in [NS_SM2, NS_SM3] {
+            features.push_child(Element::new("sm", ns).child(Element::new("optional", ns)));
+        }
+    }
+
+    /// Handles a stream-management element; false if it is not one this
+    /// stream takes (the caller then treats it as unsupported, as Prosody
+    /// does without mod_smacks or for `<r/>` before `<enable/>`).
+    pub(super) fn handle_sm(
+        &mut self,
+        host: &Arc<Host>,
+        session: &Arc<Session>,
+        e: &Element,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let Some(xmlns) = sm::sm_xmlns(e.ns()) else {
+            return false;
+        };
+        if !sm::offered_on(host) {
+            return false;
+        }
+        match e.name() {
+            "enable" => self.handle_enable(host, session, xmlns, e, out),
+            "resume" => self.handle_resume(host, xmlns, e, out),
+            "r" => {
+                let Some(state) = self.sm.state.as_mut() else {
+                    return false;
+                };
+                for reply in state.handle_r() {
+                    self.emit(out, Frame::Element(reply));
+                }
+            }
+            "a" => {
+                let Some(state) = self.sm.state.as_mut() else {
+                    return false;
+                };
+                match state.handle_a(e.get_attr("h")) {
+                    AckOutcome::Ok(r) => {
+                        if let Some(r) = r {
+                            self.emit(out, Frame::Element(r));
+                        }
+                    }
+                    AckOutcome::Close(err) => {
+                        tracing::warn!(session = %session.id, "bad ack: {err}");
+                        self.fail(out, err);
+                    }
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn handle_enable(
+        &mut self,
+        host: &Arc<Host>,
+        session: &Arc<Session>,
+        xmlns: &'static str,
+        e: &Element,
+        out: &mut Vec<Action>,
+    ) {
+        let refusal = if self.sm.state.is_some() {
+            Some("unexpected-request")
+        } else if !self.authenticated {
+            Some("service-unavailable")
+        } else if self.bound.is_none() {
+            Some("unexpected-request")
+        } else {
+            None
+        };
+        if let Some(condition) = refusal {
+            tracing::warn!(session = %session.id, "failed to enable smacks: {condition}");
+            self.emit(out, Frame::Element(failed(xmlns, condition, None)));
+            return;
+        }
+        let settings = SmacksSettings::for_host(host);
+        let username = session.username().unwrap_or_default();
+        registry::prune_old_sessions(host, &username, settings.max_old_sessions);
+        let resume_attr = e.get_attr("resume");
+        let token = matches!(resume_attr, Some("true" | "1")).then(sm::new_token);
+        if let Some(t) = &token {
+            Registry::of(&self.server).register(t, &host.name, &username, session);
+        }
+        let (state, enabled) = SmacksState::enable(xmlns, settings, resume_attr, token);
+        tracing::debug!(session = %session.id, "stream management enabled (resumable: {})", state.token.is_some());
+        self.sm.state = Some(state);
+        self.emit(out, Frame::Element(enabled));
+    }
+
+    fn handle_resume(
+        &mut self,
+        host: &Arc<Host>,
+        xmlns: &'static str,
+        e: &Element,
+        out: &mut Vec<Action>,
+    ) {
+        if self.bound.is_some() || self.sm.pending.is_some() {
+            tracing::warn!(session = %self.log_id(), "tried to resume after resource binding");
+            self.emit(
+                out,
+                Frame::Element(failed(xmlns, "unexpected-request", None)),
+            );
+            return;
+        }
+        let previd = e.get_attr("previd").unwrap_or("").to_string();
+        let h = e.get_attr("h").map(str::to_string);
+        let username = self.session.as_ref().and_then(|s| s.username());
+        let claim = match &username {
+            Some(u) => registry::claim(&self.server, &previd, &host.name, u, &self.tx),
+            None => Claim::NotFound,
+        };
+        match claim {
+            Claim::NotFound => {
+                let old_h = username
+                    .as_deref()
+                    .and_then(|u| registry::take_old_h(host, u, &previd));
+                tracing::debug!(session = %self.log_id(), "tried to resume unknown or expired session {previd}");
+                self.emit(out, Frame::Element(failed(xmlns, "item-not-found", old_h)));
+            }
+            Claim::Hibernating(session, hibernated) => {
+                self.complete_resume(out, session, hibernated, &previd, h.as_deref())
+            }
+            Claim::Live => self.sm.pending = Some((xmlns, previd, h)),
+        }
+    }
+
+    /// Makes the resumed session this stream's: `<resumed/>` and the
+    /// unacknowledged stanzas again (or `<failed/>` and a closed stream).
+    fn complete_resume(
+        &mut self,
+        out: &mut Vec<Action>,
+        session: Arc<Session>,
+        hibernated: Box<Hibernated>,
+        previd: &str,
+        h: Option<&str>,
+    ) {
+        let Hibernated {
+            jid,
+            host,
+            mut state,
+            rx,
+            ..
+        } = *hibernated;
+        tracing::debug!(session = %session.id, "resumed from {}", self.log_id());
+        session.state().secure = self.secure;
+        let result = state.resume(previd, h);
+        self.session = Some(session);
+        self.host = Some(host);
+        self.bound = Some(jid);
+        self.sm.state = Some(state);
+        self.sm.resumed_rx = Some(rx);
+        match result {
+            Resumption::Failed { failed, error } => {
+                self.emit(out, Frame::Element(failed));
+                self.fail(out, error);
+            }
+            Resumption::Resumed { resumed, again } => {
+                self.emit(out, Frame::Element(resumed));
+                for item in again {
+                    if let Some(e) = registry::queued_element(item) {
+                        self.emit(out, Frame::Element(e));
+                    }
+                }
+                if let Some(r) = self
+                    .sm
+                    .state
+                    .as_mut()
+                    .and_then(|s| s.request_if_needed(true))
+                {
+                    self.emit(out, Frame::Element(r));
+                }
+            }
+        }
+    }
+
+    /// A stanza from the client (after `<enable/>`, it counts).
+    pub(super) fn smacks_count_inbound(&mut self) {
+        if let Some(state) = self.sm.state.as_mut() {
+            state.count_inbound();
+        }
+    }
+
+    /// Emits a stanza the stream itself answers with (counted as sent).
+    pub(super) fn emit_stanza(&mut self, out: &mut Vec<Action>, stanza: Element) {
+        let after = self.track(Queued::Stanza(stanza.clone()));
+        self.emit(out, Frame::Element(stanza));
+        out.extend(after);
+    }
+
+    fn track(&mut self, item: Queued) -> Vec<Action> {
+        let now = self.server.clock.now();
+        let from = self
+            .bound
+            .as_ref()
+            .map(|j| j.to_bare().to_string())
+            .unwrap_or_default();
+        let Some(state) = self.sm.state.as_mut() else {
+            return Vec::new();
+        };
+        state.sent(item, &from, now);
+        let mut after = Vec::new();
+        if let Some(r) = state.request_if_needed(false) {
+            self.emit(&mut after, Frame::Element(r));
+        }
+        after
+    }
+
+    /// The connection task is about to write an outbound item: counts and
+    /// keeps it if stream management is on (and says if an `<r/>` follows).
+    pub fn smacks_outbound(&mut self, item: &Outbound) -> SmOutbound {
+        match item {
+            Outbound::Stanza(e) if e.ns() == NS_TAKEOVER => {
+                let mut out = Vec::new();
+                if let Some((_, previd, h)) = self.sm.pending.take()
+                    && let Some((session, hibernated)) =
+                        Registry::of(&self.server).take_hibernated(&previd)
+                {
+                    self.complete_resume(&mut out, session, hibernated, &previd, h.as_deref());
+                }
+                SmOutbound::Instead(out)
+            }
+            _ if self.sm.state.is_none() || self.is_closed() => SmOutbound::Write(Vec::new()),
+            Outbound::Stanza(e) if is_stanza(e) => {
+                SmOutbound::Write(self.track(Queued::Stanza(e.clone())))
+            }
+            Outbound::Raw(parts) => {
+                let now = self.server.clock.now();
+                SmOutbound::Write(self.track(Queued::Raw(parts.clone(), now)))
+            }
+            _ => SmOutbound::Write(Vec::new()),
+        }
+    }
+
+    /// The stream is being closed (either side, cleanly or with an error):
+    /// the last `<a/>` goes out first, as XEP-0198 asks.
+    pub(super) fn smacks_closing(&mut self, out: &mut Vec<Action>) {
+        self.sm.closing = true;
+        if let Some(state) = &self.sm.state {
+            let a = state.ack_element();
+            self.emit(out, Frame::Element(a));
+        }
+    }
+
+    /// After a resumption: the resumed session's outbound receiver, which
+    /// the connection task drains from now on instead of its own.
+    pub fn take_resumed_outbound(&mut self) -> Option<mpsc::UnboundedReceiver<Outbound>> {
+        self.sm.resumed_rx.take()
+    }
+
+    /// The connection is gone. A resumable session whose connection was
+    /// lost (not closed), or which a new stream is taking over, hibernates
+    /// with `rx`; anything else ends here (unbound, its unacknowledged
+    /// stanzas handled).
+    pub fn connection_ended(&mut self, mut rx: mpsc::UnboundedReceiver<Outbound>) {
+        if let Some(rx_back) = self.try_hibernate(rx) {
+            rx = rx_back;
+            rx.close();
+            self.end_session();
+        }
+    }
+
+    fn try_hibernate(
+        &mut self,
+        rx: mpsc::UnboundedReceiver<Outbound>,
+    ) -> Option<mpsc::UnboundedReceiver<Outbound>> {
+        let token = self.sm.state.as_ref().and_then(|s| s.token.clone());
+        let (Some(token), Some(_), Some(host)) = (token, &self.bound, &self.host) else {
+            return Some(rx);
+        };
+        let registry = Registry::of(&self.server);
+        if self.sm.closing && !registry.takeover_requested(&token) {
+            return Some(rx);
+        }
+        let (Some(state), Some(jid)) = (self.sm.state.take(), self.bound.take()) else {
+            return Some(rx);
+        };
+        match registry::hibernate(
+            &self.server,
+            &token,
+            Hibernated::new(jid, host.clone(), state, rx),
+        ) {
+            Ok(()) => {
+                self.handle_eof();
+                None
+            }
+            Err(back) => {
+                let Hibernated { jid, state, rx, .. } = *back;
+                self.bound = Some(jid);
+                self.sm.state = Some(state);
+                Some(rx)
+            }
+        }
+    }
+
+    /// The session ends for good (called by `end_session`, before it
+    /// unbinds): the id is revoked and unacknowledged stanzas handled.
+    pub(super) fn smacks_session_end(&mut self) {
+        let Some(mut state) = self.sm.state.take() else {
+            return;
+        };
+        if let Some(token) = &state.token {
+            Registry::of(&self.server).revoke(token);
+        }
+        if let (Some(host), Some(session), Some(_)) = (&self.host, &self.session, &self.bound) {
+            registry::handle_unacked(&self.server, host, session, state.queue.take_all());
+        }
+    }
+}
