@@ -14,9 +14,11 @@ use std::sync::Arc;
 use xmpp_core::{Host, Server};
 
 pub mod adhoc;
+pub mod client_proxy;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
+pub mod limits;
 pub mod message;
 pub mod offline;
 pub mod ping;
@@ -56,9 +58,12 @@ type Loader = fn(&Arc<Server>, &Arc<Host>) -> Result<(), ModuleError>;
 fn loader(name: &str) -> Option<Loader> {
     let l: Loader = match name {
         "adhoc" => adhoc::load,
+        "client_proxy" => client_proxy::load,
         "disco" => disco::load,
         "external_services" => external_services::load,
         "iq" => iq::load,
+        "limits" => limits::load,
+        "limits_exception" => limits::load_exception,
         "message" => message::load,
         "offline" => offline::load,
         "ping" => ping::load,
