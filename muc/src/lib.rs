@@ -22,6 +22,7 @@ pub mod component;
 pub mod events;
 pub mod features;
 pub mod form;
+pub mod jitsi;
 pub mod occupant;
 pub mod room;
 pub mod service;
@@ -106,6 +107,36 @@ pub fn load_module(
         "muc" => Some(load(server, host)),
         "muc_max_occupants" => {
             Some(features::max_occupants::register(host).map_err(MucError::from))
+        }
+        "muc_meeting_id" => {
+            jitsi::meeting_id::register(host);
+            Some(Ok(()))
+        }
+        "muc_domain_mapper" => {
+            Some(jitsi::domain_mapper::register(server, host).map_err(MucError::from))
+        }
+        "muc_hide_all" => {
+            jitsi::hide_all::register(host);
+            Some(Ok(()))
+        }
+        "muc_password_whitelist" => {
+            jitsi::password_whitelist::register(host);
+            Some(Ok(()))
+        }
+        "muc_rate_limit" => Some(jitsi::rate_limit::register(host).map_err(MucError::from)),
+        "muc_resource_validate" => {
+            Some(jitsi::resource_validate::register(host).map_err(MucError::from))
+        }
+        "muc_filter_access" => {
+            jitsi::filter_access::register(host);
+            Some(Ok(()))
+        }
+        "conference_duration" => {
+            jitsi::conference_duration::register(server, host);
+            Some(Ok(()))
+        }
+        "token_verification" => {
+            Some(jitsi::token_verification::register(host).map_err(MucError::from))
         }
         _ => None,
     }

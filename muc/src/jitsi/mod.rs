@@ -1,0 +1,15 @@
+//! Jitsi Meet's Prosody modules that hook the MUC, one file per module with
+//! Jitsi's names and options (`resources/prosody-plugins/mod_<name>.lua`),
+//! and what they share ([`util`], Jitsi's `util.lib.lua`).
+
+pub mod conference_duration;
+pub mod domain_mapper;
+pub mod filter_access;
+pub mod hide_all;
+pub mod lua_pattern;
+pub mod meeting_id;
+pub mod password_whitelist;
+pub mod rate_limit;
+pub mod resource_validate;
+pub mod token_verification;
+pub mod util;

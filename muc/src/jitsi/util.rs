@@ -1,0 +1,237 @@
+//! What several of Jitsi's modules share (Jitsi's `util.lib.lua`): the
+//! health-check rooms, the focus, admins, status codes in a presence, and
+//! the tenant mapping between `room@conference.tenant.example.com` (what
+//! clients use) and `[tenant]room@conference.example.com` (the room).
+
+use xmpp_core::stanza::Element;
+use xmpp_core::{Host, Value, config::OptionError};
+
+use crate::util::{NS_MUC_USER, bare_of};
+
+/// Jicofo's health-check rooms start with this name.
+pub const HEALTHCHECK_PREFIX: &str = "__jicofo-health-check";
+
+/// Is this one of Jicofo's health-check rooms (`is_healthcheck_room`)?
+pub fn is_healthcheck_room(room_jid: &str) -> bool {
+    room_jid.starts_with(HEALTHCHECK_PREFIX)
+}
+
+/// Is this occupant JID the focus's (`ends_with(nick, '/focus')`)? Jicofo
+/// joins every conference under the nickname `focus`.
+pub fn is_focus_nick(occupant_jid: &str) -> bool {
+    occupant_jid.ends_with("/focus")
+}
+
+/// Is `jid` an admin of `host` (Prosody's `usermanager.is_admin(jid,
+/// module.host)`: the host's `admins`, which fall back to the global ones)?
+/// Jicofo's `focus@auth.<domain>` is one in Jitsi's configurations.
+pub fn is_admin(host: &Host, jid: &str) -> bool {
+    if let Some(service) = crate::service_for(host) {
+        return service.is_admin(jid);
+    }
+    let bare = bare_of(jid);
+    let global = host
+        .config()
+        .get_global("admins")
+        .and_then(Value::as_string_list)
+        .unwrap_or_default();
+    !bare.is_empty()
+        && (host.option_list("admins").iter().any(|a| a == bare)
+            || global.iter().any(|a| a == bare))
+}
+
+/// Does the `<x xmlns='…muc#user'/>` carry status `code`
+/// (`presence_check_status`)?
+pub fn presence_check_status(x: Option<&Element>, code: &str) -> bool {
+    x.is_some_and(|x| {
+        x.children()
+            .any(|c| c.is("status", NS_MUC_USER) && c.get_attr("code") == Some(code))
+    })
+}
+
+/// Splits a room node `[tenant]room` into the tenant and the room name
+/// (`extract_subdomain`).
+pub fn extract_subdomain(node: &str) -> Option<(&str, &str)> {
+    let rest = node.strip_prefix('[')?;
+    let end = rest.find(']')?;
+    let (tenant, room) = (&rest[..end], &rest[end + 1..]);
+    (!tenant.is_empty() && !room.is_empty()).then_some((tenant, room))
+}
+
+/// Splits a JID into node, domain and resource (`util.jid.split`).
+pub fn split(jid: &str) -> (Option<&str>, &str, Option<&str>) {
+    let (bare, resource) = match jid.find('/') {
+        Some(i) => (&jid[..i], Some(&jid[i + 1..])),
+        None => (jid, None),
+    };
+    match bare.find('@') {
+        Some(i) => (Some(&bare[..i]), &bare[i + 1..], resource),
+        None => (None, bare, resource),
+    }
+}
+
+fn join(node: Option<&str>, host: &str, resource: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(n) = node {
+        out.push_str(n);
+        out.push('@');
+    }
+    out.push_str(host);
+    if let Some(r) = resource {
+        out.push('/');
+        out.push_str(r);
+    }
+    out
+}
+
+/// The tenant mapping of a deployment: options `muc_mapper_domain_base`,
+/// `muc_mapper_domain_prefix` (default `conference`) and
+/// `muc_mapper_domain` (default prefix + "." + base).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantMapping {
+    pub prefix: String,
+    pub base: String,
+    /// The real MUC domain.
+    pub muc_domain: String,
+}
+
+impl TenantMapping {
+    pub fn new(prefix: &str, base: &str, muc_domain: Option<&str>) -> TenantMapping {
+        TenantMapping {
+            prefix: prefix.to_string(),
+            base: base.to_string(),
+            muc_domain: muc_domain
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{prefix}.{base}")),
+        }
+    }
+
+    /// The mapping a host's options give; `None` without
+    /// `muc_mapper_domain_base` (the mapper is then inactive).
+    pub fn from_host(host: &Host) -> Result<Option<TenantMapping>, OptionError> {
+        let string = |name: &str| -> Result<Option<String>, OptionError> {
+            match host.option(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_str()
+                    .map(|s| Some(s.to_string()))
+                    .ok_or_else(|| host.option_error(name, "expected a string".to_string())),
+            }
+        };
+        let Some(base) = string("muc_mapper_domain_base")? else {
+            return Ok(None);
+        };
+        let prefix = string("muc_mapper_domain_prefix")?.unwrap_or_else(|| "conference".into());
+        let domain = string("muc_mapper_domain")?;
+        Ok(Some(TenantMapping::new(&prefix, &base, domain.as_deref())))
+    }
+
+    /// The tenant of a virtual MUC domain `<prefix>.<tenant>.<base>` (Lua's
+    /// pattern `^prefix.([^.]+)%.base`: one label, and the base may be
+    /// followed by anything).
+    pub fn tenant_of<'a>(&self, host: &'a str) -> Option<&'a str> {
+        let rest = host.strip_prefix(self.prefix.as_str())?;
+        let mut chars = rest.char_indices();
+        chars.next()?;
+        let rest = &rest[chars.next().map_or(rest.len(), |(i, _)| i)..];
+        let end = rest.find('.')?;
+        let tenant = &rest[..end];
+        (!tenant.is_empty() && rest[end + 1..].starts_with(self.base.as_str())).then_some(tenant)
+    }
+
+    /// Virtual to real (`room_jid_match_rewrite`):
+    /// `room@conference.tenant.x/nick` → `[tenant]room@conference.x/nick`,
+    /// `conference.tenant.x` → `conference.x`; `None` when `jid` is not a
+    /// virtual one.
+    pub fn to_real(&self, jid: &str) -> Option<String> {
+        let (node, host, resource) = split(jid);
+        let tenant = self.tenant_of(host)?;
+        let node = node.map(|n| format!("[{tenant}]{n}"));
+        Some(join(node.as_deref(), &self.muc_domain, resource))
+    }
+
+    /// Real to virtual (`internal_room_jid_match_rewrite`):
+    /// `[tenant]room@conference.x/nick` → `room@conference.tenant.x/nick`;
+    /// `None` when `jid` is not a tenant room of the real MUC domain.
+    pub fn to_virtual(&self, jid: &str) -> Option<String> {
+        let (node, host, resource) = split(jid);
+        if host != self.muc_domain {
+            return None;
+        }
+        let (tenant, room) = extract_subdomain(node?)?;
+        let host = format!("{}.{tenant}.{}", self.prefix, self.base);
+        Some(join(Some(room), &host, resource))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn debian() -> TenantMapping {
+        TenantMapping::new("conference", "meet.example.com", None)
+    }
+
+    #[test]
+    fn virtual_to_real_and_back() {
+        let m = debian();
+        assert_eq!(m.muc_domain, "conference.meet.example.com");
+        let real = m
+            .to_real("room1@conference.acme.meet.example.com/abcd")
+            .unwrap();
+        assert_eq!(real, "[acme]room1@conference.meet.example.com/abcd");
+        assert_eq!(
+            m.to_virtual(&real).as_deref(),
+            Some("room1@conference.acme.meet.example.com/abcd")
+        );
+        assert_eq!(
+            m.to_real("room1@conference.acme.meet.example.com")
+                .as_deref(),
+            Some("[acme]room1@conference.meet.example.com")
+        );
+        assert_eq!(
+            m.to_real("conference.acme.meet.example.com").as_deref(),
+            Some("conference.meet.example.com")
+        );
+    }
+
+    #[test]
+    fn other_jids_are_left_alone() {
+        let m = debian();
+        assert_eq!(m.to_real("room1@conference.meet.example.com"), None);
+        assert_eq!(m.to_real("user@meet.example.com/r"), None);
+        assert_eq!(m.to_real("room@conference.a.b.meet.example.com"), None);
+        assert_eq!(m.to_virtual("room1@conference.meet.example.com/x"), None);
+        assert_eq!(m.to_virtual("[t]room@elsewhere.example.com"), None);
+        assert_eq!(m.to_virtual("conference.meet.example.com"), None);
+        assert_eq!(m.to_virtual("[]room@conference.meet.example.com"), None);
+    }
+
+    #[test]
+    fn docker_prefix() {
+        let m = TenantMapping::new("muc", "meet.jitsi", None);
+        assert_eq!(
+            m.to_real("r@muc.t1.meet.jitsi/n").as_deref(),
+            Some("[t1]r@muc.meet.jitsi/n")
+        );
+        assert_eq!(
+            m.to_virtual("[t1]r@muc.meet.jitsi").as_deref(),
+            Some("r@muc.t1.meet.jitsi")
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert!(is_healthcheck_room("__jicofo-health-check-1@c.x"));
+        assert!(!is_healthcheck_room("room@c.x"));
+        assert!(is_focus_nick("room@c.x/focus"));
+        assert!(!is_focus_nick("room@c.x/focuss"));
+        assert_eq!(extract_subdomain("[a]b"), Some(("a", "b")));
+        assert_eq!(extract_subdomain("ab"), None);
+        let x = Element::new("x", NS_MUC_USER)
+            .child(Element::new("status", NS_MUC_USER).attr("code", "307"));
+        assert!(presence_check_status(Some(&x), "307"));
+        assert!(!presence_check_status(Some(&x), "110"));
+        assert!(!presence_check_status(None, "307"));
+    }
+}
