@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::server::Server;
 use crate::session::Outbound;
-use negotiation::{Action, C2sSettings, C2sStream, stream_element_xml};
+use negotiation::{Action, C2sSettings, C2sStream, SmOutbound, stream_element_xml};
 
 /// What a connection needs from the listener.
 #[derive(Clone)]
@@ -211,23 +211,35 @@ async fn handle_connection(
                 }
             }
         }
+        // A resumed session (XEP-0198): its outbound queue is ours now.
+        if let Some(resumed) = stream.take_resumed_outbound() {
+            rx = resumed;
+            outbound_open = true;
+        }
         if stream.is_closed() {
             break;
         }
     }
-    // Deliver nothing more; let modules react (unavailable presence, ...).
-    rx.close();
-    stream.end_session();
+    // Hibernate (XEP-0198), or deliver nothing more and let modules react
+    // (unavailable presence, ...).
+    stream.connection_ended(rx);
     tracing::debug!(session = ?stream.session().map(|s| s.id.clone()), %peer, "client disconnected");
 }
 
 /// What an outbound item becomes on the stream.
 fn outbound_actions(stream: &mut C2sStream, out: Outbound) -> Vec<Action> {
-    match out {
+    // Stream management counts and keeps what is written (XEP-0198).
+    let after = match stream.smacks_outbound(&out) {
+        SmOutbound::Write(after) => after,
+        SmOutbound::Instead(actions) => return actions,
+    };
+    let mut actions = match out {
         Outbound::Stanza(e) => vec![Action::Write(stream_element_xml(&e))],
         Outbound::Close(err) => stream.close(err),
         Outbound::Raw(parts) => vec![Action::Write(raw_stanza_text(&parts))],
-    }
+    };
+    actions.extend(after);
+    actions
 }
 
 /// Merges consecutive writes into one.
