@@ -244,6 +244,8 @@ fn is_core_module(name: &str) -> bool {
             | "storage_internal"
             | "storage_memory"
             | "storage_none"
+            // XEP-0198, in xmpp-core's stream negotiation (xmpp_core::smacks).
+            | "smacks"
     )
 }
 
