@@ -17,6 +17,7 @@ pub mod adhoc;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
+pub mod jitsi;
 pub mod limits;
 pub mod message;
 pub mod offline;
@@ -59,6 +60,7 @@ fn loader(name: &str) -> Option<Loader> {
         "adhoc" => adhoc::load,
         "disco" => disco::load,
         "external_services" => external_services::load,
+        "features_identity" => jitsi::features_identity::load,
         "iq" => iq::load,
         "limits" => limits::load,
         "limits_exception" => limits::load_exception,
