@@ -85,6 +85,9 @@ pub struct C2sStream {
     transport: Option<Arc<TransportInfo>>,
     /// XEP-0198 stream management (see `smacks/stream.rs`).
     sm: smacks_stream::SmacksLink,
+    /// An `authentication-success` handler lifted the connection's rate
+    /// limit (mod_limits' `unlimited_jids`).
+    rate_unlimited: bool,
 }
 
 impl C2sStream {
@@ -115,6 +118,7 @@ impl C2sStream {
             started: now,
             transport: None,
             sm: Default::default(),
+            rate_unlimited: false,
         }
     }
 
@@ -131,6 +135,10 @@ impl C2sStream {
     }
     pub fn is_authenticated(&self) -> bool {
         self.authenticated
+    }
+    /// Was the rate limit lifted for this stream (see [`crate::limits`])?
+    pub fn is_rate_unlimited(&self) -> bool {
+        self.rate_unlimited
     }
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
@@ -506,11 +514,21 @@ impl C2sStream {
             additional.map(|a| encode_sasl(&a)).unwrap_or_default(),
         ));
         self.emit(out, Frame::Element(success));
+        let limits = Arc::new(crate::limits::SessionLimits::new());
         let mut ev = Event::new(&self.server, "authentication-success")
             .with_origin(session)
-            .with_field("username", username);
+            .with_field("username", username)
+            .with_object(crate::limits::SESSION_LIMITS, limits.clone());
         self.server
             .fire_on_host(host, "authentication-success", &mut ev);
+        if let Some(max_stanza_size) = limits.stanza_size_limit() {
+            let raised = StreamLimits {
+                max_stanza_size,
+                ..self.xml.limits().clone()
+            };
+            self.xml.set_limits(raised);
+        }
+        self.rate_unlimited |= limits.is_unlimited();
         self.xml.reset();
         self.phase = Phase::Header;
     }
