@@ -19,7 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use xmpp_core::c2s::frame::Frame;
-use xmpp_core::c2s::negotiation::{Action, C2sSettings, C2sStream, stream_element_xml};
+use xmpp_core::c2s::negotiation::{
+    Action, C2sSettings, C2sStream, SmOutbound, stream_element_xml,
+};
 use xmpp_core::stanza::{Element, NS_CLIENT, NS_STREAMS, escape};
 use xmpp_core::stream::{StreamEvent, StreamHeader, StreamLimits};
 use xmpp_core::transport::{TransportInfo, TransportKind};
@@ -146,8 +148,9 @@ impl WebSocketService {
             error_sent: false,
         };
         conn.run(self.read_timeout, self.shutdown.clone()).await;
-        conn.rx.close();
-        conn.c2s.end_session();
+        // Hibernate (XEP-0198), or end the session.
+        let rx = std::mem::replace(&mut conn.rx, mpsc::unbounded_channel().1);
+        conn.c2s.connection_ended(rx);
         tracing::debug!(%peer, "WebSocket client disconnected");
     }
 }
@@ -189,14 +192,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                     }
                 },
                 out = self.rx.recv() => match out {
-                    // Nothing more after our <close/> (Prosody's send becomes a no-op).
-                    Some(Outbound::Stanza(_) | Outbound::Raw(_)) if self.c2s.is_closed() => Vec::new(),
-                    Some(Outbound::Stanza(e)) => vec![Action::Frame(Frame::Element(e))],
-                    Some(Outbound::Raw(parts)) => {
-                        self.write(&frames::build(OP_TEXT, &parts.concat())).await;
-                        Vec::new()
-                    }
-                    Some(Outbound::Close(error)) => self.c2s.close(error),
+                    Some(out) => self.outbound(out).await,
                     None => Vec::new(),
                 },
                 _ = sleep_until(deadline) => self.c2s.handle_timeout(Instant::now().into_std()),
@@ -218,7 +214,32 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             };
             buf = Vec::new();
             self.apply(actions).await;
+            // A resumed session (XEP-0198): its outbound queue is ours now.
+            if let Some(resumed) = self.c2s.take_resumed_outbound() {
+                self.rx = resumed;
+            }
         }
+    }
+
+    /// An item for the client: stream management counts and keeps it
+    /// (XEP-0198) and may ask for an ack after it.
+    async fn outbound(&mut self, out: Outbound) -> Vec<Action> {
+        let after = match self.c2s.smacks_outbound(&out) {
+            SmOutbound::Write(after) => after,
+            SmOutbound::Instead(actions) => return actions,
+        };
+        let mut actions = match out {
+            // Nothing more after our <close/> (Prosody's send becomes a no-op).
+            Outbound::Stanza(_) | Outbound::Raw(_) if self.c2s.is_closed() => Vec::new(),
+            Outbound::Stanza(e) => vec![Action::Frame(Frame::Element(e))],
+            Outbound::Raw(parts) => {
+                self.write(&frames::build(OP_TEXT, &parts.concat())).await;
+                Vec::new()
+            }
+            Outbound::Close(error) => self.c2s.close(error),
+        };
+        actions.extend(after);
+        actions
     }
 
     /// Bytes read: frames out of them, each handled as Prosody does.
