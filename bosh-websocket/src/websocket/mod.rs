@@ -19,9 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use xmpp_core::c2s::frame::Frame;
-use xmpp_core::c2s::negotiation::{
-    Action, C2sSettings, C2sStream, SmOutbound, stream_element_xml,
-};
+use xmpp_core::c2s::negotiation::{Action, C2sSettings, C2sStream, SmOutbound, stream_element_xml};
 use xmpp_core::stanza::{Element, NS_CLIENT, NS_STREAMS, escape};
 use xmpp_core::stream::{StreamEvent, StreamHeader, StreamLimits};
 use xmpp_core::transport::{TransportInfo, TransportKind};
