@@ -3,6 +3,7 @@
 //! `anonymous_login` option still means `anonymous`).
 
 mod anonymous;
+pub mod cyrus;
 mod insecure;
 mod internal_hashed;
 mod internal_plain;
@@ -34,7 +35,6 @@ pub const DEFAULT_PROVIDER: &str = "internal_hashed";
 /// Providers that Prosody, its community modules or Jitsi Meet ship, which
 /// lilt will implement in later issues.
 const PLANNED: &[&str] = &[
-    "cyrus",
     "sql",
 ];
 
@@ -84,6 +84,7 @@ pub fn backend_named(host: &Host, name: String) -> Result<Arc<dyn Backend>, Auth
         "token" => Arc::new(Token::load(host)?),
         "jitsi-shared-secret" => Arc::new(JitsiSharedSecret::load(host)?),
         "ldap" | "ldap2" => Arc::new(ldap::load(host, &name)?),
+        "cyrus" => Arc::new(cyrus::Cyrus::load(host)?),
         planned if PLANNED.contains(&planned) => {
             return Err(AuthError::ProviderNotYetImplemented {
                 host: host.name.clone(),

@@ -6,6 +6,7 @@
 pub mod config_sections;
 pub mod core;
 pub mod defaults;
+pub mod directory_name;
 pub mod hats;
 pub mod hidden;
 pub mod history;
@@ -62,6 +63,8 @@ pub fn register_all(host: &Arc<Host>, settings: &Settings) {
     stanza_id::register(host);
     // Room vCards and avatars (mod_muc_vcard, part of Prosody 13).
     vcard::register(host);
+    // Directory display names as <nick/> (lilt's addition).
+    directory_name::register(host);
 }
 
 /// A boolean submitted value (`false` when absent).

@@ -162,6 +162,7 @@ access to * by * read
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         _wait_port(self.port, self.proc, self.log, "slapd")
         _wait_port(self.ldaps_port, self.proc, self.log, "slapd (ldaps)")
@@ -224,6 +225,8 @@ class Saslauthd:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # saslauthd ends its whole process group on SIGTERM: give it its own.
+                start_new_session=True,
             )
         deadline = time.monotonic() + 20.0
         while not self.socket.exists():
