@@ -235,6 +235,7 @@ fn is_core_module(name: &str) -> bool {
     matches!(
         name,
         "c2s"
+            | "component"
             | "tls"
             | "saslauth"
             | "auth_internal_hashed"

@@ -15,6 +15,12 @@
 //! (`service.get_room(jid)`, `live_rooms()`, `all_rooms()`,
 //! `create_room(...)`) and hook the `muc-*` events on the host's bus, whose
 //! payload carries the room as the object field `room` ([`events::room_of`]).
+//!
+//! Jitsi Meet's modules that hook the MUC live in [`jitsi`] (one file per
+//! module, Jitsi's names and options: `muc_meeting_id`, `muc_domain_mapper`,
+//! `muc_hide_all`, `muc_password_whitelist`, `muc_rate_limit`,
+//! `muc_resource_validate`, `muc_filter_access`, `conference_duration`) and
+//! are loaded by name through [`load_module`].
 
 pub mod admin_commands;
 pub mod broadcast;
