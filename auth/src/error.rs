@@ -20,7 +20,7 @@ fn at(source: &Option<Source>) -> String {
 pub enum AuthError {
     /// `authentication = "..."` names a provider lilt does not know.
     #[error(
-        "{}option 'authentication' on host {host}: unknown authentication provider {provider:?} (known: internal_hashed, internal_plain, anonymous, insecure, null)",
+        "{}option 'authentication' on host {host}: unknown authentication provider {provider:?} (known: internal_hashed, internal_plain, anonymous, insecure, null, ldap, ldap2, cyrus)",
         at(defined_at)
     )]
     UnknownProvider {
