@@ -17,6 +17,11 @@
 //! - `jitsi-anonymous` ([`providers::JitsiAnonymous`]) is `ANONYMOUS` that
 //!   gives a reconnecting client (`?previd=` in its BOSH/WebSocket URL) the
 //!   username of its previous session ([`resumption`]).
+//! - `ldap` and `ldap2` ([`providers::ldap`]: Prosody's `ldap_*` options or
+//!   mod_lib_ldap's `ldap` table) check passwords against an LDAP directory
+//!   (ldap3 over rustls: ldaps and StartTLS), offer PLAIN only (bind mode),
+//!   and leave the directory's display name on the session
+//!   (`ldap_display_name`); `cyrus` ([`providers::cyrus`]) asks saslauthd.
 //! - Every provider's exchanges go through a [`guard::LoginGuard`]: failed
 //!   logins are throttled per IP and per account ([`throttle`]:
 //!   `limit_auth_period`, `limit_auth_max`, `limit_auth_account_max`) and
