@@ -17,6 +17,7 @@ use crate::error::{StanzaError, StreamError, StreamErrorCondition as Cond};
 use crate::hooks::Event;
 use crate::host::Host;
 use crate::jid::Jid;
+use crate::limits::Throttle;
 use crate::server::Server;
 use crate::session::{Outbound, Session, SessionKind};
 use crate::stanza::{Element, NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAMS, NS_TLS, Node};
@@ -88,6 +89,9 @@ pub struct C2sStream {
     /// An `authentication-success` handler lifted the connection's rate
     /// limit (mod_limits' `unlimited_jids`).
     rate_unlimited: bool,
+    /// The connection's rate limit (mod_limits), with the bytes received
+    /// since it was last asked.
+    throttle: Option<Box<(Throttle, usize)>>,
 }
 
 impl C2sStream {
@@ -119,6 +123,7 @@ impl C2sStream {
             transport: None,
             sm: Default::default(),
             rate_unlimited: false,
+            throttle: None,
         }
     }
 
@@ -139,6 +144,25 @@ impl C2sStream {
     /// Was the rate limit lifted for this stream (see [`crate::limits`])?
     pub fn is_rate_unlimited(&self) -> bool {
         self.rate_unlimited
+    }
+    /// Limits the rate at which this stream reads (mod_limits; the
+    /// connection task asks [`C2sStream::read_delay`] before each read).
+    pub fn set_throttle(&mut self, throttle: Option<Throttle>) {
+        self.throttle = throttle.map(|t| Box::new((t, 0)));
+    }
+    /// How long to wait before reading more, charging the bytes received
+    /// since the last call: `None` to read now.
+    pub fn read_delay(&mut self, now: Instant) -> Option<Duration> {
+        if self.rate_unlimited {
+            self.throttle = None;
+        }
+        let (throttle, unbilled) = self.throttle.as_deref_mut()?;
+        throttle.charge(std::mem::take(unbilled), now);
+        let wait = throttle.wait(now);
+        if let Some(w) = wait {
+            tracing::debug!(session = %self.log_id(), "Session over rate limit, pausing reads for {w:?}");
+        }
+        wait
     }
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
@@ -175,6 +199,9 @@ impl C2sStream {
 
     /// Bytes from the peer.
     pub fn handle_bytes(&mut self, data: &[u8]) -> Vec<Action> {
+        if let Some(t) = self.throttle.as_deref_mut() {
+            t.1 += data.len();
+        }
         let mut out = Vec::new();
         let mut pos = 0;
         // Parsing stops after each element that may restart the stream
