@@ -18,7 +18,7 @@ use crate::room::iq::add_disco_field;
 
 /// Each room's `created_timestamp` (not saved, as in Jitsi).
 #[derive(Default)]
-struct Created(Mutex<HashMap<String, String>>);
+struct Created(Mutex<HashMap<String, String>>, Mutex<bool>);
 
 pub fn register(server: &Arc<Server>, host: &Arc<Host>) {
     let Some(main_muc) = host.option_str("main_muc").map(str::to_string) else {
@@ -35,6 +35,14 @@ pub fn register(server: &Arc<Server>, host: &Arc<Host>) {
         return;
     };
     let created = muc.extension::<Created>();
+    {
+        // Several VirtualHosts may name the same main_muc: hook it once.
+        let mut hooked = lock(&created.1);
+        if *hooked {
+            return;
+        }
+        *hooked = true;
+    }
     let c = created.clone();
     on_disco(&muc, move |room, event| {
         let value = lock(&c.0).get(&room.jid).cloned().unwrap_or_default();
