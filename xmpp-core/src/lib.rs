@@ -8,6 +8,14 @@
 //! Where to start reading: [`stanza`] (the tree every stanza is), [`stream`]
 //! (bytes to stanzas), [`router`] (where a stanza goes), [`hooks`] (how
 //! modules see it), then [`c2s`] (a client connection end to end).
+//!
+//! [`component`] serves `Component "x"` hosts without a module as Prosody's
+//! mod_component does: external components connect over XEP-0114
+//! (`component_ports`, default 5347, on loopback unless
+//! `component_interfaces` says otherwise) and authenticate with the SHA-1
+//! handshake over `component_secret`; an in-process Rust
+//! [`component::Component`] attaches with [`component::attach`] and is
+//! routed the same way.
 
 pub mod auth;
 pub mod c2s;
