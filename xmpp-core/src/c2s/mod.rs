@@ -115,6 +115,12 @@ async fn handle_connection(
         settings,
         std::time::Instant::now(),
     );
+    // mod_limits: a throttle when the server has a rate for c2s.
+    stream.set_throttle(
+        ctx.server
+            .extension::<crate::limits::ConnectionLimits>()
+            .throttle("c2s", std::time::Instant::now()),
+    );
 
     let mut conn = if direct_tls {
         let Some(acceptor) = &ctx.tls else { return };
@@ -139,6 +145,10 @@ async fn handle_connection(
     'conn: loop {
         let deadline = stream.deadline().map(Instant::from_std);
         let keepalive_at = last_read + ctx.keepalive;
+        // Over its rate (mod_limits), the connection is not read until then.
+        let read_at = stream
+            .read_delay(std::time::Instant::now())
+            .map(|d| Instant::now() + d);
         // Biased: what is queued for the client goes out before anything
         // else, so stanzas sent just before a close (MUC's 332 at shutdown,
         // a conflict's last words) are never overtaken by it.
@@ -163,10 +173,11 @@ async fn handle_connection(
                     Vec::new()
                 }
             },
-            read = conn.read(&mut buf) => match read {
+            read = conn.read(&mut buf), if read_at.is_none() => match read {
                 Ok(0) | Err(_) => { stream.handle_eof(); break 'conn; }
                 Ok(n) => { last_read = Instant::now(); stream.handle_bytes(&buf[..n]) }
             },
+            _ = sleep_until_opt(read_at) => Vec::new(),
             _ = sleep_until_opt(deadline) => stream.handle_timeout(std::time::Instant::now()),
             _ = tokio::time::sleep_until(keepalive_at) => {
                 last_read = Instant::now();
