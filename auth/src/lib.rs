@@ -40,8 +40,8 @@ pub mod provider;
 pub mod providers;
 pub mod resumption;
 pub mod sasl;
-pub mod token;
 pub mod throttle;
+pub mod token;
 
 use std::sync::Arc;
 

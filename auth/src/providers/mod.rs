@@ -7,8 +7,8 @@ pub mod cyrus;
 mod insecure;
 mod internal_hashed;
 mod internal_plain;
-mod jitsi_shared_secret;
 mod jitsi_anonymous;
+mod jitsi_shared_secret;
 pub mod ldap;
 mod null;
 mod token;
@@ -21,8 +21,8 @@ pub use anonymous::Anonymous;
 pub use insecure::Insecure;
 pub use internal_hashed::{DEFAULT_ITERATION_COUNT, InternalHashed};
 pub use internal_plain::InternalPlain;
-pub use jitsi_shared_secret::JitsiSharedSecret;
 pub use jitsi_anonymous::JitsiAnonymous;
+pub use jitsi_shared_secret::JitsiSharedSecret;
 pub use null::Null;
 pub use token::{Token, TokenExchange, token_of};
 
@@ -34,9 +34,7 @@ pub const DEFAULT_PROVIDER: &str = "internal_hashed";
 
 /// Providers that Prosody, its community modules or Jitsi Meet ship, which
 /// lilt will implement in later issues.
-const PLANNED: &[&str] = &[
-    "sql",
-];
+const PLANNED: &[&str] = &["sql"];
 
 /// The provider name configured for `host`.
 pub fn configured_provider(host: &Host) -> Result<String, AuthError> {
