@@ -203,8 +203,7 @@ fn load_module(
 
 /// Sets the host's auth provider. A provider lilt does not have yet is
 /// returned as a problem and the host keeps running without logins, as
-/// Prosody does when an auth module fails to load; `jitsi-anonymous` is
-/// served as plain `anonymous` meanwhile (its SASL exchange is the same).
+/// Prosody does when an auth module fails to load.
 fn install_auth_provider(host: &Arc<xmpp_core::Host>) -> Result<Option<String>, StartError> {
     let fail = |e: auth::AuthError| StartError::Host {
         host: host.name.clone(),
@@ -216,10 +215,6 @@ fn install_auth_provider(host: &Arc<xmpp_core::Host>) -> Result<Option<String>, 
             e @ (auth::AuthError::ProviderNotYetImplemented { .. }
             | auth::AuthError::UnknownProvider { .. }),
         ) => {
-            if host.option_str("authentication") == Some("jitsi-anonymous") {
-                host.set_auth_provider(auth::provider_named(host, "anonymous").map_err(fail)?);
-                return Ok(Some(format!("{e}; serving it as \"anonymous\" meanwhile")));
-            }
             return Ok(Some(format!(
                 "{e}; nobody can log in to {} until this is fixed",
                 host.name
