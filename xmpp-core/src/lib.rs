@@ -9,6 +9,11 @@
 //! (bytes to stanzas), [`router`] (where a stanza goes), [`hooks`] (how
 //! modules see it), then [`c2s`] (a client connection end to end).
 //!
+//! [`smacks`] is XEP-0198 stream management as Prosody's mod_smacks (acks,
+//! resumption, hibernation), served by the c2s stream on hosts that load
+//! `smacks`; [`smacks::username_of_resumable`] tells which account a
+//! resumption id belongs to (for `jitsi-anonymous`).
+//!
 //! [`component`] serves `Component "x"` hosts without a module as Prosody's
 //! mod_component does: external components connect over XEP-0114
 //! (`component_ports`, default 5347, on loopback unless
