@@ -73,7 +73,7 @@ class TokenSocket(_WebSocket):
 
     def open_stream(self, domain: str) -> ET.Element:
         self.send(f"<open xmlns='{NS_FRAMING}' to='{domain}' version='1.0'/>")
-        self.recv()
+        self.stream_id = self.recv().get("id")
         return self.recv()
 
 
@@ -298,6 +298,23 @@ def test_bad_tokens_are_refused(fixture_server, case):
     assert not login.ok, case
     assert login.condition == "not-allowed", login
     assert login.text and login.text.startswith(reason), login
+
+
+def test_previd_keeps_the_username_of_a_live_session(fixture_server):
+    port = http_port(fixture_server)
+    first = token_login(port, HOST, hs256(claims()))
+    try:
+        again = token_login(port, HOST, hs256(claims()), query=f"previd={first.ws.stream_id}")
+        assert again.ok and again.jid.split("@")[0] == first.jid.split("@")[0], (first.jid, again.jid)
+        again.ws.close()
+        other = token_login(port, HOST, hs256(claims()), query="previd=unknown")
+        assert other.ok and other.jid.split("@")[0] != first.jid.split("@")[0]
+        other.ws.close()
+        # A bad token gets nothing, previd or not.
+        bad = token_login(port, HOST, hs256(claims(iss="x")), query=f"previd={first.ws.stream_id}")
+        assert bad.condition == "not-allowed"
+    finally:
+        first.ws.close()
 
 
 def test_no_token_is_refused(fixture_server):

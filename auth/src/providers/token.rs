@@ -4,8 +4,10 @@
 //! verified ([`crate::token`]) before the anonymous login succeeds, and its
 //! claims stay on the session under Jitsi's field names
 //! (`jitsi_meet_room`, `jitsi_meet_context_user`, ...) for the MUC's
-//! `token_verification` and other modules. The username is random, as
-//! `mod_auth_token`'s `generate_uuid()`.
+//! `token_verification` and other modules. The username is a random UUID,
+//! as `mod_auth_token`'s `generate_uuid()`, unless the URL's `previd` names
+//! a live session of the host, whose username is kept (as Jitsi's does for
+//! stream-management resumption; see [`crate::resumption`]).
 //!
 //! A refused token fails SASL as Jitsi's does: `<not-allowed/>` with
 //! Jitsi's reason as text (`token required`, `Invalid signature`,
@@ -18,22 +20,27 @@ use xmpp_core::{Host, Table, Value};
 
 use crate::backend::{Backend, Lookup, Profile};
 use crate::error::AuthError;
-use crate::hashing::anonymous_username;
+use crate::hashing::generate_uuid;
+use crate::resumption::{self, ResumableUsernames};
 use crate::token::{TokenVerifier, field, unix_now};
 
 /// The token provider of one host.
 pub struct Token {
     host: String,
     verifier: Arc<TokenVerifier>,
+    resumable: Arc<ResumableUsernames>,
 }
 
 impl Token {
     /// Reads the host's token options; a missing or bad one is an error
     /// naming it.
     pub fn load(host: &Host) -> Result<Token, AuthError> {
+        let verifier = Arc::new(TokenVerifier::from_host(host)?);
+        resumption::track_sessions(host);
         Ok(Token {
             host: host.name.clone(),
-            verifier: Arc::new(TokenVerifier::from_host(host)?),
+            verifier,
+            resumable: host.extension::<ResumableUsernames>(),
         })
     }
 
@@ -80,6 +87,8 @@ fn query_fields(ctx: &SaslContext) -> Table {
 /// The `ANONYMOUS` exchange that verifies the stream's token first.
 pub struct TokenExchange {
     verifier: Arc<TokenVerifier>,
+    /// The username of the session `previd` names, if any.
+    resumed: Option<String>,
     token: Option<String>,
     attributes: Table,
     session_id: String,
@@ -103,7 +112,7 @@ impl SaslExchange for TokenExchange {
                     self.attributes.map.extend(fields.map);
                 }
                 SaslStep::Success {
-                    username: anonymous_username(),
+                    username: self.resumed.take().unwrap_or_else(generate_uuid),
                     additional: None,
                 }
             }
@@ -137,6 +146,12 @@ impl Backend for Token {
         (mechanism == "ANONYMOUS").then(|| {
             Box::new(TokenExchange {
                 verifier: self.verifier.clone(),
+                resumed: ctx
+                    .transport
+                    .as_ref()
+                    .and_then(|t| t.query_param("previd"))
+                    .filter(|id| !id.is_empty())
+                    .and_then(|id| self.resumable.lookup(&id)),
                 token: token_of(ctx),
                 attributes: query_fields(ctx),
                 session_id: ctx.session_id.clone(),
