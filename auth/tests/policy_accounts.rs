@@ -127,19 +127,24 @@ fn bad_option_values_name_the_option() {
 
 #[test]
 fn unknown_and_later_providers() {
-    let (_server, host, _driver) = host_with(&[("authentication", Value::str("ldap"))]);
+    let (_server, host, _driver) = host_with(&[("authentication", Value::str("sql"))]);
     let err = provider_for_host(&host).err().unwrap();
     assert!(
-        matches!(err, AuthError::ProviderNotYetImplemented { ref provider, .. } if provider == "ldap"),
+        matches!(err, AuthError::ProviderNotYetImplemented { ref provider, .. } if provider == "sql"),
         "{err}"
     );
     let text = err.to_string();
     assert!(
         text.contains("'authentication'")
-            && text.contains("\"ldap\"")
+            && text.contains("\"sql\"")
             && text.contains("not implemented in lilt yet"),
         "{text}"
     );
+
+    // ldap is implemented; without its required ldap_base the error names it.
+    let (_server, host, _driver) = host_with(&[("authentication", Value::str("ldap"))]);
+    let err = provider_for_host(&host).err().unwrap();
+    assert!(err.to_string().contains("ldap_base"), "{err}");
 
     let (_server, host, _driver) = host_with(&[("authentication", Value::str("made_up"))]);
     let err = provider_for_host(&host).err().unwrap();

@@ -46,7 +46,7 @@ pub enum LdapError {
         server: String,
         operation: &'static str,
         #[source]
-        source: ldap3::LdapError,
+        source: Box<ldap3::LdapError>,
     },
     /// The server answered an operation with an error result.
     #[error("{operation} on {server} refused: result code {rc} {text}")]
@@ -214,7 +214,7 @@ impl Directory {
             .map_err(|source| LdapError::Operation {
                 server: server.to_string(),
                 operation: "bind as the search DN",
-                source,
+                source: Box::new(source),
             })?;
         check(server, "bind as the search DN", res)
     }
@@ -240,7 +240,7 @@ impl Directory {
             .map_err(|source| LdapError::Operation {
                 server: server.to_string(),
                 operation: "user search",
-                source,
+                source: Box::new(source),
             })?;
         if res.rc != SIZE_LIMIT_EXCEEDED {
             check(server, "user search", res)?;
@@ -290,7 +290,7 @@ impl Directory {
                 .map_err(|source| LdapError::Operation {
                     server: server.clone(),
                     operation: "bind as the user",
-                    source,
+                    source: Box::new(source),
                 })?;
             let _ = conn.unbind();
             match res.rc {
@@ -319,7 +319,7 @@ impl Directory {
                 .map_err(|source| LdapError::Operation {
                     server: server.clone(),
                     operation: "password change",
-                    source,
+                    source: Box::new(source),
                 })?;
             let _ = conn.unbind();
             check(&server, "password change", res)
