@@ -366,3 +366,196 @@ impl C2sStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A stream enables, acks, loses its connection and is resumed by a
+    //! second stream — bytes in, actions out, no sockets.
+
+    use std::time::{Duration, Instant};
+
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::auth::{AuthProvider, SaslContext, SaslExchange, SaslFailure, SaslStep};
+    use crate::c2s::negotiation::C2sSettings;
+    use crate::server::Server;
+    use crate::smacks::username_of_resumable;
+    use crate::storage::StorageResult;
+    use crate::stream::StreamLimits;
+
+    struct Alice;
+    struct AlicePlain;
+
+    impl SaslExchange for AlicePlain {
+        fn step(&mut self, input: Option<&[u8]>) -> SaslStep {
+            match input {
+                Some(b"\0alice\0pw") => SaslStep::Success {
+                    username: "alice".into(),
+                    additional: None,
+                },
+                _ => SaslStep::Failure(SaslFailure::new("not-authorized")),
+            }
+        }
+    }
+
+    impl AuthProvider for Alice {
+        fn name(&self) -> &str {
+            "test"
+        }
+        fn sasl_mechanisms(&self, _ctx: &SaslContext) -> Vec<String> {
+            vec!["PLAIN".into()]
+        }
+        fn sasl_start(
+            &self,
+            _mechanism: &str,
+            _ctx: &SaslContext,
+        ) -> Result<Box<dyn SaslExchange>, SaslFailure> {
+            Ok(Box::new(AlicePlain))
+        }
+        fn user_exists(&self, username: &str) -> StorageResult<bool> {
+            Ok(username == "alice")
+        }
+    }
+
+    const OPEN: &str = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+    fn server() -> Arc<Server> {
+        let mut cfg = crate::ServerConfig::default();
+        let mut section = crate::config::Section::default();
+        section.set("c2s_require_encryption", crate::Value::Bool(false));
+        section.set("smacks_max_unacked_stanzas", crate::Value::Integer(1));
+        cfg.hosts.push(crate::HostConfig {
+            name: "localhost".into(),
+            kind: crate::HostKind::VirtualHost,
+            section,
+            defined_at: Default::default(),
+        });
+        let server = Server::new(cfg, crate::Clock::Fixed(0.0));
+        let host = server.host("localhost").expect("host");
+        host.set_auth_provider(Arc::new(Alice));
+        host.mark_module_loaded("smacks");
+        server
+    }
+
+    fn logged_in(server: &Arc<Server>) -> (C2sStream, mpsc::UnboundedReceiver<Outbound>, String) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let settings = C2sSettings {
+            tls_available: false,
+            direct_tls: false,
+            unauthed_timeout: Duration::from_secs(300),
+            limits: StreamLimits::default(),
+        };
+        let mut s = C2sStream::new(server.clone(), tx, None, settings, Instant::now());
+        s.handle_bytes(OPEN.as_bytes());
+        let token = base64::engine::general_purpose::STANDARD.encode(b"\0alice\0pw");
+        let auth = format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
+        );
+        assert!(written(&s.handle_bytes(auth.as_bytes())).contains("<success"));
+        let features = written(&s.handle_bytes(OPEN.as_bytes()));
+        (s, rx, features)
+    }
+
+    fn written(actions: &[Action]) -> String {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What the connection task does with what is queued for the client.
+    fn drain(s: &mut C2sStream, rx: &mut mpsc::UnboundedReceiver<Outbound>) -> String {
+        let mut out = String::new();
+        while let Ok(item) = rx.try_recv() {
+            let after = match s.smacks_outbound(&item) {
+                SmOutbound::Write(after) => after,
+                SmOutbound::Instead(actions) => {
+                    out.push_str(&written(&actions));
+                    continue;
+                }
+            };
+            if let Outbound::Stanza(e) = item {
+                out.push_str(&e.to_xml());
+            }
+            out.push_str(&written(&after));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn enable_ack_drop_and_resume() {
+        let server = server();
+        let (mut s, mut rx, features) = logged_in(&server);
+        assert!(
+            features.contains("<sm xmlns='urn:xmpp:sm:3'><optional/></sm>"),
+            "{features}"
+        );
+        let out = written(&s.handle_bytes(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>"));
+        assert!(
+            out.contains("<failed xmlns='urn:xmpp:sm:3'><unexpected-request"),
+            "{out}"
+        );
+        s.handle_bytes(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
+        let out = written(&s.handle_bytes(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>"));
+        let id = out
+            .split("id='")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("an id")
+            .to_string();
+        assert_eq!(
+            username_of_resumable(&server, "localhost", &id).as_deref(),
+            Some("alice")
+        );
+        // Two stanzas from the client, two replies to it (unhandled iqs).
+        for n in 0..2 {
+            let iq = format!("<iq type='get' id='q{n}' to='localhost'><query xmlns='urn:x'/></iq>");
+            s.handle_bytes(iq.as_bytes());
+        }
+        let out = drain(&mut s, &mut rx);
+        assert_eq!(out.matches("type='error'").count(), 2, "{out}");
+        assert!(
+            out.ends_with("<r xmlns='urn:xmpp:sm:3'/>"),
+            "max 1 unacked: {out}"
+        );
+        let out = written(&s.handle_bytes(b"<r xmlns='urn:xmpp:sm:3'/>"));
+        assert_eq!(out, "<a xmlns='urn:xmpp:sm:3' h='2'/>");
+        // The client saw one of the two; the connection is lost.
+        s.handle_bytes(b"<a xmlns='urn:xmpp:sm:3' h='1'/>");
+        s.handle_eof();
+        s.connection_ended(rx);
+        assert_eq!(crate::smacks::hibernating_count(&server), 1);
+        let jid = crate::Jid::parse("alice@localhost/r").expect("jid");
+        let session = server.sessions.get_full(&jid).expect("still bound");
+        session.send(Element::new("message", NS_CLIENT).attr("id", "meanwhile"));
+
+        let (mut again, _own_rx, features) = logged_in(&server);
+        assert!(features.contains("urn:xmpp:sm:3"), "{features}");
+        let resume = format!("<resume xmlns='urn:xmpp:sm:3' previd='{id}' h='1'/>");
+        let out = written(&again.handle_bytes(resume.as_bytes()));
+        assert!(
+            out.starts_with(&format!(
+                "<resumed xmlns='urn:xmpp:sm:3' h='2' previd='{id}'/>"
+            )),
+            "{out}"
+        );
+        assert!(out.contains("id='q1'"), "the unacked reply again: {out}");
+        assert!(!out.contains("id='q0'"), "the acked one not: {out}");
+        assert!(out.ends_with("<r xmlns='urn:xmpp:sm:3'/>"), "{out}");
+        let mut resumed_rx = again.take_resumed_outbound().expect("the session's queue");
+        let out = drain(&mut again, &mut resumed_rx);
+        assert!(out.contains("id='meanwhile'"), "{out}");
+        assert!(Arc::ptr_eq(again.session().expect("session"), &session));
+        assert_eq!(crate::smacks::hibernating_count(&server), 0);
+        // A clean close ends it for good: the id is revoked.
+        let out = written(&again.close(None));
+        assert!(out.starts_with("<a xmlns='urn:xmpp:sm:3' h='2'/>"), "{out}");
+        again.connection_ended(resumed_rx);
+        assert!(server.sessions.get_full(&jid).is_none());
+        assert_eq!(username_of_resumable(&server, "localhost", &id), None);
+    }
+}
