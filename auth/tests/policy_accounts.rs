@@ -152,7 +152,7 @@ fn unknown_and_later_providers() {
 
     // The error says where the option was set.
     let mut section = xmpp_core::config::Section::default();
-    section.set("authentication", Value::str("token"));
+    section.set("authentication", Value::str("sql"));
     section.sources.insert(
         "authentication".into(),
         Source {
