@@ -284,3 +284,80 @@ async fn in_process_component_is_routed_like_an_external_one() {
     assert!(bounce.contains("remote-server-timeout"), "{bounce}");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_same_component_connects_from_another_process() {
+    let running = start().await;
+    let caddr = addr_of(&running, "component");
+    let mut alice = login(addr_of(&running, "c2s")).await;
+
+    let refused = xmpp_core::component::connect(
+        caddr,
+        "comp.localhost",
+        "wrong",
+        Arc::new(Recorder::default()),
+    )
+    .await;
+    match refused {
+        Err(xmpp_core::component::ConnectError::Refused { condition, .. }) => {
+            assert_eq!(condition, "not-authorized")
+        }
+        other => panic!("expected not-authorized, got {:?}", other.map(|_| ())),
+    }
+
+    let recorder = Arc::new(Recorder::default());
+    let connected =
+        xmpp_core::component::connect(caddr, "comp.localhost", "s3cret", recorder.clone())
+            .await
+            .unwrap();
+    alice
+        .send("<iq type='get' id='r1' to='comp.localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let reply = alice.tag_with("id='r1'").await;
+    assert!(
+        reply.contains("type='result'") && reply.contains("from='comp.localhost'"),
+        "{reply}"
+    );
+    connected
+        .sender()
+        .send(
+            Element::new("message", NS_CLIENT)
+                .attr("to", "alice@localhost/r")
+                .attr("from", "bot@comp.localhost")
+                .text_tag("body", "over the wire"),
+        )
+        .unwrap();
+    let m = alice.until("</message>").await;
+    assert!(
+        m.contains("over the wire") && m.contains("from='bot@comp.localhost'"),
+        "{m}"
+    );
+    alice
+        .send("<message to='bot@comp.localhost' id='w'><body>in</body></message>")
+        .await;
+    for _ in 0..50 {
+        if !recorder.messages.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        recorder.messages.lock().unwrap()[0]
+            .get_child_text("body", NS_CLIENT)
+            .as_deref(),
+        Some("in")
+    );
+    connected.close().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    alice
+        .send("<message to='comp.localhost' id='after'><body>x</body></message>")
+        .await;
+    alice.until("id='after'").await;
+    assert!(
+        alice
+            .until("</message>")
+            .await
+            .contains("remote-server-timeout")
+    );
+    running.shutdown().await;
+}

@@ -52,64 +52,88 @@ pub enum SendError {
     InvalidFrom { domain: String, from: String },
     #[error("component {domain} sent a <{name}/> without a 'to' address")]
     NoTo { domain: String, name: String },
-    #[error("component {domain} is detached")]
+    #[error("component {domain} is detached (or its connection closed)")]
     Detached { domain: String },
 }
 
-/// What a component sends with: routes stanzas from its session.
+/// What a component sends with: in-process, it routes stanzas from the
+/// component's session; connected with [`super::connect`], it writes them
+/// to the XEP-0114 stream.
 #[derive(Clone)]
 pub struct ComponentSender {
-    server: Arc<Server>,
-    host: Arc<Host>,
-    session: Arc<Session>,
+    domain: String,
+    route: Route,
+}
+
+#[derive(Clone)]
+enum Route {
+    Local {
+        server: Arc<Server>,
+        host: Arc<Host>,
+        session: Arc<Session>,
+    },
+    Remote {
+        tx: mpsc::UnboundedSender<Element>,
+        validate_from: bool,
+    },
 }
 
 impl std::fmt::Debug for ComponentSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ComponentSender({})", self.host.name)
+        write!(f, "ComponentSender({})", self.domain)
     }
 }
 
 impl ComponentSender {
-    /// The component's domain.
-    pub fn domain(&self) -> &str {
-        &self.host.name
-    }
-    /// The session its stanzas come from (kind [`SessionKind::Component`]).
-    pub fn session(&self) -> &Arc<Session> {
-        &self.session
-    }
-    pub fn server(&self) -> &Arc<Server> {
-        &self.server
+    /// A sender writing to a component stream's queue (see [`super::connect`]).
+    pub(super) fn remote(domain: &str, tx: mpsc::UnboundedSender<Element>) -> ComponentSender {
+        ComponentSender {
+            domain: domain.to_string(),
+            route: Route::Remote {
+                tx,
+                validate_from: true,
+            },
+        }
     }
 
-    /// Routes a stanza as a connected component's: a missing `from` is the
-    /// domain, a `from` in another domain is refused (unless
-    /// `validate_from_addresses = false`), a `to` is required.
-    pub fn send(&self, mut stanza: Element) -> Result<(), SendError> {
-        let link = self.host.extension::<ComponentLink>();
-        if !link
-            .session()
-            .is_some_and(|s| Arc::ptr_eq(&s, &self.session))
-        {
-            return Err(SendError::Detached {
-                domain: self.host.name.clone(),
-            });
+    /// The component's domain.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+    /// In-process: the session its stanzas come from (kind
+    /// [`SessionKind::Component`]); `None` over a connection.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        match &self.route {
+            Route::Local { session, .. } => Some(session),
+            Route::Remote { .. } => None,
         }
+    }
+
+    /// Sends a stanza as a connected component: a missing `from` is the
+    /// domain, a `from` in another domain is refused (in-process, unless the
+    /// host sets `validate_from_addresses = false`), a `to` is required.
+    pub fn send(&self, mut stanza: Element) -> Result<(), SendError> {
+        let validate = match &self.route {
+            Route::Local { host, session, .. } => {
+                let link = host.extension::<ComponentLink>();
+                if !link.session().is_some_and(|s| Arc::ptr_eq(&s, session)) {
+                    return Err(self.detached());
+                }
+                host.option_bool("validate_from_addresses", true)
+                    .unwrap_or(true)
+            }
+            Route::Remote { validate_from, .. } => *validate_from,
+        };
         into_client_ns(&mut stanza);
         match stanza.from() {
-            None => stanza.set_attr("from", Some(self.host.name.clone())),
+            None => stanza.set_attr("from", Some(self.domain.clone())),
             Some(from) => {
-                let validate = self
-                    .host
-                    .option_bool("validate_from_addresses", true)
-                    .unwrap_or(true);
                 let domain_ok = crate::jid::Jid::parse(from)
-                    .map(|j| j.domain() == self.host.name)
+                    .map(|j| j.domain() == self.domain)
                     .unwrap_or(false);
                 if validate && !domain_ok {
                     return Err(SendError::InvalidFrom {
-                        domain: self.host.name.clone(),
+                        domain: self.domain.clone(),
                         from: from.to_string(),
                     });
                 }
@@ -117,12 +141,25 @@ impl ComponentSender {
         }
         if stanza.to().is_none() {
             return Err(SendError::NoTo {
-                domain: self.host.name.clone(),
+                domain: self.domain.clone(),
                 name: stanza.name().to_string(),
             });
         }
-        self.server.process_stanza(&self.session, stanza);
-        Ok(())
+        match &self.route {
+            Route::Local {
+                server, session, ..
+            } => {
+                server.process_stanza(session, stanza);
+                Ok(())
+            }
+            Route::Remote { tx, .. } => tx.send(stanza).map_err(|_| self.detached()),
+        }
+    }
+
+    fn detached(&self) -> SendError {
+        SendError::Detached {
+            domain: self.domain.clone(),
+        }
     }
 }
 
@@ -139,7 +176,9 @@ impl AttachedComponent {
     }
     /// Detaches the component: stanzas for its domain bounce again.
     pub fn detach(self) {
-        self.sender.session.close(None);
+        if let Some(session) = self.sender.session() {
+            session.close(None);
+        }
     }
 }
 
@@ -187,19 +226,32 @@ pub fn attach(
     }
     tracing::info!(session = %session.id, host = %host.name, "in-process component attached");
     let sender = ComponentSender {
-        server: server.clone(),
-        host: host.clone(),
-        session: session.clone(),
+        domain: host.name.clone(),
+        route: Route::Local {
+            server: server.clone(),
+            host: host.clone(),
+            session: session.clone(),
+        },
     };
     component.connected(&sender);
     let mut ev = Event::new(server, "component-authenticated").with_origin(&session);
     server.fire_on_host(&host, "component-authenticated", &mut ev);
-    runtime.spawn(run(sender.clone(), component, rx));
+    runtime.spawn(run(
+        server.clone(),
+        host,
+        session,
+        sender.clone(),
+        component,
+        rx,
+    ));
     Ok(AttachedComponent { sender })
 }
 
 /// Delivers what the session is sent until it is closed.
 async fn run(
+    server: Arc<Server>,
+    host: Arc<Host>,
+    session: Arc<Session>,
     sender: ComponentSender,
     component: Arc<dyn Component>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
@@ -216,18 +268,12 @@ async fn run(
         }
     }
     rx.close();
-    let host = &sender.host;
-    if host
-        .extension::<ComponentLink>()
-        .disconnect(&sender.session)
-    {
-        let mut ev = Event::new(&sender.server, "component-disconnected")
-            .with_origin(&sender.session)
+    if host.extension::<ComponentLink>().disconnect(&session) {
+        let mut ev = Event::new(&server, "component-disconnected")
+            .with_origin(&session)
             .with_field("reason", "detached");
-        sender
-            .server
-            .fire_on_host(host, "component-disconnected", &mut ev);
+        server.fire_on_host(&host, "component-disconnected", &mut ev);
     }
-    tracing::info!(session = %sender.session.id, host = %host.name, "in-process component detached");
+    tracing::info!(session = %session.id, host = %host.name, "in-process component detached");
     component.disconnected();
 }

@@ -18,7 +18,9 @@
 //! - [`Component`] and [`attach`] are the in-process API: a Rust value gets
 //!   the host's stanzas through [`Component::handle`] and sends with
 //!   [`ComponentSender::send`], which routes exactly as a connected
-//!   component's stanzas are routed.
+//!   component's stanzas are routed. The same [`Component`] runs in another
+//!   process with [`connect`], which speaks XEP-0114 to a server's
+//!   component port (lilt's or Prosody's).
 //!
 //! What a component sends is routed with [`Server::process_stanza`] from a
 //! [`Session`] of kind [`SessionKind::Component`], whose `host` is the
@@ -27,12 +29,14 @@
 //!
 //! [`SessionKind::Component`]: crate::session::SessionKind::Component
 
+mod connect;
 mod in_process;
 mod routing;
 pub mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use connect::{ConnectError, ConnectedComponent, connect};
 pub use in_process::{
     AttachError, AttachedComponent, Component, ComponentSender, SendError, attach,
 };
