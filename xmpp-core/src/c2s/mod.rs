@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -59,11 +59,65 @@ enum Conn {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
+/// What [`Conn::incoming`] found.
+enum Incoming<'a> {
+    /// The plain socket is readable: read it with [`Conn::read_now`].
+    Ready,
+    /// Decrypted bytes held by TLS (empty at EOF); [`Conn::consume`] them
+    /// once used.
+    Decrypted(&'a [u8]),
+}
+
+/// Bytes read from a plain socket at once (the same for every
+/// connection of a worker thread).
+const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// The read buffer of this worker thread. Connections borrow it only
+    /// while bytes are there, so an idle connection holds no buffer.
+    static READ_BUF: std::cell::Cell<Option<Box<[u8]>>> = const { std::cell::Cell::new(None) };
+}
+
+/// What [`Conn::read_now`] did.
+enum ReadNow<R> {
+    Data(R),
+    /// Nothing there after all (the readiness was stale).
+    Nothing,
+    Eof,
+}
+
 impl Conn {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+    /// Waits until there is something to read, holding no buffer: a plain
+    /// socket's readiness, or TLS's decrypted bytes (rustls keeps its own
+    /// buffers).
+    async fn incoming(&mut self) -> std::io::Result<Incoming<'_>> {
         match self {
-            Conn::Plain(s) => s.read(buf).await,
-            Conn::Tls(s) => s.read(buf).await,
+            Conn::Plain(s) => s.readable().await.map(|()| Incoming::Ready),
+            Conn::Tls(s) => s.fill_buf().await.map(Incoming::Decrypted),
+        }
+    }
+    /// Reads what a plain socket holds into the worker's buffer and gives
+    /// it to `f`.
+    fn read_now<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> ReadNow<R> {
+        let Conn::Plain(s) = self else {
+            return ReadNow::Nothing;
+        };
+        let mut buf = READ_BUF
+            .with(|b| b.take())
+            .unwrap_or_else(|| vec![0u8; READ_CHUNK].into_boxed_slice());
+        let outcome = match s.try_read(&mut buf) {
+            Ok(0) => ReadNow::Eof,
+            Ok(n) => ReadNow::Data(f(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ReadNow::Nothing,
+            Err(_) => ReadNow::Eof,
+        };
+        READ_BUF.with(|b| b.set(Some(buf)));
+        outcome
+    }
+    /// Marks `n` decrypted bytes as used.
+    fn consume(&mut self, n: usize) {
+        if let Conn::Tls(s) = self {
+            std::pin::Pin::new(s.as_mut()).consume(n);
         }
     }
     async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
@@ -139,7 +193,6 @@ async fn handle_connection(
     };
 
     let mut shutdown = ctx.shutdown.clone();
-    let mut buf = vec![0u8; 16 * 1024];
     let mut last_read = Instant::now();
     let mut outbound_open = true;
     'conn: loop {
@@ -173,9 +226,22 @@ async fn handle_connection(
                     Vec::new()
                 }
             },
-            read = conn.read(&mut buf), if read_at.is_none() => match read {
-                Ok(0) | Err(_) => { stream.handle_eof(); break 'conn; }
-                Ok(n) => { last_read = Instant::now(); stream.handle_bytes(&buf[..n]) }
+            incoming = conn.incoming(), if read_at.is_none() => {
+                let read = match incoming {
+                    Ok(Incoming::Decrypted(data)) if !data.is_empty() => {
+                        let n = data.len();
+                        let actions = stream.handle_bytes(data);
+                        conn.consume(n);
+                        ReadNow::Data(actions)
+                    }
+                    Ok(Incoming::Ready) => conn.read_now(|data| stream.handle_bytes(data)),
+                    Ok(Incoming::Decrypted(_)) | Err(_) => ReadNow::Eof,
+                };
+                match read {
+                    ReadNow::Data(actions) => { last_read = Instant::now(); actions }
+                    ReadNow::Nothing => Vec::new(),
+                    ReadNow::Eof => { stream.handle_eof(); break 'conn; }
+                }
             },
             _ = sleep_until_opt(read_at) => Vec::new(),
             _ = sleep_until_opt(deadline) => stream.handle_timeout(std::time::Instant::now()),

@@ -70,10 +70,13 @@ pub enum StreamEvent {
     Close,
 }
 
-/// Longest name, attribute value or reference rxml accepts (text is split,
-/// not limited). rxml reserves this much per parser up front, so it is
-/// kept well below the stanza size limit.
-const MAX_TOKEN: usize = 16 * 1024;
+/// Longest name, attribute value or reference the everyday parser accepts
+/// (text is split, not limited). rxml reserves this much per parser at the
+/// first byte and keeps it, so it is small: an idle stream then holds
+/// little. A longer token makes the stream re-read the unit it is in with a
+/// parser that accepts tokens up to the stanza size limit (see
+/// [`XmlStream::upgrade`]), dropped again once that unit is complete.
+const SMALL_TOKEN: usize = 512;
 
 /// A UTF-8 byte order mark, allowed before the stream header.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -93,6 +96,18 @@ enum Phase {
 pub struct XmlStream {
     limits: StreamLimits,
     parser: Parser,
+    /// The parser accepts tokens up to the stanza size limit (else up to
+    /// [`SMALL_TOKEN`]).
+    big: bool,
+    /// The bytes of the stream header (after any byte order mark, up to the
+    /// end of the root's opening tag): a new parser is put where the old
+    /// one was between stanzas by feeding it these.
+    root: Box<[u8]>,
+    /// The bytes of the unit being read (header or stanza) that earlier
+    /// feeds gave, kept to re-read the unit with a big parser.
+    pending: Vec<u8>,
+    /// `consumed` and `accounted` where the unit being read started.
+    mark: (usize, usize),
     /// Until the root tag is complete: finds its default namespace.
     sniffer: Option<HeaderSniffer>,
     phase: Phase,
@@ -125,7 +140,11 @@ impl std::fmt::Debug for XmlStream {
 impl XmlStream {
     pub fn new(limits: StreamLimits) -> XmlStream {
         XmlStream {
-            parser: new_parser(&limits),
+            parser: new_parser(SMALL_TOKEN.min(limits.max_stanza_size)),
+            big: false,
+            root: Box::default(),
+            pending: Vec::new(),
+            mark: (0, 0),
             limits,
             sniffer: Some(HeaderSniffer::new()),
             phase: Phase::Header,
@@ -144,8 +163,7 @@ impl XmlStream {
     }
 
     /// Changes the limits (Prosody raises the stanza size limit once a
-    /// client authenticates). The size and depth limits apply at once; the
-    /// longest token rxml accepts follows at the next [`XmlStream::reset`].
+    /// client authenticates). They apply at once.
     pub fn set_limits(&mut self, limits: StreamLimits) {
         self.limits = limits;
     }
@@ -178,13 +196,32 @@ impl XmlStream {
             Phase::Header | Phase::Open => {}
         }
         let mut pos = 0;
-        match self.run(data, &mut pos, out, &mut stop) {
-            Ok(()) => Ok(pos),
-            Err(e) => {
-                self.fail(e.clone());
-                Err(e)
-            }
+        let mut unit_start = 0;
+        loop {
+            let error = match self.run(data, &mut pos, &mut unit_start, out, &mut stop) {
+                Ok(()) => break,
+                Err(RunError::Xml(_)) if self.upgrade() => {
+                    // A token longer than the small parser takes (or an
+                    // error the big one may see too): read the unit again.
+                    let earlier = std::mem::take(&mut self.pending);
+                    let (mut p, mut u) = (0, 0);
+                    let replayed = self.run(&earlier, &mut p, &mut u, out, &mut stop);
+                    self.pending = earlier;
+                    match replayed {
+                        Ok(()) => {
+                            pos = unit_start;
+                            continue;
+                        }
+                        Err(again) => again.into_stream_error(),
+                    }
+                }
+                Err(e) => e.into_stream_error(),
+            };
+            self.fail(error.clone());
+            return Err(error);
         }
+        self.keep_unit(&data[unit_start..pos]);
+        Ok(pos)
     }
 
     /// The peer closed the connection (TCP EOF).
@@ -222,7 +259,11 @@ impl XmlStream {
     /// A stream restart (after STARTTLS or SASL success): a fresh parser
     /// expecting a new header. The limits stay.
     pub fn reset(&mut self) {
-        self.parser = new_parser(&self.limits);
+        self.parser = new_parser(SMALL_TOKEN.min(self.limits.max_stanza_size));
+        self.big = false;
+        self.root = Box::default();
+        self.pending = Vec::new();
+        self.mark = (0, 0);
         self.sniffer = Some(HeaderSniffer::new());
         self.phase = Phase::Header;
         self.stack = Vec::new();
@@ -236,6 +277,73 @@ impl XmlStream {
         self.phase = Phase::Failed(e);
         self.stack = Vec::new();
         self.sniffer = None;
+        self.pending = Vec::new();
+    }
+
+    /// Swaps the small parser for a big one put back where the unit being
+    /// read started (the stream's start, or the end of the last stanza),
+    /// so that the unit can be read again. `false` when the parser is big
+    /// already, or the stream is not being read.
+    fn upgrade(&mut self) -> bool {
+        let limit = self.limits.max_stanza_size.max(1);
+        if self.big || limit <= SMALL_TOKEN {
+            return false;
+        }
+        let parser = match self.phase {
+            Phase::Header => {
+                self.sniffer = Some(HeaderSniffer::new());
+                new_parser(limit)
+            }
+            Phase::Open => match primed_parser(limit, &self.root) {
+                Some(parser) => parser,
+                None => return false,
+            },
+            Phase::Closed | Phase::Failed(_) => return false,
+        };
+        self.parser = parser;
+        self.big = true;
+        (self.consumed, self.accounted) = self.mark;
+        self.unit_bytes = 0;
+        self.stack.clear();
+        true
+    }
+
+    /// A unit (the header or a stanza) is complete at `pos` of `data`,
+    /// which it started at `unit_start`: the next one starts here, and a
+    /// big parser goes back to a small one.
+    fn unit_done(&mut self, unit: &[u8], header: bool) {
+        if header {
+            let mut root = std::mem::take(&mut self.pending);
+            root.extend_from_slice(unit);
+            self.root = root.into_boxed_slice();
+        } else if self.pending.capacity() > 0 {
+            self.pending = Vec::new();
+        }
+        self.mark = (self.consumed, self.accounted);
+        if self.big
+            && let Some(parser) = primed_parser(SMALL_TOKEN, &self.root)
+        {
+            self.parser = parser;
+            self.big = false;
+        }
+    }
+
+    /// Keeps the bytes of the unshown rest of a unit for a re-read. Only
+    /// whitespace between stanzas (keepalives) is nothing to keep.
+    fn keep_unit(&mut self, rest: &[u8]) {
+        match self.phase {
+            Phase::Closed | Phase::Failed(_) => self.pending = Vec::new(),
+            Phase::Open
+                if self.stack.is_empty()
+                    && self.pending.is_empty()
+                    && rest
+                        .iter()
+                        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) =>
+            {
+                self.mark = (self.consumed, self.accounted);
+            }
+            Phase::Header | Phase::Open => self.pending.extend_from_slice(rest),
+        }
     }
 
     /// Bytes of the unit being read so far: its events, plus what the
@@ -249,10 +357,14 @@ impl XmlStream {
         &mut self,
         data: &[u8],
         pos: &mut usize,
+        unit_start: &mut usize,
         out: &mut Vec<StreamEvent>,
         stop: &mut dyn FnMut(&Element) -> bool,
-    ) -> Result<(), StreamError> {
-        self.skip_bom(data, pos)?;
+    ) -> Result<(), RunError> {
+        if self.consumed == 0 {
+            self.skip_bom(data, pos)?;
+            *unit_start = *pos;
+        }
         // The parser may hold events (an empty element's end) after the
         // input is used up: ask until it wants more data.
         while matches!(self.phase, Phase::Header | Phase::Open) {
@@ -272,7 +384,15 @@ impl XmlStream {
             self.consumed += used;
             let wants_data = match result {
                 Ok(Some(event)) => {
-                    if let Some(stanza) = self.on_event(event, out)? {
+                    let in_header = matches!(self.phase, Phase::Header);
+                    let stanza = self.on_event(event, out)?;
+                    if in_header && matches!(self.phase, Phase::Open) {
+                        self.unit_done(&data[*unit_start..*pos], true);
+                        *unit_start = *pos;
+                    }
+                    if let Some(stanza) = stanza {
+                        self.unit_done(&[], false);
+                        *unit_start = *pos;
                         let halt = stop(&stanza);
                         out.push(StreamEvent::Stanza(stanza));
                         if halt {
@@ -283,16 +403,16 @@ impl XmlStream {
                 }
                 Err(EndOrError::NeedMoreData) if used == 0 && !chunk.is_empty() => {
                     // rxml always takes a byte when it needs one; never spin.
-                    return Err(StreamError::with_text(
+                    return Err(RunError::Stream(StreamError::with_text(
                         Cond::InternalServerError,
                         "XML parser made no progress",
-                    ));
+                    )));
                 }
                 // The document ended: only after the root closed, which
                 // stops the loop already.
                 Ok(None) => return Ok(()),
                 Err(EndOrError::NeedMoreData) => true,
-                Err(EndOrError::Error(e)) => return Err(errors::from_rxml(e)),
+                Err(EndOrError::Error(e)) => return Err(RunError::Xml(e)),
             };
             self.check_size()?;
             if wants_data && *pos >= data.len() {
@@ -438,14 +558,52 @@ impl XmlStream {
     }
 }
 
-fn new_parser(limits: &StreamLimits) -> Parser {
+/// How reading a piece of the stream failed.
+enum RunError {
+    /// The parser's error (a re-read with a big parser may not see it).
+    Xml(rxml::Error),
+    Stream(StreamError),
+}
+
+impl RunError {
+    fn into_stream_error(self) -> StreamError {
+        match self {
+            RunError::Xml(e) => errors::from_rxml(e),
+            RunError::Stream(e) => e,
+        }
+    }
+}
+
+impl From<StreamError> for RunError {
+    fn from(e: StreamError) -> RunError {
+        RunError::Stream(e)
+    }
+}
+
+/// A parser for a stream's start, taking tokens up to `max_token` bytes.
+fn new_parser(max_token: usize) -> Parser {
     let mut parser = Parser::with_options(Options {
-        max_token_length: limits.max_stanza_size.clamp(1, MAX_TOKEN),
+        max_token_length: max_token.max(1),
         ..Options::default()
     });
     // Emit text as it comes: whitespace keepalives are then never held.
     parser.set_text_buffering(false);
     parser
+}
+
+/// A parser that has read `root` (a stream header), so it stands between
+/// two stanzas; `None` if it cannot read it (a token longer than
+/// `max_token`).
+fn primed_parser(max_token: usize, root: &[u8]) -> Option<Parser> {
+    let mut parser = new_parser(max_token);
+    let mut rest = root;
+    loop {
+        match parser.parse(&mut rest, false) {
+            Ok(Some(_)) => {}
+            Err(EndOrError::NeedMoreData) if rest.is_empty() => return Some(parser),
+            Ok(None) | Err(_) => return None,
+        }
+    }
 }
 
 /// Attributes named as [`Element`] names them: `local`, `xml:lang`,

@@ -2,6 +2,7 @@
 
 mod fuzz;
 mod hostile;
+mod long_tokens;
 mod restart;
 
 use super::*;
