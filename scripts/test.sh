@@ -13,7 +13,7 @@
 #
 # Installs what is missing: a venv at .venv with tests/python/requirements.txt (pip),
 # and Debian's prosody through ../shared/tools/reference-prosody (apt) when ../shared
-# exists, and slapd, ldap-utils and sasl2-bin (apt, as root) for the LDAP tests.
+# exists, and slapd, ldap-utils, sasl2-bin and lua-ldap (apt, as root) for the LDAP tests.
 # Environment: PYTEST_ARGS (extra pytest arguments, e.g. "-x -k auth").
 set -uo pipefail
 
@@ -121,17 +121,19 @@ CFG
 ensure_ldap_servers() {
     # tests/python/test_ldap.py runs Debian's slapd and saslauthd itself, on 127.0.0.1
     # with throw-away configs; the packages' own services are stopped and disabled.
-    if [ -x /usr/sbin/slapd ] && [ -x /usr/sbin/saslauthd ] && command -v ldapadd >/dev/null 2>&1; then
+    # lua-ldap is what Prosody's mod_auth_ldap needs (the differential LDAP test).
+    if [ -x /usr/sbin/slapd ] && [ -x /usr/sbin/saslauthd ] && command -v ldapadd >/dev/null 2>&1 \
+        && ls /usr/lib/x86_64-linux-gnu/lua/*/lualdap.so >/dev/null 2>&1; then
         return 0
     fi
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "slapd/ldap-utils/sasl2-bin missing and this is not root: the LDAP tests will be skipped"
         return 0
     fi
-    section "OpenLDAP and saslauthd for the LDAP tests (apt: slapd ldap-utils sasl2-bin)"
+    section "OpenLDAP and saslauthd for the LDAP tests (apt: slapd ldap-utils sasl2-bin lua-ldap)"
     echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        --no-install-recommends slapd ldap-utils sasl2-bin) >/dev/null \
+        --no-install-recommends slapd ldap-utils sasl2-bin lua-ldap) >/dev/null \
         || { echo "could not install slapd: the LDAP tests will be skipped"; return 0; }
     for service in slapd saslauthd; do
         if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$service" >/dev/null 2>&1; fi

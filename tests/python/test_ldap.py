@@ -410,3 +410,52 @@ def test_cyrus_without_saslauthd_says_what_to_use(start_server, tmp_path, monkey
     assert re.search(r"saslauthd.*no-such-mux", logs), logs
     assert 'authentication = "ldap"' in logs, logs
     assert login(server, "alice", "x").conditions == ["temporary-auth-failure"]
+
+
+# -- differential: Prosody 0.12's own mod_auth_ldap on the same directory --------------------
+
+
+def lualdap_unavailable() -> str | None:
+    reason = paths.prosody_usable()
+    if reason:
+        return reason
+    if not list(Path("/usr/lib/x86_64-linux-gnu/lua").glob("*/lualdap.so")):
+        return "skipping: lua-ldap (Prosody's LDAP library) is not installed (scripts/test.sh installs it as root)"
+    return None
+
+
+def outcomes(server) -> dict:
+    """What a server answers for the same logins (STARTTLS, PLAIN)."""
+    # Compared as sets without -PLUS: Prosody 0.12 has no tls-exporter, and the order of
+    # SCRAM mechanisms is the core's (as for internal_hashed), not the provider's.
+    result = {"offered": sorted(m for m in offered(server) if not m.endswith("-PLUS"))}
+    for user, password in [
+        ("alice", ALICE.password),
+        ("jurgen", JURGEN.password),
+        ("alice", "wrong"),
+        ("mallory", ALICE.password),
+        ("*", ALICE.password),
+        ("*)(uid=*", ALICE.password),
+    ]:
+        r = login(server, user, password)
+        result[f"{user}/{'right' if password in (ALICE.password, JURGEN.password) else 'wrong'}"] = (
+            r.ok,
+            r.conditions,
+        )
+    return result
+
+
+@pytest.mark.parametrize("mode", ["bind", "getpasswd"])
+def test_same_logins_as_prosody_mod_auth_ldap(directory, pki, mode):
+    reason = lualdap_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from conftest import running_server
+
+    host = ldap_options(directory, ldap_mode=mode)
+    del host["ldap_namefield"]
+    seen = {}
+    for kind in ("lilt", "prosody"):
+        with running_server(kind, pki, config(host), direct_tls=False) as server:
+            seen[kind] = outcomes(server)
+    assert seen["lilt"] == seen["prosody"]
