@@ -225,7 +225,8 @@ fn install_auth_provider(host: &Arc<xmpp_core::Host>) -> Result<Option<String>, 
     Ok(None)
 }
 
-/// Modules whose job lilt's core does itself (stream negotiation, TLS, SASL).
+/// Modules whose job lilt's core does itself (stream negotiation, TLS, SASL;
+/// `limit_auth` is the auth crate's login throttle).
 fn is_core_module(name: &str) -> bool {
     matches!(
         name,
@@ -237,6 +238,8 @@ fn is_core_module(name: &str) -> bool {
             | "auth_internal_plain"
             | "auth_anonymous"
             | "auth_insecure"
+            | "auth_jitsi-anonymous"
+            | "limit_auth"
             | "storage_internal"
             | "storage_memory"
             | "storage_none"

@@ -49,15 +49,15 @@ pub struct Provider {
 impl Provider {
     pub fn new(backend: Arc<dyn Backend>, policy: SaslPolicy, host: &Arc<Host>) -> Provider {
         Provider {
-            guard: Arc::new(LoginGuard::new(&host.name, ThrottleSettings::default())),
+            guard: Arc::new(LoginGuard::new(&host.name, ThrottleSettings::disabled())),
             backend,
             policy,
             host: Arc::downgrade(host),
         }
     }
 
-    /// Throttles failed logins with these settings instead of the defaults
-    /// (`ThrottleSettings::from_host` reads the `limit_auth_*` options).
+    /// Throttles failed logins with these settings (none by default;
+    /// `ThrottleSettings::from_host` reads the `limit_auth_*` options).
     pub fn with_throttle(mut self, settings: ThrottleSettings) -> Provider {
         self.guard = Arc::new(LoginGuard::new(self.backend.host(), settings));
         self

@@ -11,6 +11,11 @@
 //! | `limit_auth_max` | 5 | failures per IP within the window (at least 1) |
 //! | `limit_auth_account_max` | 10 | failures per account within the window (lilt's addition, same style; at least 1) |
 //!
+//! Throttling is on for a host that loads `limit_auth` (global or host
+//! `modules_enabled`), as Prosody with the community module, or that sets
+//! any of these options; otherwise failed logins are only logged, as in
+//! Prosody without the module.
+//!
 //! As in `mod_limit_auth`, only failures decided by a SASL exchange count
 //! (wrong password, unknown user, malformed data), not the refusals of the
 //! throttle itself, and a refused attempt is answered
@@ -69,6 +74,9 @@ impl ThrottleSettings {
     /// `mod_limit_auth`, a negative period counts as 0 (no throttling) and a
     /// maximum below 1 as 1.
     pub fn from_host(host: &Host) -> Result<ThrottleSettings, OptionError> {
+        if !Self::enabled_on(host) {
+            return Ok(ThrottleSettings::disabled());
+        }
         let period = match host.option("limit_auth_period") {
             None => DEFAULT_PERIOD,
             Some(v) => v.as_f64().ok_or_else(|| {
@@ -90,6 +98,40 @@ impl ThrottleSettings {
             max_per_ip: max("limit_auth_max", DEFAULT_MAX)?,
             max_per_account: max("limit_auth_account_max", DEFAULT_ACCOUNT_MAX)?,
         })
+    }
+}
+
+impl ThrottleSettings {
+    /// No throttling (a zero period).
+    pub fn disabled() -> ThrottleSettings {
+        ThrottleSettings {
+            period: Duration::ZERO,
+            ..ThrottleSettings::default()
+        }
+    }
+
+    /// Does `host` load `limit_auth` or set a `limit_auth_*` option?
+    pub fn enabled_on(host: &Host) -> bool {
+        let config = host.config();
+        let lists = [
+            config.get_global("modules_enabled"),
+            config
+                .host(&host.name)
+                .and_then(|h| h.section.get("modules_enabled")),
+        ];
+        let loaded = lists
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_string_list())
+            .any(|l| l.iter().any(|m| m == "limit_auth"));
+        loaded
+            || [
+                "limit_auth_period",
+                "limit_auth_max",
+                "limit_auth_account_max",
+            ]
+            .iter()
+            .any(|o| host.option(o).is_some())
     }
 }
 
@@ -361,6 +403,45 @@ mod tests {
         let mut t = throttle(1, 5);
         t.record_failure(None, None, secs(0.0));
         assert_eq!(t.check(None, None, secs(0.0)), Verdict::Allow);
+    }
+
+    fn host_with(global: &[(&str, xmpp_core::Value)]) -> std::sync::Arc<Host> {
+        let mut config = xmpp_core::ServerConfig::default();
+        for (name, value) in global {
+            config.global.set(*name, value.clone());
+        }
+        config.hosts.push(xmpp_core::HostConfig {
+            name: "example.org".into(),
+            kind: xmpp_core::HostKind::VirtualHost,
+            section: Default::default(),
+            defined_at: Default::default(),
+        });
+        let server = xmpp_core::Server::new(config, xmpp_core::Clock::Fixed(0.0));
+        server.host("example.org").expect("the host")
+    }
+
+    #[test]
+    fn on_with_limit_auth_or_its_options_only() {
+        let off = ThrottleSettings::from_host(&host_with(&[])).expect("settings");
+        assert!(off.period.is_zero());
+        let modules = xmpp_core::Value::Table(xmpp_core::Table {
+            seq: vec![
+                xmpp_core::Value::str("roster"),
+                xmpp_core::Value::str("limit_auth"),
+            ],
+            ..Default::default()
+        });
+        let on = ThrottleSettings::from_host(&host_with(&[("modules_enabled", modules)]));
+        assert_eq!(on.expect("settings"), ThrottleSettings::default());
+        let set = host_with(&[
+            ("limit_auth_period", xmpp_core::Value::Number(2.5)),
+            ("limit_auth_max", xmpp_core::Value::Integer(0)),
+        ]);
+        let s = ThrottleSettings::from_host(&set).expect("settings");
+        assert_eq!((s.period, s.max_per_ip), (secs(2.5), 1));
+        let bad = host_with(&[("limit_auth_period", xmpp_core::Value::str("soon"))]);
+        let e = ThrottleSettings::from_host(&bad).expect_err("a bad option");
+        assert!(e.to_string().contains("limit_auth_period"), "{e}");
     }
 
     #[test]
