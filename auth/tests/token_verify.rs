@@ -461,3 +461,96 @@ fn rsa_n_e(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
     };
     (strip(n), strip(e))
 }
+
+mod common;
+
+/// The provider for a host with these options (the error text if refused).
+fn provider_error(options: &[(&str, Value)]) -> Option<String> {
+    let (_server, host, _driver) = common::host_with(options);
+    auth::provider_for_host(&host).err().map(|e| e.to_string())
+}
+
+#[test]
+fn token_options_are_read_as_jitsi_and_bad_ones_named() {
+    let token = ("authentication", Value::str("token"));
+    let app_id = ("app_id", Value::str("example_app_id"));
+    let secret = ("app_secret", Value::str("s3cret"));
+    assert_eq!(
+        provider_error(&[token.clone(), app_id.clone(), secret.clone()]),
+        None
+    );
+    let err = provider_error(&[token.clone(), secret.clone()]).unwrap();
+    assert!(err.contains("'app_id'"), "{err}");
+    let err = provider_error(&[token.clone(), app_id.clone()]).unwrap();
+    assert!(
+        err.contains("'app_secret'") && err.contains("cache_keys_url"),
+        "{err}"
+    );
+    for (alg, word) in [("none", "not a supported"), ("RS256", "needs public keys")] {
+        let err = provider_error(&[
+            token.clone(),
+            app_id.clone(),
+            secret.clone(),
+            ("signature_algorithm", Value::str(alg)),
+        ])
+        .unwrap();
+        assert!(
+            err.contains("signature_algorithm") && err.contains(word),
+            "{err}"
+        );
+    }
+    let err = provider_error(&[
+        token.clone(),
+        app_id.clone(),
+        ("asap_key_server", Value::str("http://127.0.0.1:9")),
+        ("signature_algorithm", Value::str("HS256")),
+    ])
+    .unwrap();
+    assert!(err.contains("needs a shared secret"), "{err}");
+    let err = provider_error(&[
+        token.clone(),
+        app_id.clone(),
+        secret.clone(),
+        ("allow_empty_token", Value::str("yes")),
+    ])
+    .unwrap();
+    assert!(err.contains("allow_empty_token"), "{err}");
+    // `asap_key_server = true` next to cache_keys_url (Jitsi's docker image).
+    assert_eq!(
+        provider_error(&[
+            token,
+            app_id,
+            ("asap_key_server", Value::Bool(true)),
+            ("cache_keys_url", Value::str("http://127.0.0.1:9/certs")),
+        ]),
+        None
+    );
+}
+
+#[test]
+fn empty_tokens_only_with_allow_empty_token() {
+    let opts = |allow: bool| {
+        let (_server, host, _driver) = common::host_with(&[
+            ("app_id", Value::str("example_app_id")),
+            (
+                "app_secret",
+                Value::str(std::str::from_utf8(SECRET).unwrap()),
+            ),
+            ("allow_empty_token", Value::Bool(allow)),
+        ]);
+        auth::token::TokenVerifier::from_host(&host).unwrap()
+    };
+    assert_eq!(
+        opts(false).process(None, NOW).unwrap_err(),
+        TokenError::Required
+    );
+    assert!(opts(true).process(None, NOW).unwrap().is_none());
+    // A token is still verified when one is given.
+    let bad = hs(&with(claims(), "iss", json!("x")));
+    assert_eq!(
+        opts(true).process(Some(&bad), NOW).unwrap_err(),
+        TokenError::InvalidIssuer
+    );
+    let good = opts(false).process(Some(&hs(&claims())), NOW).unwrap();
+    assert_eq!(good.unwrap().room(), Some("allowed"));
+}
