@@ -22,6 +22,12 @@
 //!   (ldap3 over rustls: ldaps and StartTLS), offer PLAIN only (bind mode),
 //!   and leave the directory's display name on the session
 //!   (`ldap_display_name`); `cyrus` ([`providers::cyrus`]) asks saslauthd.
+//! - `token` ([`providers::Token`], Jitsi's mod_auth_token) is `ANONYMOUS`
+//!   after verifying a JWT from the BOSH/WebSocket URL (`?token=`) or an
+//!   `Authorization: Bearer` header ([`token`]: HS256 with `app_secret`,
+//!   RS256 with keys from `asap_key_server` or `cache_keys_url`); the
+//!   verified claims stay on the session under Jitsi's field names, and
+//!   [`token::session_has_feature`] reads its `context.features`.
 //! - Every provider's exchanges go through a [`guard::LoginGuard`]: failed
 //!   logins are throttled per IP and per account ([`throttle`]:
 //!   `limit_auth_period`, `limit_auth_max`, `limit_auth_account_max`) and
