@@ -4,7 +4,8 @@
 //! `plugins/mod_*.lua`: each exposes `load(server, host)`, which hooks the
 //! events it handles on the host's bus. [`load_module`] maps a module name
 //! from `modules_enabled` to its loader. The storage drivers (`internal`,
-//! `memory`, `none`) live in [`storage`].
+//! `memory`, `none`) live in [`storage`]. Component modules load the same
+//! way on a `Component` host: [`client_proxy`] (Jitsi's focus proxy).
 //!
 //! Depends on `xmpp-core` (events, router, sessions, storage API),
 //! `lua-compat` (Prosody's `.dat` files) and `auth`.
