@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 from lilt_harness import paths  # noqa: E402
 from lilt_harness.config import Component, ServerConfig, lua_string  # noqa: E402
-from lilt_harness.httpxmpp import NS_BIND, NS_FRAMING, NS_SASL, _WebSocket  # noqa: E402
+from lilt_harness.httpxmpp import NS_BIND, NS_FRAMING, NS_SASL, _Bosh, _WebSocket  # noqa: E402
 from lilt_harness.servers import LiltServer, make_workdir  # noqa: E402
 
 pytestmark = pytest.mark.lilt_only
@@ -315,6 +315,35 @@ def test_previd_keeps_the_username_of_a_live_session(fixture_server):
         assert bad.condition == "not-allowed"
     finally:
         first.ws.close()
+
+
+def bosh_token_login(port: int, token: str) -> tuple[str | None, str | None]:
+    """ANONYMOUS over BOSH with ?token= in the URL (as lib-jitsi-meet's BOSH URL);
+    (None, bound JID) on success, else (condition, text)."""
+    b = _Bosh(port, HOST, path=f"/http-bind?room=allowed&token={token}")
+    root = b.post(to=HOST, wait="5", hold="1", ver="1.6", **{"xmpp:version": "1.0"})
+    b.sid = root.get("sid")
+    b.next()
+    b.post(f"<auth xmlns='{NS_SASL}' mechanism='ANONYMOUS'/>")
+    answer = b.next()
+    if answer.tag != f"{{{NS_SASL}}}success":
+        cond = next((c.tag.split("}")[1] for c in answer if c.tag != f"{{{NS_SASL}}}text"), None)
+        text = answer.find(f"{{{NS_SASL}}}text")
+        return cond, text.text if text is not None else None
+    b.post(to=HOST, **{"xmpp:restart": "true"})
+    b.next()
+    b.post(
+        f"<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='{NS_BIND}'/></iq>"
+    )
+    jid = b.next().find(f"{{{NS_BIND}}}bind/{{{NS_BIND}}}jid")
+    return None, jid.text if jid is not None else None
+
+
+def test_token_over_bosh(fixture_server):
+    port = http_port(fixture_server)
+    cond, jid = bosh_token_login(port, hs256(claims()))
+    assert cond is None and jid and jid.split("@")[1].startswith(f"{HOST}/"), (cond, jid)
+    assert bosh_token_login(port, hs256(claims(exp=int(time.time()) - 1)))[0] == "not-allowed"
 
 
 def test_no_token_is_refused(fixture_server):
