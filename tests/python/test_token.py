@@ -197,9 +197,6 @@ def fixture_server(tmp_path_factory):
         "component_ports = { }",
         "http_ports = { 0 }",
         "https_ports = { }",
-        # Many refused tokens come from 127.0.0.1 in a few seconds: lilt's login
-        # throttle (mod_limit_auth's options) must not answer them instead.
-        "limit_auth_max = 1000",
         # The harness waits for a stream to localhost.
         'VirtualHost "localhost"',
         '    authentication = "anonymous"',
@@ -412,7 +409,6 @@ def rs_config(host_options: dict) -> ServerConfig:
             "c2s_require_encryption": False,
             "http_ports": [0],
             "https_ports": [],
-            "limit_auth_max": 1000,
         },
         hosts={
             "localhost": {
