@@ -18,6 +18,13 @@
 //!   unacknowledged stanzas when a session ends for good (offline storage
 //!   or `recipient-unavailable` bounces, as Prosody's `delivery/failure`).
 //!
+//! Events on the host, as Prosody's: `smacks-hibernation-start` and
+//! `smacks-hibernation-end` (origin: the session), `delivery/failure`
+//! (origin and stanza; a handler returning true claims the stanza).
+//! Not done: `smacks-ack-delayed` (`smacks_max_ack_delay`), the forced
+//! `<r/>` on a read timeout, keeping counters at server shutdown, and
+//! offering `<sm/>` on BOSH (BOSH sessions already outlive their requests).
+//!
 //! [`C2sStream`]: crate::c2s::negotiation::C2sStream
 //! [`C2sStream::smacks_outbound`]: crate::c2s::negotiation::C2sStream::smacks_outbound
 //! [`C2sStream::hibernate`]: crate::c2s::negotiation::C2sStream::hibernate

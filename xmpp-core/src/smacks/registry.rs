@@ -215,6 +215,10 @@ pub fn hibernate(
     token: &str,
     hibernated: Hibernated,
 ) -> Result<(), Box<Hibernated>> {
+    // The watchdog needs a runtime (connection tasks always run in one).
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Err(Box::new(hibernated));
+    };
     let registry = Registry::of(server);
     let mut entries = registry.lock();
     let Some(entry) = entries.get_mut(token) else {
@@ -227,10 +231,16 @@ pub fn hibernate(
     if let Slot::Takeover(poke) = previous {
         let _ = poke.send(Outbound::Stanza(Element::new("takeover", NS_TAKEOVER)));
     }
+    let session = entry.session.clone();
+    let host = server.host(&entry.host);
     drop(entries);
+    if let Some(host) = host {
+        let mut ev = Event::new(server, "smacks-hibernation-start").with_origin(&session);
+        server.fire_on_host(&host, "smacks-hibernation-start", &mut ev);
+    }
     let server = server.clone();
     let token = token.to_string();
-    tokio::spawn(async move { watchdog(server, token, generation, deadline).await });
+    runtime.spawn(async move { watchdog(server, token, generation, deadline).await });
     Ok(())
 }
 

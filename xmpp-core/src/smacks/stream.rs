@@ -202,6 +202,10 @@ impl C2sStream {
             ..
         } = *hibernated;
         tracing::debug!(session = %session.id, "resumed from {}", self.log_id());
+        let mut ev =
+            crate::hooks::Event::new(&self.server, "smacks-hibernation-end").with_origin(&session);
+        self.server
+            .fire_on_host(&host, "smacks-hibernation-end", &mut ev);
         session.state().secure = self.secure;
         let result = state.resume(previd, h);
         self.session = Some(session);
