@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lilt_harness import paths, slapd as ldap
-from lilt_harness.client import Client, is_presence, q, run
+from lilt_harness.client import Client, is_presence, run
 from lilt_harness.config import DOMAIN, TEST_MODULES, Component, ServerConfig, lua_string
 from lilt_harness.httpxmpp import bosh_login, ws_login
 from lilt_harness.rawstream import RawStream, mechanisms

@@ -192,7 +192,8 @@ impl Directory {
                 .set_conn_timeout(CONNECT_TIMEOUT)
                 .set_starttls(self.settings.starttls && server.starts_with("ldap://"))
                 .set_no_tls_verify(!self.verify);
-            if let Some(tls) = &self.tls {
+            // ldap3 ignores no_tls_verify when given a configuration.
+            if let Some(tls) = self.tls.as_ref().filter(|_| self.verify) {
                 cs = cs.set_config(tls.clone());
             }
             match LdapConn::with_settings(cs, server) {
@@ -274,32 +275,55 @@ impl Directory {
         })
     }
 
-    /// Binds as `dn` with `password`: `Ok(false)` when the directory says
-    /// the credentials are wrong.
-    pub fn check_password(&self, dn: &str, password: &str) -> Result<bool, LdapError> {
+    /// Binds as `dn` with `password` on `conn`: `Ok(false)` when the
+    /// directory says the credentials are wrong.
+    fn user_bind(
+        conn: &mut LdapConn,
+        server: &str,
+        dn: &str,
+        password: &str,
+    ) -> Result<bool, LdapError> {
         if password.is_empty() {
             // An empty password is an unauthenticated bind (RFC 4513 §5.1.2),
             // which some servers answer with success.
             return Ok(false);
         }
+        let res = conn
+            .with_timeout(OPERATION_TIMEOUT)
+            .simple_bind(dn, password)
+            .map_err(|source| LdapError::Operation {
+                server: server.to_string(),
+                operation: "bind as the user",
+                source: Box::new(source),
+            })?;
+        match res.rc {
+            0 => Ok(true),
+            INVALID_CREDENTIALS | UNWILLING_TO_PERFORM | INAPPROPRIATE_AUTHENTICATION => Ok(false),
+            _ => check(server, "bind as the user", res).map(|()| false),
+        }
+    }
+
+    /// Finds `username` and binds as its entry with `password`, on one
+    /// connection (Prosody opens a second one for the bind; the answer is
+    /// the same): `None` for no such user, else the entry and whether the
+    /// password is right.
+    pub fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<(UserEntry, bool)>, LdapError> {
         off_runtime(|| {
             let (mut conn, server) = self.connect()?;
-            let res = conn
-                .with_timeout(OPERATION_TIMEOUT)
-                .simple_bind(dn, password)
-                .map_err(|source| LdapError::Operation {
-                    server: server.clone(),
-                    operation: "bind as the user",
-                    source: Box::new(source),
-                })?;
-            let _ = conn.unbind();
-            match res.rc {
-                0 => Ok(true),
-                INVALID_CREDENTIALS | UNWILLING_TO_PERFORM | INAPPROPRIATE_AUTHENTICATION => {
-                    Ok(false)
+            self.bind_for_search(&mut conn, &server)?;
+            let outcome = match self.search_user(&mut conn, &server, username)? {
+                None => None,
+                Some(entry) => {
+                    let ok = Self::user_bind(&mut conn, &server, &entry.dn, password)?;
+                    Some((entry, ok))
                 }
-                _ => check(&server, "bind as the user", res).map(|()| false),
-            }
+            };
+            let _ = conn.unbind();
+            Ok(outcome)
         })
     }
 

@@ -116,19 +116,22 @@ impl Backend for Ldap {
     }
 
     fn test_password(&self, username: &str, password: &str) -> Result<Lookup<bool>, AuthError> {
-        let Some(entry) = self.find(username)? else {
-            tracing::debug!(host = %self.host, user = username, "LDAP: no such user");
-            return Ok(Lookup::NoUser);
-        };
-        let ok = match self.directory.settings().mode {
+        let found = match self.directory.settings().mode {
             Mode::Bind => self
                 .directory
-                .check_password(&entry.dn, password)
+                .authenticate(username, password)
                 .map_err(|e| self.error(username, e))?,
-            Mode::GetPasswd => entry
-                .password
-                .as_deref()
-                .is_some_and(|stored| !password.is_empty() && stored == password),
+            Mode::GetPasswd => self.find(username)?.map(|entry| {
+                let ok = entry
+                    .password
+                    .as_deref()
+                    .is_some_and(|stored| !password.is_empty() && stored == password);
+                (entry, ok)
+            }),
+        };
+        let Some((entry, ok)) = found else {
+            tracing::debug!(host = %self.host, user = username, "LDAP: no such user");
+            return Ok(Lookup::NoUser);
         };
         if ok {
             self.remember_name(username, &entry);
