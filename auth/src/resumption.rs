@@ -9,25 +9,31 @@
 //! - by the `jitsi-anonymous` provider itself: every session bound on the
 //!   host is remembered under its session id (the `id` of the stream header
 //!   the client received) from `resource-bind` until `resource-unbind`;
-//! - by XEP-0198 stream management, once it gives a session a resumption id:
-//!   it calls [`remember`] with that id (and [`forget`] when the session is
-//!   gone for good, hibernation included). A session whose
+//! - by XEP-0198 stream management: a `previd` not in the map is looked up
+//!   among the server's resumable sessions
+//!   ([`xmpp_core::smacks::username_of_resumable`], connected or
+//!   hibernating), which is what Jitsi clients send. Code that knows other
+//!   resumption ids may also call [`remember`] / [`forget`]; a session whose
 //!   `SessionState::attributes` carry `resumption_token` (Prosody's field
-//!   name) has that id forgotten at `resource-unbind` as well.
+//!   name) has that id forgotten at `resource-unbind`.
 //!
 //! Lookups are per host: a `previd` only finds sessions of the host the
 //! client logs in to (Prosody searches every host; only this one matters
 //! for a guest domain, and it keeps other hosts' usernames out of reach).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock, Weak};
 
-use xmpp_core::{Event, Host, Value};
+use xmpp_core::{Event, Host, Server, Value};
 
 /// The map, kept as an extension of the [`Host`].
 #[derive(Debug, Default)]
 pub struct ResumableUsernames {
+    host: OnceLock<String>,
     by_id: Mutex<HashMap<String, String>>,
+    /// The server, known from the first `resource-bind` (a resumable
+    /// session has bound a resource on the host before anyone can name it).
+    server: OnceLock<Weak<Server>>,
 }
 
 impl ResumableUsernames {
@@ -40,8 +46,14 @@ impl ResumableUsernames {
     pub fn forget(&self, id: &str) {
         self.map().remove(id);
     }
+    /// The username for `id`: remembered here, else a session stream
+    /// management can resume.
     pub fn lookup(&self, id: &str) -> Option<String> {
-        self.map().get(id).cloned()
+        if let Some(found) = self.map().get(id).cloned() {
+            return Some(found);
+        }
+        let server = self.server.get()?.upgrade()?;
+        xmpp_core::smacks::username_of_resumable(&server, self.host.get()?, id)
     }
 }
 
@@ -68,7 +80,12 @@ pub fn track_sessions(host: &Host) {
         if let (Some(host), Some(session)) = (&event.host, &event.origin)
             && let Some(username) = session.username()
         {
-            remember(host, &session.id, &username);
+            let usernames = host.extension::<ResumableUsernames>();
+            usernames.host.get_or_init(|| host.name.clone());
+            usernames
+                .server
+                .get_or_init(|| std::sync::Arc::downgrade(&event.server));
+            usernames.remember(&session.id, &username);
         }
         false
     });

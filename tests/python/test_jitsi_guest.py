@@ -248,6 +248,23 @@ def test_previd_reuses_the_username_of_a_live_session(jitsi):
     assert late_jid.split("@", 1)[0] != node
 
 
+def test_previd_of_a_stream_management_resumption_id(jitsi):
+    """What lib-jitsi-meet sends as previd: the id of `<enabled resume='true'/>`."""
+    port = jitsi.http_port
+    first, _, first_jid = ws_anonymous(port)
+    try:
+        first.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        enabled = first.recv()
+        assert enabled.tag == "{urn:xmpp:sm:3}enabled", ET.tostring(enabled)
+        sm_id = enabled.get("id")
+        assert sm_id
+        second, _, second_jid = ws_anonymous(port, previd=sm_id)
+        second.close()
+        assert second_jid.split("@", 1)[0] == first_jid.split("@", 1)[0]
+    finally:
+        first.close()
+
+
 # -- throttling of failed logins --------------------------------------------------------
 
 PERIOD = 4
