@@ -251,10 +251,10 @@ fn load_config(host: &Host) -> Result<Config, ModuleError> {
     })
 }
 
-pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
+pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
     let config = Arc::new(load_config(host)?);
     // As Prosody's module.load: report bad items (and none) at start-up.
-    let now = _server.clock.now() as i64;
+    let now = server.clock.now() as i64;
     let valid = config
         .configured
         .iter()
@@ -429,7 +429,7 @@ fn handle_credentials(ev: &mut Event, config: &Config) -> bool {
     let mut services = current_services(ev.host.as_ref(), config, now);
     services.retain(|s| s.restricted);
     let requested_value = Value::Table(Table {
-        seq: requested.iter().map(|k| Value::str(k)).collect(),
+        seq: requested.iter().map(Value::str).collect(),
         ..Table::default()
     });
     let mut services = fire_services_event(
