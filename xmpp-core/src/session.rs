@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::mpsc;
@@ -66,6 +66,11 @@ pub struct SessionState {
     pub attributes: crate::value::Table,
 }
 
+/// A per-session outbound filter (Prosody's `filters.add_filter(session,
+/// "stanzas/out", f)`): it sees every stanza queued to the session and
+/// returns it (changed or not), or `None` to drop it.
+pub type OutboundFilter = Arc<dyn Fn(&Session, Element) -> Option<Element> + Send + Sync>;
+
 /// A stream the server talks to.
 pub struct Session {
     pub id: String,
@@ -78,6 +83,10 @@ pub struct Session {
     pub transport: Option<Arc<TransportInfo>>,
     tx: Option<mpsc::UnboundedSender<Outbound>>,
     state: Mutex<SessionState>,
+    /// Outbound filters, highest priority first; `filtered` says whether
+    /// there is any, so that sending stays one atomic load when none is.
+    filters: RwLock<Vec<(i32, OutboundFilter)>>,
+    filtered: AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -113,6 +122,8 @@ impl Session {
             transport: None,
             tx: Some(tx),
             state: Mutex::new(SessionState::default()),
+            filters: RwLock::new(Vec::new()),
+            filtered: AtomicBool::new(false),
         }
     }
 
@@ -126,6 +137,8 @@ impl Session {
             transport: None,
             tx: None,
             state: Mutex::new(SessionState::default()),
+            filters: RwLock::new(Vec::new()),
+            filtered: AtomicBool::new(false),
         }
     }
 
@@ -134,8 +147,51 @@ impl Session {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds an outbound filter (Prosody's `filters.add_filter(session,
+    /// "stanzas/out", filter, priority)`): filters run on every stanza
+    /// queued by [`Session::send`] and [`Session::send_raw`], highest
+    /// priority first; one that returns `None` drops the stanza.
+    pub fn add_outbound_filter(&self, priority: i32, filter: OutboundFilter) {
+        let mut filters = self.filters.write().unwrap_or_else(|e| e.into_inner());
+        let at = filters
+            .iter()
+            .position(|(p, _)| *p < priority)
+            .unwrap_or(filters.len());
+        filters.insert(at, (priority, filter));
+        self.filtered.store(true, Ordering::Release);
+    }
+
+    /// Does this session have outbound filters?
+    pub fn has_outbound_filters(&self) -> bool {
+        self.filtered.load(Ordering::Acquire)
+    }
+
+    /// Runs the outbound filters on a stanza.
+    fn filter_out(&self, mut stanza: Element) -> Option<Element> {
+        let filters: Vec<OutboundFilter> = self
+            .filters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect();
+        for f in filters {
+            stanza = f(self, stanza)?;
+        }
+        Some(stanza)
+    }
+
     /// Queues a stanza; `false` if the connection is gone (or this is a host).
+    /// A stanza an outbound filter drops counts as sent.
     pub fn send(&self, stanza: Element) -> bool {
+        let stanza = if self.has_outbound_filters() {
+            match self.filter_out(stanza) {
+                Some(s) => s,
+                None => return self.tx.as_ref().is_some_and(|tx| !tx.is_closed()),
+            }
+        } else {
+            stanza
+        };
         match &self.tx {
             Some(tx) => tx.send(Outbound::Stanza(stanza)).is_ok(),
             None => {
@@ -146,8 +202,19 @@ impl Session {
     }
 
     /// Queues a pre-serialised stanza (see [`Outbound::Raw`]); `false` if
-    /// the connection is gone (or this is a host).
+    /// the connection is gone (or this is a host). With outbound filters,
+    /// the stanza is parsed and goes through them as one [`Session::send`]s;
+    /// without, the shared bytes are queued as they are.
     pub fn send_raw(&self, parts: Vec<bytes::Bytes>) -> bool {
+        if self.has_outbound_filters() {
+            return match crate::smacks::registry::parse_raw(&parts) {
+                Some(stanza) => self.send(stanza),
+                None => {
+                    tracing::warn!(session = %self.id, "dropping an unparsable shared stanza");
+                    false
+                }
+            };
+        }
         match &self.tx {
             Some(tx) => tx.send(Outbound::Raw(parts)).is_ok(),
             None => false,
@@ -259,5 +326,62 @@ impl SessionRegistry {
 
     fn full_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Jid, Arc<Session>>> {
         self.full.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stanza::NS_CLIENT;
+
+    fn session() -> (Session, mpsc::UnboundedReceiver<Outbound>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Session::new(SessionKind::C2s, "x.org", None, tx), rx)
+    }
+
+    fn from_of(out: Outbound) -> Option<String> {
+        match out {
+            Outbound::Stanza(s) => s.from().map(str::to_string),
+            other => panic!("expected a stanza, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_filters_raw_parts_stay_shared() {
+        let (s, mut rx) = session();
+        assert!(!s.has_outbound_filters());
+        let parts = vec![bytes::Bytes::from_static(
+            b"<message xmlns='jabber:client' from='a@x.org'/>",
+        )];
+        assert!(s.send_raw(parts));
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Raw(_))));
+    }
+
+    #[test]
+    fn filters_rewrite_drop_and_see_raw_stanzas() {
+        let (s, mut rx) = session();
+        s.add_outbound_filter(
+            0,
+            Arc::new(|_, mut st: Element| {
+                st.set_attr("from", Some(format!("{}!", st.from().unwrap_or(""))));
+                Some(st)
+            }),
+        );
+        // Higher priority runs first: it drops iqs before the rewrite.
+        s.add_outbound_filter(
+            10,
+            Arc::new(|_, st: Element| (st.name() != "iq").then_some(st)),
+        );
+        assert!(s.send(Element::new("presence", NS_CLIENT).attr("from", "a")));
+        assert_eq!(from_of(rx.try_recv().unwrap()).as_deref(), Some("a!"));
+        assert!(s.send(Element::new("iq", NS_CLIENT).attr("from", "a")));
+        assert!(rx.try_recv().is_err());
+        let parts = vec![
+            bytes::Bytes::from_static(b"<message xmlns='jabber:client'"),
+            bytes::Bytes::from_static(b" to='u@x.org/r'"),
+            bytes::Bytes::from_static(b" from='b'/>"),
+        ];
+        assert!(s.send_raw(parts));
+        assert_eq!(from_of(rx.try_recv().unwrap()).as_deref(), Some("b!"));
     }
 }
