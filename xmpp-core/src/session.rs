@@ -71,6 +71,24 @@ pub struct SessionState {
 /// returns it (changed or not), or `None` to drop it.
 pub type OutboundFilter = Arc<dyn Fn(&Session, Element) -> Option<Element> + Send + Sync>;
 
+/// Which stanzas an outbound filter is for, by their `from` attribute (`""`
+/// when there is none). It lets a shared broadcast ([`Outbound::Raw`]) whose
+/// sender no filter is for be queued without being parsed.
+pub type FromPredicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+struct FilterEntry {
+    priority: i32,
+    from: Option<FromPredicate>,
+    filter: OutboundFilter,
+}
+
+impl FilterEntry {
+    fn applies(&self, from: &str) -> bool {
+        self.from.as_ref().is_none_or(|p| p(from))
+    }
+}
+
 /// A stream the server talks to.
 pub struct Session {
     pub id: String,
@@ -85,7 +103,7 @@ pub struct Session {
     state: Mutex<SessionState>,
     /// Outbound filters, highest priority first; `filtered` says whether
     /// there is any, so that sending stays one atomic load when none is.
-    filters: RwLock<Vec<(i32, OutboundFilter)>>,
+    filters: RwLock<Vec<FilterEntry>>,
     filtered: AtomicBool,
 }
 
@@ -152,12 +170,35 @@ impl Session {
     /// queued by [`Session::send`] and [`Session::send_raw`], highest
     /// priority first; one that returns `None` drops the stanza.
     pub fn add_outbound_filter(&self, priority: i32, filter: OutboundFilter) {
+        self.insert_filter(FilterEntry {
+            priority,
+            from: None,
+            filter,
+        });
+    }
+
+    /// Adds an outbound filter that only sees stanzas whose `from` the
+    /// predicate accepts (see [`FromPredicate`]).
+    pub fn add_outbound_filter_from(
+        &self,
+        priority: i32,
+        from: FromPredicate,
+        filter: OutboundFilter,
+    ) {
+        self.insert_filter(FilterEntry {
+            priority,
+            from: Some(from),
+            filter,
+        });
+    }
+
+    fn insert_filter(&self, entry: FilterEntry) {
         let mut filters = self.filters.write().unwrap_or_else(|e| e.into_inner());
         let at = filters
             .iter()
-            .position(|(p, _)| *p < priority)
+            .position(|f| f.priority < entry.priority)
             .unwrap_or(filters.len());
-        filters.insert(at, (priority, filter));
+        filters.insert(at, entry);
         self.filtered.store(true, Ordering::Release);
     }
 
@@ -166,17 +207,19 @@ impl Session {
         self.filtered.load(Ordering::Acquire)
     }
 
-    /// Runs the outbound filters on a stanza.
-    fn filter_out(&self, mut stanza: Element) -> Option<Element> {
-        let filters: Vec<OutboundFilter> = self
-            .filters
+    fn filter_entries(&self) -> Vec<FilterEntry> {
+        self.filters
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(_, f)| f.clone())
-            .collect();
-        for f in filters {
-            stanza = f(self, stanza)?;
+            .clone()
+    }
+
+    /// Runs the outbound filters on a stanza.
+    fn filter_out(&self, mut stanza: Element) -> Option<Element> {
+        for entry in self.filter_entries() {
+            if entry.applies(stanza.from().unwrap_or("")) {
+                stanza = (entry.filter)(self, stanza)?;
+            }
         }
         Some(stanza)
     }
@@ -206,7 +249,12 @@ impl Session {
     /// the stanza is parsed and goes through them as one [`Session::send`]s;
     /// without, the shared bytes are queued as they are.
     pub fn send_raw(&self, parts: Vec<bytes::Bytes>) -> bool {
-        if self.has_outbound_filters() {
+        let needs_filtering = self.has_outbound_filters()
+            && match raw_from(&parts) {
+                Some(from) => self.filter_entries().iter().any(|f| f.applies(&from)),
+                None => true,
+            };
+        if needs_filtering {
             return match crate::smacks::registry::parse_raw(&parts) {
                 Some(stanza) => self.send(stanza),
                 None => {
@@ -246,6 +294,33 @@ impl Session {
     pub fn priority(&self) -> i32 {
         self.state().priority
     }
+}
+
+/// The `from` of a pre-serialised stanza, read from its opening tag without
+/// parsing (`""` when it has none); `None` when it cannot be read that way
+/// (an escaped character in it).
+fn raw_from(parts: &[bytes::Bytes]) -> Option<String> {
+    let mut tag = Vec::new();
+    for p in parts {
+        match p.iter().position(|b| *b == b'>') {
+            Some(end) => {
+                tag.extend_from_slice(&p[..end]);
+                break;
+            }
+            None => tag.extend_from_slice(p),
+        }
+    }
+    let tag = std::str::from_utf8(&tag).ok()?;
+    // A value never holds a quote (the serialiser escapes them), so the
+    // text ` from='` is the attribute; both quote styles are read.
+    for q in ['\'', '"'] {
+        if let Some(i) = tag.find(&format!(" from={q}")) {
+            let rest = &tag[i + 7..];
+            let value = &rest[..rest.find(q)?];
+            return (!value.contains('&')).then(|| value.to_string());
+        }
+    }
+    Some(String::new())
 }
 
 /// Bound resources, as Prosody's `full_sessions` and `bare_sessions`.
@@ -383,5 +458,47 @@ mod tests {
         ];
         assert!(s.send_raw(parts));
         assert_eq!(from_of(rx.try_recv().unwrap()).as_deref(), Some("b!"));
+    }
+
+    #[test]
+    fn raw_stanzas_no_filter_is_for_stay_shared() {
+        let (s, mut rx) = session();
+        s.add_outbound_filter_from(
+            0,
+            Arc::new(|from: &str| from.starts_with('[')),
+            Arc::new(|_, mut st: Element| {
+                st.set_attr("from", Some("virtual".to_string()));
+                Some(st)
+            }),
+        );
+        let raw = |from: &'static [u8]| {
+            vec![
+                bytes::Bytes::from_static(b"<message xmlns='jabber:client'"),
+                bytes::Bytes::from_static(b" to='u@x.org/r'"),
+                bytes::Bytes::from_static(from),
+            ]
+        };
+        assert!(s.send_raw(raw(b" from='r@muc/n'><body>&gt;</body></message>")));
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Raw(_))));
+        assert!(s.send_raw(raw(b" from='[t]r@muc/n'/>")));
+        assert_eq!(from_of(rx.try_recv().unwrap()).as_deref(), Some("virtual"));
+        // A stanza sent as an element is filtered the same way.
+        assert!(s.send(Element::new("presence", NS_CLIENT).attr("from", "r@muc")));
+        assert_eq!(from_of(rx.try_recv().unwrap()).as_deref(), Some("r@muc"));
+    }
+
+    #[test]
+    fn from_of_raw_opening_tags() {
+        let b = |s: &'static str| vec![bytes::Bytes::from_static(s.as_bytes())];
+        assert_eq!(
+            raw_from(&b("<iq from='a@b/c' id='1'/>")).as_deref(),
+            Some("a@b/c")
+        );
+        assert_eq!(
+            raw_from(&b("<iq id='1'><x from='a'/></iq>")).as_deref(),
+            Some("")
+        );
+        assert_eq!(raw_from(&b("<iq from=\"a\"/>")).as_deref(), Some("a"));
+        assert_eq!(raw_from(&b("<iq from='a&amp;b'/>")), None);
     }
 }
