@@ -9,7 +9,12 @@
 //!   back), and the `room` of a Jicofo `<conference/>` IQ too;
 //! - stanzas arriving at a host (`<stanza>/<type>`) from the real MUC get
 //!   their `from` mapped back to the virtual address, so every occupant,
-//!   Jicofo included, sees `room@conference.tenant.x/nick`.
+//!   Jicofo included, sees `room@conference.tenant.x/nick`;
+//! - and, as Jitsi's `filters.add_filter(session, "stanzas/out", ...)`,
+//!   every client session gets an outbound filter when it binds a resource
+//!   ([`xmpp_core::Session::add_outbound_filter`]), so what the MUC sends
+//!   straight to a session (an error to a join, a disco reply, a shared
+//!   broadcast) carries the virtual address too.
 //!
 //! Options: `muc_mapper_domain_base` (without it the module is inactive),
 //! `muc_mapper_domain_prefix` (default `conference`), `muc_mapper_domain`.
@@ -109,6 +114,24 @@ const TYPES: [&str; 3] = ["host", "bare", "full"];
 
 /// Hooks the mapper on one host.
 pub fn add_host(host: &Host, mapper: &Arc<Mapper>) {
+    let m = mapper.clone();
+    host.events
+        .hook("resource-bind", 0, move |event: &mut Event| {
+            if let Some(session) = &event.origin {
+                let domain = m.mapping.muc_domain.clone();
+                let m = m.clone();
+                // Only what comes from the real MUC domain can change.
+                session.add_outbound_filter_from(
+                    0,
+                    Arc::new(move |from: &str| super::util::split(from).1 == domain),
+                    Arc::new(move |_, mut stanza: Element| {
+                        m.rewrite_from(&mut stanza);
+                        Some(stanza)
+                    }),
+                );
+            }
+            false
+        });
     for name in STANZAS {
         for kind in TYPES {
             let m = mapper.clone();
