@@ -93,7 +93,17 @@ pub struct MucService {
     /// Public rooms → name (`""` for none): the room list.
     pub(crate) items_cache: Mutex<BTreeMap<String, String>>,
     stores: Option<Stores>,
+    /// Where rooms of this service take affiliations from instead of their
+    /// own list (Jitsi's lobby and breakout rooms replace `room_mt.
+    /// get_affiliation` with their main room's), see
+    /// [`MucService::set_affiliation_source`].
+    pub(crate) affiliation_source: std::sync::OnceLock<AffiliationSource>,
 }
+
+/// A room's affiliations taken from elsewhere: `Some(affiliation)` answers
+/// for the room (`Some(None)`: none), `None` falls back to its own list.
+pub type AffiliationSource =
+    Arc<dyn Fn(&Room, &str) -> Option<Option<crate::Affiliation>> + Send + Sync>;
 
 fn open_stores(host: &Host) -> Result<Stores, StorageError> {
     Ok(Stores {
@@ -124,6 +134,7 @@ impl MucService {
             lookup: Mutex::new(()),
             items_cache: Mutex::new(BTreeMap::new()),
             stores,
+            affiliation_source: std::sync::OnceLock::new(),
         })
     }
 
@@ -133,6 +144,13 @@ impl MucService {
             host: self.host.upgrade()?,
             service: self.me.upgrade()?,
         })
+    }
+
+    /// Makes every room of this service take affiliations from `source`
+    /// (Prosody modules replacing `room_mt.get_affiliation`); `false` if a
+    /// source is already set.
+    pub fn set_affiliation_source(&self, source: AffiliationSource) -> bool {
+        self.affiliation_source.set(source).is_ok()
     }
 
     /// Is `jid` an admin of the service (global or component `admins`)?

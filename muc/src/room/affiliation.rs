@@ -82,6 +82,12 @@ impl Room {
     /// on it). Server admins are owners with `component_admins_as_room_owners`.
     pub fn get_affiliation(&self, jid: &str) -> Option<Affiliation> {
         if let Some(service) = self.service()
+            && let Some(source) = service.affiliation_source.get()
+            && let Some(affiliation) = source(self, jid)
+        {
+            return affiliation;
+        }
+        if let Some(service) = self.service()
             && service.settings.admins_as_owners
             && service.is_admin(jid)
         {
