@@ -2,14 +2,19 @@
 //! Jitsi's names and options (`resources/prosody-plugins/mod_<name>.lua`),
 //! and what they share ([`util`], Jitsi's `util.lib.lua`).
 
+pub mod components;
 pub mod conference_duration;
 pub mod domain_mapper;
+pub mod filesharing;
 pub mod filter_access;
 pub mod hide_all;
 pub mod lua_pattern;
 pub mod meeting_id;
+pub mod muc_size;
 pub mod password_whitelist;
 pub mod rate_limit;
 pub mod resource_validate;
+pub mod room_metadata;
+pub mod speakerstats;
 pub mod token_verification;
 pub mod util;
