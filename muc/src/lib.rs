@@ -19,8 +19,10 @@
 //! Jitsi Meet's modules that hook the MUC live in [`jitsi`] (one file per
 //! module, Jitsi's names and options: `muc_meeting_id`, `muc_domain_mapper`,
 //! `muc_hide_all`, `muc_password_whitelist`, `muc_rate_limit`,
-//! `muc_resource_validate`, `muc_filter_access`, `conference_duration`) and
-//! are loaded by name through [`load_module`].
+//! `muc_resource_validate`, `muc_filter_access`, `conference_duration`,
+//! `filter_iq_jibri`, and the components `end_conference`,
+//! `av_moderation_component`, `polls_component`) and are loaded by name
+//! through [`load_module`].
 
 pub mod admin_commands;
 pub mod broadcast;
@@ -144,6 +146,14 @@ pub fn load_module(
         "token_verification" => {
             Some(jitsi::token_verification::register(host).map_err(MucError::from))
         }
+        "filter_iq_jibri" => Some(jitsi::filter_iq_jibri::register(host).map_err(MucError::from)),
+        "end_conference" => {
+            Some(jitsi::end_conference::register(server, host).map_err(MucError::from))
+        }
+        "av_moderation_component" => {
+            Some(jitsi::av_moderation::register(server, host).map_err(MucError::from))
+        }
+        "polls_component" => Some(jitsi::polls::register(server, host).map_err(MucError::from)),
         _ => None,
     }
 }

@@ -3,8 +3,11 @@
 //! and what they share ([`util`], Jitsi's `util.lib.lua`).
 
 pub mod components;
+pub mod av_moderation;
 pub mod conference_duration;
 pub mod domain_mapper;
+pub mod end_conference;
+pub mod filter_iq_jibri;
 pub mod filesharing;
 pub mod filter_access;
 pub mod hide_all;
@@ -12,9 +15,11 @@ pub mod lua_pattern;
 pub mod meeting_id;
 pub mod muc_size;
 pub mod password_whitelist;
+pub mod polls;
 pub mod rate_limit;
 pub mod resource_validate;
 pub mod room_metadata;
 pub mod speakerstats;
 pub mod token_verification;
 pub mod util;
+pub mod web_session;
