@@ -52,6 +52,10 @@ pub enum MucError {
     Option(#[from] xmpp_core::config::OptionError),
     #[error("MUC should be loaded as a component, not on the VirtualHost {host}")]
     NotComponent { host: String },
+    #[error(transparent)]
+    Component(#[from] jitsi::components::ComponentError),
+    #[error(transparent)]
+    Route(#[from] bosh_websocket::routes::RouteError),
     #[error("MUC on {host}: could not load the module it depends on: {source}")]
     Dependency {
         host: String,
@@ -154,6 +158,16 @@ pub fn load_module(
             Some(jitsi::av_moderation::register(server, host).map_err(MucError::from))
         }
         "polls_component" => Some(jitsi::polls::register(server, host).map_err(MucError::from)),
+        "speakerstats_component" => {
+            Some(jitsi::speakerstats::load(server, host).map_err(MucError::from))
+        }
+        "room_metadata_component" => {
+            Some(jitsi::room_metadata::load(server, host).map_err(MucError::from))
+        }
+        "filesharing_component" => {
+            Some(jitsi::filesharing::load(server, host).map_err(MucError::from))
+        }
+        "muc_size" => Some(jitsi::muc_size::load(server, host).map_err(MucError::from)),
         _ => None,
     }
 }

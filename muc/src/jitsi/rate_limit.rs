@@ -2,9 +2,13 @@
 //! at most `muc_rate_joins` joins (default 3) per room and second; joins
 //! beyond that wait in the room's queue (up to 1000; a full queue lets the
 //! join through rather than lose it) and are handled, in order, that many
-//! per second. A room's queue is emptied with the room. Leaves
-//! (`muc_rate_leaves`, default 5) are counted with the same throttle and
-//! logged when over the rate, but handled at once (see the crate docs).
+//! per second. Leaves likewise: beyond `muc_rate_leaves` (default 5) per
+//! second, the occupant is taken out of the room at once (so the presences
+//! of a mass departure are not all broadcast to everyone still there) and
+//! its unavailable presence and `muc-occupant-left` wait in the room's
+//! leave queue, handled in order that many per second. As in Jitsi, only
+//! leaves the throttle refuses wait (one it allows is handled at once even
+//! while others wait). A room's queues are emptied with the room.
 //!
 //! The queue is sans-IO ([`RateQueue`]: times come in, what to release
 //! comes out); [`register`] drives it with a one-second tokio timer.
@@ -17,8 +21,11 @@ use xmpp_core::stanza::Element;
 use xmpp_core::{Event, Host, Session};
 
 use super::meeting_id::still_connected;
-use crate::events::{lock, room_of};
-use crate::room::{Method, Room};
+use crate::Role;
+use crate::events::{lock, occupant_of, room_of};
+use crate::occupant::Occupant;
+use crate::room::{Method, Room, XTemplates};
+use crate::util::NS_MUC_USER;
 
 /// The most joins one room's queue holds.
 pub const PRESENCE_QUEUE_MAX_SIZE: usize = 1000;
@@ -111,6 +118,18 @@ impl<T> RateQueue<T> {
         Offer::Pass(item)
     }
 
+    /// An item arrives at `now` and waits only if the throttle refuses it
+    /// (Jitsi's leaves: no ordering with what already waits).
+    pub fn offer_throttled(&mut self, now: f64, item: T) -> Offer<T> {
+        if self.throttle.poll(now, 1.0) || self.queue.len() >= self.max_size {
+            return Offer::Pass(item);
+        }
+        self.queue.push_back(item);
+        let start_timer = !self.timer;
+        self.timer = true;
+        Offer::Queued { start_timer }
+    }
+
     /// The timer fired: up to `rate` items to handle now, and whether to
     /// tick again in a second.
     pub fn tick(&mut self) -> (Vec<T>, bool) {
@@ -137,10 +156,19 @@ struct Held {
     stanza: Element,
 }
 
+/// A leave waiting: the occupant (already out of the room) and its role
+/// before (Lua's `event.orig_role`).
+struct Leave {
+    occupant: Occupant,
+    orig_role: Option<Role>,
+    origin: Option<Arc<Session>>,
+    stanza: Option<Element>,
+}
+
 #[derive(Default)]
 struct State {
     joins: HashMap<String, RateQueue<Held>>,
-    leaves: HashMap<String, Throttle>,
+    leaves: HashMap<String, RateQueue<Leave>>,
     /// Real JIDs whose next pre-join is one we released (Lua's
     /// `stanza.delayed_join_skip`).
     skip: HashSet<(String, String)>,
@@ -160,18 +188,7 @@ pub fn register(host: &Arc<Host>) -> Result<(), xmpp_core::config::OptionError> 
     });
     let s = shared.clone();
     host.events.hook("muc-occupant-pre-leave", 0, move |event| {
-        if let Some(room) = room_of(event) {
-            let now = event.server.clock.now();
-            let mut state = lock(&s.0);
-            let throttle = state
-                .leaves
-                .entry(room.jid.clone())
-                .or_insert_with(|| Throttle::new(leaves as f64, 1.0, now));
-            if !throttle.poll(now, 1.0) {
-                tracing::debug!(room = %room.jid, "leaves over muc_rate_leaves");
-            }
-        }
-        false
+        pre_leave(&s, leaves, event)
     });
     host.events.hook("muc-room-destroyed", 1, move |event| {
         if let Some(room) = room_of(event) {
@@ -219,6 +236,103 @@ fn pre_join(shared: &Arc<Shared>, rate: usize, event: &mut Event) -> bool {
             true
         }
     }
+}
+
+fn pre_leave(shared: &Arc<Shared>, rate: usize, event: &mut Event) -> bool {
+    let (Some(room), Some(occupant)) = (room_of(event), occupant_of(event, "occupant")) else {
+        return false;
+    };
+    let now = event.server.clock.now();
+    let leave = Leave {
+        occupant: (*occupant).clone(),
+        orig_role: occupant.role,
+        origin: event.origin.clone(),
+        stanza: event.stanza.clone(),
+    };
+    let offer = {
+        let mut state = lock(&shared.0);
+        let queue = state
+            .leaves
+            .entry(room.jid.clone())
+            .or_insert_with(|| RateQueue::new(rate, now, PRESENCE_QUEUE_MAX_SIZE));
+        let full = queue.len() >= PRESENCE_QUEUE_MAX_SIZE;
+        let offer = queue.offer_throttled(now, leave);
+        if full {
+            let from = event
+                .stanza
+                .as_ref()
+                .and_then(|s| s.from())
+                .unwrap_or_default();
+            tracing::error!(room = %room.jid, "error pushing item in leave queue for {from}");
+        }
+        offer
+    };
+    match offer {
+        Offer::Pass(_) => false,
+        Offer::Queued { start_timer } => {
+            // Out of the room now; the presence and the event come later.
+            let mut gone = (*occupant).clone();
+            gone.role = None;
+            room.save_occupant(&gone);
+            if start_timer {
+                start_leaves(shared.clone(), room);
+            }
+            true
+        }
+    }
+}
+
+/// Handles `rate` queued leaves a second until the room's queue is empty.
+fn start_leaves(shared: Arc<Shared>, room: Arc<Room>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::error!(room = %room.jid, "no runtime for the leave queue timer");
+        return;
+    };
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if !room.is_live() {
+                lock(&shared.0).leaves.remove(&room.jid);
+                return;
+            }
+            let (released, again) = {
+                let mut state = lock(&shared.0);
+                let Some(queue) = state.leaves.get_mut(&room.jid) else {
+                    return;
+                };
+                queue.tick()
+            };
+            let Some(ctx) = room.ctx() else { return };
+            for leave in released {
+                // The room went away with an earlier leave: the rest is
+                // dropped, as Jitsi's emptied queue.
+                if !lock(&shared.0).leaves.contains_key(&room.jid) {
+                    return;
+                }
+                let x = XTemplates::single(Element::new("x", NS_MUC_USER));
+                room.publicise_occupant_status(
+                    &ctx,
+                    &leave.occupant,
+                    &x,
+                    None,
+                    None,
+                    None,
+                    leave.orig_role,
+                    false,
+                    None,
+                );
+                room.fire_left(
+                    &ctx,
+                    &leave.occupant,
+                    leave.origin.as_ref(),
+                    leave.stanza.as_ref(),
+                );
+            }
+            if !again {
+                return;
+            }
+        }
+    });
 }
 
 /// Releases `rate` joins a second until the room's queue is empty.
@@ -311,6 +425,28 @@ mod tests {
         assert!(q.is_empty());
         // After the queue drained, joins pass again within the rate.
         assert_eq!(q.offer(20.0, 11), Offer::Pass(11));
+    }
+
+    #[test]
+    fn leaves_wait_only_when_the_throttle_refuses() {
+        let mut q = RateQueue::new(2, 0.0, 1000);
+        assert_eq!(q.offer_throttled(0.0, 0), Offer::Pass(0));
+        assert_eq!(q.offer_throttled(0.0, 1), Offer::Pass(1));
+        assert_eq!(
+            q.offer_throttled(0.0, 2),
+            Offer::Queued { start_timer: true }
+        );
+        assert_eq!(
+            q.offer_throttled(0.1, 3),
+            Offer::Queued { start_timer: false }
+        );
+        // A token came back: this one passes although others wait.
+        assert_eq!(q.offer_throttled(0.6, 4), Offer::Pass(4));
+        assert_eq!(q.tick(), (vec![2, 3], false));
+        assert_eq!(
+            q.offer_throttled(0.6, 5),
+            Offer::Queued { start_timer: true }
+        );
     }
 
     #[test]

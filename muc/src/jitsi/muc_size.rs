@@ -1,0 +1,200 @@
+//! `muc_size` (Jitsi's mod_muc_size), on a VirtualHost: HTTP endpoints on
+//! the host's HTTP server (base path `/`, movable with `http_paths =
+//! { muc_size = … }`):
+//!
+//! - `GET /room-size?room=NAME&domain=DOMAIN[&subdomain=TENANT]`: the room
+//!   `[TENANT]NAME@<muc_mapper_domain_prefix>.DOMAIN` (prefix `conference`
+//!   by default): `{"participants":N}`, the occupants without the focus
+//!   (N - 1 when there is more than one); 404 when there is no such room,
+//!   400 without a query;
+//! - `GET /room?…` (same parameters): `[{"jid":occupant JID,"email":…,
+//!   "display_name":…}]`, one entry per session of every occupant but the
+//!   focus (`<email/>` and `<nick xmlns='http://jabber.org/protocol/nick'/>`
+//!   of its presence, `""` when absent);
+//! - `GET /sessions`: the number of bound client sessions, as text.
+//!
+//! `enable_roomsize_token_verification = true` asks for a `token`
+//! parameter; lilt does not verify tokens here (the token code is in the
+//! auth crate), so with that option every request is refused with 403
+//! rather than answered unchecked.
+//!
+//! Lives in the muc crate because it reads rooms; it uses the HTTP route
+//! API of `bosh-websocket` (which depends on no other workspace crate, so
+//! there is no cycle).
+
+use std::sync::{Arc, Weak};
+
+use axum::http::StatusCode;
+use bosh_websocket::routes::{HttpApp, HttpRequest, HttpResponse, handler, provide};
+use serde_json::{Value as Json, json};
+use xmpp_core::{Host, Server};
+
+use super::components::get_room_from_jid;
+use super::util::is_focus_nick;
+
+const NS_NICK: &str = "http://jabber.org/protocol/nick";
+
+/// Options the handlers need.
+#[derive(Clone)]
+struct Options {
+    prefix: String,
+    verify_token: bool,
+}
+
+/// What a request asks for: the room address, or a status to answer.
+pub fn room_address(prefix: &str, query: Option<&str>) -> Result<String, StatusCode> {
+    let query = query.ok_or(StatusCode::BAD_REQUEST)?;
+    let param = |name: &str| {
+        query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (xmpp_core::transport::percent_decode(k) == name)
+                .then(|| xmpp_core::transport::percent_decode(&v.replace('+', " ")))
+        })
+    };
+    let room = param("room").unwrap_or_default();
+    let domain = param("domain").unwrap_or_default();
+    let mut address = format!("{room}@{prefix}.{domain}");
+    if let Some(sub) = param("subdomain").filter(|s| !s.is_empty()) {
+        address = format!("[{sub}]{address}");
+    }
+    Ok(address)
+}
+
+/// `{"participants":N}` for `count` occupants (the focus not counted).
+pub fn room_size_json(count: usize) -> String {
+    let n = if count > 1 { count - 1 } else { count };
+    format!("{{\"participants\":{n}}}")
+}
+
+fn status(code: StatusCode) -> HttpResponse {
+    HttpResponse::new(code)
+}
+
+fn lookup(
+    server: &Weak<Server>,
+    options: &Options,
+    req: &HttpRequest,
+) -> Result<(Arc<Server>, Arc<crate::Room>), StatusCode> {
+    let address = room_address(&options.prefix, req.query.as_deref())?;
+    if options.verify_token {
+        tracing::warn!(
+            "enable_roomsize_token_verification: token verification is not available here, refusing"
+        );
+        return Err(StatusCode::FORBIDDEN);
+    }
+    let server = server.upgrade().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
+    tracing::debug!("querying room {address}");
+    let room = get_room_from_jid(&server, &address).ok_or_else(|| {
+        tracing::debug!("no such room exists");
+        StatusCode::NOT_FOUND
+    })?;
+    Ok((server, room))
+}
+
+fn room_size(server: &Weak<Server>, options: &Options, req: &HttpRequest) -> HttpResponse {
+    match lookup(server, options, req) {
+        Ok((_, room)) => {
+            HttpResponse::ok("application/json", room_size_json(room.occupant_count()))
+        }
+        Err(code) => status(code),
+    }
+}
+
+fn room_occupants(server: &Weak<Server>, options: &Options, req: &HttpRequest) -> HttpResponse {
+    let (_, room) = match lookup(server, options, req) {
+        Ok(found) => found,
+        Err(code) => return status(code),
+    };
+    let mut list = Vec::new();
+    for occupant in room.each_occupant() {
+        if is_focus_nick(&occupant.nick) {
+            continue;
+        }
+        for session in &occupant.sessions {
+            let pr = &session.presence;
+            let nick = pr.get_child_text("nick", NS_NICK).unwrap_or_default();
+            let email = pr
+                .children()
+                .find(|c| c.name() == "email")
+                .map(|e| e.text_content())
+                .unwrap_or_default();
+            list.push(json!({"jid": occupant.nick, "email": email, "display_name": nick}));
+        }
+    }
+    HttpResponse::ok("application/json", Json::Array(list).to_string())
+}
+
+pub fn load(
+    server: &Arc<Server>,
+    host: &Arc<Host>,
+) -> Result<(), bosh_websocket::routes::RouteError> {
+    let options = Options {
+        prefix: host
+            .option_str("muc_mapper_domain_prefix")
+            .unwrap_or("conference")
+            .to_string(),
+        verify_token: host.option_bool("enable_roomsize_token_verification", false)?,
+    };
+    let weak = Arc::downgrade(server);
+    let (w, o) = (weak.clone(), options.clone());
+    let size = handler(move |req| {
+        let response = room_size(&w, &o, &req);
+        async move { response }
+    });
+    let (w, o) = (weak.clone(), options);
+    let room = handler(move |req| {
+        let response = room_occupants(&w, &o, &req);
+        async move { response }
+    });
+    let sessions = handler(move |_req| {
+        let count = weak.upgrade().map_or(0, |s| s.sessions.all().len());
+        async move { HttpResponse::ok("text/plain", count.to_string()) }
+    });
+    provide(
+        server,
+        Some(host),
+        HttpApp {
+            name: "muc_size".into(),
+            default_path: Some("/".into()),
+            cors: None,
+            routes: vec![
+                ("GET /room-size".into(), size),
+                ("GET /room".into(), room),
+                ("GET /sessions".into(), sessions),
+            ],
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_from_queries() {
+        assert_eq!(
+            room_address("conference", None),
+            Err(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            room_address("conference", Some("room=abc&domain=meet.example.com")).as_deref(),
+            Ok("abc@conference.meet.example.com")
+        );
+        assert_eq!(
+            room_address("muc", Some("room=abc&domain=meet.jitsi&subdomain=t1")).as_deref(),
+            Ok("[t1]abc@muc.meet.jitsi")
+        );
+        assert_eq!(
+            room_address("muc", Some("room=a%20b&domain=meet.jitsi&subdomain=")).as_deref(),
+            Ok("a b@muc.meet.jitsi")
+        );
+    }
+
+    #[test]
+    fn the_focus_is_not_counted() {
+        assert_eq!(room_size_json(0), "{\"participants\":0}");
+        assert_eq!(room_size_json(1), "{\"participants\":1}");
+        assert_eq!(room_size_json(3), "{\"participants\":2}");
+    }
+}
