@@ -147,6 +147,12 @@ pub fn load_module(
             jitsi::conference_duration::register(server, host);
             Some(Ok(()))
         }
+        "muc_breakout_rooms" => {
+            Some(jitsi::breakout_rooms::register(server, host).map_err(MucError::from))
+        }
+        "muc_lobby_rooms" => {
+            Some(jitsi::lobby_rooms::register(server, host).map_err(MucError::from))
+        }
         "token_verification" => {
             Some(jitsi::token_verification::register(host).map_err(MucError::from))
         }

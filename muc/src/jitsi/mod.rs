@@ -2,15 +2,17 @@
 //! Jitsi's names and options (`resources/prosody-plugins/mod_<name>.lua`),
 //! and what they share ([`util`], Jitsi's `util.lib.lua`).
 
-pub mod components;
 pub mod av_moderation;
+pub mod breakout_rooms;
+pub mod components;
 pub mod conference_duration;
 pub mod domain_mapper;
 pub mod end_conference;
-pub mod filter_iq_jibri;
 pub mod filesharing;
 pub mod filter_access;
+pub mod filter_iq_jibri;
 pub mod hide_all;
+pub mod lobby_rooms;
 pub mod lua_pattern;
 pub mod meeting_id;
 pub mod muc_size;
