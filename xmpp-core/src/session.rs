@@ -10,12 +10,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+#[cfg(test)]
 use tokio::sync::mpsc;
 
 use crate::error::StreamError;
 use crate::jid::Jid;
 use crate::stanza::Element;
 use crate::transport::TransportInfo;
+
+mod outbound;
+pub use outbound::{OutboundRx, OutboundTx, QueueRx, QueueTx, outbound_queue};
 
 /// What is queued for a connection task.
 #[derive(Debug)]
@@ -99,7 +103,7 @@ pub struct Session {
     /// The HTTP request a BOSH or WebSocket session was opened with (None
     /// for TCP streams and hosts).
     pub transport: Option<Arc<TransportInfo>>,
-    tx: Option<mpsc::UnboundedSender<Outbound>>,
+    tx: Option<OutboundTx>,
     state: Mutex<SessionState>,
     /// Outbound filters, highest priority first; `filtered` says whether
     /// there is any, so that sending stays one atomic load when none is.
@@ -126,7 +130,7 @@ impl Session {
         kind: SessionKind,
         host: &str,
         peer: Option<SocketAddr>,
-        tx: mpsc::UnboundedSender<Outbound>,
+        tx: impl Into<OutboundTx>,
     ) -> Session {
         Session {
             id: new_session_id(match kind {
@@ -138,7 +142,7 @@ impl Session {
             host: host.to_string(),
             peer,
             transport: None,
-            tx: Some(tx),
+            tx: Some(tx.into()),
             state: Mutex::new(SessionState::default()),
             filters: RwLock::new(Vec::new()),
             filtered: AtomicBool::new(false),

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use xmpp_core::c2s::frame::Frame;
 use xmpp_core::c2s::negotiation::{Action, C2sSettings, C2sStream, SmOutbound, stream_element_xml};
+use xmpp_core::session::OutboundRx;
 use xmpp_core::stanza::{Element, NS_CLIENT, NS_STREAMS, escape};
 use xmpp_core::stream::{StreamEvent, StreamHeader, StreamLimits};
 use xmpp_core::transport::{TransportInfo, TransportKind};
@@ -129,7 +130,7 @@ impl WebSocketService {
         let mut conn = Connection {
             io,
             c2s,
-            rx,
+            rx: rx.into(),
             reader: FrameReader::new(
                 self.options.stanza_size_limit,
                 self.options.frame_buffer_limit,
@@ -147,7 +148,7 @@ impl WebSocketService {
         };
         conn.run(self.read_timeout, self.shutdown.clone()).await;
         // Hibernate (XEP-0198), or end the session.
-        let rx = std::mem::replace(&mut conn.rx, mpsc::unbounded_channel().1);
+        let rx = std::mem::replace(&mut conn.rx, mpsc::unbounded_channel().1.into());
         conn.c2s.connection_ended(rx);
         tracing::debug!(%peer, "WebSocket client disconnected");
     }
@@ -156,7 +157,7 @@ impl WebSocketService {
 struct Connection<S> {
     io: S,
     c2s: C2sStream,
-    rx: mpsc::UnboundedReceiver<Outbound>,
+    rx: OutboundRx,
     reader: FrameReader,
     limits: StreamLimits,
     /// The connection is to be dropped.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -158,7 +158,8 @@ async fn handle_connection(
     direct_tls: bool,
 ) {
     let _ = tcp.set_nodelay(true);
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // The lean queue: an idle session holds no buffer for its outbound.
+    let (tx, mut rx) = crate::session::outbound_queue();
     tracing::debug!(%peer, "client connected");
     let mut settings = ctx.settings.clone();
     settings.direct_tls = direct_tls;
@@ -178,7 +179,7 @@ async fn handle_connection(
 
     let mut conn = if direct_tls {
         let Some(acceptor) = &ctx.tls else { return };
-        match tls_accept(acceptor, tcp).await {
+        match Box::pin(tls_accept(acceptor, tcp)).await {
             Ok((c, exporter)) => {
                 stream.tls_established(exporter);
                 c
@@ -270,7 +271,7 @@ async fn handle_connection(
                     let (Conn::Plain(tcp), Some(acceptor)) = (conn, ctx.tls.as_ref()) else {
                         break 'conn;
                     };
-                    match tls_accept(acceptor, tcp).await {
+                    match Box::pin(tls_accept(acceptor, tcp)).await {
                         Ok((c, exporter)) => {
                             conn = c;
                             stream.tls_established(exporter);

@@ -19,14 +19,13 @@ use crate::host::Host;
 use crate::jid::Jid;
 use crate::limits::Throttle;
 use crate::server::Server;
-use crate::session::{Outbound, Session, SessionKind};
+use crate::session::{OutboundTx, Session, SessionKind};
 use crate::stanza::{Element, NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAMS, NS_TLS, Node};
 use crate::stream::{StreamEvent, StreamHeader, StreamLimits, XmlStream};
 use crate::transport::TransportInfo;
 
 use super::frame::Frame;
 use std::net::SocketAddr;
-use tokio::sync::mpsc;
 
 /// Per-listener settings that shape negotiation.
 #[derive(Debug, Clone)]
@@ -69,7 +68,7 @@ pub struct C2sStream {
     server: Arc<Server>,
     /// Created when the client names its host in the stream header.
     session: Option<Arc<Session>>,
-    tx: mpsc::UnboundedSender<Outbound>,
+    tx: OutboundTx,
     peer: Option<SocketAddr>,
     settings: C2sSettings,
     xml: XmlStream,
@@ -99,7 +98,7 @@ impl C2sStream {
     /// connection task drains.
     pub fn new(
         server: Arc<Server>,
-        tx: mpsc::UnboundedSender<Outbound>,
+        tx: impl Into<OutboundTx>,
         peer: Option<SocketAddr>,
         settings: C2sSettings,
         now: Instant,
@@ -109,7 +108,7 @@ impl C2sStream {
             xml: XmlStream::new(settings.limits.clone()),
             server,
             session: None,
-            tx,
+            tx: tx.into(),
             peer,
             settings,
             phase: Phase::Header,

@@ -18,14 +18,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use crate::error::StanzaError;
 use crate::hooks::Event;
 use crate::host::Host;
 use crate::jid::Jid;
 use crate::server::Server;
-use crate::session::{Outbound, Session};
+use crate::session::{Outbound, OutboundRx, OutboundTx, Session};
 use crate::stanza::{Element, NS_CLIENT};
 use crate::stream::{StreamEvent, StreamLimits, XmlStream};
 use crate::value::{Table, Value};
@@ -45,7 +44,7 @@ pub struct Hibernated {
     pub jid: Jid,
     pub host: Arc<Host>,
     pub state: SmacksState,
-    pub rx: mpsc::UnboundedReceiver<Outbound>,
+    pub rx: OutboundRx,
     generation: u64,
 }
 
@@ -54,14 +53,14 @@ impl Hibernated {
         jid: Jid,
         host: Arc<Host>,
         state: SmacksState,
-        rx: mpsc::UnboundedReceiver<Outbound>,
+        rx: impl Into<OutboundRx>,
     ) -> Hibernated {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Hibernated {
             jid,
             host,
             state,
-            rx,
+            rx: rx.into(),
             generation: NEXT.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -89,7 +88,7 @@ enum Slot {
     Hibernating(Box<Hibernated>),
     /// A new stream resumes it; wake that stream through this sender once
     /// the old connection handed over.
-    Takeover(mpsc::UnboundedSender<Outbound>),
+    Takeover(OutboundTx),
 }
 
 struct Entry {
@@ -182,13 +181,7 @@ pub fn username_of_resumable(server: &Server, host: &str, previd: &str) -> Optio
 
 /// A `<resume previd=.../>` from `username` on `host`. A live connection
 /// is closed and will wake the resumer through `poke`.
-pub fn claim(
-    server: &Server,
-    token: &str,
-    host: &str,
-    username: &str,
-    poke: &mpsc::UnboundedSender<Outbound>,
-) -> Claim {
+pub fn claim(server: &Server, token: &str, host: &str, username: &str, poke: &OutboundTx) -> Claim {
     let registry = Registry::of(server);
     let mut entries = registry.lock();
     let Some(entry) = entries

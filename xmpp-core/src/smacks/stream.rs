@@ -8,10 +8,11 @@
 
 use std::sync::Arc;
 
+#[cfg(test)]
 use tokio::sync::mpsc;
 
 use crate::host::Host;
-use crate::session::{Outbound, Session};
+use crate::session::{Outbound, OutboundRx, Session};
 use crate::smacks::registry::{self, Claim, Hibernated, NS_TAKEOVER, Registry};
 use crate::smacks::state::{AckOutcome, Queued, Resumption, SmacksSettings, SmacksState, failed};
 use crate::smacks::{self as sm, NS_SM2, NS_SM3};
@@ -27,7 +28,7 @@ pub(super) struct SmacksLink {
     /// The stream was closed (by either side) rather than lost.
     closing: bool,
     /// The outbound receiver of a resumed session, for the connection task.
-    resumed_rx: Option<mpsc::UnboundedReceiver<Outbound>>,
+    resumed_rx: Option<OutboundRx>,
     /// A `<resume/>` waiting for the old connection to hand over:
     /// (namespace, previd, h).
     pending: Option<(&'static str, String, Option<String>)>,
@@ -307,7 +308,7 @@ impl C2sStream {
 
     /// After a resumption: the resumed session's outbound receiver, which
     /// the connection task drains from now on instead of its own.
-    pub fn take_resumed_outbound(&mut self) -> Option<mpsc::UnboundedReceiver<Outbound>> {
+    pub fn take_resumed_outbound(&mut self) -> Option<OutboundRx> {
         self.sm.resumed_rx.take()
     }
 
@@ -315,7 +316,8 @@ impl C2sStream {
     /// lost (not closed), or which a new stream is taking over, hibernates
     /// with `rx`; anything else ends here (unbound, its unacknowledged
     /// stanzas handled).
-    pub fn connection_ended(&mut self, mut rx: mpsc::UnboundedReceiver<Outbound>) {
+    pub fn connection_ended(&mut self, rx: impl Into<OutboundRx>) {
+        let mut rx = rx.into();
         if let Some(rx_back) = self.try_hibernate(rx) {
             rx = rx_back;
             rx.close();
@@ -323,10 +325,7 @@ impl C2sStream {
         }
     }
 
-    fn try_hibernate(
-        &mut self,
-        rx: mpsc::UnboundedReceiver<Outbound>,
-    ) -> Option<mpsc::UnboundedReceiver<Outbound>> {
+    fn try_hibernate(&mut self, rx: OutboundRx) -> Option<OutboundRx> {
         let token = self.sm.state.as_ref().and_then(|s| s.token.clone());
         let (Some(token), Some(_), Some(host)) = (token, &self.bound, &self.host) else {
             return Some(rx);
@@ -442,7 +441,7 @@ mod tests {
         server
     }
 
-    fn logged_in(server: &Arc<Server>) -> (C2sStream, mpsc::UnboundedReceiver<Outbound>, String) {
+    fn logged_in(server: &Arc<Server>) -> (C2sStream, OutboundRx, String) {
         let (tx, rx) = mpsc::unbounded_channel();
         let settings = C2sSettings {
             tls_available: false,
@@ -458,7 +457,7 @@ mod tests {
         );
         assert!(written(&s.handle_bytes(auth.as_bytes())).contains("<success"));
         let features = written(&s.handle_bytes(OPEN.as_bytes()));
-        (s, rx, features)
+        (s, rx.into(), features)
     }
 
     fn written(actions: &[Action]) -> String {
@@ -472,7 +471,7 @@ mod tests {
     }
 
     /// What the connection task does with what is queued for the client.
-    fn drain(s: &mut C2sStream, rx: &mut mpsc::UnboundedReceiver<Outbound>) -> String {
+    fn drain(s: &mut C2sStream, rx: &mut OutboundRx) -> String {
         let mut out = String::new();
         while let Ok(item) = rx.try_recv() {
             let after = match s.smacks_outbound(&item) {
