@@ -35,8 +35,9 @@
 //! `muc_mapper_domain_base` (the main VirtualHost, where the component is
 //! announced with `jitsi-add-identity`).
 //!
-//! Not done: Jitsi also sets the room metadata's `startMuted` while
-//! moderation is on (room_metadata is not in lilt yet).
+//! While a media type is moderated, the room metadata's `startMuted` has
+//! it `true` (room_metadata_component; Jicofo mutes newcomers), and the
+//! value it had comes back when moderation stops.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -136,9 +137,44 @@ struct AvModeration {
     component: String,
     finder: RoomFinder,
     rooms: Mutex<HashMap<String, Moderation>>,
+    /// `startMuted` values before moderation (`av_moderation_startMuted_restore`).
+    restore: Mutex<HashMap<String, Map<String, Json>>>,
 }
 
 impl AvModeration {
+    /// Sets `startMuted[media]` in the room metadata: `true` when starting
+    /// (keeping the old value), the old value back when stopping.
+    fn start_muted(&self, server: &Arc<Server>, room: &Arc<Room>, media: &str, starting: bool) {
+        let Some(muc) = server.host(crate::util::host_of(&room.jid)) else {
+            return;
+        };
+        let mut start_muted = super::room_metadata::metadata(&muc, &room.jid)
+            .and_then(|m| m.get("startMuted").and_then(Json::as_object).cloned())
+            .unwrap_or_default();
+        let mut restore = lock(&self.restore);
+        let kept = restore.entry(room.jid.clone()).or_default();
+        if starting {
+            match start_muted.get(media) {
+                Some(v) => kept.insert(media.to_string(), v.clone()),
+                None => kept.remove(media),
+            };
+            start_muted.insert(media.to_string(), json!(true));
+        } else {
+            match kept.get(media) {
+                Some(v) => start_muted.insert(media.to_string(), v.clone()),
+                None => start_muted.remove(media),
+            };
+        }
+        drop(restore);
+        super::room_metadata::set_metadata(
+            server,
+            &muc,
+            room,
+            "startMuted",
+            Json::Object(start_muted),
+        );
+    }
+
     fn get(&self, room: &Room) -> Option<Moderation> {
         lock(&self.rooms).get(&room.jid).cloned()
     }
@@ -245,6 +281,7 @@ pub fn register(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), OptionErro
         component: host.name.clone(),
         finder: RoomFinder::new(host, &muc)?,
         rooms: Mutex::new(HashMap::new()),
+        restore: Mutex::new(HashMap::new()),
     });
     let a = av.clone();
     host.events
@@ -268,6 +305,7 @@ pub fn register(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), OptionErro
         muc_host.events.hook("muc-room-destroyed", 0, move |event| {
             if let Some(room) = room_of(event) {
                 lock(&a.rooms).remove(&room.jid);
+                lock(&a.restore).remove(&room.jid);
             }
             false
         });
@@ -324,6 +362,7 @@ fn on_message(event: &mut Event, av: &AvModeration) -> bool {
                 return true;
             }
             av.start(&room, media, &occupant.nick);
+            av.start_muted(&server, &room, media, true);
         } else {
             if current.is_none() {
                 tracing::warn!(
@@ -339,6 +378,8 @@ fn on_message(event: &mut Event, av: &AvModeration) -> bool {
                     rooms.remove(&room.jid);
                 }
             }
+            drop(rooms);
+            av.start_muted(&server, &room, media, false);
         }
         av.notify_enable(&server, None, enabled, &room, &occupant.nick, media);
         if enabled {
@@ -438,6 +479,7 @@ fn occupant_joined(event: &Event, av: &AvModeration, muc_host: &Host) {
     {
         for media in MEDIA_TYPES {
             av.start(&room, media, &occupant.nick);
+            av.start_muted(&server, &room, media, true);
             av.notify_enable(&server, None, true, &room, &occupant.nick, media);
         }
         room.set_data_bool("av_first_moderator_joined", true);

@@ -24,8 +24,12 @@
 //! Needs `muc_mapper_domain_base` (the main VirtualHost, where the
 //! component is announced with `jitsi-add-identity`).
 //!
-//! Not done: visitor nodes (`main_domain`, s2s), and the room metadata's
-//! `permissions.pollCreationRestricted` (room_metadata is not in lilt yet).
+//! When the room metadata's `permissions.pollCreationRestricted` is true,
+//! only sessions whose token's features claim has `create-polls` may
+//! create polls (`cancel/not-allowed` "Creation of polls not allowed for
+//! user").
+//!
+//! Not done: visitor nodes (`main_domain`, s2s).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -352,6 +356,23 @@ fn sender_room(
     })
 }
 
+/// Poll creation restricted by the room metadata needs `create-polls` in
+/// the session's features claim (Jitsi's `is_feature_allowed` without the
+/// moderator fallback).
+fn may_create(server: &Server, room: &Room, origin: &Session) -> bool {
+    let restricted = server
+        .host(crate::util::host_of(&room.jid))
+        .and_then(|muc| super::room_metadata::metadata(&muc, &room.jid))
+        .and_then(|m| {
+            m.get("permissions")
+                .and_then(|p| p.get("pollCreationRestricted"))
+                .and_then(Json::as_bool)
+        })
+        .unwrap_or(false);
+    !restricted
+        || auth::token::session_has_feature(&origin.state().attributes, "create-polls", false)
+}
+
 /// The occupant's id (its nickname) and display name (`get_occupant_details`).
 fn occupant_details(occupant: &Occupant) -> Option<(String, Option<String>)> {
     let (_, id) = occupant.nick.split_once('/')?;
@@ -411,6 +432,11 @@ fn on_message(event: &mut Event, polls: &Polls) -> bool {
         .and_then(Json::as_str)
         .unwrap_or_default()
         .to_string();
+    if command == "new-poll" && !may_create(&server, &room, &origin) {
+        let e = StanzaError::not_allowed().with_text("Creation of polls not allowed for user");
+        origin.send(e.reply_to(stanza));
+        return true;
+    }
     let fired = json_to_value(&data);
     let outcome = {
         let mut rooms = lock(&polls.rooms);
