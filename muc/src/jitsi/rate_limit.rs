@@ -243,8 +243,11 @@ fn pre_leave(shared: &Arc<Shared>, rate: usize, event: &mut Event) -> bool {
         return false;
     };
     let now = event.server.clock.now();
+    // Its role is gone: the presence published later is an unavailable one.
+    let mut gone = (*occupant).clone();
+    gone.role = None;
     let leave = Leave {
-        occupant: (*occupant).clone(),
+        occupant: gone.clone(),
         orig_role: occupant.role,
         origin: event.origin.clone(),
         stanza: event.stanza.clone(),
@@ -271,8 +274,6 @@ fn pre_leave(shared: &Arc<Shared>, rate: usize, event: &mut Event) -> bool {
         Offer::Pass(_) => false,
         Offer::Queued { start_timer } => {
             // Out of the room now; the presence and the event come later.
-            let mut gone = (*occupant).clone();
-            gone.role = None;
             room.save_occupant(&gone);
             if start_timer {
                 start_leaves(shared.clone(), room);
