@@ -400,11 +400,21 @@ impl Room {
             ev.fields
                 .insert("is_last_session".into(), Value::Bool(last));
         }
+        let affiliation_before = is_first_dest_session.then(|| self.get_affiliation(&real_jid));
         let Some((stanza, new_nick)) = self.fire_pre(ctx, ev, name, dest.as_ref()) else {
             return;
         };
         if let (Some(d), Some(n)) = (dest.as_mut(), new_nick) {
             d.nick = n;
+        }
+        // A pre-join handler that changed the joiner's affiliation (Jitsi's
+        // lobby making a whitelisted JID a member) gives the role that goes
+        // with it, as its `occupant.role = ...` does in Prosody.
+        if let (Some(before), Some(d)) = (affiliation_before, dest.as_mut()) {
+            let now = self.get_affiliation(&real_jid);
+            if now != before {
+                d.role = self.get_default_role(now);
+            }
         }
         let nick_changed = dest.as_ref().map(|d| d.nick.clone()) != orig_nick;
 
