@@ -20,6 +20,7 @@
 //! module, Jitsi's names and options: `muc_meeting_id`, `muc_domain_mapper`,
 //! `muc_hide_all`, `muc_password_whitelist`, `muc_rate_limit`,
 //! `muc_resource_validate`, `muc_filter_access`, `conference_duration`,
+//! `muc_lobby_rooms`, `muc_breakout_rooms` (on the main VirtualHost),
 //! `filter_iq_jibri`, and the components `end_conference`,
 //! `av_moderation_component`, `polls_component`) and are loaded by name
 //! through [`load_module`].

@@ -540,3 +540,18 @@ pub fn register(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), OptionErro
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_version_4() {
+        let a = uuid_v4();
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.as_bytes()[14], b'4');
+        assert!(matches!(a.as_bytes()[19], b'8' | b'9' | b'a' | b'b'));
+        assert_eq!(a.matches('-').count(), 4);
+        assert_ne!(a, uuid_v4());
+    }
+}
