@@ -183,7 +183,7 @@ impl AvModeration {
         let Some(host) = server.host(&self.component) else {
             return;
         };
-        server.send_from_host(&host, json_message(&self.component, to, json));
+        server.send_from_host(&host, json_message(&self.component, to, json, None));
     }
 
     /// `notify_occupants_enable`: to `to`, or to every occupant.

@@ -83,7 +83,7 @@ impl Breakout {
     }
 
     fn send_json(&self, server: &Arc<Server>, to: &str, json: &str) {
-        let stanza = super::web_session::json_message(&self.breakout_muc, to, json);
+        let stanza = super::web_session::json_message(&self.breakout_muc, to, json, None);
         match server.host(&self.breakout_muc) {
             Some(host) => server.post_stanza(&host.local_session, stanza, false),
             None => tracing::warn!("no host {} to send from", self.breakout_muc),

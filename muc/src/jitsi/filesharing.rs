@@ -36,11 +36,10 @@ use serde_json::{Map, Value as Json, json};
 use xmpp_core::error::StanzaError;
 use xmpp_core::{ErrorType, Event, Host, Server};
 
-use super::components::{
-    ComponentConfig, ComponentError, get_room_by_name_and_subdomain, json_message, session_field,
-};
+use super::components::{ComponentConfig, ComponentError};
 use super::meeting_id::NS_JITMEET;
 use super::util::is_admin;
+use super::web_session::{RoomFinder, announce_identity, json_message, web_query_room};
 use crate::Affiliation;
 use crate::events::{lock, occupant_of, room_of};
 use crate::room::Room;
@@ -86,12 +85,9 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ComponentError
     host.events.hook("message/host", 0, move |event| {
         on_message(&component, &c, event)
     });
-    super::components::add_identity(
-        server,
-        config.domain_base.as_deref(),
-        IDENTITY_TYPE,
-        &host.name,
-    );
+    if let Some(base) = config.domain_base.as_deref() {
+        announce_identity(server, base, IDENTITY_TYPE, &host.name);
+    }
     let Some(muc) = server.host(&muc_name) else {
         tracing::info!(host = %host.name, "no muc component found: {muc_name}");
         return Ok(());
@@ -170,15 +166,17 @@ fn on_message(component: &Arc<Host>, config: &ComponentConfig, event: &mut Event
     if stanza.type_() == Some("error") {
         return false;
     }
-    let Some(room_name) = session_field(&session, "jitsi_web_query_room") else {
+    let Some((room_name, prefix)) = web_query_room(&session) else {
         return false;
     };
     let Some(message) = stanza.get_child(IDENTITY_TYPE, NS_JITMEET) else {
         return false;
     };
-    let prefix = session_field(&session, "jitsi_web_query_prefix").unwrap_or_default();
     let muc = config.muc_component.as_deref().unwrap_or_default();
-    let Some(room) = get_room_by_name_and_subdomain(&event.server, muc, &room_name, &prefix) else {
+    let room = RoomFinder::new(component, muc)
+        .ok()
+        .and_then(|finder| finder.room_of_session(&event.server, &session));
+    let Some(room) = room else {
         tracing::warn!(host = %component.name, "no room found for {prefix}/{room_name}");
         return false;
     };

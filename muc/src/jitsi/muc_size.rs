@@ -29,8 +29,8 @@ use bosh_websocket::routes::{HttpApp, HttpRequest, HttpResponse, handler, provid
 use serde_json::{Value as Json, json};
 use xmpp_core::{Host, Server};
 
-use super::components::get_room_from_jid;
 use super::util::is_focus_nick;
+use super::web_session::get_room_from_jid;
 
 const NS_NICK: &str = "http://jabber.org/protocol/nick";
 

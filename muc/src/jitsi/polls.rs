@@ -250,7 +250,7 @@ impl Polls {
         };
         for occupant in room.each_occupant() {
             if let Some(jid) = &occupant.jid {
-                server.send_from_host(&host, json_message(&self.component, jid, json));
+                server.send_from_host(&host, json_message(&self.component, jid, json, None));
             }
         }
     }
@@ -328,7 +328,7 @@ fn occupant_joined(event: &Event, polls: &Polls) {
     };
     event
         .server
-        .send_from_host(&host, json_message(&polls.component, jid, &msg));
+        .send_from_host(&host, json_message(&polls.component, jid, &msg, None));
 }
 
 /// The room and occupant a poll command comes from: the session's room, or

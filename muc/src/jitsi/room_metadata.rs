@@ -42,11 +42,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value as Json, json};
 use xmpp_core::{Event, Host, Server, Value};
 
-use super::components::{
-    ComponentConfig, ComponentError, get_room_from_jid, json_message, session_field,
-};
+use super::components::{ComponentConfig, ComponentError};
 use super::meeting_id::{NS_JITMEET, json_to_value};
 use super::util::{is_admin, is_healthcheck_room};
+use super::web_session::{announce_identity, get_room_from_jid, json_message, web_query_room};
 use crate::Role;
 use crate::events::{lock, occupant_of, room_of};
 use crate::room::Room;
@@ -168,12 +167,9 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ComponentError
     host.events.hook("message/host", 0, move |event| {
         on_message(&component, &c, &blocked, event)
     });
-    super::components::add_identity(
-        server,
-        config.domain_base.as_deref(),
-        "room_metadata",
-        &host.name,
-    );
+    if let Some(base) = config.domain_base.as_deref() {
+        announce_identity(server, base, "room_metadata", &host.name);
+    }
     let mucs = [
         Some(muc_name),
         host.option_str("breakout_rooms_component")
@@ -360,7 +356,7 @@ fn on_message(
     if stanza.type_() == Some("error") {
         return false;
     }
-    if session_field(&session, "jitsi_web_query_room").is_none() {
+    if web_query_room(&session).is_none() {
         return false;
     }
     let Some(message) = stanza.get_child("room_metadata", NS_JITMEET) else {

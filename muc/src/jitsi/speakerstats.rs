@@ -33,9 +33,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value as Json, json};
 use xmpp_core::{Event, Host, Server, Value};
 
-use super::components::{ComponentConfig, get_room_from_jid, json_message};
+use super::components::ComponentConfig;
 use super::meeting_id::NS_JITMEET;
 use super::util::{is_admin, is_healthcheck_room};
+use super::web_session::{announce_identity, get_room_from_jid, json_message};
 use crate::events::{lock, occupant_of, room_of};
 use crate::room::Room;
 
@@ -226,12 +227,9 @@ pub fn load(
     host.events.hook("message/host", 0, move |event| {
         on_message(&component, &c, event)
     });
-    super::components::add_identity(
-        server,
-        config.domain_base.as_deref(),
-        "speakerstats",
-        &host.name,
-    );
+    if let Some(base) = config.domain_base.as_deref() {
+        announce_identity(server, base, "speakerstats", &host.name);
+    }
 
     if let Some(muc) = server.host(&muc_name) {
         hook_muc(host, &muc, None);

@@ -1,20 +1,21 @@
-//! What Jitsi's components (end_conference, av_moderation_component,
-//! polls_component) share: the room a web session was opened for
-//! (`mod_jitsi_session`'s `jitsi_web_query_room` / `jitsi_web_query_prefix`,
-//! from the `?room=` and `?prefix=` of the BOSH or WebSocket URL), finding
-//! that room (`get_room_by_name_and_subdomain`, `get_room_from_jid`),
-//! json-messages (`<json-message xmlns='http://jitsi.org/jitmeet'>`) and the
-//! component's announcement on the main VirtualHost (`jitsi-add-identity`).
+//! What Jitsi's components share (end_conference, av_moderation_component,
+//! polls_component, speakerstats_component, room_metadata_component,
+//! filesharing_component, muc_size, lobby and breakout rooms): the room a
+//! web session was opened for (`mod_jitsi_session`'s `jitsi_web_query_room`
+//! / `jitsi_web_query_prefix`, from the `?room=` and `?prefix=` of the BOSH
+//! or WebSocket URL), finding that room (`get_room_by_name_and_subdomain`,
+//! `get_room_from_jid`), json-messages (`<json-message
+//! xmlns='http://jitsi.org/jitmeet'>`) and the component's announcement on
+//! the main VirtualHost (`jitsi-add-identity`).
 
 use std::sync::Arc;
 
 use xmpp_core::stanza::Element;
-use xmpp_core::{Event, Host, Server, Session, Value};
+use xmpp_core::{Event, Host, Jid, Server, Session, Value};
 
 use super::meeting_id::NS_JITMEET;
 use super::util::TenantMapping;
 use crate::room::Room;
-use crate::util::host_of;
 
 /// The session field mod_jitsi_session sets from `?room=`.
 pub const WEB_QUERY_ROOM: &str = "jitsi_web_query_room";
@@ -67,12 +68,13 @@ pub fn web_query_room(session: &Session) -> Option<(String, String)> {
     Some((urlencode(&room), prefix))
 }
 
-/// The live room with this bare JID, on whichever local MUC serves its
-/// domain (Jitsi's `get_room_from_jid`).
+/// The live room with this JID (a full JID names its room), on whichever
+/// local MUC serves its domain (Jitsi's `get_room_from_jid`).
 pub fn get_room_from_jid(server: &Server, room_jid: &str) -> Option<Arc<Room>> {
-    let host = server.host(host_of(room_jid))?;
+    let room_jid = Jid::parse(room_jid).ok()?.to_bare();
+    let host = server.host(room_jid.domain())?;
     let service = crate::service_for(&host)?;
-    match service.get_room(room_jid) {
+    match service.get_room(&room_jid.to_string()) {
         crate::Lookup::Live(room) => Some(room),
         _ => None,
     }
@@ -136,12 +138,17 @@ impl RoomFinder {
     }
 }
 
-/// `<message from=component to=jid><json-message xmlns=jitmeet>json</…></message>`.
-pub fn json_message(from: &str, to: &str, json: &str) -> Element {
+/// `<message from=component to=jid><json-message xmlns=jitmeet>json</…></message>`,
+/// with the `room` attribute when given.
+pub fn json_message(from: &str, to: &str, json: &str, room: Option<&str>) -> Element {
+    let mut payload = Element::new("json-message", NS_JITMEET);
+    if let Some(room) = room {
+        payload.set_attr("room", Some(room.to_string()));
+    }
     Element::new("message", xmpp_core::stanza::NS_CLIENT)
         .attr("from", from)
         .attr("to", to)
-        .child(Element::new("json-message", NS_JITMEET).text(json))
+        .child(payload.text(json))
 }
 
 /// The child `name` of a stanza in the stanza's own namespace (Lua's
@@ -220,6 +227,21 @@ mod tests {
         assert_eq!(
             finder.to_virtual("r@muc.meet.jitsi/n"),
             "r@muc.meet.jitsi/n"
+        );
+    }
+
+    #[test]
+    fn json_message_shape() {
+        let m = json_message("c.example", "u@example/r", "{}", Some("r@muc.example"));
+        assert_eq!(
+            m.get_child("json-message", NS_JITMEET)
+                .and_then(|j| j.get_attr("room")),
+            Some("r@muc.example")
+        );
+        assert_eq!(
+            m.get_child("json-message", NS_JITMEET)
+                .map(Element::text_content),
+            Some("{}".to_string())
         );
     }
 
