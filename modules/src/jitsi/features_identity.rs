@@ -32,7 +32,11 @@ pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> 
         false
     });
     host.events.hook("host-disco-info", 0, move |event| {
-        let list = identities.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let list = identities
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(q) = event
             .stanza
             .as_mut()
