@@ -68,6 +68,11 @@ enum Incoming<'a> {
     Decrypted(&'a [u8]),
 }
 
+/// Input-less time after which a connection lets go of its XML parser
+/// (re-made at the next read for about the cost of parsing a short
+/// stanza).
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
 /// Bytes read from a plain socket at once (the same for every
 /// connection of a worker thread).
 const READ_CHUNK: usize = 16 * 1024;
@@ -196,6 +201,8 @@ async fn handle_connection(
     let mut shutdown = ctx.shutdown.clone();
     let mut last_read = Instant::now();
     let mut outbound_open = true;
+    // The XML parser was let go of since the last read.
+    let mut parked = false;
     'conn: loop {
         let deadline = stream.deadline().map(Instant::from_std);
         let keepalive_at = last_read + ctx.keepalive;
@@ -203,6 +210,13 @@ async fn handle_connection(
         let read_at = stream
             .read_delay(std::time::Instant::now())
             .map(|d| Instant::now() + d);
+        let park_at = (!parked).then_some(last_read + PARK_AFTER);
+        // One timer for them all (each is a few hundred bytes of every
+        // connection's task).
+        let wake_at = [read_at, deadline, Some(keepalive_at), park_at]
+            .into_iter()
+            .flatten()
+            .min();
         // Biased: what is queued for the client goes out before anything
         // else, so stanzas sent just before a close (MUC's 332 at shutdown,
         // a conflict's last words) are never overtaken by it.
@@ -239,16 +253,27 @@ async fn handle_connection(
                     Ok(Incoming::Decrypted(_)) | Err(_) => ReadNow::Eof,
                 };
                 match read {
-                    ReadNow::Data(actions) => { last_read = Instant::now(); actions }
+                    ReadNow::Data(actions) => { last_read = Instant::now(); parked = false; actions }
                     ReadNow::Nothing => Vec::new(),
                     ReadNow::Eof => { stream.handle_eof(); break 'conn; }
                 }
             },
-            _ = sleep_until_opt(read_at) => Vec::new(),
-            _ = sleep_until_opt(deadline) => stream.handle_timeout(std::time::Instant::now()),
-            _ = tokio::time::sleep_until(keepalive_at) => {
-                last_read = Instant::now();
-                vec![Action::Write(" ".to_string())]
+            _ = sleep_until_opt(wake_at) => {
+                let now = Instant::now();
+                if deadline.is_some_and(|d| d <= now) {
+                    stream.handle_timeout(now.into_std())
+                } else if keepalive_at <= now {
+                    last_read = now;
+                    vec![Action::Write(" ".to_string())]
+                } else {
+                    // Idle: the parser's state goes until the next read.
+                    if park_at.is_some_and(|p| p <= now) {
+                        stream.park_parser();
+                        parked = true;
+                    }
+                    // (Or the end of mod_limits' read delay.)
+                    Vec::new()
+                }
             }
             _ = shutdown.changed() => stream.close(Some(StreamError::with_text(StreamErrorCondition::SystemShutdown, "Server is shutting down"))),
         };

@@ -232,6 +232,12 @@ impl C2sStream {
         out
     }
 
+    /// The connection has been idle a while: let go of the XML parser's
+    /// state between stanzas ([`XmlStream::park`]).
+    pub fn park_parser(&mut self) {
+        self.xml.park();
+    }
+
     /// The peer closed the connection.
     pub fn handle_eof(&mut self) {
         if self.phase != Phase::Closed {

@@ -95,7 +95,9 @@ enum Phase {
 /// One direction of an XML stream, parsed push-style.
 pub struct XmlStream {
     limits: StreamLimits,
-    parser: Parser,
+    /// `None` before the first byte and while parked
+    /// ([`XmlStream::park`]): made (again) when bytes come.
+    parser: Option<Box<Parser>>,
     /// The parser accepts tokens up to the stanza size limit (else up to
     /// [`SMALL_TOKEN`]).
     big: bool,
@@ -109,7 +111,7 @@ pub struct XmlStream {
     /// `consumed` and `accounted` where the unit being read started.
     mark: (usize, usize),
     /// Until the root tag is complete: finds its default namespace.
-    sniffer: Option<HeaderSniffer>,
+    sniffer: Option<Box<HeaderSniffer>>,
     phase: Phase,
     /// The open elements of the stanza being read, outermost first.
     stack: Vec<Element>,
@@ -140,13 +142,13 @@ impl std::fmt::Debug for XmlStream {
 impl XmlStream {
     pub fn new(limits: StreamLimits) -> XmlStream {
         XmlStream {
-            parser: new_parser(SMALL_TOKEN.min(limits.max_stanza_size)),
+            parser: None,
             big: false,
             root: Box::default(),
             pending: Vec::new(),
             mark: (0, 0),
             limits,
-            sniffer: Some(HeaderSniffer::new()),
+            sniffer: Some(Box::new(HeaderSniffer::new())),
             phase: Phase::Header,
             stack: Vec::new(),
             lang: "en".to_string(),
@@ -259,12 +261,12 @@ impl XmlStream {
     /// A stream restart (after STARTTLS or SASL success): a fresh parser
     /// expecting a new header. The limits stay.
     pub fn reset(&mut self) {
-        self.parser = new_parser(SMALL_TOKEN.min(self.limits.max_stanza_size));
+        self.parser = None;
         self.big = false;
         self.root = Box::default();
         self.pending = Vec::new();
         self.mark = (0, 0);
-        self.sniffer = Some(HeaderSniffer::new());
+        self.sniffer = Some(Box::new(HeaderSniffer::new()));
         self.phase = Phase::Header;
         self.stack = Vec::new();
         self.consumed = 0;
@@ -291,7 +293,7 @@ impl XmlStream {
         }
         let parser = match self.phase {
             Phase::Header => {
-                self.sniffer = Some(HeaderSniffer::new());
+                self.sniffer = Some(Box::new(HeaderSniffer::new()));
                 new_parser(limit)
             }
             Phase::Open => match primed_parser(limit, &self.root) {
@@ -300,7 +302,7 @@ impl XmlStream {
             },
             Phase::Closed | Phase::Failed(_) => return false,
         };
-        self.parser = parser;
+        self.parser = Some(Box::new(parser));
         self.big = true;
         (self.consumed, self.accounted) = self.mark;
         self.unit_bytes = 0;
@@ -323,9 +325,47 @@ impl XmlStream {
         if self.big
             && let Some(parser) = primed_parser(SMALL_TOKEN, &self.root)
         {
-            self.parser = parser;
+            self.parser = Some(Box::new(parser));
             self.big = false;
         }
+    }
+
+    /// Drops the parser while the stream is between stanzas, so that an
+    /// idle stream holds no parser state; the next bytes make a new one,
+    /// put where this one was by reading the stream header again (which
+    /// costs about as much as parsing a short stanza, so a connection task
+    /// parks only after a while without input). Also lets go of the
+    /// buffer of open elements. Does nothing elsewhere (inside a stanza,
+    /// the header, after a token too long for the small parser).
+    pub fn park(&mut self) {
+        if matches!(self.phase, Phase::Open)
+            && self.stack.is_empty()
+            && self.pending.is_empty()
+            && !self.big
+        {
+            self.parser = None;
+            self.stack = Vec::new();
+        }
+    }
+
+    /// The parser, made if there is none: at the stream's start, or, when
+    /// parked, between two stanzas.
+    fn parser(&mut self) -> Result<&mut Parser, StreamError> {
+        let parser = match self.parser.take() {
+            Some(parser) => parser,
+            None if !matches!(self.phase, Phase::Open) => {
+                Box::new(new_parser(SMALL_TOKEN.min(self.limits.max_stanza_size)))
+            }
+            None => primed_parser(SMALL_TOKEN.min(self.limits.max_stanza_size), &self.root)
+                .map(Box::new)
+                .ok_or_else(|| {
+                    StreamError::with_text(
+                        Cond::InternalServerError,
+                        "the stream header cannot be read again",
+                    )
+                })?,
+        };
+        Ok(self.parser.insert(parser))
     }
 
     /// Keeps the bytes of the unshown rest of a unit for a re-read. Only
@@ -375,7 +415,7 @@ impl XmlStream {
                 .max(1);
             let chunk = &data[*pos..data.len().min(pos.saturating_add(budget))];
             let mut rest = chunk;
-            let result = self.parser.parse(&mut rest, false);
+            let result = self.parser()?.parse(&mut rest, false);
             let used = chunk.len() - rest.len();
             if let Some(sniffer) = &mut self.sniffer {
                 sniffer.feed(&chunk[..used]);

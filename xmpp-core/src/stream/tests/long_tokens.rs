@@ -159,3 +159,56 @@ fn feed_until_after_a_long_token() {
     assert_eq!(used, cut);
     assert!(stanzas(&out)[0].is("auth", NS_SASL));
 }
+
+#[test]
+fn a_parked_stream_reads_on_as_before() {
+    let input = long_token_stream(C2S_HEADER);
+    let (whole, r) = parse_with(&limits(), &input);
+    r.unwrap();
+    for n in [1, 50, 700] {
+        let mut s = XmlStream::new(limits());
+        let mut out = Vec::new();
+        for piece in input.chunks(n) {
+            s.feed(piece, &mut out).unwrap();
+            let between = s.is_open() && s.stack.is_empty() && s.pending.is_empty() && !s.big;
+            s.park();
+            assert_eq!(s.parser.is_none(), between, "parked only between stanzas");
+        }
+        assert_eq!(out, whole, "in pieces of {n}, parked whenever possible");
+    }
+    // The stream's xml:lang and a prefixed root survive parking.
+    let header = "<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' \
+        xml:lang='de' version='1.0'>";
+    let mut s = XmlStream::new(limits());
+    let mut out = Vec::new();
+    s.feed(header.as_bytes(), &mut out).unwrap();
+    s.park();
+    assert!(s.parser.is_none());
+    s.feed(b"<message/>", &mut out).unwrap();
+    s.park();
+    s.feed(b"</s:stream>", &mut out).unwrap();
+    assert_eq!(stanzas(&out)[0].get_attr("xml:lang"), Some("de"));
+    assert_eq!(out.last(), Some(&StreamEvent::Close));
+}
+
+#[test]
+#[ignore = "a timing figure: cargo test --release -- --ignored priming_cost"]
+fn priming_cost() {
+    let root = C2S_HEADER.as_bytes();
+    let n = 200_000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(primed_parser(SMALL_TOKEN, root));
+    }
+    let per = t.elapsed() / n;
+    let mut s = XmlStream::new(limits());
+    let mut out = Vec::new();
+    s.feed(C2S_HEADER.as_bytes(), &mut out).unwrap();
+    let msg = b"<message to='a@localhost/r' id='x1' type='chat'><body>hello there, how are you</body></message>";
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        s.feed(msg, &mut out).unwrap();
+        out.clear();
+    }
+    eprintln!("priming {per:?}, one message {:?}", t.elapsed() / n);
+}
