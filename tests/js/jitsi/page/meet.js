@@ -1,0 +1,77 @@
+// The test page's side: one lib-jitsi-meet connection and conference, driven
+// by tests/js/jitsi/meet.test.js through page.evaluate. Every conference and
+// connection event is kept in window.meet.events as [name, ...printable args].
+/* global JitsiMeetJS */
+(function () {
+  const events = [];
+  const printable = (v) => {
+    if (v === undefined || v === null || typeof v !== 'object') return v;
+    if (typeof v.getId === 'function') return { participant: v.getId(), name: v.getDisplayName && v.getDisplayName() };
+    if (v.nodeType) return new XMLSerializer().serializeToString(v);
+    try { return JSON.parse(JSON.stringify(v)); } catch (e) { return String(v); }
+  };
+  const record = (name) => (...args) => events.push([name, ...args.map(printable)]);
+
+  window.meet = {
+    events,
+    connection: null,
+    conference: null,
+
+    // options: { serviceUrl, hosts, room, credentials?, config? }; resolves once connected.
+    connect(options) {
+      JitsiMeetJS.init({ disableAudioLevels: true });
+      JitsiMeetJS.setLogLevel(JitsiMeetJS.logLevels.WARN);
+      const JitsiConnectionEvents = JitsiMeetJS.events.connection;
+      const connection = new JitsiMeetJS.JitsiConnection(null, null, {
+        hosts: options.hosts,
+        serviceUrl: options.serviceUrl,
+        clientNode: 'https://jitsi.org/jitsi-meet',
+      });
+      this.connection = connection;
+      return new Promise((ok, fail) => {
+        connection.addEventListener(JitsiConnectionEvents.CONNECTION_ESTABLISHED, (id) => {
+          events.push(['connection.established', id]);
+          ok(connection.xmpp.connection.jid);
+        });
+        connection.addEventListener(JitsiConnectionEvents.CONNECTION_FAILED, (...args) => {
+          events.push(['connection.failed', ...args.map(printable)]);
+          fail(new Error(`connection failed: ${args.map(String).join(' ')}`));
+        });
+        connection.connect(options.credentials || {});
+      });
+    },
+
+    // Joins the room; with withTracks, the fake camera and microphone are added
+    // first (2.6726.2's SDP munging of local ssrc/msid lines fails on current
+    // Chromium's answers, so the test joins receive-only).
+    async join(room, config, withTracks) {
+      const conference = this.connection.initJitsiConference(room, {
+        p2p: { enabled: false },
+        disableSimulcast: true,
+        ...(config || {}),
+      });
+      this.conference = conference;
+      for (const name of Object.values(JitsiMeetJS.events.conference)) {
+        if (name !== 'conference.audioLevelsChanged') conference.on(name, record(name));
+      }
+      let tracks = [];
+      if (withTracks) try {
+        tracks = await JitsiMeetJS.createLocalTracks({ devices: ['audio', 'video'] });
+      } catch (e) {
+        events.push(['tracks.failed', String(e)]);
+      }
+      for (const track of tracks) await conference.addTrack(track);
+      events.push(['tracks', tracks.map((t) => t.getType())]);
+      conference.join();
+    },
+
+    names() {
+      return events.map((e) => e[0]);
+    },
+
+    async leave() {
+      if (this.conference) await this.conference.leave().catch(() => {});
+      if (this.connection) this.connection.disconnect();
+    },
+  };
+}());
