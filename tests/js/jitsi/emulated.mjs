@@ -52,14 +52,37 @@ export const NS = {
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
+// muc_domain_mapper's two spellings of a tenant room: the virtual
+// `room@<prefix>.<tenant>.<domain>` the clients use and the real
+// `[tenant]room@<prefix>.<domain>` the MUC holds (Jitsi's mapper rewrites the
+// `from` of what sessions receive to the first, and a conference IQ's `room`
+// to the second). Any address is returned in the real form.
+export function realRoomJid(server, address) {
+  const [bare, ...resource] = (address || '').split('/');
+  const [node, host] = bare.includes('@') ? bare.split('@') : [null, bare];
+  const prefix = server.muc.split('.')[0];
+  const base = server.muc.slice(prefix.length + 1);
+  const tenant = node && host.startsWith(`${prefix}.`) && host.endsWith(`.${base}`)
+    && host.slice(prefix.length + 1, -(base.length + 1));
+  if (!tenant || tenant.includes('.')) return address;
+  return `[${tenant}]${node}@${server.muc}${resource.length ? `/${resource.join('/')}` : ''}`;
+}
+
 // A logged-in @xmpp/client with every stanza it received kept, and waits on them.
 export class Account {
   constructor(server, username, domain, password, resource) {
     this.jid = `${username}@${domain}`;
+    this.server = server;
     this.received = [];
     this.waiters = [];
     this.xmpp = xmppClient({ service: server.ws, domain, resource, username, password });
     this.xmpp.on('error', () => {});
+    // @xmpp/connection 0.14 throws (uncaught) when a WebSocket frame arrives
+    // while stop() has already dropped its parser; such late frames are dropped.
+    const onData = this.xmpp._onData;
+    this.xmpp._onData = function lateDataSafe(data) {
+      if (this.parser) onData.call(this, data);
+    };
     this.xmpp.on('stanza', (stanza) => {
       this.received.push(stanza);
       for (const w of [...this.waiters]) {
@@ -108,7 +131,8 @@ export class Account {
   // Joins room/nick with extra presence children; resolves with the self-presence.
   async join(room, nick, ...children) {
     await this.send(xml('presence', { to: `${room}/${nick}` }, xml('x', { xmlns: NS.muc }), ...children));
-    return this.expect((s) => s.is('presence') && s.attrs.from === `${room}/${nick}` && !s.attrs.type
+    const occupant = realRoomJid(this.server, `${room}/${nick}`);
+    return this.expect((s) => s.is('presence') && realRoomJid(this.server, s.attrs.from) === occupant && !s.attrs.type
       && s.getChild('x', NS.mucUser)?.getChildren('status').some((st) => st.attrs.code === '110'),
     `self-presence in ${room}`);
   }
@@ -210,9 +234,8 @@ function sessionInitiate(to, sid, transport) {
 export class Focus extends Account {
   constructor(server, password) {
     super(server, 'focus', server.authDomain, password, 'focus');
-    this.server = server;
     this.component = `focus.${server.domain}`;
-    this.rooms = new Map(); // room JID -> { participants: Map(occupant -> state) }
+    this.rooms = new Map(); // real room JID -> { participants: Map(real occupant JID -> state) }
     this.requests = []; // { requester, room } of each conference IQ
     this.bridges = new Map(); // brewery occupant JID -> real JID
     this.brewery = `jvbbrewery@${server.internalMuc}`;
@@ -238,7 +261,7 @@ export class Focus extends Account {
       this.send(xml('presence', { type: 'subscribed', to: this.component }));
       return;
     }
-    const [room, nick] = [from.split('/')[0], from.split('/').slice(1).join('/')];
+    const [room, nick] = [realRoomJid(this.server, from.split('/')[0]), from.split('/').slice(1).join('/')];
     const realJid = p.getChild('x', NS.mucUser)?.getChild('item')?.attrs.jid;
     if (room === this.brewery && nick !== 'focus') {
       if (p.attrs.type === 'unavailable') this.bridges.delete(from);
@@ -251,9 +274,10 @@ export class Focus extends Account {
     }
     const conference = this.rooms.get(room);
     if (!conference || nick === 'focus' || p.attrs.type) return;
-    if (conference.participants.has(from)) return;
+    const key = `${room}/${nick}`;
+    if (conference.participants.has(key)) return;
     const participant = { occupant: from, realJid, sid: randomUUID().replace(/-/g, '').slice(0, 12) };
-    conference.participants.set(from, participant);
+    conference.participants.set(key, participant);
     this.invite(conference, participant).catch((err) => this.errors.push(err));
   }
 
@@ -268,7 +292,8 @@ export class Focus extends Account {
     }, xml('property', { name: 'authentication', value: 'false' })));
   }
 
-  ensureRoom(room) {
+  ensureRoom(requested) {
+    const room = realRoomJid(this.server, requested);
     if (!this.rooms.has(room)) {
       const conference = { room, participants: new Map(), meetingId: randomUUID() };
       conference.joined = this.join(room, 'focus').then((self) => { conference.selfPresence = self; });
@@ -297,7 +322,8 @@ export class Focus extends Account {
   }
 
   onJingle({ stanza, element }) {
-    const participant = this.rooms.get(stanza.attrs.from.split('/')[0])?.participants.get(stanza.attrs.from);
+    const from = realRoomJid(this.server, stanza.attrs.from);
+    const participant = this.rooms.get(from.split('/')[0])?.participants.get(from);
     if (participant && element.attrs.sid === participant.sid) {
       (participant.actions ||= []).push(element);
     }
