@@ -100,11 +100,14 @@ pub fn plan(config: &ServerConfig) -> LogPlan {
     }
 }
 
-/// Installs the global subscriber. Returns a warning if the log file could
-/// not be opened (logging then goes to the terminal only).
+/// Installs the global subscriber: as the config's `log` says, or, for the
+/// prosodyctl-style commands (`None`), warnings and errors on the terminal
+/// only (loading modules for `check config` must not drown its report).
+/// Returns a warning if the log file could not be opened (logging then goes
+/// to the terminal only).
 pub fn init(config: Option<&ServerConfig>) -> Option<String> {
     let plan = config.map(plan).unwrap_or(LogPlan {
-        level: "info",
+        level: "warn",
         file: None,
     });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(plan.level));

@@ -95,7 +95,8 @@ impl Unsupported {
         let mut out = self.auth.clone();
         for (name, hosts) in &self.modules {
             out.push(format!(
-                "module {name:?} is not available in lilt yet; not loaded on {}",
+                "module {name:?} {}; not loaded on {}",
+                why_unavailable(name),
                 hosts.join(", ")
             ));
         }
@@ -114,6 +115,57 @@ impl Unsupported {
             auth: self.auth.clone(),
         };
         explicit.lines()
+    }
+}
+
+/// Why lilt does not load a module, for the start-up warning and `check
+/// config`: what is not needed in lilt, what is out of its scope so far
+/// (server-to-server, Prosody's admin console), and the general IM modules
+/// that Jitsi Meet does not use and lilt does not have yet.
+fn why_unavailable(name: &str) -> &'static str {
+    match name {
+        "posix" => {
+            "is not needed: lilt runs in the foreground and leaves daemonising, \
+             pidfiles and user switching to the service manager (systemd, docker)"
+        }
+        "dialback" | "s2s" | "s2s_bidi" | "s2s_auth_certs" => {
+            "is out of scope: lilt has no server-to-server (federation) connections yet"
+        }
+        "admin_shell" | "admin_telnet" => {
+            "is out of scope: lilt has no Prosody admin console; use lilt's prosodyctl-style \
+             commands (register, adduser, passwd, deluser, check config)"
+        }
+        "blocklist"
+        | "bookmarks"
+        | "carbons"
+        | "pep"
+        | "private"
+        | "vcard4"
+        | "csi_simple"
+        | "invites"
+        | "invites_adhoc"
+        | "invites_register"
+        | "register"
+        | "admin_adhoc"
+        | "mam"
+        | "pubsub"
+        | "lastactivity"
+        | "server_contact_info"
+        | "tombstones"
+        | "http_file_share"
+        | "announce"
+        | "motd"
+        | "welcome"
+        | "watchregistrations"
+        | "groups"
+        | "proxy65"
+        | "mimicking"
+        | "cloud_notify"
+        | "csi"
+        | "muc_mam" => {
+            "is a general IM module Jitsi Meet does not use, and lilt does not have it yet"
+        }
+        _ => "is not available in lilt",
     }
 }
 

@@ -10,7 +10,8 @@
 //! - [`bosh`]: XEP-0124/XEP-0206 at `/http-bind`, its sans-IO session
 //!   bookkeeping in [`bosh::state`];
 //! - [`websocket`]: RFC 7395 at `/xmpp-websocket`, its sans-IO frame codec
-//!   in [`websocket::frames`].
+//!   in [`websocket::frames`];
+//! - [`files`] (mod_http_files) and [`health`] (mod_http_health, `/health`).
 //!
 //! A module serves an endpoint like this (Prosody's
 //! `module:provides("http", ...)`); the listeners start when any app is
@@ -43,6 +44,7 @@ pub mod config;
 pub mod cors;
 pub mod files;
 pub mod fragment;
+pub mod health;
 mod io;
 pub mod proxy;
 pub mod routes;
@@ -75,7 +77,14 @@ pub enum LoadError {
 }
 
 /// The modules this crate provides.
-pub const MODULES: &[&str] = &["http", "http_errors", "http_files", "bosh", "websocket"];
+pub const MODULES: &[&str] = &[
+    "http",
+    "http_errors",
+    "http_files",
+    "http_health",
+    "bosh",
+    "websocket",
+];
 
 /// Server-wide state of the HTTP service.
 struct HttpState {
@@ -110,6 +119,7 @@ pub fn load_module(
         "bosh" => Some(load_bosh(server, host)),
         "websocket" => Some(load_websocket(server, host)),
         "http_files" => Some(files::load(server, host)),
+        "http_health" => Some(health::load(server, host)),
         _ => None,
     }
 }
@@ -180,7 +190,11 @@ fn load_websocket(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), LoadErro
 /// Provides a global module's app: once for every host when the module is
 /// in the global `modules_enabled` (Prosody serves it for `"*"`), else for
 /// the host that loads it.
-fn provide_app(server: &Arc<Server>, host: &Arc<Host>, app: HttpApp) -> Result<(), LoadError> {
+pub(crate) fn provide_app(
+    server: &Arc<Server>,
+    host: &Arc<Host>,
+    app: HttpApp,
+) -> Result<(), LoadError> {
     if enabled_globally(server, &app.name) {
         let state = server.extension::<HttpState>();
         let mut done = state.global_apps.lock().unwrap_or_else(|e| e.into_inner());

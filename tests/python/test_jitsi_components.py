@@ -365,3 +365,11 @@ def test_rate_limited_leaves_are_all_processed_in_order(jitsi):
             await jicofo.stop()
 
     run(body())
+
+
+# -- http_health ------------------------------------------------------------------------
+
+
+def test_http_health_answers_ok_on_loopback(jitsi):
+    # docker-jitsi-meet loads http_health globally and probes /health from the container.
+    assert http_get(jitsi.http_port, "/health") == (200, "OK\n")
