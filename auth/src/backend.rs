@@ -75,7 +75,11 @@ pub trait Backend: Send + Sync {
         Err(self.unsupported("reading passwords"))
     }
     /// Profile `plain_test` (and the account API's `test_password`).
-    fn test_password(&self, username: &str, password: &str) -> Result<Lookup<bool>, AuthError>;
+    /// Providers without accounts (anonymous, token) keep the default.
+    fn test_password(&self, username: &str, password: &str) -> Result<Lookup<bool>, AuthError> {
+        let _ = (username, password);
+        Err(self.unsupported("password based authentication"))
+    }
     /// Profile `scram_<hash>`: the stored SCRAM keys.
     fn scram_credentials(
         &self,
@@ -113,13 +117,32 @@ pub trait Backend: Send + Sync {
         None
     }
 
-    fn user_exists(&self, username: &str) -> Result<bool, AuthError>;
-    fn set_password(&self, username: &str, password: &str) -> Result<(), AuthError>;
+    // Account management. The defaults are those of a provider without
+    // stored accounts (Prosody's mod_auth_anonymous: "Only anonymous users
+    // are supported"; the core answers for users with a live session).
+
+    fn user_exists(&self, username: &str) -> Result<bool, AuthError> {
+        let _ = username;
+        Ok(false)
+    }
+    fn set_password(&self, username: &str, password: &str) -> Result<(), AuthError> {
+        let _ = (username, password);
+        Err(self.unsupported("password based authentication"))
+    }
     /// `None` creates an account with no password (Prosody stores `{}`).
-    fn create_user(&self, username: &str, password: Option<&str>) -> Result<(), AuthError>;
+    fn create_user(&self, username: &str, password: Option<&str>) -> Result<(), AuthError> {
+        let _ = (username, password);
+        Err(self.unsupported("account creation"))
+    }
     /// Removes the account record only (the caller purges the user's data).
-    fn delete_user(&self, username: &str) -> Result<(), AuthError>;
-    fn users(&self) -> Result<Vec<String>, AuthError>;
+    fn delete_user(&self, username: &str) -> Result<(), AuthError> {
+        let _ = username;
+        Err(self.unsupported("account deletion"))
+    }
+    /// The stored accounts (none by default).
+    fn users(&self) -> Result<Vec<String>, AuthError> {
+        Ok(Vec::new())
+    }
 
     /// The error for an operation this backend lacks.
     fn unsupported(&self, operation: &'static str) -> AuthError {

@@ -3,8 +3,7 @@
 //! `allow_anonymous_storage` and `allow_anonymous_s2s`, belong to the
 //! modules that store and route.)
 
-use crate::backend::{Backend, Lookup, Profile};
-use crate::error::AuthError;
+use crate::backend::{Backend, Profile};
 
 pub struct Anonymous {
     host: String,
@@ -30,26 +29,5 @@ impl Backend for Anonymous {
             anonymous: true,
             ..Profile::default()
         }
-    }
-    fn test_password(&self, _username: &str, _password: &str) -> Result<Lookup<bool>, AuthError> {
-        Err(self.unsupported("password based authentication"))
-    }
-    /// Prosody: "Only anonymous users are supported." (the core answers for
-    /// users with a live session).
-    fn user_exists(&self, _username: &str) -> Result<bool, AuthError> {
-        Ok(false)
-    }
-    fn set_password(&self, _username: &str, _password: &str) -> Result<(), AuthError> {
-        Err(self.unsupported("password based authentication"))
-    }
-    fn create_user(&self, _username: &str, _password: Option<&str>) -> Result<(), AuthError> {
-        Err(self.unsupported("account creation"))
-    }
-    fn delete_user(&self, _username: &str) -> Result<(), AuthError> {
-        Err(self.unsupported("account deletion"))
-    }
-    /// Prosody lists the host's connected sessions; there are no stored ones.
-    fn users(&self) -> Result<Vec<String>, AuthError> {
-        Ok(Vec::new())
     }
 }

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use xmpp_core::Host;
 use xmpp_core::auth::SaslContext;
 
-use crate::backend::{Backend, Lookup, Profile};
-use crate::error::AuthError;
+use crate::backend::{Backend, Profile};
 use crate::hashing::generate_uuid;
 use crate::resumption::{self, ResumableUsernames};
 
@@ -63,24 +62,6 @@ impl Backend for JitsiAnonymous {
             tracing::debug!(host = %self.host, session = %ctx.session_id, "previd {previd} matches no session; new username");
         }
         generate_uuid()
-    }
-    fn test_password(&self, _username: &str, _password: &str) -> Result<Lookup<bool>, AuthError> {
-        Err(self.unsupported("password based authentication"))
-    }
-    fn user_exists(&self, _username: &str) -> Result<bool, AuthError> {
-        Ok(false)
-    }
-    fn set_password(&self, _username: &str, _password: &str) -> Result<(), AuthError> {
-        Err(self.unsupported("password based authentication"))
-    }
-    fn create_user(&self, _username: &str, _password: Option<&str>) -> Result<(), AuthError> {
-        Err(self.unsupported("account creation"))
-    }
-    fn delete_user(&self, _username: &str) -> Result<(), AuthError> {
-        Err(self.unsupported("account deletion"))
-    }
-    fn users(&self) -> Result<Vec<String>, AuthError> {
-        Ok(Vec::new())
     }
 }
 

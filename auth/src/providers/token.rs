@@ -18,7 +18,7 @@ use std::sync::Arc;
 use xmpp_core::auth::{SaslContext, SaslExchange, SaslFailure, SaslStep};
 use xmpp_core::{Host, Table, Value};
 
-use crate::backend::{Backend, Lookup, Profile};
+use crate::backend::{Backend, Profile};
 use crate::error::AuthError;
 use crate::hashing::generate_uuid;
 use crate::resumption::{self, ResumableUsernames};
@@ -158,23 +158,5 @@ impl Backend for Token {
                 done: false,
             }) as Box<dyn SaslExchange>
         })
-    }
-    fn test_password(&self, _username: &str, _password: &str) -> Result<Lookup<bool>, AuthError> {
-        Err(self.unsupported("password based authentication"))
-    }
-    fn user_exists(&self, _username: &str) -> Result<bool, AuthError> {
-        Ok(false)
-    }
-    fn set_password(&self, _username: &str, _password: &str) -> Result<(), AuthError> {
-        Err(self.unsupported("setting passwords"))
-    }
-    fn create_user(&self, _username: &str, _password: Option<&str>) -> Result<(), AuthError> {
-        Err(self.unsupported("account creation"))
-    }
-    fn delete_user(&self, _username: &str) -> Result<(), AuthError> {
-        Err(self.unsupported("account deletion"))
-    }
-    fn users(&self) -> Result<Vec<String>, AuthError> {
-        Ok(Vec::new())
     }
 }

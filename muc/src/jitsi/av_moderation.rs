@@ -327,22 +327,13 @@ fn on_message(event: &mut Event, av: &AvModeration) -> bool {
         return false;
     };
     let server = event.server.clone();
-    let Some(room) = av.finder.room_of_session(&server, &origin) else {
-        tracing::warn!(
-            "av_moderation: no room found for the session of {:?}",
-            stanza.from()
-        );
-        return false;
-    };
     let from = stanza.from().unwrap_or_default();
-    let Some(occupant) = room.get_occupant_by_real_jid(from) else {
-        tracing::warn!(room = %room.jid, "No occupant {from} found");
+    let Some((room, occupant)) =
+        av.finder
+            .room_of_moderator(&server, &origin, from, "av_moderation")
+    else {
         return false;
     };
-    if occupant.role != Some(Role::Moderator) {
-        tracing::warn!(room = %room.jid, "Occupant {from} is not moderator and not allowed this operation");
-        return false;
-    }
     let Some(media) = command.get_attr("mediaType") else {
         tracing::warn!(room = %room.jid, "Missing mediaType");
         return false;

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use xmpp_core::{Event, Host, Server, config::OptionError};
 
 use super::web_session::{RoomFinder, announce_identity, command_child, muc_component};
-use crate::util::Role;
 
 pub const END_CONFERENCE_REASON: &str = "The meeting has been terminated";
 
@@ -51,22 +50,11 @@ fn on_message(event: &mut Event, finder: &RoomFinder) -> bool {
     if stanza.type_() == Some("error") || command_child(stanza, "end_conference").is_none() {
         return false;
     }
-    let Some(room) = finder.room_of_session(&event.server, &origin) else {
-        tracing::warn!(
-            "end_conference: no room found for the session of {:?}",
-            stanza.from()
-        );
-        return false;
-    };
     let from = stanza.from().unwrap_or_default();
-    let Some(occupant) = room.get_occupant_by_real_jid(from) else {
-        tracing::warn!(room = %room.jid, "No occupant {from} found");
+    let Some((room, _)) = finder.room_of_moderator(&event.server, &origin, from, "end_conference")
+    else {
         return false;
     };
-    if occupant.role != Some(Role::Moderator) {
-        tracing::warn!(room = %room.jid, "Occupant {from} is not moderator and not allowed this operation");
-        return false;
-    }
     match room.destroy(None, Some(END_CONFERENCE_REASON), None) {
         Ok(()) => tracing::info!(room = %room.jid, "Room destroyed by occupant {from}"),
         Err(e) => {

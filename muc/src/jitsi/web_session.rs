@@ -15,6 +15,7 @@ use xmpp_core::{Event, Host, Jid, Server, Session, Value};
 
 use super::meeting_id::NS_JITMEET;
 use super::util::TenantMapping;
+use crate::occupant::Occupant;
 use crate::room::Room;
 
 /// The session field mod_jitsi_session sets from `?room=`.
@@ -119,6 +120,32 @@ impl RoomFinder {
     pub fn room_of_session(&self, server: &Server, session: &Session) -> Option<Arc<Room>> {
         let (name, prefix) = web_query_room(session)?;
         get_room_from_jid(server, &self.room_jid(&name, &prefix))
+    }
+
+    /// The room a session was opened for, when `from` (the sender's real
+    /// JID) is a moderator there — what the moderator-only commands
+    /// (`<end_conference/>`, `<av_moderation/>`) require; each refusal is
+    /// logged as Jitsi's modules log it, prefixed with the module's name.
+    pub fn room_of_moderator(
+        &self,
+        server: &Server,
+        session: &Session,
+        from: &str,
+        module: &str,
+    ) -> Option<(Arc<Room>, Occupant)> {
+        let Some(room) = self.room_of_session(server, session) else {
+            tracing::warn!("{module}: no room found for the session of {from:?}");
+            return None;
+        };
+        let Some(occupant) = room.get_occupant_by_real_jid(from) else {
+            tracing::warn!(room = %room.jid, "{module}: No occupant {from} found");
+            return None;
+        };
+        if occupant.role != Some(crate::util::Role::Moderator) {
+            tracing::warn!(room = %room.jid, "{module}: Occupant {from} is not moderator and not allowed this operation");
+            return None;
+        }
+        Some((room, occupant))
     }
 
     /// Client view to room view (`room_jid_match_rewrite`).
