@@ -23,10 +23,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import RUNNING
-from lilt_harness import paths
 from lilt_harness.client import Client, q, run
 from lilt_harness.httpxmpp import NS_FRAMING, NS_SASL, _bind_iq, _bound_jid, _WebSocket
 from lilt_harness.jitsi import (
+    DOCKER_FIXTURE_MARKS,
     AUTH_DOMAIN,
     DOMAIN,
     FOCUS_USER,
@@ -34,20 +34,12 @@ from lilt_harness.jitsi import (
     MUC_DOMAIN,
     Jicofo,
     JitsiServer,
-    fixture_available,
     prepare_docker_fixture,
 )
 from lilt_harness.muc import MucClient, disco_info, identities
 from lilt_harness.servers import make_workdir
 
-pytestmark = [
-    pytest.mark.lilt_only,
-    pytest.mark.skipif(not paths.shared_available(), reason=paths.SKIP_NO_SHARED),
-    pytest.mark.skipif(
-        paths.shared_available() and not fixture_available(),
-        reason="skipping: ../shared/fixtures/jitsi-docker not found",
-    ),
-]
+pytestmark = DOCKER_FIXTURE_MARKS
 
 NS_JITMEET = "http://jitsi.org/jitmeet"
 NS_NICK = "http://jabber.org/protocol/nick"

@@ -17,10 +17,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import RUNNING
-from lilt_harness import paths
 from lilt_harness.client import Client, LoginResult, error_condition, q, run
 from lilt_harness.httpxmpp import NS_FRAMING, NS_SASL, _bind_iq, _bound_jid, _WebSocket
 from lilt_harness.jitsi import (
+    DOCKER_FIXTURE_MARKS,
     AUTH_DOMAIN,
     DOMAIN,
     FOCUS_COMPONENT,
@@ -32,19 +32,11 @@ from lilt_harness.jitsi import (
     Jicofo,
     JitsiServer,
     conference_iq,
-    fixture_available,
     make_server,
 )
 from lilt_harness.muc import NS_MUC_USER, MucClient
 
-pytestmark = [
-    pytest.mark.lilt_only,
-    pytest.mark.skipif(not paths.shared_available(), reason=paths.SKIP_NO_SHARED),
-    pytest.mark.skipif(
-        paths.shared_available() and not fixture_available(),
-        reason="skipping: ../shared/fixtures/jitsi-docker not found",
-    ),
-]
+pytestmark = DOCKER_FIXTURE_MARKS
 
 FOCUS_PASSWORD = "focus-secret-1"
 HOST_USER, HOST_PASSWORD = "alice", "alice-secret-1"

@@ -34,6 +34,7 @@ from conftest import RUNNING
 from lilt_harness import paths
 from lilt_harness.client import error_condition, q, run
 from lilt_harness.jitsi import (
+    DOCKER_FIXTURE_MARKS,
     AUTH_DOMAIN,
     DOMAIN,
     FOCUS_USER,
@@ -41,19 +42,11 @@ from lilt_harness.jitsi import (
     MUC_DOMAIN,
     Conference,
     Jicofo,
-    fixture_available,
     make_server,
 )
 from lilt_harness.servers import LiltServer, make_workdir
 
-pytestmark = [
-    pytest.mark.lilt_only,
-    pytest.mark.skipif(not paths.shared_available(), reason=paths.SKIP_NO_SHARED),
-    pytest.mark.skipif(
-        paths.shared_available() and not fixture_available(),
-        reason="skipping: ../shared/fixtures/jitsi-docker not found",
-    ),
-]
+pytestmark = DOCKER_FIXTURE_MARKS
 
 NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+import pytest
+
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -56,6 +58,18 @@ SSL_HOSTS = (DOMAIN, AUTH_DOMAIN)
 
 def fixture_available() -> bool:
     return (paths.FIXTURES / FIXTURE / "prosody.cfg.lua").is_file()
+
+
+# The marks of a test module that runs lilt on the docker fixture: lilt only, and a clear
+# skip when ../shared or the fixture is absent.
+DOCKER_FIXTURE_MARKS = [
+    pytest.mark.lilt_only,
+    pytest.mark.skipif(not paths.shared_available(), reason=paths.SKIP_NO_SHARED),
+    pytest.mark.skipif(
+        paths.shared_available() and not fixture_available(),
+        reason=f"skipping: ../shared/fixtures/{FIXTURE} not found",
+    ),
+]
 
 
 def prepare_docker_fixture(
