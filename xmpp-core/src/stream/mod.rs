@@ -14,6 +14,13 @@
 //! As Prosody's `util.xmppstream` does, each depth-1 element without an
 //! `xml:lang` gets the stream's (`en` unless the header said otherwise).
 //!
+//! What an idle stream holds is kept small: rxml reserves its longest
+//! token up front, so the everyday parser takes tokens of up to 512 bytes
+//! and a longer one (an attribute value, say) makes the stream read the
+//! stanza again with a parser taking tokens up to the stanza size limit;
+//! and between stanzas [`XmlStream::park`] drops the parser, which the
+//! next bytes re-make by reading the stream header again.
+//!
 //! After STARTTLS or SASL success the stream restarts: call
 //! [`XmlStream::reset`]. [`XmlStream::feed_until`] stops right after the
 //! element that asks for a restart, so the bytes after it can be kept for
