@@ -10,15 +10,21 @@
 //   `<conference-modify/>` to the bridge's real JID) and sends a Jingle
 //   `session-initiate` carrying the bridge's ICE/DTLS transport to the
 //   participant's occupant JID, then records the participant's `session-accept`.
+//   Where the main domain authenticates (the docker fixture: guests on their
+//   own domain), it makes the participants whose real JID is on the main
+//   domain owners of the room, as Jicofo grants moderator to authenticated users.
 // - Bridge (JVB): `jvb@auth.<domain>`, in `jvbbrewery@<internal muc>` with a
 //   colibri `<stats/>` presence; answers `<conference-modify xmlns='jitsi:colibri2'/>`
-//   with a `<conference-modify-ack/>` holding an ICE-UDP transport per endpoint.
+//   with a `<conference-modify-ack/>` holding an ICE-UDP transport per endpoint;
+//   with `colibriWs`, the transport names a bridge channel (colibri-ws, a
+//   WebSocket the bridge serves on loopback) over which `dominantSpeaker()`
+//   sends `DominantSpeakerEndpointChangeEvent` as the bridge does.
 // - Jibri: `jibri@auth.<domain>`, in `jibribrewery@<internal muc>` with a
 //   `<jibri-status/>` presence (idle, healthy).
 // Nothing here carries media: the test checks the signalling.
 import { randomUUID, randomBytes } from 'node:crypto';
 import { client as xmppClient, xml } from '@xmpp/client';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 
 // @xmpp/websocket uses the global WebSocket (Node 20 has none): `ws`, with
 // every name resolved to loopback, where lilt serves the fixture's domains.
@@ -139,7 +145,7 @@ export class Account {
 }
 
 // An ICE-UDP transport as the bridge describes its side (no media flows).
-function bridgeTransport() {
+function bridgeTransport(webSocketUrl) {
   const fingerprint = [...randomBytes(32)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
   return xml('transport', { xmlns: NS.iceUdp, ufrag: randomBytes(4).toString('hex'), pwd: randomBytes(12).toString('hex') },
     xml('rtcp-mux'),
@@ -147,19 +153,23 @@ function bridgeTransport() {
     xml('candidate', {
       component: '1', foundation: '1', generation: '0', id: randomBytes(4).toString('hex'), ip: '127.0.0.1',
       network: '0', port: '10000', priority: '2130706431', protocol: 'udp', type: 'host',
-    }));
+    }),
+    ...(webSocketUrl ? [xml('web-socket', { xmlns: NS.colibri, url: webSocketUrl })] : []));
 }
 
 export class Bridge extends Account {
-  constructor(server, password, { nick = 'jvb-1' } = {}) {
+  constructor(server, password, { nick = 'jvb-1', colibriWs = false } = {}) {
     super(server, 'jvb', server.authDomain, password, 'jvb');
     this.brewery = `jvbbrewery@${server.internalMuc}`;
     this.nick = nick;
+    this.colibriWs = colibriWs;
+    this.channels = new Map(); // endpoint id -> open bridge channel WebSocket
     this.allocations = []; // the <conference-modify/> requests answered
     this.xmpp.iqCallee.set(NS.colibri2, 'conference-modify', (ctx) => this.onConferenceModify(ctx));
   }
 
   async start() {
+    if (this.colibriWs) await this.listenColibriWs();
     await super.start();
     await this.send(xml('presence'));
     this.selfPresence = await this.join(this.brewery, this.nick,
@@ -171,10 +181,45 @@ export class Bridge extends Account {
     return this;
   }
 
+  async stop() {
+    await super.stop();
+    if (this.wss) {
+      for (const socket of this.wss.clients) socket.terminate();
+      await new Promise((ok) => this.wss.close(ok));
+    }
+  }
+
+  // The colibri-ws endpoint: /colibri-ws/<relay>/<meeting id>/<endpoint id>.
+  async listenColibriWs() {
+    this.wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((ok) => this.wss.once('listening', ok));
+    this.wss.on('connection', (socket, request) => {
+      const endpoint = decodeURIComponent(new URL(request.url, 'ws://x').pathname.split('/').pop());
+      this.channels.set(endpoint, socket);
+      socket.on('message', () => {}); // ClientHello, constraints: nothing to answer here
+      socket.on('close', () => { if (this.channels.get(endpoint) === socket) this.channels.delete(endpoint); });
+    });
+  }
+
+  channelUrl(meetingId, endpoint) {
+    if (!this.wss) return undefined;
+    return `ws://127.0.0.1:${this.wss.address().port}/colibri-ws/${encodeURIComponent(this.nick)}/`
+      + `${encodeURIComponent(meetingId)}/${encodeURIComponent(endpoint)}?pwd=${randomBytes(8).toString('hex')}`;
+  }
+
+  // The bridge's dominant speaker detection, told to every endpoint with an open channel.
+  dominantSpeaker(endpoint, previousSpeakers = []) {
+    const event = JSON.stringify({ colibriClass: 'DominantSpeakerEndpointChangeEvent',
+      dominantSpeakerEndpoint: endpoint, previousSpeakers });
+    for (const socket of this.channels.values()) socket.send(event);
+    return [...this.channels.keys()];
+  }
+
   onConferenceModify({ stanza, element }) {
     this.allocations.push({ from: stanza.attrs.from, request: element });
+    const meetingId = element.attrs['meeting-id'] || '';
     const endpoints = element.getChildren('endpoint').map((ep) => xml('endpoint', { id: ep.attrs.id },
-      xml('transport', {}, bridgeTransport())));
+      xml('transport', {}, bridgeTransport(this.channelUrl(meetingId, ep.attrs.id)))));
     return xml('conference-modify-ack', { xmlns: NS.colibri2 }, ...endpoints);
   }
 }
@@ -242,6 +287,9 @@ export class Focus extends Account {
     this.jibriBrewery = `jibribrewery@${server.internalMuc}`;
     this.jibris = new Map();
     this.errors = [];
+    // Jicofo with XMPP authentication: users of the main domain are moderators.
+    this.grantOwners = Boolean(server.anonymousDomain);
+    this.owners = new Set(); // `${real room}|${bare JID}` granted
     this.xmpp.iqCallee.set(NS.focus, 'conference', (ctx) => this.onConference(ctx));
     this.xmpp.iqCallee.set(NS.jingle, 'jingle', (ctx) => this.onJingle(ctx));
     this.xmpp.on('stanza', (s) => { if (s.is('presence')) this.onPresence(s); });
@@ -274,11 +322,21 @@ export class Focus extends Account {
     }
     const conference = this.rooms.get(room);
     if (!conference || nick === 'focus' || p.attrs.type) return;
+    this.maybeGrantOwner(room, realJid);
     const key = `${room}/${nick}`;
     if (conference.participants.has(key)) return;
     const participant = { occupant: from, realJid, sid: randomUUID().replace(/-/g, '').slice(0, 12) };
     conference.participants.set(key, participant);
     this.invite(conference, participant).catch((err) => this.errors.push(err));
+  }
+
+  maybeGrantOwner(room, realJid) {
+    const bare = (realJid || '').split('/')[0];
+    if (!this.grantOwners || !bare.endsWith(`@${this.server.domain}`) || this.owners.has(`${room}|${bare}`)) return;
+    this.owners.add(`${room}|${bare}`);
+    this.request(xml('iq', { type: 'set', to: room },
+      xml('query', { xmlns: 'http://jabber.org/protocol/muc#admin' }, xml('item', { affiliation: 'owner', jid: bare }))))
+      .catch((err) => this.errors.push(err));
   }
 
   // Conference IQs arrive from focus.<domain>/<requester's JID> (client_proxy).

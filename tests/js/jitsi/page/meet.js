@@ -8,12 +8,17 @@
     if (v === undefined || v === null || typeof v !== 'object') return v;
     if (typeof v.getId === 'function') return { participant: v.getId(), name: v.getDisplayName && v.getDisplayName() };
     if (v.nodeType) return new XMLSerializer().serializeToString(v);
-    try { return JSON.parse(JSON.stringify(v)); } catch (e) { return String(v); }
+    try { return JSON.parse(JSON.stringify(v)); } catch (e) {
+      // e.g. { enabled, mediaType, actor: JitsiParticipant }: one level down
+      if (Object.getPrototypeOf(v) !== Object.prototype) return String(v);
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, printable(x)]));
+    }
   };
   const record = (name) => (...args) => events.push([name, ...args.map(printable)]);
 
   window.meet = {
     events,
+    trace: [],
     connection: null,
     conference: null,
 
@@ -28,6 +33,13 @@
         clientNode: 'https://jitsi.org/jitsi-meet',
       });
       this.connection = connection;
+      // The last stanzas in and out, for failure reports.
+      const trace = (way) => (element) => {
+        this.trace.push(`${way} ${new XMLSerializer().serializeToString(element)}`);
+        if (this.trace.length > 200) this.trace.shift();
+      };
+      connection.xmpp.connection.xmlInput = trace('IN');
+      connection.xmpp.connection.xmlOutput = trace('OUT');
       return new Promise((ok, fail) => {
         connection.addEventListener(JitsiConnectionEvents.CONNECTION_ESTABLISHED, (id) => {
           events.push(['connection.established', id]);
@@ -67,6 +79,23 @@
 
     names() {
       return events.map((e) => e[0]);
+    },
+
+    // Stanzas received on the library's XMPP connection from `from` (a
+    // component address), kept serialized in window.meet.received.
+    received: [],
+    listen(from) {
+      this.connection.xmpp.connection.addHandler((stanza) => {
+        this.received.push(new XMLSerializer().serializeToString(stanza));
+        return true;
+      }, null, 'message', null, null, from);
+    },
+
+    // Sends a stanza (XML text, in jabber:client) on the library's XMPP
+    // connection, as newer Jitsi Meet clients send to the components.
+    send(text) {
+      const stanza = new DOMParser().parseFromString(text, 'text/xml').documentElement;
+      this.connection.xmpp.connection.send(stanza);
     },
 
     async leave() {
