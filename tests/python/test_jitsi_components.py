@@ -365,3 +365,78 @@ def test_rate_limited_leaves_are_all_processed_in_order(jitsi):
 def test_http_health_answers_ok_on_loopback(jitsi):
     # docker-jitsi-meet loads http_health globally and probes /health from the container.
     assert http_get(jitsi.http_port, "/health") == (200, "OK\n")
+
+
+# -- muc_size with enable_roomsize_token_verification -----------------------------------
+
+SIZE_APP_ID = "size_app"
+SIZE_SECRET = "size_secret_0123456789abcdef0123"
+
+
+@pytest.fixture(scope="module")
+def jitsi_sized():
+    """The docker fixture with a token configuration on the main host and
+    enable_roomsize_token_verification (the main host still logs in with passwords)."""
+    directory = make_workdir("lilt-jitsi-roomsize-")
+    options = {"modules_enabled": MAIN_MODULES, "app_id": SIZE_APP_ID,
+               "app_secret": SIZE_SECRET, "enable_roomsize_token_verification": True}
+    pki = prepare_docker_fixture(directory, host_options={DOMAIN: options})
+    server = JitsiServer(directory, pki)
+    server.register(FOCUS_USER, AUTH_DOMAIN, FOCUS_PASSWORD)
+    server.register("alice", DOMAIN, "alice-pw")
+    RUNNING.append(server)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server in RUNNING:
+            RUNNING.remove(server)
+        server.stop()
+        server.cleanup()
+
+
+def test_muc_size_verifies_the_token_parameter(jitsi_sized):
+    jwt = pytest.importorskip("jwt")
+    room = f"tokened@{MUC_DOMAIN}"
+    now = int(time.time())
+
+    def token(secret: str = SIZE_SECRET, **over) -> str:
+        body = {"iss": SIZE_APP_ID, "aud": SIZE_APP_ID, "sub": DOMAIN, "room": "tokened",
+                "iat": now, "nbf": now - 10, "exp": now + 3600}
+        body.update(over)
+        return jwt.encode(body, secret, algorithm="HS256")
+
+    async def body():
+        jicofo = await focus_room(jitsi_sized, room)
+        a = user(jitsi_sized, "alice")
+        try:
+            await a.connect()
+            await joined(a, room, "aaaa", "Alice A")
+            port = jitsi_sized.http_port
+            base = f"/room-size?room=tokened&domain={DOMAIN}"
+
+            async def get(path: str) -> tuple[int, str]:
+                return await asyncio.to_thread(http_get, port, path)
+
+            # No token, a bad signature, an expired token, another room, another domain: 403.
+            assert (await get(base))[0] == 403
+            assert (await get(f"{base}&token={token(secret='wrong-secret-0123456789abcdef0123')}"))[0] == 403
+            assert (await get(f"{base}&token={token(exp=now - 60)}"))[0] == 403
+            assert (await get(f"{base}&token={token(room='other')}"))[0] == 403
+            assert (await get(f"{base}&token={token(sub='elsewhere.example')}"))[0] == 403
+            assert (await get(f"/room?room=tokened&domain={DOMAIN}&token=garbage"))[0] == 403
+            # A good token for the room (or any room) is answered.
+            status, text = await get(f"{base}&token={token()}")
+            assert (status, json.loads(text)) == (200, {"participants": 1}), text
+            status, text = await get(f"{base}&token={token(room='*')}")
+            assert status == 200, text
+            status, text = await get(f"/room?room=tokened&domain={DOMAIN}&token={token()}")
+            assert status == 200 and [o["jid"] for o in json.loads(text)] == [f"{room}/aaaa"], text
+            # Verified before the lookup (as Jitsi's): a token for a missing room is 404.
+            missing = f"/room-size?room=nosuch&domain={DOMAIN}&token={token(room='nosuch')}"
+            assert (await get(missing))[0] == 404
+        finally:
+            await a.close()
+            await jicofo.stop()
+
+    run(body())

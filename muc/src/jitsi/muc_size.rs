@@ -13,10 +13,15 @@
 //!   of its presence, `""` when absent);
 //! - `GET /sessions`: the number of bound client sessions, as text.
 //!
-//! `enable_roomsize_token_verification = true` asks for a `token`
-//! parameter; lilt does not verify tokens here (the token code is in the
-//! auth crate), so with that option every request is refused with 403
-//! rather than answered unchecked.
+//! `enable_roomsize_token_verification = true` asks `/room-size` and
+//! `/room` for a `token` parameter, a JWT verified with the host's token
+//! options (`app_id`, `app_secret`/`asap_key_server`/`cache_keys_url`,
+//! issuers, audiences: `auth::token::TokenVerifier`) whose `room`/`sub`
+//! claims must allow the room asked about (`verify_room`, as
+//! `token_verification`); a missing or invalid token is answered 403. As
+//! Jitsi's module, the option without a token configuration on the host is
+//! an error (lilt refuses the configuration rather than leaving the routes
+//! out).
 //!
 //! Lives in the muc crate because it reads rooms; it uses the HTTP route
 //! API of `bosh-websocket` (which depends on no other workspace crate, so
@@ -29,32 +34,74 @@ use bosh_websocket::routes::{HttpApp, HttpRequest, HttpResponse, handler, provid
 use serde_json::{Value as Json, json};
 use xmpp_core::{Host, Server};
 
+use super::token_verification::{RoomVerifier, verifier_on};
 use super::util::is_focus_nick;
 use super::web_session::get_room_from_jid;
 
 const NS_NICK: &str = "http://jabber.org/protocol/nick";
 
+/// The token checks of `enable_roomsize_token_verification`.
+struct TokenCheck {
+    token: auth::token::TokenVerifier,
+    room: RoomVerifier,
+}
+
+impl TokenCheck {
+    /// Jitsi's `verify_token(token, room_address)`: a token is required, it
+    /// must verify, and its claims must allow the room.
+    fn allows(&self, token: Option<&str>, room_address: &str) -> bool {
+        let Some(token) = token else {
+            tracing::warn!("no token provided");
+            return false;
+        };
+        let now = auth::token::unix_now();
+        let claims = match auth::token::keys::blocking(|| self.token.process(Some(token), now)) {
+            Ok(Some(claims)) => claims,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!("not a valid token {e}");
+                return false;
+            }
+        };
+        let mut session = claims.session_fields();
+        session.insert("auth_token", xmpp_core::Value::str(token));
+        match self.room.verify_room(&session, room_address) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::warn!(
+                    "Token not allowed to join: {room_address} token room: {:?} token sub: {:?} ({reason:?})",
+                    claims.room(),
+                    claims.sub()
+                );
+                false
+            }
+        }
+    }
+}
+
 /// Options the handlers need.
 #[derive(Clone)]
 struct Options {
     prefix: String,
-    verify_token: bool,
+    verify_token: Option<Arc<TokenCheck>>,
+}
+
+/// A query parameter, percent-decoded (`+` is a space).
+fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (xmpp_core::transport::percent_decode(k) == name)
+            .then(|| xmpp_core::transport::percent_decode(&v.replace('+', " ")))
+    })
 }
 
 /// What a request asks for: the room address, or a status to answer.
 pub fn room_address(prefix: &str, query: Option<&str>) -> Result<String, StatusCode> {
     let query = query.ok_or(StatusCode::BAD_REQUEST)?;
-    let param = |name: &str| {
-        query.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (xmpp_core::transport::percent_decode(k) == name)
-                .then(|| xmpp_core::transport::percent_decode(&v.replace('+', " ")))
-        })
-    };
-    let room = param("room").unwrap_or_default();
-    let domain = param("domain").unwrap_or_default();
+    let room = param(query, "room").unwrap_or_default();
+    let domain = param(query, "domain").unwrap_or_default();
     let mut address = format!("{room}@{prefix}.{domain}");
-    if let Some(sub) = param("subdomain").filter(|s| !s.is_empty()) {
+    if let Some(sub) = param(query, "subdomain").filter(|s| !s.is_empty()) {
         address = format!("[{sub}]{address}");
     }
     Ok(address)
@@ -76,11 +123,11 @@ fn lookup(
     req: &HttpRequest,
 ) -> Result<(Arc<Server>, Arc<crate::Room>), StatusCode> {
     let address = room_address(&options.prefix, req.query.as_deref())?;
-    if options.verify_token {
-        tracing::warn!(
-            "enable_roomsize_token_verification: token verification is not available here, refusing"
-        );
-        return Err(StatusCode::FORBIDDEN);
+    if let Some(check) = &options.verify_token {
+        let token = req.query.as_deref().and_then(|q| param(q, "token"));
+        if !check.allows(token.as_deref(), &address) {
+            return Err(StatusCode::FORBIDDEN);
+        }
     }
     let server = server.upgrade().ok_or(StatusCode::SERVICE_UNAVAILABLE)?;
     tracing::debug!("querying room {address}");
@@ -124,16 +171,28 @@ fn room_occupants(server: &Weak<Server>, options: &Options, req: &HttpRequest) -
     HttpResponse::ok("application/json", Json::Array(list).to_string())
 }
 
-pub fn load(
-    server: &Arc<Server>,
-    host: &Arc<Host>,
-) -> Result<(), bosh_websocket::routes::RouteError> {
+/// The token checks when `enable_roomsize_token_verification` is on.
+fn token_check(host: &Host) -> Result<Option<Arc<TokenCheck>>, crate::MucError> {
+    if !host.option_bool("enable_roomsize_token_verification", false)? {
+        return Ok(None);
+    }
+    let token = auth::token::TokenVerifier::from_host(host)?;
+    let room = verifier_on(host, &host.name)?.ok_or_else(|| {
+        host.option_error(
+            "app_id",
+            "enable_roomsize_token_verification needs a token configuration".into(),
+        )
+    })?;
+    Ok(Some(Arc::new(TokenCheck { token, room })))
+}
+
+pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), crate::MucError> {
     let options = Options {
         prefix: host
             .option_str("muc_mapper_domain_prefix")
             .unwrap_or("conference")
             .to_string(),
-        verify_token: host.option_bool("enable_roomsize_token_verification", false)?,
+        verify_token: token_check(host)?,
     };
     let weak = Arc::downgrade(server);
     let (w, o) = (weak.clone(), options.clone());

@@ -169,6 +169,12 @@ pub fn verifier_for(host: &Host) -> Result<Option<RoomVerifier>, OptionError> {
     let Some(parent) = parent_host(&host.name) else {
         return Ok(None);
     };
+    verifier_on(host, parent)
+}
+
+/// The verifier configured on the host named `parent` (with global
+/// fallback); `None` without `app_id` there. `muc_size` uses its own host.
+pub fn verifier_on(host: &Host, parent: &str) -> Result<Option<RoomVerifier>, OptionError> {
     let config = host.config();
     let get = |name: &str| config.get(Some(parent), name);
     let err = |name: &str, problem: &str| OptionError {
