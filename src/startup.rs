@@ -56,6 +56,8 @@ impl RunningServer {
         // save temporary rooms' state as Prosody 13 does, which Prosody 0.12
         // then reads as existing rooms (see the closing note of issue 4).
         let _ = self.shutdown.send(true);
+        // XEP-0198: hibernating sessions end, their counters kept.
+        xmpp_core::smacks::server_stopping(&self.server);
         for t in self.tasks {
             let _ = t.await;
         }
