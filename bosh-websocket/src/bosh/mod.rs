@@ -18,7 +18,8 @@ use axum::http::Method;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use xmpp_core::c2s::frame::Frame;
-use xmpp_core::c2s::negotiation::{Action, C2sSettings, C2sStream, stream_element_xml};
+use xmpp_core::c2s::negotiation::{Action, C2sSettings, C2sStream, SmOutbound, stream_element_xml};
+use xmpp_core::session::OutboundRx;
 use xmpp_core::stanza::{Element, NS_CLIENT, NS_STREAMS};
 use xmpp_core::stream::{StreamEvent, StreamHeader, StreamLimits};
 use xmpp_core::transport::{TransportInfo, TransportKind};
@@ -251,7 +252,7 @@ impl BoshService {
             host: host.name.clone(),
             state,
             c2s,
-            outbound: out_rx,
+            outbound: out_rx.into(),
             commands: cmd_rx,
             replies: HashMap::new(),
             pending_error: None,
@@ -303,7 +304,7 @@ struct SessionTask {
     host: String,
     state: BoshState,
     c2s: C2sStream,
-    outbound: mpsc::UnboundedReceiver<Outbound>,
+    outbound: OutboundRx,
     commands: mpsc::UnboundedReceiver<Command>,
     replies: HashMap<RequestId, oneshot::Sender<String>>,
     /// A `<stream:error/>` the stream sent, for the terminating body.
@@ -338,18 +339,11 @@ impl SessionTask {
                     }
                     None => break,
                 },
-                out = self.outbound.recv() => match out {
-                    Some(Outbound::Stanza(e)) => self.push_element(&e),
-                    Some(Outbound::Raw(parts)) => {
-                        let xml: String = parts.iter().map(|p| String::from_utf8_lossy(p)).collect();
-                        self.state.push(xml);
+                out = self.outbound.recv() => {
+                    if let Some(out) = out {
+                        self.outbound(out);
                     }
-                    Some(Outbound::Close(error)) => {
-                        let actions = self.c2s.close(error);
-                        self.apply(actions);
-                    }
-                    None => {}
-                },
+                }
                 _ = sleep_until(deadline) => {
                     let now = Instant::now().into_std();
                     self.state.handle_timeout(now);
@@ -357,9 +351,17 @@ impl SessionTask {
                     self.apply(actions);
                 }
                 _ = self.shutdown.changed() => {
-                    let actions = self.c2s.close(Some(StreamError::with_text(StreamErrorCondition::SystemShutdown, "Server is shutting down")));
+                    // A resumable session just goes (its counter kept, XEP-0198).
+                    let actions = match self.c2s.smacks_server_stopping() {
+                        Some(actions) => actions,
+                        None => self.c2s.close(Some(StreamError::with_text(StreamErrorCondition::SystemShutdown, "Server is shutting down"))),
+                    };
                     self.apply(actions);
                 }
+            }
+            // A resumed session (XEP-0198): its outbound queue is ours now.
+            if let Some(resumed) = self.c2s.take_resumed_outbound() {
+                self.outbound = resumed;
             }
             if self.state.pending_bytes() > self.max_pending {
                 tracing::warn!(host = %self.host, sid = %self.state.sid(), "BOSH client is not collecting its data; closing the session");
@@ -383,7 +385,7 @@ impl SessionTask {
                 break;
             }
         }
-        if let Some(reason) = expired {
+        if let Some(reason) = &expired {
             tracing::debug!(sid = %self.state.sid(), "{reason}");
         }
         self.service
@@ -391,8 +393,14 @@ impl SessionTask {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(self.state.sid());
-        self.outbound.close();
-        self.c2s.end_session();
+        // A client's terminate closes the stream cleanly (a resumable
+        // session ends); a client gone silent leaves it to hibernate
+        // (XEP-0198), as Prosody's destroy_session on inactivity does.
+        if expired.is_none() && !self.c2s.is_closed() {
+            let _ = self.c2s.close(None);
+        }
+        let rx = std::mem::replace(&mut self.outbound, mpsc::unbounded_channel().1.into());
+        self.c2s.connection_ended(rx);
         tracing::info!(sid = %self.state.sid(), "BOSH client disconnected");
     }
 
@@ -446,6 +454,27 @@ impl SessionTask {
                 }
             }
         }
+    }
+
+    /// An item for the client: stream management counts and keeps it
+    /// (XEP-0198) and may ask for an ack after it.
+    fn outbound(&mut self, out: Outbound) {
+        let after = match self.c2s.smacks_outbound(&out) {
+            SmOutbound::Write(after) => after,
+            SmOutbound::Instead(actions) => return self.apply(actions),
+        };
+        match out {
+            Outbound::Stanza(e) => self.push_element(&e),
+            Outbound::Raw(parts) => {
+                let xml: String = parts.iter().map(|p| String::from_utf8_lossy(p)).collect();
+                self.state.push(xml);
+            }
+            Outbound::Close(error) => {
+                let actions = self.c2s.close(error);
+                self.apply(actions);
+            }
+        }
+        self.apply(after);
     }
 
     fn push_element(&mut self, e: &Element) {

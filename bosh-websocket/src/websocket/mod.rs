@@ -19,7 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use xmpp_core::c2s::frame::Frame;
-use xmpp_core::c2s::negotiation::{Action, C2sSettings, C2sStream, SmOutbound, stream_element_xml};
+use xmpp_core::c2s::negotiation::{
+    Action, C2sSettings, C2sStream, ReadTimeout, SmOutbound, stream_element_xml,
+};
 use xmpp_core::session::OutboundRx;
 use xmpp_core::stanza::{Element, NS_CLIENT, NS_STREAMS, escape};
 use xmpp_core::stream::{StreamEvent, StreamHeader, StreamLimits};
@@ -145,6 +147,7 @@ impl WebSocketService {
             closing: None,
             client_closed: false,
             error_sent: false,
+            close_sent: false,
         };
         conn.run(self.read_timeout, self.shutdown.clone()).await;
         // Hibernate (XEP-0198), or end the session.
@@ -169,6 +172,9 @@ struct Connection<S> {
     closing: Option<Instant>,
     client_closed: bool,
     error_sent: bool,
+    /// Our `<close/>` went out (else a close drops the connection at once:
+    /// a session resumed elsewhere, a dead connection, shutdown).
+    close_sent: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
@@ -203,13 +209,26 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                 }
                 _ = tokio::time::sleep_until(last_read + read_timeout) => {
                     last_read = Instant::now();
-                    self.write(&frames::build(OP_PING, b"")).await;
-                    Vec::new()
+                    // Stream management forces an <r/> instead of the ping,
+                    // and gives up on a connection that left the last unanswered.
+                    match self.c2s.handle_read_timeout() {
+                        ReadTimeout::Keepalive => {
+                            self.write(&frames::build(OP_PING, b"")).await;
+                            Vec::new()
+                        }
+                        ReadTimeout::Request(actions) => actions,
+                        ReadTimeout::Dead => vec![Action::Close],
+                    }
                 }
-                _ = shutdown.changed() => self.c2s.close(Some(StreamError::with_text(
-                    StreamErrorCondition::SystemShutdown,
-                    "Server is shutting down",
-                ))),
+                // A resumable session's connection just goes at shutdown
+                // (its counter kept, XEP-0198); others are closed.
+                _ = shutdown.changed() => match self.c2s.smacks_server_stopping() {
+                    Some(actions) => actions,
+                    None => self.c2s.close(Some(StreamError::with_text(
+                        StreamErrorCondition::SystemShutdown,
+                        "Server is shutting down",
+                    ))),
+                },
             };
             buf = Vec::new();
             self.apply(actions).await;
@@ -315,11 +334,15 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                     if matches!(&frame, Frame::Element(e) if e.is("error", NS_STREAMS)) {
                         self.error_sent = true;
                     }
+                    if matches!(&frame, Frame::Close) {
+                        self.close_sent = true;
+                    }
                     let text = frame_xml(&frame);
                     self.write(&frames::build(OP_TEXT, text.as_bytes())).await;
                 }
                 Action::Close
-                    if !self.client_closed
+                    if self.close_sent
+                        && !self.client_closed
                         && !self.error_sent
                         && self.c2s.is_authenticated()
                         && self.closing.is_none() =>

@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::server::Server;
 use crate::session::Outbound;
-use negotiation::{Action, C2sSettings, C2sStream, SmOutbound, stream_element_xml};
+use negotiation::{Action, C2sSettings, C2sStream, ReadTimeout, SmOutbound, stream_element_xml};
 
 /// What a connection needs from the listener.
 #[derive(Clone)]
@@ -266,7 +266,13 @@ async fn handle_connection(
                     stream.handle_timeout(now.into_std())
                 } else if keepalive_at <= now {
                     last_read = now;
-                    vec![Action::Write(" ".to_string())]
+                    // Stream management forces an <r/> instead, and gives up
+                    // on a connection that did not answer the last one.
+                    match stream.handle_read_timeout() {
+                        ReadTimeout::Keepalive => vec![Action::Write(" ".to_string())],
+                        ReadTimeout::Request(actions) => actions,
+                        ReadTimeout::Dead => vec![Action::Close],
+                    }
                 } else {
                     // Idle: the parser's state goes until the next read.
                     if park_at.is_some_and(|p| p <= now) {
@@ -277,7 +283,11 @@ async fn handle_connection(
                     Vec::new()
                 }
             }
-            _ = shutdown.changed() => stream.close(Some(StreamError::with_text(StreamErrorCondition::SystemShutdown, "Server is shutting down"))),
+            _ = shutdown.changed() => match stream.smacks_server_stopping() {
+                // A resumable session's connection just goes (its counter kept).
+                Some(actions) => actions,
+                None => stream.close(Some(StreamError::with_text(StreamErrorCondition::SystemShutdown, "Server is shutting down"))),
+            },
         };
         for action in actions {
             match action {

@@ -167,16 +167,27 @@ impl C2sStream {
         self.phase == Phase::Closed
     }
 
-    /// When the unauthenticated-stream timeout fires, if it still applies.
+    /// When [`C2sStream::handle_timeout`] is due next: the
+    /// unauthenticated-stream timeout, or a late stream-management ack.
     pub fn deadline(&self) -> Option<Instant> {
-        (!self.authenticated && self.phase != Phase::Closed)
-            .then(|| self.started + self.settings.unauthed_timeout)
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        let unauthed =
+            (!self.authenticated).then(|| self.started + self.settings.unauthed_timeout);
+        match (unauthed, self.smacks_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Time passed: closes an unauthenticated stream past its deadline.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
-        if self.deadline().is_some_and(|d| now >= d) {
+        self.smacks_timeout(now);
+        let unauthed = (!self.authenticated && self.phase != Phase::Closed)
+            .then(|| self.started + self.settings.unauthed_timeout);
+        if unauthed.is_some_and(|d| now >= d) {
             self.fail(
                 &mut out,
                 StreamError::with_text(Cond::ConnectionTimeout, "Authentication timed out"),
@@ -251,6 +262,12 @@ impl C2sStream {
     /// Closes the stream from our side (shutdown, or a module's request).
     pub fn close(&mut self, error: Option<StreamError>) -> Vec<Action> {
         let mut out = Vec::new();
+        if self.phase != Phase::Closed && self.smacks_taken_over() {
+            // Resumed elsewhere (XEP-0198): the connection just goes.
+            self.phase = Phase::Closed;
+            out.push(Action::Close);
+            return out;
+        }
         match error {
             Some(e) => self.fail(&mut out, e),
             None => {
@@ -422,6 +439,9 @@ impl C2sStream {
 
     fn handle_element(&mut self, e: Element, out: &mut Vec<Action>) {
         let (Some(host), Some(session)) = (self.host.clone(), self.session.clone()) else {
+            return;
+        };
+        let Some(e) = self.smacks_hold(e) else {
             return;
         };
         match (e.ns(), e.name()) {
@@ -659,8 +679,15 @@ impl C2sStream {
                 return;
             }
         };
-        if let Some(old) = self.server.sessions.get_full(&jid) {
-            // Prosody's default conflict_resolve is kick_old.
+        if let Some(old) = self.server.sessions.get_full(&jid)
+            && !crate::smacks::registry::destroy_hibernating(
+                &self.server,
+                &old,
+                "Replaced by new connection",
+            )
+        {
+            // Prosody's default conflict_resolve is kick_old (a hibernating
+            // session, XEP-0198, ended above already).
             old.close(Some(StreamError::with_text(
                 Cond::Conflict,
                 "Replaced by new connection",
@@ -763,6 +790,11 @@ mod framed;
 #[path = "../smacks/stream.rs"]
 mod smacks_stream;
 pub use smacks_stream::SmOutbound;
+
+/// Stream management's timers (ack delay, read timeout, shutdown).
+#[path = "../smacks/liveness.rs"]
+mod smacks_liveness;
+pub use smacks_liveness::ReadTimeout;
 
 #[cfg(test)]
 #[path = "tests.rs"]

@@ -18,12 +18,23 @@
 //!   unacknowledged stanzas when a session ends for good (offline storage
 //!   or `recipient-unavailable` bounces, as Prosody's `delivery/failure`).
 //!
+//! - `liveness.rs` (also inside `c2s::negotiation`): the
+//!   `smacks_max_ack_delay` timer, the forced `<r/>` on a read timeout (a
+//!   connection silent after it is dropped, so its session hibernates) and
+//!   a resumable stream at server shutdown.
+//!
 //! Events on the host, as Prosody's: `smacks-hibernation-start` and
-//! `smacks-hibernation-end` (origin: the session), `delivery/failure`
-//! (origin and stanza; a handler returning true claims the stanza).
-//! Not done: `smacks-ack-delayed` (`smacks_max_ack_delay`), the forced
-//! `<r/>` on a read timeout, keeping counters at server shutdown, and
-//! offering `<sm/>` on BOSH (BOSH sessions already outlive their requests).
+//! `smacks-hibernation-end` (origin: the session), `smacks-ack-delayed`
+//! (origin; `unacked`: how many wait), `delivery/failure` (origin and
+//! stanza; a handler returning true claims the stanza).
+//!
+//! Offered on TCP, WebSocket and BOSH (a BOSH session silent for
+//! `bosh_max_inactivity` hibernates instead of ending). A takeover closes
+//! the old connection without a word; what the client sends while it is
+//! under way is handled as the resumed session's. A bind of the resource
+//! of a hibernating session ends that session at once. At shutdown
+//! ([`server_stopping`] and each resumable stream) the `h` counters are
+//! kept in `smacks_h` and unacknowledged stanzas stored offline or bounced.
 //!
 //! [`C2sStream`]: crate::c2s::negotiation::C2sStream
 //! [`C2sStream::smacks_outbound`]: crate::c2s::negotiation::C2sStream::smacks_outbound
@@ -37,7 +48,7 @@ pub mod state;
 use crate::host::Host;
 use crate::server::Server;
 
-pub use registry::username_of_resumable;
+pub use registry::{server_stopping, username_of_resumable};
 pub use state::{SmacksSettings, SmacksState};
 
 pub const NS_SM2: &str = "urn:xmpp:sm:2";

@@ -263,16 +263,12 @@ async fn watchdog(server: Arc<Server>, token: String, generation: u64, deadline:
             }
         };
         if let Some((entry, closed)) = ended {
-            if let Slot::Hibernating(h) = entry.slot {
-                expire(
-                    &server,
-                    &token,
-                    &entry.username,
-                    &entry.session,
-                    *h,
-                    !closed,
-                );
-            }
+            let reason = if closed {
+                "Closed while hibernating"
+            } else {
+                "Hibernating too long"
+            };
+            expire(&server, &token, entry, reason, !closed);
             return;
         }
     }
@@ -281,22 +277,22 @@ async fn watchdog(server: Arc<Server>, token: String, generation: u64, deadline:
 /// A hibernating session is over: keep its `h` for a later `<failed/>`,
 /// deal with its unacknowledged stanzas and unbind it (which broadcasts
 /// its unavailable presence).
-fn expire(
-    server: &Arc<Server>,
-    token: &str,
-    username: &str,
-    session: &Arc<Session>,
-    mut h: Hibernated,
-    keep_h: bool,
-) {
-    let reason = if keep_h {
-        "Hibernating too long"
-    } else {
-        "Closed while hibernating"
+fn expire(server: &Arc<Server>, token: &str, entry: Entry, reason: &str, keep_h: bool) {
+    let Entry {
+        username,
+        session,
+        slot: Slot::Hibernating(mut h),
+        ..
+    } = entry
+    else {
+        return;
     };
+    let session = &session;
     tracing::debug!(session = %session.id, "destroying session: {reason}");
+    // Whatever reached its outbound channel since the last tick counts too.
+    h.drain(server.clock.now());
     if keep_h {
-        remember_h(server, &h.host, username, token, h.state.handled);
+        remember_h(server, &h.host, &username, token, h.state.handled);
     }
     h.rx.close();
     handle_unacked(server, &h.host, session, h.state.queue.take_all());
@@ -308,8 +304,54 @@ fn expire(
     }
 }
 
+/// A bind of the same resource replaces `session`: if it hibernates, it
+/// ends now (its id revoked, its unacknowledged stanzas handled, unbound
+/// with `resource-unbind`), as Prosody's `pre-session-close` cancels the
+/// watchdog at once. False if it was not hibernating.
+pub fn destroy_hibernating(server: &Arc<Server>, session: &Arc<Session>, reason: &str) -> bool {
+    let registry = Registry::of(server);
+    let found = {
+        let mut entries = registry.lock();
+        let token = entries
+            .iter()
+            .find(|(_, e)| {
+                Arc::ptr_eq(&e.session, session) && matches!(e.slot, Slot::Hibernating(_))
+            })
+            .map(|(t, _)| t.clone());
+        token.and_then(|t| entries.remove(&t).map(|e| (t, e)))
+    };
+    let Some((token, entry)) = found else {
+        return false;
+    };
+    expire(server, &token, entry, reason, false);
+    true
+}
+
+/// The server stops (Prosody's `server-stopping`): every hibernating
+/// session ends, its `h` kept in `smacks_h` for the `<failed h=.../>` a
+/// client resuming after the restart gets, its unacknowledged stanzas
+/// stored offline or bounced first.
+pub fn server_stopping(server: &Arc<Server>) {
+    let registry = Registry::of(server);
+    let hibernating: Vec<(String, Entry)> = {
+        let mut entries = registry.lock();
+        let tokens: Vec<String> = entries
+            .iter()
+            .filter(|(_, e)| matches!(e.slot, Slot::Hibernating(_)))
+            .map(|(t, _)| t.clone())
+            .collect();
+        tokens
+            .into_iter()
+            .filter_map(|t| entries.remove(&t).map(|e| (t, e)))
+            .collect()
+    };
+    for (token, entry) in hibernating {
+        expire(server, &token, entry, "Server is shutting down", true);
+    }
+}
+
 /// Stores `{ h = ..., t = ... }` under the user and id in `smacks_h`.
-fn remember_h(server: &Server, host: &Host, username: &str, token: &str, handled: u32) {
+pub(crate) fn remember_h(server: &Server, host: &Host, username: &str, token: &str, handled: u32) {
     let mut record = Table::new();
     record.insert("h", Value::Integer(i64::from(handled)));
     record.insert("t", Value::Integer(server.clock.now().floor() as i64));

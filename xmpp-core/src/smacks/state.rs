@@ -10,7 +10,7 @@
 //! when it was meant to arrive. When more than `smacks_max_unacked_stanzas`
 //! are unacknowledged the server asks with `<r/>` (once, until an `<a/>`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -33,6 +33,9 @@ pub struct SmacksSettings {
     /// `smacks_max_old_sessions` (10): `h` values kept per user for
     /// `<failed h='...'/>` after a session expired.
     pub max_old_sessions: usize,
+    /// `smacks_max_ack_delay` (30 s; 0: never): how long an `<r/>` may
+    /// wait for its `<a/>` before `smacks-ack-delayed` is fired.
+    pub max_ack_delay: Duration,
 }
 
 impl Default for SmacksSettings {
@@ -42,6 +45,7 @@ impl Default for SmacksSettings {
             hibernation: Duration::from_secs(600),
             max_queue: 500,
             max_old_sessions: 10,
+            max_ack_delay: Duration::from_secs(30),
         }
     }
 }
@@ -63,6 +67,7 @@ impl SmacksSettings {
             hibernation: Duration::from_secs(num("smacks_hibernation_time", 600) as u64),
             max_queue: num("smacks_max_queue_size", d.max_queue as i64).max(1) as usize,
             max_old_sessions: num("smacks_max_old_sessions", 10) as usize,
+            max_ack_delay: Duration::from_secs(num("smacks_max_ack_delay", 30) as u64),
         }
     }
 }
@@ -113,6 +118,9 @@ pub struct SmacksState {
     /// The resumption id (`<enabled id=...>`), when resumable.
     pub token: Option<String>,
     pub settings: SmacksSettings,
+    /// When `smacks-ack-delayed` fires if no `<a/>` came by then (set by
+    /// an `<r/>` of ours, as Prosody's `delayed_ack_timer`).
+    pub ack_delayed_at: Option<Instant>,
 }
 
 impl SmacksState {
@@ -139,6 +147,7 @@ impl SmacksState {
             last_requested_h: None,
             token,
             settings,
+            ack_delayed_at: None,
         };
         (state, enabled)
     }
@@ -154,15 +163,16 @@ impl SmacksState {
     }
 
     /// `<r/>` from the client: our `<a/>`, and our own `<r/>` if due.
-    pub fn handle_r(&mut self) -> Vec<Element> {
+    pub fn handle_r(&mut self, now: Instant) -> Vec<Element> {
         let mut out = vec![self.ack_element()];
-        out.extend(self.request_if_needed(false));
+        out.extend(self.request_if_needed(false, now));
         out
     }
 
     /// `<a/>` from the client.
-    pub fn handle_a(&mut self, h: Option<&str>) -> AckOutcome {
+    pub fn handle_a(&mut self, h: Option<&str>, now: Instant) -> AckOutcome {
         self.awaiting_ack = false;
+        self.ack_delayed_at = None;
         let Some(h) = h.and_then(parse_h) else {
             return AckOutcome::Close(StreamError::with_text(
                 Cond::InvalidXml,
@@ -170,7 +180,7 @@ impl SmacksState {
             ));
         };
         match self.queue.ack(h) {
-            Ok(_) => AckOutcome::Ok(self.request_if_needed(false)),
+            Ok(_) => AckOutcome::Ok(self.request_if_needed(false, now)),
             Err(e) => AckOutcome::Close(ack_error(e)),
         }
     }
@@ -190,8 +200,9 @@ impl SmacksState {
     }
 
     /// `<r/>` when more than `smacks_max_unacked_stanzas` wait for an ack
-    /// (or always with `force`), unless one is already out.
-    pub fn request_if_needed(&mut self, force: bool) -> Option<Element> {
+    /// (or always with `force`), unless one is already out. The first `<r/>`
+    /// without an answer arms the `smacks_max_ack_delay` timer.
+    pub fn request_if_needed(&mut self, force: bool, now: Instant) -> Option<Element> {
         if self.awaiting_ack {
             return None;
         }
@@ -204,7 +215,33 @@ impl SmacksState {
         }
         self.awaiting_ack = true;
         self.last_requested_h = Some(expected);
+        if self.ack_delayed_at.is_none() && !self.settings.max_ack_delay.is_zero() {
+            self.ack_delayed_at = Some(now + self.settings.max_ack_delay);
+        }
         Some(Element::new("r", self.xmlns))
+    }
+
+    /// Time passed: true if the ack is late now (fire `smacks-ack-delayed`
+    /// — once per timer, as Prosody's, and only while still awaited).
+    pub fn ack_delay_elapsed(&mut self, now: Instant) -> bool {
+        match self.ack_delayed_at {
+            Some(at) if at <= now => {
+                self.ack_delayed_at = None;
+                self.awaiting_ack
+            }
+            _ => false,
+        }
+    }
+
+    /// The connection was silent for `read_timeout` (Prosody's
+    /// `c2s-read-timeout`): `Err(())` if an `<r/>` is still unanswered
+    /// (the connection is considered dead), else the forced `<r/>`.
+    pub fn read_timeout(&mut self, now: Instant) -> Result<Option<Element>, ()> {
+        if self.awaiting_ack {
+            self.ack_delayed_at = None;
+            return Err(());
+        }
+        Ok(self.request_if_needed(true, now))
     }
 
     /// The client resumed, saying it handled `h` of our stanzas: the
@@ -243,6 +280,7 @@ impl SmacksState {
             .attr("previd", previd);
         // Acks asked for before the resumption will not come.
         self.awaiting_ack = false;
+        self.ack_delayed_at = None;
         Resumption::Resumed {
             resumed,
             again: self.queue.items().cloned().collect(),
@@ -340,17 +378,17 @@ mod tests {
         let (mut st, _) = SmacksState::enable(super::super::NS_SM3, settings(2), None, None);
         for n in 0..2 {
             st.sent(message(n), "u@h", 0.0);
-            assert_eq!(st.request_if_needed(false), None);
+            assert_eq!(st.request_if_needed(false, Instant::now()), None);
         }
         st.sent(message(2), "u@h", 0.0);
         assert_eq!(
-            st.request_if_needed(false).map(|e| e.to_xml()),
+            st.request_if_needed(false, Instant::now()).map(|e| e.to_xml()),
             Some("<r xmlns='urn:xmpp:sm:3'/>".into())
         );
         st.sent(message(3), "u@h", 0.0);
-        assert_eq!(st.request_if_needed(false), None, "one <r/> at a time");
+        assert_eq!(st.request_if_needed(false, Instant::now()), None, "one <r/> at a time");
         // The ack for 3 of 4: one left, under the limit.
-        assert_eq!(st.handle_a(Some("3")), AckOutcome::Ok(None));
+        assert_eq!(st.handle_a(Some("3"), Instant::now()), AckOutcome::Ok(None));
         assert_eq!(st.queue.count_unacked(), 1);
     }
 
@@ -359,7 +397,7 @@ mod tests {
         let (mut st, _) = SmacksState::enable(super::super::NS_SM2, settings(0), None, None);
         st.count_inbound();
         st.count_inbound();
-        let out = st.handle_r();
+        let out = st.handle_r(Instant::now());
         assert_eq!(out[0].to_xml(), "<a xmlns='urn:xmpp:sm:2' h='2'/>");
         assert_eq!(out.len(), 1, "nothing unacked: no <r/> of ours");
         st.handled = u32::MAX;
@@ -371,11 +409,11 @@ mod tests {
     fn bad_acks_close_the_stream() {
         let (mut st, _) = SmacksState::enable(super::super::NS_SM3, settings(9), None, None);
         st.sent(message(1), "u@h", 0.0);
-        match st.handle_a(Some("2")) {
+        match st.handle_a(Some("2"), Instant::now()) {
             AckOutcome::Close(e) => assert_eq!(e.condition, Cond::UndefinedCondition),
             other => panic!("{other:?}"),
         }
-        match st.handle_a(Some("x")) {
+        match st.handle_a(Some("x"), Instant::now()) {
             AckOutcome::Close(e) => assert_eq!(e.condition, Cond::InvalidXml),
             other => panic!("{other:?}"),
         }

@@ -17,7 +17,6 @@ use crate::smacks::registry::{self, Claim, Hibernated, NS_TAKEOVER, Registry};
 use crate::smacks::state::{AckOutcome, Queued, Resumption, SmacksSettings, SmacksState, failed};
 use crate::smacks::{self as sm, NS_SM2, NS_SM3};
 use crate::stanza::{Element, NS_CLIENT};
-use crate::transport::TransportKind;
 
 use super::{Action, C2sStream, Frame};
 
@@ -29,9 +28,18 @@ pub(super) struct SmacksLink {
     closing: bool,
     /// The outbound receiver of a resumed session, for the connection task.
     resumed_rx: Option<OutboundRx>,
-    /// A `<resume/>` waiting for the old connection to hand over:
-    /// (namespace, previd, h).
-    pending: Option<(&'static str, String, Option<String>)>,
+    /// A `<resume/>` waiting for the old connection to hand over.
+    pending: Option<Box<PendingResume>>,
+}
+
+/// A `<resume/>` whose session's old connection is still up.
+struct PendingResume {
+    previd: String,
+    h: Option<String>,
+    /// What the client sent meanwhile, handled as the resumed session's
+    /// once the takeover is done (Prosody's takeover is synchronous, so
+    /// nothing there is ever refused for want of a bound resource).
+    held: Vec<Element>,
 }
 
 /// What to do with an outbound item ([`C2sStream::smacks_outbound`]).
@@ -49,14 +57,9 @@ fn is_stanza(e: &Element) -> bool {
 
 impl C2sStream {
     /// `<sm/>` in the features after authentication, where `smacks` is
-    /// loaded (not on BOSH, whose requests already survive a dropped
-    /// connection).
+    /// loaded (on every transport, BOSH included, as Prosody's).
     pub(super) fn smacks_features(&self, host: &Host, features: &mut Element) {
-        let bosh = self
-            .transport
-            .as_ref()
-            .is_some_and(|t| t.kind == TransportKind::Bosh);
-        if !sm::offered_on(host) || self.sm.state.is_some() || bosh {
+        if !sm::offered_on(host) || self.sm.state.is_some() {
             return;
         }
         for ns in [NS_SM2, NS_SM3] {
@@ -87,7 +90,7 @@ impl C2sStream {
                 let Some(state) = self.sm.state.as_mut() else {
                     return false;
                 };
-                for reply in state.handle_r() {
+                for reply in state.handle_r(std::time::Instant::now()) {
                     self.emit(out, Frame::Element(reply));
                 }
             }
@@ -95,7 +98,7 @@ impl C2sStream {
                 let Some(state) = self.sm.state.as_mut() else {
                     return false;
                 };
-                match state.handle_a(e.get_attr("h")) {
+                match state.handle_a(e.get_attr("h"), std::time::Instant::now()) {
                     AckOutcome::Ok(r) => {
                         if let Some(r) = r {
                             self.emit(out, Frame::Element(r));
@@ -181,7 +184,13 @@ impl C2sStream {
             Claim::Hibernating(session, hibernated) => {
                 self.complete_resume(out, session, hibernated, &previd, h.as_deref())
             }
-            Claim::Live => self.sm.pending = Some((xmlns, previd, h)),
+            Claim::Live => {
+                self.sm.pending = Some(Box::new(PendingResume {
+                    previd,
+                    h,
+                    held: Vec::new(),
+                }))
+            }
         }
     }
 
@@ -230,12 +239,35 @@ impl C2sStream {
                     .sm
                     .state
                     .as_mut()
-                    .and_then(|s| s.request_if_needed(true))
+                    .and_then(|s| s.request_if_needed(true, std::time::Instant::now()))
                 {
                     self.emit(out, Frame::Element(r));
                 }
             }
         }
+    }
+
+    /// While a `<resume/>` waits for a takeover, what the client sends is
+    /// kept for the resumed session (`None`: kept).
+    pub(super) fn smacks_hold(&mut self, e: Element) -> Option<Element> {
+        match self.sm.pending.as_mut() {
+            Some(p) if !(e.name() == "resume" && sm::sm_xmlns(e.ns()).is_some()) => {
+                p.held.push(e);
+                None
+            }
+            _ => Some(e),
+        }
+    }
+
+    /// Was this stream's session just claimed by a stream resuming it? Its
+    /// connection is then simply closed (no last `<a/>`, no `</stream>`),
+    /// as Prosody closes the old connection of a resumed session.
+    pub(super) fn smacks_taken_over(&self) -> bool {
+        self.sm
+            .state
+            .as_ref()
+            .and_then(|s| s.token.as_deref())
+            .is_some_and(|t| Registry::of(&self.server).takeover_requested(t))
     }
 
     /// A stanza from the client (after `<enable/>`, it counts).
@@ -264,7 +296,7 @@ impl C2sStream {
         };
         state.sent(item, &from, now);
         let mut after = Vec::new();
-        if let Some(r) = state.request_if_needed(false) {
+        if let Some(r) = state.request_if_needed(false, std::time::Instant::now()) {
             self.emit(&mut after, Frame::Element(r));
         }
         after
@@ -276,11 +308,18 @@ impl C2sStream {
         match item {
             Outbound::Stanza(e) if e.ns() == NS_TAKEOVER => {
                 let mut out = Vec::new();
-                if let Some((_, previd, h)) = self.sm.pending.take()
+                if let Some(pending) = self.sm.pending.take()
                     && let Some((session, hibernated)) =
-                        Registry::of(&self.server).take_hibernated(&previd)
+                        Registry::of(&self.server).take_hibernated(&pending.previd)
                 {
+                    let PendingResume { previd, h, held } = *pending;
                     self.complete_resume(&mut out, session, hibernated, &previd, h.as_deref());
+                    for e in held {
+                        if self.is_closed() {
+                            break;
+                        }
+                        self.handle_element(e, &mut out);
+                    }
                 }
                 SmOutbound::Instead(out)
             }
