@@ -38,8 +38,9 @@
         this.trace.push(`${way} ${new XMLSerializer().serializeToString(element)}`);
         if (this.trace.length > 200) this.trace.shift();
       };
-      connection.xmpp.connection.xmlInput = trace('IN');
-      connection.xmpp.connection.xmlOutput = trace('OUT');
+      const strophe = connection.xmpp.connection._stropheConn || connection.xmpp.connection;
+      strophe.xmlInput = trace('IN');
+      strophe.xmlOutput = trace('OUT');
       return new Promise((ok, fail) => {
         connection.addEventListener(JitsiConnectionEvents.CONNECTION_ESTABLISHED, (id) => {
           events.push(['connection.established', id]);
@@ -56,12 +57,15 @@
     // Joins the room; with withTracks, the fake camera and microphone are added
     // first (2.6726.2's SDP munging of local ssrc/msid lines fails on current
     // Chromium's answers, so the test joins receive-only).
+    // config.displayName, if given, is set before joining (as Jitsi Meet's prejoin does).
     async join(room, config, withTracks) {
+      const { displayName, ...options } = config || {};
       const conference = this.connection.initJitsiConference(room, {
         p2p: { enabled: false },
         disableSimulcast: true,
-        ...(config || {}),
+        ...options,
       });
+      if (displayName) conference.setDisplayName(displayName);
       this.conference = conference;
       for (const name of Object.values(JitsiMeetJS.events.conference)) {
         if (name !== 'conference.audioLevelsChanged') conference.on(name, record(name));
