@@ -173,8 +173,7 @@ impl C2sStream {
         if self.phase == Phase::Closed {
             return None;
         }
-        let unauthed =
-            (!self.authenticated).then(|| self.started + self.settings.unauthed_timeout);
+        let unauthed = (!self.authenticated).then(|| self.started + self.settings.unauthed_timeout);
         match (unauthed, self.smacks_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::hooks::Event;
 use crate::smacks::registry::{self, Registry};
+use crate::smacks::state::Silence;
 
 use super::{Action, C2sStream, Frame};
 
@@ -72,12 +73,12 @@ impl C2sStream {
             return ReadTimeout::Keepalive;
         };
         match state.read_timeout(Instant::now()) {
-            Err(()) => {
+            Silence::Dead => {
                 tracing::debug!(session = %self.log_id(), "no ack after a read timeout: connection dead");
                 self.handle_eof();
                 ReadTimeout::Dead
             }
-            Ok(r) => {
+            Silence::Ask(r) => {
                 let mut out = Vec::new();
                 if let Some(r) = r {
                     self.emit(&mut out, Frame::Element(r));
@@ -109,5 +110,165 @@ impl C2sStream {
         registry::handle_unacked(&self.server, &host, &session, unacked);
         self.handle_eof();
         Some(vec![Action::Close])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Ack timers, read timeouts, takeovers, replacement by a bind and
+    //! shutdown on streams fed bytes — no sockets.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::c2s::negotiation::smacks_stream::tests::{drain, logged_in, server, written};
+    use crate::session::{Outbound, OutboundRx};
+    use crate::smacks::hibernating_count;
+    use crate::stanza::{Element, NS_CLIENT};
+
+    const BIND: &[u8] = b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>";
+
+    /// Logged in, bound to `alice@localhost/r`, resumable: the stream,
+    /// its outbound receiver and the resumption id.
+    fn resumable(server: &Arc<crate::Server>) -> (C2sStream, OutboundRx, String) {
+        let (mut s, rx, _) = logged_in(server);
+        s.handle_bytes(BIND);
+        let out = written(&s.handle_bytes(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>"));
+        let id = out
+            .split("id='")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("an id")
+            .to_string();
+        (s, rx, id)
+    }
+
+    fn alice_r() -> crate::Jid {
+        crate::Jid::parse("alice@localhost/r").expect("jid")
+    }
+
+    #[tokio::test]
+    async fn a_late_ack_fires_smacks_ack_delayed_once() {
+        let server = server();
+        let fired = Arc::new(Mutex::new(0));
+        let seen = fired.clone();
+        let host = server.host("localhost").expect("host");
+        host.events.hook("smacks-ack-delayed", 0, move |e| {
+            assert!(e.origin.is_some());
+            *seen.lock().unwrap() += 1;
+            false
+        });
+        let (mut s, mut rx, _) = resumable(&server);
+        assert_eq!(s.deadline(), None, "authenticated, nothing asked");
+        let session = server.sessions.get_full(&alice_r()).expect("bound");
+        for n in 0..2 {
+            session.send(Element::new("message", NS_CLIENT).attr("id", n.to_string()));
+        }
+        assert!(drain(&mut s, &mut rx).ends_with("<r xmlns='urn:xmpp:sm:3'/>"));
+        let due = s.deadline().expect("the ack timer");
+        assert!(due > Instant::now() + Duration::from_secs(29));
+        s.handle_timeout(due - Duration::from_secs(1));
+        assert_eq!(*fired.lock().unwrap(), 0);
+        s.handle_timeout(due);
+        assert_eq!(*fired.lock().unwrap(), 1);
+        assert_eq!(s.deadline(), None, "once per <r/>");
+        // An answer disarms a new timer.
+        s.handle_bytes(b"<a xmlns='urn:xmpp:sm:3' h='2'/>");
+        assert_eq!(s.deadline(), None);
+    }
+
+    #[tokio::test]
+    async fn a_read_timeout_asks_then_gives_the_connection_up() {
+        let server = server();
+        let (mut plain, _rx, _) = logged_in(&server);
+        assert!(matches!(
+            plain.handle_read_timeout(),
+            ReadTimeout::Keepalive
+        ));
+        drop(plain);
+        let (mut s, rx, _) = resumable(&server);
+        let ReadTimeout::Request(actions) = s.handle_read_timeout() else {
+            panic!("no <r/>")
+        };
+        assert_eq!(written(&actions), "<r xmlns='urn:xmpp:sm:3'/>");
+        assert!(matches!(s.handle_read_timeout(), ReadTimeout::Dead));
+        assert!(s.is_closed());
+        s.connection_ended(rx);
+        assert_eq!(hibernating_count(&server), 1, "lost, not closed");
+    }
+
+    #[tokio::test]
+    async fn a_takeover_closes_silently_and_keeps_what_came_meanwhile() {
+        let server = server();
+        let (mut old, mut old_rx, id) = resumable(&server);
+        let (mut new, mut new_rx, _) = logged_in(&server);
+        let resume = format!("<resume xmlns='urn:xmpp:sm:3' previd='{id}' h='0'/>");
+        assert_eq!(written(&new.handle_bytes(resume.as_bytes())), "");
+        // Before the takeover is done: a stanza and an <r/>.
+        let out = written(&new.handle_bytes(
+            b"<iq type='get' id='early' to='localhost'><query xmlns='urn:x'/></iq><r xmlns='urn:xmpp:sm:3'/>",
+        ));
+        assert_eq!(out, "", "held, not refused");
+        // The old connection is told to close: it just goes.
+        let Ok(Outbound::Close(None)) = old_rx.try_recv() else {
+            panic!("no close for the old connection")
+        };
+        let actions = old.close(None);
+        assert!(
+            matches!(actions.as_slice(), [Action::Close]),
+            "no <a/>, no </stream>"
+        );
+        old.connection_ended(old_rx);
+        let out = drain(&mut new, &mut new_rx);
+        assert!(
+            out.starts_with("<resumed xmlns='urn:xmpp:sm:3' h='0'"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<a xmlns='urn:xmpp:sm:3' h='1'/>"),
+            "the early iq counted as the resumed session's: {out}"
+        );
+        assert!(!out.contains("not-authorized"), "{out}");
+        let mut resumed_rx = new.take_resumed_outbound().expect("the queue");
+        let out = drain(&mut new, &mut resumed_rx);
+        assert!(out.contains("id='early'"), "its reply: {out}");
+    }
+
+    #[tokio::test]
+    async fn a_bind_replaces_a_hibernating_session_at_once() {
+        let server = server();
+        let (mut s, rx, id) = resumable(&server);
+        let old = server.sessions.get_full(&alice_r()).expect("bound");
+        s.handle_eof();
+        s.connection_ended(rx);
+        assert_eq!(hibernating_count(&server), 1);
+        let (mut other, _rx, _) = logged_in(&server);
+        other.handle_bytes(BIND);
+        assert_eq!(hibernating_count(&server), 0);
+        let now = server.sessions.get_full(&alice_r()).expect("bound");
+        assert!(!Arc::ptr_eq(&old, &now));
+        assert_eq!(
+            crate::smacks::username_of_resumable(&server, "localhost", &id),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_keeps_the_counter_and_drops_the_connection() {
+        let server = server();
+        let (mut s, rx, id) = resumable(&server);
+        s.handle_bytes(b"<iq type='get' id='x' to='localhost'><query xmlns='urn:x'/></iq>");
+        let actions = s.smacks_server_stopping().expect("resumable");
+        assert!(matches!(actions.as_slice(), [Action::Close]));
+        s.connection_ended(rx);
+        assert_eq!(hibernating_count(&server), 0);
+        assert!(server.sessions.get_full(&alice_r()).is_none());
+        // (The `h` kept in `smacks_h` needs a storage driver: checked
+        // end to end in tests/python/test_smacks.py.)
+        assert_eq!(
+            crate::smacks::username_of_resumable(&server, "localhost", &id),
+            None
+        );
     }
 }

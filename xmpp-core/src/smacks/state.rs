@@ -93,6 +93,15 @@ pub enum Resumption {
     Failed { failed: Element, error: StreamError },
 }
 
+/// What a read timeout means for a stream with stream management.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Silence {
+    /// Send this `<r/>` (a forced one).
+    Ask(Option<Element>),
+    /// The last `<r/>` was not answered either: the connection is dead.
+    Dead,
+}
+
 /// What an `<a/>` leads to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AckOutcome {
@@ -234,14 +243,14 @@ impl SmacksState {
     }
 
     /// The connection was silent for `read_timeout` (Prosody's
-    /// `c2s-read-timeout`): `Err(())` if an `<r/>` is still unanswered
-    /// (the connection is considered dead), else the forced `<r/>`.
-    pub fn read_timeout(&mut self, now: Instant) -> Result<Option<Element>, ()> {
+    /// `c2s-read-timeout`): dead if an `<r/>` is still unanswered, else
+    /// the forced `<r/>`.
+    pub fn read_timeout(&mut self, now: Instant) -> Silence {
         if self.awaiting_ack {
             self.ack_delayed_at = None;
-            return Err(());
+            return Silence::Dead;
         }
-        Ok(self.request_if_needed(true, now))
+        Silence::Ask(self.request_if_needed(true, now))
     }
 
     /// The client resumed, saying it handled `h` of our stanzas: the
@@ -382,11 +391,16 @@ mod tests {
         }
         st.sent(message(2), "u@h", 0.0);
         assert_eq!(
-            st.request_if_needed(false, Instant::now()).map(|e| e.to_xml()),
+            st.request_if_needed(false, Instant::now())
+                .map(|e| e.to_xml()),
             Some("<r xmlns='urn:xmpp:sm:3'/>".into())
         );
         st.sent(message(3), "u@h", 0.0);
-        assert_eq!(st.request_if_needed(false, Instant::now()), None, "one <r/> at a time");
+        assert_eq!(
+            st.request_if_needed(false, Instant::now()),
+            None,
+            "one <r/> at a time"
+        );
         // The ack for 3 of 4: one left, under the limit.
         assert_eq!(st.handle_a(Some("3"), Instant::now()), AckOutcome::Ok(None));
         assert_eq!(st.queue.count_unacked(), 1);
@@ -481,6 +495,39 @@ mod tests {
             "<failed xmlns='urn:xmpp:sm:3' h='0' previd='t'/>"
         );
         assert_eq!(err.condition, Cond::ResourceConstraint);
+    }
+
+    #[test]
+    fn the_ack_timer_is_armed_by_an_r_and_disarmed_by_an_a() {
+        let (mut st, _) = SmacksState::enable(super::super::NS_SM3, settings(0), None, None);
+        let t0 = Instant::now();
+        st.sent(message(1), "u@h", 0.0);
+        assert!(st.request_if_needed(false, t0).is_some());
+        assert_eq!(st.ack_delayed_at, Some(t0 + Duration::from_secs(30)));
+        assert!(!st.ack_delay_elapsed(t0 + Duration::from_secs(29)));
+        assert!(st.ack_delay_elapsed(t0 + Duration::from_secs(30)));
+        assert!(!st.ack_delay_elapsed(t0 + Duration::from_secs(31)), "once");
+        assert_eq!(st.handle_a(Some("1"), t0), AckOutcome::Ok(None));
+        assert_eq!(st.ack_delayed_at, None);
+        // smacks_max_ack_delay = 0: never.
+        let mut s = settings(0);
+        s.max_ack_delay = Duration::ZERO;
+        let (mut st, _) = SmacksState::enable(super::super::NS_SM3, s, None, None);
+        st.sent(message(1), "u@h", 0.0);
+        assert!(st.request_if_needed(false, t0).is_some());
+        assert_eq!(st.ack_delayed_at, None);
+    }
+
+    #[test]
+    fn a_read_timeout_forces_an_r_then_means_dead() {
+        let (mut st, _) = SmacksState::enable(super::super::NS_SM2, settings(5), None, None);
+        let now = Instant::now();
+        assert_eq!(
+            st.read_timeout(now),
+            Silence::Ask(Some(Element::new("r", super::super::NS_SM2))),
+            "forced although nothing is unacked"
+        );
+        assert_eq!(st.read_timeout(now), Silence::Dead);
     }
 
     #[test]

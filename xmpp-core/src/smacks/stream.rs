@@ -410,7 +410,7 @@ impl C2sStream {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! A stream enables, acks, loses its connection and is resumed by a
     //! second stream — bytes in, actions out, no sockets.
 
@@ -462,7 +462,7 @@ mod tests {
 
     const OPEN: &str = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
-    fn server() -> Arc<Server> {
+    pub(crate) fn server() -> Arc<Server> {
         let mut cfg = crate::ServerConfig::default();
         let mut section = crate::config::Section::default();
         section.set("c2s_require_encryption", crate::Value::Bool(false));
@@ -480,7 +480,7 @@ mod tests {
         server
     }
 
-    fn logged_in(server: &Arc<Server>) -> (C2sStream, OutboundRx, String) {
+    pub(crate) fn logged_in(server: &Arc<Server>) -> (C2sStream, OutboundRx, String) {
         let (tx, rx) = mpsc::unbounded_channel();
         let settings = C2sSettings {
             tls_available: false,
@@ -499,7 +499,7 @@ mod tests {
         (s, rx.into(), features)
     }
 
-    fn written(actions: &[Action]) -> String {
+    pub(crate) fn written(actions: &[Action]) -> String {
         actions
             .iter()
             .filter_map(|a| match a {
@@ -510,7 +510,7 @@ mod tests {
     }
 
     /// What the connection task does with what is queued for the client.
-    fn drain(s: &mut C2sStream, rx: &mut OutboundRx) -> String {
+    pub(crate) fn drain(s: &mut C2sStream, rx: &mut OutboundRx) -> String {
         let mut out = String::new();
         while let Ok(item) = rx.try_recv() {
             let after = match s.smacks_outbound(&item) {
