@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from lilt_harness.config import DOMAIN, TEST_MODULES, ServerConfig
-from lilt_harness.httpxmpp import NS_FRAMING, _WebSocket
+from lilt_harness.httpxmpp import NS_FRAMING, _Bosh, _WebSocket
 from lilt_harness.rawstream import NS_CLIENT, NS_SASL, RawStream
 
 NS_SM = "urn:xmpp:sm:3"
@@ -32,7 +32,7 @@ PASSWORDS = {u: p for u, _, p in USERS}
 
 def smacks_config(*, http: bool = False, **host_options) -> ServerConfig:
     """The Jitsi fixture's smacks options on the host, memory `smacks_h` store."""
-    modules = [*TEST_MODULES, "smacks"] + (["websocket"] if http else [])
+    modules = [*TEST_MODULES, "smacks"] + (["websocket", "bosh"] if http else [])
     host = {
         "smacks_max_unacked_stanzas": 5,
         "smacks_hibernation_time": 60,
@@ -453,3 +453,118 @@ def test_clean_close_is_not_resumable(server):
         assert condition(failed) == "item-not-found"
     finally:
         again.close()
+
+
+# -- BOSH, timers, takeovers, replacement (issue 6) ---------------------------------------
+
+
+def test_bosh_offers_sm_and_an_inactive_session_hibernates(start_server):
+    """Prosody offers <sm/> on BOSH too; a BOSH client gone silent for
+    bosh_max_inactivity hibernates like a dropped TCP connection, and is resumed over
+    TCP here."""
+    cfg = smacks_config(http=True)
+    cfg.globals.update({"bosh_max_inactivity": 2, "consider_bosh_secure": True})
+    server = start_server(cfg, users=USERS)
+    b = _Bosh(http_port(server), DOMAIN)
+    root = b.post(to=DOMAIN, wait="1", hold="1", ver="1.6", **{"xmpp:version": "1.0"})
+    b.sid = root.get("sid")
+    b.next()
+    token = base64.b64encode(b"\0alice\0alice-pw").decode()
+    b.post(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{token}</auth>")
+    assert local(b.next().tag) == "success"
+    b.post(to=DOMAIN, **{"xmpp:restart": "true"})
+    features = b.next()
+    assert features.find(f"{{{NS_SM}}}sm") is not None, ET.tostring(features)
+    b.post(f"<iq type='set' id='bind'><bind xmlns='{NS_BIND}'><resource>web</resource></bind></iq>")
+    jid = b.next().find(f"{{{NS_BIND}}}bind/{{{NS_BIND}}}jid").text
+    b.post(f"<enable xmlns='{NS_SM}' resume='true'/>")
+    enabled = b.next()
+    assert local(enabled.tag) == "enabled", ET.tostring(enabled)
+    previd = enabled.get("id")
+    bob = Sm(server, "bob")
+    bob.bind("b")
+    try:
+        # No more requests: the BOSH session expires after 2 s and hibernates.
+        time.sleep(3.5)
+        bob.send(message(jid, "while-asleep"))
+        again = Sm(server, "alice")
+        again.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        resumed = again.expect(lambda e: e.tag.startswith(f"{{{NS_SM}}}"), "resumed")
+        assert local(resumed.tag) == "resumed", ET.tostring(resumed)
+        again.expect(is_message("while-asleep"), "the message sent while hibernating")
+        again.close()
+    finally:
+        bob.close()
+
+
+def test_read_timeout_forces_r_then_hibernates(start_server):
+    """network_settings.read_timeout: with smacks the server asks <r/> instead of a
+    whitespace keepalive; no answer by the next timeout means a dead connection,
+    whose session hibernates (Prosody's c2s-read-timeout handler)."""
+    cfg = smacks_config()
+    cfg.globals["network_settings"] = {"read_timeout": 1}
+    server = start_server(cfg, users=USERS)
+    alice = Sm(server, "alice")
+    alice.bind()
+    previd = alice.enable().get("id")
+    try:
+        alice.expect(is_sm("r"), "the forced <r/>", timeout=3)
+        # Not answered: the server gives the connection up.
+        deadline = time.monotonic() + 4
+        gone = False
+        while time.monotonic() < deadline and not gone:
+            try:
+                alice.recv(0.5)
+            except (TimeoutError, OSError):
+                continue
+            except Exception:  # the harness's EOF
+                gone = True
+        assert gone, "the connection is still up"
+        again = Sm(server, "alice")
+        again.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        resumed = again.expect(lambda e: e.tag.startswith(f"{{{NS_SM}}}"), "resumed")
+        assert local(resumed.tag) == "resumed", ET.tostring(resumed)
+        again.close()
+    finally:
+        alice.close()
+
+
+def test_takeover_handles_stanzas_sent_with_the_resume(server):
+    """The client sends <resume/> and a stanza in one go while its old connection is
+    still up: the stanza is the resumed session's (not refused as unbound)."""
+    alice = Sm(server, "alice")
+    alice.bind()
+    previd = alice.enable().get("id")
+    try:
+        again = Sm(server, "alice")
+        again.send(
+            f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>"
+            f"<iq type='get' id='early' to='{DOMAIN}'><ping xmlns='{NS_PING}'/></iq>"
+        )
+        resumed = again.expect(lambda e: e.tag.startswith(f"{{{NS_SM}}}"), "resumed")
+        assert local(resumed.tag) == "resumed", ET.tostring(resumed)
+        result = again.expect(lambda e: e.get("id") == "early", "the early ping's answer")
+        assert result.get("type") == "result", ET.tostring(result)
+        again.close()
+    finally:
+        alice.close()
+
+
+def test_bind_replaces_a_hibernating_session_at_once(server):
+    """A new bind of the resource of a hibernating session ends it there and then:
+    its id is not resumable even a moment later."""
+    alice = Sm(server, "alice")
+    alice.bind("same")
+    previd = alice.enable().get("id")
+    alice.drop()
+    time.sleep(0.3)
+    other = Sm(server, "alice")
+    other.bind("same")
+    third = Sm(server, "alice")
+    try:
+        third.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        failed = third.expect(lambda e: e.tag.startswith(f"{{{NS_SM}}}"), "failed")
+        assert local(failed.tag) == "failed" and condition(failed) == "item-not-found"
+    finally:
+        third.close()
+        other.close()
