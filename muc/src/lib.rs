@@ -174,7 +174,11 @@ pub fn load_module(
         "filesharing_component" => {
             Some(jitsi::filesharing::load(server, host).map_err(MucError::from))
         }
-        "muc_size" => Some(jitsi::muc_size::load(server, host).map_err(MucError::from)),
+        "muc_size" => Some(jitsi::muc_size::load(server, host)),
+        "room_destroy" => {
+            jitsi::breakout_lifecycle::load_room_destroy(server);
+            Some(Ok(()))
+        }
         _ => None,
     }
 }

@@ -98,7 +98,15 @@ pub struct MucService {
     /// get_affiliation` with their main room's), see
     /// [`MucService::set_affiliation_source`].
     pub(crate) affiliation_source: std::sync::OnceLock<AffiliationSource>,
+    /// Where rooms of this service take members-only from (Jitsi's
+    /// breakout rooms replace `room_mt.get_members_only` with their main
+    /// room's), see [`MucService::set_members_only_source`].
+    pub(crate) members_only_source: std::sync::OnceLock<MembersOnlySource>,
 }
+
+/// A room's members-only setting taken from elsewhere: `Some(value)`
+/// answers for the room, `None` falls back to its own setting.
+pub type MembersOnlySource = Arc<dyn Fn(&Room) -> Option<bool> + Send + Sync>;
 
 /// A room's affiliations taken from elsewhere: `Some(affiliation)` answers
 /// for the room (`Some(None)`: none), `None` falls back to its own list.
@@ -135,6 +143,7 @@ impl MucService {
             items_cache: Mutex::new(BTreeMap::new()),
             stores,
             affiliation_source: std::sync::OnceLock::new(),
+            members_only_source: std::sync::OnceLock::new(),
         })
     }
 
@@ -151,6 +160,12 @@ impl MucService {
     /// source is already set.
     pub fn set_affiliation_source(&self, source: AffiliationSource) -> bool {
         self.affiliation_source.set(source).is_ok()
+    }
+
+    /// Makes every room of this service take members-only from `source`;
+    /// `false` if a source is already set.
+    pub fn set_members_only_source(&self, source: MembersOnlySource) -> bool {
+        self.members_only_source.set(source).is_ok()
     }
 
     /// Is `jid` an admin of the service (global or component `admins`)?

@@ -383,3 +383,95 @@ def test_breakout_rooms_add_move_list_and_remove(jitsi):
             await jicofo.stop()
 
     run(body())
+
+
+def status_codes(e: ET.Element) -> set[str]:
+    return {s.get("code") for s in e.iter(f"{{{NS_MUC_USER}}}status")}
+
+
+def test_breakout_switching_room_and_closing_when_all_left(jitsi):
+    """Jitsi's switching-room state (a move is a leave with <status>switch_room</status>,
+    not a kick; the resource stays reserved for the mover), the main room kept while a
+    breakout room is occupied, and the conference closed 5 s after everyone left."""
+    name = "switchtest"
+    room = f"{name}@{MUC_DOMAIN}"
+
+    def update_with(pred):
+        return lambda e: json_event("features/breakout-rooms/update", BREAKOUT_DOMAIN)(e) and pred(
+            json_of(e)
+        )
+
+    async def body():
+        jicofo, host = await start_conference(jitsi, room)
+        g, other = await guest(jitsi), await guest(jitsi)
+        ws, _ = await asyncio.to_thread(ws_login, jitsi.http_port, HOST_USER, HOST_PASSWORD, name)
+        try:
+            g.send(join(room, "mover", "Mover"))
+            await g.expect(presence_from(f"{room}/mover"), what="guest joined")
+            ws.send(join(room, "alice2", "Alice"))
+            await ws_expect(ws, presence_from(f"{room}/alice2"), "web session joined")
+            ws.send(
+                f"<message to='{BREAKOUT_DOMAIN}'><breakout_rooms xmlns='jabber:client'"
+                " type='features/breakout-rooms/add' subject='Room B'/></message>"
+            )
+            listed = await host.expect(update_with(lambda d: len(d["rooms"]) == 2), what="listed")
+            (breakout_id,) = [k for k in json_of(listed)["rooms"] if k != name]
+            breakout = json_of(listed)["rooms"][breakout_id]["jid"]
+            await jicofo.join(breakout)
+
+            # The move: a leave with switch_room, seen by the others as a plain leave.
+            g.send(f"<presence to='{room}/mover' type='unavailable'><status>switch_room</status></presence>")
+            left = await host.expect(presence_from(f"{room}/mover", "unavailable"), what="leave")
+            assert not status_codes(left) & {"307", "301", "321", "322"}, ET.tostring(left)
+            # While it switches, its resource is reserved: someone else gets conflict.
+            other.send(join(breakout, "mover", "Impostor"))
+            refused = await other.expect(presence_from(f"{breakout}/mover", "error"), what="conflict")
+            assert error_condition(refused) == ("cancel", "conflict"), ET.tostring(refused)
+            # The mover arrives in the breakout room, and the list shows it there.
+            g.send(join(breakout, "mover", "Mover"))
+            await g.expect(presence_from(f"{breakout}/mover"), what="in the breakout room")
+            await host.expect(
+                update_with(lambda d: f"{breakout}/mover" in d["rooms"][breakout_id]["participants"]
+                            and f"{room}/mover" not in d["rooms"][name]["participants"]),
+                what="the list after the move",
+            )
+            # Its resource is taken in the conference: not in the main room either.
+            other.send(join(room, "mover", "Impostor"))
+            refused = await other.expect(presence_from(f"{room}/mover", "error"), what="conflict")
+            assert error_condition(refused) == ("cancel", "conflict"), ET.tostring(refused)
+
+            # Everyone leaves the main room: it stays (a breakout room is occupied).
+            ws.send(f"<presence to='{room}/alice2' type='unavailable'/>")
+            await ws_expect(ws, presence_from(f"{room}/alice2", "unavailable"), "web session left")
+            host.send(f"<presence to='{room}/alice' type='unavailable'/>")
+            await host.expect(presence_from(f"{room}/alice", "unavailable"), what="host left")
+            await asyncio.sleep(6)
+            info = await host.iq(
+                f"<iq type='get' id='{{id}}' to='{room}'><query xmlns='{NS_DISCO_INFO}'/></iq>")
+            # (muc_hide_all: a non-occupant's disco#info is forbidden, not item-not-found)
+            assert info.get("type") == "result" or error_condition(info)[1] == "forbidden", (
+                ET.tostring(info))
+
+            # The last one leaves the breakout room: ~5 s later the conference is closed,
+            # the main room and its breakout rooms destroyed.
+            g.send(f"<presence to='{breakout}/mover' type='unavailable'/>")
+            await g.expect(presence_from(f"{breakout}/mover", "unavailable"), what="mover left")
+            deadline = time.monotonic() + 20
+            while True:
+                info = await host.iq(
+                    f"<iq type='get' id='{{id}}' to='{room}'><query xmlns='{NS_DISCO_INFO}'/></iq>")
+                gone = info.get("type") == "error" and error_condition(info)[1] == "item-not-found"
+                if gone or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            assert gone, ET.tostring(info)
+            info = await host.iq(
+                f"<iq type='get' id='{{id}}' to='{breakout}'><query xmlns='{NS_DISCO_INFO}'/></iq>")
+            assert info.get("type") == "error", ET.tostring(info)
+        finally:
+            ws.close()
+            for c in (other, g, host):
+                await c.close()
+            await jicofo.stop()
+
+    run(body())

@@ -19,6 +19,12 @@ const ALLOW_MEMBER_INVITES: &str = "{http://prosody.im/protocol/muc}roomconfig_a
 
 impl Room {
     pub fn get_members_only(&self) -> bool {
+        if let Some(service) = self.service()
+            && let Some(source) = service.members_only_source.get()
+            && let Some(members_only) = source(self)
+        {
+            return members_only;
+        }
         self.data_bool("members_only")
     }
     /// Makes the room members-only (or not); non-members present are

@@ -29,6 +29,9 @@ use serde_json::{Map, Value as Json, json};
 use xmpp_core::stanza::Element;
 use xmpp_core::{Event, Host, Server, Value, config::OptionError};
 
+use super::breakout_lifecycle::{
+    CloseTimers, SwitchingCache, hook_breakout_host, hook_main_host, load_room_destroy,
+};
 use super::lobby_rooms::{live_room, muc_of, when_muc_loaded};
 use super::util::{TenantMapping, is_healthcheck_room, split};
 use crate::events::{lock, occupant_of, room_of};
@@ -56,6 +59,12 @@ pub struct Breakout {
     main_rooms: Mutex<HashMap<String, String>>,
     /// Main rooms with an update on its way.
     pending: Mutex<HashSet<String>>,
+    /// Occupants moving between the rooms of a conference.
+    pub(super) switching: SwitchingCache,
+    /// Conferences closing because everyone left.
+    pub(super) close_timers: CloseTimers,
+    /// Client hosts whose `resource-unbind` clears switching state.
+    pub(super) unbind_hooked: Mutex<HashSet<String>>,
 }
 
 impl Breakout {
@@ -66,13 +75,21 @@ impl Breakout {
         lock(&self.main_rooms).get(room_jid).cloned()
     }
 
-    fn main_room(&self, server: &Server, room_jid: &str) -> Option<Arc<Room>> {
+    pub(super) fn main_room(&self, server: &Server, room_jid: &str) -> Option<Arc<Room>> {
         let jid = self.main_room_jid(room_jid)?;
         live_room(&muc_of(server, &self.main_muc)?.1, &jid)
     }
 
-    fn breakout_room(&self, server: &Server, jid: &str) -> Option<Arc<Room>> {
+    pub(super) fn breakout_room(&self, server: &Server, jid: &str) -> Option<Arc<Room>> {
         live_room(&muc_of(server, &self.breakout_muc)?.1, jid)
+    }
+
+    /// The JIDs of a main room's breakout rooms.
+    pub(super) fn breakout_jids(&self, main: &Room) -> Vec<String> {
+        breakout_list(main)
+            .into_iter()
+            .map(|(jid, _)| jid)
+            .collect()
     }
 
     fn to_virtual(&self, jid: &str) -> String {
@@ -355,14 +372,23 @@ fn hook_occupants(b: &Arc<Breakout>, host: &Host) {
                 return false;
             }
             let server = event.server.clone();
-            let is_focus = occupant_of(event, "occupant")
+            let occupant = occupant_of(event, "occupant");
+            let is_focus = occupant
+                .as_ref()
                 .and_then(|o| o.jid.clone())
                 .is_some_and(|j| split(&j).0 == Some("focus"));
-            if let Some(main) = b.main_room(&server, &room.jid)
-                && main.data_bool("breakout_rooms_active")
-                && !is_focus
-            {
+            let Some(main) = b.main_room(&server, &room.jid) else {
+                return false;
+            };
+            if main.data_bool("breakout_rooms_active") && !is_focus {
                 b.broadcast(&server, &main.jid);
+            }
+            if name == "muc-occupant-joined" {
+                if let Some(o) = &occupant {
+                    b.occupant_joined(&main, &o.nick);
+                }
+            } else {
+                b.occupant_left(&server, &main);
             }
             false
         });
@@ -379,6 +405,7 @@ fn hook_breakout(
     host.events
         .hook("message/host", 0, move |event| on_message(&me, event));
     hook_occupants(b, host);
+    hook_breakout_host(b, host);
     let me = b.clone();
     host.events.hook("muc-room-pre-create", 0, move |event| {
         let Some(room) = room_of(event) else {
@@ -467,10 +494,24 @@ fn hook_breakout(
                 .and_then(|m| m.get_affiliation(jid)),
         )
     }));
+    // A breakout room is members-only (lobby) when its main room is.
+    let me = b.clone();
+    let weak = Arc::downgrade(server);
+    service.set_members_only_source(Arc::new(move |room: &Room| {
+        let server = weak.upgrade()?;
+        match me.main_room(&server, &room.jid) {
+            Some(main) => Some(main.get_members_only()),
+            None => {
+                tracing::error!(room = %room.jid, "No main room!");
+                Some(false)
+            }
+        }
+    }));
 }
 
 fn hook_main(b: &Arc<Breakout>, host: &Host) {
     hook_occupants(b, host);
+    hook_main_host(b, host);
     let me = b.clone();
     host.events.hook("muc-room-destroyed", 1, move |event| {
         let Some(main) = room_of(event) else {
@@ -480,6 +521,7 @@ fn hook_main(b: &Arc<Breakout>, host: &Host) {
             return false;
         }
         let server = event.server.clone();
+        me.close_timers.stop(&main.jid);
         let reason = event.field_str("reason").map(str::to_string);
         for (jid, _) in breakout_list(&main) {
             me.destroy(&server, &main, &jid, reason.as_deref());
@@ -503,7 +545,12 @@ pub fn register(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), OptionErro
         breakout_muc,
         main_rooms: Mutex::new(HashMap::new()),
         pending: Mutex::new(HashSet::new()),
+        switching: SwitchingCache::default(),
+        close_timers: CloseTimers::default(),
+        unbind_hooked: Mutex::new(HashSet::new()),
     });
+    // Jitsi's `module:depends('room_destroy')`.
+    load_room_destroy(server);
     modules::disco::add_identity(
         host,
         "component",
@@ -535,8 +582,9 @@ pub fn register(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), OptionErro
         },
     );
     let me = b.clone();
-    when_muc_loaded(server, &b.main_muc.clone(), move |_, host, _| {
-        hook_main(&me, &host)
+    when_muc_loaded(server, &b.main_muc.clone(), move |server, host, _| {
+        hook_main(&me, &host);
+        super::breakout_lifecycle::hook_global(&me, server);
     });
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! and what they share ([`util`], Jitsi's `util.lib.lua`).
 
 pub mod av_moderation;
+pub mod breakout_lifecycle;
 pub mod breakout_rooms;
 pub mod components;
 pub mod conference_duration;
