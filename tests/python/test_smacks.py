@@ -458,6 +458,7 @@ def test_clean_close_is_not_resumable(server):
 # -- BOSH, timers, takeovers, replacement (issue 6) ---------------------------------------
 
 
+@pytest.mark.lilt_only  # the harness knows lilt's HTTP port only
 def test_bosh_offers_sm_and_an_inactive_session_hibernates(start_server):
     """Prosody offers <sm/> on BOSH too; a BOSH client gone silent for
     bosh_max_inactivity hibernates like a dropped TCP connection, and is resumed over
