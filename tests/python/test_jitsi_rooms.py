@@ -475,3 +475,74 @@ def test_breakout_switching_room_and_closing_when_all_left(jitsi):
             await jicofo.stop()
 
     run(body())
+
+
+def metadata_event(pred):
+    def match(e: ET.Element) -> bool:
+        data = json_of(e)
+        return (data is not None and e.get("from") == f"metadata.{DOMAIN}"
+                and data.get("type") == "room_metadata" and pred(data["metadata"]))
+    return match
+
+
+def test_lobby_approves_two_knockers_at_once_and_sets_lobby_enabled(jitsi):
+    """Jitsi's overrides on the main MUC: one admin IQ with two items, one message with two
+    invites; and jitsiMetadata.lobbyEnabled in the room metadata."""
+    room = f"lobbypair@{MUC_DOMAIN}"
+    lobby = f"lobbypair@{LOBBY_DOMAIN}"
+
+    async def body():
+        jicofo, host = await start_conference(jitsi, room)
+        g1, g2 = await guest(jitsi), await guest(jitsi)
+        try:
+            reply = await host.iq(members_only_form(room, True))
+            assert reply.get("type") == "result", ET.tostring(reply)
+            await host.expect(metadata_event(lambda m: m.get("lobbyEnabled") is True),
+                              what="lobbyEnabled true in the metadata")
+            host.send(join(lobby, "alice", "Alice"))
+            await host.expect(presence_from(f"{lobby}/alice"), what="moderator in the lobby")
+            for g, nick in ((g1, "one"), (g2, "two")):
+                g.send(join(lobby, nick, nick.title()))
+                await g.expect(presence_from(f"{lobby}/{nick}"), what=f"{nick} knocks")
+                await host.expect(presence_from(f"{lobby}/{nick}"), what=f"{nick}'s knock")
+
+            # Both made members with one IQ (each item answered), invited with one message.
+            host.send(
+                "<iq type='set' id='pair' to='" + room + "'>"
+                "<query xmlns='http://jabber.org/protocol/muc#admin'>"
+                f"<item affiliation='member' jid='{g1.bare}'/>"
+                f"<item affiliation='member' jid='{g2.bare}'/></query></iq>"
+            )
+            for _ in range(2):
+                answer = await host.expect(
+                    lambda e: e.tag == q("iq") and e.get("id") == "pair", what="admin answer")
+                assert answer.get("type") == "result", ET.tostring(answer)
+            host.send(
+                f"<message to='{room}'><x xmlns='{NS_MUC_USER}'>"
+                f"<invite to='{g1.jid}'/><invite to='{g2.jid}'/></x></message>"
+            )
+            granted = set()
+            for _ in range(2):
+                e = await host.expect(json_event("LOBBY-ACCESS-GRANTED"), what="granted")
+                granted.add(json_of(e)["value"])
+            assert granted == {f"{lobby}/one", f"{lobby}/two"}, granted
+            for g, nick in ((g1, "one"), (g2, "two")):
+                await g.expect(
+                    lambda e: e.tag == q("message") and e.get("from") == room
+                    and e.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}invite") is not None,
+                    what=f"{nick}'s invitation",
+                )
+                g.send(join(room, nick, nick.title()))
+                await g.expect(presence_from(f"{room}/{nick}"), what=f"{nick} admitted")
+
+            # Turning the lobby off sets lobbyEnabled false.
+            reply = await host.iq(members_only_form(room, False))
+            assert reply.get("type") == "result", ET.tostring(reply)
+            await host.expect(metadata_event(lambda m: m.get("lobbyEnabled") is False),
+                              what="lobbyEnabled false in the metadata")
+        finally:
+            for c in (g2, g1, host):
+                await c.close()
+            await jicofo.stop()
+
+    run(body())

@@ -37,6 +37,7 @@ use xmpp_core::error::{ErrorType, StanzaError};
 use xmpp_core::stanza::{Element, NS_CLIENT};
 use xmpp_core::{Event, Host, Server, Session};
 
+use super::lobby_overrides::{hook_overrides, set_lobby_enabled};
 use super::meeting_id::NS_JITMEET;
 use super::util::{TenantMapping, is_focus_nick, is_healthcheck_room, presence_check_status};
 use crate::events::{flag, lock, mutable_of, occupant_of, room_of};
@@ -142,7 +143,7 @@ impl Lobby {
     /// `destroy_lobby_room`.
     fn destroy_lobby_room(
         &self,
-        server: &Server,
+        server: &Arc<Server>,
         room: &Arc<Room>,
         newjid: Option<&str>,
         message: Option<&str>,
@@ -157,6 +158,7 @@ impl Lobby {
                 tracing::warn!(room = %lobby.jid, "could not destroy the lobby: {e}");
             }
             tracing::info!("lobby room {jid} destroyed");
+            set_lobby_enabled(server, &self.main_muc, room, false, true);
         }
         lock(&self.main_rooms).remove(&jid);
         room.set_data_str("lobbyroom", None);
@@ -345,6 +347,7 @@ fn config_submitted(lobby: &Lobby, event: &mut Event) -> bool {
             fire_on(&server, &lobby.main_muc, "jitsi-lobby-enabled", &room);
             add_status_code(event, "104");
             notify_lobby_enabled(&room, &actor, true);
+            set_lobby_enabled(&server, &lobby.main_muc, &room, true, false);
         }
     } else if room.data_str("lobbyroom").is_some() {
         let newjid = lobby.to_virtual(&room.jid);
@@ -610,6 +613,7 @@ fn hook_global(lobby: &Arc<Lobby>, server: &Arc<Server>) {
             "lobby_skip_display_name_check",
             flag(event, "skip_display_name_check"),
         );
+        set_lobby_enabled(&event.server.clone(), &l.main_muc, &room, true, false);
         broadcast_104(&room);
         l.attach_lobby_room(&event.server.clone(), &room);
         false
@@ -686,8 +690,9 @@ pub fn register(
         },
     );
     let l = lobby.clone();
-    when_muc_loaded(server, &lobby.main_muc.clone(), move |_, host, _| {
-        hook_main(&l, &host)
+    when_muc_loaded(server, &lobby.main_muc.clone(), move |_, host, service| {
+        hook_main(&l, &host);
+        hook_overrides(&host, &service);
     });
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod filesharing;
 pub mod filter_access;
 pub mod filter_iq_jibri;
 pub mod hide_all;
+pub mod lobby_overrides;
 pub mod lobby_rooms;
 pub mod lua_pattern;
 pub mod meeting_id;

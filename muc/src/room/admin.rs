@@ -20,16 +20,45 @@ impl Room {
         origin: &Arc<Session>,
         stanza: Element,
     ) {
-        let Some(item) = stanza.first_child().and_then(|q| q.first_child()).cloned() else {
+        let item = stanza.first_child().and_then(|q| q.first_child()).cloned();
+        self.admin_set_item(origin, &stanza, item);
+    }
+
+    /// Jitsi's override of `handle_admin_query_set_command` (its lobby
+    /// approves several knockers in one IQ): every item of the query is
+    /// applied in turn, each answered as a query of its own; the first
+    /// malformed item ends it.
+    pub fn handle_admin_set_items(self: &Arc<Self>, origin: &Arc<Session>, stanza: &Element) {
+        let items: Vec<Element> = stanza
+            .first_child()
+            .map(|q| q.children().cloned().collect())
+            .unwrap_or_default();
+        for item in items {
+            if self.admin_set_item(origin, stanza, Some(item)) {
+                return;
+            }
+        }
+    }
+
+    /// One item of an admin query set; `true` when it was refused before
+    /// being applied (a missing item, a malformed JID or nickname).
+    fn admin_set_item(
+        self: &Arc<Self>,
+        origin: &Arc<Session>,
+        stanza: &Element,
+        item: Option<Element>,
+    ) -> bool {
+        let stanza = stanza.clone();
+        let Some(item) = item else {
             origin.send(StanzaError::new(ErrorType::Cancel, "bad-request").reply_to(&stanza));
-            return;
+            return true;
         };
         let mut jid = None;
         if let Some(raw) = item.get_attr("jid") {
             match Jid::parse(raw) {
                 Err(_) => {
                     origin.send(StanzaError::jid_malformed().reply_to(&stanza));
-                    return;
+                    return true;
                 }
                 Ok(j) if j.is_full() => {
                     origin.send(
@@ -37,7 +66,7 @@ impl Room {
                             .with_text("Bare JID expected, got full JID")
                             .reply_to(&stanza),
                     );
-                    return;
+                    return true;
                 }
                 Ok(j) => jid = Some(j.to_string()),
             }
@@ -52,7 +81,7 @@ impl Room {
                             .with_text("invalid nickname")
                             .reply_to(&stanza),
                     );
-                    return;
+                    return true;
                 }
             }
         }
@@ -117,6 +146,7 @@ impl Room {
             Ok(()) => origin.send(stanza.reply()),
             Err(e) => origin.send(e.reply_to(&stanza)),
         };
+        false
     }
 
     pub(crate) fn handle_admin_get(

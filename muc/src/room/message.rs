@@ -149,6 +149,42 @@ impl Room {
         }
     }
 
+    /// Jitsi's override of `handle_message_to_room` (its lobby invites
+    /// several approved knockers in one message): every `<invite to=...>`
+    /// of a normal message's `<x xmlns='muc#user'>` is mediated on its own.
+    /// `false` when the message has none (left to the room).
+    pub fn handle_mediated_invites(
+        self: &Arc<Self>,
+        origin: &Arc<Session>,
+        stanza: &Element,
+    ) -> bool {
+        if !matches!(stanza.type_(), None | Some("normal")) {
+            return false;
+        }
+        let Some(x) = stanza.get_child("x", NS_MUC_USER) else {
+            return false;
+        };
+        let invites: Vec<Element> = x
+            .children()
+            .filter(|p| p.name() == "invite" && p.get_attr("to").is_some())
+            .cloned()
+            .collect();
+        if invites.is_empty() {
+            return false;
+        }
+        let Some(ctx) = self.ctx() else {
+            return false;
+        };
+        for invite in invites {
+            // The message as if it carried this invite alone.
+            let mut single = stanza.clone();
+            single.remove_children(|c| c.name() == "x" && c.ns() == NS_MUC_USER);
+            single.push_child(Element::new("x", NS_MUC_USER).child(invite));
+            self.handle_mediated_invite(&ctx, origin, single);
+        }
+        true
+    }
+
     fn handle_mediated_decline(
         self: &Arc<Self>,
         ctx: &Ctx,
