@@ -14,6 +14,7 @@ import pytest
 
 from lilt_harness.client import Client, q, run
 from lilt_harness.config import DOMAIN, TEST_MODULES, base_config
+from lilt_harness.httpxmpp import NS_SASL, _bind_iq, _plain, _WebSocket, _ws_open
 
 RATE = 50_000  # "50kb/s": Prosody's units are powers of 1000
 BURST = 1
@@ -34,9 +35,12 @@ def server(server_kind, pki):
     host_modules = ["limits_exception"] if server_kind == "lilt" else []
     config = base_config(
         extra_globals={
-            "modules_enabled": TEST_MODULES + ["limits"],
+            "modules_enabled": TEST_MODULES + ["limits", "websocket"],
             "limits": {"c2s": {"rate": "50kb/s", "burst": "1s"}},
             "c2s_stanza_size_limit": STANZA_LIMIT,
+            "http_ports": [0],
+            "https_ports": [],
+            "consider_websocket_secure": True,
         },
         extra_host={
             "modules_enabled": host_modules,
@@ -81,6 +85,42 @@ def test_rate_limited_client_is_slowed(server):
             assert elapsed >= floor * 0.75, f"{sent} bytes in {elapsed:.2f}s (rate {RATE}/s)"
 
     run(body())
+
+
+def http_port(server) -> int:
+    deadline = time.monotonic() + 10
+    while "http" not in server.listening and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.listening["http"][1]
+
+
+@pytest.mark.lilt_only  # the harness gives Prosody no HTTP port
+def test_rate_limited_websocket_client_is_slowed(server):
+    # Prosody's mod_limits throttles every c2s session's bytes, WebSocket ones included
+    # (mod_websocket's frames pass its bytes/in filter): Jitsi's guests connect this way.
+    ws = _WebSocket(http_port(server), DOMAIN)
+    try:
+        _ws_open(ws, DOMAIN)
+        ws.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{_plain('alice', 'alice-pw')}</auth>")
+        assert ws.recv().tag == f"{{{NS_SASL}}}success"
+        _ws_open(ws, DOMAIN)
+        ws.send(_bind_iq())
+        ws.recv()
+        pings = [padded_ping(f"w{i}").replace("<iq ", "<iq xmlns='jabber:client' ", 1) for i in range(PINGS)]
+        sent = sum(len(p) for p in pings)
+        floor = (sent - RATE * BURST - 16_384) / RATE
+        start = time.monotonic()
+        for p in pings:
+            ws.send(p)
+        answered = 0
+        while answered < PINGS:
+            if ws.recv().tag == q("iq"):
+                answered += 1
+        elapsed = time.monotonic() - start
+        print(f"rate-limited WebSocket: {sent} bytes in {elapsed:.2f}s (floor {floor:.2f}s)")
+        assert elapsed >= floor * 0.75, f"{sent} bytes in {elapsed:.2f}s (rate {RATE}/s)"
+    finally:
+        ws.close()
 
 
 def test_unlimited_jid_is_not_slowed(server):

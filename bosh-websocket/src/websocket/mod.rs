@@ -127,8 +127,13 @@ impl WebSocketService {
                 max_depth: 1,
             },
         };
+        // mod_limits: WebSocket sessions are c2s sessions, throttled alike.
+        let throttle = server
+            .extension::<xmpp_core::limits::ConnectionLimits>()
+            .throttle("c2s", Instant::now().into_std());
         let mut c2s = C2sStream::new(server, tx, Some(peer), settings, Instant::now().into_std());
         c2s.set_transport(transport);
+        c2s.set_throttle(throttle);
         let mut conn = Connection {
             io,
             c2s,
@@ -185,14 +190,21 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             let deadline = self.c2s.deadline().map(Instant::from_std);
             // Small while idle; as large as the frame being read needs.
             buf.resize(self.reader.wanted().clamp(512, 16 * 1024), 0);
+            // Over its rate (mod_limits), the connection is not read until then.
+            let read_at = self
+                .c2s
+                .read_delay(Instant::now().into_std())
+                .map(|d| Instant::now() + d);
             let actions = tokio::select! {
-                read = self.io.read(&mut buf) => match read {
+                _ = sleep_until(read_at) => Vec::new(),
+                read = self.io.read(&mut buf), if read_at.is_none() => match read {
                     Ok(0) | Err(_) => {
                         self.c2s.handle_eof();
                         return;
                     }
                     Ok(n) => {
                         last_read = Instant::now();
+                        self.c2s.bill_bytes(n);
                         self.incoming(n, &buf).await
                     }
                 },

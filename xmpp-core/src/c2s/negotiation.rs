@@ -163,6 +163,14 @@ impl C2sStream {
         }
         wait
     }
+    /// Charges bytes a framed transport read for this stream (WebSocket:
+    /// the raw frames, as mod_limits' `bytes/in` filter sees them) to its
+    /// throttle; [`C2sStream::read_delay`] then says how long to wait.
+    pub fn bill_bytes(&mut self, n: usize) {
+        if let Some((_, unbilled)) = self.throttle.as_deref_mut() {
+            *unbilled += n;
+        }
+    }
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
