@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use xmpp_core::c2s::frame::Frame;
 use xmpp_core::c2s::negotiation::{
@@ -116,7 +116,8 @@ impl WebSocketService {
     ) where
         S: AsyncRead + AsyncWrite + Send + Unpin,
     {
-        let (tx, rx) = mpsc::unbounded_channel();
+        // The lean queue: it holds nothing while the session is idle.
+        let (tx, rx) = xmpp_core::session::outbound_queue();
         let settings = C2sSettings {
             tls_available: false,
             direct_tls: transport.secure,
@@ -137,7 +138,7 @@ impl WebSocketService {
         let mut conn = Connection {
             io,
             c2s,
-            rx: rx.into(),
+            rx,
             reader: FrameReader::new(
                 self.options.stanza_size_limit,
                 self.options.frame_buffer_limit,
@@ -156,7 +157,7 @@ impl WebSocketService {
         };
         conn.run(self.read_timeout, self.shutdown.clone()).await;
         // Hibernate (XEP-0198), or end the session.
-        let rx = std::mem::replace(&mut conn.rx, mpsc::unbounded_channel().1.into());
+        let rx = std::mem::replace(&mut conn.rx, xmpp_core::session::outbound_queue().1);
         conn.c2s.connection_ended(rx);
         tracing::debug!(%peer, "WebSocket client disconnected");
     }
