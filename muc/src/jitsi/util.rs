@@ -40,6 +40,75 @@ pub fn is_admin(host: &Host, jid: &str) -> bool {
             || global.iter().any(|a| a == bare))
 }
 
+/// Jitsi's default `recorder_prefixes` (`RECORDER_PREFIXES`).
+pub const DEFAULT_RECORDER_PREFIXES: [&str; 3] =
+    ["recorder@recorder.", "jibria@recorder.", "jibrib@recorder."];
+/// Jitsi's default `transcriber_prefixes` (`TRANSCRIBER_PREFIXES`).
+pub const DEFAULT_TRANSCRIBER_PREFIXES: [&str; 3] = [
+    "transcriber@recorder.",
+    "transcribera@recorder.",
+    "transcriberb@recorder.",
+];
+
+/// Prosody's `module:get_option_inherited_set(name, default)`: the host's
+/// value (which itself falls back to the global one, then to `default`)
+/// joined with the global value (or `default`). A single string counts as a
+/// one-item list.
+fn inherited_set(
+    host_value: Option<&Value>,
+    global: Option<&Value>,
+    default: &[&str],
+) -> Vec<String> {
+    let or_default = |v: Option<&Value>| {
+        v.and_then(Value::as_string_list)
+            .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
+    };
+    let mut set = or_default(host_value);
+    for item in or_default(global) {
+        if !set.contains(&item) {
+            set.push(item);
+        }
+    }
+    set
+}
+
+/// The host's `recorder_prefixes` (an inherited set, Jitsi's defaults).
+pub fn recorder_prefixes(host: &Host) -> Vec<String> {
+    let global = host.config().get_global("recorder_prefixes");
+    inherited_set(
+        host.option("recorder_prefixes"),
+        global,
+        &DEFAULT_RECORDER_PREFIXES,
+    )
+}
+
+/// The host's `transcriber_prefixes` (an inherited set, Jitsi's defaults).
+pub fn transcriber_prefixes(host: &Host) -> Vec<String> {
+    let global = host.config().get_global("transcriber_prefixes");
+    inherited_set(
+        host.option("transcriber_prefixes"),
+        global,
+        &DEFAULT_TRANSCRIBER_PREFIXES,
+    )
+}
+
+/// Does `s` start with one of `prefixes` (`starts_with_one_of`)?
+pub fn starts_with_one_of(s: &str, prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| s.starts_with(p.as_str()))
+}
+
+/// Is this real JID a Jibri recorder's (`is_jibri(occupant)`: the
+/// occupant's real JID starts with one of `recorder_prefixes`)?
+pub fn is_jibri(host: &Host, real_jid: &str) -> bool {
+    starts_with_one_of(real_jid, &recorder_prefixes(host))
+}
+
+/// Is this JID a transcriber's (`is_transcriber(jid)`: it starts with one
+/// of `transcriber_prefixes`)?
+pub fn is_transcriber(host: &Host, jid: &str) -> bool {
+    starts_with_one_of(jid, &transcriber_prefixes(host))
+}
+
 /// Does the `<x xmlns='…muc#user'/>` carry status `code`
 /// (`presence_check_status`)?
 pub fn presence_check_status(x: Option<&Element>, code: &str) -> bool {
@@ -218,6 +287,65 @@ mod tests {
             m.to_virtual("[t1]r@muc.meet.jitsi").as_deref(),
             Some("r@muc.t1.meet.jitsi")
         );
+    }
+
+    #[test]
+    fn service_prefixes_are_an_inherited_set() {
+        let list = |items: &[&str]| {
+            let mut t = xmpp_core::value::Table::new();
+            t.seq = items.iter().map(|s| Value::str(*s)).collect();
+            Value::Table(t)
+        };
+        // Nothing configured: Jitsi's defaults.
+        let d = inherited_set(None, None, &DEFAULT_RECORDER_PREFIXES);
+        assert_eq!(d, DEFAULT_RECORDER_PREFIXES.to_vec());
+        // Only the global option (docker-jitsi-meet): the host sees it too.
+        let g = list(&["recorder@hidden.meet.jitsi"]);
+        let set = inherited_set(Some(&g), Some(&g), &DEFAULT_RECORDER_PREFIXES);
+        assert_eq!(set, vec!["recorder@hidden.meet.jitsi".to_string()]);
+        // A host value joins the global one; a lone string is a list.
+        let h = Value::str("jibri@x.");
+        let set = inherited_set(Some(&h), Some(&g), &DEFAULT_RECORDER_PREFIXES);
+        assert_eq!(
+            set,
+            vec!["jibri@x.".to_string(), "recorder@hidden.meet.jitsi".into()]
+        );
+        // A host value without a global one joins the defaults.
+        let set = inherited_set(Some(&h), None, &DEFAULT_TRANSCRIBER_PREFIXES);
+        assert_eq!(set.len(), 4);
+        assert!(starts_with_one_of("transcriberb@recorder.x/r", &set));
+        assert!(starts_with_one_of(
+            "recorder@hidden.meet.jitsi/abc",
+            &["recorder@hidden.meet.jitsi".to_string()]
+        ));
+        assert!(!starts_with_one_of("someone@meet.jitsi/r", &set));
+        assert!(!starts_with_one_of("x", &[]));
+    }
+
+    #[test]
+    fn is_jibri_and_is_transcriber_read_the_host() {
+        use xmpp_core::config::{HostConfig, HostKind, Section, ServerConfig};
+        let mut cfg = ServerConfig::default();
+        cfg.global.set(
+            "recorder_prefixes",
+            Value::str("recorder@hidden.meet.jitsi"),
+        );
+        cfg.hosts.push(HostConfig {
+            name: "muc.meet.jitsi".into(),
+            kind: HostKind::Component {
+                module: Some("muc".into()),
+            },
+            section: Section::default(),
+            defined_at: Default::default(),
+        });
+        let server = xmpp_core::Server::new(cfg, xmpp_core::Clock::Fixed(0.0));
+        let host = server.host("muc.meet.jitsi").unwrap();
+        assert!(is_jibri(&host, "recorder@hidden.meet.jitsi/x1"));
+        assert!(!is_jibri(&host, "recorder@recorder.meet.jitsi/x1"));
+        assert!(!is_jibri(&host, "focus@auth.meet.jitsi/f"));
+        // No transcriber_prefixes: Jitsi's defaults.
+        assert!(is_transcriber(&host, "transcriber@recorder.meet.jitsi/t"));
+        assert!(!is_transcriber(&host, "transcriber@hidden.meet.jitsi/t"));
     }
 
     #[test]
