@@ -1,5 +1,6 @@
 //! What several of Jitsi's modules share (Jitsi's `util.lib.lua`): the
-//! health-check rooms, the focus, admins, status codes in a presence, and
+//! health-check rooms, the focus, admins, recorders and transcribers
+//! (`recorder_prefixes`, `transcriber_prefixes`), status codes in a presence, and
 //! the tenant mapping between `room@conference.tenant.example.com` (what
 //! clients use) and `[tenant]room@conference.example.com` (the room).
 
