@@ -4,15 +4,15 @@
 //! [`C2sStream`] takes bytes (and "TLS is up", and the time) and returns
 //! [`Action`]s: bytes to write, "start TLS now", "close". It runs stream
 //! negotiation as Prosody's mod_c2s, mod_tls, mod_saslauth and mod_bind do,
-//! and hands bound stanzas to [`Server::process_stanza`].
+//! and hands bound stanzas to [`Server::process_stanza`]. Its parts are
+//! child modules working on the same struct: `sasl.rs` (mod_saslauth),
+//! `bind.rs` (mod_bind), `framed.rs` (BOSH/WebSocket framing), and stream
+//! management in `../smacks/stream.rs` and `../smacks/liveness.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-
-use crate::auth::{SaslContext, SaslExchange, SaslFailure, SaslStep};
+use crate::auth::SaslExchange;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition as Cond};
 use crate::hooks::Event;
 use crate::host::Host;
@@ -20,7 +20,7 @@ use crate::jid::Jid;
 use crate::limits::Throttle;
 use crate::server::Server;
 use crate::session::{OutboundTx, Session, SessionKind};
-use crate::stanza::{Element, NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAMS, NS_TLS, Node};
+use crate::stanza::{Element, NS_BIND, NS_CLIENT, NS_SASL, NS_SESSION, NS_STREAMS, NS_TLS};
 use crate::stream::{StreamEvent, StreamHeader, StreamLimits, XmlStream};
 use crate::transport::TransportInfo;
 
@@ -389,21 +389,6 @@ impl C2sStream {
             .unwrap_or(true)
     }
 
-    fn sasl_context(&self, host: &Host) -> SaslContext {
-        SaslContext {
-            host: host.name.clone(),
-            secure: self.secure,
-            tls_exporter: self.tls_exporter.clone(),
-            ip: self
-                .transport
-                .as_ref()
-                .and_then(|t| t.ip)
-                .or(self.peer.map(|p| p.ip())),
-            transport: self.transport.clone(),
-            session_id: self.log_id().to_string(),
-        }
-    }
-
     fn features(&self, host: &Arc<Host>) -> Element {
         let mut features = Element::new("features", NS_STREAMS);
         let tls_offered = !self.secure && self.settings.tls_available;
@@ -485,138 +470,6 @@ impl C2sStream {
         out.push(Action::StartTls);
     }
 
-    fn handle_sasl(
-        &mut self,
-        host: &Arc<Host>,
-        session: &Arc<Session>,
-        e: Element,
-        out: &mut Vec<Action>,
-    ) {
-        if self.authenticated {
-            return self.fail(
-                out,
-                StreamError::with_text(Cond::PolicyViolation, "Already authenticated"),
-            );
-        }
-        let data = match decode_sasl_payload(&e) {
-            Ok(d) => d,
-            Err(()) => return self.sasl_failure(out, SaslFailure::new("incorrect-encoding")),
-        };
-        let step = match e.name() {
-            "auth" => {
-                if !self.secure && self.require_encryption(host) {
-                    return self.sasl_failure(
-                        out,
-                        SaslFailure::with_text("encryption-required", "Encryption is required"),
-                    );
-                }
-                let mech = e.get_attr("mechanism").unwrap_or("").to_string();
-                let Some(provider) = host.auth_provider() else {
-                    return self.sasl_failure(out, SaslFailure::new("temporary-auth-failure"));
-                };
-                match provider.sasl_start(&mech, &self.sasl_context(host)) {
-                    Ok(mut exchange) => {
-                        let step = exchange.step(data.as_deref());
-                        self.sasl = Some((mech, exchange));
-                        step
-                    }
-                    Err(f) => SaslStep::Failure(f),
-                }
-            }
-            "response" => match self.sasl.as_mut() {
-                Some((_, exchange)) => exchange.step(data.as_deref()),
-                None => SaslStep::Failure(SaslFailure::with_text(
-                    "malformed-request",
-                    "No authentication in progress",
-                )),
-            },
-            "abort" => SaslStep::Failure(SaslFailure::new("aborted")),
-            _ => SaslStep::Failure(SaslFailure::new("malformed-request")),
-        };
-        match step {
-            SaslStep::Challenge(c) => {
-                let challenge = Element::new("challenge", NS_SASL).text(encode_sasl(&c));
-                self.emit(out, Frame::Element(challenge));
-            }
-            SaslStep::Success {
-                username,
-                additional,
-            } => self.sasl_success(host, session, username, additional, out),
-            SaslStep::Failure(f) => self.sasl_failure(out, f),
-        }
-    }
-
-    fn sasl_success(
-        &mut self,
-        host: &Arc<Host>,
-        session: &Arc<Session>,
-        username: String,
-        additional: Option<Vec<u8>>,
-        out: &mut Vec<Action>,
-    ) {
-        let (mech, attributes) = match self.sasl.take() {
-            Some((m, mut exchange)) => (Some(m), exchange.session_attributes()),
-            None => (None, Default::default()),
-        };
-        tracing::info!(session = %session.id, host = %host.name, "authenticated as {username} with {}", mech.as_deref().unwrap_or("?"));
-        {
-            let mut st = session.state();
-            st.username = Some(username.clone());
-            st.auth_mechanism = mech;
-            st.attributes.seq.extend(attributes.seq);
-            st.attributes.map.extend(attributes.map);
-        }
-        self.authenticated = true;
-        let mut success = Element::new("success", NS_SASL);
-        // Written with an end tag even when empty, as it always was.
-        success.nodes_mut().push(Node::Text(
-            additional.map(|a| encode_sasl(&a)).unwrap_or_default(),
-        ));
-        self.emit(out, Frame::Element(success));
-        let limits = Arc::new(crate::limits::SessionLimits::new());
-        let mut ev = Event::new(&self.server, "authentication-success")
-            .with_origin(session)
-            .with_field("username", username)
-            .with_object(crate::limits::SESSION_LIMITS, limits.clone());
-        self.server
-            .fire_on_host(host, "authentication-success", &mut ev);
-        if let Some(max_stanza_size) = limits.stanza_size_limit() {
-            let raised = StreamLimits {
-                max_stanza_size,
-                ..self.xml.limits().clone()
-            };
-            self.xml.set_limits(raised);
-        }
-        self.rate_unlimited |= limits.is_unlimited();
-        self.xml.reset();
-        self.phase = Phase::Header;
-    }
-
-    fn sasl_failure(&mut self, out: &mut Vec<Action>, f: SaslFailure) {
-        self.sasl = None;
-        // The auth provider logs failed logins (with the user) at INFO.
-        tracing::debug!(session = %self.log_id(), peer = ?self.peer, "authentication failed: {f}");
-        // Prosody's mod_saslauth event (not for a client's own abort).
-        if f.condition != "aborted"
-            && let (Some(host), Some(session)) = (self.host.clone(), self.session.clone())
-        {
-            let mut ev = Event::new(&self.server, "authentication-failure")
-                .with_origin(&session)
-                .with_field("condition", f.condition);
-            if let Some(text) = &f.text {
-                ev = ev.with_field("text", text.clone());
-            }
-            self.server
-                .fire_on_host(&host, "authentication-failure", &mut ev);
-        }
-        let mut failure =
-            Element::new("failure", NS_SASL).child(Element::new(f.condition, NS_SASL));
-        if let Some(t) = f.text.as_deref() {
-            failure.push_child(Element::new("text", NS_SASL).text(t));
-        }
-        self.emit(out, Frame::Element(failure));
-    }
-
     fn handle_stanza(
         &mut self,
         host: &Arc<Host>,
@@ -662,63 +515,6 @@ impl C2sStream {
         self.server.process_stanza(session, e);
     }
 
-    fn handle_bind(
-        &mut self,
-        host: &Arc<Host>,
-        session: &Arc<Session>,
-        iq: Element,
-        out: &mut Vec<Action>,
-    ) {
-        let username = session.username().unwrap_or_default();
-        let requested = iq
-            .get_child("bind", NS_BIND)
-            .and_then(|b| b.get_child_text("resource", NS_BIND))
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty());
-        let resource = requested.unwrap_or_else(random_resource);
-        let jid = match Jid::from_parts(Some(&username), &host.name, Some(&resource)) {
-            Ok(j) => j,
-            Err(_) => {
-                let reply = StanzaError::bad_request()
-                    .with_text("Invalid resource")
-                    .reply_to(&iq);
-                self.emit(out, Frame::Element(reply));
-                return;
-            }
-        };
-        if let Some(old) = self.server.sessions.get_full(&jid)
-            && !crate::smacks::registry::destroy_hibernating(
-                &self.server,
-                &old,
-                "Replaced by new connection",
-            )
-        {
-            // Prosody's default conflict_resolve is kick_old (a hibernating
-            // session, XEP-0198, ended above already).
-            old.close(Some(StreamError::with_text(
-                Cond::Conflict,
-                "Replaced by new connection",
-            )));
-            self.server.sessions.unbind(&jid, &old);
-            let mut ev = Event::new(&self.server, "resource-unbind").with_origin(&old);
-            self.server.fire_on_host(host, "resource-unbind", &mut ev);
-        }
-        {
-            let mut st = session.state();
-            st.resource = jid.resource().map(str::to_string);
-            st.full_jid = Some(jid.clone());
-        }
-        self.server.sessions.bind(&jid, session);
-        self.bound = Some(jid.clone());
-        let reply = Element::new("iq", NS_CLIENT)
-            .attr("type", "result")
-            .attr_opt("id", iq.id())
-            .child(Element::new("bind", NS_BIND).text_tag("jid", jid.to_string()));
-        self.emit(out, Frame::Element(reply));
-        let mut ev = Event::new(&self.server, "resource-bind").with_origin(session);
-        self.server.fire_on_host(host, "resource-bind", &mut ev);
-    }
-
     /// The stream ended (for any reason): unbind and tell modules, once.
     pub fn end_session(&mut self) {
         self.phase = Phase::Closed;
@@ -735,37 +531,6 @@ impl C2sStream {
 
 fn is_iq_set_with(e: &Element, name: &str, ns: &str) -> bool {
     e.name() == "iq" && e.type_() == Some("set") && e.get_child(name, ns).is_some()
-}
-
-/// `<auth>`/`<response>` payload: absent (no text), empty (`=`), or base64.
-fn decode_sasl_payload(e: &Element) -> Result<Option<Vec<u8>>, ()> {
-    let text: String = e
-        .text_content()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    match text.as_str() {
-        "" => Ok(None),
-        "=" => Ok(Some(Vec::new())),
-        t => BASE64.decode(t).map(Some).map_err(|_| ()),
-    }
-}
-
-fn encode_sasl(data: &[u8]) -> String {
-    if data.is_empty() {
-        "=".to_string()
-    } else {
-        BASE64.encode(data)
-    }
-}
-
-/// A random resource, as Prosody's uuid-based ones.
-fn random_resource() -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..12)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
-        .collect()
 }
 
 /// Serialises an element of the streams namespace with the `stream:` prefix
@@ -790,6 +555,12 @@ pub fn stream_element_xml(e: &Element) -> String {
 }
 
 /// The parts for framed transports (BOSH, WebSocket).
+#[path = "sasl.rs"]
+mod sasl;
+
+#[path = "bind.rs"]
+mod bind;
+
 #[path = "framed.rs"]
 mod framed;
 
