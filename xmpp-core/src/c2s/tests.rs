@@ -12,8 +12,9 @@ use crate::auth::{AuthProvider, SaslContext, SaslExchange, SaslFailure, SaslStep
 use crate::session::Outbound;
 use crate::storage::StorageResult;
 
-/// PLAIN against one fixed account, enough to drive the stream.
-struct OneAccount;
+/// PLAIN against one fixed account (alice, "secret"), enough to drive the
+/// stream; stream management's tests (../smacks/stream.rs) use it too.
+pub(super) struct OneAccount;
 
 struct PlainOnce;
 

@@ -418,47 +418,12 @@ pub(super) mod tests {
 
     use base64::Engine as _;
 
+    use super::super::tests::OneAccount;
     use super::*;
-    use crate::auth::{AuthProvider, SaslContext, SaslExchange, SaslFailure, SaslStep};
     use crate::c2s::negotiation::C2sSettings;
     use crate::server::Server;
     use crate::smacks::username_of_resumable;
-    use crate::storage::StorageResult;
     use crate::stream::StreamLimits;
-
-    struct Alice;
-    struct AlicePlain;
-
-    impl SaslExchange for AlicePlain {
-        fn step(&mut self, input: Option<&[u8]>) -> SaslStep {
-            match input {
-                Some(b"\0alice\0pw") => SaslStep::Success {
-                    username: "alice".into(),
-                    additional: None,
-                },
-                _ => SaslStep::Failure(SaslFailure::new("not-authorized")),
-            }
-        }
-    }
-
-    impl AuthProvider for Alice {
-        fn name(&self) -> &str {
-            "test"
-        }
-        fn sasl_mechanisms(&self, _ctx: &SaslContext) -> Vec<String> {
-            vec!["PLAIN".into()]
-        }
-        fn sasl_start(
-            &self,
-            _mechanism: &str,
-            _ctx: &SaslContext,
-        ) -> Result<Box<dyn SaslExchange>, SaslFailure> {
-            Ok(Box::new(AlicePlain))
-        }
-        fn user_exists(&self, username: &str) -> StorageResult<bool> {
-            Ok(username == "alice")
-        }
-    }
 
     const OPEN: &str = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
@@ -475,7 +440,7 @@ pub(super) mod tests {
         });
         let server = Server::new(cfg, crate::Clock::Fixed(0.0));
         let host = server.host("localhost").expect("host");
-        host.set_auth_provider(Arc::new(Alice));
+        host.set_auth_provider(Arc::new(OneAccount));
         host.mark_module_loaded("smacks");
         server
     }
@@ -490,7 +455,7 @@ pub(super) mod tests {
         };
         let mut s = C2sStream::new(server.clone(), tx, None, settings, Instant::now());
         s.handle_bytes(OPEN.as_bytes());
-        let token = base64::engine::general_purpose::STANDARD.encode(b"\0alice\0pw");
+        let token = base64::engine::general_purpose::STANDARD.encode(b"\0alice\0secret");
         let auth = format!(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
         );
