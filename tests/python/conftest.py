@@ -114,6 +114,18 @@ def running_server(
         server.write_config(config or base_config(), direct_tls=direct_tls)
         for user, host, password in users:
             server.register(user, host, password)
+    except BaseException:
+        server.cleanup()
+        raise
+    with serving(server):
+        yield server
+
+
+@contextmanager
+def serving(server: Server):
+    """Start a prepared server (config written, users registered); stop and clean it up
+    after. While it runs it is in RUNNING, so a failing test's report carries its output."""
+    try:
         RUNNING.append(server)
         server.start()
         yield server

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import RUNNING
+from conftest import serving
 from lilt_harness.client import Client, q, run
 from lilt_harness.httpxmpp import NS_FRAMING, NS_SASL, _bind_iq, _bound_jid, _WebSocket
 from lilt_harness.jitsi import (
@@ -67,15 +67,8 @@ def jitsi():
     server.register(FOCUS_USER, AUTH_DOMAIN, FOCUS_PASSWORD)
     for user, password in USERS:
         server.register(user, DOMAIN, password)
-    RUNNING.append(server)
-    server.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        if server in RUNNING:
-            RUNNING.remove(server)
-        server.stop()
-        server.cleanup()
 
 
 def user(server: JitsiServer, name: str) -> MucClient:
@@ -384,15 +377,8 @@ def jitsi_sized():
     server = JitsiServer(directory, pki)
     server.register(FOCUS_USER, AUTH_DOMAIN, FOCUS_PASSWORD)
     server.register("alice", DOMAIN, "alice-pw")
-    RUNNING.append(server)
-    server.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        if server in RUNNING:
-            RUNNING.remove(server)
-        server.stop()
-        server.cleanup()
 
 
 def test_muc_size_verifies_the_token_parameter(jitsi_sized):

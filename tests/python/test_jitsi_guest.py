@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import RUNNING
+from conftest import serving
 from lilt_harness.client import Client, LoginResult, error_condition, q, run
 from lilt_harness.httpxmpp import NS_FRAMING, NS_SASL, _bind_iq, _bound_jid, _WebSocket
 from lilt_harness.jitsi import (
@@ -43,31 +43,18 @@ HOST_USER, HOST_PASSWORD = "alice", "alice-secret-1"
 ROOM = f"standup@{MUC_DOMAIN}"
 
 
-def started(server: JitsiServer, users: list[tuple[str, str, str]]) -> JitsiServer:
+def registered(server: JitsiServer, users: list[tuple[str, str, str]]) -> JitsiServer:
     for user, host, password in users:
         server.register(user, host, password)
-    RUNNING.append(server)
-    server.start()
     return server
-
-
-def stopped(server: JitsiServer) -> None:
-    if server in RUNNING:
-        RUNNING.remove(server)
-    server.stop()
-    server.cleanup()
 
 
 @pytest.fixture(scope="module")
 def jitsi():
     server = make_server()
-    try:
-        yield started(
-            server,
-            [(FOCUS_USER, AUTH_DOMAIN, FOCUS_PASSWORD), (HOST_USER, DOMAIN, HOST_PASSWORD)],
-        )
-    finally:
-        stopped(server)
+    registered(server, [(FOCUS_USER, AUTH_DOMAIN, FOCUS_PASSWORD), (HOST_USER, DOMAIN, HOST_PASSWORD)])
+    with serving(server):
+        yield server
 
 
 def guest(server: JitsiServer) -> MucClient:
@@ -276,17 +263,16 @@ def throttled():
             },
         }
     )
-    try:
-        yield started(
-            server,
-            [
-                (HOST_USER, DOMAIN, HOST_PASSWORD),
-                ("jibri", AUTH_DOMAIN, "jibri-secret-1"),
-                ("jvb", AUTH_DOMAIN, "jvb-secret-1"),
-            ],
-        )
-    finally:
-        stopped(server)
+    registered(
+        server,
+        [
+            (HOST_USER, DOMAIN, HOST_PASSWORD),
+            ("jibri", AUTH_DOMAIN, "jibri-secret-1"),
+            ("jvb", AUTH_DOMAIN, "jvb-secret-1"),
+        ],
+    )
+    with serving(server):
+        yield server
 
 
 async def attempt(server, jid: str, password: str) -> tuple[LoginResult, float]:

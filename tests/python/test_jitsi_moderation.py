@@ -30,7 +30,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import RUNNING
+from conftest import serving
 from lilt_harness import paths
 from lilt_harness.client import error_condition, q, run
 from lilt_harness.jitsi import (
@@ -239,15 +239,8 @@ def jitsi():
     server = make_server()
     server.register(FOCUS_USER, AUTH_DOMAIN, FOCUS_PASSWORD)
     server.register(HOST_USER, DOMAIN, HOST_PASSWORD)
-    RUNNING.append(server)
-    server.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        if server in RUNNING:
-            RUNNING.remove(server)
-        server.stop()
-        server.cleanup()
 
 
 class Meeting:
@@ -482,15 +475,8 @@ def token_server(tmp_path_factory):
     server = LiltServer(work, pki)
     server.expect_direct_tls = False
     server.register("focus", TOKEN_AUTH, FOCUS_PASSWORD)
-    RUNNING.append(server)
-    server.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        if server in RUNNING:
-            RUNNING.remove(server)
-        server.stop()
-        server.cleanup()
 
 
 def http_port(server) -> int:

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import RUNNING
+from conftest import serving
 from lilt_harness.client import error_condition, q, run
 from lilt_harness.httpxmpp import NS_FRAMING, NS_SASL, _bind_iq, _bound_jid, _WebSocket
 from lilt_harness.jitsi import (
@@ -57,14 +57,8 @@ def jitsi():
         (RECORDER, f"hidden.{DOMAIN}", RECORDER_PASSWORD),
     ]:
         server.register(user, host, password)
-    RUNNING.append(server)
-    server.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        RUNNING.remove(server)
-        server.stop()
-        server.cleanup()
 
 
 def join(room: str, nick: str, display: str | None = None, extra: str = "") -> str:
