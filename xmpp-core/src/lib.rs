@@ -32,6 +32,7 @@
 
 pub mod auth;
 pub mod c2s;
+pub mod client;
 pub mod component;
 pub mod config;
 pub mod error;

@@ -1,0 +1,1 @@
+//! Each type of [`crate::types`] to and from its Jingle/Colibri2 element.
