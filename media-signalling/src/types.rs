@@ -86,12 +86,15 @@ pub struct SsrcGroup {
 pub struct Source {
     pub kind: MediaKind,
     /// The source name (`<endpoint>-v0`, `<endpoint>-a0`); the 2021 clients
-    /// send none and the focus names it after the endpoint.
+    /// send none (empty here) and the focus names it after the endpoint.
     pub name: String,
     pub ssrcs: Vec<u32>,
     pub groups: Vec<SsrcGroup>,
     /// `desktop` for screen shares, `camera` otherwise.
     pub video_type: Option<String>,
+    /// The WebRTC stream and track ids (`<parameter name='msid'>`, the
+    /// compact JSON's `m`), which the receiving browser groups tracks by.
+    pub msid: Option<String>,
 }
 
 impl Source {
