@@ -3,3 +3,4 @@
 //! lilt's media bridge: a selective forwarding unit that speaks Jitsi
 //! Videobridge's protocols (Colibri2 over XMPP, brewery presence with stats,
 //! the colibri-ws bridge channel) and forwards media with str0m.
+pub mod media;
