@@ -670,3 +670,23 @@ fn convert_attrs(attrs: AttrMap) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Reads one element from XML text (a stanza kept in a file, a golden
+/// test's expectation): `<x xmlns='...'>...</x>`, parsed with the stream's
+/// own limits and XMPP's XML subset, as if it arrived on a client stream
+/// (an element without its own `xmlns` is in `jabber:client`).
+pub fn parse_element(xml: &str) -> Result<Element, StreamError> {
+    let mut stream = XmlStream::new(StreamLimits::default());
+    let mut events = Vec::new();
+    let text = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}"
+    );
+    stream.feed(text.as_bytes(), &mut events)?;
+    events
+        .into_iter()
+        .find_map(|e| match e {
+            StreamEvent::Stanza(el) => Some(el),
+            _ => None,
+        })
+        .ok_or_else(|| StreamError::with_text(Cond::BadFormat, "no complete element in the text"))
+}
