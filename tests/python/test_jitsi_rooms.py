@@ -144,6 +144,12 @@ def test_lobby_knock_approve_whitelist_and_display_name(jitsi):
             }
             assert ("lobbyrooms", LOBBY_DOMAIN) in identities, ET.tostring(info)
             assert ("breakout_rooms", BREAKOUT_DOMAIN) in identities
+            # The lobby component answers lib-jitsi-meet's feature query on its node.
+            info = await g.iq(
+                f"<iq type='get' id='{{id}}' to='{LOBBY_DOMAIN}'>"
+                f"<query xmlns='{NS_DISCO_INFO}' node='lobbyrooms'/></iq>"
+            )
+            assert info.get("type") == "result", ET.tostring(info)
 
             # The moderator turns the lobby on.
             reply = await host.iq(members_only_form(room, True))

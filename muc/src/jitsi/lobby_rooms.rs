@@ -454,6 +454,11 @@ fn hook_lobby(lobby: &Arc<Lobby>, server: &Arc<Server>, host: &Host, service: &M
 fn filter_stanza(lobby: &Lobby, server: &Server, stanza: Element) -> Option<Element> {
     let from = stanza.from().unwrap_or_default().to_string();
     let to = stanza.to().unwrap_or_default().to_string();
+    // disco#info from the lobby component or a lobby room (its `lobbyrooms`
+    // node answers the clients' feature query) always passes.
+    if stanza.name() == "iq" && stanza.get_child("query", crate::util::NS_DISCO_INFO).is_some() {
+        return Some(stanza);
+    }
     let lobby_service = muc_of(server, &lobby.lobby_muc)?.1;
     let Some(lobby_room) = live_room(&lobby_service, bare_of(&from)) else {
         return (stanza.name() == "presence").then_some(stanza);
@@ -487,12 +492,6 @@ fn filter_stanza(lobby: &Lobby, server: &Server, stanza: Element) -> Option<Elem
                 None => to_moderator.then_some(stanza),
                 Some(real) => (to_moderator && !is_owner(&lobby_room, &real)).then_some(stanza),
             }
-        }
-        "iq" if stanza
-            .get_child("query", crate::util::NS_DISCO_INFO)
-            .is_some() =>
-        {
-            Some(stanza)
         }
         "message" => {
             let real = from_real?;
@@ -534,15 +533,25 @@ fn install_filter(lobby: &Arc<Lobby>, server: &Arc<Server>, session: &Session) {
     );
 }
 
-/// The main host's disco#info: the lobby component, and the node
-/// `lobbyrooms` for the room a web session is for.
-fn hook_disco(lobby: &Arc<Lobby>, host: &Host) {
+/// The main host's disco#info: the lobby component; and the node
+/// `lobbyrooms` for the room a web session is for, answered by the lobby
+/// component (where Jitsi's module hooks it and clients ask) and, as lilt
+/// always did, by the main host.
+fn hook_disco(lobby: &Arc<Lobby>, server: &Arc<Server>, host: &Host) {
     modules::disco::add_identity(
         host,
         "component",
         LOBBY_IDENTITY_TYPE,
         Some(&lobby.lobby_muc),
     );
+    hook_lobbyrooms_node(lobby, host);
+    if let Some(component) = server.host(&lobby.lobby_muc) {
+        hook_lobbyrooms_node(lobby, &component);
+    }
+}
+
+/// Answers disco#info for the node `lobbyrooms` on `host`.
+fn hook_lobbyrooms_node(lobby: &Arc<Lobby>, host: &Host) {
     let l = lobby.clone();
     host.events.hook("host-disco-info-node", 0, move |event| {
         if event.field_str("node") != Some(LOBBY_IDENTITY_TYPE) {
@@ -678,7 +687,7 @@ pub fn register(
         check_display_name_required,
         main_rooms: Mutex::new(HashMap::new()),
     });
-    hook_disco(&lobby, host);
+    hook_disco(&lobby, server, host);
     hook_sessions(&lobby, server);
     hook_global(&lobby, server);
     let l = lobby.clone();
