@@ -27,7 +27,8 @@ const files = {
 // The page's origin is treated as secure (getUserMedia needs that; Jitsi
 // Meet is served over https) and its requests to loopback are not blocked as
 // a public page's would be.
-export async function launchBrowser(server) {
+// `extraArgs` are added to Chromium's flags.
+export async function launchBrowser(server, extraArgs = []) {
   const rules = Object.values(deployments).map((d) => `MAP ${d.domain} 127.0.0.1`).join(', ');
   return puppeteer.launch({
     executablePath: chromiumPath(),
@@ -36,7 +37,7 @@ export async function launchBrowser(server) {
       '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required',
       `--host-resolver-rules=${rules}`, `--unsafely-treat-insecure-origin-as-secure=${server.http}`,
-      '--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests'],
+      '--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests', ...extraArgs],
   });
 }
 
@@ -71,7 +72,10 @@ export async function waitEvent(page, name, ms = 20000) {
 
 // Connects a page and joins `room`; returns { page, jid, nick }.
 // With `joined: false`, it returns once join() was called (a refused join).
-export async function joinConference(browser, server, { transport, room, hosts, credentials, config, joined = true }) {
+// With `withTracks`, the page sends its fake camera and microphone.
+export async function joinConference(browser, server, {
+  transport, room, hosts, credentials, config, joined = true, withTracks = false,
+}) {
   const page = await openPage(browser, server);
   const base = transport === 'websocket' ? server.ws : server.bosh;
   const jid = await page.evaluate((o) => window.meet.connect(o),
@@ -79,7 +83,7 @@ export async function joinConference(browser, server, { transport, room, hosts, 
     .catch((err) => {
       throw new Error(`${err.message}\nconsole:\n${page.logs.slice(-30).join('\n')}\nlilt:\n${server.output().slice(-3000)}`);
     });
-  await page.evaluate((r, c) => window.meet.join(r, c, false), room, config || {});
+  await page.evaluate((r, c, t) => window.meet.join(r, c, t), room, config || {}, withTracks);
   if (!joined) return { page, jid };
   await waitEvent(page, 'conference.joined');
   const nick = await page.evaluate(() => window.meet.conference.myUserId());

@@ -58,7 +58,8 @@ function makeCertificate(dir, hosts) {
 }
 
 // Starts lilt on a copy of the fixture; `users` are [user, host, password].
-export async function startJitsi(kind, users) {
+// `extra` is Lua appended to the overrides (e.g. the media options).
+export async function startJitsi(kind, users, extra = '') {
   const d = deployments[kind];
   const dir = mkdtempSync(join(tmpdir(), `lilt-jitsi-${kind}-`));
   cpSync(join(sharedFixtures, d.fixture), join(dir, d.fixture), { recursive: true });
@@ -84,7 +85,7 @@ export async function startJitsi(kind, users) {
     overrides += `VirtualHost ${lua(host)}\n    ssl = { key = ${lua(join(dir, 'certs', `${host}.key`))}; `
       + `certificate = ${lua(join(dir, 'certs', `${host}.crt`))} }\n`;
   }
-  writeFileSync(join(dir, 'overrides.cfg.lua'), overrides);
+  writeFileSync(join(dir, 'overrides.cfg.lua'), overrides + extra);
   const config = join(dir, 'prosody.cfg.lua');
   writeFileSync(config, `Include ${lua(`${d.fixture}/prosody.cfg.lua`)}\nInclude "overrides.cfg.lua"\n`);
   const bin = liltBinary();

@@ -102,6 +102,39 @@
       this.connection.xmpp.connection.send(stanza);
     },
 
+    // What this page receives from each other participant over the bridge:
+    // { <participant id>: { audio: { ssrc, packetsReceived }, video: { ssrc,
+    // framesDecoded, frameWidth } } }, read from the JVB peer connection's
+    // getStats() and matched to participants by the SSRC the focus signalled.
+    async mediaStats() {
+      const session = this.conference && this.conference.jvbJingleSession;
+      const pc = session && session.peerconnection && session.peerconnection.peerconnection;
+      if (!pc) return {};
+      const owners = new Map();
+      for (const participant of this.conference.getParticipants()) {
+        for (const track of participant.getTracks()) {
+          const ssrc = track.getSSRC && track.getSSRC();
+          if (ssrc) owners.set(Number(ssrc), [participant.getId(), track.getType()]);
+        }
+      }
+      const out = {};
+      (await pc.getStats()).forEach((report) => {
+        if (report.type !== 'inbound-rtp' || !owners.has(report.ssrc)) return;
+        const [id, kind] = owners.get(report.ssrc);
+        out[id] = out[id] || {};
+        out[id][kind] = kind === 'video'
+          ? { ssrc: report.ssrc, framesDecoded: report.framesDecoded || 0, frameWidth: report.frameWidth || 0 }
+          : { ssrc: report.ssrc, packetsReceived: report.packetsReceived || 0 };
+      });
+      return out;
+    },
+
+    // Mutes or unmutes this page's microphone.
+    async setAudioMuted(muted) {
+      const track = this.conference.getLocalAudioTrack();
+      if (track) await (muted ? track.mute() : track.unmute());
+    },
+
     async leave() {
       if (this.conference) await this.conference.leave().catch(() => {});
       if (this.connection) this.connection.disconnect();

@@ -1,0 +1,89 @@
+// One browser call through lilt's own focus and bridge, run inside the
+// network namespace of ./netns.sh by call.test.js (Chromium gathers ICE
+// candidates only on a non-loopback interface; the namespace's veth has
+// 10.213.0.1). lilt serves a Jitsi fixture with `jitsi_focus` and
+// `jitsi_videobridge` enabled in-process; N pages with fake camera and
+// microphone join one room and the script reports, as one JSON line on
+// stdout, what every page received from every other page:
+//
+//   node call-inner.mjs KIND PAGES [simulcast]
+//
+// { ok, pages: [{ nick, before: stats, after: stats }], speaker: {...}, error? }
+// where stats is window.meet.mediaStats() (page/meet.js).
+import { startJitsi, deployments } from './fixture.mjs';
+import { launchBrowser, joinConference } from './browser.mjs';
+import { until } from '../lib/lilt.js';
+
+const [kind = 'debian', count = '2', mode = ''] = process.argv.slice(2);
+const d = deployments[kind];
+const PASSWORD = 'call-secret';
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+// lilt's media half, in-process: the focus and the bridge log in as Jicofo
+// and Videobridge would (focus@auth.D, jvb@auth.D) and find each other in
+// the fixture's brewery; the bridge offers the namespace's veth address.
+const media = `
+jitsi_focus = { }
+jitsi_videobridge = { addresses = { "10.213.0.1" }; udp_port = 0; http = "127.0.0.1:0" }
+`;
+
+async function main() {
+  const users = d.member ? [[d.member[0], d.member[1], PASSWORD]] : [];
+  const server = await startJitsi(kind, users, media);
+  const result = { ok: false, pages: [] };
+  let browser;
+  try {
+    browser = await launchBrowser(server);
+    const hosts = { domain: d.domain, muc: d.muc, ...(d.anonymousDomain ? { anonymousdomain: d.anonymousDomain } : {}) };
+    const participants = [];
+    for (let i = 0; i < Number(count); i += 1) {
+      // On a secure domain the first participant logs in (a moderator), the others are guests.
+      const credentials = d.member && i === 0 ? { id: `${d.member[0]}@${d.member[1]}`, password: PASSWORD } : undefined;
+      participants.push(await joinConference(browser, server, {
+        transport: i % 2 ? 'bosh' : 'websocket',
+        room: `call-${kind}`,
+        hosts,
+        credentials,
+        withTracks: true,
+        config: { disableSimulcast: mode !== 'simulcast', hiddenDomain: d.hiddenDomain },
+      }));
+    }
+    const stats = () => Promise.all(participants.map((p) => p.page.evaluate(() => window.meet.mediaStats())));
+    // Every page has every other page's audio and video flowing.
+    const flowing = (all) => all.every((s, i) => participants.every((other, j) => i === j
+      || (s[other.nick]?.video?.framesDecoded > 0 && s[other.nick]?.audio?.packetsReceived > 0)));
+    await until(async () => flowing(await stats()), 40000, 'media from every page on every page').catch(() => {});
+    const before = await stats();
+    await sleep(3000);
+    const after = await stats();
+    result.pages = participants.map((p, i) => ({ nick: p.nick, before: before[i], after: after[i] }));
+    // The dominant speaker follows the one page left unmuted.
+    const speakerIndex = participants.length - 1;
+    for (const [i, p] of participants.entries()) {
+      await p.page.evaluate((m) => window.meet.setAudioMuted(m), i !== speakerIndex);
+    }
+    const speaker = participants[speakerIndex].nick;
+    const lastSpeaker = (p) => p.page.evaluate(() => {
+      const events = window.meet.events.filter((e) => e[0] === 'conference.dominantSpeakerChanged');
+      return events.length ? events[events.length - 1][1] : null;
+    });
+    await until(async () => (await Promise.all(participants.filter((_, i) => i !== speakerIndex).map(lastSpeaker)))
+      .every((s) => s === speaker), 20000, 'dominant speaker').catch(() => {});
+    result.speaker = { expected: speaker, seen: await Promise.all(participants.map(lastSpeaker)) };
+    result.ok = true;
+    if (process.env.LILT_CALL_DEBUG) {
+      result.logs = await Promise.all(participants.map((p) => p.page.logs.slice(-60)));
+      result.lilt = server.output().slice(-6000);
+    }
+  } catch (err) {
+    result.error = `${err.stack || err}\nlilt:\n${server.output().slice(-6000)}`;
+  } finally {
+    await browser?.close().catch(() => {});
+    await server.stop();
+  }
+  process.stdout.write(`\nCALL-RESULT ${JSON.stringify(result)}\n`);
+}
+
+main().catch((err) => {
+  process.stdout.write(`\nCALL-RESULT ${JSON.stringify({ ok: false, error: String(err.stack || err) })}\n`);
+});

@@ -1,0 +1,90 @@
+// Browser calls with media through lilt alone: lilt's focus and bridge
+// (in-process, issues 12 and 13), lib-jitsi-meet 2.6726.2 in headless
+// Chromium with fake camera and microphone, on the Debian and docker Jitsi
+// fixtures. Each call runs in a network namespace of its own (./netns.sh:
+// Chromium ignores loopback for WebRTC), so it needs root and unshare; it
+// is skipped, saying why, without them.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromiumPath } from '../lib/browser.js';
+import { fixtureAvailable, deployments } from './fixture.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function namespaceProblem() {
+  if (process.getuid?.() !== 0) return 'not root: cannot create a network namespace';
+  try {
+    execFileSync(join(here, 'netns.sh'), ['true'], { stdio: 'pipe' });
+  } catch (err) {
+    return `cannot create a network namespace with a veth pair: ${String(err.stderr || err).trim()}`;
+  }
+  return null;
+}
+
+const skipFor = (kind) => {
+  if (!fixtureAvailable(kind)) return `skipping: ../shared not found (needs ../shared/fixtures/${deployments[kind].fixture})`;
+  if (!chromiumPath()) return 'skipping: Debian chromium is not installed (scripts/test.sh js installs it)';
+  const problem = namespaceProblem();
+  return problem ? `skipping: ${problem}` : false;
+};
+
+// Runs call-inner.mjs in a namespace; resolves with its CALL-RESULT.
+function call(kind, pages, mode = '') {
+  return new Promise((ok, fail) => {
+    const child = spawn(join(here, 'netns.sh'), [process.execPath, join(here, 'call-inner.mjs'), kind, String(pages), mode],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { err += c; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith('CALL-RESULT '));
+      if (!line) return fail(new Error(`call-inner exited ${code} without a result:\n${out.slice(-3000)}\n${err.slice(-3000)}`));
+      ok(JSON.parse(line.slice('CALL-RESULT '.length)));
+    });
+  });
+}
+
+// Every page decoded more of every other page's video, and received more of
+// its audio, over the three seconds between the two samples.
+function assertMediaFlows(result) {
+  assert.ok(result.ok, result.error);
+  const nicks = result.pages.map((p) => p.nick);
+  for (const page of result.pages) {
+    for (const other of nicks.filter((n) => n !== page.nick)) {
+      const [b, a] = [page.before[other], page.after[other]];
+      const detail = `page ${page.nick} from ${other}: before ${JSON.stringify(b)} after ${JSON.stringify(a)}`;
+      assert.ok(a?.video && a.video.framesDecoded > (b?.video?.framesDecoded ?? 0), `video frames decoded rise, ${detail}`);
+      assert.ok(a?.audio && a.audio.packetsReceived > (b?.audio?.packetsReceived ?? 0), `audio packets rise, ${detail}`);
+    }
+  }
+}
+
+function assertDominantSpeaker(result) {
+  const { expected, seen } = result.speaker;
+  result.pages.forEach((page, i) => {
+    if (page.nick !== expected) assert.equal(seen[i], expected, `page ${page.nick} sees the unmuted page as dominant speaker`);
+  });
+}
+
+for (const kind of ['debian', 'docker']) {
+  describe(`a call through lilt's focus and bridge, ${kind} fixture`, { skip: skipFor(kind) }, () => {
+    test('two pages see and hear each other; the dominant speaker follows the unmuted page', { timeout: 200000 }, async () => {
+      const result = await call(kind, 2);
+      assertMediaFlows(result);
+      assertDominantSpeaker(result);
+    });
+    if (kind === 'debian') {
+      test('three pages with simulcast on', { timeout: 200000 }, async () => {
+        const result = await call(kind, 3, 'simulcast');
+        assertMediaFlows(result);
+        assertDominantSpeaker(result);
+      });
+    }
+  });
+}
