@@ -11,6 +11,7 @@
 pub mod ctl;
 pub mod devconfig;
 pub mod logging;
+pub mod media;
 pub mod startup;
 
 pub use auth;

@@ -1,0 +1,260 @@
+//! lilt's media half in-process: the conference focus (what Jicofo does)
+//! and the media bridge (what Jitsi Videobridge does) started inside the
+//! server when the config asks for them, each logging in as the Java
+//! component would (`focus@auth.D`, `jvb@auth.D`) through an in-process
+//! client session, so the rest of the config (client_proxy, the brewery
+//! MUC) serves them unchanged:
+//!
+//! ```lua
+//! jitsi_focus = { }          -- every field optional, derived from the Jitsi hosts
+//! jitsi_videobridge = { addresses = { "192.0.2.10" } }
+//! ```
+//!
+//! `jitsi_focus` fields (those of `lilt focus`): `jid` (default: the
+//! `target_address` of the `focus.<domain>` client_proxy component),
+//! `domain` (the main Jitsi domain, the one `focus.<domain>` belongs to),
+//! `muc` (`conference.<domain>`, or `muc.<domain>` as docker-jitsi-meet
+//! names it), `brewery` (`jvbbrewery@` the internal MUC: `internal.auth.<domain>`
+//! on Debian, `internal-muc.<domain>` on docker), `jibri_brewery`
+//! (`jibribrewery@` the same MUC).
+//!
+//! `jitsi_videobridge` fields (those of `lilt bridge`): `jid` (default
+//! `jvb@auth.<domain>`), `brewery`, `nick`, `udp_port` (10000, as
+//! Videobridge; 0 picks a free one), `addresses` (the ICE host candidates
+//! offered to browsers; default: as `lilt bridge` without `--address`), `http` (where colibri-ws, `/colibri/stats` and
+//! `/about/health` are served: `127.0.0.1:9090`, where Jitsi's nginx
+//! config proxies `/colibri-ws/` to), `ws_url_base` (the public base of the
+//! colibri-ws URL: default `wss://<domain>/colibri-ws`, or
+//! `ws://<http>/colibri-ws` when `http` is not on port 9090).
+//!
+//! `true` stands for `{ }`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use xmpp_core::config::OptionError;
+use xmpp_core::{HostKind, Jid, ServerConfig, Value};
+
+/// Where the focus logs in and what it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FocusSettings {
+    pub jid: Jid,
+    pub domain: String,
+    pub muc: String,
+    pub brewery: Jid,
+    pub jibri_brewery: Option<Jid>,
+}
+
+/// Where the bridge logs in and what it offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeSettings {
+    pub jid: Jid,
+    pub brewery: Jid,
+    pub nick: Option<String>,
+    pub udp_port: u16,
+    pub addresses: Vec<IpAddr>,
+    pub http: SocketAddr,
+    /// `None`: `ws://<the bound http address>/colibri-ws`.
+    pub ws_url_base: Option<String>,
+}
+
+/// What the config asks to run in-process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaSettings {
+    pub focus: Option<FocusSettings>,
+    pub bridge: Option<BridgeSettings>,
+}
+
+/// The Jitsi deployment the config describes, as far as the defaults need.
+struct Deployment {
+    domain: String,
+    focus_jid: Option<String>,
+    internal_muc: Option<String>,
+}
+
+fn is_muc(config: &ServerConfig, name: &str) -> bool {
+    config
+        .host(name)
+        .is_some_and(|h| matches!(&h.kind, HostKind::Component { module: Some(m) } if m == "muc"))
+}
+
+/// The main Jitsi domain: the one a `focus.<domain>` client_proxy serves.
+fn deployment(config: &ServerConfig) -> Option<Deployment> {
+    let proxy = config.hosts.iter().find(|h| {
+        h.name.starts_with("focus.")
+            && matches!(&h.kind, HostKind::Component { module: Some(m) } if m == "client_proxy")
+    })?;
+    let domain = proxy.name.trim_start_matches("focus.").to_string();
+    let focus_jid = proxy
+        .section
+        .get("target_address")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let internal_muc = [
+        format!("internal.auth.{domain}"),
+        format!("internal-muc.{domain}"),
+    ]
+    .into_iter()
+    .find(|h| is_muc(config, h));
+    Some(Deployment {
+        domain,
+        focus_jid,
+        internal_muc,
+    })
+}
+
+/// Reads one table option (`true` = `{}`); `None` when absent or `false`.
+fn table<'a>(
+    config: &'a ServerConfig,
+    option: &str,
+) -> Result<Option<MediaOption<'a>>, OptionError> {
+    let fail = |problem: String| OptionError {
+        option: option.to_string(),
+        defined_at: config.source_of(None, option).cloned(),
+        problem,
+    };
+    match config.get_global(option) {
+        None | Some(Value::Bool(false)) => Ok(None),
+        Some(Value::Bool(true)) => Ok(Some(MediaOption {
+            option: option.to_string(),
+            value: None,
+            config,
+        })),
+        Some(v @ Value::Table(_)) => Ok(Some(MediaOption {
+            option: option.to_string(),
+            value: Some(v),
+            config,
+        })),
+        Some(v) => Err(fail(format!(
+            "must be a table (or true), not a {}",
+            v.type_name()
+        ))),
+    }
+}
+
+/// A media option's table, with typed field getters whose errors name the
+/// option, the field and where the option was set.
+struct MediaOption<'a> {
+    option: String,
+    value: Option<&'a Value>,
+    config: &'a ServerConfig,
+}
+
+impl MediaOption<'_> {
+    fn error(&self, field: &str, problem: String) -> OptionError {
+        OptionError {
+            option: format!("{}.{field}", self.option),
+            defined_at: self.config.source_of(None, &self.option).cloned(),
+            problem,
+        }
+    }
+
+    fn string(&self, field: &str) -> Result<Option<String>, OptionError> {
+        match self.value.and_then(|v| v.get(field)) {
+            None => Ok(None),
+            Some(v) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| {
+                self.error(field, format!("must be a string, not a {}", v.type_name()))
+            }),
+        }
+    }
+
+    fn jid(&self, field: &str, default: Option<String>) -> Result<Jid, OptionError> {
+        let text = self
+            .string(field)?
+            .or(default)
+            .ok_or_else(|| self.error(field, "is not set and cannot be derived from the Jitsi hosts (no focus.<domain> client_proxy component)".into()))?;
+        Jid::parse(&text).map_err(|e| self.error(field, format!("is not a JID ({text:?}): {e}")))
+    }
+
+    fn port(&self, field: &str, default: u16) -> Result<u16, OptionError> {
+        match self.value.and_then(|v| v.get(field)) {
+            None => Ok(default),
+            Some(v) => v
+                .as_i64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| self.error(field, "must be a port number (0 to 65535)".into())),
+        }
+    }
+
+    fn addresses(&self, field: &str) -> Result<Option<Vec<IpAddr>>, OptionError> {
+        let Some(v) = self.value.and_then(|v| v.get(field)) else {
+            return Ok(None);
+        };
+        let list = v
+            .as_string_list()
+            .ok_or_else(|| self.error(field, "must be a list of IP addresses".into()))?;
+        list.iter()
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| self.error(field, format!("{a:?} is not an IP address")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+/// Reads `jitsi_focus` and `jitsi_videobridge` from the global section.
+pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
+    let jitsi = deployment(config);
+    let domain = jitsi.as_ref().map(|d| d.domain.clone());
+    let brewery_in = |room: &str| {
+        jitsi
+            .as_ref()
+            .and_then(|d| d.internal_muc.as_ref())
+            .map(|muc| format!("{room}@{muc}"))
+    };
+    let mut out = MediaSettings::default();
+    if let Some(t) = table(config, "jitsi_focus")? {
+        let domain = t
+            .string("domain")?
+            .or(domain.clone())
+            .ok_or_else(|| t.error("domain", "is not set and there is no focus.<domain> client_proxy component to derive it from".into()))?;
+        let muc = match t.string("muc")? {
+            Some(m) => m,
+            None => [format!("conference.{domain}"), format!("muc.{domain}")]
+                .into_iter()
+                .find(|m| is_muc(config, m))
+                .ok_or_else(|| t.error("muc", format!("is not set and neither conference.{domain} nor muc.{domain} is a MUC component")))?,
+        };
+        let jibri_brewery = match t.string("jibri_brewery")?.or(brewery_in("jibribrewery")) {
+            Some(j) => Some(
+                Jid::parse(&j)
+                    .map_err(|e| t.error("jibri_brewery", format!("is not a JID ({j:?}): {e}")))?,
+            ),
+            None => None,
+        };
+        out.focus = Some(FocusSettings {
+            jid: t.jid(
+                "jid",
+                jitsi
+                    .as_ref()
+                    .and_then(|d| d.focus_jid.clone())
+                    .or(Some(format!("focus@auth.{domain}"))),
+            )?,
+            brewery: t.jid("brewery", brewery_in("jvbbrewery"))?,
+            jibri_brewery,
+            domain,
+            muc,
+        });
+    }
+    if let Some(t) = table(config, "jitsi_videobridge")? {
+        let http_text = t.string("http")?.unwrap_or_else(|| "127.0.0.1:9090".into());
+        let http: SocketAddr = http_text
+            .parse()
+            .map_err(|_| t.error("http", format!("{http_text:?} is not an address:port")))?;
+        let ws_url_base = match (t.string("ws_url_base")?, &domain) {
+            (Some(base), _) => Some(base),
+            (None, Some(d)) if http.port() == 9090 => Some(format!("wss://{d}/colibri-ws")),
+            (None, _) => None,
+        };
+        out.bridge = Some(BridgeSettings {
+            jid: t.jid("jid", domain.as_ref().map(|d| format!("jvb@auth.{d}")))?,
+            brewery: t.jid("brewery", brewery_in("jvbbrewery"))?,
+            nick: t.string("nick")?,
+            udp_port: t.port("udp_port", 10000)?,
+            addresses: t.addresses("addresses")?.unwrap_or_default(),
+            http,
+            ws_url_base,
+        });
+    }
+    Ok(out)
+}
