@@ -8,11 +8,26 @@
 //! Start reading at [`MediaCore`]; one endpoint's str0m `Rtc` lives in
 //! `endpoint.rs`, a conference's forwarding tables in `conference.rs`.
 
-use std::collections::VecDeque;
+mod conference;
+mod demux;
+mod endpoint;
+mod forward;
+mod speaker;
+mod stats;
+
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use media_signalling::{IceTransport, MediaDescription, Source};
+use media_signalling::{Candidate, Fingerprint, IceTransport, MediaDescription, Source};
+use str0m::config::DtlsCert;
+use str0m::net::{Protocol, Receive};
+use str0m::Input;
+
+use conference::Conference;
+use demux::{Demux, EndpointKey};
+use endpoint::Endpoint;
+use stats::Counters;
 
 /// How the core is set up by the runtime.
 #[derive(Debug, Clone)]
@@ -41,9 +56,15 @@ pub enum MediaOutput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     /// ICE and DTLS are up.
-    EndpointConnected { conference: String, endpoint: String },
+    EndpointConnected {
+        conference: String,
+        endpoint: String,
+    },
     /// Silent for `endpoint_timeout`; the core has removed it.
-    EndpointExpired { conference: String, endpoint: String },
+    EndpointExpired {
+        conference: String,
+        endpoint: String,
+    },
     /// The dominant speaker of a conference changed; `previous` lists the
     /// earlier speakers, most recent first; `silence` when nobody speaks.
     DominantSpeakerChanged {
@@ -97,16 +118,44 @@ pub struct MediaStats {
 /// endpoint, all behind one UDP socket.
 pub struct MediaCore {
     config: MediaConfig,
+    /// The bridge's DTLS certificate, shared by every endpoint (`None` only
+    /// if the crypto provider could not make one: allocation then fails).
+    cert: Option<DtlsCert>,
+    /// Its sha-256 fingerprint, colon-separated upper-case hex.
+    fingerprint: String,
+    conferences: HashMap<String, Conference>,
+    demux: Demux,
     outputs: VecDeque<MediaOutput>,
-    stats: MediaStats,
+    counters: Counters,
 }
+
+/// How long a failed `Rtc` waits before it is polled again.
+const RETRY: Duration = Duration::from_millis(100);
 
 impl MediaCore {
     pub fn new(config: MediaConfig) -> MediaCore {
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider.dtls_provider.generate_certificate();
+        let fingerprint = cert
+            .as_ref()
+            .map(|c| {
+                provider
+                    .sha256_provider
+                    .sha256(&c.certificate)
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .unwrap_or_default();
         MediaCore {
             config,
+            cert,
+            fingerprint,
+            conferences: HashMap::new(),
+            demux: Demux::default(),
             outputs: VecDeque::new(),
-            stats: MediaStats::default(),
+            counters: Counters::default(),
         }
     }
 
@@ -116,13 +165,54 @@ impl MediaCore {
     /// host candidate per candidate address, rtcp_mux true, no web socket.
     pub fn create_endpoint(
         &mut self,
-        _now: Instant,
-        _conference: &str,
+        now: Instant,
+        conference: &str,
         endpoint: &str,
-        _ice_controlling: bool,
+        ice_controlling: bool,
     ) -> Result<IceTransport, MediaError> {
-        let _ = &self.config;
-        Err(MediaError::Rtc(format!("not yet implemented ({endpoint})")))
+        if self.cert.is_none() {
+            return Err(MediaError::Rtc("no DTLS certificate".into()));
+        }
+        let conf = self
+            .conferences
+            .entry(conference.to_string())
+            .or_insert_with(|| Conference::new(conference));
+        if conf.endpoints.contains_key(endpoint) {
+            return Err(MediaError::EndpointExists(endpoint.to_string()));
+        }
+        let e = Endpoint::new(now, ice_controlling);
+        let mut candidates = Vec::new();
+        for address in &self.config.candidate_addresses {
+            let priority = str0m::Candidate::host(*address, "udp")
+                .map(|c| c.prio())
+                .map_err(|e| MediaError::Rtc(format!("candidate {address}: {e}")))?;
+            candidates.push(Candidate {
+                foundation: "1".into(),
+                component: 1,
+                protocol: "udp".into(),
+                priority,
+                address: *address,
+                kind: "host".into(),
+                generation: 0,
+                id: None,
+            });
+        }
+        let transport = IceTransport {
+            ufrag: e.ufrag.clone(),
+            pwd: e.pwd.clone(),
+            fingerprints: vec![Fingerprint {
+                hash: "sha-256".into(),
+                value: self.fingerprint.clone(),
+                setup: Some("actpass".into()),
+            }],
+            candidates,
+            rtcp_mux: true,
+            web_socket: None,
+        };
+        self.demux
+            .add_ufrag(&e.ufrag, (conference.to_string(), endpoint.to_string()));
+        conf.endpoints.insert(endpoint.to_string(), e);
+        Ok(transport)
     }
 
     /// The payload types and header extensions the focus negotiated for
@@ -130,22 +220,48 @@ impl MediaCore {
     pub fn set_media(
         &mut self,
         conference: &str,
-        _endpoint: &str,
-        _media: &[MediaDescription],
+        endpoint: &str,
+        media: &[MediaDescription],
     ) -> Result<(), MediaError> {
-        Err(MediaError::UnknownConference(conference.to_string()))
+        let conf = conference_of(&mut self.conferences, conference, endpoint)?;
+        let cert = self
+            .cert
+            .as_ref()
+            .ok_or_else(|| MediaError::Rtc("no DTLS certificate".into()))?;
+        let candidates = &self.config.candidate_addresses;
+        let Some(e) = conf.endpoints.get_mut(endpoint) else {
+            return Err(MediaError::UnknownEndpoint(endpoint.to_string()));
+        };
+        let now = e.last_activity;
+        if e.set_media(now, media, cert, candidates)? {
+            conf.declare_all_streams();
+        }
+        Ok(())
     }
 
     /// The endpoint's own ICE credentials, fingerprint and candidates.
     /// Starts ICE and DTLS (bridge DTLS passive).
     pub fn set_remote_transport(
         &mut self,
-        _now: Instant,
+        now: Instant,
         conference: &str,
-        _endpoint: &str,
-        _transport: &IceTransport,
+        endpoint: &str,
+        transport: &IceTransport,
     ) -> Result<(), MediaError> {
-        Err(MediaError::UnknownConference(conference.to_string()))
+        let conf = conference_of(&mut self.conferences, conference, endpoint)?;
+        let cert = self
+            .cert
+            .as_ref()
+            .ok_or_else(|| MediaError::Rtc("no DTLS certificate".into()))?;
+        let candidates = &self.config.candidate_addresses;
+        let Some(e) = conf.endpoints.get_mut(endpoint) else {
+            return Err(MediaError::UnknownEndpoint(endpoint.to_string()));
+        };
+        if e.set_remote_transport(now, transport, cert, candidates)? {
+            conf.declare_all_streams();
+        }
+        conf.drive(now, endpoint, &mut self.outputs, &mut self.counters);
+        Ok(())
     }
 
     /// Replaces the endpoint's sources (what it sends). Errors if an SSRC
@@ -153,57 +269,249 @@ impl MediaCore {
     pub fn set_sources(
         &mut self,
         conference: &str,
-        _endpoint: &str,
-        _sources: &[Source],
+        endpoint: &str,
+        sources: &[Source],
     ) -> Result<(), MediaError> {
-        Err(MediaError::UnknownConference(conference.to_string()))
+        let conf = conference_of(&mut self.conferences, conference, endpoint)?;
+        conf.set_sources(endpoint, sources)
     }
 
-    /// Stops (or resumes) forwarding the endpoint's audio and/or video.
+    /// Stops (`true`) or resumes (`false`) forwarding the endpoint's audio
+    /// and video.
     pub fn force_mute(
         &mut self,
         conference: &str,
-        _endpoint: &str,
-        _audio: bool,
-        _video: bool,
+        endpoint: &str,
+        audio: bool,
+        video: bool,
     ) -> Result<(), MediaError> {
-        Err(MediaError::UnknownConference(conference.to_string()))
+        let conf = conference_of(&mut self.conferences, conference, endpoint)?;
+        if let Some(e) = conf.endpoints.get_mut(endpoint) {
+            e.mute_audio = audio;
+            e.mute_video = video;
+        }
+        Ok(())
     }
 
     /// No-op if unknown; the conference goes when its last endpoint goes.
-    pub fn expire_endpoint(&mut self, _conference: &str, _endpoint: &str) {}
-
-    pub fn expire_conference(&mut self, _conference: &str) {}
-
-    pub fn has_conference(&self, _conference: &str) -> bool {
-        false
+    pub fn expire_endpoint(&mut self, conference: &str, endpoint: &str) {
+        let Some(conf) = self.conferences.get_mut(conference) else {
+            return;
+        };
+        if let Some(mut removed) = conf.remove_endpoint(endpoint) {
+            if let Some(rtc) = removed.rtc.as_mut() {
+                rtc.disconnect();
+            }
+            self.demux
+                .remove_endpoint(&(conference.to_string(), endpoint.to_string()));
+        }
+        if conf.endpoints.is_empty() {
+            self.conferences.remove(conference);
+        }
     }
 
-    pub fn endpoint_ids(&self, _conference: &str) -> Vec<String> {
-        Vec::new()
+    pub fn expire_conference(&mut self, conference: &str) {
+        for endpoint in self.endpoint_ids(conference) {
+            self.expire_endpoint(conference, &endpoint);
+        }
+        self.conferences.remove(conference);
     }
 
+    pub fn has_conference(&self, conference: &str) -> bool {
+        self.conferences.contains_key(conference)
+    }
+
+    pub fn endpoint_ids(&self, conference: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .conferences
+            .get(conference)
+            .map(|c| c.endpoints.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// One datagram from the socket. What belongs to no endpoint, or that
+    /// the endpoint's `Rtc` refuses, is dropped and counted.
     pub fn handle_receive(
         &mut self,
-        _now: Instant,
-        _source: SocketAddr,
-        _destination: SocketAddr,
-        _contents: &[u8],
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
     ) {
-        self.stats.packets_dropped += 1;
+        self.counters.received(now, contents.len());
+        let Some((conference, endpoint)) = self.demux.route(source, contents) else {
+            self.counters.packets_dropped += 1;
+            return;
+        };
+        let Some(conf) = self.conferences.get_mut(&conference) else {
+            self.counters.packets_dropped += 1;
+            return;
+        };
+        let Some(e) = conf.endpoints.get_mut(&endpoint) else {
+            self.counters.packets_dropped += 1;
+            return;
+        };
+        let Some(rtc) = e.rtc.as_mut() else {
+            // ICE checks before the focus passed the endpoint's transport:
+            // the browser retries them.
+            self.counters.packets_dropped += 1;
+            return;
+        };
+        let Ok(datagram) = contents.try_into() else {
+            self.counters.packets_dropped += 1;
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents: datagram,
+            },
+        );
+        if !rtc.accepts(&input) {
+            self.counters.packets_dropped += 1;
+            return;
+        }
+        if let Err(err) = rtc.handle_input(input) {
+            tracing::debug!(conference, endpoint, "dropped datagram: {err}");
+            self.counters.packets_dropped += 1;
+        }
+        e.last_activity = now;
+        conf.drive(now, &endpoint, &mut self.outputs, &mut self.counters);
     }
 
-    pub fn handle_timeout(&mut self, _now: Instant) {}
+    /// Time passed: str0m timers, dominant-speaker decisions, expiry of
+    /// silent endpoints.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.counters.download.roll(now);
+        self.counters.upload.roll(now);
+        let mut expired: Vec<EndpointKey> = Vec::new();
+        for (conference_id, conf) in self.conferences.iter_mut() {
+            let due: Vec<String> = conf
+                .endpoints
+                .iter()
+                .filter(|(_, e)| e.rtc_timeout.is_some_and(|t| t <= now))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in due {
+                if let Some(rtc) = conf.endpoints.get_mut(&id).and_then(|e| e.rtc.as_mut()) {
+                    if let Err(err) = rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(endpoint = id, "rtc timeout: {err}");
+                    }
+                }
+                conf.drive(now, &id, &mut self.outputs, &mut self.counters);
+                if let Some(e) = conf.endpoints.get_mut(&id) {
+                    if e.rtc_timeout.is_some_and(|t| t <= now) {
+                        e.rtc_timeout = Some(now + RETRY);
+                    }
+                }
+            }
+            if let Some(change) = conf.speaker.handle_timeout(now) {
+                self.outputs
+                    .push_back(MediaOutput::Event(MediaEvent::DominantSpeakerChanged {
+                        conference: conference_id.clone(),
+                        endpoint: change.endpoint,
+                        previous: change.previous,
+                        silence: change.silence,
+                    }));
+            }
+            for (id, e) in &conf.endpoints {
+                let silent = now.saturating_duration_since(e.last_activity);
+                if e.connected && silent >= self.config.endpoint_timeout {
+                    expired.push((conference_id.clone(), id.clone()));
+                }
+            }
+        }
+        for (conference, endpoint) in expired {
+            self.expire_endpoint(&conference, &endpoint);
+            self.outputs
+                .push_back(MediaOutput::Event(MediaEvent::EndpointExpired {
+                    conference,
+                    endpoint,
+                }));
+        }
+    }
 
     pub fn poll_output(&mut self) -> Option<MediaOutput> {
         self.outputs.pop_front()
     }
 
+    /// The earliest instant `handle_timeout` is due.
     pub fn next_timeout(&self) -> Option<Instant> {
-        None
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for conf in self.conferences.values() {
+            consider(conf.speaker.next_timeout());
+            for e in conf.endpoints.values() {
+                consider(e.rtc_timeout);
+                if e.connected {
+                    consider(Some(e.last_activity + self.config.endpoint_timeout));
+                }
+            }
+        }
+        next
     }
 
     pub fn stats(&self) -> MediaStats {
-        self.stats.clone()
+        let c = &self.counters;
+        let mut stats = MediaStats {
+            packets_received: c.packets_received,
+            packets_sent: c.packets_sent,
+            bytes_received: c.bytes_received,
+            bytes_sent: c.bytes_sent,
+            packets_dropped: c.packets_dropped,
+            nacks_received: c.nacks_received,
+            retransmissions_sent: c.retransmissions_sent,
+            keyframe_requests: c.keyframe_requests,
+            conferences: self.conferences.len() as u64,
+            bitrate_download_bps: c.download.bps,
+            bitrate_upload_bps: c.upload.bps,
+            packet_rate_download: c.download.pps,
+            packet_rate_upload: c.upload.pps,
+            ..MediaStats::default()
+        };
+        let recent = |t: Option<Instant>, last: Instant| {
+            t.is_some_and(|t| last.saturating_duration_since(t) < SENDING_WINDOW)
+        };
+        for conf in self.conferences.values() {
+            for e in conf.endpoints.values() {
+                stats.endpoints += 1;
+                // Relative to the endpoint's own last datagram: no clock here.
+                if recent(e.last_audio_received, e.last_activity) && !e.mute_audio {
+                    stats.endpoints_sending_audio += 1;
+                }
+                if recent(e.last_video_received, e.last_activity) && !e.mute_video {
+                    stats.endpoints_sending_video += 1;
+                }
+            }
+        }
+        stats
     }
+}
+
+/// An endpoint counts as sending a kind of media when a packet of it came
+/// within this long of its last datagram.
+const SENDING_WINDOW: Duration = Duration::from_secs(3);
+
+/// The conference of a known endpoint.
+fn conference_of<'a>(
+    conferences: &'a mut HashMap<String, Conference>,
+    conference: &str,
+    endpoint: &str,
+) -> Result<&'a mut Conference, MediaError> {
+    let conf = conferences
+        .get_mut(conference)
+        .ok_or_else(|| MediaError::UnknownConference(conference.to_string()))?;
+    if !conf.endpoints.contains_key(endpoint) {
+        return Err(MediaError::UnknownEndpoint(endpoint.to_string()));
+    }
+    Ok(conf)
 }
