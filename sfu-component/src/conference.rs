@@ -1,0 +1,141 @@
+//! The signalling state of a conference and its endpoints, as the focus and
+//! the bridge channel made it: ids, passwords, signalled sources, what each
+//! receiver asked for and what the bridge last told it. The media state
+//! (ICE, DTLS, RTP) lives in the media core under the same ids.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use media_signalling::{MediaKind, Source};
+
+use crate::channel::{AudioSubscription, ReceiverConstraints};
+
+/// One conference (Videobridge's `Conference`), known to the focus by its
+/// `meeting-id` and to the media core and colibri-ws URLs by `id`.
+#[derive(Debug, Clone)]
+pub struct Conference {
+    pub id: String,
+    pub meeting_id: String,
+    pub name: Option<String>,
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// The bridge's own sources (`jvb-a0`/`jvb-v0`) answered to the focus.
+    pub feedback_sources: Vec<Source>,
+    /// Dominant speaker first, then the previous speakers (most recent
+    /// first), as the media core last reported.
+    pub speakers: Vec<String>,
+    pub silence: bool,
+    /// When the conference last became empty (it expires after a while).
+    pub empty_since: Option<Instant>,
+}
+
+impl Conference {
+    pub fn new(id: String, meeting_id: String, name: Option<String>, now: Instant) -> Conference {
+        Conference {
+            id,
+            meeting_id,
+            name,
+            endpoints: BTreeMap::new(),
+            feedback_sources: Vec::new(),
+            speakers: Vec::new(),
+            silence: false,
+            empty_since: Some(now),
+        }
+    }
+
+    /// The endpoint that already signalled `ssrc`, other than `except`.
+    pub fn ssrc_owner(&self, ssrc: u32, except: &str) -> Option<&str> {
+        self.endpoints
+            .values()
+            .filter(|e| e.id != except)
+            .find(|e| e.sources.iter().any(|s| s.ssrcs.contains(&ssrc)))
+            .map(|e| e.id.as_str())
+    }
+
+    /// Endpoint ids with the dominant speaker and recent speakers first,
+    /// then the rest in id order.
+    pub fn speaker_order(&self) -> Vec<String> {
+        let mut order: Vec<String> = self
+            .speakers
+            .iter()
+            .filter(|s| self.endpoints.contains_key(*s))
+            .cloned()
+            .collect();
+        for id in self.endpoints.keys() {
+            if !order.contains(id) {
+                order.push(id.clone());
+            }
+        }
+        order
+    }
+}
+
+/// One endpoint (a participant's connection to this bridge).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub stats_id: Option<String>,
+    /// The ICE pwd of the bridge's transport, also the colibri-ws `pwd`.
+    pub pwd: String,
+    pub channel_open: bool,
+    /// `<capability name='source-names'/>` was given.
+    pub source_names: bool,
+    pub visitor: bool,
+    pub sources: Vec<Source>,
+    pub force_mute: (bool, bool),
+    pub last_n: Option<i64>,
+    /// From `ReceiverVideoConstraints` (either shape); `None` until one came.
+    pub constraints: Option<ReceiverConstraints>,
+    /// 2021 `ReceiverVideoConstraint {maxFrameHeight}`.
+    pub legacy_max_height: Option<i64>,
+    /// 2021 `SelectedEndpointsChangedEvent` / `PinnedEndpointsChangedEvent`.
+    pub legacy_selected: Vec<String>,
+    pub audio_subscription: AudioSubscription,
+    /// `SourceVideoTypeMessage`/`VideoTypeMessage`: source name → type.
+    pub video_types: BTreeMap<String, String>,
+    /// What the bridge last told this endpoint, to send only changes.
+    pub sent_forwarded: Option<Vec<String>>,
+    pub sent_last_n: Vec<String>,
+    pub sent_sender_constraints: BTreeMap<String, i64>,
+}
+
+impl Endpoint {
+    pub fn new(id: String, pwd: String) -> Endpoint {
+        Endpoint {
+            id,
+            stats_id: None,
+            pwd,
+            channel_open: false,
+            source_names: false,
+            visitor: false,
+            sources: Vec::new(),
+            force_mute: (false, false),
+            last_n: None,
+            constraints: None,
+            legacy_max_height: None,
+            legacy_selected: Vec::new(),
+            audio_subscription: AudioSubscription::All,
+            video_types: BTreeMap::new(),
+            sent_forwarded: None,
+            sent_last_n: Vec::new(),
+            sent_sender_constraints: BTreeMap::new(),
+        }
+    }
+
+    /// The video sources this endpoint sends (none while video is
+    /// force-muted).
+    pub fn video_sources(&self) -> impl Iterator<Item = &Source> {
+        let muted = self.force_mute.1;
+        self.sources
+            .iter()
+            .filter(move |s| !muted && s.kind == MediaKind::Video && !s.ssrcs.is_empty())
+    }
+
+    /// The effective lastN (`-1`: unlimited).
+    pub fn effective_last_n(&self) -> i64 {
+        self.constraints
+            .as_ref()
+            .and_then(|c| c.last_n)
+            .or(self.last_n)
+            .unwrap_or(-1)
+    }
+}
