@@ -1,0 +1,279 @@
+//! The brewery: the bridges the focus can use, learnt from their presence in
+//! the brewery MUC (`<stats xmlns='http://jitsi.org/protocol/colibri'>`), and
+//! bridge selection as Jicofo's `BridgeSelector` does it.
+//!
+//! A bridge is a candidate for a new conference when it is operational
+//! (healthy stat, no failed health check within the last minute) and neither
+//! in graceful shutdown nor draining. Its load is the corrected stress:
+//! `stress_level + recently added endpoints × average_participant_stress`;
+//! at 0.8 or more it is overloaded. The participant's region is preferred
+//! (region-based strategy with fallback), then the least loaded bridge. A
+//! conference stays on its bridge while that bridge is operational (one
+//! bridge per conference: relays are a later step, and the choice is made in
+//! [`Brewery::select`] alone so that cascading can extend it).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use xmpp_core::Element;
+
+use crate::ns;
+
+/// Jicofo's `bridge.*` settings that selection uses.
+#[derive(Debug, Clone)]
+pub struct SelectionConfig {
+    pub stress_threshold: f64,
+    pub default_participant_stress: f64,
+    /// How long an endpoint counts as recently added.
+    pub participant_rampup: Duration,
+    /// How long a bridge stays non-operational after a failure.
+    pub failure_reset: Duration,
+    pub max_participants_per_bridge: usize,
+}
+
+impl Default for SelectionConfig {
+    fn default() -> Self {
+        SelectionConfig {
+            stress_threshold: 0.8,
+            default_participant_stress: 0.01,
+            participant_rampup: Duration::from_secs(20),
+            failure_reset: Duration::from_secs(60),
+            max_participants_per_bridge: 80,
+        }
+    }
+}
+
+/// One bridge of the brewery, keyed by its occupant JID.
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    pub jid: String,
+    pub stress: f64,
+    pub average_participant_stress: Option<f64>,
+    pub graceful_shutdown: bool,
+    pub draining: bool,
+    pub healthy: bool,
+    pub region: Option<String>,
+    pub relay_id: Option<String>,
+    pub version: Option<String>,
+    pub failed_at: Option<Instant>,
+    recently_added: Vec<Instant>,
+}
+
+impl Bridge {
+    fn new(jid: &str) -> Bridge {
+        Bridge {
+            jid: jid.to_string(),
+            stress: 0.0,
+            average_participant_stress: None,
+            graceful_shutdown: false,
+            draining: false,
+            healthy: true,
+            region: None,
+            relay_id: None,
+            version: None,
+            failed_at: None,
+            recently_added: Vec::new(),
+        }
+    }
+
+    /// Operational: reports itself healthy and has not failed recently.
+    pub fn is_operational(&self, now: Instant, config: &SelectionConfig) -> bool {
+        self.healthy
+            && self
+                .failed_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= config.failure_reset)
+    }
+
+    pub fn corrected_stress(&self, now: Instant, config: &SelectionConfig) -> f64 {
+        let recent = self
+            .recently_added
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < config.participant_rampup)
+            .count() as f64;
+        self.stress
+            + recent
+                * self
+                    .average_participant_stress
+                    .unwrap_or(config.default_participant_stress)
+    }
+
+    pub fn is_overloaded(&self, now: Instant, config: &SelectionConfig) -> bool {
+        self.corrected_stress(now, config) >= config.stress_threshold
+    }
+
+    /// Reads the `<stat name value>`s of a brewery presence.
+    fn update(&mut self, stats: &Element) {
+        let get = |name: &str| {
+            stats
+                .children()
+                .find(|s| s.name() == "stat" && s.get_attr("name") == Some(name))
+                .and_then(|s| s.get_attr("value"))
+                .map(str::to_string)
+        };
+        let flag = |v: Option<String>| v.is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if let Some(s) = get("stress_level").and_then(|v| v.parse::<f64>().ok()) {
+            if s.is_finite() {
+                self.stress = s;
+            }
+        }
+        self.average_participant_stress = get("average_participant_stress")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite());
+        self.graceful_shutdown = flag(get("graceful_shutdown")) || flag(get("shutting_down"));
+        self.draining = flag(get("drain"));
+        self.healthy = get("healthy").is_none_or(|v| v.eq_ignore_ascii_case("true"));
+        self.region = get("region");
+        self.relay_id = get("relay_id");
+        self.version = get("version");
+    }
+}
+
+/// All known bridges.
+#[derive(Debug, Default)]
+pub struct Brewery {
+    pub config: SelectionConfig,
+    bridges: BTreeMap<String, Bridge>,
+}
+
+/// What a brewery presence changed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BreweryChange {
+    Updated,
+    /// The bridge left the brewery (or went unhealthy): its conferences move.
+    Gone(String),
+    Ignored,
+}
+
+impl Brewery {
+    pub fn new(config: SelectionConfig) -> Brewery {
+        Brewery {
+            config,
+            bridges: BTreeMap::new(),
+        }
+    }
+
+    pub fn get(&self, jid: &str) -> Option<&Bridge> {
+        self.bridges.get(jid)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Bridge> {
+        self.bridges.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.bridges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bridges.is_empty()
+    }
+
+    pub fn operational_count(&self, now: Instant) -> usize {
+        self.bridges
+            .values()
+            .filter(|b| b.is_operational(now, &self.config))
+            .count()
+    }
+
+    /// A presence from `from` (an occupant of the brewery room).
+    pub fn on_presence(&mut self, from: &str, presence: &Element) -> BreweryChange {
+        if presence.type_() == Some("unavailable") {
+            return match self.bridges.remove(from) {
+                Some(_) => BreweryChange::Gone(from.to_string()),
+                None => BreweryChange::Ignored,
+            };
+        }
+        if presence.type_().is_some() {
+            return BreweryChange::Ignored;
+        }
+        let Some(stats) = presence.get_child("stats", ns::COLIBRI) else {
+            return BreweryChange::Ignored;
+        };
+        let bridge = self
+            .bridges
+            .entry(from.to_string())
+            .or_insert_with(|| Bridge::new(from));
+        let was_healthy = bridge.healthy;
+        bridge.update(stats);
+        if was_healthy && !bridge.healthy {
+            return BreweryChange::Gone(from.to_string());
+        }
+        BreweryChange::Updated
+    }
+
+    /// A failed health check or Colibri2 request: non-operational for
+    /// `failure_reset`.
+    pub fn mark_failed(&mut self, jid: &str, now: Instant) {
+        if let Some(b) = self.bridges.get_mut(jid) {
+            b.failed_at = Some(now);
+        }
+    }
+
+    /// A health check answered: operational again.
+    pub fn mark_healthy(&mut self, jid: &str) {
+        if let Some(b) = self.bridges.get_mut(jid) {
+            b.failed_at = None;
+        }
+    }
+
+    /// Counts an endpoint allocated on a bridge (the stress correction).
+    pub fn endpoint_added(&mut self, jid: &str, now: Instant) {
+        let rampup = self.config.participant_rampup;
+        if let Some(b) = self.bridges.get_mut(jid) {
+            b.recently_added
+                .retain(|t| now.saturating_duration_since(*t) < rampup);
+            b.recently_added.push(now);
+        }
+    }
+
+    /// The bridge for a participant: the conference's own bridge while it is
+    /// operational, else the best candidate (see the module documentation).
+    /// `current` is the conference's bridge with its participant count.
+    pub fn select(
+        &self,
+        now: Instant,
+        current: Option<(&str, usize)>,
+        participant_region: Option<&str>,
+    ) -> Option<String> {
+        let config = &self.config;
+        if let Some((jid, _count)) = current {
+            if let Some(b) = self.bridges.get(jid) {
+                if b.is_operational(now, config) {
+                    // One bridge per conference: past
+                    // max_participants_per_bridge a relay would be added;
+                    // without relays the conference stays where it is.
+                    return Some(b.jid.clone());
+                }
+            }
+        }
+        let candidates: Vec<&Bridge> = self
+            .bridges
+            .values()
+            .filter(|b| b.is_operational(now, config) && !b.graceful_shutdown && !b.draining)
+            .collect();
+        let least_loaded = |list: &[&Bridge]| -> Option<String> {
+            list.iter()
+                .min_by(|a, b| {
+                    a.corrected_stress(now, config)
+                        .total_cmp(&b.corrected_stress(now, config))
+                })
+                .map(|b| b.jid.clone())
+        };
+        let not_loaded: Vec<&Bridge> = candidates
+            .iter()
+            .copied()
+            .filter(|b| !b.is_overloaded(now, config))
+            .collect();
+        if let Some(region) = participant_region {
+            let in_region: Vec<&Bridge> = not_loaded
+                .iter()
+                .copied()
+                .filter(|b| b.region.as_deref() == Some(region))
+                .collect();
+            if let Some(j) = least_loaded(&in_region) {
+                return Some(j);
+            }
+        }
+        least_loaded(&not_loaded).or_else(|| least_loaded(&candidates))
+    }
+}

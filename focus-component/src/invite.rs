@@ -1,0 +1,303 @@
+//! Inviting a participant: a bridge is chosen, the endpoint allocated with
+//! Colibri2 and, with the bridge's transport, the participant gets its
+//! session-initiate (or, when its session is already up, a
+//! transport-replace). Failover: a bridge that fails a health check or a
+//! Colibri2 request, or leaves the brewery, loses its conferences, and their
+//! participants are invited again on another bridge.
+
+use std::time::Instant;
+
+use xmpp_core::Element;
+
+use crate::colibri;
+use crate::conference_iq::uuid;
+use crate::focus::{Focus, Pending};
+use crate::offer::{self, Offer};
+use crate::participant::{Allocation, JingleSession};
+use crate::room::BridgeSession;
+
+fn random_sid() -> String {
+    let b: [u8; 6] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Focus {
+    /// Allocates `nick` on the conference's bridge (choosing one if need
+    /// be); the offer follows the bridge's answer.
+    pub(crate) fn invite(&mut self, now: Instant, room: &str, nick: &str) {
+        let Some(c) = self.conferences.get_mut(room) else {
+            return;
+        };
+        let Some(p) = c.participants.get(nick) else {
+            return;
+        };
+        let current = c
+            .bridge
+            .as_ref()
+            .map(|b| (b.bridge.clone(), c.on_bridge(&b.bridge).len()));
+        let chosen = self.brewery.select(
+            now,
+            current.as_ref().map(|(b, n)| (b.as_str(), *n)),
+            p.region.as_deref(),
+        );
+        let Some(bridge) = chosen else {
+            tracing::warn!(room, nick, "no operational bridge: the participant waits");
+            if let Some(p) = c.participants.get_mut(nick) {
+                p.allocation = Allocation::NoBridge;
+            }
+            return;
+        };
+        if c.bridge.as_ref().is_none_or(|b| b.bridge != bridge) {
+            c.bridge = Some(BridgeSession {
+                bridge: bridge.clone(),
+                created: false,
+                creating: false,
+                queued: Vec::new(),
+                feedback_sources: Vec::new(),
+                session_id: uuid(),
+            });
+        }
+        if let Some(p) = c.participants.get_mut(nick) {
+            p.allocation = Allocation::Pending {
+                bridge: bridge.clone(),
+            };
+        }
+        self.brewery.endpoint_added(&bridge, now);
+        let Some(bs) = c.bridge.as_mut() else { return };
+        if bs.creating {
+            if !bs.queued.iter().any(|q| q == nick) {
+                bs.queued.push(nick.to_string());
+            }
+            return;
+        }
+        let create = !bs.created;
+        bs.creating = create;
+        self.send_allocation(now, room, vec![nick.to_string()], create);
+    }
+
+    fn send_allocation(&mut self, now: Instant, room: &str, nicks: Vec<String>, create: bool) {
+        let Some(c) = self.conferences.get(room) else {
+            return;
+        };
+        let Some(bs) = &c.bridge else { return };
+        let bridge = bs.bridge.clone();
+        let mut endpoints = Vec::new();
+        for nick in &nicks {
+            if let Some(p) = c.participants.get(nick) {
+                endpoints.push(colibri::endpoint_create(
+                    nick,
+                    p.stats_id.as_deref(),
+                    p.offer_options(),
+                    c.sources.of(nick),
+                    (p.force_muted_audio, p.force_muted_video),
+                ));
+            }
+        }
+        let meeting_id = c.meeting_id.clone();
+        let id = self.id();
+        let iq = colibri::conference_modify(&bridge, &id, &meeting_id, room, create, endpoints);
+        self.request(
+            now,
+            iq,
+            Pending::Allocate {
+                room: room.to_string(),
+                bridge,
+                endpoints: nicks,
+            },
+        );
+    }
+
+    /// The bridge answered an allocation: offers go out, queued endpoints
+    /// follow.
+    pub(crate) fn on_allocated(
+        &mut self,
+        now: Instant,
+        room: &str,
+        bridge: &str,
+        endpoints: &[String],
+        iq: &Element,
+    ) {
+        let answer = colibri::parse_answer(iq);
+        let Some(c) = self.conferences.get_mut(room) else {
+            return;
+        };
+        let Some(bs) = c.bridge.as_mut().filter(|b| b.bridge == bridge) else {
+            return;
+        };
+        bs.created = true;
+        bs.creating = false;
+        if !answer.feedback_sources.is_empty() {
+            bs.feedback_sources = answer.feedback_sources.clone();
+        }
+        let queued = std::mem::take(&mut bs.queued);
+        let mut offers = Vec::new();
+        for nick in endpoints {
+            let Some(p) = c.participants.get_mut(nick) else {
+                continue;
+            };
+            if p.allocation.bridge() != Some(bridge) {
+                continue;
+            }
+            match answer.transports.get(nick) {
+                Some(t) => {
+                    p.allocation = Allocation::Allocated {
+                        bridge: bridge.to_string(),
+                        transport: t.clone(),
+                    };
+                    offers.push(nick.clone());
+                }
+                None => {
+                    tracing::warn!(
+                        room,
+                        nick,
+                        "the bridge answered no transport for the endpoint"
+                    );
+                    p.allocation = Allocation::None;
+                }
+            }
+        }
+        for nick in offers {
+            self.send_offer(now, room, &nick);
+        }
+        if !queued.is_empty() {
+            self.send_allocation(now, room, queued, false);
+        }
+    }
+
+    /// session-initiate, or transport-replace for a session that is up.
+    fn send_offer(&mut self, now: Instant, room: &str, nick: &str) {
+        let initiator = self.options.jid.clone();
+        let start_muted = self.options.start_muted;
+        let Some(c) = self.conferences.get_mut(room) else {
+            return;
+        };
+        let sources = c.remote_sources(nick);
+        let Some(bs) = &c.bridge else { return };
+        let bridge_session_id = bs.session_id.clone();
+        let region = self.brewery.get(&bs.bridge).and_then(|b| b.region.clone());
+        let Some(p) = c.participants.get_mut(nick) else {
+            return;
+        };
+        let Allocation::Allocated { transport, .. } = &p.allocation else {
+            return;
+        };
+        let transport = transport.clone();
+        let (action, sid) = match &p.session {
+            Some(s) if s.active => ("transport-replace", s.sid.clone()),
+            _ => ("session-initiate", random_sid()),
+        };
+        p.session = Some(JingleSession {
+            sid: sid.clone(),
+            active: action == "transport-replace",
+            bridge_session_id: bridge_session_id.clone(),
+        });
+        p.signaled = sources.clone();
+        p.flush_at = None;
+        let options = p.offer_options();
+        let json = p.supports_json_sources();
+        let to = p.occupant_jid.clone();
+        self.next_id += 1;
+        let id = format!("lilt-focus-{}", self.next_id);
+        let iq = offer::offer(
+            &Offer {
+                to: &to,
+                id: &id,
+                initiator: &initiator,
+                sid: &sid,
+                options,
+                bridge_transport: &transport,
+                sources: &sources,
+                room,
+                json_sources: json,
+                start_muted,
+                bridge_session_id: &bridge_session_id,
+                region: region.as_deref(),
+            },
+            action,
+        );
+        self.counters.offers_sent += 1;
+        self.request(
+            now,
+            iq,
+            Pending::Offer {
+                room: room.to_string(),
+                nick: nick.to_string(),
+                sid,
+            },
+        );
+    }
+
+    /// Invites again the participants that waited for a bridge.
+    pub(crate) fn retry_waiting(&mut self, now: Instant) {
+        let waiting: Vec<(String, String)> = self
+            .conferences
+            .iter()
+            .flat_map(|(room, c)| {
+                c.participants
+                    .values()
+                    .filter(|p| p.allocation == Allocation::NoBridge)
+                    .map(move |p| (room.clone(), p.endpoint_id.clone()))
+            })
+            .collect();
+        for (room, nick) in waiting {
+            self.invite(now, &room, &nick);
+        }
+    }
+
+    /// A bridge failed (health check, Colibri2 error or timeout): it is
+    /// non-operational for a while and its conferences move.
+    pub(crate) fn bridge_failed(&mut self, now: Instant, bridge: &str) {
+        self.brewery.mark_failed(bridge, now);
+        self.move_off_bridge(now, bridge);
+    }
+
+    /// Every conference on `bridge` moves: its participants are invited on
+    /// another bridge (transport-replace for those whose session is up).
+    pub(crate) fn move_off_bridge(&mut self, now: Instant, bridge: &str) {
+        let mut moved = Vec::new();
+        for (room, c) in self.conferences.iter_mut() {
+            if c.bridge.as_ref().is_none_or(|b| b.bridge != bridge) {
+                continue;
+            }
+            c.bridge = None;
+            for p in c.participants.values_mut() {
+                if matches!(
+                    p.allocation,
+                    Allocation::Pending { .. } | Allocation::Allocated { .. }
+                ) {
+                    p.allocation = Allocation::None;
+                    moved.push((room.clone(), p.endpoint_id.clone()));
+                }
+            }
+        }
+        if !moved.is_empty() {
+            self.counters.participants_moved += moved.len() as u64;
+            tracing::info!(
+                bridge,
+                count = moved.len(),
+                "moving participants off a failed bridge"
+            );
+        }
+        for (room, nick) in moved {
+            self.invite(now, &room, &nick);
+        }
+    }
+
+    /// Jicofo's health checks: every bridge gets one per interval; one
+    /// still unanswered is not repeated.
+    pub(crate) fn send_health_checks(&mut self, now: Instant) {
+        let bridges: Vec<String> = self.brewery.iter().map(|b| b.jid.clone()).collect();
+        for bridge in bridges {
+            let outstanding = self
+                .pending
+                .values()
+                .any(|p| matches!(&p.kind, Pending::HealthCheck { bridge: b } if *b == bridge));
+            if outstanding {
+                continue;
+            }
+            let id = self.id();
+            let iq = colibri::health_check(&bridge, &id);
+            self.request(now, iq, Pending::HealthCheck { bridge });
+        }
+    }
+}
