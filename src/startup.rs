@@ -234,6 +234,9 @@ pub fn build_server_reporting(
             xmpp_core::component::load(&host);
         }
     }
+    // The in-process focus and bridge start with the listeners; their
+    // options are checked now, so `check config` reports them too.
+    crate::media::settings(&server.config)?;
     Ok((server, unsupported))
 }
 
