@@ -127,6 +127,9 @@ impl Focus {
             }
         }
         let nick = nick.to_string();
+        // The answer goes out before what the request caused (bridge
+        // updates, re-invites).
+        let answer_at = self.out.len();
         let result = match action.as_str() {
             "session-accept" | "transport-accept" => {
                 self.on_accept(now, &room, &nick, iq, &contents)
@@ -157,13 +160,15 @@ impl Focus {
                 Err(StanzaError::bad_request().with_text(format!("unsupported action {other}")))
             }
         };
-        match result {
-            Ok(()) => self.send(iq.reply()),
+        let answer = match result {
+            Ok(()) => iq.reply(),
             Err(e) => {
                 self.counters.jingle_errors += 1;
-                self.reply_error(iq, e);
+                e.reply_to(iq)
             }
-        }
+        };
+        let at = answer_at.min(self.out.len());
+        self.out.insert(at, answer);
         self.flush_due_sources(now);
     }
 

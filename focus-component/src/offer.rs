@@ -21,7 +21,7 @@ use xmpp_core::Element;
 use crate::codecs::{self, OfferOptions};
 use crate::ns;
 use media_signalling::xml::{
-    header_extension_element, jingle_source_elements, json_sources_element, payload_type_element,
+    compact_sources, header_extension_element, jingle_source_elements, payload_type_element,
 };
 
 /// What a session-initiate or transport-replace is made of.
@@ -126,18 +126,50 @@ fn add_owner_sources(
     for (owner, list) in sources {
         let of_kind: Vec<Source> = list.iter().filter(|s| s.kind == kind).cloned().collect();
         for e in jingle_source_elements(&of_kind, Some(&owner_jid(room, owner))) {
-            desc.push_child(e);
+            desc.push_child(ssrc_info_first(e));
         }
     }
 }
 
-/// `<json-message xmlns='http://jitsi.org/jitmeet'>{"sources":{...}}`.
+/// Jicofo writes a `<source>`'s `<ssrc-info>` before its msid
+/// `<parameter>` (`Source.toPacketExtension`).
+fn ssrc_info_first(source: Element) -> Element {
+    if source.name() != "source" {
+        return source;
+    }
+    let attrs: Vec<(String, String)> = source
+        .attrs()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut e = Element::with_attrs(source.name().to_string(), source.ns().to_string(), attrs);
+    let (info, rest): (Vec<&Element>, Vec<&Element>) =
+        source.children().partition(|c| c.name() == "ssrc-info");
+    for c in info.into_iter().chain(rest) {
+        e.push_child(c.clone());
+    }
+    e
+}
+
+/// `<json-message xmlns='http://jitsi.org/jitmeet'>{"sources":{...}}`, each
+/// owner's list without a trailing empty audio-groups list, as Jicofo's
+/// `EndpointSourceSet.compactJson` writes it.
 pub fn json_sources_message(sources: &BTreeMap<String, Vec<Source>>) -> Element {
     let owners: Vec<(&str, &[Source])> = sources
         .iter()
         .map(|(o, l)| (o.as_str(), l.as_slice()))
         .collect();
-    json_sources_element(&owners)
+    let mut compact = compact_sources(&owners);
+    if let Some(map) = compact.as_object_mut() {
+        for lists in map.values_mut() {
+            if let Some(arr) = lists.as_array_mut() {
+                if arr.len() == 4 && arr[3].as_array().is_some_and(|g| g.is_empty()) {
+                    arr.pop();
+                }
+            }
+        }
+    }
+    let body = serde_json::json!({ "sources": compact });
+    Element::new("json-message", ns::JITMEET).text(body.to_string())
 }
 
 /// A session-initiate (`action` = `session-initiate`) or a
