@@ -203,6 +203,17 @@ async fn connect_over_starttls_with_scram_to_lilt() {
     }
     exercise(&mut a, &mut b, "localhost", "room1@conference.localhost").await;
 
+    // Dropping a connected link closes its stream: the server unbinds it
+    // and the room sees it leave.
+    let b_jid = b.jid.clone();
+    drop(b);
+    wait_for(&mut a, "b leaving the room", |e| {
+        is_muc_presence_of(e, "room1@conference.localhost/b", None)
+            && e.type_() == Some("unavailable")
+    })
+    .await;
+    assert!(lilt.running.server.sessions.get_full(&b_jid).is_none());
+
     // The server going away ends the links.
     lilt.running.shutdown().await;
     let end = tokio::time::timeout(Duration::from_secs(10), async {
@@ -302,6 +313,21 @@ async fn local_links_are_clients_like_any_other() {
     })
     .await;
     assert!(server.sessions.get_full(&a_jid).is_none());
+
+    // A newer session on the same full JID replaces a local link (as
+    // Prosody's kick_old): the old link ends.
+    let jid = Jid::parse("focus@localhost/twice").unwrap();
+    let mut first = local(&server, &jid).unwrap();
+    let second = local(&server, &jid).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while first.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the replaced link did not end");
+    assert!(!first.sender().send(Element::new("presence", NS_CLIENT)));
+    let bound = server.sessions.get_full(&jid).unwrap();
+    assert_eq!(bound.full_jid(), Some(second.jid.clone()));
+    assert!(second.sender().send(Element::new("presence", NS_CLIENT)));
 
     // Hosts that are not local VirtualHosts are refused.
     assert!(matches!(
