@@ -261,3 +261,98 @@ fn sort_events(events: Vec<StreamEvent>, pending: &mut VecDeque<Element>, jid: &
     }
     ended
 }
+
+#[cfg(test)]
+mod tests {
+    //! The link's task over a loopback TCP pair, the test writing what a
+    //! server would.
+
+    use super::*;
+    use tokio::net::TcpListener;
+
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='localhost' id='x' version='1.0'>";
+
+    /// A running link task and the server's end of its socket.
+    async fn link() -> (TcpStream, mpsc::Receiver<Element>, LinkSender) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut xml = XmlStream::new(Default::default());
+        xml.feed(HEADER.as_bytes(), &mut Vec::new()).unwrap();
+        let (in_tx, in_rx) = mpsc::channel(INCOMING_QUEUE);
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(
+            Conn::Plain(client),
+            xml,
+            Vec::new(),
+            in_tx,
+            out_rx,
+            "t@localhost/r".into(),
+        ));
+        (server, in_rx, LinkSender { tx: out_tx })
+    }
+
+    #[tokio::test]
+    async fn a_flooding_server_is_not_read_while_the_queue_is_full() {
+        let (mut server, mut incoming, _sender) = link().await;
+        let message = format!(
+            "<message xmlns='jabber:client' to='t@localhost/r'><body>{}</body></message>",
+            "x".repeat(1000)
+        );
+        // Nobody takes what arrives: once the queue and the socket buffers
+        // are full, the server's writes stall.
+        let mut written = 0usize;
+        while let Ok(Ok(())) = tokio::time::timeout(
+            Duration::from_millis(500),
+            server.write_all(message.as_bytes()),
+        )
+        .await
+        {
+            written += 1;
+            assert!(written < 50_000, "the link reads without a bound");
+        }
+        assert!(written > INCOMING_QUEUE, "{written}");
+        // Taking stanzas lets reading go on, in order and complete.
+        for _ in 0..written {
+            let m = tokio::time::timeout(Duration::from_secs(10), incoming.recv())
+                .await
+                .expect("a stanza")
+                .expect("the link is up");
+            assert_eq!(m.name(), "message");
+            assert_eq!(
+                m.get_child_text("body", "jabber:client").unwrap().len(),
+                1000
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn whitespace_keepalive_and_the_end_of_the_stream() {
+        let (mut server, mut incoming, sender) = link().await;
+        let mut buf = [0u8; 256];
+        tokio::time::sleep(KEEPALIVE + Duration::from_secs(1)).await;
+        let n = server.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b" ");
+        // A stanza out, one in.
+        assert!(sender.send(Element::new("presence", crate::stanza::NS_CLIENT)));
+        let n = server.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"<presence/>");
+        server
+            .write_all(b"<iq xmlns='jabber:client' type='get' id='1'/>")
+            .await
+            .unwrap();
+        assert_eq!(incoming.recv().await.unwrap().id(), Some("1"));
+        // A stream error ends the link: the client closes its side too.
+        server
+            .write_all(b"<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
+            .await
+            .unwrap();
+        assert!(incoming.recv().await.is_none());
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, crate::stream::STREAM_CLOSE.as_bytes());
+        assert!(!sender.send(Element::new("presence", crate::stanza::NS_CLIENT)));
+    }
+}
