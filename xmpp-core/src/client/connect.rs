@@ -1,6 +1,7 @@
 //! [`connect`]: a c2s connection to any XMPP server, negotiated by
 //! [`super::negotiate::Negotiation`] (STARTTLS with tokio-rustls, SASL,
-//! binding), then a task moving stanzas both ways.
+//! binding), then a task moving stanzas both ways. TLS is STARTTLS only,
+//! as Jicofo and Videobridge do (no direct TLS on 5223).
 //!
 //! The task reads the stream with [`XmlStream`] and writes what the
 //! [`LinkSender`]s queue with [`Element::to_xml`]; it sends a whitespace
