@@ -9,6 +9,26 @@
 //! Videobridge log in) or by [`local`] (an in-process session on a running
 //! lilt [`crate::Server`] for an account of one of its hosts, with no socket
 //! and no password). The component code above it is the same for both.
+//!
+//! Parts: `negotiate.rs` (the sans-IO client negotiation: STARTTLS, SASL,
+//! binding), `scram.rs` (SCRAM-SHA-1, client side), `tls.rs` (the TLS
+//! client configuration), `connect.rs` (the socket and the link's task),
+//! `local.rs` (the in-process session).
+//!
+//! Queues: stanzas for the component wait in a bounded channel
+//! ([`connect::INCOMING_QUEUE`] stanzas); while it is full, a connected
+//! link stops reading its socket and a local one leaves them in its
+//! session's queue. What the component sends is queued without a bound
+//! ([`LinkSender::send`] never blocks): it is the component's own output.
+
+pub mod connect;
+mod local;
+pub mod negotiate;
+pub mod scram;
+mod tls;
+
+pub use connect::connect;
+pub use local::local;
 
 use std::path::PathBuf;
 
@@ -61,7 +81,8 @@ pub struct LinkSender {
 
 impl LinkSender {
     /// Queues a stanza (its `from` is the session's, as the server stamps
-    /// it). Returns false once the link has gone.
+    /// it). Returns false once the link has gone. The queue has no bound
+    /// (see the module's documentation).
     pub fn send(&self, stanza: Element) -> bool {
         self.tx.send(stanza).is_ok()
     }
@@ -73,7 +94,7 @@ pub struct ClientLink {
     /// The full JID the server bound.
     pub jid: Jid,
     pub(crate) sender: LinkSender,
-    pub(crate) incoming: mpsc::UnboundedReceiver<Element>,
+    pub(crate) incoming: mpsc::Receiver<Element>,
 }
 
 impl ClientLink {
