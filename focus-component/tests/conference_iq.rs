@@ -23,9 +23,18 @@ fn answer_waits_for_the_room_and_says_ready() {
     let join = &out[0];
     assert_eq!(join.name(), "presence");
     assert_eq!(join.to(), Some(format!("{ROOM}/focus").as_str()));
-    assert!(join.get_child("x", "http://jabber.org/protocol/muc").is_some());
-    assert!(join.get_child("versions", "http://jitsi.org/jitmeet").is_some());
-    assert!(join.get_child("conference-properties", "http://jitsi.org/protocol/focus").is_some());
+    assert!(
+        join.get_child("x", "http://jabber.org/protocol/muc")
+            .is_some()
+    );
+    assert!(
+        join.get_child("versions", "http://jitsi.org/jitmeet")
+            .is_some()
+    );
+    assert!(
+        join.get_child("conference-properties", "http://jitsi.org/protocol/focus")
+            .is_some()
+    );
 
     let out = h.feed(&format!(
         "<presence from='{ROOM}/focus' to='{FOCUS_JID}'><x xmlns='http://jabber.org/protocol/muc#user'>\
@@ -35,8 +44,13 @@ fn answer_waits_for_the_room_and_says_ready() {
     let answer = &out[0];
     assert_eq!(answer.id(), Some("c1"));
     assert_eq!(answer.type_(), Some("result"));
-    assert_eq!(answer.to(), Some(format!("focus.{DOMAIN}/u1@example.com/r").as_str()));
-    let c = answer.get_child("conference", "http://jitsi.org/protocol/focus").unwrap();
+    assert_eq!(
+        answer.to(),
+        Some(format!("focus.{DOMAIN}/u1@example.com/r").as_str())
+    );
+    let c = answer
+        .get_child("conference", "http://jitsi.org/protocol/focus")
+        .unwrap();
     assert_eq!(c.get_attr("ready"), Some("true"));
     assert_eq!(c.get_attr("room"), Some(ROOM));
     assert_eq!(c.get_attr("focusjid"), Some("focus@auth.example.com"));
@@ -69,7 +83,10 @@ fn a_created_locked_room_is_configured_before_ready() {
         .and_then(|q| q.get_child("x", "jabber:x:data"))
         .unwrap();
     assert_eq!(x.get_attr("type"), Some("submit"));
-    assert!(x.children().any(|f| f.get_attr("var") == Some("muc#roomconfig_whois")));
+    assert!(
+        x.children()
+            .any(|f| f.get_attr("var") == Some("muc#roomconfig_whois"))
+    );
     let out = h.feed(&format!(
         "<iq type='result' id='{}' from='{ROOM}' to='{FOCUS_JID}'/>",
         form.id().unwrap()
@@ -83,7 +100,9 @@ fn a_created_locked_room_is_configured_before_ready() {
 fn malformed_requests_are_bad_request() {
     let mut h = Harness::new();
     for bad in [
-        format!("<iq type='set' id='c1' from='focus.{DOMAIN}/u@x/r' to='{FOCUS_JID}'><conference xmlns='http://jitsi.org/protocol/focus'/></iq>"),
+        format!(
+            "<iq type='set' id='c1' from='focus.{DOMAIN}/u@x/r' to='{FOCUS_JID}'><conference xmlns='http://jitsi.org/protocol/focus'/></iq>"
+        ),
         conference_iq("no-node-here", "u@x/r", ""),
         conference_iq("a@b/c", "u@x/r", ""),
         conference_iq("@conference.example.com", "u@x/r", ""),
@@ -91,7 +110,11 @@ fn malformed_requests_are_bad_request() {
         let out = h.feed(&bad);
         assert_eq!(out.len(), 1, "{bad}");
         assert_eq!(out[0].type_(), Some("error"));
-        assert_eq!(error_condition(&out[0]).as_deref(), Some("bad-request"), "{bad}");
+        assert_eq!(
+            error_condition(&out[0]).as_deref(),
+            Some("bad-request"),
+            "{bad}"
+        );
     }
     // Nothing else broke: a good request still works.
     let answer = h.open_conference(ROOM);
@@ -104,8 +127,13 @@ fn unknown_requests_get_an_error_never_silence() {
     let out = h.feed(&format!(
         "<iq type='set' id='x1' from='someone@example.com/r' to='{FOCUS_JID}'><weird xmlns='urn:x'/></iq>"
     ));
-    assert_eq!(error_condition(&out[0]).as_deref(), Some("service-unavailable"));
-    let out = h.feed(&format!("<iq type='get' id='x2' from='someone@example.com/r' to='{FOCUS_JID}'/>"));
+    assert_eq!(
+        error_condition(&out[0]).as_deref(),
+        Some("service-unavailable")
+    );
+    let out = h.feed(&format!(
+        "<iq type='get' id='x2' from='someone@example.com/r' to='{FOCUS_JID}'/>"
+    ));
     assert_eq!(error_condition(&out[0]).as_deref(), Some("bad-request"));
 }
 
@@ -120,7 +148,11 @@ fn secure() -> Harness {
 #[test]
 fn secure_domain_guest_cannot_create_a_room() {
     let mut h = secure();
-    let out = h.feed(&conference_iq(ROOM, "anon@guest.example.com/r", "machine-uid='m'"));
+    let out = h.feed(&conference_iq(
+        ROOM,
+        "anon@guest.example.com/r",
+        "machine-uid='m'",
+    ));
     assert_eq!(out.len(), 1);
     assert_eq!(error_condition(&out[0]).as_deref(), Some("not-authorized"));
     assert!(h.focus.stats(h.now).conferences == 0, "no room was joined");
@@ -129,16 +161,27 @@ fn secure_domain_guest_cannot_create_a_room() {
 #[test]
 fn secure_domain_login_gets_session_and_guest_may_join_after() {
     let mut h = secure();
-    h.feed(&conference_iq(ROOM, "alice@example.com/r", "machine-uid='m-alice'"));
+    h.feed(&conference_iq(
+        ROOM,
+        "alice@example.com/r",
+        "machine-uid='m-alice'",
+    ));
     let out = h.feed(&format!(
         "<presence from='{ROOM}/focus' to='{FOCUS_JID}'><x xmlns='http://jabber.org/protocol/muc#user'>\
          <item affiliation='owner' role='moderator'/><status code='110'/></x></presence>"
     ));
     let answer = out.iter().find(|e| e.id() == Some("c1")).unwrap();
-    let c = answer.get_child("conference", "http://jitsi.org/protocol/focus").unwrap();
+    let c = answer
+        .get_child("conference", "http://jitsi.org/protocol/focus")
+        .unwrap();
     assert_eq!(c.get_attr("identity"), Some("alice@example.com"));
-    let session = c.get_attr("session-id").expect("session-id for a logged-in user").to_string();
-    assert!(c.children().any(|p| p.get_attr("name") == Some("authentication") && p.get_attr("value") == Some("true")));
+    let session = c
+        .get_attr("session-id")
+        .expect("session-id for a logged-in user")
+        .to_string();
+    assert!(c.children().any(
+        |p| p.get_attr("name") == Some("authentication") && p.get_attr("value") == Some("true")
+    ));
 
     // The user reconnects anonymously with its session-id.
     let out = h.feed(&conference_iq(
@@ -147,11 +190,17 @@ fn secure_domain_login_gets_session_and_guest_may_join_after() {
         &format!("machine-uid='m-alice' session-id='{session}'"),
     ));
     assert_eq!(out[0].type_(), Some("result"));
-    let c = out[0].get_child("conference", "http://jitsi.org/protocol/focus").unwrap();
+    let c = out[0]
+        .get_child("conference", "http://jitsi.org/protocol/focus")
+        .unwrap();
     assert_eq!(c.get_attr("identity"), Some("alice@example.com"));
 
     // A plain guest may join now that the room exists.
-    let out = h.feed(&conference_iq(ROOM, "anon2@guest.example.com/r", "machine-uid='g'"));
+    let out = h.feed(&conference_iq(
+        ROOM,
+        "anon2@guest.example.com/r",
+        "machine-uid='g'",
+    ));
     assert_eq!(out[0].type_(), Some("result"));
 
     // Joining, the authenticated participant is made owner; the guest not.
@@ -161,7 +210,10 @@ fn secure_domain_login_gets_session_and_guest_may_join_after() {
     ));
     let grant = out
         .iter()
-        .find(|e| e.get_child("query", "http://jabber.org/protocol/muc#admin").is_some())
+        .find(|e| {
+            e.get_child("query", "http://jabber.org/protocol/muc#admin")
+                .is_some()
+        })
         .expect("owner granted");
     let item = grant
         .get_child("query", "http://jabber.org/protocol/muc#admin")
@@ -175,9 +227,10 @@ fn secure_domain_login_gets_session_and_guest_may_join_after() {
         "<presence from='{ROOM}/guest2' to='{FOCUS_JID}'><x xmlns='http://jabber.org/protocol/muc#user'>\
          <item affiliation='none' role='participant' jid='anon2@guest.example.com/r'/></x></presence>"
     ));
-    assert!(out
-        .iter()
-        .all(|e| e.get_child("query", "http://jabber.org/protocol/muc#admin").is_none()));
+    assert!(out.iter().all(|e| {
+        e.get_child("query", "http://jabber.org/protocol/muc#admin")
+            .is_none()
+    }));
 }
 
 #[test]
@@ -190,7 +243,10 @@ fn secure_domain_unknown_session_is_session_invalid() {
     ));
     assert_eq!(error_condition(&out[0]).as_deref(), Some("not-acceptable"));
     let err = out[0].children().find(|c| c.name() == "error").unwrap();
-    assert!(err.get_child("session-invalid", "http://jitsi.org/protocol/focus").is_some());
+    assert!(
+        err.get_child("session-invalid", "http://jitsi.org/protocol/focus")
+            .is_some()
+    );
 }
 
 #[test]
@@ -209,14 +265,16 @@ fn first_participant_is_made_owner_without_authentication() {
         "<presence from='{ROOM}/p1' to='{FOCUS_JID}'><x xmlns='http://jabber.org/protocol/muc#user'>\
          <item affiliation='none' role='participant' jid='p1@example.com/r'/></x></presence>"
     ));
-    assert!(out
-        .iter()
-        .any(|e| e.get_child("query", "http://jabber.org/protocol/muc#admin").is_some()));
+    assert!(out.iter().any(|e| {
+        e.get_child("query", "http://jabber.org/protocol/muc#admin")
+            .is_some()
+    }));
     let out = h.feed(&format!(
         "<presence from='{ROOM}/p2' to='{FOCUS_JID}'><x xmlns='http://jabber.org/protocol/muc#user'>\
          <item affiliation='none' role='participant' jid='p2@example.com/r'/></x></presence>"
     ));
-    assert!(out
-        .iter()
-        .all(|e| e.get_child("query", "http://jabber.org/protocol/muc#admin").is_none()));
+    assert!(out.iter().all(|e| {
+        e.get_child("query", "http://jabber.org/protocol/muc#admin")
+            .is_none()
+    }));
 }
