@@ -14,6 +14,10 @@
 //! `smacks`; [`smacks::username_of_resumable`] tells which account a
 //! resumption id belongs to (for `jitsi-anonymous`).
 //!
+//! [`client`] is the XMPP client link lilt's focus, bridge and recorder
+//! log in with: [`client::connect`] to any server over TCP, or
+//! [`client::local`] in-process.
+//!
 //! [`component`] serves `Component "x"` hosts without a module as Prosody's
 //! mod_component does: external components connect over XEP-0114
 //! (`component_ports`, default 5347, on loopback unless
