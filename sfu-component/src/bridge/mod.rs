@@ -12,6 +12,8 @@
 mod channel;
 mod colibri;
 
+pub use channel::ChannelRefused;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

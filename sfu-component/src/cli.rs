@@ -1,0 +1,189 @@
+//! `lilt bridge ...`: the bridge as a standalone XMPP client of any server,
+//! with the flags of Videobridge's `xmpp-client` settings. The password
+//! comes from `--password-file` or the environment variable
+//! `LILT_XMPP_PASSWORD`, never from the command line.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use xmpp_core::Jid;
+use xmpp_core::client::{ClientLink, ConnectOptions};
+
+use crate::run::{BridgeError, BridgeOptions, run_with_link};
+
+/// The environment variable read when no `--password-file` is given.
+pub const PASSWORD_ENV: &str = "LILT_XMPP_PASSWORD";
+
+/// Flags of `lilt bridge`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BridgeArgs {
+    /// The XMPP server's c2s address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub xmpp: String,
+    /// The bridge's account, e.g. jvb@auth.example.com.
+    #[arg(long, value_name = "JID")]
+    pub jid: String,
+    /// File holding the account's password (else $LILT_XMPP_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// The brewery room, e.g. jvbbrewery@internal.auth.example.com.
+    #[arg(long, value_name = "ROOM_JID")]
+    pub brewery: String,
+    /// Nick in the brewery (also the bridge id in colibri-ws URLs).
+    #[arg(long, value_name = "NAME")]
+    pub nick: Option<String>,
+    /// Accept any server certificate.
+    #[arg(long)]
+    pub insecure_tls: bool,
+    /// The media UDP port, shared by all endpoints.
+    #[arg(long, value_name = "PORT", default_value_t = 10000)]
+    pub udp_port: u16,
+    /// An address offered as an ICE host candidate (repeatable).
+    #[arg(long = "address", value_name = "IP")]
+    pub addresses: Vec<IpAddr>,
+    /// Serve colibri-ws, /colibri/stats and /about/health here.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<SocketAddr>,
+    /// Public base of the advertised colibri-ws URL
+    /// (e.g. wss://meet.example.com/colibri-ws).
+    #[arg(long, value_name = "URL")]
+    pub ws_url_base: Option<String>,
+}
+
+/// The password from the file (first line, trailing newline dropped) or
+/// the environment.
+pub fn read_password(args: &BridgeArgs) -> Result<String, BridgeError> {
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path).map_err(|source| BridgeError::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })?;
+        return Ok(text.lines().next().unwrap_or_default().to_string());
+    }
+    std::env::var(PASSWORD_ENV).map_err(|_| {
+        BridgeError::Config(format!(
+            "no password: give --password-file or set {PASSWORD_ENV}"
+        ))
+    })
+}
+
+/// A default nick: the host's name, as Videobridge deployments use.
+fn default_nick() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or_else(|| "lilt-bridge".to_string())
+}
+
+/// The bridge options the flags describe.
+pub fn options(args: &BridgeArgs) -> BridgeOptions {
+    let mut o = BridgeOptions::new(&args.nick.clone().unwrap_or_else(default_nick));
+    o.brewery = Some(args.brewery.clone());
+    o.udp_bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), args.udp_port);
+    o.addresses = args.addresses.clone();
+    o.http = args.http;
+    o.ws_url_base = args.ws_url_base.clone();
+    o
+}
+
+/// Logs in (`xmpp_core::client::connect` once the client link lands).
+async fn connect(options: &ConnectOptions) -> Result<ClientLink, BridgeError> {
+    Err(BridgeError::Config(format!(
+        "cannot log in as {} at {}: this build has no XMPP client connect yet",
+        options.jid, options.address
+    )))
+}
+
+/// Runs a standalone bridge until it is stopped: the first Ctrl-C starts a
+/// graceful shutdown (leave once the last conference ends), a second one
+/// stops at once.
+pub async fn run(args: BridgeArgs) -> Result<(), BridgeError> {
+    let password = read_password(&args)?;
+    let jid = Jid::parse(&args.jid)
+        .map_err(|e| BridgeError::Config(format!("bad --jid {}: {e}", args.jid)))?;
+    let link = connect(&ConnectOptions {
+        address: args.xmpp.clone(),
+        jid,
+        password,
+        insecure_tls: args.insecure_tls,
+        ca_file: None,
+    })
+    .await?;
+    tracing::info!(jid = %link.jid, "bridge logged in");
+    let running = run_with_link(link, options(&args)).await?;
+    let handle = running.handle.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("graceful shutdown: waiting for the conferences to end");
+            handle.graceful_shutdown();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                handle.stop();
+            }
+        }
+    });
+    running.wait().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bridge: BridgeArgs,
+    }
+
+    #[test]
+    fn flags_of_issue_12() {
+        let cli = Cli::try_parse_from([
+            "bridge",
+            "--xmpp",
+            "127.0.0.1:5222",
+            "--jid",
+            "jvb@auth.d",
+            "--password-file",
+            "/tmp/pw",
+            "--brewery",
+            "jvbbrewery@internal.auth.d",
+            "--nick",
+            "jvb1",
+            "--insecure-tls",
+            "--udp-port",
+            "10001",
+            "--address",
+            "10.0.0.1",
+            "--address",
+            "::1",
+            "--http",
+            "127.0.0.1:8080",
+            "--ws-url-base",
+            "wss://meet.d/colibri-ws",
+        ])
+        .unwrap();
+        let a = cli.bridge;
+        assert_eq!(a.addresses.len(), 2);
+        assert!(a.insecure_tls);
+        let o = options(&a);
+        assert_eq!(o.nick, "jvb1");
+        assert_eq!(o.udp_bind.port(), 10001);
+        assert_eq!(o.brewery.as_deref(), Some("jvbbrewery@internal.auth.d"));
+        // No --password flag exists.
+        assert!(
+            Cli::try_parse_from([
+                "bridge",
+                "--xmpp",
+                "h:1",
+                "--jid",
+                "a@b",
+                "--brewery",
+                "r@m",
+                "--password",
+                "x"
+            ])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,494 @@
+//! The thin tokio runtime around the sans-IO [`Bridge`]: one task owns the
+//! bridge, the UDP socket, the stanza link and the timer; the HTTP side
+//! (colibri-ws, stats) reaches it through a [`BridgeHandle`].
+//!
+//! [`run_with_link`] starts a bridge on a bound XMPP [`ClientLink`] (made
+//! by `xmpp_core::client::connect` standalone, or `local` inside lilt);
+//! [`start`] does the same on plain stanza channels.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use xmpp_core::Element;
+use xmpp_core::client::{ClientError, ClientLink};
+
+use crate::brewery::{BreweryConfig, DEFAULT_REFRESH};
+use crate::bridge::{Bridge, BridgeConfig, ChannelRefused, Output};
+use crate::media::MediaConfig;
+use crate::stats::BridgeStats;
+
+/// How a bridge runs (both in-process and standalone).
+#[derive(Debug, Clone)]
+pub struct BridgeOptions {
+    /// The brewery room's bare JID; `None`: join none.
+    pub brewery: Option<String>,
+    /// The nick in the brewery; also the bridge id in colibri-ws URLs.
+    pub nick: String,
+    /// Where the media socket is bound (Videobridge: port 10000).
+    pub udp_bind: SocketAddr,
+    /// Addresses offered as ICE host candidates (with the socket's port);
+    /// empty: the bound address, or 127.0.0.1 when that is unspecified.
+    pub addresses: Vec<IpAddr>,
+    /// Serve the HTTP routes on this address (standalone).
+    pub http: Option<SocketAddr>,
+    /// Public base of the colibri-ws URL; `None`: `ws://<http>/colibri-ws`.
+    pub ws_url_base: Option<String>,
+    pub region: Option<String>,
+    pub relay_id: Option<String>,
+    /// A silent endpoint expires after this long.
+    pub endpoint_timeout: Duration,
+}
+
+impl BridgeOptions {
+    pub fn new(nick: &str) -> BridgeOptions {
+        BridgeOptions {
+            brewery: None,
+            nick: nick.to_string(),
+            udp_bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 10000),
+            addresses: Vec::new(),
+            http: None,
+            ws_url_base: None,
+            region: None,
+            relay_id: None,
+            endpoint_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Config(String),
+    #[error("the XMPP link closed")]
+    LinkClosed,
+}
+
+/// What the bridge task sends to one bridge channel's socket.
+#[derive(Debug)]
+pub enum ChannelOut {
+    Text(String),
+    Close,
+}
+
+/// Requests to the bridge task from the HTTP side and the owner.
+#[derive(Debug)]
+pub enum Command {
+    ChannelOpen {
+        conference: String,
+        endpoint: String,
+        pwd: String,
+        sink: mpsc::UnboundedSender<ChannelOut>,
+        /// The channel's serial (to tell a replaced channel's close apart).
+        reply: oneshot::Sender<Result<u64, ChannelRefused>>,
+    },
+    ChannelMessage {
+        conference: String,
+        endpoint: String,
+        text: String,
+    },
+    ChannelClose {
+        conference: String,
+        endpoint: String,
+        serial: u64,
+    },
+    GracefulShutdown,
+    Drain(bool),
+    /// Stop now (no graceful shutdown).
+    Stop,
+}
+
+/// A cheap handle on a running bridge.
+#[derive(Debug, Clone)]
+pub struct BridgeHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    stats: Arc<Mutex<BridgeStats>>,
+    bridge_id: Arc<str>,
+}
+
+impl BridgeHandle {
+    /// Queues a command; false once the bridge has stopped.
+    pub fn command(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// The latest stats snapshot (refreshed every second).
+    pub fn stats(&self) -> BridgeStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn bridge_id(&self) -> &str {
+        &self.bridge_id
+    }
+
+    pub fn graceful_shutdown(&self) -> bool {
+        self.command(Command::GracefulShutdown)
+    }
+
+    pub fn stop(&self) -> bool {
+        self.command(Command::Stop)
+    }
+}
+
+/// Stanzas in and out, for [`start`].
+pub struct StanzaIo {
+    pub incoming: mpsc::UnboundedReceiver<Element>,
+    pub outgoing: mpsc::UnboundedSender<Element>,
+}
+
+/// A started bridge.
+pub struct RunningBridge {
+    pub handle: BridgeHandle,
+    /// The media socket's local address.
+    pub udp_address: SocketAddr,
+    /// The HTTP listener's address, when `http` was set.
+    pub http_address: Option<SocketAddr>,
+    task: JoinHandle<Result<(), BridgeError>>,
+}
+
+impl RunningBridge {
+    /// The HTTP routes, to mount on lilt's own server (in-process).
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.handle.clone())
+    }
+
+    /// Waits until the bridge task ends (graceful shutdown finished, stop,
+    /// or the link closed).
+    pub async fn wait(self) -> Result<(), BridgeError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(BridgeError::Config(format!("bridge task failed: {e}"))),
+        }
+    }
+}
+
+/// Starts a bridge on a bound client session: joins the brewery and
+/// answers Colibri2 until the link closes or the bridge is stopped.
+pub async fn run_with_link(
+    mut link: ClientLink,
+    options: BridgeOptions,
+) -> Result<RunningBridge, BridgeError> {
+    let sender = link.sender();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Element>();
+    tokio::spawn(async move {
+        while let Some(stanza) = link.recv().await {
+            if in_tx.send(stanza).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(stanza) = out_rx.recv().await {
+            if !sender.send(stanza) {
+                break;
+            }
+        }
+    });
+    start(
+        options,
+        StanzaIo {
+            incoming: in_rx,
+            outgoing: out_tx,
+        },
+    )
+    .await
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BridgeError {
+    let what = what.into();
+    move |source| BridgeError::Io { what, source }
+}
+
+/// Starts a bridge on stanza channels: binds the UDP socket (and the HTTP
+/// listener when asked), then runs the bridge task.
+pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge, BridgeError> {
+    let socket = UdpSocket::bind(options.udp_bind)
+        .await
+        .map_err(io_error(format!("binding UDP {}", options.udp_bind)))?;
+    let udp_address = socket.local_addr().map_err(io_error("UDP address"))?;
+    let mut ips = options.addresses.clone();
+    if ips.is_empty() {
+        if udp_address.ip().is_unspecified() {
+            tracing::warn!("no --address given: offering 127.0.0.1 as the only ICE candidate");
+            ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        } else {
+            ips.push(udp_address.ip());
+        }
+    }
+    let candidates: Vec<SocketAddr> = ips
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, udp_address.port()))
+        .collect();
+    let listener = match options.http {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(io_error(format!("binding HTTP {addr}")))?,
+        ),
+        None => None,
+    };
+    let http_address = match &listener {
+        Some(l) => Some(l.local_addr().map_err(io_error("HTTP address"))?),
+        None => None,
+    };
+    let ws_url_base = match (&options.ws_url_base, http_address) {
+        (Some(base), _) => base.clone(),
+        (None, Some(addr)) => format!("ws://{addr}/colibri-ws"),
+        (None, None) => {
+            return Err(BridgeError::Config(
+                "no colibri-ws URL base: give --ws-url-base or --http".into(),
+            ));
+        }
+    };
+    let media = MediaConfig {
+        candidate_addresses: candidates.clone(),
+        endpoint_timeout: options.endpoint_timeout,
+    };
+    let mut config = BridgeConfig::new(&options.nick, &ws_url_base, media);
+    config.region = options.region.clone();
+    config.relay_id = options.relay_id.clone();
+    config.brewery = options.brewery.as_ref().map(|room| BreweryConfig {
+        room: room.clone(),
+        nick: options.nick.clone(),
+        refresh: DEFAULT_REFRESH,
+    });
+    let bridge = Bridge::new(config);
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let handle = BridgeHandle {
+        commands: cmd_tx,
+        stats: Arc::new(Mutex::new(bridge.stats())),
+        bridge_id: Arc::from(options.nick.as_str()),
+    };
+    if let Some(listener) = listener {
+        let app = crate::http::router(handle.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "bridge HTTP listener ended");
+            }
+        });
+    }
+    tracing::info!(udp = %udp_address, ?candidates, http = ?http_address, "bridge started");
+    let task = tokio::spawn(
+        BridgeTask {
+            bridge,
+            socket,
+            candidates,
+            io,
+            commands: cmd_rx,
+            stats: handle.stats.clone(),
+            channels: HashMap::new(),
+            next_serial: 1,
+        }
+        .run(),
+    );
+    Ok(RunningBridge {
+        handle,
+        udp_address,
+        http_address,
+        task,
+    })
+}
+
+struct BridgeTask {
+    bridge: Bridge,
+    socket: UdpSocket,
+    candidates: Vec<SocketAddr>,
+    io: StanzaIo,
+    commands: mpsc::UnboundedReceiver<Command>,
+    stats: Arc<Mutex<BridgeStats>>,
+    /// (conference, endpoint) → (serial, socket sink).
+    channels: HashMap<(String, String), (u64, mpsc::UnboundedSender<ChannelOut>)>,
+    next_serial: u64,
+}
+
+/// How often the stats snapshot for HTTP is refreshed.
+const STATS_PERIOD: Duration = Duration::from_secs(1);
+
+impl BridgeTask {
+    async fn run(mut self) -> Result<(), BridgeError> {
+        self.bridge.start(Instant::now());
+        let mut buf = vec![0u8; 2048];
+        let mut next_stats = Instant::now();
+        loop {
+            if self.flush().await {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= next_stats {
+                self.publish_stats();
+                next_stats = now + STATS_PERIOD;
+            }
+            let deadline = self
+                .bridge
+                .next_timeout()
+                .map_or(next_stats, |t| t.min(next_stats));
+            tokio::select! {
+                stanza = self.io.incoming.recv() => match stanza {
+                    Some(s) => self.bridge.handle_stanza(Instant::now(), s),
+                    None => return Err(BridgeError::LinkClosed),
+                },
+                command = self.commands.recv() => match command {
+                    Some(Command::Stop) | None => return Ok(()),
+                    Some(c) => self.handle_command(c),
+                },
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => {
+                        let destination = self.destination_for(source);
+                        let data = buf.get(..n).unwrap_or_default();
+                        self.bridge.handle_datagram(Instant::now(), source, destination, data);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "UDP receive failed"),
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.bridge.handle_timeout(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// The local address a datagram from `source` was sent to: the socket's
+    /// own, or (bound to an unspecified address) the first candidate of the
+    /// same family.
+    fn destination_for(&self, source: SocketAddr) -> SocketAddr {
+        let local = self.socket.local_addr().ok();
+        match local {
+            Some(l) if !l.ip().is_unspecified() => l,
+            _ => self
+                .candidates
+                .iter()
+                .find(|c| c.is_ipv4() == source.is_ipv4())
+                .or(self.candidates.first())
+                .copied()
+                .unwrap_or(source),
+        }
+    }
+
+    fn publish_stats(&self) {
+        if let Ok(mut s) = self.stats.lock() {
+            *s = self.bridge.stats();
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::ChannelOpen {
+                conference,
+                endpoint,
+                pwd,
+                sink,
+                reply,
+            } => {
+                let serial = self.next_serial;
+                self.next_serial += 1;
+                let key = (conference.clone(), endpoint.clone());
+                // Registered first so that ServerHello finds it.
+                let previous = self.channels.insert(key.clone(), (serial, sink));
+                match self
+                    .bridge
+                    .handle_channel_open(now, &conference, &endpoint, &pwd)
+                {
+                    Ok(()) => {
+                        if let Some((_, old)) = previous {
+                            let _ = old.send(ChannelOut::Close);
+                        }
+                        let _ = reply.send(Ok(serial));
+                    }
+                    Err(e) => {
+                        match previous {
+                            Some(p) => self.channels.insert(key, p),
+                            None => self.channels.remove(&key),
+                        };
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::ChannelMessage {
+                conference,
+                endpoint,
+                text,
+            } => self
+                .bridge
+                .handle_channel_message(now, &conference, &endpoint, &text),
+            Command::ChannelClose {
+                conference,
+                endpoint,
+                serial,
+            } => {
+                let key = (conference, endpoint);
+                if self.channels.get(&key).is_some_and(|(s, _)| *s == serial) {
+                    self.channels.remove(&key);
+                    self.bridge.handle_channel_close(now, &key.0, &key.1);
+                }
+            }
+            Command::GracefulShutdown => self.bridge.graceful_shutdown(now),
+            Command::Drain(on) => self.bridge.set_drain(now, on),
+            Command::Stop => {}
+        }
+        self.publish_stats();
+    }
+
+    /// Carries out every pending output; true once the bridge is finished.
+    async fn flush(&mut self) -> bool {
+        let mut finished = false;
+        while let Some(output) = self.bridge.poll_output() {
+            match output {
+                Output::Stanza(s) => {
+                    if self.io.outgoing.send(s).is_err() {
+                        tracing::warn!("stanza dropped: the link is gone");
+                    }
+                }
+                Output::Channel {
+                    conference,
+                    endpoint,
+                    message,
+                } => {
+                    let key = (conference, endpoint);
+                    let gone = match self.channels.get(&key) {
+                        Some((_, sink)) => sink.send(ChannelOut::Text(message)).is_err(),
+                        None => false,
+                    };
+                    if gone {
+                        self.channels.remove(&key);
+                        self.bridge
+                            .handle_channel_close(Instant::now(), &key.0, &key.1);
+                    }
+                }
+                Output::CloseChannel {
+                    conference,
+                    endpoint,
+                } => {
+                    if let Some((_, sink)) = self.channels.remove(&(conference, endpoint)) {
+                        let _ = sink.send(ChannelOut::Close);
+                    }
+                }
+                Output::Transmit {
+                    destination,
+                    contents,
+                    ..
+                } => {
+                    if let Err(e) = self.socket.send_to(&contents, destination).await {
+                        tracing::debug!(%destination, error = %e, "UDP send failed");
+                    }
+                }
+                Output::Finished => finished = true,
+            }
+        }
+        if finished {
+            self.publish_stats();
+        }
+        finished
+    }
+}
