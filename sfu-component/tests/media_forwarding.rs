@@ -6,7 +6,11 @@ mod media_harness;
 
 use std::time::Duration;
 
-use media_harness::{CONFERENCE, ClientSsrcs, Net, audio_payload, rtp_ssrc_seq, vp8_payload};
+use std::sync::{Arc, Mutex};
+
+use media_harness::{
+    CONFERENCE, ClientSsrcs, Net, audio_payload, rtp_extension_ids, rtp_ssrc_seq, vp8_payload,
+};
 use sfu_component::media::{MediaError, MediaEvent};
 
 fn three_clients() -> Net {
@@ -23,14 +27,22 @@ fn two_clients_connect_and_exchange_audio_and_video() {
     let mut net = Net::new(Duration::from_secs(60));
     net.join("a", ClientSsrcs::new(1000, 1));
     net.join("b", ClientSsrcs::new(2000, 1));
+    // Watch the extensions on forwarded packets: never the mid (id 10).
+    let extension_ids: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let seen = extension_ids.clone();
+    net.drop_to_client = Some(Box::new(move |_, datagram| {
+        seen.lock().unwrap().extend(rtp_extension_ids(datagram));
+        false
+    }));
     net.connect_all();
     let connected: Vec<&str> = net
         .events
         .iter()
         .filter_map(|e| match e {
-            MediaEvent::EndpointConnected { conference, endpoint } if conference == CONFERENCE => {
-                Some(endpoint.as_str())
-            }
+            MediaEvent::EndpointConnected {
+                conference,
+                endpoint,
+            } if conference == CONFERENCE => Some(endpoint.as_str()),
             _ => None,
         })
         .collect();
@@ -40,21 +52,38 @@ fn two_clients_connect_and_exchange_audio_and_video() {
     let b = net.client("b");
     let audio = b.received_on(1000);
     let video = b.received_on(1010);
-    assert!(audio.len() > 30, "b got {} audio packets from a", audio.len());
-    assert!(video.len() > 15, "b got {} video packets from a", video.len());
+    assert!(
+        audio.len() > 30,
+        "b got {} audio packets from a",
+        audio.len()
+    );
+    assert!(
+        video.len() > 15,
+        "b got {} video packets from a",
+        video.len()
+    );
     // Payloads intact, numbers kept.
     for r in &audio {
         assert_eq!(r.payload, audio_payload(1000, r.seq));
         assert_eq!(r.timestamp as u64, r.seq * 960);
     }
     for r in &video {
-        assert_eq!(&r.payload[15..], &vp8_payload(0, 0, false, 1010, r.seq)[15..]);
+        assert_eq!(
+            &r.payload[16..],
+            &vp8_payload(0, 0, false, 1010, r.seq)[16..]
+        );
     }
     let a = net.client("a");
     assert!(a.received_on(2000).len() > 30);
     assert!(a.received_on(2010).len() > 15);
     // Nothing comes back to its own sender.
     assert!(a.received_on(1000).is_empty());
+
+    let ids = extension_ids.lock().unwrap();
+    assert!(ids.contains(&1), "audio level forwarded");
+    assert!(ids.contains(&5), "transport-cc on the bridge's packets");
+    assert!(!ids.contains(&10), "the bridge must not stamp its mid");
+    drop(ids);
 
     let stats = net.core.stats();
     assert_eq!(stats.conferences, 1);
@@ -69,11 +98,21 @@ fn two_clients_connect_and_exchange_audio_and_video() {
 fn three_clients_each_receive_both_others() {
     let mut net = three_clients();
     net.run_for(Duration::from_secs(1));
-    for (me, others) in [("a", [2000, 3000]), ("b", [1000, 3000]), ("c", [1000, 2000])] {
+    for (me, others) in [
+        ("a", [2000, 3000]),
+        ("b", [1000, 3000]),
+        ("c", [1000, 2000]),
+    ] {
         let client = net.client(me);
         for base in others {
-            assert!(client.received_on(base).len() > 30, "{me} misses audio {base}");
-            assert!(client.received_on(base + 10).len() > 15, "{me} misses video {base}");
+            assert!(
+                client.received_on(base).len() > 30,
+                "{me} misses audio {base}"
+            );
+            assert!(
+                client.received_on(base + 10).len() > 15,
+                "{me} misses video {base}"
+            );
         }
     }
 }
@@ -98,7 +137,11 @@ fn a_dropped_packet_is_nacked_and_recovered_through_rtx() {
     net.run_for(Duration::from_secs(2));
     assert_eq!(net.dropped, 1, "the packet was on the wire and dropped");
     let b = net.client("b");
-    let recovered = b.received_on(1010).into_iter().filter(|r| r.seq as u16 == target).count();
+    let recovered = b
+        .received_on(1010)
+        .into_iter()
+        .filter(|r| r.seq as u16 == target)
+        .count();
     assert_eq!(recovered, 1, "the dropped packet came back through RTX");
     assert!(net.core.stats().nacks_received >= 1);
 }
@@ -140,7 +183,13 @@ fn an_expired_endpoint_stops_its_streams_at_the_others() {
         assert_eq!(late, 0, "{me} still receives c");
     }
     // The others still hear each other.
-    let after = |me: &str, ssrc| net.client(me).received_on(ssrc).iter().filter(|r| r.at > cut).count();
+    let after = |me: &str, ssrc| {
+        net.client(me)
+            .received_on(ssrc)
+            .iter()
+            .filter(|r| r.at > cut)
+            .count()
+    };
     assert!(after("a", 2000) > 30 && after("b", 1000) > 30);
     net.core.expire_endpoint(CONFERENCE, "a");
     net.core.expire_endpoint(CONFERENCE, "b");
@@ -167,7 +216,10 @@ fn a_silent_endpoint_expires_after_the_timeout() {
     let cut = net.now;
     net.run_for(Duration::from_millis(500));
     let a = net.client("a");
-    assert!(a.received_on(2000).iter().any(|r| r.at > cut), "a and b go on");
+    assert!(
+        a.received_on(2000).iter().any(|r| r.at > cut),
+        "a and b go on"
+    );
 }
 
 #[test]
@@ -176,18 +228,15 @@ fn the_dominant_speaker_follows_the_loud_client() {
     net.client_mut("a").level = -20;
     net.run_for(Duration::from_secs(2));
     let last_speaker = |net: &Net| {
-        net.events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                MediaEvent::DominantSpeakerChanged {
-                    endpoint,
-                    previous,
-                    silence,
-                    ..
-                } => Some((endpoint.clone(), previous.clone(), *silence)),
-                _ => None,
-            })
+        net.events.iter().rev().find_map(|e| match e {
+            MediaEvent::DominantSpeakerChanged {
+                endpoint,
+                previous,
+                silence,
+                ..
+            } => Some((endpoint.clone(), previous.clone(), *silence)),
+            _ => None,
+        })
     };
     assert_eq!(last_speaker(&net).unwrap().0, "a");
     net.client_mut("a").level = -110;
@@ -221,7 +270,9 @@ fn garbage_datagrams_are_counted_and_ignored() {
         vec![0x80, 100, 0, 1, 0, 0, 0, 1, 0, 0, 3, 0xe8, 9, 9, 9, 9],
         vec![0x81, 200, 0, 1, 0, 0, 3, 0xe8],
         vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1],
-        vec![0, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 6],
+        vec![
+            0, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 6,
+        ],
         (0..=255u8).collect(),
     ];
     for j in &junk {
@@ -275,6 +326,12 @@ fn force_mute_stops_forwarding() {
     let cut = net.now;
     net.run_for(Duration::from_millis(500));
     let b = net.client("b");
-    assert!(!b.received_on(1000).iter().any(|r| r.at > cut), "audio muted");
-    assert!(b.received_on(1010).iter().any(|r| r.at > cut), "video flows");
+    assert!(
+        !b.received_on(1000).iter().any(|r| r.at > cut),
+        "audio muted"
+    );
+    assert!(
+        b.received_on(1010).iter().any(|r| r.at > cut),
+        "video flows"
+    );
 }

@@ -41,6 +41,9 @@ struct VisibleStream {
     kind: MediaKind,
 }
 
+/// An SSRC an endpoint sends, its rtx and kind.
+type OwnStream = (u32, Option<u32>, MediaKind);
+
 fn visible_streams(sources: &[Source]) -> Vec<VisibleStream> {
     let mut out = Vec::new();
     for source in sources {
@@ -106,13 +109,13 @@ impl Conference {
                         "ssrc {ssrc} is zero or listed twice"
                     )));
                 }
-                if let Some(info) = self.ssrcs.get(ssrc) {
-                    if info.owner != endpoint {
-                        return Err(MediaError::SsrcConflict {
-                            ssrc: *ssrc,
-                            owner: info.owner.clone(),
-                        });
-                    }
+                if let Some(info) = self.ssrcs.get(ssrc)
+                    && info.owner != endpoint
+                {
+                    return Err(MediaError::SsrcConflict {
+                        ssrc: *ssrc,
+                        owner: info.owner.clone(),
+                    });
                 }
             }
         }
@@ -135,21 +138,20 @@ impl Conference {
                     },
                 );
             }
-            if let Some(layers) = sim {
-                if let Some(first) = layers.first() {
-                    let same = self
-                        .simulcast
-                        .get(first)
-                        .is_some_and(|f| f.visible_ssrc() == Some(*first));
-                    if !same {
-                        self.simulcast
-                            .insert(*first, SimulcastForwarder::new(layers.clone()));
-                    }
-                }
+            if let Some(layers) = sim
+                && let Some(first) = layers.first()
+                && self
+                    .simulcast
+                    .get(first)
+                    .is_none_or(|f| f.layers() != layers)
+            {
+                self.simulcast
+                    .insert(*first, SimulcastForwarder::new(layers.clone()));
             }
         }
         let ssrcs = &self.ssrcs;
-        self.simulcast.retain(|visible, _| ssrcs.contains_key(visible));
+        self.simulcast
+            .retain(|visible, _| ssrcs.contains_key(visible));
         if let Some(e) = self.endpoints.get_mut(endpoint) {
             e.sources = sources.to_vec();
         }
@@ -160,7 +162,7 @@ impl Conference {
     /// Declares on every endpoint's `Rtc` what it receives and sends, and
     /// removes what is no longer signalled.
     pub fn declare_all_streams(&mut self) {
-        let all: Vec<(String, Vec<VisibleStream>, Vec<(u32, Option<u32>, MediaKind)>)> = self
+        let all: Vec<(String, Vec<VisibleStream>, Vec<OwnStream>)> = self
             .endpoints
             .iter()
             .map(|(id, e)| {
@@ -188,7 +190,12 @@ impl Conference {
                 .map(|(_, _, own)| own.clone())
                 .unwrap_or_default();
             let wanted: HashSet<u32> = own.iter().map(|(s, _, _)| *s).collect();
-            for old in endpoint.rx_ssrcs.difference(&wanted).copied().collect::<Vec<_>>() {
+            for old in endpoint
+                .rx_ssrcs
+                .difference(&wanted)
+                .copied()
+                .collect::<Vec<_>>()
+            {
                 rtc.direct_api().remove_stream_rx(Ssrc::from(old));
                 endpoint.rx_ssrcs.remove(&old);
             }
@@ -213,7 +220,9 @@ impl Conference {
                 .forwarded
                 .iter()
                 .filter(|(ssrc, f)| {
-                    wanted_tx.get(ssrc).is_none_or(|(owner, _)| *owner != f.sender)
+                    wanted_tx
+                        .get(ssrc)
+                        .is_none_or(|(owner, _)| *owner != f.sender)
                 })
                 .map(|(ssrc, _)| *ssrc)
                 .collect();
@@ -257,7 +266,8 @@ impl Conference {
         let removed = self.endpoints.remove(endpoint)?;
         self.ssrcs.retain(|_, info| info.owner != endpoint);
         let ssrcs = &self.ssrcs;
-        self.simulcast.retain(|visible, _| ssrcs.contains_key(visible));
+        self.simulcast
+            .retain(|visible, _| ssrcs.contains_key(visible));
         self.speaker.remove(endpoint);
         self.declare_all_streams();
         Some(removed)
@@ -460,10 +470,10 @@ impl Conference {
                 endpoint.mute_video
             }
         };
-        if info.kind == MediaKind::Audio {
-            if let Some(level) = packet.header.ext_vals.audio_level {
-                self.speaker.on_level(now, sender, level);
-            }
+        if info.kind == MediaKind::Audio
+            && let Some(level) = packet.header.ext_vals.audio_level
+        {
+            self.speaker.on_level(now, sender, level);
         }
         if muted {
             return Vec::new();
@@ -512,10 +522,12 @@ impl Conference {
                 }
             }
         }
-        let mut ext = ExtensionValues::default();
-        ext.audio_level = packet.header.ext_vals.audio_level;
-        ext.voice_activity = packet.header.ext_vals.voice_activity;
-        ext.video_orientation = packet.header.ext_vals.video_orientation;
+        let ext = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..ExtensionValues::default()
+        };
         for (id, receiver) in self.endpoints.iter_mut() {
             if id == sender || !receiver.connected || !receiver.supports_pt(pt) {
                 continue;

@@ -99,9 +99,15 @@ mod tests {
         demux.add_ufrag("abcd", key.clone());
         let from: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         assert_eq!(demux.route(from, b"not stun, unknown address"), None);
-        assert_eq!(demux.route(from, &binding_request("abcd:peer")), Some(key.clone()));
+        assert_eq!(
+            demux.route(from, &binding_request("abcd:peer")),
+            Some(key.clone())
+        );
         assert_eq!(demux.route(from, b"now known"), Some(key.clone()));
-        assert_eq!(demux.route(from, &binding_request("zzzz:peer")), Some(key.clone()));
+        assert_eq!(
+            demux.route(from, &binding_request("zzzz:peer")),
+            Some(key.clone())
+        );
         demux.remove_endpoint(&key);
         assert_eq!(demux.route(from, b"forgotten"), None);
     }

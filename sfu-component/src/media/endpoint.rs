@@ -148,7 +148,9 @@ impl Endpoint {
                 }
             }
             if let Some(remote) = self.remote.as_mut() {
-                remote.candidates.extend(transport.candidates.iter().cloned());
+                remote
+                    .candidates
+                    .extend(transport.candidates.iter().cloned());
             }
             false
         };
@@ -275,7 +277,8 @@ fn configure_codecs(config: &mut str0m::RtcConfig, media: &[MediaDescription]) {
                 rtx,
                 codec,
                 Frequency::from_nonzero(clock),
-                pt.channels.or(if codec == Codec::Opus { Some(2) } else { None }),
+                pt.channels
+                    .or(if codec == Codec::Opus { Some(2) } else { None }),
                 FormatParams::parse_line(&line),
             );
             added = true;

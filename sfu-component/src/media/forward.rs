@@ -76,9 +76,9 @@ impl SimulcastForwarder {
         }
     }
 
-    /// The receiver-visible SSRC (the first of the group).
-    pub fn visible_ssrc(&self) -> Option<u32> {
-        self.layers.first().copied()
+    /// The `SIM` group, lowest layer first.
+    pub fn layers(&self) -> &[u32] {
+        &self.layers
     }
 
     /// The SSRC currently forwarded, if any.
@@ -114,27 +114,39 @@ impl SimulcastForwarder {
             *seen = Some(now);
         }
         let target = self.target(now);
-        let mut keyframe_for = None;
-        if target != self.current {
-            if let Some(t) = target {
-                let due = self
-                    .last_keyframe_request
-                    .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_REQUEST_INTERVAL);
-                if due {
-                    self.last_keyframe_request = Some(now);
-                    keyframe_for = self.layers.get(t).copied();
-                }
-            }
-        }
         if self.current != Some(index) {
             let switch = target == Some(index) && (!is_vp8 || starts_vp8_keyframe(payload));
             if !switch {
-                return (LayerDecision::Drop, keyframe_for);
+                return (LayerDecision::Drop, self.keyframe_request(now, target));
             }
             self.switch_to(now, index, seq_no, timestamp, payload, is_vp8);
-            keyframe_for = None;
+            self.last_keyframe_request = None;
         }
-        (self.rewrite(now, seq_no, timestamp, payload, is_vp8), keyframe_for)
+        let keyframe_for = if target != self.current {
+            self.keyframe_request(now, target)
+        } else {
+            None
+        };
+        (
+            self.rewrite(now, seq_no, timestamp, payload, is_vp8),
+            keyframe_for,
+        )
+    }
+
+    /// The layer to ask a keyframe of for a pending switch (throttled).
+    fn keyframe_request(&mut self, now: Instant, target: Option<usize>) -> Option<u32> {
+        let target = target?;
+        if target == self.current.unwrap_or(usize::MAX) {
+            return None;
+        }
+        let due = self
+            .last_keyframe_request
+            .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_REQUEST_INTERVAL);
+        if !due {
+            return None;
+        }
+        self.last_keyframe_request = Some(now);
+        self.layers.get(target).copied()
     }
 
     fn switch_to(
@@ -159,18 +171,20 @@ impl SimulcastForwarder {
                 let out_seq = last.seq_no.wrapping_add(1);
                 self.seq_offset = out_seq.wrapping_sub(seq_no);
                 let elapsed = now.saturating_duration_since(last.at).as_millis() as u32;
-                let out_ts = last.timestamp.wrapping_add(elapsed.saturating_mul(90).max(1));
+                let out_ts = last
+                    .timestamp
+                    .wrapping_add(elapsed.saturating_mul(90).max(1));
                 self.ts_offset = out_ts.wrapping_sub(timestamp);
-                if let (Some(ids), Some(last_pid)) = (ids, last.picture_id) {
-                    if let Some(pid) = ids.picture_id {
-                        let out_pid = last_pid.wrapping_add(1);
-                        self.picture_id_offset = out_pid.wrapping_sub(pid);
-                    }
+                if let (Some(ids), Some(last_pid)) = (ids, last.picture_id)
+                    && let Some(pid) = ids.picture_id
+                {
+                    let out_pid = last_pid.wrapping_add(1);
+                    self.picture_id_offset = out_pid.wrapping_sub(pid);
                 }
-                if let (Some(ids), Some(last_tl0)) = (ids, last.tl0) {
-                    if let Some(tl0) = ids.tl0 {
-                        self.tl0_offset = last_tl0.wrapping_add(1).wrapping_sub(tl0);
-                    }
+                if let (Some(ids), Some(last_tl0)) = (ids, last.tl0)
+                    && let Some(tl0) = ids.tl0
+                {
+                    self.tl0_offset = last_tl0.wrapping_add(1).wrapping_sub(tl0);
                 }
             }
         }
@@ -189,22 +203,22 @@ impl SimulcastForwarder {
         let mut patch = None;
         let mut out_pid = None;
         let mut out_tl0 = None;
-        if is_vp8 {
-            if let (Some(ids), Ok(descriptor)) = (vp8_ids(payload), Vp8Descriptor::parse(payload)) {
-                let mut builder = descriptor.patch();
-                if let Some(pid) = ids.picture_id {
-                    let mask = if ids.picture_id_15_bit { 0x7fff } else { 0x7f };
-                    let value = pid.wrapping_add(self.picture_id_offset) & mask;
-                    builder = builder.picture_id(value);
-                    out_pid = Some(value);
-                }
-                if let Some(tl0) = ids.tl0 {
-                    let value = tl0.wrapping_add(self.tl0_offset);
-                    builder = builder.tl0_pic_idx(value);
-                    out_tl0 = Some(value);
-                }
-                patch = builder.build().ok();
+        if is_vp8
+            && let (Some(ids), Ok(descriptor)) = (vp8_ids(payload), Vp8Descriptor::parse(payload))
+        {
+            let mut builder = descriptor.patch();
+            if let Some(pid) = ids.picture_id {
+                let mask = if ids.picture_id_15_bit { 0x7fff } else { 0x7f };
+                let value = pid.wrapping_add(self.picture_id_offset) & mask;
+                builder = builder.picture_id(value);
+                out_pid = Some(value);
             }
+            if let Some(tl0) = ids.tl0 {
+                let value = tl0.wrapping_add(self.tl0_offset);
+                builder = builder.tl0_pic_idx(value);
+                out_tl0 = Some(value);
+            }
+            patch = builder.build().ok();
         }
         let previous = self.last_out;
         let newer = previous.is_none_or(|p| out_seq > p.seq_no);
@@ -272,15 +286,17 @@ pub(crate) fn starts_vp8_keyframe(payload: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// A VP8 payload: X=1, S=1, partition 0; I and L set; 15-bit picture id.
+    /// A VP8 payload: X=1, S=1, partition 0; I, L and T set; 15-bit
+    /// picture id.
     fn vp8(picture_id: u16, tl0: u8, key: bool) -> Vec<u8> {
         let header = if key { 0x00 } else { 0x01 };
         vec![
             0x90,
-            0xc0,
+            0xe0,
             0x80 | (picture_id >> 8) as u8,
             picture_id as u8,
             tl0,
+            0x00,
             header,
             0,
             0,
@@ -300,7 +316,14 @@ mod tests {
         let mut f = SimulcastForwarder::new(vec![10, 20, 30]);
         // Only layer 0 so far: forwarded as is.
         let (d, _) = f.on_packet(start, 10, 100, 1000, &vp8(5, 1, true), true);
-        assert!(matches!(d, LayerDecision::Forward { seq_no: 100, timestamp: 1000, .. }));
+        assert!(matches!(
+            d,
+            LayerDecision::Forward {
+                seq_no: 100,
+                timestamp: 1000,
+                ..
+            }
+        ));
         // Layer 2 appears with a delta frame: dropped, keyframe asked.
         let t = start + Duration::from_millis(10);
         let (d, kf) = f.on_packet(t, 30, 5000, 77_000, &vp8(900, 40, false), true);
@@ -309,12 +332,17 @@ mod tests {
         // Its keyframe switches; numbers continue.
         let t = start + Duration::from_millis(40);
         let (d, _) = f.on_packet(t, 30, 5001, 80_000, &vp8(901, 41, true), true);
-        let LayerDecision::Forward { seq_no, timestamp, vp8 } = d else {
+        let LayerDecision::Forward {
+            seq_no,
+            timestamp,
+            vp8: patch,
+        } = d
+        else {
             panic!("not forwarded");
         };
         assert_eq!(seq_no, 101);
         assert_eq!(timestamp, 1000 + 40 * 90);
-        assert!(vp8.is_some());
+        assert!(patch.is_some());
         assert_eq!(f.current_ssrc(), Some(30));
         // The old layer is now dropped.
         let (d, _) = f.on_packet(t, 10, 101, 1100, &vp8(6, 1, false), true);
@@ -325,7 +353,12 @@ mod tests {
     fn garbage_payload_never_panics() {
         let now = Instant::now();
         let mut f = SimulcastForwarder::new(vec![1, 2]);
-        for p in [&[][..], &[0x80][..], &[0x90, 0x80][..], &[0x90, 0xff, 0x80][..]] {
+        for p in [
+            &[][..],
+            &[0x80][..],
+            &[0x90, 0x80][..],
+            &[0x90, 0xff, 0x80][..],
+        ] {
             let _ = f.on_packet(now, 2, 1, 1, p, true);
             let _ = vp8_ids(p);
         }

@@ -20,9 +20,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use media_signalling::{Candidate, Fingerprint, IceTransport, MediaDescription, Source};
+use str0m::Input;
 use str0m::config::DtlsCert;
 use str0m::net::{Protocol, Receive};
-use str0m::Input;
 
 use conference::Conference;
 use demux::{Demux, EndpointKey};
@@ -398,16 +398,16 @@ impl MediaCore {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in due {
-                if let Some(rtc) = conf.endpoints.get_mut(&id).and_then(|e| e.rtc.as_mut()) {
-                    if let Err(err) = rtc.handle_input(Input::Timeout(now)) {
-                        tracing::debug!(endpoint = id, "rtc timeout: {err}");
-                    }
+                if let Some(rtc) = conf.endpoints.get_mut(&id).and_then(|e| e.rtc.as_mut())
+                    && let Err(err) = rtc.handle_input(Input::Timeout(now))
+                {
+                    tracing::debug!(endpoint = id, "rtc timeout: {err}");
                 }
                 conf.drive(now, &id, &mut self.outputs, &mut self.counters);
-                if let Some(e) = conf.endpoints.get_mut(&id) {
-                    if e.rtc_timeout.is_some_and(|t| t <= now) {
-                        e.rtc_timeout = Some(now + RETRY);
-                    }
+                if let Some(e) = conf.endpoints.get_mut(&id)
+                    && e.rtc_timeout.is_some_and(|t| t <= now)
+                {
+                    e.rtc_timeout = Some(now + RETRY);
                 }
             }
             if let Some(change) = conf.speaker.handle_timeout(now) {

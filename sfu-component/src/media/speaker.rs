@@ -218,7 +218,13 @@ impl DominantSpeaker {
 mod tests {
     use super::*;
 
-    fn talk(d: &mut DominantSpeaker, from: Instant, ms: u64, loud: &str, quiet: &[&str]) -> Vec<SpeakerChange> {
+    fn talk(
+        d: &mut DominantSpeaker,
+        from: Instant,
+        ms: u64,
+        loud: &str,
+        quiet: &[&str],
+    ) -> Vec<SpeakerChange> {
         let mut changes = Vec::new();
         for i in 0..ms / 20 {
             let now = from + Duration::from_millis(i * 20);
@@ -237,7 +243,13 @@ mod tests {
         let mut d = DominantSpeaker::default();
         let c = talk(&mut d, start, 2000, "a", &["b", "c"]);
         assert_eq!(c.last().map(|c| c.endpoint.as_str()), Some("a"));
-        let c = talk(&mut d, start + Duration::from_secs(2), 4000, "b", &["a", "c"]);
+        let c = talk(
+            &mut d,
+            start + Duration::from_secs(2),
+            4000,
+            "b",
+            &["a", "c"],
+        );
         let last = c.last().unwrap();
         assert_eq!(last.endpoint, "b");
         assert_eq!(last.previous, vec!["a".to_string()]);

@@ -34,7 +34,10 @@ pub fn jitsi_media() -> Vec<MediaDescription> {
         kind: kind.into(),
         subtype: sub.map(Into::into),
     };
-    let ext = |id, uri: &str| HeaderExtension { id, uri: uri.into() };
+    let ext = |id, uri: &str| HeaderExtension {
+        id,
+        uri: uri.into(),
+    };
     vec![
         MediaDescription {
             kind: MediaKind::Audio,
@@ -51,7 +54,10 @@ pub fn jitsi_media() -> Vec<MediaDescription> {
             }],
             header_extensions: vec![
                 ext(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
-                ext(5, "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"),
+                ext(
+                    5,
+                    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+                ),
             ],
         },
         MediaDescription {
@@ -81,8 +87,14 @@ pub fn jitsi_media() -> Vec<MediaDescription> {
                 },
             ],
             header_extensions: vec![
-                ext(3, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
-                ext(5, "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"),
+                ext(
+                    3,
+                    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+                ),
+                ext(
+                    5,
+                    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+                ),
                 // The focus offers mid; the bridge must not map it.
                 ext(10, "urn:ietf:params:rtp-hdrext:sdes:mid"),
             ],
@@ -191,7 +203,8 @@ pub struct Client {
     pub received: Vec<Received>,
     /// Keyframe requests it got, by layer index.
     pub keyframe_requests: Vec<usize>,
-    keyframe_due: Vec<bool>,
+    /// Whether the next frame of a layer is a key frame.
+    pub keyframe_due: Vec<bool>,
     audio_seq: u64,
     video_seq: Vec<u64>,
     picture_id: Vec<u16>,
@@ -305,7 +318,12 @@ impl Client {
         let mut api = self.rtc.direct_api();
         api.expect_stream_rx(Ssrc::from(other.audio), None, Mid::from(AUDIO_MID), None);
         if let (Some(v), Some(r)) = (other.video.first(), other.rtx.first()) {
-            api.expect_stream_rx(Ssrc::from(*v), Some(Ssrc::from(*r)), Mid::from(VIDEO_MID), None);
+            api.expect_stream_rx(
+                Ssrc::from(*v),
+                Some(Ssrc::from(*r)),
+                Mid::from(VIDEO_MID),
+                None,
+            );
         }
     }
 
@@ -328,14 +346,26 @@ impl Client {
             self.next_audio = Some(now + Duration::from_millis(20));
             let seq = self.audio_seq;
             self.audio_seq += 1;
-            let mut ext = ExtensionValues::default();
-            ext.audio_level = Some(self.level);
-            ext.voice_activity = Some(self.level > -60);
+            let ext = ExtensionValues {
+                audio_level: Some(self.level),
+                voice_activity: Some(self.level > -60),
+                ..ExtensionValues::default()
+            };
             let payload = audio_payload(self.ssrcs.audio, seq);
-            if let Some(tx) = self.rtc.direct_api().stream_tx(&Ssrc::from(self.ssrcs.audio)) {
+            if let Some(tx) = self
+                .rtc
+                .direct_api()
+                .stream_tx(&Ssrc::from(self.ssrcs.audio))
+            {
                 tx.write_rtp(
-                    RtpWrite::new(Pt::new_with_value(111), seq.into(), (seq * 960) as u32, now, payload)
-                        .ext_vals(ext),
+                    RtpWrite::new(
+                        Pt::new_with_value(111),
+                        seq.into(),
+                        (seq * 960) as u32,
+                        now,
+                        payload,
+                    )
+                    .ext_vals(ext),
                 );
             }
         }
@@ -374,7 +404,12 @@ impl Client {
             Event::KeyframeRequest(req) => {
                 let layer = req
                     .rid
-                    .and_then(|rid| rid.to_string().trim_start_matches('l').parse::<usize>().ok())
+                    .and_then(|rid| {
+                        rid.to_string()
+                            .trim_start_matches('l')
+                            .parse::<usize>()
+                            .ok()
+                    })
                     .unwrap_or(0);
                 self.keyframe_requests.push(layer);
                 if let Some(due) = self.keyframe_due.get_mut(layer) {
@@ -394,15 +429,17 @@ pub fn audio_payload(ssrc: u32, seq: u64) -> Vec<u8> {
     p
 }
 
-/// A one-packet VP8 frame: descriptor with 15-bit picture id and TL0PICIDX,
+/// A one-packet VP8 frame: descriptor with 15-bit picture id, TL0PICIDX and
+/// TID,
 /// then a frame header (key frame or not), then the layer, SSRC and seq.
 pub fn vp8_payload(picture_id: u16, layer: u8, key: bool, ssrc: u32, seq: u64) -> Vec<u8> {
     let mut p = vec![
         0x90,
-        0xc0,
+        0xe0,
         0x80 | (picture_id >> 8) as u8,
         picture_id as u8,
         (picture_id % 256) as u8,
+        0x00,
         if key { 0x10 } else { 0x11 },
         0,
         0,
@@ -427,7 +464,7 @@ pub fn picture_id_of(payload: &[u8]) -> u16 {
 
 /// The layer tag of a VP8 payload made by [`vp8_payload`].
 pub fn layer_of(payload: &[u8]) -> u8 {
-    payload[15]
+    payload[16]
 }
 
 /// The RTP SSRC and sequence number of an SRTP datagram, if it is RTP.
@@ -496,7 +533,10 @@ impl Net {
     pub fn join(&mut self, id: &str, ssrcs: ClientSsrcs) -> usize {
         let n = self.clients.len() as u8 + 2;
         let addr: SocketAddr = format!("10.1.0.{n}:5000").parse().unwrap();
-        let bridge = self.core.create_endpoint(self.now, CONFERENCE, id, true).unwrap();
+        let bridge = self
+            .core
+            .create_endpoint(self.now, CONFERENCE, id, true)
+            .unwrap();
         let mut client = Client::new(self.now, id, addr, ssrcs.clone());
         {
             let mut api = client.rtc.direct_api();
@@ -505,7 +545,9 @@ impl Net {
                 pass: bridge.pwd.clone(),
             });
             let fp: str0m::config::Fingerprint =
-                format!("sha-256 {}", bridge.fingerprints[0].value).parse().unwrap();
+                format!("sha-256 {}", bridge.fingerprints[0].value)
+                    .parse()
+                    .unwrap();
             api.set_remote_fingerprint(fp);
             api.start_dtls(true).unwrap();
         }
@@ -560,19 +602,18 @@ impl Net {
                         destination,
                         contents,
                     } => {
-                        let Some(client) =
-                            self.clients.iter_mut().find(|c| c.addr == destination)
+                        let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination)
                         else {
                             continue;
                         };
                         if !client.online {
                             continue;
                         }
-                        if let Some(filter) = self.drop_to_client.as_mut() {
-                            if filter(&client.id, &contents) {
-                                self.dropped += 1;
-                                continue;
-                            }
+                        if let Some(filter) = self.drop_to_client.as_mut()
+                            && filter(&client.id, &contents)
+                        {
+                            self.dropped += 1;
+                            continue;
                         }
                         let input = Input::Receive(
                             self.now,
@@ -625,4 +666,35 @@ impl Net {
         }
         panic!("clients did not connect");
     }
+}
+
+/// The ids of the one-byte-form header extensions of an SRTP datagram (the
+/// RTP header, extensions included, is not encrypted).
+pub fn rtp_extension_ids(datagram: &[u8]) -> Vec<u8> {
+    let mut ids = Vec::new();
+    if rtp_ssrc_seq(datagram).is_none() || datagram[0] & 0x10 == 0 {
+        return ids;
+    }
+    let start = 12 + 4 * usize::from(datagram[0] & 0x0f);
+    let Some(header) = datagram.get(start..start + 4) else {
+        return ids;
+    };
+    if header[0..2] != [0xbe, 0xde] {
+        return ids;
+    }
+    let words = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let Some(body) = datagram.get(start + 4..start + 4 + words * 4) else {
+        return ids;
+    };
+    let mut at = 0;
+    while at < body.len() {
+        let b = body[at];
+        if b == 0 {
+            at += 1;
+            continue;
+        }
+        ids.push(b >> 4);
+        at += 1 + usize::from(b & 0x0f) + 1;
+    }
+    ids
 }
