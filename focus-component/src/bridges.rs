@@ -111,10 +111,10 @@ impl Bridge {
                 .map(str::to_string)
         };
         let flag = |v: Option<String>| v.is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        if let Some(s) = get("stress_level").and_then(|v| v.parse::<f64>().ok()) {
-            if s.is_finite() {
-                self.stress = s;
-            }
+        if let Some(s) = get("stress_level").and_then(|v| v.parse::<f64>().ok())
+            && s.is_finite()
+        {
+            self.stress = s;
         }
         self.average_participant_stress = get("average_participant_stress")
             .and_then(|v| v.parse::<f64>().ok())
@@ -236,15 +236,14 @@ impl Brewery {
         participant_region: Option<&str>,
     ) -> Option<String> {
         let config = &self.config;
-        if let Some((jid, _count)) = current {
-            if let Some(b) = self.bridges.get(jid) {
-                if b.is_operational(now, config) {
-                    // One bridge per conference: past
-                    // max_participants_per_bridge a relay would be added;
-                    // without relays the conference stays where it is.
-                    return Some(b.jid.clone());
-                }
-            }
+        if let Some((jid, _count)) = current
+            && let Some(b) = self.bridges.get(jid)
+            && b.is_operational(now, config)
+        {
+            // One bridge per conference: past
+            // max_participants_per_bridge a relay would be added;
+            // without relays the conference stays where it is.
+            return Some(b.jid.clone());
         }
         let candidates: Vec<&Bridge> = self
             .bridges

@@ -220,6 +220,8 @@ impl Focus {
             "message" => self.on_message(now, &stanza),
             _ => {}
         }
+        // Source changes due now (no signalling delay) go out at once.
+        self.flush_due_sources(now);
     }
 
     pub(crate) fn id(&mut self) -> String {

@@ -193,13 +193,12 @@ impl Focus {
         }
         for kind in [MediaKind::Audio, MediaKind::Video] {
             let letter = if kind == MediaKind::Audio { 'a' } else { 'v' };
-            let mut n = 0;
-            for s in out
+            for (n, s) in out
                 .iter_mut()
                 .filter(|s| s.kind == kind && s.name.is_empty())
+                .enumerate()
             {
                 s.name = format!("{nick}-{letter}{n}");
-                n += 1;
             }
         }
         Ok(out)
@@ -457,16 +456,9 @@ impl Focus {
                     if set.is_empty() {
                         continue;
                     }
-                    out.push(offer::source_change(
-                        &p.occupant_jid,
-                        "",
-                        action,
-                        &initiator,
-                        &s.sid,
-                        &set,
-                        room,
-                        json,
-                    ));
+                    let skeleton =
+                        offer::jingle_iq(&p.occupant_jid, "", action, &initiator, &s.sid);
+                    out.push(offer::source_change(skeleton, &set, room, json));
                 }
             }
         }

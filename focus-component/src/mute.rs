@@ -86,6 +86,7 @@ impl Focus {
             self.reply_error(iq, StanzaError::not_allowed());
             return;
         }
+        self.send(iq.reply());
         self.force_mute(now, &room, target_nick, media, mute);
         if !myself {
             let target_jid = c_occupant(&room, target_nick);
@@ -106,7 +107,6 @@ impl Focus {
             self.request(now, notify, Pending::Other);
         }
         self.counters.mutes += 1;
-        self.send(iq.reply());
     }
 
     fn force_mute(&mut self, now: Instant, room: &str, nick: &str, media: Media, mute: bool) {
@@ -210,11 +210,11 @@ impl Focus {
             return;
         };
         let (audio, video) = (c.av_moderation.audio_enabled, c.av_moderation.video_enabled);
-        if let Some(p) = c.participants.get_mut(nick) {
-            if !(p.is_moderator() || p.granted_owner) {
-                p.force_muted_audio |= audio;
-                p.force_muted_video |= video;
-            }
+        if let Some(p) = c.participants.get_mut(nick)
+            && !(p.is_moderator() || p.granted_owner)
+        {
+            p.force_muted_audio |= audio;
+            p.force_muted_video |= video;
         }
     }
 }

@@ -179,17 +179,16 @@ impl Focus {
                 .participants
                 .values()
                 .any(|p| p.affiliation == "owner" || p.granted_owner);
-            if !has_owner {
-                if let Some(first) = c
+            if !has_owner
+                && let Some(first) = c
                     .participants
                     .values_mut()
                     .filter(|p| p.real_jid.is_some())
                     .min_by_key(|p| p.joined_at)
-                {
-                    first.granted_owner = true;
-                    if let Some(real) = &first.real_jid {
-                        grants.push(split_jid(real).0.to_string());
-                    }
+            {
+                first.granted_owner = true;
+                if let Some(real) = &first.real_jid {
+                    grants.push(split_jid(real).0.to_string());
                 }
             }
         }
@@ -281,12 +280,12 @@ impl Focus {
                 self.request(now, iq, Pending::Other);
             }
         }
-        if let Some(bs) = &c.bridge {
-            if bs.created {
-                let id = self.id();
-                let iq = crate::colibri::conference_expire(&bs.bridge, &id, &c.meeting_id);
-                self.request(now, iq, Pending::Other);
-            }
+        if let Some(bs) = &c.bridge
+            && bs.created
+        {
+            let id = self.id();
+            let iq = crate::colibri::conference_expire(&bs.bridge, &id, &c.meeting_id);
+            self.request(now, iq, Pending::Other);
         }
         if leave {
             self.send(room::leave_presence(&c.focus_occupant()));

@@ -161,10 +161,11 @@ pub fn json_sources_message(sources: &BTreeMap<String, Vec<Source>>) -> Element 
     let mut compact = compact_sources(&owners);
     if let Some(map) = compact.as_object_mut() {
         for lists in map.values_mut() {
-            if let Some(arr) = lists.as_array_mut() {
-                if arr.len() == 4 && arr[3].as_array().is_some_and(|g| g.is_empty()) {
-                    arr.pop();
-                }
+            if let Some(arr) = lists.as_array_mut()
+                && arr.len() == 4
+                && arr[3].as_array().is_some_and(|g| g.is_empty())
+            {
+                arr.pop();
             }
         }
     }
@@ -221,19 +222,15 @@ pub fn offer(o: &Offer<'_>, action: &str) -> Element {
     iq
 }
 
-/// A source-add or source-remove carrying `sources` by owner: JSON when
-/// the client takes it, else one content per media type.
+/// A source-add or source-remove (`iq`: its [`jingle_iq`] skeleton)
+/// carrying `sources` by owner: JSON when the client takes it, else one
+/// content per media type.
 pub fn source_change(
-    to: &str,
-    id: &str,
-    action: &str,
-    initiator: &str,
-    sid: &str,
+    mut iq: Element,
     sources: &BTreeMap<String, Vec<Source>>,
     room: &str,
     json: bool,
 ) -> Element {
-    let mut iq = jingle_iq(to, id, action, initiator, sid);
     let mut children = Vec::new();
     if json {
         children.push(json_sources_message(sources));

@@ -93,10 +93,10 @@ impl Conference {
     /// owner (`jvb` for the bridge), as an offer or a fan-out carries them.
     pub fn remote_sources(&self, except: &str) -> BTreeMap<String, Vec<Source>> {
         let mut out = BTreeMap::new();
-        if let Some(b) = &self.bridge {
-            if !b.feedback_sources.is_empty() {
-                out.insert("jvb".to_string(), b.feedback_sources.clone());
-            }
+        if let Some(b) = &self.bridge
+            && !b.feedback_sources.is_empty()
+        {
+            out.insert("jvb".to_string(), b.feedback_sources.clone());
         }
         for (owner, sources) in self.sources.owners() {
             if owner != except && !sources.is_empty() {

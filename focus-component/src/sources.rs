@@ -94,10 +94,10 @@ impl ConferenceSources {
             if !s.name.is_empty() && self.others(owner).any(|o| o.name == s.name) {
                 return Err(SourceError::NameAlreadyUsed(s.name.clone()));
             }
-            if let Some(msid) = &s.msid {
-                if self.others(owner).any(|o| o.msid.as_ref() == Some(msid)) {
-                    return Err(SourceError::MsidConflict(msid.clone()));
-                }
+            if let Some(msid) = &s.msid
+                && self.others(owner).any(|o| o.msid.as_ref() == Some(msid))
+            {
+                return Err(SourceError::MsidConflict(msid.clone()));
             }
         }
         if all_ssrcs.len() > limits.max_ssrcs {

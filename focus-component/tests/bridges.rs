@@ -37,7 +37,8 @@ fn pick(b: &Brewery, now: Instant, region: Option<&str>) -> Option<String> {
 fn selection_follows_jicofos_rules() {
     let now = Instant::now();
     type Row<'a> = (&'a str, &'a [(&'a str, &'a str)]);
-    let table: &[(&str, &[Row], Option<&str>, Option<&str>)] = &[
+    type Case<'a> = (&'a str, &'a [Row<'a>], Option<&'a str>, Option<&'a str>);
+    let table: &[Case] = &[
         (
             "least loaded",
             &[

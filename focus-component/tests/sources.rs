@@ -59,14 +59,13 @@ fn ssrcs_in(e: &Element) -> Vec<String> {
     let mut v = Vec::new();
     fn walk(e: &Element, v: &mut Vec<String>) {
         for c in e.children() {
-            if c.name() == "source" && c.ns() == "urn:xmpp:jingle:apps:rtp:ssma:0" {
-                if let Some(s) = c.get_attr("ssrc") {
-                    if c.get_child("ssrc-info", "http://jitsi.org/jitmeet")
-                        .is_some()
-                    {
-                        v.push(s.to_string());
-                    }
-                }
+            if c.name() == "source"
+                && c.ns() == "urn:xmpp:jingle:apps:rtp:ssma:0"
+                && let Some(s) = c.get_attr("ssrc")
+                && c.get_child("ssrc-info", "http://jitsi.org/jitmeet")
+                    .is_some()
+            {
+                v.push(s.to_string());
             }
             walk(c, v);
         }
