@@ -7,6 +7,7 @@
 mod accounts;
 mod client;
 mod driver;
+mod media;
 mod procfs;
 mod report;
 mod sasl;
@@ -114,6 +115,47 @@ pub struct Args {
     /// Print the table only.
     #[arg(long)]
     pub no_save: bool,
+    /// Run the media forwarding benchmark (lilt's bridge beside Janus)
+    /// instead of the XMPP scenarios.
+    #[arg(long)]
+    pub media: bool,
+    /// Media: servers, comma-separated: lilt-bridge, janus.
+    #[arg(long, default_value = "lilt-bridge,janus", value_delimiter = ',')]
+    pub media_servers: Vec<String>,
+    /// Media: load levels SENDERSxRECEIVERS, in increasing order.
+    #[arg(
+        long,
+        default_value = "2x2,4x6,6x10,8x16,10x24,12x32,16x40",
+        value_delimiter = ','
+    )]
+    pub media_levels: Vec<String>,
+    /// Media: measured seconds per level.
+    #[arg(long, default_value_t = 5.0)]
+    pub media_duration: f64,
+    /// Media: warm-up seconds per level.
+    #[arg(long, default_value_t = 2.0)]
+    pub media_warmup: f64,
+    /// Media: video bitrate of each sender (kbit/s).
+    #[arg(long, default_value_t = 1000)]
+    pub media_video_kbps: u32,
+    /// Media: video frames per second.
+    #[arg(long, default_value_t = 30)]
+    pub media_fps: u32,
+    /// Media: largest video packet payload (bytes).
+    #[arg(long, default_value_t = 1100)]
+    pub media_packet: usize,
+    /// Media: loss (%) above which the ramp stops.
+    #[arg(long, default_value_t = 1.0)]
+    pub media_max_loss: f64,
+    /// Media: lilt bridge's UDP port.
+    #[arg(long, default_value_t = 10000)]
+    pub media_udp_port: u16,
+    /// Media: Janus's HTTP API port.
+    #[arg(long, default_value_t = 18088)]
+    pub media_janus_port: u16,
+    /// Internal: host lilt's bridge on this UDP port (started by `--media`).
+    #[arg(long, hide = true)]
+    pub media_bridge_host: Option<u16>,
 }
 
 /// The workspace root (this crate's parent directory).
@@ -149,6 +191,24 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(port) = args.media_bridge_host {
+        return match media::run_bridge_host(port) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench bridge host: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.media {
+        return match media::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match driver::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

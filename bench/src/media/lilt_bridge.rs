@@ -1,0 +1,328 @@
+//! lilt's side: the bridge started pinned to the server core, endpoints
+//! allocated with Colibri2 `conference-modify` IQs shaped as Jicofo sends
+//! them (first the allocation with `<media>` and `<transport
+//! ice-controlling='true'/>`, then the endpoint's own ICE-UDP transport and
+//! `<sources>` once its session is accepted), each answer's transport handed
+//! to a str0m client with the direct API (no SDP).
+//!
+//! The bridge runs as `bench --media-bridge-host` (see `bridge_host.rs`):
+//! lilt's `Bridge` in a thin loop of this crate, IQs over a pipe instead of
+//! the XMPP link, because `lilt bridge`'s runtime was not in the tree yet.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use media_signalling::IceTransport;
+use media_signalling::xml::{ns, parse_transport};
+use str0m::media::{MediaKind, Mid};
+use str0m::rtp::Ssrc;
+use str0m::{Candidate, IceCreds};
+
+use super::MediaError;
+use super::peer::{self, Kind, OutStream, Peer};
+use super::pump::Pump;
+
+/// A running bridge host.
+pub struct LiltBridge {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    pub pid: u32,
+    next_id: u64,
+}
+
+impl LiltBridge {
+    /// Starts `bench --media-bridge-host PORT` pinned to `cpus`.
+    pub fn start(cpus: &str, port: u16) -> Result<LiltBridge, MediaError> {
+        let exe = std::env::current_exe().map_err(MediaError::io("finding bench"))?;
+        let mut child = Command::new("taskset")
+            .args(["-c", cpus])
+            .arg(exe)
+            .arg("--media-bridge-host")
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(MediaError::io("starting the bridge host"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(MediaError::Protocol("bridge host without pipes".into()));
+        };
+        let mut bridge = LiltBridge {
+            pid: child.id(),
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            next_id: 0,
+        };
+        let line = bridge.read_line()?;
+        if !line.starts_with("ready") {
+            return Err(MediaError::Protocol(format!("bridge host said {line:?}")));
+        }
+        Ok(bridge)
+    }
+
+    fn read_line(&mut self) -> Result<String, MediaError> {
+        let mut line = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .map_err(MediaError::io("reading the bridge host"))?;
+        if n == 0 {
+            return Err(MediaError::Protocol("the bridge host exited".into()));
+        }
+        Ok(line.trim().to_string())
+    }
+
+    /// Sends one conference-modify and returns the answer.
+    fn request(&mut self, body: &str) -> Result<xmpp_core::Element, MediaError> {
+        self.next_id += 1;
+        let iq = format!(
+            "<iq xmlns='jabber:client' type='set' id='c2-{}' from='focus@auth.localhost/focus' \
+             to='jvb@auth.localhost/bench'>{body}</iq>",
+            self.next_id
+        );
+        writeln!(self.stdin, "{iq}").map_err(MediaError::io("writing to the bridge host"))?;
+        let answer = self.read_line()?;
+        let el = xmpp_core::stream::parse_element(&answer)
+            .map_err(|e| MediaError::Protocol(format!("answer {answer}: {e}")))?;
+        if el.type_() != Some("result") {
+            return Err(MediaError::Protocol(format!("bridge refused: {answer}")));
+        }
+        Ok(el)
+    }
+
+    /// Allocates `senders + receivers` endpoints in one conference, connects
+    /// them, and returns each stream's fan-out.
+    pub fn connect(
+        &mut self,
+        pump: &mut Pump,
+        senders: usize,
+        receivers: usize,
+    ) -> Result<HashMap<u32, u64>, MediaError> {
+        let meeting = format!("bench-{}", rand::random::<u32>());
+        let total = senders + receivers;
+        let mut streams = 0u32;
+        for i in 0..total {
+            let name = format!("{:08x}", 0x1000_0000u32 + i as u32);
+            let mut rtc = peer::rtc_config().build(Instant::now());
+            rtc.direct_api().set_ice_controlling(false);
+            let mut p = Peer::new(name.clone(), rtc)?;
+            let answer = self.request(&allocation(&meeting, &name, i == 0))?;
+            let remote = bridge_transport(&answer, &name)?;
+            configure(&mut p, &remote)?;
+            if i < senders {
+                let audio = Ssrc::from(0x0100_0000 + 16 * i as u32);
+                let video = Ssrc::from(0x0100_0000 + 16 * i as u32 + 1);
+                let rtx = Ssrc::from(0x0100_0000 + 16 * i as u32 + 2);
+                p.outgoing.push(OutStream::new(
+                    streams,
+                    Kind::Audio,
+                    audio,
+                    None,
+                    Mid::from("a"),
+                ));
+                p.outgoing.push(OutStream::new(
+                    streams + 1,
+                    Kind::Video,
+                    video,
+                    Some(rtx),
+                    Mid::from("v"),
+                ));
+                streams += 2;
+                let mut api = p.rtc.direct_api();
+                api.declare_stream_tx(audio, None, Mid::from("a"), None);
+                api.declare_stream_tx(video, Some(rtx), Mid::from("v"), None);
+            }
+            let local = local_transport(&mut p);
+            let sources = p
+                .outgoing
+                .iter()
+                .map(|s| (s.kind, *s.ssrc, s.rtx.map(|r| *r)))
+                .collect::<Vec<_>>();
+            self.request(&session_accept(&meeting, &name, &local, &sources))?;
+            p.rtc
+                .direct_api()
+                .start_dtls(true)
+                .map_err(|e| MediaError::Protocol(format!("{name}: dtls: {e}")))?;
+            pump.peers.push(p);
+        }
+        // Every endpoint learns the others' sources (source-add).
+        let all: Vec<(usize, Kind, Ssrc, Option<Ssrc>)> = pump
+            .peers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.outgoing.iter().map(move |s| (i, s.kind, s.ssrc, s.rtx)))
+            .collect();
+        for (i, p) in pump.peers.iter_mut().enumerate() {
+            let mut api = p.rtc.direct_api();
+            for (owner, kind, ssrc, rtx) in &all {
+                if *owner != i {
+                    let mid = if *kind == Kind::Audio { "a" } else { "v" };
+                    api.expect_stream_rx(*ssrc, *rtx, Mid::from(mid), None);
+                }
+            }
+        }
+        let fan_out = (total as u64).saturating_sub(1);
+        Ok((0..streams).map(|s| (s, fan_out)).collect())
+    }
+
+    pub fn stop(mut self) {
+        drop(self.stdin);
+        let deadline = Instant::now() + std::time::Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Applies the bridge's transport to a client `Rtc`: the bridge is ICE
+/// controlling and DTLS passive, the client the other way round.
+fn configure(p: &mut Peer, remote: &IceTransport) -> Result<(), MediaError> {
+    let fp = remote
+        .fingerprints
+        .iter()
+        .find(|f| f.hash.eq_ignore_ascii_case("sha-256"))
+        .ok_or_else(|| MediaError::Protocol("bridge transport without sha-256".into()))?;
+    let fingerprint = peer::parse_fingerprint(&fp.hash, &fp.value)?;
+    for c in &remote.candidates {
+        if c.protocol.eq_ignore_ascii_case("udp")
+            && let Ok(candidate) = Candidate::host(c.address, "udp")
+        {
+            p.rtc.add_remote_candidate(candidate);
+        }
+    }
+    let mut api = p.rtc.direct_api();
+    api.set_remote_ice_credentials(IceCreds {
+        ufrag: remote.ufrag.clone(),
+        pass: remote.pwd.clone(),
+    });
+    api.set_remote_fingerprint(fingerprint);
+    api.declare_media(Mid::from("a"), MediaKind::Audio);
+    api.declare_media(Mid::from("v"), MediaKind::Video);
+    Ok(())
+}
+
+/// The client's own transport: ICE credentials, fingerprint, one host
+/// candidate.
+struct LocalTransport {
+    ufrag: String,
+    pwd: String,
+    fingerprint: String,
+    address: SocketAddr,
+}
+
+fn local_transport(p: &mut Peer) -> LocalTransport {
+    let creds = p.rtc.direct_api().local_ice_credentials();
+    LocalTransport {
+        ufrag: creds.ufrag,
+        pwd: creds.pass,
+        fingerprint: p.fingerprint(),
+        address: p.local,
+    }
+}
+
+/// The transport the bridge answered for `endpoint`.
+fn bridge_transport(
+    answer: &xmpp_core::Element,
+    endpoint: &str,
+) -> Result<IceTransport, MediaError> {
+    let modified = answer
+        .get_child("conference-modified", ns::COLIBRI2)
+        .ok_or_else(|| MediaError::Protocol("answer without conference-modified".into()))?;
+    let transport = modified
+        .children()
+        .filter(|c| c.name() == "endpoint" && c.get_attr("id") == Some(endpoint))
+        .find_map(|e| e.get_child("transport", ns::COLIBRI2))
+        .and_then(|t| t.get_child("transport", ns::ICE_UDP))
+        .ok_or_else(|| MediaError::Protocol(format!("no transport for {endpoint}")))?;
+    parse_transport(transport).map_err(|e| MediaError::Protocol(e.to_string()))
+}
+
+const AUDIO_MEDIA: &str = "<media type='audio'>\
+<payload-type xmlns='urn:xmpp:jingle:apps:rtp:1' id='111' name='opus' clockrate='48000' channels='2'>\
+<parameter name='minptime' value='10'/><parameter name='useinbandfec' value='1'/>\
+<rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='transport-cc'/></payload-type>\
+<rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='1' uri='urn:ietf:params:rtp-hdrext:ssrc-audio-level'/>\
+<rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='5' uri='http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01'/>\
+</media>";
+
+const VIDEO_MEDIA: &str = "<media type='video'>\
+<payload-type xmlns='urn:xmpp:jingle:apps:rtp:1' id='100' name='VP8' clockrate='90000'>\
+<rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='ccm' subtype='fir'/>\
+<rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='nack'/>\
+<rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='nack' subtype='pli'/>\
+<rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='transport-cc'/></payload-type>\
+<payload-type xmlns='urn:xmpp:jingle:apps:rtp:1' id='96' name='rtx' clockrate='90000'>\
+<parameter name='apt' value='100'/></payload-type>\
+<rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='5' uri='http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01'/>\
+</media>";
+
+/// Jicofo's first request for a participant: create it (and the conference
+/// with the first), its media, the bridge as ICE controller.
+fn allocation(meeting: &str, endpoint: &str, create_conference: bool) -> String {
+    let create = if create_conference {
+        " create='true'"
+    } else {
+        ""
+    };
+    format!(
+        "<conference-modify xmlns='jitsi:colibri2' meeting-id='{meeting}' \
+         name='bench@conference.localhost'{create}>\
+         <endpoint id='{endpoint}' create='true' stats-id='Bench-{endpoint}' muc-role='participant'>\
+         {AUDIO_MEDIA}{VIDEO_MEDIA}<transport ice-controlling='true'/>\
+         <capability name='source-names'/></endpoint></conference-modify>"
+    )
+}
+
+/// Jicofo's second request, after the participant's session-accept: its
+/// ICE-UDP transport and its sources (video with an rtx FID group).
+fn session_accept(
+    meeting: &str,
+    endpoint: &str,
+    local: &LocalTransport,
+    sources: &[(Kind, u32, Option<u32>)],
+) -> String {
+    let mut s = String::new();
+    for (kind, ssrc, rtx) in sources {
+        let (kind, name) = match kind {
+            Kind::Audio => ("audio", format!("{endpoint}-a0")),
+            Kind::Video => ("video", format!("{endpoint}-v0")),
+        };
+        let ssma = "urn:xmpp:jingle:apps:rtp:ssma:0";
+        let msid = format!("{name}-stream {name}-track");
+        s.push_str(&format!(
+            "<media-source type='{kind}' id='{name}'><source xmlns='{ssma}' ssrc='{ssrc}' name='{name}'>\
+             <parameter name='msid' value='{msid}'/></source>"
+        ));
+        if let Some(rtx) = rtx {
+            s.push_str(&format!(
+                "<source xmlns='{ssma}' ssrc='{rtx}' name='{name}'><parameter name='msid' value='{msid}'/></source>\
+                 <ssrc-group xmlns='{ssma}' semantics='FID'><source ssrc='{ssrc}'/><source ssrc='{rtx}'/></ssrc-group>"
+            ));
+        }
+        s.push_str("</media-source>");
+    }
+    format!(
+        "<conference-modify xmlns='jitsi:colibri2' meeting-id='{meeting}'>\
+         <endpoint id='{endpoint}'><transport>\
+         <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='{ufrag}' pwd='{pwd}'><rtcp-mux/>\
+         <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='active'>{fp}</fingerprint>\
+         <candidate component='1' foundation='1' generation='0' id='{endpoint}c1' network='0' \
+         priority='2130706431' protocol='udp' ip='{ip}' port='{port}' type='host'/>\
+         </transport></transport><sources>{s}</sources></endpoint></conference-modify>",
+        ufrag = local.ufrag,
+        pwd = local.pwd,
+        fp = local.fingerprint,
+        ip = local.address.ip(),
+        port = local.address.port(),
+    )
+}

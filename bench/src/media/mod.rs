@@ -1,0 +1,380 @@
+//! `bench --media`: the media forwarding benchmark of issue 12. lilt's
+//! bridge beside Debian's Janus (VideoRoom) in one run, each pinned to the
+//! server core; simulated endpoints are str0m clients in this process with
+//! real ICE, DTLS and SRTP over UDP on 127.0.0.1. For each load level
+//! (`SENDERSxRECEIVERS`: every sender sends one Opus and one VP8-like
+//! stream, every endpoint receives every other sender) the server is
+//! started fresh, every endpoint connected, the load run for a warm-up and
+//! a measured window, and the figures taken: forwarded packets per second,
+//! server CPU per forwarded packet, added latency (send and receive time in
+//! this process), memory per endpoint and loss. Levels go up until loss
+//! passes 1 %.
+//!
+//! Start reading at [`run`]; `peer.rs` is one simulated endpoint, `pump.rs`
+//! the loop driving them all, `lilt_bridge.rs` and `janus.rs` the two
+//! servers' signalling, `report.rs` the results file.
+
+mod bridge_host;
+mod janus;
+mod lilt_bridge;
+mod payload;
+mod peer;
+mod pump;
+mod report;
+mod tally;
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::{Args, procfs, servers};
+use payload::VideoShape;
+use pump::Pump;
+
+pub use bridge_host::run as run_bridge_host;
+
+/// Why the media benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl MediaError {
+    pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> MediaError {
+        move |source| MediaError::Io { what, source }
+    }
+}
+
+/// A server of the media table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaServer {
+    LiltBridge,
+    Janus,
+}
+
+impl MediaServer {
+    pub fn label(self) -> &'static str {
+        match self {
+            MediaServer::LiltBridge => "lilt-bridge",
+            MediaServer::Janus => "janus",
+        }
+    }
+
+    fn parse(s: &str) -> Option<MediaServer> {
+        [MediaServer::LiltBridge, MediaServer::Janus]
+            .into_iter()
+            .find(|k| k.label() == s)
+    }
+}
+
+/// One load level: senders and receive-only endpoints in one conference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub senders: usize,
+    pub receivers: usize,
+}
+
+impl Level {
+    fn parse(s: &str) -> Option<Level> {
+        let (a, b) = s.trim().split_once('x')?;
+        Some(Level {
+            senders: a.parse().ok()?,
+            receivers: b.parse().ok()?,
+        })
+    }
+
+    pub fn endpoints(&self) -> usize {
+        self.senders + self.receivers
+    }
+
+    /// Streams forwarded: each sender's two streams to every other endpoint.
+    pub fn forwarded_streams(&self) -> usize {
+        2 * self.senders * self.endpoints().saturating_sub(1)
+    }
+
+    pub fn forwarded_video_streams(&self) -> usize {
+        self.forwarded_streams() / 2
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}x{}", self.senders, self.receivers)
+    }
+}
+
+/// What one level measured on one server.
+#[derive(Debug, Clone)]
+pub struct LevelResult {
+    pub level: Level,
+    /// Forwarded packets per second the endpoints received.
+    pub forwarded_pps: f64,
+    /// Forwarded packets the level should give (sent × fan-out) per second.
+    pub offered_pps: f64,
+    pub loss: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub server_cpu: f64,
+    /// Server CPU microseconds per forwarded packet.
+    pub cpu_us_per_packet: f64,
+    pub kib_per_endpoint: f64,
+    pub rss_before_mib: f64,
+    pub rss_mib: f64,
+    pub generator_cpu: f64,
+    pub duplicates: u64,
+    pub setup_secs: f64,
+}
+
+/// A server's run: its levels, and why it stopped early if it did.
+#[derive(Debug, Clone, Default)]
+pub struct ServerRun {
+    pub levels: Vec<LevelResult>,
+    pub failure: Option<String>,
+}
+
+/// The parameters of the media scenario, from the command line.
+#[derive(Debug, Clone)]
+pub struct MediaParams {
+    pub servers: Vec<MediaServer>,
+    pub levels: Vec<Level>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub video: VideoShape,
+    pub video_kbps: u32,
+    pub server_cpus: String,
+    pub udp_port: u16,
+    pub janus_http_port: u16,
+    pub max_loss: f64,
+}
+
+impl MediaParams {
+    pub fn from_args(args: &Args) -> Result<MediaParams, MediaError> {
+        let servers = args
+            .media_servers
+            .iter()
+            .map(|s| {
+                MediaServer::parse(s.trim())
+                    .ok_or_else(|| MediaError::Usage(format!("unknown media server {s:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let levels = args
+            .media_levels
+            .iter()
+            .map(|s| {
+                Level::parse(s).ok_or_else(|| {
+                    MediaError::Usage(format!("bad level {s:?} (SENDERSxRECEIVERS)"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MediaParams {
+            servers,
+            levels,
+            warmup: Duration::from_secs_f64(args.media_warmup),
+            duration: Duration::from_secs_f64(args.media_duration),
+            video: VideoShape::new(args.media_video_kbps, args.media_fps, args.media_packet),
+            video_kbps: args.media_video_kbps,
+            server_cpus: args.server_cpu.to_string(),
+            udp_port: args.media_udp_port,
+            janus_http_port: args.media_janus_port,
+            max_loss: args.media_max_loss / 100.0,
+        })
+    }
+}
+
+/// A started server of either kind.
+enum Started {
+    Lilt(lilt_bridge::LiltBridge),
+    Janus(janus::Janus),
+}
+
+impl Started {
+    fn pid(&self) -> u32 {
+        match self {
+            Started::Lilt(b) => b.pid,
+            Started::Janus(j) => j.pid,
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Started::Lilt(b) => b.stop(),
+            Started::Janus(j) => j.stop(),
+        }
+    }
+}
+
+fn start(
+    server: MediaServer,
+    p: &MediaParams,
+    level: Level,
+    args: &Args,
+) -> Result<Started, MediaError> {
+    Ok(match server {
+        MediaServer::LiltBridge => {
+            Started::Lilt(lilt_bridge::LiltBridge::start(&p.server_cpus, p.udp_port)?)
+        }
+        MediaServer::Janus => Started::Janus(janus::Janus::start(
+            &args.work_dir.join("janus"),
+            &p.server_cpus,
+            p.janus_http_port,
+            level.senders,
+        )?),
+    })
+}
+
+/// Runs one level on a fresh server.
+fn run_level(
+    server: MediaServer,
+    p: &MediaParams,
+    level: Level,
+    args: &Args,
+) -> Result<LevelResult, MediaError> {
+    let mut started = start(server, p, level, args)?;
+    let result = measure(&mut started, p, level);
+    started.stop();
+    result
+}
+
+fn measure(
+    started: &mut Started,
+    p: &MediaParams,
+    level: Level,
+) -> Result<LevelResult, MediaError> {
+    let pid = started.pid();
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_before = procfs::rss_kib(pid).unwrap_or(0);
+    let setup_start = Instant::now();
+    let mut pump = Pump::new(p.video);
+    let fan_out = match started {
+        Started::Lilt(b) => b.connect(&mut pump, level.senders, level.receivers)?,
+        Started::Janus(j) => j.connect(&mut pump, level.senders, level.receivers)?,
+    };
+    pump.connect_all(Duration::from_secs(30))?;
+    let setup_secs = setup_start.elapsed().as_secs_f64();
+    // Senders start at random phases, as real ones do.
+    let now = Instant::now();
+    let mut rng = rand::thread_rng();
+    for peer in pump.peers.iter_mut() {
+        for s in peer.outgoing.iter_mut() {
+            s.next_due = now + Duration::from_micros(rng.gen_range(0..33_000));
+        }
+    }
+    pump.sending = true;
+    pump.run(now + p.warmup, |_| false)?;
+    let start = Instant::now();
+    let window_start = start.saturating_duration_since(pump.epoch);
+    pump.tally
+        .open(window_start, window_start + p.duration, fan_out);
+    let cpu0 = procfs::cpu_seconds(pid).unwrap_or(0.0);
+    let gen0 = procfs::own_cpu_seconds();
+    pump.run(start + p.duration, |_| false)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu1 = procfs::cpu_seconds(pid).unwrap_or(0.0);
+    let gen1 = procfs::own_cpu_seconds();
+    let rss = procfs::rss_kib(pid).unwrap_or(0);
+    // Late packets of the window still count.
+    pump.run(Instant::now() + Duration::from_millis(500), |_| false)?;
+    let f = pump.tally.figures();
+    let secs = p.duration.as_secs_f64();
+    let cpu = (cpu1 - cpu0).max(0.0);
+    Ok(LevelResult {
+        level,
+        forwarded_pps: f.received as f64 / secs,
+        offered_pps: f.expected as f64 / secs,
+        loss: f.loss,
+        p50_ms: f.p50_ms,
+        p99_ms: f.p99_ms,
+        server_cpu: 100.0 * cpu / elapsed,
+        cpu_us_per_packet: if f.received > 0 {
+            cpu * 1e6 / f.received as f64
+        } else {
+            f64::NAN
+        },
+        kib_per_endpoint: rss.saturating_sub(rss_before) as f64 / level.endpoints() as f64,
+        rss_before_mib: rss_before as f64 / 1024.0,
+        rss_mib: rss as f64 / 1024.0,
+        generator_cpu: 100.0 * (gen1 - gen0) / elapsed,
+        duplicates: pump.tally.duplicates,
+        setup_secs,
+    })
+}
+
+/// The whole media run: every server through the levels, then the table.
+pub fn run(args: &Args) -> Result<(), MediaError> {
+    let p = MediaParams::from_args(args)?;
+    if p.levels.is_empty() || p.servers.is_empty() {
+        return Err(MediaError::Usage("no media servers or levels".into()));
+    }
+    if p.servers.contains(&MediaServer::Janus) && !program_exists("janus") {
+        return Err(MediaError::Usage(
+            "janus is not installed (apt-get install janus)".into(),
+        ));
+    }
+    if let Err(e) = procfs::set_nice(servers::NICE) {
+        eprintln!("bench: warning: cannot raise the generator's priority: {e}");
+    }
+    procfs::pin_self(&[args.generator_cpu]).map_err(MediaError::io("pinning the generator"))?;
+    let _ = procfs::raise_nofile();
+    std::fs::create_dir_all(&args.work_dir).map_err(MediaError::io("creating the work dir"))?;
+    let mut runs: Vec<(MediaServer, ServerRun)> = Vec::new();
+    for &server in &p.servers {
+        let mut run = ServerRun::default();
+        for &level in &p.levels {
+            eprintln!("media: {} {} ...", server.label(), level.label());
+            match run_level(server, &p, level, args) {
+                Ok(r) => {
+                    eprintln!(
+                        "media: {} {}: {:.0} fwd pps, loss {:.2} %, p50 {:.2} ms, p99 {:.2} ms, \
+                         server CPU {:.0} %, {:.2} us/pkt, {:.1} KiB/endpoint, generator {:.0} %",
+                        server.label(),
+                        level.label(),
+                        r.forwarded_pps,
+                        100.0 * r.loss,
+                        r.p50_ms,
+                        r.p99_ms,
+                        r.server_cpu,
+                        r.cpu_us_per_packet,
+                        r.kib_per_endpoint,
+                        r.generator_cpu
+                    );
+                    let over = r.loss > p.max_loss;
+                    run.levels.push(r);
+                    if over {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("media: {} {}: {e}", server.label(), level.label());
+                    run.failure = Some(format!("{}: {e}", level.label()));
+                    break;
+                }
+            }
+        }
+        runs.push((server, run));
+    }
+    let doc = report::document(args, &p, &runs);
+    println!("{doc}");
+    if !args.no_save {
+        let dir = args
+            .results_dir
+            .clone()
+            .unwrap_or_else(|| crate::workspace_root().join("bench/results"));
+        std::fs::create_dir_all(&dir).map_err(MediaError::io("creating the results dir"))?;
+        let path = dir.join(format!("{}-media.md", report::date()));
+        std::fs::write(&path, doc).map_err(MediaError::io("writing the results"))?;
+        eprintln!("bench: saved {}", path.display());
+    }
+    Ok(())
+}
+
+fn program_exists(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}

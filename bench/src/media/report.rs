@@ -1,0 +1,242 @@
+//! The media run's results file: a header (machine, versions, load shape,
+//! the command), one table of every level per server, and a summary with
+//! lilt's ratio to Janus and the issue's targets.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use super::{LevelResult, MediaParams, MediaServer, ServerRun};
+use crate::{Args, procfs};
+
+/// `YYYY-MM-DD-HHMMZ` now.
+pub fn date() -> String {
+    output(Command::new("date").args(["-u", "+%Y-%m-%d-%H%MZ"])).unwrap_or_else(|| "undated".into())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "—".into();
+    }
+    if v >= 1000.0 {
+        let s = format!("{v:.0}");
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Forwarded packets per second per core: the rate over the CPU share.
+pub fn pps_per_core(r: &LevelResult) -> f64 {
+    if r.server_cpu > 0.0 {
+        r.forwarded_pps / (r.server_cpu / 100.0)
+    } else {
+        f64::NAN
+    }
+}
+
+/// The highest level with loss within the limit.
+fn best(run: &ServerRun, max_loss: f64) -> Option<&LevelResult> {
+    run.levels
+        .iter()
+        .filter(|r| r.loss <= max_loss)
+        .max_by(|a, b| a.forwarded_pps.total_cmp(&b.forwarded_pps))
+}
+
+/// The passing level whose load is nearest half of the best one's.
+fn half(run: &ServerRun, max_loss: f64) -> Option<&LevelResult> {
+    let target = best(run, max_loss)?.forwarded_pps / 2.0;
+    run.levels
+        .iter()
+        .filter(|r| r.loss <= max_loss)
+        .min_by(|a, b| {
+            (a.forwarded_pps - target)
+                .abs()
+                .total_cmp(&(b.forwarded_pps - target).abs())
+        })
+}
+
+fn ratio(lilt: Option<f64>, janus: Option<f64>, higher_better: bool) -> String {
+    match (lilt, janus) {
+        (Some(l), Some(j)) if l.is_finite() && j.is_finite() && l > 0.0 && j > 0.0 => {
+            format!("{:.2}×", if higher_better { l / j } else { j / l })
+        }
+        _ => String::new(),
+    }
+}
+
+pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)]) -> String {
+    let mut d = String::new();
+    let commit = output(
+        Command::new("git")
+            .args(["-C"])
+            .arg(crate::workspace_root())
+            .args(["rev-parse", "--short", "HEAD"]),
+    )
+    .unwrap_or_else(|| "unknown".into());
+    let janus = crate::servers::package_version("janus").unwrap_or_else(|| "not installed".into());
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let _ = writeln!(d, "# Media benchmark run {}\n", date());
+    let _ = writeln!(d, "- Machine: {}", procfs::machine_description());
+    let _ = writeln!(
+        d,
+        "- lilt-bridge: lilt's `sfu_component::bridge::Bridge` (Colibri2 + `MediaCore` on str0m) at commit {commit}, \
+         in `bench --media-bridge-host` (a thin loop of the bench: one UDP socket, Colibri2 IQs over a pipe; \
+         `lilt bridge`'s XMPP runtime was not in the tree); Janus {janus} (Debian), VideoRoom plugin, HTTP API"
+    );
+    let _ = writeln!(
+        d,
+        "- Server pinned to CPU {}, generator (all str0m endpoints, one thread) pinned to CPU {}; a fresh server for each level",
+        args.server_cpu, args.generator_cpu
+    );
+    let _ = writeln!(
+        d,
+        "- Each sender: Opus-sized audio 50 packets/s of {} bytes, VP8-like video {} kbit/s at {} fps in {} packets of {} bytes a frame ({} packets/s); every endpoint receives every other sender (SENDERSxRECEIVERS: receivers send nothing)",
+        super::peer::AUDIO_PAYLOAD,
+        p.video_kbps,
+        p.video.fps,
+        p.video.packets_per_frame,
+        p.video.packet_size,
+        p.video.packets_per_second()
+    );
+    let _ = writeln!(
+        d,
+        "- Warm-up {:.0} s, measured {:.0} s per level; levels go up until loss passes {:.0} %",
+        p.warmup.as_secs_f64(),
+        p.duration.as_secs_f64(),
+        p.max_loss * 100.0
+    );
+    let _ = writeln!(d, "- Command: `bench {}`\n", argv.join(" "));
+    let _ = writeln!(
+        d,
+        "| server | level | endpoints | fwd streams (video) | offered pps | forwarded pps | loss % | latency p50 (ms) | p99 (ms) | server CPU % | CPU µs/pkt | fwd pps per core | KiB/endpoint | RSS (MiB) | generator CPU % |"
+    );
+    let _ = writeln!(
+        d,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (server, run) in runs {
+        for r in &run.levels {
+            let _ = writeln!(
+                d,
+                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                server.label(),
+                r.level.label(),
+                r.level.endpoints(),
+                r.level.forwarded_streams(),
+                r.level.forwarded_video_streams(),
+                num(r.offered_pps),
+                num(r.forwarded_pps),
+                100.0 * r.loss,
+                num(r.p50_ms),
+                num(r.p99_ms),
+                num(r.server_cpu),
+                num(r.cpu_us_per_packet),
+                num(pps_per_core(r)),
+                num(r.kib_per_endpoint),
+                num(r.rss_mib),
+                num(r.generator_cpu),
+            );
+        }
+        if let Some(f) = &run.failure {
+            let _ = writeln!(d, "| {} | failed | {f} |||||||||||||", server.label());
+        }
+    }
+    let find = |s: MediaServer| runs.iter().find(|(k, _)| *k == s).map(|(_, r)| r);
+    let lilt = find(MediaServer::LiltBridge);
+    let janus = find(MediaServer::Janus);
+    let pick = |run: Option<&ServerRun>, f: &dyn Fn(&ServerRun) -> Option<f64>| run.and_then(f);
+    type Getter = Box<dyn Fn(&ServerRun) -> Option<f64>>;
+    let ml = p.max_loss;
+    let rows: Vec<(&str, Getter, bool, &str)> = vec![
+        (
+            "highest forwarded pps with loss ≤ limit",
+            Box::new(move |r| best(r, ml).map(|b| b.forwarded_pps)),
+            true,
+            "",
+        ),
+        (
+            "its level: forwarded video streams",
+            Box::new(move |r| best(r, ml).map(|b| b.level.forwarded_video_streams() as f64)),
+            true,
+            "≥ 2,000 per core",
+        ),
+        (
+            "its level: server CPU %",
+            Box::new(move |r| best(r, ml).map(|b| b.server_cpu)),
+            false,
+            "",
+        ),
+        (
+            "forwarded pps per core (rate / CPU share, at that level)",
+            Box::new(move |r| best(r, ml).map(pps_per_core)),
+            true,
+            "≥ 100,000",
+        ),
+        (
+            "server CPU µs per forwarded packet (at that level)",
+            Box::new(move |r| best(r, ml).map(|b| b.cpu_us_per_packet)),
+            false,
+            "",
+        ),
+        (
+            "latency p50 (ms) at about half that load",
+            Box::new(move |r| half(r, ml).map(|b| b.p50_ms)),
+            false,
+            "",
+        ),
+        (
+            "latency p99 (ms) at about half that load",
+            Box::new(move |r| half(r, ml).map(|b| b.p99_ms)),
+            false,
+            "< 1 ms",
+        ),
+        (
+            "KiB per endpoint (at the highest level)",
+            Box::new(move |r| best(r, ml).map(|b| b.kib_per_endpoint)),
+            false,
+            "< 50",
+        ),
+    ];
+    let _ = writeln!(
+        d,
+        "\n| figure | lilt-bridge | janus | lilt vs janus | target |"
+    );
+    let _ = writeln!(d, "|---|---:|---:|---:|---|");
+    for (name, get, higher, target) in &rows {
+        let l = pick(lilt, get.as_ref());
+        let j = pick(janus, get.as_ref());
+        let cell = |v: Option<f64>| v.map(num).unwrap_or_else(|| "—".into());
+        let _ = writeln!(
+            d,
+            "| {name} | {} | {} | {} | {target} |",
+            cell(l),
+            cell(j),
+            ratio(l, j, *higher)
+        );
+    }
+    let _ = writeln!(
+        d,
+        "\n\"lilt vs janus\" is lilt's advantage (above 1: lilt better). Latency is send time to receive time of the \
+         same probe in the driver process, so it includes both endpoints' SRTP work and the generator's scheduling, \
+         not only the server's. \"fwd pps per core\" divides the measured rate by the server's CPU share."
+    );
+    d
+}
