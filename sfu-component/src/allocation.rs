@@ -65,10 +65,10 @@ fn forwarded_to(conf: &Conference, receiver: &Endpoint) -> Vec<(String, String)>
 /// The height `receiver` wants of source `name` owned by `owner`, if it
 /// receives it at all (`-1`: unconstrained).
 fn wanted_height(receiver: &Endpoint, owner: &str, name: &str) -> i64 {
-    if let Some(c) = &receiver.constraints {
-        if let Some(v) = c.constraints.get(name).or_else(|| c.constraints.get(owner)) {
-            return v.max_height;
-        }
+    if let Some(c) = &receiver.constraints
+        && let Some(v) = c.constraints.get(name).or_else(|| c.constraints.get(owner))
+    {
+        return v.max_height;
     }
     if let Some(h) = receiver.legacy_max_height {
         return h;
