@@ -1,0 +1,4 @@
+//! # recorder-component
+pub mod ebml;
+pub mod mixer;
+pub mod webm;
