@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xmpp_core::Jid;
-use xmpp_core::client::{ClientError, ClientLink, ConnectOptions};
+use xmpp_core::client::{ClientError, ConnectOptions};
 
 use crate::focus::FocusOptions;
 use crate::run::{StatsHandle, run_with_stats};
@@ -91,15 +91,6 @@ impl FocusArgs {
     }
 }
 
-async fn connect_link(options: ConnectOptions) -> Result<ClientLink, ClientError> {
-    // xmpp_core::client::connect is announced but not yet in xmpp-core;
-    // this becomes `xmpp_core::client::connect(options).await` once it is.
-    Err(ClientError::Protocol(format!(
-        "no XMPP client connector in this build (for {})",
-        options.address
-    )))
-}
-
 /// Runs `lilt focus` until interrupted: connects, runs, reconnects.
 pub async fn run(args: FocusArgs) -> Result<(), FocusError> {
     let password = args.password()?;
@@ -120,7 +111,7 @@ pub async fn run(args: FocusArgs) -> Result<(), FocusError> {
             insecure_tls: args.insecure_tls,
             ca_file: None,
         };
-        match connect_link(connect).await {
+        match xmpp_core::client::connect(&connect).await {
             Ok(link) => {
                 backoff = Duration::from_secs(1);
                 run_with_stats(link, args.options(), stats.clone()).await;
