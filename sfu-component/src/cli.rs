@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use xmpp_core::Jid;
-use xmpp_core::client::{ClientLink, ConnectOptions};
+use xmpp_core::client::{ConnectOptions, connect};
 
 use crate::run::{BridgeError, BridgeOptions, run_with_link};
 
@@ -85,14 +85,6 @@ pub fn options(args: &BridgeArgs) -> BridgeOptions {
     o.http = args.http;
     o.ws_url_base = args.ws_url_base.clone();
     o
-}
-
-/// Logs in (`xmpp_core::client::connect` once the client link lands).
-async fn connect(options: &ConnectOptions) -> Result<ClientLink, BridgeError> {
-    Err(BridgeError::Config(format!(
-        "cannot log in as {} at {}: this build has no XMPP client connect yet",
-        options.jid, options.address
-    )))
 }
 
 /// Runs a standalone bridge until it is stopped: the first Ctrl-C starts a
