@@ -26,6 +26,9 @@ use crate::stats::Counters;
 /// The focus's nick in every room.
 pub const FOCUS_NICK: &str = "focus";
 
+/// How long a participant's disco#info may take.
+const DISCO_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A deployment with authentication (Jicofo's XMPP authentication): users
 /// logged in on `login_domain` are moderators and may create rooms; guests
 /// join rooms that exist.
@@ -237,6 +240,9 @@ impl Focus {
     pub(crate) fn request(&mut self, now: Instant, iq: Element, kind: Pending) {
         let timeout = match kind {
             Pending::HealthCheck { .. } => self.options.health_timeout,
+            // A client that does not answer disco is invited with
+            // Jicofo's default features soon, not after a long wait.
+            Pending::Disco { .. } => DISCO_TIMEOUT,
             _ => self.options.iq_timeout,
         };
         if let Some(id) = iq.id() {

@@ -204,3 +204,56 @@ fn av_moderation_force_mutes_non_moderators() {
     h.feed(&msg("not json"));
     h.feed(&msg(r#"{"type":"av_moderation"}"#));
 }
+
+#[test]
+fn ice_failure_reallocates_and_replaces_the_transport() {
+    let (mut h, sids) = up(&["aaaa", "bbbb"]);
+    let out = h.feed(&format!(
+        "<iq type='set' id='i' from='{ROOM}/aaaa' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='{}'>\
+         <ice-state xmlns='http://jitsi.org/protocol/focus'>failed</ice-state>\
+         <bridge-session xmlns='http://jitsi.org/protocol/focus' id='x'/></jingle></iq>",
+        sids[0]
+    ));
+    assert_eq!(out[0].type_(), Some("result"));
+    let c = colibri(&out);
+    assert!(
+        c[0].to_string().contains("expire='true'"),
+        "old endpoint expired first"
+    );
+    let realloc = c
+        .iter()
+        .find(|e| e.to_string().contains("create='true'"))
+        .expect("a new allocation")
+        .clone();
+    let out = h.answer_allocation(&realloc);
+    let replace = out
+        .iter()
+        .find(|e| jingle_action(e).as_deref() == Some("transport-replace"))
+        .expect("transport-replace");
+    assert_eq!(sid_of(replace), sids[0]);
+    // Other session-info (e.g. mute/unmute notes) is just acknowledged.
+    let out = h.feed(&format!(
+        "<iq type='set' id='j' from='{ROOM}/bbbb' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='{}'>\
+         <ice-state xmlns='http://jitsi.org/protocol/focus'>connected</ice-state></jingle></iq>",
+        sids[1]
+    ));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].type_(), Some("result"));
+}
+
+#[test]
+fn a_client_silent_on_disco_is_invited_with_defaults() {
+    let mut h = Harness::new();
+    h.bridge("jvb1", &[("stress_level", "0.1")]);
+    h.open_conference(ROOM);
+    h.feed(&format!(
+        "<presence from='{ROOM}/quiet' to='{FOCUS_JID}'><x xmlns='http://jabber.org/protocol/muc#user'>\
+         <item affiliation='none' role='participant' jid='q@example.com/r'/></x></presence>"
+    ));
+    let out = h.advance(std::time::Duration::from_secs(5));
+    assert!(
+        colibri(&out)
+            .iter()
+            .any(|e| e.to_string().contains("create='true'"))
+    );
+}
