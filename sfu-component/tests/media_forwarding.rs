@@ -143,7 +143,9 @@ fn a_dropped_packet_is_nacked_and_recovered_through_rtx() {
         .filter(|r| r.seq as u16 == target)
         .count();
     assert_eq!(recovered, 1, "the dropped packet came back through RTX");
-    assert!(net.core.stats().nacks_received >= 1);
+    let stats = net.core.stats();
+    assert!(stats.nacks_received >= 1, "{stats:?}");
+    assert!(stats.retransmissions_sent >= 1, "{stats:?}");
 }
 
 #[test]

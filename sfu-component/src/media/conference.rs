@@ -77,8 +77,14 @@ pub(crate) struct Conference {
     pub endpoints: HashMap<String, Endpoint>,
     pub ssrcs: HashMap<u32, SsrcInfo>,
     simulcast: HashMap<u32, SimulcastForwarder>,
+    /// When each visible video SSRC's sender was last asked for a keyframe.
+    keyframe_requested: HashMap<u32, Instant>,
     pub speaker: DominantSpeaker,
 }
+
+/// Keyframe requests of receivers for one stream are passed to its sender
+/// at most this often (a keyframe reaches every receiver anyway).
+const KEYFRAME_REQUEST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Conference {
     pub fn new(id: &str) -> Conference {
@@ -229,6 +235,9 @@ impl Conference {
             for ssrc in stale {
                 if let Some(f) = endpoint.forwarded.remove(&ssrc) {
                     endpoint.rid_to_ssrc.remove(&f.rid);
+                    if let Some(rtx) = f.rtx {
+                        endpoint.rtx_ssrcs.remove(&rtx);
+                    }
                 }
                 if let Some(rtc) = endpoint.rtc.as_mut() {
                     rtc.direct_api().remove_stream_tx(Ssrc::from(ssrc));
@@ -248,12 +257,16 @@ impl Conference {
                     );
                 }
                 endpoint.rid_to_ssrc.insert(rid, ssrc);
+                if let Some(rtx) = stream.rtx {
+                    endpoint.rtx_ssrcs.insert(rtx);
+                }
                 endpoint.forwarded.insert(
                     ssrc,
                     ForwardedStream {
                         rid,
                         sender: owner,
                         kind: stream.kind,
+                        rtx: stream.rtx,
                         roc_base: None,
                     },
                 );
@@ -267,6 +280,8 @@ impl Conference {
         self.ssrcs.retain(|_, info| info.owner != endpoint);
         let ssrcs = &self.ssrcs;
         self.simulcast
+            .retain(|visible, _| ssrcs.contains_key(visible));
+        self.keyframe_requested
             .retain(|visible, _| ssrcs.contains_key(visible));
         self.speaker.remove(endpoint);
         self.declare_all_streams();
@@ -325,6 +340,9 @@ impl Conference {
                 Ok(Output::Transmit(t)) => {
                     let contents: Vec<u8> = t.contents.into();
                     counters.sent(now, contents.len());
+                    if rtp_ssrc(&contents).is_some_and(|s| endpoint.rtx_ssrcs.contains(&s)) {
+                        counters.retransmissions_sent += 1;
+                    }
                     outputs.push_back(MediaOutput::Transmit {
                         source: t.source,
                         destination: t.destination,
@@ -361,7 +379,7 @@ impl Conference {
                     conference: self.id.clone(),
                     endpoint: id.to_string(),
                 }));
-                self.request_keyframes_for(id, counters)
+                self.request_keyframes_for(now, id, counters)
             }
             Event::RtpPacket(packet) => self.forward(now, id, packet, counters),
             Event::KeyframeRequest(request) => {
@@ -370,7 +388,7 @@ impl Conference {
                     .get(id)
                     .and_then(|e| request.rid.and_then(|rid| e.rid_to_ssrc.get(&rid)).copied());
                 match ssrc {
-                    Some(ssrc) => self.request_keyframe(ssrc, request.kind, counters),
+                    Some(ssrc) => self.request_keyframe(now, ssrc, request.kind, counters),
                     None => Vec::new(),
                 }
             }
@@ -390,6 +408,7 @@ impl Conference {
     /// the sender (to be polled).
     fn request_keyframe(
         &mut self,
+        now: Instant,
         visible: u32,
         kind: KeyframeRequestKind,
         counters: &mut Counters,
@@ -400,6 +419,14 @@ impl Conference {
         if info.kind != MediaKind::Video {
             return Vec::new();
         }
+        let recent = self
+            .keyframe_requested
+            .get(&visible)
+            .is_some_and(|at| now.saturating_duration_since(*at) < KEYFRAME_REQUEST_INTERVAL);
+        if recent {
+            return Vec::new();
+        }
+        self.keyframe_requested.insert(visible, now);
         let owner = info.owner.clone();
         let layers: Vec<u32> = match self.simulcast.get(&visible) {
             Some(f) => f.current_ssrc().into_iter().collect(),
@@ -418,7 +445,12 @@ impl Conference {
     }
 
     /// A receiver connected: ask for keyframes of the video it will get.
-    fn request_keyframes_for(&mut self, receiver: &str, counters: &mut Counters) -> Vec<String> {
+    fn request_keyframes_for(
+        &mut self,
+        now: Instant,
+        receiver: &str,
+        counters: &mut Counters,
+    ) -> Vec<String> {
         let visible: Vec<u32> = self
             .endpoints
             .get(receiver)
@@ -432,7 +464,7 @@ impl Conference {
             .unwrap_or_default();
         let mut touched = Vec::new();
         for ssrc in visible {
-            for t in self.request_keyframe(ssrc, KeyframeRequestKind::Pli, counters) {
+            for t in self.request_keyframe(now, ssrc, KeyframeRequestKind::Pli, counters) {
                 if !touched.contains(&t) {
                     touched.push(t);
                 }
@@ -562,6 +594,18 @@ impl Conference {
         }
         touched
     }
+}
+
+/// The SSRC of an (S)RTP datagram; `None` for RTCP and anything else (the
+/// RTP header stays in the clear under SRTP).
+fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
+    let first = *datagram.first()?;
+    let second = *datagram.get(1)?;
+    if first >> 6 != 2 || (192..=223).contains(&second) {
+        return None;
+    }
+    let bytes: [u8; 4] = datagram.get(8..12)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
 }
 
 fn is_vp8_pt(rtc: &Rtc, pt: str0m::media::Pt) -> bool {

@@ -36,6 +36,8 @@ pub(crate) struct ForwardedStream {
     /// The endpoint that sends it.
     pub sender: String,
     pub kind: MediaKind,
+    /// The sender's FID SSRC, on which str0m resends from its cache.
+    pub rtx: Option<u32>,
     /// The roll-over counter of the first packet forwarded, subtracted from
     /// every extended sequence number so a receiver joining late starts at
     /// ROC 0 as SRTP expects.
@@ -64,6 +66,8 @@ pub(crate) struct Endpoint {
     pub rid_to_ssrc: HashMap<Rid, u32>,
     /// SSRCs declared as `StreamRx` (what this endpoint sends).
     pub rx_ssrcs: HashSet<u32>,
+    /// The rtx SSRCs of the forwarded streams (to count retransmissions).
+    pub rtx_ssrcs: HashSet<u32>,
     next_rid: u32,
     pub last_audio_received: Option<Instant>,
     pub last_video_received: Option<Instant>,
@@ -91,6 +95,7 @@ impl Endpoint {
             forwarded: HashMap::new(),
             rid_to_ssrc: HashMap::new(),
             rx_ssrcs: HashSet::new(),
+            rtx_ssrcs: HashSet::new(),
             next_rid: 0,
             last_audio_received: None,
             last_video_received: None,
@@ -211,6 +216,7 @@ impl Endpoint {
         self.forwarded.clear();
         self.rid_to_ssrc.clear();
         self.rx_ssrcs.clear();
+        self.rtx_ssrcs.clear();
         Ok(())
     }
 
