@@ -17,7 +17,7 @@ use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, Output, Rtc};
 
-use super::endpoint::{Endpoint, ForwardedStream, mid_of};
+use super::endpoint::Endpoint;
 use super::forward::{LayerDecision, SimulcastForwarder};
 use super::speaker::DominantSpeaker;
 use super::stats::Counters;
@@ -31,43 +31,6 @@ pub(crate) struct SsrcInfo {
     /// The SSRC receivers see (the first of a `SIM` group, else itself).
     pub visible: u32,
     pub simulcast: bool,
-}
-
-/// A stream as receivers see it.
-#[derive(Debug, Clone, Copy)]
-struct VisibleStream {
-    ssrc: u32,
-    rtx: Option<u32>,
-    kind: MediaKind,
-}
-
-/// An SSRC an endpoint sends, its rtx and kind.
-type OwnStream = (u32, Option<u32>, MediaKind);
-
-fn visible_streams(sources: &[Source]) -> Vec<VisibleStream> {
-    let mut out = Vec::new();
-    for source in sources {
-        let sim = source
-            .groups
-            .iter()
-            .find(|g| g.semantics == "SIM" && g.ssrcs.len() > 1);
-        if let Some(first) = sim.and_then(|g| g.ssrcs.first()) {
-            out.push(VisibleStream {
-                ssrc: *first,
-                rtx: source.rtx_for(*first),
-                kind: source.kind,
-            });
-            continue;
-        }
-        for ssrc in source.primary_ssrcs() {
-            out.push(VisibleStream {
-                ssrc,
-                rtx: source.rtx_for(ssrc),
-                kind: source.kind,
-            });
-        }
-    }
-    out
 }
 
 /// One conference.
@@ -165,115 +128,6 @@ impl Conference {
         Ok(())
     }
 
-    /// Declares on every endpoint's `Rtc` what it receives and sends, and
-    /// removes what is no longer signalled.
-    pub fn declare_all_streams(&mut self) {
-        let all: Vec<(String, Vec<VisibleStream>, Vec<OwnStream>)> = self
-            .endpoints
-            .iter()
-            .map(|(id, e)| {
-                let own = e
-                    .sources
-                    .iter()
-                    .flat_map(|s| {
-                        s.primary_ssrcs()
-                            .into_iter()
-                            .map(|p| (p, s.rtx_for(p), s.kind))
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
-                (id.clone(), visible_streams(&e.sources), own)
-            })
-            .collect();
-        for (id, endpoint) in self.endpoints.iter_mut() {
-            let Some(rtc) = endpoint.rtc.as_mut() else {
-                continue;
-            };
-            // What it sends.
-            let own = all
-                .iter()
-                .find(|(owner, _, _)| owner == id)
-                .map(|(_, _, own)| own.clone())
-                .unwrap_or_default();
-            let wanted: HashSet<u32> = own.iter().map(|(s, _, _)| *s).collect();
-            for old in endpoint
-                .rx_ssrcs
-                .difference(&wanted)
-                .copied()
-                .collect::<Vec<_>>()
-            {
-                rtc.direct_api().remove_stream_rx(Ssrc::from(old));
-                endpoint.rx_ssrcs.remove(&old);
-            }
-            for (ssrc, rtx, kind) in own {
-                if endpoint.rx_ssrcs.insert(ssrc) {
-                    rtc.direct_api().expect_stream_rx(
-                        Ssrc::from(ssrc),
-                        rtx.map(Ssrc::from),
-                        mid_of(kind),
-                        None,
-                    );
-                }
-            }
-            // What it receives from the others.
-            let mut wanted_tx: HashMap<u32, (String, VisibleStream)> = HashMap::new();
-            for (owner, streams, _) in all.iter().filter(|(owner, _, _)| owner != id) {
-                for stream in streams {
-                    wanted_tx.insert(stream.ssrc, (owner.clone(), *stream));
-                }
-            }
-            let stale: Vec<u32> = endpoint
-                .forwarded
-                .iter()
-                .filter(|(ssrc, f)| {
-                    wanted_tx
-                        .get(ssrc)
-                        .is_none_or(|(owner, _)| *owner != f.sender)
-                })
-                .map(|(ssrc, _)| *ssrc)
-                .collect();
-            for ssrc in stale {
-                if let Some(f) = endpoint.forwarded.remove(&ssrc) {
-                    endpoint.rid_to_ssrc.remove(&f.rid);
-                    if let Some(rtx) = f.rtx {
-                        endpoint.rtx_ssrcs.remove(&rtx);
-                    }
-                }
-                if let Some(rtc) = endpoint.rtc.as_mut() {
-                    rtc.direct_api().remove_stream_tx(Ssrc::from(ssrc));
-                }
-            }
-            for (ssrc, (owner, stream)) in wanted_tx {
-                if endpoint.forwarded.contains_key(&ssrc) {
-                    continue;
-                }
-                let rid = endpoint.allocate_rid();
-                if let Some(rtc) = endpoint.rtc.as_mut() {
-                    rtc.direct_api().declare_stream_tx(
-                        Ssrc::from(ssrc),
-                        stream.rtx.map(Ssrc::from),
-                        mid_of(stream.kind),
-                        Some(rid),
-                    );
-                }
-                endpoint.rid_to_ssrc.insert(rid, ssrc);
-                if let Some(rtx) = stream.rtx {
-                    endpoint.rtx_ssrcs.insert(rtx);
-                }
-                endpoint.forwarded.insert(
-                    ssrc,
-                    ForwardedStream {
-                        rid,
-                        sender: owner,
-                        kind: stream.kind,
-                        rtx: stream.rtx,
-                        roc_base: None,
-                    },
-                );
-            }
-        }
-    }
-
     /// Removes an endpoint and everything it sent.
     pub fn remove_endpoint(&mut self, endpoint: &str) -> Option<Endpoint> {
         let removed = self.endpoints.remove(endpoint)?;
@@ -298,19 +152,31 @@ impl Conference {
         outputs: &mut VecDeque<MediaOutput>,
         counters: &mut Counters,
     ) {
-        let mut pending: Vec<String> = vec![first.to_string()];
+        let mut pending: VecDeque<String> = VecDeque::from([first.to_string()]);
+        let mut queued: HashSet<String> = HashSet::from([first.to_string()]);
+        // Each poll may write to others, which may answer (e.g. a keyframe
+        // request back); the guard bounds a pathological ping-pong.
         let mut guard = 0usize;
-        while let Some(id) = pending.pop() {
+        while let Some(id) = pending.pop_front() {
+            queued.remove(&id);
             guard += 1;
-            if guard > 10_000 {
+            if guard > 4 * self.endpoints.len() + 16 {
+                // Left for the next timeout.
+                if let Some(e) = self.endpoints.get_mut(&id) {
+                    e.rtc_timeout = Some(now);
+                }
+                for rest in &pending {
+                    if let Some(e) = self.endpoints.get_mut(rest) {
+                        e.rtc_timeout = Some(now);
+                    }
+                }
                 break;
             }
             let events = self.poll_endpoint(now, &id, outputs, counters);
             for event in events {
-                let touched = self.handle_event(now, &id, event, outputs, counters);
-                for t in touched {
-                    if !pending.contains(&t) {
-                        pending.push(t);
+                for t in self.handle_event(now, &id, event, outputs, counters) {
+                    if queued.insert(t.clone()) {
+                        pending.push_back(t);
                     }
                 }
             }

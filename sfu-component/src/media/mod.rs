@@ -14,6 +14,7 @@ mod endpoint;
 mod forward;
 mod speaker;
 mod stats;
+mod streams;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
