@@ -115,6 +115,10 @@ pub(crate) enum Pending {
     HealthCheck {
         bridge: String,
     },
+    JibriStart {
+        room: String,
+        jibri: String,
+    },
     /// Anything whose answer only matters for the logs.
     Other,
 }
@@ -139,6 +143,7 @@ pub struct Focus {
     /// Full JIDs that authenticated (directly or with a session-id).
     pub(crate) authenticated: HashSet<String>,
     pub(crate) counters: Counters,
+    pub(crate) jibris: crate::jibri::Jibris,
 }
 
 impl Focus {
@@ -156,6 +161,7 @@ impl Focus {
             auth_sessions: HashMap::new(),
             authenticated: HashSet::new(),
             counters: Counters::default(),
+            jibris: crate::jibri::Jibris::default(),
         };
         f.out.push_back(Element::new("presence", ns::CLIENT));
         let brewery = format!("{}/{}", f.options.brewery, FOCUS_NICK);
@@ -290,6 +296,7 @@ impl Focus {
             ("mute", ns::MUTE_AUDIO, true)
             | ("mute-video", ns::MUTE_VIDEO, true)
             | ("mute-desktop", ns::MUTE_DESKTOP, true) => self.on_mute_iq(now, iq),
+            ("jibri", ns::JIBRI, true) => self.on_jibri_iq(now, iq),
             ("ping", "urn:xmpp:ping", false) => self.send(iq.reply()),
             ("query", ns::DISCO_INFO, false) => {
                 let q = Element::new("query", ns::DISCO_INFO)
@@ -323,6 +330,9 @@ impl Focus {
                 endpoints,
             } => self.on_allocated(now, &room, &bridge, &endpoints, iq),
             Pending::HealthCheck { bridge } => self.brewery.mark_healthy(&bridge),
+            Pending::JibriStart { room, jibri } => {
+                self.jibri_start_answered(now, &room, &jibri, true)
+            }
             Pending::Offer { room, nick, sid } => {
                 let _ = (room, nick, sid);
             }
@@ -344,6 +354,9 @@ impl Focus {
                 self.counters.health_check_failures += 1;
                 tracing::warn!(bridge, "bridge failed its health check");
                 self.bridge_failed(now, &bridge);
+            }
+            Pending::JibriStart { room, jibri } => {
+                self.jibri_start_answered(now, &room, &jibri, false)
             }
             Pending::Offer { room, nick, sid } => {
                 self.counters.offer_failures += 1;

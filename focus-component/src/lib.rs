@@ -11,7 +11,7 @@
 //! Where to start reading: [`focus`] (the sans-IO [`Focus`]: stanzas and
 //! time in, stanzas and a deadline out), then the concept files it
 //! dispatches to: [`conference_iq`], [`occupants`], [`invite`], [`jingle`],
-//! [`mute`]; the wire shapes are in [`offer`] (session-initiate),
+//! [`mute`], [`jibri`] (recorder brokering); the wire shapes are in [`offer`] (session-initiate),
 //! [`colibri`] (bridge requests), [`codecs`] (Jicofo's codec table),
 //! [`sources`] (validation), [`bridges`] (selection). [`run`] and [`cli`]
 //! are the thin tokio runtime and `lilt focus`'s flags.
@@ -23,6 +23,7 @@ pub mod colibri;
 pub mod conference_iq;
 pub mod focus;
 pub mod invite;
+pub mod jibri;
 pub mod jingle;
 pub mod mute;
 pub mod ns;

@@ -44,6 +44,9 @@ impl Focus {
             .as_deref()
             .is_some_and(|j| j.eq_ignore_ascii_case(&bare))
         {
+            if nick != FOCUS_NICK {
+                self.on_jibri_brewery_presence(&from, presence);
+            }
             return;
         }
         if !self.conferences.contains_key(&bare) {

@@ -60,6 +60,7 @@ pub struct Conference {
     pub sources: ConferenceSources,
     pub bridge: Option<BridgeSession>,
     pub av_moderation: AvModeration,
+    pub recording: Option<crate::jibri::JibriSession>,
 }
 
 impl Conference {
@@ -73,6 +74,7 @@ impl Conference {
             sources: ConferenceSources::default(),
             bridge: None,
             av_moderation: AvModeration::default(),
+            recording: None,
         }
     }
 
