@@ -78,6 +78,8 @@ fn two_clients_connect_and_exchange_audio_and_video() {
     assert!(a.received_on(2010).len() > 15);
     // Nothing comes back to its own sender.
     assert!(a.received_on(1000).is_empty());
+    // Each sender was asked for a keyframe when the other connected.
+    assert!(!a.keyframe_requests.is_empty() && !b.keyframe_requests.is_empty());
 
     let ids = extension_ids.lock().unwrap();
     assert!(ids.contains(&1), "audio level forwarded");
@@ -92,6 +94,17 @@ fn two_clients_connect_and_exchange_audio_and_video() {
     assert_eq!(stats.endpoints_sending_video, 2);
     assert!(stats.packets_received > 100 && stats.packets_sent > 100);
     assert!(stats.bitrate_download_bps > 0 && stats.packet_rate_upload > 0);
+}
+
+#[test]
+fn a_client_without_usable_candidates_connects_peer_reflexive() {
+    let mut net = Net::new(Duration::from_secs(60));
+    net.join_with("a", ClientSsrcs::new(1000, 1), false);
+    net.join_with("b", ClientSsrcs::new(2000, 1), false);
+    net.connect_all();
+    net.run_for(Duration::from_millis(500));
+    assert!(net.client("a").received_on(2010).len() > 5);
+    assert!(net.client("b").received_on(1000).len() > 10);
 }
 
 #[test]

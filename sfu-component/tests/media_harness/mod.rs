@@ -165,6 +165,14 @@ impl Net {
     /// media, the client's transport, its sources; the client expects every
     /// existing client's streams and they expect its.
     pub fn join(&mut self, id: &str, ssrcs: ClientSsrcs) -> usize {
+        self.join_with(id, ssrcs, true)
+    }
+
+    /// [`Net::join`]; without `signal_candidates` the client's transport
+    /// carries no candidate (as Chromium's mDNS-only host candidates reach
+    /// the bridge: unusable), so the bridge must learn its address from
+    /// its checks (peer reflexive).
+    pub fn join_with(&mut self, id: &str, ssrcs: ClientSsrcs, signal_candidates: bool) -> usize {
         let n = self.clients.len() as u8 + 2;
         let addr: SocketAddr = format!("10.1.0.{n}:5000").parse().unwrap();
         let bridge = self
@@ -191,7 +199,10 @@ impl Net {
                 .add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
         }
         self.core.set_media(CONFERENCE, id, &jitsi_media()).unwrap();
-        let transport = client.transport();
+        let mut transport = client.transport();
+        if !signal_candidates {
+            transport.candidates.clear();
+        }
         self.core
             .set_remote_transport(self.now, CONFERENCE, id, &transport)
             .unwrap();
