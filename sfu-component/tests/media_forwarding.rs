@@ -294,6 +294,25 @@ fn garbage_datagrams_are_counted_and_ignored() {
         net.core.handle_receive(net.now, stranger, bridge, j);
         net.core.handle_receive(net.now, known, bridge, j);
     }
+    // Pseudo-random datagrams shaped like each protocol on the port (STUN,
+    // DTLS, RTP/RTCP) from the known address: str0m's parsers see them all.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..3000usize {
+        let mut d = Vec::with_capacity(64);
+        for _ in 0..(i % 97) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            d.push(x as u8);
+        }
+        if let Some(first) = d.first_mut() {
+            *first = [0x00, 0x01, 22, 23, 0x80, 0x90][i % 6];
+        }
+        if i % 6 == 0 && d.len() >= 8 {
+            d[4..8].copy_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        }
+        net.core.handle_receive(net.now, known, bridge, &d);
+    }
     let dropped = net.core.stats().packets_dropped - before;
     assert!(dropped >= junk.len() as u64, "dropped only {dropped}");
     // The call goes on.
@@ -327,6 +346,12 @@ fn an_ssrc_of_another_endpoint_is_refused() {
         net.core.create_endpoint(net.now, CONFERENCE, "a", true),
         Err(MediaError::EndpointExists(_))
     ));
+}
+
+#[test]
+fn the_core_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<sfu_component::media::MediaCore>();
 }
 
 #[test]

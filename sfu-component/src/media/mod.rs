@@ -174,14 +174,13 @@ impl MediaCore {
         if self.cert.is_none() {
             return Err(MediaError::Rtc("no DTLS certificate".into()));
         }
-        let conf = self
+        let exists = self
             .conferences
-            .entry(conference.to_string())
-            .or_insert_with(|| Conference::new(conference));
-        if conf.endpoints.contains_key(endpoint) {
+            .get(conference)
+            .is_some_and(|c| c.endpoints.contains_key(endpoint));
+        if exists {
             return Err(MediaError::EndpointExists(endpoint.to_string()));
         }
-        let e = Endpoint::new(now, ice_controlling);
         let mut candidates = Vec::new();
         for address in &self.config.candidate_addresses {
             let priority = str0m::Candidate::host(*address, "udp")
@@ -198,6 +197,7 @@ impl MediaCore {
                 id: None,
             });
         }
+        let e = Endpoint::new(now, ice_controlling);
         let transport = IceTransport {
             ufrag: e.ufrag.clone(),
             pwd: e.pwd.clone(),
@@ -212,7 +212,11 @@ impl MediaCore {
         };
         self.demux
             .add_ufrag(&e.ufrag, (conference.to_string(), endpoint.to_string()));
-        conf.endpoints.insert(endpoint.to_string(), e);
+        self.conferences
+            .entry(conference.to_string())
+            .or_insert_with(|| Conference::new(conference))
+            .endpoints
+            .insert(endpoint.to_string(), e);
         Ok(transport)
     }
 
