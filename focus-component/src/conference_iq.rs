@@ -139,6 +139,22 @@ impl Focus {
         answer.push_child(property("sipGatewayEnabled", "false"));
         let reply = iq.reply().child(answer);
         self.ensure_conference(now, &room);
+        let number = |name: &str| {
+            query
+                .children()
+                .find(|p| p.name() == "property" && p.get_attr("name") == Some(name))
+                .and_then(|p| p.get_attr("value"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        };
+        let (audio, video) = (number("startAudioMuted"), number("startVideoMuted"));
+        if let Some(c) = self.conferences.get_mut(&room) {
+            if audio.is_some() || video.is_some() {
+                c.start_muted_after = (
+                    audio.or(c.start_muted_after.0),
+                    video.or(c.start_muted_after.1),
+                );
+            }
+        }
         match self.conferences.get_mut(&room) {
             Some(c) if c.state == RoomState::Joined => self.send(reply),
             Some(c) => c.pending_replies.push(reply),

@@ -167,11 +167,13 @@ impl Focus {
     /// session-initiate, or transport-replace for a session that is up.
     fn send_offer(&mut self, now: Instant, room: &str, nick: &str) {
         let initiator = self.options.jid.clone();
-        let start_muted = self.options.start_muted;
+        let global_start_muted = self.options.start_muted;
         let Some(c) = self.conferences.get_mut(room) else {
             return;
         };
         let sources = c.remote_sources(nick);
+        let position = c.participants.get(nick).map_or(0, |p| p.join_order);
+        let start_muted = c.start_muted(position, global_start_muted);
         let Some(bs) = &c.bridge else { return };
         let bridge_session_id = bs.session_id.clone();
         let region = self.brewery.get(&bs.bridge).and_then(|b| b.region.clone());

@@ -101,10 +101,15 @@ impl Focus {
             return;
         };
         let is_new = !c.participants.contains_key(nick);
-        let p = c
-            .participants
-            .entry(nick.to_string())
-            .or_insert_with(|| Participant::new(nick, from, now));
+        if is_new {
+            c.joins += 1;
+        }
+        let order = c.joins;
+        let p = c.participants.entry(nick.to_string()).or_insert_with(|| {
+            let mut p = Participant::new(nick, from, now);
+            p.join_order = order;
+            p
+        });
         p.update_from_presence(presence);
         let features_known = p.features.is_some();
         if is_new {

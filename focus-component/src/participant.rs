@@ -54,6 +54,8 @@ pub struct Participant {
     pub role: String,
     pub affiliation: String,
     pub joined_at: Instant,
+    /// 1 for the first participant of the conference, 2 for the next...
+    pub join_order: u64,
     /// Set once disco#info answered (or failed): the client's features.
     pub features: Option<BTreeSet<String>>,
     pub stats_id: Option<String>,
@@ -85,6 +87,7 @@ impl Participant {
             role: "participant".into(),
             affiliation: "none".into(),
             joined_at: now,
+            join_order: 0,
             features: None,
             stats_id: None,
             region: None,

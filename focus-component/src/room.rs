@@ -61,6 +61,11 @@ pub struct Conference {
     pub bridge: Option<BridgeSession>,
     pub av_moderation: AvModeration,
     pub recording: Option<crate::jibri::JibriSession>,
+    /// The conference IQ's `startAudioMuted` / `startVideoMuted`: the
+    /// participants joining after that many start muted.
+    pub start_muted_after: (Option<u32>, Option<u32>),
+    /// Participants that joined so far.
+    pub joins: u64,
 }
 
 impl Conference {
@@ -75,11 +80,23 @@ impl Conference {
             bridge: None,
             av_moderation: AvModeration::default(),
             recording: None,
+            start_muted_after: (None, None),
+            joins: 0,
         }
     }
 
     pub fn focus_occupant(&self) -> String {
         format!("{}/{}", self.room, crate::focus::FOCUS_NICK)
+    }
+
+    /// Whether the `position`-th participant (1-based) starts muted:
+    /// `(audio, video)`, or `None` for neither.
+    pub fn start_muted(&self, position: u64, global: Option<(bool, bool)>) -> Option<(bool, bool)> {
+        let after = |n: Option<u32>| n.is_some_and(|n| position > u64::from(n));
+        let (ga, gv) = global.unwrap_or((false, false));
+        let audio = ga || after(self.start_muted_after.0);
+        let video = gv || after(self.start_muted_after.1);
+        (audio || video).then_some((audio, video))
     }
 
     /// The participants on `bridge`.

@@ -238,3 +238,37 @@ fn allocation_request_is_colibri2_as_jicofo_sends_it() {
     let cap = ep.get_child("capability", "jitsi:colibri2").unwrap();
     assert_eq!(cap.get_attr("name"), Some("source-names"));
 }
+
+#[test]
+fn start_muted_follows_the_conference_iq_thresholds() {
+    let mut h = Harness::new();
+    h.bridge("jvb1", &[("stress_level", "0.1")]);
+    h.feed(&format!(
+        "<iq type='set' id='c1' from='focus.{DOMAIN}/u@{DOMAIN}/r' to='{FOCUS_JID}'>\
+         <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' machine-uid='m'>\
+         <property name='startAudioMuted' value='1'/><property name='startVideoMuted' value='2'/></conference></iq>"
+    ));
+    h.open_conference(ROOM);
+    let mut startmuted = Vec::new();
+    for nick in ["p1", "p2", "p3"] {
+        let alloc = h.join(nick, JSON_FEATURES);
+        let out = h.answer_allocation(&alloc);
+        let offer = offer_to(&out, nick).unwrap();
+        let sm = offer
+            .get_child("jingle", "urn:xmpp:jingle:1")
+            .unwrap()
+            .get_child("startmuted", "http://jitsi.org/jitmeet")
+            .map(|s| {
+                (
+                    s.get_attr("audio").unwrap().to_string(),
+                    s.get_attr("video").unwrap().to_string(),
+                )
+            });
+        startmuted.push(sm);
+    }
+    let pair = |a: &str, v: &str| Some((a.to_string(), v.to_string()));
+    assert_eq!(
+        startmuted,
+        [None, pair("true", "false"), pair("true", "true")]
+    );
+}
