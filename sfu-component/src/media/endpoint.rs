@@ -249,6 +249,7 @@ fn codec_of(name: &str) -> Option<Codec> {
         "vp9" => Some(Codec::Vp9),
         "h264" => Some(Codec::H264),
         "av1" => Some(Codec::Av1),
+        "telephone-event" => Some(Codec::Tele),
         _ => None,
     }
 }

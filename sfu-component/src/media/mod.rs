@@ -5,8 +5,31 @@
 //! ([`MediaCore::next_timeout`]). No socket, clock or thread in here: the
 //! runtime owns the one UDP socket every endpoint shares.
 //!
-//! Start reading at [`MediaCore`]; one endpoint's str0m `Rtc` lives in
-//! `endpoint.rs`, a conference's forwarding tables in `conference.rs`.
+//! Start reading at [`MediaCore`], then:
+//! - `demux.rs`: which endpoint a datagram belongs to (STUN USERNAME's
+//!   local ufrag for a new address, then the source address);
+//! - `endpoint.rs`: one endpoint's str0m `Rtc` (RTP mode, direct API, full
+//!   ICE with the role Jicofo signals, DTLS passive, TWCC feedback, the
+//!   focus' payload types and header-extension ids, never `sdes:mid`);
+//! - `streams.rs`: the `StreamRx`/`StreamTx` each `Rtc` declares;
+//! - `conference.rs`: forwarding by SSRC, keyframe-request routing,
+//!   polling `Rtc`s in turn;
+//! - `forward.rs`: simulcast (top layer onto the first `SIM` SSRC);
+//! - `speaker.rs`: dominant speaker identification;
+//! - `stats.rs`: counters and rates.
+//!
+//! What str0m does for us per `Rtc`: SRTP, RTCP sender and receiver
+//! reports, NACKs towards senders for lost packets, RTX answers to
+//! receivers' NACKs from each `StreamTx`'s cache, TWCC feedback, parsing of
+//! REMB from receivers (reported, not used until bandwidth-driven layer
+//! choice exists).
+//!
+//! Not done here (yet): bandwidth estimation and layer choice by receiver
+//! constraints (the simulcast issue), last-n, RED and FEC (a payload type
+//! other than Opus, VP8, VP9, H264, AV1, their rtx and telephone-event, such
+//! as `red` or `ulpfec`, is not configured and its packets are dropped), ICE
+//! restarts (a second transport only adds candidates), ICE over TCP, SCTP
+//! data channels.
 
 mod conference;
 mod demux;
