@@ -23,6 +23,13 @@ use super::pump::Pump;
 const PLUGINS: &str = "/usr/lib/x86_64-linux-gnu/janus";
 const ROOM: u64 = 4242;
 
+/// Where the endpoints talking to Janus bind: the namespace's 127.0.0.2.
+fn peer_ip() -> std::net::IpAddr {
+    super::NETNS_ADDR
+        .parse()
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+}
+
 /// A running Janus.
 pub struct Janus {
     child: Child,
@@ -60,11 +67,12 @@ fn configure(dir: &Path, http_port: u16, rtp_ports: (u16, u16)) -> Result<(), Me
          transports_folder = \"{PLUGINS}/transports\"\n events_folder = \"{PLUGINS}/events\"\n \
          loggers_folder = \"{PLUGINS}/loggers\"\n debug_level = 3\n session_timeout = 0\n}}\n\
          media: {{\n ipv6 = false\n rtp_port_range = \"{lo}-{hi}\"\n}}\n\
-         nat: {{\n ice_enforce_list = \"127.0.0.1\"\n ignore_mdns = true\n}}\n\
+         nat: {{\n ice_enforce_list = \"{iface}\"\n ignore_mdns = true\n}}\n\
          plugins: {{\n disable = \"{disabled_plugins}\"\n}}\n\
          transports: {{\n disable = \"{disabled_transports}\"\n}}\n\
          events: {{\n broadcast = false\n}}\nloggers: {{\n disable = \"libjanus_jsonlog.so\"\n}}\n",
         d = dir.display(),
+        iface = super::NETNS_IFACE,
         lo = rtp_ports.0,
         hi = rtp_ports.1,
     );
@@ -222,7 +230,11 @@ impl Janus {
         let mut streams = 0u32;
         for i in 0..senders {
             let handle = self.attach()?;
-            let mut p = Peer::new(format!("pub{i}"), peer::rtc_config().build(Instant::now()))?;
+            let mut p = Peer::new(
+                format!("pub{i}"),
+                peer::rtc_config().build(Instant::now()),
+                peer_ip(),
+            )?;
             let mut api = p.rtc.sdp_api();
             let a = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
             let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
@@ -238,6 +250,9 @@ impl Janus {
             let sdp = event["jsep"]["sdp"]
                 .as_str()
                 .ok_or_else(|| MediaError::Protocol(format!("publish: no answer: {event}")))?;
+            if std::env::var_os("BENCH_MEDIA_DEBUG").is_some() {
+                eprintln!("offer:\n{}\nanswer:\n{sdp}", offer.to_sdp_string());
+            }
             let answer = SdpAnswer::from_sdp_string(sdp)
                 .map_err(|e| MediaError::Protocol(format!("Janus's answer: {e}")))?;
             p.rtc
@@ -255,12 +270,13 @@ impl Janus {
                     .stream_tx_by_mid(mid, None)
                     .map(|s| s.ssrc())
                     .ok_or_else(|| MediaError::Protocol("no send stream after SDP".into()))?;
-                p.outgoing
-                    .push(OutStream::new(streams, kind, ssrc, None, mid));
+                p.outgoing.push(OutStream::new(streams, kind, ssrc, None));
                 streams += 1;
             }
             pump.peers.push(p);
         }
+        // A feed can be subscribed to once its PeerConnection is up.
+        pump.connect_all(Duration::from_secs(30))?;
         for j in 0..senders + receivers {
             let others: Vec<Value> = feeds
                 .iter()
@@ -272,7 +288,11 @@ impl Janus {
                 continue;
             }
             let handle = self.attach()?;
-            let mut p = Peer::new(format!("sub{j}"), peer::rtc_config().build(Instant::now()))?;
+            let mut p = Peer::new(
+                format!("sub{j}"),
+                peer::rtc_config().build(Instant::now()),
+                peer_ip(),
+            )?;
             let event = self.message(
                 handle,
                 json!({"request": "join", "room": ROOM, "ptype": "subscriber", "streams": others}),
@@ -294,6 +314,8 @@ impl Janus {
                 Some(json!({"type": "answer", "sdp": answer.to_sdp_string()})),
             )?;
             pump.peers.push(p);
+            // Keep the endpoints already up alive between HTTP requests.
+            pump.run(Instant::now() + Duration::from_millis(1), |_| false)?;
         }
         let fan_out = (senders + receivers).saturating_sub(1) as u64;
         Ok((0..streams).map(|s| (s, fan_out)).collect())
@@ -313,7 +335,7 @@ impl Janus {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection; the JSON body of the answer.
+/// One HTTP/1.0 request on a fresh connection; the JSON body of the answer.
 fn http(
     addr: SocketAddr,
     method: &str,
@@ -327,7 +349,7 @@ fn http(
         .map_err(MediaError::io("Janus socket"))?;
     let body = body.unwrap_or("");
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -345,6 +367,33 @@ fn http(
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
         return Err(MediaError::Protocol(format!("Janus answered {head}")));
     }
-    serde_json::from_str(json)
+    let json = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(json)
+    } else {
+        json.to_string()
+    };
+    serde_json::from_str(&json)
         .map_err(|e| MediaError::Protocol(format!("Janus's JSON: {e}: {json}")))
+}
+
+/// The body of a chunked HTTP answer.
+fn dechunk(mut text: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = text.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        let Some(chunk) = rest.get(..n) else {
+            break;
+        };
+        out.push_str(chunk);
+        text = rest.get(n..).unwrap_or("").trim_start_matches("\r\n");
+    }
+    out
 }

@@ -110,7 +110,7 @@ impl LiltBridge {
             let name = format!("{:08x}", 0x1000_0000u32 + i as u32);
             let mut rtc = peer::rtc_config().build(Instant::now());
             rtc.direct_api().set_ice_controlling(false);
-            let mut p = Peer::new(name.clone(), rtc)?;
+            let mut p = Peer::new(name.clone(), rtc, [127, 0, 0, 1].into())?;
             let answer = self.request(&allocation(&meeting, &name, i == 0))?;
             let remote = bridge_transport(&answer, &name)?;
             configure(&mut p, &remote)?;
@@ -118,20 +118,10 @@ impl LiltBridge {
                 let audio = Ssrc::from(0x0100_0000 + 16 * i as u32);
                 let video = Ssrc::from(0x0100_0000 + 16 * i as u32 + 1);
                 let rtx = Ssrc::from(0x0100_0000 + 16 * i as u32 + 2);
-                p.outgoing.push(OutStream::new(
-                    streams,
-                    Kind::Audio,
-                    audio,
-                    None,
-                    Mid::from("a"),
-                ));
-                p.outgoing.push(OutStream::new(
-                    streams + 1,
-                    Kind::Video,
-                    video,
-                    Some(rtx),
-                    Mid::from("v"),
-                ));
+                p.outgoing
+                    .push(OutStream::new(streams, Kind::Audio, audio, None));
+                p.outgoing
+                    .push(OutStream::new(streams + 1, Kind::Video, video, Some(rtx)));
                 streams += 2;
                 let mut api = p.rtc.direct_api();
                 api.declare_stream_tx(audio, None, Mid::from("a"), None);

@@ -307,6 +307,9 @@ fn measure(
 
 /// The whole media run: every server through the levels, then the table.
 pub fn run(args: &Args) -> Result<(), MediaError> {
+    if std::env::var_os(NETNS_ENV).is_none() {
+        return reexec_in_netns();
+    }
     let p = MediaParams::from_args(args)?;
     if p.levels.is_empty() || p.servers.is_empty() {
         return Err(MediaError::Usage("no media servers or levels".into()));
@@ -371,6 +374,46 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
         eprintln!("bench: saved {}", path.display());
     }
     Ok(())
+}
+
+/// Set in the re-executed bench inside its network namespace.
+const NETNS_ENV: &str = "LILT_BENCH_MEDIA_NETNS";
+/// The interface carrying 127.0.0.2 in that namespace (Janus gathers ICE
+/// candidates on no loopback interface, so it gets one that is not).
+pub const NETNS_IFACE: &str = "lb0";
+/// Its address: a loopback address (traffic to it never leaves the host).
+pub const NETNS_ADDR: &str = "127.0.0.2";
+
+/// Runs this same command again in a network namespace of its own, where
+/// the only addresses are loopback ones: `lo` and a veth end `lb0` with
+/// 127.0.0.2 (so Janus, which skips loopback interfaces, has a candidate
+/// on 127.0.0.0/8), IPv6 off. Both servers and the endpoints run there.
+fn reexec_in_netns() -> Result<(), MediaError> {
+    for prog in ["unshare", "ip", "taskset"] {
+        if !program_exists(prog) {
+            return Err(MediaError::Usage(format!("{prog} is not installed")));
+        }
+    }
+    let exe = std::env::current_exe().map_err(MediaError::io("finding bench"))?;
+    let script = format!(
+        "set -e; ip link set lo up; ip link add {NETNS_IFACE} type veth peer name lb1; \
+         ip addr add {NETNS_ADDR}/32 dev {NETNS_IFACE}; ip link set {NETNS_IFACE} up; ip link set lb1 up; \
+         sysctl -qw net.ipv6.conf.all.disable_ipv6=1; exec \"$0\" \"$@\""
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["-n", "--", "sh", "-c", &script])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(NETNS_ENV, "1")
+        .status()
+        .map_err(MediaError::io("running unshare"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(MediaError::Protocol(format!(
+            "the media run in its network namespace ended with {status}"
+        )))
+    }
 }
 
 fn program_exists(name: &str) -> bool {

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use str0m::format::Codec;
-use str0m::media::{Frequency, Mid, Pt};
+use str0m::media::{Frequency, Pt};
 use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Rtc};
 
@@ -40,8 +40,6 @@ pub struct OutStream {
     pub kind: Kind,
     pub ssrc: Ssrc,
     pub rtx: Option<Ssrc>,
-    /// Found after negotiation on the SDP path.
-    pub mid: Mid,
     pub pt: Pt,
     seq: u64,
     rtp_time: u32,
@@ -50,7 +48,7 @@ pub struct OutStream {
 }
 
 impl OutStream {
-    pub fn new(number: u32, kind: Kind, ssrc: Ssrc, rtx: Option<Ssrc>, mid: Mid) -> OutStream {
+    pub fn new(number: u32, kind: Kind, ssrc: Ssrc, rtx: Option<Ssrc>) -> OutStream {
         let pt = match kind {
             Kind::Audio => Pt::new_with_value(PT_OPUS),
             Kind::Video => Pt::new_with_value(PT_VP8),
@@ -60,18 +58,12 @@ impl OutStream {
             kind,
             ssrc,
             rtx,
-            mid,
             pt,
             seq: 1 + u64::from(number % 1000),
             rtp_time: number.wrapping_mul(7919),
             index: 0,
             next_due: Instant::now(),
         }
-    }
-
-    /// Packets sent so far.
-    pub fn sent(&self) -> u32 {
-        self.index
     }
 }
 
@@ -117,10 +109,10 @@ pub fn rtc_config() -> str0m::RtcConfig {
 }
 
 impl Peer {
-    /// A fresh endpoint: socket bound on 127.0.0.1, `Rtc` with its host
-    /// candidate.
-    pub fn new(name: String, rtc: Rtc) -> Result<Peer, MediaError> {
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(MediaError::io("binding UDP"))?;
+    /// A fresh endpoint: socket bound on `ip` (a loopback address), `Rtc`
+    /// with its host candidate.
+    pub fn new(name: String, rtc: Rtc, ip: std::net::IpAddr) -> Result<Peer, MediaError> {
+        let socket = UdpSocket::bind((ip, 0)).map_err(MediaError::io("binding UDP"))?;
         socket
             .set_nonblocking(true)
             .map_err(MediaError::io("non-blocking UDP"))?;

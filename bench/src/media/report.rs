@@ -136,7 +136,7 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
         for r in &run.levels {
             let _ = writeln!(
                 d,
-                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} → {} | {} | {} | {} |",
                 server.label(),
                 r.level.label(),
                 r.level.endpoints(),
@@ -151,8 +151,11 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
                 num(r.cpu_us_per_packet),
                 num(pps_per_core(r)),
                 num(r.kib_per_endpoint),
+                num(r.rss_before_mib),
                 num(r.rss_mib),
                 num(r.generator_cpu),
+                r.duplicates,
+                num(r.setup_secs),
             );
         }
         if let Some(f) = &run.failure {
