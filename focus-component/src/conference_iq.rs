@@ -147,13 +147,13 @@ impl Focus {
                 .and_then(|v| v.trim().parse::<u32>().ok())
         };
         let (audio, video) = (number("startAudioMuted"), number("startVideoMuted"));
-        if let Some(c) = self.conferences.get_mut(&room) {
-            if audio.is_some() || video.is_some() {
-                c.start_muted_after = (
-                    audio.or(c.start_muted_after.0),
-                    video.or(c.start_muted_after.1),
-                );
-            }
+        if let Some(c) = self.conferences.get_mut(&room)
+            && (audio.is_some() || video.is_some())
+        {
+            c.start_muted_after = (
+                audio.or(c.start_muted_after.0),
+                video.or(c.start_muted_after.1),
+            );
         }
         match self.conferences.get_mut(&room) {
             Some(c) if c.state == RoomState::Joined => self.send(reply),
