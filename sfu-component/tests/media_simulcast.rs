@@ -8,7 +8,7 @@ mod media_harness;
 
 use std::time::Duration;
 
-use media_harness::{ClientSsrcs, Net, layer_of, picture_id_of};
+use media_harness::{ClientSsrcs, Net, layer_of, picture_id_of, tl0_of};
 
 #[test]
 fn the_top_layer_reaches_receivers_on_the_first_sim_ssrc_continuously() {
@@ -81,10 +81,44 @@ fn the_top_layer_reaches_receivers_on_the_first_sim_ssrc_continuously() {
                 "{me}: picture id jump at seq {}",
                 pair[1].seq
             );
+            assert_eq!(
+                tl0_of(&pair[1].payload),
+                tl0_of(&pair[0].payload).wrapping_add(1),
+                "{me}: TL0PICIDX jump at seq {}",
+                pair[1].seq
+            );
             assert!(
                 pair[1].timestamp > pair[0].timestamp,
                 "{me}: timestamp went back"
             );
         }
+    }
+
+    // A receiver's PLI for the visible SSRC reaches the layer forwarded.
+    let before = net.client("a").keyframe_requests.len();
+    net.run_for(Duration::from_millis(300));
+    net.client_mut("b").request_keyframe(1010);
+    net.run_for(Duration::from_millis(300));
+    let asked: Vec<usize> = net.client("a").keyframe_requests[before..].to_vec();
+    assert!(asked.contains(&2), "PLI went to layers {asked:?}");
+
+    // The top layer stops: after a second the bridge goes down to the
+    // middle one, at one of its keyframes, still continuous.
+    net.client_mut("a").active_layers = vec![0, 1];
+    let cut = net.now;
+    net.run_for(Duration::from_secs(2));
+    let got = net.client("b").received_on(1010);
+    assert_eq!(
+        layer_of(&got.last().unwrap().payload),
+        1,
+        "back to the middle layer"
+    );
+    let after: Vec<_> = got.iter().filter(|r| r.at > cut).collect();
+    for pair in after.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+        assert_eq!(
+            picture_id_of(&pair[1].payload),
+            (picture_id_of(&pair[0].payload) + 1) & 0x7fff
+        );
     }
 }

@@ -373,6 +373,11 @@ pub fn picture_id_of(payload: &[u8]) -> u16 {
     (u16::from(payload[2] & 0x7f) << 8) | u16::from(payload[3])
 }
 
+/// The TL0PICIDX of a VP8 payload made by [`vp8_payload`].
+pub fn tl0_of(payload: &[u8]) -> u8 {
+    payload[4]
+}
+
 /// The layer tag of a VP8 payload made by [`vp8_payload`].
 pub fn layer_of(payload: &[u8]) -> u8 {
     payload[16]

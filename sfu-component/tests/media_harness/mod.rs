@@ -19,7 +19,7 @@ use str0m::{IceCreds, Input, Output};
 
 #[allow(unused_imports)]
 pub use client::{
-    Client, ClientSsrcs, Received, audio_payload, layer_of, picture_id_of, vp8_payload,
+    Client, ClientSsrcs, Received, audio_payload, layer_of, picture_id_of, tl0_of, vp8_payload,
 };
 
 pub const CONFERENCE: &str = "room1@conference.example.com";
