@@ -1,4 +1,9 @@
 //! # recorder-component
 pub mod ebml;
 pub mod mixer;
+pub mod recording;
+pub mod rtp;
+pub mod speaker;
+pub mod timeline;
+pub mod vp8;
 pub mod webm;

@@ -41,7 +41,8 @@ fn write_av(dir: &std::path::Path, secs: u32) -> (WebmWriter<BufWriter<File>>, s
         match (vt, at) {
             (Some(v), a) if a.is_none_or(|a| v <= a) => {
                 let f = vi.next().unwrap();
-                w.write_frame(1, v, 33, vp8_is_key(&f.data), &f.data).unwrap();
+                w.write_frame(1, v, 33, vp8_is_key(&f.data), &f.data)
+                    .unwrap();
             }
             (_, Some(a)) => {
                 let (_, p) = ai.next().unwrap();
@@ -65,7 +66,12 @@ fn vp8_and_opus_play_with_the_right_duration() {
     let p = probe(&file);
     assert_eq!(p.video_streams, 1, "{}", p.raw);
     assert_eq!(p.audio_streams, 1, "{}", p.raw);
-    assert!((p.duration - 5.0).abs() < 0.2, "duration {} {}", p.duration, p.raw);
+    assert!(
+        (p.duration - 5.0).abs() < 0.2,
+        "duration {} {}",
+        p.duration,
+        p.raw
+    );
     let errors = decode_errors(&file);
     assert!(errors.trim().is_empty(), "decoding errors: {errors}");
     assert!(mean_volume(&file, 1.0, 4.0) > -40.0);

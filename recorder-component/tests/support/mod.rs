@@ -24,10 +24,15 @@ pub struct IvfFrame {
 
 /// VP8 frames (30 fps, keyframe every `gop` frames) of `secs` seconds.
 pub fn vp8_frames(dir: &Path, secs: u32, gop: u32, size: &str) -> Vec<IvfFrame> {
-    let ivf = dir.join(format!("v-{secs}-{gop}-{size}.ivf"));
+    vp8_frames_from(dir, "testsrc", secs, gop, size)
+}
+
+/// VP8 frames from the lavfi source `src` (testsrc, testsrc2, smptebars...).
+pub fn vp8_frames_from(dir: &Path, src: &str, secs: u32, gop: u32, size: &str) -> Vec<IvfFrame> {
+    let ivf = dir.join(format!("v-{src}-{secs}-{gop}-{size}.ivf"));
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=size={size}:rate=30:duration={secs}"))
+        .arg(format!("{src}=size={size}:rate=30:duration={secs}"))
         .args(["-c:v", "libvpx", "-b:v", "300k", "-g"])
         .arg(gop.to_string())
         .args(["-keyint_min"])
@@ -60,7 +65,9 @@ pub fn opus_packets(dir: &Path, secs: u32, freq: u32) -> Vec<Vec<u8>> {
     let ogg = dir.join(format!("a-{secs}-{freq}.ogg"));
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency={freq}:sample_rate=48000:duration={secs}"))
+        .arg(format!(
+            "sine=frequency={freq}:sample_rate=48000:duration={secs}"
+        ))
         .args([
             "-ac",
             "1",
@@ -113,7 +120,14 @@ pub struct Probe {
 
 pub fn probe(file: &Path) -> Probe {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name:format=duration", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name:format=duration",
+            "-of",
+            "json",
+        ])
         .arg(file)
         .output()
         .unwrap();
