@@ -220,10 +220,11 @@ impl Endpoint {
         Ok(())
     }
 
-    /// A fresh synthetic rid for a new forwarded stream.
+    /// A fresh synthetic rid for a new forwarded stream: eight hex digits,
+    /// exactly what a str0m `Rid` holds (longer ones are truncated).
     pub fn allocate_rid(&mut self) -> Rid {
         self.next_rid = self.next_rid.wrapping_add(1);
-        Rid::from(format!("f{}", self.next_rid).as_str())
+        Rid::from(format!("{:08x}", self.next_rid).as_str())
     }
 
     /// Whether the endpoint's `Rtc` can carry payload type `pt`.
