@@ -4,7 +4,7 @@
 //! `audio` then `video` (no `data`: SCTP is off), each
 //! `<content creator='initiator' name senders='both'>` holding the
 //! `<description media>` (payload types, `rtp-hdrext`s,
-//! `<extmap-allow-mixed/>`, audio with `maxptime='60'`, and the sources
+//! `<extmap-allow-mixed/>`, `<rtcp-mux/>`, audio with `maxptime='60'`, and the sources
 //! when not sent as JSON) followed by a copy of the bridge's ICE-UDP
 //! transport (`<rtcp-mux/>`, fingerprint with `setup='actpass'`,
 //! candidates, `<web-socket url>`). After the contents: the BUNDLE
@@ -114,6 +114,9 @@ fn description(kind: MediaKind, options: OfferOptions) -> Element {
         d.push_child(header_extension_element(ext));
     }
     d.push_child(Element::new("extmap-allow-mixed", ns::JINGLE_HDREXT));
+    // lib-jitsi-meet writes `a=rtcp-mux` from the description's element
+    // (BUNDLE needs it), not from the transport's.
+    d.push_child(Element::new("rtcp-mux", ns::JINGLE_RTP));
     d
 }
 
