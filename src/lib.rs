@@ -8,6 +8,7 @@
 //!
 //! Start reading at [`startup::build_server`], then `xmpp_core`.
 
+pub mod components;
 pub mod ctl;
 pub mod devconfig;
 pub mod logging;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use lilt::{ctl, devconfig, logging, startup};
+use lilt::{components, ctl, devconfig, logging, startup};
 use xmpp_core::{Clock, ServerConfig};
 
 #[derive(Parser, Debug)]
@@ -49,6 +49,10 @@ fn load_config(args: &Args) -> Result<ServerConfig, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // `lilt focus ...`, `lilt bridge ...`: standalone components, no config.
+    if let Some(code) = components::run(&args.command) {
+        return code;
+    }
     let config = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {

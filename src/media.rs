@@ -258,3 +258,98 @@ pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
     }
     Ok(out)
 }
+
+/// The main domain's logins make moderators when it authenticates (the
+/// docker fixture's `ENABLE_AUTH`): Jicofo's XMPP authentication.
+fn login_domain(config: &ServerConfig, domain: &str) -> Option<String> {
+    let auth = config.get(Some(domain), "authentication").and_then(Value::as_str);
+    match auth {
+        None | Some("anonymous") | Some("jitsi-anonymous") => None,
+        Some(_) => Some(domain.to_string()),
+    }
+}
+
+/// Why the in-process focus or bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaStartError {
+    #[error("jitsi_focus: cannot log in as {jid}: {source}")]
+    Focus {
+        jid: Jid,
+        source: xmpp_core::client::ClientError,
+    },
+    #[error("jitsi_videobridge: {0}")]
+    Bridge(String),
+}
+
+/// What [`start`] started: the tasks, and the sockets the bridge listens on.
+#[derive(Debug, Default)]
+pub struct StartedMedia {
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `("bridge_media", udp)` and `("bridge_http", tcp)`.
+    pub listening: Vec<(&'static str, SocketAddr)>,
+}
+
+/// Starts what `settings` asks for on `server` (inside its tokio runtime);
+/// the tasks end when their in-process sessions end.
+pub async fn start(
+    server: &std::sync::Arc<xmpp_core::Server>,
+    settings: &MediaSettings,
+) -> Result<StartedMedia, MediaStartError> {
+    let mut started = StartedMedia::default();
+    if let Some(bridge) = &settings.bridge {
+        start_bridge(server, bridge, &mut started).await?;
+    }
+    if let Some(focus) = &settings.focus {
+        let link = xmpp_core::client::local(server, &focus.jid).map_err(|source| {
+            MediaStartError::Focus {
+                jid: focus.jid.clone(),
+                source,
+            }
+        })?;
+        let mut options =
+            focus_component::FocusOptions::new(&link.jid.to_string(), &focus.domain);
+        options.muc = focus.muc.clone();
+        options.brewery = focus.brewery.to_string();
+        options.jibri_brewery = focus.jibri_brewery.as_ref().map(Jid::to_string);
+        options.authentication = login_domain(&server.config, &focus.domain)
+            .map(|login_domain| focus_component::AuthOptions { login_domain });
+        tracing::info!(jid = %link.jid, muc = %focus.muc, brewery = %focus.brewery, "conference focus started in-process");
+        started
+            .tasks
+            .push(tokio::spawn(focus_component::run_with_link(link, options)));
+    }
+    Ok(started)
+}
+
+async fn start_bridge(
+    server: &std::sync::Arc<xmpp_core::Server>,
+    bridge: &BridgeSettings,
+    started: &mut StartedMedia,
+) -> Result<(), MediaStartError> {
+    let link = xmpp_core::client::local(server, &bridge.jid)
+        .map_err(|e| MediaStartError::Bridge(format!("cannot log in as {}: {e}", bridge.jid)))?;
+    let nick = bridge
+        .nick
+        .clone()
+        .unwrap_or_else(|| link.jid.resource().unwrap_or("jvb").to_string());
+    let mut options = sfu_component::run::BridgeOptions::new(&nick);
+    options.brewery = Some(bridge.brewery.to_string());
+    options.udp_bind = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), bridge.udp_port);
+    options.addresses = bridge.addresses.clone();
+    options.http = Some(bridge.http);
+    options.ws_url_base = bridge.ws_url_base.clone();
+    let running = sfu_component::run::run_with_link(link, options)
+        .await
+        .map_err(|e| MediaStartError::Bridge(e.to_string()))?;
+    started.listening.push(("bridge_media", running.udp_address));
+    if let Some(http) = running.http_address {
+        started.listening.push(("bridge_http", http));
+    }
+    tracing::info!(jid = %bridge.jid, brewery = %bridge.brewery, udp = %running.udp_address, "media bridge started in-process");
+    started.tasks.push(tokio::spawn(async move {
+        if let Err(e) = running.wait().await {
+            tracing::error!("the media bridge stopped: {e}");
+        }
+    }));
+    Ok(())
+}

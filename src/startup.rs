@@ -32,6 +32,8 @@ pub enum StartError {
     Host { host: String, reason: String },
     #[error(transparent)]
     Http(#[from] bosh_websocket::StartError),
+    #[error("{0}")]
+    Media(String),
 }
 
 /// A listening socket, as printed at start-up.
@@ -47,6 +49,8 @@ pub struct RunningServer {
     pub listening: Vec<Listening>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The in-process focus and bridge: stopped first at shutdown.
+    media_tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -55,6 +59,9 @@ impl RunningServer {
         // Prosody's `server-stopping` is not fired yet: with it the MUC would
         // save temporary rooms' state as Prosody 13 does, which Prosody 0.12
         // then reads as existing rooms (see the closing note of issue 4).
+        for t in &self.media_tasks {
+            t.abort();
+        }
         let _ = self.shutdown.send(true);
         // XEP-0198: hibernating sessions end, their counters kept.
         xmpp_core::smacks::server_stopping(&self.server);
@@ -405,6 +412,14 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         });
         tasks.push(task);
     }
+    // lilt's own focus and bridge (jitsi_focus, jitsi_videobridge).
+    let media = crate::media::settings(&config)?;
+    let started_media = crate::media::start(&server, &media)
+        .await
+        .map_err(|e| StartError::Media(e.to_string()))?;
+    for (kind, addr) in started_media.listening {
+        listening.push(Listening { kind, addr });
+    }
     let mut started = xmpp_core::Event::new(&server, "server-started");
     server.fire_global("server-started", &mut started);
     Ok(RunningServer {
@@ -412,6 +427,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         listening,
         shutdown: shutdown_tx,
         tasks,
+        media_tasks: started_media.tasks,
     })
 }
 

@@ -73,10 +73,15 @@ async function main() {
     result.ok = true;
     if (process.env.LILT_CALL_DEBUG) {
       result.logs = await Promise.all(participants.map((p) => p.page.logs.slice(-60)));
+      result.traces = await Promise.all(participants.map((p) => p.page.evaluate(() => window.meet.trace.slice(-60))));
       result.lilt = server.output().slice(-6000);
     }
   } catch (err) {
     result.error = `${err.stack || err}\nlilt:\n${server.output().slice(-6000)}`;
+    if (process.env.LILT_CALL_DEBUG) {
+      const pages = await browser?.pages().catch(() => []) || [];
+      result.traces = await Promise.all(pages.map((p) => p.evaluate(() => window.meet?.trace.slice(-40)).catch(() => null)));
+    }
   } finally {
     await browser?.close().catch(() => {});
     await server.stop();

@@ -58,7 +58,7 @@ function makeCertificate(dir, hosts) {
 }
 
 // Starts lilt on a copy of the fixture; `users` are [user, host, password].
-// `extra` is Lua appended to the overrides (e.g. the media options).
+// `extra` is Lua added to the overrides' global section (e.g. the media options).
 export async function startJitsi(kind, users, extra = '') {
   const d = deployments[kind];
   const dir = mkdtempSync(join(tmpdir(), `lilt-jitsi-${kind}-`));
@@ -81,11 +81,13 @@ export async function startJitsi(kind, users, extra = '') {
   };
   let overrides = '-- test overrides: Included last, so each of these wins\n';
   overrides += Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
+  // Global options: before the first VirtualHost line below.
+  overrides += extra;
   for (const host of d.sslHosts) {
     overrides += `VirtualHost ${lua(host)}\n    ssl = { key = ${lua(join(dir, 'certs', `${host}.key`))}; `
       + `certificate = ${lua(join(dir, 'certs', `${host}.crt`))} }\n`;
   }
-  writeFileSync(join(dir, 'overrides.cfg.lua'), overrides + extra);
+  writeFileSync(join(dir, 'overrides.cfg.lua'), overrides);
   const config = join(dir, 'prosody.cfg.lua');
   writeFileSync(config, `Include ${lua(`${d.fixture}/prosody.cfg.lua`)}\nInclude "overrides.cfg.lua"\n`);
   const bin = liltBinary();
