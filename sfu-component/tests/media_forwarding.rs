@@ -131,6 +131,29 @@ fn three_clients_each_receive_both_others() {
 }
 
 #[test]
+fn a_late_joiner_gets_the_others_and_a_keyframe_is_asked_for_it() {
+    let mut net = Net::new(Duration::from_secs(60));
+    net.join("a", ClientSsrcs::new(1000, 1));
+    net.join("b", ClientSsrcs::new(2000, 1));
+    net.connect_all();
+    net.run_for(Duration::from_secs(2));
+    let asked_before = net.client("a").keyframe_requests.len();
+    net.join("c", ClientSsrcs::new(3000, 1));
+    net.connect_all();
+    net.run_for(Duration::from_secs(1));
+    assert!(net.client("a").keyframe_requests.len() > asked_before);
+    let c = net.client("c");
+    for ssrc in [1000, 1010, 2000, 2010] {
+        let got = c.received_on(ssrc);
+        assert!(got.len() > 15, "c got {} packets of {ssrc}", got.len());
+        // Forwarded as sent: the sender's numbering, not restarted.
+        assert!(got[0].seq > 30, "{ssrc} starts at {}", got[0].seq);
+    }
+    assert!(net.client("a").received_on(3010).len() > 15);
+    assert!(net.client("b").received_on(3000).len() > 30);
+}
+
+#[test]
 fn a_dropped_packet_is_nacked_and_recovered_through_rtx() {
     let mut net = Net::new(Duration::from_secs(60));
     net.join("a", ClientSsrcs::new(1000, 1));
