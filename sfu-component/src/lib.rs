@@ -10,6 +10,7 @@ pub mod channel;
 pub mod cli;
 pub mod colibri2;
 pub mod conference;
+pub mod host_addresses;
 pub mod http;
 pub mod media;
 pub mod run;

@@ -32,7 +32,8 @@ pub struct BridgeOptions {
     /// Where the media socket is bound (Videobridge: port 10000).
     pub udp_bind: SocketAddr,
     /// Addresses offered as ICE host candidates (with the socket's port);
-    /// empty: the bound address, or 127.0.0.1 when that is unspecified.
+    /// empty: the bound address, or (bound to an unspecified address) the
+    /// host's non-loopback IPv4 addresses, else 127.0.0.1.
     pub addresses: Vec<IpAddr>,
     /// Serve the HTTP routes on this address (standalone).
     pub http: Option<SocketAddr>,
@@ -220,11 +221,14 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
     let udp_address = socket.local_addr().map_err(io_error("UDP address"))?;
     let mut ips = options.addresses.clone();
     if ips.is_empty() {
-        if udp_address.ip().is_unspecified() {
-            tracing::warn!("no --address given: offering 127.0.0.1 as the only ICE candidate");
-            ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        } else {
+        if !udp_address.ip().is_unspecified() {
             ips.push(udp_address.ip());
+        } else {
+            ips = crate::host_addresses::host_addresses();
+            if ips.is_empty() {
+                tracing::warn!("no --address given: offering 127.0.0.1 as the only ICE candidate");
+                ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            }
         }
     }
     let candidates: Vec<SocketAddr> = ips

@@ -157,7 +157,6 @@ impl Bridge {
     pub fn graceful_shutdown(&mut self, now: Instant) {
         self.graceful_shutdown = true;
         self.refresh_presence(now);
-        self.check_finished();
     }
 
     /// Drain mode (`drain` in the stats): focuses place no new endpoints
@@ -182,6 +181,8 @@ impl Bridge {
         }
     }
 
+    /// Ends a graceful shutdown once no conference is left; called when
+    /// every other output has been taken, so answers go before the leave.
     fn check_finished(&mut self) {
         if self.graceful_shutdown && !self.finished && self.conferences.is_empty() {
             if let Some(p) = self.brewery.as_mut().and_then(Brewery::leave) {
@@ -288,7 +289,11 @@ impl Bridge {
             if let Some(o) = self.outputs.pop_front() {
                 return Some(o);
             }
-            match self.media.poll_output()? {
+            let Some(media_output) = self.media.poll_output() else {
+                self.check_finished();
+                return self.outputs.pop_front();
+            };
+            match media_output {
                 MediaOutput::Transmit {
                     source,
                     destination,
@@ -419,7 +424,6 @@ impl Bridge {
         }
         self.media.expire_conference(&conf.id);
         self.counters.conferences_completed += 1;
-        self.check_finished();
     }
 
     /// The conference id for a meeting-id (what colibri-ws URLs carry).
@@ -490,3 +494,6 @@ fn random_hex(len: usize) -> String {
 fn random_ssrc() -> u32 {
     rand::thread_rng().gen_range(1..=u32::MAX)
 }
+
+#[cfg(test)]
+mod tests;
