@@ -49,6 +49,11 @@ pub struct FocusOptions {
     /// The bridges' brewery room, `jvbbrewery@internal.auth.D`.
     pub brewery: String,
     pub jibri_brewery: Option<String>,
+    /// The `client_proxy` component clients reach the focus through
+    /// (`focus.D`): it is sent a directed presence at start, so that it
+    /// knows the focus's resource even where no roster subscription was
+    /// set up (Jitsi's installers run `mod_roster_command` for that).
+    pub client_proxy: Option<String>,
     pub authentication: Option<AuthOptions>,
     /// `(audio, video)` start muted for every participant.
     pub start_muted: Option<(bool, bool)>,
@@ -71,6 +76,7 @@ impl FocusOptions {
             muc: format!("conference.{domain}"),
             brewery: format!("jvbbrewery@internal.auth.{domain}"),
             jibri_brewery: None,
+            client_proxy: Some(format!("focus.{domain}")),
             authentication: None,
             start_muted: None,
             source_signaling_delay: Duration::from_millis(0),
@@ -164,6 +170,10 @@ impl Focus {
             jibris: crate::jibri::Jibris::default(),
         };
         f.out.push_back(Element::new("presence", ns::CLIENT));
+        if let Some(proxy) = &f.options.client_proxy {
+            let directed = Element::new("presence", ns::CLIENT).attr("to", proxy.as_str());
+            f.out.push_back(directed);
+        }
         let brewery = format!("{}/{}", f.options.brewery, FOCUS_NICK);
         f.out.push_back(room::plain_join(&brewery));
         if let Some(jb) = &f.options.jibri_brewery {

@@ -28,6 +28,8 @@ impl Focus {
                 .attr("to", from.as_str())
                 .attr("type", "subscribed");
             self.send(subscribed);
+            // The subscriber (client_proxy) learns the focus's resource.
+            self.send(Element::new("presence", ns::CLIENT).attr("to", from.as_str()));
             return;
         }
         let (bare, nick) = split_jid(&from);

@@ -1,0 +1,324 @@
+//! The focus against lilt itself: lilt started in-process with a Jitsi
+//! style config (anonymous main domain, auth domain, conference and
+//! brewery MUCs, `client_proxy` at `focus.<domain>`); the focus, a stub
+//! Colibri2 bridge and participants log in with in-process sessions. A
+//! participant's conference IQ goes through client_proxy, the focus joins
+//! the room, allocates on the bridge and offers Jingle through the MUC's
+//! occupant JIDs; session-accept reaches the bridge, a second participant
+//! gets the first one's sources.
+
+use std::path::Path;
+use std::time::Duration;
+
+use focus_component::{FocusOptions, run_with_link};
+use xmpp_core::client::{ClientLink, LinkSender, local};
+use xmpp_core::stream::parse_element;
+use xmpp_core::{Clock, Element, Jid};
+
+const CONFIG: &str = r#"
+interfaces = { "127.0.0.1" }
+c2s_ports = { 0 }
+storage = "memory"
+modules_enabled = { "ping"; "roster"; "disco"; "presence" }
+muc_room_locking = false
+admins = { "focus@auth.example.com" }
+VirtualHost "example.com"
+    authentication = "anonymous"
+VirtualHost "auth.example.com"
+    authentication = "internal_hashed"
+Component "conference.example.com" "muc"
+Component "internal.auth.example.com" "muc"
+Component "focus.example.com" "client_proxy"
+    target_address = "focus@auth.example.com"
+"#;
+
+const ROOM: &str = "room1@conference.example.com";
+const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
+
+fn el(xml: &str) -> Element {
+    let mut e = parse_element(xml).unwrap();
+    e.set_attr("xml:lang", None);
+    e
+}
+
+struct Peer {
+    link: ClientLink,
+    tx: LinkSender,
+    seen: Vec<Element>,
+}
+
+impl Peer {
+    fn new(link: ClientLink) -> Peer {
+        let tx = link.sender();
+        Peer {
+            link,
+            tx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&self, xml: &str) {
+        assert!(self.tx.send(el(xml)));
+    }
+
+    /// The first stanza (already seen or arriving within 10 s) matching.
+    async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
+        if let Some(i) = self.seen.iter().position(&pred) {
+            return self.seen.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = tokio::time::timeout_at(deadline, self.link.recv()).await;
+            match got {
+                Ok(Some(s)) if pred(&s) => return s,
+                Ok(Some(s)) => self.seen.push(s),
+                Ok(None) => panic!("link ended waiting for {what}"),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; seen: {}",
+                    self.seen
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            }
+        }
+    }
+}
+
+fn jingle_action(e: &Element) -> Option<&str> {
+    e.get_child("jingle", "urn:xmpp:jingle:1")?
+        .get_attr("action")
+}
+
+fn bridge_answer(request: &Element) -> String {
+    let cm = request
+        .get_child("conference-modify", "jitsi:colibri2")
+        .unwrap();
+    let endpoints: String = cm
+        .children()
+        .filter(|c| c.name() == "endpoint" && c.get_attr("create") == Some("true"))
+        .map(|e| {
+            format!(
+                "<endpoint id='{}'><transport><transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='bu' pwd='bp'>\
+                 <rtcp-mux/><fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='actpass'>AA:BB</fingerprint>\
+                 <candidate component='1' foundation='1' generation='0' id='c1' ip='127.0.0.1' network='0' port='10000' priority='1' protocol='udp' type='host'/>\
+                 </transport></transport></endpoint>",
+                e.get_attr("id").unwrap()
+            )
+        })
+        .collect();
+    format!(
+        "<iq type='result' id='{}' to='{}'><conference-modified xmlns='jitsi:colibri2'>{endpoints}\
+         <sources><media-source type='audio' id='jvb-a0'><source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='9' name='jvb-a0'/></media-source></sources>\
+         </conference-modified></iq>",
+        request.id().unwrap(),
+        request.from().unwrap()
+    )
+}
+
+async fn participant(server: &std::sync::Arc<xmpp_core::Server>, user: &str) -> Peer {
+    let p = Peer::new(
+        local(
+            server,
+            &Jid::parse(&format!("{user}@example.com/web")).unwrap(),
+        )
+        .unwrap(),
+    );
+    p.send("<presence/>");
+    p
+}
+
+/// Conference IQ, join, disco answer, offer; returns the session id.
+async fn join(p: &mut Peer, nick: &str, json: bool) -> (String, Element) {
+    p.send(&format!(
+        "<iq type='set' id='conf-{nick}' to='focus.example.com'>\
+         <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' machine-uid='m-{nick}'/></iq>"
+    ));
+    let answer = p
+        .expect("the conference IQ answer", |s| {
+            s.id() == Some(&format!("conf-{nick}"))
+        })
+        .await;
+    assert_eq!(answer.type_(), Some("result"), "{answer}");
+    let c = answer
+        .get_child("conference", "http://jitsi.org/protocol/focus")
+        .unwrap();
+    assert_eq!(c.get_attr("ready"), Some("true"));
+    assert_eq!(c.get_attr("focusjid"), Some("focus@auth.example.com"));
+    p.send(&format!(
+        "<presence to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
+    let features = if json {
+        "<feature var='http://jitsi.org/json-encoded-sources'/><feature var='urn:ietf:rfc:4588'/>"
+    } else {
+        "<feature var='urn:ietf:rfc:4588'/>"
+    };
+    let disco = p
+        .expect("disco#info from the focus", |s| {
+            s.get_child("query", "http://jabber.org/protocol/disco#info")
+                .is_some()
+                && s.type_() == Some("get")
+        })
+        .await;
+    assert_eq!(disco.from(), Some(format!("{ROOM}/focus").as_str()));
+    p.send(&format!(
+        "<iq type='result' id='{}' to='{}'><query xmlns='http://jabber.org/protocol/disco#info'>{features}</query></iq>",
+        disco.id().unwrap(),
+        disco.from().unwrap()
+    ));
+    let offer = p
+        .expect("session-initiate", |s| {
+            jingle_action(s) == Some("session-initiate")
+        })
+        .await;
+    assert_eq!(
+        offer.from(),
+        Some(format!("{ROOM}/focus").as_str()),
+        "Jingle comes from the focus's occupant JID"
+    );
+    p.send(&format!(
+        "<iq type='result' id='{}' to='{}'/>",
+        offer.id().unwrap(),
+        offer.from().unwrap()
+    ));
+    let sid = offer
+        .get_child("jingle", "urn:xmpp:jingle:1")
+        .unwrap()
+        .get_attr("sid")
+        .unwrap()
+        .to_string();
+    (sid, offer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conference_through_lilt() {
+    let config = lua_compat::config::load_str(CONFIG, Path::new("focus-test.cfg.lua")).unwrap();
+    let server = lilt::startup::build_server(config, Clock::System).unwrap();
+    let running = lilt::startup::start(server.clone()).await.unwrap();
+
+    // The stub bridge: in the brewery with stats, answers Colibri2.
+    let mut bridge =
+        Peer::new(local(&server, &Jid::parse("jvb@auth.example.com/jvb").unwrap()).unwrap());
+    bridge.send("<presence/>");
+    bridge.send(&format!(
+        "<presence to='{BREWERY}/jvb1'><x xmlns='http://jabber.org/protocol/muc'/>\
+         <stats xmlns='http://jitsi.org/protocol/colibri'><stat name='stress_level' value='0.1'/></stats></presence>"
+    ));
+    bridge
+        .expect("the bridge in the brewery", |s| {
+            s.name() == "presence" && s.from() == Some(&format!("{BREWERY}/jvb1"))
+        })
+        .await;
+
+    let focus_link = local(
+        &server,
+        &Jid::parse("focus@auth.example.com/focus").unwrap(),
+    )
+    .unwrap();
+    let options = FocusOptions::new(&focus_link.jid.to_string(), "example.com");
+    assert_eq!(options.brewery, BREWERY);
+    let focus = tokio::spawn(run_with_link(focus_link, options));
+    bridge
+        .expect("the focus in the brewery", |s| {
+            s.name() == "presence" && s.from() == Some(&format!("{BREWERY}/focus"))
+        })
+        .await;
+
+    let mut a = participant(&server, "alice").await;
+    // The bridge answers allocations as they come.
+    let bridge_task = tokio::spawn(async move {
+        let mut requests = Vec::new();
+        loop {
+            let req = bridge
+                .expect("colibri2", |s| {
+                    s.get_child("conference-modify", "jitsi:colibri2").is_some()
+                        || s.get_child("healthcheck", "http://jitsi.org/protocol/healthcheck")
+                            .is_some()
+                })
+                .await;
+            if req
+                .get_child("healthcheck", "http://jitsi.org/protocol/healthcheck")
+                .is_some()
+            {
+                bridge.send(&format!(
+                    "<iq type='result' id='{}' to='{}'/>",
+                    req.id().unwrap(),
+                    req.from().unwrap()
+                ));
+                continue;
+            }
+            bridge.send(&bridge_answer(&req));
+            requests.push(req.to_string());
+            if requests.iter().any(|r| r.contains("ssrc='22'")) {
+                return requests;
+            }
+        }
+    });
+
+    let (sid_a, offer_a) = join(&mut a, "alice1", true).await;
+    let content = offer_a
+        .get_child("jingle", "urn:xmpp:jingle:1")
+        .unwrap()
+        .get_child("content", "urn:xmpp:jingle:1")
+        .unwrap();
+    assert!(
+        content
+            .get_child("transport", "urn:xmpp:jingle:transports:ice-udp:1")
+            .is_some()
+    );
+    a.send(&format!(
+        "<iq type='set' id='acc-a' to='{ROOM}/focus'><jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='{sid_a}'>\
+         <content creator='initiator' name='audio'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
+         <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='11'><parameter name='msid' value='a a'/></source></description>\
+         <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='au' pwd='ap'/></content></jingle></iq>"
+    ));
+    let acc = a
+        .expect("session-accept answered", |s| s.id() == Some("acc-a"))
+        .await;
+    assert_eq!(acc.type_(), Some("result"), "{acc}");
+
+    let mut b = participant(&server, "bob").await;
+    let (sid_b, offer_b) = join(&mut b, "bob1", false).await;
+    assert!(
+        offer_b.to_string().contains("ssrc='11'"),
+        "B's offer has A's source: {offer_b}"
+    );
+    assert!(
+        offer_b
+            .to_string()
+            .contains(&format!("owner='{ROOM}/alice1'"))
+    );
+    b.send(&format!(
+        "<iq type='set' id='acc-b' to='{ROOM}/focus'><jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='{sid_b}'>\
+         <content creator='initiator' name='audio'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
+         <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='22'><parameter name='msid' value='b b'/></source></description>\
+         <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='bu' pwd='bp'/></content></jingle></iq>"
+    ));
+    assert_eq!(
+        b.expect("accepted", |s| s.id() == Some("acc-b"))
+            .await
+            .type_(),
+        Some("result")
+    );
+    let add = a
+        .expect("source-add with B's source", |s| {
+            jingle_action(s) == Some("source-add")
+        })
+        .await;
+    assert!(add.to_string().contains("22"), "{add}");
+    assert_eq!(add.from(), Some(format!("{ROOM}/focus").as_str()));
+
+    let requests = tokio::time::timeout(Duration::from_secs(10), bridge_task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(requests[0].contains("create='true'"), "{}", requests[0]);
+    assert!(
+        requests.iter().any(|r| r.contains("ufrag='au'")),
+        "A's transport reached the bridge"
+    );
+
+    focus.abort();
+    drop(running);
+}
