@@ -372,6 +372,33 @@ fn an_ssrc_of_another_endpoint_is_refused() {
 }
 
 #[test]
+fn conferences_are_isolated_even_with_the_same_ids_and_ssrcs() {
+    let mut net = Net::new(Duration::from_secs(60));
+    let other = "room2@conference.example.com";
+    net.join_full("x-a", CONFERENCE, "a", ClientSsrcs::new(1000, 1), true);
+    net.join_full("x-b", CONFERENCE, "b", ClientSsrcs::new(2000, 1), true);
+    net.join_full("y-a", other, "a", ClientSsrcs::new(1000, 1), true);
+    net.join_full("y-c", other, "c", ClientSsrcs::new(3000, 1), true);
+    net.connect_all();
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.core.stats().conferences, 2);
+    assert_eq!(net.core.endpoint_ids(other), vec!["a", "c"]);
+    // Nothing crosses rooms, although both rooms have an endpoint "a"
+    // sending SSRC 1000.
+    assert!(net.client("x-b").received_on(3000).is_empty());
+    assert!(net.client("y-c").received_on(2000).is_empty());
+    assert!(net.client("x-b").received_on(1000).len() > 30);
+    assert!(net.client("y-c").received_on(1000).len() > 30);
+    assert!(net.client("x-a").received_on(2000).len() > 30);
+    assert!(net.client("y-a").received_on(3010).len() > 15);
+    // Exactly one copy of each of a's packets reaches each room.
+    let b_audio = net.client("x-b").received_on(1000);
+    let mut seqs: Vec<u64> = b_audio.iter().map(|r| r.seq).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), b_audio.len());
+}
+
+#[test]
 fn the_core_can_move_to_another_thread() {
     fn assert_send<T: Send>() {}
     assert_send::<sfu_component::media::MediaCore>();

@@ -97,7 +97,10 @@ fn source_defaults() -> Source {
 
 /// A str0m client standing in for a browser.
 pub struct Client {
+    /// The harness' label of the client.
     pub id: String,
+    /// The conference it is in.
+    pub room: String,
     pub addr: SocketAddr,
     pub rtc: Rtc,
     pub ssrcs: ClientSsrcs,
@@ -171,6 +174,7 @@ impl Client {
         let layers = ssrcs.video.len();
         Client {
             id: id.to_string(),
+            room: String::new(),
             addr,
             rtc,
             online: true,

@@ -173,13 +173,25 @@ impl Net {
     /// the bridge: unusable), so the bridge must learn its address from
     /// its checks (peer reflexive).
     pub fn join_with(&mut self, id: &str, ssrcs: ClientSsrcs, signal_candidates: bool) -> usize {
+        self.join_full(id, CONFERENCE, id, ssrcs, signal_candidates)
+    }
+
+    /// A client labelled `label` joining conference `room` as `endpoint`;
+    /// it expects the streams of the clients of the same room only.
+    pub fn join_full(
+        &mut self,
+        label: &str,
+        room: &str,
+        endpoint: &str,
+        ssrcs: ClientSsrcs,
+        signal_candidates: bool,
+    ) -> usize {
+        let id = endpoint;
         let n = self.clients.len() as u8 + 2;
         let addr: SocketAddr = format!("10.1.0.{n}:5000").parse().unwrap();
-        let bridge = self
-            .core
-            .create_endpoint(self.now, CONFERENCE, id, true)
-            .unwrap();
-        let mut client = Client::new(self.now, id, addr, ssrcs.clone());
+        let bridge = self.core.create_endpoint(self.now, room, id, true).unwrap();
+        let mut client = Client::new(self.now, label, addr, ssrcs.clone());
+        client.room = room.to_string();
         {
             let mut api = client.rtc.direct_api();
             api.set_remote_ice_credentials(IceCreds {
@@ -198,18 +210,16 @@ impl Net {
                 .rtc
                 .add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
         }
-        self.core.set_media(CONFERENCE, id, &jitsi_media()).unwrap();
+        self.core.set_media(room, id, &jitsi_media()).unwrap();
         let mut transport = client.transport();
         if !signal_candidates {
             transport.candidates.clear();
         }
         self.core
-            .set_remote_transport(self.now, CONFERENCE, id, &transport)
+            .set_remote_transport(self.now, room, id, &transport)
             .unwrap();
-        self.core
-            .set_sources(CONFERENCE, id, &ssrcs.sources(id))
-            .unwrap();
-        for other in &mut self.clients {
+        self.core.set_sources(room, id, &ssrcs.sources(id)).unwrap();
+        for other in self.clients.iter_mut().filter(|c| c.room == room) {
             other.expect(&ssrcs);
             client.expect(&other.ssrcs);
         }
