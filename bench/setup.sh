@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `bench` needs on a Debian (bookworm) machine, as root: Debian's
-# Prosody 0.12, ejabberd 23.01 and tsung, without leaving their system services
-# running (the benchmark starts its own instances on loopback ports), and the
-# release builds of lilt and bench.
+# Prosody 0.12, ejabberd 23.01, tsung and Janus 1.1 (for `bench --media`),
+# without leaving their system services running (the benchmark starts its own
+# instances on loopback ports), and the release builds of lilt and bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pkg in prosody ejabberd tsung util-linux; do
+for pkg in prosody ejabberd tsung janus iproute2 util-linux; do
     dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ $had_policy = 1 ]; then mv /tmp/policy-rc.d.bench /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
 fi
 # Services started some other way (systemd) would share the cores.
-for svc in prosody ejabberd; do
+for svc in prosody ejabberd janus; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
         systemctl stop "$svc"
     fi

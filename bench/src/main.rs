@@ -119,7 +119,8 @@ pub struct Args {
     /// instead of the XMPP scenarios.
     #[arg(long)]
     pub media: bool,
-    /// Media: servers, comma-separated: lilt-bridge, janus.
+    /// Media: servers, comma-separated: lilt-bridge (`lilt bridge` behind
+    /// lilt), lilt-core (lilt's Bridge in the bench's own loop), janus.
     #[arg(long, default_value = "lilt-bridge,janus", value_delimiter = ',')]
     pub media_servers: Vec<String>,
     /// Media: load levels SENDERSxRECEIVERS, in increasing order.

@@ -5,9 +5,10 @@
 //! `<sources>` once its session is accepted), each answer's transport handed
 //! to a str0m client with the direct API (no SDP).
 //!
-//! The bridge runs as `bench --media-bridge-host` (see `bridge_host.rs`):
-//! lilt's `Bridge` in a thin loop of this crate, IQs over a pipe instead of
-//! the XMPP link, because `lilt bridge`'s runtime was not in the tree yet.
+//! The IQs go over the focus's XMPP session to `lilt bridge`
+//! (`lilt_xmpp.rs`), or over a pipe to `bench --media-bridge-host`
+//! (`bridge_host.rs`: lilt's `Bridge` in a thin loop of this crate, the
+//! bridge without its runtime).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -25,18 +26,30 @@ use super::MediaError;
 use super::peer::{self, Kind, OutStream, Peer};
 use super::pump::Pump;
 
-/// A running bridge host.
+/// How Colibri2 IQs reach the bridge.
+enum Link {
+    /// `bench --media-bridge-host`: one IQ per line each way.
+    Pipe {
+        stdin: ChildStdin,
+        stdout: BufReader<ChildStdout>,
+    },
+    /// `lilt bridge` behind lilt: the focus's XMPP session.
+    Xmpp(super::lilt_xmpp::Focus),
+}
+
+/// A running bridge (and, for `lilt bridge`, the lilt server it logs in to).
 pub struct LiltBridge {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    link: Link,
+    /// Started processes, stopped in reverse order.
+    children: Vec<Child>,
+    /// The process that forwards the media (measured).
     pub pid: u32,
     next_id: u64,
 }
 
 impl LiltBridge {
     /// Starts `bench --media-bridge-host PORT` pinned to `cpus`.
-    pub fn start(cpus: &str, port: u16) -> Result<LiltBridge, MediaError> {
+    pub fn start_host(cpus: &str, port: u16) -> Result<LiltBridge, MediaError> {
         let exe = std::env::current_exe().map_err(MediaError::io("finding bench"))?;
         let mut child = Command::new("taskset")
             .args(["-c", cpus])
@@ -53,9 +66,11 @@ impl LiltBridge {
         };
         let mut bridge = LiltBridge {
             pid: child.id(),
-            child,
-            stdin,
-            stdout: BufReader::new(stdout),
+            children: vec![child],
+            link: Link::Pipe {
+                stdin,
+                stdout: BufReader::new(stdout),
+            },
             next_id: 0,
         };
         let line = bridge.read_line()?;
@@ -65,10 +80,26 @@ impl LiltBridge {
         Ok(bridge)
     }
 
+    /// A `lilt bridge` already started, reached through the focus's link.
+    pub fn with_focus(
+        focus: super::lilt_xmpp::Focus,
+        children: Vec<Child>,
+        pid: u32,
+    ) -> LiltBridge {
+        LiltBridge {
+            link: Link::Xmpp(focus),
+            children,
+            pid,
+            next_id: 0,
+        }
+    }
+
     fn read_line(&mut self) -> Result<String, MediaError> {
+        let Link::Pipe { stdout, .. } = &mut self.link else {
+            return Err(MediaError::Protocol("not a pipe".into()));
+        };
         let mut line = String::new();
-        let n = self
-            .stdout
+        let n = stdout
             .read_line(&mut line)
             .map_err(MediaError::io("reading the bridge host"))?;
         if n == 0 {
@@ -80,13 +111,18 @@ impl LiltBridge {
     /// Sends one conference-modify and returns the answer.
     fn request(&mut self, body: &str) -> Result<xmpp_core::Element, MediaError> {
         self.next_id += 1;
-        let iq = format!(
-            "<iq xmlns='jabber:client' type='set' id='c2-{}' from='focus@auth.localhost/focus' \
-             to='jvb@auth.localhost/bench'>{body}</iq>",
-            self.next_id
-        );
-        writeln!(self.stdin, "{iq}").map_err(MediaError::io("writing to the bridge host"))?;
-        let answer = self.read_line()?;
+        let id = format!("c2-{}", self.next_id);
+        let answer = match &mut self.link {
+            Link::Pipe { stdin, .. } => {
+                let iq = format!(
+                    "<iq xmlns='jabber:client' type='set' id='{id}' from='focus@auth.localhost/focus' \
+                     to='jvb@auth.localhost/bench'>{body}</iq>"
+                );
+                writeln!(stdin, "{iq}").map_err(MediaError::io("writing to the bridge host"))?;
+                self.read_line()?
+            }
+            Link::Xmpp(focus) => focus.request(&id, body)?,
+        };
         let el = xmpp_core::stream::parse_element(&answer)
             .map_err(|e| MediaError::Protocol(format!("answer {answer}: {e}")))?;
         if el.type_() != Some("result") {
@@ -160,17 +196,25 @@ impl LiltBridge {
         Ok((0..streams).map(|s| (s, fan_out)).collect())
     }
 
-    pub fn stop(mut self) {
-        drop(self.stdin);
-        let deadline = Instant::now() + std::time::Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
+    /// Stops the bridge (SIGTERM, then SIGKILL) and whatever else was
+    /// started, last first.
+    pub fn stop(self) {
+        let LiltBridge { link, children, .. } = self;
+        drop(link);
+        for mut child in children.into_iter().rev() {
+            crate::procfs::signal(child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + std::time::Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

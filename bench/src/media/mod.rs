@@ -17,6 +17,7 @@
 mod bridge_host;
 mod janus;
 mod lilt_bridge;
+mod lilt_xmpp;
 mod payload;
 mod peer;
 mod pump;
@@ -56,7 +57,11 @@ impl MediaError {
 /// A server of the media table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaServer {
+    /// `lilt bridge` logged in to lilt, Colibri2 over XMPP.
     LiltBridge,
+    /// lilt's sans-IO `Bridge` in the bench's own loop, Colibri2 over a
+    /// pipe: the bridge without its runtime, for comparison.
+    LiltCore,
     Janus,
 }
 
@@ -64,14 +69,19 @@ impl MediaServer {
     pub fn label(self) -> &'static str {
         match self {
             MediaServer::LiltBridge => "lilt-bridge",
+            MediaServer::LiltCore => "lilt-core",
             MediaServer::Janus => "janus",
         }
     }
 
     fn parse(s: &str) -> Option<MediaServer> {
-        [MediaServer::LiltBridge, MediaServer::Janus]
-            .into_iter()
-            .find(|k| k.label() == s)
+        [
+            MediaServer::LiltBridge,
+            MediaServer::LiltCore,
+            MediaServer::Janus,
+        ]
+        .into_iter()
+        .find(|k| k.label() == s)
     }
 }
 
@@ -216,9 +226,21 @@ fn start(
     args: &Args,
 ) -> Result<Started, MediaError> {
     Ok(match server {
-        MediaServer::LiltBridge => {
-            Started::Lilt(lilt_bridge::LiltBridge::start(&p.server_cpus, p.udp_port)?)
-        }
+        MediaServer::LiltBridge => Started::Lilt(lilt_xmpp::start(&lilt_xmpp::LiltSetup {
+            dir: args.work_dir.join("lilt-bridge"),
+            lilt_bin: args
+                .lilt
+                .clone()
+                .unwrap_or_else(|| crate::workspace_root().join("target/release/lilt")),
+            cpus: p.server_cpus.clone(),
+            c2s_port: args.port.saturating_add(20),
+            udp_port: p.udp_port,
+            http_port: p.udp_port.saturating_add(8090),
+        })?),
+        MediaServer::LiltCore => Started::Lilt(lilt_bridge::LiltBridge::start_host(
+            &p.server_cpus,
+            p.udp_port,
+        )?),
         MediaServer::Janus => Started::Janus(janus::Janus::start(
             &args.work_dir.join("janus"),
             &p.server_cpus,
