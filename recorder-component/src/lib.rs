@@ -1,9 +1,38 @@
 //! # recorder-component
+//!
+//! lilt's recorder: what Jibri does, without a browser. It speaks Jibri's
+//! protocol to the focus (Jicofo or lilt's focus) from the JibriBrewery
+//! room, joins each recorded conference as a hidden participant from the
+//! recorder domain, and writes each recording as one WebM — the dominant
+//! speaker's video copied, everyone's audio mixed into one Opus track — in
+//! Jibri's directory layout. Many recordings run at once in one process.
+//!
+//! Where to start reading: [`recorder`] (the sans-IO [`Recorder`]: Jibri's
+//! IQs and presences, stanzas and time in, stanzas, events and a deadline
+//! out), with its wire shapes in [`jibri_iq`], [`brewery`] and
+//! [`conference`]; then [`recording`] (the media of one recording: RTP in,
+//! WebM out), built on [`rtp`], [`vp8`] (depacketization), [`timeline`]
+//! (one clock), [`speaker`] (video switching at keyframes), [`mixer`]
+//! (Opus decode, mix, encode) and [`webm`]/[`ebml`] (the file). [`files`]
+//! is the directory layout, metadata.json, the finalize script and the
+//! disk-space check; [`cli`] is `lilt recorder`'s flags.
+
+pub mod brewery;
+pub mod cli;
+pub mod conference;
 pub mod ebml;
+pub mod files;
+pub mod jibri_iq;
 pub mod mixer;
+pub mod ns;
+pub mod recorder;
 pub mod recording;
 pub mod rtp;
 pub mod speaker;
 pub mod timeline;
 pub mod vp8;
 pub mod webm;
+
+pub use cli::RecorderArgs;
+pub use recorder::{Output, Recorder, RecorderEvent, RecorderOptions, StopReason};
+pub use recording::{Media, Recording};
