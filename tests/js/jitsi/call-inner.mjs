@@ -34,6 +34,27 @@ async function main() {
   let browser;
   try {
     browser = await launchBrowser(server);
+    if (process.env.LILT_CALL_DEBUG) {
+      // Keeps what the bridge channel carries, for the debug output.
+      browser.on('targetcreated', async (target) => {
+        const page = await target.page().catch(() => null);
+        await page?.evaluateOnNewDocument(() => {
+          window.colibri = [];
+          const Native = window.WebSocket;
+          window.WebSocket = function (url, protocols) {
+            const ws = new Native(url, protocols);
+            if (String(url).includes('colibri-ws')) {
+              ws.addEventListener('message', (m) => window.colibri.push(`IN ${m.data}`.slice(0, 300)));
+              const send = ws.send.bind(ws);
+              ws.send = (d) => { window.colibri.push(`OUT ${d}`.slice(0, 300)); send(d); };
+            }
+            return ws;
+          };
+          window.WebSocket.prototype = Native.prototype;
+          Object.assign(window.WebSocket, { OPEN: 1, CLOSED: 3, CONNECTING: 0, CLOSING: 2 });
+        });
+      });
+    }
     const hosts = { domain: d.domain, muc: d.muc, ...(d.anonymousDomain ? { anonymousdomain: d.anonymousDomain } : {}) };
     const participants = [];
     for (let i = 0; i < Number(count); i += 1) {
@@ -57,16 +78,18 @@ async function main() {
     await sleep(3000);
     const after = await stats();
     result.pages = participants.map((p, i) => ({ nick: p.nick, before: before[i], after: after[i] }));
-    // The dominant speaker follows the one page left unmuted.
-    const speakerIndex = participants.length - 1;
+    // The dominant speaker follows the one page left unmuted: one that is
+    // not the dominant speaker now, so the bridge must change its mind.
+    const lastSpeaker = (p) => p.page.evaluate(() => {
+      const events = window.meet.events.filter((e) => e[0] === 'conference.dominantSpeaker');
+      return events.length ? events[events.length - 1][1] : null;
+    });
+    const current = await lastSpeaker(participants[0]);
+    const speakerIndex = Math.max(0, participants.findIndex((p) => p.nick !== current));
     for (const [i, p] of participants.entries()) {
       await p.page.evaluate((m) => window.meet.setAudioMuted(m), i !== speakerIndex);
     }
     const speaker = participants[speakerIndex].nick;
-    const lastSpeaker = (p) => p.page.evaluate(() => {
-      const events = window.meet.events.filter((e) => e[0] === 'conference.dominantSpeakerChanged');
-      return events.length ? events[events.length - 1][1] : null;
-    });
     await until(async () => (await Promise.all(participants.filter((_, i) => i !== speakerIndex).map(lastSpeaker)))
       .every((s) => s === speaker), 20000, 'dominant speaker').catch(() => {});
     result.speaker = { expected: speaker, seen: await Promise.all(participants.map(lastSpeaker)) };
@@ -74,6 +97,9 @@ async function main() {
     if (process.env.LILT_CALL_DEBUG) {
       result.logs = await Promise.all(participants.map((p) => p.page.logs.slice(-60)));
       result.traces = await Promise.all(participants.map((p) => p.page.evaluate(() => window.meet.trace.slice(-60))));
+      result.colibri = await Promise.all(participants.map((p) => p.page.evaluate(() => window.colibri)));
+      const bridgeHttp = server.output().match(/lilt: listening bridge_http on (\S+)/);
+      if (bridgeHttp) result.bridgeStats = await fetch(`http://${bridgeHttp[1]}/colibri/stats`).then((r) => r.json()).catch(String);
       result.lilt = server.output().slice(-6000);
     }
   } catch (err) {
