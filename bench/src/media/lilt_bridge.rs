@@ -34,7 +34,7 @@ enum Link {
         stdout: BufReader<ChildStdout>,
     },
     /// `lilt bridge` behind lilt: the focus's XMPP session.
-    Xmpp(super::lilt_xmpp::Focus),
+    Xmpp(Box<super::lilt_xmpp::Focus>),
 }
 
 /// A running bridge (and, for `lilt bridge`, the lilt server it logs in to).
@@ -87,7 +87,7 @@ impl LiltBridge {
         pid: u32,
     ) -> LiltBridge {
         LiltBridge {
-            link: Link::Xmpp(focus),
+            link: Link::Xmpp(Box::new(focus)),
             children,
             pid,
             next_id: 0,

@@ -169,9 +169,11 @@ impl Peer {
                     };
                     let (body, ext, marker) = match s.kind {
                         Kind::Audio => {
-                            let mut ext = ExtensionValues::default();
-                            ext.audio_level = Some(-30);
-                            ext.voice_activity = Some(true);
+                            let ext = ExtensionValues {
+                                audio_level: Some(-30),
+                                voice_activity: Some(true),
+                                ..ExtensionValues::default()
+                            };
                             (payload::audio(AUDIO_PAYLOAD, probe), ext, false)
                         }
                         Kind::Video => (
