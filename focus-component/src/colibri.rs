@@ -30,11 +30,10 @@ pub fn conference_modify(
     create: bool,
     endpoints: Vec<Element>,
 ) -> Element {
-    let mut cm = Element::new("conference-modify", ns::COLIBRI2)
-        .attr("meeting-id", meeting_id)
-        .attr("name", name);
+    // As Jicofo: the conference's name only with `create`.
+    let mut cm = Element::new("conference-modify", ns::COLIBRI2).attr("meeting-id", meeting_id);
     if create {
-        cm = cm.attr("create", "true");
+        cm = cm.attr("name", name).attr("create", "true");
     }
     for e in endpoints {
         cm.push_child(e);
@@ -98,10 +97,13 @@ pub fn endpoint_create(
 /// An update of an existing endpoint: its transport and/or all its sources.
 pub fn endpoint_update(
     id: &str,
+    stats_id: Option<&str>,
     transport: Option<&Element>,
     sources: Option<&[Source]>,
 ) -> Element {
-    let mut e = Element::new("endpoint", ns::COLIBRI2).attr("id", id);
+    let mut e = Element::new("endpoint", ns::COLIBRI2)
+        .attr("id", id)
+        .attr_opt("stats-id", stats_id);
     if let Some(t) = transport {
         e.push_child(Element::new("transport", ns::COLIBRI2).child(t.clone()));
     }
@@ -179,6 +181,25 @@ pub fn parse_answer(iq: &Element) -> Answer {
         answer.feedback_sources = parse_colibri2_sources(s).unwrap_or_default();
     }
     answer
+}
+
+/// The endpoint a Colibri2 error names as unknown to the bridge
+/// (`<colibri2-error reason='unknown-endpoint'/>` with `<endpoint id>`):
+/// only that participant needs inviting again.
+pub fn unknown_endpoint(error_iq: &Element) -> Option<String> {
+    let error = error_iq.children().find(|c| c.name() == "error")?;
+    let reason = error
+        .children()
+        .find(|c| c.name() == "colibri2-error")
+        .and_then(|c| c.get_attr("reason"))?;
+    if reason != "unknown-endpoint" {
+        return None;
+    }
+    error
+        .children()
+        .find(|c| c.name() == "endpoint")
+        .and_then(|e| e.get_attr("id"))
+        .map(str::to_string)
 }
 
 /// The health-check IQ Jicofo sends each bridge every 10 s.

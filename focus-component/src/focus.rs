@@ -355,7 +355,24 @@ impl Focus {
         match kind {
             Pending::RoomConfig { room } => self.room_configured(&room),
             Pending::Disco { room, nick } => self.features_known(now, &room, &nick, None),
-            Pending::Allocate { room, bridge, .. } | Pending::ColibriUpdate { room, bridge } => {
+            Pending::ColibriUpdate { room, bridge } => {
+                // As Jicofo: a timed-out update is only logged; an unknown
+                // endpoint is invited again; any other error fails the
+                // bridge's session.
+                let Some(iq) = iq else {
+                    tracing::info!(room, bridge, "colibri2 update timed out");
+                    return;
+                };
+                self.counters.colibri_failures += 1;
+                match crate::colibri::unknown_endpoint(iq) {
+                    Some(endpoint) => self.reinvite_endpoint(now, &room, &endpoint),
+                    None => {
+                        tracing::warn!(room, bridge, error = %iq, "colibri2 update failed");
+                        self.bridge_failed(now, &bridge);
+                    }
+                }
+            }
+            Pending::Allocate { room, bridge, .. } => {
                 self.counters.colibri_failures += 1;
                 tracing::warn!(room, bridge, error = ?iq.map(|e| e.to_string()), "colibri2 request failed");
                 self.bridge_failed(now, &bridge);

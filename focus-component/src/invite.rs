@@ -229,6 +229,19 @@ impl Focus {
         );
     }
 
+    /// The bridge lost one endpoint: that participant alone is allocated
+    /// again (and re-offered with transport-replace).
+    pub(crate) fn reinvite_endpoint(&mut self, now: Instant, room: &str, nick: &str) {
+        if let Some(p) = self
+            .conferences
+            .get_mut(room)
+            .and_then(|c| c.participants.get_mut(nick))
+        {
+            p.allocation = Allocation::None;
+            self.invite(now, room, nick);
+        }
+    }
+
     /// Invites again the participants that waited for a bridge.
     pub(crate) fn retry_waiting(&mut self, now: Instant) {
         let waiting: Vec<(String, String)> = self

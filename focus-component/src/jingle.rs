@@ -394,8 +394,12 @@ impl Focus {
             return;
         };
         let sources = c.sources.of(nick).to_vec();
-        let endpoint =
-            colibri::endpoint_update(nick, transport, with_sources.then_some(sources.as_slice()));
+        let endpoint = colibri::endpoint_update(
+            nick,
+            p.stats_id.as_deref(),
+            transport,
+            with_sources.then_some(sources.as_slice()),
+        );
         let (bridge, meeting_id) = (bridge.clone(), c.meeting_id.clone());
         let id = self.id();
         let iq = colibri::conference_modify(&bridge, &id, &meeting_id, room, false, vec![endpoint]);

@@ -372,3 +372,89 @@ fn participants_wait_for_a_bridge() {
         "allocated once a bridge appears"
     );
 }
+
+#[test]
+fn colibri_update_errors_as_jicofo_handles_them() {
+    let (mut h, sid_a, _sid_b) = two_bridges();
+    // A transport-info: its update times out, which is only logged.
+    let out = h.feed(&format!(
+        "<iq type='set' id='ti' from='{ROOM}/aaaa' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='transport-info' sid='{sid_a}'>\
+         <content name='audio'>{}</content></jingle></iq>",
+        client_transport("aaaa")
+    ));
+    let update = out
+        .iter()
+        .find(|e| e.get_child("conference-modify", "jitsi:colibri2").is_some())
+        .unwrap()
+        .clone();
+    let cm = update
+        .get_child("conference-modify", "jitsi:colibri2")
+        .unwrap();
+    assert_eq!(cm.get_attr("name"), None, "the name goes with create only");
+    assert_eq!(
+        cm.get_child("endpoint", "jitsi:colibri2")
+            .unwrap()
+            .get_attr("stats-id"),
+        Some("Stats-aaaa")
+    );
+    let out = h.advance(Duration::from_secs(9));
+    assert!(
+        out.iter()
+            .all(|e| e.get_child("conference-modify", "jitsi:colibri2").is_none())
+    );
+
+    // An update refused with unknown-endpoint: that participant alone is
+    // allocated again on the same bridge.
+    let out = h.feed(&format!(
+        "<iq type='set' id='ti2' from='{ROOM}/aaaa' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='transport-info' sid='{sid_a}'>\
+         <content name='audio'>{}</content></jingle></iq>",
+        client_transport("aaaa")
+    ));
+    let update = out
+        .iter()
+        .find(|e| e.get_child("conference-modify", "jitsi:colibri2").is_some())
+        .unwrap()
+        .clone();
+    let out = h.feed(&format!(
+        "<iq type='error' id='{}' from='{}' to='{FOCUS_JID}'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         <colibri2-error xmlns='jitsi:colibri2' reason='unknown-endpoint'/><endpoint xmlns='jitsi:colibri2' id='aaaa'/></error></iq>",
+        update.id().unwrap(),
+        update.to().unwrap()
+    ));
+    let realloc: Vec<&Element> = out
+        .iter()
+        .filter(|e| e.get_child("conference-modify", "jitsi:colibri2").is_some())
+        .collect();
+    assert_eq!(realloc.len(), 1);
+    assert_eq!(
+        realloc[0].to(),
+        Some(format!("{BREWERY}/jvb1").as_str()),
+        "same bridge"
+    );
+    let ep = realloc[0]
+        .get_child("conference-modify", "jitsi:colibri2")
+        .unwrap()
+        .get_child("endpoint", "jitsi:colibri2")
+        .unwrap();
+    assert_eq!(
+        (ep.get_attr("id"), ep.get_attr("create")),
+        (Some("aaaa"), Some("true"))
+    );
+    assert_eq!(h.focus.stats(h.now).counters.participants_moved, 0);
+}
+
+#[test]
+fn an_unanswered_allocation_moves_the_conference() {
+    let mut h = Harness::new();
+    h.bridge("jvb1", &[("stress_level", "0.1")]);
+    h.bridge("jvb2", &[("stress_level", "0.2")]);
+    h.open_conference(ROOM);
+    let alloc = h.join("aaaa", PLAIN_FEATURES);
+    assert_eq!(alloc.to(), Some(format!("{BREWERY}/jvb1").as_str()));
+    let out = h.advance(Duration::from_secs(15));
+    let again = out
+        .iter()
+        .find(|e| e.get_child("conference-modify", "jitsi:colibri2").is_some())
+        .expect("allocated elsewhere");
+    assert_eq!(again.to(), Some(format!("{BREWERY}/jvb2").as_str()));
+}
