@@ -8,7 +8,11 @@
 //
 //   node call-inner.mjs KIND PAGES [simulcast]
 //
-// { ok, pages: [{ nick, before: stats, after: stats }], speaker: {...}, error? }
+// { ok, pages: [{ nick, before: stats, after: stats }], speaker: { expected,
+//   seen }, mutedSeen: { nick: audio muted? } (on the speaker's page),
+//   moderatorMute: { moderator, target, beforeMute, flowing, settled, after }
+//   (audio packets of the target on the moderator's page), left: { nick, tracksElsewhere },
+//   error? }
 // where stats is window.meet.mediaStats() (page/meet.js).
 import { startJitsi, deployments } from './fixture.mjs';
 import { launchBrowser, joinConference } from './browser.mjs';
@@ -93,6 +97,44 @@ async function main() {
     await until(async () => (await Promise.all(participants.filter((_, i) => i !== speakerIndex).map(lastSpeaker)))
       .every((s) => s === speaker), 20000, 'dominant speaker').catch(() => {});
     result.speaker = { expected: speaker, seen: await Promise.all(participants.map(lastSpeaker)) };
+
+    // The pages that muted themselves are seen as muted by the speaker's page.
+    const speakerPage = participants[speakerIndex].page;
+    result.mutedSeen = await speakerPage.evaluate(() => Object.fromEntries(window.meet.conference.getParticipants()
+      .map((p) => [p.getId(), p.getTracks().find((t) => t.getType() === 'audio')?.isMuted() ?? null])));
+
+    // A moderator mutes another page (the speaker when the speaker is not
+    // the moderator): that page's audio stops at the bridge, so the
+    // moderator's page receives no more of its packets (a page that mutes
+    // itself keeps sending silence, so only the bridge can stop them).
+    const moderators = await Promise.all(participants.map((p) => p.page.evaluate(() => window.meet.conference.isModerator())));
+    const moderatorIndex = moderators.indexOf(true);
+    if (moderatorIndex >= 0) {
+      const observer = participants[moderatorIndex];
+      const target = participants[speakerIndex !== moderatorIndex ? speakerIndex : participants.findIndex((_, i) => i !== moderatorIndex)];
+      const audioFrom = async () => (await observer.page.evaluate(() => window.meet.mediaStats()))[target.nick]?.audio?.packetsReceived ?? 0;
+      const beforeMute = await audioFrom();
+      await sleep(1000);
+      const flowing = await audioFrom();
+      await observer.page.evaluate((id) => window.meet.conference.muteParticipant(id, 'audio'), target.nick);
+      await sleep(1500);
+      const settled = await audioFrom();
+      await sleep(2000);
+      result.moderatorMute = { moderator: observer.nick, target: target.nick, beforeMute, flowing, settled, after: await audioFrom() };
+    } else {
+      result.moderatorMute = { moderator: null };
+    }
+
+    // The last page leaves: every other page drops its tracks.
+    const leaving = participants[participants.length - 1];
+    await leaving.page.evaluate(() => window.meet.leave());
+    const remaining = participants.slice(0, -1);
+    const stillThere = () => Promise.all(remaining.map((p) => p.page.evaluate((id) => {
+      const participant = window.meet.conference.getParticipantById(id);
+      return participant ? participant.getTracks().length : 0;
+    }, leaving.nick)));
+    await until(async () => (await stillThere()).every((n) => n === 0), 15000, 'tracks of the page that left').catch(() => {});
+    result.left = { nick: leaving.nick, tracksElsewhere: await stillThere() };
     result.ok = true;
     if (process.env.LILT_CALL_DEBUG) {
       result.logs = await Promise.all(participants.map((p) => p.page.logs.slice(-60)));

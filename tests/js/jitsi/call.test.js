@@ -72,19 +72,37 @@ function assertDominantSpeaker(result) {
   });
 }
 
+// The pages that muted themselves are seen muted; a moderator's mute of
+// another page stops its audio at the bridge; the page that left is gone.
+function assertMuteAndLeave(result) {
+  const { expected } = result.speaker;
+  for (const [nick, muted] of Object.entries(result.mutedSeen)) {
+    assert.equal(muted, nick !== expected, `audio of ${nick} seen muted: ${muted}`);
+  }
+  const m = result.moderatorMute;
+  assert.ok(m.moderator, 'a page is a moderator');
+  assert.ok(m.flowing > m.beforeMute, `the target's audio flowed before the mute: ${JSON.stringify(m)}`);
+  assert.equal(m.after, m.settled, `no audio of the target after the moderator's mute: ${JSON.stringify(m)}`);
+  assert.ok(result.left.tracksElsewhere.every((n) => n === 0), `tracks of ${result.left.nick} dropped: ${result.left.tracksElsewhere}`);
+}
+
 for (const kind of ['debian', 'docker']) {
   describe(`a call through lilt's focus and bridge, ${kind} fixture`, { skip: skipFor(kind) }, () => {
-    test('two pages see and hear each other; the dominant speaker follows the unmuted page', { timeout: 200000 }, async () => {
+    test('two pages see and hear each other; the dominant speaker follows the unmuted page; mute, moderator mute, leave', { timeout: 200000 }, async () => {
       const result = await call(kind, 2);
       assertMediaFlows(result);
       assertDominantSpeaker(result);
+      assertMuteAndLeave(result);
     });
     if (kind === 'debian') {
-      test('three pages with simulcast on', { timeout: 200000 }, async () => {
-        const result = await call(kind, 3, 'simulcast');
-        assertMediaFlows(result);
-        assertDominantSpeaker(result);
-      });
+      for (const pages of [3, 6]) {
+        test(`${pages} pages with simulcast on`, { timeout: 200000 }, async () => {
+          const result = await call(kind, pages, 'simulcast');
+          assertMediaFlows(result);
+          assertDominantSpeaker(result);
+          assertMuteAndLeave(result);
+        });
+      }
     }
   });
 }
