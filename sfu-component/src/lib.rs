@@ -48,6 +48,7 @@ pub mod colibri2;
 pub mod conference;
 pub mod host_addresses;
 pub mod http;
+pub mod identity;
 pub mod media;
 pub mod run;
 pub mod stats;

@@ -279,7 +279,7 @@ fn errors_as_videobridge_gives_them() {
     // Not Colibri2 at all.
     let r = ask(
         &mut b,
-        "<iq xmlns='jabber:client' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>",
+        "<iq xmlns='jabber:client' type='get' id='v'><query xmlns='jabber:iq:roster'/></iq>",
     );
     assert_eq!(error_condition(&r).as_deref(), Some("service-unavailable"));
 }

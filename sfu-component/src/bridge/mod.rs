@@ -218,6 +218,8 @@ impl Bridge {
         }
         let reply = if stats::is_healthcheck(&iq) {
             stats::healthcheck_reply(&iq, self.healthy())
+        } else if let Some(reply) = crate::identity::answer(&iq, &self.config.version) {
+            reply
         } else if kind == "set"
             && let Some(cm) = iq.get_child("conference-modify", NS_COLIBRI2)
         {
