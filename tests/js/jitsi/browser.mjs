@@ -72,9 +72,9 @@ export async function waitEvent(page, name, ms = 20000) {
 
 // Connects a page and joins `room`; returns { page, jid, nick }.
 // With `joined: false`, it returns once join() was called (a refused join).
-// With `withTracks`, the page sends its fake camera and microphone.
+// The page sends its fake camera and microphone unless `withTracks` is false.
 export async function joinConference(browser, server, {
-  transport, room, hosts, credentials, config, joined = true, withTracks = false,
+  transport, room, hosts, credentials, config, joined = true, withTracks = true,
 }) {
   const page = await openPage(browser, server);
   const base = transport === 'websocket' ? server.ws : server.bosh;

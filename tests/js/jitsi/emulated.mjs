@@ -259,7 +259,13 @@ function sessionInitiate(to, sid, transport) {
       xml('rtcp-fb', { xmlns: NS.rtcpFb, type: 'nack' }),
       xml('rtcp-fb', { xmlns: NS.rtcpFb, type: 'nack', subtype: 'pli' }),
       xml('rtcp-fb', { xmlns: NS.rtcpFb, type: 'goog-remb' }),
-      xml('rtcp-fb', { xmlns: NS.rtcpFb, type: 'transport-cc' }))],
+      xml('rtcp-fb', { xmlns: NS.rtcpFb, type: 'transport-cc' })),
+    // Jicofo offers retransmission for each video codec (RFC 4588).
+    xml('payload-type', { id: '96', name: 'rtx', clockrate: '90000' },
+      xml('parameter', { name: 'apt', value: '100' }),
+      xml('rtcp-fb', { xmlns: NS.rtcpFb, type: 'ccm', subtype: 'fir' }),
+      xml('rtcp-fb', { xmlns: NS.rtcpFb, type: 'nack' }),
+      xml('rtcp-fb', { xmlns: NS.rtcpFb, type: 'nack', subtype: 'pli' }))],
   };
   const contents = ['audio', 'video'].map((media) => xml('content', { creator: 'initiator', name: media, senders: 'both' },
     xml('description', { xmlns: NS.rtp, media },

@@ -55,8 +55,7 @@
     },
 
     // Joins the room; with withTracks, the fake camera and microphone are added
-    // first (2.6726.2's SDP munging of local ssrc/msid lines fails on current
-    // Chromium's answers, so the test joins receive-only).
+    // first.
     // config.displayName, if given, is set before joining (as Jitsi Meet's prejoin does).
     async join(room, config, withTracks) {
       const { displayName, ...options } = config || {};
