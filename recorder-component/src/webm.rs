@@ -4,7 +4,8 @@
 //! Crash safety: the Segment is opened with the unknown size, as live WebM
 //! is, and each Cluster is written whole (known size) when it closes, so a
 //! file cut by `kill -9` holds only complete clusters and plays up to the
-//! last of them. A cluster closes at a video keyframe, after
+//! last of them; the Duration is patched after each cluster, so even such a
+//! file says how long it is. A cluster closes at a video keyframe, after
 //! [`MAX_CLUSTER_MS`] or at [`MAX_CLUSTER_BYTES`]. [`WebmWriter::finish`]
 //! writes the Cues, then patches the Segment size, the Duration and the
 //! SeekHead into the room kept for them at the start.
@@ -296,8 +297,16 @@ impl<W: Write + Seek> WebmWriter<W> {
             });
         }
         self.out.write_all(&buf)?;
-        self.out.flush()?;
         self.written += buf.len() as u64;
+        // Keep the Duration right up to this cluster, for a file that is
+        // never finished.
+        let end = self.out.stream_position()?;
+        let mut dur = Vec::new();
+        write_float(&mut dur, ids::DURATION, self.end_ms as f64);
+        self.out.seek(SeekFrom::Start(self.duration_at))?;
+        self.out.write_all(&dur)?;
+        self.out.seek(SeekFrom::Start(end))?;
+        self.out.flush()?;
         Ok(())
     }
 

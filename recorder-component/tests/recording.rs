@@ -25,6 +25,12 @@ struct Sender {
     aseq: u16,
     vts: u32,
     ats: u32,
+    /// Microphone muted in [from, to) ms of the run: no audio packets, the
+    /// RTP clock goes on (as a browser's does).
+    mic_off: Option<(u64, u64)>,
+    /// Camera off in [from, to): no video; it comes back at a keyframe.
+    camera_off: Option<(u64, u64)>,
+    gop: u64,
 }
 
 impl Sender {
@@ -44,6 +50,9 @@ impl Sender {
             aseq: 65_500,
             vts: 4_294_000_000,
             ats: 123_456,
+            mic_off: None,
+            camera_off: None,
+            gop: 30,
         }
     }
 }
@@ -73,7 +82,8 @@ fn run(
             }
             let local = ms - s.join_ms;
             let mut packets = Vec::new();
-            if local % 20 == 0 && !s.audio.is_empty() {
+            let muted = s.mic_off.is_some_and(|(a, b)| ms >= a && ms < b);
+            if local % 20 == 0 && !s.audio.is_empty() && !muted {
                 let i = (local / 20) as usize % s.audio.len();
                 let ts = s.ats.wrapping_add((local / 20) as u32 * 960);
                 packets.push((Media::Audio, build(111, false, s.aseq, ts, 1, &s.audio[i])));
@@ -82,6 +92,20 @@ fn run(
             // Frame k is due at k*100/3 ms: send those due in this step.
             let mut k = (local * 3).div_ceil(100);
             while !s.video.is_empty() && (k * 100).div_ceil(3) < local + 10 {
+                let frame_ms = s.join_ms + (k * 100).div_ceil(3);
+                let (gop, offset, join) = (s.gop, s.video_offset as u64, s.join_ms);
+                let cam_off = s.camera_off.is_some_and(|(a, b)| {
+                    // Off from `a`; back on at the first keyframe from `b`.
+                    let mut kb = (b.saturating_sub(join) * 3).div_ceil(100);
+                    while (kb + offset) % gop != 0 {
+                        kb += 1;
+                    }
+                    frame_ms >= a && k < kb
+                });
+                if cam_off {
+                    k += 1;
+                    continue;
+                }
                 let f = &s.video[(k as usize + s.video_offset) % s.video.len()];
                 let ts = s.vts.wrapping_add(k as u32 * 3000);
                 let parts = packetize(&f.data, 1_100);
@@ -272,4 +296,38 @@ fn packet_loss_and_reordering_leave_gaps_not_corruption() {
     assert!(stats.video_frames > 60, "{stats:?}");
     check_file(&file, 6.0);
     assert!(mean_volume(&file, 1.0, 5.0) > -40.0);
+}
+
+#[test]
+fn mute_and_camera_off_leave_silence_and_a_held_picture() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tmp();
+    let va = vp8_frames_from(dir.path(), "testsrc", 8, 30, "320x240");
+    let aa = opus_packets(dir.path(), 8, 440);
+    let mut a = Sender::new("aaaa", va, aa, 0);
+    a.mic_off = Some((2_000, 4_000));
+    a.camera_off = Some((3_000, 6_000));
+    let mut senders = [a];
+    let file = dir.path().join("mute.webm");
+    let (rec, t0) = run(
+        &mut senders,
+        8_000,
+        |_, _, _| {},
+        |_, _, _| false,
+        |_, _, _| false,
+        &file,
+    );
+    let stats = rec.stats().clone();
+    rec.finish(t0 + Duration::from_millis(8_000)).unwrap();
+    check_file(&file, 8.0);
+    assert!(mean_volume(&file, 0.5, 1.8) > -35.0);
+    let muted = mean_volume(&file, 2.2, 3.8);
+    assert!(muted < -60.0, "muted: {muted} dB");
+    // Unmuted: the tone is back at its own time (the RTP clock jumped).
+    assert!(mean_volume(&file, 4.2, 7.5) > -35.0);
+    // 3 s of camera off: about 90 frames fewer than 240, none lost.
+    assert!((130..=160).contains(&stats.video_frames), "{stats:?}");
+    assert_eq!(stats.video_frames_lost, 0);
 }

@@ -16,6 +16,14 @@ fn vp8_is_key(frame: &[u8]) -> bool {
 fn write_av(dir: &std::path::Path, secs: u32) -> (WebmWriter<BufWriter<File>>, std::path::PathBuf) {
     let video = vp8_frames(dir, secs, 30, "320x240");
     let audio = opus_packets(dir, secs, 440);
+    write_frames(dir, &video, &audio)
+}
+
+fn write_frames(
+    dir: &std::path::Path,
+    video: &[IvfFrame],
+    audio: &[Vec<u8>],
+) -> (WebmWriter<BufWriter<File>>, std::path::PathBuf) {
     let file = dir.join("out.webm");
     let out = BufWriter::new(File::create(&file).unwrap());
     let mut w = WebmWriter::new(
@@ -99,4 +107,101 @@ fn a_file_cut_without_finish_plays_up_to_its_last_cluster() {
     let p = probe(&cut);
     assert_eq!(p.video_streams, 1, "{}", p.raw);
     assert_eq!(p.audio_streams, 1, "{}", p.raw);
+}
+
+const CHILD_ENV: &str = "LILT_WEBM_KILL_CHILD";
+
+/// In the child process only: writes frames, never finishes, says so in a
+/// marker file and waits to be killed.
+#[test]
+fn kill_child_writer() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return; // not the child
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let video = parse_ivf(&std::fs::read(dir.join("v.ivf")).unwrap());
+    let audio: Vec<Vec<u8>> = parse_ogg(&std::fs::read(dir.join("a.ogg")).unwrap())
+        .into_iter()
+        .skip(2)
+        .collect();
+    let (w, _) = write_frames(&dir, &video, &audio);
+    std::fs::write(dir.join("written"), b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(120));
+    drop(w);
+}
+
+#[test]
+fn a_writer_killed_with_sigkill_leaves_a_playable_file() {
+    if !have_ffmpeg() {
+        return;
+    }
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let dir = tmp();
+    // Media for the child, made here.
+    let frames = vp8_frames(dir.path(), 5, 30, "320x240");
+    let mut ivf = vec![0u8; 32];
+    ivf[..4].copy_from_slice(b"DKIF");
+    ivf[6..8].copy_from_slice(&32u16.to_le_bytes());
+    for f in &frames {
+        ivf.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+        ivf.extend_from_slice(&f.pts.to_le_bytes());
+        ivf.extend_from_slice(&f.data);
+    }
+    std::fs::write(dir.path().join("v.ivf"), ivf).unwrap();
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=5",
+        ])
+        .args([
+            "-ac",
+            "1",
+            "-c:a",
+            "libopus",
+            "-frame_duration",
+            "20",
+            "-f",
+            "ogg",
+        ])
+        .arg(dir.path().join("a.ogg"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "kill_child_writer", "--nocapture"])
+        .env(CHILD_ENV, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = dir.path().join("written");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(marker.exists(), "the child did not write");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let file = dir.path().join("out.webm");
+    let p = probe(&file);
+    assert_eq!(p.video_streams, 1, "{}", p.raw);
+    assert_eq!(p.audio_streams, 1, "{}", p.raw);
+    // Everything but the cluster in memory (at most 2 s) is there.
+    assert!(
+        p.duration >= 2.9 && p.duration <= 5.1,
+        "duration {} {}",
+        p.duration,
+        p.raw
+    );
+    let errors = decode_errors(&file);
+    assert!(errors.trim().is_empty(), "decoding errors: {errors}");
 }
