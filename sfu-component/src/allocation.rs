@@ -84,6 +84,27 @@ fn wanted_height(receiver: &Endpoint, owner: &str, name: &str) -> i64 {
         .unwrap_or(DEFAULT_MAX_HEIGHT)
 }
 
+/// Conferences up to this size relay every endpoint's stats to everyone
+/// (Videobridge's `stats-filter-threshold`).
+pub const STATS_FILTER_THRESHOLD: usize = 20;
+
+/// Whether `receiver` gets `EndpointStats` from `sender`, as Videobridge's
+/// `wantsStatsFrom`: always in small conferences, else when the sender is
+/// a recent speaker, selected or on stage, or forwarded with a non-zero
+/// height.
+pub fn wants_stats_from(conf: &Conference, receiver: &Endpoint, sender: &str) -> bool {
+    if conf.endpoints.len() <= STATS_FILTER_THRESHOLD {
+        return true;
+    }
+    if conf.speakers.iter().take(4).any(|s| s == sender) {
+        return true;
+    }
+    forwarded_to(conf, receiver).iter().any(|(owner, name)| {
+        owner == sender
+            && (is_prioritised(receiver, owner, name) || wanted_height(receiver, owner, name) != 0)
+    })
+}
+
 fn combine(a: i64, b: i64) -> i64 {
     if a < 0 || b < 0 { -1 } else { a.max(b) }
 }
@@ -252,5 +273,22 @@ mod tests {
                 .iter()
                 .any(|m| m.contains("\"forwardedSources\":[]"))
         );
+    }
+
+    #[test]
+    fn stats_filtered_in_large_conferences() {
+        let mut c = conf();
+        assert!(wants_stats_from(&c, &c.endpoints["a"], "b"));
+        for i in 0..20 {
+            let id = format!("x{i:02}");
+            c.endpoints
+                .insert(id.clone(), Endpoint::new(id, "pwd".into()));
+        }
+        // 23 endpoints; a forwards b's video at the default height.
+        assert!(wants_stats_from(&c, &c.endpoints["a"], "b"));
+        // x00 sends no video and has not spoken: a does not want its stats.
+        assert!(!wants_stats_from(&c, &c.endpoints["a"], "x00"));
+        c.speakers = vec!["x00".into()];
+        assert!(wants_stats_from(&c, &c.endpoints["a"], "x00"));
     }
 }

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::Bridge;
+use crate::allocation;
 use crate::channel::{ClientMessage, outgoing, parse_client_message};
 
 /// Why a bridge channel was refused.
@@ -142,7 +143,17 @@ impl Bridge {
             }
             ClientMessage::EndpointStats { fields } => {
                 let relayed = outgoing::endpoint_stats(endpoint, &fields);
-                for t in others {
+                let targets: Vec<String> = others
+                    .into_iter()
+                    .filter(|t| {
+                        self.conferences.get(conference).is_some_and(|c| {
+                            c.endpoints
+                                .get(t)
+                                .is_some_and(|r| allocation::wants_stats_from(c, r, endpoint))
+                        })
+                    })
+                    .collect();
+                for t in targets {
                     self.send_channel(conference, &t, relayed.clone());
                 }
             }
