@@ -6,7 +6,11 @@
 // microphone join one room and the script reports, as one JSON line on
 // stdout, what every page received from every other page:
 //
-//   node call-inner.mjs KIND PAGES [simulcast]
+//   node call-inner.mjs KIND PAGES [simulcast|standalone]
+//
+// With `standalone`, the focus and the bridge are separate processes
+// (`lilt focus ...`, `lilt bridge ...`) logging in over c2s with their
+// accounts, as Jicofo and Videobridge do, instead of running in-process.
 //
 // { ok, pages: [{ nick, before: stats, after: stats }], speaker: { expected,
 //   seen }, mutedSeen: { nick: audio muted? } (on the speaker's page),
@@ -14,9 +18,12 @@
 //   (audio packets of the target on the moderator's page), left: { nick, tracksElsewhere },
 //   error? }
 // where stats is window.meet.mediaStats() (page/meet.js).
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startJitsi, deployments } from './fixture.mjs';
 import { launchBrowser, joinConference } from './browser.mjs';
-import { until } from '../lib/lilt.js';
+import { until, liltBinary } from '../lib/lilt.js';
 
 const [kind = 'debian', count = '2', mode = ''] = process.argv.slice(2);
 const d = deployments[kind];
@@ -31,9 +38,32 @@ jitsi_focus = { }
 jitsi_videobridge = { addresses = { "10.213.0.1" }; udp_port = 0; http = "127.0.0.1:0" }
 `;
 
+// `lilt focus` and `lilt bridge` as their own processes against `server`.
+function startComponents(server) {
+  const passwordFile = join(server.dir, 'component.password');
+  writeFileSync(passwordFile, `${PASSWORD}\n`);
+  const brewery = `jvbbrewery@${d.internalMuc}`;
+  const common = ['--xmpp', `127.0.0.1:${server.c2s}`, '--password-file', passwordFile, '--insecure-tls'];
+  const commands = [
+    ['bridge', ...common, '--jid', `jvb@${d.authDomain}`, '--brewery', brewery,
+      '--address', '10.213.0.1', '--udp-port', '0', '--http', '127.0.0.1:0'],
+    ['focus', ...common, '--jid', `focus@${d.authDomain}`, '--domain', d.domain, '--muc', d.muc, '--brewery', brewery],
+  ];
+  return commands.map((args) => {
+    const child = spawn(liltBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.output = '';
+    child.stdout.on('data', (c) => { child.output += c; });
+    child.stderr.on('data', (c) => { child.output += c; });
+    return child;
+  });
+}
+
 async function main() {
-  const users = d.member ? [[d.member[0], d.member[1], PASSWORD]] : [];
-  const server = await startJitsi(kind, users, media);
+  const standalone = mode === 'standalone';
+  const users = (d.member ? [[d.member[0], d.member[1], PASSWORD]] : [])
+    .concat(standalone ? [['focus', d.authDomain, PASSWORD], ['jvb', d.authDomain, PASSWORD]] : []);
+  const server = await startJitsi(kind, users, standalone ? '' : media);
+  const components = standalone ? startComponents(server) : [];
   const result = { ok: false, pages: [] };
   let browser;
   try {
@@ -152,6 +182,8 @@ async function main() {
     }
   } finally {
     await browser?.close().catch(() => {});
+    for (const c of components) c.kill('SIGTERM');
+    if (process.env.LILT_CALL_DEBUG) result.components = components.map((c) => c.output.slice(-3000));
     await server.stop();
   }
   process.stdout.write(`\nCALL-RESULT ${JSON.stringify(result)}\n`);

@@ -95,6 +95,12 @@ for (const kind of ['debian', 'docker']) {
       assertMuteAndLeave(result);
     });
     if (kind === 'debian') {
+      test('two pages with the focus and the bridge as processes of their own (lilt focus, lilt bridge over c2s)', { timeout: 200000 }, async () => {
+        const result = await call(kind, 2, 'standalone');
+        assertMediaFlows(result);
+        assertDominantSpeaker(result);
+        assertMuteAndLeave(result);
+      });
       for (const pages of [3, 6]) {
         test(`${pages} pages with simulcast on`, { timeout: 200000 }, async () => {
           const result = await call(kind, pages, 'simulcast');

@@ -121,6 +121,7 @@ export async function startJitsi(kind, users, extra = '') {
     dir,
     config,
     http,
+    c2s: listening.c2s,
     bosh: `${http}/http-bind`,
     ws: `ws://${d.domain}:${listening.http}/xmpp-websocket`,
     output: () => output,
