@@ -213,12 +213,22 @@ impl Focus {
 
     /// Health checks, timed-out IQs, queued source signalling.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<String> = self
+        // In the order they were due (then sent), whatever the map's order.
+        let mut expired: Vec<(Instant, u64, String)> = self
             .pending
             .iter()
             .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, _)| id.clone())
+            .map(|(id, p)| {
+                let n = id
+                    .rsplit('-')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                (p.deadline, n, id.clone())
+            })
             .collect();
+        expired.sort();
+        let expired = expired.into_iter().map(|(_, _, id)| id);
         for id in expired {
             if let Some(p) = self.pending.remove(&id) {
                 self.on_iq_failure(now, p.kind, None);

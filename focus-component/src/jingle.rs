@@ -111,10 +111,15 @@ impl Focus {
             .children()
             .filter(|c| c.is("content", ns::JINGLE))
             .collect();
+        // A content is known by its description's media type (a content
+        // with only a transport, as in transport-info, may be named by its
+        // mid); sources of any other media type are refused.
         for content in &contents {
-            let media = content
-                .get_child("description", ns::JINGLE_RTP)
-                .and_then(|d| d.get_attr("media"))
+            let Some(desc) = content.get_child("description", ns::JINGLE_RTP) else {
+                continue;
+            };
+            let media = desc
+                .get_attr("media")
                 .or_else(|| content.get_attr("name"))
                 .unwrap_or("");
             if MediaKind::parse(media).is_none() && media != "data" && media != "application" {

@@ -124,6 +124,12 @@ impl Participant {
         for child in presence.children() {
             match child.name() {
                 "stats-id" => self.stats_id = Some(child.text_content()),
+                "jitsi_participant_region" => {
+                    let text = child.text_content().trim().to_string();
+                    if !text.is_empty() {
+                        self.region = Some(text);
+                    }
+                }
                 "region" => {
                     self.region = child
                         .get_attr("id")
