@@ -27,6 +27,7 @@ pub mod mixer;
 pub mod ns;
 pub mod recorder;
 pub mod recording;
+pub mod recordings;
 pub mod rtp;
 pub mod speaker;
 pub mod timeline;
