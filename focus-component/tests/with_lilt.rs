@@ -322,3 +322,116 @@ async fn a_conference_through_lilt() {
     focus.abort();
     drop(running);
 }
+
+/// `lilt focus` as a standalone client: over c2s (STARTTLS, SASL) with a
+/// password file, serving /about/health over HTTP on loopback; a
+/// participant's conference IQ (sent to the focus's JID: no client_proxy
+/// needed) is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lilt_focus_over_c2s_with_http() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["auth.example.com".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(certs.join("auth.example.com.crt"), cert.pem()).unwrap();
+    std::fs::write(certs.join("auth.example.com.key"), key.serialize_pem()).unwrap();
+    let text = format!("certificates = {:?}\n{CONFIG}", certs.to_str().unwrap());
+    let config = lua_compat::config::load_str(&text, &dir.path().join("lilt.cfg.lua")).unwrap();
+    let server = lilt::startup::build_server(config, Clock::System).unwrap();
+    let provider = auth::provider_for_host(&server.host("auth.example.com").unwrap()).unwrap();
+    provider.create_user("focus", Some("s3cret")).unwrap();
+    let running = lilt::startup::start(server.clone()).await.unwrap();
+    let addr = running
+        .listening
+        .iter()
+        .find(|l| l.kind == "c2s")
+        .map(|l| l.addr)
+        .unwrap();
+
+    let password_file = dir.path().join("focus.pass");
+    std::fs::write(&password_file, "s3cret\n").unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let args = <focus_component::FocusArgs as clap::Parser>::try_parse_from([
+        "focus",
+        "--xmpp",
+        &addr.to_string(),
+        "--jid",
+        "focus@auth.example.com",
+        "--password-file",
+        password_file.to_str().unwrap(),
+        "--domain",
+        "example.com",
+        "--muc",
+        "conference.example.com",
+        "--brewery",
+        BREWERY,
+        "--insecure-tls",
+        "--http",
+        &http.to_string(),
+    ])
+    .unwrap();
+    let focus = tokio::spawn(focus_component::run(args));
+
+    // The focus joins the brewery: a watcher there sees it.
+    let mut watcher =
+        Peer::new(local(&server, &Jid::parse("jvb@auth.example.com/w").unwrap()).unwrap());
+    watcher.send("<presence/>");
+    watcher.send(&format!(
+        "<presence to='{BREWERY}/jvb1'><x xmlns='http://jabber.org/protocol/muc'/>\
+         <stats xmlns='http://jitsi.org/protocol/colibri'><stat name='stress_level' value='0.1'/></stats></presence>"
+    ));
+    let seen = watcher
+        .expect("the focus in the brewery", |s| {
+            s.name() == "presence" && s.from() == Some(&format!("{BREWERY}/focus"))
+        })
+        .await;
+    let focus_jid = seen
+        .get_child("x", "http://jabber.org/protocol/muc#user")
+        .and_then(|x| x.get_child("item", "http://jabber.org/protocol/muc#user"))
+        .and_then(|i| i.get_attr("jid"))
+        .expect("real JIDs visible in the brewery")
+        .to_string();
+    assert!(
+        focus_jid.starts_with("focus@auth.example.com/"),
+        "{focus_jid}"
+    );
+
+    let mut p = Peer::new(local(&server, &Jid::parse("carol@example.com/web").unwrap()).unwrap());
+    p.send("<presence/>");
+    p.send(&format!(
+        "<iq type='set' id='c1' to='{focus_jid}'><conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' machine-uid='m'/></iq>"
+    ));
+    let answer = p
+        .expect("conference IQ answer", |s| s.id() == Some("c1"))
+        .await;
+    assert_eq!(answer.type_(), Some("result"), "{answer}");
+
+    // /about/health: a bridge is in the brewery, so healthy.
+    let mut status = String::new();
+    for _ in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+        s.write_all(b"GET /about/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.unwrap();
+        status = body.lines().next().unwrap_or("").to_string();
+        if status.contains("200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "HTTP/1.1 200 OK");
+
+    focus.abort();
+    drop(running);
+}
