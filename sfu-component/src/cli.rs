@@ -5,6 +5,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use xmpp_core::Jid;
 use xmpp_core::client::{ConnectOptions, connect};
@@ -87,34 +90,77 @@ pub fn options(args: &BridgeArgs) -> BridgeOptions {
     o
 }
 
+/// How long to wait before logging in again after the link was lost.
+const RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
 /// Runs a standalone bridge until it is stopped: the first Ctrl-C starts a
 /// graceful shutdown (leave once the last conference ends), a second one
-/// stops at once.
+/// stops at once. A lost XMPP link is logged in again after a pause, with a
+/// fresh bridge (the focus allocates its conferences anew, as after a
+/// Videobridge restart).
 pub async fn run(args: BridgeArgs) -> Result<(), BridgeError> {
     let password = read_password(&args)?;
     let jid = Jid::parse(&args.jid)
         .map_err(|e| BridgeError::Config(format!("bad --jid {}: {e}", args.jid)))?;
-    let link = connect(&ConnectOptions {
+    let connect_options = ConnectOptions {
         address: args.xmpp.clone(),
         jid,
         password,
         insecure_tls: args.insecure_tls,
         ca_file: None,
-    })
-    .await?;
-    tracing::info!(jid = %link.jid, "bridge logged in");
-    let running = run_with_link(link, options(&args)).await?;
-    let handle = running.handle.clone();
+    };
+    let (signal_tx, mut signals) = mpsc::unbounded_channel::<()>();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("graceful shutdown: waiting for the conferences to end");
-            handle.graceful_shutdown();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                handle.stop();
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if signal_tx.send(()).is_err() {
+                break;
             }
         }
     });
-    running.wait().await
+    let mut interrupts = 0;
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::select! {
+                _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+                _ = signals.recv() => return Ok(()),
+            }
+        }
+        let link = match connect(&connect_options).await {
+            Ok(link) => link,
+            // A bad password or server will not get better: give up at once.
+            Err(e) if first => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot log in again; retrying");
+                continue;
+            }
+        };
+        first = false;
+        tracing::info!(jid = %link.jid, "bridge logged in");
+        let running = run_with_link(link, options(&args)).await?;
+        let handle = running.handle.clone();
+        let mut wait = Box::pin(running.wait());
+        let result = loop {
+            tokio::select! {
+                r = &mut wait => break r,
+                Some(()) = signals.recv() => {
+                    interrupts += 1;
+                    if interrupts == 1 {
+                        tracing::info!("graceful shutdown: waiting for the conferences to end");
+                        handle.graceful_shutdown();
+                    } else {
+                        handle.stop();
+                    }
+                }
+            }
+        };
+        match result {
+            Err(BridgeError::LinkClosed) if interrupts == 0 => {
+                tracing::warn!("the XMPP link closed; logging in again");
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -275,10 +275,18 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
         stats: Arc::new(Mutex::new(bridge.stats())),
         bridge_id: Arc::from(options.nick.as_str()),
     };
+    // The listener stops when the bridge task ends (its sender dropped).
+    let (stopped_tx, stopped_rx) = oneshot::channel::<()>();
     if let Some(listener) = listener {
         let app = crate::http::router(handle.clone());
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let stopped = async move {
+                let _ = stopped_rx.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
                 tracing::warn!(error = %e, "bridge HTTP listener ended");
             }
         });
@@ -294,6 +302,7 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
             stats: handle.stats.clone(),
             channels: HashMap::new(),
             next_serial: 1,
+            _stopped: stopped_tx,
         }
         .run(),
     );
@@ -315,6 +324,8 @@ struct BridgeTask {
     /// (conference, endpoint) → (serial, socket sink).
     channels: HashMap<(String, String), (u64, mpsc::UnboundedSender<ChannelOut>)>,
     next_serial: u64,
+    /// Dropped with the task: stops the HTTP listener.
+    _stopped: oneshot::Sender<()>,
 }
 
 /// How often the stats snapshot for HTTP is refreshed.

@@ -270,8 +270,19 @@ async fn stats_health_metrics_and_colibri_ws() {
             break;
         }
     }
+    let http = h.http();
     tokio::time::timeout(Duration::from_secs(5), h.bridge.wait())
         .await
         .expect("the bridge stops")
         .unwrap();
+    // Its HTTP listener stops with it.
+    let mut refused = false;
+    for _ in 0..50 {
+        if TcpStream::connect(http).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the HTTP listener closed");
 }
