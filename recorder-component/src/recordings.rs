@@ -160,10 +160,10 @@ impl Recordings {
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<(String, RecordingError)> {
         let mut failed = Vec::new();
         for (id, a) in &mut self.active {
-            if a.recording.next_timeout() <= now {
-                if let Err(e) = a.recording.handle_timeout(now) {
-                    failed.push((id.clone(), e));
-                }
+            if a.recording.next_timeout() <= now
+                && let Err(e) = a.recording.handle_timeout(now)
+            {
+                failed.push((id.clone(), e));
             }
         }
         failed
