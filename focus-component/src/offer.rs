@@ -166,7 +166,10 @@ pub fn json_sources_message(sources: &BTreeMap<String, Vec<Source>>) -> Element 
         for lists in map.values_mut() {
             if let Some(arr) = lists.as_array_mut()
                 && arr.len() == 4
-                && arr[3].as_array().is_some_and(|g| g.is_empty())
+                && arr
+                    .last()
+                    .and_then(|g| g.as_array())
+                    .is_some_and(|g| g.is_empty())
             {
                 arr.pop();
             }

@@ -257,3 +257,45 @@ fn a_client_silent_on_disco_is_invited_with_defaults() {
             .any(|e| e.to_string().contains("create='true'"))
     );
 }
+
+#[test]
+fn room_destruction_ends_every_session() {
+    let (mut h, sids) = up(&["aaaa", "bbbb"]);
+    let out = h.feed(&format!(
+        "<presence from='{ROOM}/focus' to='{FOCUS_JID}' type='unavailable'>\
+         <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/>\
+         <destroy/><status code='110'/></x></presence>"
+    ));
+    let terminated: Vec<String> = out
+        .iter()
+        .filter(|e| jingle_action(e).as_deref() == Some("session-terminate"))
+        .map(sid_of)
+        .collect();
+    assert_eq!(terminated.len(), 2);
+    assert!(sids.iter().all(|s| terminated.contains(s)));
+    assert!(colibri(&out).iter().any(|e| {
+        e.get_child("conference-modify", "jitsi:colibri2")
+            .is_some_and(|cm| cm.get_attr("expire") == Some("true"))
+    }));
+    assert!(
+        out.iter()
+            .all(|e| !(e.name() == "presence" && e.type_() == Some("unavailable"))),
+        "no leave for a room that is gone"
+    );
+    assert_eq!(h.focus.stats(h.now).conferences, 0);
+}
+
+#[test]
+fn a_kicked_participant_is_ended_like_a_leaving_one() {
+    let (mut h, sids) = up(&["aaaa", "bbbb"]);
+    let out = h.feed(&format!(
+        "<presence from='{ROOM}/bbbb' to='{FOCUS_JID}' type='unavailable'>\
+         <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/><status code='307'/></x></presence>"
+    ));
+    let term = out
+        .iter()
+        .find(|e| jingle_action(e).as_deref() == Some("session-terminate"))
+        .unwrap();
+    assert_eq!(sid_of(term), sids[1]);
+    assert!(term.to_string().contains("kicked"));
+}
