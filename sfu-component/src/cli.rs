@@ -32,7 +32,8 @@ pub struct BridgeArgs {
     /// The brewery room, e.g. jvbbrewery@internal.auth.example.com.
     #[arg(long, value_name = "ROOM_JID")]
     pub brewery: String,
-    /// Nick in the brewery (also the bridge id in colibri-ws URLs).
+    /// Nick in the brewery (colibri-ws URLs use Videobridge's default
+    /// server id, `default-id`).
     #[arg(long, value_name = "NAME")]
     pub nick: Option<String>,
     /// Accept any server certificate.

@@ -22,13 +22,20 @@ use crate::bridge::{Bridge, BridgeConfig, ChannelRefused, Output};
 use crate::media::MediaConfig;
 use crate::stats::BridgeStats;
 
+/// Videobridge's default `websocket.server-id`.
+pub const DEFAULT_BRIDGE_ID: &str = "default-id";
+
 /// How a bridge runs (both in-process and standalone).
 #[derive(Debug, Clone)]
 pub struct BridgeOptions {
     /// The brewery room's bare JID; `None`: join none.
     pub brewery: Option<String>,
-    /// The nick in the brewery; also the bridge id in colibri-ws URLs.
+    /// The nick in the brewery.
     pub nick: String,
+    /// The bridge id in colibri-ws URLs (Videobridge's
+    /// `websocket.server-id`); `default-id` by default, the path Jitsi's
+    /// nginx configs proxy (`/colibri-ws/default-id/`).
+    pub bridge_id: String,
     /// Where the media socket is bound (Videobridge: port 10000).
     pub udp_bind: SocketAddr,
     /// Addresses offered as ICE host candidates (with the socket's port);
@@ -50,6 +57,7 @@ impl BridgeOptions {
         BridgeOptions {
             brewery: None,
             nick: nick.to_string(),
+            bridge_id: DEFAULT_BRIDGE_ID.to_string(),
             udp_bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 10000),
             addresses: Vec::new(),
             http: None,
@@ -260,7 +268,7 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
         candidate_addresses: candidates.clone(),
         endpoint_timeout: options.endpoint_timeout,
     };
-    let mut config = BridgeConfig::new(&options.nick, &ws_url_base, media);
+    let mut config = BridgeConfig::new(&options.bridge_id, &ws_url_base, media);
     config.region = options.region.clone();
     config.relay_id = options.relay_id.clone();
     config.brewery = options.brewery.as_ref().map(|room| BreweryConfig {
@@ -273,7 +281,7 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
     let handle = BridgeHandle {
         commands: cmd_tx,
         stats: Arc::new(Mutex::new(bridge.stats())),
-        bridge_id: Arc::from(options.nick.as_str()),
+        bridge_id: Arc::from(options.bridge_id.as_str()),
     };
     // The listener stops when the bridge task ends (its sender dropped).
     let (stopped_tx, stopped_rx) = oneshot::channel::<()>();

@@ -164,7 +164,7 @@ async fn stats_health_metrics_and_colibri_ws() {
     let url1 = ws_url(&a1, "ep1aaaaa");
     let url2 = ws_url(&a2, "ep2bbbbb");
     assert!(
-        url1.starts_with(&format!("ws://{}/colibri-ws/jvb-test/", h.http())),
+        url1.starts_with(&format!("ws://{}/colibri-ws/default-id/", h.http())),
         "{url1}"
     );
 
@@ -205,7 +205,7 @@ async fn stats_health_metrics_and_colibri_ws() {
             .await
             .is_err()
     );
-    let wrong_bridge = url1.replace("/jvb-test/", "/other/");
+    let wrong_bridge = url1.replace("/default-id/", "/other/");
     assert!(
         tokio_tungstenite::connect_async(wrong_bridge.as_str())
             .await
