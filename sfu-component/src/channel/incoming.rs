@@ -411,4 +411,77 @@ mod tests {
             Err(ChannelError::TooLarge(_))
         ));
     }
+
+    /// Random values in the known fields of every class: never a panic.
+    #[test]
+    fn random_fields_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let classes = [
+            "ClientHello",
+            "EndpointMessage",
+            "EndpointStats",
+            "LastNChangedEvent",
+            "ReceiverVideoConstraints",
+            "ReceiverVideoConstraint",
+            "SelectedEndpointsChangedEvent",
+            "PinnedEndpointsChangedEvent",
+            "SourceVideoTypeMessage",
+            "VideoTypeMessage",
+            "ReceiverAudioSubscription",
+        ];
+        let keys = [
+            "to",
+            "from",
+            "lastN",
+            "maxFrameHeight",
+            "selectedEndpoints",
+            "selectedSources",
+            "onStageSources",
+            "onStageEndpoints",
+            "defaultConstraints",
+            "constraints",
+            "sourceName",
+            "videoType",
+            "mode",
+            "include",
+            "exclude",
+            "maxHeight",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        fn value(rng: &mut rand::rngs::StdRng, keys: &[&str], depth: u32) -> Value {
+            match rng.gen_range(0..7) {
+                0 => Value::Null,
+                1 => Value::Bool(rng.r#gen()),
+                2 => Value::from(rng.gen_range(-5i64..5000)),
+                3 => Value::from(rng.r#gen::<f64>() * 1e20),
+                4 => Value::from(["camera", "DESKTOP", "All", "Custom", "x"][rng.gen_range(0..5)]),
+                5 if depth < 3 => Value::Array(
+                    (0..rng.gen_range(0..4))
+                        .map(|_| value(rng, keys, depth + 1))
+                        .collect(),
+                ),
+                _ if depth < 3 => {
+                    let mut m = Map::new();
+                    for _ in 0..rng.gen_range(0..4) {
+                        let k = keys[rng.gen_range(0..keys.len())];
+                        m.insert(k.into(), value(rng, keys, depth + 1));
+                    }
+                    Value::Object(m)
+                }
+                _ => Value::Null,
+            }
+        }
+        for _ in 0..5000 {
+            let mut m = Map::new();
+            m.insert(
+                "colibriClass".into(),
+                classes[rng.gen_range(0..classes.len())].into(),
+            );
+            for _ in 0..rng.gen_range(0..5) {
+                let k = keys[rng.gen_range(0..keys.len())];
+                m.insert(k.into(), value(&mut rng, &keys, 0));
+            }
+            let _ = parse_client_message(&Value::Object(m).to_string());
+        }
+    }
 }
