@@ -59,6 +59,10 @@ pub struct RecorderArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    #[error("invalid JID {0}")]
+    Jid(String),
+    #[error(transparent)]
+    Client(#[from] xmpp_core::client::ClientError),
     #[error("no password for {0}: give {1} or set {2}")]
     NoPassword(&'static str, &'static str, &'static str),
     #[error("cannot read the password file {0}: {1}")]
@@ -110,6 +114,45 @@ impl RecorderArgs {
         );
         o.max_concurrent = self.max_concurrent.max(1);
         o
+    }
+}
+
+/// Runs `lilt recorder` until interrupted: logs in on both accounts, runs,
+/// and logs in again when a session drops.
+pub async fn run(args: RecorderArgs) -> Result<(), CliError> {
+    use xmpp_core::Jid;
+    use xmpp_core::client::{ClientError, ConnectOptions, connect};
+    let connect_options = |jid: &str, password: String| -> Result<ConnectOptions, CliError> {
+        Ok(ConnectOptions {
+            address: args.xmpp.clone(),
+            jid: Jid::parse(jid).map_err(|_| CliError::Jid(jid.to_string()))?,
+            password,
+            insecure_tls: args.insecure_tls,
+            ca_file: None,
+        })
+    };
+    let control_options = connect_options(&args.jid, args.password()?)?;
+    let call_options = connect_options(&args.recorder_jid, args.recorder_password()?)?;
+    let mut backoff = std::time::Duration::from_secs(1);
+    loop {
+        let links = match connect(&control_options).await {
+            Ok(control) => connect(&call_options).await.map(|call| (control, call)),
+            Err(e) => Err(e),
+        };
+        match links {
+            Ok((control, call)) => {
+                backoff = std::time::Duration::from_secs(1);
+                let options = args.options(&control.jid.to_string(), &call.jid.to_string());
+                crate::run::run_with_links(control, call, options, args.finalize_script.clone())
+                    .await;
+            }
+            Err(ClientError::Auth { jid, condition }) => {
+                return Err(ClientError::Auth { jid, condition }.into());
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reach the XMPP server; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
     }
 }
 

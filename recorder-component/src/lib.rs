@@ -15,7 +15,9 @@
 //! (one clock), [`speaker`] (video switching at keyframes), [`mixer`]
 //! (Opus decode, mix, encode) and [`webm`]/[`ebml`] (the file). [`files`]
 //! is the directory layout, metadata.json, the finalize script and the
-//! disk-space check; [`cli`] is `lilt recorder`'s flags.
+//! disk-space check, [`recordings`] acts on the recorder's events with
+//! them; [`run`] is the thin tokio runtime and [`cli`] `lilt recorder`'s
+//! flags.
 
 pub mod brewery;
 pub mod cli;
@@ -29,6 +31,7 @@ pub mod recorder;
 pub mod recording;
 pub mod recordings;
 pub mod rtp;
+pub mod run;
 pub mod speaker;
 pub mod timeline;
 pub mod vp8;
@@ -37,3 +40,4 @@ pub mod webm;
 pub use cli::RecorderArgs;
 pub use recorder::{Output, Recorder, RecorderEvent, RecorderOptions, StopReason};
 pub use recording::{Media, Recording};
+pub use run::run_with_links;

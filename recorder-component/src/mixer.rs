@@ -15,6 +15,9 @@ pub const RATE: i64 = 48_000;
 pub const FRAME: usize = 960;
 /// Frames the output stays behind the clock.
 pub const MIX_DELAY_FRAMES: u64 = 10;
+/// Audio further ahead of the mix than this (10 s) is dropped, which
+/// bounds the bus.
+pub const MAX_AHEAD_FRAMES: u64 = 500;
 /// Largest Opus packet decoded (120 ms at 48 kHz).
 const MAX_DECODED: usize = 5_760;
 
@@ -91,6 +94,9 @@ impl Mixer {
         };
         let start = at_micros.max(0) * RATE / 1_000_000;
         let start = start as u64;
+        if start / FRAME as u64 > self.next_out + MAX_AHEAD_FRAMES {
+            return Ok(()); // far ahead of the mix: not kept
+        }
         if start / FRAME as u64 + 1 < self.next_out {
             self.late_packets += 1;
         }
@@ -143,5 +149,44 @@ impl Mixer {
             self.next_out += 1;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(encoder: &mut Encoder, n: usize) -> Vec<u8> {
+        let pcm: Vec<i16> = (0..FRAME)
+            .map(|i| {
+                let t = (n * FRAME + i) as f64 / 48_000.0;
+                ((t * 440.0 * std::f64::consts::TAU).sin() * 8_000.0) as i16
+            })
+            .collect();
+        encoder.encode_vec(&pcm, 4_000).unwrap()
+    }
+
+    #[test]
+    fn mixes_on_time_continuously_and_drops_what_is_late_or_broken() {
+        let mut enc = Encoder::new(48_000, Channels::Mono, Application::Audio).unwrap();
+        let mut m = Mixer::new().unwrap();
+        // One participant from 100 ms to 300 ms.
+        for n in 0..10 {
+            let p = tone(&mut enc, n);
+            m.push("a", 100_000 + n as i64 * 20_000, &p).unwrap();
+        }
+        m.push("a", 0, b"\xff\xff\xff garbage").unwrap();
+        m.push("a", 3_600_000_000, &tone(&mut enc, 11)).unwrap();
+        let frames = m.pull(600_000).unwrap();
+        // 600 ms minus the delay of 10 frames: 20 frames, continuous.
+        assert_eq!(frames.len(), 20);
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(f.time_ms, i as u64 * 20);
+        }
+        assert_eq!(m.bus.len(), 0, "the packet an hour ahead was not kept");
+        // A packet for a frame already written is late.
+        m.push("a", 0, &tone(&mut enc, 12)).unwrap();
+        assert_eq!(m.late_packets(), 1);
+        assert_eq!(m.flush(700_000).unwrap().len(), 15);
     }
 }

@@ -14,6 +14,12 @@ use crate::rtp::Unwrapper;
 /// Microseconds on the recording clock.
 pub type Micros = i64;
 
+/// A stream whose RTP time strays this far from its arrival time (a sender
+/// that restarted its RTP clock, a bogus timestamp) is anchored again at the
+/// arrival time. Mutes keep RTP time and arrival time together, so they
+/// never trigger it.
+pub const MAX_STRAY_MICROS: i64 = 3_000_000;
+
 /// The offset shared by every stream of a recording.
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
@@ -70,16 +76,26 @@ impl StreamClock {
     /// Places an (extended) RTP timestamp that arrived at `arrival` on the
     /// recording clock. Never earlier than the stream's previous frame.
     pub fn place(&mut self, ext_ts: u64, arrival: Micros, timeline: &Timeline) -> Micros {
+        let mut t = self.raw_place(ext_ts, arrival, timeline);
+        if (t - arrival).abs() > MAX_STRAY_MICROS {
+            self.anchor = Some((ext_ts, arrival));
+            self.report = None;
+            self.last = None;
+            t = arrival;
+        }
+        let t = t.max(self.last.unwrap_or(i64::MIN)).max(0);
+        self.last = Some(t);
+        t
+    }
+
+    fn raw_place(&mut self, ext_ts: u64, arrival: Micros, timeline: &Timeline) -> Micros {
         let (anchor_ts, anchor_at) = *self.anchor.get_or_insert((ext_ts, arrival));
-        let t = match (self.report, timeline.ntp_offset) {
+        match (self.report, timeline.ntp_offset) {
             (Some((sr_ts, sr_ntp)), Some(offset)) => {
                 sr_ntp + offset + self.ticks_to_micros(ext_ts as i64 - sr_ts as i64)
             }
             _ => anchor_at + self.ticks_to_micros(ext_ts as i64 - anchor_ts as i64),
-        };
-        let t = t.max(self.last.unwrap_or(i64::MIN)).max(0);
-        self.last = Some(t);
-        t
+        }
     }
 
     /// Takes an RTCP sender report (RTP timestamp and NTP time of one
@@ -116,6 +132,19 @@ mod tests {
         // A mute gap of 10 s stays a gap.
         let c = v.extend(1_090_000 + 900_000);
         assert_eq!(v.place(c, 11_600_000, &tl), 11_500_000);
+    }
+
+    #[test]
+    fn a_restarted_rtp_clock_is_anchored_again() {
+        let tl = Timeline::new();
+        let mut a = StreamClock::new(48_000);
+        let x = a.extend(1_000);
+        assert_eq!(a.place(x, 100_000, &tl), 100_000);
+        // The sender jumps its timestamps by an hour.
+        let y = a.extend(1_000 + 48_000 * 3_600);
+        assert_eq!(a.place(y, 120_000, &tl), 120_000);
+        let z = a.extend(1_000 + 48_000 * 3_600 + 960);
+        assert_eq!(a.place(z, 141_000, &tl), 140_000);
     }
 
     #[test]

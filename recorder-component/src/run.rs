@@ -1,0 +1,122 @@
+//! The thin tokio runtime: one task owns the [`Recorder`], its two links
+//! (control: `jibri@auth.D`; call: `recorder@recorder.D`) and the
+//! [`Recordings`] on disk, feeding stanzas and timeouts in and sending what
+//! comes out. Free disk space is measured every [`DISK_CHECK`].
+//!
+//! Not wired yet: the media. The focus's Jingle session for the recorder
+//! arrives as [`RecorderEvent::CallIq`]; answering it as a bridge endpoint
+//! (ICE/DTLS/SRTP with str0m, RTP into [`Recordings::recording_mut`],
+//! dominant-speaker events into `set_speaker`, PLIs from
+//! `poll_keyframe_request`) is the next step once the focus and bridge run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use xmpp_core::client::ClientLink;
+
+use crate::files::free_space;
+use crate::recorder::{Output, Recorder, RecorderEvent, RecorderOptions};
+use crate::recordings::Recordings;
+
+/// How often free disk space is measured.
+pub const DISK_CHECK: Duration = Duration::from_secs(5);
+
+/// Runs the recorder on two bound sessions until either ends.
+pub async fn run_with_links(
+    mut control: ClientLink,
+    mut call: ClientLink,
+    mut options: RecorderOptions,
+    finalize_script: Option<PathBuf>,
+) {
+    options.jid = control.jid.to_string();
+    options.recorder_jid = call.jid.to_string();
+    let control_tx = control.sender();
+    let call_tx = call.sender();
+    let mut files = Recordings::new(&options.dir, finalize_script);
+    let dir = options.dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), %e, "cannot create the recordings directory");
+    }
+    let now = Instant::now();
+    let mut recorder = Recorder::new(options, now);
+    let mut next_disk_check = now;
+    tracing::info!(control = %control.jid, call = %call.jid, "recorder started");
+    loop {
+        let now = Instant::now();
+        if now >= next_disk_check {
+            match free_space(&dir) {
+                Ok(bytes) => recorder.set_free_space(now, bytes),
+                Err(e) => tracing::warn!(%e, "cannot read free disk space"),
+            }
+            next_disk_check = now + DISK_CHECK;
+        }
+        for (session_id, e) in files.handle_timeout(now) {
+            recorder.media_failed(now, &session_id, &e.to_string());
+        }
+        while let Some(out) = recorder.poll_output() {
+            let sent = match out {
+                Output::Control(s) => control_tx.send(s),
+                Output::Call(s) => call_tx.send(s),
+                Output::Event(e) => {
+                    on_event(&mut recorder, &mut files, now, &e);
+                    true
+                }
+            };
+            if !sent {
+                return;
+            }
+        }
+        let deadline = [
+            recorder.next_timeout(),
+            files.next_timeout(),
+            Some(next_disk_check),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + DISK_CHECK);
+        tokio::select! {
+            s = control.recv() => match s {
+                Some(s) => recorder.handle_stanza(Instant::now(), s),
+                None => { tracing::warn!("the recorder's control session ended"); break; }
+            },
+            s = call.recv() => match s {
+                Some(s) => recorder.handle_stanza(Instant::now(), s),
+                None => { tracing::warn!("the recorder's call session ended"); break; }
+            },
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                recorder.handle_timeout(Instant::now());
+            }
+        }
+    }
+    // The links are gone: close every file cleanly.
+    let now = Instant::now();
+    let ids: Vec<String> = recorder.sessions().map(str::to_string).collect();
+    for id in ids {
+        recorder.media_failed(now, &id, "XMPP session ended");
+    }
+    while let Some(out) = recorder.poll_output() {
+        if let Output::Event(e) = out {
+            on_event(&mut recorder, &mut files, now, &e);
+        }
+    }
+    files.wait_finalizers();
+}
+
+fn on_event(recorder: &mut Recorder, files: &mut Recordings, now: Instant, e: &RecorderEvent) {
+    match files.handle_event(now, e) {
+        Ok(Some(done)) => {
+            tracing::info!(session = %done.session_id, file = %done.file.display(), "recording finished")
+        }
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(%err, "recording files");
+            if let RecorderEvent::Started { session_id, .. } = e {
+                recorder.media_failed(now, session_id, &err.to_string());
+            }
+        }
+    }
+    if let RecorderEvent::CallIq { session_id, iq } = e {
+        tracing::debug!(session = %session_id, iq = %iq, "call IQ (media not wired yet)");
+    }
+}
