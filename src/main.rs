@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         }
     };
     if !args.command.is_empty() {
-        logging::init(None);
+        let _ = logging::init(None);
         return match ctl::run(&config, &args.command) {
             Ok(Some(msg)) => {
                 println!("{msg}");
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Some(w) = logging::init(Some(&config)) {
+    for w in logging::init(Some(&config)) {
         tracing::warn!("{w}");
     }
     for w in &config.warnings {

@@ -294,6 +294,9 @@ fn is_core_module(name: &str) -> bool {
             | "auth_insecure"
             | "auth_jitsi-anonymous"
             | "limit_auth"
+            // prosody-modules' mod_log_auth: the auth crate's guard logs every
+            // failed login in its words (fail2ban's filter for it matches).
+            | "log_auth"
             | "storage_internal"
             | "storage_memory"
             | "storage_none"
