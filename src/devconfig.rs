@@ -45,6 +45,65 @@ VirtualHost "localhost"
     )
 }
 
+/// How the user runs this same binary from their shell: `cargo run
+/// [--release] --` under cargo, the bare name when that name on the PATH
+/// is this binary, else the binary's full path.
+pub fn command_prefix(
+    under_cargo: bool,
+    release: bool,
+    exe: Option<&Path>,
+    path_env: Option<&std::ffi::OsStr>,
+) -> String {
+    if under_cargo {
+        return if release {
+            "cargo run --release --".into()
+        } else {
+            "cargo run --".into()
+        };
+    }
+    let Some(exe) = exe else {
+        return "lilt".into();
+    };
+    if let (Some(name), Some(path_env)) = (exe.file_name(), path_env) {
+        let same = |p: &Path| match (p.canonicalize(), exe.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if std::env::split_paths(path_env)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .is_some_and(|p| same(&p))
+        {
+            return name.to_string_lossy().into_owned();
+        }
+    }
+    exe.display().to_string()
+}
+
+/// What the development setup prints once it listens: where it keeps its
+/// data and commands that work when pasted as shown.
+pub fn first_run_hint(dir: &Path) -> String {
+    let exe = std::env::current_exe().ok();
+    let prefix = command_prefix(
+        std::env::var_os("CARGO_MANIFEST_DIR").is_some(),
+        !cfg!(debug_assertions),
+        exe.as_deref(),
+        std::env::var_os("PATH").as_deref(),
+    );
+    format!(
+        "lilt: development setup in {} (host localhost, self-signed certificate).\n\
+         \x20     Create an account:   {prefix} register alice localhost PASSWORD\n\
+         \x20     Then log in as alice@localhost on 127.0.0.1:5222 (STARTTLS; the client must \
+         accept the self-signed certificate).\n\
+         \x20     BOSH and WebSocket are off here; with modules_enabled \"bosh\"/\"websocket\" in \
+         your own config they are at http://127.0.0.1:5280/http-bind and \
+         ws://127.0.0.1:5280/xmpp-websocket.\n\
+         \x20     Your own config: {prefix} --config /etc/prosody/prosody.cfg.lua (commands: \
+         {prefix} --help)",
+        dir.display()
+    )
+}
+
 fn lua_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {

@@ -4,13 +4,16 @@
 //! the workspace crates together: [`startup`] builds a server from a
 //! Prosody config (storage, auth, modules, listeners), [`ctl`] holds
 //! prosodyctl's commands, [`devconfig`] the built-in development setup and
-//! [`logging`] the `log` option. The binary (`src/main.rs`) is a thin CLI.
+//! [`logging`] the `log` option, [`reload`] SIGHUP and [`process`] the
+//! service habits (pidfile, exit statuses). The binary (`src/main.rs`) is a thin CLI.
 //!
 //! Start reading at [`startup::build_server`], then `xmpp_core`.
 
 pub mod ctl;
 pub mod devconfig;
 pub mod logging;
+pub mod process;
+pub mod reload;
 pub mod startup;
 
 pub use auth;

@@ -21,7 +21,7 @@ use xmpp_core::{Clock, HostKind, Server, ServerConfig, Value};
 pub enum StartError {
     #[error(transparent)]
     Option(#[from] OptionError),
-    #[error("cannot listen on {addr} for {kind}: {source}")]
+    #[error("cannot listen on {addr} for {kind}: {source}{}", in_use_hint(source))]
     Bind {
         kind: &'static str,
         addr: SocketAddr,
@@ -32,6 +32,26 @@ pub enum StartError {
     Host { host: String, reason: String },
     #[error(transparent)]
     Http(#[from] bosh_websocket::StartError),
+}
+
+fn in_use_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        " (is another XMPP server, or another lilt, already running and using this port?)"
+    } else {
+        ""
+    }
+}
+
+impl StartError {
+    /// The exit status for this failure ([`crate::process::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        use crate::process::exit;
+        match self {
+            StartError::Bind { .. } => exit::UNAVAILABLE,
+            StartError::Option(_) | StartError::Host { .. } => exit::CONFIG,
+            StartError::Http(_) => exit::FAILURE,
+        }
+    }
 }
 
 /// A listening socket, as printed at start-up.
@@ -45,6 +65,8 @@ pub struct Listening {
 pub struct RunningServer {
     pub server: Arc<Server>,
     pub listening: Vec<Listening>,
+    /// The certificates served, replaced on reload (None: no TLS).
+    pub certificates: Option<Arc<crate::reload::Certificates>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -323,6 +345,16 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    // The certificates go through a resolver a reload can swap.
+    let (tls_config, certificates) = match &tls {
+        Some(t) => {
+            let certs = crate::reload::Certificates::new(t.config.cert_resolver.clone());
+            let mut cfg = (*t.config).clone();
+            cfg.cert_resolver = certs.clone();
+            (Some(Arc::new(cfg)), Some(certs))
+        }
+        None => (None, None),
+    };
     let limits = StreamLimits {
         max_stanza_size: global_i64(&config, "c2s_stanza_size_limit", 256 * 1024)?.max(1024)
             as usize,
@@ -345,7 +377,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = ListenerContext {
         server: server.clone(),
-        tls: tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone())),
+        tls: tls_config.clone().map(TlsAcceptor::from),
         settings,
         keepalive: Duration::from_secs(keepalive),
         shutdown: shutdown_rx,
@@ -378,11 +410,8 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         }
     }
     // HTTP (BOSH, WebSocket, module routes), when a module serves any.
-    let (http, http_tasks) = bosh_websocket::start(
-        &server,
-        tls.as_ref().map(|t| t.config.clone()),
-        ctx.shutdown.clone(),
-    )?;
+    let (http, http_tasks) =
+        bosh_websocket::start(&server, tls_config.clone(), ctx.shutdown.clone())?;
     listening.extend(http.iter().map(|l| Listening {
         kind: l.kind,
         addr: l.addr,
@@ -410,6 +439,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         server,
         listening,
+        certificates,
         shutdown: shutdown_tx,
         tasks,
     })

@@ -223,6 +223,14 @@ pub fn init(config: Option<&ServerConfig>) -> Vec<String> {
     applied.warnings
 }
 
+/// Whether a sink writes to the terminal (stderr).
+pub fn has_console() -> bool {
+    SINKS
+        .read()
+        .map(|s| s.iter().any(|s| s.rule.to == SinkKind::Console))
+        .unwrap_or(false)
+}
+
 /// Re-reads the `log` option (SIGHUP): new sinks replace the old ones and
 /// every file is opened again.
 pub fn reload(config: &ServerConfig) -> Applied {
