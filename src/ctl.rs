@@ -75,8 +75,8 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "reload",
         args: "",
-        about: "make the running server (found through pidfile) re-read its config \
-                and reopen its log files, as SIGHUP does",
+        about: "ask the running server (found through pidfile) to reload its config \
+                and reopen its logs (SIGHUP)",
         run: cmd_reload,
     },
     Command {
@@ -111,12 +111,17 @@ pub fn help_text() -> String {
         out.push_str(&format!("  {:<width$}  {}\n", usage.trim_end(), c.about));
     }
     out.push_str(
-        "\nSignals: SIGHUP reloads the config and reopens the log files; SIGTERM and SIGINT \
-         stop the server.\n\n\
-         Exit status: 0 success; 1 a command failed; 2 `check config` found problems.\n\
-         The server: 66 a certificate or key file in an ssl option cannot be read; 69 a \
-         port is in use; 73 the data directory or pidfile cannot be used (or another \
-         server holds the pidfile); 78 the config cannot be loaded or asks for daemonize.\n",
+        "\nSignals: SIGHUP reloads the config and reopens the log files; SIGTERM and \
+         SIGINT stop the server.\n\n\
+         Exit status:\n\
+         \x20 0   success\n\
+         \x20 1   a command failed\n\
+         \x20 2   check config found problems\n\
+         \x20 66  (server) a certificate or key file named in an ssl option cannot be read\n\
+         \x20 69  (server) a port is in use\n\
+         \x20 73  (server) the data directory or the pidfile cannot be used, or another \
+         server holds the pidfile\n\
+         \x20 78  (server) the config cannot be loaded, or asks for daemonize = true\n",
     );
     out
 }

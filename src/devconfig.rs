@@ -27,17 +27,21 @@ pub fn dev_dir() -> PathBuf {
 pub fn dev_config_text(dir: &Path) -> String {
     let d = lua_string(&dir.display().to_string());
     let certs = lua_string(&dir.join("certs").display().to_string());
+    let pidfile = lua_string(&dir.join("lilt.pid").display().to_string());
     format!(
         r#"-- lilt's built-in development configuration (run with --config FILE for your own)
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ 5222 }}
 data_path = {d}
+pidfile = {pidfile}
 certificates = {certs}
 authentication = "internal_hashed"
 c2s_require_encryption = true
 modules_enabled = {{
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time"; "uptime";
 }}
+-- Prosody loads these on its own; lilt has no server-to-server yet.
+modules_disabled = {{ "s2s"; "s2s_auth_certs" }}
 log = {{ info = "*console" }}
 
 VirtualHost "localhost"
@@ -118,6 +122,21 @@ fn lua_string(s: &str) -> String {
     out
 }
 
+/// The host the development setup serves.
+pub const DEV_HOST: &str = "localhost";
+
+/// A self-signed certificate for `host`: the host as subject (CN) and as
+/// subjectAltName, as Prosody's `prosodyctl cert generate` makes them.
+pub fn self_signed(host: &str) -> Result<(rcgen::Certificate, rcgen::KeyPair), rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(vec![host.to_string()])?;
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::CommonName, host);
+    params.distinguished_name = name;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert, key))
+}
+
 /// Creates the directory and a self-signed certificate for `localhost`
 /// when missing; returns the path of the config file written there.
 pub fn prepare(dir: &Path) -> Result<PathBuf, DevSetupError> {
@@ -130,9 +149,9 @@ pub fn prepare(dir: &Path) -> Result<PathBuf, DevSetupError> {
     let crt = certs.join("localhost.crt");
     let key = certs.join("localhost.key");
     if !crt.exists() || !key.exists() {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
-        std::fs::write(&crt, cert.cert.pem()).map_err(io(&crt))?;
-        write_private(&key, cert.signing_key.serialize_pem().as_bytes()).map_err(io(&key))?;
+        let (cert, signing_key) = self_signed(DEV_HOST)?;
+        std::fs::write(&crt, cert.pem()).map_err(io(&crt))?;
+        write_private(&key, signing_key.serialize_pem().as_bytes()).map_err(io(&key))?;
         eprintln!(
             "lilt: generated a self-signed certificate for localhost in {}",
             certs.display()
@@ -153,4 +172,38 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_prefix_is_what_works_in_a_shell() {
+        assert_eq!(command_prefix(true, false, None, None), "cargo run --");
+        assert_eq!(
+            command_prefix(true, true, None, None),
+            "cargo run --release --"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("lilt");
+        std::fs::write(&exe, "").unwrap();
+        let path = std::env::join_paths([Path::new("/nonexistent"), dir.path()]).unwrap();
+        assert_eq!(
+            command_prefix(false, false, Some(&exe), Some(&path)),
+            "lilt"
+        );
+        // Another `lilt` first on the PATH, or none: the full path.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("lilt"), "").unwrap();
+        let path = std::env::join_paths([other.path(), dir.path()]).unwrap();
+        assert_eq!(
+            command_prefix(false, false, Some(&exe), Some(&path)),
+            exe.display().to_string()
+        );
+        assert_eq!(
+            command_prefix(false, false, Some(&exe), None),
+            exe.display().to_string()
+        );
+    }
 }
