@@ -12,6 +12,7 @@
 pub mod ctl;
 pub mod devconfig;
 pub mod logging;
+pub mod metrics;
 pub mod process;
 pub mod reload;
 pub mod startup;

@@ -224,6 +224,15 @@ pub fn build_server_reporting(
                 host.mark_module_loaded(&name);
                 continue;
             }
+            // mod_http_openmetrics: /metrics (crate::metrics).
+            if name == "http_openmetrics" {
+                crate::metrics::load(&server, &host).map_err(|reason| StartError::Host {
+                    host: host.name.clone(),
+                    reason,
+                })?;
+                host.mark_module_loaded(&name);
+                continue;
+            }
             // mod_http, mod_bosh and mod_websocket.
             if let Some(loaded) = bosh_websocket::load_module(&server, &host, &name) {
                 loaded.map_err(|e| StartError::Host {

@@ -67,15 +67,16 @@ fn port_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let config = base(dir.path(), "").replace(
-        "c2s_ports = { 0 }",
-        &format!("c2s_ports = {{ {port} }}"),
-    );
+    let config =
+        base(dir.path(), "").replace("c2s_ports = { 0 }", &format!("c2s_ports = {{ {port} }}"));
     let out = run_until_exit(dir.path(), &config);
     refused(
         &out,
         69,
-        &[&format!("127.0.0.1:{port}"), "already running and using this port"],
+        &[
+            &format!("127.0.0.1:{port}"),
+            "already running and using this port",
+        ],
     );
 }
 
@@ -92,7 +93,11 @@ fn missing_certificate_file() {
     refused(
         &out,
         66,
-        &["ssl.certificate", &missing.display().to_string(), "prosody.cfg.lua:4"],
+        &[
+            "ssl.certificate",
+            &missing.display().to_string(),
+            "prosody.cfg.lua:4",
+        ],
     );
 }
 
