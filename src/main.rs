@@ -91,6 +91,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    // SIGHUP must never end the server, not even before the reload handler
+    // is in place (the handler replaces this).
+    process::ignore_hangup();
     if let Err(e) = process::check_foreground(&config) {
         eprintln!("lilt: {e}");
         return ExitCode::from(e.exit_code());

@@ -150,6 +150,12 @@ pub fn check_data_path(path: &Path) -> Result<(), ProcessError> {
     Ok(())
 }
 
+/// Ignores SIGHUP until [`crate::reload::until_stopped`] handles it.
+pub fn ignore_hangup() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no code.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+}
+
 /// The `pidfile` option's path, if set.
 pub fn pidfile_path(config: &ServerConfig) -> Option<PathBuf> {
     config
@@ -217,12 +223,21 @@ pub fn signal_running(config: &ServerConfig, signal: libc::c_int) -> Result<i32,
                 .into(),
         ));
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        ProcessError::NotRunning(format!(
-            "lilt is not running (cannot read the pidfile {}: {e})",
+    let not_running = |why: String| ProcessError::NotRunning(format!("lilt is not running ({why})"));
+    let mut file = File::open(&path)
+        .map_err(|e| not_running(format!("cannot read the pidfile {}: {e}", path.display())))?;
+    // The running server holds the lock: if we get it, the file is stale
+    // and its process id may belong to someone else by now.
+    // SAFETY: flock on a descriptor this File owns; the lock goes with it.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return Err(not_running(format!(
+            "the pidfile {} is stale: no server holds it",
             path.display()
-        ))
-    })?;
+        )));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| not_running(format!("cannot read the pidfile {}: {e}", path.display())))?;
     let pid: i32 = text.trim().parse().map_err(|_| {
         ProcessError::NotRunning(format!(
             "the pidfile {} does not hold a process id: {:?}",
