@@ -223,7 +223,8 @@ pub fn signal_running(config: &ServerConfig, signal: libc::c_int) -> Result<i32,
                 .into(),
         ));
     };
-    let not_running = |why: String| ProcessError::NotRunning(format!("lilt is not running ({why})"));
+    let not_running =
+        |why: String| ProcessError::NotRunning(format!("lilt is not running ({why})"));
     let mut file = File::open(&path)
         .map_err(|e| not_running(format!("cannot read the pidfile {}: {e}", path.display())))?;
     // The running server holds the lock: if we get it, the file is stale
