@@ -1,9 +1,10 @@
 //! SIGHUP: reload without dropping anyone, as `systemctl reload` and
 //! `lilt reload` (prosodyctl reload) ask.
 //!
-//! A reload re-reads the config file. A config that does not load is
-//! refused (the error names file and line) and the server goes on as it
-//! was. Otherwise the log sinks are replaced (every file reopened, for
+//! A reload re-reads the config file. A config that does not load, or
+//! that start-up would refuse (`daemonize = true`, an unreadable
+//! certificate named in `ssl`), is refused (the error names file and line)
+//! and the server goes on as it was. Otherwise the log sinks are replaced (every file reopened, for
 //! logrotate; levels and sinks changed as the new `log` says), the
 //! certificates are read again, and the log says what changed and which
 //! changes need a restart (modules, hosts and the other options are read
@@ -120,7 +121,14 @@ impl Reloader {
     pub fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
         let config = lua_compat::config::load_with(&self.file, &self.options)
             .map_err(|e| ReloadError(e.to_string()))?;
-        let mut report = ReloadReport::default();
+        // What start-up would refuse, a reload refuses too.
+        crate::process::check_foreground(&config)
+            .and_then(|()| crate::process::check_certificates(&config))
+            .map_err(|e| ReloadError(e.to_string()))?;
+        let mut report = ReloadReport {
+            warnings: config.warnings.clone(),
+            ..ReloadReport::default()
+        };
         let logging = logging::reload(&config);
         report.applied.extend(logging.changes);
         report.warnings.extend(logging.warnings);

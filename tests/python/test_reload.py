@@ -157,6 +157,15 @@ def test_sighup_reloads_without_dropping_anyone(start_server, tmp_path):
         await asyncio.sleep(0.3)
         assert debug.stat().st_size > size, "the debug sink was dropped by a refused reload"
 
+        # ... and so is one that start-up would refuse.
+        server.config_path.write_text("daemonize = true\n" + good)
+        os.kill(server.proc.pid, signal.SIGHUP)
+        refused = await loop.run_in_executor(
+            None, wait_for, info, r".*not reloading.*daemonize.*"
+        )
+        assert "prosody.cfg.lua:1:" in refused, refused
+        server.check_alive()
+
         # 3. logrotate: the file is moved away, SIGHUP opens a new one.
         server.config_path.write_text(good)
         info.rename(tmp_path / "lilt.log.1")
