@@ -10,7 +10,8 @@
 //! (`prosody_mod_c2s__connections`, `prosody_mod_muc__live_room`), the
 //! usual `process_*` names for the process, and lilt's own, in the same
 //! style, for what Prosody does not count (`lilt_mod_muc__occupants`,
-//! `lilt_mod_bosh__sessions`, `lilt_mod_saslauth__authentications`).
+//! `lilt_mod_bosh__sessions`, `lilt_mod_saslauth__authentications`,
+//! `lilt_mod_smacks__hibernating`, `…__hibernations`, `…__resumptions`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -109,31 +110,44 @@ impl Access {
     }
 }
 
-/// Counters lilt keeps for the page.
+/// Counters lilt keeps for the page, fed by host events.
 #[derive(Default)]
 struct Counters {
-    /// (host, result) -> count.
-    auth: Mutex<BTreeMap<(String, &'static str), Arc<AtomicU64>>>,
+    /// (event, host) -> count.
+    events: Mutex<BTreeMap<(&'static str, String), Arc<AtomicU64>>>,
     registered: OnceLock<()>,
 }
 
 impl Counters {
-    fn auth(&self, host: &str, result: &'static str) -> Arc<AtomicU64> {
-        let mut map = self.auth.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry((host.to_string(), result)).or_default().clone()
+    fn counter(&self, event: &'static str, host: &str) -> Arc<AtomicU64> {
+        let mut map = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((event, host.to_string())).or_default().clone()
+    }
+    /// (host, count) for `event`.
+    fn counts(&self, event: &str) -> Vec<(String, u64)> {
+        let map = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|((e, _), _)| *e == event)
+            .map(|((_, h), n)| (h.clone(), n.load(Ordering::Relaxed)))
+            .collect()
     }
 }
+
+/// The host events counted.
+const COUNTED: &[&str] = &[
+    "authentication-success",
+    "authentication-failure",
+    "smacks-hibernation-start",
+    "smacks-hibernation-end",
+];
 
 /// Loads the module for `host`: the page once for the server, the login
 /// counters on every VirtualHost it is enabled on.
 pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), String> {
     let counters = server.extension::<Counters>();
     if !host.is_component() {
-        for (event, result) in [
-            ("authentication-success", "success"),
-            ("authentication-failure", "failure"),
-        ] {
-            let count = counters.auth(&host.name, result);
+        for event in COUNTED {
+            let count = counters.counter(event, &host.name);
             // Ahead of every other handler: a handler may stop the event.
             host.events.hook(event, 1_000_000, move |_: &mut Event| {
                 count.fetch_add(1, Ordering::Relaxed);
@@ -283,13 +297,6 @@ pub fn render(server: &Server) -> String {
     f.sample(name, &[], bosh_websocket::bosh_sessions(server));
 
     let counters = server.extension::<Counters>();
-    let auth: Vec<((String, &str), u64)> = counters
-        .auth
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
-        .collect();
     let name = "lilt_mod_saslauth__authentications";
     let mut f = Family::start(
         &mut out,
@@ -298,12 +305,48 @@ pub fn render(server: &Server) -> String {
         "",
         "SASL authentications by result",
     );
-    for ((host, result), n) in &auth {
-        f.sample(
-            &format!("{name}_total"),
-            &[("host", host), ("result", result)],
-            n,
-        );
+    for (event, result) in [
+        ("authentication-failure", "failure"),
+        ("authentication-success", "success"),
+    ] {
+        for (host, n) in counters.counts(event) {
+            f.sample(
+                &format!("{name}_total"),
+                &[("host", &host), ("result", result)],
+                n,
+            );
+        }
+    }
+    // XEP-0198 (lilt's own: Prosody counts other moments).
+    let name = "lilt_mod_smacks__hibernating";
+    let mut f = Family::start(
+        &mut out,
+        name,
+        "gauge",
+        "",
+        "Sessions hibernating, waiting to be resumed",
+    );
+    f.sample(
+        name,
+        &[],
+        xmpp_core::smacks::registry::Registry::of(server).hibernating_count(),
+    );
+    for (event, name, help) in [
+        (
+            "smacks-hibernation-start",
+            "lilt_mod_smacks__hibernations",
+            "Sessions that lost their connection and started hibernating",
+        ),
+        (
+            "smacks-hibernation-end",
+            "lilt_mod_smacks__resumptions",
+            "Hibernating sessions resumed",
+        ),
+    ] {
+        let mut f = Family::start(&mut out, name, "counter", "", help);
+        for (host, n) in counters.counts(event) {
+            f.sample(&format!("{name}_total"), &[("host", &host)], n);
+        }
     }
 
     process_families(&mut out);

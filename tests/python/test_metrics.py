@@ -7,13 +7,15 @@ the figure (`prosody_mod_c2s__connections` by host, type and IP family,
 `prosody_mod_muc__live_room`), the process families (`process_cpu_seconds`,
 `process_resident_memory_bytes`, ...) and lilt's own in the same style
 (`lilt_mod_muc__occupants`, `lilt_mod_saslauth__authentications`,
-`lilt_mod_bosh__sessions`). `openmetrics_allow_ips`/`openmetrics_allow_cidr` decide who
+`lilt_mod_bosh__sessions`, `lilt_mod_smacks__hibernating` and `…__hibernations` once a
+guest with XEP-0198 loses its connection). `openmetrics_allow_ips`/`openmetrics_allow_cidr` decide who
 may read it (403 otherwise), and without `statistics` the page is 404, as in Prosody.
 (lilt only: the harness gives Prosody no HTTP port.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +25,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from lilt_harness.client import Client, run
 from lilt_harness.config import DOMAIN, TEST_MODULES
-from lilt_harness.muc import MUC_HOST, muc_config, user
+from lilt_harness.muc import MUC_HOST, anonymous, muc_config, user
 
 pytestmark = pytest.mark.lilt_only
 
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.lilt_only
 def metrics_config(**extra):
     return muc_config(
         extra_globals={
-            "modules_enabled": TEST_MODULES + ["http_openmetrics"],
+            "modules_enabled": TEST_MODULES + ["http_openmetrics", "smacks"],
             "http_ports": [0],
             "https_ports": [],
             "http_interfaces": ["127.0.0.1"],
@@ -114,6 +116,24 @@ def test_metrics_page(start_server):
         start = value(families, "process_start_time_seconds", "process_start_time_seconds")
         assert abs(start - time.time()) < 600, start
         assert value(families, "process_open_fds", "process_open_fds") > 3
+        assert value(families, "lilt_mod_smacks__hibernating", "lilt_mod_smacks__hibernating") == 0
+
+        # A guest with XEP-0198 loses its connection: it hibernates.
+        guest = anonymous(server)
+        guest.xmpp.register_plugin("xep_0198")
+        await guest.connect()
+        await asyncio.sleep(0.5)
+        guest.abort()
+        deadline = time.monotonic() + 10
+        while True:
+            families = samples(fetch(server)[2])
+            hibernating = value(families, "lilt_mod_smacks__hibernating", "lilt_mod_smacks__hibernating")
+            if hibernating == 1 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert hibernating == 1
+        hibernations = "lilt_mod_smacks__hibernations"
+        assert value(families, hibernations, hibernations + "_total", host="anon.localhost") == 1
         await alice.close()
 
     run(body())
