@@ -136,8 +136,20 @@ fn main() -> ExitCode {
             Ok(r) => r,
             Err(e) => return fail(e.to_string(), e.exit_code()),
         };
+        tracing::info!(
+            target: "startup",
+            "Hello and welcome to lilt version {}",
+            env!("CARGO_PKG_VERSION")
+        );
         for l in &running.listening {
             println!("lilt: listening {} on {}", l.kind, l.addr);
+            tracing::info!(
+                target: "portmanager",
+                "Activated service '{}' on [{}]:{}",
+                l.kind,
+                l.addr.ip(),
+                l.addr.port()
+            );
         }
         let hosts: Vec<String> = running
             .server
@@ -151,7 +163,7 @@ fn main() -> ExitCode {
         }
         let reloader = Reloader::new(file, options, config, running.certificates.clone());
         lilt::reload::until_stopped(reloader).await;
-        tracing::info!("shutting down");
+        tracing::info!(target: "startup", "Shutting down...");
         running.shutdown().await;
         ExitCode::SUCCESS
     });

@@ -166,7 +166,8 @@ impl Reloader {
     /// [`Reloader::reload`], logging the outcome.
     pub fn reload_and_log(&mut self) {
         tracing::info!(
-            "received SIGHUP: reloading the config from {}",
+            target: "mod_posix",
+            "Received SIGHUP: reloading the config from {}",
             self.file.display()
         );
         match self.reload() {
@@ -269,8 +270,14 @@ pub async fn until_stopped(mut reloader: Reloader) {
     };
     loop {
         tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
+            _ = term.recv() => {
+                tracing::info!(target: "mod_posix", "Received SIGTERM");
+                return;
+            }
+            _ = int.recv() => {
+                tracing::info!(target: "mod_posix", "Received SIGINT");
+                return;
+            }
             _ = hup.recv() => {
                 // Reading files and building TLS keys blocks; not on a worker.
                 reloader = match tokio::task::spawn_blocking(move || {

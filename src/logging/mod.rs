@@ -2,7 +2,9 @@
 //! ([`sink`]) that each receive exactly their levels, in Prosody's line
 //! format. lilt's `tracing` events are the log calls: an event's `session`
 //! field names its logger as Prosody's session loggers are named (`c2s1f`),
-//! else its `host` field (`localhost:guard`), else `general`.
+//! else its `host` field (`localhost:guard`), else its target when that is
+//! one of Prosody's own logger names (`startup`, `portmanager`), else
+//! `general`.
 //!
 //! [`init`] installs the global subscriber once; [`reload`] (SIGHUP)
 //! replaces the sinks from a new config, which also reopens every log file
@@ -24,6 +26,11 @@ use xmpp_core::{ServerConfig, Value};
 
 pub use rules::{Level, LogPlan, Rule, SinkKind, plan};
 use sink::{Record, Sink};
+
+/// Logger names Prosody uses for start-up and shutdown lines; an event
+/// with one of these as its target (`tracing::info!(target: "startup",
+/// ...)`) is logged under that name.
+const PROSODY_LOGGERS: &[&str] = &["startup", "portmanager", "certmanager", "mod_posix"];
 
 /// The sinks in force.
 static SINKS: RwLock<Vec<Sink>> = RwLock::new(Vec::new());
@@ -68,6 +75,10 @@ impl<S: Subscriber> Layer<S> for ProsodyLog {
             (None, Some(h)) => {
                 let module = event.metadata().target().rsplit("::").next().unwrap_or("");
                 format!("{h}:{module}")
+            }
+            // Prosody's own loggers, named by an event's target.
+            (None, None) if PROSODY_LOGGERS.contains(&event.metadata().target()) => {
+                event.metadata().target().to_string()
             }
             (None, None) => "general".to_string(),
         };

@@ -6,9 +6,11 @@ both logging with Debian's `log = { debug = …; info = "….log"; error = "….
 same files exist, every line has Prosody's file format (`Mon DD HH:MM:SS name\tlevel\t
 message`, no colour codes), each file gets exactly its levels (the info file every info,
 warn and error line of the debug file; the error file its error lines), and each event
-is logged at the same levels by both. The rule forms (`{ to = "file", filename, levels
-= { min = … } }`, a level list, `timestamps`) and `*console` (Prosody's padded columns,
-no colour codes when stderr is not a terminal) are checked on lilt alone.
+is logged at the same levels by both, after the same start-up lines (`startup` "Hello
+and welcome to …", `portmanager` "Activated service 'c2s' on [127.0.0.1]:PORT").
+The rule forms (`{ to = "file", filename, levels = { min = … } }`, a level list,
+`timestamps`) and `*console` (Prosody's padded columns, no colour codes when stderr is
+not a terminal) are checked on lilt alone.
 """
 
 from __future__ import annotations
@@ -130,8 +132,19 @@ def test_debian_log_files_match_prosody(pki):
     prosody = event_levels(results["prosody"]["debug"])
     assert prosody == {"login": {"info"}, "failed login": {"info"}, "stream error": {"debug"}}
     assert lilt == prosody, f"lilt logs the events at {lilt}, Prosody at {prosody}"
-    # The same events reach the info file in both (the failed login, for fail2ban).
+    # The same events reach the info file in both (the failed login, for fail2ban),
+    # after the same start-up lines.
     for kind, files in results.items():
+        assert any(
+            n == "startup" and lvl == "info" and m.startswith("Hello and welcome to ")
+            for n, lvl, m in files["log"]
+        ), (kind, files["log"][:5])
+        activated = [
+            m for n, lvl, m in files["log"] if n == "portmanager" and lvl == "info"
+        ]
+        assert any(
+            re.fullmatch(r"Activated service 'c2s' on \[127\.0\.0\.1\]:\d+", m) for m in activated
+        ), (kind, activated)
         in_info = {e for e, levels in event_levels(files["log"]).items() if levels}
         assert in_info == {"login", "failed login"}, (kind, in_info)
 
