@@ -1,5 +1,6 @@
 //! prosodyctl's commands: `register`, `unregister`, `adduser`, `passwd`,
-//! `deluser`, `check config`, `reload`, `about`, with Prosody's argument
+//! `deluser`, `check config`, `reload`, `status`, `stop`, `about`, with
+//! Prosody's argument
 //! forms and messages. Every command is a row of [`COMMANDS`]: dispatch
 //! and `--help` both read that table.
 
@@ -80,6 +81,24 @@ pub const COMMANDS: &[Command] = &[
         run: cmd_reload,
     },
     Command {
+        name: "status",
+        args: "",
+        about: "say whether the server is running, and its process id (exit 1 when not)",
+        run: cmd_status,
+    },
+    Command {
+        name: "stop",
+        args: "",
+        about: "stop the running server (SIGTERM to the process in pidfile) and wait for it",
+        run: cmd_stop,
+    },
+    Command {
+        name: "start",
+        args: "",
+        about: "refused: lilt runs in the foreground (run lilt with no command, or under systemd)",
+        run: cmd_start,
+    },
+    Command {
         name: "about",
         args: "",
         about: "show the version, the config file and the data directory",
@@ -121,7 +140,7 @@ pub fn help_text() -> String {
          \x20 69  (server) a port is in use\n\
          \x20 73  (server) the data directory or the pidfile cannot be used, or another \
          server holds the pidfile\n\
-         \x20 78  (server) the config cannot be loaded, or asks for daemonize = true\n",
+         \x20 78  (server) the config cannot be loaded, or asks to daemonize (daemonize = true, -D)\n",
     );
     out
 }
@@ -357,6 +376,37 @@ fn cmd_reload(config: &ServerConfig, a: &[&str]) -> Result<Option<String>, CtlEr
         "lilt: the server was asked to reload its config and reopen its log files \
          (its log says what changed)"
             .into(),
+    ))
+}
+
+fn cmd_status(config: &ServerConfig, a: &[&str]) -> Result<Option<String>, CtlError> {
+    if !a.is_empty() {
+        return Err(usage_of("status"));
+    }
+    match crate::process::running_pid(config) {
+        Ok((pid, _)) => Ok(Some(format!("lilt is running with PID {pid}"))),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+fn cmd_stop(config: &ServerConfig, a: &[&str]) -> Result<Option<String>, CtlError> {
+    if !a.is_empty() {
+        return Err(usage_of("stop"));
+    }
+    let pid =
+        crate::process::signal_running(config, libc::SIGTERM).map_err(|e| err(e.to_string()))?;
+    if !crate::process::wait_stopped(config, std::time::Duration::from_secs(30)) {
+        return Err(err(format!(
+            "lilt (PID {pid}) was asked to stop but is still running after 30 s"
+        )));
+    }
+    Ok(Some("lilt stopped".into()))
+}
+
+fn cmd_start(_: &ServerConfig, _: &[&str]) -> Result<Option<String>, CtlError> {
+    Err(err(
+        "lilt does not start itself in the background: run `lilt --config FILE` (it stays in \
+         the foreground) under systemd, docker or your terminal",
     ))
 }
 

@@ -26,6 +26,10 @@ struct Args {
     /// Stay in the foreground (accepted for Prosody's habit; lilt always does).
     #[arg(short = 'F', long = "foreground")]
     foreground: bool,
+    /// Refused: lilt does not daemonize (it runs in the foreground under
+    /// systemd or docker); accepted only to say so.
+    #[arg(short = 'D', long = "daemonize")]
+    daemonize: bool,
     /// Fix the clock at this Unix time (tests only: timestamps become stable).
     #[arg(long, hide = true)]
     fixed_time: Option<f64>,
@@ -66,6 +70,13 @@ fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.daemonize {
+        eprintln!(
+            "lilt: -D/--daemonize: lilt does not daemonize; it runs in the foreground under a \
+             service manager (systemd: Type=exec; docker). Run it without -D"
+        );
+        return ExitCode::from(exit::CONFIG);
+    }
     let (file, options, config) = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {

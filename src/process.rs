@@ -216,10 +216,38 @@ impl Drop for PidFile {
 /// Sends `signal` to the server whose pid is in the config's pidfile
 /// (`lilt reload`: SIGHUP). Returns the pid signalled.
 pub fn signal_running(config: &ServerConfig, signal: libc::c_int) -> Result<i32, ProcessError> {
+    let (pid, path) = running_pid(config)?;
+    // SAFETY: kill(2) with a positive pid read from a pidfile a running
+    // server holds locked.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(ProcessError::NotRunning(format!(
+            "lilt is not running (process {pid} from {}: {e})",
+            path.display()
+        )));
+    }
+    Ok(pid)
+}
+
+/// Waits until no server holds the config's pidfile; false on timeout.
+pub fn wait_stopped(config: &ServerConfig, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while running_pid(config).is_ok() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    true
+}
+
+/// The process id of the server running with this config: the one in its
+/// pidfile, while a server holds that file locked.
+pub fn running_pid(config: &ServerConfig) -> Result<(i32, PathBuf), ProcessError> {
     let Some(path) = pidfile_path(config) else {
         return Err(ProcessError::NotRunning(
             "No pidfile configured: set pidfile in the config (the running server writes \
-             its process id there), or send the server SIGHUP yourself"
+             its process id there), or signal the server yourself"
                 .into(),
         ));
     };
@@ -252,13 +280,5 @@ pub fn signal_running(config: &ServerConfig, signal: libc::c_int) -> Result<i32,
             path.display()
         )));
     }
-    // SAFETY: kill(2) with a positive pid read from the pidfile.
-    if unsafe { libc::kill(pid, signal) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(ProcessError::NotRunning(format!(
-            "lilt is not running (process {pid} from {}: {e})",
-            path.display()
-        )));
-    }
-    Ok(pid)
+    Ok((pid, path))
 }

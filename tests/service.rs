@@ -1,8 +1,9 @@
 //! The lilt binary as a service manager sees it (issue 18): the exit
 //! status and message for each way start-up fails (`daemonize = true`, a
 //! port in use, a certificate file that cannot be read, a data directory
-//! that is not one, a pidfile held by a running server), and the pidfile
-//! written at start and removed at exit. Each case starts the real binary
+//! that is not one, a pidfile held by a running server), the pidfile
+//! written at start and removed at exit, and `status`/`stop` finding the
+//! server through it. Each case starts the real binary
 //! as a child process on 127.0.0.1.
 
 use std::io::{BufRead, BufReader};
@@ -60,6 +61,12 @@ fn daemonize_is_refused_with_file_and_line() {
     refused(&out, 78, &["prosody.cfg.lua:4", "daemonize", "foreground"]);
     // daemonize = false is what lilt does anyway: accepted (checked by the
     // pidfile test below, which runs a server with it).
+}
+
+#[test]
+fn daemonize_flag_is_refused() {
+    let out = Command::new(LILT).arg("-D").output().unwrap();
+    refused(&out, 78, &["does not daemonize", "foreground"]);
 }
 
 #[test]
@@ -155,8 +162,28 @@ fn pidfile_written_locked_and_removed() {
     let out = run_until_exit(dir.path(), &config);
     refused(&out, 73, &["another server is running", pid.trim()]);
     assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid);
-    // SAFETY: our own child.
-    unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+    // prosodyctl status / stop, through the pidfile.
+    let file = dir.path().join("first.cfg.lua");
+    let ctl = |command: &str| {
+        Command::new(LILT)
+            .arg("--config")
+            .arg(&file)
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let status = ctl("status");
+    assert_eq!(status.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&status.stdout)
+            .contains(&format!("running with PID {}", pid.trim()))
+    );
+    let stop = ctl("stop");
+    assert_eq!(stop.status.code(), Some(0), "{stop:?}");
     assert_eq!(first.wait().unwrap().code(), Some(0));
     assert!(!pidfile.exists(), "pidfile left behind at exit");
+    let status = ctl("status");
+    assert_eq!(status.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&status.stderr).contains("not running"));
 }

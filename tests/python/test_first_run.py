@@ -28,6 +28,9 @@ COMMANDS = [
     "deluser JID",
     "check [config]",
     "reload",
+    "status",
+    "stop",
+    "start",
     "about",
     "help",
 ]
