@@ -238,6 +238,8 @@ pub fn render(server: &Server) -> String {
 
     // mod_c2s: established (bound) client sessions, TCP and WebSocket
     // (Prosody's mod_websocket shares mod_c2s's sessions; BOSH has its own).
+    // Prosody also counts unauthenticated streams (type "c2s_unauthed");
+    // lilt's session registry holds bound sessions only.
     let mut c2s: BTreeMap<(String, &str), u64> = BTreeMap::new();
     for s in server.sessions.all() {
         let bosh = s
@@ -257,6 +259,10 @@ pub fn render(server: &Server) -> String {
             Some(IpAddr::V6(_)) => "ipv6",
             None => "unknown",
         };
+        // As Prosody: both families of a host with sessions, zero or not.
+        for other in ["ipv4", "ipv6"] {
+            c2s.entry((s.host.clone(), other)).or_default();
+        }
         *c2s.entry((s.host.clone(), family)).or_default() += 1;
     }
     let name = "prosody_mod_c2s__connections";

@@ -10,7 +10,8 @@ the figure (`prosody_mod_c2s__connections` by host, type and IP family,
 `lilt_mod_bosh__sessions`, `lilt_mod_smacks__hibernating` and `…__hibernations` once a
 guest with XEP-0198 loses its connection). `openmetrics_allow_ips`/`openmetrics_allow_cidr` decide who
 may read it (403 otherwise), and without `statistics` the page is 404, as in Prosody.
-(lilt only: the harness gives Prosody no HTTP port.)
+Differential: with one client in one room on lilt and on Debian's Prosody 0.12, the
+families lilt serves under Prosody's names have Prosody's samples exactly.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ import urllib.request
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from conftest import running_server
+from lilt_harness import paths
 from lilt_harness.client import Client, run
 from lilt_harness.config import DOMAIN, TEST_MODULES
+from lilt_harness.servers import free_port
 from lilt_harness.muc import MUC_HOST, anonymous, muc_config, user
 
 pytestmark = pytest.mark.lilt_only
@@ -43,6 +47,8 @@ def metrics_config(**extra):
 
 
 def http_port(server) -> int:
+    if server.kind == "prosody":
+        return server.http_port
     deadline = time.monotonic() + 10
     while "http" not in server.listening and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -151,3 +157,51 @@ def test_metrics_access_and_statistics_off(start_server):
     off = start_server(metrics_config())
     status, _, page = fetch(off)
     assert status == 404 and "No statistics provider configured" in page
+
+
+# The families lilt serves under Prosody's names: the same samples as Prosody's.
+SHARED_FAMILIES = ["prosody_mod_c2s__connections", "prosody_mod_muc__live_room"]
+
+
+@pytest.mark.differential
+def test_prosody_named_families_match_prosody(pki):
+    """One client in one MUC room on lilt and on Debian's Prosody 0.12
+    (`statistics_interval = "manual"` so that Prosody's gauges are fresh): the families
+    lilt serves under Prosody's names have the same samples (labels and values)."""
+    reason = paths.prosody_usable()
+    if reason:
+        pytest.skip(reason)
+    found = {}
+    for kind in ("lilt", "prosody"):
+        port = free_port() if kind == "prosody" else 0
+        config = metrics_config(statistics="internal", statistics_interval="manual")
+        config.globals["http_ports"] = [port]
+        config.hosts[MUC_HOST]["muc_room_locking"] = False
+        with running_server(kind, pki, config, users=[("alice", DOMAIN, "alice-pw")]) as server:
+            server.http_port = port
+
+            async def body():
+                alice = user(server, "alice")
+                await alice.connect()
+                await alice.available()
+                alice.send(
+                    f"<presence to='room@{MUC_HOST}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+                )
+                await alice.expect(
+                    lambda e: e.tag.endswith("presence") and e.get("from") == f"room@{MUC_HOST}/alice",
+                    what="self-presence from the room",
+                )
+                loop = asyncio.get_running_loop()
+                status, _, page = await loop.run_in_executor(None, fetch, server)
+                assert status == 200, (kind, page)
+                await alice.close()
+                return samples(page)
+
+            found[kind] = run(body())
+    lilt, prosody = found["lilt"], found["prosody"]
+    for family in SHARED_FAMILIES:
+        assert family in prosody, sorted(prosody)
+        want = sorted((s.name, sorted(s.labels.items()), s.value) for s in prosody[family].samples)
+        got = sorted((s.name, sorted(s.labels.items()), s.value) for s in lilt[family].samples)
+        assert got == want, (family, got, want)
+        assert lilt[family].type == prosody[family].type
