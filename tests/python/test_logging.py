@@ -10,12 +10,17 @@ is logged at the same levels by both, after the same start-up lines (`startup` "
 and welcome to …", `portmanager` "Activated service 'c2s' on [127.0.0.1]:PORT").
 The rule forms (`{ to = "file", filename, levels = { min = … } }`, a level list,
 `timestamps`) and `*console` (Prosody's padded columns, no colour codes when stderr is
-not a terminal) are checked on lilt alone.
+not a terminal; Prosody's colours on a pty) are checked on lilt alone.
 """
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import select
+import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -189,3 +194,34 @@ def test_rule_forms_and_console(start_server, tmp_path):
     console = [CONSOLE_LINE.match(line) for line in stderr.splitlines()]
     console = [m for m in console if m]
     assert {m.group(2) for m in console} >= {"debug", "info", "warn"}, stderr[-2000:]
+
+
+def test_console_colours_only_on_a_terminal(tmp_path):
+    """The console sink colours the level as Prosody's does (bold info, bold yellow
+    warn) when stderr is a terminal (a pty here)."""
+    config = tmp_path / "prosody.cfg.lua"
+    config.write_text(
+        'interfaces = { "127.0.0.1" }\nc2s_ports = { 0 }\n'
+        f'data_path = "{tmp_path / "data"}"\nlog = "*console"\nVirtualHost "localhost"\n'
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [str(paths.lilt_binary()), "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 15
+    try:
+        while b"\x1b[1minfo\x1b[0m" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                seen += os.read(master, 65536)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        os.close(master)
+    assert b"\x1b[1minfo\x1b[0m" in seen, seen[-2000:]
+    assert b"\x1b[1;33mwarn\x1b[0m" in seen, seen[-2000:]
