@@ -147,13 +147,16 @@ fn main() -> ExitCode {
             Ok(r) => r,
             Err(e) => return fail(e.to_string(), e.exit_code()),
         };
+        // The listeners on stdout first, all at once: scripts wait for them.
+        for l in &running.listening {
+            println!("lilt: listening {} on {}", l.kind, l.addr);
+        }
         tracing::info!(
             target: "startup",
             "Hello and welcome to lilt version {}",
             env!("CARGO_PKG_VERSION")
         );
         for l in &running.listening {
-            println!("lilt: listening {} on {}", l.kind, l.addr);
             tracing::info!(
                 target: "portmanager",
                 "Activated service '{}' on [{}]:{}",

@@ -47,8 +47,8 @@ def lilt(*args: str, cwd: Path | None = None, timeout: float = 30) -> subprocess
     )
 
 
-def test_help_lists_every_command():
-    done = lilt("--help")
+def test_help_lists_every_command(tmp_path):
+    done = lilt("--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for usage in COMMANDS:
@@ -59,7 +59,8 @@ def test_help_lists_every_command():
     for code in ("66", "69", "73", "78"):
         assert any(l.strip().startswith(code + " ") for l in lines), done.stdout
     # `lilt help` shows the same list.
-    assert "reload" in lilt("help").stdout
+    # (Without --config a command uses the development setup, made in the cwd.)
+    assert "reload" in lilt("help", cwd=tmp_path).stdout
 
 
 def test_development_setup_first_run(tmp_path):
