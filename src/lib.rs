@@ -3,8 +3,10 @@
 //! A Prosody-compatible XMPP server, as a library first. This facade wires
 //! the workspace crates together: [`startup`] builds a server from a
 //! Prosody config (storage, auth, modules, listeners), [`ctl`] holds
-//! prosodyctl's commands, [`devconfig`] the built-in development setup and
-//! [`logging`] the `log` option. The binary (`src/main.rs`) is a thin CLI.
+//! prosodyctl's commands (one table, [`ctl::COMMANDS`]), [`devconfig`] the
+//! built-in development setup, [`logging`] the `log` option, [`reload`]
+//! SIGHUP, [`process`] the service habits (pidfile, exit statuses) and
+//! [`metrics`] `/metrics`. The binary (`src/main.rs`) is a thin CLI.
 //!
 //! Start reading at [`startup::build_server`], then `xmpp_core`.
 
@@ -13,6 +15,9 @@ pub mod ctl;
 pub mod devconfig;
 pub mod logging;
 pub mod media;
+pub mod metrics;
+pub mod process;
+pub mod reload;
 pub mod startup;
 
 pub use auth;

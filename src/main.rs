@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use lilt::process::{self, PidFile, exit};
+use lilt::reload::Reloader;
 use lilt::{components, ctl, devconfig, logging, startup};
+use lua_compat::config::{CredentialFallback, LoadOptions};
 use xmpp_core::{Clock, ServerConfig};
 
 #[derive(Parser, Debug)]
@@ -13,7 +16,8 @@ use xmpp_core::{Clock, ServerConfig};
     name = "lilt",
     version,
     about = "A Prosody-compatible XMPP server",
-    override_usage = "lilt [--config FILE] [COMMAND ...]"
+    override_usage = "lilt [--config FILE] [COMMAND ...]",
+    after_help = ctl::help_text()
 )]
 struct Args {
     /// The Prosody configuration file (prosody.cfg.lua).
@@ -22,21 +26,27 @@ struct Args {
     /// Stay in the foreground (accepted for Prosody's habit; lilt always does).
     #[arg(short = 'F', long = "foreground")]
     foreground: bool,
+    /// Refused: lilt does not daemonize (it runs in the foreground under
+    /// systemd or docker); accepted only to say so.
+    #[arg(short = 'D', long = "daemonize")]
+    daemonize: bool,
     /// Fix the clock at this Unix time (tests only: timestamps become stable).
     #[arg(long, hide = true)]
     fixed_time: Option<f64>,
-    /// A prosodyctl command and its arguments.
+    /// A command and its arguments (see Commands below); none runs the server.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
-fn load_config(args: &Args) -> Result<ServerConfig, String> {
+/// The config file (the development setup's when no --config is given),
+/// how it is loaded, and the loaded config.
+fn load_config(args: &Args) -> Result<(PathBuf, LoadOptions, ServerConfig), String> {
     // As prosodyctl, commands tolerate a missing credentials directory.
-    let options = lua_compat::config::LoadOptions {
+    let options = LoadOptions {
         credential_fallback: if args.command.is_empty() {
-            lua_compat::config::CredentialFallback::Error
+            CredentialFallback::Error
         } else {
-            lua_compat::config::CredentialFallback::Warn
+            CredentialFallback::Warn
         },
         ..Default::default()
     };
@@ -44,7 +54,18 @@ fn load_config(args: &Args) -> Result<ServerConfig, String> {
         Some(path) => path.clone(),
         None => devconfig::prepare(&devconfig::dev_dir()).map_err(|e| e.to_string())?,
     };
-    lua_compat::config::load_with(&file, &options).map_err(|e| e.to_string())
+    let config = lua_compat::config::load_with(&file, &options).map_err(|e| e.to_string())?;
+    Ok((file, options, config))
+}
+
+/// A start-up failure: logged (so a log file shows why the server is not
+/// running), on stderr too when no sink writes there, with its exit status.
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    tracing::error!("{message}");
+    if !logging::has_console() {
+        eprintln!("lilt: {message}");
+    }
+    ExitCode::from(code)
 }
 
 fn main() -> ExitCode {
@@ -53,15 +74,26 @@ fn main() -> ExitCode {
     if let Some(code) = components::run(&args.command) {
         return code;
     }
-    let config = match load_config(&args) {
+    if args.daemonize {
+        eprintln!(
+            "lilt: -D/--daemonize: lilt does not daemonize; it runs in the foreground under a \
+             service manager (systemd: Type=exec; docker). Run it without -D"
+        );
+        return ExitCode::from(exit::CONFIG);
+    }
+    let (file, options, config) = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("lilt: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(if args.command.is_empty() {
+                exit::CONFIG
+            } else {
+                exit::FAILURE
+            });
         }
     };
     if !args.command.is_empty() {
-        logging::init(None);
+        let _ = logging::init(None);
         return match ctl::run(&config, &args.command) {
             Ok(Some(msg)) => {
                 println!("{msg}");
@@ -74,12 +106,28 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Some(w) = logging::init(Some(&config)) {
+    // SIGHUP must never end the server, not even before the reload handler
+    // is in place (the handler replaces this).
+    process::ignore_hangup();
+    if let Err(e) = process::check_foreground(&config) {
+        eprintln!("lilt: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    for w in logging::init(Some(&config)) {
         tracing::warn!("{w}");
     }
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    let checks = process::check_certificates(&config)
+        .and_then(|()| process::check_data_path(&startup::data_path(&config)));
+    if let Err(e) = checks {
+        return fail(e.to_string(), e.exit_code());
+    }
+    let pidfile = match PidFile::create(&config) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string(), e.exit_code()),
+    };
     let clock = args.fixed_time.map(Clock::Fixed).unwrap_or(Clock::System);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -87,55 +135,56 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("lilt: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return fail(
+                format!("cannot start the async runtime: {e}"),
+                exit::FAILURE,
+            );
         }
     };
     let dev = args.config.is_none();
-    runtime.block_on(async move {
-        let server = match startup::build_server(config, clock) {
+    let code = runtime.block_on(async move {
+        let server = match startup::build_server(config.clone(), clock) {
             Ok(s) => s,
-            Err(e) => {
-                eprintln!("lilt: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(e.to_string(), e.exit_code()),
         };
         let running = match startup::start(server).await {
             Ok(r) => r,
-            Err(e) => {
-                eprintln!("lilt: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(e.to_string(), e.exit_code()),
         };
+        // The listeners on stdout first, all at once: scripts wait for them.
         for l in &running.listening {
             println!("lilt: listening {} on {}", l.kind, l.addr);
         }
-        let hosts: Vec<String> = running.server.hosts().iter().map(|h| h.name.clone()).collect();
-        println!("lilt: serving {}", hosts.join(", "));
-        if dev {
-            println!(
-                "lilt: development setup in {} (self-signed certificate for localhost).\n      Create an account: lilt register alice localhost PASSWORD",
-                devconfig::dev_dir().display()
+        tracing::info!(
+            target: "startup",
+            "Hello and welcome to lilt version {}",
+            env!("CARGO_PKG_VERSION")
+        );
+        for l in &running.listening {
+            tracing::info!(
+                target: "portmanager",
+                "Activated service '{}' on [{}]:{}",
+                l.kind,
+                l.addr.ip(),
+                l.addr.port()
             );
         }
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+        let hosts: Vec<String> = running
+            .server
+            .hosts()
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
+        println!("lilt: serving {}", hosts.join(", "));
+        if dev {
+            println!("{}", devconfig::first_run_hint(&devconfig::dev_dir()));
+        }
+        let reloader = Reloader::new(file, options, config, running.certificates.clone());
+        lilt::reload::until_stopped(reloader).await;
+        tracing::info!(target: "startup", "Shutting down...");
         running.shutdown().await;
         ExitCode::SUCCESS
-    })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
+    });
+    drop(pidfile);
+    code
 }

@@ -21,7 +21,7 @@ use xmpp_core::{Clock, HostKind, Server, ServerConfig, Value};
 pub enum StartError {
     #[error(transparent)]
     Option(#[from] OptionError),
-    #[error("cannot listen on {addr} for {kind}: {source}")]
+    #[error("cannot listen on {addr} for {kind}: {source}{}", in_use_hint(source))]
     Bind {
         kind: &'static str,
         addr: SocketAddr,
@@ -36,6 +36,26 @@ pub enum StartError {
     Media(String),
 }
 
+fn in_use_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        " (is another XMPP server, or another lilt, already running and using this port?)"
+    } else {
+        ""
+    }
+}
+
+impl StartError {
+    /// The exit status for this failure ([`crate::process::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        use crate::process::exit;
+        match self {
+            StartError::Bind { .. } => exit::UNAVAILABLE,
+            StartError::Option(_) | StartError::Host { .. } => exit::CONFIG,
+            StartError::Http(_) | StartError::Media(_) => exit::FAILURE,
+        }
+    }
+}
+
 /// A listening socket, as printed at start-up.
 #[derive(Debug, Clone)]
 pub struct Listening {
@@ -47,6 +67,8 @@ pub struct Listening {
 pub struct RunningServer {
     pub server: Arc<Server>,
     pub listening: Vec<Listening>,
+    /// The certificates served, replaced on reload (None: no TLS).
+    pub certificates: Option<Arc<crate::reload::Certificates>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// The in-process focus and bridge: stopped first at shutdown.
@@ -209,6 +231,15 @@ pub fn build_server_reporting(
                 host.mark_module_loaded(&name);
                 continue;
             }
+            // mod_http_openmetrics: /metrics (crate::metrics).
+            if name == "http_openmetrics" {
+                crate::metrics::load(&server, &host).map_err(|reason| StartError::Host {
+                    host: host.name.clone(),
+                    reason,
+                })?;
+                host.mark_module_loaded(&name);
+                continue;
+            }
             // mod_http, mod_bosh and mod_websocket.
             if let Some(loaded) = bosh_websocket::load_module(&server, &host, &name) {
                 loaded.map_err(|e| StartError::Host {
@@ -304,6 +335,9 @@ fn is_core_module(name: &str) -> bool {
             | "auth_insecure"
             | "auth_jitsi-anonymous"
             | "limit_auth"
+            // prosody-modules' mod_log_auth: the auth crate's guard logs every
+            // failed login in its words (fail2ban's filter for it matches).
+            | "log_auth"
             | "storage_internal"
             | "storage_memory"
             | "storage_none"
@@ -330,6 +364,16 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    // The certificates go through a resolver a reload can swap.
+    let (tls_config, certificates) = match &tls {
+        Some(t) => {
+            let certs = crate::reload::Certificates::new(t.config.cert_resolver.clone());
+            let mut cfg = (*t.config).clone();
+            cfg.cert_resolver = certs.clone();
+            (Some(Arc::new(cfg)), Some(certs))
+        }
+        None => (None, None),
+    };
     let limits = StreamLimits {
         max_stanza_size: global_i64(&config, "c2s_stanza_size_limit", 256 * 1024)?.max(1024)
             as usize,
@@ -352,7 +396,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = ListenerContext {
         server: server.clone(),
-        tls: tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone())),
+        tls: tls_config.clone().map(TlsAcceptor::from),
         settings,
         keepalive: Duration::from_secs(keepalive),
         shutdown: shutdown_rx,
@@ -385,11 +429,8 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         }
     }
     // HTTP (BOSH, WebSocket, module routes), when a module serves any.
-    let (http, http_tasks) = bosh_websocket::start(
-        &server,
-        tls.as_ref().map(|t| t.config.clone()),
-        ctx.shutdown.clone(),
-    )?;
+    let (http, http_tasks) =
+        bosh_websocket::start(&server, tls_config.clone(), ctx.shutdown.clone())?;
     listening.extend(http.iter().map(|l| Listening {
         kind: l.kind,
         addr: l.addr,
@@ -425,6 +466,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         server,
         listening,
+        certificates,
         shutdown: shutdown_tx,
         tasks,
         media_tasks: started_media.tasks,

@@ -51,7 +51,7 @@ impl Focus {
             }
             return;
         }
-        if !self.conferences.contains_key(&bare) {
+        if !self.conferences.contains_key(&bare) || nick.is_empty() {
             return;
         }
         let nick = nick.to_string();

@@ -141,10 +141,16 @@ class JitsiServer(LiltServer):
 
     @property
     def http_port(self) -> int:
-        for kind, (_, port) in self.listening.items():
-            if kind.startswith("http"):
-                return port
-        raise ServerError(f"no HTTP listener reported (saw {self.listening})")
+        # The c2s port answers before lilt has printed every listener: wait a little
+        # for the HTTP line rather than race the stdout reader.
+        deadline = time.monotonic() + 10
+        while True:
+            for kind, (_, port) in list(self.listening.items()):
+                if kind.startswith("http"):
+                    return port
+            if time.monotonic() > deadline:
+                raise ServerError(f"no HTTP listener reported (saw {self.listening})")
+            time.sleep(0.02)
 
     def stderr(self) -> str:
         return self.stderr_log.read_text(errors="replace") if self.stderr_log.exists() else ""
