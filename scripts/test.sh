@@ -142,10 +142,28 @@ ensure_ldap_servers() {
     echo "slapd: $(dpkg-query -W -f '${Version}' slapd 2>/dev/null || echo installed)"
 }
 
+ensure_prosody_modules() {
+    # tests/python/test_logging.py compares lilt's log lines with Prosody 0.12's
+    # mod_log_auth (Debian's prosody-modules); it skips without the package.
+    if [ -e /usr/lib/prosody/modules/mod_log_auth.lua ] \
+        || [ -e /usr/lib/prosody/modules/mod_log_auth/mod_log_auth.lua ]; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "prosody-modules missing and this is not root: the log comparison with Prosody will be skipped"
+        return 0
+    fi
+    section "Prosody's community modules for the log comparison (apt: prosody-modules)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends prosody-modules) >/dev/null \
+        || echo "could not install prosody-modules: the log comparison with Prosody will be skipped"
+}
+
 pytest_step() {
     ensure_venv
     ensure_reference_prosody
     ensure_ldap_servers
+    ensure_prosody_modules
     section "pytest: tests/python against target/debug/lilt"
     local lilt="${CARGO_TARGET_DIR:-$root/target}/debug/lilt"
     [ -x "$lilt" ] || { echo "no lilt binary at $lilt (run the build step)"; return 1; }
