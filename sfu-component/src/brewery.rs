@@ -31,6 +31,9 @@ pub enum BreweryState {
     /// Join presence sent, no self-presence yet.
     Joining,
     Joined,
+    /// The room removed the bridge (kicked, room destroyed): the join is
+    /// sent again at the next refresh.
+    Removed,
     /// The room refused the join (condition).
     Failed(String),
     Left,
@@ -77,8 +80,13 @@ impl Brewery {
         p
     }
 
-    /// The refreshed stats presence if one is due.
+    /// The refreshed stats presence if one is due (a new join after the
+    /// room removed the bridge).
     pub fn poll_refresh(&mut self, now: Instant, stats: &BridgeStats) -> Option<Element> {
+        if self.state == BreweryState::Removed && self.next_refresh.is_some_and(|t| t <= now) {
+            tracing::info!(room = %self.config.room, "joining the brewery again");
+            return Some(self.join(now, stats));
+        }
         if !matches!(self.state, BreweryState::Joining | BreweryState::Joined) {
             return None;
         }
@@ -142,8 +150,9 @@ impl Brewery {
                 self.next_refresh = None;
             }
             Some("unavailable") => {
-                if self.state != BreweryState::Left {
-                    self.state = BreweryState::NotJoined;
+                if matches!(self.state, BreweryState::Joining | BreweryState::Joined) {
+                    tracing::warn!(room = %self.config.room, "removed from the brewery");
+                    self.state = BreweryState::Removed;
                 }
             }
             _ => {
@@ -201,6 +210,15 @@ mod tests {
             Element::new("presence", NS_CLIENT).attr("from", "JvbBrewery@internal.auth.d/jvb1");
         assert!(b.handle_presence(&self_presence));
         assert_eq!(b.state(), &BreweryState::Joined);
+        // Removed by the room: joined again at the next refresh.
+        let removed = Element::new("presence", NS_CLIENT)
+            .attr("from", "jvbbrewery@internal.auth.d/jvb1")
+            .attr("type", "unavailable");
+        assert!(b.handle_presence(&removed));
+        assert_eq!(b.state(), &BreweryState::Removed);
+        let again = b.poll_refresh(later + DEFAULT_REFRESH, &stats).unwrap();
+        assert!(again.get_child("x", NS_MUC).is_some());
+        assert_eq!(b.state(), &BreweryState::Joining);
         let leave = b.leave().unwrap();
         assert_eq!(leave.type_(), Some("unavailable"));
         assert!(b.next_timeout().is_none());

@@ -145,6 +145,11 @@ impl BridgeHandle {
         self.command(Command::GracefulShutdown)
     }
 
+    /// Drain mode on or off (`drain` in the stats).
+    pub fn drain(&self, on: bool) -> bool {
+        self.command(Command::Drain(on))
+    }
+
     pub fn stop(&self) -> bool {
         self.command(Command::Stop)
     }

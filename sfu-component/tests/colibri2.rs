@@ -363,6 +363,17 @@ fn brewery_presence_health_and_graceful_shutdown() {
     // Refreshed every few seconds.
     b.handle_timeout(now + DEFAULT_REFRESH);
     assert_eq!(stanzas(&drain(&mut b)).len(), 1);
+    // Drain: the stats say so at once.
+    b.set_drain(now, true);
+    let outs = drain(&mut b);
+    let d = stanzas(&outs)[0]
+        .get_child("stats", COLIBRI)
+        .unwrap()
+        .children()
+        .find(|c| c.get_attr("name") == Some("drain"))
+        .and_then(|c| c.get_attr("value"))
+        .map(str::to_string);
+    assert_eq!(d.as_deref(), Some("true"));
     // Health check.
     let r = ask(
         &mut b,
