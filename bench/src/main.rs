@@ -154,6 +154,10 @@ pub struct Args {
     /// Media: Janus's HTTP API port.
     #[arg(long, default_value_t = 18088)]
     pub media_janus_port: u16,
+    /// Media: Janus's shared event loops (`event_loops`; 0: Janus's
+    /// default, one thread per handle).
+    #[arg(long, default_value_t = 1)]
+    pub media_janus_event_loops: usize,
     /// Internal: host lilt's bridge on this UDP port (started by `--media`).
     #[arg(long, hide = true)]
     pub media_bridge_host: Option<u16>,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
-fn ticks_per_second() -> f64 {
+pub fn ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as f64 } else { 100.0 }

@@ -42,7 +42,12 @@ pub struct Janus {
 }
 
 /// Writes Janus's configuration into `dir`.
-fn configure(dir: &Path, http_port: u16, rtp_ports: (u16, u16)) -> Result<(), MediaError> {
+fn configure(
+    dir: &Path,
+    http_port: u16,
+    rtp_ports: (u16, u16),
+    event_loops: usize,
+) -> Result<(), MediaError> {
     std::fs::create_dir_all(dir).map_err(MediaError::io("creating the Janus directory"))?;
     let disabled_plugins = [
         "audiobridge",
@@ -65,13 +70,18 @@ fn configure(dir: &Path, http_port: u16, rtp_ports: (u16, u16)) -> Result<(), Me
     let main = format!(
         "general: {{\n configs_folder = \"{d}\"\n plugins_folder = \"{PLUGINS}/plugins\"\n \
          transports_folder = \"{PLUGINS}/transports\"\n events_folder = \"{PLUGINS}/events\"\n \
-         loggers_folder = \"{PLUGINS}/loggers\"\n debug_level = 3\n session_timeout = 0\n}}\n\
+         loggers_folder = \"{PLUGINS}/loggers\"\n debug_level = 3\n session_timeout = 0\n{loops}}}\n\
          media: {{\n ipv6 = false\n rtp_port_range = \"{lo}-{hi}\"\n}}\n\
          nat: {{\n ice_enforce_list = \"{iface}\"\n ignore_mdns = true\n}}\n\
          plugins: {{\n disable = \"{disabled_plugins}\"\n}}\n\
          transports: {{\n disable = \"{disabled_transports}\"\n}}\n\
          events: {{\n broadcast = false\n}}\nloggers: {{\n disable = \"libjanus_jsonlog.so\"\n}}\n",
         d = dir.display(),
+        loops = if event_loops > 0 {
+            format!(" event_loops = {event_loops}\n")
+        } else {
+            String::new()
+        },
         iface = super::NETNS_IFACE,
         lo = rtp_ports.0,
         hi = rtp_ports.1,
@@ -92,15 +102,17 @@ fn configure(dir: &Path, http_port: u16, rtp_ports: (u16, u16)) -> Result<(), Me
 }
 
 impl Janus {
-    /// Starts Janus pinned to `cpus`, waits for its HTTP API, creates a
-    /// session and the room.
+    /// Starts Janus pinned to `cpus` (`event_loops` shared handle loops, 0:
+    /// Janus's default of one thread per handle), waits for its HTTP API,
+    /// creates a session and the room.
     pub fn start(
         dir: &Path,
         cpus: &str,
         http_port: u16,
         publishers: usize,
+        event_loops: usize,
     ) -> Result<Janus, MediaError> {
-        configure(dir, http_port, (30000, 39999))?;
+        configure(dir, http_port, (30000, 39999), event_loops)?;
         let log = std::fs::File::create(dir.join("janus.log"))
             .map_err(MediaError::io("creating Janus's log"))?;
         let err = log.try_clone().map_err(MediaError::io("Janus's log"))?;

@@ -137,6 +137,9 @@ pub struct LevelResult {
     pub rss_before_mib: f64,
     pub rss_mib: f64,
     pub generator_cpu: f64,
+    /// Busy share of the server's core not used by the server (other work
+    /// on the machine), %.
+    pub other_load: f64,
     pub duplicates: u64,
     pub setup_secs: f64,
 }
@@ -160,7 +163,9 @@ pub struct MediaParams {
     pub server_cpus: String,
     pub udp_port: u16,
     pub janus_http_port: u16,
+    pub janus_event_loops: usize,
     pub max_loss: f64,
+    pub server_cpu: usize,
 }
 
 impl MediaParams {
@@ -192,7 +197,9 @@ impl MediaParams {
             server_cpus: args.server_cpu.to_string(),
             udp_port: args.media_udp_port,
             janus_http_port: args.media_janus_port,
+            janus_event_loops: args.media_janus_event_loops,
             max_loss: args.media_max_loss / 100.0,
+            server_cpu: args.server_cpu,
         })
     }
 }
@@ -246,6 +253,7 @@ fn start(
             &p.server_cpus,
             p.janus_http_port,
             level.senders,
+            p.janus_event_loops,
         )?),
     })
 }
@@ -295,10 +303,12 @@ fn measure(
         .open(window_start, window_start + p.duration, fan_out);
     let cpu0 = procfs::cpu_seconds(pid).unwrap_or(0.0);
     let gen0 = procfs::own_cpu_seconds();
+    let core0 = procfs::cpu_jiffies(p.server_cpu).unwrap_or((0, 0));
     pump.run(start + p.duration, |_| false)?;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu1 = procfs::cpu_seconds(pid).unwrap_or(0.0);
     let gen1 = procfs::own_cpu_seconds();
+    let core1 = procfs::cpu_jiffies(p.server_cpu).unwrap_or((0, 0));
     let rss = procfs::rss_kib(pid).unwrap_or(0);
     // Late packets of the window still count.
     pump.run(Instant::now() + Duration::from_millis(500), |_| false)?;
@@ -322,9 +332,23 @@ fn measure(
         rss_before_mib: rss_before as f64 / 1024.0,
         rss_mib: rss as f64 / 1024.0,
         generator_cpu: 100.0 * (gen1 - gen0) / elapsed,
+        other_load: other_load(core0, core1, cpu),
         duplicates: pump.tally.duplicates,
         setup_secs,
     })
+}
+
+/// The busy share of a core not explained by `server_cpu_secs`, in %.
+fn other_load(before: (u64, u64), after: (u64, u64), server_cpu_secs: f64) -> f64 {
+    let busy = after.0.saturating_sub(before.0) as f64;
+    let total = after.1.saturating_sub(before.1) as f64;
+    if total <= 0.0 {
+        return 0.0;
+    }
+    // Jiffies to seconds: total jiffies of one core are its wall time.
+    let tick = procfs::ticks_per_second();
+    let server = server_cpu_secs * tick;
+    (100.0 * (busy - server) / total).max(0.0)
 }
 
 /// The whole media run: every server through the levels, then the table.
@@ -356,7 +380,8 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
                 Ok(r) => {
                     eprintln!(
                         "media: {} {}: {:.0} fwd pps, loss {:.2} %, p50 {:.2} ms, p99 {:.2} ms, \
-                         server CPU {:.0} %, {:.2} us/pkt, {:.1} KiB/endpoint, generator {:.0} %",
+                         server CPU {:.0} % (other load {:.0} %), {:.2} us/pkt, {:.1} KiB/endpoint, \
+                         generator {:.0} %",
                         server.label(),
                         level.label(),
                         r.forwarded_pps,
@@ -364,6 +389,7 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
                         r.p50_ms,
                         r.p99_ms,
                         r.server_cpu,
+                        r.other_load,
                         r.cpu_us_per_packet,
                         r.kib_per_endpoint,
                         r.generator_cpu

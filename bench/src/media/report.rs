@@ -102,7 +102,8 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
          focus, finds the bridge in the brewery and allocates with Colibri2 over XMPP; CPU and memory are the \
          bridge process's. lilt-core: the same `sfu_component::bridge::Bridge` in `bench --media-bridge-host` \
          (the bench's own thin loop: one UDP socket, Colibri2 over a pipe). Janus {janus} (Debian), VideoRoom \
-         plugin, HTTP API"
+         plugin, HTTP API, `event_loops = {}` (0: one thread per handle)",
+        p.janus_event_loops
     );
     let _ = writeln!(
         d,
@@ -139,7 +140,7 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
         for r in &run.levels {
             let _ = writeln!(
                 d,
-                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} → {} | {} | {} | {} |",
+                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} → {} | {} | {} | {} | {} |",
                 server.label(),
                 r.level.label(),
                 r.level.endpoints(),
@@ -157,6 +158,7 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
                 num(r.rss_before_mib),
                 num(r.rss_mib),
                 num(r.generator_cpu),
+                num(r.other_load),
                 r.duplicates,
                 num(r.setup_secs),
             );
