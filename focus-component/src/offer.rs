@@ -20,8 +20,9 @@ use xmpp_core::Element;
 
 use crate::codecs::{self, OfferOptions};
 use crate::ns;
+use media_signalling::json::compact_sources;
 use media_signalling::xml::{
-    compact_sources, header_extension_element, jingle_source_elements, payload_type_element,
+    header_extension_element, jingle_source_elements, payload_type_element,
 };
 
 /// What a session-initiate or transport-replace is made of.

@@ -7,8 +7,10 @@
 //! elements; none of them depends on another, only on this crate.
 //!
 //! Where to start reading: [`types`] (plain data), then [`xml`] (each type to
-//! and from its element, keeping Jitsi's namespaces and attribute names).
+//! and from its element, keeping Jitsi's namespaces and attribute names) and
+//! [`json`] (sources in the compact JSON form of `<json-message>`).
 
+pub mod json;
 pub mod types;
 pub mod xml;
 

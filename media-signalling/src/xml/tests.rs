@@ -1,4 +1,5 @@
 use super::*;
+use crate::json::{json_sources_element, parse_json_sources};
 
 fn parse(xml: &str) -> Element {
     xmpp_core::stream::parse_element(xml).expect("well-formed")
