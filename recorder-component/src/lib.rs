@@ -13,7 +13,8 @@
 //! [`conference`]; then [`recording`] (the media of one recording: RTP in,
 //! WebM out), built on [`rtp`], [`vp8`] (depacketization), [`timeline`]
 //! (one clock), [`speaker`] (video switching at keyframes), [`mixer`]
-//! (Opus decode, mix, encode) and [`webm`]/[`ebml`] (the file). [`files`]
+//! (Opus decode, mix, encode) and [`webm`]/[`ebml`] (the file);
+//! [`participant_files`] optionally adds one file per participant. [`files`]
 //! is the directory layout, metadata.json, the finalize script and the
 //! disk-space check, [`recordings`] acts on the recorder's events with
 //! them; [`run`] is the thin tokio runtime and [`cli`] `lilt recorder`'s
@@ -27,6 +28,7 @@ pub mod files;
 pub mod jibri_iq;
 pub mod mixer;
 pub mod ns;
+pub mod participant_files;
 pub mod recorder;
 pub mod recording;
 pub mod recordings;

@@ -14,6 +14,7 @@ use std::io::{Seek, Write};
 use std::time::{Duration, Instant};
 
 use crate::mixer::{Mixer, MixerError};
+use crate::participant_files::ParticipantFiles;
 use crate::rtp::{RtpPacket, sender_report};
 use crate::speaker::{Choice, SpeakerSelector};
 use crate::timeline::{Micros, StreamClock, Timeline};
@@ -82,6 +83,7 @@ pub struct Recording<W: Write + Seek> {
     keyframe_requests: VecDeque<String>,
     next_tick: Instant,
     stats: RecordingStats,
+    participant_files: Option<ParticipantFiles>,
 }
 
 impl<W: Write + Seek> Recording<W> {
@@ -122,7 +124,15 @@ impl<W: Write + Seek> Recording<W> {
             keyframe_requests: VecDeque::new(),
             next_tick: now,
             stats: RecordingStats::default(),
+            participant_files: None,
         })
+    }
+
+    /// Also writes one file per participant (its own video and audio,
+    /// copied, on this recording's clock) into `dir`.
+    pub fn with_participant_files(mut self, dir: &std::path::Path) -> Recording<W> {
+        self.participant_files = Some(ParticipantFiles::new(dir, 1280, 720));
+        self
     }
 
     pub fn stats(&self) -> &RecordingStats {
@@ -145,11 +155,15 @@ impl<W: Write + Seek> Recording<W> {
 
     /// A participant left: its streams go; if it was on screen, the next
     /// keyframe of anyone (or of the wanted speaker) takes its place.
-    pub fn remove_participant(&mut self, endpoint: &str) {
+    pub fn remove_participant(&mut self, endpoint: &str) -> Result<(), RecordingError> {
+        if let Some(p) = &mut self.participant_files {
+            p.close(endpoint)?;
+        }
         self.participants.remove(endpoint);
         self.ssrcs.retain(|_, (e, _)| e != endpoint);
         self.mixer.remove(endpoint);
         self.speaker.remove(endpoint);
+        Ok(())
     }
 
     /// The next endpoint to send a keyframe request (RTCP PLI) to.
@@ -192,6 +206,9 @@ impl<W: Write + Seek> Recording<W> {
                 let ext = clock.extend(rtp.timestamp);
                 let at = clock.place(ext, arrival, &self.timeline);
                 self.mixer.push(endpoint, at, rtp.payload)?;
+                if let Some(p) = &mut self.participant_files {
+                    p.audio(endpoint, (at / 1000).max(0) as u64, rtp.payload)?;
+                }
             }
             Media::Video => {
                 if streams.vp8.push(&rtp).is_err() {
@@ -259,6 +276,14 @@ impl<W: Write + Seek> Recording<W> {
             .get_or_insert_with(|| StreamClock::new(90_000));
         let ext = clock.extend(frame.timestamp as u32);
         let at = clock.place(ext, arrival, &self.timeline);
+        if let Some(p) = &mut self.participant_files {
+            p.video(
+                endpoint,
+                (at / 1000).max(0) as u64,
+                frame.keyframe,
+                &frame.data,
+            )?;
+        }
         let choice = self.speaker.choose(endpoint, frame.keyframe);
         if choice == Choice::Skip {
             return Ok(());
@@ -320,7 +345,19 @@ impl<W: Write + Seek> Recording<W> {
 
     /// A clean stop at `now`: the rest of the mix, the rest of the video,
     /// cues and duration. Returns the file.
-    pub fn finish(mut self, now: Instant) -> Result<W, RecordingError> {
+    pub fn finish(self, now: Instant) -> Result<W, RecordingError> {
+        self.finish_all(now).map(|(w, _)| w)
+    }
+
+    /// [`Recording::finish`], also returning the per-participant files.
+    pub fn finish_all(
+        mut self,
+        now: Instant,
+    ) -> Result<(W, Vec<std::path::PathBuf>), RecordingError> {
+        let participant_files = match self.participant_files.take() {
+            Some(p) => p.finish()?,
+            None => Vec::new(),
+        };
         let frames = self.mixer.flush(self.micros(now))?;
         self.write_audio(frames)?;
         while let Some((ms, key, data)) = self.video_queue.pop_front() {
@@ -328,6 +365,6 @@ impl<W: Write + Seek> Recording<W> {
                 .write_frame(VIDEO_TRACK, ms, VIDEO_FRAME_MS, key, &data)?;
             self.stats.video_frames += 1;
         }
-        Ok(self.writer.finish()?)
+        Ok((self.writer.finish()?, participant_files))
     }
 }

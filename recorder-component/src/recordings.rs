@@ -105,7 +105,7 @@ impl Recordings {
                 endpoint,
             } => {
                 if let Some(a) = self.active.get_mut(session_id) {
-                    a.recording.remove_participant(endpoint);
+                    a.recording.remove_participant(endpoint)?;
                 }
                 Ok(None)
             }

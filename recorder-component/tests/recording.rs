@@ -63,14 +63,30 @@ impl Sender {
 fn run(
     senders: &mut [Sender],
     end_ms: u64,
-    mut on_tick: impl FnMut(u64, &mut Recording<BufWriter<File>>, Instant),
+    on_tick: impl FnMut(u64, &mut Recording<BufWriter<File>>, Instant),
     drop: impl Fn(&str, Media, u64) -> bool,
     swap: impl Fn(&str, Media, u64) -> bool,
     file: &std::path::Path,
 ) -> (Recording<BufWriter<File>>, Instant) {
+    run_with(senders, end_ms, on_tick, drop, swap, file, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_with(
+    senders: &mut [Sender],
+    end_ms: u64,
+    mut on_tick: impl FnMut(u64, &mut Recording<BufWriter<File>>, Instant),
+    drop: impl Fn(&str, Media, u64) -> bool,
+    swap: impl Fn(&str, Media, u64) -> bool,
+    file: &std::path::Path,
+    participant_dir: Option<&std::path::Path>,
+) -> (Recording<BufWriter<File>>, Instant) {
     let t0 = Instant::now();
     let out = BufWriter::new(File::create(file).unwrap());
     let mut rec = Recording::new(out, t0, 320, 240).unwrap();
+    if let Some(dir) = participant_dir {
+        rec = rec.with_participant_files(dir);
+    }
     let mut counter = 0u64;
     let mut delayed: Option<(&'static str, Media, Vec<u8>)> = None;
     for ms in (0..end_ms).step_by(10) {
@@ -330,4 +346,52 @@ fn mute_and_camera_off_leave_silence_and_a_held_picture() {
     // 3 s of camera off: about 90 frames fewer than 240, none lost.
     assert!((130..=160).contains(&stats.video_frames), "{stats:?}");
     assert_eq!(stats.video_frames_lost, 0);
+}
+
+#[test]
+fn per_participant_files_line_up_on_one_clock() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tmp();
+    let va = vp8_frames_from(dir.path(), "testsrc", 6, 30, "320x240");
+    let aa = opus_packets(dir.path(), 6, 440);
+    let vb = vp8_frames_from(dir.path(), "testsrc2", 3, 30, "320x240");
+    let ab = opus_packets(dir.path(), 3, 660);
+    let mut senders = [
+        Sender::new("aaaa", va, aa, 0),
+        Sender::new("bbbb", vb, ab, 3_000),
+    ];
+    let file = dir.path().join("mixed.webm");
+    let parts = dir.path().join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let (rec, t0) = run_with(
+        &mut senders,
+        6_000,
+        |_, _, _| {},
+        |_, _, _| false,
+        |_, _, _| false,
+        &file,
+        Some(&parts),
+    );
+    let (_, files) = rec.finish_all(t0 + Duration::from_millis(6_000)).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    check_file(&file, 6.0);
+    for f in &files {
+        let p = probe(f);
+        assert_eq!((p.video_streams, p.audio_streams), (1, 1), "{}", p.raw);
+        // Both end at 6 s on the one clock; B's starts at 3 s.
+        assert!((p.duration - 6.0).abs() < 0.3, "{f:?} {}", p.raw);
+        let errors = decode_errors(f);
+        assert!(errors.trim().is_empty(), "{f:?}: {errors}");
+    }
+    let b = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("bbbb"))
+        .unwrap();
+    // B's file starts at 3 s on the one clock (ffmpeg's seeks count from
+    // there), and holds its tone.
+    let p = probe(b);
+    assert!((p.start_time - 3.0).abs() < 0.1, "{}", p.raw);
+    assert!(mean_volume(b, 0.5, 2.5) > -35.0);
 }

@@ -115,6 +115,7 @@ pub struct Probe {
     pub video_streams: usize,
     pub audio_streams: usize,
     pub duration: f64,
+    pub start_time: f64,
     pub raw: String,
 }
 
@@ -124,7 +125,7 @@ pub fn probe(file: &Path) -> Probe {
             "-v",
             "error",
             "-show_entries",
-            "stream=codec_type,codec_name:format=duration",
+            "stream=codec_type,codec_name:format=duration,start_time",
             "-of",
             "json",
         ])
@@ -139,7 +140,12 @@ pub fn probe(file: &Path) -> Probe {
         .as_str()
         .and_then(|d| d.parse().ok())
         .unwrap_or(-1.0);
+    let start_time = v["format"]["start_time"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(-1.0);
     Probe {
+        start_time,
         video_streams: count("video"),
         audio_streams: count("audio"),
         duration,
