@@ -57,8 +57,11 @@ pub struct FocusOptions {
     pub authentication: Option<AuthOptions>,
     /// `(audio, video)` start muted for every participant.
     pub start_muted: Option<(bool, bool)>,
-    /// Jicofo's source-signaling delay (batching of source-add/remove).
-    pub source_signaling_delay: Duration,
+    /// Jicofo's `source-signaling-delays`: by conference size (the
+    /// largest key not above the participant count), how long source
+    /// changes are batched before they are signalled. Empty (Jicofo's
+    /// default): no delay.
+    pub source_signaling_delays: BTreeMap<usize, Duration>,
     pub source_limits: SourceLimits,
     pub selection: SelectionConfig,
     pub health_interval: Duration,
@@ -79,13 +82,21 @@ impl FocusOptions {
             client_proxy: Some(format!("focus.{domain}")),
             authentication: None,
             start_muted: None,
-            source_signaling_delay: Duration::from_millis(0),
+            source_signaling_delays: BTreeMap::new(),
             source_limits: SourceLimits::default(),
             selection: SelectionConfig::default(),
             health_interval: Duration::from_secs(10),
             health_timeout: Duration::from_secs(5),
             iq_timeout: Duration::from_secs(15),
         }
+    }
+
+    /// The source-signalling delay for a conference of `size`.
+    pub fn source_signaling_delay(&self, size: usize) -> Duration {
+        self.source_signaling_delays
+            .range(..=size)
+            .next_back()
+            .map_or(Duration::ZERO, |(_, d)| *d)
     }
 
     /// The focus's bare JID (`focusjid` of the conference IQ).

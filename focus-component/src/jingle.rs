@@ -421,10 +421,10 @@ impl Focus {
     /// Every participant but `except` gets the conference's source changes
     /// after the signalling delay (one batch per delay).
     pub(crate) fn schedule_source_signaling(&mut self, now: Instant, room: &str, except: &str) {
-        let at = now + self.options.source_signaling_delay;
         let Some(c) = self.conferences.get_mut(room) else {
             return;
         };
+        let at = now + self.options.source_signaling_delay(c.participants.len());
         for p in c.participants.values_mut() {
             if p.endpoint_id != except && p.session.is_some() && p.flush_at.is_none() {
                 p.flush_at = Some(at);

@@ -12,8 +12,10 @@ use xmpp_core::Element;
 /// A conference with participants up (each accepted without sources);
 /// returns the harness and each participant's sid.
 fn conference(nicks: &[(&str, &[&str])], delay_ms: u64) -> (Harness, Vec<String>) {
-    let mut h =
-        Harness::with_options(|o| o.source_signaling_delay = Duration::from_millis(delay_ms));
+    let mut h = Harness::with_options(|o| {
+        o.source_signaling_delays
+            .insert(0, Duration::from_millis(delay_ms));
+    });
     h.bridge("jvb1", &[("stress_level", "0.1")]);
     h.open_conference(ROOM);
     let mut sids = Vec::new();
@@ -336,4 +338,25 @@ fn sources_of_the_accept_reach_later_participants_offer_and_the_others() {
     let to_a = to(&out, "aaaa", "source-add");
     assert_eq!(to_a.len(), 1, "with no delay the fan-out is immediate");
     assert_eq!(ssrcs_in(&to_a[0]), ["700"]);
+}
+
+#[test]
+fn signaling_delay_follows_the_conference_size_as_jicofo_configures_it() {
+    let mut o = focus_component::FocusOptions::new(FOCUS_JID, DOMAIN);
+    assert_eq!(
+        o.source_signaling_delay(100),
+        Duration::ZERO,
+        "Jicofo's default: none"
+    );
+    o.source_signaling_delays
+        .insert(200, Duration::from_millis(1000));
+    o.source_signaling_delays
+        .insert(100, Duration::from_millis(500));
+    o.source_signaling_delays
+        .insert(50, Duration::from_millis(200));
+    let delays: Vec<u128> = [0, 49, 50, 99, 100, 150, 200, 1000]
+        .iter()
+        .map(|n| o.source_signaling_delay(*n).as_millis())
+        .collect();
+    assert_eq!(delays, [0, 0, 200, 200, 500, 500, 1000, 1000]);
 }
