@@ -21,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channel::MAX_MESSAGE_SIZE;
-use crate::run::{BridgeHandle, ChannelOut, Command};
+use crate::run::{BridgeHandle, CHANNEL_QUEUE, ChannelOut, Command};
 use crate::stats::BridgeStats;
 
 /// The bridge's routes.
@@ -83,15 +83,17 @@ async fn colibri_ws(
         return (StatusCode::NOT_FOUND, "unknown bridge id").into_response();
     }
     let pwd = query.get("pwd").cloned().unwrap_or_default();
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(CHANNEL_QUEUE);
     let (reply_tx, reply_rx) = oneshot::channel();
-    let sent = handle.command(Command::ChannelOpen {
-        conference: conference.clone(),
-        endpoint: endpoint.clone(),
-        pwd,
-        sink: tx,
-        reply: reply_tx,
-    });
+    let sent = handle
+        .send_command(Command::ChannelOpen {
+            conference: conference.clone(),
+            endpoint: endpoint.clone(),
+            pwd,
+            sink: tx,
+            reply: reply_tx,
+        })
+        .await;
     if !sent {
         return (StatusCode::SERVICE_UNAVAILABLE, "bridge stopped").into_response();
     }
@@ -110,7 +112,7 @@ async fn colibri_ws(
 /// Moves messages between one endpoint's WebSocket and the bridge task.
 async fn serve_channel(
     socket: WebSocket,
-    mut from_bridge: mpsc::UnboundedReceiver<ChannelOut>,
+    mut from_bridge: mpsc::Receiver<ChannelOut>,
     handle: BridgeHandle,
     conference: String,
     endpoint: String,
@@ -132,27 +134,29 @@ async fn serve_channel(
             },
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    handle.command(Command::ChannelMessage {
+                    handle.send_command(Command::ChannelMessage {
                         conference: conference.clone(),
                         endpoint: endpoint.clone(),
                         text: text.to_string(),
-                    });
+                    }).await;
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    handle.command(Command::ChannelMessage {
+                    handle.send_command(Command::ChannelMessage {
                         conference: conference.clone(),
                         endpoint: endpoint.clone(),
                         text: String::new(),
-                    });
+                    }).await;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             },
         }
     }
-    handle.command(Command::ChannelClose {
-        conference,
-        endpoint,
-        serial,
-    });
+    handle
+        .send_command(Command::ChannelClose {
+            conference,
+            endpoint,
+            serial,
+        })
+        .await;
 }

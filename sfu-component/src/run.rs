@@ -84,6 +84,13 @@ pub enum BridgeError {
     LinkClosed,
 }
 
+/// Commands queued for the bridge task.
+const COMMAND_QUEUE: usize = 1024;
+
+/// Messages queued for one bridge channel's socket before more are
+/// dropped (an endpoint that does not read cannot grow the bridge).
+pub const CHANNEL_QUEUE: usize = 256;
+
 /// What the bridge task sends to one bridge channel's socket.
 #[derive(Debug)]
 pub enum ChannelOut {
@@ -98,7 +105,7 @@ pub enum Command {
         conference: String,
         endpoint: String,
         pwd: String,
-        sink: mpsc::UnboundedSender<ChannelOut>,
+        sink: mpsc::Sender<ChannelOut>,
         /// The channel's serial (to tell a replaced channel's close apart).
         reply: oneshot::Sender<Result<u64, ChannelRefused>>,
     },
@@ -121,15 +128,22 @@ pub enum Command {
 /// A cheap handle on a running bridge.
 #[derive(Debug, Clone)]
 pub struct BridgeHandle {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
     stats: Arc<Mutex<BridgeStats>>,
     bridge_id: Arc<str>,
 }
 
 impl BridgeHandle {
-    /// Queues a command; false once the bridge has stopped.
+    /// Queues a command without waiting; false once the bridge has
+    /// stopped or while its queue is full.
     pub fn command(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
+        self.commands.try_send(command).is_ok()
+    }
+
+    /// Queues a command, waiting for room (the bridge channel's reader
+    /// slows down instead of growing the queue); false once stopped.
+    pub async fn send_command(&self, command: Command) -> bool {
+        self.commands.send(command).await.is_ok()
     }
 
     /// The latest stats snapshot (refreshed every second).
@@ -282,7 +296,7 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
         refresh: DEFAULT_REFRESH,
     });
     let bridge = Bridge::new(config);
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let handle = BridgeHandle {
         commands: cmd_tx,
         stats: Arc::new(Mutex::new(bridge.stats())),
@@ -332,10 +346,10 @@ struct BridgeTask {
     socket: UdpSocket,
     candidates: Vec<SocketAddr>,
     io: StanzaIo,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::Receiver<Command>,
     stats: Arc<Mutex<BridgeStats>>,
     /// (conference, endpoint) → (serial, socket sink).
-    channels: HashMap<(String, String), (u64, mpsc::UnboundedSender<ChannelOut>)>,
+    channels: HashMap<(String, String), (u64, mpsc::Sender<ChannelOut>)>,
     next_serial: u64,
     /// Dropped with the task: stops the HTTP listener.
     _stopped: oneshot::Sender<()>,
@@ -430,7 +444,7 @@ impl BridgeTask {
                 {
                     Ok(()) => {
                         if let Some((_, old)) = previous {
-                            let _ = old.send(ChannelOut::Close);
+                            let _ = old.try_send(ChannelOut::Close);
                         }
                         let _ = reply.send(Ok(serial));
                     }
@@ -485,7 +499,15 @@ impl BridgeTask {
                 } => {
                     let key = (conference, endpoint);
                     let gone = match self.channels.get(&key) {
-                        Some((_, sink)) => sink.send(ChannelOut::Text(message)).is_err(),
+                        Some((_, sink)) => match sink.try_send(ChannelOut::Text(message)) {
+                            Ok(()) => false,
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                // The endpoint does not read: drop, as UDP would.
+                                tracing::debug!(conference = %key.0, endpoint = %key.1, "bridge channel full, message dropped");
+                                false
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => true,
+                        },
                         None => false,
                     };
                     if gone {
@@ -499,7 +521,7 @@ impl BridgeTask {
                     endpoint,
                 } => {
                     if let Some((_, sink)) = self.channels.remove(&(conference, endpoint)) {
-                        let _ = sink.send(ChannelOut::Close);
+                        let _ = sink.try_send(ChannelOut::Close);
                     }
                 }
                 Output::Transmit {
