@@ -364,10 +364,7 @@ impl Focus {
             Pending::JibriStart { room, jibri } => {
                 self.jibri_start_answered(now, &room, &jibri, true)
             }
-            Pending::Offer { room, nick, sid } => {
-                let _ = (room, nick, sid);
-            }
-            Pending::ColibriUpdate { .. } | Pending::Other => {}
+            Pending::Offer { .. } | Pending::ColibriUpdate { .. } | Pending::Other => {}
         }
     }
 
@@ -407,8 +404,16 @@ impl Focus {
                 self.jibri_start_answered(now, &room, &jibri, false)
             }
             Pending::Offer { room, nick, sid } => {
+                // As Jicofo: an unanswered offer counts as delivered; a
+                // refused one ends the attempt (the endpoint expires, the
+                // participant stays without a session).
+                let Some(iq) = iq else {
+                    tracing::info!(room, nick, sid, "offer unanswered");
+                    return;
+                };
                 self.counters.offer_failures += 1;
-                tracing::warn!(room, nick, sid, "session-initiate refused or unanswered");
+                tracing::warn!(room, nick, sid, error = %iq, "offer refused");
+                self.offer_refused(now, &room, &nick, &sid);
             }
             Pending::Other => {}
         }

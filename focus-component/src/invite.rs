@@ -242,6 +242,38 @@ impl Focus {
         }
     }
 
+    /// The participant refused its offer: its endpoint expires and the
+    /// session is forgotten.
+    pub(crate) fn offer_refused(&mut self, now: Instant, room: &str, nick: &str, sid: &str) {
+        let Some(c) = self.conferences.get_mut(room) else {
+            return;
+        };
+        let Some(p) = c.participants.get_mut(nick) else {
+            return;
+        };
+        if p.session.as_ref().is_none_or(|s| s.sid != sid) {
+            return;
+        }
+        let bridge = p.allocation.bridge().map(str::to_string);
+        p.session = None;
+        p.allocation = Allocation::None;
+        p.flush_at = None;
+        let created = c.bridge.as_ref().is_some_and(|b| b.created);
+        let meeting_id = c.meeting_id.clone();
+        if let (Some(bridge), true) = (bridge, created) {
+            let id = self.id();
+            let iq = colibri::conference_modify(
+                &bridge,
+                &id,
+                &meeting_id,
+                room,
+                false,
+                vec![colibri::endpoint_expire(nick)],
+            );
+            self.request(now, iq, Pending::Other);
+        }
+    }
+
     /// Invites again the participants that waited for a bridge.
     pub(crate) fn retry_waiting(&mut self, now: Instant) {
         let waiting: Vec<(String, String)> = self

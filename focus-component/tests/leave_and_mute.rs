@@ -299,3 +299,26 @@ fn a_kicked_participant_is_ended_like_a_leaving_one() {
     assert_eq!(sid_of(term), sids[1]);
     assert!(term.to_string().contains("kicked"));
 }
+
+#[test]
+fn a_refused_offer_expires_the_endpoint() {
+    let mut h = Harness::new();
+    h.bridge("jvb1", &[("stress_level", "0.1")]);
+    h.open_conference(ROOM);
+    let alloc = h.join("aaaa", PLAIN_FEATURES);
+    let out = h.answer_allocation(&alloc);
+    let offer = offer_to(&out, "aaaa").unwrap();
+    let out = h.feed(&format!(
+        "<iq type='error' id='{}' from='{ROOM}/aaaa' to='{FOCUS_JID}'><error type='cancel'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        offer.id().unwrap()
+    ));
+    assert!(
+        colibri(&out)
+            .iter()
+            .any(|e| e.to_string().contains("expire='true'"))
+    );
+    assert_eq!(h.focus.stats(h.now).counters.offer_failures, 1);
+    // A late session-accept for that session is an unknown session.
+    let out = h.accept("aaaa", &sid_of(&offer), "", "");
+    assert_eq!(error_condition(&out[0]).as_deref(), Some("item-not-found"));
+}
