@@ -78,6 +78,8 @@ fn two_clients_connect_and_exchange_audio_and_video() {
     assert!(a.received_on(2010).len() > 15);
     // Nothing comes back to its own sender.
     assert!(a.received_on(1000).is_empty());
+    // The bridge gives each sender transport-wide CC feedback.
+    assert!(a.twcc_feedback > 5 && b.twcc_feedback > 5);
     // Each sender was asked for a keyframe when the other connected.
     assert!(!a.keyframe_requests.is_empty() && !b.keyframe_requests.is_empty());
 
@@ -342,6 +344,30 @@ fn garbage_datagrams_are_counted_and_ignored() {
     let cut = net.now;
     net.run_for(Duration::from_millis(500));
     assert!(net.client("b").received_on(1000).iter().any(|r| r.at > cut));
+}
+
+#[test]
+fn an_unsignalled_ssrc_is_not_forwarded() {
+    let mut net = Net::new(Duration::from_secs(60));
+    net.join("a", ClientSsrcs::new(1000, 1));
+    net.join("b", ClientSsrcs::new(2000, 1));
+    let seen: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let wire = seen.clone();
+    net.drop_to_client = Some(Box::new(move |_, datagram| {
+        if let Some((ssrc, _)) = rtp_ssrc_seq(datagram) {
+            wire.lock().unwrap().push(ssrc);
+        }
+        false
+    }));
+    net.connect_all();
+    for seq in 1..50 {
+        let now = net.now;
+        net.client_mut("a").send_unsignalled(now, 1099, seq);
+        net.run_for(Duration::from_millis(20));
+    }
+    let seen = seen.lock().unwrap();
+    assert!(seen.contains(&1000), "signalled audio flows");
+    assert!(!seen.contains(&1099), "unsignalled SSRC forwarded");
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use media_signalling::{Candidate, Fingerprint, IceTransport, MediaKind, Source, SsrcGroup};
 use str0m::format::Codec;
 use str0m::media::{Frequency, KeyframeRequestKind, Mid, Pt, Rid};
-use str0m::rtp::{Extension, ExtensionValues, RtpWrite, Ssrc};
+use str0m::rtp::rtcp::Rtcp;
+use str0m::rtp::{Extension, ExtensionValues, RawPacket, RtpWrite, Ssrc};
 use str0m::{Event, Rtc};
 
 const AUDIO_MID: &str = "0";
@@ -116,6 +117,8 @@ pub struct Client {
     pub received: Vec<Received>,
     /// Keyframe requests it got, by layer index.
     pub keyframe_requests: Vec<usize>,
+    /// Transport-wide congestion control feedback packets it got.
+    pub twcc_feedback: usize,
     /// Whether the next frame of a layer is a key frame.
     pub keyframe_due: Vec<bool>,
     audio_seq: u64,
@@ -131,6 +134,7 @@ impl Client {
     pub fn new(now: Instant, id: &str, addr: SocketAddr, ssrcs: ClientSsrcs) -> Client {
         let mut config = Rtc::builder()
             .set_rtp_mode(true)
+            .enable_raw_packets(true)
             .clear_codecs()
             .clear_extension_map()
             .set_extension(1, Extension::AudioLevel)
@@ -184,6 +188,7 @@ impl Client {
             connected: false,
             received: Vec::new(),
             keyframe_requests: Vec::new(),
+            twcc_feedback: 0,
             keyframe_due: vec![true; layers],
             audio_seq: 1,
             video_seq: vec![1; layers],
@@ -245,6 +250,32 @@ impl Client {
     /// Packets received on `ssrc`.
     pub fn received_on(&self, ssrc: u32) -> Vec<&Received> {
         self.received.iter().filter(|r| r.ssrc == ssrc).collect()
+    }
+
+    /// Sends one audio-like packet on an SSRC of its own choosing (declared
+    /// on the fly, as a misbehaving client might).
+    pub fn send_unsignalled(&mut self, now: Instant, ssrc: u32, seq: u64) {
+        // In a media section of its own: str0m keys send streams by mid and
+        // rid too, and a second one on the audio mid would replace the audio.
+        let mid = Mid::from("9");
+        if self.rtc.media(mid).is_none() {
+            self.rtc
+                .direct_api()
+                .declare_media(mid, str0m::media::MediaKind::Audio);
+        }
+        let mut api = self.rtc.direct_api();
+        if api.stream_tx(&Ssrc::from(ssrc)).is_none() {
+            api.declare_stream_tx(Ssrc::from(ssrc), None, mid, None);
+        }
+        if let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) {
+            tx.write_rtp(RtpWrite::new(
+                Pt::new_with_value(111),
+                seq.into(),
+                (seq * 960) as u32,
+                now,
+                audio_payload(ssrc, seq),
+            ));
+        }
     }
 
     pub fn request_keyframe(&mut self, ssrc: u32) {
@@ -329,6 +360,11 @@ impl Client {
                 self.keyframe_requests.push(layer);
                 if let Some(due) = self.keyframe_due.get_mut(layer) {
                     *due = true;
+                }
+            }
+            Event::RawPacket(raw) => {
+                if matches!(*raw, RawPacket::RtcpRx(Rtcp::Twcc(_))) {
+                    self.twcc_feedback += 1;
                 }
             }
             _ => {}
