@@ -12,6 +12,9 @@ use crate::media::MediaStats;
 pub const NS_COLIBRI_STATS: &str = "http://jitsi.org/protocol/colibri";
 pub const NS_HEALTHCHECK: &str = "http://jitsi.org/protocol/healthcheck";
 
+/// Buckets of the conference size histogram (Videobridge: 22).
+pub const CONFERENCE_SIZE_BUCKETS: usize = 22;
+
 /// Packet rate (packets per second, both directions) at which the bridge
 /// reports a stress level of 1.0 (Videobridge's load threshold default).
 pub const LOAD_THRESHOLD_PPS: f64 = 50_000.0;
@@ -24,6 +27,9 @@ pub struct BridgeStats {
     pub conferences: u64,
     pub participants: u64,
     pub largest_conference: u64,
+    /// `conference_sizes[i]`: conferences with `i` endpoints (the last
+    /// bucket: that many or more), as Videobridge's histogram.
+    pub conference_sizes: Vec<u64>,
     pub total_conferences_created: u64,
     pub total_conferences_completed: u64,
     pub total_participants: u64,
@@ -73,6 +79,7 @@ impl BridgeStats {
             ("participants", json!(self.participants)),
             ("endpoints", json!(self.participants)),
             ("largest_conference", json!(self.largest_conference)),
+            ("conference_sizes", json!(self.conference_sizes)),
             ("endpoints_sending_audio", json!(m.endpoints_sending_audio)),
             ("endpoints_sending_video", json!(m.endpoints_sending_video)),
             ("bit_rate_download", json!(m.bitrate_download_bps / 1000)),
@@ -115,8 +122,10 @@ impl BridgeStats {
             ("version", json!(self.version)),
             ("release", json!(self.release)),
             ("colibri2", json!(true)),
-            ("current_timestamp", json!(self.current_timestamp_ms)),
         ];
+        if self.current_timestamp_ms > 0 {
+            v.push(("current_timestamp", json!(self.current_timestamp_ms)));
+        }
         if let Some(r) = &self.region {
             v.push(("region", json!(r)));
         }
@@ -131,6 +140,9 @@ impl BridgeStats {
     pub fn to_element(&self) -> Element {
         let mut stats = Element::new("stats", NS_COLIBRI_STATS);
         for (name, value) in self.entries() {
+            if value.is_array() {
+                continue;
+            }
             let text = match value {
                 Value::String(s) => s,
                 other => other.to_string(),

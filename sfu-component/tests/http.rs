@@ -193,6 +193,7 @@ async fn stats_health_metrics_and_colibri_ws() {
         assert!(stats.get(key).is_some(), "{key} in {stats}");
     }
     assert!(stats["current_timestamp"].as_u64().unwrap() > 0);
+    assert_eq!(stats["conference_sizes"][2], 1, "{stats}");
     let (status, metrics) = get(h.http(), "/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics.contains("jitsi_jvb_conferences 1"), "{metrics}");

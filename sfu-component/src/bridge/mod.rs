@@ -454,8 +454,16 @@ impl Bridge {
             .map(|c| c.endpoints.len() as u64)
             .max()
             .unwrap_or(0);
+        let mut sizes = vec![0u64; stats::CONFERENCE_SIZE_BUCKETS];
+        for c in self.conferences.values() {
+            let i = c.endpoints.len().min(stats::CONFERENCE_SIZE_BUCKETS - 1);
+            if let Some(b) = sizes.get_mut(i) {
+                *b += 1;
+            }
+        }
         BridgeStats {
             media: self.media.stats(),
+            conference_sizes: sizes,
             conferences: self.conferences.len() as u64,
             participants,
             largest_conference: largest,
