@@ -163,11 +163,12 @@ impl Focus {
     }
 
     /// Joins `room` as the focus unless already there.
-    pub(crate) fn ensure_conference(&mut self, _now: Instant, room: &str) {
+    pub(crate) fn ensure_conference(&mut self, now: Instant, room: &str) {
         if self.conferences.contains_key(room) {
             return;
         }
-        let conference = Conference::new(room, uuid());
+        let mut conference = Conference::new(room, uuid());
+        conference.initial_deadline = Some(now + self.options.initial_timeout);
         let occupant = conference.focus_occupant();
         self.conferences.insert(room.to_string(), conference);
         self.counters.conferences_created += 1;

@@ -68,6 +68,9 @@ pub struct FocusOptions {
     pub health_timeout: Duration,
     /// How long any other IQ may stay unanswered.
     pub iq_timeout: Duration,
+    /// How long a room the focus joined may wait for its first
+    /// participant (Jicofo's `conference.initial-timeout`).
+    pub initial_timeout: Duration,
 }
 
 impl FocusOptions {
@@ -88,6 +91,7 @@ impl FocusOptions {
             health_interval: Duration::from_secs(10),
             health_timeout: Duration::from_secs(5),
             iq_timeout: Duration::from_secs(15),
+            initial_timeout: Duration::from_secs(15),
         }
     }
 
@@ -213,6 +217,11 @@ impl Focus {
             consider(p.deadline);
         }
         for c in self.conferences.values() {
+            if c.joins == 0 {
+                if let Some(at) = c.initial_deadline {
+                    consider(at);
+                }
+            }
             for p in c.participants.values() {
                 if let Some(at) = p.flush_at {
                     consider(at);
@@ -248,6 +257,16 @@ impl Focus {
         if now >= self.next_health_check {
             self.next_health_check = now + self.options.health_interval;
             self.send_health_checks(now);
+        }
+        let abandoned: Vec<String> = self
+            .conferences
+            .iter()
+            .filter(|(_, c)| c.joins == 0 && c.initial_deadline.is_some_and(|t| t <= now))
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in abandoned {
+            tracing::info!(room, "nobody joined: the focus leaves the room");
+            self.end_conference(now, &room, true);
         }
         self.flush_due_sources(now);
     }

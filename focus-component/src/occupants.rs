@@ -300,7 +300,11 @@ impl Focus {
         if leave {
             self.send(room::leave_presence(&c.focus_occupant()));
         }
-        for r in c.pending_replies {
+        // Requests still waiting for the room: it is not there.
+        for mut r in c.pending_replies {
+            if let Some(conf) = r.get_child_mut("conference", ns::FOCUS) {
+                conf.set_attr("ready", Some("false".into()));
+            }
             self.send(r);
         }
     }

@@ -66,6 +66,9 @@ pub struct Conference {
     pub start_muted_after: (Option<u32>, Option<u32>),
     /// Participants that joined so far.
     pub joins: u64,
+    /// Until when the room may stay without anyone having joined
+    /// (Jicofo's `initial-timeout`), after which the focus leaves it.
+    pub initial_deadline: Option<std::time::Instant>,
 }
 
 impl Conference {
@@ -82,6 +85,7 @@ impl Conference {
             recording: None,
             start_muted_after: (None, None),
             joins: 0,
+            initial_deadline: None,
         }
     }
 

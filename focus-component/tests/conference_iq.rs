@@ -278,3 +278,43 @@ fn first_participant_is_made_owner_without_authentication() {
             .is_none()
     }));
 }
+
+#[test]
+fn a_room_nobody_joins_is_left_after_the_initial_timeout() {
+    let mut h = Harness::new();
+    h.open_conference(ROOM);
+    let out = h.advance(std::time::Duration::from_secs(14));
+    assert!(out.iter().all(|e| e.type_() != Some("unavailable")));
+    let out = h.advance(std::time::Duration::from_secs(1));
+    assert!(out.iter().any(|e| e.name() == "presence"
+        && e.type_() == Some("unavailable")
+        && e.to() == Some(format!("{ROOM}/focus").as_str())));
+    assert_eq!(h.focus.stats(h.now).conferences, 0);
+    // A later request starts it again.
+    let out = h.feed(&format!(
+        "<iq type='set' id='again' from='focus.{DOMAIN}/u@{DOMAIN}/r' to='{FOCUS_JID}'>\
+         <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' machine-uid='m'/></iq>"
+    ));
+    assert!(
+        out.iter()
+            .any(|e| e.name() == "presence" && e.to() == Some(format!("{ROOM}/focus").as_str()))
+    );
+}
+
+#[test]
+fn a_room_the_focus_cannot_join_answers_not_ready() {
+    let mut h = Harness::new();
+    h.feed(&format!(
+        "<iq type='set' id='c9' from='focus.{DOMAIN}/u@{DOMAIN}/r' to='{FOCUS_JID}'>\
+         <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' machine-uid='m'/></iq>"
+    ));
+    let out = h.feed(&format!(
+        "<presence from='{ROOM}/focus' to='{FOCUS_JID}' type='error'><error type='cancel'>\
+         <not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"
+    ));
+    let answer = out.iter().find(|e| e.id() == Some("c9")).unwrap();
+    let c = answer
+        .get_child("conference", "http://jitsi.org/protocol/focus")
+        .unwrap();
+    assert_eq!(c.get_attr("ready"), Some("false"));
+}
