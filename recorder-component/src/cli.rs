@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(args.dir, PathBuf::from("/srv/recordings"));
         let o = args.options("jibri@auth.meet.test/r1", "recorder@recorder.meet.test/r2");
         assert_eq!(o.max_concurrent, 20);
-        assert_eq!(o.brewery_nick, "jibri");
+        assert_eq!(o.brewery_nick, "jibri_r1");
         // Required flags are required; the others have defaults.
         assert!(RecorderArgs::try_parse_from(["recorder", "--xmpp", "h:1"]).is_err());
         let min = RecorderArgs::try_parse_from([

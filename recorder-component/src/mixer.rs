@@ -100,16 +100,24 @@ impl Mixer {
         if start / FRAME as u64 + 1 < self.next_out {
             self.late_packets += 1;
         }
-        for (i, s) in pcm.iter().take(n).enumerate() {
-            let pos = start + i as u64;
+        // Add the decoded samples frame by frame (one bus lookup each).
+        let mut pos = start;
+        let mut rest = pcm.get(..n).unwrap_or_default();
+        while !rest.is_empty() {
             let frame = pos / FRAME as u64;
-            if frame < self.next_out {
-                continue;
+            let offset = (pos % FRAME as u64) as usize;
+            let take = (FRAME - offset).min(rest.len());
+            let (chunk, tail) = rest.split_at(take);
+            if frame >= self.next_out {
+                let slot = self.bus.entry(frame).or_insert_with(|| vec![0; FRAME]);
+                if let Some(dst) = slot.get_mut(offset..offset + take) {
+                    for (d, s) in dst.iter_mut().zip(chunk) {
+                        *d += i32::from(*s);
+                    }
+                }
             }
-            let slot = self.bus.entry(frame).or_insert_with(|| vec![0; FRAME]);
-            if let Some(v) = slot.get_mut((pos % FRAME as u64) as usize) {
-                *v += i32::from(*s);
-            }
+            pos += take as u64;
+            rest = tail;
         }
         Ok(())
     }

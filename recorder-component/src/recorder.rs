@@ -39,7 +39,7 @@ pub struct RecorderOptions {
     pub jid: String,
     /// The brewery room, `jibribrewery@internal.auth.D`.
     pub brewery: String,
-    /// Our nick in the brewery.
+    /// Our nick in the brewery (default: `<localpart>_<resource>`).
     pub brewery_nick: String,
     /// The call connection's full JID (`recorder@recorder.D/res`).
     pub recorder_jid: String,
@@ -56,7 +56,22 @@ pub struct RecorderOptions {
 
 impl RecorderOptions {
     pub fn new(jid: &str, brewery: &str, recorder_jid: &str, dir: PathBuf) -> RecorderOptions {
-        let nick = jid.split('@').next().unwrap_or("jibri").to_string();
+        // The localpart, and the resource when there is one, so that several
+        // recorders on one account do not take each other's nick.
+        let local = jid.split('@').next().unwrap_or("jibri");
+        let resource: String = jid
+            .split_once('/')
+            .map(|(_, r)| r)
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        let nick = if resource.is_empty() {
+            local.to_string()
+        } else {
+            format!("{local}_{resource}")
+        };
         RecorderOptions {
             jid: jid.into(),
             brewery: brewery.into(),

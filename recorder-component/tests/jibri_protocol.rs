@@ -117,7 +117,7 @@ fn joins_the_brewery_idle_and_healthy() {
         &drain(&mut r),
         &[(
             "control",
-            "<presence from='jibri@auth.meet.test/ctl' to='jibribrewery@internal.auth.meet.test/jibri'>\
+            "<presence from='jibri@auth.meet.test/ctl' to='jibribrewery@internal.auth.meet.test/jibri_ctl'>\
              <x xmlns='http://jabber.org/protocol/muc'/>\
              <jibri-status xmlns='http://jitsi.org/protocol/jibri'><busy-status status='idle'/>\
              <health-status xmlns='http://jitsi.org/protocol/health' status='healthy'/></jibri-status></presence>",
@@ -266,7 +266,7 @@ fn busy_only_at_the_maximum_of_concurrent_recordings() {
     assert_eq!(
         canon(p),
         canon(&xml(
-            "<presence from='jibri@auth.meet.test/ctl' to='jibribrewery@internal.auth.meet.test/jibri'>\
+            "<presence from='jibri@auth.meet.test/ctl' to='jibribrewery@internal.auth.meet.test/jibri_ctl'>\
              <jibri-status xmlns='http://jitsi.org/protocol/jibri'><busy-status status='busy'/>\
              <health-status xmlns='http://jitsi.org/protocol/health' status='healthy'/></jibri-status></presence>"
         ))
@@ -464,7 +464,7 @@ fn low_disk_space_refuses_and_stops_with_an_error() {
             ),
             (
                 "control",
-                "<presence from='jibri@auth.meet.test/ctl' to='jibribrewery@internal.auth.meet.test/jibri'>\
+                "<presence from='jibri@auth.meet.test/ctl' to='jibribrewery@internal.auth.meet.test/jibri_ctl'>\
                  <jibri-status xmlns='http://jitsi.org/protocol/jibri'><busy-status status='idle'/>\
                  <health-status xmlns='http://jitsi.org/protocol/health' status='unhealthy'/></jibri-status></presence>",
             ),
