@@ -104,6 +104,23 @@ fn a_client_without_usable_candidates_connects_peer_reflexive() {
     net.join_with("a", ClientSsrcs::new(1000, 1), false);
     net.join_with("b", ClientSsrcs::new(2000, 1), false);
     net.connect_all();
+    // A later transport-info carries candidates only (no fingerprint).
+    let trickled = media_signalling::IceTransport {
+        candidates: vec![media_signalling::Candidate {
+            foundation: "2".into(),
+            component: 1,
+            protocol: "udp".into(),
+            priority: 1_000,
+            address: net.client("a").addr,
+            kind: "host".into(),
+            generation: 0,
+            id: None,
+        }],
+        ..Default::default()
+    };
+    net.core
+        .set_remote_transport(net.now, CONFERENCE, "a", &trickled)
+        .unwrap();
     net.run_for(Duration::from_millis(500));
     assert!(net.client("a").received_on(2010).len() > 5);
     assert!(net.client("b").received_on(1000).len() > 10);

@@ -138,8 +138,10 @@ impl Endpoint {
         cert: &DtlsCert,
         candidates: &[SocketAddr],
     ) -> Result<bool, MediaError> {
-        remote_fingerprint(transport)?;
         let built = if self.rtc.is_none() {
+            // The first transport must carry the fingerprint; a later
+            // transport-info may bring candidates only.
+            remote_fingerprint(transport)?;
             self.remote = Some(transport.clone());
             self.build_rtc(now, cert, candidates)?;
             true
@@ -153,9 +155,11 @@ impl Endpoint {
                 }
             }
             if let Some(remote) = self.remote.as_mut() {
-                remote
-                    .candidates
-                    .extend(transport.candidates.iter().cloned());
+                for c in &transport.candidates {
+                    if !remote.candidates.contains(c) {
+                        remote.candidates.push(c.clone());
+                    }
+                }
             }
             false
         };
