@@ -217,10 +217,8 @@ impl Focus {
             consider(p.deadline);
         }
         for c in self.conferences.values() {
-            if c.joins == 0 {
-                if let Some(at) = c.initial_deadline {
-                    consider(at);
-                }
+            if let Some(at) = c.initial_deadline.filter(|_| c.joins == 0) {
+                consider(at);
             }
             for p in c.participants.values() {
                 if let Some(at) = p.flush_at {
