@@ -467,4 +467,14 @@ fn force_mute_stops_forwarding() {
         b.received_on(1010).iter().any(|r| r.at > cut),
         "video flows"
     );
+    net.core.force_mute(CONFERENCE, "a", false, true).unwrap();
+    net.run_for(Duration::from_millis(50));
+    let cut = net.now;
+    net.run_for(Duration::from_millis(500));
+    let b = net.client("b");
+    assert!(b.received_on(1000).iter().any(|r| r.at > cut), "audio back");
+    assert!(
+        !b.received_on(1010).iter().any(|r| r.at > cut),
+        "video muted"
+    );
 }
