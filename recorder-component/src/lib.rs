@@ -11,7 +11,8 @@
 //! IQs and presences, stanzas and time in, stanzas, events and a deadline
 //! out), with its wire shapes in [`jibri_iq`], [`brewery`] and
 //! [`conference`]; then [`recording`] (the media of one recording: RTP in,
-//! WebM out), built on [`rtp`], [`vp8`] (depacketization), [`timeline`]
+//! WebM out), built on [`rtp`], [`sources`] (SSRC to endpoint from the
+//! focus's Jingle), [`vp8`] (depacketization), [`timeline`]
 //! (one clock), [`speaker`] (video switching at keyframes), [`mixer`]
 //! (Opus decode, mix, encode) and [`webm`]/[`ebml`] (the file);
 //! [`participant_files`] optionally adds one file per participant. [`files`]
@@ -34,6 +35,7 @@ pub mod recording;
 pub mod recordings;
 pub mod rtp;
 pub mod run;
+pub mod sources;
 pub mod speaker;
 pub mod timeline;
 pub mod vp8;
