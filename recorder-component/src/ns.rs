@@ -7,3 +7,4 @@ pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 pub const NICK: &str = "http://jabber.org/protocol/nick";
 pub const CLIENT: &str = "jabber:client";
 pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+pub const PING: &str = "urn:xmpp:ping";

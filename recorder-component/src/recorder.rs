@@ -319,6 +319,10 @@ impl Recorder {
         if !matches!(iq.type_(), Some("set") | Some("get")) {
             return; // results of our status IQs
         }
+        if is_ping(&iq) {
+            self.out.push_back(Output::Control(iq.reply()));
+            return;
+        }
         let Some(req) = JibriIq::from_iq(&iq).filter(|_| iq.type_() == Some("set")) else {
             self.out.push_back(Output::Control(error_reply(
                 &iq,
@@ -465,6 +469,10 @@ impl Recorder {
     }
 
     fn call_iq(&mut self, iq: Element) {
+        if is_ping(&iq) {
+            self.out.push_back(Output::Call(iq.reply()));
+            return;
+        }
         let from = iq.from().unwrap_or_default();
         let session = self
             .sessions
@@ -592,6 +600,11 @@ impl Recorder {
             }
         }
     }
+}
+
+/// An XEP-0199 ping (the server's or the room's), answered on either link.
+fn is_ping(iq: &Element) -> bool {
+    iq.type_() == Some("get") && iq.get_child("ping", ns::PING).is_some()
 }
 
 fn bare(jid: &str) -> &str {

@@ -506,3 +506,37 @@ fn a_refused_join_and_a_media_failure_are_errors() {
         Some(StopReason::Media("DTLS failed".into()))
     );
 }
+
+#[test]
+fn pings_are_answered_on_both_links() {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(options(2), t0);
+    drain(&mut r);
+    r.handle_stanza(
+        t0,
+        xml("<iq type='get' id='p1' from='auth.meet.test' to='jibri@auth.meet.test/ctl'><ping xmlns='urn:xmpp:ping'/></iq>"),
+    );
+    r.handle_stanza(
+        t0,
+        xml("<iq type='get' id='p2' from='meet.test' to='recorder@recorder.meet.test/call'><ping xmlns='urn:xmpp:ping'/></iq>"),
+    );
+    assert_stanzas(
+        &drain(&mut r),
+        &[
+            (
+                "control",
+                "<iq id='p1' to='auth.meet.test' from='jibri@auth.meet.test/ctl' type='result'/>",
+            ),
+            (
+                "call",
+                "<iq id='p2' to='meet.test' from='recorder@recorder.meet.test/call' type='result'/>",
+            ),
+        ],
+    );
+    // Anything else on the control link is not implemented.
+    r.handle_stanza(
+        t0,
+        xml("<iq type='get' id='v' from='auth.meet.test' to='jibri@auth.meet.test/ctl'><query xmlns='jabber:iq:version'/></iq>"),
+    );
+    assert!(rendered(&drain(&mut r)).contains("feature-not-implemented"));
+}
