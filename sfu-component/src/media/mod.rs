@@ -369,6 +369,7 @@ impl MediaCore {
         contents: &[u8],
     ) {
         self.counters.received(now, contents.len());
+        let destination = local_address(&self.config.candidate_addresses, destination);
         let Some((conference, endpoint)) = self.demux.route(source, contents) else {
             self.counters.packets_dropped += 1;
             return;
@@ -542,4 +543,43 @@ fn conference_of<'a>(
         return Err(MediaError::UnknownEndpoint(endpoint.to_string()));
     }
     Ok(conf)
+}
+
+/// The candidate address a datagram reached. str0m pairs by local
+/// candidate, but a runtime cannot always tell the address a datagram was
+/// sent to (a socket bound to a wildcard or to a private address behind a
+/// 1:1 NAT): anything not a candidate is taken as the candidate of the same
+/// family and port (else family).
+fn local_address(candidates: &[SocketAddr], destination: SocketAddr) -> SocketAddr {
+    if candidates.contains(&destination) {
+        return destination;
+    }
+    let family = |c: &&SocketAddr| c.is_ipv4() == destination.is_ipv4();
+    candidates
+        .iter()
+        .filter(family)
+        .find(|c| c.port() == destination.port())
+        .or_else(|| candidates.iter().find(family))
+        .copied()
+        .unwrap_or(destination)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_map_to_candidates() {
+        let public: SocketAddr = "203.0.113.7:10000".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::7]:10000".parse().unwrap();
+        let candidates = [public, v6];
+        let private: SocketAddr = "172.17.0.2:10000".parse().unwrap();
+        assert_eq!(local_address(&candidates, public), public);
+        assert_eq!(local_address(&candidates, private), public);
+        assert_eq!(
+            local_address(&candidates, "[::]:10000".parse().unwrap()),
+            v6
+        );
+        assert_eq!(local_address(&[], private), private);
+    }
 }
