@@ -36,16 +36,15 @@ impl Demux {
 
     /// The endpoint a datagram from `source` belongs to; learns `source`
     /// when a STUN request names an endpoint's ufrag.
-    pub fn route(&mut self, source: SocketAddr, contents: &[u8]) -> Option<EndpointKey> {
+    pub fn route(&mut self, source: SocketAddr, contents: &[u8]) -> Option<&EndpointKey> {
         if let Some(username) = stun_username(contents) {
             let local = username.split(':').next().unwrap_or_default();
             if let Some(key) = self.by_ufrag.get(local) {
                 let key = key.clone();
-                self.by_address.insert(source, key.clone());
-                return Some(key);
+                return Some(self.by_address.entry(source).insert_entry(key).into_mut());
             }
         }
-        self.by_address.get(&source).cloned()
+        self.by_address.get(&source)
     }
 }
 
@@ -99,15 +98,9 @@ mod tests {
         demux.add_ufrag("abcd", key.clone());
         let from: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         assert_eq!(demux.route(from, b"not stun, unknown address"), None);
-        assert_eq!(
-            demux.route(from, &binding_request("abcd:peer")),
-            Some(key.clone())
-        );
-        assert_eq!(demux.route(from, b"now known"), Some(key.clone()));
-        assert_eq!(
-            demux.route(from, &binding_request("zzzz:peer")),
-            Some(key.clone())
-        );
+        assert_eq!(demux.route(from, &binding_request("abcd:peer")), Some(&key));
+        assert_eq!(demux.route(from, b"now known"), Some(&key));
+        assert_eq!(demux.route(from, &binding_request("zzzz:peer")), Some(&key));
         demux.remove_endpoint(&key);
         assert_eq!(demux.route(from, b"forgotten"), None);
     }

@@ -374,11 +374,11 @@ impl MediaCore {
             self.counters.packets_dropped += 1;
             return;
         };
-        let Some(conf) = self.conferences.get_mut(&conference) else {
+        let Some(conf) = self.conferences.get_mut(conference) else {
             self.counters.packets_dropped += 1;
             return;
         };
-        let Some(e) = conf.endpoints.get_mut(&endpoint) else {
+        let Some(e) = conf.endpoints.get_mut(endpoint) else {
             self.counters.packets_dropped += 1;
             return;
         };
@@ -406,11 +406,11 @@ impl MediaCore {
             return;
         }
         if let Err(err) = rtc.handle_input(input) {
-            tracing::debug!(conference, endpoint, "dropped datagram: {err}");
+            tracing::debug!(%conference, %endpoint, "dropped datagram: {err}");
             self.counters.packets_dropped += 1;
         }
         e.last_activity = now;
-        conf.drive(now, &endpoint, &mut self.outputs, &mut self.counters);
+        conf.drive(now, endpoint, &mut self.outputs, &mut self.counters);
     }
 
     /// Time passed: str0m timers, dominant-speaker decisions, expiry of
