@@ -130,52 +130,18 @@ fn add_owner_sources(
     for (owner, list) in sources {
         let of_kind: Vec<Source> = list.iter().filter(|s| s.kind == kind).cloned().collect();
         for e in jingle_source_elements(&of_kind, Some(&owner_jid(room, owner))) {
-            desc.push_child(ssrc_info_first(e));
+            desc.push_child(e);
         }
     }
 }
 
-/// Jicofo writes a `<source>`'s `<ssrc-info>` before its msid
-/// `<parameter>` (`Source.toPacketExtension`).
-fn ssrc_info_first(source: Element) -> Element {
-    if source.name() != "source" {
-        return source;
-    }
-    let attrs: Vec<(String, String)> = source
-        .attrs()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let mut e = Element::with_attrs(source.name().to_string(), source.ns().to_string(), attrs);
-    let (info, rest): (Vec<&Element>, Vec<&Element>) =
-        source.children().partition(|c| c.name() == "ssrc-info");
-    for c in info.into_iter().chain(rest) {
-        e.push_child(c.clone());
-    }
-    e
-}
-
-/// `<json-message xmlns='http://jitsi.org/jitmeet'>{"sources":{...}}`, each
-/// owner's list without a trailing empty audio-groups list, as Jicofo's
-/// `EndpointSourceSet.compactJson` writes it.
+/// `<json-message xmlns='http://jitsi.org/jitmeet'>{"sources":{...}}`.
 pub fn json_sources_message(sources: &BTreeMap<String, Vec<Source>>) -> Element {
     let owners: Vec<(&str, &[Source])> = sources
         .iter()
         .map(|(o, l)| (o.as_str(), l.as_slice()))
         .collect();
-    let mut compact = compact_sources(&owners);
-    if let Some(map) = compact.as_object_mut() {
-        for lists in map.values_mut() {
-            if let Some(arr) = lists.as_array_mut()
-                && arr.len() == 4
-                && arr
-                    .last()
-                    .and_then(|g| g.as_array())
-                    .is_some_and(|g| g.is_empty())
-            {
-                arr.pop();
-            }
-        }
-    }
+    let compact = compact_sources(&owners);
     let body = serde_json::json!({ "sources": compact });
     Element::new("json-message", ns::JITMEET).text(body.to_string())
 }

@@ -35,11 +35,12 @@ fn compact_group(group: &SsrcGroup) -> serde_json::Value {
 
 /// The compact form of each owner's sources: `{"<owner>": [videoSources,
 /// videoGroups, audioSources, audioGroups]}`, the value of `"sources"` in
-/// a json-message.
+/// a json-message; an empty audio-groups list is left out, as Jicofo's
+/// `EndpointSourceSet.compactJson` writes it.
 pub fn compact_sources(owners: &[(&str, &[Source])]) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (owner, sources) in owners {
-        let mut lists = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let mut lists = vec![Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         for source in sources.iter() {
             let base = if source.kind == MediaKind::Video {
                 0
@@ -48,6 +49,9 @@ pub fn compact_sources(owners: &[(&str, &[Source])]) -> serde_json::Value {
             };
             lists[base].extend(source.ssrcs.iter().map(|s| compact_source(source, *s)));
             lists[base + 1].extend(source.groups.iter().map(compact_group));
+        }
+        if lists[3].is_empty() {
+            lists.pop();
         }
         map.insert(
             owner.to_string(),
@@ -128,7 +132,7 @@ pub fn parse_json_sources(text: &str) -> Result<Vec<(String, Vec<Source>)>, XmlE
                     .collect::<Result<Vec<u32>, _>>()?;
                 groups.push(SsrcGroup { semantics, ssrcs });
             }
-            sources.extend(group_into_sources(kind, entries, groups));
+            sources.extend(group_into_sources(kind, entries, groups)?);
         }
         out.push((owner.clone(), sources));
     }

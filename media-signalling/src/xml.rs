@@ -325,7 +325,7 @@ fn parse_ssrc_group(el: &Element) -> Result<SsrcGroup, XmlError> {
 
 /// Jingle's `<source>`/`<ssrc-group>` children of a `<description>` for
 /// `sources` (one `<source>` per SSRC, each with the source's name, msid
-/// and, when `owner` is given, `<ssrc-info owner>` as Jicofo adds it).
+/// and, when `owner` is given, `<ssrc-info owner>`, in Jicofo's order).
 pub fn jingle_source_elements(sources: &[Source], owner: Option<&str>) -> Vec<Element> {
     let mut out = Vec::new();
     for source in sources {
@@ -337,15 +337,16 @@ pub fn jingle_source_elements(sources: &[Source], owner: Option<&str>) -> Vec<El
                     (!source.name.is_empty()).then(|| source.name.clone()),
                 )
                 .attr_opt("videoType", source.video_type.clone());
+            // Jicofo's order: `<ssrc-info>`, then the msid `<parameter>`.
+            if let Some(owner) = owner {
+                el.push_child(Element::new("ssrc-info", ns::JITMEET).attr("owner", owner));
+            }
             if let Some(msid) = &source.msid {
                 el.push_child(
                     Element::new("parameter", ns::SSMA)
                         .attr("name", "msid")
                         .attr("value", msid.clone()),
                 );
-            }
-            if let Some(owner) = owner {
-                el.push_child(Element::new("ssrc-info", ns::JITMEET).attr("owner", owner));
             }
             out.push(el);
         }
@@ -390,16 +391,42 @@ pub fn parse_jingle_sources(
             groups.push(parse_ssrc_group(child)?);
         }
     }
-    Ok(group_into_sources(kind, entries, groups))
+    group_into_sources(kind, entries, groups)
 }
 
 /// Joins SSRC entries into sources (union of groups, names and msids),
-/// in the order their first SSRC appeared.
+/// in the order their first SSRC appeared. A group naming an SSRC that is
+/// not among the entries, an empty group, or SSRC 0 is an error (Jicofo
+/// refuses them too).
 pub(crate) fn group_into_sources(
     kind: MediaKind,
     entries: Vec<SsrcEntry>,
     groups: Vec<SsrcGroup>,
-) -> Vec<Source> {
+) -> Result<Vec<Source>, XmlError> {
+    if entries.iter().any(|e| e.ssrc == 0) {
+        return Err(bad("source", "SSRC 0"));
+    }
+    for group in &groups {
+        if group.ssrcs.is_empty() {
+            return Err(bad(
+                "ssrc-group",
+                format!("{} group without SSRCs", group.semantics),
+            ));
+        }
+        if let Some(missing) = group
+            .ssrcs
+            .iter()
+            .find(|s| !entries.iter().any(|e| e.ssrc == **s))
+        {
+            return Err(bad(
+                "ssrc-group",
+                format!(
+                    "{} group contains an SSRC that hasn't been signaled: {missing}",
+                    group.semantics
+                ),
+            ));
+        }
+    }
     let n = entries.len();
     let mut parent: Vec<usize> = (0..n).collect();
     fn find(parent: &mut [usize], mut i: usize) -> usize {
@@ -463,7 +490,7 @@ pub(crate) fn group_into_sources(
             source.groups.push(group);
         }
     }
-    by_root.into_values().collect()
+    Ok(by_root.into_values().collect())
 }
 
 /// Colibri2's `<media-source type id>` for one source.

@@ -133,6 +133,10 @@ fn compact_json_round_trips() {
     let text = el.text_content();
     assert!(text.contains(r#""f",1,11"#), "{text}");
     assert!(text.contains(r#""v":"d""#), "{text}");
+    assert!(
+        text.ends_with(r#"[{"n":"abcd1234-a0","s":7}]]}}"#),
+        "no empty audio-groups list: {text}"
+    );
     let parsed = parse_json_sources(&text).unwrap();
     assert_eq!(parsed, vec![("abcd1234".to_string(), vec![video, audio])]);
     assert!(parse_json_sources("{\"sources\":{\"x\":[[{\"n\":\"no ssrc\"}]]}}").is_err());
@@ -185,4 +189,45 @@ fn colibri2_media_round_trips() {
     };
     let el = colibri2_media_element(&media);
     assert_eq!(parse_colibri2_media(&parse(&el.to_xml())).unwrap(), media);
+}
+
+#[test]
+fn groups_must_name_sources_and_ssrc_0_is_refused() {
+    let desc = |body: &str| {
+        parse(&format!(
+            "<description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'>{body}</description>"
+        ))
+    };
+    let src = |s: u32| format!("<source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='{s}'/>");
+    let fid = "<ssrc-group xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' semantics='FID'><source ssrc='1'/><source ssrc='2'/></ssrc-group>";
+    let ok = desc(&format!("{}{}{fid}", src(1), src(2)));
+    assert_eq!(
+        parse_jingle_sources(&ok, MediaKind::Video).unwrap().len(),
+        1
+    );
+    let dangling = desc(&format!("{}{fid}", src(1)));
+    let err = parse_jingle_sources(&dangling, MediaKind::Video).unwrap_err();
+    assert_eq!(err.element, "ssrc-group", "{err}");
+    let zero = desc(&src(0));
+    assert!(parse_jingle_sources(&zero, MediaKind::Video).is_err());
+    let empty = desc(&format!(
+        "{}<ssrc-group xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' semantics='SIM'/>",
+        src(1)
+    ));
+    assert!(parse_jingle_sources(&empty, MediaKind::Video).is_err());
+}
+
+#[test]
+fn source_elements_in_jicofos_order() {
+    let source = Source {
+        kind: MediaKind::Audio,
+        name: "ep-a0".into(),
+        ssrcs: vec![9],
+        groups: vec![],
+        video_type: None,
+        msid: Some("s t".into()),
+    };
+    let els = jingle_source_elements(&[source], Some("room@conference.example.com/ep"));
+    let names: Vec<&str> = els[0].children().map(|c| c.name()).collect();
+    assert_eq!(names, ["ssrc-info", "parameter"]);
 }
