@@ -10,8 +10,14 @@ use clap::Parser;
 
 /// The component commands, as the first word after `lilt`.
 pub const COMMANDS: [(&str, &str); 2] = [
-    ("focus", "run the conference focus (Jicofo's job) against an XMPP server"),
-    ("bridge", "run the media bridge (Videobridge's job) against an XMPP server"),
+    (
+        "focus",
+        "run the conference focus (Jicofo's job) against an XMPP server",
+    ),
+    (
+        "bridge",
+        "run the media bridge (Videobridge's job) against an XMPP server",
+    ),
 ];
 
 /// Runs `command` if it names a component; `None` otherwise.
@@ -22,7 +28,10 @@ pub fn run(command: &[String]) -> Option<ExitCode> {
     }
     crate::logging::init(None);
     let argv = std::iter::once(format!("lilt {name}")).chain(command[1..].iter().cloned());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("lilt: cannot start the async runtime: {e}");

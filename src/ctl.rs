@@ -131,7 +131,11 @@ pub fn help_text() -> String {
     }
     out.push_str("\nJitsi components (no config; `lilt focus --help`, `lilt bridge --help`):\n");
     for (name, about) in crate::components::COMMANDS {
-        out.push_str(&format!("  {:<width$}  {}\n", format!("{name} FLAGS..."), about));
+        out.push_str(&format!(
+            "  {:<width$}  {}\n",
+            format!("{name} FLAGS..."),
+            about
+        ));
     }
     out.push_str(
         "\nSignals: SIGHUP reloads the config and reopens the log files; SIGTERM and \

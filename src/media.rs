@@ -262,7 +262,9 @@ pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
 /// The main domain's logins make moderators when it authenticates (the
 /// docker fixture's `ENABLE_AUTH`): Jicofo's XMPP authentication.
 fn login_domain(config: &ServerConfig, domain: &str) -> Option<String> {
-    let auth = config.get(Some(domain), "authentication").and_then(Value::as_str);
+    let auth = config
+        .get(Some(domain), "authentication")
+        .and_then(Value::as_str);
     match auth {
         None | Some("anonymous") | Some("jitsi-anonymous") => None,
         Some(_) => Some(domain.to_string()),
@@ -306,8 +308,7 @@ pub async fn start(
                 source,
             }
         })?;
-        let mut options =
-            focus_component::FocusOptions::new(&link.jid.to_string(), &focus.domain);
+        let mut options = focus_component::FocusOptions::new(&link.jid.to_string(), &focus.domain);
         options.muc = focus.muc.clone();
         options.brewery = focus.brewery.to_string();
         options.jibri_brewery = focus.jibri_brewery.as_ref().map(Jid::to_string);
@@ -341,7 +342,9 @@ async fn start_bridge(
     let running = sfu_component::run::run_with_link(link, options)
         .await
         .map_err(|e| MediaStartError::Bridge(e.to_string()))?;
-    started.listening.push(("bridge_media", running.udp_address));
+    started
+        .listening
+        .push(("bridge_media", running.udp_address));
     if let Some(http) = running.http_address {
         started.listening.push(("bridge_http", http));
     }

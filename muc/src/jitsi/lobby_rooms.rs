@@ -456,7 +456,11 @@ fn filter_stanza(lobby: &Lobby, server: &Server, stanza: Element) -> Option<Elem
     let to = stanza.to().unwrap_or_default().to_string();
     // disco#info from the lobby component or a lobby room (its `lobbyrooms`
     // node answers the clients' feature query) always passes.
-    if stanza.name() == "iq" && stanza.get_child("query", crate::util::NS_DISCO_INFO).is_some() {
+    if stanza.name() == "iq"
+        && stanza
+            .get_child("query", crate::util::NS_DISCO_INFO)
+            .is_some()
+    {
         return Some(stanza);
     }
     let lobby_service = muc_of(server, &lobby.lobby_muc)?.1;
