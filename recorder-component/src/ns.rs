@@ -8,3 +8,4 @@ pub const NICK: &str = "http://jabber.org/protocol/nick";
 pub const CLIENT: &str = "jabber:client";
 pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 pub const PING: &str = "urn:xmpp:ping";
+pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";

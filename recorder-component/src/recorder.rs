@@ -473,6 +473,10 @@ impl Recorder {
             self.out.push_back(Output::Call(iq.reply()));
             return;
         }
+        if iq.type_() == Some("get") && iq.get_child("query", ns::DISCO_INFO).is_some() {
+            self.out.push_back(Output::Call(disco_info_reply(&iq)));
+            return;
+        }
         let from = iq.from().unwrap_or_default();
         let session = self
             .sessions
@@ -600,6 +604,36 @@ impl Recorder {
             }
         }
     }
+}
+
+/// What the recorder's call session can do, as the focus asks before its
+/// Jingle offer: audio and video over ICE-UDP/DTLS with BUNDLE and rtcp-mux,
+/// sources by name in XML (no `json-encoded-sources`, no RTX: retransmissions
+/// come on the media SSRC and the reorder buffer takes them).
+pub const CALL_FEATURES: &[&str] = &[
+    "urn:xmpp:jingle:1",
+    "urn:xmpp:jingle:apps:rtp:1",
+    "urn:xmpp:jingle:apps:rtp:audio",
+    "urn:xmpp:jingle:apps:rtp:video",
+    "urn:xmpp:jingle:transports:ice-udp:1",
+    "urn:xmpp:jingle:apps:dtls:0",
+    "urn:ietf:rfc:5761",
+    "urn:ietf:rfc:5888",
+    "http://jitsi.org/source-name",
+];
+
+fn disco_info_reply(iq: &Element) -> Element {
+    let mut q = Element::new("query", ns::DISCO_INFO);
+    if let Some(node) = iq
+        .get_child("query", ns::DISCO_INFO)
+        .and_then(|q| q.get_attr("node"))
+    {
+        q = q.attr("node", node);
+    }
+    for f in CALL_FEATURES {
+        q.push_child(Element::new("feature", ns::DISCO_INFO).attr("var", *f));
+    }
+    iq.reply().child(q)
 }
 
 /// An XEP-0199 ping (the server's or the room's), answered on either link.

@@ -540,3 +540,21 @@ fn pings_are_answered_on_both_links() {
     );
     assert!(rendered(&drain(&mut r)).contains("feature-not-implemented"));
 }
+
+#[test]
+fn the_focus_learns_the_call_sessions_features() {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(options(2), t0);
+    drain(&mut r);
+    r.handle_stanza(
+        t0,
+        xml(&format!(
+            "<iq type='get' id='d1' from='{ROOM}/focus' to='{REC}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        )),
+    );
+    let out = drain(&mut r);
+    let text = rendered(&out);
+    assert!(text.contains("type='result'"), "{text}");
+    assert!(text.contains("urn:xmpp:jingle:apps:rtp:video"), "{text}");
+    assert!(!text.contains("json-encoded-sources"), "{text}");
+}

@@ -8,7 +8,9 @@
 //! the recorder answers pending, joins the room from the recorder domain
 //! with Jibri's session id, says on, and the focus publishes it; the stop
 //! goes the same way, and the recording's directory is left in Jibri's
-//! layout with metadata.json and the finalize script run.
+//! layout with metadata.json and the finalize script run. In between, the
+//! focus invites the recorder as a media participant (its endpoint is
+//! allocated on the bridge and expired when it leaves).
 
 use std::path::Path;
 use std::time::Duration;
@@ -180,6 +182,7 @@ async fn a_recording_started_and_stopped_through_lilts_focus() {
             s.name() == "presence" && s.from() == Some(&format!("{BREWERY}/focus"))
         })
         .await;
+    let (alloc_tx, mut alloc_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let bridge_task = tokio::spawn(async move {
         loop {
             let req = bridge
@@ -194,6 +197,7 @@ async fn a_recording_started_and_stopped_through_lilts_focus() {
                 .is_some()
             {
                 bridge.send(&bridge_answer(&req));
+                let _ = alloc_tx.send(req.to_string());
             } else {
                 bridge.send(&format!(
                     "<iq type='result' id='{}' to='{}'/>",
@@ -349,6 +353,33 @@ async fn a_recording_started_and_stopped_through_lilts_focus() {
         .filter_map(|e| e.ok())
         .any(|e| e.path().extension().is_some_and(|x| x == "webm"));
     assert!(webm, "the recording file is there");
+
+    let mut allocations = Vec::new();
+    while let Ok(a) = alloc_rx.try_recv() {
+        allocations.push(a);
+    }
+    // The focus invited the recorder as a media participant (as Jicofo
+    // invites Jibri, after its disco#info): an endpoint on the bridge for
+    // the recorder's nick, expired when it left.
+    let nick = rec_presence
+        .from()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        allocations
+            .iter()
+            .any(|a| a.contains(&format!("<endpoint id='{nick}' create='true'"))),
+        "{allocations:#?}"
+    );
+    assert!(
+        allocations
+            .iter()
+            .any(|a| a.contains(&format!("<endpoint id='{nick}' expire='true'"))),
+        "{allocations:#?}"
+    );
 
     bridge_task.abort();
     focus.abort();
