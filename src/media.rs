@@ -315,11 +315,62 @@ pub async fn start(
         options.authentication = login_domain(&server.config, &focus.domain)
             .map(|login_domain| focus_component::AuthOptions { login_domain });
         tracing::info!(jid = %link.jid, muc = %focus.muc, brewery = %focus.brewery, "conference focus started in-process");
+        let stats = focus_component::run::StatsHandle::default();
+        provide_focus_http(server, &stats).map_err(|e| MediaStartError::Focus {
+            jid: focus.jid.clone(),
+            source: xmpp_core::client::ClientError::Protocol(e),
+        })?;
         started
             .tasks
-            .push(tokio::spawn(focus_component::run_with_link(link, options)));
+            .push(tokio::spawn(focus_component::run::run_with_stats(
+                link, options, stats,
+            )));
     }
     Ok(started)
+}
+
+/// Jicofo's REST endpoints on lilt's HTTP server, as the app `focus`
+/// (`/focus/about/health`, `/focus/stats`, `/focus/metrics`; the base path
+/// moves with `http_paths = { focus = "..." }` as any Prosody HTTP app's).
+fn provide_focus_http(
+    server: &std::sync::Arc<xmpp_core::Server>,
+    stats: &focus_component::run::StatsHandle,
+) -> Result<(), String> {
+    let routes = ["/about/health", "/stats", "/metrics"]
+        .into_iter()
+        .map(|path| {
+            let stats = stats.clone();
+            let route = bosh_websocket::handler(move |_request| {
+                let stats = stats.clone();
+                async move {
+                    let snapshot = stats.lock().map(|s| s.clone()).unwrap_or(None);
+                    let (status, content_type, body) =
+                        focus_component::cli::http_response(path, snapshot.as_ref());
+                    let code = status
+                        .get(..3)
+                        .and_then(|c| c.parse::<u16>().ok())
+                        .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
+                        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                    bosh_websocket::HttpResponse::new(code)
+                        .with_header("content-type", content_type)
+                        .with_body(body)
+                }
+            });
+            (format!("GET {path}"), route)
+        })
+        .collect();
+    bosh_websocket::provide(
+        server,
+        None,
+        bosh_websocket::HttpApp {
+            name: "focus".into(),
+            default_path: Some("/focus".into()),
+            cors: None,
+            routes,
+        },
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 async fn start_bridge(

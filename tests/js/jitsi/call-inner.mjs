@@ -112,6 +112,14 @@ async function main() {
     await sleep(3000);
     const after = await stats();
     result.pages = participants.map((p, i) => ({ nick: p.nick, before: before[i], after: after[i] }));
+    // In-process, Jicofo's REST endpoints are on lilt's HTTP server.
+    if (!standalone) {
+      const base = server.http.replace(d.domain, '127.0.0.1');
+      const health = await fetch(`${base}/focus/about/health`).catch(() => null);
+      const stats = await fetch(`${base}/focus/stats`).then((r) => r.json()).catch(() => null);
+      result.focusHttp = { health: health?.status ?? null, stats };
+    }
+
     // The dominant speaker follows the one page left unmuted: one that is
     // not the dominant speaker now, so the bridge must change its mind.
     const lastSpeaker = (p) => p.page.evaluate(() => {

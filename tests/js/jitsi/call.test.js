@@ -65,6 +65,13 @@ function assertMediaFlows(result) {
   }
 }
 
+// In-process, the focus's /about/health and /stats are on lilt's HTTP server.
+function assertFocusHttp(result) {
+  assert.equal(result.focusHttp?.health, 200, JSON.stringify(result.focusHttp));
+  assert.equal(result.focusHttp.stats.conferences, 1, JSON.stringify(result.focusHttp));
+  assert.equal(result.focusHttp.stats.participants, result.pages.length, JSON.stringify(result.focusHttp));
+}
+
 function assertDominantSpeaker(result) {
   const { expected, seen } = result.speaker;
   result.pages.forEach((page, i) => {
@@ -91,6 +98,7 @@ for (const kind of ['debian', 'docker']) {
     test('two pages see and hear each other; the dominant speaker follows the unmuted page; mute, moderator mute, leave', { timeout: 200000 }, async () => {
       const result = await call(kind, 2);
       assertMediaFlows(result);
+      assertFocusHttp(result);
       assertDominantSpeaker(result);
       assertMuteAndLeave(result);
     });
