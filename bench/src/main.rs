@@ -126,7 +126,7 @@ pub struct Args {
     /// Media: load levels SENDERSxRECEIVERS, in increasing order.
     #[arg(
         long,
-        default_value = "2x2,4x6,6x10,8x16,10x24,12x32,16x40",
+        default_value = "2x2,4x6,6x10,8x16,10x24,11x28,12x32,14x36,16x40",
         value_delimiter = ','
     )]
     pub media_levels: Vec<String>,
