@@ -9,8 +9,9 @@
 //!
 //! Where to start reading: [`recorder`] (the sans-IO [`Recorder`]: Jibri's
 //! IQs and presences, stanzas and time in, stanzas, events and a deadline
-//! out), with its wire shapes in [`jibri_iq`], [`brewery`] and
-//! [`conference`]; then [`recording`] (the media of one recording: RTP in,
+//! out), with its settings and events in [`events`], its wire shapes in
+//! [`jibri_iq`], [`brewery`], [`conference`] and [`replies`]; then
+//! [`recording`] (the media of one recording: RTP in,
 //! WebM out), built on [`rtp`], [`sources`] (SSRC to endpoint from the
 //! focus's Jingle), [`vp8`] (depacketization), [`timeline`]
 //! (one clock), [`speaker`] (video switching at keyframes), [`mixer`]
@@ -25,6 +26,7 @@ pub mod brewery;
 pub mod cli;
 pub mod conference;
 pub mod ebml;
+pub mod events;
 pub mod files;
 pub mod jibri_iq;
 pub mod mixer;
@@ -33,6 +35,7 @@ pub mod participant_files;
 pub mod recorder;
 pub mod recording;
 pub mod recordings;
+pub mod replies;
 pub mod rtp;
 pub mod run;
 pub mod sources;

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 use xmpp_core::Element;
@@ -28,124 +28,11 @@ use crate::conference::{
     FOCUS_NICK, RoomPresence, domain_of, join_presence, leave_presence, read_presence,
     recorder_nick,
 };
+pub use crate::events::{Output, RecorderEvent, RecorderOptions, StopReason};
 use crate::files::{Metadata, ParticipantInfo, app_data_metadata, session_dir};
 use crate::jibri_iq::{Action, FailureReason, JibriIq, RecordingMode, Status};
 use crate::ns;
-
-/// How the recorder is set up (Jibri's `xmpp.environments` and limits).
-#[derive(Debug, Clone)]
-pub struct RecorderOptions {
-    /// The control connection's full JID (`jibri@auth.D/res`).
-    pub jid: String,
-    /// The brewery room, `jibribrewery@internal.auth.D`.
-    pub brewery: String,
-    /// Our nick in the brewery (default: `<localpart>_<resource>`).
-    pub brewery_nick: String,
-    /// The call connection's full JID (`recorder@recorder.D/res`).
-    pub recorder_jid: String,
-    /// Where recordings go: `<dir>/<session id>/`.
-    pub dir: PathBuf,
-    pub max_concurrent: usize,
-    pub max_duration: Option<Duration>,
-    pub empty_timeout: Duration,
-    pub min_free_bytes: u64,
-    /// `https://D` for meeting URLs; else derived from the room's domain
-    /// without its first label (`conference.D` → `https://D`).
-    pub meeting_base_url: Option<String>,
-}
-
-impl RecorderOptions {
-    pub fn new(jid: &str, brewery: &str, recorder_jid: &str, dir: PathBuf) -> RecorderOptions {
-        // The localpart, and the resource when there is one, so that several
-        // recorders on one account do not take each other's nick.
-        let local = jid.split('@').next().unwrap_or("jibri");
-        let resource: String = jid
-            .split_once('/')
-            .map(|(_, r)| r)
-            .unwrap_or_default()
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(12)
-            .collect();
-        let nick = if resource.is_empty() {
-            local.to_string()
-        } else {
-            format!("{local}_{resource}")
-        };
-        RecorderOptions {
-            jid: jid.into(),
-            brewery: brewery.into(),
-            brewery_nick: nick,
-            recorder_jid: recorder_jid.into(),
-            dir,
-            max_concurrent: 4,
-            max_duration: None,
-            empty_timeout: Duration::from_secs(30),
-            min_free_bytes: 1 << 30,
-            meeting_base_url: None,
-        }
-    }
-}
-
-/// Why a recording stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopReason {
-    /// `action='stop'` from the focus.
-    Requested,
-    RoomDestroyed,
-    /// Only the focus and hidden participants were left.
-    Empty,
-    MaxDuration,
-    LowDiskSpace,
-    /// The room refused the recorder (the stanza error condition).
-    JoinFailed(String),
-    /// Removed from the room by someone else.
-    Kicked,
-    /// The media side failed (set by the runtime).
-    Media(String),
-}
-
-/// What the runtime must do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecorderEvent {
-    /// A recording was accepted: create `dir`, open the file, get ready for
-    /// the Jingle session the focus will offer on the call link.
-    Started {
-        session_id: String,
-        room: String,
-        dir: PathBuf,
-    },
-    ParticipantJoined {
-        session_id: String,
-        endpoint: String,
-        name: Option<String>,
-    },
-    ParticipantLeft {
-        session_id: String,
-        endpoint: String,
-    },
-    /// An IQ for the recorder's occupant in the room (Jingle from the
-    /// focus): the media side answers it.
-    CallIq { session_id: String, iq: Element },
-    /// A recording ended: close the file, write `metadata`, run the
-    /// finalize script on `dir`.
-    Stopped {
-        session_id: String,
-        dir: PathBuf,
-        reason: StopReason,
-        metadata: Metadata,
-    },
-}
-
-/// One output of the recorder.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// To send on the control link (`jibri@auth.D`).
-    Control(Element),
-    /// To send on the call link (`recorder@recorder.D`).
-    Call(Element),
-    Event(RecorderEvent),
-}
+use crate::replies::{bare, disco_info_reply, error_reply, is_ping};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -604,53 +491,4 @@ impl Recorder {
             }
         }
     }
-}
-
-/// What the recorder's call session can do, as the focus asks before its
-/// Jingle offer: audio and video over ICE-UDP/DTLS with BUNDLE and rtcp-mux,
-/// sources by name in XML (no `json-encoded-sources`, no RTX: retransmissions
-/// come on the media SSRC and the reorder buffer takes them).
-pub const CALL_FEATURES: &[&str] = &[
-    "urn:xmpp:jingle:1",
-    "urn:xmpp:jingle:apps:rtp:1",
-    "urn:xmpp:jingle:apps:rtp:audio",
-    "urn:xmpp:jingle:apps:rtp:video",
-    "urn:xmpp:jingle:transports:ice-udp:1",
-    "urn:xmpp:jingle:apps:dtls:0",
-    "urn:ietf:rfc:5761",
-    "urn:ietf:rfc:5888",
-    "http://jitsi.org/source-name",
-];
-
-fn disco_info_reply(iq: &Element) -> Element {
-    let mut q = Element::new("query", ns::DISCO_INFO);
-    if let Some(node) = iq
-        .get_child("query", ns::DISCO_INFO)
-        .and_then(|q| q.get_attr("node"))
-    {
-        q = q.attr("node", node);
-    }
-    for f in CALL_FEATURES {
-        q.push_child(Element::new("feature", ns::DISCO_INFO).attr("var", *f));
-    }
-    iq.reply().child(q)
-}
-
-/// An XEP-0199 ping (the server's or the room's), answered on either link.
-fn is_ping(iq: &Element) -> bool {
-    iq.type_() == Some("get") && iq.get_child("ping", ns::PING).is_some()
-}
-
-fn bare(jid: &str) -> &str {
-    jid.split('/').next().unwrap_or(jid)
-}
-
-fn error_reply(iq: &Element, kind: &str, condition: &str) -> Element {
-    let mut r = iq.reply();
-    r.set_attr("type", Some("error".into()));
-    r.child(
-        Element::new("error", ns::CLIENT)
-            .attr("type", kind)
-            .child(Element::new(condition, ns::STANZAS)),
-    )
 }

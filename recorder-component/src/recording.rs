@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::mixer::{Mixer, MixerError};
 use crate::participant_files::ParticipantFiles;
-use crate::rtp::{RtpPacket, sender_report};
+use crate::rtp::{RtpPacket, is_rtcp, pli, sender_report, ssrc_of};
+use crate::sources::SourceMap;
 use crate::speaker::{Choice, SpeakerSelector};
 use crate::timeline::{Micros, StreamClock, Timeline};
 use crate::vp8::Vp8Depacketizer;
@@ -84,6 +85,7 @@ pub struct Recording<W: Write + Seek> {
     next_tick: Instant,
     stats: RecordingStats,
     participant_files: Option<ParticipantFiles>,
+    sources: SourceMap,
 }
 
 impl<W: Write + Seek> Recording<W> {
@@ -125,6 +127,7 @@ impl<W: Write + Seek> Recording<W> {
             next_tick: now,
             stats: RecordingStats::default(),
             participant_files: None,
+            sources: SourceMap::new(),
         })
     }
 
@@ -180,6 +183,47 @@ impl<W: Write + Seek> Recording<W> {
             streams.last_keyframe_request = Some(now);
             self.keyframe_requests.push_back(endpoint.to_string());
         }
+    }
+
+    /// A Jingle element from the focus (`session-initiate`, `source-add`,
+    /// `source-remove`): whose SSRCs are whose.
+    pub fn handle_jingle(&mut self, jingle: &xmpp_core::Element) {
+        if let Err(e) = self.sources.apply(jingle) {
+            tracing::debug!(%e, "sources in a Jingle element");
+        }
+    }
+
+    /// The SSRC map the Jingle elements built.
+    pub fn sources(&self) -> &SourceMap {
+        &self.sources
+    }
+
+    /// One datagram from the bridge (RTP or RTCP, already decrypted),
+    /// demultiplexed by SSRC with the sources the focus announced. Unknown
+    /// SSRCs and RTX are counted as bad and dropped.
+    pub fn handle_packet(&mut self, now: Instant, data: &[u8]) -> Result<(), RecordingError> {
+        if is_rtcp(data) {
+            self.handle_rtcp(now, data);
+            return Ok(());
+        }
+        let owner = ssrc_of(data).and_then(|s| self.sources.lookup(s)).cloned();
+        match owner {
+            Some(o) if !o.rtx => self.handle_rtp(now, &o.endpoint, o.media, data),
+            _ => {
+                self.stats.bad_packets += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// An RTCP PLI for an endpoint's video, from `sender_ssrc` (one per
+    /// video SSRC the focus announced for it).
+    pub fn pli_for(&self, endpoint: &str, sender_ssrc: u32) -> Vec<Vec<u8>> {
+        self.sources
+            .video_ssrcs(endpoint)
+            .into_iter()
+            .map(|s| pli(sender_ssrc, s))
+            .collect()
     }
 
     /// One RTP packet of `endpoint`'s `media`. A packet that does not parse

@@ -144,7 +144,18 @@ impl Recordings {
                     finalize,
                 }))
             }
-            RecorderEvent::ParticipantJoined { .. } | RecorderEvent::CallIq { .. } => Ok(None),
+            RecorderEvent::CallIq { session_id, iq } => {
+                // The sources of the focus's Jingle; answering it is the
+                // media side's (not wired yet).
+                if let (Some(a), Some(j)) = (
+                    self.active.get_mut(session_id),
+                    iq.get_child("jingle", "urn:xmpp:jingle:1"),
+                ) {
+                    a.recording.handle_jingle(j);
+                }
+                Ok(None)
+            }
+            RecorderEvent::ParticipantJoined { .. } => Ok(None),
         }
     }
 

@@ -162,6 +162,27 @@ mod tests {
     }
 }
 
+/// Is this datagram RTCP rather than RTP (RFC 5761: packet types 192-223
+/// in the second byte)?
+pub fn is_rtcp(data: &[u8]) -> bool {
+    data.get(1).is_some_and(|pt| (192..=223).contains(pt))
+}
+
+/// The SSRC of an RTP packet (bytes 8..12).
+pub fn ssrc_of(data: &[u8]) -> Option<u32> {
+    let b = data.get(8..12)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// An RTCP Picture Loss Indication (RFC 4585, PT 206 FMT 1) from
+/// `sender_ssrc` about `media_ssrc`: "send a keyframe".
+pub fn pli(sender_ssrc: u32, media_ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x81, 206, 0, 2];
+    p.extend_from_slice(&sender_ssrc.to_be_bytes());
+    p.extend_from_slice(&media_ssrc.to_be_bytes());
+    p
+}
+
 /// The sender info of the first RTCP sender report (PT 200) in a compound
 /// packet: (SSRC, NTP timestamp, RTP timestamp).
 pub fn sender_report(data: &[u8]) -> Option<(u32, u64, u32)> {
@@ -197,5 +218,12 @@ mod sr_tests {
             Some((7, 0x1122_3344_5566_7788, 1234))
         );
         assert_eq!(super::sender_report(&p[..20]), None);
+        assert!(super::is_rtcp(&p));
+        assert!(!super::is_rtcp(&super::build(100, true, 1, 1, 5, b"x")));
+        assert_eq!(
+            super::ssrc_of(&super::build(100, true, 1, 1, 5, b"x")),
+            Some(5)
+        );
+        assert_eq!(super::pli(1, 2), [0x81, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2]);
     }
 }

@@ -37,6 +37,18 @@ impl SourceMap {
         self.by_ssrc.get(&ssrc)
     }
 
+    /// The primary video SSRCs of an endpoint (where a PLI goes).
+    pub fn video_ssrcs(&self, endpoint: &str) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .by_ssrc
+            .iter()
+            .filter(|(_, o)| o.endpoint == endpoint && o.media == Media::Video && !o.rtx)
+            .map(|(s, _)| *s)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The endpoints that have at least one source.
     pub fn endpoints(&self) -> Vec<String> {
         let mut v: Vec<String> = self.by_ssrc.values().map(|o| o.endpoint.clone()).collect();
@@ -179,6 +191,7 @@ mod tests {
         );
         assert_eq!(m.lookup(2002).map(|o| o.rtx), Some(true));
         assert_eq!(m.lookup(411), None, "the bridge's own source");
+        assert_eq!(m.video_ssrcs("aaaa1111"), [2001]);
         assert_eq!(m.endpoints(), ["aaaa1111"]);
 
         // A late joiner's sources, named only (no ssrc-info).

@@ -1,7 +1,8 @@
 //! The recorder and its files together: three conferences recorded at once
 //! by one recorder, from the focus's start IQ to the finalized directory —
 //! Jibri's layout, metadata.json, the finalize script, and a WebM that
-//! ffprobe and ffmpeg accept.
+//! ffprobe and ffmpeg accept. The media comes in as raw packets,
+//! demultiplexed by the SSRCs of the focus's Jingle offer.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use recorder_component::recordings::Recordings;
 use recorder_component::rtp::build;
 use recorder_component::vp8::packetize;
-use recorder_component::{Media, Output, Recorder, RecorderEvent, RecorderOptions};
+use recorder_component::{Output, Recorder, RecorderEvent, RecorderOptions};
 use support::*;
 use xmpp_core::stream::parse_element;
 
@@ -75,7 +76,20 @@ fn three_conferences_recorded_at_once() {
              <x xmlns='http://jabber.org/protocol/muc#user'><status code='110'/></x></presence>"
         );
         r.handle_stanza(t0, parse_element(&me).unwrap());
+        // The focus's Jingle offer: p1's sources (audio 1, video 2 with its
+        // RTX 3) and the bridge's own.
+        let ssma = "xmlns='urn:xmpp:jingle:apps:rtp:ssma:0'";
+        let info = format!(
+            "<ssrc-info xmlns='http://jitsi.org/jitmeet' owner='{room}@conference.meet.test/p1'/>"
+        );
+        let offer = format!(
+            "<iq type='set' id='j{i}' from='{room}@conference.meet.test/focus' to='{REC}'>             <jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s{i}'>             <content creator='initiator' name='audio'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>             <source {ssma} ssrc='1' name='p1-a0'>{info}</source>             <source {ssma} ssrc='411' name='jvb-a0'><ssrc-info xmlns='http://jitsi.org/jitmeet' owner='jvb'/></source>             </description></content>             <content creator='initiator' name='video'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'>             <source {ssma} ssrc='2' name='p1-v0'>{info}</source><source {ssma} ssrc='3' name='p1-v0'>{info}</source>             <ssrc-group {ssma} semantics='FID'><source ssrc='2'/><source ssrc='3'/></ssrc-group>             </description></content></jingle></iq>"
+        );
+        r.handle_stanza(t0, parse_element(&offer).unwrap());
         pump(&mut r, &mut files, t0, &mut log);
+        let rec = files.recording_mut(&format!("sess{i}")).unwrap();
+        assert_eq!(rec.sources().endpoints(), ["p1"]);
+        assert_eq!(rec.pli_for("p1", 99), [recorder_component::rtp::pli(99, 2)]);
     }
     let xml: String = log
         .iter()
@@ -103,7 +117,7 @@ fn three_conferences_recorded_at_once() {
                     1,
                     &audio[n % audio.len()],
                 );
-                rec.handle_rtp(now, "p1", Media::Audio, &p).unwrap();
+                rec.handle_packet(now, &p).unwrap();
             }
             let k = (ms * 3).div_ceil(100);
             if (k * 100).div_ceil(3) < ms + 10 {
@@ -113,7 +127,7 @@ fn three_conferences_recorded_at_once() {
                 for (j, part) in parts.iter().enumerate() {
                     let seq = (k * 10 + j as u64) as u16;
                     let p = build(100, j == last, seq, k as u32 * 3_000, 2, part);
-                    rec.handle_rtp(now, "p1", Media::Video, &p).unwrap();
+                    rec.handle_packet(now, &p).unwrap();
                 }
             }
         }
