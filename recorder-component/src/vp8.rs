@@ -182,7 +182,15 @@ impl Vp8Depacketizer {
                         .held
                         .range(next + 1..)
                         .find(|(_, h)| h.start)
-                        .map(|(s, _)| *s)?;
+                        .map(|(s, _)| *s);
+                    let Some(skip_to) = skip_to else {
+                        // Nothing to resume from: drop what is held (a
+                        // broken stream never grows the buffer).
+                        let end = self.held.keys().next_back().map_or(next, |s| s + 1);
+                        self.consume_to(end);
+                        self.loss();
+                        return None;
+                    };
                     self.consume_to(skip_to);
                     self.loss();
                 }
@@ -381,6 +389,20 @@ mod tests {
         assert_eq!(frames[2].timestamp - frames[0].timestamp, 30_000);
         assert_eq!(d.frames_lost(), 8);
         assert!(!d.keyframe_needed());
+    }
+
+    #[test]
+    fn a_stream_of_fragments_without_starts_does_not_grow_the_buffer() {
+        let mut d = Vp8Depacketizer::new();
+        let first = build(100, false, 1, 0, 9, &[0x10, 0x00, 1, 2]);
+        d.push(&RtpPacket::parse(&first).unwrap()).unwrap();
+        // Seq 2 never comes; fragments (no S bit) with growing timestamps.
+        for i in 3..2_000u16 {
+            let p = build(100, false, i, u32::from(i) * 3_000, 9, &[0x00, 7, 7]);
+            d.push(&RtpPacket::parse(&p).unwrap()).unwrap();
+            assert!(d.pop_frame().is_none());
+            assert!(d.held.len() <= MAX_PACKETS + 1, "{}", d.held.len());
+        }
     }
 
     #[test]
