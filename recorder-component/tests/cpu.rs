@@ -2,7 +2,7 @@
 //! `cargo test -p recorder-component --test cpu -- --ignored --nocapture`).
 //! Four senders of real VP8 (640x360, 30 fps) and Opus, 20 s of virtual
 //! time run as fast as the machine goes; the process CPU time is printed
-//! per second of recording.
+//! per second of recording, and the growth of resident memory.
 
 mod support;
 
@@ -14,6 +14,19 @@ use recorder_component::recording::{Media, Recording};
 use recorder_component::rtp::build;
 use recorder_component::vp8::packetize;
 use support::*;
+
+/// Resident memory now, in kB (Linux).
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
 
 fn cpu_seconds() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -38,6 +51,8 @@ fn cpu_of_one_four_person_recording() {
     let file = dir.path().join("cpu.webm");
     let t0 = Instant::now();
     let before = cpu_seconds();
+    let rss_before = rss_kb();
+    let mut rss_peak = rss_before;
     let mut rec =
         Recording::new(BufWriter::new(File::create(&file).unwrap()), t0, 640, 360).unwrap();
     let endpoints = ["e1", "e2", "e3", "e4"];
@@ -82,6 +97,9 @@ fn cpu_of_one_four_person_recording() {
         if rec.next_timeout() <= now {
             rec.handle_timeout(now).unwrap();
         }
+        if ms % 1_000 == 0 {
+            rss_peak = rss_peak.max(rss_kb());
+        }
     }
     rec.finish(t0 + Duration::from_secs(secs)).unwrap();
     let used = cpu_seconds() - before;
@@ -89,6 +107,10 @@ fn cpu_of_one_four_person_recording() {
         "one 4-person recording: {:.3} s CPU for {secs} s recorded = {:.2} % of a core",
         used,
         used / secs as f64 * 100.0
+    );
+    println!(
+        "memory: {} kB more resident at the peak than before the recording",
+        rss_peak.saturating_sub(rss_before)
     );
     let p = probe(&file);
     assert_eq!((p.video_streams, p.audio_streams), (1, 1));
