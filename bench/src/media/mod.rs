@@ -142,6 +142,29 @@ pub struct LevelResult {
     pub other_load: f64,
     pub duplicates: u64,
     pub setup_secs: f64,
+    /// Datagrams the kernel dropped in the window because a socket's
+    /// receive / send buffer was full (the namespace's /proc/net/snmp: only
+    /// this run's sockets).
+    pub udp_rcvbuf_drops: u64,
+    pub udp_sndbuf_drops: u64,
+}
+
+/// `RcvbufErrors` and `SndbufErrors` of /proc/net/snmp.
+fn udp_buffer_errors() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return (0, 0);
+    };
+    let get = |wanted: &str| -> u64 {
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == wanted)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("RcvbufErrors"), get("SndbufErrors"))
 }
 
 /// A server's run: its levels, and why it stopped early if it did.
@@ -304,11 +327,13 @@ fn measure(
     let cpu0 = procfs::cpu_seconds(pid).unwrap_or(0.0);
     let gen0 = procfs::own_cpu_seconds();
     let core0 = procfs::cpu_jiffies(p.server_cpu).unwrap_or((0, 0));
+    let udp0 = udp_buffer_errors();
     pump.run(start + p.duration, |_| false)?;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu1 = procfs::cpu_seconds(pid).unwrap_or(0.0);
     let gen1 = procfs::own_cpu_seconds();
     let core1 = procfs::cpu_jiffies(p.server_cpu).unwrap_or((0, 0));
+    let udp1 = udp_buffer_errors();
     let rss = procfs::rss_kib(pid).unwrap_or(0);
     // Late packets of the window still count.
     pump.run(Instant::now() + Duration::from_millis(500), |_| false)?;
@@ -335,6 +360,8 @@ fn measure(
         other_load: other_load(core0, core1, cpu),
         duplicates: pump.tally.duplicates,
         setup_secs,
+        udp_rcvbuf_drops: udp1.0.saturating_sub(udp0.0),
+        udp_sndbuf_drops: udp1.1.saturating_sub(udp0.1),
     })
 }
 
@@ -403,7 +430,7 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
                     eprintln!(
                         "media: {} {}: {:.0} fwd pps, loss {:.2} %, p50 {:.2} ms, p99 {:.2} ms, \
                          server CPU {:.0} % (other load {:.0} %), {:.2} us/pkt, {:.1} KiB/endpoint, \
-                         generator {:.0} %",
+                         generator {:.0} %, UDP buffer drops {}/{}",
                         server.label(),
                         level.label(),
                         r.forwarded_pps,
@@ -414,7 +441,9 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
                         r.other_load,
                         r.cpu_us_per_packet,
                         r.kib_per_endpoint,
-                        r.generator_cpu
+                        r.generator_cpu,
+                        r.udp_rcvbuf_drops,
+                        r.udp_sndbuf_drops
                     );
                     let over = r.loss > p.max_loss;
                     run.levels.push(r);

@@ -130,17 +130,17 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
     let _ = writeln!(d, "- Command: `bench {}`\n", argv.join(" "));
     let _ = writeln!(
         d,
-        "| server | level | endpoints | fwd streams (video) | offered pps | forwarded pps | loss % | latency p50 (ms) | p99 (ms) | server CPU % | CPU µs/pkt | fwd pps per core | KiB/endpoint | RSS (MiB) | generator CPU % |"
+        "| server | level | endpoints | fwd streams (video) | offered pps | forwarded pps | loss % | latency p50 (ms) | p99 (ms) | server CPU % | CPU µs/pkt | fwd pps per core | KiB/endpoint | RSS before → during (MiB) | generator CPU % | other load on server core % | UDP drops rcvbuf/sndbuf | duplicates | setup (s) |"
     );
     let _ = writeln!(
         d,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (server, run) in runs {
         for r in &run.levels {
             let _ = writeln!(
                 d,
-                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} → {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} → {} | {} | {} | {}/{} | {} | {} |",
                 server.label(),
                 r.level.label(),
                 r.level.endpoints(),
@@ -159,6 +159,8 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
                 num(r.rss_mib),
                 num(r.generator_cpu),
                 num(r.other_load),
+                r.udp_rcvbuf_drops,
+                r.udp_sndbuf_drops,
                 r.duplicates,
                 num(r.setup_secs),
             );
