@@ -210,19 +210,31 @@ pub async fn run_with_link(
     let sender = link.sender();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Element>();
-    tokio::spawn(async move {
-        while let Some(stanza) = link.recv().await {
-            if in_tx.send(stanza).is_err() {
-                break;
-            }
-        }
-    });
-    tokio::spawn(async move {
+    let outgoing = tokio::spawn(async move {
         while let Some(stanza) = out_rx.recv().await {
             if !sender.send(stanza) {
                 break;
             }
         }
+    });
+    // The session lives as long as the bridge task: once the task has
+    // ended and everything it said was handed to the link, the link goes.
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                stanza = link.recv() => match stanza {
+                    Some(s) => {
+                        if in_tx.send(s).is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = in_tx.closed() => break,
+            }
+        }
+        let _ = outgoing.await;
+        drop(link);
     });
     start(
         options,
