@@ -21,11 +21,14 @@
 //! `jitsi_videobridge` fields (those of `lilt bridge`): `jid` (default
 //! `jvb@auth.<domain>`), `brewery`, `nick`, `udp_port` (10000, as
 //! Videobridge; 0 picks a free one), `addresses` (the ICE host candidates
-//! offered to browsers; default: as `lilt bridge` without `--address`), `http` (where colibri-ws, `/colibri/stats` and
-//! `/about/health` are served: `127.0.0.1:9090`, where Jitsi's nginx
-//! config proxies `/colibri-ws/` to), `ws_url_base` (the public base of the
-//! colibri-ws URL: default `wss://<domain>/colibri-ws`, or
-//! `ws://<http>/colibri-ws` when `http` is not on port 9090).
+//! offered to browsers; default: as `lilt bridge` without `--address`),
+//! `http` (the bridge's own listener for colibri-ws, `/colibri/stats`,
+//! `/about/health` and `/metrics`: `127.0.0.1:9090`, where Jitsi's nginx
+//! config proxies `/colibri-ws/` to; `false` for none: colibri-ws and
+//! `/colibri/stats` are on lilt's own HTTP server in any case),
+//! `ws_url_base` (the public base of the colibri-ws URL: default
+//! `wss://<domain>/colibri-ws`, or `ws://<http>/colibri-ws` when `http` is
+//! not on port 9090).
 //!
 //! `true` stands for `{ }`.
 
@@ -52,7 +55,8 @@ pub struct BridgeSettings {
     pub nick: Option<String>,
     pub udp_port: u16,
     pub addresses: Vec<IpAddr>,
-    pub http: SocketAddr,
+    /// The bridge's own listener; `None`: only lilt's HTTP server.
+    pub http: Option<SocketAddr>,
     /// `None`: `ws://<the bound http address>/colibri-ws`.
     pub ws_url_base: Option<String>,
 }
@@ -237,13 +241,23 @@ pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
         });
     }
     if let Some(t) = table(config, "jitsi_videobridge")? {
-        let http_text = t.string("http")?.unwrap_or_else(|| "127.0.0.1:9090".into());
-        let http: SocketAddr = http_text
-            .parse()
-            .map_err(|_| t.error("http", format!("{http_text:?} is not an address:port")))?;
+        let http = match t.value.and_then(|v| v.get("http")) {
+            Some(Value::Bool(false)) => None,
+            _ => {
+                let text = t.string("http")?.unwrap_or_else(|| "127.0.0.1:9090".into());
+                Some(text.parse::<SocketAddr>().map_err(|_| {
+                    t.error(
+                        "http",
+                        format!("{text:?} is not an address:port (or false)"),
+                    )
+                })?)
+            }
+        };
         let ws_url_base = match (t.string("ws_url_base")?, &domain) {
             (Some(base), _) => Some(base),
-            (None, Some(d)) if http.port() == 9090 => Some(format!("wss://{d}/colibri-ws")),
+            (None, Some(d)) if http.is_none_or(|h| h.port() == 9090) => {
+                Some(format!("wss://{d}/colibri-ws"))
+            }
             (None, _) => None,
         };
         out.bridge = Some(BridgeSettings {
@@ -388,11 +402,15 @@ async fn start_bridge(
     options.brewery = Some(bridge.brewery.to_string());
     options.udp_bind = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), bridge.udp_port);
     options.addresses = bridge.addresses.clone();
-    options.http = Some(bridge.http);
+    options.http = bridge.http;
     options.ws_url_base = bridge.ws_url_base.clone();
     let running = sfu_component::run::run_with_link(link, options)
         .await
         .map_err(|e| MediaStartError::Bridge(e.to_string()))?;
+    // The bridge channel and /colibri/stats on lilt's own HTTP server too.
+    server
+        .extension::<bosh_websocket::routes::HttpRoutes>()
+        .mount(running.shared_router());
     started
         .listening
         .push(("bridge_media", running.udp_address));

@@ -428,6 +428,15 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             tasks.push(tokio::spawn(serve(listener, ctx.clone(), direct)));
         }
     }
+    // lilt's own focus and bridge (jitsi_focus, jitsi_videobridge), before
+    // the HTTP server: the bridge's channel routes are mounted on it.
+    let media = crate::media::settings(&config)?;
+    let started_media = crate::media::start(&server, &media)
+        .await
+        .map_err(|e| StartError::Media(e.to_string()))?;
+    for (kind, addr) in started_media.listening {
+        listening.push(Listening { kind, addr });
+    }
     // HTTP (BOSH, WebSocket, module routes), when a module serves any.
     let (http, http_tasks) =
         bosh_websocket::start(&server, tls_config.clone(), ctx.shutdown.clone())?;
@@ -452,14 +461,6 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             addr,
         });
         tasks.push(task);
-    }
-    // lilt's own focus and bridge (jitsi_focus, jitsi_videobridge).
-    let media = crate::media::settings(&config)?;
-    let started_media = crate::media::start(&server, &media)
-        .await
-        .map_err(|e| StartError::Media(e.to_string()))?;
-    for (kind, addr) in started_media.listening {
-        listening.push(Listening { kind, addr });
     }
     let mut started = xmpp_core::Event::new(&server, "server-started");
     server.fire_global("server-started", &mut started);

@@ -124,3 +124,16 @@ fn absent_means_nothing_runs() {
         lilt::media::MediaSettings::default()
     );
 }
+
+#[test]
+fn the_bridge_listener_can_be_turned_off() {
+    let Some(config) = load("jitsi-debian", "jitsi_videobridge = { http = false }\n") else {
+        return;
+    };
+    let bridge = settings(&config).unwrap().bridge.unwrap();
+    assert_eq!(bridge.http, None);
+    assert_eq!(
+        bridge.ws_url_base.as_deref(),
+        Some("wss://meet.example.com/colibri-ws")
+    );
+}

@@ -150,6 +150,10 @@ pub struct HttpRoutes {
     /// Every app provided: (host name, `None` when global; app name; its
     /// default path).
     apps: RwLock<Vec<(Option<String>, String, String)>>,
+    /// Whole axum routers served before the apps (an in-process component's
+    /// own routes, such as the media bridge's WebSocket channel); mounted
+    /// before the HTTP server starts.
+    mounted: RwLock<Vec<axum::Router>>,
 }
 
 /// What to do with a request.
@@ -337,6 +341,23 @@ pub fn http_url(
 }
 
 impl HttpRoutes {
+    /// Serves `router`'s routes too (they win over the apps' for the paths
+    /// they name). Takes effect when the HTTP server starts.
+    pub fn mount(&self, router: axum::Router) {
+        self.mounted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(router);
+    }
+
+    /// The routers given to [`HttpRoutes::mount`].
+    pub fn mounted(&self) -> Vec<axum::Router> {
+        self.mounted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Logs where each app is served, as Prosody does at start.
     pub fn log_urls(&self, server: &Server, listening: &[(&str, SocketAddr)]) {
         for (host, app, default_path) in self.apps.read().unwrap_or_else(|e| e.into_inner()).iter()
@@ -353,6 +374,11 @@ impl HttpRoutes {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .is_empty()
+            && self
+                .mounted
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
     }
 
     /// Finds what serves `method path` for a request naming `host_header`.

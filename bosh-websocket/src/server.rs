@@ -71,9 +71,12 @@ pub fn start(
         routes,
         config: config.clone(),
     });
-    let router = axum::Router::new()
-        .fallback(dispatch)
-        .with_state(ctx.clone());
+    let router = ctx.routes.mounted().into_iter().fold(
+        axum::Router::new()
+            .fallback(dispatch)
+            .with_state(ctx.clone()),
+        |router, mounted| router.merge(mounted),
+    );
     let tls = tls.map(|t| {
         let mut t = (*t).clone();
         t.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -4,9 +4,9 @@
 //! (JSON with Videobridge's stat names), `/about/health` (200 when
 //! healthy, 500 otherwise) and `/metrics` (OpenMetrics text).
 //!
-//! [`router`] gives the routes for lilt's own HTTP server (in-process) or
-//! the bridge's listener (`--http`, standalone); both talk to the bridge
-//! task through a [`BridgeHandle`].
+//! [`router`] gives the routes of the bridge's own listener (`--http`),
+//! [`shared_router`] those lilt's own HTTP server adds when the bridge runs
+//! in-process; both talk to the bridge task through a [`BridgeHandle`].
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,7 +24,7 @@ use crate::channel::MAX_MESSAGE_SIZE;
 use crate::run::{BridgeHandle, CHANNEL_QUEUE, ChannelOut, Command};
 use crate::stats::BridgeStats;
 
-/// The bridge's routes.
+/// The bridge's routes (its own listener's).
 pub fn router(handle: BridgeHandle) -> Router {
     Router::new()
         .route(
@@ -34,6 +34,19 @@ pub fn router(handle: BridgeHandle) -> Router {
         .route("/colibri/stats", get(colibri_stats))
         .route("/about/health", get(health))
         .route("/metrics", get(metrics))
+        .with_state(handle)
+}
+
+/// The routes lilt's own HTTP server adds for an in-process bridge: the
+/// bridge channel and `/colibri/stats` (health and metrics stay on the
+/// bridge's listener: lilt's server has its own `/metrics`).
+pub fn shared_router(handle: BridgeHandle) -> Router {
+    Router::new()
+        .route(
+            "/colibri-ws/{bridge}/{conference}/{endpoint}",
+            get(colibri_ws),
+        )
+        .route("/colibri/stats", get(colibri_stats))
         .with_state(handle)
 }
 

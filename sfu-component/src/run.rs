@@ -191,6 +191,11 @@ impl RunningBridge {
         crate::http::router(self.handle.clone())
     }
 
+    /// The routes for lilt's own HTTP server ([`crate::http::shared_router`]).
+    pub fn shared_router(&self) -> axum::Router {
+        crate::http::shared_router(self.handle.clone())
+    }
+
     /// Waits until the bridge task ends (graceful shutdown finished, stop,
     /// or the link closed).
     pub async fn wait(self) -> Result<(), BridgeError> {

@@ -19,6 +19,7 @@
 //   error? }
 // where stats is window.meet.mediaStats() (page/meet.js).
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startJitsi, deployments } from './fixture.mjs';
@@ -32,10 +33,21 @@ const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 // lilt's media half, in-process: the focus and the bridge log in as Jicofo
 // and Videobridge would (focus@auth.D, jvb@auth.D) and find each other in
-// the fixture's brewery; the bridge offers the namespace's veth address.
-const media = `
+// the fixture's brewery; the bridge offers the namespace's veth address and
+// its channel (colibri-ws) is served by lilt's own HTTP server, on a port
+// chosen here so that the advertised URL can name it.
+async function freePort() {
+  const probe = createServer();
+  await new Promise((ok) => probe.listen(0, '127.0.0.1', ok));
+  const { port } = probe.address();
+  await new Promise((ok) => probe.close(ok));
+  return port;
+}
+const mediaConfig = (httpPort) => `
+http_ports = { ${httpPort} }
 jitsi_focus = { }
-jitsi_videobridge = { addresses = { "10.213.0.1" }; udp_port = 0; http = "127.0.0.1:0" }
+jitsi_videobridge = { addresses = { "10.213.0.1" }; udp_port = 0; http = false;
+  ws_url_base = "ws://${d.domain}:${httpPort}/colibri-ws" }
 `;
 
 // `lilt focus` and `lilt bridge` as their own processes against `server`.
@@ -62,7 +74,7 @@ async function main() {
   const standalone = mode === 'standalone';
   const users = (d.member ? [[d.member[0], d.member[1], PASSWORD]] : [])
     .concat(standalone ? [['focus', d.authDomain, PASSWORD], ['jvb', d.authDomain, PASSWORD]] : []);
-  const server = await startJitsi(kind, users, standalone ? '' : media);
+  const server = await startJitsi(kind, users, standalone ? '' : mediaConfig(await freePort()));
   const components = standalone ? startComponents(server) : [];
   const result = { ok: false, pages: [] };
   let browser;
@@ -178,8 +190,8 @@ async function main() {
       result.logs = await Promise.all(participants.map((p) => p.page.logs.slice(-60)));
       result.traces = await Promise.all(participants.map((p) => p.page.evaluate(() => window.meet.trace.slice(-60))));
       result.colibri = await Promise.all(participants.map((p) => p.page.evaluate(() => window.colibri)));
-      const bridgeHttp = server.output().match(/lilt: listening bridge_http on (\S+)/);
-      if (bridgeHttp) result.bridgeStats = await fetch(`http://${bridgeHttp[1]}/colibri/stats`).then((r) => r.json()).catch(String);
+      result.bridgeStats = await fetch(`${server.http.replace(d.domain, '127.0.0.1')}/colibri/stats`)
+        .then((r) => r.json()).catch(String);
       result.lilt = server.output().slice(-6000);
     }
   } catch (err) {
