@@ -331,6 +331,13 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         .and_then(Value::as_i64)
         .unwrap_or(840)
         .max(1) as u64;
+    // server_epoll's default, as bosh-websocket reads it for HTTP.
+    let send_timeout = config
+        .get_global("network_settings")
+        .and_then(|n| n.get("send_timeout"))
+        .and_then(Value::as_i64)
+        .unwrap_or(180)
+        .max(1) as u64;
     let settings = C2sSettings {
         tls_available: tls.is_some(),
         direct_tls: false,
@@ -345,6 +352,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         tls: tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone())),
         settings,
         keepalive: Duration::from_secs(keepalive),
+        send_timeout: Duration::from_secs(send_timeout),
         shutdown: shutdown_rx,
     };
     let mut listening = Vec::new();

@@ -29,6 +29,11 @@ pub struct ListenerContext {
     /// Idle time after which a whitespace keepalive is sent
     /// (Prosody's `network_settings.read_timeout`, 840 s).
     pub keepalive: Duration,
+    /// How long one write may wait for the client to read before the
+    /// connection is dropped (Prosody's `network_settings.send_timeout`,
+    /// 180 s in server_epoll): a client that stops reading is let go of,
+    /// with what was queued for it.
+    pub send_timeout: Duration,
     /// Flips to true at shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -127,17 +132,33 @@ impl Conn {
             std::pin::Pin::new(s.as_mut()).consume(n);
         }
     }
-    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        match self {
-            Conn::Plain(s) => write_flush(s, data).await,
-            Conn::Tls(s) => write_flush(s.as_mut(), data).await,
+    /// Writes all of `data`, or fails when the client has not taken it
+    /// within `timeout` (`send_timeout`).
+    async fn write_all(&mut self, data: &[u8], timeout: Duration) -> std::io::Result<()> {
+        let write = async {
+            match self {
+                Conn::Plain(s) => write_flush(s, data).await,
+                Conn::Tls(s) => write_flush(s.as_mut(), data).await,
+            }
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "send timeout: the client is not reading",
+            )),
         }
     }
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Conn::Plain(s) => s.shutdown().await,
-            Conn::Tls(s) => s.shutdown().await,
+    /// Closes the connection (TLS's close_notify is not waited for longer
+    /// than `timeout`).
+    async fn shutdown(&mut self, timeout: Duration) {
+        let close = async {
+            let _ = match self {
+                Conn::Plain(s) => s.shutdown().await,
+                Conn::Tls(s) => s.shutdown().await,
+            };
         };
+        let _ = tokio::time::timeout(timeout, close).await;
     }
 }
 
@@ -292,14 +313,17 @@ async fn handle_connection(
         for action in actions {
             match action {
                 Action::Write(s) => {
-                    if conn.write_all(s.as_bytes()).await.is_err() {
+                    if let Err(e) = conn.write_all(s.as_bytes(), ctx.send_timeout).await {
+                        write_failed(&stream, &peer, &e);
                         stream.handle_eof();
                         break 'conn;
                     }
                 }
                 Action::Frame(f) => {
                     // Only framed transports are given frames; write it as TCP would.
-                    if conn.write_all(f.to_tcp().as_bytes()).await.is_err() {
+                    let text = f.to_tcp();
+                    if let Err(e) = conn.write_all(text.as_bytes(), ctx.send_timeout).await {
+                        write_failed(&stream, &peer, &e);
                         stream.handle_eof();
                         break 'conn;
                     }
@@ -321,7 +345,7 @@ async fn handle_connection(
                     }
                 }
                 Action::Close => {
-                    conn.shutdown().await;
+                    conn.shutdown(ctx.send_timeout).await;
                     break 'conn;
                 }
             }
@@ -339,6 +363,17 @@ async fn handle_connection(
     // (unavailable presence, ...).
     stream.connection_ended(rx);
     tracing::debug!(session = ?stream.session().map(|s| s.id.clone()), %peer, "client disconnected");
+}
+
+/// A write failed: a `send_timeout` is worth a line at INFO (Prosody logs
+/// its "write timeout" disconnects); a reset connection is not.
+fn write_failed(stream: &C2sStream, peer: &SocketAddr, e: &std::io::Error) {
+    let session = stream.session().map(|s| s.id.clone());
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        tracing::info!(?session, %peer, "client not reading for send_timeout; dropping the connection");
+    } else {
+        tracing::debug!(?session, %peer, "write failed: {e}");
+    }
 }
 
 /// What an outbound item becomes on the stream.
@@ -409,6 +444,7 @@ mod task_size {
                 limits: Default::default(),
             },
             keepalive: Duration::from_secs(1),
+            send_timeout: Duration::from_secs(1),
             shutdown,
         };
         let size = std::mem::size_of_val(&handle_connection(tcp, addr, ctx, false));

@@ -1,0 +1,154 @@
+//! Helpers of the hardening tests: lilt started in-process on port 0 with
+//! a given config and accounts, and raw XML streams over real TCP.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use xmpp_core::Clock;
+
+pub const OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+/// Starts lilt from `config` with `users` (name, password) on `localhost`.
+pub async fn start(config: &str, users: &[(&str, &str)]) -> lilt::startup::RunningServer {
+    let config = lua_compat::config::load_str(config, Path::new("hardening.cfg.lua")).unwrap();
+    let server = lilt::startup::build_server(config, Clock::System).unwrap();
+    let provider = auth::provider_for_host(&server.host("localhost").unwrap()).unwrap();
+    for (user, password) in users {
+        provider.create_user(user, Some(password)).unwrap();
+    }
+    lilt::startup::start(server).await.unwrap()
+}
+
+/// The first listener of a kind (`c2s`, `c2s_direct_tls`, ...).
+pub fn addr(running: &lilt::startup::RunningServer, kind: &str) -> SocketAddr {
+    running
+        .listening
+        .iter()
+        .find(|l| l.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} listener"))
+        .addr
+}
+
+/// A raw client stream.
+pub struct Client {
+    pub tcp: TcpStream,
+    pub buf: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Client {
+            tcp: TcpStream::connect(addr).await.unwrap(),
+            buf: String::new(),
+        }
+    }
+
+    /// A connection whose receive buffer is small (a client that stops
+    /// reading fills it quickly).
+    pub async fn connect_small_buffer(addr: SocketAddr) -> Client {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        Client {
+            tcp: socket.connect(addr).await.unwrap(),
+            buf: String::new(),
+        }
+    }
+
+    pub async fn send(&mut self, s: &str) {
+        self.tcp.write_all(s.as_bytes()).await.unwrap();
+    }
+
+    /// Reads until `needle` has arrived; returns everything read so far.
+    pub async fn until(&mut self, needle: &str) -> String {
+        match self.try_until(needle, Duration::from_secs(10)).await {
+            Ok(s) => s,
+            Err(e) => panic!("waiting for {needle:?}: {e}; got {:?}", self.buf),
+        }
+    }
+
+    /// Reads until `needle` has arrived, the connection closes or `wait`
+    /// passes.
+    pub async fn try_until(&mut self, needle: &str, wait: Duration) -> Result<String, String> {
+        let mut chunk = vec![0u8; 16 * 1024];
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.buf.contains(needle) {
+            let n = match tokio::time::timeout_at(deadline, self.tcp.read(&mut chunk)).await {
+                Err(_) => return Err("timed out".into()),
+                Ok(Err(e)) => return Err(format!("read error {e}")),
+                Ok(Ok(0)) => return Err("connection closed".into()),
+                Ok(Ok(n)) => n,
+            };
+            self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+        Ok(std::mem::take(&mut self.buf))
+    }
+
+    /// Reads until the server closes the connection (or `wait` passes:
+    /// `false`).
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let mut chunk = vec![0u8; 16 * 1024];
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.tcp.read(&mut chunk)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(n)) => self.buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
+            }
+        }
+    }
+
+    /// Opens the stream and authenticates with PLAIN; the SASL answer
+    /// (`<success` or `<failure`...) is returned.
+    pub async fn auth_plain(&mut self, user: &str, password: &str) -> String {
+        self.send(OPEN).await;
+        self.until("</stream:features>").await;
+        let creds = base64::engine::general_purpose::STANDARD
+            .encode(format!("\0{user}\0{password}").as_bytes());
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
+        ))
+        .await;
+        let answer = self.until("</").await;
+        if answer.contains("<failure") {
+            let rest = self.until("</failure>").await;
+            return format!("{answer}{rest}");
+        }
+        answer
+    }
+
+    /// Logs in (PLAIN) and binds `resource`.
+    pub async fn login(&mut self, user: &str, password: &str, resource: &str) {
+        let answer = self.auth_plain(user, password).await;
+        assert!(answer.contains("<success"), "{answer}");
+        self.send(OPEN).await;
+        self.until("</stream:features>").await;
+        self.send(&format!("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>")).await;
+        let bound = self.until("</iq>").await;
+        assert!(bound.contains(&format!("{user}@localhost/{resource}")), "{bound}");
+    }
+}
+
+/// This process's resident memory, in bytes.
+pub fn rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// Bytes the allocator has handed out and not had back (glibc's
+/// `mallinfo2`: every arena's used chunks and the mmapped ones): live heap,
+/// unlike RSS not inflated by what the allocator keeps for reuse.
+pub fn heap_in_use() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let info = unsafe { libc::mallinfo2() };
+    info.uordblks + info.hblkhd
+}
