@@ -345,6 +345,9 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             global_i64(&config, "c2s_timeout", 300)?.max(1) as u64
         ),
         limits,
+        max_unauthed_stanza_size: Some(
+            global_i64(&config, "c2s_unauthed_stanza_size_limit", 10_000)?.max(512) as usize,
+        ),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = ListenerContext {

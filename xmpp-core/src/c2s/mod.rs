@@ -442,6 +442,7 @@ mod task_size {
                 direct_tls: false,
                 unauthed_timeout: Duration::from_secs(1),
                 limits: Default::default(),
+                max_unauthed_stanza_size: None,
             },
             keepalive: Duration::from_secs(1),
             send_timeout: Duration::from_secs(1),
