@@ -331,13 +331,17 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         .and_then(Value::as_i64)
         .unwrap_or(840)
         .max(1) as u64;
-    // server_epoll's default, as bosh-websocket reads it for HTTP.
-    let send_timeout = config
-        .get_global("network_settings")
-        .and_then(|n| n.get("send_timeout"))
-        .and_then(Value::as_i64)
-        .unwrap_or(180)
-        .max(1) as u64;
+    // server_epoll's defaults (send_timeout as bosh-websocket reads it).
+    let network = |name: &str, default: i64| {
+        config
+            .get_global("network_settings")
+            .and_then(|n| n.get(name))
+            .and_then(Value::as_i64)
+            .unwrap_or(default)
+            .max(1) as u64
+    };
+    let send_timeout = network("send_timeout", 180);
+    let handshake_timeout = network("ssl_handshake_timeout", 60);
     let settings = C2sSettings {
         tls_available: tls.is_some(),
         direct_tls: false,
@@ -356,6 +360,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         settings,
         keepalive: Duration::from_secs(keepalive),
         send_timeout: Duration::from_secs(send_timeout),
+        handshake_timeout: Duration::from_secs(handshake_timeout),
         shutdown: shutdown_rx,
     };
     let mut listening = Vec::new();

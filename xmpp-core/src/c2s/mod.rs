@@ -34,6 +34,10 @@ pub struct ListenerContext {
     /// 180 s in server_epoll): a client that stops reading is let go of,
     /// with what was queued for it.
     pub send_timeout: Duration,
+    /// How long a TLS handshake (direct TLS or after `<starttls/>`) may
+    /// take (Prosody's `network_settings.ssl_handshake_timeout`, 60 s);
+    /// the unauthenticated stream's `c2s_timeout` keeps running meanwhile.
+    pub handshake_timeout: Duration,
     /// Flips to true at shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -170,13 +174,33 @@ async fn write_flush<S: AsyncWrite + Unpin + ?Sized>(
     s.flush().await
 }
 
+/// Runs the TLS handshake, giving up after `limit`.
 async fn tls_accept(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
+    limit: Duration,
 ) -> std::io::Result<(Conn, Option<Vec<u8>>)> {
-    let tls = acceptor.accept(tcp).await?;
+    let tls = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(tls) => tls?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            ));
+        }
+    };
     let exporter = crate::tls::tls_exporter(tls.get_ref().1);
     Ok((Conn::Tls(Box::new(tls)), exporter))
+}
+
+/// How long a handshake may take now: `ssl_handshake_timeout`, or less
+/// when the unauthenticated stream's deadline comes first.
+fn handshake_limit(stream: &C2sStream, ctx: &ListenerContext) -> Duration {
+    let now = std::time::Instant::now();
+    match stream.deadline() {
+        Some(d) => ctx.handshake_timeout.min(d.saturating_duration_since(now)),
+        None => ctx.handshake_timeout,
+    }
 }
 
 async fn handle_connection(
@@ -207,7 +231,8 @@ async fn handle_connection(
 
     let mut conn = if direct_tls {
         let Some(acceptor) = &ctx.tls else { return };
-        match Box::pin(tls_accept(acceptor, tcp)).await {
+        let limit = handshake_limit(&stream, &ctx);
+        match Box::pin(tls_accept(acceptor, tcp, limit)).await {
             Ok((c, exporter)) => {
                 stream.tls_established(exporter);
                 c
@@ -332,7 +357,8 @@ async fn handle_connection(
                     let (Conn::Plain(tcp), Some(acceptor)) = (conn, ctx.tls.as_ref()) else {
                         break 'conn;
                     };
-                    match Box::pin(tls_accept(acceptor, tcp)).await {
+                    let limit = handshake_limit(&stream, &ctx);
+                    match Box::pin(tls_accept(acceptor, tcp, limit)).await {
                         Ok((c, exporter)) => {
                             conn = c;
                             stream.tls_established(exporter);
@@ -446,6 +472,7 @@ mod task_size {
             },
             keepalive: Duration::from_secs(1),
             send_timeout: Duration::from_secs(1),
+            handshake_timeout: Duration::from_secs(1),
             shutdown,
         };
         let size = std::mem::size_of_val(&handle_connection(tcp, addr, ctx, false));
