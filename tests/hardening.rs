@@ -163,3 +163,104 @@ async fn the_unauthenticated_stream_timeout_runs_during_the_handshake() {
     );
     running.shutdown().await;
 }
+
+/// A WebSocket text frame as a client sends it: masked, or (an attack)
+/// not.
+fn ws_frame(payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut f = vec![0x81];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => f.push(mask_bit | n as u8),
+        n => {
+            f.push(mask_bit | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    if masked {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        f.extend_from_slice(payload);
+    }
+    f
+}
+
+/// Upgrades a connection to the `xmpp` WebSocket at `/xmpp-websocket`.
+async fn ws_connect(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET /xmpp-websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "closed during the upgrade");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tcp
+}
+
+/// Everything the server sends until it closes the connection (at most
+/// 5 s).
+async fn ws_read_to_end(tcp: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut chunk)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(out),
+            Ok(Ok(n)) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unmasked_websocket_frame_closes_the_connection_with_1002() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = r#"
+interfaces = { "127.0.0.1" }
+c2s_ports = { 0 }
+http_ports = { 0 }
+http_interfaces = { "127.0.0.1" }
+authentication = "internal_plain"
+consider_websocket_secure = true
+storage = "memory"
+modules_enabled = { "roster"; "disco"; "websocket" }
+VirtualHost "localhost"
+"#;
+    let running = common::start(config, &[]).await;
+    let http = common::addr(&running, "http");
+    let open = b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
+
+    // Masked, as a client must: the stream opens.
+    let mut ok = ws_connect(http).await;
+    ok.write_all(&ws_frame(open, true)).await.unwrap();
+    let mut chunk = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), ok.read(&mut chunk))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&chunk[..n]).contains("<open"));
+
+    // Unmasked: a close frame with 1002 (protocol error), then the end.
+    let mut bad = ws_connect(http).await;
+    bad.write_all(&ws_frame(open, false)).await.unwrap();
+    let got = ws_read_to_end(&mut bad)
+        .await
+        .expect("the connection stayed open after an unmasked frame");
+    assert!(
+        got.len() >= 4 && got[0] == 0x88 && got[2..4] == 1002u16.to_be_bytes(),
+        "expected a close frame with 1002, got {got:?}"
+    );
+    running.shutdown().await;
+}
