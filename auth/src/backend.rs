@@ -90,6 +90,13 @@ pub trait Backend: Send + Sync {
         Err(self.unsupported("SCRAM"))
     }
 
+    /// The iteration count new SCRAM credentials get (what an account
+    /// that does not exist is answered with, see
+    /// [`crate::hashing::unknown_account_credentials`]).
+    fn scram_iteration_count(&self) -> u32 {
+        crate::providers::DEFAULT_ITERATION_COUNT
+    }
+
     /// Facts about `username` to keep on the session after a successful
     /// login (e.g. a directory's display name); none by default.
     fn login_attributes(&self, username: &str) -> xmpp_core::Table {
