@@ -96,12 +96,14 @@ async fn a_missing_account_fails_as_slowly_as_an_existing_one_and_is_logged_once
         "a missing account is answered in {missing:?}, an existing one in {existing:?}"
     );
 
-    // Each failure is one line (of the 14 logins).
+    // Each failure is one line (of the 14 logins; the other test of this
+    // file logs in as carol).
     tokio::time::sleep(Duration::from_millis(100)).await;
     let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
     let failures: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("Failed authentication attempt"))
+        .filter(|l| l.contains("alice@") || l.contains("ghost@"))
         .collect();
     assert_eq!(failures.len(), 14, "{text}");
     assert!(failures.iter().all(|l| !l.contains("wrong")), "the password was logged");
@@ -111,5 +113,46 @@ async fn a_missing_account_fails_as_slowly_as_an_existing_one_and_is_logged_once
         .filter(|l| l.contains("alice") || l.contains("ghost"))
         .count();
     assert_eq!(naming, 14, "{text}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_owner_logs_in_from_its_own_address_while_its_account_is_attacked() {
+    let config = r#"
+interfaces = { "127.0.0.1" }
+c2s_ports = { 0 }
+authentication = "internal_plain"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+storage = "memory"
+modules_enabled = { "roster"; "disco"; "limit_auth" }
+limit_auth_period = 60
+limit_auth_max = 100
+limit_auth_account_max = 3
+VirtualHost "localhost"
+"#;
+    let running = common::start(config, &[("carol", "secret")]).await;
+    let addr = common::addr(&running, "c2s");
+    let from = |n: u8| std::net::Ipv4Addr::new(127, 0, 0, n);
+
+    // The owner logs in from its usual address.
+    let mut owner = Client::connect_from(addr, from(1)).await;
+    owner.login("carol", "secret", "home").await;
+    drop(owner);
+
+    // An attacker fails from other addresses, past the account's limit.
+    for n in 10..16 {
+        let mut attacker = Client::connect_from(addr, from(n)).await;
+        let answer = attacker.auth_plain("carol", "guess").await;
+        assert!(answer.contains("<failure"), "{answer}");
+    }
+    // The protection holds for anyone else, even with the password.
+    let mut stranger = Client::connect_from(addr, from(20)).await;
+    let answer = stranger.auth_plain("carol", "secret").await;
+    assert!(answer.contains("temporary-auth-failure"), "{answer}");
+
+    // The owner still gets in from its own address, during the attack.
+    let mut owner = Client::connect_from(addr, from(1)).await;
+    owner.login("carol", "secret", "phone").await;
     running.shutdown().await;
 }

@@ -59,6 +59,19 @@ impl Client {
         }
     }
 
+    /// A connection from another loopback address (`127.0.0.N`), as a
+    /// client on another machine would look.
+    pub async fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Client {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::new(std::net::IpAddr::V4(source), 0))
+            .unwrap();
+        Client {
+            tcp: socket.connect(addr).await.unwrap(),
+            buf: String::new(),
+        }
+    }
+
     pub async fn send(&mut self, s: &str) {
         self.tcp.write_all(s.as_bytes()).await.unwrap();
     }
@@ -113,12 +126,17 @@ impl Client {
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
         ))
         .await;
-        let answer = self.until("</").await;
-        if answer.contains("<failure") {
-            let rest = self.until("</failure>").await;
-            return format!("{answer}{rest}");
+        let mut chunk = vec![0u8; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.buf.contains("</failure>") && !self.buf.contains("<success") {
+            let n = tokio::time::timeout_at(deadline, self.tcp.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("no SASL answer; got {:?}", self.buf))
+                .unwrap();
+            assert!(n > 0, "closed before the SASL answer; got {:?}", self.buf);
+            self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
         }
-        answer
+        std::mem::take(&mut self.buf)
     }
 
     /// Logs in (PLAIN) and binds `resource`.
