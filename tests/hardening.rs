@@ -65,7 +65,11 @@ async fn stanzas_before_authentication_are_limited_to_10000_bytes() {
     c.login("alice", "a", "r").await;
     c.send(&message_of(100_000)).await;
     let echoed = c.until("</message>").await;
-    assert!(echoed.contains("id='big'"), "{}", &echoed[..200.min(echoed.len())]);
+    assert!(
+        echoed.contains("id='big'"),
+        "{}",
+        &echoed[..200.min(echoed.len())]
+    );
     running.shutdown().await;
 }
 
@@ -200,7 +204,11 @@ async fn ws_connect(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "closed during the upgrade");
+        assert_eq!(
+            tcp.read(&mut byte).await.unwrap(),
+            1,
+            "closed during the upgrade"
+        );
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head);

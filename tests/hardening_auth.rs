@@ -106,7 +106,10 @@ async fn a_missing_account_fails_as_slowly_as_an_existing_one_and_is_logged_once
         .filter(|l| l.contains("alice@") || l.contains("ghost@"))
         .collect();
     assert_eq!(failures.len(), 14, "{text}");
-    assert!(failures.iter().all(|l| !l.contains("wrong")), "the password was logged");
+    assert!(
+        failures.iter().all(|l| !l.contains("wrong")),
+        "the password was logged"
+    );
     // And nothing else names the accounts.
     let naming = text
         .lines()

@@ -74,5 +74,10 @@ fn racing_registrations_leave_the_account_of_a_writer_that_succeeded() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files, vec!["racer.dat".to_string()], "in {}", accounts.display());
+    assert_eq!(
+        files,
+        vec!["racer.dat".to_string()],
+        "in {}",
+        accounts.display()
+    );
 }

@@ -64,7 +64,9 @@ async fn a_client_that_stops_reading_is_dropped_and_costs_a_bounded_amount() {
             counter.fetch_add(found, Ordering::Relaxed);
             // Keep only what could be the start of a split match.
             let keep = tail.len().saturating_sub(16);
-            let cut = (keep..=tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(tail.len());
+            let cut = (keep..=tail.len())
+                .find(|i| tail.is_char_boundary(*i))
+                .unwrap_or(tail.len());
             tail.drain(..cut);
         }
     });
@@ -82,7 +84,9 @@ async fn a_client_that_stops_reading_is_dropped_and_costs_a_bounded_amount() {
     let started = Instant::now();
     let mut peak = baseline;
     for i in 0..MESSAGES {
-        let m = format!("<message to='bob@localhost/r' id='m{i}' type='chat'><body>{body}</body></message>");
+        let m = format!(
+            "<message to='bob@localhost/r' id='m{i}' type='chat'><body>{body}</body></message>"
+        );
         alice_wr.write_all(m.as_bytes()).await.unwrap();
         if i % 20 == 0 {
             peak = peak.max(heap_in_use());
@@ -130,7 +134,10 @@ async fn a_client_that_stops_reading_is_dropped_and_costs_a_bounded_amount() {
     // other resource, no offline storage here).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let bounced = bounces.load(Ordering::Relaxed);
-    assert!(bounced >= MESSAGES * 3 / 4, "only {bounced} of {MESSAGES} bounced");
+    assert!(
+        bounced >= MESSAGES * 3 / 4,
+        "only {bounced} of {MESSAGES} bounced"
+    );
 
     // bob's end sees the connection closed once it reads again.
     assert!(bob.closed_within(Duration::from_secs(10)).await);

@@ -500,6 +500,9 @@ mod tests {
         for _ in 0..3 {
             t.record_failure(elsewhere, Some("bob"), now);
         }
-        assert!(matches!(t.check(owner, Some("bob"), now), Verdict::Refuse { .. }));
+        assert!(matches!(
+            t.check(owner, Some("bob"), now),
+            Verdict::Refuse { .. }
+        ));
     }
 }

@@ -119,7 +119,10 @@ fn account_without_password_cannot_log_in() {
     p.create_user("nopass", None).unwrap();
     let mut ex = p.sasl_start("SCRAM-SHA-1", &tls_ctx()).unwrap();
     let mut client = ScramClient::new(Hash::Sha1, "nopass", "");
-    assert_eq!(failure(scram_login(&mut ex, &mut client)).0, "not-authorized");
+    assert_eq!(
+        failure(scram_login(&mut ex, &mut client)).0,
+        "not-authorized"
+    );
 }
 
 #[test]

@@ -147,7 +147,10 @@ impl Client {
         self.until("</stream:features>").await;
         self.send(&format!("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>")).await;
         let bound = self.until("</iq>").await;
-        assert!(bound.contains(&format!("{user}@localhost/{resource}")), "{bound}");
+        assert!(
+            bound.contains(&format!("{user}@localhost/{resource}")),
+            "{bound}"
+        );
     }
 }
 

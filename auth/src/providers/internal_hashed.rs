@@ -109,12 +109,8 @@ impl Backend for InternalHashed {
             // As long as checking a password of an existing account takes:
             // a missing account is not told apart by the time it takes.
             let salt = crate::hashing::stable_fake_salt(username);
-            let _ = ScramCredentials::derive(
-                self.hash,
-                password,
-                &salt,
-                self.default_iteration_count,
-            );
+            let _ =
+                ScramCredentials::derive(self.hash, password, &salt, self.default_iteration_count);
             return Ok(Lookup::NoUser);
         };
         if is_disabled(&record) {

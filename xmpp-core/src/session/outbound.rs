@@ -338,8 +338,14 @@ mod tests {
         assert!(tx1.send(big()).is_ok());
         assert!(tx.send(big()).is_ok());
         assert!(tx.send(big()).is_ok());
-        assert!(tx.send(big()).is_err(), "a third 1 KB stanza is over 2,500 bytes");
-        assert!(tx.send(Outbound::Raw(vec![bytes::Bytes::from(vec![b'x'; 600])])).is_err());
+        assert!(
+            tx.send(big()).is_err(),
+            "a third 1 KB stanza is over 2,500 bytes"
+        );
+        assert!(
+            tx.send(Outbound::Raw(vec![bytes::Bytes::from(vec![b'x'; 600])]))
+                .is_err()
+        );
         assert!(tx.send(Outbound::Close(None)).is_ok());
         assert!(rx.try_recv().is_ok());
         // Room again for one.
