@@ -58,7 +58,7 @@ pub fn outbound_queue_with_limit(limit: usize) -> (OutboundTx, OutboundRx) {
         state: Mutex::new(State {
             items: VecDeque::new(),
             bytes: 0,
-            limit,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             senders: 1,
             closed: false,
             refusing: false,
@@ -154,10 +154,11 @@ struct Shared {
 #[derive(Debug)]
 struct State {
     /// Each item with the bytes it was accounted as.
-    items: VecDeque<(Outbound, usize)>,
-    /// What the queued items are accounted as, in total.
-    bytes: usize,
-    limit: usize,
+    items: VecDeque<(Outbound, u32)>,
+    /// What the queued items are accounted as, in total (u32s: every
+    /// idle session holds these).
+    bytes: u32,
+    limit: u32,
     /// Live [`QueueTx`]es.
     senders: usize,
     /// The receiver closed the queue or is gone.
@@ -185,7 +186,7 @@ impl QueueTx {
         if state.closed {
             return Err(SendError(item));
         }
-        let size = item.queued_size();
+        let size = u32::try_from(item.queued_size()).unwrap_or(u32::MAX);
         let over = state.bytes.saturating_add(size) > state.limit;
         if over && !state.items.is_empty() && !matches!(item, Outbound::Close(_)) {
             if !state.refusing {
@@ -359,6 +360,13 @@ mod tests {
         // Empty again: the accounting went back to zero.
         assert!(tx.send(big()).is_ok());
         assert!(tx.send(big()).is_ok());
+    }
+
+    #[test]
+    fn an_idle_queue_stays_small() {
+        // What every idle session holds for its queue: the bound's
+        // accounting added 8 bytes to the 48 of the unbounded queue.
+        assert!(std::mem::size_of::<State>() <= 56);
     }
 
     #[tokio::test]
