@@ -173,3 +173,75 @@ pub fn heap_in_use() -> usize {
     let info = unsafe { libc::mallinfo2() };
     info.uordblks + info.hblkhd
 }
+
+/// A masked WebSocket text frame, as a client sends it.
+pub fn ws_text(payload: &str) -> Vec<u8> {
+    let payload = payload.as_bytes();
+    let mut f = vec![0x81];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+impl Client {
+    /// A WebSocket (`/xmpp-websocket`, subprotocol `xmpp`) with a small
+    /// receive buffer; what the server sends is read as text (frame
+    /// headers and all), which is enough to wait for needles.
+    pub async fn websocket_small_buffer(addr: SocketAddr) -> Client {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut c = Client {
+            tcp: socket.connect(addr).await.unwrap(),
+            buf: String::new(),
+        };
+        c.send(
+            "GET /xmpp-websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n",
+        )
+        .await;
+        let head = c.until("\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        c
+    }
+
+    /// Sends one XML element as a WebSocket text frame.
+    pub async fn ws_send(&mut self, xml: &str) {
+        self.tcp.write_all(&ws_text(xml)).await.unwrap();
+    }
+
+    /// Logs in over WebSocket (RFC 7395) with PLAIN and binds `resource`.
+    pub async fn ws_login(&mut self, user: &str, password: &str, resource: &str) {
+        let open =
+            "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
+        self.ws_send(open).await;
+        self.until("</stream:features>").await;
+        let creds = base64::engine::general_purpose::STANDARD
+            .encode(format!("\0{user}\0{password}").as_bytes());
+        self.ws_send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
+        ))
+        .await;
+        self.until("<success").await;
+        self.ws_send(open).await;
+        self.until("</stream:features>").await;
+        self.ws_send(&format!("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>")).await;
+        let bound = self.until("</iq>").await;
+        assert!(
+            bound.contains(&format!("{user}@localhost/{resource}")),
+            "{bound}"
+        );
+    }
+}
