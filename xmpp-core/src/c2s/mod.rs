@@ -275,10 +275,17 @@ async fn handle_connection(
                     // What is queued already goes out in one write, as
                     // Prosody's buffered connections send what one event
                     // produced (a reply and the broadcast after it).
+                    // At most MAX_BATCH bytes: a queue refilled as fast as
+                    // it is drained does not make one write grow unbounded.
                     let mut actions = outbound_actions(&mut stream, first);
-                    while !actions.iter().any(|a| matches!(a, Action::Close)) {
+                    let mut batch = written_len(&actions);
+                    while batch < MAX_BATCH && !actions.iter().any(|a| matches!(a, Action::Close)) {
                         match rx.try_recv() {
-                            Ok(next) => actions.extend(outbound_actions(&mut stream, next)),
+                            Ok(next) => {
+                                let more = outbound_actions(&mut stream, next);
+                                batch += written_len(&more);
+                                actions.extend(more);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -416,6 +423,21 @@ fn outbound_actions(stream: &mut C2sStream, out: Outbound) -> Vec<Action> {
     };
     actions.extend(after);
     actions
+}
+
+/// Bytes queued items are gathered into one write at most (one item may
+/// be larger).
+const MAX_BATCH: usize = 256 * 1024;
+
+/// The bytes the write actions among `actions` carry.
+fn written_len(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Write(s) => s.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Merges consecutive writes into one.
