@@ -180,9 +180,11 @@ pub fn run(config: &ServerConfig, args: &[String]) -> Result<Option<String>, Ctl
                 _server,
             } = account(config, &user, &host, Existing::Forbidden)?;
             let password = read_password_twice()?;
-            provider
-                .create_user(&user, Some(&password))
-                .map_err(storage_err)?;
+            // Exclusive: of two adduser at once, the second finds the
+            // account the first made.
+            if !provider.add_user(&user, &password).map_err(storage_err)? {
+                return Err(err("That user already exists"));
+            }
         }
         ["passwd", jid] => {
             let (user, host) = split_user_jid(jid)?;

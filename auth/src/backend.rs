@@ -141,6 +141,17 @@ pub trait Backend: Send + Sync {
         let _ = (username, password);
         Err(self.unsupported("account creation"))
     }
+    /// Creates an account with a password unless it exists (`false`): what
+    /// `adduser` needs, where two at once must not both succeed. Backends
+    /// on the `accounts` store do it in one step; the default checks, then
+    /// creates.
+    fn add_user(&self, username: &str, password: &str) -> Result<bool, AuthError> {
+        if self.user_exists(username)? {
+            return Ok(false);
+        }
+        self.create_user(username, Some(password))?;
+        Ok(true)
+    }
     /// Removes the account record only (the caller purges the user's data).
     fn delete_user(&self, username: &str) -> Result<(), AuthError> {
         let _ = username;

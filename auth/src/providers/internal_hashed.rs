@@ -192,6 +192,12 @@ impl Backend for InternalHashed {
         self.accounts.set(username, Some(record))
     }
 
+    fn add_user(&self, username: &str, password: &str) -> Result<bool, AuthError> {
+        let mut record = Table::new();
+        self.hash_into(username, &mut record, password)?;
+        self.accounts.create(username, record)
+    }
+
     fn delete_user(&self, username: &str) -> Result<(), AuthError> {
         self.accounts.set(username, None)
     }

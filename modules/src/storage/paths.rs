@@ -161,6 +161,36 @@ impl DataDir {
         sync_dir(dir)
     }
 
+    /// Creates `path` with `bytes` unless it exists (`false` then): written
+    /// to this writer's scratch file, flushed, then hard-linked to `path`,
+    /// which fails if `path` exists, so the file appears whole and only
+    /// once whoever else tries.
+    pub fn create_exclusive(&self, path: &Path, bytes: &[u8]) -> Result<bool, StorageError> {
+        let dir = parent(path);
+        self.ensure_dir(dir)?;
+        let scratch = scratch_name(path);
+        let written = self
+            .open_options()
+            .write(true)
+            .create_new(true)
+            .open(&scratch)
+            .and_then(|mut f| {
+                f.write_all(bytes)?;
+                f.sync_all()
+            });
+        let linked = written.and_then(|()| match fs::hard_link(&scratch, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        });
+        let _ = fs::remove_file(&scratch);
+        let created = linked.map_err(|e| io_error(path, e))?;
+        if created {
+            sync_dir(dir)?;
+        }
+        Ok(created)
+    }
+
     /// Appends `bytes` to `path` (created if missing) in one write, flushed
     /// to disk; on failure the file is cut back to its previous length.
     pub fn append(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
