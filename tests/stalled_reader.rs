@@ -93,7 +93,7 @@ async fn a_client_that_stops_reading_is_dropped_and_costs_a_bounded_amount() {
         }
     }
     let sent_at = Instant::now();
-    let gone_at = tokio::time::timeout(Duration::from_secs(30), watcher)
+    let gone_at = tokio::time::timeout(Duration::from_secs(60), watcher)
         .await
         .expect("the stalled connection was never dropped")
         .unwrap();
@@ -116,9 +116,11 @@ async fn a_client_that_stops_reading_is_dropped_and_costs_a_bounded_amount() {
     // Dropped within send_timeout (3 s) of its writes stalling, which
     // began about when its queue filled up and the first bounce came (the
     // slack is for a debug build on a loaded machine: the batch that
-    // stalls is serialised first, and the task may wait to be scheduled).
+    // stalls is serialised first, and the task may wait to be scheduled;
+    // on an idle machine it is 3-5 s, loaded up to ~12 s). Without
+    // send_timeout the connection is never dropped.
     assert!(
-        gone_at.saturating_duration_since(stalled_at) < Duration::from_secs(3 + 9),
+        gone_at.saturating_duration_since(stalled_at) < Duration::from_secs(3 + 20),
         "dropped {:?} after its queue filled up",
         gone_at.saturating_duration_since(stalled_at)
     );
