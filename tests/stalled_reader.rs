@@ -117,7 +117,7 @@ async fn a_client_that_stops_reading_is_dropped_and_costs_a_bounded_amount() {
     // began about when its queue filled up and the first bounce came (the
     // slack is for a debug build on a loaded machine: the batch that
     // stalls is serialised first, and the task may wait to be scheduled;
-    // on an idle machine it is 3-5 s, loaded up to ~12 s). Without
+    // measured 7-12 s after the first bounce on a loaded 2-core box). Without
     // send_timeout the connection is never dropped.
     assert!(
         gone_at.saturating_duration_since(stalled_at) < Duration::from_secs(3 + 20),
