@@ -252,6 +252,13 @@ async fn handle_connection(
     // The XML parser was let go of since the last read.
     let mut parked = false;
     'conn: loop {
+        // A client that keeps the socket readable never makes this task
+        // wait (a socket's readiness takes nothing from tokio's
+        // cooperative budget): give way now and then, or a task woken
+        // from here (the recipient's connection, put in this worker's
+        // LIFO slot, which other workers cannot steal) waits until this
+        // client pauses.
+        tokio::task::consume_budget().await;
         let deadline = stream.deadline().map(Instant::from_std);
         let keepalive_at = last_read + ctx.keepalive;
         // Over its rate (mod_limits), the connection is not read until then.
