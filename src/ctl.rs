@@ -347,9 +347,15 @@ fn jid_account(
 fn cmd_adduser(config: &ServerConfig, a: &[&str]) -> Result<Option<String>, CtlError> {
     let acc = jid_account(config, a, "adduser", Existing::Forbidden)?;
     let password = read_password_twice()?;
-    acc.provider
-        .create_user(&acc.user, Some(&password))
-        .map_err(storage_err)?;
+    // Exclusive: of two adduser at once, the second finds the account the
+    // first made.
+    if !acc
+        .provider
+        .add_user(&acc.user, &password)
+        .map_err(storage_err)?
+    {
+        return Err(err("That user already exists"));
+    }
     Ok(None)
 }
 

@@ -385,6 +385,17 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         .and_then(Value::as_i64)
         .unwrap_or(840)
         .max(1) as u64;
+    // server_epoll's defaults (send_timeout as bosh-websocket reads it).
+    let network = |name: &str, default: i64| {
+        config
+            .get_global("network_settings")
+            .and_then(|n| n.get(name))
+            .and_then(Value::as_i64)
+            .unwrap_or(default)
+            .max(1) as u64
+    };
+    let send_timeout = network("send_timeout", 180);
+    let handshake_timeout = network("ssl_handshake_timeout", 60);
     let settings = C2sSettings {
         tls_available: tls.is_some(),
         direct_tls: false,
@@ -392,6 +403,9 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             global_i64(&config, "c2s_timeout", 300)?.max(1) as u64
         ),
         limits,
+        max_unauthed_stanza_size: Some(
+            global_i64(&config, "c2s_unauthed_stanza_size_limit", 10_000)?.max(512) as usize,
+        ),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = ListenerContext {
@@ -399,6 +413,8 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         tls: tls_config.clone().map(TlsAcceptor::from),
         settings,
         keepalive: Duration::from_secs(keepalive),
+        send_timeout: Duration::from_secs(send_timeout),
+        handshake_timeout: Duration::from_secs(handshake_timeout),
         shutdown: shutdown_rx,
     };
     let mut listening = Vec::new();

@@ -76,6 +76,15 @@ impl Accounts {
             .map_err(|e| self.storage_error(Some(user), e))
     }
 
+    /// Writes a new user's record unless the user has one (`false`): in
+    /// one step where the storage driver can (see
+    /// [`KeyValueStore::create`]).
+    pub fn create(&self, user: &str, record: Table) -> Result<bool, AuthError> {
+        self.store
+            .create(Some(user), Value::Table(record))
+            .map_err(|e| self.storage_error(Some(user), e))
+    }
+
     pub fn users(&self) -> Result<Vec<String>, AuthError> {
         self.store.users().map_err(|e| self.storage_error(None, e))
     }

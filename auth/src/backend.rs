@@ -90,6 +90,13 @@ pub trait Backend: Send + Sync {
         Err(self.unsupported("SCRAM"))
     }
 
+    /// The iteration count new SCRAM credentials get (what an account
+    /// that does not exist is answered with, see
+    /// [`crate::hashing::unknown_account_credentials`]).
+    fn scram_iteration_count(&self) -> u32 {
+        crate::providers::DEFAULT_ITERATION_COUNT
+    }
+
     /// Facts about `username` to keep on the session after a successful
     /// login (e.g. a directory's display name); none by default.
     fn login_attributes(&self, username: &str) -> xmpp_core::Table {
@@ -133,6 +140,17 @@ pub trait Backend: Send + Sync {
     fn create_user(&self, username: &str, password: Option<&str>) -> Result<(), AuthError> {
         let _ = (username, password);
         Err(self.unsupported("account creation"))
+    }
+    /// Creates an account with a password unless it exists (`false`): what
+    /// `adduser` needs, where two at once must not both succeed. Backends
+    /// on the `accounts` store do it in one step; the default checks, then
+    /// creates.
+    fn add_user(&self, username: &str, password: &str) -> Result<bool, AuthError> {
+        if self.user_exists(username)? {
+            return Ok(false);
+        }
+        self.create_user(username, Some(password))?;
+        Ok(true)
     }
     /// Removes the account record only (the caller purges the user's data).
     fn delete_user(&self, username: &str) -> Result<(), AuthError> {

@@ -184,11 +184,18 @@ impl SaslExchange for GuardedExchange {
         if self.account.is_none() {
             self.account = self.inner.authcid();
         }
-        if let SaslStep::Failure(f) = &step
-            && f.condition != "aborted"
-        {
-            self.guard
-                .failed(&self.mechanism, &self.ctx, self.account.as_deref(), f);
+        match &step {
+            SaslStep::Failure(f) if f.condition != "aborted" => {
+                self.guard
+                    .failed(&self.mechanism, &self.ctx, self.account.as_deref(), f);
+            }
+            SaslStep::Success { username, .. } => {
+                let now = self.guard.now();
+                self.guard
+                    .throttle()
+                    .record_success(self.ctx.ip, username, now);
+            }
+            _ => {}
         }
         step
     }

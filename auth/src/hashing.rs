@@ -103,6 +103,52 @@ impl ScramCredentials {
     }
 }
 
+/// For an account that does not exist: SCRAM goes on with these, so the
+/// exchange takes the same steps and ends as a wrong password does, and a
+/// missing account cannot be told from an existing one (RFC 5802 §5.1:
+/// the same salt each time for a username, the usual iteration count).
+/// The keys are random: no proof matches them.
+pub fn unknown_account_credentials(
+    hash: ScramHash,
+    username: &str,
+    iteration_count: u32,
+) -> ScramCredentials {
+    let random = || {
+        let mut key = vec![0u8; hash.output_len()];
+        rand::thread_rng().fill_bytes(&mut key);
+        key
+    };
+    ScramCredentials {
+        stored_key: random(),
+        server_key: random(),
+        salt: stable_fake_salt(username),
+        iteration_count,
+    }
+}
+
+/// A salt for a username that has no account: UUID-shaped as Prosody's
+/// salts, the same for the same name for the life of the process.
+pub fn stable_fake_salt(username: &str) -> Vec<u8> {
+    static SECRET: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let secret = SECRET.get_or_init(|| {
+        let mut s = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut s);
+        s
+    });
+    let h = hmac::<sha2::Sha256>(secret, username.as_bytes());
+    let hex = to_hex(h.get(..16).unwrap_or(&h));
+    let part = |a: usize, b: usize| hex.get(a..b).unwrap_or_default();
+    format!(
+        "{}-{}-4{}-{}-{}",
+        part(0, 8),
+        part(8, 12),
+        part(13, 16),
+        part(16, 20),
+        part(20, 32)
+    )
+    .into_bytes()
+}
+
 fn hmac<D: Digest + BlockSizeUser>(key: &[u8], data: &[u8]) -> Vec<u8> {
     // SimpleHmac accepts keys of any length.
     match <SimpleHmac<D> as Mac>::new_from_slice(key) {

@@ -48,6 +48,7 @@ pub mod resumption;
 pub mod sasl;
 pub mod throttle;
 pub mod token;
+pub mod trusted;
 
 use std::sync::Arc;
 

@@ -26,6 +26,9 @@ pub trait AccountProvider: AuthProvider {
     /// Creates (or overwrites) an account; `None` makes one without a
     /// password, as Prosody's `create_user(username, nil)`.
     fn create_user(&self, username: &str, password: Option<&str>) -> Result<(), AuthError>;
+    /// Creates an account unless it exists (`false`, nothing written), in
+    /// one step where the backend can: of two at once, one succeeds.
+    fn add_user(&self, username: &str, password: &str) -> Result<bool, AuthError>;
     /// Deletes the account, then purges all the user's stored data through
     /// the host's storage drivers. The caller fires `user-deleted`.
     fn delete_user(&self, username: &str) -> Result<(), AuthError>;
@@ -120,6 +123,10 @@ impl AccountProvider for Provider {
 
     fn create_user(&self, username: &str, password: Option<&str>) -> Result<(), AuthError> {
         self.backend.create_user(&self.prep(username)?, password)
+    }
+
+    fn add_user(&self, username: &str, password: &str) -> Result<bool, AuthError> {
+        self.backend.add_user(&self.prep(username)?, password)
     }
 
     fn delete_user(&self, username: &str) -> Result<(), AuthError> {

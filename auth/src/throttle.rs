@@ -25,6 +25,10 @@
 //! again once `period` has passed since the failures, which is what an
 //! administrator reading "5 per 30 seconds" expects.
 //!
+//! The per-account limit does not lock the owner out: an address the
+//! account recently logged in from is not refused by it (see
+//! [`crate::trusted`] for why this choice).
+//!
 //! Accounts are keyed by the name the client claims, prepared as a SASL
 //! username, whether or not the account exists: an attacker sees the same
 //! answer, at the same moment, for a missing account and an existing one.
@@ -223,6 +227,8 @@ pub struct AuthThrottle {
     settings: ThrottleSettings,
     ips: Windows<IpAddr>,
     accounts: Windows<String>,
+    /// Where accounts logged in from: not refused by the account limit.
+    trusted: crate::trusted::TrustedAddresses,
 }
 
 impl AuthThrottle {
@@ -231,6 +237,7 @@ impl AuthThrottle {
             settings,
             ips: Windows::new(),
             accounts: Windows::new(),
+            trusted: crate::trusted::TrustedAddresses::new(),
         }
     }
 
@@ -272,10 +279,23 @@ impl AuthThrottle {
             .wait(&account.to_string(), now, s.period, s.max_per_account)
         {
             None => Verdict::Allow,
+            // The owner's own address gets in during an attack on the
+            // account (the per-IP limit above still applies to it).
+            Some(_) if ip.is_some_and(|ip| self.trusted.is_trusted(account, ip, now)) => {
+                Verdict::Allow
+            }
             Some(retry_after) => Verdict::Refuse {
                 limited: Limited::Account,
                 retry_after,
             },
+        }
+    }
+
+    /// `account` logged in from `ip`: that address is trusted by the
+    /// account limit from now on (see [`crate::trusted`]).
+    pub fn record_success(&mut self, ip: Option<IpAddr>, account: &str, now: Duration) {
+        if let (Some(ip), true) = (ip, self.enabled()) {
+            self.trusted.record_success(account, ip, now);
         }
     }
 
@@ -452,5 +472,37 @@ mod tests {
         }
         t.record_failure(ip(1), None, secs(40.0));
         assert_eq!(t.ips.map.len(), 1);
+    }
+
+    #[test]
+    fn the_account_limit_spares_the_owners_own_address() {
+        let mut t = AuthThrottle::new(ThrottleSettings {
+            period: Duration::from_secs(60),
+            max_per_ip: 100,
+            max_per_account: 3,
+        });
+        let owner = Some(IpAddr::from([192, 0, 2, 1]));
+        let now = Duration::from_secs(1);
+        t.record_success(owner, "alice", now);
+        for i in 0..5u8 {
+            t.record_failure(Some(IpAddr::from([203, 0, 113, i])), Some("alice"), now);
+        }
+        let elsewhere = Some(IpAddr::from([198, 51, 100, 9]));
+        assert!(matches!(
+            t.check(elsewhere, Some("alice"), now),
+            Verdict::Refuse {
+                limited: Limited::Account,
+                ..
+            }
+        ));
+        assert_eq!(t.check(owner, Some("alice"), now), Verdict::Allow);
+        // The owner's address is not trusted for another account.
+        for _ in 0..3 {
+            t.record_failure(elsewhere, Some("bob"), now);
+        }
+        assert!(matches!(
+            t.check(owner, Some("bob"), now),
+            Verdict::Refuse { .. }
+        ));
     }
 }

@@ -372,7 +372,10 @@ def jitsi_sized():
     enable_roomsize_token_verification (the main host still logs in with passwords)."""
     directory = make_workdir("lilt-jitsi-roomsize-")
     options = {"modules_enabled": MAIN_MODULES, "app_id": SIZE_APP_ID,
-               "app_secret": SIZE_SECRET, "enable_roomsize_token_verification": True}
+               "app_secret": SIZE_SECRET, "enable_roomsize_token_verification": True,
+               # Jitsi's default is false (only the room claim is checked);
+               # the `sub` cases below need it.
+               "enable_domain_verification": True}
     pki = prepare_docker_fixture(directory, host_options={DOMAIN: options})
     server = JitsiServer(directory, pki)
     server.register(FOCUS_USER, AUTH_DOMAIN, FOCUS_PASSWORD)

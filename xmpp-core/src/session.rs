@@ -19,7 +19,10 @@ use crate::stanza::Element;
 use crate::transport::TransportInfo;
 
 mod outbound;
-pub use outbound::{OutboundRx, OutboundTx, QueueRx, QueueTx, outbound_queue};
+pub use outbound::{
+    OutboundRx, OutboundTx, QUEUE_LIMIT, QueueRx, QueueTx, outbound_queue,
+    outbound_queue_with_limit,
+};
 
 /// What is queued for a connection task.
 #[derive(Debug)]
@@ -32,6 +35,18 @@ pub enum Outbound {
     /// one complete stanza that declares its own namespace
     /// (`<message xmlns='jabber:client' ...>`), so any transport can frame it.
     Raw(Vec<bytes::Bytes>),
+}
+
+impl Outbound {
+    /// About the bytes this item takes on the wire (see
+    /// [`Element::approx_size`]), as an outbound queue accounts it.
+    pub fn queued_size(&self) -> usize {
+        match self {
+            Outbound::Stanza(e) => e.approx_size(),
+            Outbound::Close(_) => 64,
+            Outbound::Raw(parts) => parts.iter().map(|p| p.len()).sum(),
+        }
+    }
 }
 
 /// The type of session, as Prosody's `session.type`.

@@ -227,6 +227,23 @@ impl Element {
         r
     }
 
+    /// About the bytes this element takes serialised (names, attributes,
+    /// text and the markup around them, escaping not counted): what an
+    /// outbound queue accounts it as, without serialising it.
+    pub fn approx_size(&self) -> usize {
+        let mut size = 2 * self.name.len() + self.ns.len() + 16;
+        for (k, v) in &self.attrs {
+            size += k.len() + v.len() + 4;
+        }
+        for n in &self.children {
+            size += match n {
+                Node::Element(e) => e.approx_size(),
+                Node::Text(t) => t.len(),
+            };
+        }
+        size
+    }
+
     /// Serialises the element and its subtree, declaring `xmlns` against
     /// `parent_ns` (the namespace in scope where it is written).
     pub fn to_xml_in(&self, parent_ns: &str) -> String {

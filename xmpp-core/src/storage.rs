@@ -41,6 +41,17 @@ pub trait KeyValueStore: Send + Sync {
     fn set(&self, user: Option<&str>, value: Option<Value>) -> StorageResult<()>;
     /// The users that have a value in this store (for `accounts`: the user list).
     fn users(&self) -> StorageResult<Vec<String>>;
+    /// Stores `value` for `user` only when there is none; `false` when
+    /// there was (nothing written). Drivers that can make this one step
+    /// (`internal`: an exclusive link of the whole file; `memory`: under
+    /// its lock); the default reads, then writes.
+    fn create(&self, user: Option<&str>, value: Value) -> StorageResult<bool> {
+        if self.get(user)?.is_some() {
+            return Ok(false);
+        }
+        self.set(user, Some(value))?;
+        Ok(true)
+    }
 }
 
 /// Many keys per user.

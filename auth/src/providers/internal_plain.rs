@@ -91,6 +91,12 @@ impl Backend for InternalPlain {
         self.accounts.set(username, Some(record))
     }
 
+    fn add_user(&self, username: &str, password: &str) -> Result<bool, AuthError> {
+        let mut record = Table::new();
+        record.insert("password", Value::String(self.prep(username, password)?));
+        self.accounts.create(username, record)
+    }
+
     fn delete_user(&self, username: &str) -> Result<(), AuthError> {
         self.accounts.set(username, None)
     }

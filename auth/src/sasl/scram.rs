@@ -66,7 +66,8 @@ impl ScramExchange {
 
     /// The stored (or, for plaintext backends, freshly derived) keys.
     fn credentials(&self, username: &str) -> Result<ScramCredentials, SaslFailure> {
-        let lookup = if self.backend.profile().plain {
+        let plain = self.backend.profile().plain;
+        let lookup = if plain {
             self.backend.get_password(username).map(|l| match l {
                 Lookup::Found(password) => match saslprep(&password) {
                     Some(p) => Lookup::Found(ScramCredentials::derive(
@@ -85,7 +86,21 @@ impl ScramExchange {
         };
         match lookup {
             Ok(Lookup::Found(c)) => Ok(c),
-            Ok(Lookup::NoUser) => Err(SaslFailure::new("not-authorized")),
+            // A missing account goes on as an existing one would, with the
+            // same work (deriving, for a plaintext store), and fails at
+            // the proof as a wrong password does (RFC 5802 §5.1).
+            // (A random password: no proof matches it.)
+            Ok(Lookup::NoUser) if plain => Ok(ScramCredentials::derive(
+                self.hash,
+                &generate_uuid(),
+                generate_uuid().as_bytes(),
+                PLAIN_PROFILE_ITERATIONS,
+            )),
+            Ok(Lookup::NoUser) => Ok(crate::hashing::unknown_account_credentials(
+                self.hash,
+                username,
+                self.backend.scram_iteration_count(),
+            )),
             Ok(Lookup::Disabled) => Err(SaslFailure::new("account-disabled")),
             Err(e) => {
                 tracing::warn!(

@@ -237,6 +237,7 @@ impl BoshService {
                 max_stanza_size: 1024,
                 max_depth: 1,
             },
+            max_unauthed_stanza_size: None,
         };
         let peer = SocketAddr::new(req.ip, req.peer.port());
         let mut c2s = C2sStream::new(server.clone(), out_tx, Some(peer), settings, now);

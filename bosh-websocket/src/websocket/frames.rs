@@ -177,6 +177,11 @@ fn validate_header(h: &Header, max_payload: usize) -> Result<(), Violation> {
     if h.rsv {
         return fail(1002, "Reserved bits not zero");
     }
+    // RFC 6455 5.1: a server closes the connection on an unmasked frame
+    // from a client (with 1002, protocol error, as 7.4.1 names it).
+    if h.mask.is_none() {
+        return fail(1002, "Unmasked client frame, RFC 6455 5.1");
+    }
     if h.opcode >= 0x8 {
         if h.length > 125 {
             return fail(1002, "Payload too large");
@@ -354,6 +359,9 @@ mod tests {
         let mut rsv = client(true, OP_TEXT, b"<a/>");
         rsv[0] |= 0x40;
         assert_eq!(code(rsv), 1002);
+        // Unmasked, as only a server may send.
+        assert_eq!(code(build(OP_TEXT, b"<open/>")), 1002);
+        assert_eq!(code(build(OP_PING, b"")), 1002);
     }
 
     #[test]

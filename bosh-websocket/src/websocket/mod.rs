@@ -127,6 +127,7 @@ impl WebSocketService {
                 max_stanza_size: 1024,
                 max_depth: 1,
             },
+            max_unauthed_stanza_size: None,
         };
         // mod_limits: WebSocket sessions are c2s sessions, throttled alike.
         let throttle = server

@@ -298,6 +298,17 @@ impl KeyValueStore for InternalKeyval {
     fn users(&self) -> StorageResult<Vec<String>> {
         paths::list_names(&self.inner.dir.store_dir(&self.host, &self.store), "dat")
     }
+
+    /// The whole file appears at once, and only if there was none, also
+    /// against another process writing the same store (`lilt adduser`
+    /// beside a running server).
+    fn create(&self, user: Option<&str>, value: Value) -> StorageResult<bool> {
+        let _guard = self.inner.write_guard();
+        let path = self.path(user);
+        let data = DatValue::from_value(&value, None);
+        let bytes = datfile::dat_bytes(&data, &path.display().to_string()).map_err(dat_error)?;
+        self.inner.dir.create_exclusive(&path, &bytes)
+    }
 }
 
 /// A map store: the keys of the user's keyval table.

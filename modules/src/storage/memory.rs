@@ -130,6 +130,14 @@ impl KeyValueStore for MemoryKeyval {
         };
         Ok(())
     }
+    fn create(&self, user: Option<&str>, value: Value) -> StorageResult<bool> {
+        let mut data = self.0.lock();
+        if data.keyval.contains_key(&user_key(user)) {
+            return Ok(false);
+        }
+        data.keyval.insert(user_key(user), value);
+        Ok(true)
+    }
     fn users(&self) -> StorageResult<Vec<String>> {
         let mut users: Vec<String> = self.0.lock().keyval.keys().flatten().cloned().collect();
         users.sort();

@@ -130,15 +130,21 @@ impl DataDir {
         o
     }
 
-    /// Replaces `path` with `bytes`: written to `path~` (Prosody's scratch
-    /// name), flushed to disk, renamed over `path`, directory synced.
+    /// Replaces `path` with `bytes`: written to a scratch file of this
+    /// writer's own (`path~PID-N-RANDOM`), flushed to disk, renamed over
+    /// `path`, directory synced.
+    ///
+    /// Prosody writes to `path~`; one fixed scratch name let one writer
+    /// remove another's scratch file and rename it into place (issue 21:
+    /// two `lilt register` of the same new account, or a running server and
+    /// a `lilt` command, left the password of the one that failed). With a
+    /// scratch file per writer, each write is whole and the last rename
+    /// wins. The name ends in neither `.dat` nor `.list`, so no listing
+    /// takes a leftover for data.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
         let dir = parent(path);
         self.ensure_dir(dir)?;
-        let mut scratch = path.as_os_str().to_owned();
-        scratch.push("~");
-        let scratch = PathBuf::from(scratch);
-        remove_if_exists(&scratch)?;
+        let scratch = scratch_name(path);
         let written = self
             .open_options()
             .write(true)
@@ -153,6 +159,36 @@ impl DataDir {
             return Err(io_error(path, e));
         }
         sync_dir(dir)
+    }
+
+    /// Creates `path` with `bytes` unless it exists (`false` then): written
+    /// to this writer's scratch file, flushed, then hard-linked to `path`,
+    /// which fails if `path` exists, so the file appears whole and only
+    /// once whoever else tries.
+    pub fn create_exclusive(&self, path: &Path, bytes: &[u8]) -> Result<bool, StorageError> {
+        let dir = parent(path);
+        self.ensure_dir(dir)?;
+        let scratch = scratch_name(path);
+        let written = self
+            .open_options()
+            .write(true)
+            .create_new(true)
+            .open(&scratch)
+            .and_then(|mut f| {
+                f.write_all(bytes)?;
+                f.sync_all()
+            });
+        let linked = written.and_then(|()| match fs::hard_link(&scratch, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        });
+        let _ = fs::remove_file(&scratch);
+        let created = linked.map_err(|e| io_error(path, e))?;
+        if created {
+            sync_dir(dir)?;
+        }
+        Ok(created)
     }
 
     /// Appends `bytes` to `path` (created if missing) in one write, flushed
@@ -173,6 +209,22 @@ impl DataDir {
         }
         if before == 0 { sync_dir(dir) } else { Ok(()) }
     }
+}
+
+/// A scratch file name no other writer uses: the process id, a counter of
+/// this process and 32 random bits (for another process that reuses a pid
+/// of a crashed one).
+fn scratch_name(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(
+        "~{}-{n}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    PathBuf::from(name)
 }
 
 fn parent(path: &Path) -> &Path {

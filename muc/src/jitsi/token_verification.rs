@@ -2,7 +2,8 @@
 //! conference component: a session that logged in with a token may create
 //! and join only the room its `room` claim names (`*` for any, a Lua
 //! pattern when `context.room.regex` is true), on the domain or tenant its
-//! `sub` claim names (`enable_domain_verification`, default true, with
+//! `sub` claim names (`enable_domain_verification`, default false as in
+//! Jitsi's `token/util.lib.lua`, with
 //! `muc_mapper_domain_base`/`_prefix` for `[tenant]room` addresses).
 //! Admins and `token_verification_allowlist` (domains or bare JIDs) are not
 //! checked. A refused create or join gets Jitsi's
@@ -175,7 +176,13 @@ pub fn verifier_for(host: &Host) -> Result<Option<RoomVerifier>, OptionError> {
 /// The verifier configured on the host named `parent` (with global
 /// fallback); `None` without `app_id` there. `muc_size` uses its own host.
 pub fn verifier_on(host: &Host, parent: &str) -> Result<Option<RoomVerifier>, OptionError> {
-    let config = host.config();
+    verifier_in(host.config(), parent)
+}
+
+fn verifier_in(
+    config: &xmpp_core::config::ServerConfig,
+    parent: &str,
+) -> Result<Option<RoomVerifier>, OptionError> {
     let get = |name: &str| config.get(Some(parent), name);
     let err = |name: &str, problem: &str| OptionError {
         option: name.to_string(),
@@ -211,7 +218,9 @@ pub fn verifier_on(host: &Host, parent: &str) -> Result<Option<RoomVerifier>, Op
     Ok(Some(RoomVerifier {
         allow_empty_token: boolean("allow_empty_token", false)?,
         require_room_claim: boolean("asap_require_room_claim", true)?,
-        enable_domain_verification: boolean("enable_domain_verification", true)?,
+        // Jitsi's util.lib.lua defaults it to false (docker-jitsi-meet sets
+        // false too): only the room claim is checked unless asked.
+        enable_domain_verification: boolean("enable_domain_verification", false)?,
         muc_domain_prefix: prefix,
         muc_domain_base: base,
         muc_domain,
@@ -331,6 +340,38 @@ mod tests {
         t.insert(ROOM, Value::str(room));
         t.insert(DOMAIN, Value::str(sub));
         t
+    }
+
+    #[test]
+    fn domain_verification_is_off_unless_configured() {
+        let mut config = xmpp_core::config::ServerConfig::default();
+        config.global.set("app_id", Value::str("jitsi"));
+        let v = verifier_in(&config, "meet.example.com").unwrap().unwrap();
+        assert!(!v.enable_domain_verification);
+        // A token for the room (or any room) whose `sub` is not the
+        // domain, as Jitsi deployments issue them, is let in.
+        let s = session("daily", "other.example.com");
+        assert_eq!(
+            v.verify_room(&s, "daily@conference.meet.example.com/n"),
+            Ok(())
+        );
+        assert_eq!(
+            v.verify_room(&session("*", "*"), "r@conference.meet.example.com"),
+            Ok(())
+        );
+        assert_eq!(
+            v.verify_room(&s, "nightly@conference.meet.example.com"),
+            Err(Refusal::RoomMismatch)
+        );
+        config
+            .global
+            .set("enable_domain_verification", Value::Bool(true));
+        let strict = verifier_in(&config, "meet.example.com").unwrap().unwrap();
+        assert!(
+            strict
+                .verify_room(&s, "daily@conference.meet.example.com/n")
+                .is_err()
+        );
     }
 
     #[test]

@@ -29,6 +29,15 @@ pub struct ListenerContext {
     /// Idle time after which a whitespace keepalive is sent
     /// (Prosody's `network_settings.read_timeout`, 840 s).
     pub keepalive: Duration,
+    /// How long one write may wait for the client to read before the
+    /// connection is dropped (Prosody's `network_settings.send_timeout`,
+    /// 180 s in server_epoll): a client that stops reading is let go of,
+    /// with what was queued for it.
+    pub send_timeout: Duration,
+    /// How long a TLS handshake (direct TLS or after `<starttls/>`) may
+    /// take (Prosody's `network_settings.ssl_handshake_timeout`, 60 s);
+    /// the unauthenticated stream's `c2s_timeout` keeps running meanwhile.
+    pub handshake_timeout: Duration,
     /// Flips to true at shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -127,17 +136,33 @@ impl Conn {
             std::pin::Pin::new(s.as_mut()).consume(n);
         }
     }
-    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        match self {
-            Conn::Plain(s) => write_flush(s, data).await,
-            Conn::Tls(s) => write_flush(s.as_mut(), data).await,
+    /// Writes all of `data`, or fails when the client has not taken it
+    /// within `timeout` (`send_timeout`).
+    async fn write_all(&mut self, data: &[u8], timeout: Duration) -> std::io::Result<()> {
+        let write = async {
+            match self {
+                Conn::Plain(s) => write_flush(s, data).await,
+                Conn::Tls(s) => write_flush(s.as_mut(), data).await,
+            }
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "send timeout: the client is not reading",
+            )),
         }
     }
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Conn::Plain(s) => s.shutdown().await,
-            Conn::Tls(s) => s.shutdown().await,
+    /// Closes the connection (TLS's close_notify is not waited for longer
+    /// than `timeout`).
+    async fn shutdown(&mut self, timeout: Duration) {
+        let close = async {
+            let _ = match self {
+                Conn::Plain(s) => s.shutdown().await,
+                Conn::Tls(s) => s.shutdown().await,
+            };
         };
+        let _ = tokio::time::timeout(timeout, close).await;
     }
 }
 
@@ -149,13 +174,33 @@ async fn write_flush<S: AsyncWrite + Unpin + ?Sized>(
     s.flush().await
 }
 
+/// Runs the TLS handshake, giving up after `limit`.
 async fn tls_accept(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
+    limit: Duration,
 ) -> std::io::Result<(Conn, Option<Vec<u8>>)> {
-    let tls = acceptor.accept(tcp).await?;
+    let tls = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(tls) => tls?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            ));
+        }
+    };
     let exporter = crate::tls::tls_exporter(tls.get_ref().1);
     Ok((Conn::Tls(Box::new(tls)), exporter))
+}
+
+/// How long a handshake may take now: `ssl_handshake_timeout`, or less
+/// when the unauthenticated stream's deadline comes first.
+fn handshake_limit(stream: &C2sStream, ctx: &ListenerContext) -> Duration {
+    let now = std::time::Instant::now();
+    match stream.deadline() {
+        Some(d) => ctx.handshake_timeout.min(d.saturating_duration_since(now)),
+        None => ctx.handshake_timeout,
+    }
 }
 
 async fn handle_connection(
@@ -186,7 +231,8 @@ async fn handle_connection(
 
     let mut conn = if direct_tls {
         let Some(acceptor) = &ctx.tls else { return };
-        match Box::pin(tls_accept(acceptor, tcp)).await {
+        let limit = handshake_limit(&stream, &ctx);
+        match Box::pin(tls_accept(acceptor, tcp, limit)).await {
             Ok((c, exporter)) => {
                 stream.tls_established(exporter);
                 c
@@ -206,6 +252,13 @@ async fn handle_connection(
     // The XML parser was let go of since the last read.
     let mut parked = false;
     'conn: loop {
+        // A client that keeps the socket readable never makes this task
+        // wait (a socket's readiness takes nothing from tokio's
+        // cooperative budget): give way now and then, or a task woken
+        // from here (the recipient's connection, put in this worker's
+        // LIFO slot, which other workers cannot steal) waits until this
+        // client pauses.
+        tokio::task::consume_budget().await;
         let deadline = stream.deadline().map(Instant::from_std);
         let keepalive_at = last_read + ctx.keepalive;
         // Over its rate (mod_limits), the connection is not read until then.
@@ -229,10 +282,17 @@ async fn handle_connection(
                     // What is queued already goes out in one write, as
                     // Prosody's buffered connections send what one event
                     // produced (a reply and the broadcast after it).
+                    // At most MAX_BATCH bytes: a queue refilled as fast as
+                    // it is drained does not make one write grow unbounded.
                     let mut actions = outbound_actions(&mut stream, first);
-                    while !actions.iter().any(|a| matches!(a, Action::Close)) {
+                    let mut batch = written_len(&actions);
+                    while batch < MAX_BATCH && !actions.iter().any(|a| matches!(a, Action::Close)) {
                         match rx.try_recv() {
-                            Ok(next) => actions.extend(outbound_actions(&mut stream, next)),
+                            Ok(next) => {
+                                let more = outbound_actions(&mut stream, next);
+                                batch += written_len(&more);
+                                actions.extend(more);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -292,14 +352,17 @@ async fn handle_connection(
         for action in actions {
             match action {
                 Action::Write(s) => {
-                    if conn.write_all(s.as_bytes()).await.is_err() {
+                    if let Err(e) = conn.write_all(s.as_bytes(), ctx.send_timeout).await {
+                        write_failed(&stream, &peer, &e);
                         stream.handle_eof();
                         break 'conn;
                     }
                 }
                 Action::Frame(f) => {
                     // Only framed transports are given frames; write it as TCP would.
-                    if conn.write_all(f.to_tcp().as_bytes()).await.is_err() {
+                    let text = f.to_tcp();
+                    if let Err(e) = conn.write_all(text.as_bytes(), ctx.send_timeout).await {
+                        write_failed(&stream, &peer, &e);
                         stream.handle_eof();
                         break 'conn;
                     }
@@ -308,7 +371,8 @@ async fn handle_connection(
                     let (Conn::Plain(tcp), Some(acceptor)) = (conn, ctx.tls.as_ref()) else {
                         break 'conn;
                     };
-                    match Box::pin(tls_accept(acceptor, tcp)).await {
+                    let limit = handshake_limit(&stream, &ctx);
+                    match Box::pin(tls_accept(acceptor, tcp, limit)).await {
                         Ok((c, exporter)) => {
                             conn = c;
                             stream.tls_established(exporter);
@@ -321,7 +385,7 @@ async fn handle_connection(
                     }
                 }
                 Action::Close => {
-                    conn.shutdown().await;
+                    conn.shutdown(ctx.send_timeout).await;
                     break 'conn;
                 }
             }
@@ -341,6 +405,17 @@ async fn handle_connection(
     tracing::debug!(session = ?stream.session().map(|s| s.id.clone()), %peer, "client disconnected");
 }
 
+/// A write failed: a `send_timeout` is worth a line at INFO (Prosody logs
+/// its "write timeout" disconnects); a reset connection is not.
+fn write_failed(stream: &C2sStream, peer: &SocketAddr, e: &std::io::Error) {
+    let session = stream.session().map(|s| s.id.clone());
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        tracing::info!(?session, %peer, "client not reading for send_timeout; dropping the connection");
+    } else {
+        tracing::debug!(?session, %peer, "write failed: {e}");
+    }
+}
+
 /// What an outbound item becomes on the stream.
 fn outbound_actions(stream: &mut C2sStream, out: Outbound) -> Vec<Action> {
     // Stream management counts and keeps what is written (XEP-0198).
@@ -355,6 +430,21 @@ fn outbound_actions(stream: &mut C2sStream, out: Outbound) -> Vec<Action> {
     };
     actions.extend(after);
     actions
+}
+
+/// Bytes queued items are gathered into one write at most (one item may
+/// be larger).
+const MAX_BATCH: usize = 256 * 1024;
+
+/// The bytes the write actions among `actions` carry.
+fn written_len(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Write(s) => s.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Merges consecutive writes into one.
@@ -407,8 +497,11 @@ mod task_size {
                 direct_tls: false,
                 unauthed_timeout: Duration::from_secs(1),
                 limits: Default::default(),
+                max_unauthed_stanza_size: None,
             },
             keepalive: Duration::from_secs(1),
+            send_timeout: Duration::from_secs(1),
+            handshake_timeout: Duration::from_secs(1),
             shutdown,
         };
         let size = std::mem::size_of_val(&handle_connection(tcp, addr, ctx, false));

@@ -36,7 +36,23 @@ pub struct C2sSettings {
     pub direct_tls: bool,
     /// Seconds an unauthenticated stream may stay open (`c2s_timeout`).
     pub unauthed_timeout: Duration,
+    /// The limits of an authenticated stream (`c2s_stanza_size_limit`).
     pub limits: StreamLimits,
+    /// The stanza size limit until the client authenticates (Prosody's
+    /// `c2s_unauthed_stanza_size_limit`, 10,000 bytes); `None`: the same
+    /// as [`C2sSettings::limits`].
+    pub max_unauthed_stanza_size: Option<usize>,
+}
+
+impl C2sSettings {
+    /// The limits that apply before authentication.
+    pub fn unauthed_limits(&self) -> StreamLimits {
+        let mut limits = self.limits.clone();
+        if let Some(max) = self.max_unauthed_stanza_size {
+            limits.max_stanza_size = limits.max_stanza_size.min(max);
+        }
+        limits
+    }
 }
 
 /// What the connection task must do.
@@ -105,7 +121,7 @@ impl C2sStream {
     ) -> C2sStream {
         let secure = settings.direct_tls;
         C2sStream {
-            xml: XmlStream::new(settings.limits.clone()),
+            xml: XmlStream::new(settings.unauthed_limits()),
             server,
             session: None,
             tx: tx.into(),

@@ -131,13 +131,15 @@ impl C2sStream {
             .with_object(crate::limits::SESSION_LIMITS, limits.clone());
         self.server
             .fire_on_host(host, "authentication-success", &mut ev);
-        if let Some(max_stanza_size) = limits.stanza_size_limit() {
-            let raised = StreamLimits {
-                max_stanza_size,
-                ..self.xml.limits().clone()
-            };
-            self.xml.set_limits(raised);
-        }
+        // The unauthenticated limit (c2s_unauthed_stanza_size_limit) is
+        // raised to the session's: mod_limits' or c2s_stanza_size_limit.
+        let raised = StreamLimits {
+            max_stanza_size: limits
+                .stanza_size_limit()
+                .unwrap_or(self.settings.limits.max_stanza_size),
+            ..self.xml.limits().clone()
+        };
+        self.xml.set_limits(raised);
         self.rate_unlimited |= limits.is_unlimited();
         self.xml.reset();
         self.phase = Phase::Header;

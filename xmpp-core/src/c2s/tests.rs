@@ -80,6 +80,7 @@ fn settings(tls: bool) -> C2sSettings {
         direct_tls: false,
         unauthed_timeout: Duration::from_secs(300),
         limits: StreamLimits::default(),
+        max_unauthed_stanza_size: None,
     }
 }
 

@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -71,6 +71,9 @@ pub struct ListenerContext {
     /// Idle time after which a whitespace keepalive is sent
     /// (`network_settings.read_timeout`, 840 s).
     pub keepalive: Duration,
+    /// How long one write may wait for the component to read before the
+    /// connection is dropped (`network_settings.send_timeout`, 180 s).
+    pub send_timeout: Duration,
     /// Flips to true at shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -88,12 +91,16 @@ impl ListenerContext {
             None => global_number(config, "s2s_stanza_size_limit")?
                 .unwrap_or(DEFAULT_STANZA_SIZE_LIMIT as i64),
         };
-        let keepalive = config
-            .get_global("network_settings")
-            .and_then(|n| n.get("read_timeout"))
-            .and_then(crate::value::Value::as_i64)
-            .unwrap_or(840)
-            .max(1) as u64;
+        let network = |name: &str, default: i64| {
+            config
+                .get_global("network_settings")
+                .and_then(|n| n.get(name))
+                .and_then(crate::value::Value::as_i64)
+                .unwrap_or(default)
+                .max(1) as u64
+        };
+        let keepalive = network("read_timeout", 840);
+        let send_timeout = network("send_timeout", 180);
         Ok(ListenerContext {
             server: server.clone(),
             limits: StreamLimits {
@@ -101,8 +108,21 @@ impl ListenerContext {
                 ..StreamLimits::default()
             },
             keepalive: Duration::from_secs(keepalive),
+            send_timeout: Duration::from_secs(send_timeout),
             shutdown,
         })
+    }
+}
+
+/// Writes all of `data`, failing when the peer has not taken it within
+/// `timeout` (`send_timeout`).
+async fn write_timed(tcp: &mut TcpStream, data: &[u8], timeout: Duration) -> std::io::Result<()> {
+    match tokio::time::timeout(timeout, tcp.write_all(data)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "send timeout: the component is not reading",
+        )),
     }
 }
 
@@ -185,7 +205,9 @@ pub async fn serve(listener: TcpListener, ctx: ListenerContext) {
 async fn handle_connection(mut tcp: TcpStream, peer: SocketAddr, ctx: ListenerContext) {
     let _ = tcp.set_nodelay(true);
     tracing::info!(%peer, "incoming component connection");
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Bounded as a client's (see crate::session::outbound): a component
+    // that stops reading costs at most that, then stanzas to it bounce.
+    let (tx, mut rx) = crate::session::outbound_queue();
     let mut stream = ComponentStream::new(ctx.server.clone(), tx, Some(peer), ctx.limits.clone());
     let mut shutdown = ctx.shutdown.clone();
     let mut buf = vec![0u8; 16 * 1024];
@@ -220,14 +242,20 @@ async fn handle_connection(mut tcp: TcpStream, peer: SocketAddr, ctx: ListenerCo
             match action {
                 Action::Write(s) => pending.push_str(&s),
                 Action::Close => {
-                    let _ = tcp.write_all(pending.as_bytes()).await;
-                    let _ = tcp.shutdown().await;
+                    let _ = write_timed(&mut tcp, pending.as_bytes(), ctx.send_timeout).await;
+                    let _ = tokio::time::timeout(ctx.send_timeout, tcp.shutdown()).await;
                     reason = "stream closed";
                     break 'conn;
                 }
             }
         }
-        if !pending.is_empty() && tcp.write_all(pending.as_bytes()).await.is_err() {
+        if !pending.is_empty()
+            && let Err(e) = write_timed(&mut tcp, pending.as_bytes(), ctx.send_timeout).await
+        {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                tracing::info!(%peer, "component not reading for send_timeout; dropping the connection");
+                reason = "send timeout";
+            }
             stream.handle_eof();
             break;
         }

@@ -25,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sha1::{Digest, Sha1};
-use tokio::sync::mpsc;
 
 use super::routing::ComponentLink;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition as Cond};
@@ -33,7 +32,7 @@ use crate::hooks::Event;
 use crate::host::Host;
 use crate::router::is_reply_type;
 use crate::server::Server;
-use crate::session::{Outbound, Session, SessionKind};
+use crate::session::{Outbound, OutboundTx, Session, SessionKind};
 use crate::stanza::{Element, NS_CLIENT, NS_COMPONENT, NS_STREAMS};
 use crate::stream::{STREAM_CLOSE, StreamEvent, StreamHeader, StreamLimits, XmlStream};
 
@@ -62,7 +61,7 @@ enum Phase {
 /// One component connection's protocol state.
 pub struct ComponentStream {
     server: Arc<Server>,
-    tx: mpsc::UnboundedSender<Outbound>,
+    tx: OutboundTx,
     peer: Option<SocketAddr>,
     xml: XmlStream,
     phase: Phase,
@@ -78,14 +77,14 @@ impl ComponentStream {
     /// connection task drains.
     pub fn new(
         server: Arc<Server>,
-        tx: mpsc::UnboundedSender<Outbound>,
+        tx: impl Into<OutboundTx>,
         peer: Option<SocketAddr>,
         limits: StreamLimits,
     ) -> ComponentStream {
         ComponentStream {
             xml: XmlStream::new(limits),
             server,
-            tx,
+            tx: tx.into(),
             peer,
             phase: Phase::Header,
             host: None,

@@ -7,6 +7,7 @@ use crate::server::Clock;
 use crate::session::{Outbound, SessionKind};
 use crate::stanza::Element;
 use crate::value::Value;
+use tokio::sync::mpsc;
 
 const HEADER: &str = "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='comp.localhost'>";
 

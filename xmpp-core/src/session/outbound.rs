@@ -9,6 +9,14 @@
 //! 3 KiB) plus a cache-padded channel state; the lean queue is a `Mutex`
 //! around a `VecDeque` that holds no allocation while empty, and a
 //! [`Notify`] for the one receiver.
+//!
+//! The lean queue is bounded in bytes ([`QUEUE_LIMIT`]): a client that
+//! stops reading while others send to it (the CVE-shaped attack of issue
+//! 21) costs at most that much. Past the bound, items are refused (the
+//! sender sees the session as gone: a message falls back to another
+//! resource, offline storage or an error, as Prosody's routing does for a
+//! session it cannot send to), while the connection task's `send_timeout`
+//! drops the stalled connection. A close request is never refused.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,11 +42,26 @@ pub enum OutboundRx {
 
 /// A new lean queue (see the module's documentation).
 pub fn outbound_queue() -> (OutboundTx, OutboundRx) {
+    outbound_queue_with_limit(QUEUE_LIMIT)
+}
+
+/// Bytes a lean queue holds at most (the serialised size of what waits,
+/// about): enough for a large MUC's burst of presence to a joining client
+/// (1,000 occupants of a Jitsi room at ~3 KB each), small against the
+/// 600 MB one stalled reader reached before the bound.
+pub const QUEUE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// A lean queue refusing items past `limit` bytes (one item is always
+/// accepted into an empty queue, however large).
+pub fn outbound_queue_with_limit(limit: usize) -> (OutboundTx, OutboundRx) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
+            bytes: 0,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             senders: 1,
             closed: false,
+            refusing: false,
         }),
         notify: Notify::new(),
     });
@@ -73,7 +96,9 @@ impl Clone for OutboundTx {
         match self {
             OutboundTx::Channel(tx) => OutboundTx::Channel(tx.clone()),
             OutboundTx::Queue(tx) => {
-                tx.shared.lock().senders += 1;
+                let mut state = tx.shared.lock();
+                state.senders = state.senders.saturating_add(1);
+                drop(state);
                 OutboundTx::Queue(QueueTx {
                     shared: tx.shared.clone(),
                 })
@@ -130,11 +155,20 @@ struct Shared {
 
 #[derive(Debug)]
 struct State {
-    items: VecDeque<Outbound>,
+    /// Each item with the bytes it was accounted as.
+    items: VecDeque<(Outbound, u32)>,
+    /// What the queued items are accounted as, in total (u32s: every
+    /// idle session holds these).
+    bytes: u32,
+    limit: u32,
     /// Live [`QueueTx`]es.
-    senders: usize,
+    /// (u32, with `bytes` and `limit`: the state stays 48 bytes, as
+    /// before the bound.)
+    senders: u32,
     /// The receiver closed the queue or is gone.
     closed: bool,
+    /// Items are being refused (logged once per episode).
+    refusing: bool,
 }
 
 impl Shared {
@@ -156,7 +190,21 @@ impl QueueTx {
         if state.closed {
             return Err(SendError(item));
         }
-        state.items.push_back(item);
+        let size = u32::try_from(item.queued_size()).unwrap_or(u32::MAX);
+        let over = state.bytes.saturating_add(size) > state.limit;
+        if over && !state.items.is_empty() && !matches!(item, Outbound::Close(_)) {
+            if !state.refusing {
+                state.refusing = true;
+                tracing::warn!(
+                    queued = state.bytes,
+                    "outbound queue full ({} bytes): the client is not reading; refusing stanzas to it",
+                    state.limit
+                );
+            }
+            return Err(SendError(item));
+        }
+        state.bytes = state.bytes.saturating_add(size);
+        state.items.push_back((item, size));
         drop(state);
         self.shared.notify.notify_one();
         Ok(())
@@ -166,7 +214,7 @@ impl QueueTx {
 impl Drop for QueueTx {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
-        state.senders -= 1;
+        state.senders = state.senders.saturating_sub(1);
         let last = state.senders == 0;
         drop(state);
         if last {
@@ -197,10 +245,14 @@ impl QueueRx {
     fn try_recv(&mut self) -> Result<Outbound, TryRecvError> {
         let mut state = self.shared.lock();
         match state.items.pop_front() {
-            Some(item) => {
-                if state.items.is_empty() && state.items.capacity() > 0 {
-                    // An idle session keeps no buffer.
-                    state.items = VecDeque::new();
+            Some((item, size)) => {
+                state.bytes = state.bytes.saturating_sub(size);
+                if state.items.is_empty() {
+                    state.refusing = false;
+                    if state.items.capacity() > 0 {
+                        // An idle session keeps no buffer.
+                        state.items = VecDeque::new();
+                    }
                 }
                 Ok(item)
             }
@@ -215,6 +267,7 @@ impl Drop for QueueRx {
         let items = {
             let mut state = self.shared.lock();
             state.closed = true;
+            state.bytes = 0;
             std::mem::take(&mut state.items)
         };
         // Dropped outside the lock.
@@ -271,6 +324,53 @@ mod tests {
         let (tx, rx) = outbound_queue();
         drop(rx);
         assert!(tx.send(stanza("x")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_stanzas_but_not_a_close() {
+        let big = || {
+            Outbound::Stanza(
+                Element::new("message", "jabber:client")
+                    .child(Element::new("body", "jabber:client").text("x".repeat(1000))),
+            )
+        };
+        let (tx, mut rx) = outbound_queue_with_limit(2500);
+        // One item always fits into an empty queue.
+        let (tx1, mut rx1) = outbound_queue_with_limit(10);
+        assert!(tx1.send(big()).is_ok());
+        assert!(tx1.send(big()).is_err());
+        assert!(rx1.try_recv().is_ok());
+        assert!(tx1.send(big()).is_ok());
+        assert!(tx.send(big()).is_ok());
+        assert!(tx.send(big()).is_ok());
+        assert!(
+            tx.send(big()).is_err(),
+            "a third 1 KB stanza is over 2,500 bytes"
+        );
+        assert!(
+            tx.send(Outbound::Raw(vec![bytes::Bytes::from(vec![b'x'; 600])]))
+                .is_err()
+        );
+        assert!(tx.send(Outbound::Close(None)).is_ok());
+        assert!(rx.try_recv().is_ok());
+        // Room again for one.
+        assert!(tx.send(big()).is_ok());
+        assert!(tx.send(big()).is_err());
+        let mut n = 0;
+        while rx.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+        // Empty again: the accounting went back to zero.
+        assert!(tx.send(big()).is_ok());
+        assert!(tx.send(big()).is_ok());
+    }
+
+    #[test]
+    fn an_idle_queue_stays_small() {
+        // What every idle session holds for its queue: the bound's
+        // accounting fits in the 48 bytes of the unbounded queue.
+        assert!(std::mem::size_of::<State>() <= 48);
     }
 
     #[tokio::test]

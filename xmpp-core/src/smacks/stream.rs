@@ -452,6 +452,7 @@ pub(super) mod tests {
             direct_tls: false,
             unauthed_timeout: Duration::from_secs(300),
             limits: StreamLimits::default(),
+            max_unauthed_stanza_size: None,
         };
         let mut s = C2sStream::new(server.clone(), tx, None, settings, Instant::now());
         s.handle_bytes(OPEN.as_bytes());
