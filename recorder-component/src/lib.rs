@@ -19,8 +19,10 @@
 //! [`participant_files`] optionally adds one file per participant. [`files`]
 //! is the directory layout, metadata.json, the finalize script and the
 //! disk-space check, [`recordings`] acts on the recorder's events with
-//! them; [`run`] is the thin tokio runtime and [`cli`] `lilt recorder`'s
-//! flags.
+//! them; [`media_link`] answers the focus's Jingle offer as a
+//! receive-only browser (str0m, sans-IO) and [`media_runtime`] gives it
+//! its UDP socket and bridge channel; [`run`] is the thin tokio runtime
+//! and [`cli`] `lilt recorder`'s flags.
 
 pub mod brewery;
 pub mod cli;
@@ -29,6 +31,8 @@ pub mod ebml;
 pub mod events;
 pub mod files;
 pub mod jibri_iq;
+pub mod media_link;
+pub mod media_runtime;
 pub mod mixer;
 pub mod ns;
 pub mod participant_files;

@@ -3,11 +3,11 @@
 //! [`Recordings`] on disk, feeding stanzas and timeouts in and sending what
 //! comes out. Free disk space is measured every [`DISK_CHECK`].
 //!
-//! Not wired yet: the media. The focus's Jingle session for the recorder
-//! arrives as [`RecorderEvent::CallIq`]; answering it as a bridge endpoint
-//! (ICE/DTLS/SRTP with str0m, RTP into [`Recordings::recording_mut`],
-//! dominant-speaker events into `set_speaker`, PLIs from
-//! `poll_keyframe_request`) is the next step once the focus and bridge run.
+//! The focus's Jingle session for each recording arrives as
+//! [`RecorderEvent::CallIq`]: [`MediaLinks`] answers it (a str0m
+//! [`crate::media_link::MediaLink`] on a UDP socket of its own), and
+//! its RTP goes into the recording, its bridge channel's dominant speaker
+//! into `set_speaker`, the recording's keyframe requests out as PLIs.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use xmpp_core::client::ClientLink;
 
 use crate::files::free_space;
+use crate::media_runtime::MediaLinks;
 use crate::recorder::{Output, Recorder, RecorderEvent, RecorderOptions};
 use crate::recordings::Recordings;
 
@@ -39,6 +40,7 @@ pub async fn run_with_links(
     }
     let now = Instant::now();
     let mut recorder = Recorder::new(options, now);
+    let (mut media, mut media_rx) = MediaLinks::new();
     let mut next_disk_check = now;
     tracing::info!(control = %control.jid, call = %call.jid, "recorder started");
     loop {
@@ -53,14 +55,16 @@ pub async fn run_with_links(
         for (session_id, e) in files.handle_timeout(now) {
             recorder.media_failed(now, &session_id, &e.to_string());
         }
+        for (session_id, e) in media.handle_timeout(now, &mut files) {
+            recorder.media_failed(now, &session_id, &e);
+        }
         while let Some(out) = recorder.poll_output() {
             let sent = match out {
                 Output::Control(s) => control_tx.send(s),
                 Output::Call(s) => call_tx.send(s),
-                Output::Event(e) => {
-                    on_event(&mut recorder, &mut files, now, &e);
-                    true
-                }
+                Output::Event(e) => on_event(&mut recorder, &mut files, &mut media, now, &e)
+                    .into_iter()
+                    .all(|s| call_tx.send(s)),
             };
             if !sent {
                 return;
@@ -69,6 +73,7 @@ pub async fn run_with_links(
         let deadline = [
             recorder.next_timeout(),
             files.next_timeout(),
+            media.next_timeout(),
             Some(next_disk_check),
         ]
         .into_iter()
@@ -84,6 +89,11 @@ pub async fn run_with_links(
                 Some(s) => recorder.handle_stanza(Instant::now(), s),
                 None => { tracing::warn!("the recorder's call session ended"); break; }
             },
+            Some(input) = media_rx.recv() => {
+                for (session_id, e) in media.input(Instant::now(), input, &mut files) {
+                    recorder.media_failed(Instant::now(), &session_id, &e);
+                }
+            }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                 recorder.handle_timeout(Instant::now());
             }
@@ -97,13 +107,20 @@ pub async fn run_with_links(
     }
     while let Some(out) = recorder.poll_output() {
         if let Output::Event(e) = out {
-            on_event(&mut recorder, &mut files, now, &e);
+            on_event(&mut recorder, &mut files, &mut media, now, &e);
         }
     }
     files.wait_finalizers();
 }
 
-fn on_event(recorder: &mut Recorder, files: &mut Recordings, now: Instant, e: &RecorderEvent) {
+/// Acts on one event; returns the stanzas to send on the call link.
+fn on_event(
+    recorder: &mut Recorder,
+    files: &mut Recordings,
+    media: &mut MediaLinks,
+    now: Instant,
+    e: &RecorderEvent,
+) -> Vec<xmpp_core::Element> {
     match files.handle_event(now, e) {
         Ok(Some(done)) => {
             tracing::info!(session = %done.session_id, file = %done.file.display(), "recording finished")
@@ -116,7 +133,13 @@ fn on_event(recorder: &mut Recorder, files: &mut Recordings, now: Instant, e: &R
             }
         }
     }
-    if let RecorderEvent::CallIq { session_id, iq } = e {
-        tracing::debug!(session = %session_id, iq = %iq, "call IQ (media not wired yet)");
+    match e {
+        RecorderEvent::CallIq { session_id, iq } => {
+            let responder = recorder.options().recorder_jid.clone();
+            return media.call_iq(now, session_id, iq, &responder);
+        }
+        RecorderEvent::Stopped { session_id, .. } => media.stop(session_id),
+        _ => {}
     }
+    Vec::new()
 }
