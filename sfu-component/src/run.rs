@@ -171,7 +171,9 @@ impl BridgeHandle {
 
 /// Stanzas in and out, for [`start`].
 pub struct StanzaIo {
-    pub incoming: mpsc::UnboundedReceiver<Element>,
+    /// Bounded ([`STANZA_QUEUE`]): a server that floods the bridge is read
+    /// no faster than the bridge handles it.
+    pub incoming: mpsc::Receiver<Element>,
     pub outgoing: mpsc::UnboundedSender<Element>,
 }
 
@@ -206,6 +208,9 @@ impl RunningBridge {
     }
 }
 
+/// Stanzas from the server waiting for the bridge task.
+pub const STANZA_QUEUE: usize = 256;
+
 /// Starts a bridge on a bound client session: joins the brewery and
 /// answers Colibri2 until the link closes or the bridge is stopped.
 pub async fn run_with_link(
@@ -213,7 +218,7 @@ pub async fn run_with_link(
     options: BridgeOptions,
 ) -> Result<RunningBridge, BridgeError> {
     let sender = link.sender();
-    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::channel(STANZA_QUEUE);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Element>();
     let outgoing = tokio::spawn(async move {
         while let Some(stanza) = out_rx.recv().await {
@@ -229,7 +234,7 @@ pub async fn run_with_link(
             tokio::select! {
                 stanza = link.recv() => match stanza {
                     Some(s) => {
-                        if in_tx.send(s).is_err() {
+                        if in_tx.send(s).await.is_err() {
                             break;
                         }
                     }

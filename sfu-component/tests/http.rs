@@ -21,12 +21,12 @@ const ICE_UDP: &str = "urn:xmpp:jingle:transports:ice-udp:1";
 
 struct Harness {
     bridge: RunningBridge,
-    to_bridge: mpsc::UnboundedSender<Element>,
+    to_bridge: mpsc::Sender<Element>,
     from_bridge: mpsc::UnboundedReceiver<Element>,
 }
 
 async fn harness() -> Harness {
-    let (to_bridge, incoming) = mpsc::unbounded_channel();
+    let (to_bridge, incoming) = mpsc::channel(64);
     let (outgoing, from_bridge) = mpsc::unbounded_channel();
     let mut options = BridgeOptions::new("jvb-test");
     options.brewery = Some("jvbbrewery@internal.auth.d".into());
@@ -54,7 +54,7 @@ impl Harness {
     async fn ask(&mut self, xml: &str) -> Element {
         let iq = parse_element(xml).unwrap();
         let id = iq.id().unwrap().to_string();
-        self.to_bridge.send(iq).unwrap();
+        self.to_bridge.send(iq).await.unwrap();
         loop {
             let s = self.next_stanza().await;
             if s.name() == "iq" && s.id() == Some(id.as_str()) {

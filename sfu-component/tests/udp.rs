@@ -21,13 +21,13 @@ use xmpp_core::stream::parse_element;
 const ICE_UDP: &str = "urn:xmpp:jingle:transports:ice-udp:1";
 
 async fn answer(
-    to_bridge: &mpsc::UnboundedSender<Element>,
+    to_bridge: &mpsc::Sender<Element>,
     from_bridge: &mut mpsc::UnboundedReceiver<Element>,
     xml: &str,
 ) -> Element {
     let iq = parse_element(xml).unwrap();
     let id = iq.id().unwrap().to_string();
-    to_bridge.send(iq).unwrap();
+    to_bridge.send(iq).await.unwrap();
     loop {
         let s = tokio::time::timeout(Duration::from_secs(5), from_bridge.recv())
             .await
@@ -73,7 +73,7 @@ fn client_transport(rtc: &mut Rtc, addr: SocketAddr) -> IceTransport {
 
 #[tokio::test]
 async fn a_client_connects_over_udp() {
-    let (to_bridge, incoming) = mpsc::unbounded_channel();
+    let (to_bridge, incoming) = mpsc::channel(64);
     let (outgoing, mut from_bridge) = mpsc::unbounded_channel();
     let mut options = BridgeOptions::new("jvb-udp");
     options.udp_bind = "127.0.0.1:0".parse().unwrap();
