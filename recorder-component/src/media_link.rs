@@ -345,12 +345,15 @@ impl MediaLink {
         match jingle.get_attr("action") {
             Some("source-add") => self.add_sources(jingle)?,
             Some("source-remove") => {
+                let mut gone = Vec::new();
                 for (kind, desc) in descriptions(jingle) {
-                    for s in parse_jingle_sources(desc, kind)? {
-                        let mut api = self.rtc.direct_api();
-                        for ssrc in &s.ssrcs {
-                            api.remove_stream_rx(Ssrc::from(*ssrc));
-                        }
+                    gone.extend(parse_jingle_sources(desc, kind)?);
+                }
+                gone.extend(json_sources(jingle)?);
+                let mut api = self.rtc.direct_api();
+                for s in gone {
+                    for ssrc in &s.ssrcs {
+                        api.remove_stream_rx(Ssrc::from(*ssrc));
                     }
                 }
             }
@@ -371,19 +374,13 @@ impl MediaLink {
         Ok(())
     }
 
-    /// The sources of a json-message (`{"sources": ...}`) as expected streams.
-    pub fn handle_json_sources(&mut self, text: &str) -> Result<(), MediaLinkError> {
-        for (_, sources) in media_signalling::json::parse_json_sources(text)? {
-            self.expect(&sources);
-        }
-        Ok(())
-    }
-
     fn add_sources(&mut self, jingle: &Element) -> Result<(), MediaLinkError> {
         for (kind, desc) in descriptions(jingle) {
             let sources = parse_jingle_sources(desc, kind)?;
             self.expect(&sources);
         }
+        let sources = json_sources(jingle)?;
+        self.expect(&sources);
         Ok(())
     }
 
@@ -523,6 +520,19 @@ fn descriptions(jingle: &Element) -> Vec<(MediaKind, &Element)> {
         .into_iter()
         .map(|(_, k, d)| (k, d))
         .collect()
+}
+
+/// The sources of a Jingle element's json-message (Jicofo's compact JSON).
+fn json_sources(jingle: &Element) -> Result<Vec<Source>, MediaLinkError> {
+    let Some(json) = jingle.get_child("json-message", mns::JITMEET) else {
+        return Ok(Vec::new());
+    };
+    Ok(
+        media_signalling::json::parse_json_sources(&json.text_content())?
+            .into_iter()
+            .flat_map(|(_, sources)| sources)
+            .collect(),
+    )
 }
 
 /// An RTCP sender report with no report blocks (what the recording reads

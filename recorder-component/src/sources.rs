@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use media_signalling::json::parse_json_sources;
 use media_signalling::xml::{XmlError, ns as mns, parse_jingle_sources};
 use media_signalling::{MediaKind, Source};
 use xmpp_core::Element;
@@ -91,20 +92,43 @@ impl SourceMap {
                 let Some(endpoint) = owner_of(&source, &owners) else {
                     continue;
                 };
-                let primary = source.primary_ssrcs();
-                for s in &source.ssrcs {
-                    self.by_ssrc.insert(
-                        *s,
-                        SsrcOwner {
-                            endpoint: endpoint.clone(),
-                            media,
-                            rtx: !primary.contains(s),
-                        },
-                    );
+                self.insert(&endpoint, media, &source);
+            }
+        }
+        // Sources as a json-message (Jicofo's compact JSON, keyed by
+        // endpoint), when the focus sends them that way.
+        if let Some(json) = jingle.get_child("json-message", mns::JITMEET) {
+            for (endpoint, sources) in parse_json_sources(&json.text_content())? {
+                for source in &sources {
+                    if remove {
+                        for s in &source.ssrcs {
+                            self.by_ssrc.remove(s);
+                        }
+                    } else if endpoint != "jvb" && !endpoint.is_empty() {
+                        let media = match source.kind {
+                            MediaKind::Audio => Media::Audio,
+                            MediaKind::Video => Media::Video,
+                        };
+                        self.insert(&endpoint, media, source);
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    fn insert(&mut self, endpoint: &str, media: Media, source: &Source) {
+        let primary = source.primary_ssrcs();
+        for s in &source.ssrcs {
+            self.by_ssrc.insert(
+                *s,
+                SsrcOwner {
+                    endpoint: endpoint.to_string(),
+                    media,
+                    rtx: !primary.contains(s),
+                },
+            );
+        }
     }
 }
 
@@ -220,5 +244,27 @@ mod tests {
             "",
         );
         assert!(m.apply(&bad).is_err());
+
+        // A late joiner's sources as a json-message, then removed that way.
+        let json = |action: &str| {
+            parse_element(&format!(
+                "<jingle xmlns='urn:xmpp:jingle:1' action='{action}' sid='s1'>\
+                 <json-message xmlns='http://jitsi.org/jitmeet'>\
+                 {{\"sources\":{{\"cccc3333\":[[{{\"s\":4001,\"n\":\"cccc3333-v0\"}},{{\"s\":4002,\"n\":\"cccc3333-v0\"}}],\
+                 [[\"f\",4001,4002]],[{{\"s\":4003,\"n\":\"cccc3333-a0\"}}]]}}}}\
+                 </json-message></jingle>"
+            ))
+            .unwrap()
+        };
+        m.apply(&json("source-add")).unwrap();
+        assert_eq!(
+            m.lookup(4003).map(|o| (o.endpoint.as_str(), o.media)),
+            Some(("cccc3333", Media::Audio))
+        );
+        assert_eq!(m.lookup(4002).map(|o| o.rtx), Some(true));
+        assert_eq!(m.video_ssrcs("cccc3333"), [4001]);
+        m.apply(&json("source-remove")).unwrap();
+        assert_eq!(m.lookup(4001), None);
+        assert_eq!(m.lookup(4003), None);
     }
 }

@@ -1,0 +1,145 @@
+//! The recorder's answer to the focus's Jingle offer, sans-IO: what a
+//! receive-only browser answers (contents kept, `senders='initiator'`, the
+//! offer's payload types and header-extension ids, DTLS `setup='active'`,
+//! host candidates on the given addresses, no sources), and the bridge
+//! channel URL taken from the offer.
+
+use std::time::Instant;
+
+use media_signalling::xml::{ns as mns, parse_jingle_description, parse_transport};
+use recorder_component::media_link::MediaLink;
+use xmpp_core::stream::parse_element;
+
+const OFFER: &str = "<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='abc123' initiator='focus@auth.example.com/focus'>\
+  <content creator='initiator' name='audio' senders='both'>\
+    <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
+      <payload-type id='111' name='opus' clockrate='48000' channels='2'>\
+        <parameter name='useinbandfec' value='1'/>\
+        <rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='transport-cc'/>\
+      </payload-type>\
+      <rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='1' uri='urn:ietf:params:rtp-hdrext:ssrc-audio-level'/>\
+      <rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='5' uri='http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01'/>\
+      <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='1001' name='aaaa1111-a0'>\
+        <ssrc-info xmlns='http://jitsi.org/jitmeet' owner='room1@conference.example.com/aaaa1111'/>\
+      </source>\
+    </description>\
+    <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='bu' pwd='bridgepasswordbridgepass'>\
+      <rtcp-mux/>\
+      <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='actpass'>AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99</fingerprint>\
+      <candidate component='1' foundation='1' generation='0' id='c1' ip='127.0.0.1' network='0' port='10000' priority='1' protocol='udp' type='host'/>\
+      <web-socket xmlns='http://jitsi.org/protocol/colibri' url='ws://127.0.0.1:9090/colibri-ws/jvb/conf/rec'/>\
+    </transport>\
+  </content>\
+  <content creator='initiator' name='video' senders='both'>\
+    <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'>\
+      <payload-type id='100' name='VP8' clockrate='90000'>\
+        <rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='nack' subtype='pli'/>\
+      </payload-type>\
+      <payload-type id='96' name='rtx' clockrate='90000'><parameter name='apt' value='100'/></payload-type>\
+      <rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='3' uri='http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time'/>\
+      <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='2001' name='aaaa1111-v0'/>\
+      <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='2002' name='aaaa1111-v0'/>\
+      <ssrc-group xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' semantics='FID'><source ssrc='2001'/><source ssrc='2002'/></ssrc-group>\
+    </description>\
+    <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='bu' pwd='bridgepasswordbridgepass'/>\
+  </content>\
+  <group xmlns='urn:xmpp:jingle:apps:grouping:0' semantics='BUNDLE'><content name='audio'/><content name='video'/></group>\
+</jingle>";
+
+#[test]
+fn answers_the_offer_as_a_receive_only_browser() {
+    let offer = parse_element(OFFER).unwrap();
+    let local = "127.0.0.1:40000".parse().unwrap();
+    let (link, accept) = MediaLink::accept(
+        Instant::now(),
+        &offer,
+        "recorder@recorder.example.com/rec1",
+        &[local],
+    )
+    .unwrap();
+    assert_eq!(link.sid(), "abc123");
+    assert_eq!(
+        link.web_socket(),
+        Some("ws://127.0.0.1:9090/colibri-ws/jvb/conf/rec")
+    );
+    assert!(!link.is_connected());
+
+    assert_eq!(accept.get_attr("action"), Some("session-accept"));
+    assert_eq!(accept.get_attr("sid"), Some("abc123"));
+    assert_eq!(
+        accept.get_attr("responder"),
+        Some("recorder@recorder.example.com/rec1")
+    );
+    let contents: Vec<_> = accept
+        .children()
+        .filter(|c| c.is("content", mns::JINGLE))
+        .collect();
+    assert_eq!(contents.len(), 2);
+    for (content, (name, ids, exts)) in contents.iter().zip([
+        (
+            "audio",
+            vec![111u8],
+            vec![
+                (1u8, "ssrc-audio-level"),
+                (5, "transport-wide-cc-extensions-01"),
+            ],
+        ),
+        ("video", vec![100, 96], vec![(3, "abs-send-time")]),
+    ]) {
+        assert_eq!(content.get_attr("name"), Some(name));
+        assert_eq!(content.get_attr("creator"), Some("initiator"));
+        assert_eq!(content.get_attr("senders"), Some("initiator"));
+        let desc = content.get_child("description", mns::RTP).unwrap();
+        assert_eq!(desc.get_attr("media"), Some(name));
+        assert!(
+            desc.children().all(|c| c.name() != "source"),
+            "no sources: {desc}"
+        );
+        let d = parse_jingle_description(desc).unwrap();
+        let got: Vec<u8> = d.payload_types.iter().map(|p| p.id).collect();
+        assert_eq!(got, ids);
+        let got: Vec<(u8, bool)> = d.header_extensions.iter().map(|e| (e.id, true)).collect();
+        assert_eq!(got.len(), exts.len());
+        for ((id, uri), e) in exts.iter().zip(&d.header_extensions) {
+            assert_eq!(e.id, *id);
+            assert!(e.uri.ends_with(uri));
+        }
+        let t = parse_transport(content.get_child("transport", mns::ICE_UDP).unwrap()).unwrap();
+        assert!(t.ufrag.len() >= 4 && t.pwd.len() >= 22, "{t:?}");
+        assert!(t.rtcp_mux);
+        assert_eq!(t.fingerprints.len(), 1);
+        assert_eq!(t.fingerprints[0].hash, "sha-256");
+        assert_eq!(t.fingerprints[0].setup.as_deref(), Some("active"));
+        assert_eq!(t.fingerprints[0].value.split(':').count(), 32);
+        assert_eq!(t.candidates.len(), 1);
+        assert_eq!(t.candidates[0].address, local);
+        assert_eq!(t.candidates[0].kind, "host");
+        assert_eq!(t.web_socket, None);
+    }
+    let group = accept.get_child("group", mns::GROUPING).unwrap();
+    assert_eq!(group.get_attr("semantics"), Some("BUNDLE"));
+    assert_eq!(group.children().count(), 2);
+}
+
+#[test]
+fn an_offer_without_what_is_needed_is_refused() {
+    let local = "127.0.0.1:40000".parse().unwrap();
+    let no_transport = parse_element(
+        "<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s'>\
+         <content name='audio'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></content></jingle>",
+    )
+    .unwrap();
+    assert!(MediaLink::accept(Instant::now(), &no_transport, "r@x/y", &[local]).is_err());
+    let no_content =
+        parse_element("<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s'/>")
+            .unwrap();
+    assert!(MediaLink::accept(Instant::now(), &no_content, "r@x/y", &[local]).is_err());
+    let bad_fingerprint = parse_element(
+        &OFFER.replace(
+            "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99",
+            "nonsense",
+        ),
+    )
+    .unwrap();
+    assert!(MediaLink::accept(Instant::now(), &bad_fingerprint, "r@x/y", &[local]).is_err());
+}
