@@ -84,13 +84,15 @@ fn ratio(lilt: Option<f64>, janus: Option<f64>, higher_better: bool) -> String {
 
 pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)]) -> String {
     let mut d = String::new();
-    let commit = output(
-        Command::new("git")
-            .args(["-C"])
-            .arg(crate::workspace_root())
-            .args(["rev-parse", "--short", "HEAD"]),
-    )
-    .unwrap_or_else(|| "unknown".into());
+    let commit = args.lilt_commit.clone().unwrap_or_else(|| {
+        output(
+            Command::new("git")
+                .arg("-C")
+                .arg(crate::workspace_root())
+                .args(["rev-parse", "--short", "HEAD"]),
+        )
+        .unwrap_or_else(|| "unknown".into())
+    });
     let janus = crate::servers::package_version("janus").unwrap_or_else(|| "not installed".into());
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let _ = writeln!(d, "# Media benchmark run {}\n", date());
