@@ -3,6 +3,10 @@
 //! load generator runs pinned to the other, every scenario is repeated and
 //! the medians are printed as a table with lilt's ratio to each peer, and
 //! saved under `bench/results/`.
+//!
+//! `bench --media` is the media forwarding benchmark instead (issue 12):
+//! lilt's bridge beside Debian's Janus, simulated str0m endpoints over
+//! real ICE/DTLS/SRTP on loopback; start reading at `media/mod.rs`.
 
 mod accounts;
 mod client;
