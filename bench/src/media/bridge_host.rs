@@ -2,9 +2,9 @@
 //! (`sfu_component::bridge::Bridge`, its Colibri2 handling and `MediaCore`)
 //! in a process of its own with a thin loop: one UDP socket on
 //! 127.0.0.1:PORT, Colibri2 IQs one per line on stdin, the bridge's answers
-//! one per line on stdout. The driver starts it pinned to the server core,
-//! as it would start `lilt bridge` (whose XMPP runtime was not in the
-//! tree when this scenario was written: see `lilt_bridge.rs`).
+//! one per line on stdout. The driver starts it pinned to the server core
+//! as the `lilt-core` server: the bridge without `lilt bridge`'s runtime
+//! and XMPP link, to compare with `lilt-bridge`.
 
 use std::io::{BufRead, ErrorKind, Write};
 use std::net::{SocketAddr, UdpSocket};
