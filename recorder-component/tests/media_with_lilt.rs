@@ -504,15 +504,20 @@ async fn a_real_call_recorded_to_a_playable_webm() {
         return;
     }
     let work = tmp();
-    let frames = vp8_frames(work.path(), 4, 30, "320x240");
-    let media = Arc::new(MediaFiles {
-        keyframes: frames
-            .iter()
-            .map(|f| f.data.first().is_some_and(|b| b & 1 == 0))
-            .collect(),
-        video: frames.into_iter().map(|f| f.data).collect(),
-        audio: opus_packets(work.path(), 4, 440),
-    });
+    // Alice's camera is 176x144, Bob's 320x240: the file shows whose
+    // video it follows.
+    let media_of = |size: &str, tone: u32| {
+        let frames = vp8_frames(work.path(), 4, 30, size);
+        Arc::new(MediaFiles {
+            keyframes: frames
+                .iter()
+                .map(|f| f.data.first().is_some_and(|b| b & 1 == 0))
+                .collect(),
+            video: frames.into_iter().map(|f| f.data).collect(),
+            audio: opus_packets(work.path(), 4, tone),
+        })
+    };
+    let (alice_media, bob_media) = (media_of("176x144", 440), media_of("320x240", 660));
 
     let config = lua_compat::config::load_str(CONFIG, Path::new("recorder-media.cfg.lua")).unwrap();
     let server = lilt::startup::build_server(config, Clock::System).unwrap();
@@ -536,12 +541,14 @@ async fn a_real_call_recorded_to_a_playable_webm() {
     let recorder = tokio::spawn(run_with_links(control, call, options, None));
 
     // Two participants sending VP8 and Opus through lilt's bridge; the
-    // first speaks louder (the bridge's dominant speaker).
+    // second, Bob, speaks louder: the bridge makes him the dominant
+    // speaker and says so on the recorder's bridge channel, so the file
+    // follows his video (Alice's keyframes come first).
     let until = Instant::now() + Duration::from_secs(60);
     let (mut a, sender_a) = join(&server, "alice", "alice1", 1111_0000).await;
-    let media_a = tokio::spawn(send_media(sender_a, media.clone(), -20, until));
+    let media_a = tokio::spawn(send_media(sender_a, alice_media, -90, until));
     let (mut b, sender_b) = join(&server, "bob", "bob2", 2222_0000).await;
-    let media_b = tokio::spawn(send_media(sender_b, media.clone(), -90, until));
+    let media_b = tokio::spawn(send_media(sender_b, bob_media, -20, until));
     a.ack_pending().await;
 
     // The moderator starts a file recording (the recorder may still be
@@ -630,9 +637,30 @@ async fn a_real_call_recorded_to_a_playable_webm() {
     assert!(errors.trim().is_empty(), "decoding errors: {errors}");
     let frames = count_video_frames(&file);
     assert!(frames > 150, "only {frames} video frames in 10 s");
+    let widths = frame_widths(&file, 5.0, 9.0);
+    assert!(!widths.is_empty());
+    assert!(
+        widths.iter().all(|w| *w == 320),
+        "the last seconds show Bob (the dominant speaker, 320 wide): {widths:?}"
+    );
     let volume = mean_volume(&file, 2.0, 8.0);
     assert!(volume > -50.0, "the mixed audio is silent: {volume} dB");
     drop(running);
+}
+
+/// The width of each video frame between `from` and `to` seconds.
+fn frame_widths(file: &Path, from: f64, to: f64) -> Vec<u32> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-read_intervals"])
+        .arg(format!("{from}%{to}"))
+        .args(["-show_entries", "frame=width", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
 }
 
 /// Video frames in a file, by ffprobe.
