@@ -46,7 +46,7 @@ export async function launchBrowser(server, extraArgs = []) {
 export async function openPage(browser, server) {
   const page = await browser.newPage();
   page.logs = [];
-  page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));
+  page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}${m.type() === 'error' && m.location()?.url ? ` (${m.location().url})` : ''}`));
   page.on('pageerror', (e) => page.logs.push(`pageerror: ${e.message}`));
   await page.setRequestInterception(true);
   const prefix = `${server.http}/jitsi-e2e/`;

@@ -185,6 +185,10 @@ async function main() {
     }, leaving.nick)));
     await until(async () => (await stillThere()).every((n) => n === 0), 15000, 'tracks of the page that left').catch(() => {});
     result.left = { nick: leaving.nick, tracksElsewhere: await stillThere() };
+    // Errors in the pages' consoles (the test page's own missing favicon aside).
+    result.consoleErrors = participants.flatMap((p) => p.page.logs
+      .filter((l) => l.startsWith('error:') || l.startsWith('pageerror:'))
+      .filter((l) => !l.includes('/favicon.ico')));
     result.ok = true;
     if (process.env.LILT_CALL_DEBUG) {
       result.logs = await Promise.all(participants.map((p) => p.page.logs.slice(-60)));

@@ -91,6 +91,7 @@ function assertMuteAndLeave(result) {
   assert.ok(m.flowing > m.beforeMute, `the target's audio flowed before the mute: ${JSON.stringify(m)}`);
   assert.equal(m.after, m.settled, `no audio of the target after the moderator's mute: ${JSON.stringify(m)}`);
   assert.ok(result.left.tracksElsewhere.every((n) => n === 0), `tracks of ${result.left.nick} dropped: ${result.left.tracksElsewhere}`);
+  assert.deepEqual(result.consoleErrors, [], 'no errors in the pages\' consoles');
 }
 
 for (const kind of ['debian', 'docker']) {
