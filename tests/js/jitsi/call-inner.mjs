@@ -185,6 +185,8 @@ async function main() {
     }, leaving.nick)));
     await until(async () => (await stillThere()).every((n) => n === 0), 15000, 'tracks of the page that left').catch(() => {});
     result.left = { nick: leaving.nick, tracksElsewhere: await stillThere() };
+    // Disco queries lib-jitsi-meet made that were never answered.
+    result.unansweredDisco = (await Promise.all(remaining.map((p) => p.page.evaluate(() => [...window.meet.disco.values()])))).flat();
     // Errors in the pages' consoles (the test page's own missing favicon aside).
     result.consoleErrors = participants.flatMap((p) => p.page.logs
       .filter((l) => l.startsWith('error:') || l.startsWith('pageerror:'))

@@ -92,6 +92,7 @@ function assertMuteAndLeave(result) {
   assert.equal(m.after, m.settled, `no audio of the target after the moderator's mute: ${JSON.stringify(m)}`);
   assert.ok(result.left.tracksElsewhere.every((n) => n === 0), `tracks of ${result.left.nick} dropped: ${result.left.tracksElsewhere}`);
   assert.deepEqual(result.consoleErrors, [], 'no errors in the pages\' consoles');
+  assert.deepEqual(result.unansweredDisco, [], 'every disco query lib-jitsi-meet made was answered');
 }
 
 for (const kind of ['debian', 'docker']) {

@@ -19,6 +19,8 @@
   window.meet = {
     events,
     trace: [],
+    // Disco queries this page sent that got no answer yet: id -> description.
+    disco: new Map(),
     connection: null,
     conference: null,
 
@@ -37,6 +39,20 @@
       const trace = (way) => (element) => {
         this.trace.push(`${way} ${new XMLSerializer().serializeToString(element)}`);
         if (this.trace.length > 200) this.trace.shift();
+        // Disco queries and their answers (BOSH wraps stanzas in <body/>).
+        const iqs = element.nodeName === 'iq' ? [element] : Array.from(element.getElementsByTagName('iq'));
+        for (const iq of iqs) {
+          const id = iq.getAttribute('id');
+          if (way === 'OUT' && iq.getAttribute('type') === 'get') {
+            const query = iq.getElementsByTagName('query')[0];
+            const ns = query && query.getAttribute('xmlns');
+            if (ns && ns.startsWith('http://jabber.org/protocol/disco#')) {
+              this.disco.set(id, `${ns.slice(-4)} to=${iq.getAttribute('to')} node=${query.getAttribute('node')}`);
+            }
+          } else if (way === 'IN' && ['result', 'error'].includes(iq.getAttribute('type'))) {
+            this.disco.delete(id);
+          }
+        }
       };
       const strophe = connection.xmpp.connection._stropheConn || connection.xmpp.connection;
       strophe.xmlInput = trace('IN');
