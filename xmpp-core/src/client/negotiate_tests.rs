@@ -87,6 +87,7 @@ impl Pair {
             direct_tls: false,
             unauthed_timeout: Duration::from_secs(60),
             limits: Default::default(),
+            max_unauthed_stanza_size: None,
         };
         Pair {
             client: Negotiation::new(Jid::parse(jid).unwrap(), password, true),
