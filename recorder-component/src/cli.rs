@@ -113,6 +113,7 @@ impl RecorderArgs {
             self.dir.clone(),
         );
         o.max_concurrent = self.max_concurrent.max(1);
+        o.insecure_tls = self.insecure_tls;
         o
     }
 }

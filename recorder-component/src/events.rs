@@ -29,6 +29,8 @@ pub struct RecorderOptions {
     /// `https://D` for meeting URLs; else derived from the room's domain
     /// without its first label (`conference.D` → `https://D`).
     pub meeting_base_url: Option<String>,
+    /// Accept any certificate on a `wss://` bridge channel (`--insecure-tls`).
+    pub insecure_tls: bool,
 }
 
 impl RecorderOptions {
@@ -60,6 +62,7 @@ impl RecorderOptions {
             empty_timeout: Duration::from_secs(30),
             min_free_bytes: 1 << 30,
             meeting_base_url: None,
+            insecure_tls: false,
         }
     }
 }

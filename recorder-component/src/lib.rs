@@ -21,10 +21,11 @@
 //! disk-space check, [`recordings`] acts on the recorder's events with
 //! them; [`media_link`] answers the focus's Jingle offer as a
 //! receive-only browser (str0m, sans-IO) and [`media_runtime`] gives it
-//! its UDP socket and bridge channel; [`run`] is the thin tokio runtime
+//! its UDP socket and [`bridge_channel`] (colibri-ws); [`run`] is the thin tokio runtime
 //! and [`cli`] `lilt recorder`'s flags.
 
 pub mod brewery;
+pub mod bridge_channel;
 pub mod cli;
 pub mod conference;
 pub mod ebml;

@@ -15,13 +15,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
 use media_signalling::xml::{ns as mns, parse_transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use xmpp_core::Element;
 
+use crate::bridge_channel::bridge_channel;
 use crate::media_link::{LinkOutput, MediaLink};
 use crate::ns;
 use crate::recordings::Recordings;
@@ -63,6 +63,8 @@ pub struct MediaLinks {
     active: BTreeMap<String, Active>,
     tx: UnboundedSender<MediaInput>,
     next_id: u64,
+    /// Accept any certificate on a `wss://` bridge channel.
+    insecure_tls: bool,
 }
 
 /// The local address the kernel would use towards `remote` (no datagram
@@ -79,13 +81,14 @@ fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
 }
 
 impl MediaLinks {
-    pub fn new() -> (MediaLinks, UnboundedReceiver<MediaInput>) {
+    pub fn new(insecure_tls: bool) -> (MediaLinks, UnboundedReceiver<MediaInput>) {
         let (tx, rx) = unbounded_channel();
         (
             MediaLinks {
                 active: BTreeMap::new(),
                 tx,
                 next_id: 0,
+                insecure_tls,
             },
             rx,
         )
@@ -177,6 +180,7 @@ impl MediaLinks {
         if let Some(url) = link.web_socket() {
             tasks.push(tokio::spawn(bridge_channel(
                 url.to_string(),
+                self.insecure_tls,
                 session_id.to_string(),
                 self.tx.clone(),
             )));
@@ -328,70 +332,5 @@ async fn read_socket(socket: Arc<UdpSocket>, session_id: String, tx: UnboundedSe
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
-    }
-}
-
-/// What the recorder asks of the bridge on its channel: every
-/// participant's video (no last-N), up to 720p.
-pub const RECEIVER_CONSTRAINTS: &str = r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":720}}"#;
-
-/// The dominant speaker named by a bridge channel message, if it is a
-/// `DominantSpeakerEndpointChangeEvent`.
-pub fn dominant_speaker(message: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(message).ok()?;
-    if v.get("colibriClass")?.as_str()? != "DominantSpeakerEndpointChangeEvent" {
-        return None;
-    }
-    Some(v.get("dominantSpeakerEndpoint")?.as_str()?.to_string())
-}
-
-async fn bridge_channel(url: String, session_id: String, tx: UnboundedSender<MediaInput>) {
-    use tokio_tungstenite::tungstenite::Message;
-    let (mut ws, _) = match tokio_tungstenite::connect_async(url.as_str()).await {
-        Ok(ok) => ok,
-        Err(e) => {
-            tracing::warn!(%url, %e, "cannot open the bridge channel");
-            return;
-        }
-    };
-    if let Err(e) = ws.send(Message::text(RECEIVER_CONSTRAINTS)).await {
-        tracing::debug!(%e, "bridge channel");
-    }
-    while let Some(msg) = ws.next().await {
-        let text = match msg {
-            Ok(Message::Text(t)) => t.to_string(),
-            Ok(Message::Close(_)) | Err(_) => return,
-            Ok(_) => continue,
-        };
-        if let Some(endpoint) = dominant_speaker(&text) {
-            let sent = tx.send(MediaInput::Speaker {
-                session_id: session_id.clone(),
-                endpoint,
-            });
-            if sent.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_dominant_speaker() {
-        assert_eq!(
-            dominant_speaker(
-                r#"{"colibriClass":"DominantSpeakerEndpointChangeEvent","dominantSpeakerEndpoint":"abcd","previousSpeakers":[]}"#
-            )
-            .as_deref(),
-            Some("abcd")
-        );
-        assert_eq!(
-            dominant_speaker(r#"{"colibriClass":"EndpointStats"}"#),
-            None
-        );
-        assert_eq!(dominant_speaker("not json"), None);
     }
 }

@@ -40,7 +40,7 @@ pub async fn run_with_links(
     }
     let now = Instant::now();
     let mut recorder = Recorder::new(options, now);
-    let (mut media, mut media_rx) = MediaLinks::new();
+    let (mut media, mut media_rx) = MediaLinks::new(recorder.options().insecure_tls);
     let mut next_disk_check = now;
     tracing::info!(control = %control.jid, call = %call.jid, "recorder started");
     loop {

@@ -1,0 +1,249 @@
+//! The recorder's bridge channel: the colibri-ws WebSocket whose URL the
+//! focus's offer carries (`<web-socket url>`), as a browser opens it. The
+//! recorder asks for every participant's video (no last-N, up to 720p)
+//! and reads the bridge's `DominantSpeakerEndpointChangeEvent`s, which go
+//! to the recorder's loop as [`MediaInput::Speaker`].
+//!
+//! `ws://` is plain TCP; `wss://` is TLS with the system's trusted roots
+//! (or any certificate with `--insecure-tls`, for self-signed deployments).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::media_runtime::MediaInput;
+
+/// What the recorder asks of the bridge on its channel: every
+/// participant's video (no last-N), up to 720p.
+pub const RECEIVER_CONSTRAINTS: &str = r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":720}}"#;
+
+/// Where system CA bundles usually are.
+const CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The dominant speaker named by a bridge channel message, if it is a
+/// `DominantSpeakerEndpointChangeEvent`.
+pub fn dominant_speaker(message: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(message).ok()?;
+    if v.get("colibriClass")?.as_str()? != "DominantSpeakerEndpointChangeEvent" {
+        return None;
+    }
+    Some(v.get("dominantSpeakerEndpoint")?.as_str()?.to_string())
+}
+
+/// Opens the channel at `url` and forwards dominant-speaker changes until
+/// it closes.
+pub async fn bridge_channel(
+    url: String,
+    insecure_tls: bool,
+    session_id: String,
+    tx: UnboundedSender<MediaInput>,
+) {
+    let result = if url.starts_with("wss://") {
+        match connect_tls(&url, insecure_tls).await {
+            Ok(ws) => read(ws, &session_id, &tx).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => read(ws, &session_id, &tx).await,
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(%url, %e, "bridge channel");
+    }
+}
+
+async fn read<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    session_id: &str,
+    tx: &UnboundedSender<MediaInput>,
+) -> Result<(), String> {
+    ws.send(Message::text(RECEIVER_CONSTRAINTS))
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(msg) = ws.next().await {
+        let text = match msg.map_err(|e| e.to_string())? {
+            Message::Text(t) => t,
+            Message::Close(_) => return Ok(()),
+            _ => continue,
+        };
+        if let Some(endpoint) = dominant_speaker(&text) {
+            let speaker = MediaInput::Speaker {
+                session_id: session_id.to_string(),
+                endpoint,
+            };
+            if tx.send(speaker).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn connect_tls(
+    url: &str,
+    insecure: bool,
+) -> Result<WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>, String> {
+    let (host, port) = host_port(url).ok_or_else(|| format!("bad URL {url}"))?;
+    let host = host.as_str();
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("{host}:{port}: {e}"))?;
+    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+    let connector = tokio_rustls::TlsConnector::from(tls_config(insecure)?);
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {host}: {e}"))?;
+    let (ws, _) = tokio_tungstenite::client_async(url, tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// The host and port of a `wss://` URL (443 when none is given).
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("wss://")?;
+    let authority = rest.split(['/', '?']).next()?;
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 443,
+    };
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+fn tls_config(insecure: bool) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        let bundle = std::env::var_os("SSL_CERT_FILE")
+            .map(std::path::PathBuf::from)
+            .into_iter()
+            .chain(CA_BUNDLES.iter().map(|p| Path::new(p).to_path_buf()))
+            .find(|p| p.is_file())
+            .ok_or("no system CA bundle")?;
+        let pem = std::fs::read(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+        let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
+            .filter_map(Result::ok)
+            .collect();
+        roots.add_parsable_certificates(certs);
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// `--insecure-tls`: any certificate is taken (signatures still checked).
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_dominant_speaker() {
+        assert_eq!(
+            dominant_speaker(
+                r#"{"colibriClass":"DominantSpeakerEndpointChangeEvent","dominantSpeakerEndpoint":"abcd","previousSpeakers":[]}"#
+            )
+            .as_deref(),
+            Some("abcd")
+        );
+        assert_eq!(
+            dominant_speaker(r#"{"colibriClass":"EndpointStats"}"#),
+            None
+        );
+        assert_eq!(dominant_speaker("not json"), None);
+    }
+
+    #[test]
+    fn wss_addresses() {
+        let hp = host_port;
+        assert_eq!(
+            hp("wss://meet.example.com/colibri-ws/jvb1/c/e?pwd=x"),
+            Some(("meet.example.com".into(), 443))
+        );
+        assert_eq!(
+            hp("wss://127.0.0.1:8443/colibri-ws/a"),
+            Some(("127.0.0.1".into(), 8443))
+        );
+        assert_eq!(hp("wss://[::1]:9443/x"), Some(("::1".into(), 9443)));
+        assert_eq!(hp("wss://[::1]/x"), Some(("::1".into(), 443)));
+        assert_eq!(hp("wss://host:port/x"), None);
+        assert_eq!(hp("ws://host/x"), None);
+    }
+
+    #[test]
+    fn tls_configurations_build() {
+        assert!(tls_config(true).is_ok());
+    }
+}
