@@ -5,16 +5,20 @@
 //! (ffmpeg's libvpx) and Opus over UDP through lilt's bridge, and the
 //! recorder (`run_with_links`). The first participant (the moderator)
 //! starts a file recording through the focus; the recorder answers the
-//! focus's offer as a receive-only browser, receives both participants'
-//! media from the bridge, and after 10 s the moderator stops it. The WebM
-//! must have one video and one audio track, last about 10 s and decode
-//! without errors; the mixed audio is not silent.
+//! focus's offer as a receive-only browser and receives the media from the
+//! bridge; the second participant joins 2 s later (its sources come in
+//! the focus's source-add), speaks louder and becomes the bridge's
+//! dominant speaker, whose keyframe the recorder asks for (a PLI through
+//! the bridge). After 10 s the moderator stops it. The WebM must have one
+//! video and one audio track, last about 10 s, decode without errors and
+//! end on the dominant speaker's video; the mixed audio is not silent.
 
 mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use media_signalling::xml::{
@@ -336,14 +340,25 @@ async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (Sende
 
 /// Drives a participant's `Rtc` on its socket, sending audio every 20 ms
 /// (audio level `level`) and a video frame every 33 ms once connected.
-async fn send_media(mut s: Sender, media: Arc<MediaFiles>, level: i8, until: Instant) -> bool {
+/// Returns whether it connected and how many keyframe requests (PLIs
+/// through the bridge) it got; on a request the next frame it sends is a
+/// keyframe, as an encoder would.
+async fn send_media(
+    mut s: Sender,
+    media: Arc<MediaFiles>,
+    level: i8,
+    stop: Arc<AtomicBool>,
+) -> (bool, usize) {
+    let until = Instant::now() + Duration::from_secs(60);
     let mut connected = false;
+    let mut keyframe_requests = 0;
+    let mut keyframe_due = false;
     let mut buf = vec![0u8; 2048];
     let (mut next_audio, mut next_video) = (Instant::now(), Instant::now());
     let (mut audio_n, mut video_n, mut audio_seq, mut video_seq) = (0usize, 0usize, 1u64, 1u64);
     let mut started_video = false;
     let start = Instant::now();
-    while Instant::now() < until {
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
         let timeout = loop {
             match s.rtc.poll_output().unwrap() {
                 Output::Timeout(t) => break t,
@@ -351,6 +366,10 @@ async fn send_media(mut s: Sender, media: Arc<MediaFiles>, level: i8, until: Ins
                     let _ = s.socket.send_to(&t.contents, t.destination).await;
                 }
                 Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::KeyframeRequest(_)) => {
+                    keyframe_requests += 1;
+                    keyframe_due = true;
+                }
                 Output::Event(_) => {}
             }
         };
@@ -386,6 +405,12 @@ async fn send_media(mut s: Sender, media: Arc<MediaFiles>, level: i8, until: Ins
             if !started_video {
                 video_n = media.keyframes.iter().position(|k| *k).unwrap();
                 started_video = true;
+            }
+            if std::mem::take(&mut keyframe_due) {
+                let len = media.video.len();
+                video_n = (video_n..video_n + len)
+                    .find(|n| media.keyframes[n % len])
+                    .unwrap_or(video_n);
             }
             let frame = &media.video[video_n % media.video.len()];
             video_n += 1;
@@ -426,7 +451,7 @@ async fn send_media(mut s: Sender, media: Arc<MediaFiles>, level: i8, until: Ins
             }
         }
     }
-    connected
+    (connected, keyframe_requests)
 }
 
 /// Joins the conference through the focus, answers its offer; returns
@@ -445,13 +470,24 @@ async fn join(
         .unwrap(),
     );
     p.send("<presence/>");
-    p.send(&format!(
-        "<iq type='set' id='conf' to='focus.example.com'>\
-         <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' machine-uid='{user}'/></iq>"
-    ));
-    let answer = p
-        .expect("conference IQ answer", |s| s.id() == Some("conf"))
-        .await;
+    // The focus may still be starting (no bridge yet): retry, as clients do.
+    let mut answer = None;
+    for attempt in 0..50 {
+        let id = format!("conf{attempt}");
+        p.send(&format!(
+            "<iq type='set' id='{id}' to='focus.example.com'>\
+             <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' machine-uid='{user}'/></iq>"
+        ));
+        let r = p
+            .expect("conference IQ answer", |s| s.id() == Some(id.as_str()))
+            .await;
+        if r.type_() == Some("result") {
+            answer = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let answer = answer.expect("the focus answered the conference IQ");
     assert_eq!(answer.type_(), Some("result"), "{answer}");
     p.send(&format!(
         "<presence to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/>\
@@ -540,16 +576,14 @@ async fn a_real_call_recorded_to_a_playable_webm() {
     options.min_free_bytes = 0;
     let recorder = tokio::spawn(run_with_links(control, call, options, None));
 
-    // Two participants sending VP8 and Opus through lilt's bridge; the
-    // second, Bob, speaks louder: the bridge makes him the dominant
-    // speaker and says so on the recorder's bridge channel, so the file
-    // follows his video (Alice's keyframes come first).
-    let until = Instant::now() + Duration::from_secs(60);
+    // Two participants sending VP8 and Opus through lilt's bridge. Alice
+    // is there when the recording starts; Bob joins 2 s later (his sources
+    // reach the recorder in the focus's source-add) and speaks louder: the
+    // bridge makes him the dominant speaker and says so on the recorder's
+    // bridge channel, so the file ends on his video (asked for with a PLI).
+    let stop = Arc::new(AtomicBool::new(false));
     let (mut a, sender_a) = join(&server, "alice", "alice1", 1111_0000).await;
-    let media_a = tokio::spawn(send_media(sender_a, alice_media, -90, until));
-    let (mut b, sender_b) = join(&server, "bob", "bob2", 2222_0000).await;
-    let media_b = tokio::spawn(send_media(sender_b, bob_media, -20, until));
-    a.ack_pending().await;
+    let media_a = tokio::spawn(send_media(sender_a, alice_media, -90, stop.clone()));
 
     // The moderator starts a file recording (the recorder may still be
     // joining the brewery: retry while the focus has none).
@@ -576,6 +610,12 @@ async fn a_real_call_recorded_to_a_playable_webm() {
     })
     .await;
     let t_on = Instant::now();
+    while t_on.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        a.ack_pending().await;
+    }
+    let (mut b, sender_b) = join(&server, "bob", "bob2", 2222_0000).await;
+    let media_b = tokio::spawn(send_media(sender_b, bob_media, -20, stop.clone()));
     while t_on.elapsed() < RECORD_FOR {
         tokio::time::sleep(Duration::from_millis(200)).await;
         a.ack_pending().await;
@@ -615,8 +655,14 @@ async fn a_real_call_recorded_to_a_playable_webm() {
         assert!(Instant::now() < deadline, "no finished recording");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    media_a.abort();
-    media_b.abort();
+    stop.store(true, Ordering::Relaxed);
+    let (a_connected, _) = media_a.await.unwrap();
+    let (b_connected, b_keyframe_requests) = media_b.await.unwrap();
+    assert!(a_connected && b_connected);
+    assert!(
+        b_keyframe_requests >= 1,
+        "the recorder asked Bob for a keyframe through the bridge"
+    );
     recorder.abort();
 
     let p = probe(&file);
