@@ -451,6 +451,11 @@ impl MediaLink {
         self.drain();
     }
 
+    /// Whether [`MediaLink::poll_output`] has something now.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     pub fn poll_output(&mut self) -> Option<LinkOutput> {
         self.out.pop_front()
     }

@@ -46,9 +46,16 @@ struct Active {
     link: MediaLink,
     socket: Arc<UdpSocket>,
     local: SocketAddr,
-    /// The recorder's own SSRC for the PLIs it sends.
+    /// When the offer was answered (the link must connect by
+    /// [`CONNECT_TIMEOUT`] after).
+    opened: Instant,
+    /// The socket's and the bridge channel's reading tasks.
     tasks: Vec<JoinHandle<()>>,
 }
+
+/// A media link that has not connected (ICE and DTLS) this long after its
+/// answer fails its recording, as Jibri fails when it cannot join.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Drop for Active {
     fn drop(&mut self) {
@@ -192,6 +199,7 @@ impl MediaLinks {
                 link,
                 socket,
                 local,
+                opened: now,
                 tasks,
             },
         );
@@ -232,7 +240,14 @@ impl MediaLinks {
     pub fn next_timeout(&mut self) -> Option<Instant> {
         self.active
             .values_mut()
-            .filter_map(|a| a.link.next_timeout())
+            .flat_map(|a| {
+                let next = a.link.next_timeout();
+                let connect = (!a.link.is_connected()).then_some(a.opened + CONNECT_TIMEOUT);
+                // What polling for the deadline produced goes out now.
+                let pending = a.link.has_output().then(Instant::now);
+                [next, connect, pending]
+            })
+            .flatten()
             .min()
     }
 
@@ -250,6 +265,13 @@ impl MediaLinks {
                 a.link.handle_timeout(now);
             }
             failed.extend(self.flush(now, &id, files));
+            if let Some(a) = self.active.get(&id)
+                && !a.link.is_connected()
+                && now >= a.opened + CONNECT_TIMEOUT
+            {
+                self.active.remove(&id);
+                failed.push((id, "the media link to the bridge did not connect".into()));
+            }
         }
         failed
     }

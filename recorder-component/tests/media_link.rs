@@ -4,7 +4,7 @@
 //! host candidates on the given addresses, no sources), and the bridge
 //! channel URL taken from the offer.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use media_signalling::xml::{ns as mns, parse_jingle_description, parse_transport};
 use recorder_component::media_link::MediaLink;
@@ -142,4 +142,67 @@ fn an_offer_without_what_is_needed_is_refused() {
     )
     .unwrap();
     assert!(MediaLink::accept(Instant::now(), &bad_fingerprint, "r@x/y", &[local]).is_err());
+}
+
+/// The runtime side: the offer answered (the IQ acknowledged, then a
+/// session-accept to the focus), and a link that never connects (nothing
+/// answers on the bridge's candidate) fails its recording after
+/// [`CONNECT_TIMEOUT`].
+#[tokio::test]
+async fn a_link_that_never_connects_fails_the_recording() {
+    use recorder_component::media_runtime::{CONNECT_TIMEOUT, MediaLinks};
+    use recorder_component::recordings::Recordings;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Recordings::new(dir.path(), None);
+    let (mut links, _rx) = MediaLinks::new(false);
+    // A bridge candidate on a port where nothing listens (loopback only).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let offer = OFFER.replace("port='10000'", &format!("port='{port}'"));
+    let iq = parse_element(&format!(
+        "<iq xmlns='jabber:client' type='set' id='j1' from='room1@conference.example.com/focus' \
+         to='recorder@recorder.example.com/rec1'>{offer}</iq>"
+    ))
+    .unwrap();
+    let now = Instant::now();
+    let out = links.call_iq(now, "s1", &iq, "recorder@recorder.example.com/rec1");
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].type_(), Some("result"));
+    assert_eq!(out[0].id(), Some("j1"));
+    assert_eq!(out[1].type_(), Some("set"));
+    assert_eq!(out[1].to(), Some("room1@conference.example.com/focus"));
+    let accept = out[1].get_child("jingle", mns::JINGLE).unwrap();
+    assert_eq!(accept.get_attr("action"), Some("session-accept"));
+    let deadline = links.next_timeout().unwrap();
+    assert!(deadline <= now + CONNECT_TIMEOUT);
+
+    assert!(
+        links
+            .handle_timeout(now + Duration::from_secs(1), &mut files)
+            .is_empty()
+    );
+    let failed = links.handle_timeout(now + CONNECT_TIMEOUT, &mut files);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "s1");
+    assert!(links.next_timeout().is_none(), "the link is gone");
+
+    // Another Jingle IQ is acknowledged too; one without Jingle is refused.
+    let info = parse_element(
+        "<iq xmlns='jabber:client' type='set' id='j2' from='room1@conference.example.com/focus'>\
+         <jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='abc123'/></iq>",
+    )
+    .unwrap();
+    let out = links.call_iq(now, "s1", &info, "r@x/y");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].type_(), Some("result"));
+    let other = parse_element(
+        "<iq xmlns='jabber:client' type='get' id='j3' from='room1@conference.example.com/focus'>\
+         <query xmlns='urn:example'/></iq>",
+    )
+    .unwrap();
+    assert_eq!(
+        links.call_iq(now, "s1", &other, "r@x/y")[0].type_(),
+        Some("error")
+    );
 }
