@@ -7,7 +7,8 @@
 //!   offer's payload types and header-extension ids, the recorder's ICE-UDP
 //!   transport (ufrag, pwd, sha-256 fingerprint with `setup='active'`, the
 //!   host candidates given by the runtime) and no sources.
-//! - ICE controlled (the bridge is controlling), DTLS active.
+//! - ICE controlled (the bridge is controlling), DTLS active, TWCC
+//!   feedback sent (the bridge estimates the recorder's bandwidth from it).
 //! - Every SSRC the focus announces (`session-initiate`, `source-add`,
 //!   json-message sources) is expected as a receive stream, with its FID
 //!   retransmission SSRC.
@@ -220,6 +221,9 @@ impl MediaLink {
         {
             let mut api = rtc.direct_api();
             api.set_ice_controlling(false);
+            // Transport-wide congestion control feedback, as a browser
+            // sends it: the bridge's bandwidth estimate for the recorder.
+            api.enable_twcc_feedback();
             api.set_remote_ice_credentials(str0m::IceCreds {
                 ufrag: remote.ufrag.clone(),
                 pass: remote.pwd.clone(),
