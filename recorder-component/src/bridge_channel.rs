@@ -16,7 +16,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -49,7 +49,7 @@ pub async fn bridge_channel(
     url: String,
     insecure_tls: bool,
     session_id: String,
-    tx: UnboundedSender<MediaInput>,
+    tx: Sender<MediaInput>,
 ) {
     let result = if url.starts_with("wss://") {
         match connect_tls(&url, insecure_tls).await {
@@ -70,7 +70,7 @@ pub async fn bridge_channel(
 async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: WebSocketStream<S>,
     session_id: &str,
-    tx: &UnboundedSender<MediaInput>,
+    tx: &Sender<MediaInput>,
 ) -> Result<(), String> {
     ws.send(Message::text(RECEIVER_CONSTRAINTS))
         .await
@@ -86,7 +86,7 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
                 session_id: session_id.to_string(),
                 endpoint,
             };
-            if tx.send(speaker).is_err() {
+            if tx.send(speaker).await.is_err() {
                 return Ok(());
             }
         }

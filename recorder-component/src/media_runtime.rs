@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use media_signalling::xml::{ns as mns, parse_transport};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 use tokio::task::JoinHandle;
 use xmpp_core::Element;
 
@@ -53,6 +53,9 @@ struct Active {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Datagrams and speaker changes waiting for the recorder's loop.
+const INPUT_QUEUE: usize = 4096;
+
 /// A media link that has not connected (ICE and DTLS) this long after its
 /// answer fails its recording, as Jibri fails when it cannot join.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -68,7 +71,7 @@ impl Drop for Active {
 /// The media links of all recordings.
 pub struct MediaLinks {
     active: BTreeMap<String, Active>,
-    tx: UnboundedSender<MediaInput>,
+    tx: Sender<MediaInput>,
     next_id: u64,
     /// Accept any certificate on a `wss://` bridge channel.
     insecure_tls: bool,
@@ -88,8 +91,10 @@ fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
 }
 
 impl MediaLinks {
-    pub fn new(insecure_tls: bool) -> (MediaLinks, UnboundedReceiver<MediaInput>) {
-        let (tx, rx) = unbounded_channel();
+    pub fn new(insecure_tls: bool) -> (MediaLinks, Receiver<MediaInput>) {
+        // Bounded: when the loop falls behind, the sockets stop being read
+        // and the kernel drops datagrams, as UDP does.
+        let (tx, rx) = channel(INPUT_QUEUE);
         (
             MediaLinks {
                 active: BTreeMap::new(),
@@ -334,17 +339,19 @@ impl MediaLinks {
     }
 }
 
-async fn read_socket(socket: Arc<UdpSocket>, session_id: String, tx: UnboundedSender<MediaInput>) {
+async fn read_socket(socket: Arc<UdpSocket>, session_id: String, tx: Sender<MediaInput>) {
     let mut buf = vec![0u8; 2048];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, source)) => {
                 let contents = buf.get(..n).unwrap_or_default().to_vec();
-                let sent = tx.send(MediaInput::Datagram {
-                    session_id: session_id.clone(),
-                    source,
-                    contents,
-                });
+                let sent = tx
+                    .send(MediaInput::Datagram {
+                        session_id: session_id.clone(),
+                        source,
+                        contents,
+                    })
+                    .await;
                 if sent.is_err() {
                     return;
                 }
