@@ -146,7 +146,7 @@ impl Recordings {
             }
             RecorderEvent::CallIq { session_id, iq } => {
                 // The sources of the focus's Jingle; answering it is the
-                // media side's (not wired yet).
+                // media link's (crate::media_runtime).
                 if let (Some(a), Some(j)) = (
                     self.active.get_mut(session_id),
                     iq.get_child("jingle", "urn:xmpp:jingle:1"),

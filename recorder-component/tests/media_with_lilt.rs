@@ -9,7 +9,8 @@
 //! bridge; the second participant joins 2 s later (its sources come in
 //! the focus's source-add), speaks louder and becomes the bridge's
 //! dominant speaker, whose keyframe the recorder asks for (a PLI through
-//! the bridge). After 10 s the moderator stops it. The WebM must have one
+//! the bridge). A third participant joins and leaves in between. After
+//! 10 s the moderator stops it. The WebM must have one
 //! video and one audio track, last about 10 s, decode without errors and
 //! end on the dominant speaker's video; the mixed audio is not silent.
 
@@ -554,6 +555,7 @@ async fn a_real_call_recorded_to_a_playable_webm() {
         })
     };
     let (alice_media, bob_media) = (media_of("176x144", 440), media_of("320x240", 660));
+    let carol_media = alice_media.clone();
 
     let config = lua_compat::config::load_str(CONFIG, Path::new("recorder-media.cfg.lua")).unwrap();
     let server = lilt::startup::build_server(config, Clock::System).unwrap();
@@ -616,6 +618,28 @@ async fn a_real_call_recorded_to_a_playable_webm() {
     }
     let (mut b, sender_b) = join(&server, "bob", "bob2", 2222_0000).await;
     let media_b = tokio::spawn(send_media(sender_b, bob_media, -20, stop.clone()));
+    // Carol joins, sends for 3 s and leaves: her sources come and go
+    // (source-add, source-remove) while the file is written.
+    let (mut c, sender_c) = join(&server, "carol", "carol3", 3333_0000).await;
+    let carol_stop = Arc::new(AtomicBool::new(false));
+    let media_c = tokio::spawn(send_media(sender_c, carol_media, -80, carol_stop.clone()));
+    let carol_joined = Instant::now();
+    while carol_joined.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        a.ack_pending().await;
+        b.ack_pending().await;
+        c.ack_pending().await;
+    }
+    c.send(&format!(
+        "<presence type='unavailable' to='{ROOM}/carol3'/>"
+    ));
+    carol_stop.store(true, Ordering::Relaxed);
+    let (c_connected, _) = media_c.await.unwrap();
+    assert!(c_connected);
+    assert!(
+        t_on.elapsed() < RECORD_FOR - Duration::from_secs(2),
+        "the joins took too long for the test's plan"
+    );
     while t_on.elapsed() < RECORD_FOR {
         tokio::time::sleep(Duration::from_millis(200)).await;
         a.ack_pending().await;
