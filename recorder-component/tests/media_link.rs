@@ -206,3 +206,170 @@ async fn a_link_that_never_connects_fails_the_recording() {
         Some("error")
     );
 }
+
+/// The link against a str0m peer standing in for the bridge (ICE
+/// controlling, DTLS passive, as Videobridge), datagrams passed in memory
+/// on virtual time: it connects, the bridge's RTP comes out as plain RTP
+/// packets for the recording, and a keyframe request reaches the bridge.
+#[test]
+fn connects_to_a_bridge_and_yields_its_rtp() {
+    use recorder_component::media_link::LinkOutput;
+    use recorder_component::rtp::RtpPacket;
+    use str0m::format::Codec;
+    use str0m::media::{Frequency, Mid, Pt};
+    use str0m::net::{Protocol, Receive};
+    use str0m::rtp::{RtpWrite, Ssrc};
+    use str0m::{Event, Input, Output, Rtc};
+
+    let bridge_addr: std::net::SocketAddr = "10.9.0.1:10000".parse().unwrap();
+    let rec_addr: std::net::SocketAddr = "10.9.0.2:5000".parse().unwrap();
+    let mut now = Instant::now();
+    let mut config = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .clear_extension_map();
+    config.codec_config().add_config(
+        Pt::new_with_value(100),
+        None,
+        Codec::Vp8,
+        Frequency::NINETY_KHZ,
+        None,
+        Default::default(),
+    );
+    let mut bridge = config.build(now);
+    bridge.add_local_candidate(str0m::Candidate::host(bridge_addr, "udp").unwrap());
+    bridge.add_remote_candidate(str0m::Candidate::host(rec_addr, "udp").unwrap());
+    let creds = bridge.direct_api().local_ice_credentials();
+    let fp: String = bridge
+        .direct_api()
+        .local_dtls_fingerprint()
+        .bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let offer = OFFER
+        .replace("ufrag='bu'", &format!("ufrag='{}'", creds.ufrag))
+        .replace(
+            "pwd='bridgepasswordbridgepass'",
+            &format!("pwd='{}'", creds.pass),
+        )
+        .replace(
+            "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99",
+            &fp,
+        )
+        .replace("ip='127.0.0.1' network='0' port='10000'", "ip='10.9.0.1' network='0' port='10000'");
+    let (mut link, accept) =
+        MediaLink::accept(now, &parse_element(&offer).unwrap(), "r@x/y", &[rec_addr]).unwrap();
+    let t = parse_transport(
+        accept
+            .children()
+            .find_map(|c| c.get_child("transport", mns::ICE_UDP))
+            .unwrap(),
+    )
+    .unwrap();
+    {
+        let mut api = bridge.direct_api();
+        api.set_ice_controlling(true);
+        api.set_remote_ice_credentials(str0m::IceCreds {
+            ufrag: t.ufrag.clone(),
+            pass: t.pwd.clone(),
+        });
+        api.set_remote_fingerprint(
+            format!("sha-256 {}", t.fingerprints[0].value)
+                .parse()
+                .unwrap(),
+        );
+        api.declare_media(Mid::from("1"), str0m::media::MediaKind::Video);
+        api.declare_stream_tx(Ssrc::from(2001), None, Mid::from("1"), None);
+        api.start_dtls(false).unwrap();
+    }
+
+    let mut bridge_connected = false;
+    let mut keyframe_requests = 0;
+    let mut packets: Vec<Vec<u8>> = Vec::new();
+    let mut sent = 0u64;
+    for step in 0..2000 {
+        now += Duration::from_millis(5);
+        bridge.handle_input(Input::Timeout(now)).unwrap();
+        if link.next_timeout().is_some_and(|t| t <= now) {
+            link.handle_timeout(now);
+        }
+        if bridge_connected && link.is_connected() && step % 6 == 0 && sent < 20 {
+            sent += 1;
+            let mut payload = vec![0x10, if sent == 1 { 0x10 } else { 0x11 }, 0, 0];
+            payload.extend_from_slice(&sent.to_be_bytes());
+            if let Some(tx) = bridge.direct_api().stream_tx(&Ssrc::from(2001)) {
+                tx.write_rtp(
+                    RtpWrite::new(
+                        Pt::new_with_value(100),
+                        sent.into(),
+                        (sent * 3000) as u32,
+                        now,
+                        payload,
+                    )
+                    .marker(true),
+                );
+            }
+        }
+        if sent == 10 && keyframe_requests == 0 {
+            link.request_keyframe(2001);
+        }
+        // Move datagrams both ways until quiet.
+        for _ in 0..50 {
+            let mut moved = false;
+            loop {
+                match bridge.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        moved = true;
+                        link.handle_receive(now, t.source, t.destination, &t.contents);
+                    }
+                    Output::Event(Event::Connected) => bridge_connected = true,
+                    Output::Event(Event::KeyframeRequest(_)) => keyframe_requests += 1,
+                    Output::Event(_) => {}
+                }
+            }
+            while let Some(out) = link.poll_output() {
+                match out {
+                    LinkOutput::Transmit {
+                        source,
+                        destination,
+                        contents,
+                    } => {
+                        moved = true;
+                        let input = Input::Receive(
+                            now,
+                            Receive {
+                                proto: Protocol::Udp,
+                                source,
+                                destination,
+                                contents: contents.as_slice().try_into().unwrap(),
+                            },
+                        );
+                        bridge.handle_input(input).unwrap();
+                    }
+                    LinkOutput::Packet(p) => packets.push(p),
+                    LinkOutput::Connected | LinkOutput::Disconnected => {}
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        if sent >= 20 && keyframe_requests > 0 && packets.len() >= 20 {
+            break;
+        }
+    }
+    assert!(bridge_connected && link.is_connected());
+    let rtp: Vec<RtpPacket> = packets
+        .iter()
+        .filter_map(|p| RtpPacket::parse(p).ok())
+        .filter(|p| p.ssrc == 2001)
+        .collect();
+    assert!(rtp.len() >= 20, "{} RTP packets of 20", rtp.len());
+    assert_eq!(rtp[0].payload_type, 100);
+    assert_eq!(&rtp[0].payload[4..12], &1u64.to_be_bytes());
+    assert_eq!(rtp[0].timestamp, 3000);
+    assert!(keyframe_requests >= 1, "the PLI reached the bridge");
+}
