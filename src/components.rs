@@ -1,6 +1,7 @@
-//! `lilt focus ...` and `lilt bridge ...`: lilt's conference focus and
-//! media bridge as standalone XMPP clients of any server (lilt or
-//! Prosody), with the flags of Jicofo's and Videobridge's `xmpp` settings.
+//! `lilt focus ...`, `lilt bridge ...` and `lilt recorder ...`: lilt's
+//! conference focus, media bridge and recorder as standalone XMPP clients
+//! of any server (lilt or Prosody), with the flags of Jicofo's,
+//! Videobridge's and Jibri's `xmpp` settings.
 //! Each parses its own flags (the component crate's `clap` args) and runs
 //! until interrupted; no Prosody config is read.
 
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// The component commands, as the first word after `lilt`.
-pub const COMMANDS: [(&str, &str); 2] = [
+pub const COMMANDS: [(&str, &str); 3] = [
     (
         "focus",
         "run the conference focus (Jicofo's job) against an XMPP server",
@@ -17,6 +18,10 @@ pub const COMMANDS: [(&str, &str); 2] = [
     (
         "bridge",
         "run the media bridge (Videobridge's job) against an XMPP server",
+    ),
+    (
+        "recorder",
+        "run the recorder (Jibri's job, without a browser) against an XMPP server",
     ),
 ];
 
@@ -42,6 +47,14 @@ pub fn run(command: &[String]) -> Option<ExitCode> {
         "focus" => match focus_component::FocusArgs::try_parse_from(argv) {
             Ok(args) => runtime.block_on(interruptible(async move {
                 focus_component::run(args).await.map_err(|e| e.to_string())
+            })),
+            Err(e) => return Some(usage(e)),
+        },
+        "recorder" => match recorder_component::cli::RecorderArgs::try_parse_from(argv) {
+            Ok(args) => runtime.block_on(interruptible(async move {
+                recorder_component::cli::run(args)
+                    .await
+                    .map_err(|e| e.to_string())
             })),
             Err(e) => return Some(usage(e)),
         },

@@ -129,7 +129,7 @@ pub fn help_text() -> String {
         let usage = format!("{} {}", c.name, c.args);
         out.push_str(&format!("  {:<width$}  {}\n", usage.trim_end(), c.about));
     }
-    out.push_str("\nJitsi components (no config; `lilt focus --help`, `lilt bridge --help`):\n");
+    out.push_str("\nJitsi components (no config; `lilt focus --help`, `lilt bridge --help`, `lilt recorder --help`):\n");
     for (name, about) in crate::components::COMMANDS {
         out.push_str(&format!(
             "  {:<width$}  {}\n",

@@ -30,6 +30,12 @@
 //! `wss://<domain>/colibri-ws`, or `ws://<http>/colibri-ws` when `http` is
 //! not on port 9090).
 //!
+//! `jitsi_recorder` fields (those of `lilt recorder`): `jid` (default
+//! `jibri@auth.<domain>`, in the Jibri brewery), `recorder_jid`
+//! (`recorder@recorder.<domain>`, or `@hidden.<domain>` as docker names the
+//! hidden domain), `brewery` (`jibribrewery@` the internal MUC), `dir`
+//! (`<data_path>/recordings`), `max_concurrent` (4), `finalize_script`.
+//!
 //! `true` stands for `{ }`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -61,11 +67,25 @@ pub struct BridgeSettings {
     pub ws_url_base: Option<String>,
 }
 
+/// Where the recorder logs in and where it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderSettings {
+    /// The control login, in the Jibri brewery (`jibri@auth.<domain>`).
+    pub jid: Jid,
+    /// The login that joins conferences, on the hidden domain.
+    pub recorder_jid: Jid,
+    pub brewery: Jid,
+    pub dir: std::path::PathBuf,
+    pub max_concurrent: usize,
+    pub finalize_script: Option<std::path::PathBuf>,
+}
+
 /// What the config asks to run in-process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MediaSettings {
     pub focus: Option<FocusSettings>,
     pub bridge: Option<BridgeSettings>,
+    pub recorder: Option<RecorderSettings>,
 }
 
 /// The Jitsi deployment the config describes, as far as the defaults need.
@@ -196,7 +216,8 @@ impl MediaOption<'_> {
     }
 }
 
-/// Reads `jitsi_focus` and `jitsi_videobridge` from the global section.
+/// Reads `jitsi_focus`, `jitsi_videobridge` and `jitsi_recorder` from the
+/// global section.
 pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
     let jitsi = deployment(config);
     let domain = jitsi.as_ref().map(|d| d.domain.clone());
@@ -270,6 +291,39 @@ pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
             ws_url_base,
         });
     }
+    if let Some(t) = table(config, "jitsi_recorder")? {
+        let hidden = domain.as_ref().and_then(|d| {
+            [format!("recorder.{d}"), format!("hidden.{d}")]
+                .into_iter()
+                .find(|h| {
+                    config
+                        .host(h)
+                        .is_some_and(|h| h.kind == HostKind::VirtualHost)
+                })
+        });
+        let max_concurrent = match t.value.and_then(|v| v.get("max_concurrent")) {
+            None => 4,
+            Some(v) => v
+                .as_i64()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| t.error("max_concurrent", "must be a positive number".into()))?,
+        };
+        let dir = match t.string("dir")? {
+            Some(d) => config.resolve_path(&d),
+            None => crate::startup::data_path(config).join("recordings"),
+        };
+        out.recorder = Some(RecorderSettings {
+            jid: t.jid("jid", domain.as_ref().map(|d| format!("jibri@auth.{d}")))?,
+            recorder_jid: t.jid("recorder_jid", hidden.map(|h| format!("recorder@{h}")))?,
+            brewery: t.jid("brewery", brewery_in("jibribrewery"))?,
+            dir,
+            max_concurrent,
+            finalize_script: t
+                .string("finalize_script")?
+                .map(|p| config.resolve_path(&p)),
+        });
+    }
     Ok(out)
 }
 
@@ -288,13 +342,12 @@ fn login_domain(config: &ServerConfig, domain: &str) -> Option<String> {
 /// Why the in-process focus or bridge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaStartError {
-    #[error("jitsi_focus: cannot log in as {jid}: {source}")]
-    Focus {
-        jid: Jid,
-        source: xmpp_core::client::ClientError,
-    },
+    #[error("jitsi_focus: {0}")]
+    Focus(String),
     #[error("jitsi_videobridge: {0}")]
     Bridge(String),
+    #[error("jitsi_recorder: {0}")]
+    Recorder(String),
 }
 
 /// What [`start`] started: the tasks, and the sockets the bridge listens on.
@@ -316,12 +369,8 @@ pub async fn start(
         start_bridge(server, bridge, &mut started).await?;
     }
     if let Some(focus) = &settings.focus {
-        let link = xmpp_core::client::local(server, &focus.jid).map_err(|source| {
-            MediaStartError::Focus {
-                jid: focus.jid.clone(),
-                source,
-            }
-        })?;
+        let link = xmpp_core::client::local(server, &focus.jid)
+            .map_err(|e| MediaStartError::Focus(format!("cannot log in as {}: {e}", focus.jid)))?;
         let mut options = focus_component::FocusOptions::new(&link.jid.to_string(), &focus.domain);
         options.muc = focus.muc.clone();
         options.brewery = focus.brewery.to_string();
@@ -330,14 +379,35 @@ pub async fn start(
             .map(|login_domain| focus_component::AuthOptions { login_domain });
         tracing::info!(jid = %link.jid, muc = %focus.muc, brewery = %focus.brewery, "conference focus started in-process");
         let stats = focus_component::run::StatsHandle::default();
-        provide_focus_http(server, &stats).map_err(|e| MediaStartError::Focus {
-            jid: focus.jid.clone(),
-            source: xmpp_core::client::ClientError::Protocol(e),
-        })?;
+        provide_focus_http(server, &stats).map_err(MediaStartError::Focus)?;
         started
             .tasks
             .push(tokio::spawn(focus_component::run::run_with_stats(
                 link, options, stats,
+            )));
+    }
+    if let Some(recorder) = &settings.recorder {
+        let login = |jid: &Jid| {
+            xmpp_core::client::local(server, jid)
+                .map_err(|e| MediaStartError::Recorder(format!("cannot log in as {jid}: {e}")))
+        };
+        let control = login(&recorder.jid)?;
+        let call = login(&recorder.recorder_jid)?;
+        let mut options = recorder_component::events::RecorderOptions::new(
+            &control.jid.to_string(),
+            &recorder.brewery.to_string(),
+            &call.jid.to_string(),
+            recorder.dir.clone(),
+        );
+        options.max_concurrent = recorder.max_concurrent;
+        tracing::info!(jid = %recorder.jid, dir = %recorder.dir.display(), "recorder started in-process");
+        started
+            .tasks
+            .push(tokio::spawn(recorder_component::run::run_with_links(
+                control,
+                call,
+                options,
+                recorder.finalize_script.clone(),
             )));
     }
     Ok(started)

@@ -137,3 +137,34 @@ fn the_bridge_listener_can_be_turned_off() {
         Some("wss://meet.example.com/colibri-ws")
     );
 }
+
+#[test]
+fn recorder_defaults() {
+    let Some(config) = load("jitsi-debian", "jitsi_recorder = { dir = \"rec\" }\n") else {
+        return;
+    };
+    let recorder = settings(&config).unwrap().recorder.unwrap();
+    assert_eq!(recorder.jid.to_string(), "jibri@auth.meet.example.com");
+    assert_eq!(
+        recorder.recorder_jid.to_string(),
+        "recorder@recorder.meet.example.com"
+    );
+    assert_eq!(
+        recorder.brewery.to_string(),
+        "jibribrewery@internal.auth.meet.example.com"
+    );
+    assert!(recorder.dir.ends_with("rec"), "{}", recorder.dir.display());
+    assert_eq!(recorder.max_concurrent, 4);
+    let Some(config) = load("jitsi-docker", "jitsi_recorder = true\n") else {
+        return;
+    };
+    let recorder = settings(&config).unwrap().recorder.unwrap();
+    assert_eq!(
+        recorder.recorder_jid.to_string(),
+        "recorder@hidden.meet.jitsi"
+    );
+    assert_eq!(
+        recorder.brewery.to_string(),
+        "jibribrewery@internal-muc.meet.jitsi"
+    );
+}
