@@ -237,8 +237,15 @@ impl Recorder {
                 return;
             }
         };
+        let accepted = reply.status == Some(Status::Pending);
         let result = iq.reply().child(reply.to_element());
         self.out.push_back(Output::Control(result));
+        if accepted {
+            // A focus marks the recorder it started as in use until its
+            // presence says otherwise (Jibri turns busy): say again that
+            // this one, which records many at once, still takes more.
+            self.advertised = None;
+        }
         self.update_brewery();
     }
 

@@ -147,6 +147,14 @@ fn start_is_pending_then_on_once_in_the_room_and_stop_is_off() {
                 "<iq id='s1' to='jibribrewery@internal.auth.meet.test/focus' from='jibri@auth.meet.test/ctl' type='result'>\
                  <jibri xmlns='http://jitsi.org/protocol/jibri' status='pending' session_id='sess42'/></iq>",
             ),
+            // Still idle (1 of 4), said again: the focus marked it in use.
+            (
+                "control",
+                "<presence from='jibri@auth.meet.test/ctl' to='jibribrewery@internal.auth.meet.test/jibri_ctl'>\
+                 <jibri-status xmlns='http://jitsi.org/protocol/jibri'>\
+                 <busy-status xmlns='http://jitsi.org/protocol/jibri' status='idle'/>\
+                 <health-status xmlns='http://jitsi.org/protocol/health' status='healthy'/></jibri-status></presence>",
+            ),
         ],
     );
     assert_eq!(

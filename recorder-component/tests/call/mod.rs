@@ -1,0 +1,696 @@
+//! A call through lilt for the recorder's tests: lilt in-process with its
+//! own focus and bridge on 127.0.0.1, participants that join through the
+//! focus and answer its Jingle offer with str0m (ICE controlled, DTLS
+//! active, as browsers), sending real VP8 and Opus over UDP, and ffprobe
+//! checks of the files.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use media_signalling::xml::{
+    header_extension_element, jingle_source_elements, ns as mns, parse_jingle_description,
+    parse_transport, payload_type_element, transport_element,
+};
+use media_signalling::{Candidate, Fingerprint, IceTransport, MediaKind, Source};
+use recorder_component::replies::CALL_FEATURES;
+use recorder_component::vp8::packetize;
+use recorder_component::{RecorderOptions, run_with_links};
+use str0m::format::Codec;
+use str0m::media::{Frequency, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{Extension, ExtensionValues, RtpWrite, Ssrc};
+use str0m::{Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use xmpp_core::client::{ClientLink, LinkSender, local};
+use xmpp_core::stream::parse_element;
+use xmpp_core::{Clock, Element, Jid};
+
+pub const CONFIG: &str = r#"
+interfaces = { "127.0.0.1" }
+c2s_ports = { 0 }
+storage = "memory"
+modules_enabled = { "ping"; "roster"; "disco"; "presence" }
+muc_room_locking = false
+admins = { "focus@auth.example.com" }
+jitsi_focus = { }
+jitsi_videobridge = { addresses = { "127.0.0.1" }; udp_port = 0; http = "127.0.0.1:0" }
+VirtualHost "example.com"
+    authentication = "anonymous"
+VirtualHost "auth.example.com"
+    authentication = "internal_hashed"
+VirtualHost "recorder.example.com"
+    authentication = "internal_hashed"
+Component "conference.example.com" "muc"
+Component "internal.auth.example.com" "muc"
+Component "focus.example.com" "client_proxy"
+    target_address = "focus@auth.example.com"
+"#;
+
+pub const ROOM: &str = "room1@conference.example.com";
+pub const JIBRI_BREWERY: &str = "jibribrewery@internal.auth.example.com";
+pub const JIBRI_NS: &str = "http://jitsi.org/protocol/jibri";
+pub const RECORD_FOR: Duration = Duration::from_secs(10);
+
+pub fn el(xml: &str) -> Element {
+    let mut e = parse_element(xml).unwrap();
+    e.set_attr("xml:lang", None);
+    e
+}
+
+pub struct Peer {
+    link: ClientLink,
+    tx: LinkSender,
+    seen: Vec<Element>,
+}
+
+impl Peer {
+    pub fn new(link: ClientLink) -> Peer {
+        let tx = link.sender();
+        Peer {
+            link,
+            tx,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn send(&self, xml: &str) {
+        assert!(self.tx.send(el(xml)));
+    }
+
+    /// The first stanza (already seen or arriving within `secs`) matching;
+    /// IQ sets and gets that do not match are acknowledged (a browser acks
+    /// the focus's source-add).
+    pub async fn expect_within(
+        &mut self,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&Element) -> bool,
+    ) -> Element {
+        if let Some(i) = self.seen.iter().position(&pred) {
+            return self.seen.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            match tokio::time::timeout_at(deadline, self.link.recv()).await {
+                Ok(Some(s)) if pred(&s) => return s,
+                Ok(Some(s)) => {
+                    if s.name() == "iq" && matches!(s.type_(), Some("set") | Some("get")) {
+                        assert!(self.tx.send(s.reply()));
+                    }
+                    self.seen.push(s)
+                }
+                Ok(None) => panic!("link ended waiting for {what}"),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; seen:\n{}",
+                    self.seen
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            }
+        }
+    }
+
+    pub async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
+        self.expect_within(10, what, pred).await
+    }
+
+    /// Answers IQs that arrived meanwhile (without waiting).
+    pub async fn ack_pending(&mut self) {
+        while let Ok(Some(s)) =
+            tokio::time::timeout(Duration::from_millis(1), self.link.recv()).await
+        {
+            if s.name() == "iq" && matches!(s.type_(), Some("set") | Some("get")) {
+                assert!(self.tx.send(s.reply()));
+            } else {
+                self.seen.push(s);
+            }
+        }
+    }
+}
+
+pub fn jingle_action(e: &Element) -> Option<&str> {
+    e.get_child("jingle", mns::JINGLE)?.get_attr("action")
+}
+
+/// What a participant sends: real VP8 frames and Opus packets.
+pub struct MediaFiles {
+    pub video: Vec<Vec<u8>>,
+    pub keyframes: Vec<bool>,
+    pub audio: Vec<Vec<u8>>,
+}
+
+/// A str0m participant: answers the focus's offer, then sends media.
+pub struct Sender {
+    rtc: Rtc,
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    audio_ssrc: u32,
+    video_ssrc: u32,
+    opus_pt: u8,
+    vp8_pt: u8,
+}
+
+pub fn fingerprint_value(rtc: &mut Rtc) -> String {
+    rtc.direct_api()
+        .local_dtls_fingerprint()
+        .bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Builds the participant's `Rtc` from the focus's offer and returns it
+/// with the session-accept's `<jingle>`.
+pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (Sender, Element) {
+    let jingle = offer.get_child("jingle", mns::JINGLE).unwrap();
+    let contents: Vec<&Element> = jingle
+        .children()
+        .filter(|c| c.is("content", mns::JINGLE))
+        .collect();
+    let mut descriptions = Vec::new();
+    for c in &contents {
+        if let Some(d) = c.get_child("description", mns::RTP) {
+            descriptions.push((
+                c.get_attr("name").unwrap().to_string(),
+                parse_jingle_description(d).unwrap(),
+            ));
+        }
+    }
+    let remote = contents
+        .iter()
+        .find_map(|c| c.get_child("transport", mns::ICE_UDP))
+        .map(|t| parse_transport(t).unwrap())
+        .unwrap();
+    let pt_of = |name: &str| {
+        descriptions
+            .iter()
+            .flat_map(|(_, d)| &d.payload_types)
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.id)
+            .unwrap()
+    };
+    let (opus_pt, vp8_pt) = (pt_of("opus"), pt_of("vp8"));
+    let mut config = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .clear_extension_map();
+    for (_, d) in &descriptions {
+        for e in &d.header_extensions {
+            let ext = match e.uri.as_str() {
+                "urn:ietf:params:rtp-hdrext:ssrc-audio-level" => Extension::AudioLevel,
+                "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time" => {
+                    Extension::AbsoluteSendTime
+                }
+                "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01" => {
+                    Extension::TransportSequenceNumber
+                }
+                _ => continue,
+            };
+            config = config.set_extension(e.id, ext);
+        }
+    }
+    let codecs = config.codec_config();
+    codecs.add_config(
+        Pt::new_with_value(opus_pt),
+        None,
+        Codec::Opus,
+        Frequency::FORTY_EIGHT_KHZ,
+        Some(2),
+        Default::default(),
+    );
+    codecs.add_config(
+        Pt::new_with_value(vp8_pt),
+        None,
+        Codec::Vp8,
+        Frequency::NINETY_KHZ,
+        None,
+        Default::default(),
+    );
+    let mut rtc = config.build(Instant::now());
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = socket.local_addr().unwrap();
+    rtc.add_local_candidate(str0m::Candidate::host(local, "udp").unwrap());
+    for c in &remote.candidates {
+        rtc.add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
+    }
+    let (audio_ssrc, video_ssrc) = (base_ssrc, base_ssrc + 1);
+    {
+        let mut api = rtc.direct_api();
+        api.set_ice_controlling(false);
+        api.set_remote_ice_credentials(str0m::IceCreds {
+            ufrag: remote.ufrag.clone(),
+            pass: remote.pwd.clone(),
+        });
+        let fp = &remote.fingerprints[0].value;
+        api.set_remote_fingerprint(format!("sha-256 {fp}").parse().unwrap());
+        api.declare_media(Mid::from("0"), str0m::media::MediaKind::Audio);
+        api.declare_media(Mid::from("1"), str0m::media::MediaKind::Video);
+        api.declare_stream_tx(Ssrc::from(audio_ssrc), None, Mid::from("0"), None);
+        api.declare_stream_tx(Ssrc::from(video_ssrc), None, Mid::from("1"), None);
+        api.start_dtls(true).unwrap();
+    }
+    let creds = rtc.direct_api().local_ice_credentials();
+    let transport = IceTransport {
+        ufrag: creds.ufrag,
+        pwd: creds.pass,
+        fingerprints: vec![Fingerprint {
+            hash: "sha-256".into(),
+            value: fingerprint_value(&mut rtc),
+            setup: Some("active".into()),
+        }],
+        candidates: vec![Candidate {
+            foundation: "1".into(),
+            component: 1,
+            protocol: "udp".into(),
+            priority: 2_130_706_431,
+            address: local,
+            kind: "host".into(),
+            generation: 0,
+            id: None,
+        }],
+        rtcp_mux: true,
+        web_socket: None,
+    };
+    let source = |kind: MediaKind, ssrc: u32, letter: char| Source {
+        kind,
+        name: format!("{endpoint}-{letter}0"),
+        ssrcs: vec![ssrc],
+        groups: vec![],
+        video_type: (kind == MediaKind::Video).then(|| "camera".into()),
+        msid: Some(format!("stream-{endpoint} track-{letter}")),
+    };
+    let mut accept = Element::new("jingle", mns::JINGLE)
+        .attr("action", "session-accept")
+        .attr("sid", jingle.get_attr("sid").unwrap().to_string());
+    for (name, d) in &descriptions {
+        let mut desc = Element::new("description", mns::RTP).attr("media", d.kind.as_str());
+        for pt in &d.payload_types {
+            desc.push_child(payload_type_element(pt));
+        }
+        for e in &d.header_extensions {
+            desc.push_child(header_extension_element(e));
+        }
+        let s = match d.kind {
+            MediaKind::Audio => source(MediaKind::Audio, audio_ssrc, 'a'),
+            MediaKind::Video => source(MediaKind::Video, video_ssrc, 'v'),
+        };
+        for e in jingle_source_elements(&[s], None) {
+            desc.push_child(e);
+        }
+        accept.push_child(
+            Element::new("content", mns::JINGLE)
+                .attr("creator", "initiator")
+                .attr("name", name.clone())
+                .attr("senders", "both")
+                .child(desc)
+                .child(transport_element(&transport)),
+        );
+    }
+    (
+        Sender {
+            rtc,
+            socket: Arc::new(socket),
+            local,
+            audio_ssrc,
+            video_ssrc,
+            opus_pt,
+            vp8_pt,
+        },
+        accept,
+    )
+}
+
+/// Drives a participant's `Rtc` on its socket, sending audio every 20 ms
+/// (audio level `level`) and a video frame every 33 ms once connected.
+/// Returns whether it connected and how many keyframe requests (PLIs
+/// through the bridge) it got; on a request the next frame it sends is a
+/// keyframe, as an encoder would.
+pub async fn send_media(
+    mut s: Sender,
+    media: Arc<MediaFiles>,
+    level: i8,
+    stop: Arc<AtomicBool>,
+) -> (bool, usize) {
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut connected = false;
+    let mut keyframe_requests = 0;
+    let mut keyframe_due = false;
+    let mut buf = vec![0u8; 2048];
+    let (mut next_audio, mut next_video) = (Instant::now(), Instant::now());
+    let (mut audio_n, mut video_n, mut audio_seq, mut video_seq) = (0usize, 0usize, 1u64, 1u64);
+    let mut started_video = false;
+    let start = Instant::now();
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        let timeout = loop {
+            match s.rtc.poll_output().unwrap() {
+                Output::Timeout(t) => break t,
+                Output::Transmit(t) => {
+                    let _ = s.socket.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::KeyframeRequest(_)) => {
+                    keyframe_requests += 1;
+                    keyframe_due = true;
+                }
+                Output::Event(_) => {}
+            }
+        };
+        let now = Instant::now();
+        if connected && now >= next_audio {
+            next_audio += Duration::from_millis(20);
+            let payload = media.audio[audio_n % media.audio.len()].clone();
+            audio_n += 1;
+            let ext = ExtensionValues {
+                audio_level: Some(level),
+                voice_activity: Some(level > -60),
+                ..ExtensionValues::default()
+            };
+            let ts = (audio_seq * 960) as u32;
+            if let Some(tx) = s.rtc.direct_api().stream_tx(&Ssrc::from(s.audio_ssrc)) {
+                tx.write_rtp(
+                    RtpWrite::new(
+                        Pt::new_with_value(s.opus_pt),
+                        audio_seq.into(),
+                        ts,
+                        now,
+                        payload,
+                    )
+                    .ext_vals(ext),
+                );
+            }
+            audio_seq += 1;
+            continue;
+        }
+        if connected && now >= next_video {
+            next_video += Duration::from_millis(33);
+            // Start at a keyframe.
+            if !started_video {
+                video_n = media.keyframes.iter().position(|k| *k).unwrap();
+                started_video = true;
+            }
+            if std::mem::take(&mut keyframe_due) {
+                let len = media.video.len();
+                video_n = (video_n..video_n + len)
+                    .find(|n| media.keyframes[n % len])
+                    .unwrap_or(video_n);
+            }
+            let frame = &media.video[video_n % media.video.len()];
+            video_n += 1;
+            let ts = (now.duration_since(start).as_micros() * 9 / 100) as u32;
+            let packets = packetize(frame, 1100);
+            let last = packets.len() - 1;
+            for (i, p) in packets.into_iter().enumerate() {
+                if let Some(tx) = s.rtc.direct_api().stream_tx(&Ssrc::from(s.video_ssrc)) {
+                    tx.write_rtp(
+                        RtpWrite::new(Pt::new_with_value(s.vp8_pt), video_seq.into(), ts, now, p)
+                            .marker(i == last)
+                            .nackable(true),
+                    );
+                }
+                video_seq += 1;
+            }
+            continue;
+        }
+        let mut wake = timeout.min(until);
+        if connected {
+            wake = wake.min(next_audio).min(next_video);
+        }
+        let wait = wake.saturating_duration_since(Instant::now());
+        tokio::select! {
+            r = s.socket.recv_from(&mut buf) => {
+                if let Ok((n, source)) = r {
+                    let input = Input::Receive(Instant::now(), Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: s.local,
+                        contents: buf[..n].try_into().unwrap(),
+                    });
+                    let _ = s.rtc.handle_input(input);
+                }
+            }
+            _ = tokio::time::sleep(wait) => {
+                let _ = s.rtc.handle_input(Input::Timeout(Instant::now()));
+            }
+        }
+    }
+    (connected, keyframe_requests)
+}
+
+/// Joins the conference through the focus, answers its offer; returns
+/// the participant and its started media.
+pub async fn join(
+    server: &Arc<xmpp_core::Server>,
+    user: &str,
+    nick: &str,
+    ssrc: u32,
+) -> (Peer, Sender) {
+    join_room(server, ROOM, user, nick, ssrc).await
+}
+
+/// [`join`] in `room`.
+pub async fn join_room(
+    server: &Arc<xmpp_core::Server>,
+    room: &str,
+    user: &str,
+    nick: &str,
+    ssrc: u32,
+) -> (Peer, Sender) {
+    let mut p = Peer::new(
+        local(
+            server,
+            &Jid::parse(&format!("{user}@example.com/web")).unwrap(),
+        )
+        .unwrap(),
+    );
+    p.send("<presence/>");
+    // The focus may still be starting (no bridge yet): retry, as clients do.
+    let mut answer = None;
+    for attempt in 0..50 {
+        let id = format!("conf{attempt}");
+        p.send(&format!(
+            "<iq type='set' id='{id}' to='focus.example.com'>\
+             <conference xmlns='http://jitsi.org/protocol/focus' room='{room}' machine-uid='{user}'/></iq>"
+        ));
+        let r = p
+            .expect("conference IQ answer", |s| s.id() == Some(id.as_str()))
+            .await;
+        if r.type_() == Some("result") {
+            answer = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let answer = answer.expect("the focus answered the conference IQ");
+    assert_eq!(answer.type_(), Some("result"), "{answer}");
+    p.send(&format!(
+        "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/>\
+         <nick xmlns='http://jabber.org/protocol/nick'>{user}</nick></presence>"
+    ));
+    let disco = p
+        .expect("disco#info from the focus", |s| {
+            s.get_child("query", "http://jabber.org/protocol/disco#info")
+                .is_some()
+                && s.type_() == Some("get")
+        })
+        .await;
+    let features: String = CALL_FEATURES
+        .iter()
+        .map(|f| format!("<feature var='{f}'/>"))
+        .collect();
+    p.send(&format!(
+        "<iq type='result' id='{}' to='{}'><query xmlns='http://jabber.org/protocol/disco#info'>{features}</query></iq>",
+        disco.id().unwrap(),
+        disco.from().unwrap()
+    ));
+    let offer = p
+        .expect("session-initiate", |s| {
+            jingle_action(s) == Some("session-initiate")
+        })
+        .await;
+    p.send(&format!(
+        "<iq type='result' id='{}' to='{}'/>",
+        offer.id().unwrap(),
+        offer.from().unwrap()
+    ));
+    let (sender, accept) = answer_offer(&offer, nick, ssrc).await;
+    let mut iq = Element::new("iq", "jabber:client")
+        .attr("type", "set")
+        .attr("id", "accept")
+        .attr("to", offer.from().unwrap().to_string())
+        .child(accept);
+    iq.set_attr("xml:lang", None);
+    assert!(p.tx.send(iq));
+    let r = p
+        .expect("session-accept answered", |s| s.id() == Some("accept"))
+        .await;
+    assert_eq!(r.type_(), Some("result"), "{r}");
+    (p, sender)
+}
+
+/// The width of each video frame between `from` and `to` seconds.
+pub fn frame_widths(file: &Path, from: f64, to: f64) -> Vec<u32> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-read_intervals"])
+        .arg(format!("{from}%{to}"))
+        .args(["-show_entries", "frame=width", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// Video frames in a file, by ffprobe.
+pub fn count_video_frames(file: &Path) -> u64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Real VP8 frames of `size` and Opus packets of a `tone` Hz sine.
+pub fn media_of(dir: &Path, size: &str, tone: u32) -> Arc<MediaFiles> {
+    let frames = vp8_frames(dir, 4, 30, size);
+    Arc::new(MediaFiles {
+        keyframes: frames
+            .iter()
+            .map(|f| f.data.first().is_some_and(|b| b & 1 == 0))
+            .collect(),
+        video: frames.into_iter().map(|f| f.data).collect(),
+        audio: opus_packets(dir, 4, tone),
+    })
+}
+
+/// lilt with its focus and bridge, in-process.
+pub async fn start_lilt() -> (Arc<xmpp_core::Server>, lilt::startup::RunningServer) {
+    let config = lua_compat::config::load_str(CONFIG, Path::new("recorder-media.cfg.lua")).unwrap();
+    let server = lilt::startup::build_server(config, Clock::System).unwrap();
+    let running = lilt::startup::start(server.clone()).await.unwrap();
+    (server, running)
+}
+
+/// The recorder on its two accounts, writing into `dir`.
+pub fn start_recorder(
+    server: &Arc<xmpp_core::Server>,
+    dir: &Path,
+    max_concurrent: usize,
+) -> tokio::task::JoinHandle<()> {
+    let control = local(
+        server,
+        &Jid::parse("jibri@auth.example.com/jibri1").unwrap(),
+    )
+    .unwrap();
+    let call = local(
+        server,
+        &Jid::parse("recorder@recorder.example.com/rec1").unwrap(),
+    )
+    .unwrap();
+    let mut options = RecorderOptions::new("", JIBRI_BREWERY, "", dir.to_path_buf());
+    options.brewery_nick = "jibri1".into();
+    options.min_free_bytes = 0;
+    options.max_concurrent = max_concurrent;
+    tokio::spawn(run_with_links(control, call, options, None))
+}
+
+/// The moderator `p` starts a file recording of `room` through the focus
+/// (retried while the recorder is not in the brewery yet) and sees it on.
+pub async fn start_recording(p: &mut Peer, room: &str) {
+    let mut started = false;
+    let mut last = None;
+    for attempt in 0..100 {
+        let id = format!("rec{attempt}");
+        p.send(&format!(
+            "<iq type='set' id='{id}' to='{room}/focus'>\
+             <jibri xmlns='{JIBRI_NS}' action='start' recording_mode='file'/></iq>"
+        ));
+        let r = p
+            .expect("the start answer", |s| s.id() == Some(id.as_str()))
+            .await;
+        if r.type_() == Some("result") {
+            started = true;
+            break;
+        }
+        last = Some(r);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started, "the focus started no recording of {room}: {last:?}");
+    p.expect("the focus says on", |s| {
+        s.get_child("jibri-recording-status", JIBRI_NS)
+            .is_some_and(|st| st.get_attr("status") == Some("on"))
+    })
+    .await;
+}
+
+/// The moderator stops the recording of `room` and sees it off.
+pub async fn stop_recording(p: &mut Peer, room: &str) {
+    p.send(&format!(
+        "<iq type='set' id='stop' to='{room}/focus'><jibri xmlns='{JIBRI_NS}' action='stop'/></iq>"
+    ));
+    let r = p
+        .expect("the stop answer", |s| s.id() == Some("stop"))
+        .await;
+    assert_eq!(r.type_(), Some("result"), "{r}");
+    p.expect("the focus says off", |s| {
+        s.get_child("jibri-recording-status", JIBRI_NS)
+            .is_some_and(|st| st.get_attr("status") == Some("off"))
+    })
+    .await;
+}
+
+/// The WebM files of the finished recordings in `dir` (those with their
+/// metadata.json), once there are `n` (within 10 s).
+pub async fn finished_files(dir: &Path, n: usize) -> Vec<std::path::PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map(|dirs| {
+                dirs.filter_map(|d| d.ok())
+                    .map(|d| d.path())
+                    .filter(|d| d.join("metadata.json").exists())
+                    .filter_map(|d| {
+                        std::fs::read_dir(&d)
+                            .ok()?
+                            .filter_map(|e| e.ok())
+                            .map(|e| e.path())
+                            .find(|p| p.extension().is_some_and(|x| x == "webm"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if files.len() >= n {
+            return files;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} finished recordings of {n}",
+            files.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
