@@ -152,6 +152,9 @@ pub struct WebmWriter<W: Write + Seek> {
     /// Bytes written after the Segment's data start.
     written: u64,
     last_ms: u64,
+    /// Each track's last block time: a track's blocks must have strictly
+    /// increasing times (players and ffmpeg refuse repeated ones).
+    track_last_ms: Vec<Option<u64>>,
     end_ms: u64,
 }
 
@@ -213,6 +216,7 @@ impl<W: Write + Seek> WebmWriter<W> {
             cues: Vec::new(),
             written,
             last_ms: 0,
+            track_last_ms: Vec::new(),
             end_ms: 0,
         })
     }
@@ -244,7 +248,19 @@ impl<W: Write + Seek> WebmWriter<W> {
         let is_video = matches!(kind, Track::Video { .. });
         let video_key = is_video && keyframe;
         let has_video = self.tracks.iter().any(|t| matches!(t, Track::Video { .. }));
-        let time_ms = time_ms.max(self.cluster.as_ref().map(|c| c.0).unwrap_or(0));
+        let mut time_ms = time_ms.max(self.cluster.as_ref().map(|c| c.0).unwrap_or(0));
+        let index = (track as usize).saturating_sub(1);
+        if self.track_last_ms.len() <= index {
+            self.track_last_ms.resize(index + 1, None);
+        }
+        if let Some(Some(last)) = self.track_last_ms.get(index)
+            && time_ms <= *last
+        {
+            time_ms = last + 1;
+        }
+        if let Some(slot) = self.track_last_ms.get_mut(index) {
+            *slot = Some(time_ms);
+        }
         let close = match &self.cluster {
             None => false,
             Some((start, body, _)) => {

@@ -205,3 +205,35 @@ fn a_writer_killed_with_sigkill_leaves_a_playable_file() {
     let errors = decode_errors(&file);
     assert!(errors.trim().is_empty(), "decoding errors: {errors}");
 }
+
+/// Video frames given the same time (a camera's frames landing in one ms of
+/// the recording clock) are written with strictly increasing block times:
+/// ffmpeg reports "non monotonically increasing dts" otherwise.
+#[test]
+fn repeated_frame_times_are_made_increasing() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tmp();
+    let video = vp8_frames(dir.path(), 2, 30, "320x240");
+    let file = dir.path().join("same.webm");
+    let out = BufWriter::new(File::create(&file).unwrap());
+    let mut w = WebmWriter::new(
+        out,
+        vec![Track::Video {
+            codec: VideoCodec::Vp8,
+            width: 320,
+            height: 240,
+        }],
+    )
+    .unwrap();
+    for (i, f) in video.iter().enumerate() {
+        // Pairs of frames at one time.
+        let t = (i as u64 / 2) * 66;
+        w.write_frame(1, t, 33, vp8_is_key(&f.data), &f.data)
+            .unwrap();
+    }
+    w.finish().unwrap();
+    let errors = decode_errors(&file);
+    assert!(errors.is_empty(), "{errors}");
+}
