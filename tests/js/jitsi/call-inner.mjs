@@ -19,10 +19,9 @@
 //   error? }
 // where stats is window.meet.mediaStats() (page/meet.js).
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startJitsi, deployments } from './fixture.mjs';
+import { startJitsi, deployments, freePort, mediaConfig } from './fixture.mjs';
 import { launchBrowser, joinConference } from './browser.mjs';
 import { until, liltBinary } from '../lib/lilt.js';
 
@@ -30,25 +29,6 @@ const [kind = 'debian', count = '2', mode = ''] = process.argv.slice(2);
 const d = deployments[kind];
 const PASSWORD = 'call-secret';
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
-
-// lilt's media half, in-process: the focus and the bridge log in as Jicofo
-// and Videobridge would (focus@auth.D, jvb@auth.D) and find each other in
-// the fixture's brewery; the bridge offers the namespace's veth address and
-// its channel (colibri-ws) is served by lilt's own HTTP server, on a port
-// chosen here so that the advertised URL can name it.
-async function freePort() {
-  const probe = createServer();
-  await new Promise((ok) => probe.listen(0, '127.0.0.1', ok));
-  const { port } = probe.address();
-  await new Promise((ok) => probe.close(ok));
-  return port;
-}
-const mediaConfig = (httpPort) => `
-http_ports = { ${httpPort} }
-jitsi_focus = { }
-jitsi_videobridge = { addresses = { "10.213.0.1" }; udp_port = 0; http = false;
-  ws_url_base = "ws://${d.domain}:${httpPort}/colibri-ws" }
-`;
 
 // `lilt focus` and `lilt bridge` as their own processes against `server`.
 function startComponents(server) {
@@ -74,7 +54,7 @@ async function main() {
   const standalone = mode === 'standalone';
   const users = (d.member ? [[d.member[0], d.member[1], PASSWORD]] : [])
     .concat(standalone ? [['focus', d.authDomain, PASSWORD], ['jvb', d.authDomain, PASSWORD]] : []);
-  const server = await startJitsi(kind, users, standalone ? '' : mediaConfig(await freePort()));
+  const server = await startJitsi(kind, users, standalone ? '' : mediaConfig(d, await freePort()));
   const components = standalone ? startComponents(server) : [];
   const result = { ok: false, pages: [] };
   let browser;

@@ -8,6 +8,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { liltBinary, workspace, lua } from '../lib/lilt.js';
 
@@ -136,3 +137,24 @@ export async function startJitsi(kind, users, extra = '') {
     },
   };
 }
+
+// lilt's media half, in-process: the focus and the bridge log in as Jicofo
+// and Videobridge would (focus@auth.D, jvb@auth.D) and find each other in
+// the fixture's brewery; the bridge offers the namespace's veth address and
+// its channel (colibri-ws) is served by lilt's own HTTP server, on a port
+// chosen here so that the advertised URL can name it.
+export async function freePort() {
+  const probe = createServer();
+  await new Promise((ok) => probe.listen(0, '127.0.0.1', ok));
+  const { port } = probe.address();
+  await new Promise((ok) => probe.close(ok));
+  return port;
+}
+export const mediaConfig = (d, httpPort, extra = '') => `
+http_ports = { ${httpPort} }
+jitsi_focus = { }
+jitsi_videobridge = { addresses = { "10.213.0.1" }; udp_port = 0; http = false;
+  ws_url_base = "ws://127.0.0.1:${httpPort}/colibri-ws" }
+${extra}
+`;
+

@@ -7,6 +7,8 @@
   const printable = (v) => {
     if (v === undefined || v === null || typeof v !== 'object') return v;
     if (typeof v.getId === 'function') return { participant: v.getId(), name: v.getDisplayName && v.getDisplayName() };
+    // A recording session (RECORDER_STATE_CHANGED).
+    if (typeof v.getStatus === 'function') return { session: v.getID && v.getID(), status: v.getStatus(), mode: v.getMode && v.getMode() };
     if (v.nodeType) return new XMLSerializer().serializeToString(v);
     try { return JSON.parse(JSON.stringify(v)); } catch (e) {
       // e.g. { enabled, mediaType, actor: JitsiParticipant }: one level down

@@ -1,0 +1,87 @@
+// A file recording through lilt's own recorder (issue 15): lilt's focus,
+// bridge and recorder in-process, two pages of @lyno/lib-jitsi-meet 2.6726.2
+// in a call, the moderator page starts and stops a file recording through
+// the library; the pages see it pending, on, then off; the WebM is read by
+// ffprobe/ffmpeg (Debian's ffmpeg). Runs in a network namespace of its own
+// (./netns.sh, as call.test.js); skipped, saying why, without root,
+// Chromium, ffmpeg or ../shared.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromiumPath } from '../lib/browser.js';
+import { fixtureAvailable, deployments } from './fixture.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SECONDS = 20;
+
+function problem(kind) {
+  if (!fixtureAvailable(kind)) return `../shared not found (needs ../shared/fixtures/${deployments[kind].fixture})`;
+  if (!chromiumPath()) return 'Debian chromium is not installed (scripts/test.sh js installs it)';
+  try {
+    execFileSync('ffprobe', ['-version'], { stdio: 'pipe' });
+  } catch {
+    return 'ffprobe is not installed (scripts/test.sh installs ffmpeg)';
+  }
+  if (process.getuid?.() !== 0) return 'not root: cannot create a network namespace';
+  try {
+    execFileSync(join(here, 'netns.sh'), ['true'], { stdio: 'pipe' });
+  } catch (err) {
+    return `cannot create a network namespace: ${String(err.stderr || err).trim()}`;
+  }
+  return null;
+}
+
+function record(kind) {
+  return new Promise((ok, fail) => {
+    const child = spawn(join(here, 'netns.sh'), [process.execPath, join(here, 'record-inner.mjs'), kind, String(SECONDS)],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { err += c; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith('RECORD-RESULT '));
+      if (!line) return fail(new Error(`record-inner exited ${code} without a result:\n${out.slice(-3000)}\n${err.slice(-3000)}`));
+      ok(JSON.parse(line.slice('RECORD-RESULT '.length)));
+    });
+  });
+}
+
+const skip = (kind) => { const p = problem(kind); return p ? `skipping: ${p}` : false; };
+
+describe('a file recording through lilt\'s recorder', { skip: skip('debian') }, () => {
+  test(`two pages, ${SECONDS} s with one camera off half of it: the pages see on and off; the WebM plays`, { timeout: 200000 }, async () => {
+    const result = await record('debian');
+    try {
+      assert.ok(result.ok, result.error);
+      assert.equal(result.started, 'ok');
+      for (const states of result.states) {
+        assert.ok(states.indexOf('on') >= 0 && states.lastIndexOf('off') > states.indexOf('on'), `on then off: ${states}`);
+      }
+      const webm = result.files.filter((f) => f.endsWith('.webm'));
+      assert.equal(webm.length, 1, `one WebM: ${result.files}`);
+      assert.ok(result.files.some((f) => f.endsWith('metadata.json')), `metadata.json: ${result.files}`);
+      const probe = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration:stream=codec_type',
+        '-of', 'json', webm[0]]).toString();
+      const info = JSON.parse(probe);
+      const kinds = info.streams.map((s) => s.codec_type).sort();
+      assert.deepEqual(kinds, ['audio', 'video'], probe);
+      const duration = Number(info.format.duration);
+      assert.ok(Math.abs(duration - SECONDS) <= 1, `duration ${duration} s, expected ${SECONDS} ± 1`);
+      // ffmpeg reports on stderr.
+      const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', webm[0], '-f', 'null', '-'], { encoding: 'utf8' });
+      assert.equal(decode.status, 0, decode.stderr);
+      assert.equal(decode.stderr, '', 'no decoding errors');
+      const loudness = spawnSync('ffmpeg', ['-i', webm[0], '-af', 'volumedetect', '-vn', '-f', 'null', '-'], { encoding: 'utf8' });
+      const mean = Number((loudness.stderr.match(/mean_volume: (-?[\d.]+) dB/) || [])[1]);
+      assert.ok(mean > -60, `the mixed audio is above silence: mean ${mean} dB`);
+    } finally {
+      if (result.dir) rmSync(result.dir, { recursive: true, force: true });
+    }
+  });
+});
