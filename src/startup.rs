@@ -168,7 +168,6 @@ fn why_unavailable(name: &str) -> &'static str {
         }
         "blocklist"
         | "bookmarks"
-        | "carbons"
         | "pep"
         | "private"
         | "vcard4"
