@@ -169,7 +169,6 @@ fn why_unavailable(name: &str) -> &'static str {
         "blocklist"
         | "bookmarks"
         | "pep"
-        | "private"
         | "vcard4"
         | "csi_simple"
         | "invites"

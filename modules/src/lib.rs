@@ -26,6 +26,7 @@ pub mod message;
 pub mod offline;
 pub mod ping;
 pub mod presence;
+pub mod private;
 pub mod roster;
 pub mod storage;
 pub mod time;
@@ -73,6 +74,7 @@ fn loader(name: &str) -> Option<Loader> {
         "offline" => offline::load,
         "ping" => ping::load,
         "presence" => presence::load,
+        "private" => private::load,
         "roster" => roster::load,
         "time" => time::load,
         "uptime" => uptime::load,
