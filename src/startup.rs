@@ -166,8 +166,7 @@ fn why_unavailable(name: &str) -> &'static str {
             "is out of scope: lilt has no Prosody admin console; use lilt's prosodyctl-style \
              commands (register, adduser, passwd, deluser, check config)"
         }
-        "blocklist"
-        | "bookmarks"
+        "bookmarks"
         | "pep"
         | "vcard4"
         | "csi_simple"

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use xmpp_core::{Host, Server};
 
 pub mod adhoc;
+pub mod blocklist;
 pub mod carbons;
 pub mod client_proxy;
 pub mod disco;
@@ -62,6 +63,7 @@ type Loader = fn(&Arc<Server>, &Arc<Host>) -> Result<(), ModuleError>;
 fn loader(name: &str) -> Option<Loader> {
     let l: Loader = match name {
         "adhoc" => adhoc::load,
+        "blocklist" => blocklist::load,
         "carbons" => carbons::load,
         "client_proxy" => client_proxy::load,
         "disco" => disco::load,
