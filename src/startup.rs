@@ -177,8 +177,6 @@ fn why_unavailable(name: &str) -> &'static str {
         | "admin_adhoc"
         | "mam"
         | "pubsub"
-        | "lastactivity"
-        | "server_contact_info"
         | "tombstones"
         | "http_file_share"
         | "announce"

@@ -22,6 +22,7 @@ pub mod disco;
 pub mod external_services;
 pub mod iq;
 pub mod jitsi;
+pub mod lastactivity;
 pub mod limits;
 pub mod message;
 pub mod offline;
@@ -29,6 +30,7 @@ pub mod ping;
 pub mod presence;
 pub mod private;
 pub mod roster;
+pub mod server_contact_info;
 pub mod storage;
 pub mod time;
 pub mod uptime;
@@ -70,6 +72,7 @@ fn loader(name: &str) -> Option<Loader> {
         "external_services" => external_services::load,
         "features_identity" => jitsi::features_identity::load,
         "iq" => iq::load,
+        "lastactivity" => lastactivity::load,
         "limits" => limits::load,
         "limits_exception" => limits::load_exception,
         "message" => message::load,
@@ -78,6 +81,7 @@ fn loader(name: &str) -> Option<Loader> {
         "presence" => presence::load,
         "private" => private::load,
         "roster" => roster::load,
+        "server_contact_info" => server_contact_info::load,
         "time" => time::load,
         "uptime" => uptime::load,
         "vcard" => vcard::load,
