@@ -15,6 +15,7 @@ use std::sync::Arc;
 use xmpp_core::{Host, Server};
 
 pub mod adhoc;
+pub mod announce;
 pub mod blocklist;
 pub mod carbons;
 pub mod client_proxy;
@@ -25,6 +26,7 @@ pub mod jitsi;
 pub mod lastactivity;
 pub mod limits;
 pub mod message;
+pub mod motd;
 pub mod offline;
 pub mod ping;
 pub mod presence;
@@ -37,6 +39,7 @@ pub mod uptime;
 pub mod vcard;
 pub mod vcard_legacy;
 pub mod version;
+pub mod welcome;
 
 /// A module failed to load (a bad option, usually).
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,7 @@ type Loader = fn(&Arc<Server>, &Arc<Host>) -> Result<(), ModuleError>;
 fn loader(name: &str) -> Option<Loader> {
     let l: Loader = match name {
         "adhoc" => adhoc::load,
+        "announce" => announce::load,
         "blocklist" => blocklist::load,
         "carbons" => carbons::load,
         "client_proxy" => client_proxy::load,
@@ -76,6 +80,7 @@ fn loader(name: &str) -> Option<Loader> {
         "limits" => limits::load,
         "limits_exception" => limits::load_exception,
         "message" => message::load,
+        "motd" => motd::load,
         "offline" => offline::load,
         "ping" => ping::load,
         "presence" => presence::load,
@@ -87,6 +92,7 @@ fn loader(name: &str) -> Option<Loader> {
         "vcard" => vcard::load,
         "vcard_legacy" => vcard_legacy::load,
         "version" => version::load,
+        "welcome" => welcome::load,
         _ => return None,
     };
     Some(l)
