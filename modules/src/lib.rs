@@ -15,23 +15,31 @@ use std::sync::Arc;
 use xmpp_core::{Host, Server};
 
 pub mod adhoc;
+pub mod announce;
+pub mod blocklist;
+pub mod carbons;
 pub mod client_proxy;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
 pub mod jitsi;
+pub mod lastactivity;
 pub mod limits;
 pub mod message;
+pub mod motd;
 pub mod offline;
 pub mod ping;
 pub mod presence;
+pub mod private;
 pub mod roster;
+pub mod server_contact_info;
 pub mod storage;
 pub mod time;
 pub mod uptime;
 pub mod vcard;
 pub mod vcard_legacy;
 pub mod version;
+pub mod welcome;
 
 /// A module failed to load (a bad option, usually).
 #[derive(Debug, thiserror::Error)]
@@ -60,23 +68,31 @@ type Loader = fn(&Arc<Server>, &Arc<Host>) -> Result<(), ModuleError>;
 fn loader(name: &str) -> Option<Loader> {
     let l: Loader = match name {
         "adhoc" => adhoc::load,
+        "announce" => announce::load,
+        "blocklist" => blocklist::load,
+        "carbons" => carbons::load,
         "client_proxy" => client_proxy::load,
         "disco" => disco::load,
         "external_services" => external_services::load,
         "features_identity" => jitsi::features_identity::load,
         "iq" => iq::load,
+        "lastactivity" => lastactivity::load,
         "limits" => limits::load,
         "limits_exception" => limits::load_exception,
         "message" => message::load,
+        "motd" => motd::load,
         "offline" => offline::load,
         "ping" => ping::load,
         "presence" => presence::load,
+        "private" => private::load,
         "roster" => roster::load,
+        "server_contact_info" => server_contact_info::load,
         "time" => time::load,
         "uptime" => uptime::load,
         "vcard" => vcard::load,
         "vcard_legacy" => vcard_legacy::load,
         "version" => version::load,
+        "welcome" => welcome::load,
         _ => return None,
     };
     Some(l)

@@ -481,7 +481,11 @@ impl XmlStream {
     }
 
     /// Skips a UTF-8 byte order mark at the start of a stream, and refuses
-    /// a stream that starts as UTF-16 or UTF-32 would.
+    /// a stream that starts as UTF-16 or UTF-32 would. Whitespace before
+    /// the header (and around a byte order mark) is skipped too: a client
+    /// may send a newline after `</auth>` or `<starttls/>` before the
+    /// restarted stream's header, which Prosody accepts (RFC 6120 §5.3.1
+    /// and §6.4.6 ask for a restart, not for the header's first byte).
     fn skip_bom(&mut self, data: &[u8], pos: &mut usize) -> Result<(), StreamError> {
         while let Some(matched) = self.bom {
             let Some(&byte) = data.get(*pos) else {
@@ -489,6 +493,8 @@ impl XmlStream {
             };
             if matched == BOM.len() {
                 self.bom = None;
+            } else if matched == 0 && matches!(byte, b' ' | b'\t' | b'\r' | b'\n') {
+                *pos += 1;
             } else if byte == BOM[matched] {
                 self.bom = Some(matched + 1);
                 *pos += 1;

@@ -151,3 +151,44 @@ fn stream_header_is_written_as_prosody_does() {
         )
     );
 }
+
+#[test]
+fn whitespace_before_a_restarted_header_is_accepted() {
+    // A client sending a newline after </auth> (or after the TLS handshake)
+    // before its new header, as RFC 6120 allows and Prosody accepts: in the
+    // same read as the header, in a read of its own, and byte by byte.
+    let header = C2S_HEADER.replace("xml:lang='fr'", "");
+    for lead in ["\n", "\r\n", " \t\n  ", "\n\n\n"] {
+        let mut input = lead.as_bytes().to_vec();
+        input.extend_from_slice(header.as_bytes());
+        input.extend_from_slice(b"<iq type='get' id='1'/>");
+        for n in [1, lead.len(), input.len()] {
+            let mut s = XmlStream::new(StreamLimits::default());
+            let mut out = Vec::new();
+            s.feed(
+                &with_header("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"),
+                &mut out,
+            )
+            .unwrap();
+            s.reset();
+            out.clear();
+            for piece in input.chunks(n) {
+                s.feed(piece, &mut out).unwrap();
+            }
+            assert!(matches!(&out[0], StreamEvent::Open(_)), "{lead:?} {n}");
+            assert!(stanzas(&out)[0].is("iq", NS_CLIENT), "{lead:?} {n}");
+        }
+    }
+    // Before a first header too, with or without a byte order mark after it.
+    let mut input = b"\n".to_vec();
+    input.extend_from_slice(BOM);
+    input.extend_from_slice(header.as_bytes());
+    let (events, r) = parse(&input);
+    r.unwrap();
+    assert!(matches!(&events[0], StreamEvent::Open(_)));
+    // Text other than whitespace is still refused.
+    let mut input = b"\nx".to_vec();
+    input.extend_from_slice(header.as_bytes());
+    let (_, r) = parse(&input);
+    assert_eq!(condition(r), StreamErrorCondition::NotWellFormed);
+}
