@@ -24,6 +24,8 @@ use xmpp_core::{Clock, Element, Jid};
 const CONFIG: &str = r#"
 interfaces = { "127.0.0.1" }
 c2s_ports = { 0 }
+http_ports = { 0 }
+http_interfaces = { "127.0.0.1" }
 storage = "memory"
 modules_enabled = { "ping"; "roster"; "disco"; "presence" }
 muc_room_locking = false
