@@ -150,6 +150,12 @@ def test_lobby_knock_approve_whitelist_and_display_name(jitsi):
                 f"<query xmlns='{NS_DISCO_INFO}' node='lobbyrooms'/></iq>"
             )
             assert info.get("type") == "result", ET.tostring(info)
+            # And the breakout component on its node (current lib-jitsi-meet asks it).
+            info = await g.iq(
+                f"<iq type='get' id='{{id}}' to='{BREAKOUT_DOMAIN}'>"
+                f"<query xmlns='{NS_DISCO_INFO}' node='breakout_rooms'/></iq>"
+            )
+            assert info.get("type") == "result", ET.tostring(info)
 
             # The moderator turns the lobby on.
             reply = await host.iq(members_only_form(room, True))

@@ -557,6 +557,31 @@ pub fn register(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), OptionErro
         BREAKOUT_ROOMS_IDENTITY_TYPE,
         Some(&b.breakout_muc),
     );
+    // The node `breakout_rooms` (its `rename` feature), answered by the
+    // breakout component, which current lib-jitsi-meet asks (Jitsi's module
+    // hooks it there), and by the main host as before.
+    hook_breakout_node(host);
+    if let Some(component) = server.host(&b.breakout_muc) {
+        hook_breakout_node(&component);
+    }
+    let me = b.clone();
+    when_muc_loaded(
+        server,
+        &b.breakout_muc.clone(),
+        move |server, host, service| {
+            hook_breakout(&me, server, &host, &service);
+        },
+    );
+    let me = b.clone();
+    when_muc_loaded(server, &b.main_muc.clone(), move |server, host, _| {
+        hook_main(&me, &host);
+        super::breakout_lifecycle::hook_global(&me, server);
+    });
+    Ok(())
+}
+
+/// Answers disco#info for the node `breakout_rooms` on `host`.
+fn hook_breakout_node(host: &Host) {
     host.events.hook("host-disco-info-node", 0, |event| {
         if event.field_str("node") != Some(BREAKOUT_ROOMS_IDENTITY_TYPE) {
             return false;
@@ -573,20 +598,6 @@ pub fn register(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), OptionErro
         }
         true
     });
-    let me = b.clone();
-    when_muc_loaded(
-        server,
-        &b.breakout_muc.clone(),
-        move |server, host, service| {
-            hook_breakout(&me, server, &host, &service);
-        },
-    );
-    let me = b.clone();
-    when_muc_loaded(server, &b.main_muc.clone(), move |server, host, _| {
-        hook_main(&me, &host);
-        super::breakout_lifecycle::hook_global(&me, server);
-    });
-    Ok(())
 }
 
 #[cfg(test)]
