@@ -46,10 +46,10 @@ ABOVE_INFO = {"info", "warn", "error"}
 # Each event's line, as each server words it.
 EVENTS = {
     "login": re.compile(r"[Aa]uthenticated as alice"),
-    # mod_log_auth's line; lilt adds the SASL text and the mechanism.
+    # mod_log_auth's line, as fail2ban's filter for Prosody matches it.
     "failed login": re.compile(
-        r"Failed authentication attempt \(not-authorized[^)]*\) for user alice@localhost"
-        r" .*from IP: 127\.0\.0\.1"
+        r"Failed authentication attempt \(not-authorized\) for user alice@localhost"
+        r" from IP: 127\.0\.0\.1$"
     ),
     "stream error": re.compile(r"host-unknown"),
 }
