@@ -9,4 +9,5 @@
 
 pub mod config;
 pub mod datfile;
+pub mod host;
 pub mod modulemanager;
