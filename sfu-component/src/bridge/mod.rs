@@ -314,6 +314,8 @@ impl Bridge {
 
     fn handle_media_event(&mut self, event: MediaEvent) {
         match event {
+            // Allocation reacts to these (the simulcast issue).
+            MediaEvent::BandwidthEstimate { .. } | MediaEvent::LayersChanged { .. } => {}
             MediaEvent::EndpointConnected {
                 conference,
                 endpoint,

@@ -128,6 +128,22 @@ impl Conference {
         Ok(())
     }
 
+    /// The active layers of every video source (see `layers.rs`).
+    pub fn source_layers(&self) -> Vec<super::SourceLayers> {
+        Vec::new()
+    }
+
+    /// A receiver's forwarding targets; returns the endpoints to poll.
+    pub fn set_forwarding(
+        &mut self,
+        _receiver: &str,
+        _targets: Vec<super::ForwardingTarget>,
+        _now: Instant,
+        _counters: &mut Counters,
+    ) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Removes an endpoint and everything it sent.
     pub fn remove_endpoint(&mut self, endpoint: &str) -> Option<Endpoint> {
         let removed = self.endpoints.remove(endpoint)?;

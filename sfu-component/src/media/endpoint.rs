@@ -19,7 +19,7 @@ use str0m::media::{Frequency, Mid, Pt, Rid};
 use str0m::rtp::Extension;
 use str0m::{Candidate, IceCreds, Rtc};
 
-use super::MediaError;
+use super::{AudioSubscription, MediaError};
 
 /// Video packets kept per forwarded stream for retransmissions (str0m's
 /// default is 1,000, about 8 s of a 1 Mbit/s stream: most of a receiving
@@ -80,6 +80,10 @@ pub(crate) struct Endpoint {
     /// Cumulative egress counters str0m reported per (mid, rid): NACKs and
     /// keyframe requests received from this endpoint.
     pub egress_counters: HashMap<(Mid, Option<Rid>), (u64, u64)>,
+    /// Which audio sources this endpoint receives.
+    pub audio_subscription: AudioSubscription,
+    /// str0m's last bandwidth estimate towards this endpoint (bps).
+    pub bandwidth_estimate: Option<u64>,
 }
 
 impl Endpoint {
@@ -106,6 +110,8 @@ impl Endpoint {
             last_audio_received: None,
             last_video_received: None,
             egress_counters: HashMap::new(),
+            audio_subscription: AudioSubscription::All,
+            bandwidth_estimate: None,
         }
     }
 

@@ -35,6 +35,7 @@ mod conference;
 mod demux;
 mod endpoint;
 mod forward;
+mod layers;
 mod speaker;
 mod stats;
 mod streams;
@@ -47,6 +48,8 @@ use media_signalling::{Candidate, Fingerprint, IceTransport, MediaDescription, S
 use str0m::Input;
 use str0m::config::DtlsCert;
 use str0m::net::{Protocol, Receive};
+
+pub use layers::{AudioSubscription, ForwardingTarget, LayerId, LayerInfo, SourceLayers};
 
 use conference::Conference;
 use demux::{Demux, EndpointKey};
@@ -96,6 +99,22 @@ pub enum MediaEvent {
         endpoint: String,
         previous: Vec<String>,
         silence: bool,
+    },
+    /// str0m's bandwidth estimate for the link towards `endpoint` (from
+    /// transport-wide feedback, with probing up to what its forwarding
+    /// targets need) moved by more than 5 %, or a second passed since the
+    /// last report of a different value. Allocation reallocates on it.
+    BandwidthEstimate {
+        conference: String,
+        endpoint: String,
+        bps: u64,
+    },
+    /// The layers `endpoint` sends changed: a layer started or stopped, a
+    /// height changed, or a bitrate moved by more than 20 %. Read
+    /// [`MediaCore::source_layers`] and reallocate.
+    LayersChanged {
+        conference: String,
+        endpoint: String,
     },
 }
 
