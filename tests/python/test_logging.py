@@ -52,6 +52,9 @@ EVENTS = {
         r" from IP: 127\.0\.0\.1$"
     ),
     "stream error": re.compile(r"host-unknown"),
+    # mod_c2s's lines.
+    "connect": re.compile(r"^Client connected$"),
+    "disconnect": re.compile(r"^Client disconnected: "),
 }
 
 
@@ -135,7 +138,13 @@ def test_debian_log_files_match_prosody(pki):
         check_levels_split(kind, files)
     lilt = event_levels(results["lilt"]["debug"])
     prosody = event_levels(results["prosody"]["debug"])
-    assert prosody == {"login": {"info"}, "failed login": {"info"}, "stream error": {"debug"}}
+    assert prosody == {
+        "login": {"info"},
+        "failed login": {"info"},
+        "stream error": {"debug"},
+        "connect": {"info"},
+        "disconnect": {"info"},
+    }
     assert lilt == prosody, f"lilt logs the events at {lilt}, Prosody at {prosody}"
     # The same events reach the info file in both (the failed login, for fail2ban),
     # after the same start-up lines.
@@ -151,7 +160,7 @@ def test_debian_log_files_match_prosody(pki):
             re.fullmatch(r"Activated service 'c2s' on \[127\.0\.0\.1\]:\d+", m) for m in activated
         ), (kind, activated)
         in_info = {e for e, levels in event_levels(files["log"]).items() if levels}
-        assert in_info == {"login", "failed login"}, (kind, in_info)
+        assert in_info == {"login", "failed login", "connect", "disconnect"}, (kind, in_info)
 
 
 def test_rule_forms_and_console(start_server, tmp_path):
