@@ -137,6 +137,7 @@ pub(crate) fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Budget>)> {
             )))
         },
     )?;
+    install_catch_guards(&lua, &budget)?;
     let globals = lua.globals();
     if let Ok(os) = globals.get::<mlua::Table>("os") {
         os.set(
@@ -151,6 +152,40 @@ pub(crate) fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Budget>)> {
         package.set("cpath", "")?;
     }
     Ok((lua, budget))
+}
+
+/// `pcall`, `xpcall` and `coroutine.resume`/`wrap` that do not swallow an
+/// exhausted budget: once the hook has stopped the call, catching the error
+/// re-raises it, or a `while true do pcall(loop) end` would run forever.
+const CATCH_GUARDS: &str = r#"
+local exhausted = ...
+local raw_pcall, raw_xpcall, raw_resume, create = pcall, xpcall, coroutine.resume, coroutine.create
+local pack, unpack, error = table.pack, table.unpack, error
+local function check(ok, ...)
+	if not ok and exhausted() then error((...), 0) end
+	return ok, ...
+end
+pcall = function(f, ...) return check(raw_pcall(f, ...)) end
+xpcall = function(f, handler, ...) return check(raw_xpcall(f, handler, ...)) end
+coroutine.resume = function(co, ...) return check(raw_resume(co, ...)) end
+coroutine.wrap = function(f)
+	local co = create(f)
+	return function(...)
+		local r = pack(check(raw_resume(co, ...)))
+		if not r[1] then error(r[2], 0) end
+		return unpack(r, 2, r.n)
+	end
+end
+"#;
+
+fn install_catch_guards(lua: &Lua, budget: &Arc<Budget>) -> mlua::Result<()> {
+    let b = budget.clone();
+    let exhausted = lua.create_function(move |_, ()| {
+        Ok(b.depth.load(Ordering::Acquire) > 0 && b.remaining.load(Ordering::Acquire) <= 0)
+    })?;
+    lua.load(CATCH_GUARDS)
+        .set_name("=lilt:sandbox")
+        .call::<()>(exhausted)
 }
 
 /// Runs `f` as one call from the server: a fresh budget, and errors turned
