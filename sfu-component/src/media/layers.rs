@@ -14,8 +14,15 @@
 //! every video source at its highest active layer with every temporal
 //! layer (the behaviour before allocation existed).
 
+use std::collections::HashMap;
 use std::time::Instant;
 
+use media_signalling::{MediaKind, Source};
+use str0m::media::KeyframeRequestKind;
+
+use super::conference::Conference;
+use super::forward::Target;
+use super::stats::Counters;
 use super::{MediaCore, MediaError};
 
 /// One layer of a video source.
@@ -151,5 +158,101 @@ impl MediaCore {
             .endpoints
             .get(endpoint)?
             .bandwidth_estimate
+    }
+}
+
+/// A source's name: as signalled, else `<owner>-v<index>` (video) or
+/// `<owner>-a<index>` (audio), `index` counting the owner's sources of that
+/// kind.
+pub(crate) fn source_name(owner: &str, source: &Source, index: usize) -> String {
+    if !source.name.is_empty() {
+        return source.name.clone();
+    }
+    let kind = match source.kind {
+        MediaKind::Audio => 'a',
+        MediaKind::Video => 'v',
+    };
+    format!("{owner}-{kind}{index}")
+}
+
+impl Conference {
+    /// The active layers of every video source, sorted by owner and name.
+    pub fn source_layers(&self) -> Vec<SourceLayers> {
+        let Some(now) = self.now else {
+            return Vec::new();
+        };
+        let mut out: Vec<SourceLayers> = self
+            .video
+            .values()
+            .map(|v| SourceLayers {
+                owner: v.owner.clone(),
+                source_name: v.name.clone(),
+                layers: v.meter.layers(now),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.owner, &a.source_name).cmp(&(&b.owner, &b.source_name)));
+        out
+    }
+
+    /// A receiver's forwarding targets; asks at once for the key frames the
+    /// switches need. Returns the endpoints to poll.
+    pub fn set_forwarding(
+        &mut self,
+        receiver: &str,
+        targets: Vec<ForwardingTarget>,
+        now: Instant,
+        counters: &mut Counters,
+    ) -> Vec<String> {
+        let map: HashMap<(String, String), LayerId> = targets
+            .into_iter()
+            .filter_map(|t| t.target.map(|l| ((t.owner, t.source_name), l)))
+            .collect();
+        let Some(endpoint) = self.endpoints.get_mut(receiver) else {
+            return Vec::new();
+        };
+        endpoint.forwarding = Some(map);
+        let mut switches: Vec<u32> = Vec::new();
+        let mut streams: Vec<(u32, Target)> = Vec::new();
+        for (visible, f) in &endpoint.forwarded {
+            if f.kind != MediaKind::Video {
+                continue;
+            }
+            let name = self
+                .ssrcs
+                .get(visible)
+                .map(|i| i.source_name.as_str())
+                .unwrap_or_default();
+            streams.push((*visible, endpoint.target_for(&f.sender, name)));
+        }
+        for (visible, target) in streams {
+            let Some(f) = endpoint.forwarded.get_mut(&visible) else {
+                continue;
+            };
+            f.forwarder.set_target(target);
+            let Some(source) = self.video.get(&visible) else {
+                continue;
+            };
+            let wanted = f.forwarder.wanted(source.meter.active_mask(now));
+            if let Some((spatial, _)) = wanted
+                && f.forwarder.current() != Some(spatial)
+                && let Some(ssrc) = source.layers.get(spatial)
+            {
+                switches.push(*ssrc);
+            }
+        }
+        let mut touched = Vec::new();
+        for ssrc in switches {
+            let kind = KeyframeRequestKind::Pli;
+            for t in self.request_layer_keyframe(now, ssrc, kind, counters) {
+                if !touched.contains(&t) {
+                    touched.push(t);
+                }
+            }
+        }
+        self.update_desired_bitrate(receiver);
+        if !touched.iter().any(|t| t == receiver) {
+            touched.push(receiver.to_string());
+        }
+        touched
     }
 }
