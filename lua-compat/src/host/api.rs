@@ -263,6 +263,10 @@ pub trait LuaHost: Send + Sync {
     fn remove_http_route(&self, route: RouteId) {
         let _ = route;
     }
+    /// The public URL of an HTTP path of this host (`module:http_url`).
+    fn http_url(&self, path: &str) -> String {
+        format!("http://{}:5280{path}", self.host())
+    }
     /// Records a metric sample (`module:measure`, `module:metric`): kind is
     /// `amount`, `counter`, `rate`, `sizes`, `times`, `distribution`.
     fn measure(&self, name: &str, kind: &str, value: f64) {

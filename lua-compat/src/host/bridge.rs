@@ -303,6 +303,11 @@ pub(crate) fn create(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<LuaTable> 
     )?;
     let s = shared.clone();
     b.set(
+        "http_url",
+        lua.create_function(move |_, path: String| Ok(s.host.http_url(&path)))?,
+    )?;
+    let s = shared.clone();
+    b.set(
         "measure",
         lua.create_function(move |_, (name, kind, value): (String, String, f64)| {
             s.host.measure(&name, &kind, value);

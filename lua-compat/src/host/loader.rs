@@ -61,6 +61,11 @@ loadstring = loadstring or load
 math.pow = math.pow or function(a, b) return a ^ b end
 table.getn = table.getn or function(t) return #t end
 string.gfind = string.gfind or string.gmatch
+-- The debug library is not given to modules; what they call for messages.
+debug = debug or {
+	traceback = function(msg) return tostring(msg or "") end,
+	getinfo = function() return { short_src = "?", currentline = 0, source = "?" } end,
+}
 "#;
 
 fn chunk(lua: &Lua, name: &str, source: &str) -> mlua::Result<Function> {
@@ -116,6 +121,13 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<Function>
         preload_value(lua, &preload, &name, lib)?;
     }
 
+    let helpers: LuaTable = chunk(lua, "helpers", include_str!("lua/helpers.lua"))?.call(())?;
+    for pair in helpers.pairs::<String, LuaValue>() {
+        let (name, lib) = pair?;
+        preload_value(lua, &preload, &name, lib)?;
+    }
+    preload_value(lua, &preload, "util.xml", LuaValue::Table(xml_lib(lua)?))?;
+
     let require: Function = globals.get("require")?;
     let new_events: LuaTable = require.call("util.events")?;
     let (prosody, core): (LuaTable, LuaTable) = chunk(lua, "core", include_str!("lua/core.lua"))?
@@ -124,6 +136,7 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<Function>
         &st,
         new_events.get::<Function>("new")?,
     ))?;
+    globals.set("hosts", prosody.get::<LuaValue>("hosts")?)?;
     globals.set("prosody", prosody)?;
     for pair in core.pairs::<String, LuaValue>() {
         let (name, lib) = pair?;
@@ -138,4 +151,31 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<Function>
         chunk(lua, "module", include_str!("lua/module.lua"))?
             .call((&bridge, &st, set, array, promise, format))?;
     Ok(constructor)
+}
+
+/// `util.xml`: `parse(text)` gives the stanza object of one XML element
+/// (parsed by xmpp-core's stream parser), or nil and an error.
+fn xml_lib(lua: &Lua) -> mlua::Result<LuaTable> {
+    let t = lua.create_table()?;
+    t.set(
+        "parse",
+        lua.create_function(|lua, text: mlua::LuaString| {
+            let mut stream = xmpp_core::XmlStream::new(xmpp_core::StreamLimits::default());
+            let mut out = Vec::new();
+            let header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+            let parsed = stream
+                .feed(header.as_bytes(), &mut out)
+                .and_then(|_| stream.feed(&text.as_bytes(), &mut out));
+            if let Err(e) = parsed {
+                return Ok((LuaValue::Nil, Some(e.to_string())));
+            }
+            for ev in out {
+                if let xmpp_core::StreamEvent::Stanza(el) = ev {
+                    return Ok((LuaValue::Table(super::convert::element_to_lua(lua, &el)?), None));
+                }
+            }
+            Ok((LuaValue::Nil, Some("incomplete XML".to_string())))
+        })?,
+    )?;
+    Ok(t)
 }

@@ -75,8 +75,13 @@ impl ModuleSearch {
     }
 
     /// The file of library `lib` for the module at `module_path`.
+    /// A library name may have one directory part (`"mod_mam/mamprefs"`).
     pub fn find_lib(&self, module_path: &Path, lib: &str) -> Option<PathBuf> {
-        if !valid_name(lib) {
+        let valid = match lib.split_once('/') {
+            Some((dir, leaf)) => valid_name(dir) && valid_name(leaf),
+            None => valid_name(lib),
+        };
+        if !valid {
             return None;
         }
         let file = format!("{lib}.lib.lua");

@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use lua_compat::host::{
-    HandlerId, HostError, Item, LogLevel, LuaEvent, LuaHost, LuaModule, Origin, Scope,
-    SessionId, Store, StoreKind, TimerId, UserSessions,
+    HandlerId, HostError, Item, LogLevel, LuaEvent, LuaHost, LuaModule, Origin, Scope, SessionId,
+    Store, StoreKind, TimerId, UserSessions,
 };
 use xmpp_core::Element;
-use xmpp_core::storage::{KeyValueStore, StorageResult};
+use xmpp_core::storage::{
+    ArchiveItem, ArchiveQuery, ArchiveStore, KeyValueStore, MapStore, StorageResult, filter_archive,
+};
 use xmpp_core::value::{Table, Value};
 
 #[derive(Default)]
@@ -143,7 +145,8 @@ pub fn list(items: &[&str]) -> Value {
 /// Parses a stanza written as XML (via the crate's own stream parser).
 pub fn stanza(xml: &str) -> Element {
     let mut stream = xmpp_core::XmlStream::new(xmpp_core::StreamLimits::default());
-    let header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+    let header =
+        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
     let mut out = Vec::new();
     stream
         .feed(header.as_bytes(), &mut out)
@@ -177,6 +180,69 @@ impl KeyValueStore for MemoryKeyVal {
     }
 }
 
+#[derive(Default)]
+pub struct MemoryMap(Mutex<HashMap<(String, String), Value>>);
+
+impl MapStore for MemoryMap {
+    fn get(&self, user: Option<&str>, key: &str) -> StorageResult<Option<Value>> {
+        let k = (user.unwrap_or("").to_string(), key.to_string());
+        Ok(self.0.lock().unwrap().get(&k).cloned())
+    }
+    fn set(&self, user: Option<&str>, key: &str, value: Option<Value>) -> StorageResult<()> {
+        let k = (user.unwrap_or("").to_string(), key.to_string());
+        let mut m = self.0.lock().unwrap();
+        match value {
+            Some(v) => m.insert(k, v),
+            None => m.remove(&k),
+        };
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryArchive(Mutex<Vec<(String, ArchiveItem)>>);
+
+impl ArchiveStore for MemoryArchive {
+    fn append(
+        &self,
+        user: Option<&str>,
+        stanza: &Element,
+        when: f64,
+        with: &str,
+    ) -> StorageResult<String> {
+        let mut items = self.0.lock().unwrap();
+        let key = format!("k{}", items.len() + 1);
+        items.push((
+            user.unwrap_or("").to_string(),
+            ArchiveItem {
+                key: key.clone(),
+                stanza: stanza.clone(),
+                when,
+                with: with.to_string(),
+            },
+        ));
+        Ok(key)
+    }
+    fn find(&self, user: Option<&str>, query: &ArchiveQuery) -> StorageResult<Vec<ArchiveItem>> {
+        let items: Vec<ArchiveItem> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(u, _)| u == user.unwrap_or(""))
+            .map(|(_, i)| i.clone())
+            .collect();
+        Ok(filter_archive(&items, query))
+    }
+    fn delete(&self, user: Option<&str>, query: &ArchiveQuery) -> StorageResult<usize> {
+        let doomed: Vec<String> = self.find(user, query)?.into_iter().map(|i| i.key).collect();
+        let mut items = self.0.lock().unwrap();
+        let before = items.len();
+        items.retain(|(_, i)| !doomed.contains(&i.key));
+        Ok(before - items.len())
+    }
+}
+
 impl LuaHost for TestHost {
     fn host(&self) -> &str {
         &self.host
@@ -188,7 +254,10 @@ impl LuaHost for TestHost {
             .push((scope, event.to_string(), priority, handler));
     }
     fn unhook(&self, handler: HandlerId) {
-        self.hooks.lock().unwrap().retain(|(_, _, _, h)| *h != handler);
+        self.hooks
+            .lock()
+            .unwrap()
+            .retain(|(_, _, _, h)| *h != handler);
     }
     fn fire_event(&self, _scope: Scope, event: &mut LuaEvent) -> Option<Value> {
         self.fire(event)
@@ -243,7 +312,8 @@ impl LuaHost for TestHost {
                     .clone();
                 Ok(Store::KeyVal(s))
             }
-            _ => Err(HostError::Unsupported(format!("{kind:?} store"))),
+            StoreKind::Map => Ok(Store::Map(Arc::new(MemoryMap::default()))),
+            StoreKind::Archive => Ok(Store::Archive(Arc::new(MemoryArchive::default()))),
         }
     }
     fn is_admin(&self, jid: &str, _host: &str) -> bool {

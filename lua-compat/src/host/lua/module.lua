@@ -228,6 +228,12 @@ function api:provides(name, item)
 	self:add_item(name .. "-provider", item);
 end
 
+function api:http_url(app_name, default_path)
+	local path = self:get_option_string(self.name .. "_http_path", default_path or ("/" .. (app_name or self.name)));
+	if path:sub(1, 1) ~= "/" then path = "/" .. path; end
+	return bridge.http_url(path);
+end
+
 function api:depends(name)
 	local ok, err = bridge.depends(name);
 	if not ok then error("Dependency " .. name .. " failed to load: " .. tostring(err), 2); end
