@@ -19,6 +19,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -112,7 +113,9 @@ def logged(kind: str, pki) -> dict[str, list]:
         time.sleep(0.5)
         missing = [p.name for p in files.values() if not p.is_file()]
         assert not missing, f"{kind} did not create {missing}"
-        return {name: lines_of(path) for name, path in files.items()}
+        # Read while the files are there (the directory goes with the server).
+        banned = check_fail2ban(kind, files["log"])
+        return {"fail2ban": banned, **{name: lines_of(path) for name, path in files.items()}}
 
 
 def check_levels_split(kind: str, files: dict[str, list]) -> None:
@@ -126,6 +129,25 @@ def check_levels_split(kind: str, files: dict[str, list]) -> None:
     assert Counter(line for line in debug if line[1] == "error") == Counter(err), kind
 
 
+# The filter mod_log_auth's documentation gives for fail2ban.
+FAIL2BAN_FILTER = r"Failed authentication attempt \(not-authorized\) for user .* from IP: <HOST>"
+
+
+def check_fail2ban(kind: str, log_file: Path) -> int | None:
+    """How many lines fail2ban-regex (Debian's fail2ban) matches with that filter, or
+    None without fail2ban."""
+    if not shutil.which("fail2ban-regex"):
+        return None
+    done = subprocess.run(
+        ["fail2ban-regex", str(log_file), FAIL2BAN_FILTER],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, f"{kind}: {done.stdout}{done.stderr}"
+    found = re.search(r"^Lines: \d+ lines, \d+ ignored, (\d+) matched", done.stdout, re.M)
+    assert found, f"{kind}: {done.stdout}"
+    return int(found.group(1))
+
+
 @pytest.mark.differential
 def test_debian_log_files_match_prosody(pki):
     reason = paths.prosody_usable()
@@ -136,6 +158,11 @@ def test_debian_log_files_match_prosody(pki):
     results = {kind: logged(kind, pki) for kind in ("lilt", "prosody")}
     for kind, files in results.items():
         check_levels_split(kind, files)
+    # fail2ban's filter for mod_log_auth finds lilt's failed logins as it finds Prosody's.
+    if results["prosody"]["fail2ban"] is not None:
+        assert results["prosody"]["fail2ban"] >= 1
+        assert results["lilt"]["fail2ban"] == results["prosody"]["fail2ban"], (
+            results["lilt"]["fail2ban"], results["prosody"]["fail2ban"])
     lilt = event_levels(results["lilt"]["debug"])
     prosody = event_levels(results["prosody"]["debug"])
     assert prosody == {
