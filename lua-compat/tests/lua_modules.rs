@@ -78,10 +78,8 @@ fn welcome_greets_a_new_user() {
         Some("Hello romeo, welcome to the example.com IM server!")
     );
 
-    let custom = TestHost::new("example.com").option(
-        "welcome_message",
-        Value::str("Hi $username on $host"),
-    );
+    let custom =
+        TestHost::new("example.com").option("welcome_message", Value::str("Hi $username on $host"));
     let (host, _m) = load(custom, "welcome");
     let mut ev = LuaEvent::new("user-registered")
         .with_field("username", Value::str("juliet"))
@@ -143,7 +141,10 @@ fn lastactivity_answers_with_the_last_status() {
     assert_eq!(err.type_(), Some("error"));
     let e = err.get_child("error", "jabber:client").expect("error");
     assert_eq!(e.get_attr("type"), Some("auth"));
-    assert!(e.get_child("forbidden", xmpp_core::stanza::NS_STANZAS).is_some());
+    assert!(
+        e.get_child("forbidden", xmpp_core::stanza::NS_STANZAS)
+            .is_some()
+    );
 }
 
 #[test]
@@ -172,7 +173,10 @@ fn server_contact_info_adds_the_form() {
             .map(|f| f.children().map(|v| v.text_content()).collect())
             .unwrap_or_default()
     };
-    assert_eq!(values("FORM_TYPE"), ["http://jabber.org/network/serverinfo"]);
+    assert_eq!(
+        values("FORM_TYPE"),
+        ["http://jabber.org/network/serverinfo"]
+    );
     assert_eq!(values("abuse-addresses"), ["mailto:abuse@example.com"]);
     assert_eq!(
         values("support-addresses"),
@@ -181,8 +185,7 @@ fn server_contact_info_adds_the_form() {
     assert!(values("sales-addresses").is_empty());
 
     // Without contact_info the admins are the admin addresses.
-    let host = TestHost::new("example.com")
-        .global_option("admins", list(&["Admin@Example.COM"]));
+    let host = TestHost::new("example.com").global_option("admins", list(&["Admin@Example.COM"]));
     let (host, _m) = load(host, "server_contact_info");
     let Item::Stanza(x) = &host.items_of("extension")[0] else {
         panic!("extension is a stanza")
@@ -192,7 +195,10 @@ fn server_contact_info_adds_the_form() {
         .find(|f| f.get_attr("var") == Some("admin-addresses"))
         .expect("admin field");
     assert_eq!(
-        admin.children().map(|v| v.text_content()).collect::<Vec<_>>(),
+        admin
+            .children()
+            .map(|v| v.text_content())
+            .collect::<Vec<_>>(),
         ["xmpp:admin@example.com"]
     );
 }
@@ -266,11 +272,10 @@ fn watchregistrations_tells_the_watchers() {
     if !have("watchregistrations") {
         return;
     }
-    let host = TestHost::new("example.com")
-        .option(
-            "registration_watchers",
-            list(&["Watcher@Example.com", "admin@example.com"]),
-        );
+    let host = TestHost::new("example.com").option(
+        "registration_watchers",
+        list(&["Watcher@Example.com", "admin@example.com"]),
+    );
     let (host, _m) = load(host, "watchregistrations");
     let mut ev = LuaEvent::new("user-registered")
         .with_field("username", Value::str("newbie"))

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use lua_compat::host::{
-    HandlerId, HostError, Item, LogLevel, LuaEvent, LuaHost, LuaModule, Origin, Scope, SessionId,
-    Store, StoreKind, TimerId, UserSessions,
+    HandlerId, HostError, Item, LogLevel, LuaEvent, LuaHost, LuaModule, Origin, RouteId, Scope,
+    SessionId, Store, StoreKind, TimerId, UserSessions,
 };
 use xmpp_core::Element;
 use xmpp_core::storage::{
@@ -34,6 +34,7 @@ pub struct TestHost {
     pub logs: Mutex<Vec<(LogLevel, String)>>,
     pub depends: Mutex<Vec<String>>,
     pub stores: Mutex<HashMap<String, Arc<MemoryKeyVal>>>,
+    pub routes: Mutex<Vec<(String, String, RouteId)>>,
     pub module: OnceLock<Weak<LuaModule>>,
 }
 
@@ -69,6 +70,10 @@ impl TestHost {
             .filter(|(k, _)| k == kind)
             .map(|(_, i)| i.clone())
             .collect()
+    }
+    /// Forgets a timer the way a host does when it fires.
+    pub fn stop_timer_for_test(&self, timer: TimerId) {
+        self.timers.lock().unwrap().retain(|(_, t)| *t != timer);
     }
     pub fn take_sent(&self) -> Vec<Element> {
         std::mem::take(&mut *self.sent.lock().unwrap())
@@ -315,6 +320,16 @@ impl LuaHost for TestHost {
             StoreKind::Map => Ok(Store::Map(Arc::new(MemoryMap::default()))),
             StoreKind::Archive => Ok(Store::Archive(Arc::new(MemoryArchive::default()))),
         }
+    }
+    fn add_http_route(&self, method: &str, path: &str, route: RouteId) -> Result<(), HostError> {
+        self.routes
+            .lock()
+            .unwrap()
+            .push((method.to_string(), path.to_string(), route));
+        Ok(())
+    }
+    fn remove_http_route(&self, route: RouteId) {
+        self.routes.lock().unwrap().retain(|(_, _, r)| *r != route);
     }
     fn is_admin(&self, jid: &str, _host: &str) -> bool {
         let bare = jid.split('/').next().unwrap_or(jid);
