@@ -13,7 +13,8 @@
 //! [`jibri_iq`], [`brewery`], [`conference`] and [`replies`]; then
 //! [`recording`] (the media of one recording: RTP in,
 //! WebM out), built on [`rtp`], [`sources`] (SSRC to endpoint from the
-//! focus's Jingle), [`vp8`] (depacketization), [`timeline`]
+//! focus's Jingle), [`depacketizer`] (video frames from RTP, with
+//! [`vp8`], [`vp9`] and [`av1`] for each payload format), [`timeline`]
 //! (one clock), [`speaker`] (video switching at keyframes), [`mixer`]
 //! (Opus decode, mix, encode) and [`webm`]/[`ebml`] (the file);
 //! [`participant_files`] optionally adds one file per participant. [`files`]
@@ -24,10 +25,13 @@
 //! its UDP socket and [`bridge_channel`] (colibri-ws); [`run`] is the thin tokio runtime
 //! and [`cli`] `lilt recorder`'s flags.
 
+pub mod av1;
+pub mod bits;
 pub mod brewery;
 pub mod bridge_channel;
 pub mod cli;
 pub mod conference;
+pub mod depacketizer;
 pub mod ebml;
 pub mod events;
 pub mod files;
@@ -47,6 +51,7 @@ pub mod sources;
 pub mod speaker;
 pub mod timeline;
 pub mod vp8;
+pub mod vp9;
 pub mod webm;
 
 pub use cli::RecorderArgs;
