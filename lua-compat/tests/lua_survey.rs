@@ -33,10 +33,8 @@ fn module_names() -> Vec<String> {
         let stem = name
             .strip_prefix("mod_")
             .map(|s| s.strip_suffix(".lua").unwrap_or(s).to_string());
-        if let Some(stem) = stem {
-            if !names.contains(&stem) {
-                names.push(stem);
-            }
+        if let Some(stem) = stem.filter(|s| !names.contains(s)) {
+            names.push(stem);
         }
     }
     names.sort();

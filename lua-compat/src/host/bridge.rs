@@ -129,12 +129,10 @@ pub(crate) fn create(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<LuaTable> 
                 .map(|(id, _)| *id)
                 .collect();
             for id in ids {
-                if let Ok(g) = handlers.raw_get::<Function>(id.0) {
-                    if g == f {
-                        handlers.raw_set(id.0, LuaValue::Nil)?;
-                        s.regs().hooks.retain(|(h, _)| *h != id);
-                        s.host.unhook(id);
-                    }
+                if handlers.raw_get::<Function>(id.0).is_ok_and(|g| g == f) {
+                    handlers.raw_set(id.0, LuaValue::Nil)?;
+                    s.regs().hooks.retain(|(h, _)| *h != id);
+                    s.host.unhook(id);
                 }
             }
             Ok(())
@@ -406,7 +404,7 @@ pub(crate) fn origin_send(lua: &Lua, shared: &Arc<Shared>, id: u64) -> mlua::Res
 
 /// Calls a registered handler with an event; shared by events and HTTP.
 pub(crate) fn handler(lua: &Lua, table: &str, id: u64) -> mlua::Result<Option<Function>> {
-    Ok(registry_table(lua, table)?.raw_get::<Option<Function>>(id)?)
+    registry_table(lua, table)?.raw_get::<Option<Function>>(id)
 }
 
 /// The stanza as the Lua side sees it (for IQ replies).

@@ -68,10 +68,12 @@ fn table_at(t: &LuaTable, depth: usize) -> Table {
     let mut out = Table::new();
     let len = t.raw_len();
     for i in 1..=len {
-        if let Ok(v) = t.raw_get::<LuaValue>(i) {
-            if let Some(v) = lua_to_value_at(&v, depth) {
-                out.seq.push(v);
-            }
+        if let Some(v) = t
+            .raw_get::<LuaValue>(i)
+            .ok()
+            .and_then(|v| lua_to_value_at(&v, depth))
+        {
+            out.seq.push(v);
         }
     }
     for (k, v) in t.clone().pairs::<LuaValue, LuaValue>().flatten() {

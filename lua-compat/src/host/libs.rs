@@ -271,8 +271,7 @@ fn uuid_v4() -> String {
 }
 
 fn id_of(len: usize) -> String {
-    let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(len));
-    s
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(len))
 }
 
 pub(crate) fn random(lua: &Lua) -> mlua::Result<LuaTable> {
@@ -324,7 +323,7 @@ pub(crate) fn hex_lib(lua: &Lua) -> mlua::Result<LuaTable> {
     let to = lua.create_function(|_, s: LuaString| Ok(hex(&s.as_bytes())))?;
     let from = lua.create_function(|lua, s: LuaString| {
         let b = s.as_bytes();
-        if b.len() % 2 != 0 {
+        if !b.len().is_multiple_of(2) {
             return Ok(LuaValue::Nil);
         }
         let mut out = Vec::with_capacity(b.len() / 2);
