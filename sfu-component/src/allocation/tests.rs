@@ -340,3 +340,34 @@ fn receiver_constraints_default_is_empty() {
     assert!(!s.apply(&rc, &AllocationConfig::default()));
     assert_eq!(s.default_constraints.max_height, 180);
 }
+
+/// The messages as each client generation's BridgeChannel reads them:
+/// current lib-jitsi-meet checks `typeof sourceName === "string"` and
+/// `typeof maxHeight === "number"` and takes `forwardedSources` as a list
+/// of names; 2.6726 takes `lastNEndpoints` (and `endpointsEnteringLastN`)
+/// as lists of endpoint ids and `videoConstraints.idealHeight`.
+#[test]
+fn messages_parse_as_both_client_generations_read_them() {
+    let (mut c, m) = conference(&["a", "b"]);
+    let u = update(&mut c, &m, &AllocationConfig::default(), Instant::now());
+    let fs = &messages(&u, "a", "ForwardedSources")[0];
+    assert!(
+        fs["forwardedSources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(Value::is_string)
+    );
+    let ssc = &messages(&u, "a", "SenderSourceConstraints")[0];
+    assert!(ssc["sourceName"].is_string() && ssc["maxHeight"].is_number());
+    let ln = &messages(&u, "a", "LastNEndpointsChangeEvent")[0];
+    assert_eq!(ln["lastNEndpoints"], serde_json::json!(["b"]));
+    assert_eq!(ln["endpointsEnteringLastN"], serde_json::json!(["b"]));
+    let svc = &messages(&u, "a", "SenderVideoConstraints")[0];
+    assert!(svc["videoConstraints"]["idealHeight"].is_number());
+    // Every message is one JSON object with its colibriClass.
+    for (_, text) in &u.messages {
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert!(v["colibriClass"].is_string());
+    }
+}
