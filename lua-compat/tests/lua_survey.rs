@@ -21,6 +21,12 @@ const MUST_LOAD: &[&str] = &[
     "server_contact_info",
     "announce",
     "watchregistrations",
+    "adhoc",
+    "admin_adhoc",
+    "lastlog2",
+    "offline",
+    "private",
+    "csi_simple",
 ];
 
 fn module_names() -> Vec<String> {
@@ -30,9 +36,17 @@ fn module_names() -> Vec<String> {
     };
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
+        // mod_x.lua, mod_x/, and x/ holding mod_x.lua (Prosody's own mod_adhoc).
         let stem = name
             .strip_prefix("mod_")
-            .map(|s| s.strip_suffix(".lua").unwrap_or(s).to_string());
+            .map(|s| s.strip_suffix(".lua").unwrap_or(s).to_string())
+            .or_else(|| {
+                entry
+                    .path()
+                    .join(format!("mod_{name}.lua"))
+                    .is_file()
+                    .then(|| name.clone())
+            });
         if let Some(stem) = stem.filter(|s| !names.contains(s)) {
             names.push(stem);
         }

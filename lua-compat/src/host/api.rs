@@ -292,6 +292,45 @@ pub trait LuaHost: Send + Sync {
     fn default_permission(&self, role: &str, action: &str) {
         let _ = (role, action);
     }
+    /// Creates an account (`usermanager.create_user`).
+    fn create_user(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        host: &str,
+    ) -> Result<(), HostError> {
+        let _ = (password, host);
+        Err(HostError::Unsupported(format!(
+            "creating account {username}"
+        )))
+    }
+    /// Deletes an account (`usermanager.delete_user`).
+    fn delete_user(&self, username: &str, host: &str) -> Result<(), HostError> {
+        let _ = host;
+        Err(HostError::Unsupported(format!(
+            "deleting account {username}"
+        )))
+    }
+    /// Sets an account's password (`usermanager.set_password`).
+    fn set_password(&self, username: &str, password: &str, host: &str) -> Result<(), HostError> {
+        let _ = (password, host);
+        Err(HostError::Unsupported(format!(
+            "setting the password of {username}"
+        )))
+    }
+    /// The modules loaded on a host (`"*"`: the global ones), for
+    /// `modulemanager.get_modules`/`is_loaded` and `hosts[h].modules`.
+    fn loaded_modules(&self, host: &str) -> Vec<String> {
+        let _ = host;
+        Vec::new()
+    }
+    /// Loads, unloads or reloads a module at run time (`modulemanager.load`,
+    /// `unload`, `reload`): `op` is one of those three words.
+    fn manage_module(&self, op: &str, host: &str, module: &str) -> Result<(), HostError> {
+        Err(HostError::Unsupported(format!(
+            "{op} of {module} on {host}"
+        )))
+    }
     /// Does `username@host` have a subscription from `jid` (rostermanager)?
     fn is_contact_subscribed(&self, username: &str, host: &str, jid: &str) -> bool {
         let _ = (username, host, jid);

@@ -350,6 +350,41 @@ pub(crate) fn create(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<LuaTable> 
     )?;
     let s = shared.clone();
     b.set(
+        "account",
+        lua.create_function(
+            move |_, (op, user, arg, host): (String, String, Option<String>, String)| {
+                let r = match op.as_str() {
+                    "create" => s.host.create_user(&user, arg.as_deref(), &host),
+                    "delete" => s.host.delete_user(&user, &host),
+                    "password" => s
+                        .host
+                        .set_password(&user, arg.as_deref().unwrap_or(""), &host),
+                    other => Err(super::api::HostError::Unsupported(other.to_string())),
+                };
+                Ok(match r {
+                    Ok(()) => (true, None),
+                    Err(e) => (false, Some(e.to_string())),
+                })
+            },
+        )?,
+    )?;
+    let s = shared.clone();
+    b.set(
+        "loaded_modules",
+        lua.create_function(move |_, host: String| Ok(s.host.loaded_modules(&host)))?,
+    )?;
+    let s = shared.clone();
+    b.set(
+        "manage_module",
+        lua.create_function(move |_, (op, host, module): (String, String, String)| {
+            Ok(match s.host.manage_module(&op, &host, &module) {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(e.to_string())),
+            })
+        })?,
+    )?;
+    let s = shared.clone();
+    b.set(
         "hosts",
         lua.create_function(move |_, ()| Ok(s.host.hosts()))?,
     )?;

@@ -1,7 +1,7 @@
 //! Where modules and their libraries are found, in Prosody's order: the
 //! `plugin_paths` option's directories first, then the built-in module
 //! directory (Debian's `/usr/lib/prosody/modules`). In each directory a
-//! module `x` is `mod_x.lua` or `mod_x/mod_x.lua`; a library a module loads
+//! module `x` is `mod_x/mod_x.lua`, `x/mod_x.lua` or `mod_x.lua`; a library a module loads
 //! with `module:require "y"` is `y.lib.lua` next to the module, or
 //! `y.lib.lua`, `y/y.lib.lua`, `mod_y/y.lib.lua` in a search directory.
 
@@ -61,16 +61,21 @@ impl ModuleSearch {
         self.plugin_paths.iter().chain(self.builtin.iter())
     }
 
-    /// The file of module `name` (`mod_name.lua` or `mod_name/mod_name.lua`).
+    /// The file of module `name`, first found of `mod_name/mod_name.lua`,
+    /// `name/mod_name.lua`, `mod_name.lua` in each directory in turn.
     pub fn find_module(&self, name: &str) -> Option<PathBuf> {
         if !valid_name(name) {
             return None;
         }
         let file = format!("mod_{name}.lua");
         self.dirs().find_map(|dir| {
-            [dir.join(&file), dir.join(format!("mod_{name}")).join(&file)]
-                .into_iter()
-                .find(|p| p.is_file())
+            [
+                dir.join(format!("mod_{name}")).join(&file),
+                dir.join(name).join(&file),
+                dir.join(&file),
+            ]
+            .into_iter()
+            .find(|p| p.is_file())
         })
     }
 

@@ -29,13 +29,20 @@ local function host_sessions(host)
 	return out;
 end
 
+local function module_set(host)
+	local out = {};
+	for _, name in ipairs(bridge.loaded_modules(host)) do out[name] = { name = name, host = host }; end
+	return out;
+end
+
 local host_mt = {
 	__index = function(h, key)
 		if key == "sessions" then return host_sessions(h.host); end
+		if key == "modules" then return module_set(h.host); end
 	end,
 };
 local function host_object(name)
-	return setmetatable({ host = name, type = "local", modules = {}, events = new_events() }, host_mt);
+	return setmetatable({ host = name, type = "local", events = new_events() }, host_mt);
 end
 
 local hosts = setmetatable({}, {
@@ -81,6 +88,9 @@ libs["core.usermanager"] = {
 	user_exists = function(username, host) return bridge.user_exists(username, host); end,
 	is_admin = function(jid, host) return bridge.is_admin(jid or "", host or "*"); end,
 	get_provider = function() return nil; end,
+	create_user = function(username, password, host) return bridge.account("create", username, password, host); end,
+	delete_user = function(username, host) return bridge.account("delete", username, nil, host); end,
+	set_password = function(username, password, host) return bridge.account("password", username, password, host); end,
 	get_roles = function() return {}; end,
 };
 
@@ -123,9 +133,31 @@ libs["core.configmanager"] = {
 	end,
 };
 
+local function is_loaded(host, name)
+	for _, m in ipairs(bridge.loaded_modules(host)) do
+		if m == name then return true; end
+	end
+	return false;
+end
 libs["core.modulemanager"] = {
-	is_loaded = function() return false; end,
-	get_module = function() return nil; end,
+	is_loaded = is_loaded,
+	get_module = function(host, name)
+		if is_loaded(host, name) then return { name = name, host = host }; end
+	end,
+	get_modules = function(host) return module_set(host); end,
+	get_modules_for_host = function(host)
+		return require "util.set".new(bridge.loaded_modules(host)), nil;
+	end,
+	load = function(host, name) return bridge.manage_module("load", host, name); end,
+	unload = function(host, name) return bridge.manage_module("unload", host, name); end,
+	reload = function(host, name) return bridge.manage_module("reload", host, name); end,
+};
+
+-- Hosts are configured, not created by modules, in lilt.
+libs["core.hostmanager"] = {
+	activate = function(host) return nil, "activating " .. tostring(host) .. " at run time is not supported"; end,
+	deactivate = function(host) return nil, "deactivating " .. tostring(host) .. " at run time is not supported"; end,
+	get_children = function() return {}; end,
 };
 
 libs["util.timer"] = {

@@ -362,4 +362,42 @@ end
 
 libs["util.xpcall"] = { xpcall = xpcall };
 
+-- util.adhoc: ad-hoc command handlers built from a data form. The
+-- handler shows the form first; the submitted form's data goes to
+-- result_handler(fields, errors, data).
+do
+	local function new_initial_data_form(form, initial_data, result_handler)
+		return function(_, data, state)
+			if state then
+				if data.action == "cancel" then
+					return { status = "canceled" };
+				end
+				local fields, err = form:data(data.form);
+				return result_handler(fields, err, data);
+			end
+			local values;
+			if type(initial_data) == "function" then values = initial_data(data); else values = initial_data; end
+			return { status = "executing", actions = { "next", "complete", default = "complete" },
+				form = { layout = form, values = values } }, "executing";
+		end;
+	end
+	local function new_simple_form(form, result_handler)
+		return function(_, data, state)
+			if state then
+				if data.action == "cancel" then
+					return { status = "canceled" };
+				end
+				local fields, err = form:data(data.form);
+				return result_handler(fields, err, data);
+			end
+			return { status = "executing", actions = { "next", "complete", default = "complete" }, form = form },
+				"executing";
+		end;
+	end
+	libs["util.adhoc"] = {
+		new_simple_form = new_simple_form,
+		new_initial_data_form = new_initial_data_form,
+	};
+end
+
 return libs;
