@@ -174,3 +174,31 @@ fn runaway_module_body_fails_to_load() {
         "{r:?}"
     );
 }
+
+#[test]
+fn modules_are_shared_between_threads_with_a_budget_per_call() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LuaModule>();
+
+    let (host, m) = load(small());
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (host, m) = (host.clone(), m.clone());
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    if i % 2 == 0 {
+                        assert!(matches!(
+                            run(&host, &m, "loop"),
+                            Err(ModuleError::Budget { .. })
+                        ));
+                    } else {
+                        still_serves(&host, &m);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread finished");
+    }
+}

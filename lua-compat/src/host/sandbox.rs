@@ -67,6 +67,10 @@ pub enum ModuleError {
 }
 
 /// The instruction budget of the call in progress, shared with the hook.
+///
+/// Calls into one module are serialised: a call from another thread waits
+/// until the running one (with the nested calls it makes on its own
+/// thread) is over, so each call from the server has a budget of its own.
 #[derive(Debug, Default)]
 pub(crate) struct Budget {
     remaining: AtomicI64,
@@ -74,20 +78,44 @@ pub(crate) struct Budget {
     limit: AtomicI64,
     /// Where the budget ran out (`file:line`), for the report.
     exhausted_at: std::sync::Mutex<Option<String>>,
+    /// The thread whose call is running.
+    owner: std::sync::Mutex<Option<std::thread::ThreadId>>,
+    released: std::sync::Condvar,
 }
 
 impl Budget {
     /// Starts a call; nested calls (a handler firing an event that comes
     /// back into this module) share the outer call's budget.
     pub(crate) fn enter(&self) {
+        let me = std::thread::current().id();
+        let mut owner = self.owner.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match *owner {
+                None => {
+                    *owner = Some(me);
+                    break;
+                }
+                Some(t) if t == me => break,
+                Some(_) => {
+                    owner = self.released.wait(owner).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+        drop(owner);
         if self.depth.fetch_add(1, Ordering::AcqRel) == 0 {
             self.remaining
                 .store(self.limit.load(Ordering::Acquire), Ordering::Release);
             *self.exhausted_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
+    /// Ends a call; the outermost one refills the budget and lets the
+    /// next thread in.
     pub(crate) fn leave(&self) {
-        self.depth.fetch_sub(1, Ordering::AcqRel);
+        if self.depth.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.remaining.store(i64::MAX, Ordering::Release);
+            *self.owner.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            self.released.notify_one();
+        }
     }
     /// Where the last call ran out of budget, if it did.
     pub(crate) fn exhausted_at(&self) -> Option<String> {
@@ -198,12 +226,9 @@ pub(crate) fn guarded<T>(
     f: impl FnOnce() -> mlua::Result<T>,
 ) -> Result<T, ModuleError> {
     budget.enter();
-    let result = f();
+    let result = f().map_err(|e| classify(&e, budget, limits, module, what));
     budget.leave();
-    if budget.depth.load(Ordering::Acquire) == 0 {
-        budget.remaining.store(i64::MAX, Ordering::Release);
-    }
-    result.map_err(|e| classify(&e, budget, limits, module, what))
+    result
 }
 
 fn classify(
