@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
-use xmpp_core::{HostKind, Jid, Server, SessionKind};
+use xmpp_core::{HostKind, Jid, Server};
 
 use super::line::{Arg, Line};
+use super::sessions;
 
 /// How a call ended, as Prosody words the `<repl-result>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(output: Vec<String>, outcome: Outcome) -> Reply {
+    pub(super) fn new(output: Vec<String>, outcome: Outcome) -> Reply {
         Reply {
             output,
             outcome,
@@ -68,10 +69,10 @@ impl Reply {
     }
 }
 
-fn ok(message: impl Into<String>) -> Reply {
+pub(super) fn ok(message: impl Into<String>) -> Reply {
     Reply::new(Vec::new(), Outcome::Ok(message.into()))
 }
-fn error(message: impl Into<String>) -> Reply {
+pub(super) fn error(message: impl Into<String>) -> Reply {
     Reply::new(Vec::new(), Outcome::Error(message.into()))
 }
 
@@ -120,8 +121,21 @@ fn call(server: &Arc<Server>, object: &str, method: &str, args: &[Arg]) -> Reply
             _ => error("Usage: user:password(jid, password)"),
         },
         ("user", "list") => user_list(server, arg(0), arg(1)),
-        ("c2s", "count") => ok(format!("Total: {} clients", clients(server).len())),
-        ("c2s", "show") => c2s_show(server, arg(0)),
+        ("c2s", "count") => ok(format!(
+            "Total: {} clients",
+            sessions::clients(server).len()
+        )),
+        ("c2s", "show") => sessions::c2s_show(server, arg(0)),
+        ("c2s", "close") => match arg(0) {
+            Some(jid) => sessions::c2s_close(server, Some(jid), arg(1), arg(2)),
+            None => error("No JID given"),
+        },
+        ("c2s", "closeall") => sessions::c2s_close(server, None, arg(0), arg(1)),
+        ("s2s", "show") => sessions::s2s_show(),
+        ("muc", "list") => sessions::muc_list(server, arg(0)),
+        ("muc", "room") => sessions::muc_room(server, arg(0)),
+        ("config", "reload") => sessions::config_reload(server),
+        ("stats", "show") => sessions::stats_show(server, arg(0)),
         ("host", "list") => host_list(server),
         ("module", "list") => module_list(server, arg(0)),
         _ => Reply::new(
@@ -147,6 +161,13 @@ fn help() -> Vec<String> {
         "user:list(hostname, pattern) - List users on the specified host, optionally filtering with a pattern",
         "c2s:show(jid) - Show all client sessions with the specified JID (or all if no JID given)",
         "c2s:count() - Count sessions without listing them",
+        "c2s:close(jid) - Close all sessions for the specified JID",
+        "c2s:closeall() - Close all active c2s connections",
+        "s2s:show(domain) - Show all s2s connections for the given domain (lilt has none yet)",
+        "muc:list(host) - List rooms on the specified MUC component",
+        "muc:room(jid) - Reference the specified MUC room",
+        "config:reload() - Reload the server configuration",
+        "stats:show(pattern) - Show the server's metrics (names containing pattern)",
         "host:list() - List all hosts",
         "module:list(host) - List the modules loaded on the specified host",
         "bye - Close the console",
@@ -253,48 +274,6 @@ fn user_list(server: &Arc<Server>, host: Option<&str>, pattern: Option<&str>) ->
         None => format!("Showing all {} users", users.len()),
     };
     Reply::new(shown, Outcome::Ok(summary))
-}
-
-/// Client sessions (authenticated or not), as Prosody's `get_c2s`.
-fn clients(server: &Arc<Server>) -> Vec<Arc<xmpp_core::Session>> {
-    server
-        .sessions
-        .all()
-        .into_iter()
-        .filter(|s| matches!(s.kind, SessionKind::C2s | SessionKind::C2sUnauthed))
-        .collect()
-}
-
-fn session_jid(s: &xmpp_core::Session) -> String {
-    s.full_jid()
-        .map(|j| j.to_string())
-        .unwrap_or_else(|| format!("({})", s.host))
-}
-
-fn c2s_show(server: &Arc<Server>, match_jid: Option<&str>) -> Reply {
-    let all = clients(server);
-    let mut shown: Vec<_> = all
-        .iter()
-        .filter(|s| match_jid.is_none_or(|m| session_jid(s) == m))
-        .collect();
-    shown.sort_by_key(|s| (s.host.clone(), session_jid(s)));
-    let mut output = Vec::new();
-    let mut current: Option<&str> = None;
-    for s in &shown {
-        if current != Some(s.host.as_str()) {
-            current = Some(s.host.as_str());
-            output.push(format!("# {}", s.host));
-            output.push(format!("{:<12} {:<40} {}", "Session ID", "JID", "IP"));
-        }
-        let ip = s.peer.map(|p| p.ip().to_string()).unwrap_or_default();
-        output.push(format!("{:<12} {:<40} {ip}", s.id, session_jid(s)));
-    }
-    let summary = if shown.len() == all.len() {
-        format!("{} c2s sessions shown", all.len())
-    } else {
-        format!("{} out of {} c2s sessions shown", shown.len(), all.len())
-    };
-    Reply::new(output, Outcome::Ok(summary))
 }
 
 /// Prosody's host order: by labels from the right (`*` first).

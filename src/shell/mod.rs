@@ -6,7 +6,8 @@
 //!
 //! - [`line`]: a console line (`user:create("a@b", "pw")`) parsed as the
 //!   Lua call it is; lilt runs no Lua here, so only literal arguments.
-//! - [`commands`]: what each call does, in Prosody's words.
+//! - [`commands`]: what each call does, in Prosody's words ([`sessions`]:
+//!   the calls about sessions, rooms, the config and statistics).
 //! - [`session`]: the admin stream, sans-IO.
 //! - [`client`]: `lilt shell [COMMAND [ARGS...]]`.
 //!
@@ -17,6 +18,7 @@ pub mod client;
 pub mod commands;
 pub mod line;
 pub mod session;
+pub mod sessions;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -22,7 +22,7 @@ import pytest
 from conftest import running_server
 from lilt_harness import paths
 from lilt_harness.client import Client, run
-from lilt_harness.config import DOMAIN, base_config
+from lilt_harness.config import DOMAIN, Component, base_config
 
 ADMIN_NS = "xmpp:prosody.im/admin"
 OPEN = (
@@ -45,6 +45,13 @@ LINES = [
     ('user:list("nosuch.example")', False),
     ("c2s:count()", False),
     ("host:list()", False),
+    ('muc:list("conference.localhost")', False),
+    ('muc:list("localhost")', False),
+    ('muc:room("nosuch@conference.localhost")', False),
+    ('muc:room("room@nosuch.example")', False),
+    ("config:reload()", False),
+    ('c2s:close("nobody@localhost")', False),
+    ('c2s:close("alice@localhost")', False),
 ]
 
 
@@ -102,6 +109,7 @@ def wait_for_socket(path: Path) -> None:
 def console_config():
     config = base_config()
     config.globals["modules_enabled"].append("admin_shell")
+    config.hosts["conference.localhost"] = Component("muc")
     return config
 
 
@@ -122,7 +130,11 @@ def replies(kind: str, pki) -> tuple[list, list]:
                 return out
             finally:
                 console.close()
-                await client.close()
+                # c2s:close ended alice's session already.
+                try:
+                    await client.close()
+                except Exception:  # noqa: BLE001
+                    pass
 
         out = run(connected_alice())
 
@@ -211,6 +223,11 @@ def test_interactive_console_and_shutdown(start_server):
     assert "| OK: Showing all 1 users" in done.stdout, done.stdout
     assert "! Sorry, I couldn't understand that..." in done.stdout, done.stdout
     assert "| user:create(jid, password)" in done.stdout, done.stdout
+    console = Console(sock)
+    printed, result, kind = console.line('stats:show("process")')
+    assert kind is None and result.endswith("metrics shown") and printed, (printed, result)
+    assert all("process" in line.split(" ")[0] for line in printed), printed
+    console.close()
     console = Console(sock)
     assert console.line("server:shutdown()")[1:] == ("OK: Shutdown initiated", None)
     console.close()

@@ -33,6 +33,43 @@ pub enum StreamErrorCondition {
 }
 
 impl StreamErrorCondition {
+    /// Every condition, in RFC 6120's order.
+    pub const ALL: [StreamErrorCondition; 25] = {
+        use StreamErrorCondition::*;
+        [
+            BadFormat,
+            BadNamespacePrefix,
+            Conflict,
+            ConnectionTimeout,
+            HostGone,
+            HostUnknown,
+            ImproperAddressing,
+            InternalServerError,
+            InvalidFrom,
+            InvalidNamespace,
+            InvalidXml,
+            NotAuthorized,
+            NotWellFormed,
+            PolicyViolation,
+            RemoteConnectionFailed,
+            Reset,
+            ResourceConstraint,
+            RestrictedXml,
+            SeeOtherHost,
+            SystemShutdown,
+            UndefinedCondition,
+            UnsupportedEncoding,
+            UnsupportedFeature,
+            UnsupportedStanzaType,
+            UnsupportedVersion,
+        ]
+    };
+
+    /// The condition named `name` (`system-shutdown`, ...).
+    pub fn from_name(name: &str) -> Option<StreamErrorCondition> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         use StreamErrorCondition::*;
         match self {
