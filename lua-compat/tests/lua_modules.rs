@@ -308,3 +308,79 @@ fn unload_takes_back_hooks_and_items() {
     assert!(host.hooks.lock().unwrap().is_empty());
     assert!(host.items.lock().unwrap().is_empty());
 }
+
+#[test]
+fn private_stores_and_returns_xml_in_a_map_store() {
+    if !have("private") {
+        return;
+    }
+    let (host, _m) = load(TestHost::new("example.com"), "private");
+    assert_eq!(
+        host.items_of("feature"),
+        [Item::Value(Value::str("jabber:iq:private"))]
+    );
+    let juliet = origin(5, "juliet", "example.com", "balcony");
+    let mut set = LuaEvent::new("iq/self/jabber:iq:private:query")
+        .with_origin(juliet.clone())
+        .with_stanza(stanza(
+            "<iq type='set' id='s1'><query xmlns='jabber:iq:private'><prefs xmlns='urn:x:prefs' mode='dark'><colour>red</colour></prefs></query></iq>",
+        ));
+    assert_eq!(host.fire(&mut set), Some(Value::Bool(true)));
+    let (_, ack) = &host.take_session_sent()[0];
+    assert_eq!((ack.type_(), ack.id()), (Some("result"), Some("s1")));
+
+    let mut get = LuaEvent::new("iq/self/jabber:iq:private:query")
+        .with_origin(juliet)
+        .with_stanza(stanza(
+            "<iq type='get' id='g1'><query xmlns='jabber:iq:private'><prefs xmlns='urn:x:prefs'/></query></iq>",
+        ));
+    assert_eq!(host.fire(&mut get), Some(Value::Bool(true)));
+    let (_, reply) = &host.take_session_sent()[0];
+    assert_eq!(reply.type_(), Some("result"));
+    let prefs = reply
+        .get_child("query", "jabber:iq:private")
+        .and_then(|q| q.get_child("prefs", "urn:x:prefs"))
+        .expect("stored element comes back");
+    assert_eq!(prefs.get_attr("mode"), Some("dark"));
+    assert_eq!(
+        prefs.get_child_text("colour", "urn:x:prefs").as_deref(),
+        Some("red")
+    );
+}
+
+#[test]
+fn webpresence_serves_presence_over_http() {
+    if !have("webpresence") {
+        return;
+    }
+    let (host, m) = load(TestHost::new("example.com"), "webpresence");
+    let routes = host.routes.lock().unwrap().clone();
+    assert_eq!(routes.len(), 1);
+    let (method, path, route) = routes[0].clone();
+    assert_eq!((method.as_str(), path.as_str()), ("GET", "/*"));
+    let get = |wildcard: &str| {
+        m.handle_http(
+            route,
+            &lua_compat::host::HttpRequest {
+                method: "GET".into(),
+                path: format!("/{wildcard}"),
+                wildcard: Some(wildcard.into()),
+                ..Default::default()
+            },
+        )
+        .expect("handler runs")
+    };
+    let r = get("juliet@example.com/text");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"offline");
+    assert_eq!(
+        r.headers,
+        [("content-type".to_string(), "text/plain".to_string())]
+    );
+    let r = get("juliet@example.com/json");
+    let body = String::from_utf8(r.body).unwrap();
+    assert!(body.contains("\"show\":\"offline\""), "{body}");
+    assert!(body.contains("\"jid\":\"juliet@example.com\""), "{body}");
+    m.unload();
+    assert!(host.routes.lock().unwrap().is_empty());
+}

@@ -167,6 +167,9 @@ pub struct HttpRequest {
     pub method: String,
     /// The path after the module's base path.
     pub path: String,
+    /// What the route's `*` matched (`"GET /*"` for `/status/x/y` is
+    /// `x/y`): the handler's second argument; `path` when `None`.
+    pub wildcard: Option<String>,
     pub query: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,

@@ -67,7 +67,8 @@ pub(crate) fn call(lua: &Lua, f: &Function, req: &HttpRequest) -> mlua::Result<H
     let response = response_table(lua)?;
     event.set("request", &request)?;
     event.set("response", &response)?;
-    let ret: LuaValue = f.call((&event, req.path.as_str()))?;
+    let arg = req.wildcard.as_deref().unwrap_or(&req.path);
+    let ret: LuaValue = f.call((&event, arg))?;
     let mut out = HttpResponse {
         status: response.get::<Option<u16>>("status_code")?.unwrap_or(200),
         headers: headers_of(&response.get::<LuaTable>("headers")?),
