@@ -135,7 +135,7 @@ fn channel_messages_drive_allocation_and_sender_constraints() {
         out.iter()
             .filter(|(e, m)| e == ep && m["colibriClass"] == class)
             .map(|(_, m)| m.clone())
-            .last()
+            .next_back()
     };
     assert_eq!(
         told(&out, "a", "ForwardedSources").unwrap()["forwardedSources"],
