@@ -122,7 +122,22 @@ pub struct Bridge {
     drain: bool,
     finished: bool,
     last_now: Option<Instant>,
+    /// The debug state of every conference, rebuilt at most every
+    /// [`DEBUG_REFRESH`] (or when the number of endpoints changes): stats
+    /// are taken on every timeout.
+    debug_cache: std::cell::RefCell<Option<DebugCache>>,
 }
+
+/// A snapshot of the conferences' debug state: when it was made, for how
+/// many endpoints, and the state by conference id.
+type DebugCache = (
+    Instant,
+    usize,
+    std::sync::Arc<BTreeMap<String, serde_json::Value>>,
+);
+
+/// How stale the debug state in [`Bridge::stats`] may be.
+const DEBUG_REFRESH: Duration = Duration::from_secs(1);
 
 impl Bridge {
     pub fn new(config: BridgeConfig) -> Bridge {
@@ -139,6 +154,7 @@ impl Bridge {
             drain: false,
             finished: false,
             last_now: None,
+            debug_cache: std::cell::RefCell::new(None),
         }
     }
 
@@ -473,7 +489,7 @@ impl Bridge {
             endpoints_bandwidth_limited: totals.bandwidth_limited,
             total_target_bps: totals.target_bps,
             total_ideal_bps: totals.ideal_bps,
-            debug: std::sync::Arc::new(self.debug_states()),
+            debug: self.cached_debug_states(participants as usize),
             conference_sizes: sizes,
             conferences: self.conferences.len() as u64,
             participants,
@@ -500,6 +516,28 @@ impl Bridge {
             relay_id: self.config.relay_id.clone(),
             current_timestamp_ms: 0,
         }
+    }
+}
+
+impl Bridge {
+    /// The conferences' debug state, from the cache when it is recent.
+    fn cached_debug_states(
+        &self,
+        endpoints: usize,
+    ) -> std::sync::Arc<BTreeMap<String, serde_json::Value>> {
+        let now = self.last_now;
+        let mut cache = self.debug_cache.borrow_mut();
+        if let (Some(now), Some((at, count, states))) = (now, cache.as_ref())
+            && *count == endpoints
+            && now.saturating_duration_since(*at) < DEBUG_REFRESH
+        {
+            return states.clone();
+        }
+        let states = std::sync::Arc::new(self.debug_states());
+        if let Some(now) = now {
+            *cache = Some((now, endpoints, states.clone()));
+        }
+        states
     }
 }
 
