@@ -1,15 +1,16 @@
 //! Bandwidth allocation end to end: str0m clients in a conference on the
 //! whole sans-IO bridge (Colibri2, bridge channel, media core). Receivers
 //! asking for 180p and 720p get different simulcast layers; last-N 1
-//! forwards only the dominant speaker's video; the messages of both client
-//! generations follow. Run: `cargo test -p sfu-component --test allocation_calls`.
+//! forwards only the dominant speaker's video; a receiver behind a shaped
+//! link falls to a lower layer within seconds and climbs back when the
+//! limit lifts; the messages of both client generations follow. Run: `cargo test -p sfu-component --test allocation_calls`.
 
 mod bridge_net;
 mod media_harness;
 
 use std::time::Duration;
 
-use bridge_net::CallNet;
+use bridge_net::{CallNet, Shaper};
 use media_harness::{ClientSsrcs, layer_of};
 
 /// The layer tags of the last `n` video packets `receiver` got on `ssrc`.
@@ -154,4 +155,69 @@ fn last_n_one_forwards_only_the_dominant_speaker() {
         ln.last().unwrap()["endpointsEnteringLastN"],
         serde_json::json!(["b"])
     );
+}
+
+/// The target layer of `source` in `receiver`'s allocation (debug state).
+fn target_spatial(net: &CallNet, receiver: &str, source: &str) -> Option<u64> {
+    let stats = net.bridge.stats();
+    let allocation = stats.debug[&net.conference]["endpoints"][receiver]["bitrateController"]
+        ["bitrate_allocator"]["allocation"]
+        .clone();
+    allocation["allocations"]
+        .as_array()?
+        .iter()
+        .find(|a| a["source"] == source)?["target"]["spatial"]
+        .as_u64()
+}
+
+#[test]
+fn a_shaped_receiver_falls_to_a_lower_layer_and_climbs_back() {
+    let mut net = CallNet::new();
+    // About 40, 110 and 330 kbps for the three layers.
+    net.frame_padding = [120, 400, 1300];
+    net.join("s", ClientSsrcs::new(1000, 3));
+    net.join("r", ClientSsrcs::new(2000, 1));
+    net.client_mut("r").sending = false;
+    net.send_simulcast("s");
+    net.message(
+        "r",
+        r#"{"colibriClass":"ReceiverVideoConstraints","onStageSources":["s-v0"],"constraints":{"s-v0":{"maxHeight":720}}}"#,
+    );
+    net.connect_all();
+    // The estimate is trusted only after Videobridge's initial 10 s.
+    net.run_for(Duration::from_secs(11));
+    let visible = net.client("s").ssrcs.video[0];
+    assert!(last_layers(&net, "r", visible, 10).iter().all(|l| *l == 2));
+    net.shapers.insert("r".into(), Shaper::new(250_000));
+    let mut fell = None;
+    for second in 0..5 {
+        net.run_for(Duration::from_secs(1));
+        if target_spatial(&net, "r", "s-v0").is_some_and(|s| s < 2) {
+            fell = Some(second);
+            break;
+        }
+    }
+    let debug =
+        net.bridge.stats().debug[&net.conference]["endpoints"]["r"]["bitrateController"].clone();
+    assert!(
+        fell.is_some(),
+        "still on the top layer behind the shaper: {debug}"
+    );
+    net.run_for(Duration::from_secs(1));
+    let layers = last_layers(&net, "r", visible, 10);
+    assert!(layers.iter().all(|l| *l < 2), "r still gets {layers:?}");
+    // The limit lifts: back to 720p.
+    net.shapers.clear();
+    let mut climbed = None;
+    for second in 0..10 {
+        net.run_for(Duration::from_secs(1));
+        if target_spatial(&net, "r", "s-v0") == Some(2) {
+            climbed = Some(second);
+            break;
+        }
+    }
+    eprintln!("fell after {fell:?} s, climbed back after {climbed:?} s");
+    let debug =
+        net.bridge.stats().debug[&net.conference]["endpoints"]["r"]["bitrateController"].clone();
+    assert!(climbed.is_some(), "did not climb back: {debug}");
 }

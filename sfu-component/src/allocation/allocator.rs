@@ -43,6 +43,10 @@ pub struct Allocation {
     pub oversending: bool,
     pub target_bps: i64,
     pub ideal_bps: i64,
+    /// Some wanted source got no layer for lack of bandwidth.
+    pub has_suspended: bool,
+    /// Some source got less than its ideal layer.
+    pub limited: bool,
 }
 
 impl Allocation {
@@ -52,7 +56,7 @@ impl Allocation {
     }
 
     pub fn has_suspended_sources(&self) -> bool {
-        self.sources.iter().any(|s| s.suspended)
+        self.has_suspended
     }
 
     /// Whether the receiver's effective constraints for any source of
@@ -207,6 +211,8 @@ pub fn allocate(
             on_stage: a.on_stage,
             suspended: a.is_suspended(),
         });
+        out.has_suspended |= a.is_suspended();
+        out.limited |= a.target != a.considered.layers.len().checked_sub(1);
     }
     out
 }

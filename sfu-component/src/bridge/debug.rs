@@ -28,7 +28,7 @@ impl Bridge {
             let a = &ep.allocation.allocation;
             t.suspended += u64::from(a.has_suspended_sources());
             t.oversending += u64::from(a.oversending);
-            t.bandwidth_limited += u64::from(a.sources.iter().any(|s| s.target != s.ideal));
+            t.bandwidth_limited += u64::from(a.limited);
             t.target_bps += u64::try_from(a.target_bps).unwrap_or(0);
             t.ideal_bps += u64::try_from(a.ideal_bps).unwrap_or(0);
         }

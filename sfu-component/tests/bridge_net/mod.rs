@@ -44,7 +44,50 @@ pub struct CallNet {
     /// Senders whose video the test writes itself (simulcast with real
     /// heights), by client id.
     simulcast: BTreeMap<String, SimulcastSender>,
+    /// Bytes of padding each simulcast layer's frames carry (sets the
+    /// layers' bit rates).
+    pub frame_padding: [usize; 3],
+    /// Shaped bridge → client links, by client id.
+    pub shapers: BTreeMap<String, Shaper>,
+    /// Datagrams on a shaped link: (delivery time, source, destination,
+    /// contents).
+    in_flight: Vec<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
     iq: u32,
+}
+
+/// A shaped bridge → client link: datagrams queue behind each other at
+/// `bps` (so delay grows as a bottleneck's does) and are dropped once the
+/// queue holds more than `max_queue` of sending time.
+#[derive(Debug, Clone)]
+pub struct Shaper {
+    pub bps: u64,
+    pub max_queue: Duration,
+    busy_until: Option<Instant>,
+    pub dropped: usize,
+}
+
+impl Shaper {
+    pub fn new(bps: u64) -> Shaper {
+        Shaper {
+            bps,
+            max_queue: Duration::from_millis(300),
+            busy_until: None,
+            dropped: 0,
+        }
+    }
+
+    /// When a datagram of `len` bytes arriving at `now` leaves the link,
+    /// `None` if the queue is full.
+    fn departure(&mut self, now: Instant, len: usize) -> Option<Instant> {
+        let start = self.busy_until.filter(|t| *t > now).unwrap_or(now);
+        if start.saturating_duration_since(now) > self.max_queue {
+            self.dropped += 1;
+            return None;
+        }
+        let done = start + Duration::from_secs_f64(len as f64 * 8.0 / self.bps as f64);
+        self.busy_until = Some(done);
+        Some(done)
+    }
 }
 
 impl CallNet {
@@ -64,6 +107,9 @@ impl CallNet {
             clients: Vec::new(),
             channel: BTreeMap::new(),
             simulcast: BTreeMap::new(),
+            frame_padding: [0; 3],
+            shapers: BTreeMap::new(),
+            in_flight: Vec::new(),
             iq: 0,
         }
     }
@@ -216,16 +262,13 @@ impl CallNet {
                 let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination) else {
                     return;
                 };
-                let input = Input::Receive(
-                    now,
-                    Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination,
-                        contents: contents.as_slice().try_into().unwrap(),
-                    },
-                );
-                client.rtc.handle_input(input).unwrap();
+                if let Some(shaper) = self.shapers.get_mut(&client.id) {
+                    if let Some(at) = shaper.departure(now, contents.len()) {
+                        self.in_flight.push((at, source, destination, contents));
+                    }
+                    return;
+                }
+                deliver(now, client, source, destination, &contents);
             }
             Output::Channel {
                 endpoint, message, ..
@@ -234,6 +277,19 @@ impl CallNet {
                 self.channel.entry(endpoint).or_default().push(v);
             }
             _ => {}
+        }
+    }
+
+    /// Hands the shaped links' datagrams that are due to their clients.
+    fn deliver_due(&mut self) {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.in_flight.drain(..).partition(|(at, ..)| *at <= now);
+        self.in_flight = later;
+        for (_, source, destination, contents) in due {
+            if let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination) {
+                deliver(now, client, source, destination, &contents);
+            }
         }
     }
 
@@ -260,6 +316,7 @@ impl CallNet {
 
     fn write_simulcast(&mut self) {
         let now = self.now;
+        let padding = self.frame_padding;
         for (id, (pids, seqs, next)) in self.simulcast.iter_mut() {
             if next.is_some_and(|t| t > now) {
                 continue;
@@ -280,7 +337,8 @@ impl CallNet {
                     std::mem::replace(&mut client.keyframe_due[layer], false) || seq % 30 == 1;
                 let pid = pids[layer];
                 pids[layer] = (pid + 1) & 0x7fff;
-                let payload = vp8_frame(pid, layer, key);
+                let mut payload = vp8_frame(pid, layer, key);
+                payload.resize(payload.len() + padding[layer.min(2)], 0);
                 let ts = (seq * 3000) as u32 + 100_000 * layer as u32;
                 if let Some(tx) = client.rtc.direct_api().stream_tx(&Ssrc::from(ssrc)) {
                     tx.write_rtp(
@@ -307,6 +365,7 @@ impl CallNet {
                 client.timeout = Some(now);
             }
             self.write_simulcast();
+            self.deliver_due();
             if self.bridge.next_timeout().is_some_and(|t| t <= now) {
                 self.bridge.handle_timeout(now);
             }
@@ -323,6 +382,25 @@ impl CallNet {
         }
         panic!("clients did not connect");
     }
+}
+
+fn deliver(
+    now: Instant,
+    client: &mut Client,
+    source: SocketAddr,
+    destination: SocketAddr,
+    contents: &[u8],
+) {
+    let input = Input::Receive(
+        now,
+        Receive {
+            proto: Protocol::Udp,
+            source,
+            destination,
+            contents: contents.try_into().unwrap(),
+        },
+    );
+    client.rtc.handle_input(input).unwrap();
 }
 
 fn drain(now: Instant, client: &mut Client, out: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)>) {
