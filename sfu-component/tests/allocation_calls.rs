@@ -29,7 +29,13 @@ fn receivers_asking_180p_and_720p_get_different_layers() {
     net.join("s", ClientSsrcs::new(1000, 3));
     net.join("r180", ClientSsrcs::new(2000, 1));
     net.join("r720", ClientSsrcs::new(3000, 1));
+    net.join("r2021", ClientSsrcs::new(4000, 1));
     net.send_simulcast("s");
+    // A 2021 client (2.6726) keys its constraints by endpoint id.
+    net.message(
+        "r2021",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"selectedEndpoints":[],"onStageEndpoints":["s"],"defaultConstraints":{"maxHeight":180},"constraints":{"s":{"maxHeight":360}}}"#,
+    );
     net.message(
         "r180",
         r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":180},"constraints":{}}"#,
@@ -47,6 +53,11 @@ fn receivers_asking_180p_and_720p_get_different_layers() {
     assert_eq!(high.len(), 20, "r720 got too little video");
     assert!(low.iter().all(|l| *l == 0), "r180 got layers {low:?}");
     assert!(high.iter().all(|l| *l == 2), "r720 got layers {high:?}");
+    let middle = last_layers(&net, "r2021", visible, 20);
+    assert!(
+        middle.iter().all(|l| *l == 1),
+        "r2021 got layers {middle:?}"
+    );
     // The other SIM SSRCs never reach a receiver.
     for r in ["r180", "r720"] {
         for ssrc in &net.client("s").ssrcs.video[1..] {
@@ -95,8 +106,9 @@ fn receivers_asking_180p_and_720p_get_different_layers() {
     net.run_for(Duration::from_secs(2));
     let now_low = last_layers(&net, "r720", visible, 10);
     assert!(now_low.iter().all(|l| *l == 0), "r720 now got {now_low:?}");
+    // The most anyone now needs is r2021's 360p.
     let ssc = net.messages_of("s", "SenderSourceConstraints");
-    assert_eq!(ssc.last().unwrap()["maxHeight"], 180);
+    assert_eq!(ssc.last().unwrap()["maxHeight"], 360);
 }
 
 #[test]
@@ -220,4 +232,33 @@ fn a_shaped_receiver_falls_to_a_lower_layer_and_climbs_back() {
     let debug =
         net.bridge.stats().debug[&net.conference]["endpoints"]["r"]["bitrateController"].clone();
     assert!(climbed.is_some(), "did not climb back: {debug}");
+}
+
+#[test]
+fn audio_subscription_none_stops_audio_only() {
+    let mut net = CallNet::new();
+    net.join("a", ClientSsrcs::new(1000, 1));
+    net.join("r", ClientSsrcs::new(2000, 1));
+    net.connect_all();
+    net.run_for(Duration::from_secs(1));
+    let audio = net.client("a").ssrcs.audio;
+    let video = net.client("a").ssrcs.video[0];
+    let count = |net: &CallNet, ssrc| net.client("r").received_on(ssrc).len();
+    assert!(count(&net, audio) > 20, "no audio before");
+    net.message(
+        "r",
+        r#"{"colibriClass":"ReceiverAudioSubscription","mode":"None"}"#,
+    );
+    net.run_for(Duration::from_millis(200));
+    let (a0, v0) = (count(&net, audio), count(&net, video));
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(count(&net, audio), a0, "audio still flows");
+    assert!(count(&net, video) > v0 + 15, "video stopped too");
+    // Custom: included and not excluded.
+    net.message(
+        "r",
+        r#"{"colibriClass":"ReceiverAudioSubscription","mode":"Custom","include":["a-a0"],"exclude":[]}"#,
+    );
+    net.run_for(Duration::from_secs(1));
+    assert!(count(&net, audio) > a0 + 20, "audio did not come back");
 }
