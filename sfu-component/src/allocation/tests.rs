@@ -371,3 +371,34 @@ fn messages_parse_as_both_client_generations_read_them() {
         assert!(v["colibriClass"].is_string());
     }
 }
+
+#[test]
+fn stats_filtered_in_large_conferences() {
+    let (mut c, m) = conference(&["a", "b", "r"]);
+    update(&mut c, &m, &AllocationConfig::default(), Instant::now());
+    assert!(wants_stats_from(&c, &c.endpoints["r"], "a"));
+    for i in 0..20 {
+        let id = format!("x{i:02}");
+        c.endpoints
+            .insert(id.clone(), Endpoint::new(id, "pwd".into()));
+    }
+    constrain(
+        &mut c,
+        "r",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":1}"#,
+    );
+    c.speakers = vec!["b".into()];
+    update(&mut c, &m, &AllocationConfig::default(), Instant::now());
+    // 23 endpoints: b is a recent speaker; a is outside r's last-N (its
+    // effective constraints are 0); x00 sends nothing and never spoke.
+    assert!(wants_stats_from(&c, &c.endpoints["r"], "b"));
+    assert!(!wants_stats_from(&c, &c.endpoints["r"], "a"));
+    assert!(!wants_stats_from(&c, &c.endpoints["r"], "x00"));
+    // Selecting a brings its stats back.
+    constrain(
+        &mut c,
+        "r",
+        r#"{"colibriClass":"ReceiverVideoConstraints","selectedSources":["a-v0"]}"#,
+    );
+    assert!(wants_stats_from(&c, &c.endpoints["r"], "a"));
+}
