@@ -46,6 +46,10 @@ impl VideoType {
     }
 }
 
+/// The temporal id of an unmeasured layer: every frame is forwarded
+/// until the core knows the source's temporal layers.
+pub const ALL_TEMPORAL: u8 = u8::MAX;
+
 /// One layer (Videobridge's `RtpLayerDesc` with a bit rate snapshot).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Layer {
@@ -83,7 +87,8 @@ pub fn video_source_name(owner: &str, index: usize, signalled: &str) -> String {
 /// Every video source of `conf` in speech-activity order (dominant speaker
 /// first, as Videobridge's `ConferenceSpeechActivity` orders endpoints),
 /// with the layers the core measured, or unmeasured layers (one per
-/// simulcast SSRC, temporal 0) for a source it has not measured.
+/// simulcast SSRC, every temporal layer: [`ALL_TEMPORAL`]) for a source
+/// it has not measured.
 pub fn conference_sources(conf: &Conference, measured: &[SourceLayers]) -> Vec<SourceDesc> {
     let mut out = Vec::new();
     for owner in conf.speaker_order() {
@@ -137,7 +142,7 @@ fn endpoint_sources(ep: &Endpoint, measured: &[SourceLayers]) -> Vec<SourceDesc>
                         .map_or(1, |g| g.ssrcs.len().max(1));
                     (0..spatial.min(usize::from(u8::MAX)))
                         .map(|i| Layer {
-                            id: LayerId::new(u8::try_from(i).unwrap_or(u8::MAX), 0),
+                            id: LayerId::new(u8::try_from(i).unwrap_or(u8::MAX), ALL_TEMPORAL),
                             height: -1,
                             frame_rate: -1.0,
                             bitrate_bps: 0,

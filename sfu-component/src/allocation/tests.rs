@@ -297,7 +297,10 @@ fn suspended_when_not_even_the_lowest_layer_fits() {
 fn unmeasured_sources_are_forwarded_at_their_top_layer() {
     let (mut c, _) = conference(&["a", "r"]);
     update(&mut c, &[], &AllocationConfig::default(), Instant::now());
-    assert_eq!(target(&c, "r", "a-v0"), Some(LayerId::new(2, 0)));
+    assert_eq!(
+        target(&c, "r", "a-v0"),
+        Some(LayerId::new(2, source::ALL_TEMPORAL))
+    );
 }
 
 #[test]
