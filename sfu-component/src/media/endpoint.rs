@@ -74,6 +74,8 @@ pub(crate) struct Endpoint {
     pub mute_video: bool,
     /// When the `Rtc` wants `Input::Timeout` next.
     pub rtc_timeout: Option<Instant>,
+    /// The latest time the `Rtc` was given.
+    pub rtc_now: Option<Instant>,
     /// Receiver-visible SSRC -> stream forwarded to this endpoint.
     pub forwarded: HashMap<u32, ForwardedStream>,
     /// Synthetic rid -> receiver-visible SSRC.
@@ -113,6 +115,7 @@ impl Endpoint {
             mute_audio: false,
             mute_video: false,
             rtc_timeout: None,
+            rtc_now: None,
             forwarded: HashMap::new(),
             rid_to_ssrc: HashMap::new(),
             rx_ssrcs: HashSet::new(),

@@ -8,10 +8,11 @@
 //!   started or stopped, a height changed, or a bitrate moved by more than
 //!   20 % (and 10 kbit/s) since the last report;
 //! - the desired bitrate given to each receiver's BWE (`Bwe::set_bitrate`)
-//!   is what its targets need plus one step: for every forwarded source the
-//!   bitrate of the next spatial layer above its target (all temporal
-//!   layers), so the estimator probes for the capacity to climb back once
-//!   a limit lifts.
+//!   is what the best layers of every source it is not suspended from
+//!   would need, plus a quarter: the estimator probes for the capacity to
+//!   climb back once a limit lifts (Videobridge probes for its "ideal"
+//!   layers likewise; allocation keeps the forwarded rate within the
+//!   estimate, since str0m's pacer sends at most 1.1 times the estimate).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,11 +21,13 @@ use str0m::bwe::Bitrate;
 
 use super::conference::Conference;
 use super::forward::Target;
-use super::layers::{LayerInfo, SourceLayers};
+use super::layers::SourceLayers;
 use super::{MediaEvent, MediaOutput};
 
 /// How often layers are compared and desired bitrates refreshed.
 const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// Probing never aims lower (audio, a thumbnail).
+const MIN_DESIRED_BPS: u64 = 300_000;
 /// A smaller change of the estimate is reported at most this often.
 const ESTIMATE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -164,32 +167,17 @@ impl Conference {
             let Some(source) = self.video.get(visible) else {
                 continue;
             };
-            let layers = source.meter.layers(now);
-            let Some((spatial, _)) = f.forwarder.wanted(source.meter.active_mask(now)) else {
+            if f.forwarder.target() == Target::Suspended {
                 continue;
-            };
-            let step = match f.forwarder.target() {
-                Target::Top => spatial,
-                _ => spatial + 1,
-            };
-            desired += top_bitrate(&layers, step)
-                .or_else(|| top_bitrate(&layers, spatial))
-                .unwrap_or(0);
+            }
+            let layers = source.meter.layers(now);
+            desired += layers.iter().map(|l| l.bitrate_bps).max().unwrap_or(0);
         }
+        let desired = (desired + desired / 4).max(MIN_DESIRED_BPS);
         if let Some(rtc) = endpoint.rtc.as_mut() {
-            rtc.bwe()
-                .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired.max(300_000)));
+            rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
         }
     }
-}
-
-/// The bitrate of a spatial layer with all its temporal layers.
-fn top_bitrate(layers: &[LayerInfo], spatial: usize) -> Option<u64> {
-    layers
-        .iter()
-        .filter(|l| usize::from(l.layer.spatial) == spatial)
-        .map(|l| l.bitrate_bps)
-        .max()
 }
 
 fn layers_differ(old: &[SourceLayers], new: &[SourceLayers]) -> bool {

@@ -31,7 +31,8 @@ pub(crate) struct SpatialMeter {
     last_timestamp: Option<u32>,
     /// Whether packets carry a temporal id (VP8 T bit).
     temporal: bool,
-    buckets: [Bucket; BUCKETS],
+    /// One more than the window: the current, partial slot.
+    buckets: [Bucket; BUCKETS + 1],
 }
 
 /// All spatial layers of one source.
@@ -78,7 +79,7 @@ impl SourceMeter {
             layer.temporal = true;
         }
         let t = usize::from(tid.unwrap_or(0)).min(TIDS - 1);
-        let index = (slot % BUCKETS as u64) as usize;
+        let index = (slot % (BUCKETS as u64 + 1)) as usize;
         let Some(bucket) = layer.buckets.get_mut(index) else {
             return;
         };
@@ -117,11 +118,16 @@ impl SourceMeter {
     /// Every active layer, lowest first.
     pub fn layers(&self, now: Instant) -> Vec<LayerInfo> {
         let slot = self.slot(now);
-        // The window is the last BUCKETS slots including the current one,
-        // shorter while the meter is younger than that.
-        let first_slot = slot.saturating_sub(BUCKETS as u64 - 1);
-        let window_slots = slot - first_slot + 1;
-        let secs = (window_slots as f64 * BUCKET.as_secs_f64()).max(BUCKET.as_secs_f64());
+        // The window is the last BUCKETS completed slots (the current one
+        // is partial), fewer while the meter is younger than that; the
+        // current slot only while there is no completed one.
+        let (first_slot, last_slot) = if slot == 0 {
+            (0, 0)
+        } else {
+            (slot.saturating_sub(BUCKETS as u64), slot - 1)
+        };
+        let window_slots = last_slot - first_slot + 1;
+        let secs = window_slots as f64 * BUCKET.as_secs_f64();
         let mut out = Vec::new();
         for (s, layer) in self.spatial.iter().enumerate() {
             if !self.is_active(now, s) {
@@ -129,7 +135,8 @@ impl SourceMeter {
             }
             let mut bytes = [0u64; TIDS];
             let mut frames = [0u64; TIDS];
-            for b in layer.buckets.iter().filter(|b| b.slot >= first_slot) {
+            let in_window = |b: &&Bucket| (first_slot..=last_slot).contains(&b.slot);
+            for b in layer.buckets.iter().filter(in_window) {
                 for t in 0..TIDS {
                     bytes[t] += b.bytes[t];
                     frames[t] += u64::from(b.frames[t]);

@@ -42,7 +42,9 @@ impl Conference {
             .keyframe_requested
             .get(&ssrc)
             .is_some_and(|at| now.saturating_duration_since(*at) < KEYFRAME_REQUEST_INTERVAL);
-        if recent {
+        // A sender not connected yet is asked when it connects.
+        let connected = self.endpoints.get(&info.owner).is_some_and(|e| e.connected);
+        if recent || !connected {
             return Vec::new();
         }
         self.keyframe_requested.insert(ssrc, now);

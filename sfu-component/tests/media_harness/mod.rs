@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 mod client;
+pub mod layered;
+mod shaper;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,6 +18,9 @@ use media_signalling::{HeaderExtension, MediaDescription, MediaKind, PayloadType
 use sfu_component::media::{MediaConfig, MediaCore, MediaEvent, MediaOutput};
 use str0m::net::{Protocol, Receive};
 use str0m::{IceCreds, Input, Output};
+
+#[allow(unused_imports)]
+pub use shaper::Shaper;
 
 #[allow(unused_imports)]
 pub use client::{
@@ -142,6 +147,8 @@ pub struct Net {
     /// id; true drops it.
     pub drop_to_client: Option<DropFilter>,
     pub dropped: usize,
+    /// Rate limits on the link from the bridge to a client (by id).
+    pub shapers: Vec<(String, Shaper)>,
 }
 
 impl Net {
@@ -158,6 +165,7 @@ impl Net {
             events: Vec::new(),
             drop_to_client: None,
             dropped: 0,
+            shapers: Vec::new(),
         }
     }
 
@@ -240,6 +248,26 @@ impl Net {
     /// received packet until the next poll).
     fn settle(&mut self) {
         let mut to_core: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+        // What the shapers let through by now.
+        let now = self.now;
+        for (id, shaper) in &mut self.shapers {
+            let Some(client) = self.clients.iter_mut().find(|c| c.id == *id) else {
+                continue;
+            };
+            while let Some((source, destination, contents)) = shaper.pop_due(now) {
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination,
+                        contents: contents.as_slice().try_into().unwrap(),
+                    },
+                );
+                client.rtc.handle_input(input).unwrap();
+                drain(now, client, &mut to_core);
+            }
+        }
         for _ in 0..1000 {
             for client in &mut self.clients {
                 drain(self.now, client, &mut to_core);
@@ -268,6 +296,12 @@ impl Net {
                             && filter(&client.id, &contents)
                         {
                             self.dropped += 1;
+                            continue;
+                        }
+                        if let Some((_, shaper)) =
+                            self.shapers.iter_mut().find(|(id, _)| *id == client.id)
+                        {
+                            shaper.push(self.now, source, destination, contents);
                             continue;
                         }
                         let input = Input::Receive(
