@@ -94,16 +94,21 @@ pub fn update(
 }
 
 /// For every source, the largest height the receivers' effective
-/// constraints allow (0: nobody wants it; -1: someone set no limit).
-fn sender_heights(conf: &Conference, sources: &[SourceDesc]) -> BTreeMap<(String, String), i64> {
-    let mut wanted: BTreeMap<(String, String), i64> = sources
+/// constraints allow (0: nobody wants it; -1: someone set no limit;
+/// `None`: there is no receiver at all).
+fn sender_heights(
+    conf: &Conference,
+    sources: &[SourceDesc],
+) -> BTreeMap<(String, String), Option<i64>> {
+    let mut wanted: BTreeMap<(String, String), Option<i64>> = sources
         .iter()
-        .map(|s| ((s.owner.clone(), s.name.clone()), 0))
+        .map(|s| ((s.owner.clone(), s.name.clone()), None))
         .collect();
     for receiver in conf.endpoints.values() {
         for s in &receiver.allocation.allocation.sources {
             if let Some(h) = wanted.get_mut(&(s.owner.clone(), s.name.clone())) {
-                *h = combine(*h, s.constraints.max_height);
+                let height = s.constraints.max_height;
+                *h = Some(h.map_or(height, |h| combine(h, height)));
             }
         }
     }
@@ -146,10 +151,13 @@ fn forwarded_messages(ep: &mut Endpoint, out: &mut Vec<(String, String)>) {
 }
 
 /// `SenderSourceConstraints` per source and the 2021 endpoint-level
-/// `SenderVideoConstraints`, when they changed.
+/// `SenderVideoConstraints`, when they changed. A source nobody could
+/// receive (the sender is alone) is not constrained, as with Videobridge,
+/// which only tells a sender about its receivers: it keeps its own
+/// defaults, until its last receiver leaves (then 0).
 fn sender_messages(
     ep: &mut Endpoint,
-    wanted: &BTreeMap<(String, String), i64>,
+    wanted: &BTreeMap<(String, String), Option<i64>>,
     out: &mut Vec<(String, String)>,
 ) {
     let mut endpoint_level: Option<i64> = None;
@@ -157,10 +165,15 @@ fn sender_messages(
         if *owner != ep.id {
             continue;
         }
-        endpoint_level = Some(endpoint_level.map_or(*h, |e| combine(e, *h)));
-        if ep.sent_sender_constraints.get(name) != Some(h) {
-            out.push((ep.id.clone(), outgoing::sender_source_constraints(name, *h)));
-            ep.sent_sender_constraints.insert(name.clone(), *h);
+        let h = match h {
+            Some(h) => *h,
+            None if ep.sent_sender_constraints.contains_key(name) => 0,
+            None => continue,
+        };
+        endpoint_level = Some(endpoint_level.map_or(h, |e| combine(e, h)));
+        if ep.sent_sender_constraints.get(name) != Some(&h) {
+            out.push((ep.id.clone(), outgoing::sender_source_constraints(name, h)));
+            ep.sent_sender_constraints.insert(name.clone(), h);
         }
     }
     if let Some(h) = endpoint_level {

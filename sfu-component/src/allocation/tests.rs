@@ -405,3 +405,25 @@ fn stats_filtered_in_large_conferences() {
     );
     assert!(wants_stats_from(&c, &c.endpoints["r"], "a"));
 }
+
+#[test]
+fn a_sender_alone_is_not_constrained_until_a_receiver_comes_and_goes() {
+    let (mut c, m) = conference(&["a"]);
+    let config = AllocationConfig::default();
+    let u = update(&mut c, &m, &config, Instant::now());
+    assert!(messages(&u, "a", "SenderSourceConstraints").is_empty());
+    let mut r = Endpoint::new("r".into(), "pwd".into());
+    r.channel_open = true;
+    c.endpoints.insert("r".into(), r);
+    let u = update(&mut c, &m, &config, Instant::now());
+    assert_eq!(
+        messages(&u, "a", "SenderSourceConstraints")[0]["maxHeight"],
+        180
+    );
+    c.endpoints.remove("r");
+    let u = update(&mut c, &m, &config, Instant::now());
+    assert_eq!(
+        messages(&u, "a", "SenderSourceConstraints")[0]["maxHeight"],
+        0
+    );
+}
