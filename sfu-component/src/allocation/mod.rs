@@ -65,23 +65,7 @@ pub fn update(
     let sources = conference_sources(conf, measured);
     let mut out = Update::default();
     for ep in conf.endpoints.values_mut() {
-        let available = ep.allocation.available_bps(now, config);
-        let allocation = allocate(&ep.id, &sources, &ep.allocation.settings, config, available);
-        let targets: Vec<ForwardingTarget> = allocation
-            .sources
-            .iter()
-            .map(|s| ForwardingTarget {
-                owner: s.owner.clone(),
-                source_name: s.name.clone(),
-                target: s.target,
-            })
-            .collect();
-        if ep.allocation.sent_targets.as_ref() != Some(&targets) {
-            ep.allocation.sent_targets = Some(targets.clone());
-            out.forwarding.push((ep.id.clone(), targets));
-        }
-        ep.allocation.allocation = allocation;
-        ep.allocation.last_update = Some(now);
+        reallocate(ep, &sources, config, now, &mut out);
     }
     let wanted = sender_heights(conf, &sources);
     for ep in conf.endpoints.values_mut() {
@@ -91,6 +75,53 @@ pub fn update(
         }
     }
     out
+}
+
+/// Reallocates one receiver only (a new bandwidth estimate: what the
+/// senders are asked for does not depend on it).
+pub fn update_receiver(
+    conf: &mut Conference,
+    receiver: &str,
+    measured: &[SourceLayers],
+    config: &AllocationConfig,
+    now: Instant,
+) -> Update {
+    let sources = conference_sources(conf, measured);
+    let mut out = Update::default();
+    if let Some(ep) = conf.endpoints.get_mut(receiver) {
+        reallocate(ep, &sources, config, now, &mut out);
+        if ep.channel_open {
+            forwarded_messages(ep, &mut out.messages);
+        }
+    }
+    out
+}
+
+/// Allocates for one receiver; new forwarding targets go to `out`.
+fn reallocate(
+    ep: &mut Endpoint,
+    sources: &[SourceDesc],
+    config: &AllocationConfig,
+    now: Instant,
+    out: &mut Update,
+) {
+    let available = ep.allocation.available_bps(now, config);
+    let allocation = allocate(&ep.id, sources, &ep.allocation.settings, config, available);
+    let targets: Vec<ForwardingTarget> = allocation
+        .sources
+        .iter()
+        .map(|s| ForwardingTarget {
+            owner: s.owner.clone(),
+            source_name: s.name.clone(),
+            target: s.target,
+        })
+        .collect();
+    if ep.allocation.sent_targets.as_ref() != Some(&targets) {
+        ep.allocation.sent_targets = Some(targets.clone());
+        out.forwarding.push((ep.id.clone(), targets));
+    }
+    ep.allocation.allocation = allocation;
+    ep.allocation.last_update = Some(now);
 }
 
 /// For every source, the largest height the receivers' effective
