@@ -291,3 +291,42 @@ fn audio_subscriptions_choose_the_audio_sources() {
     // Video is not affected.
     assert!(b.received_on(1010).len() > 15 && c.received_on(2010).len() > 15);
 }
+
+#[test]
+fn a_packet_lost_after_a_switch_and_temporal_drops_comes_back_through_rtx() {
+    let mut net = three_layer_call();
+    target(&mut net, "b", Some(LayerId::new(0, 2)));
+    net.run_for(Duration::from_millis(600));
+    // Up to 360p with TID 0 and 1 only: rewritten numbers from here on.
+    target(&mut net, "b", Some(LayerId::new(1, 1)));
+    net.run_for(Duration::from_millis(600));
+    assert_eq!(
+        decoded(&net, "b", 0).frames.last().map(|f| f.layer),
+        Some(1)
+    );
+    let next = net.client("b").received_on(1010).last().unwrap().seq as u16 + 4;
+    let mut done = false;
+    net.drop_to_client = Some(Box::new(move |to, datagram| {
+        if to == "b" && !done && media_harness::rtp_ssrc_seq(datagram) == Some((1010, next)) {
+            done = true;
+            return true;
+        }
+        false
+    }));
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.dropped, 1);
+    // The receiver's jitter buffer orders by sequence number.
+    let mut got: Vec<_> = net.client("b").received_on(1010);
+    let resent: Vec<_> = got.iter().filter(|r| r.seq as u16 == next).collect();
+    assert_eq!(resent.len(), 1, "the lost packet came back");
+    got.sort_by_key(|r| r.seq);
+    let d = decode(&got);
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    assert!(
+        d.frames
+            .iter()
+            .rev()
+            .take(10)
+            .all(|f| f.layer == 1 && f.tid <= 1)
+    );
+}

@@ -275,11 +275,21 @@ impl LayerForwarder {
             self.last_dropped_picture = Some(pid);
             picture_id_offset = picture_id_offset.wrapping_sub(1);
         }
-        self.shifts.push_back(Shift {
+        let shift = Shift {
             from_seq: packet.seq_no.wrapping_add(1),
             seq_offset: last.seq_offset.wrapping_sub(1),
             picture_id_offset,
-        });
+        };
+        // The packet before was dropped too (the same frame, mostly): one
+        // entry covers both, so the history holds one per dropped run.
+        if last.from_seq == packet.seq_no
+            && self.shifts.len() > 1
+            && let Some(back) = self.shifts.back_mut()
+        {
+            *back = shift;
+            return;
+        }
+        self.shifts.push_back(shift);
         while self.shifts.len() > HISTORY {
             self.shifts.pop_front();
         }
