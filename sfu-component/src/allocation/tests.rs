@@ -427,3 +427,25 @@ fn a_sender_alone_is_not_constrained_until_a_receiver_comes_and_goes() {
         0
     );
 }
+
+#[test]
+fn non_speakers_rank_in_join_order() {
+    let mut c = Conference::new("c".into(), "m".into(), None, Instant::now());
+    for (i, id) in ["zed", "amy", "bob", "r"].into_iter().enumerate() {
+        let mut e = Endpoint::new(id.into(), "pwd".into());
+        e.sources.push(simulcast_source(id, 100 * (i as u32 + 1)));
+        c.add_endpoint(e);
+    }
+    let m: Vec<SourceLayers> = ["zed", "amy", "bob"].into_iter().map(measured).collect();
+    assert_eq!(c.speaker_order(), vec!["zed", "amy", "bob", "r"]);
+    constrain(
+        &mut c,
+        "r",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":1}"#,
+    );
+    update(&mut c, &m, &AllocationConfig::default(), Instant::now());
+    assert!(target(&c, "r", "zed-v0").is_some());
+    assert_eq!(target(&c, "r", "amy-v0"), None);
+    c.speakers = vec!["bob".into()];
+    assert_eq!(c.speaker_order(), vec!["bob", "zed", "amy", "r"]);
+}
