@@ -64,6 +64,9 @@ pub(crate) struct Conference {
     pub feedback: super::feedback::Feedback,
 }
 
+/// How stale the time an `Rtc` was last given may be when it is polled.
+const RTC_CLOCK_RESOLUTION: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Due timeouts handled in one poll of an `Rtc` at most (the rest waits
 /// for the next turn).
 const MAX_SPINS: usize = 256;
@@ -246,8 +249,12 @@ impl Conference {
         };
         // Packets written to it from other endpoints are sent now: str0m
         // stamps them (TWCC send times, pacing) with the last time it was
-        // given, so it must have this one.
-        if endpoint.rtc_now.is_none_or(|t| t < now) {
+        // given, so it must have this one (to a millisecond: a busy bridge
+        // forwards many packets per millisecond, and a timeout costs).
+        if endpoint
+            .rtc_now
+            .is_none_or(|t| now.saturating_duration_since(t) >= RTC_CLOCK_RESOLUTION)
+        {
             endpoint.rtc_now = Some(now);
             if let Err(e) = rtc.handle_input(str0m::Input::Timeout(now)) {
                 tracing::debug!(endpoint = id, "rtc timeout: {e}");

@@ -439,6 +439,7 @@ impl MediaCore {
             self.counters.packets_dropped += 1;
         }
         e.last_activity = now;
+        e.rtc_now = Some(now);
         conf.drive(now, endpoint, &mut self.outputs, &mut self.counters);
     }
 
@@ -456,10 +457,13 @@ impl MediaCore {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in due {
-                if let Some(rtc) = conf.endpoints.get_mut(&id).and_then(|e| e.rtc.as_mut())
-                    && let Err(err) = rtc.handle_input(Input::Timeout(now))
+                if let Some(e) = conf.endpoints.get_mut(&id)
+                    && let Some(rtc) = e.rtc.as_mut()
                 {
-                    tracing::debug!(endpoint = id, "rtc timeout: {err}");
+                    e.rtc_now = Some(now);
+                    if let Err(err) = rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(endpoint = id, "rtc timeout: {err}");
+                    }
                 }
                 conf.drive(now, &id, &mut self.outputs, &mut self.counters);
                 if let Some(e) = conf.endpoints.get_mut(&id)
