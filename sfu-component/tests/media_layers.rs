@@ -330,3 +330,28 @@ fn a_packet_lost_after_a_switch_and_temporal_drops_comes_back_through_rtx() {
             .all(|f| f.layer == 1 && f.tid <= 1)
     );
 }
+
+#[test]
+fn a_receiver_without_transport_feedback_is_not_paced_nor_estimated() {
+    let mut net = Net::new(Duration::from_secs(60));
+    net.no_feedback.push("b".into());
+    net.join("a", ClientSsrcs::new(1000, 3));
+    net.join("b", ClientSsrcs::new(2000, 1));
+    net.join("c", ClientSsrcs::new(3000, 1));
+    net.client_mut("a").layered = true;
+    net.connect_all();
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(net.core.bandwidth_estimate(CONFERENCE, "b"), None);
+    assert!(net.core.bandwidth_estimate(CONFERENCE, "c").is_some());
+    let reported_after = net.events.len();
+    net.run_for(Duration::from_secs(2));
+    assert!(!net.events[reported_after..].iter().any(|e| matches!(
+        e,
+        MediaEvent::BandwidthEstimate { endpoint, .. } if endpoint == "b"
+    )));
+    // It still gets everything, decodable.
+    let d = decoded(&net, "b", 0);
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    let cut = net.now - Duration::from_secs(1);
+    assert!(d.frames.iter().filter(|f| f.at > cut).count() >= 25);
+}

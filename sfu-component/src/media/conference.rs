@@ -317,6 +317,7 @@ impl Conference {
             Event::Connected => {
                 if let Some(e) = self.endpoints.get_mut(id) {
                     e.connected = true;
+                    e.connected_at = Some(now);
                     e.last_activity = now;
                 }
                 outputs.push_back(MediaOutput::Event(MediaEvent::EndpointConnected {
@@ -352,6 +353,10 @@ impl Conference {
                     Some(ssrc) => self.request_keyframe(now, id, ssrc, request.kind, counters),
                     None => Vec::new(),
                 }
+            }
+            Event::PeerStats(stats) => {
+                self.on_peer_stats(now, id, &stats);
+                Vec::new()
             }
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
                 self.on_bandwidth_estimate(now, id, estimate.as_u64(), outputs);

@@ -140,6 +140,17 @@ pub struct Client {
 
 impl Client {
     pub fn new(now: Instant, id: &str, addr: SocketAddr, ssrcs: ClientSsrcs) -> Client {
+        Client::with_feedback(now, id, addr, ssrcs, true)
+    }
+
+    /// A client that sends transport-wide feedback or not.
+    pub fn with_feedback(
+        now: Instant,
+        id: &str,
+        addr: SocketAddr,
+        ssrcs: ClientSsrcs,
+        twcc: bool,
+    ) -> Client {
         let mut config = Rtc::builder()
             .set_rtp_mode(true)
             .enable_raw_packets(true)
@@ -170,7 +181,9 @@ impl Client {
         {
             let mut api = rtc.direct_api();
             api.set_ice_controlling(false);
-            api.enable_twcc_feedback();
+            if twcc {
+                api.enable_twcc_feedback();
+            }
             api.declare_media(Mid::from(AUDIO_MID), str0m::media::MediaKind::Audio);
             api.declare_media(Mid::from(VIDEO_MID), str0m::media::MediaKind::Video);
             api.declare_stream_tx(Ssrc::from(ssrcs.audio), None, Mid::from(AUDIO_MID), None);

@@ -149,6 +149,8 @@ pub struct Net {
     pub dropped: usize,
     /// Rate limits on the link from the bridge to a client (by id).
     pub shapers: Vec<(String, Shaper)>,
+    /// Labels of clients to join without transport-wide feedback.
+    pub no_feedback: Vec<String>,
 }
 
 impl Net {
@@ -166,6 +168,7 @@ impl Net {
             drop_to_client: None,
             dropped: 0,
             shapers: Vec::new(),
+            no_feedback: Vec::new(),
         }
     }
 
@@ -198,7 +201,8 @@ impl Net {
         let n = self.clients.len() as u8 + 2;
         let addr: SocketAddr = format!("10.1.0.{n}:5000").parse().unwrap();
         let bridge = self.core.create_endpoint(self.now, room, id, true).unwrap();
-        let mut client = Client::new(self.now, label, addr, ssrcs.clone());
+        let twcc = !self.no_feedback.iter().any(|l| l == label);
+        let mut client = Client::with_feedback(self.now, label, addr, ssrcs.clone(), twcc);
         client.room = room.to_string();
         {
             let mut api = client.rtc.direct_api();
