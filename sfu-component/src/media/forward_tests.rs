@@ -173,3 +173,25 @@ fn garbage_payload_never_panics() {
         let _ = f.on_packet(now, &packet(5, u64::MAX, 1, p), u32::MAX);
     }
 }
+
+#[test]
+fn a_late_packet_gets_the_number_of_its_time() {
+    let start = Instant::now();
+    let mut f = LayerForwarder::new(Target::Layer(LayerId::new(0, 0)));
+    let key = vp8(10, 1, 0, true);
+    let (s0, _, _) = forwarded(f.on_packet(start, &packet(0, 100, 0, &key), 1).0);
+    // 101 is lost on the way in; 102 (TID 2) is dropped; 103 (TID 0).
+    let p = vp8(12, 1, 2, false);
+    assert_eq!(
+        f.on_packet(start, &packet(0, 102, 6000, &p), 1).0,
+        LayerDecision::Drop
+    );
+    let p = vp8(13, 2, 0, false);
+    let (s3, _, _) = forwarded(f.on_packet(start, &packet(0, 103, 9000, &p), 1).0);
+    assert_eq!(s3, s0 + 2);
+    // 101 (TID 0, picture 11) comes late through RTX: the slot before the
+    // drop.
+    let p = vp8(11, 1, 0, false);
+    let (s1, _, _) = forwarded(f.on_packet(start, &packet(0, 101, 3000, &p), 1).0);
+    assert_eq!(s1, s0 + 1);
+}
