@@ -12,6 +12,7 @@ writes work again.
 from __future__ import annotations
 
 import asyncio
+import threading
 import subprocess
 import time
 
@@ -66,8 +67,9 @@ def test_acknowledged_writes_survive_kill_9(pki, storage):
     server.start()
     acked_items: dict[str, list[str]] = {name: [] for name, _ in WRITERS}
     registered: list[str] = []
+    going: set[str] = set()
     try:
-        stop = time.monotonic() + 3.0
+        stop = time.monotonic() + 3600.0  # set once every writer is going
 
         async def writer(name: str, password: str) -> None:
             try:
@@ -78,8 +80,10 @@ def test_acknowledged_writes_survive_kill_9(pki, storage):
                         reply = await c.iq(roster_set(contact), timeout=10)
                         if reply.get("type") == "result":
                             acked_items[name].append(contact)
+                            going.add(name)
                         n += 1
-            except Exception:  # noqa: BLE001 - the server is killed under us
+            except Exception as e:  # noqa: BLE001 - the server is killed under us
+                print(f"{name}: stopped by {e!r:.100} after {len(acked_items[name])} acks")
                 return
 
         def registrations() -> None:
@@ -96,12 +100,21 @@ def test_acknowledged_writes_survive_kill_9(pki, storage):
                 n += 1
 
         async def burst() -> None:
+            nonlocal stop
             tasks = [asyncio.ensure_future(writer(n, p)) for n, p in WRITERS]
-            reg = asyncio.get_running_loop().run_in_executor(None, registrations)
+            deadline = time.monotonic() + 60
+            while len(going) < len(WRITERS) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(going) == len(WRITERS), f"writers not going: {going}"
+            stop = time.monotonic() + 3.0
+            # A thread of its own: the event loop's executor resolves the clients' addresses.
+            reg = threading.Thread(target=registrations, daemon=True)
+            reg.start()
             await asyncio.sleep(max(0.0, stop - time.monotonic()))
             kill9(server)  # in the middle of the burst
             await asyncio.gather(*tasks)
-            await reg
+            while reg.is_alive():
+                await asyncio.sleep(0.1)
 
         run(burst(), timeout=120)
         total = sum(len(v) for v in acked_items.values())
@@ -153,7 +166,7 @@ def test_database_outage_gives_stanza_errors(pki):
                                    capture_output=True, check=True)
                     failed = await c.iq(roster_set("during@example.com"), timeout=30)
                     assert failed.get("type") == "error", "a failed store write was acknowledged"
-                    log = pg.dir / "postgres.log"
+                    log = pg.dir / "restart.log"
                     subprocess.run(
                         pg._cmd("pg_ctl", "start", "-w", "-l", str(log), "-D", str(pg_data), "-o",
                                 f"-c listen_addresses=127.0.0.1 -p {pg.port} -k {pg.dir}"),
