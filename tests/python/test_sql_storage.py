@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lilt_harness import paths
-from lilt_harness.client import Client, q, roster_item, run
+from lilt_harness.client import Client, is_message, q, roster_item, run
 from lilt_harness.config import DOMAIN, ServerConfig, lua_value
 from lilt_harness.inplace import in_place
 from lilt_harness.postgres import PgCluster, postgres_missing
@@ -231,3 +231,35 @@ def test_migrate_data_directory_into_sql_and_back(pki, database):
         lilt.stop()
         prosody.stop()
         prosody.cleanup()
+
+
+@pytest.mark.parametrize("first,second", DIRECTIONS)
+def test_offline_archive_in_sql(pki, database, first, second):
+    """An archive store (`offline`, in `prosodyarchive`): a message to an offline
+    account stored by one server is delivered, with its delay stamp, by the other."""
+    config = with_sql(test_private.config(), database)
+    bob = f"bob@{DOMAIN}"
+
+    def write(server: Server) -> None:
+        async def body():
+            async with Client(server, ALICE, "alice-pw") as a:
+                a.send_presence()
+                a.send(f"<message to='{bob}' type='chat' id='off1'><body>kept in sql</body></message>")
+                await a.expect_none(lambda e: e.get("id") == "off1", within=1.0, what="error")
+        run(body())
+        rows = database.rows(
+            server.data_path,
+            "SELECT \"user\", \"type\", \"with\" FROM prosodyarchive WHERE store = 'offline'",
+        )
+        assert rows and rows[0][0] == "bob" and rows[0][1] == "xml", rows
+
+    def read(server: Server) -> None:
+        async def body():
+            async with Client(server, bob, "bob-pw") as b:
+                b.send_presence()
+                got = await b.expect(is_message("kept in sql"), what="offline message")
+                assert got.get("from", "").split("/")[0] == ALICE
+                assert got.find(q("delay", "urn:xmpp:delay")) is not None
+        run(body())
+
+    in_place(pki, first, second, config, USERS, write, read)
