@@ -263,3 +263,37 @@ def test_offline_archive_in_sql(pki, database, first, second):
         run(body())
 
     in_place(pki, first, second, config, USERS, write, read)
+
+
+def test_migrate_resumes_after_an_interruption(pki):
+    """An interrupted migration (its progress file left in the destination's data
+    directory) continues: what the file lists is not copied again, the rest is; a
+    completed migration removes the file."""
+    directory = make_workdir("lilt-migrate-resume-")
+    lilt = LiltServer(directory, pki)
+    try:
+        lilt.write_config(test_private.config())
+        for user, host, password in USERS:
+            lilt.register(user, host, password)
+        source = lilt.config_path.read_text()
+        dst_data = directory / "dst-data"
+        dst_data.mkdir()
+        dst = directory / "dst.cfg.lua"
+        dst.write_text(
+            source.replace('storage = "internal"', 'storage = "sql"').replace(
+                str(lilt.data_path), str(dst_data)
+            )
+        )
+        (dst_data / "lilt-migrate.progress").write_text(f"keyval\t{DOMAIN}\taccounts\talice\n")
+        done = lilt.ctl("migrate", "--to", str(dst))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "resuming: 1 of 2 already copied" in done.stderr, done.stderr
+        assert re.search(r"migrated 1 of 2 user stores \(1 in an earlier run\)", done.stdout), done.stdout
+        with sqlite3.connect(dst_data / "prosody.sqlite") as db:
+            users = sorted(r[0] for r in db.execute("SELECT DISTINCT \"user\" FROM prosody WHERE store = 'accounts'"))
+        assert users == ["bob"], users
+        assert not (dst_data / "lilt-migrate.progress").exists()
+        done = lilt.ctl("migrate", "--to", str(dst))
+        assert re.search(r"migrated 2 of 2 ", done.stdout), done.stdout
+    finally:
+        lilt.cleanup()
