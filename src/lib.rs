@@ -16,6 +16,7 @@ pub mod devconfig;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod migrate;
 pub mod process;
 pub mod reload;
 pub mod shell;

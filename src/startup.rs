@@ -194,7 +194,8 @@ pub fn build_server_reporting(
 ) -> Result<(Arc<Server>, Unsupported), StartError> {
     let data = data_path(&config);
     let server = Server::new(config, clock);
-    modules::storage::register_builtin_drivers(&server, data);
+    modules::storage::register_builtin_drivers(&server, data.clone());
+    storage_sql::register(&server, &data);
     let mut unsupported = Unsupported::default();
     for host in server.hosts() {
         if !host.is_component()
@@ -491,6 +492,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
 pub fn build_storage_only(config: ServerConfig, clock: Clock) -> Arc<Server> {
     let data = data_path(&config);
     let server = Server::new(config, clock);
-    modules::storage::register_builtin_drivers(&server, data);
+    modules::storage::register_builtin_drivers(&server, data.clone());
+    storage_sql::register(&server, &data);
     server
 }
