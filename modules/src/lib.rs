@@ -25,9 +25,11 @@ pub mod iq;
 pub mod jitsi;
 pub mod lastactivity;
 pub mod limits;
+pub mod mam;
 pub mod message;
 pub mod motd;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod presence;
 pub mod private;
@@ -79,9 +81,11 @@ fn loader(name: &str) -> Option<Loader> {
         "lastactivity" => lastactivity::load,
         "limits" => limits::load,
         "limits_exception" => limits::load_exception,
+        "mam" => mam::load,
         "message" => message::load,
         "motd" => motd::load,
         "offline" => offline::load,
+        "pep" => pep::load,
         "ping" => ping::load,
         "presence" => presence::load,
         "private" => private::load,
