@@ -17,6 +17,7 @@ use xmpp_core::{Host, Server};
 pub mod adhoc;
 pub mod announce;
 pub mod blocklist;
+pub mod bookmarks;
 pub mod carbons;
 pub mod client_proxy;
 pub mod disco;
@@ -72,6 +73,7 @@ fn loader(name: &str) -> Option<Loader> {
         "adhoc" => adhoc::load,
         "announce" => announce::load,
         "blocklist" => blocklist::load,
+        "bookmarks" => bookmarks::load,
         "carbons" => carbons::load,
         "client_proxy" => client_proxy::load,
         "disco" => disco::load,

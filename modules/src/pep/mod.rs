@@ -19,6 +19,7 @@
 
 pub mod node;
 pub mod notify;
+pub mod owner;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -372,6 +373,43 @@ fn publish(
         .and_then(|i| i.get_attr("id"))
         .map(str::to_string)
         .unwrap_or_else(node::uuid);
+    let payload = match item_el.map(|i| i.children().collect::<Vec<_>>()) {
+        Some(children) if children.len() == 1 => children[0].clone(),
+        _ => {
+            // Access is checked before the item, as Prosody does.
+            let nodes = nodes(req)?;
+            let existing = nodes.get(name);
+            let open = existing.is_some_and(|n| n.get("publish_model").as_str() == Some("open"));
+            if !req.affiliation(server, existing).may_publish() && !open {
+                return Err(PepError::Forbidden);
+            }
+            return Ok(bad_request(stanza, "invalid item", None));
+        }
+    };
+    let item = Item {
+        id: id.clone(),
+        publisher: req.actor.as_ref().map(|a| a.to_bare().to_string()),
+        payload,
+    };
+    publish_item(server, req, name, &item, required)?;
+    Ok(stanza.reply().child(
+        Element::new("pubsub", NS_PUBSUB).child(
+            Element::new("publish", NS_PUBSUB)
+                .attr("node", name)
+                .child(Element::new("item", NS_PUBSUB).attr("id", id)),
+        ),
+    ))
+}
+
+/// `service:publish`: access, auto-creation with `required` as the new
+/// node's configuration, preconditions, storage and notification.
+fn publish_item(
+    server: &Arc<Server>,
+    req: &Request,
+    name: &str,
+    item: &Item,
+    required: Option<Table>,
+) -> Result<(), PepError> {
     let mut nodes = nodes(req)?;
     let existing = nodes.get(name);
     let aff = req.affiliation(server, existing);
@@ -400,21 +438,12 @@ fn publish(
             node
         }
     };
-    let payload = match item_el.map(|i| i.children().collect::<Vec<_>>()) {
-        Some(children) if children.len() == 1 => children[0].clone(),
-        _ => return Ok(bad_request(stanza, "invalid item", None)),
-    };
-    let item = Item {
-        id: id.clone(),
-        publisher: req.actor.as_ref().map(|a| a.to_bare().to_string()),
-        payload,
-    };
     if node.persist_items() {
         node::store_item(
             &req.host,
             &req.user,
             name,
-            &item,
+            item,
             node.max_items(max),
             server.clock.now(),
         )?;
@@ -426,16 +455,10 @@ fn publish(
             &req.host,
             &req.user,
             &to,
-            notify::items_event(&node, &item),
+            notify::items_event(&node, item),
         );
     }
-    Ok(stanza.reply().child(
-        Element::new("pubsub", NS_PUBSUB).child(
-            Element::new("publish", NS_PUBSUB)
-                .attr("node", name)
-                .child(Element::new("item", NS_PUBSUB).attr("id", id)),
-        ),
-    ))
+    Ok(())
 }
 
 /// Who a notification of `node` goes to: the interested recipients the
