@@ -34,6 +34,7 @@ pub mod pep;
 pub mod ping;
 pub mod presence;
 pub mod private;
+pub mod register;
 pub mod roster;
 pub mod server_contact_info;
 pub mod storage;
@@ -91,6 +92,7 @@ fn loader(name: &str) -> Option<Loader> {
         "ping" => ping::load,
         "presence" => presence::load,
         "private" => private::load,
+        "register" => register::load,
         "roster" => roster::load,
         "server_contact_info" => server_contact_info::load,
         "time" => time::load,

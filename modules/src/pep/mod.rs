@@ -105,8 +105,12 @@ pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> 
         .hook("iq-result/bare/disco", 0, notify::on_disco_result);
     host.events.hook("account-disco-info", 0, disco_info);
     host.events.hook("account-disco-items", 0, disco_items);
-    host.events.hook("user-deleted", 0, |event| {
-        if let (Some(host), Some(user)) = (event.host.clone(), event.field_str("username")) {
+    let name = host.name.clone();
+    _server.events.hook("user-deleted", 0, move |event| {
+        if event.field_str("host") == Some(name.as_str())
+            && let (Some(host), Some(user)) =
+                (event.server.host(&name), event.field_str("username"))
+        {
             notify::forget_user(&host, user);
         }
         false
