@@ -20,6 +20,8 @@ pub mod blocklist;
 pub mod bookmarks;
 pub mod carbons;
 pub mod client_proxy;
+pub mod csi;
+pub mod csi_simple;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
@@ -77,6 +79,8 @@ fn loader(name: &str) -> Option<Loader> {
         "bookmarks" => bookmarks::load,
         "carbons" => carbons::load,
         "client_proxy" => client_proxy::load,
+        "csi" => csi::load,
+        "csi_simple" => csi_simple::load,
         "disco" => disco::load,
         "external_services" => external_services::load,
         "features_identity" => jitsi::features_identity::load,
