@@ -123,7 +123,12 @@ impl Prefs {
         for (name, b) in [("always", true), ("never", false)] {
             if let Some(list) = e.get_child(name, NS_MAM) {
                 for j in list.children().filter(|c| c.is("jid", NS_MAM)) {
-                    rules.insert(j.text_content().trim().to_string(), b);
+                    let text = j.text_content();
+                    let jid = match xmpp_core::Jid::parse(text.trim()) {
+                        Ok(j) => j.to_string(),
+                        Err(_) => text.trim().to_string(),
+                    };
+                    rules.insert(jid, b);
                 }
             }
         }

@@ -86,6 +86,7 @@ const CONFIG_FIELDS: &[(&str, &str, &str)] = &[
     ),
     ("pubsub#notify_delete", "notify_delete", "boolean"),
     ("pubsub#notify_retract", "notify_retract", "boolean"),
+    ("pubsub#itemreply", "itemreply", "list-single"),
 ];
 
 /// `pep_max_items` of the host.
@@ -606,8 +607,20 @@ fn get_configure(
             Value::String(s) => Some(s),
             Value::Table(_) => None,
         };
-        if *type_ != "boolean" && node.config.get(name).is_none() && text.as_deref() == Some("0") {
-            // Text fields without a default value stay empty.
+        let defaulted = matches!(
+            *name,
+            "max_items"
+                | "persist_items"
+                | "access_model"
+                | "publish_model"
+                | "send_last_published_item"
+                | "notify_items"
+                | "include_payload"
+                | "notify_delete"
+                | "notify_retract"
+        );
+        if node.config.get(name).is_none() && !defaulted {
+            // Fields without a default value stay empty.
         } else if let Some(t) = text {
             field.push_child(Element::new("value", NS_DATA).text(t));
         }

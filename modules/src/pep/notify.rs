@@ -126,7 +126,10 @@ pub fn broadcast(
 
 /// The `<items/>` of a notification carrying `item`.
 pub fn items_event(node: &Node, item: &Item) -> Element {
-    let mut el = item.to_element(NS_PUBSUB_EVENT, true);
+    // The publisher is named only when the node's `itemreply` is
+    // "publisher" (Prosody 13, as its scansion scripts expect).
+    let publisher = node.get("itemreply").as_str() == Some("publisher");
+    let mut el = item.to_element(NS_PUBSUB_EVENT, publisher);
     if node.get("include_payload").as_bool() == Some(false) {
         el.nodes_mut().clear();
     }
