@@ -17,6 +17,7 @@
 //! Not there: explicit subscriptions (`<subscribe/>`; interest comes from
 //! caps, as clients use PEP), owner affiliation and subscription lists.
 
+pub mod config_form;
 pub mod node;
 pub mod notify;
 pub mod owner;
@@ -36,7 +37,6 @@ use node::{Affiliation, Item, NS_PUBSUB, Node, PepError};
 pub const NS_PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
 pub const NS_PUBSUB_ERRORS: &str = "http://jabber.org/protocol/pubsub#errors";
 const NS_DATA: &str = "jabber:x:data";
-const NS_NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
 
 /// The features the account's disco#info lists (`pubsub#<feature>`).
 const FEATURES: &[&str] = &[
@@ -61,32 +61,6 @@ const FEATURES: &[&str] = &[
     "purge-nodes",
     "retract-items",
     "retrieve-items",
-];
-
-/// The node configuration form's fields: `var`, Prosody's name, type.
-const CONFIG_FIELDS: &[(&str, &str, &str)] = &[
-    ("pubsub#title", "title", "text-single"),
-    ("pubsub#description", "description", "text-single"),
-    ("pubsub#type", "payload_type", "text-single"),
-    ("pubsub#max_items", "max_items", "text-single"),
-    ("pubsub#persist_items", "persist_items", "boolean"),
-    ("pubsub#access_model", "access_model", "list-single"),
-    ("pubsub#publish_model", "publish_model", "list-single"),
-    (
-        "pubsub#send_last_published_item",
-        "send_last_published_item",
-        "list-single",
-    ),
-    ("pubsub#deliver_notifications", "notify_items", "boolean"),
-    ("pubsub#deliver_payloads", "include_payload", "boolean"),
-    (
-        "pubsub#notification_type",
-        "notification_type",
-        "list-single",
-    ),
-    ("pubsub#notify_delete", "notify_delete", "boolean"),
-    ("pubsub#notify_retract", "notify_retract", "boolean"),
-    ("pubsub#itemreply", "itemreply", "list-single"),
 ];
 
 /// `pep_max_items` of the host.
@@ -311,50 +285,6 @@ fn get_items(
         .child(Element::new("pubsub", NS_PUBSUB).child(items)))
 }
 
-/// A `jabber:x:data` form's values by `var`.
-fn form_values(x: &Element) -> BTreeMap<String, Vec<String>> {
-    x.children()
-        .filter(|f| f.is("field", NS_DATA))
-        .filter_map(|f| {
-            let var = f.get_attr("var")?.to_string();
-            let values = f
-                .children()
-                .filter(|v| v.is("value", NS_DATA))
-                .map(Element::text_content)
-                .collect();
-            Some((var, values))
-        })
-        .collect()
-}
-
-/// A node configuration form as Prosody's `node_config_form:data()`: the
-/// fields present, typed (`Err`: the text of a bad field).
-fn parse_config(x: &Element) -> Result<Table, String> {
-    let values = form_values(x);
-    let mut config = Table::new();
-    for (var, name, type_) in CONFIG_FIELDS {
-        let Some(v) = values.get(*var) else { continue };
-        let text = v.first().cloned().unwrap_or_default();
-        let value = match *type_ {
-            "boolean" => match text.as_str() {
-                "1" | "true" => Value::Bool(true),
-                "0" | "false" => Value::Bool(false),
-                _ => return Err(format!("{var}: not a boolean")),
-            },
-            _ if *name == "max_items" => match text.as_str() {
-                "max" => Value::str("max"),
-                t => match t.parse::<i64>() {
-                    Ok(n) if n >= 1 => Value::Integer(n),
-                    _ => return Err(format!("{var}: not an integer or 'max'")),
-                },
-            },
-            _ => Value::str(text),
-        };
-        config.insert(*name, value);
-    }
-    Ok(config)
-}
-
 fn publish(
     server: &Arc<Server>,
     req: &Request,
@@ -367,7 +297,7 @@ fn publish(
         .get_child("publish-options", NS_PUBSUB)
         .and_then(|p| p.get_child("x", NS_DATA))
     {
-        Some(x) => match parse_config(x) {
+        Some(x) => match config_form::parse(x) {
             Ok(c) => Some(c),
             Err(text) => return Ok(bad_request(stanza, &text, None)),
         },
@@ -523,7 +453,7 @@ fn create(
     name: &str,
 ) -> Result<Element, PepError> {
     let config = match pubsub.get_child("configure", NS_PUBSUB) {
-        Some(c) => match c.get_child("x", NS_DATA).map(parse_config) {
+        Some(c) => match c.get_child("x", NS_DATA).map(config_form::parse) {
             Some(Ok(config)) => config,
             Some(Err(text)) => return Ok(bad_request(stanza, &text, None)),
             None => return Ok(bad_request(stanza, "Missing dataform", None)),
@@ -590,42 +520,7 @@ fn get_configure(
         return Err(PepError::Forbidden);
     }
     let node = node.ok_or(PepError::ItemNotFound)?;
-    let mut x = Element::new("x", NS_DATA).attr("type", "form").child(
-        Element::new("field", NS_DATA)
-            .attr("var", "FORM_TYPE")
-            .attr("type", "hidden")
-            .child(Element::new("value", NS_DATA).text(NS_NODE_CONFIG)),
-    );
-    for (var, name, type_) in CONFIG_FIELDS {
-        let mut field = Element::new("field", NS_DATA)
-            .attr("var", *var)
-            .attr("type", *type_);
-        let text = match node.get(name) {
-            Value::Bool(b) => Some(if b { "1" } else { "0" }.to_string()),
-            Value::Integer(i) => Some(i.to_string()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::String(s) => Some(s),
-            Value::Table(_) => None,
-        };
-        let defaulted = matches!(
-            *name,
-            "max_items"
-                | "persist_items"
-                | "access_model"
-                | "publish_model"
-                | "send_last_published_item"
-                | "notify_items"
-                | "include_payload"
-                | "notify_delete"
-                | "notify_retract"
-        );
-        if node.config.get(name).is_none() && !defaulted {
-            // Fields without a default value stay empty.
-        } else if let Some(t) = text {
-            field.push_child(Element::new("value", NS_DATA).text(t));
-        }
-        x.push_child(field);
-    }
+    let x = config_form::form(node, max_max_items(&req.host));
     Ok(stanza.reply().child(
         Element::new("pubsub", NS_PUBSUB_OWNER).child(
             Element::new("configure", NS_PUBSUB_OWNER)
@@ -650,7 +545,7 @@ fn set_configure(
         return Ok(bad_request(stanza, "Missing dataform", None));
     };
     let mut node = nodes.remove(name).ok_or(PepError::ItemNotFound)?;
-    let changes = match parse_config(x) {
+    let changes = match config_form::parse(x) {
         Ok(c) => c,
         Err(text) => return Ok(bad_request(stanza, &text, None)),
     };

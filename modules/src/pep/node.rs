@@ -177,6 +177,8 @@ pub fn default_config(key: &str) -> Value {
         "access_model" => Value::str("presence"),
         "send_last_published_item" => Value::str("on_sub_and_presence"),
         "publish_model" => Value::str("publishers"),
+        "notification_type" => Value::str("headline"),
+        "itemreply" => Value::str("none"),
         "notify_items" | "include_payload" | "notify_delete" | "notify_retract" => {
             Value::Bool(true)
         }
