@@ -166,7 +166,7 @@ fn why_unavailable(name: &str) -> &'static str {
             "is out of scope: lilt has no Prosody admin console; use lilt's prosodyctl-style \
              commands (register, adduser, passwd, deluser, check config)"
         }
-        "vcard4" | "invites" | "invites_adhoc" | "invites_register" | "admin_adhoc" | "pubsub"
+        "invites" | "invites_adhoc" | "invites_register" | "admin_adhoc" | "pubsub"
         | "tombstones" | "http_file_share" | "watchregistrations" | "groups" | "proxy65"
         | "mimicking" | "cloud_notify" | "muc_mam" => {
             "is a general IM module Jitsi Meet does not use, and lilt does not have it yet"

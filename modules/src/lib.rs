@@ -43,6 +43,7 @@ pub mod storage;
 pub mod time;
 pub mod uptime;
 pub mod vcard;
+pub mod vcard4;
 pub mod vcard_legacy;
 pub mod version;
 pub mod welcome;
@@ -102,6 +103,7 @@ fn loader(name: &str) -> Option<Loader> {
         "time" => time::load,
         "uptime" => uptime::load,
         "vcard" => vcard::load,
+        "vcard4" => vcard4::load,
         "vcard_legacy" => vcard_legacy::load,
         "version" => version::load,
         "welcome" => welcome::load,

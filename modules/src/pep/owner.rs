@@ -124,3 +124,39 @@ pub fn notify_interested(
     let to = notify::interested(host, user, name);
     notify::broadcast(server, host, user, &to, event);
 }
+
+/// `service:get_last_item(node, actor)`: the newest item of `user`'s node
+/// as `actor` may see it (`Forbidden`, `ItemNotFound` for no node;
+/// `Ok(None)` for an empty node).
+pub fn last_item_for(
+    server: &Arc<Server>,
+    host: &Arc<Host>,
+    user: &str,
+    name: &str,
+    actor: Option<&Jid>,
+) -> Result<Option<Item>, PepError> {
+    let mut req = request(host, user)?;
+    req.actor = actor.cloned();
+    let nodes = node::load_nodes(host, user)?;
+    let n = nodes.get(name);
+    if !req.affiliation(server, n).may_get_items() {
+        return Err(PepError::Forbidden);
+    }
+    let n = n.ok_or(PepError::ItemNotFound)?;
+    if !n.persist_items() {
+        return Ok(None);
+    }
+    Ok(node::items(host, user, name, 1)?.into_iter().next())
+}
+
+/// `service:publish(node, actor, id, item)` as the account, without
+/// required options (the node is created with the defaults).
+pub fn publish_default(
+    server: &Arc<Server>,
+    host: &Arc<Host>,
+    user: &str,
+    name: &str,
+    item: &Item,
+) -> Result<(), PepError> {
+    publish_item(server, &request(host, user)?, name, item, None)
+}
