@@ -332,7 +332,9 @@ pub fn archive_message(event: &mut Event, opts: &Options, c2s: bool) {
     if !shall_store(&server, &host, opts, &store_user, &with) {
         return;
     }
-    let now = server.clock.now();
+    // Whole seconds, as Prosody's `os.time()`: its `datetime()` refuses
+    // fractions when it reads the archive.
+    let now = server.clock.now().floor();
     expire(&host, opts, &store_user, now);
     let archive = match host.open_archive(&opts.archive_store) {
         Ok(a) => a,

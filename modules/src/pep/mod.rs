@@ -380,7 +380,7 @@ fn publish_item(
             name,
             item,
             node.max_items(max),
-            server.clock.now(),
+            server.clock.now().floor(),
         )?;
     }
     if node.get("notify_items").as_bool() != Some(false) {
