@@ -17,26 +17,33 @@ use xmpp_core::{Host, Server};
 pub mod adhoc;
 pub mod announce;
 pub mod blocklist;
+pub mod bookmarks;
 pub mod carbons;
 pub mod client_proxy;
+pub mod csi;
+pub mod csi_simple;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
 pub mod jitsi;
 pub mod lastactivity;
 pub mod limits;
+pub mod mam;
 pub mod message;
 pub mod motd;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod presence;
 pub mod private;
+pub mod register;
 pub mod roster;
 pub mod server_contact_info;
 pub mod storage;
 pub mod time;
 pub mod uptime;
 pub mod vcard;
+pub mod vcard4;
 pub mod vcard_legacy;
 pub mod version;
 pub mod welcome;
@@ -70,8 +77,11 @@ fn loader(name: &str) -> Option<Loader> {
         "adhoc" => adhoc::load,
         "announce" => announce::load,
         "blocklist" => blocklist::load,
+        "bookmarks" => bookmarks::load,
         "carbons" => carbons::load,
         "client_proxy" => client_proxy::load,
+        "csi" => csi::load,
+        "csi_simple" => csi_simple::load,
         "disco" => disco::load,
         "external_services" => external_services::load,
         "features_identity" => jitsi::features_identity::load,
@@ -79,17 +89,21 @@ fn loader(name: &str) -> Option<Loader> {
         "lastactivity" => lastactivity::load,
         "limits" => limits::load,
         "limits_exception" => limits::load_exception,
+        "mam" => mam::load,
         "message" => message::load,
         "motd" => motd::load,
         "offline" => offline::load,
+        "pep" => pep::load,
         "ping" => ping::load,
         "presence" => presence::load,
         "private" => private::load,
+        "register" => register::load,
         "roster" => roster::load,
         "server_contact_info" => server_contact_info::load,
         "time" => time::load,
         "uptime" => uptime::load,
         "vcard" => vcard::load,
+        "vcard4" => vcard4::load,
         "vcard_legacy" => vcard_legacy::load,
         "version" => version::load,
         "welcome" => welcome::load,
