@@ -61,6 +61,8 @@ pub struct OutgoingStream {
     had_stream: bool,
     /// `db:verify` requests waiting for the stream to open.
     verify_queue: Vec<String>,
+    /// Was the stream ever authenticated (it stays so after closing)?
+    was_ready: bool,
 }
 
 impl OutgoingStream {
@@ -87,6 +89,7 @@ impl OutgoingStream {
             stream_id: None,
             had_stream: false,
             verify_queue: Vec::new(),
+            was_ready: false,
         }
     }
 
@@ -95,6 +98,10 @@ impl OutgoingStream {
     }
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
+    }
+    /// Was the stream authenticated at some point (even if closed now)?
+    pub fn was_ready(&self) -> bool {
+        self.was_ready
     }
     /// Did the peer ever open a stream? Prosody bounces with
     /// `remote-server-timeout` then, else `remote-server-not-found`.
@@ -420,6 +427,7 @@ impl OutgoingStream {
     fn ready(&mut self, out: &mut Vec<Action>) {
         tracing::info!(local = %self.local, remote = %self.remote, "outgoing s2s stream authenticated");
         self.phase = Phase::Ready;
+        self.was_ready = true;
         self.flush_verifies(out);
         out.push(Action::Authenticated {
             remote: self.remote.clone(),

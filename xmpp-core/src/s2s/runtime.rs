@@ -464,7 +464,7 @@ async fn run_outgoing(
         }
         if let Some(reason) = failed {
             conn.shutdown().await;
-            if stream.is_ready() && queue.is_empty() {
+            if stream.was_ready() && queue.is_empty() {
                 return Outcome::Done;
             }
             return Outcome::Failed {
@@ -474,7 +474,7 @@ async fn run_outgoing(
         }
         if close || stream.is_closed() {
             conn.shutdown().await;
-            return if stream.is_ready() {
+            return if stream.was_ready() {
                 Outcome::Done
             } else {
                 Outcome::Failed {
