@@ -6,15 +6,18 @@
 //! the namespace. Skipped with a message where unprivileged namespaces are
 //! not available.
 //!
+//! The domains are under `.lilt`, a name nobody serves: libunbound (in
+//! Prosody) answers the special-use `.test` itself with NXDOMAIN.
+//!
 //! Servers, each on its own loopback address with a certificate from a test
 //! CA trusted through `ssl = { cafile = ... }`:
 //!
-//! - `a.test` (127.0.0.2:5269) reachable by its A record only;
-//! - `b.test` reachable by `_xmpp-server._tcp.b.test` SRV only
-//!   (`srv.b.test` = 127.0.0.3, port 5270);
-//! - `c.test` and `d.test` (127.0.0.4, .5) with SASL EXTERNAL off
+//! - `a.lilt` (127.0.0.2:5269) reachable by its A record only;
+//! - `b.lilt` reachable by `_xmpp-server._tcp.b.lilt` SRV only
+//!   (`srv.b.lilt` = 127.0.0.3, port 5270);
+//! - `c.lilt` and `d.lilt` (127.0.0.4, .5) with SASL EXTERNAL off
 //!   (`modules_disabled = { "s2s_auth_certs" }`): dialback only;
-//! - `e.test` (127.0.0.6) with a self-signed certificate, which `a.test`
+//! - `e.lilt` (127.0.0.6) with a self-signed certificate, which `a.lilt`
 //!   (`s2s_secure_auth = true`) refuses in both directions.
 //!
 //! Each pair exchanges messages both ways and a presence subscription.
@@ -99,18 +102,19 @@ fn zone() -> Vec<(&'static str, RData)> {
         RData::SRV(SRV::new(0, 5, port, Name::from_ascii(target).unwrap()))
     };
     vec![
-        ("a.test.", a([127, 0, 0, 2])),
-        ("_xmpp-server._tcp.b.test.", srv(5270, "srv.b.test.")),
-        ("srv.b.test.", a([127, 0, 0, 3])),
-        ("c.test.", a([127, 0, 0, 4])),
-        ("d.test.", a([127, 0, 0, 5])),
-        ("e.test.", a([127, 0, 0, 6])),
+        ("a.lilt.", a([127, 0, 0, 2])),
+        ("_xmpp-server._tcp.b.lilt.", srv(5270, "srv.b.lilt.")),
+        ("srv.b.lilt.", a([127, 0, 0, 3])),
+        ("c.lilt.", a([127, 0, 0, 4])),
+        ("d.lilt.", a([127, 0, 0, 5])),
+        ("e.lilt.", a([127, 0, 0, 6])),
+        ("p.lilt.", a([127, 0, 0, 7])),
     ]
 }
 
 /// A DNS server on 127.0.0.1:53 (UDP) answering from [`zone`]: names it
-/// knows without a record of the asked type get an empty answer, others
-/// NXDOMAIN.
+/// knows (and their parents) without a record of the asked type get an
+/// empty answer, others NXDOMAIN.
 fn start_dns() {
     let socket = UdpSocket::bind("127.0.0.1:53").expect("bind 127.0.0.1:53 in the namespace");
     let zone = zone();
@@ -136,6 +140,11 @@ fn start_dns() {
                 reply.add_query(q.clone());
                 let name = q.name().to_ascii().to_ascii_lowercase();
                 for (n, rdata) in &zone {
+                    // Parents of a name exist too (empty non-terminals):
+                    // resolvers that minimise query names ask for them.
+                    if name == "." || n.ends_with(&format!(".{name}")) {
+                        known = true;
+                    }
                     if *n == name {
                         known = true;
                         if rdata.record_type() == q.query_type() {
@@ -160,7 +169,7 @@ fn start_dns() {
 }
 
 /// A test CA; certificates for `names` signed by it (and a self-signed one
-/// for `e.test`) in `dir` as `<name>.crt`/`<name>.key`. Returns the CA file.
+/// for `e.lilt`) in `dir` as `<name>.crt`/`<name>.key`. Returns the CA file.
 fn make_certificates(dir: &Path, names: &[&str]) -> PathBuf {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -177,7 +186,7 @@ fn make_certificates(dir: &Path, names: &[&str]) -> PathBuf {
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        let cert = if *name == "e.test" {
+        let cert = if *name == "e.lilt" {
             params.self_signed(&key).unwrap()
         } else {
             params.signed_by(&key, &ca).unwrap()
@@ -190,7 +199,8 @@ fn make_certificates(dir: &Path, names: &[&str]) -> PathBuf {
 }
 
 struct Server {
-    _running: lilt::startup::RunningServer,
+    /// `None` for a server that is not lilt.
+    _running: Option<lilt::startup::RunningServer>,
     c2s: SocketAddr,
 }
 
@@ -235,7 +245,7 @@ VirtualHost "{host}"
         .map(|l| l.addr)
         .unwrap();
     Server {
-        _running: running,
+        _running: Some(running),
         c2s,
     }
 }
@@ -245,8 +255,8 @@ async fn login(server: &Server, jid: &str, ca: &Path) -> ClientLink {
         address: server.c2s.to_string(),
         jid: Jid::parse(jid).unwrap(),
         password: "secret".into(),
-        // e.test's own certificate is self-signed.
-        insecure_tls: jid.ends_with("@e.test"),
+        // e.lilt's own certificate is self-signed.
+        insecure_tls: jid.ends_with("@e.lilt"),
         ca_file: Some(ca.to_path_buf()),
     })
     .await
@@ -334,11 +344,9 @@ async fn federate(a: &mut ClientLink, b: &mut ClientLink) {
     .await;
 }
 
-#[test]
-fn lilt_federates_with_lilt() {
-    if !enter_namespace("lilt_federates_with_lilt") {
-        return;
-    }
+/// Inside the namespace: logs (`LILT_S2S_LOG`), resolver files, the DNS
+/// server, the certificates, a runtime.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, tokio::runtime::Runtime) {
     if let Ok(filter) = std::env::var("LILT_S2S_LOG") {
         // e.g. LILT_S2S_LOG=xmpp_core::s2s=debug to watch the streams.
         let _ = tracing_subscriber::fmt()
@@ -349,50 +357,62 @@ fn lilt_federates_with_lilt() {
     mount_resolver_files(dir.path());
     start_dns();
     let certs = dir.path().join("certs");
-    let ca = make_certificates(&certs, &["a.test", "b.test", "c.test", "d.test", "e.test"]);
+    let ca = make_certificates(
+        &certs,
+        &["a.lilt", "b.lilt", "c.lilt", "d.lilt", "e.lilt", "p.lilt"],
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    (dir, certs, ca, rt)
+}
+
+#[test]
+fn lilt_federates_with_lilt() {
+    if !enter_namespace("lilt_federates_with_lilt") {
+        return;
+    }
+    let (dir, certs, ca, rt) = setup();
     rt.block_on(async move {
         let d = dir.path();
         let a = start_server(
             d,
             &certs,
             &ca,
-            "a.test",
+            "a.lilt",
             "127.0.0.2",
             5269,
             "s2s_secure_auth = true",
         )
         .await;
-        let b = start_server(d, &certs, &ca, "b.test", "127.0.0.3", 5270, "").await;
+        let b = start_server(d, &certs, &ca, "b.lilt", "127.0.0.3", 5270, "").await;
 
         // A record (b → a) and SRV (a → b), SASL EXTERNAL with CA certificates.
-        let mut alice = login(&a, "alice@a.test", &ca).await;
-        let mut bob = login(&b, "bob@b.test", &ca).await;
+        let mut alice = login(&a, "alice@a.lilt", &ca).await;
+        let mut bob = login(&b, "bob@b.lilt", &ca).await;
         federate(&mut alice, &mut bob).await;
 
         // Dialback only.
         let no_external = "modules_disabled = { \"s2s_auth_certs\" }\ns2s_secure_auth = false";
-        let c = start_server(d, &certs, &ca, "c.test", "127.0.0.4", 5269, no_external).await;
-        let dd = start_server(d, &certs, &ca, "d.test", "127.0.0.5", 5269, no_external).await;
-        let mut carol = login(&c, "alice@c.test", &ca).await;
-        let mut dave = login(&dd, "bob@d.test", &ca).await;
+        let c = start_server(d, &certs, &ca, "c.lilt", "127.0.0.4", 5269, no_external).await;
+        let dd = start_server(d, &certs, &ca, "d.lilt", "127.0.0.5", 5269, no_external).await;
+        let mut carol = login(&c, "alice@c.lilt", &ca).await;
+        let mut dave = login(&dd, "bob@d.lilt", &ca).await;
         federate(&mut carol, &mut dave).await;
 
-        // a.test (s2s_secure_auth) refuses e.test's self-signed certificate,
+        // a.lilt (s2s_secure_auth) refuses e.lilt's self-signed certificate,
         // both ways: each side's user gets its stanza bounced.
-        let e = start_server(d, &certs, &ca, "e.test", "127.0.0.6", 5269, "").await;
-        let mut eve = login(&e, "alice@e.test", &ca).await;
+        let e = start_server(d, &certs, &ca, "e.lilt", "127.0.0.6", 5269, "").await;
+        let mut eve = login(&e, "alice@e.lilt", &ca).await;
         alice
             .sender()
-            .send(chat("alice@e.test", "to an untrusted server").attr("id", "m-e"));
+            .send(chat("alice@e.lilt", "to an untrusted server").attr("id", "m-e"));
         let err = wait_for(&mut alice, "the bounce", |e| e.id() == Some("m-e")).await;
         assert_eq!(err.type_(), Some("error"), "{err}");
         eve.sender()
-            .send(chat("alice@a.test", "from an untrusted server").attr("id", "m-a"));
+            .send(chat("alice@a.lilt", "from an untrusted server").attr("id", "m-a"));
         let err = wait_for(&mut eve, "the bounce", |e| e.id() == Some("m-a")).await;
         assert_eq!(err.type_(), Some("error"), "{err}");
         let cond = err
@@ -401,4 +421,151 @@ fn lilt_federates_with_lilt() {
         assert_eq!(cond.as_deref(), Some("remote-server-timeout"), "{err}");
         drop((a, b, c, dd, e));
     });
+}
+
+/// Debian's Prosody 0.12 as `p.lilt` on 127.0.0.7, run as root inside the
+/// namespace (`run_as_root`), with an internal_plain account written as
+/// Prosody stores it. Returns the child; its log is `dir/prosody.log`.
+fn start_prosody(dir: &Path, certs: &Path, ca: &Path) -> std::process::Child {
+    let data = dir.join("prosody-data");
+    let accounts = data.join("p%2elilt").join("accounts");
+    std::fs::create_dir_all(&accounts).unwrap();
+    for user in ["alice", "bob"] {
+        std::fs::write(
+            accounts.join(format!("{user}.dat")),
+            "return {\n\t[\"password\"] = \"secret\";\n};\n",
+        )
+        .unwrap();
+    }
+    let log = dir.join("prosody.log");
+    let config = format!(
+        r#"
+run_as_root = true
+daemonize = false
+pidfile = "{pid}"
+data_path = "{data}"
+log = {{ debug = "{log}" }}
+interfaces = {{ "127.0.0.7" }}
+c2s_ports = {{ 5222 }}
+s2s_ports = {{ 5269 }}
+http_ports = {{ }}
+https_ports = {{ }}
+authentication = "internal_plain"
+certificates = "{certs}"
+ssl = {{ cafile = "{ca}" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "dialback" }}
+VirtualHost "p.lilt"
+"#,
+        pid = dir.join("prosody.pid").display(),
+        data = data.display(),
+        log = log.display(),
+        certs = certs.display(),
+        ca = ca.display(),
+    );
+    let file = dir.join("prosody.cfg.lua");
+    std::fs::write(&file, config).unwrap();
+    Command::new("prosody")
+        .arg("-F")
+        .arg("--config")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_for_port(addr: &str) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("nothing listens on {addr}");
+}
+
+#[test]
+fn lilt_federates_with_prosody() {
+    let installed = Command::new("sh")
+        .args(["-c", "command -v prosody"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!(
+            "SKIPPED lilt_federates_with_prosody: Debian's prosody is not installed (apt-get install prosody)"
+        );
+        return;
+    }
+    if !enter_namespace("lilt_federates_with_prosody") {
+        return;
+    }
+    let (dir, certs, ca, rt) = setup();
+    let mut prosody = start_prosody(dir.path(), &certs, &ca);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let d = dir.path();
+            // SASL EXTERNAL both ways (a.lilt also insists on valid certificates).
+            let a = start_server(
+                d,
+                &certs,
+                &ca,
+                "a.lilt",
+                "127.0.0.2",
+                5269,
+                "s2s_secure_auth = true",
+            )
+            .await;
+            // Dialback only on lilt's side.
+            let c = start_server(
+                d,
+                &certs,
+                &ca,
+                "c.lilt",
+                "127.0.0.4",
+                5269,
+                "modules_disabled = { \"s2s_auth_certs\" }",
+            )
+            .await;
+            wait_for_port("127.0.0.7:5222").await;
+            let p = Server {
+                _running: None,
+                c2s: "127.0.0.7:5222".parse().unwrap(),
+            };
+            let mut palice = login(&p, "alice@p.lilt", &ca).await;
+            let mut pbob = login(&p, "bob@p.lilt", &ca).await;
+            let mut alice = login(&a, "alice@a.lilt", &ca).await;
+            federate(&mut alice, &mut palice).await;
+            let mut carol = login(&c, "alice@c.lilt", &ca).await;
+            federate(&mut pbob, &mut carol).await;
+            drop((a, c));
+        })
+    }));
+    let _ = prosody.kill();
+    let _ = prosody.wait();
+    let log = std::fs::read_to_string(dir.path().join("prosody.log")).unwrap_or_default();
+    if let Err(panic) = outcome {
+        eprintln!("Prosody's log:\n{log}");
+        std::panic::resume_unwind(panic);
+    }
+    let external = log
+        .lines()
+        .any(|l| l.contains("a.lilt") && l.contains("EXTERNAL"));
+    if std::env::var_os("LILT_S2S_PROSODY_LOG").is_some() {
+        eprintln!("{log}");
+    }
+    assert!(
+        external,
+        "Prosody did not use SASL EXTERNAL with a.lilt; its log:\n{log}"
+    );
+    let dialback = log
+        .lines()
+        .any(|l| l.contains("Received[s2sin_unauthed]: <result") && l.contains("from='c.lilt'"));
+    assert!(
+        dialback,
+        "c.lilt did not authenticate to Prosody by dialback; its log:\n{log}"
+    );
+    assert!(
+        log.contains("connection p.lilt->c.lilt is now authenticated"),
+        "Prosody's dialback with c.lilt did not complete; its log:\n{log}"
+    );
 }
