@@ -17,6 +17,9 @@
 //!   (`srv.b.lilt` = 127.0.0.3, port 5270);
 //! - `c.lilt` and `d.lilt` (127.0.0.4, .5) with SASL EXTERNAL off
 //!   (`modules_disabled = { "s2s_auth_certs" }`): dialback only;
+//! - `f.lilt` (127.0.0.8) listening for direct TLS only
+//!   (`s2s_direct_tls_ports = { 5271 }`, no `s2s_ports`), found through
+//!   `_xmpps-server._tcp.f.lilt` SRV (XEP-0368);
 //! - `e.lilt` (127.0.0.6) with a self-signed certificate, which `a.lilt`
 //!   (`s2s_secure_auth = true`) refuses in both directions.
 //!
@@ -109,6 +112,8 @@ fn zone() -> Vec<(&'static str, RData)> {
         ("d.lilt.", a([127, 0, 0, 5])),
         ("e.lilt.", a([127, 0, 0, 6])),
         ("p.lilt.", a([127, 0, 0, 7])),
+        ("_xmpps-server._tcp.f.lilt.", srv(5271, "f.lilt.")),
+        ("f.lilt.", a([127, 0, 0, 8])),
     ]
 }
 
@@ -359,7 +364,9 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, tokio::runtime::Runtime) {
     let certs = dir.path().join("certs");
     let ca = make_certificates(
         &certs,
-        &["a.lilt", "b.lilt", "c.lilt", "d.lilt", "e.lilt", "p.lilt"],
+        &[
+            "a.lilt", "b.lilt", "c.lilt", "d.lilt", "e.lilt", "p.lilt", "f.lilt",
+        ],
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -402,6 +409,20 @@ fn lilt_federates_with_lilt() {
         let mut dave = login(&dd, "bob@d.lilt", &ca).await;
         federate(&mut carol, &mut dave).await;
 
+        // Direct TLS (XEP-0368) to f.lilt, which has no STARTTLS port.
+        let f = start_server(
+            d,
+            &certs,
+            &ca,
+            "f.lilt",
+            "127.0.0.8",
+            5271,
+            "s2s_ports = { }\ns2s_direct_tls_ports = { 5271 }",
+        )
+        .await;
+        let mut frank = login(&f, "bob@f.lilt", &ca).await;
+        federate(&mut frank, &mut alice).await;
+
         // a.lilt (s2s_secure_auth) refuses e.lilt's self-signed certificate,
         // both ways: each side's user gets its stanza bounced.
         let e = start_server(d, &certs, &ca, "e.lilt", "127.0.0.6", 5269, "").await;
@@ -419,7 +440,7 @@ fn lilt_federates_with_lilt() {
             .get_child("error", NS_CLIENT)
             .and_then(|e| e.children().next().map(|c| c.name().to_string()));
         assert_eq!(cond.as_deref(), Some("remote-server-timeout"), "{err}");
-        drop((a, b, c, dd, e));
+        drop((a, b, c, dd, e, f));
     });
 }
 
