@@ -55,14 +55,27 @@ pub struct IncomingStream {
     authed: HashSet<String>,
     /// Dialback keys waiting for the authoritative server, by remote domain.
     pending: HashMap<String, (String, String)>,
+    /// The limits once authenticated (`s2s_stanza_size_limit`); before,
+    /// stanzas may take [`UNAUTHED_STANZA_SIZE_LIMIT`] bytes at most.
+    authed_limits: StreamLimits,
 }
 
+/// Prosody's `s2s_unauthed_stanza_size_limit` default: what an
+/// unauthenticated peer may make us buffer per element.
+pub const UNAUTHED_STANZA_SIZE_LIMIT: usize = 10_000;
+
 impl IncomingStream {
+    /// A new stream; `limits` apply once a domain is authenticated.
     pub fn new(policy: Policy, dialback: Dialback, limits: StreamLimits) -> IncomingStream {
+        let unauthed = StreamLimits {
+            max_stanza_size: limits.max_stanza_size.min(UNAUTHED_STANZA_SIZE_LIMIT),
+            ..limits.clone()
+        };
         IncomingStream {
             policy,
             dialback,
-            xml: XmlStream::new(limits),
+            authed_limits: limits,
+            xml: XmlStream::new(unauthed),
             phase: Phase::Header,
             stream_id: new_stream_id(),
             secure: false,
@@ -190,6 +203,7 @@ impl IncomingStream {
         if valid {
             tracing::info!(remote, local, "incoming s2s authenticated by dialback");
             self.authed.insert(remote.to_string());
+            self.xml.set_limits(self.authed_limits.clone());
             out.push(Action::Authenticated {
                 remote: remote.to_string(),
             });
@@ -365,6 +379,7 @@ impl IncomingStream {
         self.authed.insert(domain.clone());
         self.from_host = Some(domain.clone());
         self.xml.reset();
+        self.xml.set_limits(self.authed_limits.clone());
         self.phase = Phase::Header;
         out.push(Action::Authenticated { remote: domain });
     }

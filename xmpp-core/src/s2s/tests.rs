@@ -471,3 +471,38 @@ fn outgoing_refuses_a_plain_stream_when_encryption_is_required() {
     assert!(w.iter().any(|a| matches!(a, Action::Failed(_))));
     assert!(o.had_stream());
 }
+
+#[test]
+fn unauthenticated_peers_get_a_small_stanza_limit() {
+    let mut r = IncomingStream::new(
+        policy("b.example"),
+        Dialback::new(None),
+        StreamLimits::default(),
+    );
+    let mut w = r.handle_bytes(HEADER);
+    let big = format!(
+        "<db:result from='a.example' to='b.example'>{}</db:result>",
+        "k".repeat(20_000)
+    );
+    w.extend(r.handle_bytes(big.as_bytes()));
+    assert!(
+        writes(&w).contains("<policy-violation") || writes(&w).contains("<not-well-formed"),
+        "{}",
+        writes(&w)
+    );
+    assert!(w.contains(&Action::Close));
+    assert!(!w.iter().any(|a| matches!(a, Action::Verify { .. })));
+
+    // Once authenticated, s2s_stanza_size_limit applies.
+    let (o, mut r, _) = dialback_pair();
+    drop(o);
+    let body = "x".repeat(20_000);
+    let xml =
+        format!("<message from='alice@a.example' to='bob@b.example'><body>{body}</body></message>");
+    let w = r.handle_bytes(xml.as_bytes());
+    assert!(
+        w.iter().any(|a| matches!(a, Action::Deliver(_))),
+        "{}",
+        writes(&w)
+    );
+}
