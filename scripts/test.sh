@@ -268,6 +268,24 @@ ensure_media_tools() {
         || echo "could not install ffmpeg/libopus-dev: the recording checks will be skipped"
 }
 
+ensure_s2s_tools() {
+    # tests/s2s.rs federates lilt with lilt and with Debian's Prosody inside a
+    # user+network+mount namespace (unshare from util-linux, ip from
+    # iproute2); it skips, saying so, without them.
+    if command -v prosody >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 \
+        && command -v unshare >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "prosody/iproute2/util-linux missing and this is not root: the federation checks will be skipped"
+        return 0
+    fi
+    section "prosody, iproute2 and util-linux for the federation tests (apt)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends prosody iproute2 util-linux) >/dev/null \
+        || echo "could not install prosody/iproute2: the federation checks will be skipped"
+}
+
 for step in "${steps[@]}"; do
     case "$step" in
     fmt)
@@ -282,6 +300,7 @@ for step in "${steps[@]}"; do
     test)
         ensure_media_tools
         ensure_postgresql
+        ensure_s2s_tools
         run_step "cargo test" cargo test --workspace
         ;;
     build) run_step "cargo build (lilt)" cargo build -p lilt ;;

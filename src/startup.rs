@@ -151,7 +151,7 @@ impl Unsupported {
 
 /// Why lilt does not load a module, for the start-up warning and `check
 /// config`: what is not needed in lilt, what is out of its scope so far
-/// (server-to-server, Prosody's admin console), and the general IM modules
+/// (bidirectional s2s, Prosody's admin console), and the general IM modules
 /// that Jitsi Meet does not use and lilt does not have yet.
 fn why_unavailable(name: &str) -> &'static str {
     match name {
@@ -159,8 +159,8 @@ fn why_unavailable(name: &str) -> &'static str {
             "is not needed: lilt runs in the foreground and leaves daemonising, \
              pidfiles and user switching to the service manager (systemd, docker)"
         }
-        "dialback" | "s2s" | "s2s_bidi" | "s2s_auth_certs" => {
-            "is out of scope: lilt has no server-to-server (federation) connections yet"
+        "s2s_bidi" => {
+            "is not available yet: lilt's server-to-server streams are one-way (no XEP-0288)"
         }
         "admin_telnet" => {
             "is not available: lilt's console is admin_shell (`lilt shell`, or prosodyctl shell), \
@@ -308,6 +308,9 @@ fn is_core_module(name: &str) -> bool {
     matches!(
         name,
         "c2s"
+            | "s2s"
+            | "dialback"
+            | "s2s_auth_certs"
             | "component"
             | "tls"
             | "saslauth"
@@ -474,6 +477,14 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
                 crate::shell::socket_path(&config).display()
             ),
         }
+    }
+    // Server-to-server connections (federation), unless disabled.
+    let s2s = xmpp_core::s2s::start(&server, ctx.shutdown.clone()).map_err(|e| match e {
+        xmpp_core::s2s::manager::StartError::Option(e) => StartError::Option(e),
+    })?;
+    for (addr, task) in s2s {
+        listening.push(Listening { kind: "s2s", addr });
+        tasks.push(task);
     }
     let mut started = xmpp_core::Event::new(&server, "server-started");
     server.fire_global("server-started", &mut started);
