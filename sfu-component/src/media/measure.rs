@@ -1,5 +1,7 @@
 //! Measurements of one incoming video source's layers: which spatial
-//! layers are active, each one's height (from its last VP8 key frame), and
+//! layers are active (`SIM` SSRCs, or the SIDs of a VP9 SVC source), each
+//! one's height (from its last VP8 key frame or VP9 scalability
+//! structure), and
 //! bit rate and frame rate per temporal id over a sliding window of one
 //! second (ten buckets of 100 ms). Reported cumulatively per temporal id,
 //! as Videobridge does (`{s, t}` includes every `t' <= t` of `s`).
@@ -7,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::layers::{LayerId, LayerInfo};
+use super::vp9::MAX_SPATIAL;
 
 /// A spatial layer that carried nothing for this long is not active.
 pub(crate) const LAYER_ACTIVE: Duration = Duration::from_millis(1000);
@@ -68,6 +71,7 @@ impl SourceMeter {
         height: Option<u32>,
     ) {
         let slot = self.slot(now);
+        self.grow(spatial);
         let Some(layer) = self.spatial.get_mut(spatial) else {
             return;
         };
@@ -97,6 +101,23 @@ impl SourceMeter {
             if let Some(f) = bucket.frames.get_mut(t) {
                 *f = f.saturating_add(1);
             }
+        }
+    }
+
+    /// Room for spatial layer `spatial` of a VP9 SVC source (one SSRC,
+    /// spatial ids from the payload descriptor, at most eight).
+    fn grow(&mut self, spatial: usize) {
+        if spatial >= self.spatial.len() && spatial < MAX_SPATIAL {
+            self.spatial.resize(spatial + 1, SpatialMeter::default());
+        }
+    }
+
+    /// The height of spatial layer `spatial` (from a VP9 scalability
+    /// structure).
+    pub fn set_height(&mut self, spatial: usize, height: u32) {
+        self.grow(spatial);
+        if let Some(layer) = self.spatial.get_mut(spatial) {
+            layer.height = height;
         }
     }
 

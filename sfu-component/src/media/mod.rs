@@ -49,6 +49,7 @@ mod route;
 mod speaker;
 mod stats;
 mod streams;
+mod vp9;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
