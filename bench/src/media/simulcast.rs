@@ -1,7 +1,7 @@
 //! The `lilt-core-alloc` scenario: bandwidth allocation on. Every sender
 //! sends its video as three simulcast layers (VP8 with three temporal
-//! layers, 180p / 360p / 720p at about 10 %, 30 % and 100 % of the video
-//! bit rate, a `SIM` group of three SSRCs, each with its `FID` rtx SSRC),
+//! layers, 180p / 360p / 720p sharing the video bit rate of the other
+//! scenarios 1 : 3 : 10, so a sender offers the same load; a `SIM` group of three SSRCs, each with its `FID` rtx SSRC),
 //! and every endpoint tells the bridge over its bridge channel
 //! (ReceiverVideoConstraints, through the bridge host's `channel` lines)
 //! that it wants at most 360p, so the allocator forwards the middle layer
@@ -21,7 +21,8 @@ pub const CONSTRAINTS: &str =
 /// The layer the constraints select (index in the `SIM` group).
 pub const FORWARDED_LAYER: usize = 1;
 
-/// Each layer's size and share of the top layer's bit rate (tenths).
+/// Each layer's size and share of the sender's video bit rate (in
+/// fourteenths; more than that made str0m's pacer in the senders queue).
 const LAYERS: [(u16, u16, usize); 3] = [(320, 180, 1), (640, 360, 3), (1280, 720, 10)];
 
 /// A sender's video layers (stream number, SSRC, rtx SSRC, layer index),
@@ -33,10 +34,10 @@ pub fn add_sender(p: &mut Peer, i: usize, first: u32, top: VideoShape) -> Sender
     let top_bytes = top.packets_per_frame as usize * top.packet_size;
     let max_packet = top.packet_size;
     let mut out = Vec::new();
-    for (layer, (width, height, tenths)) in LAYERS.iter().enumerate() {
+    for (layer, (width, height, share)) in LAYERS.iter().enumerate() {
         let base = 0x0200_0000 + 16 * i as u32 + 2 * layer as u32;
         let (ssrc, rtx) = (base, base + 1);
-        let kbps = (top_bytes * tenths / 10 * 8 * top.fps as usize / 1000) as u32;
+        let kbps = (top_bytes * share / 14 * 8 * top.fps as usize / 1000) as u32;
         let shape = VideoShape::new(kbps.max(1), top.fps, max_packet);
         let number = first + layer as u32;
         let mut s = OutStream::new(number, Kind::Video, Ssrc::from(ssrc), Some(Ssrc::from(rtx)));
