@@ -8,8 +8,10 @@
 //! SIGHUP, [`process`] the service habits (pidfile, exit statuses) and
 //! [`metrics`] `/metrics`. The binary (`src/main.rs`) is a thin CLI.
 //!
-//! Start reading at [`startup::build_server`], then `xmpp_core`.
+//! Start reading at [`ServerBuilder`] and [`startup::build_server`], then
+//! `xmpp_core` (its `module` for writing modules).
 
+pub mod builder;
 pub mod components;
 pub mod ctl;
 pub mod devconfig;
@@ -21,6 +23,9 @@ pub mod reload;
 pub mod startup;
 
 pub use auth;
+pub use bosh_websocket;
+pub use builder::ServerBuilder;
 pub use lua_compat;
 pub use modules;
+pub use muc;
 pub use xmpp_core;

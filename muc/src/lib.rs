@@ -40,6 +40,8 @@ pub mod util;
 
 use std::sync::{Arc, OnceLock};
 
+pub use xmpp_core::module::LoadOutcome;
+use xmpp_core::module::{ModuleError, Registry, manager};
 use xmpp_core::{Host, Server};
 
 pub use room::{Actor, AffiliationData, Room};
@@ -91,12 +93,9 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
     }
     features::register_all(host, &service.settings);
     component::register(host, &service);
-    // The admin commands (Prosody's `module:depends "adhoc"`).
+    // The admin commands (Prosody's `module:depends "adhoc"`, loaded by
+    // the `muc` module of [`register`]).
     admin_commands::register(host, &service);
-    modules::load_module(server, host, "adhoc").map_err(|source| MucError::Dependency {
-        host: host.name.clone(),
-        source,
-    })?;
     // Live rooms are saved, with their occupants, when the server stops
     // (Prosody's `server-stopping` at -300).
     let weak = Arc::downgrade(&service);
@@ -109,76 +108,81 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
     Ok(())
 }
 
-/// The modules of this crate by Prosody name: `Some` if `name` is one
-/// (`muc`, and Jitsi's `muc_max_occupants`, which needs `muc`).
+/// Registers this crate's modules: `muc` (with `adhoc` and `disco`, as
+/// Prosody's mod_muc depends on them) and `muc_max_occupants`; Jitsi's
+/// MUC modules are the `jitsi` crate's.
+pub fn register(registry: &mut Registry) {
+    registry
+        .add_fn("muc", |ctx| {
+            load(ctx.server(), ctx.host()).map_err(ModuleError::other)?;
+            ctx.depends("adhoc")?;
+            ctx.depends("disco")
+        })
+        .add_loader("muc_max_occupants", |_, host| {
+            features::max_occupants::register(host)
+        });
+    jitsi_register(registry);
+}
+
+/// Loads module `name` of this crate on `host` through the server's
+/// registry (adding this crate's modules to it where it lacks them).
 pub fn load_module(
     server: &Arc<Server>,
     host: &Arc<Host>,
     name: &str,
-) -> Option<Result<(), MucError>> {
-    match name {
-        "muc" => Some(load(server, host)),
-        "muc_max_occupants" => {
-            Some(features::max_occupants::register(host).map_err(MucError::from))
-        }
-        "muc_meeting_id" => {
+) -> Result<LoadOutcome, ModuleError> {
+    manager::register(server, |r| {
+        let mut ours = Registry::new();
+        register(&mut ours);
+        r.add_missing(ours);
+    });
+    manager::load(server, host, name)
+}
+
+fn jitsi_register(registry: &mut Registry) {
+    registry
+        .add_loader("muc_meeting_id", |_, host| {
             jitsi::meeting_id::register(host);
-            Some(Ok(()))
-        }
-        "muc_domain_mapper" => {
-            Some(jitsi::domain_mapper::register(server, host).map_err(MucError::from))
-        }
-        "muc_hide_all" => {
+            Ok::<(), MucError>(())
+        })
+        .add_loader("muc_domain_mapper", |server, host| {
+            jitsi::domain_mapper::register(server, host)
+        })
+        .add_loader("muc_hide_all", |_, host| {
             jitsi::hide_all::register(host);
-            Some(Ok(()))
-        }
-        "muc_password_whitelist" => {
+            Ok::<(), MucError>(())
+        })
+        .add_loader("muc_password_whitelist", |_, host| {
             jitsi::password_whitelist::register(host);
-            Some(Ok(()))
-        }
-        "muc_rate_limit" => Some(jitsi::rate_limit::register(host).map_err(MucError::from)),
-        "muc_resource_validate" => {
-            Some(jitsi::resource_validate::register(host).map_err(MucError::from))
-        }
-        "muc_filter_access" => {
+            Ok::<(), MucError>(())
+        })
+        .add_loader("muc_rate_limit", |_, host| jitsi::rate_limit::register(host))
+        .add_loader("muc_resource_validate", |_, host| {
+            jitsi::resource_validate::register(host)
+        })
+        .add_loader("muc_filter_access", |_, host| {
             jitsi::filter_access::register(host);
-            Some(Ok(()))
-        }
-        "conference_duration" => {
+            Ok::<(), MucError>(())
+        })
+        .add_loader("conference_duration", |server, host| {
             jitsi::conference_duration::register(server, host);
-            Some(Ok(()))
-        }
-        "muc_breakout_rooms" => {
-            Some(jitsi::breakout_rooms::register(server, host).map_err(MucError::from))
-        }
-        "muc_lobby_rooms" => {
-            Some(jitsi::lobby_rooms::register(server, host).map_err(MucError::from))
-        }
-        "token_verification" => {
-            Some(jitsi::token_verification::register(host).map_err(MucError::from))
-        }
-        "filter_iq_jibri" => Some(jitsi::filter_iq_jibri::register(host).map_err(MucError::from)),
-        "end_conference" => {
-            Some(jitsi::end_conference::register(server, host).map_err(MucError::from))
-        }
-        "av_moderation_component" => {
-            Some(jitsi::av_moderation::register(server, host).map_err(MucError::from))
-        }
-        "polls_component" => Some(jitsi::polls::register(server, host).map_err(MucError::from)),
-        "speakerstats_component" => {
-            Some(jitsi::speakerstats::load(server, host).map_err(MucError::from))
-        }
-        "room_metadata_component" => {
-            Some(jitsi::room_metadata::load(server, host).map_err(MucError::from))
-        }
-        "filesharing_component" => {
-            Some(jitsi::filesharing::load(server, host).map_err(MucError::from))
-        }
-        "muc_size" => Some(jitsi::muc_size::load(server, host)),
-        "room_destroy" => {
+            Ok::<(), MucError>(())
+        })
+        .add_loader("muc_breakout_rooms", jitsi::breakout_rooms::register)
+        .add_loader("muc_lobby_rooms", jitsi::lobby_rooms::register)
+        .add_loader("token_verification", |_, host| {
+            jitsi::token_verification::register(host)
+        })
+        .add_loader("filter_iq_jibri", |_, host| jitsi::filter_iq_jibri::register(host))
+        .add_loader("end_conference", jitsi::end_conference::register)
+        .add_loader("av_moderation_component", jitsi::av_moderation::register)
+        .add_loader("polls_component", jitsi::polls::register)
+        .add_loader("speakerstats_component", jitsi::speakerstats::load)
+        .add_loader("room_metadata_component", jitsi::room_metadata::load)
+        .add_loader("filesharing_component", jitsi::filesharing::load)
+        .add_loader("muc_size", jitsi::muc_size::load)
+        .add_loader("room_destroy", |server, _| {
             jitsi::breakout_lifecycle::load_room_destroy(server);
-            Some(Ok(()))
-        }
-        _ => None,
-    }
+            Ok::<(), MucError>(())
+        });
 }

@@ -47,6 +47,7 @@ pub mod error;
 pub mod extensions;
 pub mod hooks;
 pub mod host;
+pub mod http;
 pub mod jid;
 pub mod limits;
 pub mod listen;

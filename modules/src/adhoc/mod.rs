@@ -172,9 +172,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Adds a command to the host (replacing one with the same node).
+/// Adds a command to the host (replacing one with the same node); the
+/// module loading it owns it and takes it away at unload.
 pub fn register(host: &Host, command: Command) {
-    lock(&host.extension::<Registry>().commands).insert(command.node.clone(), command);
+    let registry = host.extension::<Registry>();
+    let node = command.node.clone();
+    lock(&registry.commands).insert(node.clone(), command);
+    xmpp_core::module::scope::on_unload(move || {
+        lock(&registry.commands).remove(&node);
+    });
 }
 
 /// Removes the command at `node`.

@@ -59,16 +59,7 @@ pub fn add_identity(host: &Host, category: &str, type_: &str, name: Option<&str>
 
 /// Adds any element (a data form, usually) to the host's disco#info.
 pub fn add_extension(host: &Host, element: Element) {
-    host.events.hook("host-disco-info", 0, move |event| {
-        if let Some(q) = event
-            .stanza
-            .as_mut()
-            .and_then(|iq| iq.get_child_mut("query", NS_DISCO_INFO))
-        {
-            q.push_child(element.clone());
-        }
-        false
-    });
+    xmpp_core::module::context::add_disco_info(host, element);
 }
 
 /// The host's disco#info `<query/>`, ordered and deduplicated as Prosody's.

@@ -10,6 +10,7 @@ use super::scope::{self, Owner};
 use super::{ModuleError, manager};
 use crate::hooks::{Event, HookId};
 use crate::host::Host;
+use crate::http::HttpApp;
 use crate::server::Server;
 use crate::stanza::Element;
 use crate::storage::{ArchiveStore, KeyValueStore, MapStore, StorageResult};
@@ -160,6 +161,27 @@ impl ModuleContext {
             }
             false
         })
+    }
+
+    // -- HTTP ------------------------------------------------------------------------
+
+    /// `module:provides("http", app)`: serves `app` for this host (or for
+    /// every host with `global`), loading `http` first; the routes go when
+    /// the module unloads. Returns the app's base path.
+    pub fn provide_http(&self, app: HttpApp, global: bool) -> Result<String, ModuleError> {
+        self.depends("http")?;
+        let Some(service) = crate::http::service(&self.server) else {
+            return Err(ModuleError::failed(self, "no HTTP service is installed"));
+        };
+        let name = app.name.clone();
+        let host = (!global).then(|| self.host.clone());
+        let base = service
+            .provide(&self.server, host.as_ref(), app)
+            .map_err(|e| ModuleError::failed(self, e))?;
+        let server = self.server.clone();
+        let host_name = host.map(|h| h.name.clone());
+        self.on_unload(move || service.remove(&server, host_name.as_deref(), &name));
+        Ok(base)
     }
 
     // -- items and shared state -------------------------------------------------------

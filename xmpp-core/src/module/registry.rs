@@ -92,6 +92,13 @@ impl Registry {
         self.modules.keys().cloned().collect()
     }
 
+    /// Adds the modules of `other` this registry does not have yet.
+    pub fn add_missing(&mut self, other: Registry) {
+        for (name, factory) in other.modules {
+            self.modules.entry(name).or_insert(factory);
+        }
+    }
+
     /// Adds every module of `other` (later wins).
     pub fn extend(&mut self, other: Registry) {
         self.modules.extend(other.modules);
