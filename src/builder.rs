@@ -121,10 +121,12 @@ pub fn builtin_registry() -> Registry {
     }
     modules::register(&mut r);
     muc::register(&mut r);
+    jitsi::register(&mut r);
     bosh_websocket::register(&mut r);
     // mod_http_openmetrics: /metrics (crate::metrics).
     r.add_fn("http_openmetrics", |ctx| {
-        crate::metrics::load(ctx.server(), ctx.host()).map_err(|reason| ModuleError::Other(reason.into()))
+        crate::metrics::load(ctx.server(), ctx.host())
+            .map_err(|reason| ModuleError::Other(reason.into()))
     });
     r
 }

@@ -25,6 +25,7 @@ pub mod startup;
 pub use auth;
 pub use bosh_websocket;
 pub use builder::ServerBuilder;
+pub use jitsi;
 pub use lua_compat;
 pub use modules;
 pub use muc;

@@ -13,8 +13,8 @@ use xmpp_core::c2s::negotiation::C2sSettings;
 use xmpp_core::c2s::{ListenerContext, serve};
 use xmpp_core::config::OptionError;
 use xmpp_core::listen;
-use xmpp_core::stream::StreamLimits;
 use xmpp_core::module::{LoadOutcome, Registry, manager};
+use xmpp_core::stream::StreamLimits;
 use xmpp_core::{Clock, HostKind, Server, ServerConfig, Value};
 
 /// Why the server could not start.

@@ -4,8 +4,7 @@
 //! `plugins/mod_*.lua`: each exposes `load(server, host)`, which hooks the
 //! events it handles on the host's bus. [`register`] adds them to a
 //! [`Registry`] by the names `modules_enabled` uses. The storage drivers (`internal`,
-//! `memory`, `none`) live in [`storage`]. Component modules load the same
-//! way on a `Component` host: [`client_proxy`] (Jitsi's focus proxy).
+//! `memory`, `none`) live in [`storage`].
 //!
 //! Depends on `xmpp-core` (events, router, sessions, storage API),
 //! `lua-compat` (Prosody's `.dat` files) and `auth`.
@@ -19,11 +18,9 @@ pub mod adhoc;
 pub mod announce;
 pub mod blocklist;
 pub mod carbons;
-pub mod client_proxy;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
-pub mod jitsi;
 pub mod lastactivity;
 pub mod limits;
 pub mod message;
@@ -51,10 +48,8 @@ pub fn register(registry: &mut Registry) {
         .add_loader("announce", announce::load)
         .add_loader("blocklist", blocklist::load)
         .add_loader("carbons", carbons::load)
-        .add_loader("client_proxy", client_proxy::load)
         .add_loader("disco", disco::load)
         .add_loader("external_services", external_services::load)
-        .add_loader("features_identity", jitsi::features_identity::load)
         .add_loader("iq", iq::load)
         .add_loader("lastactivity", lastactivity::load)
         .add_loader("limits", limits::load)

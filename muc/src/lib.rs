@@ -16,14 +16,8 @@
 //! `create_room(...)`) and hook the `muc-*` events on the host's bus, whose
 //! payload carries the room as the object field `room` ([`events::room_of`]).
 //!
-//! Jitsi Meet's modules that hook the MUC live in [`jitsi`] (one file per
-//! module, Jitsi's names and options: `muc_meeting_id`, `muc_domain_mapper`,
-//! `muc_hide_all`, `muc_password_whitelist`, `muc_rate_limit`,
-//! `muc_resource_validate`, `muc_filter_access`, `conference_duration`,
-//! `muc_lobby_rooms`, `muc_breakout_rooms` (on the main VirtualHost),
-//! `filter_iq_jibri`, and the components `end_conference`,
-//! `av_moderation_component`, `polls_component`) and are loaded by name
-//! through [`load_module`].
+//! Jitsi Meet's modules that hook the MUC live in the `jitsi` crate; this
+//! crate's [`register`] adds `muc` and `muc_max_occupants` to a registry.
 
 pub mod admin_commands;
 pub mod broadcast;
@@ -31,7 +25,6 @@ pub mod component;
 pub mod events;
 pub mod features;
 pub mod form;
-pub mod jitsi;
 pub mod occupant;
 pub mod room;
 pub mod service;
@@ -55,16 +48,6 @@ pub enum MucError {
     Option(#[from] xmpp_core::config::OptionError),
     #[error("MUC should be loaded as a component, not on the VirtualHost {host}")]
     NotComponent { host: String },
-    #[error(transparent)]
-    Component(#[from] jitsi::components::ComponentError),
-    #[error(transparent)]
-    Route(#[from] bosh_websocket::routes::RouteError),
-    #[error("MUC on {host}: could not load the module it depends on: {source}")]
-    Dependency {
-        host: String,
-        #[source]
-        source: modules::ModuleError,
-    },
 }
 
 /// Where a host keeps its MUC service.
@@ -121,7 +104,6 @@ pub fn register(registry: &mut Registry) {
         .add_loader("muc_max_occupants", |_, host| {
             features::max_occupants::register(host)
         });
-    jitsi_register(registry);
 }
 
 /// Loads module `name` of this crate on `host` through the server's
@@ -137,52 +119,4 @@ pub fn load_module(
         r.add_missing(ours);
     });
     manager::load(server, host, name)
-}
-
-fn jitsi_register(registry: &mut Registry) {
-    registry
-        .add_loader("muc_meeting_id", |_, host| {
-            jitsi::meeting_id::register(host);
-            Ok::<(), MucError>(())
-        })
-        .add_loader("muc_domain_mapper", |server, host| {
-            jitsi::domain_mapper::register(server, host)
-        })
-        .add_loader("muc_hide_all", |_, host| {
-            jitsi::hide_all::register(host);
-            Ok::<(), MucError>(())
-        })
-        .add_loader("muc_password_whitelist", |_, host| {
-            jitsi::password_whitelist::register(host);
-            Ok::<(), MucError>(())
-        })
-        .add_loader("muc_rate_limit", |_, host| jitsi::rate_limit::register(host))
-        .add_loader("muc_resource_validate", |_, host| {
-            jitsi::resource_validate::register(host)
-        })
-        .add_loader("muc_filter_access", |_, host| {
-            jitsi::filter_access::register(host);
-            Ok::<(), MucError>(())
-        })
-        .add_loader("conference_duration", |server, host| {
-            jitsi::conference_duration::register(server, host);
-            Ok::<(), MucError>(())
-        })
-        .add_loader("muc_breakout_rooms", jitsi::breakout_rooms::register)
-        .add_loader("muc_lobby_rooms", jitsi::lobby_rooms::register)
-        .add_loader("token_verification", |_, host| {
-            jitsi::token_verification::register(host)
-        })
-        .add_loader("filter_iq_jibri", |_, host| jitsi::filter_iq_jibri::register(host))
-        .add_loader("end_conference", jitsi::end_conference::register)
-        .add_loader("av_moderation_component", jitsi::av_moderation::register)
-        .add_loader("polls_component", jitsi::polls::register)
-        .add_loader("speakerstats_component", jitsi::speakerstats::load)
-        .add_loader("room_metadata_component", jitsi::room_metadata::load)
-        .add_loader("filesharing_component", jitsi::filesharing::load)
-        .add_loader("muc_size", jitsi::muc_size::load)
-        .add_loader("room_destroy", |server, _| {
-            jitsi::breakout_lifecycle::load_room_destroy(server);
-            Ok::<(), MucError>(())
-        });
 }

@@ -138,10 +138,7 @@ impl EventBus {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut map = self.handlers.write().unwrap_or_else(|e| e.into_inner());
         let list = map.entry(name.to_string()).or_default();
-        let mut new: Vec<Registered> = list
-            .iter()
-            .map(Registered::duplicate)
-            .collect();
+        let mut new: Vec<Registered> = list.iter().map(Registered::duplicate).collect();
         new.push(Registered {
             id,
             priority,

@@ -208,7 +208,9 @@ impl ModuleContext {
             let removed: Vec<_> = {
                 let mut map = items.0.lock().unwrap_or_else(|e| e.into_inner());
                 let list = map.entry(kind.clone()).or_default();
-                let (gone, kept) = std::mem::take(list).into_iter().partition(|(o, _)| *o == owner);
+                let (gone, kept) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|(o, _)| *o == owner);
                 *list = kept;
                 gone
             };
@@ -359,7 +361,10 @@ impl ModuleContext {
         mut f: impl FnMut() -> Option<Duration> + Send + 'static,
     ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.log("warn", "add_timer outside a tokio runtime: timer not started");
+            self.log(
+                "warn",
+                "add_timer outside a tokio runtime: timer not started",
+            );
             return;
         };
         let task = runtime.spawn(async move {

@@ -27,16 +27,13 @@ impl ModuleContext {
             Some(Value::Integer(i)) => Ok(Some(i.to_string())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             // Prosody takes a one-element table's element, with a warning.
-            Some(Value::Table(t)) if t.map.is_empty() && t.seq.len() == 1 => {
-                match t.seq.first() {
-                    Some(Value::String(s)) => Ok(Some(s.clone())),
-                    _ => Err(self.option_error(name, "must be a string".into())),
-                }
+            Some(Value::Table(t)) if t.map.is_empty() && t.seq.len() == 1 => match t.seq.first() {
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                _ => Err(self.option_error(name, "must be a string".into())),
+            },
+            Some(v) => {
+                Err(self.option_error(name, format!("must be a string, not a {}", v.type_name())))
             }
-            Some(v) => Err(self.option_error(
-                name,
-                format!("must be a string, not a {}", v.type_name()),
-            )),
         }
     }
 
@@ -44,9 +41,11 @@ impl ModuleContext {
     pub fn get_option_number(&self, name: &str) -> Result<Option<f64>, OptionError> {
         match self.get_option(name) {
             None => Ok(None),
-            Some(Value::String(s)) => s.trim().parse::<f64>().map(Some).map_err(|_| {
-                self.option_error(name, format!("must be a number, not {s:?}"))
-            }),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| self.option_error(name, format!("must be a number, not {s:?}"))),
             Some(v) => v.as_f64().map(Some).ok_or_else(|| {
                 self.option_error(name, format!("must be a number, not a {}", v.type_name()))
             }),
@@ -97,10 +96,9 @@ impl ModuleContext {
                     .collect(),
             )),
             Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
-            Some(v) => Err(self.option_error(
-                name,
-                format!("must be a list, not a {}", v.type_name()),
-            )),
+            Some(v) => {
+                Err(self.option_error(name, format!("must be a list, not a {}", v.type_name())))
+            }
         }
     }
 
@@ -122,7 +120,9 @@ impl ModuleContext {
         let config = self.host().config();
         let mut out = BTreeSet::new();
         let global = config.get_global(name);
-        let own = config.host(&self.host().name).and_then(|h| h.section.get(name));
+        let own = config
+            .host(&self.host().name)
+            .and_then(|h| h.section.get(name));
         for v in [global, own].into_iter().flatten() {
             let list = v.as_string_list().ok_or_else(|| {
                 self.option_error(name, format!("must be a list, not a {}", v.type_name()))
@@ -144,10 +144,13 @@ impl ModuleContext {
     /// `"30s"`, `"5 minutes"`, `"1 day"`, `"2w"`; `"never"` and
     /// `math.huge` are `Duration::MAX`.
     pub fn get_option_period(&self, name: &str) -> Result<Option<Duration>, OptionError> {
-        let bad = |what: String| self.option_error(name, format!("must be a time period, not {what}"));
+        let bad =
+            |what: String| self.option_error(name, format!("must be a time period, not {what}"));
         match self.get_option(name) {
             None => Ok(None),
-            Some(Value::String(s)) => parse_period(s).map(Some).ok_or_else(|| bad(format!("{s:?}"))),
+            Some(Value::String(s)) => parse_period(s)
+                .map(Some)
+                .ok_or_else(|| bad(format!("{s:?}"))),
             Some(v) => match v.as_f64() {
                 Some(n) if n.is_infinite() && n > 0.0 => Ok(Some(Duration::MAX)),
                 Some(n) if n >= 0.0 && n.is_finite() => Ok(Some(Duration::from_secs_f64(n))),
@@ -184,9 +187,16 @@ pub fn parse_period(text: &str) -> Option<Duration> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = if num.is_empty() { 1.0 } else { num.parse().ok()? };
+    let n: f64 = if num.is_empty() {
+        1.0
+    } else {
+        num.parse().ok()?
+    };
     let unit = unit.trim();
-    let unit = unit.strip_suffix('s').filter(|u| u.len() > 1).unwrap_or(unit);
+    let unit = unit
+        .strip_suffix('s')
+        .filter(|u| u.len() > 1)
+        .unwrap_or(unit);
     let secs = match unit {
         "" | "s" | "sec" | "second" => 1.0,
         "m" | "min" | "minute" => 60.0,

@@ -34,12 +34,12 @@ use super::breakout_lifecycle::{
 };
 use super::lobby_rooms::{live_room, muc_of, when_muc_loaded};
 use super::util::{TenantMapping, is_healthcheck_room, split};
-use crate::events::{lock, occupant_of, room_of};
-use crate::form::{Field, FieldValue};
-use crate::room::iq::add_disco_field;
-use crate::room::owner::add_config_field;
-use crate::util::{NS_DISCO_INFO, host_of};
-use crate::{Role, Room};
+use muc::events::{lock, occupant_of, room_of};
+use muc::form::{Field, FieldValue};
+use muc::room::iq::add_disco_field;
+use muc::room::owner::add_config_field;
+use muc::util::{NS_DISCO_INFO, host_of};
+use muc::{Role, Room};
 
 pub const BREAKOUT_ROOMS_IDENTITY_TYPE: &str = "breakout_rooms";
 pub const RENAME_FEATURE: &str = "http://jitsi.org/protocol/breakout_rooms#rename";
@@ -116,7 +116,7 @@ impl Breakout {
                 if split(&jid).0 == Some("focus") {
                     continue;
                 }
-                let role = o.role.map(|r| crate::util::role_name(Some(r)));
+                let role = o.role.map(|r| muc::util::role_name(Some(r)));
                 out.insert(
                     self.to_virtual(&o.nick),
                     json!({
@@ -395,12 +395,7 @@ fn hook_occupants(b: &Arc<Breakout>, host: &Host) {
     }
 }
 
-fn hook_breakout(
-    b: &Arc<Breakout>,
-    server: &Arc<Server>,
-    host: &Host,
-    service: &crate::MucService,
-) {
+fn hook_breakout(b: &Arc<Breakout>, server: &Arc<Server>, host: &Host, service: &muc::MucService) {
     let me = b.clone();
     host.events
         .hook("message/host", 0, move |event| on_message(&me, event));

@@ -37,8 +37,8 @@ use super::components::ComponentConfig;
 use super::meeting_id::NS_JITMEET;
 use super::util::{is_admin, is_healthcheck_room};
 use super::web_session::{announce_identity, get_room_from_jid, json_message};
-use crate::events::{lock, occupant_of, room_of};
-use crate::room::Room;
+use muc::events::{lock, occupant_of, room_of};
+use muc::room::Room;
 
 const NS_NICK: &str = "http://jabber.org/protocol/nick";
 
@@ -304,14 +304,11 @@ fn hook_muc(component: &Arc<Host>, muc: &Arc<Host>, main: Option<Arc<Host>>) {
 
 /// The main room a breakout room belongs to (`_data.breakout_rooms`).
 fn main_room(main: &Host, breakout_jid: &str) -> Option<Arc<Room>> {
-    crate::service_for(main)?
-        .live_rooms()
-        .into_iter()
-        .find(|r| {
-            r.data_bool("breakout_rooms_active")
-                && r.data_value("breakout_rooms")
-                    .is_some_and(|b| b.get(breakout_jid).is_some())
-        })
+    muc::service_for(main)?.live_rooms().into_iter().find(|r| {
+        r.data_bool("breakout_rooms_active")
+            && r.data_value("breakout_rooms")
+                .is_some_and(|b| b.get(breakout_jid).is_some())
+    })
 }
 
 fn occupant_joined(component: &Arc<Host>, store: &Store, event: &Event) {

@@ -26,7 +26,7 @@ use xmpp_core::stanza::Element;
 use xmpp_core::{Event, Host, Server};
 
 use super::util::TenantMapping;
-use crate::events::lock;
+use muc::events::lock;
 
 /// Jicofo's conference IQ payload.
 pub const NS_FOCUS: &str = "http://jitsi.org/protocol/focus";

@@ -49,9 +49,9 @@ use super::util::{is_admin, is_focus_nick, is_healthcheck_room};
 use super::web_session::{
     RoomFinder, announce_identity, command_child, json_message, muc_component,
 };
-use crate::events::{lock, occupant_of, room_of};
-use crate::room::Room;
-use crate::util::Role;
+use muc::events::{lock, occupant_of, room_of};
+use muc::room::Room;
+use muc::util::Role;
 
 pub const MEDIA_TYPES: [&str; 3] = ["audio", "video", "desktop"];
 
@@ -145,7 +145,7 @@ impl AvModeration {
     /// Sets `startMuted[media]` in the room metadata: `true` when starting
     /// (keeping the old value), the old value back when stopping.
     fn start_muted(&self, server: &Arc<Server>, room: &Arc<Room>, media: &str, starting: bool) {
-        let Some(muc) = server.host(crate::util::host_of(&room.jid)) else {
+        let Some(muc) = server.host(muc::util::host_of(&room.jid)) else {
             return;
         };
         let mut start_muted = super::room_metadata::metadata(&muc, &room.jid)

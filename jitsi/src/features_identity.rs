@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use xmpp_core::stanza::Element;
 use xmpp_core::{Host, Server};
 
-use crate::ModuleError;
-use crate::disco::NS_DISCO_INFO;
+use modules::ModuleError;
+use modules::disco::NS_DISCO_INFO;
 
 /// The identities added so far: (type, name).
 #[derive(Default)]
@@ -70,7 +70,7 @@ mod tests {
             .with_field("name", "speakerstats")
             .with_field("host", "speakerstats.localhost");
         server.fire_on_host(&host, "jitsi-add-identity", &mut ev);
-        let info = crate::disco::server_disco_info(&server, &host);
+        let info = modules::disco::server_disco_info(&server, &host);
         let found = info.children().any(|c| {
             c.name() == "identity"
                 && c.get_attr("category") == Some("component")

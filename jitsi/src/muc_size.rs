@@ -23,15 +23,15 @@
 //! an error (lilt refuses the configuration rather than leaving the routes
 //! out).
 //!
-//! Lives in the muc crate because it reads rooms; it uses the HTTP route
-//! API of `bosh-websocket` (which depends on no other workspace crate, so
-//! there is no cycle).
+//! It serves its routes through its module context
+//! ([`xmpp_core::ModuleContext::provide_http`]), which loads `http`.
 
 use std::sync::{Arc, Weak};
 
-use axum::http::StatusCode;
-use bosh_websocket::routes::{HttpApp, HttpRequest, HttpResponse, handler, provide};
 use serde_json::{Value as Json, json};
+use xmpp_core::ModuleContext;
+use xmpp_core::http::{HttpApp, HttpRequest, HttpResponse, StatusCode, handler};
+use xmpp_core::module::ModuleError;
 use xmpp_core::{Host, Server};
 
 use super::token_verification::{RoomVerifier, verifier_on};
@@ -121,7 +121,7 @@ fn lookup(
     server: &Weak<Server>,
     options: &Options,
     req: &HttpRequest,
-) -> Result<(Arc<Server>, Arc<crate::Room>), StatusCode> {
+) -> Result<(Arc<Server>, Arc<muc::Room>), StatusCode> {
     let address = room_address(&options.prefix, req.query.as_deref())?;
     if let Some(check) = &options.verify_token {
         let token = req.query.as_deref().and_then(|q| param(q, "token"));
@@ -172,11 +172,11 @@ fn room_occupants(server: &Weak<Server>, options: &Options, req: &HttpRequest) -
 }
 
 /// The token checks when `enable_roomsize_token_verification` is on.
-fn token_check(host: &Host) -> Result<Option<Arc<TokenCheck>>, crate::MucError> {
+fn token_check(host: &Host) -> Result<Option<Arc<TokenCheck>>, ModuleError> {
     if !host.option_bool("enable_roomsize_token_verification", false)? {
         return Ok(None);
     }
-    let token = auth::token::TokenVerifier::from_host(host)?;
+    let token = auth::token::TokenVerifier::from_host(host).map_err(ModuleError::other)?;
     let room = verifier_on(host, &host.name)?.ok_or_else(|| {
         host.option_error(
             "app_id",
@@ -186,7 +186,8 @@ fn token_check(host: &Host) -> Result<Option<Arc<TokenCheck>>, crate::MucError> 
     Ok(Some(Arc::new(TokenCheck { token, room })))
 }
 
-pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), crate::MucError> {
+pub fn load(ctx: &ModuleContext) -> Result<(), ModuleError> {
+    let (server, host) = (ctx.server(), ctx.host());
     let options = Options {
         prefix: host
             .option_str("muc_mapper_domain_prefix")
@@ -209,9 +210,7 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), crate::MucErro
         let count = weak.upgrade().map_or(0, |s| s.sessions.all().len());
         async move { HttpResponse::ok("text/plain", count.to_string()) }
     });
-    provide(
-        server,
-        Some(host),
+    ctx.provide_http(
         HttpApp {
             name: "muc_size".into(),
             default_path: Some("/".into()),
@@ -222,6 +221,7 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), crate::MucErro
                 ("GET /sessions".into(), sessions),
             ],
         },
+        false,
     )?;
     Ok(())
 }

@@ -15,8 +15,8 @@ use xmpp_core::{Event, Host, Jid, Server, Session, Value};
 
 use super::meeting_id::NS_JITMEET;
 use super::util::TenantMapping;
-use crate::occupant::Occupant;
-use crate::room::Room;
+use muc::occupant::Occupant;
+use muc::room::Room;
 
 /// The session field mod_jitsi_session sets from `?room=`.
 pub const WEB_QUERY_ROOM: &str = "jitsi_web_query_room";
@@ -74,9 +74,9 @@ pub fn web_query_room(session: &Session) -> Option<(String, String)> {
 pub fn get_room_from_jid(server: &Server, room_jid: &str) -> Option<Arc<Room>> {
     let room_jid = Jid::parse(room_jid).ok()?.to_bare();
     let host = server.host(room_jid.domain())?;
-    let service = crate::service_for(&host)?;
+    let service = muc::service_for(&host)?;
     match service.get_room(&room_jid.to_string()) {
-        crate::Lookup::Live(room) => Some(room),
+        muc::Lookup::Live(room) => Some(room),
         _ => None,
     }
 }
@@ -141,7 +141,7 @@ impl RoomFinder {
             tracing::warn!(room = %room.jid, "{module}: No occupant {from} found");
             return None;
         };
-        if occupant.role != Some(crate::util::Role::Moderator) {
+        if occupant.role != Some(muc::util::Role::Moderator) {
             tracing::warn!(room = %room.jid, "{module}: Occupant {from} is not moderator and not allowed this operation");
             return None;
         }

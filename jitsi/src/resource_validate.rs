@@ -13,7 +13,7 @@ use xmpp_core::error::{ErrorType, StanzaError};
 use xmpp_core::{Event, Host, Server};
 
 use super::util::{is_healthcheck_room, split};
-use crate::events::{occupant_of, room_of};
+use muc::events::{occupant_of, room_of};
 
 /// Is this a valid room nickname for Jitsi?
 pub fn is_valid_resource(resource: &str) -> bool {

@@ -35,10 +35,10 @@ use xmpp_core::{Event, Server};
 
 use super::breakout_rooms::Breakout;
 use super::util::split;
-use crate::Room;
-use crate::events::{lock, occupant_of, room_of};
-use crate::room::reply_error;
-use crate::util::{bare_of, host_of};
+use muc::Room;
+use muc::events::{lock, occupant_of, room_of};
+use muc::room::reply_error;
+use muc::util::{bare_of, host_of};
 
 /// `ROOMS_TTL_IF_ALL_LEFT`.
 pub const ROOMS_TTL_IF_ALL_LEFT: Duration = Duration::from_secs(5);

@@ -42,9 +42,9 @@ use xmpp_core::{Event, Host, Server, Session, Value, config::OptionError};
 use super::meeting_id::{NS_JITMEET, json_to_value};
 use super::util::is_healthcheck_room;
 use super::web_session::{RoomFinder, announce_identity, get_room_from_jid, json_message};
-use crate::events::{lock, occupant_of, room_of};
-use crate::occupant::Occupant;
-use crate::room::Room;
+use muc::events::{lock, occupant_of, room_of};
+use muc::occupant::Occupant;
+use muc::room::Room;
 
 pub const POLLS_LIMIT: usize = 128;
 pub const POLL_PAYLOAD_LIMIT: usize = 1024;
@@ -361,7 +361,7 @@ fn sender_room(
 /// moderator fallback).
 fn may_create(server: &Server, room: &Room, origin: &Session) -> bool {
     let restricted = server
-        .host(crate::util::host_of(&room.jid))
+        .host(muc::util::host_of(&room.jid))
         .and_then(|muc| super::room_metadata::metadata(&muc, &room.jid))
         .and_then(|m| {
             m.get("permissions")
@@ -451,7 +451,7 @@ fn on_message(event: &mut Event, polls: &Polls) -> bool {
             } else {
                 "answer-poll"
             };
-            if let Some(muc) = server.host(crate::util::host_of(&room.jid)) {
+            if let Some(muc) = server.host(muc::util::host_of(&room.jid)) {
                 let mut ev = Event::new(&server, name)
                     .with_object("room", room.clone())
                     .with_field("room_jid", room.jid.as_str())

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use xmpp_core::{Host, Server};
 
-use crate::events::{lock, room_of};
-use crate::features::on_disco;
-use crate::form::{Field, FieldValue};
-use crate::room::iq::add_disco_field;
+use muc::events::{lock, room_of};
+use muc::features::on_disco;
+use muc::form::{Field, FieldValue};
+use muc::room::iq::add_disco_field;
 
 /// Each room's `created_timestamp` (not saved, as in Jitsi).
 #[derive(Default)]

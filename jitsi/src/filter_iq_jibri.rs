@@ -29,8 +29,8 @@ use xmpp_core::{Event, Host, Session, config::OptionError};
 
 use super::rate_limit::Throttle;
 use super::web_session::{RoomFinder, get_room_from_jid};
-use crate::events::{lock, room_of};
-use crate::util::{Role, bare_of, host_of};
+use muc::events::{lock, room_of};
+use muc::util::{Role, bare_of, host_of};
 
 pub const NS_JIBRI: &str = "http://jitsi.org/protocol/jibri";
 

@@ -28,13 +28,13 @@ use xmpp_core::{Event, Host, Jid, Session, SessionKind, Table, Value};
 use super::util::{
     extract_subdomain, is_admin, is_focus_nick, is_healthcheck_room, presence_check_status,
 };
-use crate::events::{lock, occupant_of, room_of};
-use crate::features::{on_disco, on_form};
-use crate::form::{Field, FieldValue};
-use crate::room::iq::add_disco_field;
-use crate::room::owner::submitted_value;
-use crate::room::{Actor, AffiliationData, Room};
-use crate::util::{NS_MUC_USER, uuid};
+use muc::events::{lock, occupant_of, room_of};
+use muc::features::{on_disco, on_form};
+use muc::form::{Field, FieldValue};
+use muc::room::iq::add_disco_field;
+use muc::room::owner::submitted_value;
+use muc::room::{Actor, AffiliationData, Room};
+use muc::util::{NS_MUC_USER, uuid};
 
 pub const NS_JITMEET: &str = "http://jitsi.org/jitmeet";
 const NS_NICK: &str = "http://jabber.org/protocol/nick";
@@ -118,7 +118,7 @@ pub fn register(host: &Arc<Host>) {
             .stanza
             .as_ref()
             .is_some_and(|s| presence_check_status(s.get_child("x", NS_MUC_USER), "307"))
-            || crate::events::mutable_of::<Element>(event, "x")
+            || muc::events::mutable_of::<Element>(event, "x")
                 .is_some_and(|x| presence_check_status(Some(&lock(&x)), "307"));
         if kicked
             && let (Some(room), Some(occupant)) = (room_of(event), occupant_of(event, "occupant"))
@@ -286,8 +286,8 @@ fn json_message(host: &Arc<Host>, event: &mut Event) -> bool {
     };
     let to = stanza.to().unwrap_or_default().to_string();
     let from = stanza.from().unwrap_or_default().to_string();
-    let Some(room) = crate::service_for(host).and_then(|s| match s.get_room(&to) {
-        crate::Lookup::Live(r) => Some(r),
+    let Some(room) = muc::service_for(host).and_then(|s| match s.get_room(&to) {
+        muc::Lookup::Live(r) => Some(r),
         _ => None,
     }) else {
         tracing::warn!("no room found for {to}");

@@ -7,7 +7,7 @@
 use xmpp_core::stanza::Element;
 use xmpp_core::{Host, Value, config::OptionError};
 
-use crate::util::{NS_MUC_USER, bare_of};
+use muc::util::{NS_MUC_USER, bare_of};
 
 /// Jicofo's health-check rooms start with this name.
 pub const HEALTHCHECK_PREFIX: &str = "__jicofo-health-check";
@@ -27,7 +27,7 @@ pub fn is_focus_nick(occupant_jid: &str) -> bool {
 /// module.host)`: the host's `admins`, which fall back to the global ones)?
 /// Jicofo's `focus@auth.<domain>` is one in Jitsi's configurations.
 pub fn is_admin(host: &Host, jid: &str) -> bool {
-    if let Some(service) = crate::service_for(host) {
+    if let Some(service) = muc::service_for(host) {
         return service.is_admin(jid);
     }
     let bare = bare_of(jid);

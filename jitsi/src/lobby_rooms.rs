@@ -40,12 +40,12 @@ use xmpp_core::{Event, Host, Server, Session};
 use super::lobby_overrides::{hook_overrides, set_lobby_enabled};
 use super::meeting_id::NS_JITMEET;
 use super::util::{TenantMapping, is_focus_nick, is_healthcheck_room, presence_check_status};
-use crate::events::{flag, lock, mutable_of, occupant_of, room_of};
-use crate::form::{Field, FieldValue};
-use crate::room::iq::add_disco_field;
-use crate::room::owner::add_status_code;
-use crate::util::{NS_MUC, NS_MUC_USER, bare_of, host_of};
-use crate::{Actor, Affiliation, AffiliationData, MucService, Room};
+use muc::events::{flag, lock, mutable_of, occupant_of, room_of};
+use muc::form::{Field, FieldValue};
+use muc::room::iq::add_disco_field;
+use muc::room::owner::add_status_code;
+use muc::util::{NS_MUC, NS_MUC_USER, bare_of, host_of};
+use muc::{Actor, Affiliation, AffiliationData, MucService, Room};
 
 pub const DISPLAY_NAME_REQUIRED_FEATURE: &str =
     "http://jitsi.org/protocol/lobbyrooms#displayname_required";
@@ -67,7 +67,7 @@ pub struct Lobby {
 /// The MUC service on `domain`, if loaded.
 pub(crate) fn muc_of(server: &Server, domain: &str) -> Option<(Arc<Host>, Arc<MucService>)> {
     let host = server.host(domain)?;
-    let service = crate::service_for(&host)?;
+    let service = muc::service_for(&host)?;
     Some((host, service))
 }
 
@@ -95,7 +95,7 @@ pub(crate) fn when_muc_loaded(
 /// The live room `jid` of a service.
 pub(crate) fn live_room(service: &MucService, jid: &str) -> Option<Arc<Room>> {
     match service.get_room(jid) {
-        crate::Lookup::Live(room) => Some(room),
+        muc::Lookup::Live(room) => Some(room),
         _ => None,
     }
 }
@@ -458,7 +458,7 @@ fn filter_stanza(lobby: &Lobby, server: &Server, stanza: Element) -> Option<Elem
     // node answers the clients' feature query) always passes.
     if stanza.name() == "iq"
         && stanza
-            .get_child("query", crate::util::NS_DISCO_INFO)
+            .get_child("query", muc::util::NS_DISCO_INFO)
             .is_some()
     {
         return Some(stanza);
@@ -563,7 +563,7 @@ fn hook_lobbyrooms_node(lobby: &Arc<Lobby>, host: &Host) {
         }
         let stanza = event.stanza().clone();
         let mut query =
-            Element::new("query", crate::util::NS_DISCO_INFO).attr("node", LOBBY_IDENTITY_TYPE);
+            Element::new("query", muc::util::NS_DISCO_INFO).attr("node", LOBBY_IDENTITY_TYPE);
         let mut identity_type = LOBBY_IDENTITY_TYPE.to_string();
         let room = event
             .origin
@@ -583,7 +583,7 @@ fn hook_lobbyrooms_node(lobby: &Arc<Lobby>, host: &Host) {
             identity_type = format!("DISABLED_{LOBBY_IDENTITY_TYPE}");
         }
         query.push_child(
-            Element::new("identity", crate::util::NS_DISCO_INFO)
+            Element::new("identity", muc::util::NS_DISCO_INFO)
                 .attr("category", "component")
                 .attr("type", identity_type.as_str())
                 .attr("name", l.lobby_muc.as_str()),
@@ -591,7 +591,7 @@ fn hook_lobbyrooms_node(lobby: &Arc<Lobby>, host: &Host) {
         if l.check_display_name_required && room.is_some_and(|r| r.data_str("lobbyroom").is_some())
         {
             query.push_child(
-                Element::new("feature", crate::util::NS_DISCO_INFO)
+                Element::new("feature", muc::util::NS_DISCO_INFO)
                     .attr("var", DISPLAY_NAME_REQUIRED_FEATURE),
             );
         }
@@ -610,7 +610,7 @@ fn hook_global(lobby: &Arc<Lobby>, server: &Arc<Server>) {
             return false;
         };
         for occupant in room.each_occupant() {
-            if crate::util::affiliation_rank(room.get_affiliation(&occupant.bare_jid)) < 1 {
+            if muc::util::affiliation_rank(room.get_affiliation(&occupant.bare_jid)) < 1 {
                 let _ = room.set_affiliation(
                     Actor::Room,
                     &occupant.bare_jid,

@@ -19,8 +19,8 @@ use xmpp_core::{Event, Host, Server};
 
 use super::lobby_rooms::live_room;
 use super::room_metadata::{metadata, set_metadata};
-use crate::util::bare_of;
-use crate::{MucService, Room};
+use muc::util::bare_of;
+use muc::{MucService, Room};
 
 /// The metadata key.
 pub const LOBBY_ENABLED: &str = "lobbyEnabled";

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use xmpp_core::Host;
 use xmpp_core::error::{ErrorType, StanzaError};
 
-use crate::events::room_of;
-use crate::util::bare_of;
+use muc::events::room_of;
+use muc::util::bare_of;
 
 pub fn register(host: &Arc<Host>) {
     host.events.hook("muc-room-pre-create", -1, |event| {
@@ -26,12 +26,12 @@ pub fn register(host: &Arc<Host>) {
         let h = host.clone();
         // Before the MUC (-2).
         host.events.hook(name, 1, move |event| {
-            let Some(service) = crate::service_for(&h) else {
+            let Some(service) = muc::service_for(&h) else {
                 return false;
             };
             let stanza = event.stanza();
             let room_jid = bare_of(stanza.to().unwrap_or_default()).to_string();
-            let crate::Lookup::Live(room) = service.get_room(&room_jid) else {
+            let muc::Lookup::Live(room) = service.get_room(&room_jid) else {
                 return false;
             };
             let from = stanza.from().unwrap_or_default();

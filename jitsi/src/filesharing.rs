@@ -40,9 +40,9 @@ use super::components::{ComponentConfig, ComponentError};
 use super::meeting_id::NS_JITMEET;
 use super::util::is_admin;
 use super::web_session::{RoomFinder, announce_identity, json_message, web_query_room};
-use crate::Affiliation;
-use crate::events::{lock, occupant_of, room_of};
-use crate::room::Room;
+use muc::Affiliation;
+use muc::events::{lock, occupant_of, room_of};
+use muc::room::Room;
 
 pub const IDENTITY_TYPE: &str = "file-sharing";
 const NS_NICK: &str = "http://jabber.org/protocol/nick";

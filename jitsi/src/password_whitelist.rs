@@ -10,8 +10,8 @@ use xmpp_core::Host;
 use xmpp_core::stanza::Element;
 
 use super::util::split;
-use crate::events::room_of;
-use crate::util::NS_MUC;
+use muc::events::room_of;
+use muc::util::NS_MUC;
 
 /// Is `from` (a real JID) listed, by bare JID or by domain?
 pub fn is_listed(whitelist: &[String], from: &str) -> bool {

@@ -21,11 +21,11 @@ use xmpp_core::stanza::Element;
 use xmpp_core::{Event, Host, Session};
 
 use super::meeting_id::still_connected;
-use crate::Role;
-use crate::events::{lock, occupant_of, room_of};
-use crate::occupant::Occupant;
-use crate::room::{Method, Room, XTemplates};
-use crate::util::NS_MUC_USER;
+use muc::Role;
+use muc::events::{lock, occupant_of, room_of};
+use muc::occupant::Occupant;
+use muc::room::{Method, Room, XTemplates};
+use muc::util::NS_MUC_USER;
 
 /// The most joins one room's queue holds.
 pub const PRESENCE_QUEUE_MAX_SIZE: usize = 1000;

@@ -36,7 +36,7 @@ use xmpp_core::error::StanzaError;
 use xmpp_core::stanza::{Element, NS_CLIENT};
 use xmpp_core::{ErrorType, Event, Host, Jid, Server};
 
-use crate::ModuleError;
+use modules::ModuleError;
 
 const EVENTS: &[&str] = &[
     "iq/bare",

@@ -46,10 +46,10 @@ use super::components::{ComponentConfig, ComponentError};
 use super::meeting_id::{NS_JITMEET, json_to_value};
 use super::util::{is_admin, is_healthcheck_room};
 use super::web_session::{announce_identity, get_room_from_jid, json_message, web_query_room};
-use crate::Role;
-use crate::events::{lock, occupant_of, room_of};
-use crate::room::Room;
-use crate::util::bare_of;
+use muc::Role;
+use muc::events::{lock, occupant_of, room_of};
+use muc::room::Room;
+use muc::util::bare_of;
 
 const NS_START_MUTED: &str = "http://jitsi.org/jitmeet/start-muted";
 
@@ -289,7 +289,7 @@ fn send_metadata(
     server: &Arc<Server>,
     component: &Arc<Host>,
     room: &Arc<Room>,
-    occupant: &crate::occupant::Occupant,
+    occupant: &muc::occupant::Occupant,
 ) {
     let Some(to) = occupant.jid.clone() else {
         return;
