@@ -38,6 +38,7 @@
 //! session's outbound queue ([`session::outbound_queue`]) holds no buffer
 //! while empty.
 
+pub mod adhoc;
 pub mod auth;
 pub mod c2s;
 pub mod client;

@@ -161,15 +161,7 @@ fn child_hosts(server: &Server, host: &Host) -> Vec<(String, Option<String>)> {
 
 /// Is this JID an admin of the host (`admins`, global and host)?
 pub fn is_admin(host: &Host, jid: &Jid) -> bool {
-    let bare = jid.to_bare();
-    let cfg = host.config();
-    let host_admins = cfg.host(&host.name).and_then(|h| h.section.get("admins"));
-    [cfg.get_global("admins"), host_admins]
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_string_list)
-        .flatten()
-        .any(|a| Jid::parse(&a).is_ok_and(|a| a == bare))
+    xmpp_core::adhoc::is_admin(host, jid)
 }
 
 fn node_of(stanza: &Element) -> Option<String> {

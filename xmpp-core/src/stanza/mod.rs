@@ -7,6 +7,8 @@
 //! any other namespace. Serialisation writes `xmlns` only where the namespace
 //! differs from the parent's.
 
+pub mod preserialize;
+
 use std::fmt::Write as _;
 
 pub const NS_CLIENT: &str = "jabber:client";

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use xmpp_core::Jid;
-use xmpp_core::stanza::Element;
+use crate::Jid;
+use crate::stanza::Element;
 
 pub const NS_DATA: &str = "jabber:x:data";
 
