@@ -40,7 +40,10 @@ fn registry() -> Registry {
     })
     .add_fn("broken", |ctx| {
         ctx.hook("iq/host", 0, |_| false);
-        ctx.on_unload(|| panic!("a failed load runs its cleanups, never later"));
+        let undone = ctx.server().extension::<Counter>();
+        ctx.on_unload(move || {
+            undone.0.fetch_add(1, Ordering::Relaxed);
+        });
         Err(ModuleError::failed(ctx, "bad option"))
     })
     .add_fn("needs_missing", |ctx| ctx.depends("nowhere"));
@@ -73,6 +76,11 @@ fn load_unload_depends_and_rollback() {
     let err = manager::load(&server, &host, "broken").unwrap_err();
     assert!(err.to_string().contains("bad option"), "{err}");
     assert!(!host.has_module("broken"));
+    assert_eq!(
+        server.extension::<Counter>().0.load(Ordering::Relaxed),
+        1,
+        "its cleanup ran"
+    );
     assert_eq!(total_hooks(&server), baseline + 4);
     let err = manager::load(&server, &host, "needs_missing").unwrap_err();
     assert!(

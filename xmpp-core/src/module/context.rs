@@ -26,7 +26,22 @@ pub struct ModuleContext {
     server: Arc<Server>,
     host: Arc<Host>,
     owner: Arc<Owner>,
-    dependencies: Mutex<Vec<String>>,
+    dependencies: Arc<Mutex<Vec<String>>>,
+}
+
+/// Another handle on the same module instance: what either registers is
+/// the module's, and goes at its unload (for adapters that keep the
+/// context, such as the Lua module host's).
+impl Clone for ModuleContext {
+    fn clone(&self) -> ModuleContext {
+        ModuleContext {
+            name: self.name.clone(),
+            server: self.server.clone(),
+            host: self.host.clone(),
+            owner: self.owner.clone(),
+            dependencies: self.dependencies.clone(),
+        }
+    }
 }
 
 /// Why [`ModuleContext::send_iq`] got no result.
@@ -56,7 +71,7 @@ impl ModuleContext {
             server: server.clone(),
             host: host.clone(),
             owner: Owner::new(),
-            dependencies: Mutex::new(Vec::new()),
+            dependencies: Arc::new(Mutex::new(Vec::new())),
         }
     }
 

@@ -15,10 +15,15 @@ use crate::server::Server;
 /// Makes a fresh instance of a module for each host that loads it.
 pub type ModuleFactory = Arc<dyn Fn() -> Box<dyn Module> + Send + Sync>;
 
+/// Makes a factory for a name the registry does not list (Lua modules
+/// found on `plugin_paths`), or says it has none.
+pub type Fallback = Arc<dyn Fn(&str) -> Option<ModuleFactory> + Send + Sync>;
+
 /// Modules by name.
 #[derive(Clone, Default)]
 pub struct Registry {
     modules: BTreeMap<String, ModuleFactory>,
+    fallback: Option<Fallback>,
 }
 
 impl Registry {
@@ -83,8 +88,19 @@ impl Registry {
         self.modules.contains_key(name)
     }
 
+    /// The factory of module `name`: a registered one, else the fallback's.
     pub fn get(&self, name: &str) -> Option<ModuleFactory> {
-        self.modules.get(name).cloned()
+        match self.modules.get(name) {
+            Some(f) => Some(f.clone()),
+            None => self.fallback.as_ref().and_then(|f| f(name)),
+        }
+    }
+
+    /// Where names nobody registered are looked up last (lilt's Lua
+    /// module host, for `mod_<name>.lua` on `plugin_paths`).
+    pub fn set_fallback(&mut self, fallback: Fallback) -> &mut Registry {
+        self.fallback = Some(fallback);
+        self
     }
 
     /// Every registered name, sorted.
@@ -99,8 +115,11 @@ impl Registry {
         }
     }
 
-    /// Adds every module of `other` (later wins).
+    /// Adds every module of `other` (later wins), and its fallback if it has one.
     pub fn extend(&mut self, other: Registry) {
         self.modules.extend(other.modules);
+        if other.fallback.is_some() {
+            self.fallback = other.fallback;
+        }
     }
 }
