@@ -159,11 +159,28 @@ ensure_prosody_modules() {
         || echo "could not install prosody-modules: the log comparison with Prosody will be skipped"
 }
 
+ensure_fail2ban() {
+    # tests/python/test_logging.py runs fail2ban-regex with mod_log_auth's filter
+    # over lilt's and Prosody's log files; it skips without the package.
+    command -v fail2ban-regex >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "fail2ban missing and this is not root: the fail2ban filter check will be skipped"
+        return 0
+    fi
+    section "fail2ban, for its filter check on the log files (apt: fail2ban)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends fail2ban) >/dev/null \
+        || echo "could not install fail2ban: the fail2ban filter check will be skipped"
+    # Only its fail2ban-regex tool is used: no daemon.
+    service fail2ban stop >/dev/null 2>&1 || true
+}
+
 pytest_step() {
     ensure_venv
     ensure_reference_prosody
     ensure_ldap_servers
     ensure_prosody_modules
+    ensure_fail2ban
     section "pytest: tests/python against target/debug/lilt"
     local lilt="${CARGO_TARGET_DIR:-$root/target}/debug/lilt"
     [ -x "$lilt" ] || { echo "no lilt binary at $lilt (run the build step)"; return 1; }

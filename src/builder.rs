@@ -111,6 +111,10 @@ pub const CORE_MODULES: &[&str] = &[
     "storage_memory",
     "storage_none",
     "smacks",
+    // mod_admin_shell on mod_admin_socket: started with the listeners
+    // (crate::shell).
+    "admin_shell",
+    "admin_socket",
 ];
 
 /// Every module of lilt's own crates, by name.

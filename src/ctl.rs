@@ -99,6 +99,13 @@ pub const COMMANDS: &[Command] = &[
         run: cmd_start,
     },
     Command {
+        name: "shell",
+        args: "[--socket PATH] [COMMAND ...]",
+        about: "the running server's admin console (mod_admin_shell's commands: \
+                `shell user list HOST`, or interactive without a command)",
+        run: cmd_shell,
+    },
+    Command {
         name: "about",
         args: "",
         about: "show the version, the config file and the data directory",
@@ -415,6 +422,17 @@ fn cmd_stop(config: &ServerConfig, a: &[&str]) -> Result<Option<String>, CtlErro
         )));
     }
     Ok(Some("lilt stopped".into()))
+}
+
+fn cmd_shell(config: &ServerConfig, a: &[&str]) -> Result<Option<String>, CtlError> {
+    match crate::shell::client::run(config, a) {
+        Ok(0) => Ok(None),
+        Ok(errors) => Err(CtlError {
+            message: String::new(),
+            code: errors,
+        }),
+        Err(e) => Err(err(e.to_string())),
+    }
 }
 
 fn cmd_start(_: &ServerConfig, _: &[&str]) -> Result<Option<String>, CtlError> {

@@ -39,6 +39,7 @@ authentication = "internal_hashed"
 c2s_require_encryption = true
 modules_enabled = {{
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time"; "uptime";
+	"admin_shell"; -- `lilt shell` (as prosodyctl shell)
 }}
 -- Prosody loads these on its own; lilt has no server-to-server yet.
 modules_disabled = {{ "s2s"; "s2s_auth_certs" }}

@@ -5,8 +5,8 @@
 //! Prosody config (storage, auth, modules, listeners), [`ctl`] holds
 //! prosodyctl's commands (one table, [`ctl::COMMANDS`]), [`devconfig`] the
 //! built-in development setup, [`logging`] the `log` option, [`reload`]
-//! SIGHUP, [`process`] the service habits (pidfile, exit statuses) and
-//! [`metrics`] `/metrics`. The binary (`src/main.rs`) is a thin CLI.
+//! SIGHUP, [`process`] the service habits (pidfile, exit statuses),
+//! [`metrics`] `/metrics` and [`shell`] the admin console (`lilt shell`). The binary (`src/main.rs`) is a thin CLI.
 //!
 //! Start reading at [`ServerBuilder`] and [`startup::build_server`], then
 //! `xmpp_core` (its `module` for writing modules).
@@ -20,6 +20,7 @@ pub mod media;
 pub mod metrics;
 pub mod process;
 pub mod reload;
+pub mod shell;
 pub mod startup;
 
 pub use auth;

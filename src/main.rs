@@ -101,7 +101,10 @@ fn main() -> ExitCode {
             }
             Ok(None) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("{e}");
+                // `shell`'s errors are printed as they come; only its count is left.
+                if !e.message.is_empty() {
+                    eprintln!("{e}");
+                }
                 ExitCode::from(e.code)
             }
         };

@@ -163,9 +163,9 @@ fn why_unavailable(name: &str) -> &'static str {
         "dialback" | "s2s" | "s2s_bidi" | "s2s_auth_certs" => {
             "is out of scope: lilt has no server-to-server (federation) connections yet"
         }
-        "admin_shell" | "admin_telnet" => {
-            "is out of scope: lilt has no Prosody admin console; use lilt's prosodyctl-style \
-             commands (register, adduser, passwd, deluser, check config)"
+        "admin_telnet" => {
+            "is not available: lilt's console is admin_shell (`lilt shell`, or prosodyctl shell), \
+             on the admin_socket; telnet to port 5582 is not served"
         }
         "bookmarks" | "pep" | "vcard4" | "csi_simple" | "invites" | "invites_adhoc"
         | "invites_register" | "register" | "admin_adhoc" | "mam" | "pubsub" | "tombstones"
@@ -400,6 +400,21 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             addr,
         });
         tasks.push(task);
+    }
+    // Prosody's console (mod_admin_shell on mod_admin_socket): a socket
+    // that cannot be made is logged, as Prosody does, and the server runs.
+    if crate::shell::enabled(&config) {
+        match crate::shell::start(server.clone(), ctx.shutdown.clone()) {
+            Ok((path, task)) => {
+                tracing::debug!(target: "admin_socket", "console on {}", path.display());
+                tasks.push(task);
+            }
+            Err(e) => tracing::error!(
+                target: "admin_socket",
+                "Unable to bind admin socket {}: {e}",
+                crate::shell::socket_path(&config).display()
+            ),
+        }
     }
     let mut started = xmpp_core::Event::new(&server, "server-started");
     server.fire_global("server-started", &mut started);

@@ -10,9 +10,11 @@
 //!   are refused alike, at once.
 //! - A failure decided by the exchange (not an abort) is counted for the IP
 //!   and the claimed account, and logged once at INFO:
-//!   `Failed authentication attempt (<condition>) for user <user>@<host> with <mechanism> from IP: <ip>`
-//!   (the format of prosody-modules' `mod_log_auth`, plus the mechanism);
-//!   the client's data, and so the password, is never logged.
+//!   `Failed authentication attempt (<condition>) for user <user>@<host> from IP: <ip>`,
+//!   exactly prosody-modules' `mod_log_auth` line, which fail2ban's filter
+//!   for Prosody matches (`\(not-authorized\) for user .* from IP: <HOST>`);
+//!   the mechanism and the SASL text follow at DEBUG. The client's data,
+//!   and so the password, is never logged.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -115,19 +117,21 @@ impl LoginGuard {
 
     fn failed(&self, mechanism: &str, ctx: &SaslContext, account: Option<&str>, f: &SaslFailure) {
         self.throttle().record_failure(ctx.ip, account, self.now());
-        let text = f
-            .text
-            .as_deref()
-            .map(|t| format!(": {t}"))
-            .unwrap_or_default();
         tracing::info!(
             host = %self.host,
             session = %ctx.session_id,
-            "Failed authentication attempt ({}{text}) for user {}@{} with {mechanism} from IP: {}",
+            "Failed authentication attempt ({}) for user {}@{} from IP: {}",
             f.condition,
             account.unwrap_or("?"),
             self.host,
             ip_text(ctx.ip),
+        );
+        tracing::debug!(
+            host = %self.host,
+            session = %ctx.session_id,
+            "SASL {mechanism} failed: {}{}",
+            f.condition,
+            f.text.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
         );
     }
 }

@@ -7,12 +7,16 @@
 //! `bench --media` is the media forwarding benchmark instead (issue 12):
 //! lilt's bridge beside Debian's Janus, simulated str0m endpoints over
 //! real ICE/DTLS/SRTP on loopback; start reading at `media/mod.rs`.
+//!
+//! `bench --recorder` is the recorder benchmark (issue 15): lilt's recorder
+//! recording simulated conferences at once; start at `recorder/mod.rs`.
 
 mod accounts;
 mod client;
 mod driver;
 mod media;
 mod procfs;
+mod recorder;
 mod report;
 mod sasl;
 mod scenarios;
@@ -165,6 +169,8 @@ pub struct Args {
     /// Internal: host lilt's bridge on this UDP port (started by `--media`).
     #[arg(long, hide = true)]
     pub media_bridge_host: Option<u16>,
+    #[command(flatten)]
+    pub recorder: recorder::RecorderBenchArgs,
 }
 
 /// The workspace root (this crate's parent directory).
@@ -205,6 +211,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench bridge host: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.recorder.recorder {
+        return match recorder::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench --recorder: {e}");
                 ExitCode::FAILURE
             }
         };

@@ -12,6 +12,13 @@
 //! - Every SSRC the focus announces (`session-initiate`, `source-add`,
 //!   json-message sources) is expected as a receive stream, with its FID
 //!   retransmission SSRC.
+//! - Retransmissions as a browser has them: the offer's `rtx` payload
+//!   types (`apt`) are kept in the answer and configured in str0m, which
+//!   then NACKs lost video packets and turns the bridge's RTX packets back
+//!   into the original ones (SSRC, sequence number) before they come out
+//!   here; the depacketizer's reorder buffer waits long enough
+//!   ([`crate::depacketizer::MAX_WAIT_TICKS`]) for them. Audio is not NACKed
+//!   (browsers do not NACK Opus; a lost 20 ms is concealed as silence).
 //! - Datagrams and time in; datagrams to send, decrypted RTP (re-serialized
 //!   as plain RTP packets) and RTCP sender reports out, for
 //!   [`crate::Recording::handle_packet`].
@@ -404,7 +411,10 @@ impl MediaLink {
                     continue;
                 }
                 let rtx = s.rtx_for(primary).map(Ssrc::from);
-                api.expect_stream_rx(Ssrc::from(primary), rtx, mid, None);
+                let rx = api.expect_stream_rx(Ssrc::from(primary), rtx, mid, None);
+                if s.kind == MediaKind::Audio {
+                    rx.suppress_nack(true);
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use crate::depacketizer::VideoFrame;
 use crate::webm::{Track, VideoCodec, WebmError, WebmWriter};
 
 const VIDEO_TRACK: u64 = 1;
@@ -18,7 +19,8 @@ struct ParticipantFile {
     writer: WebmWriter<BufWriter<File>>,
     last_video_ms: Option<u64>,
     last_audio_ms: Option<u64>,
-    video_started: bool,
+    /// The video's codec, from its first keyframe.
+    codec: Option<VideoCodec>,
 }
 
 /// The per-participant files of one recording, in one directory.
@@ -80,7 +82,7 @@ impl ParticipantFiles {
                     writer,
                     last_video_ms: None,
                     last_audio_ms: None,
-                    video_started: false,
+                    codec: None,
                 },
             );
         }
@@ -97,23 +99,30 @@ impl ParticipantFiles {
         f.writer.write_frame(AUDIO_TRACK, ms, 20, true, packet)
     }
 
-    /// One whole VP8 frame of `endpoint` at `ms`; the file's video starts at
-    /// its first keyframe.
+    /// One whole video frame of `endpoint` at `ms`; the file's video
+    /// starts at its first keyframe, in that frame's codec (frames of
+    /// another codec after it are left out).
     pub fn video(
         &mut self,
         endpoint: &str,
         ms: u64,
-        keyframe: bool,
-        frame: &[u8],
+        codec: VideoCodec,
+        frame: &VideoFrame,
     ) -> Result<(), WebmError> {
         let f = self.file(endpoint)?;
-        if !f.video_started && !keyframe {
-            return Ok(());
+        match f.codec {
+            None if frame.keyframe => {
+                f.writer
+                    .set_video_codec(VIDEO_TRACK, codec, frame.codec_private.as_deref())?;
+                f.codec = Some(codec);
+            }
+            Some(c) if c == codec => {}
+            _ => return Ok(()),
         }
-        f.video_started = true;
         let ms = f.last_video_ms.map_or(ms, |l| ms.max(l + 1));
         f.last_video_ms = Some(ms);
-        f.writer.write_frame(VIDEO_TRACK, ms, 33, keyframe, frame)
+        f.writer
+            .write_frame(VIDEO_TRACK, ms, 33, frame.keyframe, &frame.data)
     }
 
     /// A participant left: its file is finished.

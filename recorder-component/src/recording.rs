@@ -2,6 +2,13 @@
 //! dominant speaker's video copied (switching at keyframes) and everyone's
 //! audio mixed into one Opus track, all on one clock.
 //!
+//! Video is VP8, VP9 or AV1, as the payload type of each stream says (the
+//! focus's Jingle names them; an unknown one is taken for VP8). The file's
+//! video track takes the codec of the first frame written (its CodecID and,
+//! for AV1, its `av1C` are patched into the header then); a speaker
+//! sending another codec is not shown in it (the per-participant files
+//! have each participant's own).
+//!
 //! Sans-IO apart from the file it is given (any `Write + Seek`): packets
 //! and time (`Instant`) in, keyframe requests and the next deadline out.
 //! Call [`Recording::handle_timeout`] at [`Recording::next_timeout`]; it
@@ -13,13 +20,13 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{Seek, Write};
 use std::time::{Duration, Instant};
 
+use crate::depacketizer::{VideoDepacketizer, VideoFrame};
 use crate::mixer::{Mixer, MixerError};
 use crate::participant_files::ParticipantFiles;
 use crate::rtp::{RtpPacket, is_rtcp, pli, sender_report, ssrc_of};
 use crate::sources::SourceMap;
 use crate::speaker::{Choice, SpeakerSelector};
 use crate::timeline::{Micros, StreamClock, Timeline};
-use crate::vp8::Vp8Depacketizer;
 use crate::webm::{Track, VideoCodec, WebmError, WebmWriter};
 
 /// Audio or video.
@@ -64,7 +71,7 @@ pub struct RecordingStats {
 struct Streams {
     audio: Option<StreamClock>,
     video: Option<StreamClock>,
-    vp8: Vp8Depacketizer,
+    depacketizer: Option<VideoDepacketizer>,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -86,6 +93,10 @@ pub struct Recording<W: Write + Seek> {
     stats: RecordingStats,
     participant_files: Option<ParticipantFiles>,
     sources: SourceMap,
+    /// Video payload types to codecs, from the focus's Jingle.
+    video_codecs: HashMap<u8, VideoCodec>,
+    /// The file's video codec, once its first frame is written.
+    video_codec: Option<VideoCodec>,
 }
 
 impl<W: Write + Seek> Recording<W> {
@@ -128,6 +139,8 @@ impl<W: Write + Seek> Recording<W> {
             stats: RecordingStats::default(),
             participant_files: None,
             sources: SourceMap::new(),
+            video_codecs: HashMap::new(),
+            video_codec: None,
         })
     }
 
@@ -191,6 +204,25 @@ impl<W: Write + Seek> Recording<W> {
         if let Err(e) = self.sources.apply(jingle) {
             tracing::debug!(%e, "sources in a Jingle element");
         }
+        for desc in jingle
+            .children()
+            .filter_map(|c| c.get_child("description", media_signalling::xml::ns::RTP))
+        {
+            let Ok(d) = media_signalling::xml::parse_jingle_description(desc) else {
+                continue;
+            };
+            for pt in &d.payload_types {
+                if let Some(codec) = video_codec_named(&pt.name) {
+                    self.video_codecs.insert(pt.id, codec);
+                }
+            }
+        }
+    }
+
+    /// Video payload type `pt` is `codec` (what the focus's Jingle says;
+    /// for callers that feed RTP without it).
+    pub fn set_video_payload_type(&mut self, pt: u8, codec: VideoCodec) {
+        self.video_codecs.insert(pt, codec);
     }
 
     /// The SSRC map the Jingle elements built.
@@ -255,22 +287,32 @@ impl<W: Write + Seek> Recording<W> {
                 }
             }
             Media::Video => {
-                if streams.vp8.push(&rtp).is_err() {
+                let codec = self
+                    .video_codecs
+                    .get(&rtp.payload_type)
+                    .copied()
+                    .unwrap_or(VideoCodec::Vp8);
+                let depacketizer = match &mut streams.depacketizer {
+                    Some(d) if d.codec() == codec => d,
+                    slot => slot.insert(VideoDepacketizer::new(codec)),
+                };
+                if depacketizer.push(&rtp).is_err() {
                     self.stats.bad_packets += 1;
                     return Ok(());
                 }
                 let mut frames = Vec::new();
-                while let Some(f) = streams.vp8.pop_frame() {
+                while let Some(f) = depacketizer.pop_frame() {
                     frames.push(f);
                 }
-                let needs_key = streams.vp8.keyframe_needed();
+                let needs_key = depacketizer.keyframe_needed();
                 self.stats.video_frames_lost = self
                     .participants
                     .values()
-                    .map(|s| s.vp8.frames_lost())
+                    .filter_map(|s| s.depacketizer.as_ref())
+                    .map(|d| d.frames_lost())
                     .sum();
                 for f in frames {
-                    self.video_frame(endpoint, arrival, f)?;
+                    self.video_frame(endpoint, arrival, codec, f)?;
                 }
                 let on_screen = self.speaker.current() == Some(endpoint)
                     || self.speaker.wanted() == Some(endpoint)
@@ -310,7 +352,8 @@ impl<W: Write + Seek> Recording<W> {
         &mut self,
         endpoint: &str,
         arrival: Micros,
-        frame: crate::vp8::Vp8Frame,
+        codec: VideoCodec,
+        frame: VideoFrame,
     ) -> Result<(), RecordingError> {
         let Some(streams) = self.participants.get_mut(endpoint) else {
             return Ok(());
@@ -321,16 +364,19 @@ impl<W: Write + Seek> Recording<W> {
         let ext = clock.extend(frame.timestamp as u32);
         let at = clock.place(ext, arrival, &self.timeline);
         if let Some(p) = &mut self.participant_files {
-            p.video(
-                endpoint,
-                (at / 1000).max(0) as u64,
-                frame.keyframe,
-                &frame.data,
-            )?;
+            p.video(endpoint, (at / 1000).max(0) as u64, codec, &frame)?;
+        }
+        if self.video_codec.is_some_and(|c| c != codec) {
+            return Ok(()); // another codec than the file's
         }
         let choice = self.speaker.choose(endpoint, frame.keyframe);
         if choice == Choice::Skip {
             return Ok(());
+        }
+        if self.video_codec.is_none() {
+            self.writer
+                .set_video_codec(VIDEO_TRACK, codec, frame.codec_private.as_deref())?;
+            self.video_codec = Some(codec);
         }
         let ms = (at / 1000).max(0) as u64;
         // At a switch the new speaker's clock may be a little behind the
@@ -410,5 +456,15 @@ impl<W: Write + Seek> Recording<W> {
             self.stats.video_frames += 1;
         }
         Ok((self.writer.finish()?, participant_files))
+    }
+}
+
+/// The video codec of a payload-type name (`VP8`, `VP9`, `AV1`).
+pub fn video_codec_named(name: &str) -> Option<VideoCodec> {
+    match name.to_ascii_lowercase().as_str() {
+        "vp8" => Some(VideoCodec::Vp8),
+        "vp9" => Some(VideoCodec::Vp9),
+        "av1" => Some(VideoCodec::Av1),
+        _ => None,
     }
 }

@@ -8,8 +8,9 @@ use crate::ns;
 
 /// What the recorder's call session can do, as the focus asks before its
 /// Jingle offer: audio and video over ICE-UDP/DTLS with BUNDLE and rtcp-mux,
-/// sources by name in XML (no `json-encoded-sources`, no RTX: retransmissions
-/// come on the media SSRC and the reorder buffer takes them).
+/// RTX (RFC 4588: the focus then offers `rtx` payload types and the
+/// senders' FID SSRCs, and the media link NACKs lost video packets as a
+/// browser does), sources by name in XML (no `json-encoded-sources`).
 pub const CALL_FEATURES: &[&str] = &[
     "urn:xmpp:jingle:1",
     "urn:xmpp:jingle:apps:rtp:1",
@@ -19,6 +20,7 @@ pub const CALL_FEATURES: &[&str] = &[
     "urn:xmpp:jingle:apps:dtls:0",
     "urn:ietf:rfc:5761",
     "urn:ietf:rfc:5888",
+    "urn:ietf:rfc:4588",
     "http://jitsi.org/source-name",
 ];
 

@@ -1,40 +1,16 @@
-//! VP8 depacketization (RFC 7741): RTP packets of one video stream in,
-//! whole frames out.
-//!
-//! Packets are held in a small reorder buffer by extended sequence number. A
-//! frame is the run of packets from one whose descriptor has S=1, PID=0 to
-//! the one with the marker bit, all with one RTP timestamp and no sequence
-//! gap. A gap that does not fill within [`MAX_WAIT_TICKS`] of RTP time (or
-//! [`MAX_PACKETS`] packets) is a loss: the frame is dropped, and so is every
-//! frame after it until the next keyframe, so that no frame referring to a
-//! lost one reaches the file. [`Vp8Depacketizer::keyframe_needed`] then says
-//! to ask the sender for one (RTCP PLI).
+//! VP8's RTP payload format (RFC 7741) for the [`crate::depacketizer`]:
+//! a frame starts at a payload descriptor with S=1 and PID=0, and is the
+//! concatenation of its payloads without their descriptors; a keyframe has
+//! the P bit clear and its size in its header.
 
-use std::collections::BTreeMap;
+use crate::depacketizer::{Assembled, Depacketizer, PayloadError, PayloadFormat, VideoFrame};
 
-use crate::rtp::{RtpPacket, Unwrapper};
-
-/// How long (90 kHz ticks) a gap may wait for a late packet: 100 ms.
-pub const MAX_WAIT_TICKS: u64 = 9_000;
-/// Packets held at most while a gap waits.
-pub const MAX_PACKETS: usize = 512;
-
-/// One whole VP8 frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vp8Frame {
-    /// Extended RTP timestamp (90 kHz).
-    pub timestamp: u64,
-    pub keyframe: bool,
-    /// Width and height, from a keyframe's header.
-    pub size: Option<(u16, u16)>,
-    pub data: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Vp8Error {
-    #[error("VP8 payload descriptor truncated")]
-    Truncated,
-}
+/// A VP8 depacketizer.
+pub type Vp8Depacketizer = Depacketizer<Vp8Format>;
+/// A whole VP8 frame.
+pub type Vp8Frame = VideoFrame;
+/// A VP8 payload that does not parse.
+pub type Vp8Error = PayloadError;
 
 /// The parts of the payload descriptor that matter here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +48,31 @@ pub fn parse_descriptor(payload: &[u8]) -> Result<Descriptor, Vp8Error> {
     })
 }
 
+/// VP8 in RTP.
+#[derive(Debug, Default)]
+pub struct Vp8Format;
+
+impl PayloadFormat for Vp8Format {
+    fn starts_frame(payload: &[u8]) -> Result<bool, PayloadError> {
+        parse_descriptor(payload).map(|d| d.frame_start)
+    }
+
+    fn assemble(&mut self, payloads: &[&[u8]]) -> Option<Assembled> {
+        let mut data = Vec::new();
+        for p in payloads {
+            let d = parse_descriptor(p).ok()?;
+            data.extend_from_slice(p.get(d.len..)?);
+        }
+        let (keyframe, size) = keyframe_info(&data);
+        Some(Assembled {
+            data,
+            keyframe,
+            size,
+            codec_private: None,
+        })
+    }
+}
+
 /// Is this VP8 frame a keyframe (P bit clear), and if so of what size?
 pub fn keyframe_info(frame: &[u8]) -> (bool, Option<(u16, u16)>) {
     let Some(b0) = frame.first() else {
@@ -88,212 +89,6 @@ pub fn keyframe_info(frame: &[u8]) -> (bool, Option<(u16, u16)>) {
         _ => None,
     };
     (true, size)
-}
-
-#[derive(Debug)]
-struct Held {
-    timestamp: u64,
-    marker: bool,
-    start: bool,
-    payload: Vec<u8>,
-}
-
-/// Reassembles the frames of one VP8 RTP stream.
-#[derive(Debug, Default)]
-pub struct Vp8Depacketizer {
-    seq: Unwrapper,
-    ts: Unwrapper,
-    held: BTreeMap<u64, Held>,
-    next_seq: Option<u64>,
-    /// Set after a loss (and at the start): frames are dropped until a
-    /// keyframe.
-    waiting_keyframe: bool,
-    started: bool,
-    frames_lost: u64,
-}
-
-impl Vp8Depacketizer {
-    pub fn new() -> Vp8Depacketizer {
-        Vp8Depacketizer::default()
-    }
-
-    /// True while frames are being dropped until a keyframe.
-    pub fn keyframe_needed(&self) -> bool {
-        self.waiting_keyframe || !self.started
-    }
-
-    /// Frames dropped because a packet of theirs (or of a frame before them
-    /// since the last keyframe) was lost.
-    pub fn frames_lost(&self) -> u64 {
-        self.frames_lost
-    }
-
-    /// Takes one packet; complete frames are then read with
-    /// [`Vp8Depacketizer::pop_frame`].
-    pub fn push(&mut self, packet: &RtpPacket<'_>) -> Result<(), Vp8Error> {
-        let d = parse_descriptor(packet.payload)?;
-        let seq = self.seq.unwrap(u32::from(packet.sequence), 16);
-        let timestamp = self.ts.unwrap(packet.timestamp, 32);
-        if self.next_seq.is_none() {
-            self.next_seq = Some(seq);
-        }
-        if self.next_seq.is_some_and(|n| seq < n) {
-            return Ok(()); // too late, or a duplicate of a consumed packet
-        }
-        self.held.entry(seq).or_insert_with(|| Held {
-            timestamp,
-            marker: packet.marker,
-            start: d.frame_start,
-            payload: packet.payload.get(d.len..).unwrap_or_default().to_vec(),
-        });
-        Ok(())
-    }
-
-    /// The next frame fit for the file, if one is complete.
-    pub fn pop_frame(&mut self) -> Option<Vp8Frame> {
-        loop {
-            let next = self.next_seq?;
-            match self.try_frame(next) {
-                Assembly::Frame(end, frame) => {
-                    self.consume_to(end + 1);
-                    let (keyframe, size) = keyframe_info(&frame.data);
-                    let frame = Vp8Frame {
-                        keyframe,
-                        size,
-                        ..frame
-                    };
-                    if keyframe {
-                        self.waiting_keyframe = false;
-                        self.started = true;
-                    }
-                    if self.waiting_keyframe || !self.started {
-                        self.frames_lost += u64::from(self.started);
-                        continue;
-                    }
-                    return Some(frame);
-                }
-                Assembly::Wait => {
-                    if !self.gap_expired(next) {
-                        return None;
-                    }
-                    // Give up on this frame: skip to the next frame start
-                    // after it.
-                    let skip_to = self
-                        .held
-                        .range(next + 1..)
-                        .find(|(_, h)| h.start)
-                        .map(|(s, _)| *s);
-                    let Some(skip_to) = skip_to else {
-                        // Nothing to resume from: drop what is held (a
-                        // broken stream never grows the buffer).
-                        let end = self.held.keys().next_back().map_or(next, |s| s + 1);
-                        self.consume_to(end);
-                        self.loss();
-                        return None;
-                    };
-                    self.consume_to(skip_to);
-                    self.loss();
-                }
-                Assembly::Garbage(end) => {
-                    // A frame whose start was lost.
-                    self.consume_to(end + 1);
-                    self.loss();
-                }
-            }
-        }
-    }
-
-    fn loss(&mut self) {
-        if self.started {
-            self.frames_lost += 1;
-            self.waiting_keyframe = true;
-        }
-    }
-
-    fn consume_to(&mut self, seq: u64) {
-        self.held = self.held.split_off(&seq);
-        self.next_seq = Some(seq);
-    }
-
-    /// Has the gap at `next` waited long enough to call it a loss?
-    fn gap_expired(&self, next: u64) -> bool {
-        if self.held.len() > MAX_PACKETS {
-            return true;
-        }
-        let first = self
-            .held
-            .range(next..)
-            .next()
-            .map(|(_, h)| h.timestamp)
-            .unwrap_or(0);
-        let last = self.held.values().map(|h| h.timestamp).max().unwrap_or(0);
-        last.saturating_sub(first) > MAX_WAIT_TICKS
-    }
-
-    fn try_frame(&self, next: u64) -> Assembly {
-        let Some(first) = self.held.get(&next) else {
-            return Assembly::Wait;
-        };
-        if !first.start {
-            // Find where this fragment run ends (its marker or the next
-            // start) to drop it whole.
-            let mut end = next;
-            for (s, h) in self.held.range(next..) {
-                if *s != end || h.start || h.timestamp != first.timestamp {
-                    break;
-                }
-                if h.marker {
-                    return Assembly::Garbage(*s);
-                }
-                end = *s + 1;
-            }
-            return if end > next {
-                Assembly::Garbage(end - 1)
-            } else {
-                Assembly::Wait
-            };
-        }
-        let mut data = Vec::new();
-        for (expect, (s, h)) in (next..).zip(self.held.range(next..)) {
-            if *s != expect {
-                return Assembly::Wait;
-            }
-            if h.timestamp != first.timestamp {
-                // The marker packet was lost but the run is contiguous: the
-                // next frame started, so this one is over.
-                return Assembly::Frame(
-                    expect - 1,
-                    Vp8Frame {
-                        timestamp: first.timestamp,
-                        keyframe: false,
-                        size: None,
-                        data,
-                    },
-                );
-            }
-            data.extend_from_slice(&h.payload);
-            if h.marker {
-                return Assembly::Frame(
-                    *s,
-                    Vp8Frame {
-                        timestamp: first.timestamp,
-                        keyframe: false,
-                        size: None,
-                        data,
-                    },
-                );
-            }
-        }
-        Assembly::Wait
-    }
-}
-
-enum Assembly {
-    /// A whole frame ending at this sequence number.
-    Frame(u64, Vp8Frame),
-    /// Packets up to this sequence number belong to a frame without start.
-    Garbage(u64),
-    Wait,
 }
 
 /// Splits a VP8 frame into RTP payloads of at most `mtu` bytes, each with a
@@ -314,7 +109,8 @@ pub fn packetize(frame: &[u8], mtu: usize) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtp::build;
+    use crate::depacketizer::MAX_PACKETS;
+    use crate::rtp::{RtpPacket, build};
 
     /// A fake VP8 frame: keyframe header (P=0, start code, 64x48) or delta.
     fn frame(key: bool, n: u8, len: usize) -> Vec<u8> {
@@ -401,7 +197,7 @@ mod tests {
             let p = build(100, false, i, u32::from(i) * 3_000, 9, &[0x00, 7, 7]);
             d.push(&RtpPacket::parse(&p).unwrap()).unwrap();
             assert!(d.pop_frame().is_none());
-            assert!(d.held.len() <= MAX_PACKETS + 1, "{}", d.held.len());
+            assert!(d.held() <= MAX_PACKETS + 1, "{}", d.held());
         }
     }
 

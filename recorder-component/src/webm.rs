@@ -9,6 +9,12 @@
 //! [`MAX_CLUSTER_MS`] or at [`MAX_CLUSTER_BYTES`]. [`WebmWriter::finish`]
 //! writes the Cues, then patches the Segment size, the Duration and the
 //! SeekHead into the room kept for them at the start.
+//!
+//! The video codec is known only from the first frames (the payload type
+//! they come with; AV1's `av1C` from its first keyframe), after the header
+//! is written: each video track is written as VP8 with room kept after its
+//! CodecID, and [`WebmWriter::set_video_codec`] patches the CodecID (all
+//! three are five bytes) and the CodecPrivate in place.
 
 use std::io::{Seek, SeekFrom, Write};
 
@@ -75,6 +81,9 @@ pub const MAX_CLUSTER_BYTES: usize = 4 << 20;
 const SEEK_HEAD_ROOM: usize = 96;
 /// Room kept in Info for the Duration (2-byte ID, 1-byte size, 8 bytes).
 const DURATION_ROOM: usize = 11;
+/// Room kept after a video track's CodecID for its CodecPrivate (AV1's
+/// `av1C`: 4 bytes and the sequence header OBU).
+pub const CODEC_PRIVATE_ROOM: usize = 240;
 
 /// A video codec copied into the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +121,8 @@ pub enum WebmError {
     Io(#[from] std::io::Error),
     #[error("no track number {0}")]
     NoTrack(u64),
+    #[error("CodecPrivate of {0} bytes does not fit the room kept for it")]
+    CodecPrivateTooLarge(usize),
 }
 
 /// The OpusHead that Matroska keeps as the Opus track's CodecPrivate.
@@ -156,6 +167,9 @@ pub struct WebmWriter<W: Write + Seek> {
     /// increasing times (players and ffmpeg refuse repeated ones).
     track_last_ms: Vec<Option<u64>>,
     end_ms: u64,
+    /// File offsets of each video track's CodecID value and of the room
+    /// after it, by track number.
+    codec_patch: Vec<(u64, u64, u64)>,
 }
 
 impl<W: Write + Seek> WebmWriter<W> {
@@ -195,10 +209,23 @@ impl<W: Write + Seek> WebmWriter<W> {
 
         let tracks_pos = start + buf.len() as u64 - segment_data;
         let mut body = Vec::new();
+        let mut patches = Vec::new();
         for (i, t) in tracks.iter().enumerate() {
-            body.extend_from_slice(&track_entry(i as u64 + 1, t));
+            let (entry, codec_at) = track_entry(i as u64 + 1, t);
+            if let Some((id_at, room_at)) = codec_at {
+                let base = body.len() + entry_header_len(entry.len());
+                patches.push((i as u64 + 1, base + id_at, base + room_at));
+            }
+            write_master(&mut body, ids::TRACK_ENTRY, &entry);
         }
-        write_master(&mut buf, ids::TRACKS, &body);
+        write_id(&mut buf, ids::TRACKS);
+        write_size(&mut buf, body.len() as u64);
+        let body_at = start + buf.len() as u64;
+        let codec_patch = patches
+            .into_iter()
+            .map(|(n, id_at, room_at)| (n, body_at + id_at as u64, body_at + room_at as u64))
+            .collect();
+        buf.extend_from_slice(&body);
 
         out.write_all(&buf)?;
         out.flush()?;
@@ -218,7 +245,35 @@ impl<W: Write + Seek> WebmWriter<W> {
             last_ms: 0,
             track_last_ms: Vec::new(),
             end_ms: 0,
+            codec_patch,
         })
+    }
+
+    /// Sets video track `track`'s codec and CodecPrivate (written in place
+    /// in the header; call it before the track's first frame).
+    pub fn set_video_codec(
+        &mut self,
+        track: u64,
+        codec: VideoCodec,
+        codec_private: Option<&[u8]>,
+    ) -> Result<(), WebmError> {
+        let Some(&(_, id_at, room_at)) = self.codec_patch.iter().find(|(n, _, _)| *n == track)
+        else {
+            return Err(WebmError::NoTrack(track));
+        };
+        let room = codec_private_room(codec_private)?;
+        let end = self.out.stream_position()?;
+        self.out.seek(SeekFrom::Start(id_at))?;
+        self.out.write_all(codec.codec_id().as_bytes())?;
+        self.out.seek(SeekFrom::Start(room_at))?;
+        self.out.write_all(&room)?;
+        self.out.seek(SeekFrom::Start(end))?;
+        if let Some(Track::Video { codec: c, .. }) =
+            self.tracks.get_mut((track as usize).wrapping_sub(1))
+        {
+            *c = codec;
+        }
+        Ok(())
     }
 
     /// The tracks, in track-number order.
@@ -388,8 +443,41 @@ impl<W: Write + Seek> WebmWriter<W> {
     }
 }
 
-fn track_entry(number: u64, track: &Track) -> Vec<u8> {
+/// The room after a video track's CodecID: a CodecPrivate (if any) and a
+/// Void filling the rest, exactly [`CODEC_PRIVATE_ROOM`] bytes.
+fn codec_private_room(private: Option<&[u8]>) -> Result<Vec<u8>, WebmError> {
+    let mut out = Vec::new();
+    if let Some(p) = private {
+        // ID (2 bytes), a 2-byte size, the data: the rest is 0 or >= 2.
+        if p.len() + 4 > CODEC_PRIVATE_ROOM || p.len() >= 0x3FFF {
+            return Err(WebmError::CodecPrivateTooLarge(p.len()));
+        }
+        write_id(&mut out, ids::CODEC_PRIVATE);
+        let rest = CODEC_PRIVATE_ROOM - (p.len() + 4);
+        let size_len = if rest == 1 { 3 } else { 2 };
+        crate::ebml::write_size_with_len(&mut out, p.len() as u64, size_len);
+        out.extend_from_slice(p);
+    }
+    let rest = CODEC_PRIVATE_ROOM - out.len();
+    if rest > 0 {
+        write_void(&mut out, rest);
+    }
+    Ok(out)
+}
+
+/// Bytes of a TrackEntry's ID and size for a body of `len` bytes.
+fn entry_header_len(len: usize) -> usize {
+    let mut v = Vec::new();
+    write_id(&mut v, ids::TRACK_ENTRY);
+    write_size(&mut v, len as u64);
+    v.len()
+}
+
+/// A TrackEntry's body, and for a video track the offsets in it of the
+/// CodecID's value and of the CodecPrivate room.
+fn track_entry(number: u64, track: &Track) -> (Vec<u8>, Option<(usize, usize)>) {
     let mut e = Vec::new();
+    let mut codec_at = None;
     write_uint(&mut e, ids::TRACK_NUMBER, number);
     write_uint(&mut e, ids::TRACK_UID, number);
     write_uint(&mut e, ids::FLAG_LACING, 0);
@@ -401,6 +489,10 @@ fn track_entry(number: u64, track: &Track) -> Vec<u8> {
         } => {
             write_uint(&mut e, ids::TRACK_TYPE, 1);
             write_bytes(&mut e, ids::CODEC_ID, codec.codec_id().as_bytes());
+            let id_at = e.len() - codec.codec_id().len();
+            let room_at = e.len();
+            e.extend_from_slice(&codec_private_room(None).unwrap_or_default());
+            codec_at = Some((id_at, room_at));
             let mut v = Vec::new();
             write_uint(&mut v, ids::PIXEL_WIDTH, u64::from(*width));
             write_uint(&mut v, ids::PIXEL_HEIGHT, u64::from(*height));
@@ -422,7 +514,5 @@ fn track_entry(number: u64, track: &Track) -> Vec<u8> {
             write_master(&mut e, ids::AUDIO, &a);
         }
     }
-    let mut out = Vec::new();
-    write_master(&mut out, ids::TRACK_ENTRY, &e);
-    out
+    (e, codec_at)
 }

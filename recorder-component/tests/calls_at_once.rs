@@ -1,7 +1,7 @@
-//! Two calls through lilt recorded at the same time by one recorder: in
+//! Three calls through lilt recorded at the same time by one recorder: in
 //! each room a participant (str0m, real VP8 and Opus through lilt's
-//! bridge) starts a file recording through the focus; both recordings run
-//! together, each on its own media link, and stop; each WebM has one
+//! bridge) starts a file recording through the focus; the three recordings
+//! run together, each on its own media link, and stop; each WebM has one
 //! video and one audio track of the right length, decodes without errors
 //! and shows its own room's camera (the rooms' cameras differ in size).
 
@@ -15,15 +15,16 @@ use std::time::{Duration, Instant};
 use call::*;
 use support::*;
 
-const ROOMS: [&str; 2] = [
+const ROOMS: [&str; 3] = [
     "alpha@conference.example.com",
     "beta@conference.example.com",
+    "gamma@conference.example.com",
 ];
-const SIZES: [(&str, u32); 2] = [("176x144", 176), ("320x240", 320)];
+const SIZES: [(&str, u32); 3] = [("176x144", 176), ("320x240", 320), ("240x180", 240)];
 const RECORD: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_calls_recorded_at_once() {
+async fn three_calls_recorded_at_once() {
     if !have_ffmpeg() {
         return;
     }
@@ -62,7 +63,7 @@ async fn two_calls_recorded_at_once() {
     for (p, room) in moderators.iter_mut().zip(ROOMS) {
         stop_recording(p, room).await;
     }
-    let files = finished_files(&rec_dir, 2).await;
+    let files = finished_files(&rec_dir, ROOMS.len()).await;
     stop.store(true, Ordering::Relaxed);
     for s in senders {
         assert!(s.await.unwrap().0, "a participant connected");
@@ -90,13 +91,16 @@ async fn two_calls_recorded_at_once() {
             widths.iter().all(|x| *x == w),
             "one room's camera only: {widths:?}"
         );
-        // The file of room alpha is named after it, and shows its camera.
+        // The file of each room is named after it, and shows its camera.
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let room = if name.starts_with("alpha") { 0 } else { 1 };
+        let room = ROOMS
+            .iter()
+            .position(|r| name.starts_with(r.split('@').next().unwrap()))
+            .unwrap();
         assert_eq!(w, SIZES[room].1, "{name} shows its own room's camera");
         widths_seen.push(w);
     }
     widths_seen.sort();
-    assert_eq!(widths_seen, [176, 320]);
+    assert_eq!(widths_seen, [176, 240, 320]);
     drop(running);
 }

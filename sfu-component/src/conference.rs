@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use media_signalling::{MediaKind, Source};
 
-use crate::channel::{AudioSubscription, ReceiverConstraints};
+use crate::allocation::{AllocationConfig, ReceiverAllocation};
+use crate::channel::AudioSubscription;
 
 /// One conference (Videobridge's `Conference`), known to the focus by its
 /// `meeting-id` and to the media core and colibri-ws URLs by `id`.
@@ -26,6 +27,8 @@ pub struct Conference {
     pub silence: bool,
     /// When the conference last became empty (it expires after a while).
     pub empty_since: Option<Instant>,
+    /// When bandwidth allocation last ran for it.
+    pub last_allocation: Option<Instant>,
 }
 
 impl Conference {
@@ -39,6 +42,7 @@ impl Conference {
             speakers: Vec::new(),
             silence: false,
             empty_since: Some(now),
+            last_allocation: None,
         }
     }
 
@@ -82,13 +86,9 @@ pub struct Endpoint {
     pub visitor: bool,
     pub sources: Vec<Source>,
     pub force_mute: (bool, bool),
-    pub last_n: Option<i64>,
-    /// From `ReceiverVideoConstraints` (either shape); `None` until one came.
-    pub constraints: Option<ReceiverConstraints>,
-    /// 2021 `ReceiverVideoConstraint {maxFrameHeight}`.
-    pub legacy_max_height: Option<i64>,
-    /// 2021 `SelectedEndpointsChangedEvent` / `PinnedEndpointsChangedEvent`.
-    pub legacy_selected: Vec<String>,
+    /// What this endpoint asked for as a receiver (constraints, last-N of
+    /// either client generation and Colibri2) and what it was allocated.
+    pub allocation: ReceiverAllocation,
     pub audio_subscription: AudioSubscription,
     /// `SourceVideoTypeMessage`/`VideoTypeMessage`: source name → type.
     pub video_types: BTreeMap<String, String>,
@@ -99,7 +99,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// An endpoint with Videobridge's default allocation settings.
     pub fn new(id: String, pwd: String) -> Endpoint {
+        Endpoint::with_config(id, pwd, &AllocationConfig::default())
+    }
+
+    pub fn with_config(id: String, pwd: String, config: &AllocationConfig) -> Endpoint {
         Endpoint {
             id,
             stats_id: None,
@@ -109,10 +114,7 @@ impl Endpoint {
             visitor: false,
             sources: Vec::new(),
             force_mute: (false, false),
-            last_n: None,
-            constraints: None,
-            legacy_max_height: None,
-            legacy_selected: Vec::new(),
+            allocation: ReceiverAllocation::new(config),
             audio_subscription: AudioSubscription::All,
             video_types: BTreeMap::new(),
             sent_forwarded: None,
@@ -128,14 +130,5 @@ impl Endpoint {
         self.sources
             .iter()
             .filter(move |s| !muted && s.kind == MediaKind::Video && !s.ssrcs.is_empty())
-    }
-
-    /// The effective lastN (`-1`: unlimited).
-    pub fn effective_last_n(&self) -> i64 {
-        self.constraints
-            .as_ref()
-            .and_then(|c| c.last_n)
-            .or(self.last_n)
-            .unwrap_or(-1)
     }
 }

@@ -2,7 +2,11 @@
 //! `/colibri-ws/<bridge-id>/<conference-id>/<endpoint-id>?pwd=...` (the
 //! bridge channel over WebSocket: ServerHello on accept), `/colibri/stats`
 //! (JSON with Videobridge's stat names), `/about/health` (200 when
-//! healthy, 500 otherwise) and `/metrics` (OpenMetrics text).
+//! healthy, 500 otherwise), `/metrics` (OpenMetrics text) and, on the
+//! bridge's own listener only (Videobridge serves it on its private
+//! interface), `/debug`, `/debug/<conference-id>` and
+//! `/debug/<conference-id>/<endpoint-id>` (Videobridge's debug JSON with
+//! each endpoint's bitrate-controller state; refreshed every second).
 //!
 //! [`router`] gives the routes of the bridge's own listener (`--http`),
 //! [`shared_router`] those lilt's own HTTP server adds when the bridge runs
@@ -34,6 +38,9 @@ pub fn router(handle: BridgeHandle) -> Router {
         .route("/colibri/stats", get(colibri_stats))
         .route("/about/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/debug", get(debug_bridge))
+        .route("/debug/{conference}", get(debug_conference))
+        .route("/debug/{conference}/{endpoint}", get(debug_endpoint))
         .with_state(handle)
 }
 
@@ -65,6 +72,35 @@ async fn colibri_stats(State(handle): State<BridgeHandle>) -> Response {
         stats.to_json().to_string(),
     )
         .into_response()
+}
+
+fn debug_response(
+    stats: &BridgeStats,
+    conference: Option<&str>,
+    endpoint: Option<&str>,
+) -> Response {
+    match crate::stats::debug_json(stats, conference, endpoint) {
+        Some(v) => ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such conference or endpoint").into_response(),
+    }
+}
+
+async fn debug_bridge(State(handle): State<BridgeHandle>) -> Response {
+    debug_response(&stamped(handle.stats()), None, None)
+}
+
+async fn debug_conference(
+    State(handle): State<BridgeHandle>,
+    Path(conference): Path<String>,
+) -> Response {
+    debug_response(&stamped(handle.stats()), Some(&conference), None)
+}
+
+async fn debug_endpoint(
+    State(handle): State<BridgeHandle>,
+    Path((conference, endpoint)): Path<(String, String)>,
+) -> Response {
+    debug_response(&stamped(handle.stats()), Some(&conference), Some(&endpoint))
 }
 
 async fn health(State(handle): State<BridgeHandle>) -> Response {

@@ -4,6 +4,9 @@
 //! [`BridgeStats`] snapshot; and the health-check IQ
 //! (`<healthcheck xmlns='http://jitsi.org/protocol/healthcheck'/>`).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 use xmpp_core::Element;
 
@@ -38,6 +41,19 @@ pub struct BridgeStats {
     pub total_colibri_web_socket_messages_sent: u64,
     pub channel_messages_dropped: u64,
     pub endpoints_with_channel: u64,
+    /// Receivers with a wanted source suspended for lack of bandwidth.
+    pub endpoints_with_suspended_sources: u64,
+    /// Receivers allocated more than their estimate (an on-stage screen
+    /// share), Videobridge's `num_eps_oversending`.
+    pub endpoints_oversending: u64,
+    /// Receivers whose allocation is limited by their bandwidth estimate
+    /// (some source below its ideal layer).
+    pub endpoints_bandwidth_limited: u64,
+    /// Sum over receivers of the target and ideal bit rates (bps).
+    pub total_target_bps: u64,
+    pub total_ideal_bps: u64,
+    /// Every conference's debug state (`/debug`), by conference id.
+    pub debug: Arc<BTreeMap<String, Value>>,
     pub graceful_shutdown: bool,
     pub drain: bool,
     pub healthy: bool,
@@ -115,6 +131,17 @@ impl BridgeStats {
                 "total_colibri_web_socket_messages_sent",
                 json!(self.total_colibri_web_socket_messages_sent),
             ),
+            (
+                "endpoints_with_suspended_sources",
+                json!(self.endpoints_with_suspended_sources),
+            ),
+            ("num_eps_oversending", json!(self.endpoints_oversending)),
+            (
+                "endpoints_bandwidth_limited",
+                json!(self.endpoints_bandwidth_limited),
+            ),
+            ("total_target_bitrate_bps", json!(self.total_target_bps)),
+            ("total_ideal_bitrate_bps", json!(self.total_ideal_bps)),
             ("graceful_shutdown", json!(self.graceful_shutdown)),
             ("shutting_down", json!(self.graceful_shutdown)),
             ("drain", json!(self.drain)),
@@ -235,9 +262,85 @@ impl BridgeStats {
             "1 when healthy.",
             u8::from(self.healthy).to_string(),
         );
+        gauge(
+            "endpoints_with_suspended_sources",
+            "Endpoints with video suspended for lack of bandwidth.",
+            self.endpoints_with_suspended_sources.to_string(),
+        );
+        gauge(
+            "endpoints_oversending",
+            "Endpoints sent more than their bandwidth estimate.",
+            self.endpoints_oversending.to_string(),
+        );
         out.push_str("# EOF\n");
         out
     }
+}
+
+/// Videobridge's `/debug` JSON: the bridge's state and, for one
+/// conference (`full`: with every endpoint's state, else endpoint ids to
+/// stats ids) or all of them, the conferences; for one endpoint only that
+/// endpoint. `None` when the conference or endpoint is unknown.
+pub fn debug_json(
+    stats: &BridgeStats,
+    conference: Option<&str>,
+    endpoint: Option<&str>,
+) -> Option<Value> {
+    let mut conferences = Map::new();
+    match conference {
+        None => {
+            for (id, c) in stats.debug.iter() {
+                conferences.insert(id.clone(), shallow(c));
+            }
+        }
+        Some(wanted) => {
+            let (id, c) = stats.debug.iter().find(|(id, c)| {
+                id.as_str() == wanted || c.get("meetingId").and_then(Value::as_str) == Some(wanted)
+            })?;
+            let mut c = c.clone();
+            if let Some(ep) = endpoint {
+                let endpoints = c.get_mut("endpoints")?.as_object_mut()?;
+                let state = endpoints.remove(ep)?;
+                endpoints.clear();
+                endpoints.insert(ep.to_string(), state);
+            }
+            conferences.insert(id.clone(), c);
+        }
+    }
+    let shutdown = if stats.graceful_shutdown {
+        "GRACEFUL_SHUTDOWN"
+    } else {
+        "RUNNING"
+    };
+    Some(json!({
+        "shutdownState": shutdown,
+        "drain": stats.drain,
+        "time": stats.current_timestamp_ms,
+        "load-management": {"stress": stats.stress_level()},
+        "conferences": conferences,
+    }))
+}
+
+/// A conference's debug state without the endpoints' details (endpoint
+/// id to stats id), as Videobridge's `/debug` lists conferences.
+fn shallow(c: &Value) -> Value {
+    let mut out = Map::new();
+    for key in ["id", "name", "meetingId"] {
+        if let Some(v) = c.get(key) {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    let endpoints: Map<String, Value> = c
+        .get("endpoints")
+        .and_then(Value::as_object)
+        .map(|eps| {
+            eps.iter()
+                .map(|(id, e)| (id.clone(), e.get("statsId").cloned().unwrap_or(Value::Null)))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.insert("endpoints".into(), Value::Object(endpoints));
+    Value::Object(out)
 }
 
 /// Is this stanza a health-check IQ?

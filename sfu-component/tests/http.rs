@@ -189,11 +189,48 @@ async fn stats_health_metrics_and_colibri_ws() {
         "healthy",
         "graceful_shutdown",
         "drain",
+        "endpoints_with_suspended_sources",
+        "num_eps_oversending",
     ] {
         assert!(stats.get(key).is_some(), "{key} in {stats}");
     }
     assert!(stats["current_timestamp"].as_u64().unwrap() > 0);
     assert_eq!(stats["conference_sizes"][2], 1, "{stats}");
+    // Videobridge's debug endpoints: the bridge with its conferences, one
+    // conference in full, one endpoint.
+    let (status, body) = get(h.http(), "/debug").await;
+    assert_eq!(status, 200);
+    let debug: Value = serde_json::from_str(&body).unwrap();
+    let conferences = debug["conferences"].as_object().unwrap();
+    assert_eq!(conferences.len(), 1, "{debug}");
+    let (conf_id, shallow) = conferences.iter().next().unwrap();
+    assert_eq!(shallow["meetingId"], "meet-http");
+    assert_eq!(shallow["endpoints"]["ep1aaaaa"], "S-ep1aaaaa", "{debug}");
+    let (status, body) = get(h.http(), &format!("/debug/{conf_id}")).await;
+    assert_eq!(status, 200);
+    let full: Value = serde_json::from_str(&body).unwrap();
+    let ep1 = &full["conferences"][conf_id]["endpoints"]["ep1aaaaa"];
+    assert_eq!(ep1["statsId"], "S-ep1aaaaa", "{full}");
+    let allocator = &ep1["bitrateController"]["bitrate_allocator"];
+    assert_eq!(allocator["trustBwe"], false, "{full}");
+    assert_eq!(
+        allocator["allocationSettings"]["default_constraints"]["maxHeight"],
+        180
+    );
+    assert!(full["conferences"][conf_id]["endpoints"]["ep2bbbbb"].is_object());
+    let (status, body) = get(h.http(), &format!("/debug/{conf_id}/ep2bbbbb")).await;
+    assert_eq!(status, 200);
+    let one: Value = serde_json::from_str(&body).unwrap();
+    let eps = one["conferences"][conf_id]["endpoints"]
+        .as_object()
+        .unwrap();
+    assert_eq!(eps.keys().collect::<Vec<_>>(), vec!["ep2bbbbb"]);
+    assert_eq!(get(h.http(), "/debug/nope").await.0, 404);
+    assert_eq!(
+        get(h.http(), &format!("/debug/{conf_id}/nope")).await.0,
+        404
+    );
+
     let (status, metrics) = get(h.http(), "/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics.contains("jitsi_jvb_conferences 1"), "{metrics}");

@@ -303,11 +303,11 @@ def test_failed_logins_from_one_ip_are_throttled(throttled):
     run(body())
     log = throttled.stderr()
     assert re.search(
-        rf"Failed authentication attempt \(not-authorized[^)]*\) for user alice@{re.escape(DOMAIN)}"
-        r" with PLAIN from IP: 127\.0\.0\.1",
+        rf"Failed authentication attempt \(not-authorized\) for user alice@{re.escape(DOMAIN)}"
+        r" from IP: 127\.0\.0\.1",
         log,
     ), log[-3000:]
-    assert f"for user nobody@{DOMAIN} with PLAIN" in log
+    assert f"for user nobody@{DOMAIN} from IP" in log
     assert "Too many authentication attempts for ip 127.0.0.1" in log
     assert WRONG not in log and HOST_PASSWORD not in log
 

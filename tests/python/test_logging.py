@@ -19,6 +19,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -46,12 +47,15 @@ ABOVE_INFO = {"info", "warn", "error"}
 # Each event's line, as each server words it.
 EVENTS = {
     "login": re.compile(r"[Aa]uthenticated as alice"),
-    # mod_log_auth's line; lilt adds the SASL text and the mechanism.
+    # mod_log_auth's line, as fail2ban's filter for Prosody matches it.
     "failed login": re.compile(
-        r"Failed authentication attempt \(not-authorized[^)]*\) for user alice@localhost"
-        r" .*from IP: 127\.0\.0\.1"
+        r"Failed authentication attempt \(not-authorized\) for user alice@localhost"
+        r" from IP: 127\.0\.0\.1$"
     ),
     "stream error": re.compile(r"host-unknown"),
+    # mod_c2s's lines.
+    "connect": re.compile(r"^Client connected$"),
+    "disconnect": re.compile(r"^Client disconnected: "),
 }
 
 
@@ -109,7 +113,9 @@ def logged(kind: str, pki) -> dict[str, list]:
         time.sleep(0.5)
         missing = [p.name for p in files.values() if not p.is_file()]
         assert not missing, f"{kind} did not create {missing}"
-        return {name: lines_of(path) for name, path in files.items()}
+        # Read while the files are there (the directory goes with the server).
+        banned = check_fail2ban(kind, files["log"])
+        return {"fail2ban": banned, **{name: lines_of(path) for name, path in files.items()}}
 
 
 def check_levels_split(kind: str, files: dict[str, list]) -> None:
@@ -123,6 +129,25 @@ def check_levels_split(kind: str, files: dict[str, list]) -> None:
     assert Counter(line for line in debug if line[1] == "error") == Counter(err), kind
 
 
+# The filter mod_log_auth's documentation gives for fail2ban.
+FAIL2BAN_FILTER = r"Failed authentication attempt \(not-authorized\) for user .* from IP: <HOST>"
+
+
+def check_fail2ban(kind: str, log_file: Path) -> int | None:
+    """How many lines fail2ban-regex (Debian's fail2ban) matches with that filter, or
+    None without fail2ban."""
+    if not shutil.which("fail2ban-regex"):
+        return None
+    done = subprocess.run(
+        ["fail2ban-regex", str(log_file), FAIL2BAN_FILTER],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, f"{kind}: {done.stdout}{done.stderr}"
+    found = re.search(r"^Lines: \d+ lines, \d+ ignored, (\d+) matched", done.stdout, re.M)
+    assert found, f"{kind}: {done.stdout}"
+    return int(found.group(1))
+
+
 @pytest.mark.differential
 def test_debian_log_files_match_prosody(pki):
     reason = paths.prosody_usable()
@@ -133,9 +158,20 @@ def test_debian_log_files_match_prosody(pki):
     results = {kind: logged(kind, pki) for kind in ("lilt", "prosody")}
     for kind, files in results.items():
         check_levels_split(kind, files)
+    # fail2ban's filter for mod_log_auth finds lilt's failed logins as it finds Prosody's.
+    if results["prosody"]["fail2ban"] is not None:
+        assert results["prosody"]["fail2ban"] >= 1
+        assert results["lilt"]["fail2ban"] == results["prosody"]["fail2ban"], (
+            results["lilt"]["fail2ban"], results["prosody"]["fail2ban"])
     lilt = event_levels(results["lilt"]["debug"])
     prosody = event_levels(results["prosody"]["debug"])
-    assert prosody == {"login": {"info"}, "failed login": {"info"}, "stream error": {"debug"}}
+    assert prosody == {
+        "login": {"info"},
+        "failed login": {"info"},
+        "stream error": {"debug"},
+        "connect": {"info"},
+        "disconnect": {"info"},
+    }
     assert lilt == prosody, f"lilt logs the events at {lilt}, Prosody at {prosody}"
     # The same events reach the info file in both (the failed login, for fail2ban),
     # after the same start-up lines.
@@ -151,7 +187,7 @@ def test_debian_log_files_match_prosody(pki):
             re.fullmatch(r"Activated service 'c2s' on \[127\.0\.0\.1\]:\d+", m) for m in activated
         ), (kind, activated)
         in_info = {e for e, levels in event_levels(files["log"]).items() if levels}
-        assert in_info == {"login", "failed login"}, (kind, in_info)
+        assert in_info == {"login", "failed login", "connect", "disconnect"}, (kind, in_info)
 
 
 def test_rule_forms_and_console(start_server, tmp_path):

@@ -2,66 +2,61 @@
 
 use crate::stanza::{Element, NS_STANZAS, NS_STREAM_ERRORS, NS_STREAMS};
 
-/// A stream-level error condition; sending one closes the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamErrorCondition {
-    BadFormat,
-    BadNamespacePrefix,
-    Conflict,
-    ConnectionTimeout,
-    HostGone,
-    HostUnknown,
-    ImproperAddressing,
-    InternalServerError,
-    InvalidFrom,
-    InvalidNamespace,
-    InvalidXml,
-    NotAuthorized,
-    NotWellFormed,
-    PolicyViolation,
-    RemoteConnectionFailed,
-    Reset,
-    ResourceConstraint,
-    RestrictedXml,
-    SeeOtherHost,
-    SystemShutdown,
-    UndefinedCondition,
-    UnsupportedEncoding,
-    UnsupportedFeature,
-    UnsupportedStanzaType,
-    UnsupportedVersion,
+/// Declares [`StreamErrorCondition`] with each condition's element name.
+macro_rules! stream_error_conditions {
+    ($($variant:ident => $name:literal,)*) => {
+        /// A stream-level error condition; sending one closes the stream.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum StreamErrorCondition {
+            $($variant,)*
+        }
+
+        impl StreamErrorCondition {
+            /// Every condition, in RFC 6120's order.
+            pub const ALL: &[StreamErrorCondition] = &[$(StreamErrorCondition::$variant,)*];
+
+            /// The condition's element name (`system-shutdown`, ...).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(StreamErrorCondition::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+stream_error_conditions! {
+    BadFormat => "bad-format",
+    BadNamespacePrefix => "bad-namespace-prefix",
+    Conflict => "conflict",
+    ConnectionTimeout => "connection-timeout",
+    HostGone => "host-gone",
+    HostUnknown => "host-unknown",
+    ImproperAddressing => "improper-addressing",
+    InternalServerError => "internal-server-error",
+    InvalidFrom => "invalid-from",
+    InvalidNamespace => "invalid-namespace",
+    InvalidXml => "invalid-xml",
+    NotAuthorized => "not-authorized",
+    NotWellFormed => "not-well-formed",
+    PolicyViolation => "policy-violation",
+    RemoteConnectionFailed => "remote-connection-failed",
+    Reset => "reset",
+    ResourceConstraint => "resource-constraint",
+    RestrictedXml => "restricted-xml",
+    SeeOtherHost => "see-other-host",
+    SystemShutdown => "system-shutdown",
+    UndefinedCondition => "undefined-condition",
+    UnsupportedEncoding => "unsupported-encoding",
+    UnsupportedFeature => "unsupported-feature",
+    UnsupportedStanzaType => "unsupported-stanza-type",
+    UnsupportedVersion => "unsupported-version",
 }
 
 impl StreamErrorCondition {
-    pub fn as_str(self) -> &'static str {
-        use StreamErrorCondition::*;
-        match self {
-            BadFormat => "bad-format",
-            BadNamespacePrefix => "bad-namespace-prefix",
-            Conflict => "conflict",
-            ConnectionTimeout => "connection-timeout",
-            HostGone => "host-gone",
-            HostUnknown => "host-unknown",
-            ImproperAddressing => "improper-addressing",
-            InternalServerError => "internal-server-error",
-            InvalidFrom => "invalid-from",
-            InvalidNamespace => "invalid-namespace",
-            InvalidXml => "invalid-xml",
-            NotAuthorized => "not-authorized",
-            NotWellFormed => "not-well-formed",
-            PolicyViolation => "policy-violation",
-            RemoteConnectionFailed => "remote-connection-failed",
-            Reset => "reset",
-            ResourceConstraint => "resource-constraint",
-            RestrictedXml => "restricted-xml",
-            SeeOtherHost => "see-other-host",
-            SystemShutdown => "system-shutdown",
-            UndefinedCondition => "undefined-condition",
-            UnsupportedEncoding => "unsupported-encoding",
-            UnsupportedFeature => "unsupported-feature",
-            UnsupportedStanzaType => "unsupported-stanza-type",
-            UnsupportedVersion => "unsupported-version",
-        }
+    /// The condition named `name` (`system-shutdown`, ...).
+    pub fn from_name(name: &str) -> Option<StreamErrorCondition> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == name)
     }
 }
 

@@ -3,7 +3,7 @@
 //! a memory limit and an instruction budget proportional to the file size.
 
 use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use mlua::chunk::ChunkMode;
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, VmState};
@@ -101,12 +101,12 @@ pub(super) fn eval_dat(src: &[u8], name: &str) -> Result<Option<DatValue>, DatEr
 pub(super) fn eval_list(src: &[u8], name: &str) -> Result<Vec<DatValue>, DatError> {
     let sandbox = Sandbox::new(src.len(), name)?;
     let lua = &sandbox.lua;
-    let items = Rc::new(std::cell::RefCell::new(Vec::<mlua::Value>::new()));
+    let items = Arc::new(Mutex::new(Vec::<mlua::Value>::new()));
     let sink = items.clone();
     let item = lua
         .create_function(move |_, v: mlua::Value| {
             if !v.is_nil() {
-                sink.borrow_mut().push(v);
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(v);
             }
             Ok(())
         })
@@ -114,7 +114,7 @@ pub(super) fn eval_list(src: &[u8], name: &str) -> Result<Vec<DatValue>, DatErro
     let env = lua.create_table().map_err(|e| lua_error(name, &e))?;
     env.raw_set("item", item).map_err(|e| lua_error(name, &e))?;
     sandbox.run(src, env)?;
-    let collected = std::mem::take(&mut *items.borrow_mut());
+    let collected = std::mem::take(&mut *items.lock().unwrap_or_else(|e| e.into_inner()));
     let mut budget = src.len() + 64;
     collected
         .iter()

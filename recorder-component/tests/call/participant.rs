@@ -83,6 +83,13 @@ pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (S
             .unwrap()
     };
     let (opus_pt, vp8_pt) = (pt_of("opus"), pt_of("vp8"));
+    // VP8's retransmission payload type, when offered (a browser's RTX).
+    let rtx_pt = descriptions
+        .iter()
+        .flat_map(|(_, d)| &d.payload_types)
+        .filter(|p| p.name.eq_ignore_ascii_case("rtx"))
+        .find(|p| p.parameter("apt") == Some(vp8_pt.to_string().as_str()))
+        .map(|p| p.id);
     let mut config = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
@@ -113,7 +120,7 @@ pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (S
     );
     codecs.add_config(
         Pt::new_with_value(vp8_pt),
-        None,
+        rtx_pt.map(Pt::new_with_value),
         Codec::Vp8,
         Frequency::NINETY_KHZ,
         None,
@@ -127,6 +134,8 @@ pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (S
         rtc.add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
     }
     let (audio_ssrc, video_ssrc) = (base_ssrc, base_ssrc + 1);
+    // The video's FID (RTX) SSRC, as browsers send one when RTX is offered.
+    let rtx_ssrc = rtx_pt.map(|_| base_ssrc + 2);
     {
         let mut api = rtc.direct_api();
         api.set_ice_controlling(false);
@@ -139,7 +148,12 @@ pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (S
         api.declare_media(Mid::from("0"), str0m::media::MediaKind::Audio);
         api.declare_media(Mid::from("1"), str0m::media::MediaKind::Video);
         api.declare_stream_tx(Ssrc::from(audio_ssrc), None, Mid::from("0"), None);
-        api.declare_stream_tx(Ssrc::from(video_ssrc), None, Mid::from("1"), None);
+        api.declare_stream_tx(
+            Ssrc::from(video_ssrc),
+            rtx_ssrc.map(Ssrc::from),
+            Mid::from("1"),
+            None,
+        );
         api.start_dtls(true).unwrap();
     }
     let creds = rtc.direct_api().local_ice_credentials();
@@ -167,8 +181,17 @@ pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (S
     let source = |kind: MediaKind, ssrc: u32, letter: char| Source {
         kind,
         name: format!("{endpoint}-{letter}0"),
-        ssrcs: vec![ssrc],
-        groups: vec![],
+        ssrcs: match rtx_ssrc {
+            Some(rtx) if kind == MediaKind::Video => vec![ssrc, rtx],
+            _ => vec![ssrc],
+        },
+        groups: match rtx_ssrc {
+            Some(rtx) if kind == MediaKind::Video => vec![media_signalling::SsrcGroup {
+                semantics: "FID".into(),
+                ssrcs: vec![ssrc, rtx],
+            }],
+            _ => vec![],
+        },
         video_type: (kind == MediaKind::Video).then(|| "camera".into()),
         msid: Some(format!("stream-{endpoint} track-{letter}")),
     };

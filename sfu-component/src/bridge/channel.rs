@@ -158,37 +158,46 @@ impl Bridge {
                 }
             }
             ClientMessage::LastN(n) => {
-                ep.last_n = Some(n);
-                if let Some(c) = ep.constraints.as_mut() {
-                    c.last_n = Some(n);
-                }
-                reallocate = true;
+                reallocate = ep.allocation.settings.set_last_n(n);
             }
             ClientMessage::ReceiverVideoConstraints(rc) => {
-                ep.constraints = Some(rc);
-                reallocate = true;
+                reallocate = ep.allocation.settings.apply(&rc, &self.config.allocation);
             }
             ClientMessage::ReceiverVideoConstraint { max_frame_height } => {
-                ep.legacy_max_height = Some(max_frame_height);
-                reallocate = true;
+                reallocate = ep
+                    .allocation
+                    .settings
+                    .set_legacy_max_frame_height(max_frame_height, &self.config.allocation);
             }
             ClientMessage::SelectedEndpoints(list) | ClientMessage::PinnedEndpoints(list) => {
-                ep.legacy_selected = list;
-                reallocate = true;
+                reallocate = ep
+                    .allocation
+                    .settings
+                    .set_legacy_selected(list, &self.config.allocation);
             }
             ClientMessage::SourceVideoType {
                 source_name,
                 video_type,
             } => {
-                ep.video_types.insert(source_name, video_type);
+                reallocate =
+                    ep.video_types.insert(source_name, video_type.clone()) != Some(video_type);
             }
             ClientMessage::VideoType { video_type } => {
-                let names: Vec<String> = ep.video_sources().map(|s| s.name.clone()).collect();
+                let id = ep.id.clone();
+                let names: Vec<String> = ep
+                    .video_sources()
+                    .enumerate()
+                    .map(|(i, s)| crate::allocation::source::video_source_name(&id, i, &s.name))
+                    .collect();
                 for n in names {
-                    ep.video_types.insert(n, video_type.clone());
+                    reallocate |=
+                        ep.video_types.insert(n, video_type.clone()) != Some(video_type.clone());
                 }
             }
-            ClientMessage::ReceiverAudioSubscription(sub) => ep.audio_subscription = sub,
+            ClientMessage::ReceiverAudioSubscription(sub) => {
+                ep.audio_subscription = sub.clone();
+                self.set_audio_subscription(conference, endpoint, &sub);
+            }
         }
         if reallocate {
             self.update_allocation(conference);

@@ -182,7 +182,8 @@ impl Bridge {
                 .create_endpoint(now, conference, &req.id, transport.ice_controlling)
                 .map_err(media_error)?;
             local.web_socket = Some(self.web_socket_url(conference, &req.id, &local.pwd));
-            let mut ep = Endpoint::new(req.id.clone(), local.pwd.clone());
+            let mut ep =
+                Endpoint::with_config(req.id.clone(), local.pwd.clone(), &self.config.allocation);
             ep.stats_id = req.stats_id.clone();
             ep.source_names = req.has_capability("source-names");
             if let Some(conf) = self.conferences.get_mut(conference) {
@@ -229,7 +230,7 @@ impl Bridge {
         if let Some(n) = req.initial_last_n
             && let Some(ep) = self.endpoint_mut(conference, &req.id)
         {
-            ep.last_n = Some(n);
+            ep.allocation.settings.set_last_n(n);
         }
         Ok(answer)
     }

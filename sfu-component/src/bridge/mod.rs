@@ -9,8 +9,10 @@
 //! [`Bridge::poll_output`]; the next deadline from [`Bridge::next_timeout`].
 //! No socket, clock or thread inside: `run.rs` owns those.
 
+mod allocate;
 mod channel;
 mod colibri;
+mod debug;
 
 pub use channel::ChannelRefused;
 
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use xmpp_core::{Element, StanzaError};
 
-use crate::allocation;
+use crate::allocation::AllocationConfig;
 use crate::brewery::{Brewery, BreweryConfig};
 use crate::channel::outgoing;
 use crate::colibri2::NS_COLIBRI2;
@@ -44,6 +46,8 @@ pub struct BridgeConfig {
     pub version: String,
     /// How long a conference may stay without endpoints before it expires.
     pub empty_conference_timeout: Duration,
+    /// Bandwidth allocation (Videobridge's `videobridge.cc`).
+    pub allocation: AllocationConfig,
 }
 
 impl BridgeConfig {
@@ -57,6 +61,7 @@ impl BridgeConfig {
             relay_id: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
             empty_conference_timeout: Duration::from_secs(60),
+            allocation: AllocationConfig::default(),
         }
     }
 }
@@ -117,7 +122,22 @@ pub struct Bridge {
     drain: bool,
     finished: bool,
     last_now: Option<Instant>,
+    /// The debug state of every conference, rebuilt at most every
+    /// [`DEBUG_REFRESH`] (or when the number of endpoints changes): stats
+    /// are taken on every timeout.
+    debug_cache: std::cell::RefCell<Option<DebugCache>>,
 }
+
+/// A snapshot of the conferences' debug state: when it was made, for how
+/// many endpoints, and the state by conference id.
+type DebugCache = (
+    Instant,
+    usize,
+    std::sync::Arc<BTreeMap<String, serde_json::Value>>,
+);
+
+/// How stale the debug state in [`Bridge::stats`] may be.
+const DEBUG_REFRESH: Duration = Duration::from_secs(1);
 
 impl Bridge {
     pub fn new(config: BridgeConfig) -> Bridge {
@@ -134,6 +154,7 @@ impl Bridge {
             drain: false,
             finished: false,
             last_now: None,
+            debug_cache: std::cell::RefCell::new(None),
         }
     }
 
@@ -267,6 +288,7 @@ impl Bridge {
             tracing::info!(conference = %id, "expiring empty conference");
             self.expire_conference(&id);
         }
+        self.periodic_allocation(now);
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {
@@ -280,6 +302,7 @@ impl Bridge {
             self.media.next_timeout(),
             self.brewery.as_ref().and_then(Brewery::next_timeout),
             empty,
+            self.next_allocation(),
         ]
         .into_iter()
         .flatten()
@@ -314,11 +337,18 @@ impl Bridge {
 
     fn handle_media_event(&mut self, event: MediaEvent) {
         match event {
+            MediaEvent::BandwidthEstimate {
+                conference,
+                endpoint,
+                bps,
+            } => self.on_bandwidth_estimate(&conference, &endpoint, bps),
+            MediaEvent::LayersChanged { conference, .. } => self.update_allocation(&conference),
             MediaEvent::EndpointConnected {
                 conference,
                 endpoint,
             } => {
                 tracing::info!(%conference, %endpoint, "endpoint connected");
+                self.on_endpoint_connected(&conference, &endpoint);
             }
             MediaEvent::EndpointExpired {
                 conference,
@@ -354,16 +384,6 @@ impl Bridge {
                 }
                 self.update_allocation(&conference);
             }
-        }
-    }
-
-    /// Sends what changed in `conference`'s forwarding to its endpoints.
-    fn update_allocation(&mut self, conference: &str) {
-        let Some(conf) = self.conferences.get_mut(conference) else {
-            return;
-        };
-        for (endpoint, message) in allocation::update(conf) {
-            self.send_channel(conference, &endpoint, message);
         }
     }
 
@@ -461,8 +481,15 @@ impl Bridge {
                 *b += 1;
             }
         }
+        let totals = self.allocation_totals();
         BridgeStats {
             media: self.media.stats(),
+            endpoints_with_suspended_sources: totals.suspended,
+            endpoints_oversending: totals.oversending,
+            endpoints_bandwidth_limited: totals.bandwidth_limited,
+            total_target_bps: totals.target_bps,
+            total_ideal_bps: totals.ideal_bps,
+            debug: self.cached_debug_states(participants as usize),
             conference_sizes: sizes,
             conferences: self.conferences.len() as u64,
             participants,
@@ -489,6 +516,28 @@ impl Bridge {
             relay_id: self.config.relay_id.clone(),
             current_timestamp_ms: 0,
         }
+    }
+}
+
+impl Bridge {
+    /// The conferences' debug state, from the cache when it is recent.
+    fn cached_debug_states(
+        &self,
+        endpoints: usize,
+    ) -> std::sync::Arc<BTreeMap<String, serde_json::Value>> {
+        let now = self.last_now;
+        let mut cache = self.debug_cache.borrow_mut();
+        if let (Some(now), Some((at, count, states))) = (now, cache.as_ref())
+            && *count == endpoints
+            && now.saturating_duration_since(*at) < DEBUG_REFRESH
+        {
+            return states.clone();
+        }
+        let states = std::sync::Arc::new(self.debug_states());
+        if let Some(now) = now {
+            *cache = Some((now, endpoints, states.clone()));
+        }
+        states
     }
 }
 

@@ -78,3 +78,160 @@ fn media_expiry_removes_endpoint_then_conference() {
     assert!(b.conference(&conf).is_none());
     assert!(b.conference_id("m").is_none());
 }
+
+/// Sends `a` and `b` a video source each (a SIM group of three) through a
+/// Colibri2 update, as the focus does after session-accept.
+fn add_video_sources(b: &mut Bridge, now: Instant) {
+    use media_signalling::{MediaKind, Source, SsrcGroup};
+    for (i, ep) in ["a", "b"].into_iter().enumerate() {
+        let base = 1000 * (i as u32 + 1);
+        let source = Source {
+            kind: MediaKind::Video,
+            name: format!("{ep}-v0"),
+            ssrcs: vec![base, base + 1, base + 2],
+            groups: vec![SsrcGroup {
+                semantics: "SIM".into(),
+                ssrcs: vec![base, base + 1, base + 2],
+            }],
+            video_type: Some("camera".into()),
+            msid: None,
+        };
+        let mut sources = Element::new("sources", NS_COLIBRI2);
+        sources.push_child(media_signalling::xml::colibri2_media_source_element(
+            &source,
+        ));
+        let mut endpoint = Element::new("endpoint", NS_COLIBRI2).attr("id", ep);
+        endpoint.push_child(sources);
+        let mut cm = Element::new("conference-modify", NS_COLIBRI2).attr("meeting-id", "m");
+        cm.push_child(endpoint);
+        let mut iq = Element::new("iq", "jabber:client")
+            .attr("type", "set")
+            .attr("id", format!("s{i}"));
+        iq.push_child(cm);
+        b.handle_stanza(now, iq);
+    }
+}
+
+fn channel_messages(b: &mut Bridge) -> Vec<(String, serde_json::Value)> {
+    std::iter::from_fn(|| b.poll_output())
+        .filter_map(|o| match o {
+            Output::Channel {
+                endpoint, message, ..
+            } => Some((endpoint, serde_json::from_str(&message).unwrap())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn channel_messages_drive_allocation_and_sender_constraints() {
+    let (mut b, conf, _) = bridge_with_two_endpoints();
+    let now = Instant::now();
+    add_video_sources(&mut b, now);
+    let out = channel_messages(&mut b);
+    // Each is told the other's source is forwarded; each sender is asked
+    // for the thumbnail height every receiver starts with.
+    let told = |out: &[(String, serde_json::Value)], ep: &str, class: &str| {
+        out.iter()
+            .filter(|(e, m)| e == ep && m["colibriClass"] == class)
+            .map(|(_, m)| m.clone())
+            .next_back()
+    };
+    assert_eq!(
+        told(&out, "a", "ForwardedSources").unwrap()["forwardedSources"],
+        serde_json::json!(["b-v0"])
+    );
+    assert_eq!(
+        told(&out, "a", "SenderSourceConstraints").unwrap()["maxHeight"],
+        180
+    );
+    // b wants a in 720p (current clients' shape).
+    b.handle_channel_message(
+        now,
+        &conf,
+        "b",
+        r#"{"colibriClass":"ReceiverVideoConstraints","constraints":{"a-v0":{"maxHeight":720}}}"#,
+    );
+    let out = channel_messages(&mut b);
+    assert_eq!(
+        told(&out, "a", "SenderSourceConstraints").unwrap()["maxHeight"],
+        720
+    );
+    assert_eq!(
+        told(&out, "a", "SenderVideoConstraints").unwrap()["videoConstraints"]["idealHeight"],
+        720
+    );
+    // b turns video off (2021 LastNChangedEvent): a is asked for nothing,
+    // b is told nothing is forwarded.
+    b.handle_channel_message(
+        now,
+        &conf,
+        "b",
+        r#"{"colibriClass":"LastNChangedEvent","lastN":0}"#,
+    );
+    let out = channel_messages(&mut b);
+    assert_eq!(
+        told(&out, "a", "SenderSourceConstraints").unwrap()["maxHeight"],
+        0
+    );
+    assert_eq!(
+        told(&out, "b", "ForwardedSources").unwrap()["forwardedSources"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        told(&out, "b", "LastNEndpointsChangeEvent").unwrap()["lastNEndpoints"],
+        serde_json::json!([])
+    );
+    // The bridge's counters see b's receive side.
+    let debug = &b.stats().debug[&conf];
+    assert_eq!(
+        debug["endpoints"]["b"]["bitrateController"]["bitrate_allocator"]["allocationSettings"]["last_n"],
+        0
+    );
+}
+
+#[test]
+fn bandwidth_estimates_reallocate_past_the_threshold_once_trusted() {
+    let (mut b, conf, _) = bridge_with_two_endpoints();
+    let start = Instant::now();
+    add_video_sources(&mut b, start);
+    channel_messages(&mut b);
+    b.handle_media_event(MediaEvent::EndpointConnected {
+        conference: conf.clone(),
+        endpoint: "b".into(),
+    });
+    channel_messages(&mut b);
+    let bwe = |b: &Bridge| {
+        b.conference(&conf).unwrap().endpoints["b"]
+            .allocation
+            .bwe_bps
+    };
+    // Within the initial period: recorded, not acted on.
+    b.handle_media_event(MediaEvent::BandwidthEstimate {
+        conference: conf.clone(),
+        endpoint: "b".into(),
+        bps: 10_000,
+    });
+    assert_eq!(bwe(&b), 10_000);
+    assert!(channel_messages(&mut b).is_empty());
+    // Later, a small change is ignored, a large one taken.
+    let later = start + Duration::from_secs(11);
+    b.handle_timeout(later);
+    b.handle_media_event(MediaEvent::BandwidthEstimate {
+        conference: conf.clone(),
+        endpoint: "b".into(),
+        bps: 11_000,
+    });
+    assert_eq!(bwe(&b), 10_000);
+    b.handle_media_event(MediaEvent::BandwidthEstimate {
+        conference: conf.clone(),
+        endpoint: "b".into(),
+        bps: 5_000_000,
+    });
+    assert_eq!(bwe(&b), 5_000_000);
+    // Periodic reallocation is scheduled.
+    assert!(
+        b.next_timeout()
+            .is_some_and(|t| t <= later + Duration::from_secs(5))
+    );
+}

@@ -36,14 +36,16 @@ pub struct VideoConstraints {
 /// A receiver's wishes about the video it gets, from
 /// `ReceiverVideoConstraints` of either generation. The keys of
 /// `constraints`, `selected` and `on_stage` are source names (current
-/// clients) or endpoint ids (2.6726); the bridge resolves which.
+/// clients) or endpoint ids (2.6726); the bridge resolves which. A field
+/// the message did not carry is `None`: it leaves the receiver's previous
+/// setting as it was (Videobridge merges these messages field by field).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReceiverConstraints {
     pub last_n: Option<i64>,
-    pub selected: Vec<String>,
-    pub on_stage: Vec<String>,
+    pub selected: Option<Vec<String>>,
+    pub on_stage: Option<Vec<String>>,
     pub default_constraints: Option<VideoConstraints>,
-    pub constraints: BTreeMap<String, VideoConstraints>,
+    pub constraints: Option<BTreeMap<String, VideoConstraints>>,
     pub assumed_bandwidth_bps: Option<i64>,
 }
 
@@ -248,12 +250,12 @@ fn receiver_constraints(obj: &Map<String, Value>) -> Result<ReceiverConstraints,
     };
     // Current clients name sources; 2.6726 names endpoints.
     rc.selected = match string_list(obj.get("selectedSources"))? {
-        Some(l) => l,
-        None => string_list(obj.get("selectedEndpoints"))?.unwrap_or_default(),
+        Some(l) => Some(l),
+        None => string_list(obj.get("selectedEndpoints"))?,
     };
     rc.on_stage = match string_list(obj.get("onStageSources"))? {
-        Some(l) => l,
-        None => string_list(obj.get("onStageEndpoints"))?.unwrap_or_default(),
+        Some(l) => Some(l),
+        None => string_list(obj.get("onStageEndpoints"))?,
     };
     if let Some(d) = obj.get("defaultConstraints").filter(|v| !v.is_null()) {
         rc.default_constraints = Some(video_constraints(d)?);
@@ -261,9 +263,11 @@ fn receiver_constraints(obj: &Map<String, Value>) -> Result<ReceiverConstraints,
     match obj.get("constraints") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
+            let mut constraints = BTreeMap::new();
             for (k, v) in map {
-                rc.constraints.insert(k.clone(), video_constraints(v)?);
+                constraints.insert(k.clone(), video_constraints(v)?);
             }
+            rc.constraints = Some(constraints);
         }
         Some(_) => return Err("constraints is not an object".into()),
     }
@@ -299,11 +303,12 @@ mod tests {
             panic!("{m:?}")
         };
         assert_eq!(rc.last_n, Some(3));
-        assert_eq!(rc.selected, vec!["abcd-v0"]);
-        assert_eq!(rc.on_stage, vec!["efgh-v0"]);
+        assert_eq!(rc.selected, Some(vec!["abcd-v0".to_string()]));
+        assert_eq!(rc.on_stage, Some(vec!["efgh-v0".to_string()]));
         assert_eq!(rc.default_constraints.unwrap().max_height, 180);
-        assert_eq!(rc.constraints["efgh-v0"].max_height, 720);
-        assert_eq!(rc.constraints["efgh-v0"].max_frame_rate, Some(30.0));
+        let c = rc.constraints.unwrap();
+        assert_eq!(c["efgh-v0"].max_height, 720);
+        assert_eq!(c["efgh-v0"].max_frame_rate, Some(30.0));
     }
 
     #[test]
@@ -318,8 +323,17 @@ mod tests {
         let ClientMessage::ReceiverVideoConstraints(rc) = m else {
             panic!("{m:?}")
         };
-        assert_eq!(rc.on_stage, vec!["efgh5678"]);
-        assert_eq!(rc.constraints["efgh5678"].max_height, 360);
+        assert_eq!(rc.on_stage, Some(vec!["efgh5678".to_string()]));
+        assert_eq!(rc.selected, Some(vec![]));
+        assert_eq!(rc.constraints.unwrap()["efgh5678"].max_height, 360);
+        // Fields left out stay None (the receiver's earlier values hold).
+        let m = parse_client_message(r#"{"colibriClass":"ReceiverVideoConstraints","lastN":2}"#)
+            .unwrap();
+        let ClientMessage::ReceiverVideoConstraints(rc) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(rc.last_n, Some(2));
+        assert!(rc.selected.is_none() && rc.on_stage.is_none() && rc.constraints.is_none());
     }
 
     #[test]

@@ -7,18 +7,19 @@
 //! receiver's NACKs from that stream's cache with RTX. An RTP packet from a
 //! sender is written to each other connected endpoint's `StreamTx`; a
 //! keyframe request from a receiver goes back to the sender's `StreamRx`.
-//! Simulcast sources are forwarded through `forward.rs`.
+//! Video goes through a `LayerForwarder` per receiver (`forward.rs`), which
+//! picks the layer allocation chose for that receiver; each source's layers
+//! are measured on the way in (`measure.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use media_signalling::{MediaKind, Source};
-use str0m::media::KeyframeRequestKind;
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
-use str0m::{Event, Output, Rtc};
+use str0m::{Event, Output};
 
 use super::endpoint::Endpoint;
-use super::forward::{LayerDecision, SimulcastForwarder};
+use super::layers::source_name;
+use super::measure::SourceMeter;
 use super::speaker::DominantSpeaker;
 use super::stats::Counters;
 use super::{MediaError, MediaEvent, MediaOutput};
@@ -30,7 +31,20 @@ pub(crate) struct SsrcInfo {
     pub kind: MediaKind,
     /// The SSRC receivers see (the first of a `SIM` group, else itself).
     pub visible: u32,
-    pub simulcast: bool,
+    /// Its index in the `SIM` group (0 without simulcast).
+    pub spatial: usize,
+    /// The source's name (see `layers.rs`).
+    pub source_name: String,
+}
+
+/// A video source of the conference, keyed by its receiver-visible SSRC.
+#[derive(Debug, Clone)]
+pub(crate) struct VideoSource {
+    pub owner: String,
+    pub name: String,
+    /// Its layers' SSRCs, lowest first (one without simulcast).
+    pub layers: Vec<u32>,
+    pub meter: SourceMeter,
 }
 
 /// One conference.
@@ -39,15 +53,15 @@ pub(crate) struct Conference {
     pub id: String,
     pub endpoints: HashMap<String, Endpoint>,
     pub ssrcs: HashMap<u32, SsrcInfo>,
-    simulcast: HashMap<u32, SimulcastForwarder>,
-    /// When each visible video SSRC's sender was last asked for a keyframe.
-    keyframe_requested: HashMap<u32, Instant>,
+    pub video: HashMap<u32, VideoSource>,
+    /// When each video layer's SSRC was last asked for a keyframe.
+    pub keyframe_requested: HashMap<u32, Instant>,
     pub speaker: DominantSpeaker,
+    /// The latest time the core was given (to judge what is active).
+    pub now: Option<Instant>,
+    /// Layer reporting and bandwidth estimation state (`feedback.rs`).
+    pub feedback: super::feedback::Feedback,
 }
-
-/// Keyframe requests of receivers for one stream are passed to its sender
-/// at most this often (a keyframe reaches every receiver anyway).
-const KEYFRAME_REQUEST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Conference {
     pub fn new(id: &str) -> Conference {
@@ -89,38 +103,66 @@ impl Conference {
             }
         }
         self.ssrcs.retain(|_, info| info.owner != endpoint);
+        let now = self
+            .now
+            .or_else(|| self.endpoints.get(endpoint).map(|e| e.last_activity));
+        let mut counts = (0usize, 0usize);
         for source in sources {
+            let index = match source.kind {
+                MediaKind::Audio => &mut counts.0,
+                MediaKind::Video => &mut counts.1,
+            };
+            let name = source_name(endpoint, source, *index);
+            *index += 1;
             let sim: Option<&Vec<u32>> = source
                 .groups
                 .iter()
                 .find(|g| g.semantics == "SIM" && g.ssrcs.len() > 1)
                 .map(|g| &g.ssrcs);
-            for ssrc in source.primary_ssrcs() {
-                let visible = sim.and_then(|g| g.first().copied()).unwrap_or(ssrc);
+            let primary = source.primary_ssrcs();
+            for (spatial, ssrc) in primary.iter().enumerate() {
+                let visible = sim.and_then(|g| g.first().copied()).unwrap_or(*ssrc);
                 self.ssrcs.insert(
-                    ssrc,
+                    *ssrc,
                     SsrcInfo {
                         owner: endpoint.to_string(),
                         kind: source.kind,
                         visible,
-                        simulcast: sim.is_some(),
+                        spatial: if sim.is_some() { spatial } else { 0 },
+                        source_name: name.clone(),
                     },
                 );
             }
-            if let Some(layers) = sim
-                && let Some(first) = layers.first()
-                && self
-                    .simulcast
-                    .get(first)
-                    .is_none_or(|f| f.layers() != layers)
-            {
-                self.simulcast
-                    .insert(*first, SimulcastForwarder::new(layers.clone()));
+            if source.kind != MediaKind::Video {
+                continue;
+            }
+            let groups: Vec<Vec<u32>> = match sim {
+                Some(layers) => vec![layers.clone()],
+                None => primary.iter().map(|s| vec![*s]).collect(),
+            };
+            for layers in groups {
+                let Some(first) = layers.first().copied() else {
+                    continue;
+                };
+                let same = self
+                    .video
+                    .get(&first)
+                    .is_some_and(|v| v.layers == layers && v.name == name);
+                if !same && let Some(now) = now {
+                    self.video.insert(
+                        first,
+                        VideoSource {
+                            owner: endpoint.to_string(),
+                            name: name.clone(),
+                            meter: SourceMeter::new(now, layers.len()),
+                            layers,
+                        },
+                    );
+                }
             }
         }
         let ssrcs = &self.ssrcs;
-        self.simulcast
-            .retain(|visible, _| ssrcs.contains_key(visible));
+        self.video.retain(|visible, _| ssrcs.contains_key(visible));
         if let Some(e) = self.endpoints.get_mut(endpoint) {
             e.sources = sources.to_vec();
         }
@@ -133,10 +175,9 @@ impl Conference {
         let removed = self.endpoints.remove(endpoint)?;
         self.ssrcs.retain(|_, info| info.owner != endpoint);
         let ssrcs = &self.ssrcs;
-        self.simulcast
-            .retain(|visible, _| ssrcs.contains_key(visible));
+        self.video.retain(|visible, _| ssrcs.contains_key(visible));
         self.keyframe_requested
-            .retain(|visible, _| ssrcs.contains_key(visible));
+            .retain(|ssrc, _| ssrcs.contains_key(ssrc));
         self.speaker.remove(endpoint);
         self.declare_all_streams();
         Some(removed)
@@ -152,6 +193,7 @@ impl Conference {
         outputs: &mut VecDeque<MediaOutput>,
         counters: &mut Counters,
     ) {
+        self.now = Some(self.now.map_or(now, |n| n.max(now)));
         let mut pending: VecDeque<String> = VecDeque::from([first.to_string()]);
         let mut queued: HashSet<String> = HashSet::from([first.to_string()]);
         // Each poll may write to others, which may answer (e.g. a keyframe
@@ -254,9 +296,13 @@ impl Conference {
                     .get(id)
                     .and_then(|e| request.rid.and_then(|rid| e.rid_to_ssrc.get(&rid)).copied());
                 match ssrc {
-                    Some(ssrc) => self.request_keyframe(now, ssrc, request.kind, counters),
+                    Some(ssrc) => self.request_keyframe(now, id, ssrc, request.kind, counters),
                     None => Vec::new(),
                 }
+            }
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                self.on_bandwidth_estimate(now, id, estimate.as_u64(), outputs);
+                Vec::new()
             }
             Event::MediaEgressStats(s) => {
                 if let Some(e) = self.endpoints.get_mut(id) {
@@ -268,197 +314,6 @@ impl Conference {
             }
             _ => Vec::new(),
         }
-    }
-
-    /// Asks the sender of receiver-visible `ssrc` for a keyframe; returns
-    /// the sender (to be polled).
-    fn request_keyframe(
-        &mut self,
-        now: Instant,
-        visible: u32,
-        kind: KeyframeRequestKind,
-        counters: &mut Counters,
-    ) -> Vec<String> {
-        let Some(info) = self.ssrcs.get(&visible) else {
-            return Vec::new();
-        };
-        if info.kind != MediaKind::Video {
-            return Vec::new();
-        }
-        let recent = self
-            .keyframe_requested
-            .get(&visible)
-            .is_some_and(|at| now.saturating_duration_since(*at) < KEYFRAME_REQUEST_INTERVAL);
-        if recent {
-            return Vec::new();
-        }
-        self.keyframe_requested.insert(visible, now);
-        let owner = info.owner.clone();
-        let layers: Vec<u32> = match self.simulcast.get(&visible) {
-            Some(f) => f.current_ssrc().into_iter().collect(),
-            None => vec![visible],
-        };
-        let Some(rtc) = self.endpoints.get_mut(&owner).and_then(|e| e.rtc.as_mut()) else {
-            return Vec::new();
-        };
-        for layer in layers {
-            if let Some(rx) = rtc.direct_api().stream_rx(&Ssrc::from(layer)) {
-                rx.request_keyframe(kind);
-                counters.keyframe_requests += 1;
-            }
-        }
-        vec![owner]
-    }
-
-    /// A receiver connected: ask for keyframes of the video it will get.
-    fn request_keyframes_for(
-        &mut self,
-        now: Instant,
-        receiver: &str,
-        counters: &mut Counters,
-    ) -> Vec<String> {
-        let visible: Vec<u32> = self
-            .endpoints
-            .get(receiver)
-            .map(|e| {
-                e.forwarded
-                    .iter()
-                    .filter(|(_, f)| f.kind == MediaKind::Video)
-                    .map(|(s, _)| *s)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut touched = Vec::new();
-        for ssrc in visible {
-            for t in self.request_keyframe(now, ssrc, KeyframeRequestKind::Pli, counters) {
-                if !touched.contains(&t) {
-                    touched.push(t);
-                }
-            }
-        }
-        touched
-    }
-
-    /// Forwards one RTP packet of `sender` to every other connected
-    /// endpoint; returns those written to.
-    fn forward(
-        &mut self,
-        now: Instant,
-        sender: &str,
-        packet: RtpPacket,
-        counters: &mut Counters,
-    ) -> Vec<String> {
-        let ssrc: u32 = *packet.header.ssrc;
-        let Some(info) = self.ssrcs.get(&ssrc).cloned() else {
-            return Vec::new();
-        };
-        if info.owner != sender {
-            return Vec::new();
-        }
-        let Some(endpoint) = self.endpoints.get_mut(sender) else {
-            return Vec::new();
-        };
-        let muted = match info.kind {
-            MediaKind::Audio => {
-                endpoint.last_audio_received = Some(now);
-                endpoint.mute_audio
-            }
-            MediaKind::Video => {
-                endpoint.last_video_received = Some(now);
-                endpoint.mute_video
-            }
-        };
-        if info.kind == MediaKind::Audio
-            && let Some(level) = packet.header.ext_vals.audio_level
-        {
-            self.speaker.on_level(now, sender, level);
-        }
-        if muted {
-            return Vec::new();
-        }
-        let pt = packet.header.payload_type;
-        let mut seq_no = *packet.seq_no;
-        let mut timestamp = packet.header.timestamp;
-        let mut vp8 = None;
-        let mut touched = Vec::new();
-        if info.simulcast {
-            let is_vp8 = self
-                .endpoints
-                .get(sender)
-                .and_then(|e| e.rtc.as_ref())
-                .is_some_and(|rtc| is_vp8_pt(rtc, pt));
-            let Some(forwarder) = self.simulcast.get_mut(&info.visible) else {
-                return Vec::new();
-            };
-            let (decision, keyframe) =
-                forwarder.on_packet(now, ssrc, seq_no, timestamp, &packet.payload, is_vp8);
-            if let Some(layer) = keyframe {
-                let rx = self
-                    .endpoints
-                    .get_mut(sender)
-                    .and_then(|e| e.rtc.as_mut())
-                    .and_then(|rtc| {
-                        rtc.direct_api()
-                            .stream_rx(&Ssrc::from(layer))
-                            .map(|rx| rx.request_keyframe(KeyframeRequestKind::Pli))
-                    });
-                if rx.is_some() {
-                    counters.keyframe_requests += 1;
-                    touched.push(sender.to_string());
-                }
-            }
-            match decision {
-                LayerDecision::Drop => return touched,
-                LayerDecision::Forward {
-                    seq_no: s,
-                    timestamp: t,
-                    vp8: patch,
-                } => {
-                    seq_no = s;
-                    timestamp = t;
-                    vp8 = patch;
-                }
-            }
-        }
-        let ext = ExtensionValues {
-            audio_level: packet.header.ext_vals.audio_level,
-            voice_activity: packet.header.ext_vals.voice_activity,
-            video_orientation: packet.header.ext_vals.video_orientation,
-            ..ExtensionValues::default()
-        };
-        for (id, receiver) in self.endpoints.iter_mut() {
-            if id == sender || !receiver.connected || !receiver.supports_pt(pt) {
-                continue;
-            }
-            let Some(forwarded) = receiver.forwarded.get_mut(&info.visible) else {
-                continue;
-            };
-            let base = *forwarded.roc_base.get_or_insert(seq_no >> 16);
-            let out_seq = seq_no.saturating_sub(base << 16);
-            let Some(rtc) = receiver.rtc.as_mut() else {
-                continue;
-            };
-            let mut api = rtc.direct_api();
-            let Some(tx) = api.stream_tx(&Ssrc::from(info.visible)) else {
-                continue;
-            };
-            let mut write = RtpWrite::new(
-                pt,
-                SeqNo::from(out_seq),
-                timestamp,
-                packet.timestamp,
-                packet.payload.clone(),
-            )
-            .marker(packet.header.marker)
-            .ext_vals(ext.clone())
-            .nackable(info.kind == MediaKind::Video);
-            if let Some(patch) = vp8 {
-                write = write.vp8_patch(patch);
-            }
-            tx.write_rtp(write);
-            touched.push(id.clone());
-        }
-        touched
     }
 }
 
@@ -472,11 +327,4 @@ fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
     }
     let bytes: [u8; 4] = datagram.get(8..12)?.try_into().ok()?;
     Some(u32::from_be_bytes(bytes))
-}
-
-fn is_vp8_pt(rtc: &Rtc, pt: str0m::media::Pt) -> bool {
-    rtc.codec_config()
-        .params()
-        .iter()
-        .any(|p| p.pt() == pt && p.spec().codec == str0m::format::Codec::Vp8)
 }

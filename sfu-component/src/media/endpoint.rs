@@ -13,19 +13,25 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use media_signalling::{IceTransport, MediaDescription, MediaKind, Source};
+use str0m::bwe::Bitrate;
 use str0m::config::{DtlsCert, Fingerprint as DtlsFingerprint};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, Mid, Pt, Rid};
 use str0m::rtp::Extension;
 use str0m::{Candidate, IceCreds, Rtc};
 
-use super::MediaError;
+use super::forward::{LayerForwarder, Target};
+use super::{AudioSubscription, LayerId, MediaError};
 
 /// Video packets kept per forwarded stream for retransmissions (str0m's
 /// default is 1,000, about 8 s of a 1 Mbit/s stream: most of a receiving
 /// endpoint's memory, measured by `bench --media`). 256 packets hold about
 /// 2 s at 1 Mbit/s and 1 s at 720p rates, well beyond a NACK's round trip.
 const SEND_BUFFER_VIDEO: usize = 256;
+
+/// The bandwidth estimate a receiver's link starts at (Videobridge starts
+/// allocation from 2.5 Mbit/s; str0m's probing finds the real value).
+const INITIAL_ESTIMATE_BPS: u64 = 2_500_000;
 
 /// The mid under which the bridge's `Rtc` carries all audio streams.
 pub(crate) const AUDIO_MID: &str = "a";
@@ -44,10 +50,12 @@ pub(crate) struct ForwardedStream {
     pub kind: MediaKind,
     /// The sender's FID SSRC, on which str0m resends from its cache.
     pub rtx: Option<u32>,
-    /// The roll-over counter of the first packet forwarded, subtracted from
-    /// every extended sequence number so a receiver joining late starts at
-    /// ROC 0 as SRTP expects.
+    /// Audio: the roll-over counter of the first packet forwarded,
+    /// subtracted from every extended sequence number so a receiver joining
+    /// late starts at ROC 0 as SRTP expects (video: the forwarder does it).
     pub roc_base: Option<u64>,
+    /// Video: layer choice and rewriting for this receiver.
+    pub forwarder: LayerForwarder,
 }
 
 /// One endpoint of a conference.
@@ -80,6 +88,13 @@ pub(crate) struct Endpoint {
     /// Cumulative egress counters str0m reported per (mid, rid): NACKs and
     /// keyframe requests received from this endpoint.
     pub egress_counters: HashMap<(Mid, Option<Rid>), (u64, u64)>,
+    /// Which audio sources this endpoint receives.
+    pub audio_subscription: AudioSubscription,
+    /// str0m's last bandwidth estimate towards this endpoint (bps).
+    pub bandwidth_estimate: Option<u64>,
+    /// Allocation's targets for this receiver by (owner, source name);
+    /// `None` until allocation decided (everything at the top layer).
+    pub forwarding: Option<HashMap<(String, String), LayerId>>,
 }
 
 impl Endpoint {
@@ -106,6 +121,9 @@ impl Endpoint {
             last_audio_received: None,
             last_video_received: None,
             egress_counters: HashMap::new(),
+            audio_subscription: AudioSubscription::All,
+            bandwidth_estimate: None,
+            forwarding: None,
         }
     }
 
@@ -190,6 +208,7 @@ impl Endpoint {
             })
             .set_stats_interval(Some(Duration::from_secs(1)))
             .set_send_buffer_video(SEND_BUFFER_VIDEO)
+            .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE_BPS)))
             .clear_codecs()
             .clear_extension_map();
         configure_codecs(&mut config, &self.media);
@@ -236,6 +255,16 @@ impl Endpoint {
     pub fn allocate_rid(&mut self) -> Rid {
         self.next_rid = self.next_rid.wrapping_add(1);
         Rid::from(format!("{:08x}", self.next_rid).as_str())
+    }
+
+    /// What this receiver should get of a video source.
+    pub fn target_for(&self, owner: &str, source_name: &str) -> Target {
+        match &self.forwarding {
+            None => Target::Top,
+            Some(targets) => targets
+                .get(&(owner.to_string(), source_name.to_string()))
+                .map_or(Target::Suspended, |l| Target::Layer(*l)),
+        }
     }
 
     /// Whether the endpoint's `Rtc` can carry payload type `pt`.

@@ -1,29 +1,68 @@
-//! Simulcast forwarding until the simulcast issue lands: of a sender's
-//! `SIM` group (SSRCs lowest layer first, as Jitsi signals them) the bridge
-//! forwards one layer, the highest the sender is actually sending, rewritten
-//! onto the receiver-visible SSRC (the group's FIRST SSRC, as Videobridge
-//! does). Receivers then see one continuous stream:
+//! What one receiver gets of one video source: a [`LayerForwarder`] per
+//! (receiver, source) picks packets of the layer allocation chose for that
+//! receiver and rewrites them onto the receiver-visible SSRC (the first of
+//! the `SIM` group, as Videobridge does), so the receiver sees one
+//! continuous stream:
 //!
-//! - sequence numbers and RTP timestamps continue across a layer switch
-//!   (offsets fixed at the switch; the timestamp advances by the wallclock
-//!   time since the last forwarded packet);
-//! - VP8 picture ids and TL0PICIDX continue too (patched by str0m's
-//!   `RtpWrite::vp8_patch` at serialization);
-//! - a switch happens only on a keyframe of the new layer (VP8: the first
-//!   packet of a key frame); until then the old layer keeps flowing and the
-//!   caller is asked to request a keyframe of the new layer. Codecs the
-//!   bridge cannot inspect switch at once.
+//! - spatial layers (`SIM` SSRCs) switch only at a key frame of the layer
+//!   switched to, up or down (simulcast layers are independent streams: a
+//!   decoder cannot continue on another one before its key frame); the
+//!   caller is asked to request that key frame, at most every 300 ms;
+//!   until it comes the old layer keeps flowing;
+//! - temporal layers (VP8 TID) above the target are dropped frame by frame;
+//!   a new temporal limit takes effect at the next TID 0 frame;
+//! - sequence numbers continue by one across switches and dropped frames
+//!   (each dropped packet shifts the following ones down; late packets
+//!   find the shift of their time in a short history), RTP timestamps
+//!   continue across switches (advanced by the wallclock time since the
+//!   last forwarded packet), VP8 picture ids continue by one per forwarded
+//!   frame and TL0PICIDX by one per TID 0 frame (patched by str0m's
+//!   `RtpWrite::vp8_patch` at serialization, the payload is not copied);
+//! - the first packet forwarded gets the sequence number's low 16 bits, so
+//!   the receiver's SRTP starts at roll-over counter 0.
+//!
+//! Without a target from allocation ([`Target::Top`]) the highest active
+//! layer is forwarded with every temporal layer.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
-/// A layer that sent nothing for this long is considered stopped.
-const LAYER_ACTIVE: Duration = Duration::from_millis(1000);
+use super::codec::Vp8Info;
+use super::layers::LayerId;
+
 /// Keyframe requests for a pending switch are not repeated more often.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+/// Sequence-number shifts remembered for late (reordered or repaired)
+/// packets.
+const HISTORY: usize = 64;
 
-/// What to do with one packet of a simulcast layer.
+/// What allocation wants forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The highest active spatial layer, every temporal layer (until
+    /// allocation decides).
+    Top,
+    Layer(LayerId),
+    Suspended,
+}
+
+/// One incoming packet as the forwarder sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Incoming<'a> {
+    /// Index of its SSRC in the `SIM` group (0 without simulcast).
+    pub spatial: usize,
+    pub seq_no: u64,
+    pub timestamp: u32,
+    pub payload: &'a [u8],
+    /// Whether it starts a key frame (any codec).
+    pub keyframe: bool,
+    /// Its VP8 descriptor, for VP8.
+    pub vp8: Option<Vp8Info>,
+}
+
+/// What to do with one packet for one receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LayerDecision {
     Drop,
@@ -45,100 +84,126 @@ struct LastOut {
     at: Instant,
 }
 
-/// Layer choice and header rewriting of one simulcast source.
-#[derive(Debug, Clone)]
-pub(crate) struct SimulcastForwarder {
-    /// The `SIM` group, lowest layer first.
-    layers: Vec<u32>,
-    last_seen: Vec<Option<Instant>>,
-    current: Option<usize>,
+/// Offsets valid from an incoming sequence number on.
+#[derive(Debug, Clone, Copy)]
+struct Shift {
+    from_seq: u64,
     seq_offset: u64,
-    ts_offset: u32,
     picture_id_offset: u16,
+}
+
+/// Layer choice and header rewriting of one source for one receiver.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerForwarder {
+    target: Target,
+    current: Option<usize>,
+    temporal_limit: u8,
+    ts_offset: u32,
     tl0_offset: u8,
+    shifts: VecDeque<Shift>,
+    highest_in: Option<u64>,
+    last_dropped_picture: Option<u16>,
     last_out: Option<LastOut>,
     last_keyframe_request: Option<Instant>,
 }
 
-impl SimulcastForwarder {
-    pub fn new(layers: Vec<u32>) -> SimulcastForwarder {
-        let count = layers.len();
-        SimulcastForwarder {
-            layers,
-            last_seen: vec![None; count],
+impl Default for LayerForwarder {
+    fn default() -> LayerForwarder {
+        LayerForwarder::new(Target::Top)
+    }
+}
+
+impl LayerForwarder {
+    pub fn new(target: Target) -> LayerForwarder {
+        LayerForwarder {
+            target,
             current: None,
-            seq_offset: 0,
+            temporal_limit: u8::MAX,
             ts_offset: 0,
-            picture_id_offset: 0,
             tl0_offset: 0,
+            shifts: VecDeque::new(),
+            highest_in: None,
+            last_dropped_picture: None,
             last_out: None,
             last_keyframe_request: None,
         }
     }
 
-    /// The `SIM` group, lowest layer first.
-    pub fn layers(&self) -> &[u32] {
-        &self.layers
+    pub fn target(&self) -> Target {
+        self.target
     }
 
-    /// The SSRC currently forwarded, if any.
-    pub fn current_ssrc(&self) -> Option<u32> {
-        self.current.and_then(|i| self.layers.get(i).copied())
+    /// A new target; a switch it needs happens at the next key frame.
+    pub fn set_target(&mut self, target: Target) {
+        if target != self.target {
+            self.target = target;
+            self.last_keyframe_request = None;
+        }
     }
 
-    /// The layer that should be forwarded: the highest one sending.
-    fn target(&self, now: Instant) -> Option<usize> {
-        self.last_seen
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, seen)| seen.is_some_and(|t| now.saturating_duration_since(t) < LAYER_ACTIVE))
-            .map(|(i, _)| i)
+    /// The spatial layer forwarded now, if any.
+    pub fn current(&self) -> Option<usize> {
+        self.current
     }
 
-    /// Decides about one packet of layer `ssrc`. The second value is an
-    /// SSRC whose sender should be asked for a keyframe.
+    /// The spatial layer and temporal limit wanted, given the active
+    /// spatial layers (bit set).
+    pub fn wanted(&self, active: u32) -> Option<(usize, u8)> {
+        let highest_at_most = |max: usize| (0..=max.min(31)).rev().find(|i| active & (1 << i) != 0);
+        match self.target {
+            Target::Suspended => None,
+            Target::Top => highest_at_most(31).map(|s| (s, u8::MAX)),
+            Target::Layer(l) => highest_at_most(usize::from(l.spatial))
+                .or_else(|| (0..32).find(|i| active & (1 << i) != 0))
+                .map(|s| (s, l.temporal)),
+        }
+    }
+
+    /// Decides about one packet. The second value is a spatial layer whose
+    /// key frame should be requested from the sender.
     pub fn on_packet(
         &mut self,
         now: Instant,
-        ssrc: u32,
-        seq_no: u64,
-        timestamp: u32,
-        payload: &[u8],
-        is_vp8: bool,
-    ) -> (LayerDecision, Option<u32>) {
-        let Some(index) = self.layers.iter().position(|s| *s == ssrc) else {
+        packet: &Incoming,
+        active: u32,
+    ) -> (LayerDecision, Option<usize>) {
+        let Some((spatial, temporal)) = self.wanted(active) else {
+            self.current = None;
             return (LayerDecision::Drop, None);
         };
-        if let Some(seen) = self.last_seen.get_mut(index) {
-            *seen = Some(now);
-        }
-        let target = self.target(now);
-        if self.current != Some(index) {
-            let switch = target == Some(index) && (!is_vp8 || starts_vp8_keyframe(payload));
-            if !switch {
-                return (LayerDecision::Drop, self.keyframe_request(now, target));
+        if self.current != Some(packet.spatial) {
+            if spatial != packet.spatial || !packet.keyframe {
+                let request = if self.current != Some(spatial) {
+                    self.keyframe_request(now, spatial)
+                } else {
+                    None
+                };
+                return (LayerDecision::Drop, request);
             }
-            self.switch_to(now, index, seq_no, timestamp, payload, is_vp8);
-            self.last_keyframe_request = None;
+            self.switch_to(now, packet);
+            self.temporal_limit = temporal;
         }
-        let keyframe_for = if target != self.current {
-            self.keyframe_request(now, target)
+        let request = if self.current != Some(spatial) {
+            self.keyframe_request(now, spatial)
         } else {
             None
         };
-        (
-            self.rewrite(now, seq_no, timestamp, payload, is_vp8),
-            keyframe_for,
-        )
+        if let Some(vp8) = packet.vp8
+            && let Some(tid) = vp8.tid
+        {
+            if vp8.starts_frame && tid == 0 {
+                self.temporal_limit = temporal;
+            }
+            if tid > self.temporal_limit {
+                self.drop_packet(packet);
+                return (LayerDecision::Drop, request);
+            }
+        }
+        (self.rewrite(now, packet), request)
     }
 
-    /// The layer to ask a keyframe of for a pending switch (throttled).
-    fn keyframe_request(&mut self, now: Instant, target: Option<usize>) -> Option<u32> {
-        let target = target?;
-        if target == self.current.unwrap_or(usize::MAX) {
-            return None;
-        }
+    /// The layer to ask a keyframe of (throttled).
+    fn keyframe_request(&mut self, now: Instant, spatial: usize) -> Option<usize> {
         let due = self
             .last_keyframe_request
             .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_REQUEST_INTERVAL);
@@ -146,83 +211,123 @@ impl SimulcastForwarder {
             return None;
         }
         self.last_keyframe_request = Some(now);
-        self.layers.get(target).copied()
+        Some(spatial)
     }
 
-    fn switch_to(
-        &mut self,
-        now: Instant,
-        index: usize,
-        seq_no: u64,
-        timestamp: u32,
-        payload: &[u8],
-        is_vp8: bool,
-    ) {
-        self.current = Some(index);
-        let ids = if is_vp8 { vp8_ids(payload) } else { None };
-        match self.last_out {
+    fn switch_to(&mut self, now: Instant, packet: &Incoming) {
+        self.current = Some(packet.spatial);
+        self.last_keyframe_request = None;
+        self.highest_in = None;
+        self.last_dropped_picture = None;
+        let picture_id = packet.vp8.and_then(|v| v.picture_id);
+        let tl0 = packet.vp8.and_then(|v| v.tl0);
+        let (seq_offset, picture_id_offset) = match self.last_out {
             None => {
-                self.seq_offset = 0;
                 self.ts_offset = 0;
-                self.picture_id_offset = 0;
                 self.tl0_offset = 0;
+                // Low 16 bits: the receiver's SRTP starts at ROC 0.
+                ((packet.seq_no & !0xffff).wrapping_neg(), 0)
             }
             Some(last) => {
-                let out_seq = last.seq_no.wrapping_add(1);
-                self.seq_offset = out_seq.wrapping_sub(seq_no);
-                let elapsed = now.saturating_duration_since(last.at).as_millis() as u32;
-                let out_ts = last
-                    .timestamp
-                    .wrapping_add(elapsed.saturating_mul(90).max(1));
-                self.ts_offset = out_ts.wrapping_sub(timestamp);
-                if let (Some(ids), Some(last_pid)) = (ids, last.picture_id)
-                    && let Some(pid) = ids.picture_id
-                {
-                    let out_pid = last_pid.wrapping_add(1);
-                    self.picture_id_offset = out_pid.wrapping_sub(pid);
-                }
-                if let (Some(ids), Some(last_tl0)) = (ids, last.tl0)
-                    && let Some(tl0) = ids.tl0
-                {
+                let elapsed = now.saturating_duration_since(last.at).as_millis();
+                let ticks = u32::try_from(elapsed.saturating_mul(90))
+                    .unwrap_or(u32::MAX)
+                    .max(1);
+                let out_ts = last.timestamp.wrapping_add(ticks);
+                self.ts_offset = out_ts.wrapping_sub(packet.timestamp);
+                if let (Some(last_tl0), Some(tl0)) = (last.tl0, tl0) {
                     self.tl0_offset = last_tl0.wrapping_add(1).wrapping_sub(tl0);
                 }
+                let pid_offset = match (last.picture_id, picture_id) {
+                    (Some(last_pid), Some(pid)) => last_pid.wrapping_add(1).wrapping_sub(pid),
+                    _ => 0,
+                };
+                (
+                    last.seq_no.wrapping_add(1).wrapping_sub(packet.seq_no),
+                    pid_offset,
+                )
             }
+        };
+        self.shifts.clear();
+        self.shifts.push_back(Shift {
+            from_seq: packet.seq_no,
+            seq_offset,
+            picture_id_offset,
+        });
+    }
+
+    /// A packet of the current layer is not forwarded: later ones move
+    /// down by one (and by one picture id per dropped frame).
+    fn drop_packet(&mut self, packet: &Incoming) {
+        if self.highest_in.is_some_and(|h| packet.seq_no <= h) {
+            // Late: its slot was already given away (rare; the receiver
+            // sees a gap there).
+            return;
+        }
+        self.highest_in = Some(packet.seq_no);
+        let Some(last) = self.shifts.back().copied() else {
+            return;
+        };
+        let mut picture_id_offset = last.picture_id_offset;
+        if let Some(pid) = packet.vp8.and_then(|v| v.picture_id)
+            && self.last_dropped_picture != Some(pid)
+        {
+            self.last_dropped_picture = Some(pid);
+            picture_id_offset = picture_id_offset.wrapping_sub(1);
+        }
+        self.shifts.push_back(Shift {
+            from_seq: packet.seq_no.wrapping_add(1),
+            seq_offset: last.seq_offset.wrapping_sub(1),
+            picture_id_offset,
+        });
+        while self.shifts.len() > HISTORY {
+            self.shifts.pop_front();
         }
     }
 
-    fn rewrite(
-        &mut self,
-        now: Instant,
-        seq_no: u64,
-        timestamp: u32,
-        payload: &[u8],
-        is_vp8: bool,
-    ) -> LayerDecision {
-        let out_seq = seq_no.wrapping_add(self.seq_offset);
-        let out_ts = timestamp.wrapping_add(self.ts_offset);
+    fn rewrite(&mut self, now: Instant, packet: &Incoming) -> LayerDecision {
+        let Some(shift) = self
+            .shifts
+            .iter()
+            .rev()
+            .find(|s| s.from_seq <= packet.seq_no)
+            .copied()
+        else {
+            // Older than anything remembered for this layer.
+            return LayerDecision::Drop;
+        };
+        if self.highest_in.is_none_or(|h| packet.seq_no > h) {
+            self.highest_in = Some(packet.seq_no);
+        }
+        let out_seq = packet.seq_no.wrapping_add(shift.seq_offset);
+        if out_seq >= 1 << 48 {
+            return LayerDecision::Drop;
+        }
+        let out_ts = packet.timestamp.wrapping_add(self.ts_offset);
         let mut patch = None;
         let mut out_pid = None;
         let mut out_tl0 = None;
-        if is_vp8
-            && let (Some(ids), Ok(descriptor)) = (vp8_ids(payload), Vp8Descriptor::parse(payload))
-        {
-            let mut builder = descriptor.patch();
-            if let Some(pid) = ids.picture_id {
-                let mask = if ids.picture_id_15_bit { 0x7fff } else { 0x7f };
-                let value = pid.wrapping_add(self.picture_id_offset) & mask;
-                builder = builder.picture_id(value);
-                out_pid = Some(value);
+        if let Some(vp8) = packet.vp8 {
+            let mask = if vp8.picture_id_15_bit { 0x7fff } else { 0x7f };
+            out_pid = vp8
+                .picture_id
+                .map(|pid| pid.wrapping_add(shift.picture_id_offset) & mask);
+            out_tl0 = vp8.tl0.map(|tl0| tl0.wrapping_add(self.tl0_offset));
+            if (out_pid != vp8.picture_id || out_tl0 != vp8.tl0)
+                && let Ok(descriptor) = Vp8Descriptor::parse(packet.payload)
+            {
+                let mut builder = descriptor.patch();
+                if let Some(pid) = out_pid {
+                    builder = builder.picture_id(pid);
+                }
+                if let Some(tl0) = out_tl0 {
+                    builder = builder.tl0_pic_idx(tl0);
+                }
+                patch = builder.build().ok();
             }
-            if let Some(tl0) = ids.tl0 {
-                let value = tl0.wrapping_add(self.tl0_offset);
-                builder = builder.tl0_pic_idx(value);
-                out_tl0 = Some(value);
-            }
-            patch = builder.build().ok();
         }
         let previous = self.last_out;
-        let newer = previous.is_none_or(|p| out_seq > p.seq_no);
-        if newer {
+        if previous.is_none_or(|p| out_seq > p.seq_no) {
             self.last_out = Some(LastOut {
                 seq_no: out_seq,
                 timestamp: out_ts,
@@ -239,128 +344,6 @@ impl SimulcastForwarder {
     }
 }
 
-/// The VP8 payload descriptor fields the rewriting needs (RFC 7741 §4.2).
-#[derive(Debug, Clone, Copy)]
-struct Vp8Ids {
-    picture_id: Option<u16>,
-    picture_id_15_bit: bool,
-    tl0: Option<u8>,
-}
-
-fn vp8_ids(payload: &[u8]) -> Option<Vp8Ids> {
-    let first = *payload.first()?;
-    let mut ids = Vp8Ids {
-        picture_id: None,
-        picture_id_15_bit: false,
-        tl0: None,
-    };
-    if first & 0x80 == 0 {
-        return Some(ids);
-    }
-    let ext = *payload.get(1)?;
-    let mut at = 2;
-    if ext & 0x80 != 0 {
-        let b = *payload.get(at)?;
-        if b & 0x80 != 0 {
-            let low = *payload.get(at + 1)?;
-            ids.picture_id = Some((u16::from(b & 0x7f) << 8) | u16::from(low));
-            ids.picture_id_15_bit = true;
-            at += 2;
-        } else {
-            ids.picture_id = Some(u16::from(b));
-            at += 1;
-        }
-    }
-    if ext & 0x40 != 0 {
-        ids.tl0 = Some(*payload.get(at)?);
-    }
-    Some(ids)
-}
-
-/// Whether a VP8 payload is the first packet of a key frame.
-pub(crate) fn starts_vp8_keyframe(payload: &[u8]) -> bool {
-    Vp8Descriptor::parse(payload).is_ok_and(|d| d.starts_keyframe(payload))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A VP8 payload: X=1, S=1, partition 0; I, L and T set; 15-bit
-    /// picture id.
-    fn vp8(picture_id: u16, tl0: u8, key: bool) -> Vec<u8> {
-        let header = if key { 0x00 } else { 0x01 };
-        vec![
-            0x90,
-            0xe0,
-            0x80 | (picture_id >> 8) as u8,
-            picture_id as u8,
-            tl0,
-            0x00,
-            header,
-            0,
-            0,
-            0x9d,
-            0x01,
-            0x2a,
-            0,
-            0,
-            0,
-            0,
-        ]
-    }
-
-    #[test]
-    fn switches_at_keyframe_with_continuous_numbers() {
-        let start = Instant::now();
-        let mut f = SimulcastForwarder::new(vec![10, 20, 30]);
-        // Only layer 0 so far: forwarded as is.
-        let (d, _) = f.on_packet(start, 10, 100, 1000, &vp8(5, 1, true), true);
-        assert!(matches!(
-            d,
-            LayerDecision::Forward {
-                seq_no: 100,
-                timestamp: 1000,
-                ..
-            }
-        ));
-        // Layer 2 appears with a delta frame: dropped, keyframe asked.
-        let t = start + Duration::from_millis(10);
-        let (d, kf) = f.on_packet(t, 30, 5000, 77_000, &vp8(900, 40, false), true);
-        assert_eq!(d, LayerDecision::Drop);
-        assert_eq!(kf, Some(30));
-        // Its keyframe switches; numbers continue.
-        let t = start + Duration::from_millis(40);
-        let (d, _) = f.on_packet(t, 30, 5001, 80_000, &vp8(901, 41, true), true);
-        let LayerDecision::Forward {
-            seq_no,
-            timestamp,
-            vp8: patch,
-        } = d
-        else {
-            panic!("not forwarded");
-        };
-        assert_eq!(seq_no, 101);
-        assert_eq!(timestamp, 1000 + 40 * 90);
-        assert!(patch.is_some());
-        assert_eq!(f.current_ssrc(), Some(30));
-        // The old layer is now dropped.
-        let (d, _) = f.on_packet(t, 10, 101, 1100, &vp8(6, 1, false), true);
-        assert_eq!(d, LayerDecision::Drop);
-    }
-
-    #[test]
-    fn garbage_payload_never_panics() {
-        let now = Instant::now();
-        let mut f = SimulcastForwarder::new(vec![1, 2]);
-        for p in [
-            &[][..],
-            &[0x80][..],
-            &[0x90, 0x80][..],
-            &[0x90, 0xff, 0x80][..],
-        ] {
-            let _ = f.on_packet(now, 2, 1, 1, p, true);
-            let _ = vp8_ids(p);
-        }
-    }
-}
+#[path = "forward_tests.rs"]
+mod tests;

@@ -12,29 +12,40 @@
 //!   ICE with the role Jicofo signals, DTLS passive, TWCC feedback, the
 //!   focus' payload types and header-extension ids, never `sdes:mid`);
 //! - `streams.rs`: the `StreamRx`/`StreamTx` each `Rtc` declares;
-//! - `conference.rs`: forwarding by SSRC, keyframe-request routing,
-//!   polling `Rtc`s in turn;
-//! - `forward.rs`: simulcast (top layer onto the first `SIM` SSRC);
+//! - `conference.rs`: sources and SSRCs, polling `Rtc`s in turn;
+//! - `route.rs`: forwarding one packet, keyframe-request routing;
+//! - `layers.rs`: the interface to bandwidth allocation (layers measured,
+//!   forwarding targets per receiver, audio subscriptions);
+//! - `forward.rs`: per (receiver, source) layer switching, temporal
+//!   dropping and header rewriting onto the first `SIM` SSRC;
+//! - `measure.rs`: bit rate, frame rate and height of incoming layers;
+//! - `codec.rs`: VP8 descriptors, key frames of every codec;
+//! - `feedback.rs`: `LayersChanged`, `BandwidthEstimate`, BWE probing;
 //! - `speaker.rs`: dominant speaker identification;
 //! - `stats.rs`: counters and rates.
 //!
 //! What str0m does for us per `Rtc`: SRTP, RTCP sender and receiver
 //! reports, NACKs towards senders for lost packets, RTX answers to
 //! receivers' NACKs from each `StreamTx`'s cache, TWCC feedback, parsing of
-//! REMB from receivers (reported, not used until bandwidth-driven layer
-//! choice exists).
+//! REMB from receivers (parsed, unused), bandwidth estimation from TWCC
+//! feedback with probing.
 //!
-//! Not done here (yet): bandwidth estimation and layer choice by receiver
-//! constraints (the simulcast issue), last-n, RED and FEC (a payload type
+//! Not done here: the choice of layers (allocation, outside the media
+//! core, tells it through `layers.rs`), RED and FEC (a payload type
 //! other than Opus, VP8, VP9, H264, AV1, their rtx and telephone-event, such
 //! as `red` or `ulpfec`, is not configured and its packets are dropped), ICE
 //! restarts (a second transport only adds candidates), ICE over TCP, SCTP
 //! data channels.
 
+mod codec;
 mod conference;
 mod demux;
 mod endpoint;
+mod feedback;
 mod forward;
+mod layers;
+mod measure;
+mod route;
 mod speaker;
 mod stats;
 mod streams;
@@ -47,6 +58,8 @@ use media_signalling::{Candidate, Fingerprint, IceTransport, MediaDescription, S
 use str0m::Input;
 use str0m::config::DtlsCert;
 use str0m::net::{Protocol, Receive};
+
+pub use layers::{AudioSubscription, ForwardingTarget, LayerId, LayerInfo, SourceLayers};
 
 use conference::Conference;
 use demux::{Demux, EndpointKey};
@@ -96,6 +109,22 @@ pub enum MediaEvent {
         endpoint: String,
         previous: Vec<String>,
         silence: bool,
+    },
+    /// str0m's bandwidth estimate for the link towards `endpoint` (from
+    /// transport-wide feedback, with probing up to what its forwarding
+    /// targets need) moved by more than 5 %, or a second passed since the
+    /// last report of a different value. Allocation reallocates on it.
+    BandwidthEstimate {
+        conference: String,
+        endpoint: String,
+        bps: u64,
+    },
+    /// The layers `endpoint` sends changed: a layer started or stopped, a
+    /// height changed, or a bitrate moved by more than 20 %. Read
+    /// [`MediaCore::source_layers`] and reallocate.
+    LayersChanged {
+        conference: String,
+        endpoint: String,
     },
 }
 
@@ -439,6 +468,9 @@ impl MediaCore {
                     e.rtc_timeout = Some(now + RETRY);
                 }
             }
+            if conf.next_feedback_check().is_some_and(|t| t <= now) {
+                conf.check_feedback(now, &mut self.outputs);
+            }
             if let Some(change) = conf.speaker.handle_timeout(now) {
                 self.outputs
                     .push_back(MediaOutput::Event(MediaEvent::DominantSpeakerChanged {
@@ -479,6 +511,7 @@ impl MediaCore {
         };
         for conf in self.conferences.values() {
             consider(conf.speaker.next_timeout());
+            consider(conf.next_feedback_check());
             for e in conf.endpoints.values() {
                 consider(e.rtc_timeout);
                 if e.connected {

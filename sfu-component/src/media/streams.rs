@@ -13,6 +13,7 @@ use str0m::rtp::Ssrc;
 
 use super::conference::Conference;
 use super::endpoint::{ForwardedStream, mid_of};
+use super::forward::LayerForwarder;
 
 /// A stream as receivers see it.
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +148,12 @@ impl Conference {
                 if let Some(rtx) = stream.rtx {
                     endpoint.rtx_ssrcs.insert(rtx);
                 }
+                let name = self
+                    .ssrcs
+                    .get(&ssrc)
+                    .map(|i| i.source_name.as_str())
+                    .unwrap_or_default();
+                let target = endpoint.target_for(&owner, name);
                 endpoint.forwarded.insert(
                     ssrc,
                     ForwardedStream {
@@ -155,6 +162,7 @@ impl Conference {
                         kind: stream.kind,
                         rtx: stream.rtx,
                         roc_base: None,
+                        forwarder: LayerForwarder::new(target),
                     },
                 );
             }

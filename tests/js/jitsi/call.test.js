@@ -6,49 +6,10 @@
 // is skipped, saying why, without them.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromiumPath } from '../lib/browser.js';
-import { fixtureAvailable, deployments } from './fixture.mjs';
+import { callProblem, runInNamespace } from './namespace.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-
-function namespaceProblem() {
-  if (process.getuid?.() !== 0) return 'not root: cannot create a network namespace';
-  try {
-    execFileSync(join(here, 'netns.sh'), ['true'], { stdio: 'pipe' });
-  } catch (err) {
-    return `cannot create a network namespace with a veth pair: ${String(err.stderr || err).trim()}`;
-  }
-  return null;
-}
-
-const skipFor = (kind) => {
-  if (!fixtureAvailable(kind)) return `skipping: ../shared not found (needs ../shared/fixtures/${deployments[kind].fixture})`;
-  if (!chromiumPath()) return 'skipping: Debian chromium is not installed (scripts/test.sh js installs it)';
-  const problem = namespaceProblem();
-  return problem ? `skipping: ${problem}` : false;
-};
-
-// Runs call-inner.mjs in a namespace; resolves with its CALL-RESULT.
-function call(kind, pages, mode = '') {
-  return new Promise((ok, fail) => {
-    const child = spawn(join(here, 'netns.sh'), [process.execPath, join(here, 'call-inner.mjs'), kind, String(pages), mode],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => { out += c; });
-    child.stderr.on('data', (c) => { err += c; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      const line = out.split('\n').find((l) => l.startsWith('CALL-RESULT '));
-      if (!line) return fail(new Error(`call-inner exited ${code} without a result:\n${out.slice(-3000)}\n${err.slice(-3000)}`));
-      ok(JSON.parse(line.slice('CALL-RESULT '.length)));
-    });
-  });
-}
+const skipFor = (kind) => { const p = callProblem(kind); return p ? `skipping: ${p}` : false; };
+const call = (kind, pages, mode = '') => runInNamespace('call-inner.mjs', [kind, pages, mode]);
 
 // Every page decoded more of every other page's video, and received more of
 // its audio, over the three seconds between the two samples.

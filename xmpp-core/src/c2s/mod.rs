@@ -212,7 +212,7 @@ async fn handle_connection(
     let _ = tcp.set_nodelay(true);
     // The lean queue: an idle session holds no buffer for its outbound.
     let (tx, mut rx) = crate::session::outbound_queue();
-    tracing::debug!(%peer, "client connected");
+    tracing::debug!(%peer, "connection accepted");
     let mut settings = ctx.settings.clone();
     settings.direct_tls = direct_tls;
     let mut stream = C2sStream::new(
@@ -222,6 +222,8 @@ async fn handle_connection(
         settings,
         std::time::Instant::now(),
     );
+    // Prosody's mod_c2s lines, word for word (log watchers match them).
+    tracing::info!(session = %stream.log_id(), "Client connected");
     // mod_limits: a throttle when the server has a rate for c2s.
     stream.set_throttle(
         ctx.server
@@ -402,7 +404,7 @@ async fn handle_connection(
     // Hibernate (XEP-0198), or deliver nothing more and let modules react
     // (unavailable presence, ...).
     stream.connection_ended(rx);
-    tracing::debug!(session = ?stream.session().map(|s| s.id.clone()), %peer, "client disconnected");
+    tracing::info!(session = %stream.log_id(), "Client disconnected: connection closed");
 }
 
 /// A write failed: a `send_timeout` is worth a line at INFO (Prosody logs

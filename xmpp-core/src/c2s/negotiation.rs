@@ -147,7 +147,8 @@ impl C2sStream {
         self.session.as_ref()
     }
 
-    fn log_id(&self) -> &str {
+    /// The session's name in log lines (`c2s-new` before there is one).
+    pub(crate) fn log_id(&self) -> &str {
         self.session
             .as_ref()
             .map(|s| s.id.as_str())

@@ -140,7 +140,8 @@
         const [id, kind] = owners.get(report.ssrc);
         out[id] = out[id] || {};
         out[id][kind] = kind === 'video'
-          ? { ssrc: report.ssrc, framesDecoded: report.framesDecoded || 0, frameWidth: report.frameWidth || 0 }
+          ? { ssrc: report.ssrc, framesDecoded: report.framesDecoded || 0, frameWidth: report.frameWidth || 0,
+            frameHeight: report.frameHeight || 0 }
           : { ssrc: report.ssrc, packetsReceived: report.packetsReceived || 0 };
       });
       return out;
