@@ -16,6 +16,7 @@ pub mod components;
 pub mod ctl;
 pub mod devconfig;
 pub mod logging;
+pub mod lua_modules;
 pub mod media;
 pub mod metrics;
 pub mod process;

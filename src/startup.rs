@@ -205,6 +205,11 @@ pub(crate) fn build_with_registry(
     registry: Registry,
 ) -> Result<(Arc<Server>, Unsupported), StartError> {
     let data = data_path(&config);
+    let mut registry = registry;
+    // Names no Rust module has: `mod_<name>.lua` on `plugin_paths`.
+    if let Some(fallback) = crate::lua_modules::fallback(&config) {
+        registry.set_fallback(fallback);
+    }
     let server = Server::new(config, clock);
     modules::storage::register_builtin_drivers(&server, data);
     manager::set_registry(&server, registry);

@@ -15,6 +15,11 @@
 //! Everything it registers goes through its [`ModuleContext`], so
 //! unloading it (at run time, or on a config reload that drops it from
 //! `modules_enabled`) removes all of it. Start reading at [`Hello::load`].
+//!
+//! `plugins/mod_hello_lua.lua` is the same module written for Prosody in
+//! Lua: with `plugin_paths` naming that directory, `modules_enabled = {
+//! "hello_lua" }` runs it on lilt's Lua module host (`lilt::lua_modules`),
+//! as no Rust module has that name.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

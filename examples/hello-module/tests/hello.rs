@@ -4,59 +4,20 @@
 //! (every hook, the disco feature and the HTTP route go: counted, and seen
 //! from the client) and loaded again (its shared state kept).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use hello_module::{Greeted, Hello, NS_HELLO};
 use lilt::ServerBuilder;
 use lilt::bosh_websocket::routes::HttpRoutes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xmpp_core::client::{ClientLink, ConnectOptions, connect};
 use xmpp_core::module::manager;
-use xmpp_core::{Element, Jid, Server, Table, Value};
+use xmpp_core::{Element, Jid, Server};
 
-const NS_CLIENT: &str = "jabber:client";
-const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+mod common;
 
-fn port_zero() -> Value {
-    Value::Table(Table {
-        seq: vec![Value::Integer(0)],
-        ..Table::default()
-    })
-}
-
-/// Every handler hooked on the server's bus and on every host's.
-fn total_hooks(server: &Server) -> usize {
-    server.events.total_count()
-        + server
-            .hosts()
-            .iter()
-            .map(|h| h.events.total_count())
-            .sum::<usize>()
-}
-
-/// Sends an IQ and waits for the answer with its id.
-async fn iq(link: &mut ClientLink, id: &str, payload: Element) -> Element {
-    let sent = link.sender().send(
-        Element::new("iq", NS_CLIENT)
-            .attr("type", "get")
-            .attr("id", id)
-            .attr("to", "localhost")
-            .child(payload),
-    );
-    assert!(sent, "link is up");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, link.recv()).await {
-            Ok(Some(e)) if e.name() == "iq" && e.id() == Some(id) => return e,
-            Ok(Some(_)) => continue,
-            other => panic!("no answer to {id}: {other:?}"),
-        }
-    }
-}
+use common::{NS_CLIENT, NS_DISCO_INFO, http_get, iq, port_zero, total_hooks};
 
 async fn greeting(link: &mut ClientLink, id: &str) -> Result<String, Element> {
     let answer = iq(link, id, Element::new("hello", NS_HELLO)).await;
@@ -74,26 +35,6 @@ async fn has_feature(link: &mut ClientLink, id: &str) -> bool {
     answer
         .get_child("query", NS_DISCO_INFO)
         .is_some_and(|q| q.children().any(|f| f.get_attr("var") == Some(NS_HELLO)))
-}
-
-/// `GET path` over plain HTTP/1.1: the status code and the body.
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
