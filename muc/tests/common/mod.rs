@@ -131,9 +131,6 @@ impl Harness {
         for m in ["iq", "presence", "message", "disco", "ping"] {
             modules::load_module(&server, &host, m).expect("module loads");
         }
-        for m in ["adhoc"] {
-            modules::load_module(&server, &muc, m).expect("module loads");
-        }
         muc::load_module(&server, &muc, "muc").expect("muc loads");
         for m in ["iq", "disco"] {
             modules::load_module(&server, &muc, m).expect("module loads");

@@ -62,7 +62,10 @@ struct SharedTables(Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>);
 
 /// Items modules provide, per host and kind (`module:add_item`).
 #[derive(Default)]
-struct Items(Mutex<HashMap<String, Vec<(u64, Arc<dyn Any + Send + Sync>)>>>);
+struct Items(Mutex<HashMap<String, Vec<OwnedItem>>>);
+
+/// An item and the module instance that added it.
+type OwnedItem = (u64, Arc<dyn Any + Send + Sync>);
 
 impl ModuleContext {
     pub(crate) fn new(name: &str, server: &Arc<Server>, host: &Arc<Host>) -> ModuleContext {

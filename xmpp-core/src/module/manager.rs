@@ -172,10 +172,11 @@ pub struct SyncReport {
 pub fn sync_host(server: &Arc<Server>, host: &Arc<Host>, wanted: &[String]) -> SyncReport {
     let mut report = SyncReport::default();
     for name in loaded(server, host).into_iter().rev() {
-        if !wanted.contains(&name) && !is_dependency_of_wanted(server, host, &name, wanted) {
-            if unload(server, host, &name) {
-                report.unloaded.push(name);
-            }
+        if !wanted.contains(&name)
+            && !is_dependency_of_wanted(server, host, &name, wanted)
+            && unload(server, host, &name)
+        {
+            report.unloaded.push(name);
         }
     }
     for name in wanted {
