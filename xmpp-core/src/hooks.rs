@@ -4,6 +4,10 @@
 //!
 //! There is one global bus (`prosody.events`, on [`crate::Server`]) and one per
 //! host (`hosts[host].events`, on [`crate::Host`]).
+//!
+//! Every handler remembers the module instance that was loading when it was
+//! hooked ([`crate::module::scope`]), so unloading a module takes its
+//! handlers off every bus ([`EventBus::unhook_owner`]).
 
 use std::any::Any;
 use std::collections::HashMap;

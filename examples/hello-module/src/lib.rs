@@ -10,7 +10,8 @@
 //! - answers an IQ get of `<hello xmlns='urn:example:hello'/>` to the host
 //!   with `<hello>GREETING, USER</hello>` (`hello_greeting`, default
 //!   `"Hello"`), counting greetings in state shared across reloads;
-//! - serves `GET /hello` on the HTTP server (the greeting as text).
+//! - serves `GET /hello` on the HTTP server (the greeting as text);
+//! - offers the ad-hoc command [`NODE_COUNT`] ("how many greetings so far").
 //!
 //! Everything it registers goes through its [`ModuleContext`], so
 //! unloading it (at run time, or on a config reload that drops it from
@@ -24,6 +25,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use xmpp_core::adhoc::{Command, Permission, Reply};
 use xmpp_core::http::{HttpApp, HttpResponse, handler};
 use xmpp_core::module::{Module, ModuleContext, ModuleError, Registry};
 use xmpp_core::stanza::Element;
@@ -31,6 +33,9 @@ use xmpp_core::{Event, Jid};
 
 /// The namespace of the greeting IQ and the disco feature.
 pub const NS_HELLO: &str = "urn:example:hello";
+
+/// The node of the ad-hoc command that tells the count.
+pub const NODE_COUNT: &str = "urn:example:hello#count";
 
 /// The module.
 pub struct Hello;
@@ -49,6 +54,16 @@ impl Module for Hello {
         ctx.add_feature(NS_HELLO);
 
         let greeted = ctx.shared::<Greeted>("greeted");
+        let count = greeted.clone();
+        ctx.add_command(Command::new(
+            "Greetings so far",
+            NODE_COUNT,
+            Permission::Any,
+            move |_request| {
+                let n = count.0.load(Ordering::Relaxed);
+                Reply::completed().info(format!("{n} greetings so far"))
+            },
+        ))?;
         let text = greeting.clone();
         ctx.hook(
             &format!("iq-get/host/{NS_HELLO}:hello"),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hello_module::{Greeted, Hello, NS_HELLO};
+use hello_module::{Greeted, Hello, NODE_COUNT, NS_HELLO};
 use lilt::ServerBuilder;
 use lilt::bosh_websocket::routes::HttpRoutes;
 use xmpp_core::client::{ClientLink, ConnectOptions, connect};
@@ -87,6 +87,8 @@ async fn enabled_by_name_answers_then_unloads_and_reloads_cleanly() {
         (200, "Hello from lilt\n".into())
     );
 
+    let commands = || xmpp_core::adhoc::nodes(&host);
+    assert!(commands().iter().any(|n| n == NODE_COUNT));
     let ctx = manager::context(&server, &host, "hello").expect("hello is loaded");
     let own_hooks = ctx.hook_count();
     assert!(
@@ -103,6 +105,7 @@ async fn enabled_by_name_answers_then_unloads_and_reloads_cleanly() {
     assert_eq!(ctx.hook_count(), 0);
     assert_eq!(total_hooks(&server), hooks_before - own_hooks);
     assert_eq!(routes.route_count(), routes_before - 1);
+    assert!(!commands().iter().any(|n| n == NODE_COUNT));
     let refused = greeting(&mut link, "g2").await.unwrap_err();
     assert!(
         refused
@@ -124,6 +127,7 @@ async fn enabled_by_name_answers_then_unloads_and_reloads_cleanly() {
     );
     assert_eq!(total_hooks(&server), hooks_before);
     assert_eq!(routes.route_count(), routes_before);
+    assert!(commands().iter().any(|n| n == NODE_COUNT));
     assert_eq!(
         greeting(&mut link, "g3").await.unwrap(),
         "Hello from lilt, alice"

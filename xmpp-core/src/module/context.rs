@@ -181,6 +181,17 @@ impl ModuleContext {
         })
     }
 
+    // -- ad-hoc commands ------------------------------------------------------------
+
+    /// `module:provides("adhoc", ...)`: adds an ad-hoc command to this host
+    /// (answered by the `adhoc` module, loaded here first); it goes when
+    /// the module unloads.
+    pub fn add_command(&self, command: crate::adhoc::Command) -> Result<(), ModuleError> {
+        self.depends("adhoc")?;
+        self.scoped(|| crate::adhoc::register(&self.host, command));
+        Ok(())
+    }
+
     // -- HTTP ------------------------------------------------------------------------
 
     /// `module:provides("http", app)`: serves `app` for this host (or for
