@@ -175,10 +175,33 @@ ensure_fail2ban() {
     service fail2ban stop >/dev/null 2>&1 || true
 }
 
+ensure_postgresql() {
+    # The sql storage tests (storage-sql's unit tests, tests/python/test_sql_storage.py,
+    # test_storage_crash.py) start throw-away PostgreSQL clusters themselves (initdb in
+    # a temporary directory, on 127.0.0.1); Prosody needs lua-dbi-postgresql and
+    # lua-dbi-sqlite3 for the differential cases. The package's own cluster is stopped.
+    if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+        && ls /usr/lib/x86_64-linux-gnu/lua/*/dbd/postgresql.so >/dev/null 2>&1 \
+        && ls /usr/lib/x86_64-linux-gnu/lua/*/dbd/sqlite3.so >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "postgresql/lua-dbi missing and this is not root: the PostgreSQL tests will be skipped"
+        return 0
+    fi
+    section "PostgreSQL and Prosody's SQL drivers (apt: postgresql lua-dbi-postgresql lua-dbi-sqlite3)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends postgresql lua-dbi-postgresql lua-dbi-sqlite3) >/dev/null \
+        || { echo "could not install postgresql: the PostgreSQL tests will be skipped"; return 0; }
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postgresql >/dev/null 2>&1; fi
+    service postgresql stop >/dev/null 2>&1 || true
+}
+
 pytest_step() {
     ensure_venv
     ensure_reference_prosody
     ensure_ldap_servers
+    ensure_postgresql
     ensure_prosody_modules
     ensure_fail2ban
     section "pytest: tests/python against target/debug/lilt"
@@ -245,6 +268,24 @@ ensure_media_tools() {
         || echo "could not install ffmpeg/libopus-dev: the recording checks will be skipped"
 }
 
+ensure_s2s_tools() {
+    # tests/s2s.rs federates lilt with lilt and with Debian's Prosody inside a
+    # user+network+mount namespace (unshare from util-linux, ip from
+    # iproute2); it skips, saying so, without them.
+    if command -v prosody >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 \
+        && command -v unshare >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "prosody/iproute2/util-linux missing and this is not root: the federation checks will be skipped"
+        return 0
+    fi
+    section "prosody, iproute2 and util-linux for the federation tests (apt)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends prosody iproute2 util-linux) >/dev/null \
+        || echo "could not install prosody/iproute2: the federation checks will be skipped"
+}
+
 for step in "${steps[@]}"; do
     case "$step" in
     fmt)
@@ -258,6 +299,8 @@ for step in "${steps[@]}"; do
         ;;
     test)
         ensure_media_tools
+        ensure_postgresql
+        ensure_s2s_tools
         run_step "cargo test" cargo test --workspace
         ;;
     build) run_step "cargo build (lilt)" cargo build -p lilt ;;

@@ -97,6 +97,10 @@ impl ServerBuilder {
 /// `log_auth` its guard's log lines, `smacks` xmpp-core's XEP-0198).
 pub const CORE_MODULES: &[&str] = &[
     "c2s",
+    // Server-to-server (xmpp_core::s2s), started with the listeners.
+    "s2s",
+    "dialback",
+    "s2s_auth_certs",
     "component",
     "tls",
     "saslauth",

@@ -106,6 +106,13 @@ pub const COMMANDS: &[Command] = &[
         run: cmd_shell,
     },
     Command {
+        name: "migrate",
+        args: "--to DST.cfg.lua",
+        about: "copy every store of every host from this config's storage into DST's \
+                (e.g. a data directory into PostgreSQL); resumable",
+        run: crate::migrate::cmd_migrate,
+    },
+    Command {
         name: "about",
         args: "",
         about: "show the version, the config file and the data directory",

@@ -19,6 +19,7 @@ pub mod logging;
 pub mod lua_modules;
 pub mod media;
 pub mod metrics;
+pub mod migrate;
 pub mod process;
 pub mod reload;
 pub mod shell;

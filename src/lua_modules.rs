@@ -160,6 +160,7 @@ fn session_type(s: &Session) -> &'static str {
         SessionKind::C2sUnauthed => "c2s_unauthed",
         SessionKind::Component => "component",
         SessionKind::Local => "local",
+        SessionKind::S2sIn => "s2sin",
     }
 }
 

@@ -28,7 +28,8 @@
 //! `/colibri/stats` are on lilt's own HTTP server in any case),
 //! `ws_url_base` (the public base of the colibri-ws URL: default
 //! `wss://<domain>/colibri-ws`, or `ws://<http>/colibri-ws` when `http` is
-//! not on port 9090).
+//! not on port 9090), `initial_last_n` and `last_n` (Videobridge's
+//! `initial-last-n` and `jvb-last-n`, -1 for unlimited, the default).
 //!
 //! `jitsi_recorder` fields (those of `lilt recorder`): `jid` (default
 //! `jibri@auth.<domain>`, in the Jibri brewery), `recorder_jid`
@@ -65,6 +66,9 @@ pub struct BridgeSettings {
     pub http: Option<SocketAddr>,
     /// `None`: `ws://<the bound http address>/colibri-ws`.
     pub ws_url_base: Option<String>,
+    /// Videobridge's `initial-last-n` and `jvb-last-n` (-1: unlimited).
+    pub initial_last_n: i64,
+    pub last_n: i64,
 }
 
 /// Where the recorder logs in and where it writes.
@@ -199,6 +203,17 @@ impl MediaOption<'_> {
         }
     }
 
+    /// A last-N: a whole number, -1 (the default) for unlimited.
+    fn last_n(&self, field: &str) -> Result<i64, OptionError> {
+        match self.value.and_then(|v| v.get(field)) {
+            None => Ok(-1),
+            Some(v) => v
+                .as_i64()
+                .filter(|n| *n >= -1)
+                .ok_or_else(|| self.error(field, "must be a whole number (-1: unlimited)".into())),
+        }
+    }
+
     fn addresses(&self, field: &str) -> Result<Option<Vec<IpAddr>>, OptionError> {
         let Some(v) = self.value.and_then(|v| v.get(field)) else {
             return Ok(None);
@@ -289,6 +304,8 @@ pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
             addresses: t.addresses("addresses")?.unwrap_or_default(),
             http,
             ws_url_base,
+            initial_last_n: t.last_n("initial_last_n")?,
+            last_n: t.last_n("last_n")?,
         });
     }
     if let Some(t) = table(config, "jitsi_recorder")? {
@@ -474,6 +491,8 @@ async fn start_bridge(
     options.addresses = bridge.addresses.clone();
     options.http = bridge.http;
     options.ws_url_base = bridge.ws_url_base.clone();
+    options.allocation.initial_last_n = bridge.initial_last_n;
+    options.allocation.jvb_last_n = bridge.last_n;
     let running = sfu_component::run::run_with_link(link, options)
         .await
         .map_err(|e| MediaStartError::Bridge(e.to_string()))?;

@@ -152,7 +152,7 @@ impl Unsupported {
 
 /// Why lilt does not load a module, for the start-up warning and `check
 /// config`: what is not needed in lilt, what is out of its scope so far
-/// (server-to-server, Prosody's admin console), and the general IM modules
+/// (bidirectional s2s, Prosody's admin console), and the general IM modules
 /// that Jitsi Meet does not use and lilt does not have yet.
 fn why_unavailable(name: &str) -> &'static str {
     match name {
@@ -160,17 +160,16 @@ fn why_unavailable(name: &str) -> &'static str {
             "is not needed: lilt runs in the foreground and leaves daemonising, \
              pidfiles and user switching to the service manager (systemd, docker)"
         }
-        "dialback" | "s2s" | "s2s_bidi" | "s2s_auth_certs" => {
-            "is out of scope: lilt has no server-to-server (federation) connections yet"
+        "s2s_bidi" => {
+            "is not available yet: lilt's server-to-server streams are one-way (no XEP-0288)"
         }
         "admin_telnet" => {
             "is not available: lilt's console is admin_shell (`lilt shell`, or prosodyctl shell), \
              on the admin_socket; telnet to port 5582 is not served"
         }
-        "bookmarks" | "pep" | "vcard4" | "csi_simple" | "invites" | "invites_adhoc"
-        | "invites_register" | "register" | "admin_adhoc" | "mam" | "pubsub" | "tombstones"
-        | "http_file_share" | "watchregistrations" | "groups" | "proxy65" | "mimicking"
-        | "cloud_notify" | "csi" | "muc_mam" => {
+        "invites" | "invites_adhoc" | "invites_register" | "admin_adhoc" | "pubsub"
+        | "tombstones" | "http_file_share" | "watchregistrations" | "groups" | "proxy65"
+        | "mimicking" | "cloud_notify" | "muc_mam" => {
             "is a general IM module Jitsi Meet does not use, and lilt does not have it yet"
         }
         _ => "is not available in lilt",
@@ -211,7 +210,8 @@ pub(crate) fn build_with_registry(
         registry.set_fallback(fallback);
     }
     let server = Server::new(config, clock);
-    modules::storage::register_builtin_drivers(&server, data);
+    modules::storage::register_builtin_drivers(&server, data.clone());
+    storage_sql::register(&server, &data);
     manager::set_registry(&server, registry);
     let mut unsupported = Unsupported::default();
     for host in server.hosts() {
@@ -421,6 +421,14 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             ),
         }
     }
+    // Server-to-server connections (federation), unless disabled.
+    let s2s = xmpp_core::s2s::start(&server, ctx.shutdown.clone()).map_err(|e| match e {
+        xmpp_core::s2s::manager::StartError::Option(e) => StartError::Option(e),
+    })?;
+    for (addr, task) in s2s {
+        listening.push(Listening { kind: "s2s", addr });
+        tasks.push(task);
+    }
     let mut started = xmpp_core::Event::new(&server, "server-started");
     server.fire_global("server-started", &mut started);
     Ok(RunningServer {
@@ -437,6 +445,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
 pub fn build_storage_only(config: ServerConfig, clock: Clock) -> Arc<Server> {
     let data = data_path(&config);
     let server = Server::new(config, clock);
-    modules::storage::register_builtin_drivers(&server, data);
+    modules::storage::register_builtin_drivers(&server, data.clone());
+    storage_sql::register(&server, &data);
     server
 }

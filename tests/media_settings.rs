@@ -139,6 +139,23 @@ fn the_bridge_listener_can_be_turned_off() {
 }
 
 #[test]
+fn last_n_as_videobridge_has_it() {
+    let Some(config) = load("jitsi-debian", "jitsi_videobridge = { last_n = 4 }\n") else {
+        return;
+    };
+    let bridge = settings(&config).unwrap().bridge.unwrap();
+    assert_eq!((bridge.initial_last_n, bridge.last_n), (-1, 4));
+    let Some(config) = load(
+        "jitsi-debian",
+        "jitsi_videobridge = { initial_last_n = -2 }\n",
+    ) else {
+        return;
+    };
+    let err = settings(&config).unwrap_err().to_string();
+    assert!(err.contains("jitsi_videobridge.initial_last_n"), "{err}");
+}
+
+#[test]
 fn recorder_defaults() {
     let Some(config) = load("jitsi-debian", "jitsi_recorder = { dir = \"rec\" }\n") else {
         return;

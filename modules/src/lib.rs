@@ -17,24 +17,31 @@ use xmpp_core::{Host, Server};
 pub mod adhoc;
 pub mod announce;
 pub mod blocklist;
+pub mod bookmarks;
 pub mod carbons;
+pub mod csi;
+pub mod csi_simple;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
 pub mod lastactivity;
 pub mod limits;
+pub mod mam;
 pub mod message;
 pub mod motd;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod presence;
 pub mod private;
+pub mod register;
 pub mod roster;
 pub mod server_contact_info;
 pub mod storage;
 pub mod time;
 pub mod uptime;
 pub mod vcard;
+pub mod vcard4;
 pub mod vcard_legacy;
 pub mod version;
 pub mod welcome;
@@ -47,24 +54,31 @@ pub fn register(registry: &mut Registry) {
         .add_loader("adhoc", adhoc::load)
         .add_loader("announce", announce::load)
         .add_loader("blocklist", blocklist::load)
+        .add_loader("bookmarks", bookmarks::load)
         .add_loader("carbons", carbons::load)
+        .add_loader("csi", csi::load)
+        .add_loader("csi_simple", csi_simple::load)
         .add_loader("disco", disco::load)
         .add_loader("external_services", external_services::load)
         .add_loader("iq", iq::load)
         .add_loader("lastactivity", lastactivity::load)
         .add_loader("limits", limits::load)
         .add_loader("limits_exception", limits::load_exception)
+        .add_loader("mam", mam::load)
         .add_loader("message", message::load)
         .add_loader("motd", motd::load)
         .add_loader("offline", offline::load)
+        .add_loader("pep", pep::load)
         .add_loader("ping", ping::load)
         .add_loader("presence", presence::load)
         .add_loader("private", private::load)
+        .add_loader("register", register::load)
         .add_loader("roster", roster::load)
         .add_loader("server_contact_info", server_contact_info::load)
         .add_loader("time", time::load)
         .add_loader("uptime", uptime::load)
         .add_loader("vcard", vcard::load)
+        .add_loader("vcard4", vcard4::load)
         .add_loader("vcard_legacy", vcard_legacy::load)
         .add_loader("version", version::load)
         .add_loader("welcome", welcome::load);

@@ -52,6 +52,14 @@ pub struct BridgeArgs {
     /// (e.g. wss://meet.example.com/colibri-ws).
     #[arg(long, value_name = "URL")]
     pub ws_url_base: Option<String>,
+    /// Each receiver's last-N until the focus or the client sets one
+    /// (Videobridge's `initial-last-n`; -1: unlimited).
+    #[arg(long, value_name = "N", default_value_t = -1, allow_hyphen_values = true)]
+    pub initial_last_n: i64,
+    /// A cap on every receiver's last-N (Videobridge's `jvb-last-n`; -1:
+    /// none).
+    #[arg(long, value_name = "N", default_value_t = -1, allow_hyphen_values = true)]
+    pub last_n: i64,
 }
 
 /// The password from the file (first line, trailing newline dropped) or
@@ -88,6 +96,8 @@ pub fn options(args: &BridgeArgs) -> BridgeOptions {
     o.addresses = args.addresses.clone();
     o.http = args.http;
     o.ws_url_base = args.ws_url_base.clone();
+    o.allocation.initial_last_n = args.initial_last_n;
+    o.allocation.jvb_last_n = args.last_n;
     o
 }
 

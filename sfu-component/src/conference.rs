@@ -29,6 +29,8 @@ pub struct Conference {
     pub empty_since: Option<Instant>,
     /// When bandwidth allocation last ran for it.
     pub last_allocation: Option<Instant>,
+    /// How many endpoints joined so far (each endpoint's `join_order`).
+    joined: u64,
 }
 
 impl Conference {
@@ -43,7 +45,15 @@ impl Conference {
             silence: false,
             empty_since: Some(now),
             last_allocation: None,
+            joined: 0,
         }
+    }
+
+    /// Adds an endpoint after those that joined before it.
+    pub fn add_endpoint(&mut self, mut endpoint: Endpoint) {
+        self.joined += 1;
+        endpoint.join_order = self.joined;
+        self.endpoints.insert(endpoint.id.clone(), endpoint);
     }
 
     /// The endpoint that already signalled `ssrc`, other than `except`.
@@ -56,7 +66,8 @@ impl Conference {
     }
 
     /// Endpoint ids with the dominant speaker and recent speakers first,
-    /// then the rest in id order.
+    /// then the rest in the order they joined (as Videobridge's
+    /// `ConferenceSpeechActivity` appends new endpoints).
     pub fn speaker_order(&self) -> Vec<String> {
         let mut order: Vec<String> = self
             .speakers
@@ -64,11 +75,13 @@ impl Conference {
             .filter(|s| self.endpoints.contains_key(*s))
             .cloned()
             .collect();
-        for id in self.endpoints.keys() {
-            if !order.contains(id) {
-                order.push(id.clone());
-            }
-        }
+        let mut rest: Vec<&Endpoint> = self
+            .endpoints
+            .values()
+            .filter(|e| !order.contains(&e.id))
+            .collect();
+        rest.sort_by_key(|e| e.join_order);
+        order.extend(rest.into_iter().map(|e| e.id.clone()));
         order
     }
 }
@@ -86,6 +99,9 @@ pub struct Endpoint {
     pub visitor: bool,
     pub sources: Vec<Source>,
     pub force_mute: (bool, bool),
+    /// When it joined among the conference's endpoints (1 first; 0 if
+    /// added without [`Conference::add_endpoint`]).
+    pub join_order: u64,
     /// What this endpoint asked for as a receiver (constraints, last-N of
     /// either client generation and Colibri2) and what it was allocated.
     pub allocation: ReceiverAllocation,
@@ -114,6 +130,7 @@ impl Endpoint {
             visitor: false,
             sources: Vec::new(),
             force_mute: (false, false),
+            join_order: 0,
             allocation: ReceiverAllocation::new(config),
             audio_subscription: AudioSubscription::All,
             video_types: BTreeMap::new(),

@@ -15,8 +15,10 @@
 //!   ([`conference::Conference`]).
 //! - [`colibri2`]: `conference-modify` → typed request, `conference-modified`
 //!   and Videobridge's error answers; [`channel`]: the bridge-channel JSON
-//!   messages of both client generations; [`allocation`]: what each endpoint
-//!   is told about forwarded sources and sender constraints;
+//!   messages of both client generations; [`allocation`]: Videobridge's
+//!   bandwidth allocation per receiver (layers within constraints and the
+//!   bandwidth estimate, last-N) and the messages it implies (forwarded
+//!   sources, sender constraints);
 //!   [`brewery`] and [`stats`]: the brewery presence with Videobridge's stat
 //!   names, the health-check IQ.
 //! - [`run`]: the thin tokio runtime (one task owning the bridge, the UDP

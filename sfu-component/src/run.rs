@@ -50,6 +50,8 @@ pub struct BridgeOptions {
     pub relay_id: Option<String>,
     /// A silent endpoint expires after this long.
     pub endpoint_timeout: Duration,
+    /// Bandwidth allocation (Videobridge's `videobridge.cc`: last-N, ...).
+    pub allocation: crate::allocation::AllocationConfig,
 }
 
 impl BridgeOptions {
@@ -65,6 +67,7 @@ impl BridgeOptions {
             region: None,
             relay_id: None,
             endpoint_timeout: Duration::from_secs(60),
+            allocation: Default::default(),
         }
     }
 }
@@ -312,6 +315,7 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
     let mut config = BridgeConfig::new(&options.bridge_id, &ws_url_base, media);
     config.region = options.region.clone();
     config.relay_id = options.relay_id.clone();
+    config.allocation = options.allocation.clone();
     config.brewery = options.brewery.as_ref().map(|room| BreweryConfig {
         room: room.clone(),
         nick: options.nick.clone(),

@@ -81,7 +81,13 @@ fn two_clients_connect_and_exchange_audio_and_video() {
     // The bridge gives each sender transport-wide CC feedback.
     assert!(a.twcc_feedback > 5 && b.twcc_feedback > 5);
     // Each sender was asked for a keyframe when the other connected.
-    assert!(!a.keyframe_requests.is_empty() && !b.keyframe_requests.is_empty());
+    assert!(
+        !a.keyframe_requests.is_empty() && !b.keyframe_requests.is_empty(),
+        "a {:?} b {:?} stats {:?}",
+        a.keyframe_requests,
+        b.keyframe_requests,
+        net.core.stats()
+    );
 
     let ids = extension_ids.lock().unwrap();
     assert!(ids.contains(&1), "audio level forwarded");

@@ -51,6 +51,7 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     fi
+    if declare -F stop_pg >/dev/null; then stop_pg; fi
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $dir" >&2; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
@@ -60,6 +61,34 @@ http_port=$(free_port)
 mkdir -p "$dir/data"
 sed -e "s|@C2S_PORT@|$c2s_port|g" -e "s|@HTTP_PORT@|$http_port|g" -e "s|@DIR@|$dir|g" \
     "$root/conformance/lilt.cfg.lua" >"$dir/lilt.cfg.lua"
+
+# LILT_STORAGE=sql: every store in SQLite ($dir/data/prosody.sqlite); LILT_STORAGE=postgresql:
+# in a throw-away PostgreSQL cluster started here (Debian's postgresql, as user postgres
+# when root). Default: the config's memory storage.
+sql_option=""
+case "${LILT_STORAGE:-}" in
+"") ;;
+sql | sqlite) sql_option='{ driver = "SQLite3", database = "prosody.sqlite" }' ;;
+postgresql)
+    pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [ -n "$pgbin" ] || { echo "LILT_STORAGE=postgresql: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 2; }
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then as_pg=(runuser -u postgres --); chmod 777 "$dir"; mkdir -p "$dir/pg"; chown postgres "$dir/pg"; else mkdir -p "$dir/pg"; fi
+    "${as_pg[@]}" "$pgbin/initdb" -A trust -U postgres --no-sync -E UTF8 -D "$dir/pg/data" >/dev/null
+    pg_port=$(free_port)
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/log" -w \
+        -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $dir/pg" start >/dev/null
+    stop_pg() { "${as_pg[@]}" "$pgbin/pg_ctl" -D "$dir/pg/data" -m immediate stop >/dev/null 2>&1 || true; }
+    "${as_pg[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc 'CREATE DATABASE prosody' >/dev/null
+    sql_option="{ driver = \"PostgreSQL\", database = \"prosody\", username = \"postgres\", host = \"127.0.0.1\", port = $pg_port }"
+    ;;
+*) echo "LILT_STORAGE must be sql or postgresql, not $LILT_STORAGE" >&2; exit 2 ;;
+esac
+if [ -n "$sql_option" ]; then
+    sed -i -e "s|^storage = \"memory\"|storage = \"sql\"\nsql = $sql_option|" \
+        -e "s|^\(\s*\)storage = \"memory\"|\1storage = \"sql\"|" "$dir/lilt.cfg.lua"
+    echo "storage: sql ($sql_option)"
+fi
 
 "$lilt" --config "$dir/lilt.cfg.lua" --fixed-time 1219439344 >"$dir/lilt.log" 2>&1 &
 pid=$!

@@ -30,6 +30,11 @@
 //! [`component::Component`] attaches with [`component::attach`] and is
 //! routed the same way.
 //!
+//! [`s2s`] is federation: server-to-server streams with STARTTLS, SASL
+//! EXTERNAL and dialback, as Prosody's mod_s2s, mod_s2s_auth_certs and
+//! mod_dialback; [`s2s::start`] opens its listeners and routes stanzas for
+//! remote domains.
+//!
 //! An idle client costs little (bench scenario 5: about 7 KiB per
 //! authenticated TCP session): its connection reads on readiness into a
 //! per-thread buffer, its [`XmlStream`] parses with a small token limit
@@ -54,6 +59,7 @@ pub mod limits;
 pub mod listen;
 pub mod module;
 pub mod router;
+pub mod s2s;
 pub mod server;
 pub mod session;
 pub mod smacks;

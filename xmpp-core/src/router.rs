@@ -8,7 +8,8 @@
 //!   target host, where `<type>` is `full`, `bare` or `host`; stanzas to
 //!   the sender's own account are `to_self` and IQs fire `iq/self` first;
 //! - what no handler takes gets Prosody's unhandled-stanza treatment;
-//! - non-local targets fire `route/remote`, and without s2s get `not-allowed`.
+//! - non-local targets fire `route/remote`, then go to [`crate::s2s`], and
+//!   without s2s get `not-allowed`.
 
 use std::sync::Arc;
 
@@ -217,6 +218,10 @@ impl Server {
             return;
         }
         if let Some(stanza) = event.stanza.take() {
+            // Federation, when it runs.
+            let Some(stanza) = crate::s2s::manager::route_or_return(self, origin, stanza) else {
+                return;
+            };
             if is_reply_type(&stanza) {
                 return;
             }

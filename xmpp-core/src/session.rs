@@ -56,6 +56,9 @@ pub enum SessionKind {
     C2sUnauthed,
     C2s,
     Component,
+    /// An authenticated incoming server-to-server stream (Prosody's
+    /// `s2sin`); its `host` is the local host the remote addressed.
+    S2sIn,
     /// A host itself, as origin of stanzas sent by modules.
     Local,
 }
@@ -151,6 +154,7 @@ impl Session {
             id: new_session_id(match kind {
                 SessionKind::Component => "comp",
                 SessionKind::Local => "local",
+                SessionKind::S2sIn => "s2sin",
                 _ => "c2s",
             }),
             kind,

@@ -94,6 +94,22 @@ pub trait ArchiveStore: Send + Sync {
         when: f64,
         with: &str,
     ) -> StorageResult<String>;
+    /// Appends under the given key, first removing any item that has it
+    /// (Prosody's `archive:append` with a key, as PEP item stores use it).
+    /// Drivers that cannot keep a caller's key say so.
+    fn append_keyed(
+        &self,
+        user: Option<&str>,
+        key: &str,
+        stanza: &Element,
+        when: f64,
+        with: &str,
+    ) -> StorageResult<String> {
+        let _ = (user, key, stanza, when, with);
+        Err(StorageError::Other(
+            "this archive driver cannot store items under a given key".into(),
+        ))
+    }
     fn find(&self, user: Option<&str>, query: &ArchiveQuery) -> StorageResult<Vec<ArchiveItem>>;
     /// Deletes what matches; returns how many went.
     fn delete(&self, user: Option<&str>, query: &ArchiveQuery) -> StorageResult<usize>;

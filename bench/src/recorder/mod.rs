@@ -246,7 +246,9 @@ async fn measure(args: &Args) -> Result<RecorderResult, RecorderBenchError> {
         eprintln!("recorder: conference {} of {} joined", c + 1, rooms.len());
     }
     let setup_secs = setup.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Long enough for the bridge's and the participants' retransmission
+    // caches to fill, so that the memory measured next is the recordings'.
+    idle(&mut moderators, Duration::from_secs(6)).await?;
     let pid = std::process::id();
     let rss_before = procfs::rss_kib(pid).unwrap_or(0);
 

@@ -125,6 +125,44 @@ impl ArchiveStore for InternalArchive {
         Ok(key)
     }
 
+    /// Prosody 0.12's keyed append: the whole list is rewritten without the
+    /// key's old item and with the new one at the end.
+    fn append_keyed(
+        &self,
+        user: Option<&str>,
+        key: &str,
+        stanza: &Element,
+        when: f64,
+        with: &str,
+    ) -> StorageResult<String> {
+        let _guard = self.inner.write_guard();
+        let path = self.path(user);
+        let items = self.load(&path)?.unwrap_or_default();
+        let metas = metas(&items, &path)?;
+        let keep: Vec<bool> = metas.iter().map(|m| m.key != key).collect();
+        drop(metas);
+        let mut kept: Vec<DatValue> = items
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(item, _)| item)
+            .collect();
+        let limit = self.inner.item_limit(&self.host);
+        if kept.len() >= limit {
+            self.set_count(&path, kept.len());
+            return Err(StorageError::Other(format!(
+                "{QUOTA_LIMIT}: {} holds {} items, the limit is {limit}",
+                path.display(),
+                kept.len()
+            )));
+        }
+        kept.push(archive::item_to_dat(stanza, key, when, with));
+        let bytes = datfile::list_bytes(&kept, &path.display().to_string()).map_err(dat_error)?;
+        self.inner.dir.write_atomic(&path, &bytes)?;
+        self.set_count(&path, kept.len());
+        Ok(key.to_string())
+    }
+
     fn find(&self, user: Option<&str>, q: &ArchiveQuery) -> StorageResult<Vec<ArchiveItem>> {
         let path = self.path(user);
         let items = {

@@ -217,6 +217,32 @@ impl ArchiveStore for MemoryArchive {
         Ok(key)
     }
 
+    fn append_keyed(
+        &self,
+        user: Option<&str>,
+        key: &str,
+        stanza: &Element,
+        when: f64,
+        with: &str,
+    ) -> StorageResult<String> {
+        let mut data = self.0.lock();
+        let items = data.archive.entry(user_key(user)).or_default();
+        items.retain(|i| i.key != key);
+        if items.len() >= self.0.item_limit {
+            return Err(StorageError::Other(format!(
+                "{QUOTA_LIMIT}: the archive holds {} items",
+                items.len()
+            )));
+        }
+        items.push(ArchiveItem {
+            key: key.to_string(),
+            stanza: stanza.clone(),
+            when,
+            with: with.to_string(),
+        });
+        Ok(key.to_string())
+    }
+
     fn find(&self, user: Option<&str>, q: &ArchiveQuery) -> StorageResult<Vec<ArchiveItem>> {
         let data = self.0.lock();
         let Some(items) = data.archive.get(&user_key(user)) else {

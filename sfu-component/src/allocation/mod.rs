@@ -65,23 +65,7 @@ pub fn update(
     let sources = conference_sources(conf, measured);
     let mut out = Update::default();
     for ep in conf.endpoints.values_mut() {
-        let available = ep.allocation.available_bps(now, config);
-        let allocation = allocate(&ep.id, &sources, &ep.allocation.settings, config, available);
-        let targets: Vec<ForwardingTarget> = allocation
-            .sources
-            .iter()
-            .map(|s| ForwardingTarget {
-                owner: s.owner.clone(),
-                source_name: s.name.clone(),
-                target: s.target,
-            })
-            .collect();
-        if ep.allocation.sent_targets.as_ref() != Some(&targets) {
-            ep.allocation.sent_targets = Some(targets.clone());
-            out.forwarding.push((ep.id.clone(), targets));
-        }
-        ep.allocation.allocation = allocation;
-        ep.allocation.last_update = Some(now);
+        reallocate(ep, &sources, config, now, &mut out);
     }
     let wanted = sender_heights(conf, &sources);
     for ep in conf.endpoints.values_mut() {
@@ -93,17 +77,69 @@ pub fn update(
     out
 }
 
-/// For every source, the largest height the receivers' effective
-/// constraints allow (0: nobody wants it; -1: someone set no limit).
-fn sender_heights(conf: &Conference, sources: &[SourceDesc]) -> BTreeMap<(String, String), i64> {
-    let mut wanted: BTreeMap<(String, String), i64> = sources
+/// Reallocates one receiver only (a new bandwidth estimate: what the
+/// senders are asked for does not depend on it).
+pub fn update_receiver(
+    conf: &mut Conference,
+    receiver: &str,
+    measured: &[SourceLayers],
+    config: &AllocationConfig,
+    now: Instant,
+) -> Update {
+    let sources = conference_sources(conf, measured);
+    let mut out = Update::default();
+    if let Some(ep) = conf.endpoints.get_mut(receiver) {
+        reallocate(ep, &sources, config, now, &mut out);
+        if ep.channel_open {
+            forwarded_messages(ep, &mut out.messages);
+        }
+    }
+    out
+}
+
+/// Allocates for one receiver; new forwarding targets go to `out`.
+fn reallocate(
+    ep: &mut Endpoint,
+    sources: &[SourceDesc],
+    config: &AllocationConfig,
+    now: Instant,
+    out: &mut Update,
+) {
+    let available = ep.allocation.available_bps(now, config);
+    let allocation = allocate(&ep.id, sources, &ep.allocation.settings, config, available);
+    let targets: Vec<ForwardingTarget> = allocation
+        .sources
         .iter()
-        .map(|s| ((s.owner.clone(), s.name.clone()), 0))
+        .map(|s| ForwardingTarget {
+            owner: s.owner.clone(),
+            source_name: s.name.clone(),
+            target: s.target,
+        })
+        .collect();
+    if ep.allocation.sent_targets.as_ref() != Some(&targets) {
+        ep.allocation.sent_targets = Some(targets.clone());
+        out.forwarding.push((ep.id.clone(), targets));
+    }
+    ep.allocation.allocation = allocation;
+    ep.allocation.last_update = Some(now);
+}
+
+/// For every source, the largest height the receivers' effective
+/// constraints allow (0: nobody wants it; -1: someone set no limit;
+/// `None`: there is no receiver at all).
+fn sender_heights(
+    conf: &Conference,
+    sources: &[SourceDesc],
+) -> BTreeMap<(String, String), Option<i64>> {
+    let mut wanted: BTreeMap<(String, String), Option<i64>> = sources
+        .iter()
+        .map(|s| ((s.owner.clone(), s.name.clone()), None))
         .collect();
     for receiver in conf.endpoints.values() {
         for s in &receiver.allocation.allocation.sources {
             if let Some(h) = wanted.get_mut(&(s.owner.clone(), s.name.clone())) {
-                *h = combine(*h, s.constraints.max_height);
+                let height = s.constraints.max_height;
+                *h = Some(h.map_or(height, |h| combine(h, height)));
             }
         }
     }
@@ -146,10 +182,13 @@ fn forwarded_messages(ep: &mut Endpoint, out: &mut Vec<(String, String)>) {
 }
 
 /// `SenderSourceConstraints` per source and the 2021 endpoint-level
-/// `SenderVideoConstraints`, when they changed.
+/// `SenderVideoConstraints`, when they changed. A source nobody could
+/// receive (the sender is alone) is not constrained, as with Videobridge,
+/// which only tells a sender about its receivers: it keeps its own
+/// defaults, until its last receiver leaves (then 0).
 fn sender_messages(
     ep: &mut Endpoint,
-    wanted: &BTreeMap<(String, String), i64>,
+    wanted: &BTreeMap<(String, String), Option<i64>>,
     out: &mut Vec<(String, String)>,
 ) {
     let mut endpoint_level: Option<i64> = None;
@@ -157,10 +196,15 @@ fn sender_messages(
         if *owner != ep.id {
             continue;
         }
-        endpoint_level = Some(endpoint_level.map_or(*h, |e| combine(e, *h)));
-        if ep.sent_sender_constraints.get(name) != Some(h) {
-            out.push((ep.id.clone(), outgoing::sender_source_constraints(name, *h)));
-            ep.sent_sender_constraints.insert(name.clone(), *h);
+        let h = match h {
+            Some(h) => *h,
+            None if ep.sent_sender_constraints.contains_key(name) => 0,
+            None => continue,
+        };
+        endpoint_level = Some(endpoint_level.map_or(h, |e| combine(e, h)));
+        if ep.sent_sender_constraints.get(name) != Some(&h) {
+            out.push((ep.id.clone(), outgoing::sender_source_constraints(name, h)));
+            ep.sent_sender_constraints.insert(name.clone(), h);
         }
     }
     if let Some(h) = endpoint_level {

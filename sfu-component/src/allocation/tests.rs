@@ -405,3 +405,47 @@ fn stats_filtered_in_large_conferences() {
     );
     assert!(wants_stats_from(&c, &c.endpoints["r"], "a"));
 }
+
+#[test]
+fn a_sender_alone_is_not_constrained_until_a_receiver_comes_and_goes() {
+    let (mut c, m) = conference(&["a"]);
+    let config = AllocationConfig::default();
+    let u = update(&mut c, &m, &config, Instant::now());
+    assert!(messages(&u, "a", "SenderSourceConstraints").is_empty());
+    let mut r = Endpoint::new("r".into(), "pwd".into());
+    r.channel_open = true;
+    c.endpoints.insert("r".into(), r);
+    let u = update(&mut c, &m, &config, Instant::now());
+    assert_eq!(
+        messages(&u, "a", "SenderSourceConstraints")[0]["maxHeight"],
+        180
+    );
+    c.endpoints.remove("r");
+    let u = update(&mut c, &m, &config, Instant::now());
+    assert_eq!(
+        messages(&u, "a", "SenderSourceConstraints")[0]["maxHeight"],
+        0
+    );
+}
+
+#[test]
+fn non_speakers_rank_in_join_order() {
+    let mut c = Conference::new("c".into(), "m".into(), None, Instant::now());
+    for (i, id) in ["zed", "amy", "bob", "r"].into_iter().enumerate() {
+        let mut e = Endpoint::new(id.into(), "pwd".into());
+        e.sources.push(simulcast_source(id, 100 * (i as u32 + 1)));
+        c.add_endpoint(e);
+    }
+    let m: Vec<SourceLayers> = ["zed", "amy", "bob"].into_iter().map(measured).collect();
+    assert_eq!(c.speaker_order(), vec!["zed", "amy", "bob", "r"]);
+    constrain(
+        &mut c,
+        "r",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":1}"#,
+    );
+    update(&mut c, &m, &AllocationConfig::default(), Instant::now());
+    assert!(target(&c, "r", "zed-v0").is_some());
+    assert_eq!(target(&c, "r", "amy-v0"), None);
+    c.speakers = vec!["bob".into()];
+    assert_eq!(c.speaker_order(), vec!["bob", "zed", "amy", "r"]);
+}

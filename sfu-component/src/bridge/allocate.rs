@@ -14,6 +14,11 @@ use crate::media::AudioSubscription as MediaAudioSubscription;
 impl Bridge {
     /// Reallocates `conference` (at the time of the last input).
     pub(super) fn update_allocation(&mut self, conference: &str) {
+        self.reallocate(conference, None);
+    }
+
+    /// Reallocates every receiver of `conference`, or only `receiver`.
+    fn reallocate(&mut self, conference: &str, receiver: Option<&str>) {
         let Some(now) = self.last_now else {
             return;
         };
@@ -21,8 +26,14 @@ impl Bridge {
         let Some(conf) = self.conferences.get_mut(conference) else {
             return;
         };
-        let update = allocation::update(conf, &measured, &self.config.allocation, now);
-        conf.last_allocation = Some(now);
+        let config = &self.config.allocation;
+        let update = match receiver {
+            Some(r) => allocation::update_receiver(conf, r, &measured, config, now),
+            None => {
+                conf.last_allocation = Some(now);
+                allocation::update(conf, &measured, config, now)
+            }
+        };
         for (receiver, targets) in update.forwarding {
             if let Err(e) = self
                 .media
@@ -52,7 +63,7 @@ impl Bridge {
         };
         let bps = i64::try_from(bps).unwrap_or(i64::MAX);
         if ep.allocation.bandwidth_changed(bps, config) && ep.allocation.trusts_bwe(now, config) {
-            self.update_allocation(conference);
+            self.reallocate(conference, Some(endpoint));
         }
     }
 

@@ -187,7 +187,7 @@ impl Bridge {
             ep.stats_id = req.stats_id.clone();
             ep.source_names = req.has_capability("source-names");
             if let Some(conf) = self.conferences.get_mut(conference) {
-                conf.endpoints.insert(req.id.clone(), ep);
+                conf.add_endpoint(ep);
                 conf.empty_since = None;
             }
             self.counters.participants_created += 1;

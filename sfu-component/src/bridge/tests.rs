@@ -235,3 +235,47 @@ fn bandwidth_estimates_reallocate_past_the_threshold_once_trusted() {
             .is_some_and(|t| t <= later + Duration::from_secs(5))
     );
 }
+
+#[test]
+fn colibri2_initial_last_n_limits_a_receiver() {
+    let (mut b, conf, _) = bridge_with_two_endpoints();
+    let now = Instant::now();
+    let xml = "<iq xmlns='jabber:client' type='set' id='ln'><conference-modify xmlns='jitsi:colibri2' meeting-id='m'>\
+        <endpoint id='b'><initial-last-n value='0'/></endpoint></conference-modify></iq>";
+    b.handle_stanza(now, xmpp_core::stream::parse_element(xml).unwrap());
+    add_video_sources(&mut b, now);
+    let out = channel_messages(&mut b);
+    let last = |ep: &str, class: &str| {
+        out.iter()
+            .filter(|(e, m)| e == ep && m["colibriClass"] == class)
+            .map(|(_, m)| m.clone())
+            .next_back()
+            .unwrap()
+    };
+    // b was told at channel open that nothing is forwarded; that stays.
+    assert!(
+        !out.iter()
+            .any(|(e, m)| e == "b" && m["colibriClass"] == "ForwardedSources")
+    );
+    let allocation = &b.conference(&conf).unwrap().endpoints["b"]
+        .allocation
+        .allocation;
+    assert!(allocation.forwarded().next().is_none());
+    assert_eq!(
+        last("a", "ForwardedSources")["forwardedSources"],
+        serde_json::json!(["b-v0"])
+    );
+    // Nobody wants a's video.
+    assert_eq!(last("a", "SenderSourceConstraints")["maxHeight"], 0);
+    // The bridge channel's lastN overrides it.
+    b.handle_channel_message(
+        now,
+        &conf,
+        "b",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1}"#,
+    );
+    let out = channel_messages(&mut b);
+    assert!(out.iter().any(|(e, m)| e == "b"
+        && m["colibriClass"] == "ForwardedSources"
+        && m["forwardedSources"] == serde_json::json!(["a-v0"])));
+}

@@ -89,30 +89,10 @@ pub(crate) fn starts_keyframe(codec: Option<Codec>, payload: &[u8]) -> bool {
     }
 }
 
-/// VP9 (draft-ietf-payload-vp9): B=1 (start of a frame), P=0 (not inter
-/// predicted), and with layer indices, spatial layer 0.
+/// VP9 (RFC 9628): B=1 (start of a frame), P=0 (not inter predicted),
+/// spatial layer 0.
 fn vp9_starts_keyframe(payload: &[u8]) -> bool {
-    let Some(first) = payload.first() else {
-        return false;
-    };
-    let inter = first & 0x40 != 0;
-    let begins = first & 0x08 != 0;
-    if inter || !begins {
-        return false;
-    }
-    if first & 0x20 == 0 {
-        return true;
-    }
-    // L=1: the layer indices follow the picture id.
-    let mut at = 1;
-    if first & 0x80 != 0 {
-        match payload.get(at) {
-            Some(b) if b & 0x80 != 0 => at += 2,
-            Some(_) => at += 1,
-            None => return false,
-        }
-    }
-    payload.get(at).is_some_and(|b| (b >> 1) & 0x07 == 0)
+    super::vp9::parse_vp9(payload).is_some_and(|i| i.starts_keyframe())
 }
 
 /// H264 (RFC 6184): an IDR slice or SPS, alone, first in a STAP-A, or at

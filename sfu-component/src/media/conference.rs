@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use media_signalling::{MediaKind, Source};
+use str0m::media::KeyframeRequestKind;
 use str0m::{Event, Output};
 
 use super::endpoint::Endpoint;
@@ -62,6 +63,13 @@ pub(crate) struct Conference {
     /// Layer reporting and bandwidth estimation state (`feedback.rs`).
     pub feedback: super::feedback::Feedback,
 }
+
+/// How stale the time an `Rtc` was last given may be when it is polled.
+const RTC_CLOCK_RESOLUTION: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Due timeouts handled in one poll of an `Rtc` at most (the rest waits
+/// for the next turn).
+const MAX_SPINS: usize = 256;
 
 impl Conference {
     pub fn new(id: &str) -> Conference {
@@ -239,16 +247,44 @@ impl Conference {
         let Some(rtc) = endpoint.rtc.as_mut() else {
             return events;
         };
+        // Packets written to it from other endpoints are sent now: str0m
+        // stamps them (TWCC send times, pacing) with the last time it was
+        // given, so it must have this one (to a millisecond: a busy bridge
+        // forwards many packets per millisecond, and a timeout costs).
+        if endpoint
+            .rtc_now
+            .is_none_or(|t| now.saturating_duration_since(t) >= RTC_CLOCK_RESOLUTION)
+        {
+            endpoint.rtc_now = Some(now);
+            if let Err(e) = rtc.handle_input(str0m::Input::Timeout(now)) {
+                tracing::debug!(endpoint = id, "rtc timeout: {e}");
+            }
+        }
+        let mut spins = 0;
         loop {
             match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
+                    // Due already (str0m's pacer wants a timeout after each
+                    // packet it releases): give it at once, so a paced
+                    // burst goes out in this turn, not one packet per turn.
+                    if t <= now && spins < MAX_SPINS {
+                        spins += 1;
+                        if rtc.handle_input(str0m::Input::Timeout(now)).is_ok() {
+                            continue;
+                        }
+                    }
                     endpoint.rtc_timeout = Some(t);
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
                     let contents: Vec<u8> = t.contents.into();
                     counters.sent(now, contents.len());
-                    if rtp_ssrc(&contents).is_some_and(|s| endpoint.rtx_ssrcs.contains(&s)) {
+                    // Padding for bandwidth probing goes on rtx SSRCs too,
+                    // with the P bit set; retransmissions have none.
+                    let padding = contents.first().is_some_and(|b| b & 0x20 != 0);
+                    if !padding
+                        && rtp_ssrc(&contents).is_some_and(|s| endpoint.rtx_ssrcs.contains(&s))
+                    {
                         counters.retransmissions_sent += 1;
                     }
                     outputs.push_back(MediaOutput::Transmit {
@@ -281,13 +317,31 @@ impl Conference {
             Event::Connected => {
                 if let Some(e) = self.endpoints.get_mut(id) {
                     e.connected = true;
+                    e.connected_at = Some(now);
                     e.last_activity = now;
                 }
                 outputs.push_back(MediaOutput::Event(MediaEvent::EndpointConnected {
                     conference: self.id.clone(),
                     endpoint: id.to_string(),
                 }));
-                self.request_keyframes_for(now, id, counters)
+                let mut touched = self.request_keyframes_for(now, id, counters);
+                // Receivers that connected before it may be waiting for a
+                // key frame of what it sends.
+                let own: Vec<u32> = self
+                    .video
+                    .values()
+                    .filter(|v| v.owner == id)
+                    .flat_map(|v| v.layers.iter().copied())
+                    .collect();
+                for ssrc in own {
+                    let kind = KeyframeRequestKind::Pli;
+                    for t in self.request_layer_keyframe(now, ssrc, kind, counters) {
+                        if !touched.contains(&t) {
+                            touched.push(t);
+                        }
+                    }
+                }
+                touched
             }
             Event::RtpPacket(packet) => self.forward(now, id, packet, counters),
             Event::KeyframeRequest(request) => {
@@ -299,6 +353,10 @@ impl Conference {
                     Some(ssrc) => self.request_keyframe(now, id, ssrc, request.kind, counters),
                     None => Vec::new(),
                 }
+            }
+            Event::PeerStats(stats) => {
+                self.on_peer_stats(now, id, &stats);
+                Vec::new()
             }
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
                 self.on_bandwidth_estimate(now, id, estimate.as_u64(), outputs);

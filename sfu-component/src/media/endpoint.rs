@@ -31,7 +31,7 @@ const SEND_BUFFER_VIDEO: usize = 256;
 
 /// The bandwidth estimate a receiver's link starts at (Videobridge starts
 /// allocation from 2.5 Mbit/s; str0m's probing finds the real value).
-const INITIAL_ESTIMATE_BPS: u64 = 2_500_000;
+pub(crate) const INITIAL_ESTIMATE_BPS: u64 = 2_500_000;
 
 /// The mid under which the bridge's `Rtc` carries all audio streams.
 pub(crate) const AUDIO_MID: &str = "a";
@@ -74,6 +74,8 @@ pub(crate) struct Endpoint {
     pub mute_video: bool,
     /// When the `Rtc` wants `Input::Timeout` next.
     pub rtc_timeout: Option<Instant>,
+    /// The latest time the `Rtc` was given.
+    pub rtc_now: Option<Instant>,
     /// Receiver-visible SSRC -> stream forwarded to this endpoint.
     pub forwarded: HashMap<u32, ForwardedStream>,
     /// Synthetic rid -> receiver-visible SSRC.
@@ -92,6 +94,11 @@ pub(crate) struct Endpoint {
     pub audio_subscription: AudioSubscription,
     /// str0m's last bandwidth estimate towards this endpoint (bps).
     pub bandwidth_estimate: Option<u64>,
+    pub connected_at: Option<Instant>,
+    /// Transport-wide feedback came from it (str0m's stats show an RTT).
+    pub twcc_seen: bool,
+    /// No feedback came: estimation is off for it (`feedback.rs`).
+    pub bwe_off: bool,
     /// Allocation's targets for this receiver by (owner, source name);
     /// `None` until allocation decided (everything at the top layer).
     pub forwarding: Option<HashMap<(String, String), LayerId>>,
@@ -113,6 +120,7 @@ impl Endpoint {
             mute_audio: false,
             mute_video: false,
             rtc_timeout: None,
+            rtc_now: None,
             forwarded: HashMap::new(),
             rid_to_ssrc: HashMap::new(),
             rx_ssrcs: HashSet::new(),
@@ -123,6 +131,9 @@ impl Endpoint {
             egress_counters: HashMap::new(),
             audio_subscription: AudioSubscription::All,
             bandwidth_estimate: None,
+            connected_at: None,
+            twcc_seen: false,
+            bwe_off: false,
             forwarding: None,
         }
     }

@@ -8,23 +8,38 @@
 //!   started or stopped, a height changed, or a bitrate moved by more than
 //!   20 % (and 10 kbit/s) since the last report;
 //! - the desired bitrate given to each receiver's BWE (`Bwe::set_bitrate`)
-//!   is what its targets need plus one step: for every forwarded source the
-//!   bitrate of the next spatial layer above its target (all temporal
-//!   layers), so the estimator probes for the capacity to climb back once
-//!   a limit lifts.
+//!   is what the best layers of every source it is not suspended from
+//!   would need, plus a quarter: the estimator probes for the capacity to
+//!   climb back once a limit lifts (Videobridge probes for its "ideal"
+//!   layers likewise; allocation keeps the forwarded rate within the
+//!   estimate, since str0m's pacer sends at most 1.1 times the estimate);
+//! - a receiver that sends no transport-wide feedback (str0m's stats show
+//!   no RTT a second after it connected) would be paced at the initial
+//!   estimate forever: its estimator is reset to an estimate so high that
+//!   nothing is paced, and no estimate is reported for it (allocation then
+//!   has none, as with Videobridge for a client without TWCC or REMB).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
+use str0m::stats::PeerStats;
 
 use super::conference::Conference;
+use super::endpoint::INITIAL_ESTIMATE_BPS;
 use super::forward::Target;
-use super::layers::{LayerInfo, SourceLayers};
+use super::layers::SourceLayers;
 use super::{MediaEvent, MediaOutput};
 
 /// How often layers are compared and desired bitrates refreshed.
 const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// A receiver without transport-wide feedback this long after it
+/// connected is not paced.
+const NO_FEEDBACK_AFTER: Duration = Duration::from_secs(1);
+/// The estimate that paces nothing.
+const UNPACED: Bitrate = Bitrate::gbps(10);
+/// Probing never aims lower (audio, a thumbnail).
+const MIN_DESIRED_BPS: u64 = 300_000;
 /// A smaller change of the estimate is reported at most this often.
 const ESTIMATE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -39,6 +54,34 @@ pub(crate) struct Feedback {
 }
 
 impl Conference {
+    /// str0m's stats of `endpoint`'s session (every second).
+    pub(super) fn on_peer_stats(&mut self, now: Instant, endpoint: &str, stats: &PeerStats) {
+        let Some(e) = self.endpoints.get_mut(endpoint) else {
+            return;
+        };
+        let Some(rtc) = e.rtc.as_mut() else {
+            return;
+        };
+        let feedback = stats.rtt.is_some() || stats.egress_loss_fraction.is_some();
+        if feedback {
+            e.twcc_seen = true;
+            if e.bwe_off {
+                e.bwe_off = false;
+                rtc.bwe().reset(Bitrate::bps(INITIAL_ESTIMATE_BPS));
+            }
+            return;
+        }
+        let silent = e
+            .connected_at
+            .is_some_and(|t| now.saturating_duration_since(t) >= NO_FEEDBACK_AFTER);
+        if !e.twcc_seen && !e.bwe_off && silent && stats.peer_bytes_tx > 0 {
+            tracing::debug!(endpoint, "no transport-wide feedback: not paced");
+            e.bwe_off = true;
+            e.bandwidth_estimate = None;
+            rtc.bwe().reset(UNPACED);
+        }
+    }
+
     /// str0m's estimate towards `endpoint`.
     pub(super) fn on_bandwidth_estimate(
         &mut self,
@@ -47,9 +90,13 @@ impl Conference {
         bps: u64,
         outputs: &mut std::collections::VecDeque<MediaOutput>,
     ) {
-        if let Some(e) = self.endpoints.get_mut(endpoint) {
-            e.bandwidth_estimate = Some(bps);
+        let Some(e) = self.endpoints.get_mut(endpoint) else {
+            return;
+        };
+        if e.bwe_off {
+            return;
         }
+        e.bandwidth_estimate = Some(bps);
         self.report_estimate(now, endpoint, bps, false, outputs);
     }
 
@@ -164,32 +211,19 @@ impl Conference {
             let Some(source) = self.video.get(visible) else {
                 continue;
             };
-            let layers = source.meter.layers(now);
-            let Some((spatial, _)) = f.forwarder.wanted(source.meter.active_mask(now)) else {
+            if f.forwarder.target() == Target::Suspended {
                 continue;
-            };
-            let step = match f.forwarder.target() {
-                Target::Top => spatial,
-                _ => spatial + 1,
-            };
-            desired += top_bitrate(&layers, step)
-                .or_else(|| top_bitrate(&layers, spatial))
-                .unwrap_or(0);
+            }
+            let layers = source.meter.layers(now);
+            desired += layers.iter().map(|l| l.bitrate_bps).max().unwrap_or(0);
         }
-        if let Some(rtc) = endpoint.rtc.as_mut() {
-            rtc.bwe()
-                .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired.max(300_000)));
+        let desired = (desired + desired / 4).max(MIN_DESIRED_BPS);
+        if let Some(rtc) = endpoint.rtc.as_mut()
+            && !endpoint.bwe_off
+        {
+            rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
         }
     }
-}
-
-/// The bitrate of a spatial layer with all its temporal layers.
-fn top_bitrate(layers: &[LayerInfo], spatial: usize) -> Option<u64> {
-    layers
-        .iter()
-        .filter(|l| usize::from(l.layer.spatial) == spatial)
-        .map(|l| l.bitrate_bps)
-        .max()
 }
 
 fn layers_differ(old: &[SourceLayers], new: &[SourceLayers]) -> bool {

@@ -21,6 +21,10 @@
 //! - the first packet forwarded gets the sequence number's low 16 bits, so
 //!   the receiver's SRTP starts at roll-over counter 0.
 //!
+//! VP9 sent as one SSRC with spatial layers (SVC) goes through
+//! `forward_svc.rs`: its SIDs above the target are dropped like temporal
+//! layers, on the same sequence-number shifts.
+//!
 //! Without a target from allocation ([`Target::Top`]) the highest active
 //! layer is forwarded with every temporal layer.
 
@@ -31,6 +35,7 @@ use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
 use super::codec::Vp8Info;
 use super::layers::LayerId;
+use super::vp9::Vp9Info;
 
 /// Keyframe requests for a pending switch are not repeated more often.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
@@ -60,6 +65,11 @@ pub(crate) struct Incoming<'a> {
     pub keyframe: bool,
     /// Its VP8 descriptor, for VP8.
     pub vp8: Option<Vp8Info>,
+    /// Its VP9 descriptor, for a VP9 source sent as one SSRC (SVC: its
+    /// spatial layers are SIDs, not `SIM` SSRCs).
+    pub vp9: Option<Vp9Info>,
+    /// The RTP marker bit.
+    pub marker: bool,
 }
 
 /// What to do with one packet for one receiver.
@@ -71,6 +81,9 @@ pub(crate) enum LayerDecision {
         seq_no: u64,
         timestamp: u32,
         vp8: Option<Vp8Patch>,
+        /// The marker bit to send (set on the last packet kept of a VP9
+        /// superframe whose upper spatial layers are dropped).
+        marker: bool,
     },
 }
 
@@ -98,6 +111,8 @@ pub(crate) struct LayerForwarder {
     target: Target,
     current: Option<usize>,
     temporal_limit: u8,
+    /// VP9 SVC: the highest spatial id forwarded.
+    sid_limit: u8,
     ts_offset: u32,
     tl0_offset: u8,
     shifts: VecDeque<Shift>,
@@ -119,6 +134,7 @@ impl LayerForwarder {
             target,
             current: None,
             temporal_limit: u8::MAX,
+            sid_limit: u8::MAX,
             ts_offset: 0,
             tl0_offset: 0,
             shifts: VecDeque::new(),
@@ -171,6 +187,9 @@ impl LayerForwarder {
             self.current = None;
             return (LayerDecision::Drop, None);
         };
+        if let Some(vp9) = packet.vp9 {
+            return self.on_svc_packet(now, packet, &vp9);
+        }
         if self.current != Some(packet.spatial) {
             if spatial != packet.spatial || !packet.keyframe {
                 let request = if self.current != Some(spatial) {
@@ -275,11 +294,21 @@ impl LayerForwarder {
             self.last_dropped_picture = Some(pid);
             picture_id_offset = picture_id_offset.wrapping_sub(1);
         }
-        self.shifts.push_back(Shift {
+        let shift = Shift {
             from_seq: packet.seq_no.wrapping_add(1),
             seq_offset: last.seq_offset.wrapping_sub(1),
             picture_id_offset,
-        });
+        };
+        // The packet before was dropped too (the same frame, mostly): one
+        // entry covers both, so the history holds one per dropped run.
+        if last.from_seq == packet.seq_no
+            && self.shifts.len() > 1
+            && let Some(back) = self.shifts.back_mut()
+        {
+            *back = shift;
+            return;
+        }
+        self.shifts.push_back(shift);
         while self.shifts.len() > HISTORY {
             self.shifts.pop_front();
         }
@@ -340,9 +369,13 @@ impl LayerForwarder {
             seq_no: out_seq,
             timestamp: out_ts,
             vp8: patch,
+            marker: packet.marker,
         }
     }
 }
+
+#[path = "forward_svc.rs"]
+mod svc;
 
 #[cfg(test)]
 #[path = "forward_tests.rs"]

@@ -1,5 +1,7 @@
 //! Measurements of one incoming video source's layers: which spatial
-//! layers are active, each one's height (from its last VP8 key frame), and
+//! layers are active (`SIM` SSRCs, or the SIDs of a VP9 SVC source), each
+//! one's height (from its last VP8 key frame or VP9 scalability
+//! structure), and
 //! bit rate and frame rate per temporal id over a sliding window of one
 //! second (ten buckets of 100 ms). Reported cumulatively per temporal id,
 //! as Videobridge does (`{s, t}` includes every `t' <= t` of `s`).
@@ -7,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::layers::{LayerId, LayerInfo};
+use super::vp9::MAX_SPATIAL;
 
 /// A spatial layer that carried nothing for this long is not active.
 pub(crate) const LAYER_ACTIVE: Duration = Duration::from_millis(1000);
@@ -31,7 +34,8 @@ pub(crate) struct SpatialMeter {
     last_timestamp: Option<u32>,
     /// Whether packets carry a temporal id (VP8 T bit).
     temporal: bool,
-    buckets: [Bucket; BUCKETS],
+    /// One more than the window: the current, partial slot.
+    buckets: [Bucket; BUCKETS + 1],
 }
 
 /// All spatial layers of one source.
@@ -67,6 +71,7 @@ impl SourceMeter {
         height: Option<u32>,
     ) {
         let slot = self.slot(now);
+        self.grow(spatial);
         let Some(layer) = self.spatial.get_mut(spatial) else {
             return;
         };
@@ -78,7 +83,7 @@ impl SourceMeter {
             layer.temporal = true;
         }
         let t = usize::from(tid.unwrap_or(0)).min(TIDS - 1);
-        let index = (slot % BUCKETS as u64) as usize;
+        let index = (slot % (BUCKETS as u64 + 1)) as usize;
         let Some(bucket) = layer.buckets.get_mut(index) else {
             return;
         };
@@ -96,6 +101,23 @@ impl SourceMeter {
             if let Some(f) = bucket.frames.get_mut(t) {
                 *f = f.saturating_add(1);
             }
+        }
+    }
+
+    /// Room for spatial layer `spatial` of a VP9 SVC source (one SSRC,
+    /// spatial ids from the payload descriptor, at most eight).
+    fn grow(&mut self, spatial: usize) {
+        if spatial >= self.spatial.len() && spatial < MAX_SPATIAL {
+            self.spatial.resize(spatial + 1, SpatialMeter::default());
+        }
+    }
+
+    /// The height of spatial layer `spatial` (from a VP9 scalability
+    /// structure).
+    pub fn set_height(&mut self, spatial: usize, height: u32) {
+        self.grow(spatial);
+        if let Some(layer) = self.spatial.get_mut(spatial) {
+            layer.height = height;
         }
     }
 
@@ -117,11 +139,16 @@ impl SourceMeter {
     /// Every active layer, lowest first.
     pub fn layers(&self, now: Instant) -> Vec<LayerInfo> {
         let slot = self.slot(now);
-        // The window is the last BUCKETS slots including the current one,
-        // shorter while the meter is younger than that.
-        let first_slot = slot.saturating_sub(BUCKETS as u64 - 1);
-        let window_slots = slot - first_slot + 1;
-        let secs = (window_slots as f64 * BUCKET.as_secs_f64()).max(BUCKET.as_secs_f64());
+        // The window is the last BUCKETS completed slots (the current one
+        // is partial), fewer while the meter is younger than that; the
+        // current slot only while there is no completed one.
+        let (first_slot, last_slot) = if slot == 0 {
+            (0, 0)
+        } else {
+            (slot.saturating_sub(BUCKETS as u64), slot - 1)
+        };
+        let window_slots = last_slot - first_slot + 1;
+        let secs = window_slots as f64 * BUCKET.as_secs_f64();
         let mut out = Vec::new();
         for (s, layer) in self.spatial.iter().enumerate() {
             if !self.is_active(now, s) {
@@ -129,7 +156,8 @@ impl SourceMeter {
             }
             let mut bytes = [0u64; TIDS];
             let mut frames = [0u64; TIDS];
-            for b in layer.buckets.iter().filter(|b| b.slot >= first_slot) {
+            let in_window = |b: &&Bucket| (first_slot..=last_slot).contains(&b.slot);
+            for b in layer.buckets.iter().filter(in_window) {
                 for t in 0..TIDS {
                     bytes[t] += b.bytes[t];
                     frames[t] += u64::from(b.frames[t]);

@@ -49,6 +49,7 @@ mod route;
 mod speaker;
 mod stats;
 mod streams;
+mod vp9;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -60,6 +61,7 @@ use str0m::config::DtlsCert;
 use str0m::net::{Protocol, Receive};
 
 pub use layers::{AudioSubscription, ForwardingTarget, LayerId, LayerInfo, SourceLayers};
+pub use stats::MediaStats;
 
 use conference::Conference;
 use demux::{Demux, EndpointKey};
@@ -143,28 +145,6 @@ pub enum MediaError {
     InvalidSources(String),
     #[error("rtc: {0}")]
     Rtc(String),
-}
-
-/// Counters and rates of the whole core (brewery stats, /colibri/stats).
-#[derive(Debug, Clone, Default)]
-pub struct MediaStats {
-    pub packets_received: u64,
-    pub packets_sent: u64,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
-    /// Malformed datagrams and datagrams that belong to no endpoint.
-    pub packets_dropped: u64,
-    pub nacks_received: u64,
-    pub retransmissions_sent: u64,
-    pub keyframe_requests: u64,
-    pub conferences: u64,
-    pub endpoints: u64,
-    pub endpoints_sending_audio: u64,
-    pub endpoints_sending_video: u64,
-    pub bitrate_download_bps: u64,
-    pub bitrate_upload_bps: u64,
-    pub packet_rate_download: u64,
-    pub packet_rate_upload: u64,
 }
 
 /// The bridge's media: every conference and endpoint, one str0m `Rtc` per
@@ -439,6 +419,7 @@ impl MediaCore {
             self.counters.packets_dropped += 1;
         }
         e.last_activity = now;
+        e.rtc_now = Some(now);
         conf.drive(now, endpoint, &mut self.outputs, &mut self.counters);
     }
 
@@ -456,10 +437,13 @@ impl MediaCore {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in due {
-                if let Some(rtc) = conf.endpoints.get_mut(&id).and_then(|e| e.rtc.as_mut())
-                    && let Err(err) = rtc.handle_input(Input::Timeout(now))
+                if let Some(e) = conf.endpoints.get_mut(&id)
+                    && let Some(rtc) = e.rtc.as_mut()
                 {
-                    tracing::debug!(endpoint = id, "rtc timeout: {err}");
+                    e.rtc_now = Some(now);
+                    if let Err(err) = rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(endpoint = id, "rtc timeout: {err}");
+                    }
                 }
                 conf.drive(now, &id, &mut self.outputs, &mut self.counters);
                 if let Some(e) = conf.endpoints.get_mut(&id)
@@ -521,47 +505,7 @@ impl MediaCore {
         }
         next
     }
-
-    pub fn stats(&self) -> MediaStats {
-        let c = &self.counters;
-        let mut stats = MediaStats {
-            packets_received: c.packets_received,
-            packets_sent: c.packets_sent,
-            bytes_received: c.bytes_received,
-            bytes_sent: c.bytes_sent,
-            packets_dropped: c.packets_dropped,
-            nacks_received: c.nacks_received,
-            retransmissions_sent: c.retransmissions_sent,
-            keyframe_requests: c.keyframe_requests,
-            conferences: self.conferences.len() as u64,
-            bitrate_download_bps: c.download.bps,
-            bitrate_upload_bps: c.upload.bps,
-            packet_rate_download: c.download.pps,
-            packet_rate_upload: c.upload.pps,
-            ..MediaStats::default()
-        };
-        let recent = |t: Option<Instant>, last: Instant| {
-            t.is_some_and(|t| last.saturating_duration_since(t) < SENDING_WINDOW)
-        };
-        for conf in self.conferences.values() {
-            for e in conf.endpoints.values() {
-                stats.endpoints += 1;
-                // Relative to the endpoint's own last datagram: no clock here.
-                if recent(e.last_audio_received, e.last_activity) && !e.mute_audio {
-                    stats.endpoints_sending_audio += 1;
-                }
-                if recent(e.last_video_received, e.last_activity) && !e.mute_video {
-                    stats.endpoints_sending_video += 1;
-                }
-            }
-        }
-        stats
-    }
 }
-
-/// An endpoint counts as sending a kind of media when a packet of it came
-/// within this long of its last datagram.
-const SENDING_WINDOW: Duration = Duration::from_secs(3);
 
 /// The conference of a known endpoint.
 fn conference_of<'a>(

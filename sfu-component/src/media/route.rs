@@ -17,6 +17,7 @@ use super::codec::{parse_vp8, starts_keyframe};
 use super::conference::Conference;
 use super::forward::{Incoming, LayerDecision};
 use super::stats::Counters;
+use super::vp9::parse_vp9;
 
 /// A layer's sender is asked for a keyframe at most this often (a keyframe
 /// reaches every receiver anyway).
@@ -42,7 +43,9 @@ impl Conference {
             .keyframe_requested
             .get(&ssrc)
             .is_some_and(|at| now.saturating_duration_since(*at) < KEYFRAME_REQUEST_INTERVAL);
-        if recent {
+        // A sender not connected yet is asked when it connects.
+        let connected = self.endpoints.get(&info.owner).is_some_and(|e| e.connected);
+        if recent || !connected {
             return Vec::new();
         }
         self.keyframe_requested.insert(ssrc, now);
@@ -74,7 +77,12 @@ impl Conference {
             .current()
             .or_else(|| wanted(source.meter.active_mask(now)))
             .or_else(|| wanted(all))?;
-        source.layers.get(spatial).copied()
+        // A VP9 SVC source has one SSRC for all its spatial layers.
+        source
+            .layers
+            .get(spatial)
+            .or_else(|| source.layers.last())
+            .copied()
     }
 
     /// A receiver asked for a keyframe of receiver-visible `visible`.
@@ -171,13 +179,31 @@ impl Conference {
             let Some(source) = self.video.get_mut(&info.visible) else {
                 return Vec::new();
             };
-            let height = vp8.and_then(|v| v.size).map(|(_, h)| u32::from(h));
+            // VP9 on one SSRC: its spatial layers are SIDs (SVC).
+            let vp9 = if codec == Some(Codec::Vp9) && source.layers.len() == 1 {
+                parse_vp9(payload)
+            } else {
+                None
+            };
+            let mut height = vp8.and_then(|v| v.size).map(|(_, h)| u32::from(h));
+            let mut spatial = info.spatial;
+            let mut tid = vp8.and_then(|v| v.tid);
+            if let Some(v) = vp9 {
+                for sid in 0..usize::from(v.spatial_layers) {
+                    if let Some(h) = v.height(sid) {
+                        source.meter.set_height(sid, u32::from(h));
+                    }
+                }
+                spatial = usize::from(v.sid);
+                tid = v.has_layers.then_some(v.tid);
+                height = None;
+            }
             source.meter.on_packet(
                 now,
-                info.spatial,
+                spatial,
                 payload.len() + packet.header.header_len,
                 packet.header.timestamp,
-                vp8.and_then(|v| v.tid),
+                tid,
                 height,
             );
             active = source.meter.active_mask(now);
@@ -188,6 +214,8 @@ impl Conference {
                 payload,
                 keyframe: starts_keyframe(codec, payload),
                 vp8,
+                vp9,
+                marker: packet.header.marker,
             });
         }
         if muted {
@@ -209,7 +237,7 @@ impl Conference {
             let Some(forwarded) = receiver.forwarded.get_mut(&info.visible) else {
                 continue;
             };
-            let (seq_no, timestamp, vp8) = match &incoming {
+            let (seq_no, timestamp, vp8, marker) = match &incoming {
                 Some(incoming) => {
                     let (decision, keyframe) = forwarded.forwarder.on_packet(now, incoming, active);
                     if let Some(layer) = keyframe
@@ -223,7 +251,8 @@ impl Conference {
                             seq_no,
                             timestamp,
                             vp8,
-                        } => (seq_no, timestamp, vp8),
+                            marker,
+                        } => (seq_no, timestamp, vp8, marker),
                     }
                 }
                 None => {
@@ -236,6 +265,7 @@ impl Conference {
                         seq_no.saturating_sub(base << 16),
                         packet.header.timestamp,
                         None,
+                        packet.header.marker,
                     )
                 }
             };
@@ -253,7 +283,7 @@ impl Conference {
                 packet.timestamp,
                 packet.payload.clone(),
             )
-            .marker(packet.header.marker)
+            .marker(marker)
             .ext_vals(ext.clone())
             .nackable(info.kind == MediaKind::Video);
             if let Some(patch) = vp8 {

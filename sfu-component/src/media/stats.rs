@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::MediaCore;
+
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Packets and bits per second over the last completed window.
@@ -75,3 +77,67 @@ impl Counters {
         self.upload.add(now, bytes);
     }
 }
+
+/// Counters and rates of the whole core (brewery stats, /colibri/stats).
+#[derive(Debug, Clone, Default)]
+pub struct MediaStats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    /// Malformed datagrams and datagrams that belong to no endpoint.
+    pub packets_dropped: u64,
+    pub nacks_received: u64,
+    pub retransmissions_sent: u64,
+    pub keyframe_requests: u64,
+    pub conferences: u64,
+    pub endpoints: u64,
+    pub endpoints_sending_audio: u64,
+    pub endpoints_sending_video: u64,
+    pub bitrate_download_bps: u64,
+    pub bitrate_upload_bps: u64,
+    pub packet_rate_download: u64,
+    pub packet_rate_upload: u64,
+}
+
+impl MediaCore {
+    pub fn stats(&self) -> MediaStats {
+        let c = &self.counters;
+        let mut stats = MediaStats {
+            packets_received: c.packets_received,
+            packets_sent: c.packets_sent,
+            bytes_received: c.bytes_received,
+            bytes_sent: c.bytes_sent,
+            packets_dropped: c.packets_dropped,
+            nacks_received: c.nacks_received,
+            retransmissions_sent: c.retransmissions_sent,
+            keyframe_requests: c.keyframe_requests,
+            conferences: self.conferences.len() as u64,
+            bitrate_download_bps: c.download.bps,
+            bitrate_upload_bps: c.upload.bps,
+            packet_rate_download: c.download.pps,
+            packet_rate_upload: c.upload.pps,
+            ..MediaStats::default()
+        };
+        let recent = |t: Option<Instant>, last: Instant| {
+            t.is_some_and(|t| last.saturating_duration_since(t) < SENDING_WINDOW)
+        };
+        for conf in self.conferences.values() {
+            for e in conf.endpoints.values() {
+                stats.endpoints += 1;
+                // Relative to the endpoint's own last datagram: no clock here.
+                if recent(e.last_audio_received, e.last_activity) && !e.mute_audio {
+                    stats.endpoints_sending_audio += 1;
+                }
+                if recent(e.last_video_received, e.last_activity) && !e.mute_video {
+                    stats.endpoints_sending_video += 1;
+                }
+            }
+        }
+        stats
+    }
+}
+
+/// An endpoint counts as sending a kind of media when a packet of it came
+/// within this long of its last datagram.
+const SENDING_WINDOW: Duration = Duration::from_secs(3);

@@ -20,6 +20,7 @@ pub struct Received {
     pub seq: u64,
     pub timestamp: u32,
     pub payload: Vec<u8>,
+    pub marker: bool,
     pub at: Instant,
 }
 
@@ -122,8 +123,15 @@ pub struct Client {
     /// Whether the next frame of a layer is a key frame.
     pub keyframe_due: Vec<bool>,
     audio_seq: u64,
-    video_seq: Vec<u64>,
-    picture_id: Vec<u16>,
+    pub(crate) video_seq: Vec<u64>,
+    pub(crate) picture_id: Vec<u16>,
+    /// Sends realistic VP8 simulcast (`layered.rs`): 320x180, 640x360 and
+    /// 1280x720 key frames, temporal layers 0,2,1,2, frames of
+    /// [`super::layered::FRAME_BYTES`] split into packets.
+    pub layered: bool,
+    /// Per layer: frames sent and the TL0PICIDX (layered mode).
+    pub(crate) frames_sent: Vec<u64>,
+    pub(crate) tl0: Vec<u8>,
     next_audio: Option<Instant>,
     next_video: Option<Instant>,
     /// When the client's `Rtc` wants a timeout.
@@ -132,6 +140,17 @@ pub struct Client {
 
 impl Client {
     pub fn new(now: Instant, id: &str, addr: SocketAddr, ssrcs: ClientSsrcs) -> Client {
+        Client::with_feedback(now, id, addr, ssrcs, true)
+    }
+
+    /// A client that sends transport-wide feedback or not.
+    pub fn with_feedback(
+        now: Instant,
+        id: &str,
+        addr: SocketAddr,
+        ssrcs: ClientSsrcs,
+        twcc: bool,
+    ) -> Client {
         let mut config = Rtc::builder()
             .set_rtp_mode(true)
             .enable_raw_packets(true)
@@ -162,6 +181,9 @@ impl Client {
         {
             let mut api = rtc.direct_api();
             api.set_ice_controlling(false);
+            if twcc {
+                api.enable_twcc_feedback();
+            }
             api.declare_media(Mid::from(AUDIO_MID), str0m::media::MediaKind::Audio);
             api.declare_media(Mid::from(VIDEO_MID), str0m::media::MediaKind::Video);
             api.declare_stream_tx(Ssrc::from(ssrcs.audio), None, Mid::from(AUDIO_MID), None);
@@ -193,6 +215,9 @@ impl Client {
             audio_seq: 1,
             video_seq: vec![1; layers],
             picture_id: (0..layers as u16).map(|i| 1000 * i + 7).collect(),
+            layered: false,
+            frames_sent: vec![0; layers],
+            tl0: vec![0; layers],
             next_audio: Some(now),
             next_video: Some(now),
             timeout: Some(now),
@@ -318,6 +343,10 @@ impl Client {
         if self.next_video.is_some_and(|t| t <= now) {
             self.next_video = Some(now + Duration::from_millis(33));
             for layer in self.active_layers.clone() {
+                if self.layered {
+                    self.send_layered_frame(now, layer);
+                    continue;
+                }
                 let ssrc = self.ssrcs.video[layer];
                 let seq = self.video_seq[layer];
                 self.video_seq[layer] += 1;
@@ -345,6 +374,7 @@ impl Client {
                 seq: *p.seq_no,
                 timestamp: p.header.timestamp,
                 payload: p.payload.to_vec(),
+                marker: p.header.marker,
                 at: now,
             }),
             Event::KeyframeRequest(req) => {

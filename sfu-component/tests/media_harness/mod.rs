@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 mod client;
+pub mod layered;
+mod shaper;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,6 +18,9 @@ use media_signalling::{HeaderExtension, MediaDescription, MediaKind, PayloadType
 use sfu_component::media::{MediaConfig, MediaCore, MediaEvent, MediaOutput};
 use str0m::net::{Protocol, Receive};
 use str0m::{IceCreds, Input, Output};
+
+#[allow(unused_imports)]
+pub use shaper::Shaper;
 
 #[allow(unused_imports)]
 pub use client::{
@@ -142,6 +147,10 @@ pub struct Net {
     /// id; true drops it.
     pub drop_to_client: Option<DropFilter>,
     pub dropped: usize,
+    /// Rate limits on the link from the bridge to a client (by id).
+    pub shapers: Vec<(String, Shaper)>,
+    /// Labels of clients to join without transport-wide feedback.
+    pub no_feedback: Vec<String>,
 }
 
 impl Net {
@@ -158,6 +167,8 @@ impl Net {
             events: Vec::new(),
             drop_to_client: None,
             dropped: 0,
+            shapers: Vec::new(),
+            no_feedback: Vec::new(),
         }
     }
 
@@ -190,7 +201,8 @@ impl Net {
         let n = self.clients.len() as u8 + 2;
         let addr: SocketAddr = format!("10.1.0.{n}:5000").parse().unwrap();
         let bridge = self.core.create_endpoint(self.now, room, id, true).unwrap();
-        let mut client = Client::new(self.now, label, addr, ssrcs.clone());
+        let twcc = !self.no_feedback.iter().any(|l| l == label);
+        let mut client = Client::with_feedback(self.now, label, addr, ssrcs.clone(), twcc);
         client.room = room.to_string();
         {
             let mut api = client.rtc.direct_api();
@@ -240,6 +252,26 @@ impl Net {
     /// received packet until the next poll).
     fn settle(&mut self) {
         let mut to_core: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+        // What the shapers let through by now.
+        let now = self.now;
+        for (id, shaper) in &mut self.shapers {
+            let Some(client) = self.clients.iter_mut().find(|c| c.id == *id) else {
+                continue;
+            };
+            while let Some((source, destination, contents)) = shaper.pop_due(now) {
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination,
+                        contents: contents.as_slice().try_into().unwrap(),
+                    },
+                );
+                client.rtc.handle_input(input).unwrap();
+                drain(now, client, &mut to_core);
+            }
+        }
         for _ in 0..1000 {
             for client in &mut self.clients {
                 drain(self.now, client, &mut to_core);
@@ -268,6 +300,12 @@ impl Net {
                             && filter(&client.id, &contents)
                         {
                             self.dropped += 1;
+                            continue;
+                        }
+                        if let Some((_, shaper)) =
+                            self.shapers.iter_mut().find(|(id, _)| *id == client.id)
+                        {
+                            shaper.push(self.now, source, destination, contents);
                             continue;
                         }
                         let input = Input::Receive(

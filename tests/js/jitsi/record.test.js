@@ -1,8 +1,9 @@
-// A file recording through lilt's own recorder (issue 15): lilt's focus,
+// File recordings through lilt's own recorder (issue 15): lilt's focus,
 // bridge and recorder in-process, two pages of @lyno/lib-jitsi-meet 2.6726.2
 // in a call, the moderator page starts and stops a file recording through
 // the library; the pages see it pending, on, then off; the WebM is read by
-// ffprobe/ffmpeg (Debian's ffmpeg). Runs in a network namespace of its own
+// ffprobe/ffmpeg (Debian's ffmpeg). Then three such calls at once, each
+// recorded by the same lilt. Runs in a network namespace of its own
 // (./netns.sh, as call.test.js); skipped, saying why, without root,
 // Chromium, ffmpeg or ../shared.
 import { test, describe } from 'node:test';
@@ -34,15 +35,16 @@ function problem(kind) {
   return null;
 }
 
-function record(kind) {
+function record(kind, conferences = 1) {
   return new Promise((ok, fail) => {
-    const child = spawn(join(here, 'netns.sh'), [process.execPath, join(here, 'record-inner.mjs'), kind, String(SECONDS)],
+    const child = spawn(join(here, 'netns.sh'),
+      [process.execPath, join(here, 'record-inner.mjs'), kind, String(SECONDS), String(conferences)],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c) => { out += c; });
     child.stderr.on('data', (c) => { err += c; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 150000 + 60000 * conferences);
     child.on('exit', (code) => {
       clearTimeout(timer);
       const line = out.split('\n').find((l) => l.startsWith('RECORD-RESULT '));
@@ -50,6 +52,35 @@ function record(kind) {
       ok(JSON.parse(line.slice('RECORD-RESULT '.length)));
     });
   });
+}
+
+// One recording's WebM: a video and an audio track, SECONDS ± 1 long (up
+// to `lead` s more when the pages saw it on that late after asking), no
+// decoding error over the whole file, audible mixed audio.
+function checkWebm(file, lead = 0) {
+  const probe = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration:stream=codec_type',
+    '-of', 'json', file]).toString();
+  const info = JSON.parse(probe);
+  const kinds = info.streams.map((s) => s.codec_type).sort();
+  assert.deepEqual(kinds, ['audio', 'video'], probe);
+  const duration = Number(info.format.duration);
+  assert.ok(duration >= SECONDS - 1 && duration <= SECONDS + lead + 1,
+    `${file}: duration ${duration} s, expected ${SECONDS} (+ ${lead}) ± 1`);
+  // ffmpeg reports on stderr. Its null output rounds frame times to the
+  // frame rate it guessed (~20 fps here), so two camera frames 49 ms
+  // apart can land on one tick: "non monotonically increasing dts to
+  // muxer" is that timing note, not a decoding error (the container's
+  // times do increase), and is left out with ffmpeg's "Last message
+  // repeated N times" after it; any other line fails.
+  const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-'], { encoding: 'utf8' });
+  assert.equal(decode.status, 0, decode.stderr);
+  const errors = decode.stderr.split('\n')
+    .filter((l) => l && !l.includes('non monotonically increasing dts to muxer')
+      && !/^\s*Last message repeated \d+ times$/.test(l));
+  assert.deepEqual(errors, [], 'no decoding errors');
+  const loudness = spawnSync('ffmpeg', ['-i', file, '-af', 'volumedetect', '-vn', '-f', 'null', '-'], { encoding: 'utf8' });
+  const mean = Number((loudness.stderr.match(/mean_volume: (-?[\d.]+) dB/) || [])[1]);
+  assert.ok(mean > -60, `the mixed audio is above silence: mean ${mean} dB`);
 }
 
 const skip = (kind) => { const p = problem(kind); return p ? `skipping: ${p}` : false; };
@@ -66,26 +97,32 @@ describe('a file recording through lilt\'s recorder', { skip: skip('debian') }, 
       const webm = result.files.filter((f) => f.endsWith('.webm'));
       assert.equal(webm.length, 1, `one WebM: ${result.files}`);
       assert.ok(result.files.some((f) => f.endsWith('metadata.json')), `metadata.json: ${result.files}`);
-      const probe = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration:stream=codec_type',
-        '-of', 'json', webm[0]]).toString();
-      const info = JSON.parse(probe);
-      const kinds = info.streams.map((s) => s.codec_type).sort();
-      assert.deepEqual(kinds, ['audio', 'video'], probe);
-      const duration = Number(info.format.duration);
-      assert.ok(Math.abs(duration - SECONDS) <= 1, `duration ${duration} s, expected ${SECONDS} ± 1`);
-      // ffmpeg reports on stderr. Its null output rounds frame times to the
-      // frame rate it guessed (~20 fps here), so two camera frames 49 ms
-      // apart can land on one tick: "non monotonically increasing dts to
-      // muxer" is that timing note, not a decoding error (the container's
-      // times do increase), and is left out; any other line fails.
-      const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', webm[0], '-f', 'null', '-'], { encoding: 'utf8' });
-      assert.equal(decode.status, 0, decode.stderr);
-      const errors = decode.stderr.split('\n')
-        .filter((l) => l && !l.includes('non monotonically increasing dts to muxer'));
-      assert.deepEqual(errors, [], 'no decoding errors');
-      const loudness = spawnSync('ffmpeg', ['-i', webm[0], '-af', 'volumedetect', '-vn', '-f', 'null', '-'], { encoding: 'utf8' });
-      const mean = Number((loudness.stderr.match(/mean_volume: (-?[\d.]+) dB/) || [])[1]);
-      assert.ok(mean > -60, `the mixed audio is above silence: mean ${mean} dB`);
+      checkWebm(webm[0]);
+    } finally {
+      if (result.dir) rmSync(result.dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`three conferences of two pages recorded at once by one lilt, ${SECONDS} s each: every WebM plays`, { timeout: 400000 }, async () => {
+    const result = await record('debian', 3);
+    try {
+      assert.ok(result.ok, result.error);
+      assert.equal(result.started, 'ok', `refused first: ${result.refused}`);
+      assert.equal(result.states.length, 6);
+      for (const states of result.states) {
+        assert.ok(states.indexOf('on') >= 0 && states.lastIndexOf('off') > states.indexOf('on'), `on then off: ${states}`);
+      }
+      assert.equal(new Set(result.sessionIds).size, 3, `three sessions: ${result.sessionIds}`);
+      const webm = result.files.filter((f) => f.endsWith('.webm'));
+      assert.equal(webm.length, 3, `three WebMs: ${result.files}`);
+      assert.equal(result.files.filter((f) => f.endsWith('metadata.json')).length, 3, `metadata.json: ${result.files}`);
+      for (let r = 0; r < 3; r += 1) {
+        assert.ok(webm.some((f) => f.includes(`record_debian_${r}_`)), `room ${r}'s file: ${webm}`);
+      }
+      for (let r = 0; r < 3; r += 1) {
+        const file = webm.find((f) => f.includes(`record_debian_${r}_`));
+        checkWebm(file, result.startToOn[r]);
+      }
     } finally {
       if (result.dir) rmSync(result.dir, { recursive: true, force: true });
     }

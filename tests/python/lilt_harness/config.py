@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +97,11 @@ def base_config(
         "c2s_require_encryption": require_encryption,
         "storage": "internal",
     }
+    # LILT_TEST_STORAGE=sql runs the suite on the sql driver (SQLite, prosody.sqlite in
+    # each server's data_path) instead of the internal one.
+    if os.environ.get("LILT_TEST_STORAGE") == "sql":
+        globals_["storage"] = "sql"
+        globals_["sql"] = {"driver": "SQLite3", "database": "prosody.sqlite"}
     globals_.update(extra_globals or {})
     hosts: dict[str, dict[str, Any]] = {DOMAIN: dict(extra_host or {})}
     if anonymous_host:

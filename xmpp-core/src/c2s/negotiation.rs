@@ -495,6 +495,20 @@ impl C2sStream {
         out: &mut Vec<Action>,
     ) {
         if !self.authenticated {
+            // In-band registration (mod_register_ibr) before authentication:
+            // Prosody's `stanza/iq/jabber:iq:register:query`.
+            if e.name() == "iq"
+                && e.first_child()
+                    .is_some_and(|q| q.is("query", "jabber:iq:register"))
+            {
+                let mut ev = Event::new(&self.server, "")
+                    .with_origin(session)
+                    .with_stanza(e.clone());
+                let name = "stanza/iq/jabber:iq:register:query";
+                if self.server.fire_on_host(host, name, &mut ev) {
+                    return;
+                }
+            }
             if !crate::router::is_reply_type(&e) {
                 let reply =
                     StanzaError::new(crate::error::ErrorType::Auth, "not-authorized").reply_to(&e);
