@@ -46,7 +46,11 @@ fn registry() -> Registry {
         });
         Err(ModuleError::failed(ctx, "bad option"))
     })
-    .add_fn("needs_missing", |ctx| ctx.depends("nowhere"));
+    .add_fn("needs_missing", |ctx| ctx.depends("nowhere"))
+    .add_fn("legacy", |ctx| {
+        // Loading another module by name, as older modules do.
+        manager::load(ctx.server(), ctx.host(), "base").map(|_| ())
+    });
     r
 }
 
@@ -131,8 +135,14 @@ fn sync_host_follows_the_list_and_keeps_dependencies() {
     let r = manager::sync_host(&server, &host, &list(&["dependent"]));
     assert!(r.unloaded.is_empty() && r.loaded.is_empty(), "{r:?}");
 
+    // A module loaded by name from another's load counts as its dependency.
+    let r = manager::sync_host(&server, &host, &list(&["legacy"]));
+    assert_eq!(r.loaded, ["legacy"]);
+    assert_eq!(r.unloaded, ["dependent"]);
+    assert!(host.has_module("base"));
+
     let r = manager::sync_host(&server, &host, &list(&[]));
-    assert_eq!(r.unloaded, ["dependent", "base"]);
+    assert_eq!(r.unloaded, ["legacy", "base"]);
     assert_eq!(total_hooks(&server), baseline);
     assert!(manager::loaded(&server, &host).is_empty());
 }

@@ -26,7 +26,6 @@ pub struct ModuleContext {
     server: Arc<Server>,
     host: Arc<Host>,
     owner: Arc<Owner>,
-    dependencies: Arc<Mutex<Vec<String>>>,
 }
 
 /// Another handle on the same module instance: what either registers is
@@ -39,7 +38,6 @@ impl Clone for ModuleContext {
             server: self.server.clone(),
             host: self.host.clone(),
             owner: self.owner.clone(),
-            dependencies: self.dependencies.clone(),
         }
     }
 }
@@ -74,7 +72,6 @@ impl ModuleContext {
             server: server.clone(),
             host: host.clone(),
             owner: Owner::new(),
-            dependencies: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -281,12 +278,7 @@ impl ModuleContext {
 
     /// `module:depends(name)`: loads `name` on this host first.
     pub fn depends(&self, name: &str) -> Result<(), ModuleError> {
-        {
-            let mut deps = self.dependencies.lock().unwrap_or_else(|e| e.into_inner());
-            if !deps.iter().any(|d| d == name) {
-                deps.push(name.to_string());
-            }
-        }
+        self.owner.add_dependency(name);
         match manager::load(&self.server, &self.host, name) {
             Ok(manager::LoadOutcome::Loaded) => Ok(()),
             Ok(manager::LoadOutcome::Unknown) => Err(ModuleError::MissingDependency {
@@ -303,12 +295,10 @@ impl ModuleContext {
         }
     }
 
-    /// The modules this one asked for with [`depends`](Self::depends).
+    /// The modules this one asked for with [`depends`](Self::depends), or
+    /// loaded by name while it loaded.
     pub fn dependencies(&self) -> Vec<String> {
-        self.dependencies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.owner.dependencies()
     }
 
     // -- logging, sending, storage, timers ------------------------------------------------

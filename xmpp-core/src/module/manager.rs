@@ -64,6 +64,11 @@ pub fn load(
     host: &Arc<Host>,
     name: &str,
 ) -> Result<LoadOutcome, ModuleError> {
+    // Asked for while another module loads: that module depends on it
+    // (kept by [`sync_host`] while the other is wanted).
+    if let Some(loading) = super::scope::current() {
+        loading.add_dependency(name);
+    }
     if host.has_module(name) {
         return Ok(LoadOutcome::Loaded);
     }
@@ -166,19 +171,11 @@ pub struct SyncReport {
 }
 
 /// Brings `host` in line with `wanted` (its module list under a new
-/// config): modules loaded through the registry and no longer wanted are
-/// unloaded (latest first), wanted ones not loaded yet are loaded. A
-/// module another one loaded as a dependency stays while it is loaded.
+/// config): wanted modules not loaded yet are loaded, then modules loaded
+/// through the registry and no longer wanted are unloaded (latest first),
+/// except the dependencies of a wanted module.
 pub fn sync_host(server: &Arc<Server>, host: &Arc<Host>, wanted: &[String]) -> SyncReport {
     let mut report = SyncReport::default();
-    for name in loaded(server, host).into_iter().rev() {
-        if !wanted.contains(&name)
-            && !is_dependency_of_wanted(server, host, &name, wanted)
-            && unload(server, host, &name)
-        {
-            report.unloaded.push(name);
-        }
-    }
     for name in wanted {
         if host.has_module(name) {
             continue;
@@ -187,6 +184,14 @@ pub fn sync_host(server: &Arc<Server>, host: &Arc<Host>, wanted: &[String]) -> S
             Ok(LoadOutcome::Loaded) => report.loaded.push(name.clone()),
             Ok(LoadOutcome::Unknown) => report.unknown.push(name.clone()),
             Err(e) => report.failed.push((name.clone(), e.to_string())),
+        }
+    }
+    for name in loaded(server, host).into_iter().rev() {
+        if !wanted.contains(&name)
+            && !is_dependency_of_wanted(server, host, &name, wanted)
+            && unload(server, host, &name)
+        {
+            report.unloaded.push(name);
         }
     }
     report

@@ -19,6 +19,8 @@ pub type Cleanup = Box<dyn FnOnce() + Send>;
 pub struct Owner {
     id: u64,
     cleanups: Mutex<Vec<Cleanup>>,
+    /// Modules loaded while this one loaded (its dependencies).
+    dependencies: Mutex<Vec<String>>,
 }
 
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
@@ -28,6 +30,7 @@ impl Owner {
         Arc::new(Owner {
             id: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
             cleanups: Mutex::new(Vec::new()),
+            dependencies: Mutex::new(Vec::new()),
         })
     }
     /// The tag hooks carry ([`crate::EventBus::unhook_owner`]).
@@ -40,6 +43,20 @@ impl Owner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(cleanup);
+    }
+    /// Records that this module needs module `name`.
+    pub fn add_dependency(&self, name: &str) {
+        let mut deps = self.dependencies.lock().unwrap_or_else(|e| e.into_inner());
+        if !deps.iter().any(|d| d == name) {
+            deps.push(name.to_string());
+        }
+    }
+    /// The modules this one needs.
+    pub fn dependencies(&self) -> Vec<String> {
+        self.dependencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// How many cleanups are pending (routes, commands, timers, ...).
     pub fn cleanup_count(&self) -> usize {
