@@ -2,10 +2,11 @@
 # The whole test suite, as CI runs it (.ci/run calls this). From any directory:
 #
 #   scripts/test.sh              every step, in order, stopping at the first failure
-#   scripts/test.sh STEP...      only these steps: fmt clippy test build pytest scansion js
+#   scripts/test.sh STEP...      only these steps: fmt clippy test build fuzz pytest scansion js
 #
 # Steps: cargo fmt --check; cargo clippy --workspace --all-targets -D warnings;
-# cargo test --workspace; cargo build (the lilt binary); the pytest suite in tests/python
+# cargo test --workspace; cargo build (the lilt binary); fuzz (each fuzz target of fuzz/ a few
+# seconds on its corpus, scripts/fuzz.sh --ci); the pytest suite in tests/python
 # (slixmpp clients against target/debug/lilt, plus the differential tests against
 # Debian's Prosody when ../shared exists); tests/scansion/run-lilt.sh when present.
 # Then tests/js (node --test): BOSH and WebSocket with strophe.js, @xmpp/client and
@@ -23,7 +24,7 @@ shared="$root/../shared"
 venv="$root/.venv"
 requirements="$root/tests/python/requirements.txt"
 
-all_steps=(fmt clippy test build pytest scansion js)
+all_steps=(fmt clippy test build fuzz pytest scansion js)
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=("${all_steps[@]}")
 
@@ -304,6 +305,7 @@ for step in "${steps[@]}"; do
         run_step "cargo test" cargo test --workspace
         ;;
     build) run_step "cargo build (lilt)" cargo build -p lilt ;;
+    fuzz) run_step "fuzz (every target a few seconds on its corpus)" "$root/scripts/fuzz.sh" --ci 4 ;;
     pytest) run_step "pytest (whole-server tests)" pytest_step ;;
     scansion) run_step "scansion conformance" scansion_step ;;
     js) run_step "js (BOSH and WebSocket with strophe.js, @xmpp/client, Chromium)" js_step ;;

@@ -10,6 +10,10 @@
 //!
 //! `bench --recorder` is the recorder benchmark (issue 15): lilt's recorder
 //! recording simulated conferences at once; start at `recorder/mod.rs`.
+//!
+//! `bench soak [--sessions N] [--duration SECONDS] ...` holds lilt under a
+//! mixed TCP/BOSH/WebSocket load with churn for a long time and checks
+//! that no message is lost and nothing grows (issue 21); see `soak/mod.rs`.
 
 mod accounts;
 mod client;
@@ -21,6 +25,7 @@ mod report;
 mod sasl;
 mod scenarios;
 mod servers;
+mod soak;
 mod stats;
 mod tsung;
 mod xml;
@@ -205,6 +210,16 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    let mut argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("soak") {
+        return match soak::main(argv.split_off(2)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench soak: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = Args::parse();
     if let Some(port) = args.media_bridge_host {
         return match media::run_bridge_host(port) {

@@ -484,3 +484,31 @@ fn force_mute_stops_forwarding() {
         "video muted"
     );
 }
+
+#[test]
+fn a_nack_for_a_stream_without_rtx_is_not_answered_and_breaks_nothing() {
+    let mut net = Net::new(Duration::from_secs(60));
+    // a sends video without a FID (rtx) SSRC; b negotiated rtx all the same.
+    let mut no_rtx = ClientSsrcs::new(1000, 1);
+    no_rtx.rtx.clear();
+    net.join("a", no_rtx);
+    net.join("b", ClientSsrcs::new(2000, 1));
+    net.connect_all();
+    net.run_for(Duration::from_millis(500));
+    let target = net.client("b").received_on(1010).last().unwrap().seq as u16 + 3;
+    let mut done = false;
+    net.drop_to_client = Some(Box::new(move |to, datagram| {
+        if to == "b" && !done && rtp_ssrc_seq(datagram) == Some((1010, target)) {
+            done = true;
+            return true;
+        }
+        false
+    }));
+    let before = net.client("b").received_on(1010).len();
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.dropped, 1, "the packet was on the wire and dropped");
+    // No resend (nothing to resend it on), and media goes on flowing.
+    let b = net.client("b");
+    assert!(b.received_on(1010).len() > before + 20);
+    assert!(!b.received_on(1010).iter().any(|r| r.seq as u16 == target));
+}

@@ -209,6 +209,8 @@ def test_rule_forms_and_console(start_server, tmp_path):
             ]
         }
     )
+    # A module nobody has: a warning at start-up, for the warn file.
+    config.globals["modules_enabled"].append("no_such_module")
     server = start_server(config, users=[("alice", DOMAIN, "alice-pw")])
     do_events(server)
     time.sleep(0.5)

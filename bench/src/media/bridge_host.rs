@@ -4,7 +4,9 @@
 //! 127.0.0.1:PORT, Colibri2 IQs one per line on stdin, the bridge's answers
 //! one per line on stdout. The driver starts it pinned to the server core
 //! as the `lilt-core` server: the bridge without `lilt bridge`'s runtime
-//! and XMPP link, to compare with `lilt-bridge`.
+//! and XMPP link, to compare with `lilt-bridge`. Lines `channel
+//! CONFERENCE ENDPOINT PWD JSON` on stdin stand for bridge-channel
+//! messages (`lilt-core-alloc`: the receivers' ReceiverVideoConstraints).
 
 use std::io::{BufRead, ErrorKind, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -49,6 +51,7 @@ pub fn run(port: u16) -> Result<(), String> {
     loop {
         loop {
             match rx.try_recv() {
+                Ok(line) if line.starts_with("channel ") => channel(&mut bridge, &line),
                 Ok(line) => match xmpp_core::stream::parse_element(&line) {
                     Ok(el) => bridge.handle_stanza(Instant::now(), el),
                     Err(e) => eprintln!("bridge host: unparsable stanza: {e}"),
@@ -102,6 +105,29 @@ pub fn run(port: u16) -> Result<(), String> {
         // SAFETY: one valid pollfd, a valid timespec, no signal mask.
         unsafe { libc::ppoll(&mut fd, 1, &ts, std::ptr::null()) };
     }
+}
+
+/// `channel CONFERENCE ENDPOINT PWD JSON`: a bridge-channel message of an
+/// endpoint (the channel opened first if it is not), in place of its
+/// WebSocket.
+fn channel(bridge: &mut Bridge, line: &str) {
+    let mut parts = line.splitn(5, ' ').skip(1);
+    let (Some(conference), Some(endpoint), Some(pwd), Some(json)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        eprintln!("bridge host: bad channel line");
+        return;
+    };
+    let now = Instant::now();
+    let open = bridge
+        .open_channels(conference)
+        .iter()
+        .any(|e| e == endpoint);
+    if !open && let Err(e) = bridge.handle_channel_open(now, conference, endpoint, pwd) {
+        eprintln!("bridge host: channel of {endpoint}: {e}");
+        return;
+    }
+    bridge.handle_channel_message(now, conference, endpoint, json);
 }
 
 fn flush(bridge: &mut Bridge, socket: &UdpSocket, stdout: &std::io::Stdout) -> Result<(), String> {

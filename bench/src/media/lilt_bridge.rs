@@ -25,6 +25,7 @@ use str0m::{Candidate, IceCreds};
 use super::MediaError;
 use super::peer::{self, Kind, OutStream, Peer};
 use super::pump::Pump;
+use super::simulcast;
 
 /// How Colibri2 IQs reach the bridge.
 enum Link {
@@ -45,11 +46,16 @@ pub struct LiltBridge {
     /// The process that forwards the media (measured).
     pub pid: u32,
     next_id: u64,
+    /// Allocation on (`simulcast.rs`): simulcast senders, constrained
+    /// receivers.
+    simulcast: bool,
 }
 
 impl LiltBridge {
     /// Starts `bench --media-bridge-host PORT` pinned to `cpus`.
-    pub fn start_host(cpus: &str, port: u16) -> Result<LiltBridge, MediaError> {
+    /// With `simulcast`, the senders send three layers and every endpoint
+    /// constrains what it receives (`simulcast.rs`).
+    pub fn start_host(cpus: &str, port: u16, simulcast: bool) -> Result<LiltBridge, MediaError> {
         let exe = std::env::current_exe().map_err(MediaError::io("finding bench"))?;
         let mut child = Command::new("taskset")
             .args(["-c", cpus])
@@ -72,6 +78,7 @@ impl LiltBridge {
                 stdout: BufReader::new(stdout),
             },
             next_id: 0,
+            simulcast,
         };
         let line = bridge.read_line()?;
         if !line.starts_with("ready") {
@@ -91,6 +98,7 @@ impl LiltBridge {
             children,
             pid,
             next_id: 0,
+            simulcast: false,
         }
     }
 
@@ -106,6 +114,14 @@ impl LiltBridge {
             return Err(MediaError::Protocol("the bridge host exited".into()));
         }
         Ok(line.trim().to_string())
+    }
+
+    /// A line to the bridge host that it does not answer.
+    fn send_line(&mut self, line: &str) -> Result<(), MediaError> {
+        let Link::Pipe { stdin, .. } = &mut self.link else {
+            return Err(MediaError::Protocol("not a pipe".into()));
+        };
+        writeln!(stdin, "{line}").map_err(MediaError::io("writing to the bridge host"))
     }
 
     /// Sends one conference-modify and returns the answer.
@@ -142,6 +158,9 @@ impl LiltBridge {
         let meeting = format!("bench-{}", rand::random::<u32>());
         let total = senders + receivers;
         let mut streams = 0u32;
+        // Simulcast: streams no receiver gets, SSRCs receivers never see.
+        let mut silent: Vec<u32> = Vec::new();
+        let mut hidden: Vec<Ssrc> = Vec::new();
         for i in 0..total {
             let name = format!("{:08x}", 0x1000_0000u32 + i as u32);
             let mut rtc = peer::rtc_config().build(Instant::now());
@@ -150,7 +169,26 @@ impl LiltBridge {
             let answer = self.request(&allocation(&meeting, &name, i == 0))?;
             let remote = bridge_transport(&answer, &name)?;
             configure(&mut p, &remote)?;
-            if i < senders {
+            let mut video_xml = None;
+            if i < senders && self.simulcast {
+                let audio = Ssrc::from(0x0100_0000 + 16 * i as u32);
+                p.outgoing
+                    .push(OutStream::new(streams, Kind::Audio, audio, None));
+                p.rtc
+                    .direct_api()
+                    .declare_stream_tx(audio, None, Mid::from("a"), None);
+                let layers = simulcast::add_sender(&mut p, i, streams + 1, pump.video);
+                for (number, ssrc, _, layer) in &layers {
+                    if *layer != simulcast::FORWARDED_LAYER {
+                        silent.push(*number);
+                    }
+                    if *layer != 0 {
+                        hidden.push(Ssrc::from(*ssrc));
+                    }
+                }
+                streams += 1 + layers.len() as u32;
+                video_xml = Some(simulcast::video_source_xml(&name, &layers));
+            } else if i < senders {
                 let audio = Ssrc::from(0x0100_0000 + 16 * i as u32);
                 let video = Ssrc::from(0x0100_0000 + 16 * i as u32 + 1);
                 let rtx = Ssrc::from(0x0100_0000 + 16 * i as u32 + 2);
@@ -163,13 +201,23 @@ impl LiltBridge {
                 api.declare_stream_tx(audio, None, Mid::from("a"), None);
                 api.declare_stream_tx(video, Some(rtx), Mid::from("v"), None);
             }
+            if self.simulcast {
+                let line = remote
+                    .web_socket
+                    .as_deref()
+                    .and_then(|url| simulcast::channel_line(url, simulcast::CONSTRAINTS))
+                    .ok_or_else(|| MediaError::Protocol(format!("no bridge channel for {name}")))?;
+                self.send_line(&line)?;
+            }
             let local = local_transport(&mut p);
             let sources = p
                 .outgoing
                 .iter()
+                .filter(|s| video_xml.is_none() || s.kind == Kind::Audio)
                 .map(|s| (s.kind, *s.ssrc, s.rtx.map(|r| *r)))
                 .collect::<Vec<_>>();
-            self.request(&session_accept(&meeting, &name, &local, &sources))?;
+            let accept = session_accept(&meeting, &name, &local, &sources, video_xml.as_deref());
+            self.request(&accept)?;
             p.rtc
                 .direct_api()
                 .start_dtls(true)
@@ -186,14 +234,16 @@ impl LiltBridge {
         for (i, p) in pump.peers.iter_mut().enumerate() {
             let mut api = p.rtc.direct_api();
             for (owner, kind, ssrc, rtx) in &all {
-                if *owner != i {
+                if *owner != i && !hidden.contains(ssrc) {
                     let mid = if *kind == Kind::Audio { "a" } else { "v" };
                     api.expect_stream_rx(*ssrc, *rtx, Mid::from(mid), None);
                 }
             }
         }
         let fan_out = (total as u64).saturating_sub(1);
-        Ok((0..streams).map(|s| (s, fan_out)).collect())
+        Ok((0..streams)
+            .map(|s| (s, if silent.contains(&s) { 0 } else { fan_out }))
+            .collect())
     }
 
     /// Stops the bridge (SIGTERM, then SIGKILL) and whatever else was
@@ -324,8 +374,9 @@ fn session_accept(
     endpoint: &str,
     local: &LocalTransport,
     sources: &[(Kind, u32, Option<u32>)],
+    video_xml: Option<&str>,
 ) -> String {
-    let mut s = String::new();
+    let mut s = video_xml.unwrap_or_default().to_string();
     for (kind, ssrc, rtx) in sources {
         let (kind, name) = match kind {
             Kind::Audio => ("audio", format!("{endpoint}-a0")),

@@ -22,6 +22,7 @@ mod payload;
 mod peer;
 mod pump;
 mod report;
+mod simulcast;
 mod tally;
 
 use std::time::{Duration, Instant};
@@ -62,6 +63,9 @@ pub enum MediaServer {
     /// lilt's sans-IO `Bridge` in the bench's own loop, Colibri2 over a
     /// pipe: the bridge without its runtime, for comparison.
     LiltCore,
+    /// `LiltCore` with bandwidth allocation on: three simulcast layers per
+    /// sender, every receiver constrained to 360p (`simulcast.rs`).
+    LiltCoreAlloc,
     Janus,
 }
 
@@ -70,6 +74,7 @@ impl MediaServer {
         match self {
             MediaServer::LiltBridge => "lilt-bridge",
             MediaServer::LiltCore => "lilt-core",
+            MediaServer::LiltCoreAlloc => "lilt-core-alloc",
             MediaServer::Janus => "janus",
         }
     }
@@ -78,6 +83,7 @@ impl MediaServer {
         [
             MediaServer::LiltBridge,
             MediaServer::LiltCore,
+            MediaServer::LiltCoreAlloc,
             MediaServer::Janus,
         ]
         .into_iter()
@@ -270,6 +276,12 @@ fn start(
         MediaServer::LiltCore => Started::Lilt(lilt_bridge::LiltBridge::start_host(
             &p.server_cpus,
             p.udp_port,
+            false,
+        )?),
+        MediaServer::LiltCoreAlloc => Started::Lilt(lilt_bridge::LiltBridge::start_host(
+            &p.server_cpus,
+            p.udp_port,
+            true,
         )?),
         MediaServer::Janus => Started::Janus(janus::Janus::start(
             &args.work_dir.join("janus"),

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 /// Marks a probe inside a payload.
 const MAGIC: [u8; 4] = *b"LlTb";
-/// Where the probe starts: after a VP8 payload descriptor and key-frame
-/// header, which the servers may read.
-const PROBE_AT: usize = 12;
+/// Where the probe starts: after a VP8 payload descriptor (up to three
+/// bytes here) and key-frame header, which the servers may read.
+const PROBE_AT: usize = 16;
 /// Smallest payload that holds the probe.
 pub const MIN_PAYLOAD: usize = PROBE_AT + 20;
 
@@ -50,6 +50,35 @@ pub fn video(size: usize, first_of_frame: bool, probe: Probe) -> Vec<u8> {
         p[6] = 0x2a;
         p[7..9].copy_from_slice(&640u16.to_le_bytes());
         p[9..11].copy_from_slice(&360u16.to_le_bytes());
+    }
+    write_probe(&mut p, probe);
+    p
+}
+
+/// One packet of a simulcast layer: a VP8 payload descriptor with a
+/// temporal id (X=1, T=1; S=1 on a frame's first packet), on a key frame's
+/// first packet the key-frame header with the layer's size (the bridge
+/// measures heights from it), then the probe and filler.
+pub fn layer_video(
+    size: usize,
+    first_of_frame: bool,
+    tid: u8,
+    keyframe: Option<(u16, u16)>,
+    probe: Probe,
+) -> Vec<u8> {
+    let mut p = vec![0u8; size.max(MIN_PAYLOAD)];
+    p[0] = if first_of_frame { 0x90 } else { 0x80 };
+    p[1] = 0x20;
+    p[2] = tid << 6;
+    // Frame tag: P=1 (inter frame) unless a key frame; show_frame=1.
+    p[3] = 0x11;
+    if first_of_frame && let Some((width, height)) = keyframe {
+        p[3] = 0x10;
+        p[6] = 0x9d;
+        p[7] = 0x01;
+        p[8] = 0x2a;
+        p[9..11].copy_from_slice(&width.to_le_bytes());
+        p[11..13].copy_from_slice(&height.to_le_bytes());
     }
     write_probe(&mut p, probe);
     p

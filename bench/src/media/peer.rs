@@ -41,6 +41,8 @@ pub struct OutStream {
     pub ssrc: Ssrc,
     pub rtx: Option<Ssrc>,
     pub pt: Pt,
+    /// For one layer of a simulcast sender: its shape and size.
+    pub layer: Option<SimLayer>,
     seq: u64,
     rtp_time: u32,
     index: u32,
@@ -59,10 +61,39 @@ impl OutStream {
             ssrc,
             rtx,
             pt,
+            layer: None,
             seq: 1 + u64::from(number % 1000),
             rtp_time: number.wrapping_mul(7919),
             index: 0,
             next_due: Instant::now(),
+        }
+    }
+}
+
+/// One layer of a simulcast video source: its own bit rate (packets per
+/// frame), its size in key frames, temporal ids 0, 2, 1, 2 (three
+/// temporal layers as browsers send them) and a key frame every
+/// [`KEYFRAME_FRAMES`] frames (the bench's endpoints do not answer
+/// keyframe requests; the bridge switches layers at key frames).
+#[derive(Debug, Clone, Copy)]
+pub struct SimLayer {
+    pub shape: VideoShape,
+    pub width: u16,
+    pub height: u16,
+    frames: u32,
+}
+
+/// Frames between two key frames of a simulcast layer (one second at 30
+/// fps, a multiple of the four-frame temporal pattern).
+pub const KEYFRAME_FRAMES: u32 = 32;
+
+impl SimLayer {
+    pub fn new(shape: VideoShape, width: u16, height: u16) -> SimLayer {
+        SimLayer {
+            shape,
+            width,
+            height,
+            frames: 0,
         }
     }
 }
@@ -148,6 +179,7 @@ impl Peer {
     ) {
         for s in self.outgoing.iter_mut() {
             while s.next_due <= now {
+                let video = s.layer.map(|l| l.shape).unwrap_or(video);
                 let (count, step, period) = match s.kind {
                     Kind::Audio => (1, 960u32, Duration::from_millis(20)),
                     Kind::Video => (
@@ -161,6 +193,14 @@ impl Peer {
                     s.next_due += period;
                     continue;
                 };
+                // A simulcast layer's frame: its temporal id and key frame.
+                let frame = s.layer.as_mut().map(|l| {
+                    let n = l.frames;
+                    l.frames = l.frames.wrapping_add(1);
+                    let tid = [0u8, 2, 1, 2][(n % 4) as usize];
+                    let key = (n % KEYFRAME_FRAMES == 0).then_some((l.width, l.height));
+                    (tid, key)
+                });
                 for i in 0..count {
                     let probe = Probe {
                         stream: s.number,
@@ -177,7 +217,12 @@ impl Peer {
                             (payload::audio(AUDIO_PAYLOAD, probe), ext, false)
                         }
                         Kind::Video => (
-                            payload::video(video.packet_size, i == 0, probe),
+                            match frame {
+                                Some((tid, key)) => {
+                                    payload::layer_video(video.packet_size, i == 0, tid, key, probe)
+                                }
+                                None => payload::video(video.packet_size, i == 0, probe),
+                            },
                             ExtensionValues::default(),
                             i + 1 == count,
                         ),

@@ -159,6 +159,7 @@ pub struct FileCheck {
     /// Lines ffmpeg printed at level error decoding the whole file.
     pub decode_errors: usize,
     pub bytes: u64,
+    pub video_frames: u64,
 }
 
 pub fn check(file: &Path) -> FileCheck {
@@ -183,6 +184,18 @@ pub fn check(file: &Path) -> FileCheck {
             .and_then(|d| d.parse().ok())
             .unwrap_or(-1.0);
     }
+    if let Ok(out) = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
+        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+    {
+        c.video_frames = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_end_matches(',')
+            .parse()
+            .unwrap_or(0);
+    }
     if let Ok(out) = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(file)
@@ -191,8 +204,10 @@ pub fn check(file: &Path) -> FileCheck {
     {
         c.decode_errors = String::from_utf8_lossy(&out.stderr)
             .lines()
-            // ffmpeg's null-output timing note (see tests/js/jitsi record test).
+            // ffmpeg's null-output timing note and its repetitions (see
+            // tests/js/jitsi/record.test.js).
             .filter(|l| !l.contains("non monotonically increasing dts"))
+            .filter(|l| !l.trim_start().starts_with("Last message repeated"))
             .count();
     }
     c

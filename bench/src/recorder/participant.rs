@@ -81,7 +81,9 @@ impl Peer {
                 Ok(Some(s)) => {
                     if s.name() == "iq" && matches!(s.type_(), Some("set") | Some("get")) {
                         self.send_element(s.reply())?;
-                    } else if self.seen.len() < 200 {
+                    } else if s.name() == "iq" || recording_status(&s).is_some() {
+                        // Only what a later wait may look for is kept (the
+                        // room's other presences are many).
                         self.seen.push(s);
                     }
                 }
@@ -91,16 +93,26 @@ impl Peer {
         }
     }
 
-    /// Acknowledges IQs that arrived meanwhile; other stanzas are dropped.
+    /// Acknowledges IQs that arrived meanwhile; other stanzas are dropped
+    /// but for the recording's status.
     pub async fn ack_pending(&mut self) -> Result<(), Error> {
         while let Ok(Some(s)) =
             tokio::time::timeout(Duration::from_millis(1), self.link.recv()).await
         {
             if s.name() == "iq" && matches!(s.type_(), Some("set") | Some("get")) {
                 self.send_element(s.reply())?;
+            } else if recording_status(&s).is_some() {
+                self.seen.push(s);
             }
         }
-        self.seen.clear();
+        // Statuses seen before the last "on" are old news.
+        if let Some(last_on) = self
+            .seen
+            .iter()
+            .rposition(|s| recording_status(s) == Some("on"))
+        {
+            self.seen.drain(..=last_on);
+        }
         Ok(())
     }
 
@@ -135,7 +147,7 @@ impl Peer {
         ))?;
         self.expect(10, "the stop answer", |s| s.id() == Some("stop"))
             .await?;
-        self.expect(30, "the recording off", |s| {
+        self.expect(60, "the recording off", |s| {
             recording_status(s) == Some("off")
         })
         .await?;

@@ -118,9 +118,9 @@ pub fn render(args: &Args, r: &RecorderResult) -> String {
 
     let _ = writeln!(
         s,
-        "| file | size (MiB) | duration (s) | video/audio tracks | decoding errors |"
+        "| file | size (MiB) | duration (s) | video/audio tracks | video frames | decoding errors |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
     for (f, c) in &r.files {
         let name = f
             .file_name()
@@ -128,22 +128,28 @@ pub fn render(args: &Args, r: &RecorderResult) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "| {name} | {:.2} | {:.1} | {}/{} | {} |",
+            "| {name} | {:.2} | {:.1} | {}/{} | {} | {} |",
             c.bytes as f64 / 1_048_576.0,
             c.duration,
             c.video_streams,
             c.audio_streams,
+            c.video_frames,
             c.decode_errors
         );
     }
     let good = r
         .files
         .iter()
-        .filter(|(_, c)| c.video_streams == 1 && c.audio_streams == 1 && c.decode_errors == 0)
+        .filter(|(_, c)| {
+            c.video_streams == 1
+                && c.audio_streams == 1
+                && c.decode_errors == 0
+                && c.video_frames > 0
+        })
         .count();
     let _ = writeln!(
         s,
-        "\n{good} of {} files have one video and one audio track and decode without errors \
+        "\n{good} of {} files have one video and one audio track, video frames, and decode without errors \
          (`ffmpeg -v error -i F -f null -`; its null-output note \"non monotonically increasing dts\" \
          is not counted, as in tests/js/jitsi/record.test.js); recordings lasted about {:.0} s from the \
          first start to the last stop.\n",

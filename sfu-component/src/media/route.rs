@@ -285,7 +285,9 @@ impl Conference {
             )
             .marker(marker)
             .ext_vals(ext.clone())
-            .nackable(info.kind == MediaKind::Video);
+            // Resent on NACK only with an rtx SSRC to resend on (str0m
+            // needs one once the receiver negotiated rtx).
+            .nackable(info.kind == MediaKind::Video && forwarded.rtx.is_some());
             if let Some(patch) = vp8 {
                 write = write.vp8_patch(patch);
             }

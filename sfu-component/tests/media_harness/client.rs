@@ -187,11 +187,12 @@ impl Client {
             api.declare_media(Mid::from(AUDIO_MID), str0m::media::MediaKind::Audio);
             api.declare_media(Mid::from(VIDEO_MID), str0m::media::MediaKind::Video);
             api.declare_stream_tx(Ssrc::from(ssrcs.audio), None, Mid::from(AUDIO_MID), None);
-            for (i, (v, r)) in ssrcs.video.iter().zip(&ssrcs.rtx).enumerate() {
+            // A layer without an rtx SSRC (none given) is sent without one.
+            for (i, v) in ssrcs.video.iter().enumerate() {
                 let rid = Rid::from(format!("l{i}").as_str());
                 api.declare_stream_tx(
                     Ssrc::from(*v),
-                    Some(Ssrc::from(*r)),
+                    ssrcs.rtx.get(i).map(|r| Ssrc::from(*r)),
                     Mid::from(VIDEO_MID),
                     Some(rid),
                 );
@@ -262,10 +263,10 @@ impl Client {
     pub fn expect(&mut self, other: &ClientSsrcs) {
         let mut api = self.rtc.direct_api();
         api.expect_stream_rx(Ssrc::from(other.audio), None, Mid::from(AUDIO_MID), None);
-        if let (Some(v), Some(r)) = (other.video.first(), other.rtx.first()) {
+        if let Some(v) = other.video.first() {
             api.expect_stream_rx(
                 Ssrc::from(*v),
-                Some(Ssrc::from(*r)),
+                other.rtx.first().map(|r| Ssrc::from(*r)),
                 Mid::from(VIDEO_MID),
                 None,
             );
