@@ -8,12 +8,15 @@
 //! SIGHUP, [`process`] the service habits (pidfile, exit statuses),
 //! [`metrics`] `/metrics` and [`shell`] the admin console (`lilt shell`). The binary (`src/main.rs`) is a thin CLI.
 //!
-//! Start reading at [`startup::build_server`], then `xmpp_core`.
+//! Start reading at [`ServerBuilder`] and [`startup::build_server`], then
+//! `xmpp_core` (its `module` for writing modules).
 
+pub mod builder;
 pub mod components;
 pub mod ctl;
 pub mod devconfig;
 pub mod logging;
+pub mod lua_modules;
 pub mod media;
 pub mod metrics;
 pub mod migrate;
@@ -23,6 +26,10 @@ pub mod shell;
 pub mod startup;
 
 pub use auth;
+pub use bosh_websocket;
+pub use builder::ServerBuilder;
+pub use jitsi;
 pub use lua_compat;
 pub use modules;
+pub use muc;
 pub use xmpp_core;

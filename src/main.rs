@@ -182,7 +182,8 @@ fn main() -> ExitCode {
         if dev {
             println!("{}", devconfig::first_run_hint(&devconfig::dev_dir()));
         }
-        let reloader = Reloader::new(file, options, config, running.certificates.clone());
+        let reloader = Reloader::new(file, options, config, running.certificates.clone())
+            .with_server(running.server.clone());
         lilt::reload::until_stopped(reloader).await;
         tracing::info!(target: "startup", "Shutting down...");
         running.shutdown().await;

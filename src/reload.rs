@@ -6,9 +6,13 @@
 //! certificate named in `ssl`), is refused (the error names file and line)
 //! and the server goes on as it was. Otherwise the log sinks are replaced (every file reopened, for
 //! logrotate; levels and sinks changed as the new `log` says), the
-//! certificates are read again, and the log says what changed and which
-//! changes need a restart (modules, hosts and the other options are read
-//! once at start-up for now).
+//! certificates are read again, each host's modules are brought in line
+//! with the new `modules_enabled`/`modules_disabled` (modules no longer
+//! listed are unloaded with everything they registered, new ones loaded:
+//! [`xmpp_core::module::manager::sync_host`]), and the log says what
+//! changed and which changes need a restart (hosts and the other options
+//! are read once at start-up for now; a module loaded at reload reads the
+//! options the server started with).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -99,6 +103,9 @@ pub struct Reloader {
     /// The config of the last successful reload (for what changed since).
     last: ServerConfig,
     certificates: Option<Arc<Certificates>>,
+    /// The running server whose modules follow the config (None: only
+    /// logs and certificates are reloaded).
+    server: Option<Arc<xmpp_core::Server>>,
 }
 
 impl Reloader {
@@ -114,6 +121,54 @@ impl Reloader {
             last: started.clone(),
             started,
             certificates,
+            server: None,
+        }
+    }
+
+    /// Also loads and unloads `server`'s modules as the new config says.
+    pub fn with_server(mut self, server: Arc<xmpp_core::Server>) -> Reloader {
+        self.server = Some(server);
+        self
+    }
+
+    /// Brings every host's modules in line with `config`.
+    fn sync_modules(&self, config: &ServerConfig, report: &mut ReloadReport) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        for host in server.hosts() {
+            if config.host(&host.name).is_none() {
+                continue;
+            }
+            let wanted = lua_compat::modulemanager::modules_for_host(config, &host.name);
+            let done = xmpp_core::module::manager::sync_host(server, &host, &wanted);
+            if !done.loaded.is_empty() {
+                report.applied.push(format!(
+                    "modules loaded on {}: {}",
+                    host.name,
+                    done.loaded.join(", ")
+                ));
+            }
+            if !done.unloaded.is_empty() {
+                report.applied.push(format!(
+                    "modules unloaded from {}: {}",
+                    host.name,
+                    done.unloaded.join(", ")
+                ));
+            }
+            for (name, why) in done.failed {
+                report.warnings.push(format!(
+                    "module {name} failed to load on {}: {why}",
+                    host.name
+                ));
+            }
+            let before = lua_compat::modulemanager::modules_for_host(&self.last, &host.name);
+            for name in done.unknown.into_iter().filter(|n| !before.contains(n)) {
+                report.warnings.push(format!(
+                    "module {name:?} is not available in lilt; not loaded on {}",
+                    host.name
+                ));
+            }
         }
     }
 
@@ -149,8 +204,13 @@ impl Reloader {
                     .push("no certificate could be loaded; keeping the previous ones".into()),
             }
         }
+        self.sync_modules(&config, &mut report);
+        let modules_follow = self.server.is_some();
         let changed_now = changes(&self.last, &config);
         for change in changes(&self.started, &config) {
+            if modules_follow && change.is_module_list() {
+                continue;
+            }
             if change.applied_at_run_time() {
                 if changed_now.contains(&change) && !change.is_log() {
                     report.applied.push(change.to_string());
@@ -193,6 +253,9 @@ enum Change {
 impl Change {
     fn applied_at_run_time(&self) -> bool {
         matches!(self, Change::Option { name, .. } if APPLIED_AT_RUN_TIME.contains(&name.as_str()))
+    }
+    fn is_module_list(&self) -> bool {
+        matches!(self, Change::Option { name, .. } if name == "modules_enabled" || name == "modules_disabled")
     }
     fn is_log(&self) -> bool {
         matches!(self, Change::Option { name, host: None } if name == "log")

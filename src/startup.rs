@@ -13,6 +13,7 @@ use xmpp_core::c2s::negotiation::C2sSettings;
 use xmpp_core::c2s::{ListenerContext, serve};
 use xmpp_core::config::OptionError;
 use xmpp_core::listen;
+use xmpp_core::module::{LoadOutcome, Registry, manager};
 use xmpp_core::stream::StreamLimits;
 use xmpp_core::{Clock, HostKind, Server, ServerConfig, Value};
 
@@ -177,13 +178,10 @@ fn why_unavailable(name: &str) -> &'static str {
 
 /// Builds the server: storage, auth and modules on every host. What lilt
 /// does not have is logged once (modules by name, with the hosts that
-/// asked) and the server runs without it.
+/// asked) and the server runs without it. [`crate::ServerBuilder`] does
+/// the same with modules of one's own.
 pub fn build_server(config: ServerConfig, clock: Clock) -> Result<Arc<Server>, StartError> {
-    let (server, unsupported) = build_server_reporting(config, clock)?;
-    for line in unsupported.lines() {
-        tracing::warn!("{line}");
-    }
-    Ok(server)
+    crate::ServerBuilder::new(config).clock(clock).build()
 }
 
 /// [`build_server`], returning what is unsupported instead of logging it.
@@ -191,10 +189,30 @@ pub fn build_server_reporting(
     config: ServerConfig,
     clock: Clock,
 ) -> Result<(Arc<Server>, Unsupported), StartError> {
+    crate::ServerBuilder::new(config)
+        .clock(clock)
+        .build_reporting()
+}
+
+/// Builds the server with the modules of `registry`: each host loads what
+/// its `modules_enabled`, `modules_disabled`, component module and the
+/// autoloaded modules say (Prosody's modulemanager, in
+/// [`lua_compat::modulemanager::modules_for_host`]).
+pub(crate) fn build_with_registry(
+    config: ServerConfig,
+    clock: Clock,
+    registry: Registry,
+) -> Result<(Arc<Server>, Unsupported), StartError> {
     let data = data_path(&config);
+    let mut registry = registry;
+    // Names no Rust module has: `mod_<name>.lua` on `plugin_paths`.
+    if let Some(fallback) = crate::lua_modules::fallback(&config) {
+        registry.set_fallback(fallback);
+    }
     let server = Server::new(config, clock);
     modules::storage::register_builtin_drivers(&server, data.clone());
     storage_sql::register(&server, &data);
+    manager::set_registry(&server, registry);
     let mut unsupported = Unsupported::default();
     for host in server.hosts() {
         if !host.is_component()
@@ -203,37 +221,9 @@ pub fn build_server_reporting(
             unsupported.auth.push(problem);
         }
         for name in lua_compat::modulemanager::modules_for_host(&server.config, &host.name) {
-            if is_core_module(&name) {
-                host.mark_module_loaded(&name);
-                continue;
-            }
-            // mod_admin_shell on mod_admin_socket: started with the
-            // listeners (crate::shell).
-            if name == "admin_shell" || name == "admin_socket" {
-                host.mark_module_loaded(&name);
-                continue;
-            }
-            // mod_http_openmetrics: /metrics (crate::metrics).
-            if name == "http_openmetrics" {
-                crate::metrics::load(&server, &host).map_err(|reason| StartError::Host {
-                    host: host.name.clone(),
-                    reason,
-                })?;
-                host.mark_module_loaded(&name);
-                continue;
-            }
-            // mod_http, mod_bosh and mod_websocket.
-            if let Some(loaded) = bosh_websocket::load_module(&server, &host, &name) {
-                loaded.map_err(|e| StartError::Host {
-                    host: host.name.clone(),
-                    reason: e.to_string(),
-                })?;
-                host.mark_module_loaded(&name);
-                continue;
-            }
-            match load_module(&server, &host, &name) {
-                Ok(modules::LoadOutcome::Loaded) => {}
-                Ok(modules::LoadOutcome::Unknown) => {
+            match manager::load(&server, &host, &name) {
+                Ok(LoadOutcome::Loaded) => {}
+                Ok(LoadOutcome::Unknown) => {
                     match unsupported.modules.iter_mut().find(|(m, _)| *m == name) {
                         Some((_, hosts)) => hosts.push(host.name.clone()),
                         None => unsupported
@@ -260,24 +250,6 @@ pub fn build_server_reporting(
     Ok((server, unsupported))
 }
 
-/// Loads a module: this MUC's (`muc`, with `disco` as Prosody's mod_muc
-/// depends on it), else one of the standard modules.
-fn load_module(
-    server: &Arc<Server>,
-    host: &Arc<xmpp_core::Host>,
-    name: &str,
-) -> Result<modules::LoadOutcome, String> {
-    if let Some(result) = muc::load_module(server, host, name) {
-        result.map_err(|e| e.to_string())?;
-        host.mark_module_loaded(name);
-        if name == "muc" {
-            modules::load_module(server, host, "disco").map_err(|e| e.to_string())?;
-        }
-        return Ok(modules::LoadOutcome::Loaded);
-    }
-    modules::load_module(server, host, name).map_err(|e| e.to_string())
-}
-
 /// Sets the host's auth provider. A provider lilt does not have yet is
 /// returned as a problem and the host keeps running without logins, as
 /// Prosody does when an auth module fails to load.
@@ -300,35 +272,6 @@ fn install_auth_provider(host: &Arc<xmpp_core::Host>) -> Result<Option<String>, 
         Err(e) => return Err(fail(e)),
     }
     Ok(None)
-}
-
-/// Modules whose job lilt's core does itself (stream negotiation, TLS, SASL;
-/// `limit_auth` is the auth crate's login throttle).
-fn is_core_module(name: &str) -> bool {
-    matches!(
-        name,
-        "c2s"
-            | "s2s"
-            | "dialback"
-            | "s2s_auth_certs"
-            | "component"
-            | "tls"
-            | "saslauth"
-            | "auth_internal_hashed"
-            | "auth_internal_plain"
-            | "auth_anonymous"
-            | "auth_insecure"
-            | "auth_jitsi-anonymous"
-            | "limit_auth"
-            // prosody-modules' mod_log_auth: the auth crate's guard logs every
-            // failed login in its words (fail2ban's filter for it matches).
-            | "log_auth"
-            | "storage_internal"
-            | "storage_memory"
-            | "storage_none"
-            // XEP-0198, in xmpp-core's stream negotiation (xmpp_core::smacks).
-            | "smacks"
-    )
 }
 
 fn global_i64(config: &ServerConfig, name: &str, default: i64) -> Result<i64, OptionError> {

@@ -57,6 +57,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use xmpp_core::config::OptionError;
+use xmpp_core::module::{LoadOutcome, ModuleError, Registry, manager};
 use xmpp_core::{Host, Server, Value};
 
 pub use routes::{Handler, HttpApp, HttpRequest, HttpResponse, handler, provide};
@@ -106,22 +107,66 @@ impl Default for HttpState {
     }
 }
 
-/// Loads module `name` on `host`; `None` when it is not one of
-/// [`MODULES`].
+/// Registers this crate's modules: `http` (which installs the HTTP
+/// service modules provide apps to), `http_errors`, `bosh`, `websocket`,
+/// `http_files`, `http_health`.
+pub fn register(registry: &mut Registry) {
+    registry
+        .add_loader("http", load_http)
+        .add_builtin("http_errors")
+        .add_loader("bosh", load_bosh)
+        .add_loader("websocket", load_websocket)
+        .add_loader("http_files", files::load)
+        .add_loader("http_health", health::load);
+}
+
+/// Installs this crate as the server's HTTP service (what
+/// `ModuleContext::provide_http` provides apps to); the listeners start
+/// when any app is provided.
+pub fn install(server: &Server) {
+    xmpp_core::http::set_service(server, Arc::new(Service));
+}
+
+fn load_http(server: &Arc<Server>, _host: &Arc<Host>) -> Result<(), LoadError> {
+    install(server);
+    Ok(())
+}
+
+/// The route table as [`xmpp_core::http::HttpService`].
+struct Service;
+
+impl xmpp_core::http::HttpService for Service {
+    fn provide(
+        &self,
+        server: &Arc<Server>,
+        host: Option<&Arc<Host>>,
+        app: HttpApp,
+    ) -> Result<String, String> {
+        provide(server, host, app).map_err(|e| e.to_string())
+    }
+    fn remove(&self, server: &Server, host: Option<&str>, app: &str) {
+        let http_host = host
+            .and_then(|h| server.host(h))
+            .map(|h| routes::http_host(&h));
+        server
+            .extension::<HttpRoutes>()
+            .remove_app(host, http_host.as_deref(), app);
+    }
+}
+
+/// Loads module `name` of this crate on `host` through the server's
+/// registry (adding this crate's modules to it where it lacks them).
 pub fn load_module(
     server: &Arc<Server>,
     host: &Arc<Host>,
     name: &str,
-) -> Option<Result<(), LoadError>> {
-    match name {
-        // mod_http itself: the listeners start when any app is provided.
-        "http" | "http_errors" => Some(Ok(())),
-        "bosh" => Some(load_bosh(server, host)),
-        "websocket" => Some(load_websocket(server, host)),
-        "http_files" => Some(files::load(server, host)),
-        "http_health" => Some(health::load(server, host)),
-        _ => None,
-    }
+) -> Result<LoadOutcome, ModuleError> {
+    manager::register(server, |r| {
+        let mut ours = Registry::new();
+        register(&mut ours);
+        r.add_missing(ours);
+    });
+    manager::load(server, host, name)
 }
 
 fn load_bosh(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), LoadError> {
@@ -199,7 +244,16 @@ pub(crate) fn provide_app(
         let state = server.extension::<HttpState>();
         let mut done = state.global_apps.lock().unwrap_or_else(|e| e.into_inner());
         if done.insert(app.name.clone()) {
+            let name = app.name.clone();
             provide(server, None, app)?;
+            let state = state.clone();
+            xmpp_core::module::scope::on_unload(move || {
+                state
+                    .global_apps
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&name);
+            });
         }
         return Ok(());
     }

@@ -15,108 +15,15 @@
 //! with a CORS-enabled route is a preflight; a path missing only its
 //! trailing slash is redirected.
 
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use bytes::Bytes;
-use hyper::upgrade::OnUpgrade;
+use axum::http::Method;
 use xmpp_core::{Host, Server, Value};
 
 use crate::cors::{CorsOptions, CorsPolicy};
 
-/// A request as a route handler sees it.
-pub struct HttpRequest {
-    pub method: Method,
-    /// The path, without the query.
-    pub path: String,
-    /// The raw query string, without `?`.
-    pub query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// The client's address (after `trusted_proxies`).
-    pub ip: IpAddr,
-    /// The TCP peer.
-    pub peer: SocketAddr,
-    /// HTTPS, or a trusted proxy's `X-Forwarded-Proto: https`.
-    pub secure: bool,
-    /// For `/*` routes: the part of the path below the route.
-    pub rest: Option<String>,
-    /// The connection upgrade (WebSocket), when the client asked for one.
-    pub upgrade: Option<OnUpgrade>,
-}
-
-impl HttpRequest {
-    /// A header's value as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// What a handler answers.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl HttpResponse {
-    pub fn new(status: StatusCode) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    /// A 200 with a body of the given content type.
-    pub fn ok(content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
-        HttpResponse::new(StatusCode::OK)
-            .with_header("content-type", content_type)
-            .with_body(body)
-    }
-
-    pub fn with_body(mut self, body: impl Into<Bytes>) -> HttpResponse {
-        self.body = body.into();
-        self
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: &str) -> HttpResponse {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.insert(name, v);
-        }
-        self
-    }
-}
-
-/// A boxed handler future.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
-/// A route handler.
-pub type Handler = Arc<dyn Fn(HttpRequest) -> HandlerFuture + Send + Sync>;
-
-/// Wraps an async function as a [`Handler`].
-pub fn handler<F, Fut>(f: F) -> Handler
-where
-    F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = HttpResponse> + Send + 'static,
-{
-    Arc::new(move |req| Box::pin(f(req)))
-}
-
-/// An HTTP app a module provides.
-pub struct HttpApp {
-    pub name: String,
-    /// `/name` when `None`.
-    pub default_path: Option<String>,
-    /// The app's own `cors = { enabled = ... }`; `None` follows
-    /// `http_default_cors_enabled`.
-    pub cors: Option<bool>,
-    /// Routes keyed as Prosody keys them (`"GET"`, `"POST /"`, `"GET /*"`).
-    pub routes: Vec<(String, Handler)>,
-}
+pub use xmpp_core::http::{Handler, HandlerFuture, HttpApp, HttpRequest, HttpResponse, handler};
 
 /// A route as registered.
 #[derive(Clone)]
@@ -249,6 +156,18 @@ pub fn provide(
         .map(Arc::new);
     let host_name = host.map(|h| http_host(h));
     let routes = server.extension::<HttpRoutes>();
+    // The module loading now owns the app: unloading it stops serving it.
+    {
+        let routes = routes.clone();
+        let (xmpp_host, http_host, app) = (
+            host.map(|h| h.name.clone()),
+            host_name.clone(),
+            app.name.clone(),
+        );
+        xmpp_core::module::scope::on_unload(move || {
+            routes.remove_app(xmpp_host.as_deref(), http_host.as_deref(), &app)
+        });
+    }
     {
         let mut table = routes.routes.write().unwrap_or_else(|e| e.into_inner());
         for (method, path, handler) in parsed {
@@ -366,6 +285,24 @@ impl HttpRoutes {
             let url = http_url(server, host.as_deref(), app, default_path, listening);
             tracing::info!("Serving '{app}' at {url}");
         }
+    }
+
+    /// Stops serving app `app` of XMPP host `host` (`None`: global), whose
+    /// routes are under `http_host`.
+    pub fn remove_app(&self, host: Option<&str>, http_host: Option<&str>, app: &str) {
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r| !(r.app == app && r.host.as_deref() == http_host));
+        self.apps
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(h, a, _)| !(a == app && h.as_deref() == host));
+    }
+
+    /// How many routes are served (every app's, not the mounted routers').
+    pub fn route_count(&self) -> usize {
+        self.routes.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Is any route registered?
@@ -486,6 +423,7 @@ fn find(routes: &[Route], host: Option<&str>, method: &Method, path: &str) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     fn ok() -> Handler {
         handler(|_req| async { HttpResponse::new(StatusCode::OK) })

@@ -234,7 +234,10 @@ async fn dispatch(
     );
     let response = match resolution {
         Resolution::Route { route, rest } => {
-            let upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+            let mut extensions = xmpp_core::http::Extensions::new();
+            if let Some(upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() {
+                extensions.insert(upgrade);
+            }
             let body =
                 match axum::body::to_bytes(req.into_body(), ctx.config.max_content_size).await {
                     Ok(b) => b,
@@ -255,7 +258,7 @@ async fn dispatch(
                 peer: conn.peer,
                 secure,
                 rest,
-                upgrade,
+                extensions,
             };
             let mut response = (route.handler)(request).await;
             if let Some(cors) = &route.cors {

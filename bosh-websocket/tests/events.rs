@@ -85,9 +85,7 @@ async fn start_tls(
 ) -> (u16, watch::Sender<bool>) {
     let host = server.host("localhost").unwrap();
     for m in ["bosh", "websocket"] {
-        bosh_websocket::load_module(server, &host, m)
-            .unwrap()
-            .unwrap();
+        bosh_websocket::load_module(server, &host, m).unwrap();
     }
     let (tx, rx) = watch::channel(false);
     let (listening, _tasks) = bosh_websocket::start(server, tls, rx).unwrap();

@@ -2,16 +2,16 @@
 //!
 //! lilt's standard modules, one file per module as Prosody's
 //! `plugins/mod_*.lua`: each exposes `load(server, host)`, which hooks the
-//! events it handles on the host's bus. [`load_module`] maps a module name
-//! from `modules_enabled` to its loader. The storage drivers (`internal`,
-//! `memory`, `none`) live in [`storage`]. Component modules load the same
-//! way on a `Component` host: [`client_proxy`] (Jitsi's focus proxy).
+//! events it handles on the host's bus. [`register`] adds them to a
+//! [`Registry`] by the names `modules_enabled` uses. The storage drivers (`internal`,
+//! `memory`, `none`) live in [`storage`].
 //!
 //! Depends on `xmpp-core` (events, router, sessions, storage API),
 //! `lua-compat` (Prosody's `.dat` files) and `auth`.
 
 use std::sync::Arc;
 
+use xmpp_core::module::{Registry, manager};
 use xmpp_core::{Host, Server};
 
 pub mod adhoc;
@@ -19,13 +19,11 @@ pub mod announce;
 pub mod blocklist;
 pub mod bookmarks;
 pub mod carbons;
-pub mod client_proxy;
 pub mod csi;
 pub mod csi_simple;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
-pub mod jitsi;
 pub mod lastactivity;
 pub mod limits;
 pub mod mam;
@@ -48,83 +46,56 @@ pub mod vcard_legacy;
 pub mod version;
 pub mod welcome;
 
-/// A module failed to load (a bad option, usually).
-#[derive(Debug, thiserror::Error)]
-pub enum ModuleError {
-    #[error(transparent)]
-    Option(#[from] xmpp_core::config::OptionError),
-    #[error("module {module} on {host}: {reason}")]
-    Failed {
-        module: String,
-        host: String,
-        reason: String,
-    },
+pub use xmpp_core::module::{LoadOutcome, ModuleError};
+
+/// Registers this crate's modules by their Prosody names.
+pub fn register(registry: &mut Registry) {
+    registry
+        .add_loader("adhoc", adhoc::load)
+        .add_loader("announce", announce::load)
+        .add_loader("blocklist", blocklist::load)
+        .add_loader("bookmarks", bookmarks::load)
+        .add_loader("carbons", carbons::load)
+        .add_loader("csi", csi::load)
+        .add_loader("csi_simple", csi_simple::load)
+        .add_loader("disco", disco::load)
+        .add_loader("external_services", external_services::load)
+        .add_loader("iq", iq::load)
+        .add_loader("lastactivity", lastactivity::load)
+        .add_loader("limits", limits::load)
+        .add_loader("limits_exception", limits::load_exception)
+        .add_loader("mam", mam::load)
+        .add_loader("message", message::load)
+        .add_loader("motd", motd::load)
+        .add_loader("offline", offline::load)
+        .add_loader("pep", pep::load)
+        .add_loader("ping", ping::load)
+        .add_loader("presence", presence::load)
+        .add_loader("private", private::load)
+        .add_loader("register", register::load)
+        .add_loader("roster", roster::load)
+        .add_loader("server_contact_info", server_contact_info::load)
+        .add_loader("time", time::load)
+        .add_loader("uptime", uptime::load)
+        .add_loader("vcard", vcard::load)
+        .add_loader("vcard4", vcard4::load)
+        .add_loader("vcard_legacy", vcard_legacy::load)
+        .add_loader("version", version::load)
+        .add_loader("welcome", welcome::load);
 }
 
-/// What happened when a module was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadOutcome {
-    Loaded,
-    /// lilt has no module of that name (yet).
-    Unknown,
-}
-
-type Loader = fn(&Arc<Server>, &Arc<Host>) -> Result<(), ModuleError>;
-
-/// The modules lilt has, by Prosody name.
-fn loader(name: &str) -> Option<Loader> {
-    let l: Loader = match name {
-        "adhoc" => adhoc::load,
-        "announce" => announce::load,
-        "blocklist" => blocklist::load,
-        "bookmarks" => bookmarks::load,
-        "carbons" => carbons::load,
-        "client_proxy" => client_proxy::load,
-        "csi" => csi::load,
-        "csi_simple" => csi_simple::load,
-        "disco" => disco::load,
-        "external_services" => external_services::load,
-        "features_identity" => jitsi::features_identity::load,
-        "iq" => iq::load,
-        "lastactivity" => lastactivity::load,
-        "limits" => limits::load,
-        "limits_exception" => limits::load_exception,
-        "mam" => mam::load,
-        "message" => message::load,
-        "motd" => motd::load,
-        "offline" => offline::load,
-        "pep" => pep::load,
-        "ping" => ping::load,
-        "presence" => presence::load,
-        "private" => private::load,
-        "register" => register::load,
-        "roster" => roster::load,
-        "server_contact_info" => server_contact_info::load,
-        "time" => time::load,
-        "uptime" => uptime::load,
-        "vcard" => vcard::load,
-        "vcard4" => vcard4::load,
-        "vcard_legacy" => vcard_legacy::load,
-        "version" => version::load,
-        "welcome" => welcome::load,
-        _ => return None,
-    };
-    Some(l)
-}
-
-/// Loads module `name` on `host` (once; a second load is a no-op).
+/// Loads module `name` on `host` through the server's registry, adding
+/// this crate's modules to it first where it lacks them (for tests and
+/// embedders that build a server by hand).
 pub fn load_module(
     server: &Arc<Server>,
     host: &Arc<Host>,
     name: &str,
 ) -> Result<LoadOutcome, ModuleError> {
-    if host.has_module(name) {
-        return Ok(LoadOutcome::Loaded);
-    }
-    let Some(load) = loader(name) else {
-        return Ok(LoadOutcome::Unknown);
-    };
-    load(server, host)?;
-    host.mark_module_loaded(name);
-    Ok(LoadOutcome::Loaded)
+    manager::register(server, |r| {
+        let mut ours = Registry::new();
+        register(&mut ours);
+        r.add_missing(ours);
+    });
+    manager::load(server, host, name)
 }

@@ -18,8 +18,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
-use modules::adhoc::{self, Command, Field, FieldValue, Form, Permission, Reply};
 use xmpp_core::Host;
+use xmpp_core::adhoc::{self, Command, Field, FieldValue, Form, Permission, Reply};
 
 use crate::room::{Actor, AffiliationData, Room};
 use crate::service::{Lookup, MucService};

@@ -16,14 +16,8 @@
 //! `create_room(...)`) and hook the `muc-*` events on the host's bus, whose
 //! payload carries the room as the object field `room` ([`events::room_of`]).
 //!
-//! Jitsi Meet's modules that hook the MUC live in [`jitsi`] (one file per
-//! module, Jitsi's names and options: `muc_meeting_id`, `muc_domain_mapper`,
-//! `muc_hide_all`, `muc_password_whitelist`, `muc_rate_limit`,
-//! `muc_resource_validate`, `muc_filter_access`, `conference_duration`,
-//! `muc_lobby_rooms`, `muc_breakout_rooms` (on the main VirtualHost),
-//! `filter_iq_jibri`, and the components `end_conference`,
-//! `av_moderation_component`, `polls_component`) and are loaded by name
-//! through [`load_module`].
+//! Jitsi Meet's modules that hook the MUC live in the `jitsi` crate; this
+//! crate's [`register`] adds `muc` and `muc_max_occupants` to a registry.
 
 pub mod admin_commands;
 pub mod broadcast;
@@ -31,7 +25,6 @@ pub mod component;
 pub mod events;
 pub mod features;
 pub mod form;
-pub mod jitsi;
 pub mod occupant;
 pub mod room;
 pub mod service;
@@ -40,6 +33,8 @@ pub mod util;
 
 use std::sync::{Arc, OnceLock};
 
+pub use xmpp_core::module::LoadOutcome;
+use xmpp_core::module::{ModuleError, Registry, manager};
 use xmpp_core::{Host, Server};
 
 pub use room::{Actor, AffiliationData, Room};
@@ -53,16 +48,6 @@ pub enum MucError {
     Option(#[from] xmpp_core::config::OptionError),
     #[error("MUC should be loaded as a component, not on the VirtualHost {host}")]
     NotComponent { host: String },
-    #[error(transparent)]
-    Component(#[from] jitsi::components::ComponentError),
-    #[error(transparent)]
-    Route(#[from] bosh_websocket::routes::RouteError),
-    #[error("MUC on {host}: could not load the module it depends on: {source}")]
-    Dependency {
-        host: String,
-        #[source]
-        source: modules::ModuleError,
-    },
 }
 
 /// Where a host keeps its MUC service.
@@ -91,12 +76,9 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
     }
     features::register_all(host, &service.settings);
     component::register(host, &service);
-    // The admin commands (Prosody's `module:depends "adhoc"`).
+    // The admin commands (Prosody's `module:depends "adhoc"`, loaded by
+    // the `muc` module of [`register`]).
     admin_commands::register(host, &service);
-    modules::load_module(server, host, "adhoc").map_err(|source| MucError::Dependency {
-        host: host.name.clone(),
-        source,
-    })?;
     // Live rooms are saved, with their occupants, when the server stops
     // (Prosody's `server-stopping` at -300).
     let weak = Arc::downgrade(&service);
@@ -109,76 +91,32 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
     Ok(())
 }
 
-/// The modules of this crate by Prosody name: `Some` if `name` is one
-/// (`muc`, and Jitsi's `muc_max_occupants`, which needs `muc`).
+/// Registers this crate's modules: `muc` (with `adhoc` and `disco`, as
+/// Prosody's mod_muc depends on them) and `muc_max_occupants`; Jitsi's
+/// MUC modules are the `jitsi` crate's.
+pub fn register(registry: &mut Registry) {
+    registry
+        .add_fn("muc", |ctx| {
+            load(ctx.server(), ctx.host()).map_err(ModuleError::other)?;
+            ctx.depends("adhoc")?;
+            ctx.depends("disco")
+        })
+        .add_loader("muc_max_occupants", |_, host| {
+            features::max_occupants::register(host)
+        });
+}
+
+/// Loads module `name` of this crate on `host` through the server's
+/// registry (adding this crate's modules to it where it lacks them).
 pub fn load_module(
     server: &Arc<Server>,
     host: &Arc<Host>,
     name: &str,
-) -> Option<Result<(), MucError>> {
-    match name {
-        "muc" => Some(load(server, host)),
-        "muc_max_occupants" => {
-            Some(features::max_occupants::register(host).map_err(MucError::from))
-        }
-        "muc_meeting_id" => {
-            jitsi::meeting_id::register(host);
-            Some(Ok(()))
-        }
-        "muc_domain_mapper" => {
-            Some(jitsi::domain_mapper::register(server, host).map_err(MucError::from))
-        }
-        "muc_hide_all" => {
-            jitsi::hide_all::register(host);
-            Some(Ok(()))
-        }
-        "muc_password_whitelist" => {
-            jitsi::password_whitelist::register(host);
-            Some(Ok(()))
-        }
-        "muc_rate_limit" => Some(jitsi::rate_limit::register(host).map_err(MucError::from)),
-        "muc_resource_validate" => {
-            Some(jitsi::resource_validate::register(host).map_err(MucError::from))
-        }
-        "muc_filter_access" => {
-            jitsi::filter_access::register(host);
-            Some(Ok(()))
-        }
-        "conference_duration" => {
-            jitsi::conference_duration::register(server, host);
-            Some(Ok(()))
-        }
-        "muc_breakout_rooms" => {
-            Some(jitsi::breakout_rooms::register(server, host).map_err(MucError::from))
-        }
-        "muc_lobby_rooms" => {
-            Some(jitsi::lobby_rooms::register(server, host).map_err(MucError::from))
-        }
-        "token_verification" => {
-            Some(jitsi::token_verification::register(host).map_err(MucError::from))
-        }
-        "filter_iq_jibri" => Some(jitsi::filter_iq_jibri::register(host).map_err(MucError::from)),
-        "end_conference" => {
-            Some(jitsi::end_conference::register(server, host).map_err(MucError::from))
-        }
-        "av_moderation_component" => {
-            Some(jitsi::av_moderation::register(server, host).map_err(MucError::from))
-        }
-        "polls_component" => Some(jitsi::polls::register(server, host).map_err(MucError::from)),
-        "speakerstats_component" => {
-            Some(jitsi::speakerstats::load(server, host).map_err(MucError::from))
-        }
-        "room_metadata_component" => {
-            Some(jitsi::room_metadata::load(server, host).map_err(MucError::from))
-        }
-        "filesharing_component" => {
-            Some(jitsi::filesharing::load(server, host).map_err(MucError::from))
-        }
-        "muc_size" => Some(jitsi::muc_size::load(server, host)),
-        "room_destroy" => {
-            jitsi::breakout_lifecycle::load_room_destroy(server);
-            Some(Ok(()))
-        }
-        _ => None,
-    }
+) -> Result<LoadOutcome, ModuleError> {
+    manager::register(server, |r| {
+        let mut ours = Registry::new();
+        register(&mut ours);
+        r.add_missing(ours);
+    });
+    manager::load(server, host, name)
 }

@@ -4,6 +4,10 @@
 //!
 //! There is one global bus (`prosody.events`, on [`crate::Server`]) and one per
 //! host (`hosts[host].events`, on [`crate::Host`]).
+//!
+//! Every handler remembers the module instance that was loading when it was
+//! hooked ([`crate::module::scope`]), so unloading a module takes its
+//! handlers off every bus ([`EventBus::unhook_owner`]).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -100,6 +104,20 @@ struct Registered {
     id: u64,
     priority: i32,
     handler: Handler,
+    /// The module instance that registered it (0: none), see
+    /// [`crate::module::scope`].
+    owner: u64,
+}
+
+impl Registered {
+    fn duplicate(&self) -> Registered {
+        Registered {
+            id: self.id,
+            priority: self.priority,
+            handler: self.handler.clone(),
+            owner: self.owner,
+        }
+    }
 }
 
 /// An event bus.
@@ -124,18 +142,12 @@ impl EventBus {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut map = self.handlers.write().unwrap_or_else(|e| e.into_inner());
         let list = map.entry(name.to_string()).or_default();
-        let mut new: Vec<Registered> = list
-            .iter()
-            .map(|r| Registered {
-                id: r.id,
-                priority: r.priority,
-                handler: r.handler.clone(),
-            })
-            .collect();
+        let mut new: Vec<Registered> = list.iter().map(Registered::duplicate).collect();
         new.push(Registered {
             id,
             priority,
             handler: Arc::new(handler),
+            owner: crate::module::scope::current_owner(),
         });
         // Stable sort: highest priority first, registration order within a priority.
         new.sort_by_key(|r| std::cmp::Reverse(r.priority));
@@ -151,15 +163,48 @@ impl EventBus {
                 let new: Vec<Registered> = list
                     .iter()
                     .filter(|r| r.id != id.0)
-                    .map(|r| Registered {
-                        id: r.id,
-                        priority: r.priority,
-                        handler: r.handler.clone(),
-                    })
+                    .map(Registered::duplicate)
                     .collect();
                 *list = Arc::new(new);
             }
         }
+    }
+
+    /// Removes every handler module instance `owner` registered; how many.
+    pub fn unhook_owner(&self, owner: u64) -> usize {
+        if owner == 0 {
+            return 0;
+        }
+        let mut removed = 0;
+        let mut map = self.handlers.write().unwrap_or_else(|e| e.into_inner());
+        for list in map.values_mut() {
+            let before = list.len();
+            if list.iter().any(|r| r.owner == owner) {
+                let new: Vec<Registered> = list
+                    .iter()
+                    .filter(|r| r.owner != owner)
+                    .map(Registered::duplicate)
+                    .collect();
+                removed += before - new.len();
+                *list = Arc::new(new);
+            }
+        }
+        map.retain(|_, l| !l.is_empty());
+        removed
+    }
+
+    /// How many handlers module instance `owner` has hooked here.
+    pub fn owned_count(&self, owner: u64) -> usize {
+        let map = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .map(|l| l.iter().filter(|r| r.owner == owner).count())
+            .sum()
+    }
+
+    /// How many handlers are hooked on every event together.
+    pub fn total_count(&self) -> usize {
+        let map = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        map.values().map(|l| l.len()).sum()
     }
 
     /// Is anything hooked on `name`?

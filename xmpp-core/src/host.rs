@@ -139,6 +139,13 @@ impl Host {
             .unwrap_or_else(|e| e.into_inner())
             .push(name.to_string());
     }
+    /// Forgets that `name` is loaded (it was unloaded).
+    pub fn unmark_module(&self, name: &str) {
+        self.modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|m| m != name);
+    }
     pub fn has_module(&self, name: &str) -> bool {
         self.modules
             .lock()

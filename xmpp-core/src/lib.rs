@@ -9,6 +9,10 @@
 //! (bytes to stanzas), [`router`] (where a stanza goes), [`hooks`] (how
 //! modules see it), then [`c2s`] (a client connection end to end).
 //!
+//! [`module`] is Prosody's module API: the [`Module`] trait, the
+//! per-host [`ModuleContext`] that owns what a module registered, the
+//! [`Registry`] of modules by name and run-time load/unload/reload.
+//!
 //! [`smacks`] is XEP-0198 stream management as Prosody's mod_smacks (acks,
 //! resumption, hibernation), served by the c2s stream on hosts that load
 //! `smacks`; [`smacks::username_of_resumable`] tells which account a
@@ -39,6 +43,7 @@
 //! session's outbound queue ([`session::outbound_queue`]) holds no buffer
 //! while empty.
 
+pub mod adhoc;
 pub mod auth;
 pub mod c2s;
 pub mod client;
@@ -48,9 +53,11 @@ pub mod error;
 pub mod extensions;
 pub mod hooks;
 pub mod host;
+pub mod http;
 pub mod jid;
 pub mod limits;
 pub mod listen;
+pub mod module;
 pub mod router;
 pub mod s2s;
 pub mod server;
@@ -68,6 +75,7 @@ pub use error::{ErrorType, StanzaError, StreamError, StreamErrorCondition};
 pub use hooks::{Event, EventBus, HookId};
 pub use host::Host;
 pub use jid::Jid;
+pub use module::{Module, ModuleContext, ModuleError, Registry};
 pub use server::{Clock, Server};
 pub use session::{Outbound, Session, SessionKind};
 pub use stanza::Element;

@@ -6,7 +6,7 @@
 //! verification ([`verify`], sans-IO) and the claims it leaves on the
 //! session ([`claims`]). The SASL side is
 //! [`crate::providers::Token`]; the room check on the MUC is
-//! `muc::jitsi::token_verification`.
+//! `jitsi::token_verification`.
 
 pub mod claims;
 pub mod keys;

@@ -76,7 +76,10 @@ impl WebSocketService {
             tracing::debug!("Client didn't want to talk XMPP, list of protocols was {protocols:?}");
             return crate::server::error_page(StatusCode::NOT_IMPLEMENTED, "Not Implemented");
         }
-        let (Some(upgrade), Some(server)) = (req.upgrade.take(), self.server.upgrade()) else {
+        let (Some(upgrade), Some(server)) = (
+            req.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+            self.server.upgrade(),
+        ) else {
             return crate::server::error_page(StatusCode::BAD_REQUEST, "Not a WebSocket upgrade");
         };
         let secure = self.options.consider_secure || req.secure;

@@ -59,16 +59,7 @@ pub fn add_identity(host: &Host, category: &str, type_: &str, name: Option<&str>
 
 /// Adds any element (a data form, usually) to the host's disco#info.
 pub fn add_extension(host: &Host, element: Element) {
-    host.events.hook("host-disco-info", 0, move |event| {
-        if let Some(q) = event
-            .stanza
-            .as_mut()
-            .and_then(|iq| iq.get_child_mut("query", NS_DISCO_INFO))
-        {
-            q.push_child(element.clone());
-        }
-        false
-    });
+    xmpp_core::module::context::add_disco_info(host, element);
 }
 
 /// The host's disco#info `<query/>`, ordered and deduplicated as Prosody's.
@@ -170,15 +161,7 @@ fn child_hosts(server: &Server, host: &Host) -> Vec<(String, Option<String>)> {
 
 /// Is this JID an admin of the host (`admins`, global and host)?
 pub fn is_admin(host: &Host, jid: &Jid) -> bool {
-    let bare = jid.to_bare();
-    let cfg = host.config();
-    let host_admins = cfg.host(&host.name).and_then(|h| h.section.get("admins"));
-    [cfg.get_global("admins"), host_admins]
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_string_list)
-        .flatten()
-        .any(|a| Jid::parse(&a).is_ok_and(|a| a == bare))
+    xmpp_core::adhoc::is_admin(host, jid)
 }
 
 fn node_of(stanza: &Element) -> Option<String> {

@@ -108,14 +108,14 @@ impl Hashes {
 /// The stored vCard of the room `node` (`None`: the service's).
 pub fn get_vcard(host: &Host, node: Option<&str>) -> StorageResult<Option<Element>> {
     let v = host.open_keyval(STORE)?.get(node)?;
-    Ok(v.and_then(|v| modules::roster::item::deserialize(&v, NS_CLIENT)))
+    Ok(v.and_then(|v| xmpp_core::stanza::preserialize::deserialize(&v, NS_CLIENT)))
 }
 
 /// Stores (or, with `None`, removes) the vCard of the room `node`.
 pub fn set_vcard(host: &Host, node: &str, vcard: Option<&Element>) -> StorageResult<()> {
     host.open_keyval(STORE)?.set(
         Some(node),
-        vcard.map(|v| modules::roster::item::preserialize(v, NS_CLIENT)),
+        vcard.map(|v| xmpp_core::stanza::preserialize::preserialize(v, NS_CLIENT)),
     )
 }
 

@@ -34,7 +34,7 @@ use crate::service::MucService;
 use crate::util::{Affiliation, Role, affiliation_name, affiliation_rank};
 
 pub use affiliation::{Actor, AffiliationData};
-pub(crate) use presence::reply_error;
+pub use presence::reply_error;
 pub use publicise::XTemplates;
 
 /// What a queued stanza is, as Prosody's `room[method]` names.
@@ -142,7 +142,9 @@ impl Room {
         self.service.upgrade()
     }
 
-    pub(crate) fn ctx(&self) -> Option<Ctx> {
+    /// The event context of the room's service (for modules that replay
+    /// presence or fire room events themselves, as Jitsi's do).
+    pub fn ctx(&self) -> Option<Ctx> {
         self.service()?.ctx()
     }
 

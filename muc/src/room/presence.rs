@@ -16,7 +16,7 @@ use crate::occupant::Occupant;
 use crate::util::{NS_MUC, NS_MUC_USER, get_error};
 
 /// Sends an error reply for `stanza` with `by` the room.
-pub(crate) fn reply_error(origin: &Arc<Session>, stanza: &Element, error: StanzaError, by: &str) {
+pub fn reply_error(origin: &Arc<Session>, stanza: &Element, error: StanzaError, by: &str) {
     if matches!(stanza.type_(), Some("error") | Some("result")) {
         return;
     }
@@ -65,7 +65,7 @@ impl Room {
     }
 
     /// `muc-occupant-left`.
-    pub(crate) fn fire_left(
+    pub fn fire_left(
         self: &Arc<Self>,
         ctx: &Ctx,
         occupant: &Occupant,
@@ -317,7 +317,7 @@ impl Room {
     }
 
     /// Joins, presence updates, nickname changes and leaves.
-    pub(crate) fn handle_normal_presence(
+    pub fn handle_normal_presence(
         self: &Arc<Self>,
         ctx: &Ctx,
         origin: &Arc<Session>,

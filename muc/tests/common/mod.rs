@@ -131,13 +131,13 @@ impl Harness {
         for m in ["iq", "presence", "message", "disco", "ping"] {
             modules::load_module(&server, &host, m).expect("module loads");
         }
-        muc::load(&server, &muc).expect("muc loads");
+        muc::load_module(&server, &muc, "muc").expect("muc loads");
         for m in ["iq", "disco"] {
             modules::load_module(&server, &muc, m).expect("module loads");
         }
         for m in setup.muc_modules {
             match muc::load_module(&server, &muc, m) {
-                Some(Ok(())) => {}
+                Ok(muc::LoadOutcome::Loaded) => {}
                 other => panic!("{m}: {other:?}"),
             }
         }

@@ -1,0 +1,419 @@
+//! Prosody's Lua modules as lilt modules: a name `modules_enabled` asks
+//! for that no Rust module has is looked up as `mod_<name>.lua` on the
+//! config's `plugin_paths` ([`fallback`], the registry's last resort) and
+//! run by `lua_compat`'s module host, which sees the server through
+//! [`ContextHost`]: the module's [`ModuleContext`] as a
+//! [`lua_compat::host::LuaHost`].
+//!
+//! Everything the Lua code registers goes through the context (hooks on
+//! the host's or the global bus, disco features and identities, timers),
+//! so unloading it removes all of it, as for a Rust module. Only
+//! `plugin_paths` is searched: Prosody's own directory
+//! (`/usr/lib/prosody/modules`) holds modules lilt implements natively or
+//! does not want (`mod_posix`, `mod_s2s`), which must not replace them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::Duration;
+
+use lua_compat::host::{
+    HandlerId, HostError, IqRequestId, Item, Limits, LogLevel, LuaEvent, LuaHost, LuaModule,
+    ModuleSearch, Origin, Scope, SessionId, Store, StoreKind, TimerId,
+};
+use xmpp_core::module::{Module, ModuleContext, ModuleError, ModuleFactory, manager};
+use xmpp_core::{Element, Event, HookId, ServerConfig, Session, Value};
+
+/// The registry's fallback for `config`: a factory for `name` when
+/// `mod_<name>.lua` is on `plugin_paths`.
+pub fn fallback(config: &ServerConfig) -> Option<xmpp_core::module::registry::Fallback> {
+    let mut search = ModuleSearch::from_config(config, &config.base_dir());
+    search.builtin.clear();
+    if search.plugin_paths.is_empty() {
+        return None;
+    }
+    let search = Arc::new(search);
+    Some(Arc::new(move |name: &str| -> Option<ModuleFactory> {
+        search.find_module(name)?;
+        let (search, name) = (search.clone(), name.to_string());
+        Some(Arc::new(move || {
+            Box::new(LuaAdapter {
+                name: name.clone(),
+                search: search.clone(),
+                module: OnceLock::new(),
+                host: OnceLock::new(),
+            }) as Box<dyn Module>
+        }))
+    }))
+}
+
+/// One Lua module on one host, as a [`Module`].
+struct LuaAdapter {
+    name: String,
+    search: Arc<ModuleSearch>,
+    module: OnceLock<Arc<LuaModule>>,
+    host: OnceLock<Arc<ContextHost>>,
+}
+
+impl Module for LuaAdapter {
+    fn load(&self, ctx: &ModuleContext) -> Result<(), ModuleError> {
+        let host = Arc::new(ContextHost {
+            ctx: ctx.clone(),
+            module: Arc::new(RwLock::new(Weak::new())),
+            hooks: Mutex::new(HashMap::new()),
+            items: Mutex::new(Vec::new()),
+            timers: Mutex::new(HashMap::new()),
+            sessions: Arc::new(Mutex::new(Sessions::default())),
+        });
+        let module = LuaModule::load(host.clone(), &self.name, &self.search, Limits::default())
+            .map_err(ModuleError::other)?;
+        let module = Arc::new(module);
+        *host.module.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&module);
+        let _ = self.module.set(module);
+        let _ = self.host.set(host);
+        Ok(())
+    }
+
+    fn unload(&self, _ctx: &ModuleContext) {
+        if let Some(module) = self.module.get() {
+            module.unload();
+        }
+        if let Some(host) = self.host.get() {
+            host.stop_all_timers();
+        }
+    }
+}
+
+/// Sessions seen in events, by the number a Lua `origin` carries.
+#[derive(Default)]
+struct Sessions {
+    next: u64,
+    by_id: HashMap<String, SessionId>,
+    by_number: HashMap<SessionId, Weak<Session>>,
+}
+
+impl Sessions {
+    fn number(&mut self, session: &Arc<Session>) -> SessionId {
+        if let Some(n) = self.by_id.get(&session.id) {
+            return *n;
+        }
+        self.next += 1;
+        let n = self.next;
+        self.by_id.insert(session.id.clone(), n);
+        self.by_number.insert(n, Arc::downgrade(session));
+        self.by_number.retain(|_, s| s.strong_count() > 0);
+        n
+    }
+    fn get(&self, n: SessionId) -> Option<Arc<Session>> {
+        self.by_number.get(&n).and_then(Weak::upgrade)
+    }
+}
+
+/// A module's context as the Lua module host sees the server.
+pub struct ContextHost {
+    ctx: ModuleContext,
+    module: Arc<RwLock<Weak<LuaModule>>>,
+    hooks: Mutex<HashMap<HandlerId, (Scope, HookId)>>,
+    items: Mutex<Vec<(String, Item, HookId)>>,
+    timers: Mutex<HashMap<TimerId, tokio::task::AbortHandle>>,
+    sessions: Arc<Mutex<Sessions>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn module_of(slot: &RwLock<Weak<LuaModule>>) -> Option<Arc<LuaModule>> {
+    slot.read().unwrap_or_else(|e| e.into_inner()).upgrade()
+}
+
+/// An event as a Lua handler sees it.
+fn lua_event(event: &Event, sessions: &Mutex<Sessions>) -> LuaEvent {
+    let mut out = LuaEvent::new(event.name.clone());
+    out.stanza = event.stanza.clone();
+    for (k, v) in &event.fields {
+        out.fields.insert(k.clone(), v.clone());
+    }
+    if event.to_self {
+        out.fields.insert("to_self", Value::Bool(true));
+    }
+    if let Some(s) = &event.origin {
+        let username = s.username();
+        out.origin = Some(Origin {
+            id: lock(sessions).number(s),
+            kind: session_type(s).to_string(),
+            username,
+            host: Some(s.host.clone()),
+            resource: s.full_jid().and_then(|j| j.resource().map(str::to_string)),
+            ip: s.peer.map(|p| p.ip().to_string()),
+            extra: Default::default(),
+        });
+    }
+    out
+}
+
+/// Prosody's `session.type`.
+fn session_type(s: &Session) -> &'static str {
+    use xmpp_core::SessionKind;
+    match s.kind {
+        SessionKind::C2s => "c2s",
+        SessionKind::C2sUnauthed => "c2s_unauthed",
+        SessionKind::Component => "component",
+        SessionKind::Local => "local",
+        SessionKind::S2sIn => "s2sin",
+    }
+}
+
+impl ContextHost {
+    fn stop_all_timers(&self) {
+        for (_, t) in lock(&self.timers).drain() {
+            t.abort();
+        }
+    }
+    fn disco_hook(&self, kind: &str, item: &Item) -> Option<HookId> {
+        let text =
+            |t: &xmpp_core::Table, k: &str| t.get(k).and_then(Value::as_str).map(str::to_string);
+        match (kind, item) {
+            ("feature", Item::Value(Value::String(var))) => Some(self.ctx.add_feature(var)),
+            ("identity", Item::Value(Value::Table(t))) => {
+                let (category, type_) = (text(t, "category")?, text(t, "type")?);
+                Some(
+                    self.ctx
+                        .add_identity(&category, &type_, text(t, "name").as_deref()),
+                )
+            }
+            ("extension", Item::Stanza(e)) => Some(self.ctx.add_extension(e.clone())),
+            ("disco-item", Item::Value(Value::Table(t))) => {
+                let jid = text(t, "jid")
+                    .or_else(|| t.seq.first().and_then(Value::as_str).map(str::to_string))?;
+                let name = text(t, "name")
+                    .or_else(|| t.seq.get(1).and_then(Value::as_str).map(str::to_string));
+                Some(self.ctx.add_disco_item(&jid, name.as_deref()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl LuaHost for ContextHost {
+    fn host(&self) -> &str {
+        &self.ctx.host().name
+    }
+
+    fn hook(&self, scope: Scope, event: &str, priority: i32, handler: HandlerId) {
+        let (slot, sessions) = (self.module.clone(), self.sessions.clone());
+        let run = move |ev: &mut Event| -> bool {
+            let Some(module) = module_of(&slot) else {
+                return false;
+            };
+            let mut lua = lua_event(ev, &sessions);
+            let result = module.handle_event(handler, &mut lua);
+            if lua.stanza.is_some() {
+                ev.stanza = lua.stanza;
+            }
+            matches!(result, Ok(Some(_)))
+        };
+        let id = match scope {
+            Scope::Host => self.ctx.hook(event, priority, run),
+            Scope::Global => self.ctx.hook_global(event, priority, run),
+        };
+        lock(&self.hooks).insert(handler, (scope, id));
+    }
+
+    fn unhook(&self, handler: HandlerId) {
+        if let Some((scope, id)) = lock(&self.hooks).remove(&handler) {
+            match scope {
+                Scope::Host => self.ctx.host().events.unhook(id),
+                Scope::Global => self.ctx.server().events.unhook(id),
+            }
+        }
+    }
+
+    fn fire_event(&self, scope: Scope, event: &mut LuaEvent) -> Option<Value> {
+        let mut ev = self.ctx.event(&event.name);
+        ev.stanza = event.stanza.take();
+        for (k, v) in &event.fields.map {
+            ev.fields.insert(k.clone(), v.clone());
+        }
+        if let Some(o) = &event.origin {
+            ev.origin = lock(&self.sessions).get(o.id);
+        }
+        let name = event.name.clone();
+        let handled = match scope {
+            Scope::Host => self.ctx.fire_event(&name, &mut ev),
+            Scope::Global => self.ctx.server().fire_global(&name, &mut ev),
+        };
+        event.stanza = ev.stanza;
+        handled.then_some(Value::Bool(true))
+    }
+
+    fn send(&self, stanza: Element) {
+        self.ctx.send(stanza);
+    }
+
+    fn session_send(&self, session: SessionId, stanza: Element) -> bool {
+        lock(&self.sessions)
+            .get(session)
+            .is_some_and(|s| s.send(stanza))
+    }
+
+    fn option(&self, name: &str) -> Option<Value> {
+        self.ctx.get_option(name).cloned()
+    }
+
+    fn global_option(&self, name: &str) -> Option<Value> {
+        self.ctx.server().config.get_global(name).cloned()
+    }
+
+    fn add_item(&self, kind: &str, item: Item) {
+        match self.disco_hook(kind, &item) {
+            Some(id) => lock(&self.items).push((kind.to_string(), item, id)),
+            None => self.ctx.add_item(kind, Arc::new(item)),
+        }
+    }
+
+    fn remove_item(&self, kind: &str, item: &Item) {
+        let mut items = lock(&self.items);
+        if let Some(i) = items.iter().position(|(k, it, _)| k == kind && it == item) {
+            let (_, _, id) = items.remove(i);
+            self.ctx.host().events.unhook(id);
+        }
+    }
+
+    fn add_timer(&self, delay: Duration, timer: TimerId) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.ctx.log(
+                "warn",
+                "add_timer outside a tokio runtime: timer not started",
+            );
+            return;
+        };
+        let (slot, server) = (self.module.clone(), self.ctx.server().clone());
+        let task = runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(module) = module_of(&slot) {
+                let _ = module.fire_timer(timer, server.clock.now());
+            }
+        });
+        let abort = task.abort_handle();
+        lock(&self.timers).insert(timer, abort.clone());
+        self.ctx.on_unload(move || abort.abort());
+    }
+
+    fn stop_timer(&self, timer: TimerId) {
+        if let Some(t) = lock(&self.timers).remove(&timer) {
+            t.abort();
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        self.ctx.log(level, message);
+    }
+
+    fn depends(&self, module: &str) -> Result<(), HostError> {
+        self.ctx
+            .depends(module)
+            .map_err(|e| HostError::Failed(e.to_string()))
+    }
+
+    fn send_iq(&self, stanza: Element, request: IqRequestId, timeout: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let reply = self.ctx.send_iq(stanza, timeout);
+        let slot = self.module.clone();
+        let task = runtime.spawn(async move {
+            let response = match reply.await {
+                Ok(result) => Ok(result),
+                Err(xmpp_core::module::SendIqError::Error(e)) => Err(Some(e)),
+                Err(_) => Err(None),
+            };
+            if let Some(module) = module_of(&slot) {
+                let _ = module.iq_response(request, response);
+            }
+        });
+        let abort = task.abort_handle();
+        self.ctx.on_unload(move || abort.abort());
+    }
+
+    fn open_store(&self, name: &str, kind: StoreKind) -> Result<Store, HostError> {
+        let failed = |e: xmpp_core::storage::StorageError| HostError::Failed(e.to_string());
+        Ok(match kind {
+            StoreKind::KeyVal => Store::KeyVal(self.ctx.open_keyval(name).map_err(failed)?),
+            StoreKind::Map => Store::Map(self.ctx.open_map(name).map_err(failed)?),
+            StoreKind::Archive => Store::Archive(self.ctx.open_archive(name).map_err(failed)?),
+        })
+    }
+
+    fn user_exists(&self, username: &str, host: &str) -> bool {
+        self.ctx
+            .server()
+            .host(host)
+            .is_some_and(|h| h.user_exists(username))
+    }
+
+    fn is_admin(&self, jid: &str, host: &str) -> bool {
+        match (self.ctx.server().host(host), xmpp_core::Jid::parse(jid)) {
+            (Some(h), Ok(j)) => xmpp_core::adhoc::is_admin(&h, &j),
+            _ => false,
+        }
+    }
+
+    fn loaded_modules(&self, host: &str) -> Vec<String> {
+        self.ctx
+            .server()
+            .host(host)
+            .map(|h| h.loaded_modules())
+            .unwrap_or_default()
+    }
+
+    fn manage_module(&self, op: &str, host: &str, module: &str) -> Result<(), HostError> {
+        let server = self.ctx.server();
+        let Some(h) = server.host(host) else {
+            return Err(HostError::Failed(format!("no host {host}")));
+        };
+        let outcome = match op {
+            "load" => manager::load(server, &h, module),
+            "reload" => manager::reload(server, &h, module),
+            "unload" => {
+                return if manager::unload(server, &h, module) {
+                    Ok(())
+                } else {
+                    Err(HostError::Failed(format!(
+                        "{module} is not loaded on {host}"
+                    )))
+                };
+            }
+            _ => return Err(HostError::Unsupported(op.to_string())),
+        };
+        match outcome {
+            Ok(manager::LoadOutcome::Loaded) => Ok(()),
+            Ok(manager::LoadOutcome::Unknown) => {
+                Err(HostError::Failed(format!("module {module} not found")))
+            }
+            Err(e) => Err(HostError::Failed(e.to_string())),
+        }
+    }
+
+    fn hosts(&self) -> Vec<String> {
+        self.ctx
+            .server()
+            .hosts()
+            .iter()
+            .map(|h| h.name.clone())
+            .collect()
+    }
+}
+
+/// Where a Lua module named `name` would be found (for messages).
+pub fn find(config: &ServerConfig, name: &str) -> Option<PathBuf> {
+    let mut search = ModuleSearch::from_config(config, &config.base_dir());
+    search.builtin.clear();
+    search.find_module(name)
+}
