@@ -7,14 +7,8 @@
 //! `ws://` is plain TCP; `wss://` is TLS with the system's trusted roots
 //! (or any certificate with `--insecure-tls`, for self-signed deployments).
 
-use std::path::Path;
-use std::sync::Arc;
-
 use futures_util::{SinkExt, StreamExt};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::Sender;
 use tokio_tungstenite::WebSocketStream;
@@ -25,13 +19,6 @@ use crate::media_runtime::MediaInput;
 /// What the recorder asks of the bridge on its channel: every
 /// participant's video (no last-N), up to 720p.
 pub const RECEIVER_CONSTRAINTS: &str = r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":720}}"#;
-
-/// Where system CA bundles usually are.
-const CA_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
 
 /// The dominant speaker named by a bridge channel message, if it is a
 /// `DominantSpeakerEndpointChangeEvent`.
@@ -104,7 +91,8 @@ async fn connect_tls(
         .await
         .map_err(|e| format!("{host}:{port}: {e}"))?;
     let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
-    let connector = tokio_rustls::TlsConnector::from(tls_config(insecure)?);
+    let connector =
+        tokio_rustls::TlsConnector::from(xmpp_core::client::tls::client_config(insecure, None)?);
     let tls = connector
         .connect(name, tcp)
         .await
@@ -134,75 +122,6 @@ fn host_port(url: &str) -> Option<(String, u16)> {
         None => 443,
     };
     (!host.is_empty()).then(|| (host.to_string(), port))
-}
-
-fn tls_config(insecure: bool) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::empty();
-        let bundle = std::env::var_os("SSL_CERT_FILE")
-            .map(std::path::PathBuf::from)
-            .into_iter()
-            .chain(CA_BUNDLES.iter().map(|p| Path::new(p).to_path_buf()))
-            .find(|p| p.is_file())
-            .ok_or("no system CA bundle")?;
-        let pem = std::fs::read(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
-        let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
-            .filter_map(Result::ok)
-            .collect();
-        roots.add_parsable_certificates(certs);
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(Arc::new(config))
-}
-
-/// `--insecure-tls`: any certificate is taken (signatures still checked).
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
@@ -244,6 +163,6 @@ mod tests {
 
     #[test]
     fn tls_configurations_build() {
-        assert!(tls_config(true).is_ok());
+        assert!(xmpp_core::client::tls::client_config(true, None).is_ok());
     }
 }

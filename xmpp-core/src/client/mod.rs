@@ -25,7 +25,7 @@ pub mod connect;
 mod local;
 pub mod negotiate;
 pub mod scram;
-mod tls;
+pub mod tls;
 
 pub use connect::connect;
 pub use local::local;
