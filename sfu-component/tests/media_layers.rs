@@ -154,17 +154,25 @@ fn switching_up_and_down_leaves_no_gap_and_no_decoding_error() {
         let d = decoded(&net, "b", 0);
         let last = d.frames.last().unwrap();
         assert_eq!(last.layer, layer, "switch to {layer}");
-        // The switch happened within a few frames of the request (the
-        // sender answers a PLI at its next frame; the key frame then waits
-        // in str0m's pacer, which sends at 1.1 times the estimate).
         let first_new = d
             .frames
             .iter()
             .find(|f| f.at > switched_at && f.layer == layer)
             .unwrap();
         assert!(first_new.key && first_new.height == Some(height));
-        let took = first_new.at - switched_at;
-        assert!(took < Duration::from_millis(500), "switch took {took:?}");
+        // The switch happened at the key frame the sender made in answer
+        // to the request (at its next frame). How long that frame then
+        // waits in str0m's pacer behind the old layer's packets depends on
+        // the bandwidth estimate, not on the switch.
+        let sent_at = net
+            .client("a")
+            .keyframes_sent
+            .iter()
+            .find(|(l, n, _)| *l == usize::from(layer) && *n == first_new.number)
+            .map(|(.., at)| *at)
+            .expect("the first frame after the switch is a key frame a sent");
+        let took = sent_at - switched_at;
+        assert!(took <= Duration::from_millis(100), "switch took {took:?}");
         seen.push(layer);
     }
     let d = decoded(&net, "b", 0);

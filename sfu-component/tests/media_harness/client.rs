@@ -131,6 +131,8 @@ pub struct Client {
     pub layered: bool,
     /// Per layer: frames sent and the TL0PICIDX (layered mode).
     pub(crate) frames_sent: Vec<u64>,
+    /// Key frames sent in layered mode: layer, frame number, when.
+    pub keyframes_sent: Vec<(usize, u64, Instant)>,
     pub(crate) tl0: Vec<u8>,
     next_audio: Option<Instant>,
     next_video: Option<Instant>,
@@ -218,6 +220,7 @@ impl Client {
             picture_id: (0..layers as u16).map(|i| 1000 * i + 7).collect(),
             layered: false,
             frames_sent: vec![0; layers],
+            keyframes_sent: Vec::new(),
             tl0: vec![0; layers],
             next_audio: Some(now),
             next_video: Some(now),

@@ -32,6 +32,9 @@ impl Client {
         let frame = self.frames_sent[layer];
         self.frames_sent[layer] += 1;
         let key = std::mem::replace(&mut self.keyframe_due[layer], false);
+        if key {
+            self.keyframes_sent.push((layer, frame, now));
+        }
         // A key frame restarts the temporal pattern.
         let tid = if key { 0 } else { TIDS[(frame % 4) as usize] };
         if tid == 0 {
@@ -92,6 +95,8 @@ pub struct Frame {
     pub height: Option<u16>,
     /// The layer the sender sent it on (from the payload).
     pub layer: u8,
+    /// The sender's frame number on that layer (from the payload).
+    pub number: u64,
     pub at: Instant,
 }
 
@@ -146,6 +151,7 @@ pub fn decode(packets: &[&Received]) -> Decoded {
                 key,
                 height: None,
                 layer: 0,
+                number: 0,
                 at: p.at,
             };
             current = Some((frame, body.to_vec()));
@@ -167,6 +173,9 @@ pub fn decode(packets: &[&Received]) -> Decoded {
                 3
             };
             frame.layer = data.get(at).copied().unwrap_or(u8::MAX);
+            if let Some(number) = data.get(at + 1..at + 9).and_then(|n| n.try_into().ok()) {
+                frame.number = u64::from_be_bytes(number);
+            }
             check_frame(&mut out, &frame, std::mem::take(&mut cut_short));
             out.frames.push(frame);
         }
