@@ -46,6 +46,8 @@ pub(crate) struct VideoSource {
     /// Its layers' SSRCs, lowest first (one without simulcast).
     pub layers: Vec<u32>,
     pub meter: SourceMeter,
+    /// The AV1 dependency descriptor structure each layer SSRC sent last.
+    pub dd_structures: HashMap<u32, std::sync::Arc<super::dependency_descriptor::Structure>>,
 }
 
 /// One conference.
@@ -164,6 +166,7 @@ impl Conference {
                             name: name.clone(),
                             meter: SourceMeter::new(now, layers.len()),
                             layers,
+                            dd_structures: HashMap::new(),
                         },
                     );
                 }

@@ -23,11 +23,33 @@ use str0m::{Candidate, IceCreds, Rtc};
 use super::forward::{LayerForwarder, Target};
 use super::{AudioSubscription, LayerId, MediaError};
 
-/// Video packets kept per forwarded stream for retransmissions (str0m's
-/// default is 1,000, about 8 s of a 1 Mbit/s stream: most of a receiving
-/// endpoint's memory, measured by `bench --media`). 256 packets hold about
-/// 2 s at 1 Mbit/s and 1 s at 720p rates, well beyond a NACK's round trip.
-const SEND_BUFFER_VIDEO: usize = 256;
+/// Video packets kept per forwarded stream for retransmissions at most
+/// (str0m's default is 1,000; Videobridge keeps 500). Each one is a str0m
+/// `RtpPacket` of a few hundred bytes per receiver (the payload itself is
+/// shared): the largest part of a receiving endpoint's memory, measured
+/// with heaptrack on `bench --media`.
+const SEND_BUFFER_VIDEO: usize = 500;
+
+/// How long a forwarded video packet is kept for retransmissions:
+/// Videobridge's packet cache keeps one second per stream (str0m's
+/// default is 3 s), plenty for a NACK's round trip.
+const RESEND_WINDOW: Duration = Duration::from_secs(1);
+
+/// str0m's default: queued resends are dropped when they pass 15 % of
+/// what a stream sends.
+const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
+
+/// Sets up a `StreamTx` that forwards another endpoint's stream to this
+/// one: not paced (Videobridge does not pace forwarded media; allocation
+/// keeps it within the receiver's estimate, and str0m's pacer at 1.1 times
+/// an estimate that follows the sent rate held key frames and bursts
+/// back), and for video a retransmission cache sized by time.
+pub(crate) fn configure_forwarded_stream(tx: &mut str0m::rtp::StreamTx, kind: MediaKind) {
+    tx.set_unpaced(true);
+    if kind == MediaKind::Video {
+        tx.set_rtx_cache(SEND_BUFFER_VIDEO, RESEND_WINDOW, RESEND_RATIO_CAP);
+    }
+}
 
 /// The bandwidth estimate a receiver's link starts at (Videobridge starts
 /// allocation from 2.5 Mbit/s; str0m's probing finds the real value).
@@ -377,7 +399,9 @@ fn configure_codecs(config: &mut str0m::RtcConfig, media: &[MediaDescription]) {
 
 /// Header extensions the bridge maps: those str0m knows, except mid and
 /// rid (str0m would stamp the bridge's own mid/rid on forwarded packets and
-/// Chromium would demux by them instead of by SSRC).
+/// Chromium would demux by them instead of by SSRC); and AV1's
+/// dependency descriptor (`dependency_descriptor.rs`), read for layer
+/// dropping and written per receiver.
 fn header_extensions(media: &[MediaDescription]) -> Vec<(u8, Extension)> {
     let known = [
         Extension::AudioLevel,
@@ -397,6 +421,10 @@ fn header_extensions(media: &[MediaDescription]) -> Vec<(u8, Extension)> {
         }
         if let Some(known) = known.iter().find(|k| k.as_uri() == ext.uri) {
             out.push((ext.id, known.clone()));
+        }
+        if ext.uri == super::dependency_descriptor::URI {
+            let serializer = super::dependency_descriptor::Serializer;
+            out.push((ext.id, Extension::with_serializer(&ext.uri, serializer)));
         }
     }
     if out.is_empty() {

@@ -23,7 +23,10 @@
 //!
 //! VP9 sent as one SSRC with spatial layers (SVC) goes through
 //! `forward_svc.rs`: its SIDs above the target are dropped like temporal
-//! layers, on the same sequence-number shifts.
+//! layers, on the same sequence-number shifts. AV1 with the dependency
+//! descriptor goes through `forward_av1.rs`: one decode target is chosen
+//! and frames not part of it are dropped, the same way (SVC on one SSRC,
+//! and the temporal layers of each simulcast SSRC).
 //!
 //! Without a target from allocation ([`Target::Top`]) the highest active
 //! layer is forwarded with every temporal layer.
@@ -34,6 +37,7 @@ use std::time::{Duration, Instant};
 use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
 use super::codec::Vp8Info;
+use super::dependency_descriptor::{FrameInfo, Structure};
 use super::layers::LayerId;
 use super::vp9::Vp9Info;
 
@@ -70,6 +74,26 @@ pub(crate) struct Incoming<'a> {
     pub vp9: Option<Vp9Info>,
     /// The RTP marker bit.
     pub marker: bool,
+    /// Its AV1 dependency descriptor (with the structure it refers to).
+    pub dd: Option<Dd<'a>>,
+}
+
+/// An AV1 packet's dependency descriptor as the forwarder sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dd<'a> {
+    pub frame: FrameInfo,
+    pub structure: &'a Structure,
+    /// The source sends its spatial layers on one SSRC (SVC), not as
+    /// simulcast SSRCs.
+    pub svc: bool,
+}
+
+/// How to write a forwarded packet's dependency descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DdRewrite {
+    pub frame_number: u16,
+    /// The decode targets the receiver can decode from what it gets.
+    pub active_targets: u32,
 }
 
 /// What to do with one packet for one receiver.
@@ -84,6 +108,8 @@ pub(crate) enum LayerDecision {
         /// The marker bit to send (set on the last packet kept of a VP9
         /// superframe whose upper spatial layers are dropped).
         marker: bool,
+        /// The dependency descriptor to write, for AV1.
+        dd: Option<DdRewrite>,
     },
 }
 
@@ -113,6 +139,13 @@ pub(crate) struct LayerForwarder {
     temporal_limit: u8,
     /// VP9 SVC: the highest spatial id forwarded.
     sid_limit: u8,
+    /// AV1: the decode target forwarded.
+    decode_target: Option<usize>,
+    /// AV1: the decode targets the sender says are active.
+    sender_targets: u32,
+    /// AV1: added to frame numbers (continuous across simulcast switches).
+    frame_offset: u16,
+    last_frame_out: Option<u16>,
     ts_offset: u32,
     tl0_offset: u8,
     shifts: VecDeque<Shift>,
@@ -135,6 +168,10 @@ impl LayerForwarder {
             current: None,
             temporal_limit: u8::MAX,
             sid_limit: u8::MAX,
+            decode_target: None,
+            sender_targets: u32::MAX,
+            frame_offset: 0,
+            last_frame_out: None,
             ts_offset: 0,
             tl0_offset: 0,
             shifts: VecDeque::new(),
@@ -190,6 +227,11 @@ impl LayerForwarder {
         if let Some(vp9) = packet.vp9 {
             return self.on_svc_packet(now, packet, &vp9);
         }
+        if let Some(dd) = packet.dd
+            && dd.svc
+        {
+            return self.on_av1_svc_packet(now, packet, &dd, spatial, temporal);
+        }
         if self.current != Some(packet.spatial) {
             if spatial != packet.spatial || !packet.keyframe {
                 let request = if self.current != Some(spatial) {
@@ -218,6 +260,13 @@ impl LayerForwarder {
                 return (LayerDecision::Drop, request);
             }
         }
+        if let Some(dd) = packet.dd {
+            // A simulcast SSRC's temporal layers.
+            if !self.keep_av1_frame(&dd, u8::MAX, temporal) {
+                self.drop_packet(packet);
+                return (LayerDecision::Drop, request);
+            }
+        }
         (self.rewrite(now, packet), request)
     }
 
@@ -238,6 +287,11 @@ impl LayerForwarder {
         self.last_keyframe_request = None;
         self.highest_in = None;
         self.last_dropped_picture = None;
+        self.decode_target = None;
+        self.frame_offset = match (self.last_frame_out, packet.dd) {
+            (Some(last), Some(dd)) => last.wrapping_add(1).wrapping_sub(dd.frame.frame_number),
+            _ => 0,
+        };
         let picture_id = packet.vp8.and_then(|v| v.picture_id);
         let tl0 = packet.vp8.and_then(|v| v.tl0);
         let (seq_offset, picture_id_offset) = match self.last_out {
@@ -365,17 +419,22 @@ impl LayerForwarder {
                 at: now,
             });
         }
+        let dd = packet.dd.map(|dd| self.av1_rewrite(&dd));
         LayerDecision::Forward {
             seq_no: out_seq,
             timestamp: out_ts,
             vp8: patch,
             marker: packet.marker,
+            dd,
         }
     }
 }
 
 #[path = "forward_svc.rs"]
 mod svc;
+
+#[path = "forward_av1.rs"]
+mod av1;
 
 #[cfg(test)]
 #[path = "forward_tests.rs"]

@@ -35,6 +35,7 @@ fn packet(spatial: usize, seq_no: u64, timestamp: u32, payload: &[u8]) -> Incomi
         vp8,
         vp9: None,
         marker: false,
+        dd: None,
     }
 }
 
@@ -233,6 +234,7 @@ fn svc_packet(seq_no: u64, timestamp: u32, payload: &[u8], marker: bool) -> Inco
         vp8: None,
         vp9,
         marker,
+        dd: None,
     }
 }
 

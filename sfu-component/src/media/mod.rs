@@ -40,6 +40,7 @@
 mod codec;
 mod conference;
 mod demux;
+mod dependency_descriptor;
 mod endpoint;
 mod feedback;
 mod forward;

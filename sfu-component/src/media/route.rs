@@ -5,6 +5,7 @@
 //! measured (`measure.rs`). The payload is shared, never copied per
 //! receiver (str0m's packets hold it in an `Arc`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use media_signalling::MediaKind;
@@ -15,7 +16,8 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 
 use super::codec::{parse_vp8, starts_keyframe};
 use super::conference::Conference;
-use super::forward::{Incoming, LayerDecision};
+use super::dependency_descriptor::{self as dd, RawDescriptor};
+use super::forward::{Dd, Incoming, LayerDecision};
 use super::stats::Counters;
 use super::vp9::parse_vp9;
 
@@ -170,6 +172,7 @@ impl Conference {
         let payload: &[u8] = &packet.payload;
         let mut incoming = None;
         let mut active = 0u32;
+        let mut av1 = None;
         if info.kind == MediaKind::Video {
             let vp8 = if codec == Some(Codec::Vp8) {
                 parse_vp8(payload)
@@ -198,6 +201,37 @@ impl Conference {
                 tid = v.has_layers.then_some(v.tid);
                 height = None;
             }
+            let raw = packet.header.ext_vals.user_values.get::<RawDescriptor>();
+            if codec == Some(Codec::Av1)
+                && let Some(raw) = raw
+            {
+                let last = source.dd_structures.get(&ssrc);
+                let Ok((frame, new)) = dd::parse(&raw.0, last) else {
+                    // Not understood without a structure: wait for a key
+                    // frame that sends one.
+                    let kind = KeyframeRequestKind::Pli;
+                    return self.request_layer_keyframe(now, ssrc, kind, counters);
+                };
+                if let Some(new) = new {
+                    source.dd_structures.insert(ssrc, new);
+                }
+                let Some(structure) = source.dd_structures.get(&ssrc).cloned() else {
+                    return Vec::new();
+                };
+                let svc = source.layers.len() == 1;
+                let resolution = structure.resolutions.get(usize::from(frame.spatial));
+                if svc {
+                    for (sid, (_, h)) in structure.resolutions.iter().enumerate() {
+                        source.meter.set_height(sid, u32::from(*h));
+                    }
+                    spatial = usize::from(frame.spatial);
+                    height = None;
+                } else {
+                    height = resolution.map(|(_, h)| u32::from(*h));
+                }
+                tid = Some(frame.temporal);
+                av1 = Some((frame, structure, svc, raw.0.clone()));
+            }
             source.meter.on_packet(
                 now,
                 spatial,
@@ -212,10 +246,18 @@ impl Conference {
                 seq_no: *packet.seq_no,
                 timestamp: packet.header.timestamp,
                 payload,
-                keyframe: starts_keyframe(codec, payload),
+                keyframe: match &av1 {
+                    Some((frame, ..)) => frame.is_keyframe(),
+                    None => starts_keyframe(codec, payload),
+                },
                 vp8,
                 vp9,
                 marker: packet.header.marker,
+                dd: av1.as_ref().map(|(frame, structure, svc, _)| Dd {
+                    frame: *frame,
+                    structure,
+                    svc: *svc,
+                }),
             });
         }
         if muted {
@@ -237,6 +279,7 @@ impl Conference {
             let Some(forwarded) = receiver.forwarded.get_mut(&info.visible) else {
                 continue;
             };
+            let mut ext = ext.clone();
             let (seq_no, timestamp, vp8, marker) = match &incoming {
                 Some(incoming) => {
                     let (decision, keyframe) = forwarded.forwarder.on_packet(now, incoming, active);
@@ -252,7 +295,19 @@ impl Conference {
                             timestamp,
                             vp8,
                             marker,
-                        } => (seq_no, timestamp, vp8, marker),
+                            dd,
+                        } => {
+                            if let (Some(dd), Some((frame, _, _, raw))) = (dd, &av1) {
+                                let bytes = dd::rewrite(
+                                    raw,
+                                    frame,
+                                    dd.frame_number,
+                                    Some(dd.active_targets),
+                                );
+                                ext.user_values.set(RawDescriptor(Arc::from(bytes)));
+                            }
+                            (seq_no, timestamp, vp8, marker)
+                        }
                     }
                 }
                 None => {
@@ -284,7 +339,7 @@ impl Conference {
                 packet.payload.clone(),
             )
             .marker(marker)
-            .ext_vals(ext.clone())
+            .ext_vals(ext)
             // Resent on NACK only with an rtx SSRC to resend on (str0m
             // needs one once the receiver negotiated rtx).
             .nackable(info.kind == MediaKind::Video && forwarded.rtx.is_some());

@@ -1,0 +1,139 @@
+//! AV1 for one receiver, by its dependency descriptor: of the decode
+//! targets the sender's structure describes, the one with the highest
+//! layers within the receiver's target is chosen (the lowest when none
+//! fits); a frame whose indication for it is "not present" is dropped,
+//! each dropped packet shifting the following sequence numbers down as
+//! for VP8's temporal drops.
+//!
+//! Switching to another decode target (up or down, spatial or temporal)
+//! happens at the start of a frame that is a switch point of the new
+//! target (indication "switch") or a key frame; going up a spatial layer
+//! asks the sender for a key frame (throttled as layer switches are).
+//!
+//! Frame numbers are kept (frames refer to earlier ones by difference),
+//! only shifted to continue across a switch between simulcast SSRCs. The
+//! receiver is told which decode targets it can decode from what it gets
+//! (the active decode targets bitmask, written into every forwarded
+//! descriptor): those whose every frame is forwarded, of the ones the
+//! sender has active. The marker bit, set by the sender on the last packet
+//! of its top spatial layer, is put on the end of the chosen target's
+//! layer frame when upper layers are dropped (as for VP9).
+
+use std::time::Instant;
+
+use super::{Dd, DdRewrite, Incoming, LayerDecision, LayerForwarder, Target};
+use crate::media::dependency_descriptor::{Dti, Structure};
+
+impl LayerForwarder {
+    /// [`LayerForwarder::on_packet`] for an AV1 SVC packet (all spatial
+    /// layers on one SSRC). `spatial` and `temporal` are the layers wanted
+    /// (the spatial one among those the sender sends).
+    pub(super) fn on_av1_svc_packet(
+        &mut self,
+        now: Instant,
+        packet: &Incoming,
+        dd: &Dd,
+        spatial: usize,
+        temporal: u8,
+    ) -> (LayerDecision, Option<usize>) {
+        if self.target == Target::Suspended {
+            return (LayerDecision::Drop, None);
+        }
+        if self.current != Some(packet.spatial) {
+            if !packet.keyframe {
+                return (
+                    LayerDecision::Drop,
+                    self.keyframe_request(now, packet.spatial),
+                );
+            }
+            self.switch_to(now, packet);
+        }
+        let sid = u8::try_from(spatial).unwrap_or(u8::MAX);
+        let keep = self.keep_av1_frame(dd, sid, temporal);
+        // Going up a spatial layer needs a key frame.
+        let wanted = choose_decode_target(dd.structure, sid, temporal);
+        let layer_of = |dt: usize| dd.structure.target_layers.get(dt).map(|l| l.0);
+        let request = if self.decode_target.is_none()
+            || layer_of(wanted) > self.decode_target.and_then(layer_of)
+        {
+            self.keyframe_request(now, packet.spatial)
+        } else {
+            None
+        };
+        if !keep {
+            self.drop_packet(packet);
+            return (LayerDecision::Drop, request);
+        }
+        let top = self.decode_target.and_then(layer_of);
+        let mut decision = self.rewrite(now, packet);
+        if let LayerDecision::Forward { marker, .. } = &mut decision {
+            *marker = packet.marker || (dd.frame.end_of_frame && Some(dd.frame.spatial) == top);
+        }
+        (decision, request)
+    }
+
+    /// Whether a packet's frame is part of the decode target forwarded,
+    /// after switching to the one wanted where the frame allows it.
+    pub(super) fn keep_av1_frame(&mut self, dd: &Dd, spatial: u8, temporal: u8) -> bool {
+        let frame = &dd.frame;
+        if let Some(active) = frame.active_targets {
+            self.sender_targets = active;
+        }
+        let wanted = choose_decode_target(dd.structure, spatial, temporal);
+        if frame.start_of_frame
+            && self.decode_target != Some(wanted)
+            && (frame.is_keyframe() || frame.dti(wanted) == Dti::Switch)
+        {
+            self.decode_target = Some(wanted);
+        }
+        self.decode_target
+            .is_some_and(|dt| frame.dti(dt) != Dti::NotPresent)
+    }
+
+    /// The descriptor values of a forwarded AV1 packet.
+    pub(super) fn av1_rewrite(&mut self, dd: &Dd) -> DdRewrite {
+        let frame_number = dd.frame.frame_number.wrapping_add(self.frame_offset);
+        let newer = self
+            .last_frame_out
+            .is_none_or(|last| frame_number.wrapping_sub(last) < 0x8000);
+        if newer {
+            self.last_frame_out = Some(frame_number);
+        }
+        let decodable = self
+            .decode_target
+            .map(|dt| decodable_targets(dd.structure, dt))
+            .unwrap_or(0);
+        DdRewrite {
+            frame_number,
+            active_targets: decodable & self.sender_targets,
+        }
+    }
+}
+
+/// The decode target with the highest (spatial, temporal) layers within
+/// the given ones; the lowest of all when none is.
+pub(crate) fn choose_decode_target(structure: &Structure, spatial: u8, temporal: u8) -> usize {
+    let layers = structure.target_layers.iter().copied().enumerate();
+    let fitting = layers
+        .clone()
+        .filter(|(_, (s, t))| *s <= spatial && *t <= temporal)
+        .max_by_key(|(i, l)| (*l, std::cmp::Reverse(*i)));
+    fitting
+        .or_else(|| layers.min_by_key(|(i, l)| (*l, *i)))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+/// The decode targets a receiver of decode target `chosen` can decode:
+/// those with no template outside `chosen`.
+pub(crate) fn decodable_targets(structure: &Structure, chosen: usize) -> u32 {
+    let present = |dtis: u64, dt: usize| dt < 32 && (dtis >> (2 * dt)) & 3 != 0;
+    (0..usize::from(structure.decode_targets).min(32))
+        .filter(|dt| {
+            structure
+                .templates
+                .iter()
+                .all(|t| !present(t.dtis, *dt) || present(t.dtis, chosen))
+        })
+        .fold(0u32, |mask, dt| mask | (1 << dt))
+}
