@@ -219,7 +219,21 @@ impl ArchiveStore for SqlArchive {
         when: f64,
         with: &str,
     ) -> StorageResult<String> {
-        self.append_keyed(user, None, stanza, when, with)
+        SqlArchive::append_keyed(self, user, None, stanza, when, with)
+    }
+
+    /// Prosody's SQL driver: the item with that key goes, the new one is
+    /// inserted with a new `sort_id` (so it moves to the end), as PEP's item
+    /// stores rely on.
+    fn append_keyed(
+        &self,
+        user: Option<&str>,
+        key: &str,
+        stanza: &Element,
+        when: f64,
+        with: &str,
+    ) -> StorageResult<String> {
+        SqlArchive::append_keyed(self, user, Some(key), stanza, when, with)
     }
 
     fn find(&self, user: Option<&str>, query: &ArchiveQuery) -> StorageResult<Vec<ArchiveItem>> {

@@ -194,9 +194,29 @@ fn exercise(driver: &SqlDriver) {
         4
     );
 
+    // Keyed appends (PEP's item stores): the key's old item goes, the new
+    // one is last.
+    let items = driver.open_archive(host, "pep_node").unwrap();
+    for (key, n) in [("a", 0), ("b", 1), ("a", 2)] {
+        let got = items
+            .append_keyed(Some("romeo"), key, &message(n), 1000.0, "")
+            .unwrap();
+        assert_eq!(got, key);
+    }
+    let stored: Vec<_> = items
+        .find(Some("romeo"), &ArchiveQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.key, i.stanza))
+        .collect();
+    assert_eq!(
+        stored,
+        [("b".to_string(), message(1)), ("a".to_string(), message(2))]
+    );
+
     let (kv, arch) = driver.stores(host).unwrap();
     assert_eq!(kv, ["accounts", "roster"]);
-    assert_eq!(arch, ["archive"]);
+    assert_eq!(arch, ["archive", "pep_node"]);
 
     driver.purge_user(host, "romeo").unwrap();
     assert_eq!(accounts.get(Some("romeo")).unwrap(), None);
