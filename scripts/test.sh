@@ -8,7 +8,8 @@
 # cargo test --workspace; cargo build (the lilt binary); fuzz (each fuzz target of fuzz/ a few
 # seconds on its corpus, scripts/fuzz.sh --ci); the pytest suite in tests/python
 # (slixmpp clients against target/debug/lilt, plus the differential tests against
-# Debian's Prosody when ../shared exists); tests/scansion/run-lilt.sh when present.
+# Debian's Prosody when ../shared exists); tests/scansion/run-lilt.sh when present (on
+# memory storage, then on sql with SQLite and with PostgreSQL).
 # Then tests/js (node --test): BOSH and WebSocket with strophe.js, @xmpp/client and
 # headless Chromium (npm ci; Debian's chromium installed when root).
 #
@@ -248,8 +249,25 @@ scansion_step() {
         echo "tests/scansion/run-lilt.sh not present: nothing to run"
         return 0
     fi
-    # Prosody's 13.0 scripts (with the expected-failures list), then lilt's own.
-    bash "$script" && bash "$script" "$root/conformance/scripts"
+    # Prosody's 13.0 scripts (with the expected-failures list), then lilt's own, on the
+    # config's memory storage; then both again with storage = "sql" on SQLite and on
+    # PostgreSQL (a throw-away cluster run-lilt.sh starts on 127.0.0.1), which must pass
+    # the same scripts (issue 20).
+    bash "$script" && bash "$script" "$root/conformance/scripts" || return 1
+    local target="${CARGO_TARGET_DIR:-$root/target}"
+    export LILT="$target/debug/lilt" RUNNER="$target/debug/scansion-runner"
+    section "scansion conformance, storage = sql on SQLite"
+    LILT_STORAGE=sql bash "$script" && LILT_STORAGE=sql bash "$script" "$root/conformance/scripts" \
+        || return 1
+    section "scansion conformance, storage = sql on PostgreSQL"
+    ensure_postgresql
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        echo "SKIPPED: PostgreSQL is not installed (apt-get install postgresql), so the scansion"
+        echo "scripts did not run on PostgreSQL"
+        return 0
+    fi
+    LILT_STORAGE=postgresql bash "$script" \
+        && LILT_STORAGE=postgresql bash "$script" "$root/conformance/scripts"
 }
 
 ensure_media_tools() {
