@@ -11,6 +11,12 @@
 //! `plugin_paths` is searched: Prosody's own directory
 //! (`/usr/lib/prosody/modules`) holds modules lilt implements natively or
 //! does not want (`mod_posix`, `mod_s2s`), which must not replace them.
+//!
+//! A name lilt has natively is served by the Lua file instead when the
+//! global option `prefer_lua_modules` lists it ([`prefer_lua`]): with
+//! `plugin_paths = { "/usr/lib/prosody/modules" }` and
+//! `prefer_lua_modules = { "motd" }`, `modules_enabled = { "motd" }` runs
+//! Debian's `mod_motd.lua`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,8 +24,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use lua_compat::host::{
-    HandlerId, HostError, IqRequestId, Item, Limits, LogLevel, LuaEvent, LuaHost, LuaModule,
-    ModuleSearch, Origin, Scope, SessionId, Store, StoreKind, TimerId,
+    HandlerId, HostError, HttpRequest, IqRequestId, Item, Limits, LogLevel, LuaEvent, LuaHost,
+    LuaModule, ModuleSearch, Origin, RouteId, Scope, SessionId, Store, StoreKind, TimerId,
+    UserSessions,
 };
 use xmpp_core::module::{Module, ModuleContext, ModuleError, ModuleFactory, manager};
 use xmpp_core::{Element, Event, HookId, ServerConfig, Session, Value};
@@ -47,6 +54,22 @@ pub fn fallback(config: &ServerConfig) -> Option<xmpp_core::module::registry::Fa
     }))
 }
 
+/// Takes the names the global option `prefer_lua_modules` lists out of
+/// `registry`, so that the fallback serves them from `mod_<name>.lua` on
+/// `plugin_paths` (a name with no such file keeps its Rust module).
+pub fn prefer_lua(config: &ServerConfig, registry: &mut xmpp_core::module::Registry) {
+    let Some(Value::Table(names)) = config.get_global("prefer_lua_modules") else {
+        return;
+    };
+    let mut search = ModuleSearch::from_config(config, &config.base_dir());
+    search.builtin.clear();
+    for name in names.seq.iter().filter_map(Value::as_str) {
+        if search.find_module(name).is_some() {
+            registry.remove(name);
+        }
+    }
+}
+
 /// One Lua module on one host, as a [`Module`].
 struct LuaAdapter {
     name: String,
@@ -64,6 +87,7 @@ impl Module for LuaAdapter {
             items: Mutex::new(Vec::new()),
             timers: Mutex::new(HashMap::new()),
             sessions: Arc::new(Mutex::new(Sessions::default())),
+            routes: Mutex::new(Vec::new()),
         });
         let module = LuaModule::load(host.clone(), &self.name, &self.search, Limits::default())
             .map_err(ModuleError::other)?;
@@ -117,6 +141,9 @@ pub struct ContextHost {
     items: Mutex<Vec<(String, Item, HookId)>>,
     timers: Mutex<HashMap<TimerId, tokio::task::AbortHandle>>,
     sessions: Arc<Mutex<Sessions>>,
+    /// Routes of the `module:provides("http", ...)` being made, served
+    /// together as one app when its `http-provider` item is added.
+    routes: Mutex<Vec<(String, String, RouteId)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -152,6 +179,42 @@ fn lua_event(event: &Event, sessions: &Mutex<Sessions>) -> LuaEvent {
     out
 }
 
+/// An HTTP request for a Lua route, answered by the module.
+fn serve(
+    slot: &RwLock<Weak<LuaModule>>,
+    route: RouteId,
+    req: xmpp_core::http::HttpRequest,
+) -> xmpp_core::http::HttpResponse {
+    use xmpp_core::http::{HttpResponse, StatusCode};
+    let Some(module) = module_of(slot) else {
+        return HttpResponse::new(StatusCode::NOT_FOUND);
+    };
+    let request = HttpRequest {
+        method: req.method.as_str().to_string(),
+        path: req.path.clone(),
+        wildcard: req.rest.clone(),
+        query: req.query.clone(),
+        headers: req
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: req.body.to_vec(),
+    };
+    match module.handle_http(route, &request) {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+            let mut out = HttpResponse::new(status).with_body(answer.body);
+            let headers: HashMap<String, String> = answer.headers.into_iter().collect();
+            if let Ok(headers) = xmpp_core::http::HeaderMap::try_from(&headers) {
+                out.headers.extend(headers);
+            }
+            out
+        }
+        Err(_) => HttpResponse::new(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
 /// Prosody's `session.type`.
 fn session_type(s: &Session) -> &'static str {
     use xmpp_core::SessionKind;
@@ -165,6 +228,52 @@ fn session_type(s: &Session) -> &'static str {
 }
 
 impl ContextHost {
+    fn accounts(&self, host: &str) -> Result<Arc<dyn auth::AccountProvider>, HostError> {
+        let h = self
+            .ctx
+            .server()
+            .host(host)
+            .ok_or_else(|| HostError::Failed(format!("no host {host}")))?;
+        auth::provider_for_host(&h).map_err(|e| HostError::Failed(e.to_string()))
+    }
+
+    /// Serves the routes collected since the last app as the app `item`
+    /// describes (`name`, `default_path`); they go when the module unloads.
+    fn provide_http(&self, item: &Item) {
+        let routes = std::mem::take(&mut *lock(&self.routes));
+        if routes.is_empty() {
+            return;
+        }
+        let Item::Value(Value::Table(t)) = item else {
+            return;
+        };
+        let text = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_string);
+        let name = text("name").unwrap_or_else(|| self.ctx.name().to_string());
+        let mut app = xmpp_core::http::HttpApp {
+            name,
+            default_path: text("default_path"),
+            cors: None,
+            routes: Vec::new(),
+        };
+        for (method, path, route) in routes {
+            let key = match (method.is_empty(), path.is_empty()) {
+                (true, _) => format!("GET {path}"),
+                (false, true) => method.clone(),
+                (false, false) => format!("{method} {path}"),
+            };
+            let slot = self.module.clone();
+            let handler = xmpp_core::http::handler(move |req: xmpp_core::http::HttpRequest| {
+                let slot = slot.clone();
+                async move { serve(&slot, route, req) }
+            });
+            app.routes.push((key, handler));
+        }
+        if let Err(e) = self.ctx.provide_http(app, false) {
+            self.ctx
+                .log("error", &format!("could not serve HTTP routes: {e}"));
+        }
+    }
+
     fn stop_all_timers(&self) {
         for (_, t) in lock(&self.timers).drain() {
             t.abort();
@@ -266,6 +375,9 @@ impl LuaHost for ContextHost {
     }
 
     fn add_item(&self, kind: &str, item: Item) {
+        if kind == "http-provider" {
+            self.provide_http(&item);
+        }
         match self.disco_hook(kind, &item) {
             Some(id) => lock(&self.items).push((kind.to_string(), item, id)),
             None => self.ctx.add_item(kind, Arc::new(item)),
@@ -399,6 +511,98 @@ impl LuaHost for ContextHost {
             }
             Err(e) => Err(HostError::Failed(e.to_string())),
         }
+    }
+
+    fn add_http_route(&self, method: &str, path: &str, route: RouteId) -> Result<(), HostError> {
+        lock(&self.routes).push((method.to_string(), path.to_string(), route));
+        Ok(())
+    }
+
+    fn http_url(&self, path: &str) -> String {
+        let host = &self.ctx.host().name;
+        let external = self
+            .ctx
+            .get_option("http_external_url")
+            .and_then(Value::as_str)
+            .map(|u| u.trim_end_matches('/').to_string());
+        let port = match self.ctx.server().config.get_global("http_ports") {
+            Some(Value::Table(t)) => t.seq.first().and_then(Value::as_i64),
+            Some(Value::Integer(p)) => Some(*p),
+            _ => None,
+        }
+        .unwrap_or(5280);
+        match external {
+            Some(base) => format!("{base}{path}"),
+            None => format!("http://{host}:{port}{path}"),
+        }
+    }
+
+    fn measure(&self, name: &str, kind: &str, value: f64) {
+        tracing::trace!(module = self.ctx.name(), name, kind, value, "measure");
+    }
+
+    fn may(&self, action: &str, jid: &str) -> bool {
+        let _ = action;
+        self.is_admin(jid, &self.ctx.host().name)
+    }
+
+    fn create_user(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        host: &str,
+    ) -> Result<(), HostError> {
+        self.accounts(host)?
+            .create_user(username, password)
+            .map_err(|e| HostError::Failed(e.to_string()))
+    }
+
+    fn delete_user(&self, username: &str, host: &str) -> Result<(), HostError> {
+        self.accounts(host)?
+            .delete_user(username)
+            .map_err(|e| HostError::Failed(e.to_string()))
+    }
+
+    fn set_password(&self, username: &str, password: &str, host: &str) -> Result<(), HostError> {
+        self.accounts(host)?
+            .set_password(username, password)
+            .map_err(|e| HostError::Failed(e.to_string()))
+    }
+
+    fn is_contact_subscribed(&self, username: &str, host: &str, jid: &str) -> bool {
+        let server = self.ctx.server();
+        server.host(host).is_some_and(|h| {
+            modules::roster::subscription::is_contact_subscribed(server, &h, username, jid)
+                .unwrap_or(false)
+        })
+    }
+
+    fn sessions(&self, host: &str) -> Option<Vec<UserSessions>> {
+        let server = self.ctx.server();
+        if server.host(host)?.is_component() {
+            return None;
+        }
+        let mut by_user: Vec<UserSessions> = Vec::new();
+        let mut numbers = lock(&self.sessions);
+        for s in server.sessions.all() {
+            let Some(jid) = s.full_jid() else { continue };
+            let (Some(user), Some(resource)) = (jid.node(), jid.resource()) else {
+                continue;
+            };
+            if jid.domain() != host {
+                continue;
+            }
+            let n = numbers.number(&s);
+            let entry = (resource.to_string(), n);
+            match by_user.iter_mut().find(|u| u.username == user) {
+                Some(u) => u.resources.push(entry),
+                None => by_user.push(UserSessions {
+                    username: user.to_string(),
+                    resources: vec![entry],
+                }),
+            }
+        }
+        Some(by_user)
     }
 
     fn hosts(&self) -> Vec<String> {

@@ -72,7 +72,14 @@ pub(crate) fn event_to_lua(
 ) -> mlua::Result<LuaTable> {
     let t = table_to_lua(lua, &ev.fields)?;
     if let Some(o) = &ev.origin {
-        t.raw_set("origin", origin_table(lua, shared, o)?)?;
+        let session = origin_table(lua, shared, o)?;
+        // Prosody's session events (`authentication-success`,
+        // `resource-bind`, `user-registered`, ...) carry the session as
+        // `session`; stanza events as `origin`.
+        if ev.stanza.is_none() && !ev.fields.map.contains_key("session") {
+            t.raw_set("session", &session)?;
+        }
+        t.raw_set("origin", session)?;
     }
     if let Some(s) = &ev.stanza {
         t.raw_set("stanza", element_to_lua(lua, s)?)?;
