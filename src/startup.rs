@@ -9,12 +9,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use xmpp_core::c2s::negotiation::C2sSettings;
 use xmpp_core::c2s::{ListenerContext, serve};
 use xmpp_core::config::OptionError;
 use xmpp_core::listen;
 use xmpp_core::module::{LoadOutcome, Registry, manager};
-use xmpp_core::stream::StreamLimits;
 use xmpp_core::{Clock, HostKind, Server, ServerConfig, Value};
 
 /// Why the server could not start.
@@ -216,39 +214,58 @@ pub(crate) fn build_with_registry(
     manager::set_registry(&server, registry);
     let mut unsupported = Unsupported::default();
     for host in server.hosts() {
-        if !host.is_component()
-            && let Some(problem) = install_auth_provider(&host)?
-        {
-            unsupported.auth.push(problem);
-        }
-        for name in lua_compat::modulemanager::modules_for_host(&server.config, &host.name) {
-            match manager::load(&server, &host, &name) {
-                Ok(LoadOutcome::Loaded) => {}
-                Ok(LoadOutcome::Unknown) => {
-                    match unsupported.modules.iter_mut().find(|(m, _)| *m == name) {
-                        Some((_, hosts)) => hosts.push(host.name.clone()),
-                        None => unsupported
-                            .modules
-                            .push((name.clone(), vec![host.name.clone()])),
-                    }
-                }
-                Err(e) => {
-                    return Err(StartError::Host {
-                        host: host.name.clone(),
-                        reason: e.to_string(),
-                    });
-                }
+        let activated = activate_host(&server, &host)?;
+        unsupported.auth.extend(activated.auth_problem);
+        for name in activated.unknown_modules {
+            match unsupported.modules.iter_mut().find(|(m, _)| *m == name) {
+                Some((_, hosts)) => hosts.push(host.name.clone()),
+                None => unsupported.modules.push((name, vec![host.name.clone()])),
             }
-        }
-        if let HostKind::Component { module: None } = &host.kind {
-            // mod_component: served by an external (XEP-0114) or in-process component.
-            xmpp_core::component::load(&host);
         }
     }
     // The in-process focus and bridge start with the listeners; their
     // options are checked now, so `check config` reports them too.
     crate::media::settings(&server.config)?;
     Ok((server, unsupported))
+}
+
+/// What bringing a host into service found missing.
+#[derive(Debug, Default)]
+pub(crate) struct Activated {
+    /// The auth provider is one lilt lacks (nobody can log in).
+    pub auth_problem: Option<String>,
+    /// Modules the host asks for that lilt does not have.
+    pub unknown_modules: Vec<String>,
+}
+
+/// Brings a host into service: its auth provider, its modules (as the
+/// config in force lists them) and, for a `Component` without a module,
+/// mod_component. At start-up and for a host a reload adds.
+pub(crate) fn activate_host(
+    server: &Arc<Server>,
+    host: &Arc<xmpp_core::Host>,
+) -> Result<Activated, StartError> {
+    let mut activated = Activated::default();
+    if !host.is_component() {
+        activated.auth_problem = install_auth_provider(host)?;
+    }
+    for name in lua_compat::modulemanager::modules_for_host(&server.config, &host.name) {
+        match manager::load(server, host, &name) {
+            Ok(LoadOutcome::Loaded) => {}
+            Ok(LoadOutcome::Unknown) => activated.unknown_modules.push(name),
+            Err(e) => {
+                return Err(StartError::Host {
+                    host: host.name.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    if let HostKind::Component { module: None } = &host.kind {
+        // mod_component: served by an external (XEP-0114) or in-process component.
+        xmpp_core::component::load(host);
+    }
+    Ok(activated)
 }
 
 /// Sets the host's auth provider. A provider lilt does not have yet is
@@ -275,20 +292,9 @@ fn install_auth_provider(host: &Arc<xmpp_core::Host>) -> Result<Option<String>, 
     Ok(None)
 }
 
-fn global_i64(config: &ServerConfig, name: &str, default: i64) -> Result<i64, OptionError> {
-    match config.get_global(name) {
-        None => Ok(default),
-        Some(v) => v.as_i64().ok_or_else(|| OptionError {
-            option: name.to_string(),
-            defined_at: config.source_of(None, name).cloned(),
-            problem: format!("must be a number, not a {}", v.type_name()),
-        }),
-    }
-}
-
 /// Starts listening for clients.
 pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
-    let config = server.config.clone();
+    let config = server.config.current().clone();
     let (tls, warnings) = xmpp_core::tls::build_tls(&config);
     for w in warnings {
         tracing::warn!("{w}");
@@ -302,11 +308,6 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             (Some(Arc::new(cfg)), Some(certs))
         }
         None => (None, None),
-    };
-    let limits = StreamLimits {
-        max_stanza_size: global_i64(&config, "c2s_stanza_size_limit", 256 * 1024)?.max(1024)
-            as usize,
-        ..StreamLimits::default()
     };
     let keepalive = config
         .get_global("network_settings")
@@ -325,22 +326,14 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     };
     let send_timeout = network("send_timeout", 180);
     let handshake_timeout = network("ssl_handshake_timeout", 60);
-    let settings = C2sSettings {
-        tls_available: tls.is_some(),
-        direct_tls: false,
-        unauthed_timeout: Duration::from_secs(
-            global_i64(&config, "c2s_timeout", 300)?.max(1) as u64
-        ),
-        limits,
-        max_unauthed_stanza_size: Some(
-            global_i64(&config, "c2s_unauthed_stanza_size_limit", 10_000)?.max(512) as usize,
-        ),
-    };
+    // Read again for every connection, from the config in force then.
+    let settings = xmpp_core::c2s::settings::from_config(&config, tls.is_some())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = ListenerContext {
         server: server.clone(),
         tls: tls_config.clone().map(TlsAcceptor::from),
         settings,
+        follow_config: true,
         keepalive: Duration::from_secs(keepalive),
         send_timeout: Duration::from_secs(send_timeout),
         handshake_timeout: Duration::from_secs(handshake_timeout),

@@ -3,38 +3,38 @@
 //!
 //! A reload re-reads the config file. A config that does not load, or
 //! that start-up would refuse (`daemonize = true`, an unreadable
-//! certificate named in `ssl`), is refused (the error names file and line)
-//! and the server goes on as it was. Otherwise the log sinks are replaced (every file reopened, for
-//! logrotate; levels and sinks changed as the new `log` says), the
-//! certificates are read again, each host's modules are brought in line
-//! with the new `modules_enabled`/`modules_disabled` (modules no longer
-//! listed are unloaded with everything they registered, new ones loaded:
-//! [`xmpp_core::module::manager::sync_host`]), and the log says what
-//! changed and which changes need a restart (hosts and the other options
-//! are read once at start-up for now; a module loaded at reload reads the
-//! options the server started with).
+//! certificate named in `ssl`, a c2s or media option of the wrong type),
+//! is refused (the error names file and line) and the server goes on as it
+//! was. Otherwise:
+//!
+//! - the new config is put in force ([`xmpp_core::Server::reconfigure`]):
+//!   every option read after this sees it (hosts and modules read options
+//!   per use; each new c2s connection reads `c2s_*` then);
+//! - hosts the config adds are served at once (auth provider, modules;
+//!   [`hosts::activate`]), hosts it removes have their sessions closed
+//!   with `host-gone` and their modules unloaded ([`hosts::deactivate`]);
+//! - each remaining host's modules follow `modules_enabled` /
+//!   `modules_disabled` ([`xmpp_core::module::manager::sync_host`]);
+//! - the log sinks are replaced (files reopened, for logrotate; levels as
+//!   the new `log` says) and the certificates read again;
+//! - `config-reloaded` fires on the global bus, as in Prosody;
+//! - the log says what changed, one line per change, and which changes
+//!   wait for a restart (listeners' ports and interfaces, the HTTP
+//!   server's options, `data_path`, ...: [`changes`]).
 
-use std::collections::BTreeSet;
+mod changes;
+mod hosts;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use xmpp_core::config::Section;
-use xmpp_core::{HostKind, ServerConfig};
+use xmpp_core::{Event, ServerConfig};
 
 use crate::logging;
-
-/// Options a reload puts in force without a restart.
-const APPLIED_AT_RUN_TIME: &[&str] = &[
-    "log",
-    "debug",
-    "syslog_facility",
-    "certificates",
-    "ssl",
-    "pidfile",
-];
+pub use changes::{Change, changes};
 
 /// The TLS certificates a running server serves, replaceable on reload.
 #[derive(Debug)]
@@ -97,14 +97,14 @@ impl fmt::Display for ReloadReport {
 pub struct Reloader {
     file: PathBuf,
     options: lua_compat::config::LoadOptions,
-    /// The config the server was started with (what modules, hosts and
-    /// listeners run with).
+    /// The config the server was started with (what listeners and the
+    /// HTTP server run with until a restart).
     started: ServerConfig,
     /// The config of the last successful reload (for what changed since).
     last: ServerConfig,
     certificates: Option<Arc<Certificates>>,
-    /// The running server whose modules follow the config (None: only
-    /// logs and certificates are reloaded).
+    /// The running server the config is put in force on (None: only logs
+    /// and certificates are reloaded).
     server: Option<Arc<xmpp_core::Server>>,
 }
 
@@ -125,19 +125,25 @@ impl Reloader {
         }
     }
 
-    /// Also loads and unloads `server`'s modules as the new config says.
+    /// Also puts the new config in force on `server`: its options, hosts
+    /// and modules.
     pub fn with_server(mut self, server: Arc<xmpp_core::Server>) -> Reloader {
         self.server = Some(server);
         self
     }
 
     /// Brings every host's modules in line with `config`.
-    fn sync_modules(&self, config: &ServerConfig, report: &mut ReloadReport) {
+    fn sync_modules(
+        &self,
+        config: &ServerConfig,
+        added: &[Arc<xmpp_core::Host>],
+        report: &mut ReloadReport,
+    ) {
         let Some(server) = &self.server else {
             return;
         };
         for host in server.hosts() {
-            if config.host(&host.name).is_none() {
+            if config.host(&host.name).is_none() || added.iter().any(|a| Arc::ptr_eq(a, &host)) {
                 continue;
             }
             let wanted = lua_compat::modulemanager::modules_for_host(config, &host.name);
@@ -180,10 +186,27 @@ impl Reloader {
         crate::process::check_foreground(&config)
             .and_then(|()| crate::process::check_certificates(&config))
             .map_err(|e| ReloadError(e.to_string()))?;
+        xmpp_core::c2s::settings::from_config(&config, true)
+            .map_err(|e| ReloadError(e.to_string()))?;
+        crate::media::settings(&config).map_err(|e| ReloadError(e.to_string()))?;
         let mut report = ReloadReport {
             warnings: config.warnings.clone(),
             ..ReloadReport::default()
         };
+        let changed_now = changes(&self.last, &config);
+        // The new config first: hosts and modules loaded below read it.
+        if let Some(server) = self.server.clone()
+            && !changed_now.is_empty()
+        {
+            let table = server.reconfigure(config.clone());
+            for host in &table.removed {
+                hosts::deactivate(&server, host, &mut report);
+            }
+            for host in &table.added {
+                hosts::activate(&server, host, &mut report);
+            }
+            self.sync_modules(&config, &table.added, &mut report);
+        }
         let logging = logging::reload(&config);
         report.applied.extend(logging.changes);
         report.warnings.extend(logging.warnings);
@@ -204,26 +227,34 @@ impl Reloader {
                     .push("no certificate could be loaded; keeping the previous ones".into()),
             }
         }
-        self.sync_modules(&config, &mut report);
         let modules_follow = self.server.is_some();
-        let changed_now = changes(&self.last, &config);
-        for change in changes(&self.started, &config) {
-            if modules_follow && change.is_module_list() {
+        for change in &changed_now {
+            if change.is_log() || (modules_follow && change.is_module_list()) {
+                // Worded by the logging reload and the module sync.
                 continue;
             }
-            if change.applied_at_run_time() {
-                if changed_now.contains(&change) && !change.is_log() {
-                    report.applied.push(change.to_string());
-                }
-            } else {
+            if change.applied_at_run_time() && (modules_follow || !change.is_host()) {
+                report.applied.push(change.to_string());
+            }
+        }
+        // What still waits for a restart, since start-up (not only since
+        // the last reload: it stays true until the restart).
+        for change in changes(&self.started, &config) {
+            if !change.applied_at_run_time() || (!modules_follow && change.is_host()) {
                 report.needs_restart.push(change.to_string());
             }
+        }
+        if let Some(server) = &self.server {
+            let mut event = Event::new(server, "config-reloaded")
+                .with_field("filename", self.file.to_string_lossy().into_owned());
+            server.fire_global("config-reloaded", &mut event);
         }
         self.last = config;
         Ok(report)
     }
 
-    /// [`Reloader::reload`], logging the outcome.
+    /// [`Reloader::reload`], logging the outcome: a line per change
+    /// applied, a line per change waiting for a restart, then a summary.
     pub fn reload_and_log(&mut self) {
         tracing::info!(
             target: "mod_posix",
@@ -233,90 +264,19 @@ impl Reloader {
         match self.reload() {
             Ok(report) => {
                 for w in &report.warnings {
-                    tracing::warn!("{w}");
+                    tracing::warn!(target: "config", "{w}");
                 }
-                tracing::info!("{report}");
+                for change in &report.applied {
+                    tracing::info!(target: "config", "Reload applied: {change}");
+                }
+                for change in &report.needs_restart {
+                    tracing::warn!(target: "config", "Reload: {change}, in force after a restart");
+                }
+                tracing::info!(target: "config", "{report}");
             }
-            Err(e) => tracing::error!("{e}"),
+            Err(e) => tracing::error!(target: "config", "{e}"),
         }
     }
-}
-
-/// One difference between two configs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Change {
-    Option { host: Option<String>, name: String },
-    HostAdded(String, bool),
-    HostRemoved(String, bool),
-}
-
-impl Change {
-    fn applied_at_run_time(&self) -> bool {
-        matches!(self, Change::Option { name, .. } if APPLIED_AT_RUN_TIME.contains(&name.as_str()))
-    }
-    fn is_module_list(&self) -> bool {
-        matches!(self, Change::Option { name, .. } if name == "modules_enabled" || name == "modules_disabled")
-    }
-    fn is_log(&self) -> bool {
-        matches!(self, Change::Option { name, host: None } if name == "log")
-    }
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = |component: &bool| {
-            if *component {
-                "Component"
-            } else {
-                "VirtualHost"
-            }
-        };
-        match self {
-            Change::Option { host: None, name } => write!(f, "option {name} changed"),
-            Change::Option {
-                host: Some(h),
-                name,
-            } => write!(f, "option {name} of {h} changed"),
-            Change::HostAdded(h, c) => write!(f, "{} {h:?} added", kind(c)),
-            Change::HostRemoved(h, c) => write!(f, "{} {h:?} removed", kind(c)),
-        }
-    }
-}
-
-fn section_changes(host: Option<&str>, old: &Section, new: &Section, out: &mut Vec<Change>) {
-    let names: BTreeSet<&String> = old.options.keys().chain(new.options.keys()).collect();
-    for name in names {
-        if old.options.get(name) != new.options.get(name) {
-            out.push(Change::Option {
-                host: host.map(str::to_string),
-                name: name.clone(),
-            });
-        }
-    }
-}
-
-fn changes(old: &ServerConfig, new: &ServerConfig) -> Vec<Change> {
-    let mut out = Vec::new();
-    section_changes(None, &old.global, &new.global, &mut out);
-    let is_component = |k: &HostKind| matches!(k, HostKind::Component { .. });
-    for h in &new.hosts {
-        match old.host(&h.name) {
-            Some(o) if o.kind == h.kind => {
-                section_changes(Some(&h.name), &o.section, &h.section, &mut out)
-            }
-            Some(o) => {
-                out.push(Change::HostRemoved(o.name.clone(), is_component(&o.kind)));
-                out.push(Change::HostAdded(h.name.clone(), is_component(&h.kind)));
-            }
-            None => out.push(Change::HostAdded(h.name.clone(), is_component(&h.kind))),
-        }
-    }
-    for o in &old.hosts {
-        if new.host(&o.name).is_none() {
-            out.push(Change::HostRemoved(o.name.clone(), is_component(&o.kind)));
-        }
-    }
-    out
 }
 
 /// Serves signals until SIGTERM or SIGINT: SIGHUP reloads.
@@ -357,41 +317,5 @@ pub async fn until_stopped(mut reloader: Reloader) {
                 };
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use xmpp_core::Value;
-
-    fn cfg(src: &str) -> ServerConfig {
-        lua_compat::config::load_str(src, std::path::Path::new("/tmp/t.cfg.lua")).unwrap()
-    }
-
-    #[test]
-    fn changes_name_options_and_hosts() {
-        let old = cfg("log = 'a'\nmodules_enabled = { 'ping' }\nVirtualHost 'a.example'\n");
-        let new = cfg(
-            "log = 'b'\nmodules_enabled = { 'ping', 'time' }\nVirtualHost 'a.example'\nfoo = 1\nComponent 'c.example' 'muc'\n",
-        );
-        let c = changes(&old, &new);
-        let text: Vec<String> = c.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            text,
-            [
-                "option log changed",
-                "option modules_enabled changed",
-                "option foo of a.example changed",
-                "Component \"c.example\" added"
-            ]
-        );
-        assert!(c[0].applied_at_run_time());
-        assert!(!c[1].applied_at_run_time());
-        assert!(changes(&new, &new).is_empty());
-        assert_eq!(
-            new.host("a.example").and_then(|h| h.section.get("foo")),
-            Some(&Value::Integer(1))
-        );
     }
 }

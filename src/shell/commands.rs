@@ -1,6 +1,6 @@
 //! What the console's calls do, with the words of Prosody 0.12's
 //! `mod_admin_shell`: `user:*`, `server:*`, `c2s:*`, `host:list()`,
-//! `module:list()` and `help`. A call's printed lines and its result come
+//! `module:list()` (`module:load/unload/reload()`: [`super::modules`]) and `help`. A call's printed lines and its result come
 //! back as a [`Reply`]; what the runtime must then do (stop the server,
 //! close the console) as its [`Effect`].
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use xmpp_core::{HostKind, Jid, Server};
 
 use super::line::{Arg, Line};
-use super::sessions;
+use super::{modules, sessions};
 
 /// How a call ended, as Prosody words the `<repl-result>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +138,9 @@ fn call(server: &Arc<Server>, object: &str, method: &str, args: &[Arg]) -> Reply
         ("stats", "show") => sessions::stats_show(server, arg(0)),
         ("host", "list") => host_list(server),
         ("module", "list") => module_list(server, arg(0)),
+        ("module", "load") => modules::run(server, modules::Action::Load, arg(0), arg(1)),
+        ("module", "unload") => modules::run(server, modules::Action::Unload, arg(0), arg(1)),
+        ("module", "reload") => modules::run(server, modules::Action::Reload, arg(0), arg(1)),
         _ => Reply::new(
             Vec::new(),
             Outcome::NotUnderstood(format!(
@@ -170,6 +173,9 @@ fn help() -> Vec<String> {
         "stats:show(pattern) - Show the server's metrics (names containing pattern)",
         "host:list() - List all hosts",
         "module:list(host) - List the modules loaded on the specified host",
+        "module:load(module, host) - Load the specified module on the specified host (or all VirtualHosts)",
+        "module:unload(module, host) - Unload the specified module from the specified host (or all hosts)",
+        "module:reload(module, host) - The same, unload and load again, keeping the module's state",
         "bye - Close the console",
     ]
     .iter()

@@ -8,6 +8,7 @@
 //!   Lua call it is; lilt runs no Lua here, so only literal arguments.
 //! - [`commands`]: what each call does, in Prosody's words ([`sessions`]:
 //!   the calls about sessions, rooms, the config and statistics).
+//! - [`modules`]: `module:load/unload/reload`.
 //! - [`session`]: the admin stream, sans-IO.
 //! - [`client`]: `lilt shell [COMMAND [ARGS...]]`.
 //!
@@ -17,6 +18,7 @@
 pub mod client;
 pub mod commands;
 pub mod line;
+pub mod modules;
 pub mod session;
 pub mod sessions;
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::auth::AuthProvider;
 use crate::config::{HostKind, OptionError, ServerConfig};
 use crate::hooks::EventBus;
+use crate::live_config::LiveConfig;
 use crate::session::Session;
 use crate::storage::{
     ArchiveStore, KeyValueStore, MapStore, StorageDriver, StorageError, StorageResult,
@@ -41,7 +42,8 @@ pub struct Host {
     pub name: String,
     pub kind: HostKind,
     pub events: EventBus,
-    config: Arc<ServerConfig>,
+    /// The server's config, as a reload leaves it.
+    config: Arc<LiveConfig>,
     drivers: Arc<StorageDrivers>,
     auth: OnceLock<Arc<dyn AuthProvider>>,
     modules: Mutex<Vec<String>>,
@@ -56,7 +58,7 @@ impl Host {
     pub fn new(
         name: &str,
         kind: HostKind,
-        config: Arc<ServerConfig>,
+        config: Arc<LiveConfig>,
         drivers: Arc<StorageDrivers>,
     ) -> Host {
         Host {
@@ -82,14 +84,16 @@ impl Host {
         matches!(self.kind, HostKind::Component { .. })
     }
 
+    /// The config in force now (a reload replaces it: read it per use,
+    /// do not keep what it says).
     pub fn config(&self) -> &Arc<ServerConfig> {
-        &self.config
+        self.config.current()
     }
 
     // -- options (host value, else global) ------------------------------------
 
     pub fn option(&self, name: &str) -> Option<&Value> {
-        self.config.get(Some(&self.name), name)
+        self.config().get(Some(&self.name), name)
     }
     pub fn option_str(&self, name: &str) -> Option<&str> {
         self.option(name).and_then(Value::as_str)
@@ -126,7 +130,7 @@ impl Host {
     pub fn option_error(&self, name: &str, problem: String) -> OptionError {
         OptionError {
             option: name.to_string(),
-            defined_at: self.config.source_of(Some(&self.name), name).cloned(),
+            defined_at: self.config().source_of(Some(&self.name), name).cloned(),
             problem,
         }
     }

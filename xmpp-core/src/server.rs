@@ -1,5 +1,9 @@
 //! The server: hosts, the global event bus, bound sessions, storage drivers
 //! and the clock. One [`Server`] is what Prosody's `prosody` global holds.
+//!
+//! The configuration ([`Server::config`]) and the host table follow a
+//! reload: [`Server::reconfigure`] puts a new config in force and adds and
+//! removes hosts to match it.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -9,6 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::config::{HostKind, ServerConfig};
 use crate::hooks::{Event, EventBus};
 use crate::host::{Host, StorageDrivers};
+use crate::live_config::LiveConfig;
 use crate::session::SessionRegistry;
 
 /// Wall-clock time for timestamps; fixed in tests so output is stable.
@@ -33,7 +38,9 @@ impl Clock {
 }
 
 pub struct Server {
-    pub config: Arc<ServerConfig>,
+    /// The config in force (dereferences to [`ServerConfig`]; a reload
+    /// replaces it, see [`Server::reconfigure`]).
+    pub config: Arc<LiveConfig>,
     /// Global events (`prosody.events`).
     pub events: EventBus,
     hosts: RwLock<HashMap<String, Arc<Host>>>,
@@ -51,7 +58,7 @@ impl Server {
     /// A server for `config`, with a host per configured section and no
     /// modules loaded yet.
     pub fn new(config: ServerConfig, clock: Clock) -> Arc<Server> {
-        let config = Arc::new(config);
+        let config = Arc::new(LiveConfig::new(Arc::new(config)));
         let storage = Arc::new(StorageDrivers::default());
         let hosts = config
             .hosts
@@ -135,8 +142,63 @@ impl Server {
         self.extensions.get()
     }
 
+    /// Puts `config` in force: option reads from now on see it, hosts it
+    /// declares that are not served yet are added (with no modules
+    /// loaded), and hosts it no longer declares (or declares with another
+    /// kind) are taken out of the table. The caller loads the added hosts'
+    /// modules and winds the removed ones down.
+    pub fn reconfigure(&self, config: ServerConfig) -> Reconfigured {
+        let new_hosts: Vec<(String, HostKind)> = config
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.kind.clone()))
+            .collect();
+        self.config.replace(Arc::new(config));
+        let mut done = Reconfigured::default();
+        let mut hosts = self.hosts.write().unwrap_or_else(|e| e.into_inner());
+        let stale: Vec<String> = hosts
+            .iter()
+            .filter(|(name, host)| {
+                !new_hosts
+                    .iter()
+                    .any(|(n, kind)| n == *name && *kind == host.kind)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(host) = hosts.remove(&name) {
+                done.removed.push(host);
+            }
+        }
+        for (name, kind) in new_hosts {
+            if hosts.contains_key(&name) {
+                continue;
+            }
+            let host = Arc::new(Host::new(
+                &name,
+                kind,
+                self.config.clone(),
+                self.storage.clone(),
+            ));
+            hosts.insert(name, host.clone());
+            done.added.push(host);
+        }
+        done.removed.sort_by(|a, b| a.name.cmp(&b.name));
+        done.added.sort_by(|a, b| a.name.cmp(&b.name));
+        done
+    }
+
     /// Seconds since start-up.
     pub fn uptime(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
+}
+
+/// What [`Server::reconfigure`] changed in the host table.
+#[derive(Default)]
+pub struct Reconfigured {
+    /// New hosts, served from now on (no modules loaded yet).
+    pub added: Vec<Arc<Host>>,
+    /// Hosts no longer served (their sessions are still open).
+    pub removed: Vec<Arc<Host>>,
 }

@@ -4,6 +4,7 @@
 
 pub mod frame;
 pub mod negotiation;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,10 @@ pub struct ListenerContext {
     pub server: Arc<Server>,
     pub tls: Option<TlsAcceptor>,
     pub settings: C2sSettings,
+    /// Each connection reads its settings from the config in force when
+    /// it connects ([`settings::from_config`], so a reload applies to new
+    /// connections); `settings` is then only the fallback.
+    pub follow_config: bool,
     /// Idle time after which a whitespace keepalive is sent
     /// (Prosody's `network_settings.read_timeout`, 840 s).
     pub keepalive: Duration,
@@ -213,7 +218,11 @@ async fn handle_connection(
     // The lean queue: an idle session holds no buffer for its outbound.
     let (tx, mut rx) = crate::session::outbound_queue();
     tracing::debug!(%peer, "connection accepted");
-    let mut settings = ctx.settings.clone();
+    let mut settings = match ctx.follow_config {
+        true => settings::from_config(&ctx.server.config, ctx.settings.tls_available)
+            .unwrap_or_else(|_| ctx.settings.clone()),
+        false => ctx.settings.clone(),
+    };
     settings.direct_tls = direct_tls;
     let mut stream = C2sStream::new(
         ctx.server.clone(),
@@ -501,6 +510,7 @@ mod task_size {
                 limits: Default::default(),
                 max_unauthed_stanza_size: None,
             },
+            follow_config: false,
             keepalive: Duration::from_secs(1),
             send_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(1),
