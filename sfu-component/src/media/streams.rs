@@ -12,7 +12,7 @@ use media_signalling::{MediaKind, Source};
 use str0m::rtp::Ssrc;
 
 use super::conference::Conference;
-use super::endpoint::{ForwardedStream, mid_of};
+use super::endpoint::{ForwardedStream, configure_forwarded_stream, mid_of};
 use super::forward::LayerForwarder;
 
 /// A stream as receivers see it.
@@ -137,12 +137,14 @@ impl Conference {
                 }
                 let rid = endpoint.allocate_rid();
                 if let Some(rtc) = endpoint.rtc.as_mut() {
-                    rtc.direct_api().declare_stream_tx(
+                    let mut api = rtc.direct_api();
+                    let tx = api.declare_stream_tx(
                         Ssrc::from(ssrc),
                         stream.rtx.map(Ssrc::from),
                         mid_of(stream.kind),
                         Some(rid),
                     );
+                    configure_forwarded_stream(tx, stream.kind);
                 }
                 endpoint.rid_to_ssrc.insert(rid, ssrc);
                 if let Some(rtx) = stream.rtx {
