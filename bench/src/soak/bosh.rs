@@ -60,15 +60,18 @@ async fn post(stream: &mut TcpStream, at: SocketAddr, body: &str) -> Result<Vec<
             break (p + 4, length);
         }
         let n = stream.read(&mut chunk).await?;
-        if n == 0 {
+        if n == 0 && buf.is_empty() {
             return Err(LinkError::Closed);
+        }
+        if n == 0 {
+            return Err(LinkError::Protocol("BOSH response cut short".into()));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
     while buf.len() < head_end + length {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Err(LinkError::Closed);
+            return Err(LinkError::Protocol("BOSH response cut short".into()));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -145,14 +148,30 @@ impl Bosh {
                     }
                     let body = format!("<body xmlns='{NS_BOSH}' {attrs}>{}</body>", queue.concat());
                     queue.clear();
-                    let stream = match idle.pop() {
+                    let reused = idle.pop();
+                    let fresh = reused.is_none();
+                    let stream = match reused {
                         Some(s) => Some(s),
                         None => TcpStream::connect(at).await.ok(),
                     };
                     let Some(mut stream) = stream else { break };
                     let _ = stream.set_nodelay(true);
                     flight.spawn(async move {
-                        let result = post(&mut stream, at, &body).await;
+                        let mut result = post(&mut stream, at, &body).await;
+                        // A kept-alive connection the server closed while it
+                        // was idle (hyper's header read timeout) answers
+                        // nothing: send the request again on a new one, as
+                        // browsers do (the server never saw it).
+                        if !fresh && matches!(result, Err(LinkError::Closed | LinkError::Io(_))) {
+                            match TcpStream::connect(at).await {
+                                Ok(s) => {
+                                    stream = s;
+                                    let _ = stream.set_nodelay(true);
+                                    result = post(&mut stream, at, &body).await;
+                                }
+                                Err(e) => result = Err(e.into()),
+                            }
+                        }
                         (stream, result)
                     });
                 }
@@ -167,13 +186,25 @@ impl Bosh {
                     },
                     done = flight.join_next(), if !flight.is_empty() => {
                         let Some(Ok((stream, result))) = done else { break };
-                        let Ok(body) = result else { break };
+                        let body = match result {
+                            Ok(body) => body,
+                            Err(e) => {
+                                eprintln!("soak: BOSH {sid}: request failed: {e}");
+                                break;
+                            }
+                        };
                         idle.push(stream);
                         let (content, ended) = contents(&body);
                         if !content.is_empty() && tx.send(content).is_err() && !sent_terminate {
                             terminate = true;
                         }
                         if ended {
+                            if !sent_terminate {
+                                eprintln!(
+                                    "soak: BOSH {sid}: terminated by the server: {}",
+                                    String::from_utf8_lossy(&body)
+                                );
+                            }
                             break;
                         }
                     }

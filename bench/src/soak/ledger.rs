@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default, Clone, Copy)]
 struct Fate {
     sent: bool,
+    /// The recipient, and when it was sent (seconds into the soak).
+    to: u32,
+    at: f32,
     arrived: u32,
     bounced: u32,
 }
@@ -65,9 +68,12 @@ impl Ledger {
         counter.load(Ordering::Relaxed)
     }
 
-    pub fn sent(&self, sender: usize, seq: u64) {
+    pub fn sent(&self, sender: usize, seq: u64, to: usize, at: f32) {
         if let Ok(mut m) = self.messages.lock() {
-            m.entry(((sender as u64) << 32) | seq).or_default().sent = true;
+            let fate = m.entry(((sender as u64) << 32) | seq).or_default();
+            fate.sent = true;
+            fate.to = u32::try_from(to).unwrap_or(u32::MAX);
+            fate.at = at;
         }
         Ledger::add(&self.sent, 1);
     }
@@ -98,10 +104,16 @@ impl Ledger {
         keys.sort();
         for key in keys {
             let fate = m[key];
-            let id = format!("soak-{key} (sender {}, #{})", key >> 32, key & 0xffff_ffff);
+            let id = format!(
+                "soak-{key} (sender {}, #{}, to {} at {:.1} s)",
+                key >> 32,
+                key & 0xffff_ffff,
+                fate.to,
+                fate.at
+            );
             if !fate.sent {
                 v.duplicated += 1;
-                if v.examples.len() < 10 {
+                if v.examples.len() < 30 {
                     v.examples.push(format!("{id}: received but never sent"));
                 }
                 continue;
@@ -112,13 +124,13 @@ impl Ledger {
                 (0, 1) => v.bounced_once += 1,
                 (0, 0) => {
                     v.lost += 1;
-                    if v.examples.len() < 10 {
+                    if v.examples.len() < 30 {
                         v.examples.push(format!("{id}: lost"));
                     }
                 }
                 (a, b) => {
                     v.duplicated += 1;
-                    if v.examples.len() < 10 {
+                    if v.examples.len() < 30 {
                         v.examples
                             .push(format!("{id}: arrived {a} times, bounced {b} times"));
                     }
@@ -136,10 +148,10 @@ mod tests {
     #[test]
     fn exactly_once_or_bounced_once() {
         let l = Ledger::default();
-        l.sent(1, 1);
-        l.sent(1, 2);
-        l.sent(2, 1);
-        l.sent(2, 2);
+        l.sent(1, 1, 2, 0.0);
+        l.sent(1, 2, 2, 0.0);
+        l.sent(2, 1, 1, 0.0);
+        l.sent(2, 2, 1, 0.0);
         l.received(message_id(1, 1).as_bytes(), false);
         l.received(message_id(1, 2).as_bytes(), true);
         l.received(message_id(2, 1).as_bytes(), false);

@@ -85,6 +85,9 @@ pub struct SoakArgs {
     /// Print the report only.
     #[arg(long)]
     pub no_save: bool,
+    /// lilt's minimum log level (its log is `lilt.log` in `--work-dir`).
+    #[arg(long, default_value = "warn")]
+    pub log_level: String,
 }
 
 /// The soak failed to run, or found a fault.
@@ -99,7 +102,7 @@ pub enum SoakError {
 const DOMAIN: &str = "localhost";
 const MUC_DOMAIN: &str = "conference.localhost";
 
-fn config(dir: &std::path::Path, port: u16, http: u16) -> String {
+fn config(dir: &std::path::Path, port: u16, http: u16, level: &str) -> String {
     let dir = dir.display();
     format!(
         r#"-- Written by bench soak.
@@ -122,7 +125,7 @@ allow_unencrypted_plain_auth = true
 consider_bosh_secure = true
 consider_websocket_secure = true
 cross_domain_websocket = true
-log = {{ {{ levels = {{ min = "warn" }}, to = "console" }} }}
+log = {{ {{ levels = {{ min = "{level}" }}, to = "console" }} }}
 VirtualHost "{DOMAIN}"
 Component "{MUC_DOMAIN}" "muc"
 	muc_room_locking = false
@@ -167,7 +170,11 @@ fn start_server(args: &SoakArgs, accounts_n: usize) -> Result<(Server, PathBuf),
     }
     std::fs::create_dir_all(&dir).map_err(setup)?;
     let cfg = dir.join("prosody.cfg.lua");
-    std::fs::write(&cfg, config(&dir, args.port, args.port + 1)).map_err(setup)?;
+    std::fs::write(
+        &cfg,
+        config(&dir, args.port, args.port + 1, &args.log_level),
+    )
+    .map_err(setup)?;
     accounts::write_prosody_accounts(&dir.join("data"), DOMAIN, accounts_n)
         .map_err(|e| SoakError::Setup(e.to_string()))?;
     let bin = lilt_binary(args);
@@ -268,6 +275,7 @@ async fn run(args: SoakArgs) -> Result<(), SoakError> {
         ledger: Ledger::default(),
         stop_sending: begin + duration,
         close_at: begin + duration + Duration::from_secs(30),
+        started: begin,
     });
     let baseline = Sample::take(pid, 0.0, &shared.ledger, fds(pid), threads(pid));
     eprintln!(

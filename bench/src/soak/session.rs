@@ -36,6 +36,8 @@ pub struct Shared {
     pub stop_sending: Instant,
     /// Sessions close (gracefully, keeping what still arrives) at this.
     pub close_at: Instant,
+    /// When the soak began.
+    pub started: Instant,
 }
 
 pub fn username(i: usize) -> String {
@@ -185,7 +187,9 @@ pub async fn life(shared: Arc<Shared>, i: usize, transport: Transport, start: In
                     to = (to + 1) % shared.users;
                 }
                 seq += 1;
-                shared.ledger.sent(i, seq);
+                shared
+                    .ledger
+                    .sent(i, seq, to, shared.started.elapsed().as_secs_f32());
                 result = link
                     .send(&format!(
                         "<message to='{}@{}' id='{}' type='chat'><body>soak {seq}</body></message>",
@@ -251,7 +255,17 @@ pub async fn life(shared: Arc<Shared>, i: usize, transport: Transport, start: In
             tokio::select! {
                 el = link.next() => match el {
                     Ok(el) => account(&shared, &el),
-                    Err(_) => break true,
+                    Err(e) => {
+                        if Ledger::get(&shared.ledger.disconnects) < 30 {
+                            eprintln!(
+                                "soak: {} over {} dropped at {:.1} s: {e}",
+                                username(i),
+                                transport.label(),
+                                shared.started.elapsed().as_secs_f64()
+                            );
+                        }
+                        break true;
+                    }
                 },
                 _ = sleep_until(wake) => {}
             }
