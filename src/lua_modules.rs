@@ -192,7 +192,12 @@ fn serve(
     let request = HttpRequest {
         method: req.method.as_str().to_string(),
         path: req.path.clone(),
-        wildcard: req.rest.clone(),
+        // Prosody hands a `/*` route's handler what the `*` matched, without
+        // the slash before it.
+        wildcard: req
+            .rest
+            .as_deref()
+            .map(|r| r.trim_start_matches('/').to_string()),
         query: req.query.clone(),
         headers: req
             .headers
@@ -311,6 +316,7 @@ impl LuaHost for ContextHost {
 
     fn hook(&self, scope: Scope, event: &str, priority: i32, handler: HandlerId) {
         let (slot, sessions) = (self.module.clone(), self.sessions.clone());
+        let ctx = self.ctx.clone();
         let run = move |ev: &mut Event| -> bool {
             let Some(module) = module_of(&slot) else {
                 return false;
@@ -320,7 +326,14 @@ impl LuaHost for ContextHost {
             if lua.stanza.is_some() {
                 ev.stanza = lua.stanza;
             }
-            matches!(result, Ok(Some(_)))
+            match result {
+                Ok(answer) => answer.is_some(),
+                Err(e) => {
+                    // Prosody logs a handler's error and goes on with the event.
+                    ctx.log("error", &e.to_string());
+                    false
+                }
+            }
         };
         let id = match scope {
             Scope::Host => self.ctx.hook(event, priority, run),
@@ -471,10 +484,14 @@ impl LuaHost for ContextHost {
     }
 
     fn is_admin(&self, jid: &str, host: &str) -> bool {
-        match (self.ctx.server().host(host), xmpp_core::Jid::parse(jid)) {
-            (Some(h), Ok(j)) => xmpp_core::adhoc::is_admin(&h, &j),
-            _ => false,
-        }
+        // `is_admin(jid)` without a host (`"*"`) asks about the global
+        // `admins`, which every host's list falls back to.
+        let h = self
+            .ctx
+            .server()
+            .host(host)
+            .unwrap_or_else(|| self.ctx.host().clone());
+        xmpp_core::Jid::parse(jid).is_ok_and(|j| xmpp_core::adhoc::is_admin(&h, &j))
     }
 
     fn loaded_modules(&self, host: &str) -> Vec<String> {

@@ -22,6 +22,7 @@ block_strangers (roster look-ups), broadcast (online sessions of every host).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -57,6 +58,7 @@ def lua_config(modules: list[str], *, extra_host: dict | None = None, **options)
             "plugin_paths": [str(DEBIAN_MODULES)],
             "prefer_lua_modules": list(modules),
             **options,
+            **({"log": {"debug": os.environ["LUA_TEST_DEBUG_LOG"]}} if "LUA_TEST_DEBUG_LOG" in os.environ else {}),
         },
         extra_host=extra_host,
     )
