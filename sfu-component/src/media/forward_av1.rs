@@ -5,10 +5,10 @@
 //! each dropped packet shifting the following sequence numbers down as
 //! for VP8's temporal drops.
 //!
-//! Switching to another decode target (up or down, spatial or temporal)
-//! happens at the start of a frame that is a switch point of the new
-//! target (indication "switch") or a key frame; going up a spatial layer
-//! asks the sender for a key frame (throttled as layer switches are).
+//! Switching to another decode target happens at the start of a frame
+//! that is a switch point of the new target (indication "switch") or a key
+//! frame; going up a spatial layer only at a key frame, asked of the
+//! sender (throttled as layer switches are).
 //!
 //! Frame numbers are kept (frames refer to earlier ones by difference),
 //! only shifted to continue across a switch between simulcast SSRCs. The
@@ -80,9 +80,15 @@ impl LayerForwarder {
             self.sender_targets = active;
         }
         let wanted = choose_decode_target(dd.structure, spatial, temporal);
+        let layers = |dt: usize| dd.structure.target_layers.get(dt).copied();
+        // Up a spatial layer only at a key frame: the receiver never got
+        // the frames an upper layer's switch point may still refer to.
+        let not_up = self
+            .decode_target
+            .is_some_and(|dt| layers(wanted).map(|l| l.0) <= layers(dt).map(|l| l.0));
         if frame.start_of_frame
             && self.decode_target != Some(wanted)
-            && (frame.is_keyframe() || frame.dti(wanted) == Dti::Switch)
+            && (frame.is_keyframe() || (not_up && frame.dti(wanted) == Dti::Switch))
         {
             self.decode_target = Some(wanted);
         }

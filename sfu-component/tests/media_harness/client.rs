@@ -22,6 +22,8 @@ pub struct Received {
     pub payload: Vec<u8>,
     pub marker: bool,
     pub at: Instant,
+    /// Its header extension values (user ones included).
+    pub ext: ExtensionValues,
 }
 
 /// The SSRCs a client sends.
@@ -380,6 +382,7 @@ impl Client {
                 payload: p.payload.to_vec(),
                 marker: p.header.marker,
                 at: now,
+                ext: p.header.ext_vals.clone(),
             }),
             Event::KeyframeRequest(req) => {
                 let layer = req
