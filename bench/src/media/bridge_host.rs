@@ -7,6 +7,8 @@
 //! and XMPP link, to compare with `lilt-bridge`. Lines `channel
 //! CONFERENCE ENDPOINT PWD JSON` on stdin stand for bridge-channel
 //! messages (`lilt-core-alloc`: the receivers' ReceiverVideoConstraints).
+//! A line `latency` is answered with the server's own added latency since
+//! the last such line (`host_latency.rs`).
 
 use std::io::{BufRead, ErrorKind, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use sfu_component::bridge::{Bridge, BridgeConfig, Output};
 use sfu_component::media::MediaConfig;
+
+use super::host_latency::{self, Latency};
 
 /// Longest sleep of the loop while nothing happens (so stanzas from stdin
 /// are looked at).
@@ -47,11 +51,20 @@ pub fn run(port: u16) -> Result<(), String> {
     let stdout = std::io::stdout();
     writeln!(stdout.lock(), "ready {local}").map_err(|e| e.to_string())?;
     socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    if let Err(e) = host_latency::enable_timestamps(&socket) {
+        eprintln!("bridge host: no kernel receive timestamps: {e}");
+    }
+    let mut latency = Latency::new(Instant::now());
     let mut buf = vec![0u8; 2048];
     loop {
         loop {
             match rx.try_recv() {
                 Ok(line) if line.starts_with("channel ") => channel(&mut bridge, &line),
+                Ok(line) if line == "latency" => {
+                    let mut lock = stdout.lock();
+                    writeln!(lock, "{}", latency.report()).map_err(|e| e.to_string())?;
+                    lock.flush().map_err(|e| e.to_string())?;
+                }
                 Ok(line) => match xmpp_core::stream::parse_element(&line) {
                     Ok(el) => bridge.handle_stanza(Instant::now(), el),
                     Err(e) => eprintln!("bridge host: unparsable stanza: {e}"),
@@ -60,19 +73,20 @@ pub fn run(port: u16) -> Result<(), String> {
                 Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
             }
         }
-        flush(&mut bridge, &socket, &stdout)?;
+        flush(&mut bridge, &socket, &stdout, &mut latency)?;
         // Every queued datagram, without sleeping.
         loop {
-            match socket.recv_from(&mut buf) {
-                Ok((len, source)) => {
+            match host_latency::recv_stamped(&socket, &mut buf) {
+                Ok((len, source, stamp)) => {
                     let now = Instant::now();
                     if let Some(data) = buf.get(..len) {
+                        latency.on_receive(data, stamp, now);
                         bridge.handle_datagram(now, source, local, data);
                     }
                     if bridge.next_timeout().is_some_and(|t| t <= now) {
                         bridge.handle_timeout(now);
                     }
-                    flush(&mut bridge, &socket, &stdout)?;
+                    flush(&mut bridge, &socket, &stdout, &mut latency)?;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e)
@@ -86,7 +100,7 @@ pub fn run(port: u16) -> Result<(), String> {
         let now = Instant::now();
         if bridge.next_timeout().is_some_and(|t| t <= now) {
             bridge.handle_timeout(now);
-            flush(&mut bridge, &socket, &stdout)?;
+            flush(&mut bridge, &socket, &stdout, &mut latency)?;
         }
         let wait = bridge
             .next_timeout()
@@ -130,14 +144,22 @@ fn channel(bridge: &mut Bridge, line: &str) {
     bridge.handle_channel_message(now, conference, endpoint, json);
 }
 
-fn flush(bridge: &mut Bridge, socket: &UdpSocket, stdout: &std::io::Stdout) -> Result<(), String> {
+fn flush(
+    bridge: &mut Bridge,
+    socket: &UdpSocket,
+    stdout: &std::io::Stdout,
+    latency: &mut Latency,
+) -> Result<(), String> {
     while let Some(out) = bridge.poll_output() {
         match out {
             Output::Transmit {
                 destination,
                 contents,
                 ..
-            } => send(socket, destination, &contents),
+            } => {
+                send(socket, destination, &contents);
+                latency.on_send(&contents, Instant::now(), host_latency::realtime_ns());
+            }
             Output::Stanza(el) => {
                 let text = el.to_string().replace('\n', " ");
                 let mut lock = stdout.lock();

@@ -57,8 +57,12 @@ impl LiltBridge {
     /// constrains what it receives (`simulcast.rs`).
     pub fn start_host(cpus: &str, port: u16, simulcast: bool) -> Result<LiltBridge, MediaError> {
         let exe = std::env::current_exe().map_err(MediaError::io("finding bench"))?;
+        // A profiler in front of the host (memory investigations), e.g.
+        // LILT_BENCH_HOST_WRAP="heaptrack -o /tmp/host".
+        let wrap = std::env::var("LILT_BENCH_HOST_WRAP").unwrap_or_default();
         let mut child = Command::new("taskset")
             .args(["-c", cpus])
+            .args(wrap.split_whitespace())
             .arg(exe)
             .arg("--media-bridge-host")
             .arg(port.to_string())
@@ -122,6 +126,30 @@ impl LiltBridge {
             return Err(MediaError::Protocol("not a pipe".into()));
         };
         writeln!(stdin, "{line}").map_err(MediaError::io("writing to the bridge host"))
+    }
+
+    /// Asks the bridge host for its added latency since the last ask
+    /// (`host_latency.rs`); the answer is read later with
+    /// [`LiltBridge::host_latency`], so the pump is not held up. `false`
+    /// for `lilt bridge` (no such line).
+    pub fn mark_latency(&mut self) -> bool {
+        matches!(self.link, Link::Pipe { .. }) && self.send_line("latency").is_ok()
+    }
+
+    /// The answer to the `nth` (1-based) [`LiltBridge::mark_latency`] since
+    /// the last call, skipping the earlier answers and anything else.
+    pub fn host_latency(&mut self, nth: usize) -> Option<super::host_latency::HostLatency> {
+        let mut seen = 0;
+        for _ in 0..64 {
+            let line = self.read_line().ok()?;
+            if line.starts_with("latency ") {
+                seen += 1;
+                if seen == nth {
+                    return super::host_latency::HostLatency::parse(&line);
+                }
+            }
+        }
+        None
     }
 
     /// Sends one conference-modify and returns the answer.

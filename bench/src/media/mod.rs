@@ -15,6 +15,7 @@
 //! servers' signalling, `report.rs` the results file.
 
 mod bridge_host;
+mod host_latency;
 mod janus;
 mod lilt_bridge;
 mod lilt_xmpp;
@@ -153,6 +154,9 @@ pub struct LevelResult {
     /// this run's sockets).
     pub udp_rcvbuf_drops: u64,
     pub udp_sndbuf_drops: u64,
+    /// The server's own added latency in the window (the bridge host's
+    /// measurement, `host_latency.rs`; lilt-core and lilt-core-alloc).
+    pub host_latency: Option<host_latency::HostLatency>,
 }
 
 /// `RcvbufErrors` and `SndbufErrors` of /proc/net/snmp.
@@ -340,7 +344,16 @@ fn measure(
     let gen0 = procfs::own_cpu_seconds();
     let core0 = procfs::cpu_jiffies(p.server_cpu).unwrap_or((0, 0));
     let udp0 = udp_buffer_errors();
+    let marked = match started {
+        Started::Lilt(b) => b.mark_latency(),
+        Started::Janus(_) => false,
+    };
     pump.run(start + p.duration, |_| false)?;
+    if let Started::Lilt(b) = started
+        && marked
+    {
+        b.mark_latency();
+    }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu1 = procfs::cpu_seconds(pid).unwrap_or(0.0);
     let gen1 = procfs::own_cpu_seconds();
@@ -349,6 +362,10 @@ fn measure(
     let rss = procfs::rss_kib(pid).unwrap_or(0);
     // Late packets of the window still count.
     pump.run(Instant::now() + Duration::from_millis(500), |_| false)?;
+    let host_latency = match started {
+        Started::Lilt(b) if marked => b.host_latency(2),
+        _ => None,
+    };
     let f = pump.tally.figures();
     let secs = p.duration.as_secs_f64();
     let cpu = (cpu1 - cpu0).max(0.0);
@@ -374,6 +391,7 @@ fn measure(
         setup_secs,
         udp_rcvbuf_drops: udp1.0.saturating_sub(udp0.0),
         udp_sndbuf_drops: udp1.1.saturating_sub(udp0.1),
+        host_latency,
     })
 }
 
@@ -442,7 +460,8 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
                     eprintln!(
                         "media: {} {}: {:.0} fwd pps, loss {:.2} %, p50 {:.2} ms, p99 {:.2} ms, \
                          server CPU {:.0} % (other load {:.0} %), {:.2} us/pkt, {:.1} KiB/endpoint, \
-                         generator {:.0} %, UDP buffer drops {}/{}",
+                         generator {:.0} %, UDP buffer drops {}/{}, server's own latency (us, \
+                         p50/p99 from kernel arrival) {}",
                         server.label(),
                         level.label(),
                         r.forwarded_pps,
@@ -455,7 +474,10 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
                         r.kib_per_endpoint,
                         r.generator_cpu,
                         r.udp_rcvbuf_drops,
-                        r.udp_sndbuf_drops
+                        r.udp_sndbuf_drops,
+                        r.host_latency
+                            .map(|h| format!("{:.0}/{:.0}", h.kernel_us[0], h.kernel_us[1]))
+                            .unwrap_or_else(|| "-".into())
                     );
                     let over = r.loss > p.max_loss;
                     run.levels.push(r);

@@ -180,9 +180,12 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
     // Latency is compared at one level for both: the one nearest half of
     // lilt's highest load (the issue's "at half that load").
     let half_level = lilt.or(janus).and_then(|r| half(r, ml)).map(|r| r.level);
+    // A run without that level (another scenario) uses its own half.
     let at_half = move |r: &ServerRun| -> Option<LevelResult> {
-        let level = half_level?;
-        r.levels.iter().find(|x| x.level == level).cloned()
+        half_level
+            .and_then(|level| r.levels.iter().find(|x| x.level == level))
+            .or_else(|| half(r, ml))
+            .cloned()
     };
     let half_name = half_level.map(|l| l.label()).unwrap_or_default();
     let p50_name = format!("latency p50 (ms) at about half that load ({half_name})");
@@ -237,34 +240,101 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
             "< 1 ms",
         ),
         (
+            "server's own added latency p99 (µs, kernel arrival → send, at about half load)",
+            Box::new(move |r| {
+                at_half(r)
+                    .and_then(|b| b.host_latency)
+                    .map(|h| h.kernel_us[1])
+            }),
+            Some(false),
+            "< 1,000 µs",
+        ),
+        (
             "KiB per endpoint (at the highest level)",
             Box::new(move |r| best(r, ml).map(|b| b.kib_per_endpoint)),
             Some(false),
             "< 50",
         ),
     ];
-    let _ = writeln!(
-        d,
-        "\n| figure | lilt-bridge | janus | lilt vs janus | target |"
-    );
-    let _ = writeln!(d, "|---|---:|---:|---:|---|");
+    let _ = write!(d, "\n| figure |");
+    for (server, _) in runs {
+        let _ = write!(d, " {} |", server.label());
+    }
+    let _ = writeln!(d, " lilt vs janus | target |");
+    let _ = write!(d, "|---|");
+    for _ in runs {
+        let _ = write!(d, "---:|");
+    }
+    let _ = writeln!(d, "---:|---|");
+    let cell = |v: Option<f64>| v.map(num).unwrap_or_else(|| "—".into());
     for (name, get, higher, target) in &rows {
         let l = pick(lilt, get.as_ref());
         let j = pick(janus, get.as_ref());
-        let cell = |v: Option<f64>| v.map(num).unwrap_or_else(|| "—".into());
+        let _ = write!(d, "| {name} |");
+        for (_, run) in runs {
+            let _ = write!(d, " {} |", cell(get(run)));
+        }
         let _ = writeln!(
             d,
-            "| {name} | {} | {} | {} | {target} |",
-            cell(l),
-            cell(j),
+            " {} | {target} |",
             higher.map(|h| ratio(l, j, h)).unwrap_or_default()
         );
     }
+    host_latency_table(&mut d, runs);
     let _ = writeln!(
         d,
         "\n\"lilt vs janus\" is lilt's advantage (above 1: lilt better). Latency is send time to receive time of the \
          same probe in the driver process, so it includes both endpoints' SRTP work and the generator's scheduling, \
-         not only the server's. \"fwd pps per core\" divides the measured rate by the server's CPU share."
+         not only the server's (the server's own is in the table above it, where measured). \"fwd pps per core\" \
+         divides the measured rate by the server's CPU share; \"lilt vs janus\" compares lilt-bridge (else \
+         lilt-core) with Janus."
     );
     d
+}
+
+/// The bridge host's own measurement of its added latency, per level.
+fn host_latency_table(d: &mut String, runs: &[(MediaServer, ServerRun)]) {
+    let measured: Vec<(MediaServer, &LevelResult)> = runs
+        .iter()
+        .flat_map(|(s, run)| run.levels.iter().map(move |r| (*s, r)))
+        .filter(|(_, r)| r.host_latency.is_some())
+        .collect();
+    if measured.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        d,
+        "\n### The server's own added latency (inside the bridge host, µs)\n\n\
+         From the kernel's receive timestamp of a packet (`SO_TIMESTAMPNS`: the wait in the socket's \
+         queue counts) or from the bridge host's read of it, to the send of each forwarded copy; \
+         packets matched by RTP sequence number and timestamp (RTCP, RTX, padding and renumbered \
+         packets are \"unmatched\").\n"
+    );
+    let _ = writeln!(
+        d,
+        "| server | level | forwarded packets matched | unmatched RTP out | arrival→send p50 | p99 | p99.9 | max | read→send p50 | p99 | p99.9 | max |"
+    );
+    let _ = writeln!(
+        d,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (server, r) in measured {
+        let Some(h) = r.host_latency else { continue };
+        let _ = writeln!(
+            d,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            server.label(),
+            r.level.label(),
+            num(h.matched as f64),
+            num(h.unmatched as f64),
+            num(h.kernel_us[0]),
+            num(h.kernel_us[1]),
+            num(h.kernel_us[2]),
+            num(h.kernel_us[3]),
+            num(h.read_us[0]),
+            num(h.read_us[1]),
+            num(h.read_us[2]),
+            num(h.read_us[3]),
+        );
+    }
 }

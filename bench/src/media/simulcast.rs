@@ -8,7 +8,7 @@
 //! of each source to each receiver: one layer of three, rewritten onto
 //! the receiver-visible SSRC (the first of the group).
 
-use str0m::media::Mid;
+use str0m::media::{Mid, Rid};
 use str0m::rtp::Ssrc;
 
 use super::payload::VideoShape;
@@ -43,11 +43,17 @@ pub fn add_sender(p: &mut Peer, i: usize, first: u32, top: VideoShape) -> Sender
         let mut s = OutStream::new(number, Kind::Video, Ssrc::from(ssrc), Some(Ssrc::from(rtx)));
         s.layer = Some(SimLayer::new(shape, *width, *height));
         p.outgoing.push(s);
+        // Each layer its own rid (not sent: no rid extension is mapped):
+        // str0m's pacer picks a send queue by mid and rid, and with three
+        // streams under one (mid, no rid) it found only one of them, so the
+        // others' packets waited while the sender's `Rtc` asked for an
+        // immediate timeout again and again (the generator at 100 % CPU).
+        let rid = Rid::from(format!("l{layer}").as_str());
         p.rtc.direct_api().declare_stream_tx(
             Ssrc::from(ssrc),
             Some(Ssrc::from(rtx)),
             Mid::from("v"),
-            None,
+            Some(rid),
         );
         out.push((number, ssrc, rtx, layer));
     }
