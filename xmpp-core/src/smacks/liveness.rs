@@ -178,6 +178,41 @@ mod tests {
         assert_eq!(s.deadline(), None);
     }
 
+    /// Issue 21's soak: a message routed to a session whose connection
+    /// then ends, queued but never written, went nowhere. It goes where
+    /// an unacknowledged one goes: offline storage (the user's last
+    /// resource), with or without stream management.
+    #[tokio::test]
+    async fn a_message_queued_but_never_written_goes_offline() {
+        let server = server();
+        let stored = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = stored.clone();
+        let host = server.host("localhost").expect("host");
+        host.events.hook("message/offline/handle", 0, move |e| {
+            let id = e.stanza().id().unwrap_or_default().to_string();
+            seen.lock().unwrap().push(id);
+            true
+        });
+        let (mut s, rx, _) = logged_in(&server);
+        s.handle_bytes(BIND);
+        s.handle_bytes(b"<presence/>");
+        let session = server.sessions.get_full(&alice_r()).expect("bound");
+        for id in ["late1", "late2"] {
+            let m = Element::new("message", NS_CLIENT)
+                .attr("id", id)
+                .attr("type", "chat")
+                .attr("from", "bob@localhost/x")
+                .attr("to", "alice@localhost/r");
+            assert!(session.send(m), "queued");
+        }
+        s.handle_eof();
+        s.connection_ended(rx);
+        assert_eq!(*stored.lock().unwrap(), ["late1", "late2"]);
+        assert!(server.sessions.get_full(&alice_r()).is_none(), "unbound");
+        let after = Element::new("message", NS_CLIENT).attr("id", "after");
+        assert!(!session.send(after), "refused: the router falls back");
+    }
+
     #[tokio::test]
     async fn a_read_timeout_asks_then_gives_the_connection_up() {
         let server = server();

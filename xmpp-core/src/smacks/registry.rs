@@ -289,12 +289,13 @@ fn expire(server: &Arc<Server>, token: &str, entry: Entry, reason: &str, keep_h:
     };
     let session = &session;
     tracing::debug!(session = %session.id, "destroying session: {reason}");
-    // Whatever reached its outbound channel since the last tick counts too.
+    // Whatever reached its outbound channel since the last tick counts too
+    // (closed first, so that nothing slips in after the drain).
+    h.rx.close();
     h.drain(server.clock.now());
     if keep_h {
         remember_h(server, &h.host, &username, token, h.state.handled);
     }
-    h.rx.close();
     handle_unacked(server, &h.host, session, h.state.queue.take_all());
     if server.sessions.unbind(&h.jid, session) {
         let mut ev = Event::new(server, "resource-unbind")

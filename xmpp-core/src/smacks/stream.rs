@@ -30,6 +30,8 @@ pub(super) struct SmacksLink {
     resumed_rx: Option<OutboundRx>,
     /// A `<resume/>` waiting for the old connection to hand over.
     pending: Option<Box<PendingResume>>,
+    /// What was queued but never written when the connection ended.
+    unsent: Vec<Queued>,
 }
 
 /// A `<resume/>` whose session's old connection is still up.
@@ -355,11 +357,19 @@ impl C2sStream {
     /// lost (not closed), or which a new stream is taking over, hibernates
     /// with `rx`; anything else ends here (unbound, its unacknowledged
     /// stanzas handled).
+    ///
+    /// What was queued for the session but never written (routed to it
+    /// while its connection was going) is not dropped: it is handled as
+    /// unacknowledged stanzas are, so a message goes to offline storage or
+    /// back to its sender as an error, never nowhere (issue 21's soak).
     pub fn connection_ended(&mut self, rx: impl Into<OutboundRx>) {
         let mut rx = rx.into();
         if let Some(rx_back) = self.try_hibernate(rx) {
             rx = rx_back;
+            // Closed first: from now on a sender sees the session as gone
+            // (and falls back itself); what is queued can still be taken.
             rx.close();
+            self.sm.unsent = unwritten(&mut rx, self.server.clock.now());
             self.end_session();
         }
     }
@@ -397,16 +407,34 @@ impl C2sStream {
     /// The session ends for good (called by `end_session`, before it
     /// unbinds): the id is revoked and unacknowledged stanzas handled.
     pub(super) fn smacks_session_end(&mut self) {
-        let Some(mut state) = self.sm.state.take() else {
-            return;
-        };
-        if let Some(token) = &state.token {
-            Registry::of(&self.server).revoke(token);
+        let mut items = Vec::new();
+        if let Some(mut state) = self.sm.state.take() {
+            if let Some(token) = &state.token {
+                Registry::of(&self.server).revoke(token);
+            }
+            items = state.queue.take_all();
         }
+        // Written but unacknowledged first, then never written: in order.
+        items.append(&mut self.sm.unsent);
         if let (Some(host), Some(session), Some(_)) = (&self.host, &self.session, &self.bound) {
-            registry::handle_unacked(&self.server, host, session, state.queue.take_all());
+            registry::handle_unacked(&self.server, host, session, items);
         }
     }
+}
+
+/// Everything still queued in a closed outbound receiver, as kept stanzas
+/// (a takeover's wake-up and close requests are not stanzas).
+fn unwritten(rx: &mut OutboundRx, now: f64) -> Vec<Queued> {
+    let mut out = Vec::new();
+    while let Ok(item) = rx.try_recv() {
+        match item {
+            Outbound::Stanza(e) if e.ns() == NS_TAKEOVER => {}
+            Outbound::Stanza(e) => out.push(Queued::Stanza(e)),
+            Outbound::Raw(parts) => out.push(Queued::Raw(parts, now)),
+            Outbound::Close(_) => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
