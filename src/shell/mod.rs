@@ -8,7 +8,7 @@
 //!   Lua call it is; lilt runs no Lua here, so only literal arguments.
 //! - [`commands`]: what each call does, in Prosody's words ([`sessions`]:
 //!   the calls about sessions, rooms, the config and statistics).
-//! - [`modules`]: `module:load/unload/reload`.
+//! - [`modules`]: the calls `module:load`, `module:unload` and `module:reload`.
 //! - [`session`]: the admin stream, sans-IO.
 //! - [`client`]: `lilt shell [COMMAND [ARGS...]]`.
 //!
