@@ -14,6 +14,10 @@
 //! `bench soak [--sessions N] [--duration SECONDS] ...` holds lilt under a
 //! mixed TCP/BOSH/WebSocket load with churn for a long time and checks
 //! that no message is lost and nothing grows (issue 21); see `soak/mod.rs`.
+//!
+//! `bench storage [--drivers internal,sqlite,postgresql] ...` is the storage
+//! benchmark (issue 20): store operations over c2s through lilt and Prosody
+//! 0.12 on each driver, as ratios; see `storage/mod.rs`.
 
 mod accounts;
 mod client;
@@ -27,6 +31,7 @@ mod scenarios;
 mod servers;
 mod soak;
 mod stats;
+mod storage;
 mod tsung;
 mod xml;
 
@@ -216,6 +221,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench soak: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if argv.get(1).map(String::as_str) == Some("storage") {
+        return match storage::main(argv.split_off(2)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench storage: {e}");
                 ExitCode::FAILURE
             }
         };
