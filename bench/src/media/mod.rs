@@ -140,7 +140,11 @@ pub struct LevelResult {
     pub server_cpu: f64,
     /// Server CPU microseconds per forwarded packet.
     pub cpu_us_per_packet: f64,
+    /// Anonymous memory (heap, stacks: `RssAnon`) added per endpoint.
     pub kib_per_endpoint: f64,
+    /// All resident memory (`VmRSS`, which also counts the program's code
+    /// pages first touched under load) added per endpoint.
+    pub kib_per_endpoint_rss: f64,
     pub rss_before_mib: f64,
     pub rss_mib: f64,
     pub generator_cpu: f64,
@@ -318,6 +322,7 @@ fn measure(
     let pid = started.pid();
     std::thread::sleep(Duration::from_millis(300));
     let rss_before = procfs::rss_kib(pid).unwrap_or(0);
+    let anon_before = rss_anon_kib(pid).unwrap_or(0);
     let setup_start = Instant::now();
     let mut pump = Pump::new(p.video);
     let fan_out = match started {
@@ -360,6 +365,7 @@ fn measure(
     let core1 = procfs::cpu_jiffies(p.server_cpu).unwrap_or((0, 0));
     let udp1 = udp_buffer_errors();
     let rss = procfs::rss_kib(pid).unwrap_or(0);
+    let anon = rss_anon_kib(pid).unwrap_or(0);
     // Late packets of the window still count.
     pump.run(Instant::now() + Duration::from_millis(500), |_| false)?;
     let host_latency = match started {
@@ -382,7 +388,8 @@ fn measure(
         } else {
             f64::NAN
         },
-        kib_per_endpoint: rss.saturating_sub(rss_before) as f64 / level.endpoints() as f64,
+        kib_per_endpoint: anon.saturating_sub(anon_before) as f64 / level.endpoints() as f64,
+        kib_per_endpoint_rss: rss.saturating_sub(rss_before) as f64 / level.endpoints() as f64,
         rss_before_mib: rss_before as f64 / 1024.0,
         rss_mib: rss as f64 / 1024.0,
         generator_cpu: 100.0 * (gen1 - gen0) / elapsed,
@@ -393,6 +400,16 @@ fn measure(
         udp_sndbuf_drops: udp1.1.saturating_sub(udp0.1),
         host_latency,
     })
+}
+
+/// A process's anonymous resident memory (`RssAnon` of /proc/PID/status).
+fn rss_anon_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// With the kernel's autogroup scheduling (one group per session), a nice

@@ -132,7 +132,7 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
     let _ = writeln!(d, "- Command: `bench {}`\n", argv.join(" "));
     let _ = writeln!(
         d,
-        "| server | level | endpoints | fwd streams (video) | offered pps | forwarded pps | loss % | latency p50 (ms) | p99 (ms) | server CPU % | CPU µs/pkt | fwd pps per core | KiB/endpoint | RSS before → during (MiB) | generator CPU % | other load on server core % | UDP drops rcvbuf/sndbuf | duplicates | setup (s) |"
+        "| server | level | endpoints | fwd streams (video) | offered pps | forwarded pps | loss % | latency p50 (ms) | p99 (ms) | server CPU % | CPU µs/pkt | fwd pps per core | KiB/endpoint anon (all RSS) | RSS before → during (MiB) | generator CPU % | other load on server core % | UDP drops rcvbuf/sndbuf | duplicates | setup (s) |"
     );
     let _ = writeln!(
         d,
@@ -142,7 +142,7 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
         for r in &run.levels {
             let _ = writeln!(
                 d,
-                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} → {} | {} | {} | {}/{} | {} | {} |",
+                "| {} | {} | {} | {} ({}) | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} ({}) | {} → {} | {} | {} | {}/{} | {} | {} |",
                 server.label(),
                 r.level.label(),
                 r.level.endpoints(),
@@ -157,6 +157,7 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
                 num(r.cpu_us_per_packet),
                 num(pps_per_core(r)),
                 num(r.kib_per_endpoint),
+                num(r.kib_per_endpoint_rss),
                 num(r.rss_before_mib),
                 num(r.rss_mib),
                 num(r.generator_cpu),
@@ -250,10 +251,16 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
             "< 1,000 µs",
         ),
         (
-            "KiB per endpoint (at the highest level)",
+            "KiB per endpoint, anonymous memory (at the highest level)",
             Box::new(move |r| best(r, ml).map(|b| b.kib_per_endpoint)),
             Some(false),
             "< 50",
+        ),
+        (
+            "KiB per endpoint, all RSS (at the highest level)",
+            Box::new(move |r| best(r, ml).map(|b| b.kib_per_endpoint_rss)),
+            Some(false),
+            "",
         ),
     ];
     let _ = write!(d, "\n| figure |");
