@@ -283,7 +283,8 @@ fn user_list(server: &Arc<Server>, host: Option<&str>, pattern: Option<&str>) ->
 }
 
 /// Prosody's host order: by labels from the right (`*` first).
-fn host_order(name: &str) -> String {
+/// Prosody's console order of hosts: by labels from the right (`*` first).
+pub(super) fn host_order(name: &str) -> String {
     if name == "*" {
         return String::new();
     }

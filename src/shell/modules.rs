@@ -33,12 +33,12 @@ fn hosts_for(server: &Arc<Server>, action: Action, name: &str, host: Option<&str
             Some(host) => Target::Host(host),
             None => Target::Unknown,
         }],
-        None => server
-            .hosts()
-            .into_iter()
-            .filter(|h| action != Action::Load || h.kind == HostKind::VirtualHost)
-            .map(Target::Host)
-            .collect(),
+        None => {
+            let mut hosts = server.hosts();
+            hosts.retain(|h| action != Action::Load || h.kind == HostKind::VirtualHost);
+            hosts.sort_by_key(|h| super::commands::host_order(&h.name));
+            hosts.into_iter().map(Target::Host).collect()
+        }
     };
     if action != Action::Load {
         // Only the hosts the module is loaded on.
