@@ -468,6 +468,31 @@ impl ExtensionSerializer for Serializer {
     }
 }
 
+/// For the fuzz target: parses `descriptors` as one SSRC's in turn (the
+/// last structure remembered), and rewrites each parsed one with another
+/// frame number and bitmask. Panics only if a rewrite does not read back
+/// as the frame it was made from: parsing itself never panics.
+pub fn check_descriptors(descriptors: &[&[u8]]) {
+    let mut last: Option<Arc<Structure>> = None;
+    for data in descriptors {
+        let Ok((frame, new)) = parse(data, last.as_ref()) else {
+            continue;
+        };
+        if let Some(new) = new {
+            last = Some(new);
+        }
+        let number = frame.frame_number.wrapping_add(1);
+        let out = rewrite(data, &frame, number, Some(u32::MAX));
+        let again = parse(&out, last.as_ref()).map(|(f, _)| f);
+        let same = again.is_ok_and(|f| {
+            f.frame_number == number
+                && (f.spatial, f.temporal, f.dtis) == (frame.spatial, frame.temporal, frame.dtis)
+                && f.active_targets == Some(mask_of(frame.decode_targets))
+        });
+        assert!(same, "rewrite of {data:02x?} reads back as {again:?}");
+    }
+}
+
 #[cfg(test)]
 #[path = "dependency_descriptor_tests.rs"]
 mod tests;

@@ -171,6 +171,7 @@ fn truncated_or_garbage_never_panics() {
                     x as u8
                 })
                 .collect();
+            check_descriptors(&[&full, &data]);
             if let Ok((frame, new)) = parse(&data, s.as_ref()) {
                 let _ = frame.dti(40);
                 let _ = rewrite(&data, &frame, 3, Some(u32::MAX));

@@ -143,3 +143,86 @@ pub(crate) fn decodable_targets(structure: &Structure, chosen: usize) -> u32 {
         })
         .fold(0u32, |mask, dt| mask | (1 << dt))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::dependency_descriptor::Template;
+
+    /// Two spatial layers by two temporal layers, decode targets 2S+T; a
+    /// frame of (s', t') is in target (s, t) when s' <= s and t' <= t
+    /// (`k_svc`: S0 delta frames are not in S1's targets).
+    fn l2t2(k_svc: bool) -> Structure {
+        let mut templates = Vec::new();
+        for (s, t, key) in [(0, 0, true), (0, 0, false), (0, 1, false)] {
+            templates.push((s, t, key));
+        }
+        for (s, t, key) in [(1, 0, true), (1, 0, false), (1, 1, false)] {
+            templates.push((s, t, key));
+        }
+        let templates = templates
+            .into_iter()
+            .map(|(s, t, key)| {
+                let mut dtis = 0u64;
+                for dt in 0..4u8 {
+                    let (ds, dtl) = (dt / 2, dt % 2);
+                    let mut present = s <= ds && t <= dtl;
+                    if k_svc && !key && s < ds {
+                        present = false;
+                    }
+                    if present {
+                        dtis |= 3 << (2 * dt);
+                    }
+                }
+                Template {
+                    spatial: s,
+                    temporal: t,
+                    dtis,
+                    fdiff_count: u8::from(!key),
+                }
+            })
+            .collect();
+        Structure {
+            template_id_offset: 0,
+            decode_targets: 4,
+            templates,
+            chains: 0,
+            target_layers: vec![(0, 0), (0, 1), (1, 0), (1, 1)],
+            resolutions: vec![],
+        }
+    }
+
+    #[test]
+    fn the_decode_target_within_the_layers_wanted() {
+        let s = l2t2(false);
+        assert_eq!(choose_decode_target(&s, 0, 0), 0);
+        assert_eq!(choose_decode_target(&s, 0, 7), 1);
+        assert_eq!(choose_decode_target(&s, 1, 0), 2);
+        assert_eq!(choose_decode_target(&s, u8::MAX, u8::MAX), 3);
+        // Nothing fits: the lowest.
+        let mut high = l2t2(false);
+        high.target_layers = vec![(1, 1), (2, 0)];
+        assert_eq!(choose_decode_target(&high, 0, 0), 0);
+        let empty = Structure {
+            target_layers: vec![],
+            ..l2t2(false)
+        };
+        assert_eq!(choose_decode_target(&empty, 3, 3), 0);
+    }
+
+    #[test]
+    fn decodable_targets_are_those_inside_the_chosen_one() {
+        let full = l2t2(false);
+        assert_eq!(decodable_targets(&full, 3), 0b1111);
+        assert_eq!(decodable_targets(&full, 2), 0b0101);
+        assert_eq!(decodable_targets(&full, 1), 0b0011);
+        assert_eq!(decodable_targets(&full, 0), 0b0001);
+        // k-SVC: forwarding S1 leaves out S0's delta frames, so S0's
+        // targets are not decodable from it.
+        let k = l2t2(true);
+        assert_eq!(decodable_targets(&k, 3), 0b1100);
+        assert_eq!(decodable_targets(&k, 2), 0b0100);
+        // A target index beyond the structure decodes nothing more.
+        assert_eq!(decodable_targets(&k, 40) & 0b1100, 0);
+    }
+}

@@ -61,6 +61,9 @@ use str0m::Input;
 use str0m::config::DtlsCert;
 use str0m::net::{Protocol, Receive};
 
+/// The AV1 dependency descriptor's parser and writer, for the fuzz target.
+#[doc(hidden)]
+pub use dependency_descriptor::check_descriptors as check_av1_dependency_descriptors;
 pub use layers::{AudioSubscription, ForwardingTarget, LayerId, LayerInfo, SourceLayers};
 pub use stats::MediaStats;
 
