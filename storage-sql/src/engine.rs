@@ -10,12 +10,13 @@
 //! returns an error, which the module turns into a stanza error.
 
 use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, ConnectOptions};
 use tokio::sync::OnceCell;
 
 use crate::SqlError;
@@ -84,10 +85,15 @@ impl Database {
             opts = opts.idle_timeout(None).max_lifetime(None);
         }
         let url = params.url();
+        // sqlx logs every statement (multi-line SQL) at debug and slow ones at
+        // warn through `tracing`; that would break Prosody's one-line log format,
+        // and a store failure is reported by the driver itself.
+        let connect = sqlx::any::AnyConnectOptions::from_str(&url)
+            .map_err(|e| SqlError::Config(format!("{}: {e}", params.describe())))?
+            .disable_statement_logging();
         let pool = {
             let _enter = handle.enter();
-            opts.connect_lazy(&url)
-                .map_err(|e| SqlError::Config(format!("{}: {e}", params.describe())))?
+            opts.connect_lazy_with(connect)
         };
         Ok(Arc::new(Database {
             params,

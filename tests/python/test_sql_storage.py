@@ -97,6 +97,14 @@ def with_sql(config: ServerConfig, database: Database) -> ServerConfig:
     return config
 
 
+def on_internal(config: ServerConfig) -> ServerConfig:
+    """The config on the internal driver (a migration's source), also when the suite
+    runs with LILT_TEST_STORAGE=sql."""
+    config.globals["storage"] = "internal"
+    config.globals.pop("sql", None)
+    return config
+
+
 def assert_in_database(server: Server, database: Database, store: str) -> None:
     rows = database.rows(
         server.data_path,
@@ -179,7 +187,7 @@ def test_migrate_data_directory_into_sql_and_back(pki, database):
     prosody = ProsodyServer(directory, pki)
     lilt = LiltServer(directory, pki)
     try:
-        prosody.write_config(test_private.config())
+        prosody.write_config(on_internal(test_private.config()))
         lilt.share_config(prosody)
         source = prosody.config_path.read_text()
         assert 'storage = "internal"' in source
@@ -272,10 +280,11 @@ def test_migrate_resumes_after_an_interruption(pki):
     directory = make_workdir("lilt-migrate-resume-")
     lilt = LiltServer(directory, pki)
     try:
-        lilt.write_config(test_private.config())
+        lilt.write_config(on_internal(test_private.config()))
         for user, host, password in USERS:
             lilt.register(user, host, password)
         source = lilt.config_path.read_text()
+        assert 'storage = "internal"' in source
         dst_data = directory / "dst-data"
         dst_data.mkdir()
         dst = directory / "dst.cfg.lua"
