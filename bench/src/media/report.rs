@@ -257,6 +257,17 @@ pub fn document(args: &Args, p: &MediaParams, runs: &[(MediaServer, ServerRun)])
             "< 50",
         ),
         (
+            "the same per forwarded video stream (anonymous KiB × endpoints / video streams)",
+            Box::new(move |r| {
+                best(r, ml).map(|b| {
+                    b.kib_per_endpoint * b.level.endpoints() as f64
+                        / b.level.forwarded_video_streams().max(1) as f64
+                })
+            }),
+            Some(false),
+            "",
+        ),
+        (
             "KiB per endpoint, all RSS (at the highest level)",
             Box::new(move |r| best(r, ml).map(|b| b.kib_per_endpoint_rss)),
             Some(false),

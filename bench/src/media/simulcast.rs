@@ -103,6 +103,27 @@ pub fn channel_line(url: &str, json: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// str0m's pacer finds a send stream by mid and rid: each layer must
+    /// be found as itself, not the three under one key.
+    #[test]
+    fn every_layer_is_its_own_send_queue() {
+        let rtc = super::super::peer::rtc_config().build(std::time::Instant::now());
+        let mut p = Peer::new("s".into(), rtc, [127, 0, 0, 1].into()).unwrap();
+        p.rtc
+            .direct_api()
+            .declare_media(Mid::from("v"), str0m::media::MediaKind::Video);
+        let layers = add_sender(&mut p, 0, 1, VideoShape::new(1000, 30, 1100));
+        assert_eq!(layers.len(), 3);
+        for (_, ssrc, _, layer) in layers {
+            let rid = Rid::from(format!("l{layer}").as_str());
+            let mut api = p.rtc.direct_api();
+            let found = api
+                .stream_tx_by_mid(Mid::from("v"), Some(rid))
+                .map(|t| t.ssrc());
+            assert_eq!(found, Some(Ssrc::from(ssrc)), "layer {layer}");
+        }
+    }
+
     #[test]
     fn channel_line_from_the_url() {
         let url = "ws://127.0.0.1:9/colibri-ws/bench/c0ffee/1000aaaa?pwd=secret";
