@@ -202,3 +202,67 @@ pub struct Reconfigured {
     /// Hosts no longer served (their sessions are still open).
     pub removed: Vec<Arc<Host>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HostConfig;
+    use crate::value::Value;
+
+    fn host(name: &str, kind: HostKind, options: &[(&str, Value)]) -> HostConfig {
+        let mut h = HostConfig {
+            name: name.into(),
+            kind,
+            section: Default::default(),
+            defined_at: Default::default(),
+        };
+        for (k, v) in options {
+            h.section.set(*k, v.clone());
+        }
+        h
+    }
+
+    #[test]
+    fn reconfigure_swaps_options_and_the_host_table() {
+        let mut first = ServerConfig::default();
+        first.global.set("limit", Value::Integer(1));
+        first
+            .hosts
+            .push(host("a.example", HostKind::VirtualHost, &[]));
+        first
+            .hosts
+            .push(host("b.example", HostKind::VirtualHost, &[]));
+        let server = Server::new(first, Clock::Fixed(0.0));
+        let a = server.host("a.example").unwrap();
+        let b = server.host("b.example").unwrap();
+        assert_eq!(a.option_i64("limit", 0).unwrap(), 1);
+
+        let mut second = ServerConfig::default();
+        second.global.set("limit", Value::Integer(2));
+        second.hosts.push(host(
+            "a.example",
+            HostKind::VirtualHost,
+            &[("limit", Value::Integer(3))],
+        ));
+        // b.example becomes a component: removed, then added anew.
+        second
+            .hosts
+            .push(host("b.example", HostKind::Component { module: None }, &[]));
+        second
+            .hosts
+            .push(host("c.example", HostKind::VirtualHost, &[]));
+        let done = server.reconfigure(second);
+        let names = |v: &[Arc<Host>]| v.iter().map(|h| h.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&done.removed), ["b.example"]);
+        assert_eq!(names(&done.added), ["b.example", "c.example"]);
+        assert!(Arc::ptr_eq(&done.removed[0], &b));
+        // The same host object reads the new options; new hosts see them too.
+        assert!(Arc::ptr_eq(&server.host("a.example").unwrap(), &a));
+        assert_eq!(a.option_i64("limit", 0).unwrap(), 3);
+        let c = server.host("c.example").unwrap();
+        assert_eq!(c.option_i64("limit", 0).unwrap(), 2);
+        assert_eq!(server.config.get_global("limit"), Some(&Value::Integer(2)));
+        assert!(server.host("b.example").unwrap().is_component());
+        assert_eq!(server.hosts().len(), 3);
+    }
+}
