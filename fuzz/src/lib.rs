@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("bridge_channel", targets::bridge_channel::run),
     ("colibri2_jingle", targets::signalling::run),
     ("media_datagram", targets::media::run),
+    ("av1_dependency_descriptor", targets::av1_dd::run),
 ];
 
 /// Separates the parts of a multi-part input.

@@ -102,6 +102,23 @@ fn assert_active(decoded: &[SvcDecoded], expected: &[u32]) {
     }
 }
 
+/// a's source is measured as three spatial layers (with the heights its
+/// scalability structure or template structure gives) of three temporal
+/// layers each, for allocation.
+fn assert_measured(net: &Net) {
+    let layers = net.core.source_layers(CONFERENCE);
+    let a = layers.iter().find(|s| s.owner == "a").unwrap();
+    let got: Vec<(u8, u8, u32)> = a
+        .layers
+        .iter()
+        .map(|l| (l.layer.spatial, l.layer.temporal, l.height))
+        .collect();
+    let want: Vec<(u8, u8, u32)> = (0..3u8)
+        .flat_map(|s| (0..3u8).map(move |t| (s, t, [180, 360, 720][usize::from(s)])))
+        .collect();
+    assert_eq!(got, want);
+}
+
 /// The receivers switch: b up from 180p to 720p (at a key frame it asks
 /// for), d down from 720p to 180p with fewer temporal layers.
 fn switch_layers(net: &mut Net, sender: &mut SvcSender, mode: Mode) {
@@ -133,6 +150,7 @@ fn vp9_svc_receivers_get_their_spatial_and_temporal_layers() {
     let mode = Mode::Vp9Svc;
     let (mut net, mut sender) = call(mode);
     net.run_svc("a", &mut sender, Duration::from_secs(2));
+    assert_measured(&net);
     assert_layers(&net, mode, &RECEIVERS);
     switch_layers(&mut net, &mut sender, mode);
 }
@@ -142,6 +160,7 @@ fn av1_svc_receivers_get_their_decode_targets() {
     let mode = Mode::Av1Svc;
     let (mut net, mut sender) = call(mode);
     net.run_svc("a", &mut sender, Duration::from_secs(2));
+    assert_measured(&net);
     let decoded = assert_layers(&net, mode, &RECEIVERS);
     // Decode targets 3S+T: b (0,2) can decode S0 ones, c S0 and S1, d all;
     // e (2,0) the T0 ones.
@@ -154,6 +173,7 @@ fn av1_simulcast_receivers_get_their_ssrc_and_temporal_layers() {
     let mode = Mode::Av1Simulcast;
     let (mut net, mut sender) = call(mode);
     net.run_svc("a", &mut sender, Duration::from_secs(2));
+    assert_measured(&net);
     let decoded = assert_layers(&net, mode, &RECEIVERS);
     assert_active(&decoded, &[0b111, 0b111, 0b111, 0b001]);
     // Nothing on the other SIM SSRCs.

@@ -1,5 +1,6 @@
 //! One file per parser under fuzz.
 
+pub mod av1_dd;
 pub mod bosh;
 pub mod bridge_channel;
 pub mod config;
