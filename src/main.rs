@@ -183,7 +183,11 @@ fn main() -> ExitCode {
             println!("{}", devconfig::first_run_hint(&devconfig::dev_dir()));
         }
         let reloader = Reloader::new(file, options, config, running.certificates.clone())
-            .with_server(running.server.clone());
+            .with_server(running.server.clone())
+            .with_component_listener(
+                running.shutdown_signal(),
+                running.listening.iter().any(|l| l.kind == "component"),
+            );
         lilt::reload::until_stopped(reloader).await;
         tracing::info!(target: "startup", "Shutting down...");
         running.shutdown().await;

@@ -75,6 +75,12 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// A receiver that flips to true at shutdown (for listeners opened later,
+    /// by a reload).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// Closes every stream (`system-shutdown`) and stops listening.
     pub async fn shutdown(self) {
         // Prosody's `server-stopping` is not fired yet: with it the MUC would

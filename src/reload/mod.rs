@@ -106,6 +106,9 @@ pub struct Reloader {
     /// The running server the config is put in force on (None: only logs
     /// and certificates are reloaded).
     server: Option<Arc<xmpp_core::Server>>,
+    /// The shutdown signal for listeners a reload opens, and whether the
+    /// XEP-0114 component listener is open yet.
+    components: Option<(tokio::sync::watch::Receiver<bool>, bool)>,
 }
 
 impl Reloader {
@@ -122,6 +125,46 @@ impl Reloader {
             started,
             certificates,
             server: None,
+            components: None,
+        }
+    }
+
+    /// Lets a reload open the component listener (`component_ports`) when
+    /// it adds the first external `Component`; `listening`: it is open.
+    pub fn with_component_listener(
+        mut self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        listening: bool,
+    ) -> Reloader {
+        self.components = Some((shutdown, listening));
+        self
+    }
+
+    /// Opens the component listener if an external component now needs it.
+    fn open_component_listener(
+        &mut self,
+        server: &Arc<xmpp_core::Server>,
+        report: &mut ReloadReport,
+    ) {
+        let Some((shutdown, listening)) = &mut self.components else {
+            return;
+        };
+        if *listening || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        match xmpp_core::component::start_listeners(server, shutdown.clone()) {
+            Ok(opened) if opened.is_empty() => {}
+            Ok(opened) => {
+                *listening = true;
+                for (addr, _task) in opened {
+                    report
+                        .applied
+                        .push(format!("listening for components on {addr}"));
+                }
+            }
+            Err(e) => report
+                .warnings
+                .push(format!("cannot listen for components: {e}")),
         }
     }
 
@@ -204,6 +247,9 @@ impl Reloader {
             }
             for host in &table.added {
                 hosts::activate(&server, host, &mut report);
+            }
+            if !table.added.is_empty() {
+                self.open_component_listener(&server, &mut report);
             }
             self.sync_modules(&config, &table.added, &mut report);
         }

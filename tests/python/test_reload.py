@@ -15,10 +15,12 @@ reload).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -236,6 +238,8 @@ OCCUPANTS = 20
 NS_MAM = "urn:xmpp:mam:2"
 NS_REGISTER = "jabber:iq:register"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+COMPONENT = "gateway.localhost"
+COMPONENT_SECRET = "gateway-secret"
 MAM_QUERY = f"<iq type='set' id='{{id}}'><query xmlns='{NS_MAM}'/></iq>"
 
 
@@ -246,6 +250,7 @@ def stock_config(
     module: str | None = None,
     new_host: bool = False,
     room_default_public: bool | None = None,
+    component: bool = False,
 ) -> str:
     """Debian's /etc/prosody/prosody.cfg.lua as an admin edits it: its own paths (pid
     and log files in `directory`), loopback and free ports (a test's sandbox), a MUC
@@ -267,7 +272,7 @@ def stock_config(
         '\nVirtualHost "localhost"',
         "\n-- The test's sandbox: loopback, free ports, its own data directory.\n"
         'interfaces = { "127.0.0.1" }\nc2s_ports = { 0 }\ns2s_ports = { }\n'
-        "http_ports = { 0 }\nhttps_ports = { }\ncomponent_ports = { }\n"
+        "http_ports = { 0 }\nhttps_ports = { }\ncomponent_ports = { 0 }\n"
         f'data_path = "{directory}/data"\n\nVirtualHost "localhost"',
     )
     text += '\nComponent "conference.localhost" "muc"\n\tmuc_room_locking = false\n'
@@ -275,6 +280,8 @@ def stock_config(
         text += f"\tmuc_room_default_public = {str(room_default_public).lower()}\n"
     if new_host:
         text += '\nVirtualHost "new.localhost"\n\tallow_registration = true\n'
+    if component:
+        text += f'\nComponent "{COMPONENT}"\n\tcomponent_secret = "{COMPONENT_SECRET}"\n'
     return text
 
 
@@ -515,3 +522,59 @@ def test_a_changed_muc_option_applies_to_new_rooms(stock_server):
         await owner.close()
 
     run(body())
+
+
+def component_handshake(port: int) -> socket.socket:
+    """An external component (XEP-0114) logged in as COMPONENT; raises if refused."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        "<stream:stream xmlns='jabber:component:accept' "
+        f"xmlns:stream='http://etherx.jabber.org/streams' to='{COMPONENT}'>".encode()
+    )
+    got = b""
+    while not re.search(rb"<stream:stream[^>]*\bid=['\"]([^'\"]+)", got):
+        chunk = sock.recv(4096)
+        assert chunk, f"closed before the stream header: {got!r}"
+        got += chunk
+    stream_id = re.search(rb"<stream:stream[^>]*\bid=['\"]([^'\"]+)", got).group(1).decode()
+    digest = hashlib.sha1((stream_id + COMPONENT_SECRET).encode()).hexdigest()
+    sock.sendall(f"<handshake>{digest}</handshake>".encode())
+    got = b""
+    while b"<handshake" not in got:
+        chunk = sock.recv(4096)
+        assert chunk and b"stream:error" not in got, f"handshake refused: {got!r}"
+        got += chunk
+    return sock
+
+
+def test_a_component_added_by_reload_serves(stock_server):
+    """An external Component added to the config is served after SIGHUP: the component
+    listener opens (none was needed before), the component logs in and gets a client's
+    message."""
+    server = stock_server
+    log = server.directory / "prosody.log"
+    assert "listening for components" not in log.read_text()
+    create_accounts(server, [("a@localhost", "a-pw")])
+    server.config_path.write_text(stock_config(server.directory, component=True))
+    line = sighup_and_wait(server, log, r"config reloaded.*")
+    assert f'Component "{COMPONENT}" added' in line, line
+    port = int(re.search(r"listening for components on 127\.0\.0\.1:(\d+)", line).group(1))
+    sock = component_handshake(port)
+
+    async def body():
+        async with Client(server, "a@localhost/r", "a-pw") as a:
+            a.send(f"<message to='someone@{COMPONENT}'><body>to the gateway</body></message>")
+            loop = asyncio.get_running_loop()
+            got = b""
+            deadline = loop.time() + 20
+            while b"to the gateway" not in got:
+                assert loop.time() < deadline, f"the component never got the message: {got!r}"
+                sock.settimeout(max(0.1, deadline - loop.time()))
+                chunk = await loop.run_in_executor(None, sock.recv, 65536)
+                assert chunk, f"the component's stream closed: {got!r}"
+                got += chunk
+
+    try:
+        run(body())
+    finally:
+        sock.close()
