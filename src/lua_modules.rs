@@ -88,6 +88,7 @@ impl Module for LuaAdapter {
             timers: Mutex::new(HashMap::new()),
             sessions: Arc::new(Mutex::new(Sessions::default())),
             routes: Mutex::new(Vec::new()),
+            rooms: Arc::new(Mutex::new(HashMap::new())),
         });
         let module = LuaModule::load(host.clone(), &self.name, &self.search, Limits::default())
             .map_err(ModuleError::other)?;
@@ -144,7 +145,12 @@ pub struct ContextHost {
     /// Routes of the `module:provides("http", ...)` being made, served
     /// together as one app when its `http-provider` item is added.
     routes: Mutex<Vec<(String, String, RouteId)>>,
+    /// MUC rooms seen in events, by JID (for `room:get_affiliation`).
+    rooms: Arc<Mutex<Rooms>>,
 }
+
+/// MUC rooms seen in events, by JID.
+type Rooms = HashMap<String, Weak<muc::Room>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -155,8 +161,15 @@ fn module_of(slot: &RwLock<Weak<LuaModule>>) -> Option<Arc<LuaModule>> {
 }
 
 /// An event as a Lua handler sees it.
-fn lua_event(event: &Event, sessions: &Mutex<Sessions>) -> LuaEvent {
+fn lua_event(event: &Event, sessions: &Mutex<Sessions>, rooms: &Mutex<Rooms>) -> LuaEvent {
     let mut out = LuaEvent::new(event.name.clone());
+    if let Some(room) = event.object::<muc::Room>("room") {
+        let mut rooms = lock(rooms);
+        if !rooms.contains_key(&room.jid) {
+            rooms.retain(|_, r| r.strong_count() > 0);
+            rooms.insert(room.jid.clone(), Arc::downgrade(&room));
+        }
+    }
     out.stanza = event.stanza.clone();
     for (k, v) in &event.fields {
         out.fields.insert(k.clone(), v.clone());
@@ -316,12 +329,12 @@ impl LuaHost for ContextHost {
 
     fn hook(&self, scope: Scope, event: &str, priority: i32, handler: HandlerId) {
         let (slot, sessions) = (self.module.clone(), self.sessions.clone());
-        let ctx = self.ctx.clone();
+        let (ctx, rooms) = (self.ctx.clone(), self.rooms.clone());
         let run = move |ev: &mut Event| -> bool {
             let Some(module) = module_of(&slot) else {
                 return false;
             };
-            let mut lua = lua_event(ev, &sessions);
+            let mut lua = lua_event(ev, &sessions, &rooms);
             let result = module.handle_event(handler, &mut lua);
             if lua.stanza.is_some() {
                 ev.stanza = lua.stanza;
@@ -592,6 +605,12 @@ impl LuaHost for ContextHost {
             modules::roster::subscription::is_contact_subscribed(server, &h, username, jid)
                 .unwrap_or(false)
         })
+    }
+
+    fn room_affiliation(&self, room: &str, jid: &str) -> Option<String> {
+        let room = lock(&self.rooms).get(room).and_then(Weak::upgrade)?;
+        let affiliation = room.get_affiliation(jid)?;
+        Some(muc::util::affiliation_name(Some(affiliation)).to_string())
     }
 
     fn sessions(&self, host: &str) -> Option<Vec<UserSessions>> {

@@ -14,7 +14,8 @@ Rust module would fail it.
 
 Modules covered: motd, welcome, announce, lastactivity, server_contact_info,
 watchregistrations, ping, time, uptime, version (Prosody's own), muc_unique (on a
-MUC component), and the community modules pastebin (message hook, HTTP route,
+MUC component), and the community modules muc_restrict_media (MUC events),
+pastebin (message hook, HTTP route,
 timer), lastlog2 (map storage), require_otr (pre-message hooks, error replies),
 block_strangers (roster look-ups), broadcast (online sessions of every host).
 """
@@ -32,12 +33,13 @@ import pytest
 
 from lilt_harness.client import Client, error_condition, is_message, is_presence, q, run
 from lilt_harness.config import DOMAIN, TEST_MODULES, Component, base_config
+from lilt_harness import muc
 from lilt_harness.rawstream import RawStream
 from lilt_harness.servers import free_port
 from test_im import befriend
 
 DEBIAN_MODULES = Path("/usr/lib/prosody/modules")
-MUC = f"conference.{DOMAIN}"
+MUC = muc.MUC_HOST
 BROADCAST = f"broadcast.{DOMAIN}"
 ALICE, BOB, CAROL, BOSS = (f"{u}@{DOMAIN}" for u in ("alice", "bob", "carol", "boss"))
 USERS = [(u, DOMAIN, f"{u}-pw") for u in ("alice", "bob", "carol", "boss")]
@@ -266,6 +268,32 @@ def test_muc_unique(start_server):
 
 
 # -- community modules (prosody-modules) -------------------------------------------
+
+
+def test_muc_restrict_media(start_server):
+    """mod_muc_restrict_media (MUC events: `muc-occupant-groupchat` with
+    `event.room`): in a room, media (`jabber:x:oob`) from an occupant without an
+    affiliation is taken out of the groupchat message; an owner's stays."""
+    config = lua_config(["muc_restrict_media"])
+    config.globals["modules_enabled"] = list(TEST_MODULES)
+    config.hosts[MUC] = Component("muc", {"modules_enabled": ["muc_restrict_media"]})
+    server = start_server(config, users=USERS)
+    room = f"media@{MUC}"
+    oob = "<x xmlns='jabber:x:oob'><url>https://example.org/cat.jpg</url></x>"
+
+    async def body():
+        async with muc.online(server, "alice", "bob") as (alice, bob):
+            await muc.create_room(alice, room, "Alice")
+            await muc.join(bob, room, "Bob")
+            bob.send(f"<message to='{room}' type='groupchat'><body>look</body>{oob}</message>")
+            got = await alice.expect(muc.groupchat(room, "look"), what="bob's groupchat")
+            assert got.find("{jabber:x:oob}x") is None, ET.tostring(got)
+            alice.send(f"<message to='{room}' type='groupchat'><body>mine</body>{oob}</message>")
+            got = await bob.expect(muc.groupchat(room, "mine"), what="the owner's groupchat")
+            assert got.findtext("{jabber:x:oob}x/{jabber:x:oob}url") == "https://example.org/cat.jpg"
+
+    run(body())
+
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:

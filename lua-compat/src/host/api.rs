@@ -339,6 +339,13 @@ pub trait LuaHost: Send + Sync {
         let _ = (username, host, jid);
         false
     }
+    /// The affiliation (`owner`, `admin`, `member`, `outcast`) of `jid` in
+    /// the MUC room `room` of this host (`room:get_affiliation`); `None`
+    /// for none or an unknown room.
+    fn room_affiliation(&self, room: &str, jid: &str) -> Option<String> {
+        let _ = (room, jid);
+        None
+    }
     /// The hosts this server serves (`prosody.hosts`' keys).
     fn hosts(&self) -> Vec<String> {
         vec![self.host().to_string()]

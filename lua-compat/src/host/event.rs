@@ -81,6 +81,12 @@ pub(crate) fn event_to_lua(
         }
         t.raw_set("origin", session)?;
     }
+    if let (Some(Value::String(jid)), false) = (
+        ev.fields.get("room_jid"),
+        ev.fields.map.contains_key("room"),
+    ) {
+        t.raw_set("room", super::room::room_table(lua, shared, jid)?)?;
+    }
     if let Some(s) = &ev.stanza {
         t.raw_set("stanza", element_to_lua(lua, s)?)?;
     }

@@ -21,6 +21,7 @@ mod http;
 mod json;
 mod libs;
 mod loader;
+mod room;
 pub mod sandbox;
 pub mod search;
 mod store;
