@@ -3,7 +3,12 @@
 //! audio subscription includes its source; video through each receiver's
 //! `LayerForwarder` (`forward.rs`), after the source's layers were
 //! measured (`measure.rs`). The payload is shared, never copied per
-//! receiver (str0m's packets hold it in an `Arc`).
+//! receiver (str0m's packets hold it in an `Arc`). An AV1 packet's
+//! dependency descriptor is parsed once (with the structure its SSRC sent
+//! last, kept in the `VideoSource`) and written anew for each receiver
+//! (its frame number and active decode targets); a descriptor that cannot
+//! be read yet (no structure) holds the packet back and asks for a key
+//! frame.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
