@@ -146,6 +146,8 @@ fn main() -> ExitCode {
     };
     let dev = args.config.is_none();
     let code = runtime.block_on(async move {
+        // Before anything listens: a signal sent once the server answers is kept.
+        let signals = lilt::reload::Signals::install();
         let server = match startup::build_server(config.clone(), clock) {
             Ok(s) => s,
             Err(e) => return fail(e.to_string(), e.exit_code()),
@@ -188,7 +190,7 @@ fn main() -> ExitCode {
                 running.shutdown_signal(),
                 running.listening.iter().any(|l| l.kind == "component"),
             );
-        lilt::reload::until_stopped(reloader).await;
+        lilt::reload::until_stopped(reloader, signals).await;
         tracing::info!(target: "startup", "Shutting down...");
         running.shutdown().await;
         ExitCode::SUCCESS

@@ -325,14 +325,35 @@ impl Reloader {
     }
 }
 
+/// The signals a running server serves (SIGTERM, SIGINT, SIGHUP), installed
+/// before it announces its listeners: a SIGHUP sent as soon as the server
+/// answers waits for the reload loop instead of being lost.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the runtime); None if that fails.
+    pub fn install() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Signals {
+            term: signal(SignalKind::terminate()).ok()?,
+            int: signal(SignalKind::interrupt()).ok()?,
+            hup: signal(SignalKind::hangup()).ok()?,
+        })
+    }
+}
+
 /// Serves signals until SIGTERM or SIGINT: SIGHUP reloads.
-pub async fn until_stopped(mut reloader: Reloader) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+pub async fn until_stopped(mut reloader: Reloader, signals: Option<Signals>) {
+    let Some(Signals {
+        mut term,
+        mut int,
+        mut hup,
+    }) = signals.or_else(Signals::install)
+    else {
         tracing::error!("cannot install signal handlers; stopping on Ctrl-C only");
         let _ = tokio::signal::ctrl_c().await;
         return;
