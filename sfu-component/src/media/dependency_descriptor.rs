@@ -145,6 +145,35 @@ impl FrameInfo {
     }
 }
 
+#[cfg(test)]
+impl FrameInfo {
+    /// A one-packet frame of template `index` (for forwarding tests).
+    pub(crate) fn of_template(
+        structure: &Structure,
+        index: usize,
+        number: u16,
+        with_structure: bool,
+    ) -> FrameInfo {
+        let t = &structure.templates[index];
+        FrameInfo {
+            start_of_frame: true,
+            end_of_frame: true,
+            template_id: (structure.template_id_offset + index as u8) % 64,
+            frame_number: number,
+            spatial: t.spatial,
+            temporal: t.temporal,
+            dtis: t.dtis,
+            decode_targets: structure.decode_targets,
+            independent: t.fdiff_count == 0,
+            has_structure: with_structure,
+            active_targets: with_structure.then(|| structure.all_targets()),
+            mask_at: 0,
+            mask_sent: false,
+            extended: with_structure,
+        }
+    }
+}
+
 /// Reads bits most significant first.
 struct Bits<'a> {
     data: &'a [u8],

@@ -244,7 +244,7 @@ impl LayerForwarder {
             self.switch_to(now, packet);
             self.temporal_limit = temporal;
         }
-        let request = if self.current != Some(spatial) {
+        let mut request = if self.current != Some(spatial) {
             self.keyframe_request(now, spatial)
         } else {
             None
@@ -262,7 +262,11 @@ impl LayerForwarder {
         }
         if let Some(dd) = packet.dd {
             // A simulcast SSRC's temporal layers.
-            if !self.keep_av1_frame(&dd, u8::MAX, temporal) {
+            let (keep, needs_keyframe) = self.keep_av1_frame(&dd, u8::MAX, temporal);
+            if needs_keyframe && request.is_none() {
+                request = self.keyframe_request(now, packet.spatial);
+            }
+            if !keep {
                 self.drop_packet(packet);
                 return (LayerDecision::Drop, request);
             }

@@ -49,13 +49,9 @@ impl LayerForwarder {
             self.switch_to(now, packet);
         }
         let sid = u8::try_from(spatial).unwrap_or(u8::MAX);
-        let keep = self.keep_av1_frame(dd, sid, temporal);
-        // Going up a spatial layer needs a key frame.
-        let wanted = choose_decode_target(dd.structure, sid, temporal);
+        let (keep, needs_keyframe) = self.keep_av1_frame(dd, sid, temporal);
         let layer_of = |dt: usize| dd.structure.target_layers.get(dt).map(|l| l.0);
-        let request = if self.decode_target.is_none()
-            || layer_of(wanted) > self.decode_target.and_then(layer_of)
-        {
+        let request = if needs_keyframe {
             self.keyframe_request(now, packet.spatial)
         } else {
             None
@@ -73,27 +69,30 @@ impl LayerForwarder {
     }
 
     /// Whether a packet's frame is part of the decode target forwarded,
-    /// after switching to the one wanted where the frame allows it.
-    pub(super) fn keep_av1_frame(&mut self, dd: &Dd, spatial: u8, temporal: u8) -> bool {
+    /// after switching to the one wanted where the frame allows it; and
+    /// whether the switch wanted needs a key frame.
+    pub(super) fn keep_av1_frame(&mut self, dd: &Dd, spatial: u8, temporal: u8) -> (bool, bool) {
         let frame = &dd.frame;
         if let Some(active) = frame.active_targets {
             self.sender_targets = active;
         }
         let wanted = choose_decode_target(dd.structure, spatial, temporal);
-        let layers = |dt: usize| dd.structure.target_layers.get(dt).copied();
-        // Up a spatial layer only at a key frame: the receiver never got
-        // the frames an upper layer's switch point may still refer to.
-        let not_up = self
+        let without_keyframe = self
             .decode_target
-            .is_some_and(|dt| layers(wanted).map(|l| l.0) <= layers(dt).map(|l| l.0));
+            .is_some_and(|dt| switchable_without_keyframe(dd.structure, dt, wanted));
         if frame.start_of_frame
             && self.decode_target != Some(wanted)
-            && (frame.is_keyframe() || (not_up && frame.dti(wanted) == Dti::Switch))
+            && (frame.is_keyframe() || (without_keyframe && frame.dti(wanted) == Dti::Switch))
         {
             self.decode_target = Some(wanted);
         }
-        self.decode_target
-            .is_some_and(|dt| frame.dti(dt) != Dti::NotPresent)
+        let keep = self
+            .decode_target
+            .is_some_and(|dt| frame.dti(dt) != Dti::NotPresent);
+        (
+            keep,
+            self.decode_target != Some(wanted) && !without_keyframe,
+        )
     }
 
     /// The descriptor values of a forwarded AV1 packet.
@@ -130,6 +129,25 @@ pub(crate) fn choose_decode_target(structure: &Structure, spatial: u8, temporal:
         .unwrap_or(0)
 }
 
+/// Whether a receiver of decode target `from` can go over to `to` at a
+/// frame marked a switch point of `to` (as Videobridge judges it): not up a
+/// spatial layer (its switch points may refer to frames of that layer the
+/// receiver never got), and some template predicting from earlier frames
+/// is in `from` and a switch point of `to` (k-SVC's lower layers are not
+/// in the upper targets, so going down there waits for a key frame).
+pub(crate) fn switchable_without_keyframe(structure: &Structure, from: usize, to: usize) -> bool {
+    let layers = |dt: usize| structure.target_layers.get(dt).copied();
+    let (Some(from_layers), Some(to_layers)) = (layers(from), layers(to)) else {
+        return false;
+    };
+    let dti = |dtis: u64, dt: usize| if dt < 32 { (dtis >> (2 * dt)) & 3 } else { 0 };
+    to_layers.0 <= from_layers.0
+        && structure
+            .templates
+            .iter()
+            .any(|t| t.fdiff_count > 0 && dti(t.dtis, from) != 0 && dti(t.dtis, to) == 2)
+}
+
 /// The decode targets a receiver of decode target `chosen` can decode:
 /// those with no template outside `chosen`.
 pub(crate) fn decodable_targets(structure: &Structure, chosen: usize) -> u32 {
@@ -147,7 +165,8 @@ pub(crate) fn decodable_targets(structure: &Structure, chosen: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::dependency_descriptor::Template;
+    use crate::media::LayerId;
+    use crate::media::dependency_descriptor::{FrameInfo, Template};
 
     /// Two spatial layers by two temporal layers, decode targets 2S+T; a
     /// frame of (s', t') is in target (s, t) when s' <= s and t' <= t
@@ -170,8 +189,11 @@ mod tests {
                     if k_svc && !key && s < ds {
                         present = false;
                     }
+                    // Key frames and T0 frames of the target's own layer
+                    // are switch points, the rest required.
                     if present {
-                        dtis |= 3 << (2 * dt);
+                        let dti = if key || (t == 0 && s == ds) { 2 } else { 3 };
+                        dtis |= dti << (2 * dt);
                     }
                 }
                 Template {
@@ -224,5 +246,76 @@ mod tests {
         assert_eq!(decodable_targets(&k, 2), 0b0100);
         // A target index beyond the structure decodes nothing more.
         assert_eq!(decodable_targets(&k, 40) & 0b1100, 0);
+    }
+
+    /// Frames of templates `indices` (one packet each) through `f`; what
+    /// was forwarded (template index) and the key frame requests.
+    fn feed(
+        f: &mut LayerForwarder,
+        structure: &Structure,
+        now: Instant,
+        seq: &mut u64,
+        indices: &[usize],
+    ) -> (Vec<usize>, usize) {
+        let (mut forwarded, mut requests) = (Vec::new(), 0);
+        for &i in indices {
+            let key = structure.templates[i].fdiff_count == 0;
+            let frame = FrameInfo::of_template(structure, i, *seq as u16, key && i == 0);
+            let payload = [0u8; 4];
+            let packet = Incoming {
+                spatial: 0,
+                seq_no: *seq,
+                timestamp: *seq as u32 * 3000,
+                payload: &payload,
+                keyframe: frame.is_keyframe(),
+                vp8: None,
+                vp9: None,
+                marker: frame.spatial == 1,
+                dd: Some(Dd {
+                    frame,
+                    structure,
+                    svc: true,
+                }),
+            };
+            *seq += 1;
+            let (decision, request) = f.on_packet(now, &packet, 0b11);
+            requests += usize::from(request.is_some());
+            if let LayerDecision::Forward { dd, .. } = decision {
+                assert!(dd.is_some());
+                forwarded.push(i);
+            }
+        }
+        (forwarded, requests)
+    }
+
+    #[test]
+    fn going_down_waits_for_a_switch_point_the_receiver_can_use() {
+        // Templates: 0 S0 key, 1 S0 T0, 2 S0 T1, 3 S1 key, 4 S1 T0, 5 S1 T1.
+        for k_svc in [false, true] {
+            let s = l2t2(k_svc);
+            let now = Instant::now();
+            let mut seq = 100;
+            let mut f = LayerForwarder::new(Target::Layer(LayerId::new(1, 1)));
+            let (got, _) = feed(&mut f, &s, now, &mut seq, &[0, 3, 1, 4, 2, 5]);
+            let s0_deltas = if k_svc { vec![] } else { vec![1, 2] };
+            let mut want = vec![0, 3];
+            want.extend(s0_deltas.iter().filter(|i| **i == 1));
+            want.push(4);
+            want.extend(s0_deltas.iter().filter(|i| **i == 2));
+            want.push(5);
+            assert_eq!(got, want, "k-SVC {k_svc}");
+            f.set_target(Target::Layer(LayerId::new(0, 1)));
+            let later = now + std::time::Duration::from_secs(1);
+            let (got, requests) = feed(&mut f, &s, later, &mut seq, &[1, 4, 2, 5]);
+            if k_svc {
+                // S0's T0 frames are not in S1's targets: the receiver
+                // lacks what they refer to. S1 goes on until a key frame.
+                assert_eq!((got, requests), (vec![4, 5], 1));
+                let (got, _) = feed(&mut f, &s, later, &mut seq, &[0, 3, 1, 4, 2, 5]);
+                assert_eq!(got, vec![0, 1, 2]);
+            } else {
+                assert_eq!((got, requests), (vec![1, 2], 0));
+            }
+        }
     }
 }
