@@ -250,6 +250,7 @@ def stock_config(
     new_host: bool = False,
     room_default_public: bool | None = None,
     component: bool = False,
+    extra: str = "",
 ) -> str:
     """Debian's /etc/prosody/prosody.cfg.lua as an admin edits it: its own paths (pid
     and log files in `directory`), loopback and free ports (a test's sandbox), a MUC
@@ -272,7 +273,7 @@ def stock_config(
         "\n-- The test's sandbox: loopback, free ports, its own data directory.\n"
         'interfaces = { "127.0.0.1" }\nc2s_ports = { 0 }\ns2s_ports = { }\n'
         "http_ports = { 0 }\nhttps_ports = { }\ncomponent_ports = { 0 }\n"
-        f'data_path = "{directory}/data"\n\nVirtualHost "localhost"',
+        f'data_path = "{directory}/data"\n{extra}\nVirtualHost "localhost"',
     )
     text += '\nComponent "conference.localhost" "muc"\n\tmuc_room_locking = false\n'
     if room_default_public is not None:
@@ -579,3 +580,36 @@ def test_a_component_added_by_reload_serves(stock_server):
         run(body())
     finally:
         sock.close()
+
+
+def test_a_changed_c2s_option_applies_to_new_connections(stock_server):
+    """`c2s_stanza_size_limit` lowered by a reload: a connection made after it is held
+    to the new limit (policy-violation), one made before keeps the limit it started
+    with, as its stream was negotiated."""
+    server = stock_server
+    log = server.directory / "prosody.log"
+    create_accounts(server, [("old@localhost", "old-pw"), ("new@localhost", "new-pw")])
+    limit = 4096
+
+    def big(to: str) -> str:
+        return f"<message to='{to}' type='chat'><body>{'y' * (3 * limit)}</body></message>"
+
+    async def body():
+        before = await Client(server, "old@localhost/r", "old-pw").connect()
+        server.config_path.write_text(
+            stock_config(server.directory, extra=f"c2s_stanza_size_limit = {limit}\n")
+        )
+        line = await asyncio.get_running_loop().run_in_executor(
+            None, sighup_and_wait, server, log, r"config reloaded.*"
+        )
+        assert "option c2s_stanza_size_limit changed" in line, line
+        after = await Client(server, "new@localhost/r", "new-pw").connect()
+        after.send(big(after.jid))
+        await asyncio.wait_for(after.closed.wait(), 60)
+        assert after.stream_errors == ["policy-violation"], after.stream_errors
+        before.send(big(before.jid))
+        await before.expect(is_message("y" * (3 * limit)), 60, what="the big message")
+        assert not before.closed.is_set()
+        await before.close()
+
+    run(body())
