@@ -35,7 +35,7 @@ pub enum BenchError {
 }
 
 /// Scenario numbers, in the order they run on a started server.
-const RUNNING_ORDER: [u8; 4] = [1, 2, 3, 4];
+const RUNNING_ORDER: [u8; 5] = [1, 2, 6, 3, 4];
 
 fn scenario_name(n: u8) -> &'static str {
     match n {
@@ -44,6 +44,7 @@ fn scenario_name(n: u8) -> &'static str {
         3 => "3 MUC fan-out",
         4 => "4 join storm",
         5 => "5 idle memory",
+        6 => "6 one-to-one, Lua filter",
         _ => "unknown",
     }
 }
@@ -74,7 +75,7 @@ fn accounts_needed(args: &Args) -> usize {
     for s in &args.scenarios {
         n = n.max(match s {
             1 => scenarios::login::accounts_needed(&login_params(args)),
-            2 => args.chat_users,
+            2 | 6 => args.chat_users,
             3 => args.muc_occupants,
             4 => args.storm_clients,
             5 => args.idle_sessions,
@@ -166,6 +167,16 @@ impl Bench<'_> {
                         login_concurrency: a.setup_concurrency,
                     };
                     scenarios::one_to_one::run(target, pid, p).await
+                }
+                6 => {
+                    let p = OneToOneParams {
+                        users: a.chat_users,
+                        window: a.chat_window,
+                        warmup: a.warmup(),
+                        duration: a.duration(),
+                        login_concurrency: a.setup_concurrency,
+                    };
+                    scenarios::lua_filter::run(target, pid, p).await
                 }
                 3 => {
                     let p = FanoutParams {
@@ -269,7 +280,12 @@ impl Bench<'_> {
         }
         let running = self.start(kind, &cache, &mut registered)?;
         let target = self.target(&running, &cache)?;
-        for n in RUNNING_ORDER.into_iter().filter(|n| wanted(*n)) {
+        // ejabberd runs no Prosody modules: no Lua filter scenario.
+        let runs_lua = kind != Kind::Ejabberd;
+        for n in RUNNING_ORDER
+            .into_iter()
+            .filter(|n| wanted(*n) && (*n != 6 || runs_lua))
+        {
             for rep in 0..self.args.repeat {
                 let r = self.run_one(n, rep, &running, &target);
                 let ok = self.record(kind, n, rep, r);
@@ -357,9 +373,9 @@ fn results_document(
 pub fn run(args: Args) -> Result<(), BenchError> {
     let kinds = args.kinds().map_err(BenchError::Usage)?;
     args.mechanism().map_err(BenchError::Usage)?;
-    if let Some(bad) = args.scenarios.iter().find(|s| !(1..=5).contains(*s)) {
+    if let Some(bad) = args.scenarios.iter().find(|s| !(1..=6).contains(*s)) {
         return Err(BenchError::Usage(format!(
-            "unknown scenario {bad} (1 to 5)"
+            "unknown scenario {bad} (1 to 6)"
         )));
     }
     require_program("taskset", "util-linux")?;

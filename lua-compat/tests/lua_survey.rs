@@ -27,6 +27,17 @@ const MUST_LOAD: &[&str] = &[
     "offline",
     "private",
     "csi_simple",
+    // tests/python/test_lua_modules.py runs these in lilt and in Prosody.
+    "ping",
+    "time",
+    "uptime",
+    "version",
+    "muc_unique",
+    "muc_restrict_media",
+    "pastebin",
+    "require_otr",
+    "block_strangers",
+    "broadcast",
 ];
 
 fn module_names() -> Vec<String> {

@@ -4,6 +4,7 @@
 pub mod idle;
 pub mod join_storm;
 pub mod login;
+pub mod lua_filter;
 pub mod muc_fanout;
 pub mod one_to_one;
 

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use super::{DOMAIN, MUC_DOMAIN, ServerError, io_err, run};
 use crate::accounts;
+use crate::scenarios::lua_filter::{DOMAIN as LUA_DOMAIN, MODULE as LUA_MODULE, write_plugin};
 
 /// The configuration both Prosody and lilt run with.
 pub fn config(dir: &Path, port: u16) -> String {
@@ -33,6 +34,8 @@ modules_enabled = {{
 	"ping";
 }}
 modules_disabled = {{ "s2s" }}
+-- Scenario 6's Lua message filter (bench/src/scenarios/lua_filter.rs).
+plugin_paths = {{ "{dir}/plugins" }}
 
 authentication = "internal_hashed"
 storage = "internal"
@@ -45,6 +48,9 @@ log = {{
 
 VirtualHost "{DOMAIN}"
 
+VirtualHost "{LUA_DOMAIN}"
+	modules_enabled = {{ "{LUA_MODULE}" }}
+
 Component "{MUC_DOMAIN}" "muc"
 	muc_room_locking = false
 "#
@@ -56,6 +62,8 @@ pub fn prepare(dir: &Path, port: u16, count: usize, tsung: usize) -> Result<(), 
     let cfg = dir.join("prosody.cfg.lua");
     std::fs::write(&cfg, config(dir, port)).map_err(io_err("writing config", &cfg))?;
     accounts::write_prosody_accounts(&dir.join("data"), DOMAIN, count)?;
+    accounts::write_prosody_accounts(&dir.join("data"), LUA_DOMAIN, count)?;
+    write_plugin(dir).map_err(io_err("writing the Lua filter", dir))?;
     accounts::write_tsung_accounts(&dir.join("data"), DOMAIN, tsung)?;
     Ok(())
 }
