@@ -198,13 +198,14 @@ impl Bosh {
                         if !content.is_empty() && tx.send(content).is_err() && !sent_terminate {
                             terminate = true;
                         }
-                        if ended {
-                            if !sent_terminate {
-                                eprintln!(
-                                    "soak: BOSH {sid}: terminated by the server: {}",
-                                    String::from_utf8_lossy(&body)
-                                );
-                            }
+                        // The answer to our terminate may come before the
+                        // one to the request the server held, which still
+                        // carries stanzas: wait for that one too.
+                        if ended && !sent_terminate {
+                            eprintln!(
+                                "soak: BOSH {sid}: terminated by the server: {}",
+                                String::from_utf8_lossy(&body)
+                            );
                             break;
                         }
                     }
