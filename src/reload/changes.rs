@@ -54,10 +54,20 @@ pub enum Change {
 }
 
 impl Change {
-    /// Does a reload put this change in force?
-    pub fn applied_at_run_time(&self) -> bool {
+    /// Does a reload put this change in force (`config`: the new config)?
+    /// Not for options read at start, nor for the MUC's options: mod_muc
+    /// reads them when it loads (`muc_*` anywhere, any option of a
+    /// `Component "x" "muc"` but its module list).
+    pub fn applied_at_run_time(&self, config: &ServerConfig) -> bool {
         match self {
-            Change::Option { name, .. } => !read_at_start(name),
+            Change::Option { host, name } => {
+                let muc_host = host.as_deref().and_then(|h| config.host(h)).is_some_and(
+                    |h| matches!(&h.kind, HostKind::Component { module: Some(m) } if m == "muc"),
+                );
+                !read_at_start(name)
+                    && !name.starts_with("muc_")
+                    && !(muc_host && !self.is_module_list())
+            }
             Change::HostAdded(..) | Change::HostRemoved(..) => true,
         }
     }
@@ -165,16 +175,38 @@ mod tests {
                 "Component \"c.example\" added"
             ]
         );
-        assert!(!c[0].applied_at_run_time(), "listeners are bound at start");
-        assert!(c[1].applied_at_run_time() && c[1].is_log());
-        assert!(c[2].applied_at_run_time() && c[2].is_module_list());
-        assert!(c[3].applied_at_run_time());
-        assert!(c[4].applied_at_run_time() && c[4].is_host());
+        let applied = |c: &Change| c.applied_at_run_time(&new);
+        assert!(!applied(&c[0]), "listeners are bound at start");
+        assert!(applied(&c[1]) && c[1].is_log());
+        assert!(applied(&c[2]) && c[2].is_module_list());
+        assert!(applied(&c[3]));
+        assert!(applied(&c[4]) && c[4].is_host());
         assert!(changes(&new, &new).is_empty());
         assert_eq!(
             new.host("a.example").and_then(|h| h.section.get("foo")),
             Some(&Value::Integer(1))
         );
+    }
+
+    #[test]
+    fn the_mucs_options_wait_for_a_restart() {
+        let old = cfg("Component 'rooms.example' 'muc'\n");
+        let new = cfg(
+            "muc_room_default_public = true\nComponent 'rooms.example' 'muc'\n\
+             max_history_messages = 5\nmodules_enabled = { 'muc_mam' }\n",
+        );
+        let c = changes(&old, &new);
+        let text: Vec<String> = c.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "option muc_room_default_public changed",
+                "option max_history_messages of rooms.example changed",
+                "option modules_enabled of rooms.example changed",
+            ]
+        );
+        let applied: Vec<bool> = c.iter().map(|c| c.applied_at_run_time(&new)).collect();
+        assert_eq!(applied, [false, false, true]);
     }
 
     #[test]

@@ -20,7 +20,10 @@
 //! - `config-reloaded` fires on the global bus, as in Prosody;
 //! - the log says what changed, one line per change, and which changes
 //!   wait for a restart (listeners' ports and interfaces, the HTTP
-//!   server's options, `data_path`, ...: [`changes`]).
+//!   server's options, `data_path`, the MUC's options, which mod_muc reads
+//!   when it loads, ...: [`changes`]). The HTTP server (BOSH, WebSocket)
+//!   keeps the `c2s_stanza_size_limit` it started with; TCP connections
+//!   made after the reload get the new one.
 
 mod changes;
 mod hosts;
@@ -279,14 +282,14 @@ impl Reloader {
                 // Worded by the logging reload and the module sync.
                 continue;
             }
-            if change.applied_at_run_time() && (modules_follow || !change.is_host()) {
+            if change.applied_at_run_time(&config) && (modules_follow || !change.is_host()) {
                 report.applied.push(change.to_string());
             }
         }
         // What still waits for a restart, since start-up (not only since
         // the last reload: it stays true until the restart).
         for change in changes(&self.started, &config) {
-            if !change.applied_at_run_time() || (!modules_follow && change.is_host()) {
+            if !change.applied_at_run_time(&config) || (!modules_follow && change.is_host()) {
                 report.needs_restart.push(change.to_string());
             }
         }
