@@ -64,9 +64,8 @@ impl Change {
                 let muc_host = host.as_deref().and_then(|h| config.host(h)).is_some_and(
                     |h| matches!(&h.kind, HostKind::Component { module: Some(m) } if m == "muc"),
                 );
-                !read_at_start(name)
-                    && !name.starts_with("muc_")
-                    && !(muc_host && !self.is_module_list())
+                let read_by_muc = name.starts_with("muc_") || (muc_host && !self.is_module_list());
+                !read_at_start(name) && !read_by_muc
             }
             Change::HostAdded(..) | Change::HostRemoved(..) => true,
         }
