@@ -9,6 +9,11 @@
 //! (bytes to stanzas), [`router`] (where a stanza goes), [`hooks`] (how
 //! modules see it), then [`c2s`] (a client connection end to end).
 //!
+//! The configuration a [`Server`] and its [`Host`]s read is a
+//! [`LiveConfig`]: a reload puts a new snapshot in force
+//! ([`Server::reconfigure`], which also adds and removes hosts), so read
+//! options per use rather than keeping copies.
+//!
 //! [`module`] is Prosody's module API: the [`Module`] trait, the
 //! per-host [`ModuleContext`] that owns what a module registered, the
 //! [`Registry`] of modules by name and run-time load/unload/reload.
