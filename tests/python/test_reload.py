@@ -350,6 +350,15 @@ def register_in_band(server, domain: str, user: str, password: str) -> ET.Elemen
                 return e
 
 
+async def logs_in(server, jid: str, password: str) -> bool:
+    """Whether `jid` can log in (the connection is closed again)."""
+    client = Client(server, jid, password)
+    ok = (await client.login(timeout=60)).ok
+    if ok:
+        await client.close()
+    return ok
+
+
 def host_refused(server, domain: str) -> bool:
     """Whether a stream to `domain` is refused with host-unknown."""
     with RawStream(server.address, server.c2s_port, domain) as s:
@@ -372,12 +381,12 @@ def test_reload_on_debians_stock_config_keeps_everyone(stock_server):
         for c in clients:
             c.xmpp.register_plugin("xep_0198")
         for start in range(0, CLIENTS, 10):
-            await asyncio.gather(*(c.connect() for c in clients[start : start + 10]))
+            await asyncio.gather(*(c.connect(timeout=60) for c in clients[start : start + 10]))
         for c in clients:
             c.send_presence()
         occupants = clients[:OCCUPANTS]
         for i, c in enumerate(occupants):
-            await join(c, STOCK_ROOM, f"u{i}")
+            await join(c, STOCK_ROOM, f"u{i}", timeout=30)
 
         async def everyone_served(tag: str) -> None:
             """A groupchat reaches every occupant; every client gets a message from
@@ -387,20 +396,20 @@ def test_reload_on_debians_stock_config_keeps_everyone(stock_server):
                 f"<message to='{STOCK_ROOM}' type='groupchat'><body>{text}</body></message>"
             )
             await asyncio.gather(
-                *(c.expect(groupchat(STOCK_ROOM, text, f"{STOCK_ROOM}/u0"), what=text)
+                *(c.expect(groupchat(STOCK_ROOM, text, f"{STOCK_ROOM}/u0"), 60, what=text)
                   for c in occupants)
             )
             for i, c in enumerate(clients):
                 to = clients[(i + 1) % CLIENTS]
                 c.send(f"<message to='{to.jid}' type='chat'><body>{tag} from {i}</body></message>")
             await asyncio.gather(
-                *(c.expect(is_message(f"{tag} from {(i - 1) % CLIENTS}"), what=f"{tag} to {i}")
+                *(c.expect(is_message(f"{tag} from {(i - 1) % CLIENTS}"), 60, what=f"{tag} to {i}")
                   for i, c in enumerate(clients))
             )
 
         await everyone_served("before")
         # What the reload is to change is not there yet.
-        reply = await clients[0].iq(MAM_QUERY)
+        reply = await clients[0].iq(MAM_QUERY, 30)
         assert reply.get("type") == "error", ET.tostring(reply)
         assert await loop.run_in_executor(None, host_refused, server, "new.localhost")
         assert "\tdebug\t" not in log.read_text()
@@ -429,13 +438,13 @@ def test_reload_on_debians_stock_config_keeps_everyone(stock_server):
         await everyone_served("after")
         assert not any(c.closed.is_set() or c.stream_errors for c in clients)
         # The new module answers, the new host serves, the log file has debug lines.
-        reply = await clients[0].iq(MAM_QUERY)
+        reply = await clients[0].iq(MAM_QUERY, 30)
         assert reply.get("type") == "result", ET.tostring(reply)
         reply = await loop.run_in_executor(
             None, register_in_band, server, "new.localhost", "newbie", "newbie-pw"
         )
         assert reply.get("type") == "result", ET.tostring(reply)
-        assert (await Client(server, "newbie@new.localhost", "newbie-pw").login()).ok
+        assert await logs_in(server, "newbie@new.localhost", "newbie-pw")
         await loop.run_in_executor(None, wait_for, log, r"\tdebug\t")
 
         # A broken config is refused with file:line; the old one stays in force.
@@ -447,10 +456,10 @@ def test_reload_on_debians_stock_config_keeps_everyone(stock_server):
         assert "\terror\t" in refused and "prosody.cfg.lua:" in refused, refused
         assert "not reloading" in err.read_text(), "the error file lacks the refusal"
         server.check_alive()
-        reply = await clients[0].iq(MAM_QUERY)
+        reply = await clients[0].iq(MAM_QUERY, 30)
         assert reply.get("type") == "result", ET.tostring(reply)
         size = log.stat().st_size
-        assert (await Client(server, "newbie@new.localhost", "newbie-pw").login()).ok
+        assert await logs_in(server, "newbie@new.localhost", "newbie-pw")
         await everyone_served("refused")
         assert not any(c.closed.is_set() or c.stream_errors for c in clients)
         debug_after = await loop.run_in_executor(None, wait_for, log, r"\tdebug\t")
@@ -484,7 +493,7 @@ def test_a_removed_host_closes_its_sessions_with_host_gone(stock_server):
         assert b.stream_errors == ["host-gone"], b.stream_errors
         reply = await a.iq(PING)
         assert reply.get("type") == "result" and not a.closed.is_set()
-        assert not (await Client(server, "b@new.localhost", "b-pw").login()).ok
+        assert not await logs_in(server, "b@new.localhost", "b-pw")
         await a.close()
 
     run(body())
