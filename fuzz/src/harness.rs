@@ -31,7 +31,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -41,7 +41,7 @@ impl Rng {
     }
     /// In `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -144,13 +144,13 @@ pub fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>], max_len: u
             }
             1 if len > 0 => {
                 let at = rng.below(len);
-                input[at] = rng.next() as u8;
+                input[at] = rng.next_u64() as u8;
             }
             2 => {
                 let at = rng.below(len + 1);
                 let n = 1 + rng.below(8);
                 for _ in 0..n {
-                    input.insert(at, rng.next() as u8);
+                    input.insert(at, rng.next_u64() as u8);
                 }
             }
             3 if len > 0 => {

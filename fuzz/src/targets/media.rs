@@ -5,6 +5,15 @@
 //! address, and then each part of the input arrives as one datagram from
 //! that address, read as STUN, DTLS, RTP or RTCP by the core; the clock
 //! then moves on and every output is drained.
+//!
+//! Allocating the endpoint (its str0m `Rtc` with DTLS) costs about ten
+//! times what the datagrams do, so one endpoint takes [`INPUTS_PER_ENDPOINT`]
+//! inputs in a row before it is expired and a fresh one allocated (as a
+//! real endpoint takes datagram after datagram). The first input after
+//! start always gets a fresh endpoint, so `--replay` of a saved crash runs
+//! it as the first one; a crash that needs an earlier input's state shows
+//! as one that does not replay alone (then replay the inputs of its run
+//! together).
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -29,12 +38,23 @@ const VIDEO: &str = "<media xmlns='jitsi:colibri2' type='video'>\
 <parameter xmlns='urn:xmpp:jingle:apps:rtp:1' name='apt' value='100'/></payload-type>\
 </media>";
 
+/// Inputs one endpoint takes before a fresh one replaces it.
+pub const INPUTS_PER_ENDPOINT: u32 = 64;
+
 struct Bridge {
     core: MediaCore,
-    media: Vec<MediaDescription>,
     now: Instant,
     next: u64,
     local: SocketAddr,
+    /// The endpoint inputs go to, the address it learnt, and how many
+    /// inputs it took.
+    current: Option<Current>,
+}
+
+struct Current {
+    endpoint: String,
+    source: SocketAddr,
+    inputs: u32,
 }
 
 thread_local! {
@@ -56,10 +76,10 @@ fn bridge() -> Bridge {
             candidate_addresses: vec![local],
             endpoint_timeout: Duration::from_secs(60),
         }),
-        media: media(),
         now: Instant::now(),
         next: 0,
         local,
+        current: None,
     }
 }
 
@@ -111,32 +131,62 @@ pub fn allocate(core: &mut MediaCore, now: Instant, endpoint: &str) -> Result<St
     Ok(local.ufrag)
 }
 
-pub fn run(data: &[u8]) {
-    BRIDGE.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let bridge = slot.get_or_insert_with(bridge);
-        bridge.next += 1;
-        let endpoint = format!("e{}", bridge.next);
-        let _ = &bridge.media;
-        let Ok(ufrag) = allocate(&mut bridge.core, bridge.now, &endpoint) else {
-            return;
-        };
-        let port = 20000 + (bridge.next % 20000) as u16;
+impl Bridge {
+    /// A fresh endpoint that learnt its remote address from a binding
+    /// request; `None` if allocating failed.
+    fn fresh(&mut self) -> Option<Current> {
+        self.next += 1;
+        let endpoint = format!("e{}", self.next);
+        let ufrag = allocate(&mut self.core, self.now, &endpoint).ok()?;
+        let port = 20000 + (self.next % 20000) as u16;
         let source = SocketAddr::from(([127, 0, 0, 2], port));
-        let local = bridge.local;
         let stun = binding_request(&format!("{ufrag}:fuzzufrag"));
-        bridge.core.handle_receive(bridge.now, source, local, &stun);
+        self.core
+            .handle_receive(self.now, source, self.local, &stun);
+        while self.core.poll_output().is_some() {}
+        Some(Current {
+            endpoint,
+            source,
+            inputs: 0,
+        })
+    }
+
+    fn expire(&mut self, current: Current) {
+        self.core.expire_endpoint(CONFERENCE, &current.endpoint);
+        while self.core.poll_output().is_some() {}
+    }
+}
+
+pub fn run(data: &[u8]) {
+    // Taken out while in use: a panic drops the bridge, and the next input
+    // starts from a fresh one.
+    let mut bridge = BRIDGE
+        .with(|cell| cell.borrow_mut().take())
+        .unwrap_or_else(bridge);
+    let mut current = match bridge.current.take() {
+        Some(c) if c.inputs < INPUTS_PER_ENDPOINT => Some(c),
+        Some(old) => {
+            bridge.expire(old);
+            bridge.fresh()
+        }
+        None => bridge.fresh(),
+    };
+    if let Some(current) = current.as_mut() {
+        current.inputs += 1;
+        let local = bridge.local;
         for part in crate::parts::split(data) {
             bridge.now += Duration::from_millis(5);
-            bridge.core.handle_receive(bridge.now, source, local, part);
+            bridge
+                .core
+                .handle_receive(bridge.now, current.source, local, part);
             while bridge.core.poll_output().is_some() {}
         }
         bridge.now += Duration::from_millis(50);
         bridge.core.handle_timeout(bridge.now);
         while bridge.core.poll_output().is_some() {}
-        bridge.core.expire_endpoint(CONFERENCE, &endpoint);
-        while bridge.core.poll_output().is_some() {}
-    });
+    }
+    bridge.current = current;
+    BRIDGE.with(|cell| *cell.borrow_mut() = Some(bridge));
 }
 
 #[cfg(test)]
@@ -149,5 +199,29 @@ mod tests {
         });
         assert_eq!(super::media().len(), 2);
         super::allocate(&mut core, std::time::Instant::now(), "e").unwrap();
+    }
+
+    #[test]
+    fn one_endpoint_takes_a_run_of_inputs_then_a_fresh_one_replaces_it() {
+        let endpoints = || {
+            super::BRIDGE.with(|cell| {
+                let slot = cell.borrow();
+                let bridge = slot.as_ref().unwrap();
+                let ids = bridge.core.endpoint_ids(super::CONFERENCE);
+                let current = bridge.current.as_ref().map(|c| c.endpoint.clone());
+                (ids, current)
+            })
+        };
+        super::run(b"\x80\x60\x00\x01\x00\x00\x00\x01\x00\x00\x00\x02abc");
+        let (ids, first) = endpoints();
+        assert_eq!(ids, [first.clone().unwrap()]);
+        for _ in 1..super::INPUTS_PER_ENDPOINT {
+            super::run(b"\x16\xfe\xfd\x00");
+        }
+        assert_eq!(endpoints(), (vec![first.clone().unwrap()], first.clone()));
+        super::run(b"");
+        let (ids, next) = endpoints();
+        assert_ne!(next, first);
+        assert_eq!(ids, [next.unwrap()], "the old one expired");
     }
 }
