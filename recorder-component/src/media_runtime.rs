@@ -77,6 +77,9 @@ pub struct MediaLinks {
     insecure_tls: bool,
 }
 
+/// The receive buffer asked for on each media link's socket.
+const LINK_RECV_BUFFER_BYTES: usize = 4 << 20;
+
 /// The local address the kernel would use towards `remote` (no datagram
 /// is sent: a UDP connect only picks the route).
 fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
@@ -177,6 +180,10 @@ impl MediaLinks {
             .find_map(|c| local_ip_towards(c.address))
             .ok_or("no reachable bridge candidate")?;
         let std_socket = StdUdpSocket::bind((ip, 0)).map_err(|e| e.to_string())?;
+        // A recording's link carries every participant's media: room for a
+        // burst while the loop is busy (best effort, capped by the kernel's
+        // net.core.rmem_max).
+        let _ = socket2::SockRef::from(&std_socket).set_recv_buffer_size(LINK_RECV_BUFFER_BYTES);
         std_socket
             .set_nonblocking(true)
             .map_err(|e| e.to_string())?;

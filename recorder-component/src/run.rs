@@ -21,6 +21,9 @@ use crate::recordings::Recordings;
 
 /// How often free disk space is measured.
 pub const DISK_CHECK: Duration = Duration::from_secs(5);
+/// Media inputs (datagrams, speaker changes) handled in one turn of the
+/// loop at most, so that stanzas and timeouts still get their turn.
+const MEDIA_BATCH: usize = 64;
 
 /// Runs the recorder on two bound sessions until either ends.
 pub async fn run_with_links(
@@ -90,8 +93,19 @@ pub async fn run_with_links(
                 None => { tracing::warn!("the recorder's call session ended"); break; }
             },
             Some(input) = media_rx.recv() => {
-                for (session_id, e) in media.input(Instant::now(), input, &mut files) {
-                    recorder.media_failed(Instant::now(), &session_id, &e);
+                // Whatever else has arrived is handled in the same turn: the
+                // timeouts of every link are looked at once per batch, not
+                // once per datagram.
+                let mut batch = Some(input);
+                let mut handled = 0;
+                while let Some(input) = batch.take() {
+                    for (session_id, e) in media.input(Instant::now(), input, &mut files) {
+                        recorder.media_failed(Instant::now(), &session_id, &e);
+                    }
+                    handled += 1;
+                    if handled < MEDIA_BATCH {
+                        batch = media_rx.try_recv().ok();
+                    }
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {

@@ -356,13 +356,10 @@ async fn a_recording_started_and_stopped_through_lilts_focus() {
         .any(|e| e.path().extension().is_some_and(|x| x == "webm"));
     assert!(webm, "the recording file is there");
 
-    let mut allocations = Vec::new();
-    while let Ok(a) = alloc_rx.try_recv() {
-        allocations.push(a);
-    }
     // The focus invited the recorder as a media participant (as Jicofo
     // invites Jibri, after its disco#info): an endpoint on the bridge for
-    // the recorder's nick, expired when it left.
+    // the recorder's nick, expired when it left (the expiry may reach the
+    // bridge after the recorder's unavailable presence reached us).
     let nick = rec_presence
         .from()
         .unwrap()
@@ -370,6 +367,15 @@ async fn a_recording_started_and_stopped_through_lilts_focus() {
         .next()
         .unwrap()
         .to_string();
+    let expired = format!("<endpoint id='{nick}' expire='true'");
+    let mut allocations = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !allocations.iter().any(|a: &String| a.contains(&expired)) {
+        match tokio::time::timeout_at(deadline, alloc_rx.recv()).await {
+            Ok(Some(a)) => allocations.push(a),
+            _ => break,
+        }
+    }
     assert!(
         allocations
             .iter()
@@ -377,9 +383,7 @@ async fn a_recording_started_and_stopped_through_lilts_focus() {
         "{allocations:#?}"
     );
     assert!(
-        allocations
-            .iter()
-            .any(|a| a.contains(&format!("<endpoint id='{nick}' expire='true'"))),
+        allocations.iter().any(|a| a.contains(&expired)),
         "{allocations:#?}"
     );
 

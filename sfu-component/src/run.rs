@@ -259,6 +259,28 @@ pub async fn run_with_link(
     .await
 }
 
+/// The kernel buffers the bridge asks for on its one UDP socket: a burst
+/// (a key frame from several senders at once, a slow turn of the loop)
+/// waits there instead of being dropped. The kernel caps the request at
+/// `net.core.rmem_max`/`wmem_max`, which Videobridge's Debian package
+/// raises to 10 MiB for the same reason.
+const UDP_BUFFER_BYTES: usize = 8 << 20;
+
+fn enlarge_buffers(socket: &UdpSocket) {
+    let s = socket2::SockRef::from(socket);
+    // Best effort: a smaller buffer still works, it only drops sooner.
+    let _ = s.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = s.set_send_buffer_size(UDP_BUFFER_BYTES);
+    let got = s.recv_buffer_size().unwrap_or(0);
+    if got < UDP_BUFFER_BYTES {
+        tracing::info!(
+            "UDP receive buffer is {} KiB (asked for {} KiB): raise net.core.rmem_max for large conferences",
+            got / 1024,
+            UDP_BUFFER_BYTES / 1024
+        );
+    }
+}
+
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BridgeError {
     let what = what.into();
     move |source| BridgeError::Io { what, source }
@@ -270,6 +292,7 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
     let socket = UdpSocket::bind(options.udp_bind)
         .await
         .map_err(io_error(format!("binding UDP {}", options.udp_bind)))?;
+    enlarge_buffers(&socket);
     let udp_address = socket.local_addr().map_err(io_error("UDP address"))?;
     let mut ips = options.addresses.clone();
     if ips.is_empty() {

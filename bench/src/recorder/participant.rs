@@ -249,6 +249,11 @@ pub async fn join(
     if r.type_() != Some("result") {
         return Err(proto(format!("session-accept refused: {r}")));
     }
+    let url = sender
+        .channel_url
+        .clone()
+        .ok_or_else(|| proto("no bridge channel (web-socket) in the offer"))?;
+    open_bridge_channel(url).await?;
     Ok((p, sender))
 }
 
@@ -261,6 +266,29 @@ pub struct Sender {
     video_ssrc: u32,
     opus_pt: u8,
     vp8_pt: u8,
+    /// The bridge channel's URL from the offer (colibri-ws).
+    channel_url: Option<String>,
+}
+
+/// What a participant asks of the bridge: no video. The bridge then
+/// forwards each sender's video to the recorder only, so that this
+/// machine's CPU goes to the recordings rather than to 3 × 80 simulated
+/// receivers (their audio still flows, as the speaker detection needs).
+const NO_VIDEO: &str = r#"{"colibriClass":"ReceiverVideoConstraints","lastN":0}"#;
+
+/// Opens the participant's bridge channel, asks for no video and keeps
+/// the channel open (reading and dropping what the bridge says) until the
+/// bridge closes it.
+async fn open_bridge_channel(url: String) -> Result<(), Error> {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .map_err(|e| proto(format!("bridge channel {url}: {e}")))?;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(NO_VIDEO))
+        .await
+        .map_err(|e| proto(format!("bridge channel {url}: {e}")))?;
+    tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    Ok(())
 }
 
 fn extension_of(uri: &str) -> Option<Extension> {
@@ -348,6 +376,9 @@ async fn answer_offer(
     let socket = UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(Error::io("binding a participant's socket"))?;
+    // Room for what the bridge forwards while the generator is busy (as a
+    // browser's socket has); capped by net.core.rmem_max.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
     let local = socket
         .local_addr()
         .map_err(Error::io("a participant's address"))?;
@@ -473,6 +504,7 @@ async fn answer_offer(
             video_ssrc,
             opus_pt,
             vp8_pt,
+            channel_url: remote.web_socket.clone(),
         },
         accept,
     ))
