@@ -161,7 +161,8 @@ fn module_of(slot: &RwLock<Weak<LuaModule>>) -> Option<Arc<LuaModule>> {
 }
 
 /// An event as a Lua handler sees it.
-fn lua_event(event: &Event, sessions: &Mutex<Sessions>, rooms: &Mutex<Rooms>) -> LuaEvent {
+/// The stanza moves into the Lua event (the caller puts it back).
+fn lua_event(event: &mut Event, sessions: &Mutex<Sessions>, rooms: &Mutex<Rooms>) -> LuaEvent {
     let mut out = LuaEvent::new(event.name.clone());
     if let Some(room) = event.object::<muc::Room>("room") {
         let mut rooms = lock(rooms);
@@ -170,7 +171,7 @@ fn lua_event(event: &Event, sessions: &Mutex<Sessions>, rooms: &Mutex<Rooms>) ->
             rooms.insert(room.jid.clone(), Arc::downgrade(&room));
         }
     }
-    out.stanza = event.stanza.clone();
+    out.stanza = event.stanza.take();
     for (k, v) in &event.fields {
         out.fields.insert(k.clone(), v.clone());
     }
@@ -336,9 +337,8 @@ impl LuaHost for ContextHost {
             };
             let mut lua = lua_event(ev, &sessions, &rooms);
             let result = module.handle_event(handler, &mut lua);
-            if lua.stanza.is_some() {
-                ev.stanza = lua.stanza;
-            }
+            // The handler's stanza: the one given when it only read it.
+            ev.stanza = lua.stanza;
             match result {
                 Ok(answer) => answer.is_some(),
                 Err(e) => {

@@ -193,6 +193,71 @@ fn read(t: &LuaTable, parent_ns: &str, depth: usize) -> mlua::Result<Element> {
     Ok(el)
 }
 
+/// Is the Lua stanza `t` still `el` (same name, namespace, attributes and
+/// children, text for text)? Checked without building anything, so that a
+/// handler that only reads the stanza costs no conversion back.
+pub(crate) fn same_element(t: &LuaTable, el: &Element) -> mlua::Result<bool> {
+    same(t, el, "", 0)
+}
+
+fn same(t: &LuaTable, el: &Element, parent_ns: &str, depth: usize) -> mlua::Result<bool> {
+    if depth > 256 {
+        return Ok(false);
+    }
+    match t.raw_get::<LuaValue>("name")? {
+        LuaValue::String(s) if s.as_bytes() == el.name().as_bytes() => {}
+        _ => return Ok(false),
+    }
+    let LuaValue::Table(attr) = t.raw_get::<LuaValue>("attr")? else {
+        return Ok(false);
+    };
+    let ns_ok = match attr.raw_get::<LuaValue>("xmlns")? {
+        LuaValue::String(s) => s.as_bytes() == el.ns().as_bytes(),
+        LuaValue::Nil => parent_ns == el.ns() || is_stream_ns(el.ns()),
+        _ => false,
+    };
+    if !ns_ok {
+        return Ok(false);
+    }
+    let mut expected = 0usize;
+    for (k, v) in el.attrs() {
+        expected += 1;
+        let got = match k.strip_prefix('{').and_then(|r| r.split_once('}')) {
+            Some((ns, name)) => attr.raw_get::<LuaValue>(format!("{ns}\u{1}{name}"))?,
+            None => attr.raw_get::<LuaValue>(k)?,
+        };
+        match got {
+            LuaValue::String(s) if s.as_bytes() == v.as_bytes() => {}
+            _ => return Ok(false),
+        }
+    }
+    let mut count = 0usize;
+    for pair in attr.pairs::<LuaValue, LuaValue>() {
+        let (k, _) = pair?;
+        if !matches!(&k, LuaValue::String(s) if s.as_bytes() == b"xmlns") {
+            count += 1;
+        }
+    }
+    if count != expected {
+        return Ok(false);
+    }
+    let nodes = el.nodes();
+    if t.raw_len() != nodes.len() {
+        return Ok(false);
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let ok = match (t.raw_get::<LuaValue>(i + 1)?, node) {
+            (LuaValue::String(s), Node::Text(text)) => s.as_bytes() == text.as_bytes(),
+            (LuaValue::Table(c), Node::Element(child)) => same(&c, child, el.ns(), depth + 1)?,
+            _ => false,
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,7 +138,16 @@ pub(crate) fn lua_to_event(name: &str, data: &LuaValue) -> mlua::Result<LuaEvent
 pub(crate) fn read_back(t: &LuaTable, ev: &mut LuaEvent) -> mlua::Result<()> {
     let stanza = t.raw_get::<LuaValue>("stanza")?;
     match (&stanza, is_stanza(&stanza)) {
-        (LuaValue::Table(s), true) => ev.stanza = Some(lua_to_element(s, NS_CLIENT)?),
+        (LuaValue::Table(s), true) => {
+            // Most handlers only read the stanza: keep the one we gave.
+            let unchanged = match &ev.stanza {
+                Some(original) => super::convert::same_element(s, original)?,
+                None => false,
+            };
+            if !unchanged {
+                ev.stanza = Some(lua_to_element(s, NS_CLIENT)?);
+            }
+        }
         (LuaValue::Nil, _) => ev.stanza = None,
         _ => {}
     }
