@@ -58,7 +58,9 @@ impl LiltBridge {
     pub fn start_host(cpus: &str, port: u16, simulcast: bool) -> Result<LiltBridge, MediaError> {
         let exe = std::env::current_exe().map_err(MediaError::io("finding bench"))?;
         // A profiler in front of the host (memory investigations), e.g.
-        // LILT_BENCH_HOST_WRAP="heaptrack -o /tmp/host".
+        // LILT_BENCH_HOST_WRAP="heaptrack -o /tmp/host" (then
+        // `heaptrack_print -f /tmp/host.zst --print-peaks 1`; the CPU and
+        // RSS columns are then the wrapper's, not the host's).
         let wrap = std::env::var("LILT_BENCH_HOST_WRAP").unwrap_or_default();
         let mut child = Command::new("taskset")
             .args(["-c", cpus])
@@ -84,11 +86,18 @@ impl LiltBridge {
             next_id: 0,
             simulcast,
         };
-        let line = bridge.read_line()?;
-        if !line.starts_with("ready") {
-            return Err(MediaError::Protocol(format!("bridge host said {line:?}")));
+        // A wrapper (heaptrack) may print its own lines first.
+        let mut said = Vec::new();
+        loop {
+            let line = bridge.read_line()?;
+            if line.starts_with("ready") {
+                return Ok(bridge);
+            }
+            said.push(line);
+            if said.len() >= 20 {
+                return Err(MediaError::Protocol(format!("bridge host said {said:?}")));
+            }
         }
-        Ok(bridge)
     }
 
     /// A `lilt bridge` already started, reached through the focus's link.
