@@ -401,6 +401,7 @@ impl SessionTask {
             let _ = self.c2s.close(None);
         }
         let rx = std::mem::replace(&mut self.outbound, mpsc::unbounded_channel().1.into());
+        self.c2s.not_delivered(self.state.take_undelivered());
         self.c2s.connection_ended(rx);
         tracing::info!(sid = %self.state.sid(), "BOSH client disconnected");
     }

@@ -85,6 +85,8 @@ pub struct BoshState {
     held: VecDeque<Held>,
     buffer: Vec<String>,
     buffer_bytes: usize,
+    /// What was still buffered when the session closed.
+    undelivered: Vec<String>,
     /// The last responses, by rid (Prosody keeps HOLD + 1).
     responses: VecDeque<(u64, String)>,
     deferred: Option<Deferred>,
@@ -113,6 +115,7 @@ impl BoshState {
             held: VecDeque::new(),
             buffer: Vec::new(),
             buffer_bytes: 0,
+            undelivered: Vec::new(),
             responses: VecDeque::new(),
             deferred: None,
             processing: false,
@@ -289,6 +292,8 @@ impl BoshState {
             && now >= since + self.inactivity()
         {
             self.closed = true;
+            self.undelivered = std::mem::take(&mut self.buffer);
+            self.buffer_bytes = 0;
             self.outputs.push_back(Output::Expired {
                 reason: format!(
                     "BOSH client silent for over {} seconds",
@@ -395,9 +400,17 @@ impl BoshState {
         if let Some(d) = self.deferred.take() {
             self.respond(d.id, response.clone());
         }
-        self.buffer.clear();
+        // Not sent: kept for the session's end (offline storage or an
+        // error to the sender), never dropped.
+        self.undelivered = std::mem::take(&mut self.buffer);
         self.buffer_bytes = 0;
         self.closed = true;
+    }
+
+    /// What was buffered for the client and never sent when the session
+    /// closed (serialised stanzas, oldest first).
+    pub fn take_undelivered(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.undelivered)
     }
 }
 

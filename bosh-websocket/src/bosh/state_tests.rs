@@ -318,3 +318,27 @@ fn an_unparsable_request_still_counts_its_rid() {
     h.s.skip(500);
     assert_eq!(h.request(2, 3, 103, vec![msg(3)]), 1);
 }
+
+/// Issue 21's soak: what waited in the buffer when the session expired
+/// was dropped; it is handed back for offline storage or an error.
+#[test]
+fn data_buffered_when_the_session_ends_is_handed_back_not_dropped() {
+    let mut h = Harness::new();
+    h.request(0, 1, 100, vec![msg(1)]);
+    h.responses();
+    h.s.push("<message id='a'/>".into());
+    h.s.push("<message id='b'/>".into());
+    h.s.handle_timeout(h.at(60));
+    assert!(h.s.is_closed());
+    assert_eq!(
+        h.s.take_undelivered(),
+        ["<message id='a'/>", "<message id='b'/>"]
+    );
+    assert!(h.s.take_undelivered().is_empty(), "once");
+    // What a request carried away is not handed back.
+    let mut h = Harness::new();
+    h.request(0, 1, 100, vec![]);
+    h.s.push("<message id='c'/>".into());
+    h.s.close(None);
+    assert!(h.s.take_undelivered().is_empty());
+}

@@ -213,6 +213,33 @@ mod tests {
         assert!(!session.send(after), "refused: the router falls back");
     }
 
+    /// BOSH's buffer at the session's end (serialised stanzas): the
+    /// messages in it go offline too, stream elements are skipped.
+    #[tokio::test]
+    async fn what_a_transport_never_delivered_goes_offline() {
+        let server = server();
+        let stored = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = stored.clone();
+        let host = server.host("localhost").expect("host");
+        host.events.hook("message/offline/handle", 0, move |e| {
+            let id = e.stanza().id().unwrap_or_default().to_string();
+            seen.lock().unwrap().push(id);
+            true
+        });
+        let (mut s, rx, _) = logged_in(&server);
+        s.handle_bytes(BIND);
+        s.handle_bytes(b"<presence/>");
+        let session = server.sessions.get_full(&alice_r()).expect("bound");
+        session.send(Element::new("message", NS_CLIENT).attr("id", "queued"));
+        s.not_delivered(vec![
+            "<message xmlns='jabber:client' id='buffered' type='chat' to='alice@localhost/r'><body>x</body></message>".into(),
+            "<stream:features><bind/></stream:features>".into(),
+        ]);
+        s.handle_eof();
+        s.connection_ended(rx);
+        assert_eq!(*stored.lock().unwrap(), ["buffered", "queued"]);
+    }
+
     #[tokio::test]
     async fn a_read_timeout_asks_then_gives_the_connection_up() {
         let server = server();

@@ -369,9 +369,26 @@ impl C2sStream {
             // Closed first: from now on a sender sees the session as gone
             // (and falls back itself); what is queued can still be taken.
             rx.close();
-            self.sm.unsent = unwritten(&mut rx, self.server.clock.now());
+            let mut rest = unwritten(&mut rx, self.server.clock.now());
+            self.sm.unsent.append(&mut rest);
             self.end_session();
         }
+    }
+
+    /// Serialised stanzas a framed transport took for the client but never
+    /// sent (BOSH's buffer when its session closed), for the session's end
+    /// to handle with what is still queued ([`C2sStream::connection_ended`]).
+    /// Under stream management they are in its queue already.
+    pub fn not_delivered(&mut self, items: Vec<String>) {
+        if self.sm.state.is_some() {
+            return;
+        }
+        let now = self.server.clock.now();
+        self.sm.unsent.extend(
+            items
+                .into_iter()
+                .map(|xml| Queued::Raw(vec![bytes::Bytes::from(xml)], now)),
+        );
     }
 
     fn try_hibernate(&mut self, rx: OutboundRx) -> Option<OutboundRx> {
