@@ -93,7 +93,7 @@ fn add_host_disco(host: &Host, element: Element) {
 /// anonymous login or a user of another host)?
 fn is_registered(event: &Event, service: &MucService, from: &str) -> bool {
     let domain = host_of(from);
-    domain == service.settings.host_suffix
+    domain == service.settings().host_suffix
         && crate::util::bare_of(from).contains('@')
         && event.server.host(domain).is_some_and(|h| {
             h.auth_provider()
@@ -106,7 +106,7 @@ fn service_of(event: &Event) -> Option<Arc<MucService>> {
 }
 
 pub fn register(host: &Arc<Host>, service: &Arc<MucService>) {
-    let settings = &service.settings;
+    let settings = service.settings();
     add_host_disco(
         host,
         Element::new("identity", NS_DISCO_INFO)
@@ -195,7 +195,7 @@ pub fn register(host: &Arc<Host>, service: &Arc<MucService>) {
             return false;
         };
         let lang = event.stanza().get_attr("xml:lang").map(str::to_string);
-        crate::features::defaults::apply(&room, &service.settings, lang.as_deref());
+        crate::features::defaults::apply(&room, &service.settings(), lang.as_deref());
         false
     });
     ev.hook("muc-room-pre-create", 0, |event| {
@@ -203,7 +203,7 @@ pub fn register(host: &Arc<Host>, service: &Arc<MucService>) {
             return false;
         };
         let from = event.stanza().from().unwrap_or_default();
-        let allowed = match service.settings.room_creation {
+        let allowed = match service.settings().room_creation {
             RoomCreation::Anyone => true,
             RoomCreation::Admins => service.is_admin(from),
             RoomCreation::Local => service.is_admin(from) || is_registered(event, &service, from),

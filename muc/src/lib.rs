@@ -74,11 +74,23 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
     if host.extension::<Slot>().0.set(service.clone()).is_err() {
         return Ok(());
     }
-    features::register_all(host, &service.settings);
+    features::register_all(host);
     component::register(host, &service);
     // The admin commands (Prosody's `module:depends "adhoc"`, loaded by
     // the `muc` module of [`register`]).
     admin_commands::register(host, &service);
+    // A reload gives the service the options of the config now in force
+    // (a wrong value keeps the old ones and is logged with its place).
+    let weak = Arc::downgrade(&service);
+    let host_name = host.name.clone();
+    server.events.hook("config-reloaded", 0, move |_| {
+        if let Some(service) = weak.upgrade()
+            && let Err(e) = service.reread_settings()
+        {
+            tracing::error!(host = %host_name, "MUC options not reloaded: {e}");
+        }
+        false
+    });
     // Live rooms are saved, with their occupants, when the server stops
     // (Prosody's `server-stopping` at -300).
     let weak = Arc::downgrade(&service);

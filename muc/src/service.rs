@@ -4,7 +4,7 @@
 //! restoration, saving, forgetting and deleting rooms.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use xmpp_core::error::{ErrorType, StanzaError};
 use xmpp_core::stanza::Element;
@@ -85,7 +85,8 @@ pub struct MucService {
     server: Weak<Server>,
     host: Weak<Host>,
     me: Weak<MucService>,
-    pub settings: Settings,
+    /// The options in force (replaced when the config is reloaded).
+    settings: RwLock<Arc<Settings>>,
     rooms: Mutex<RoomCache>,
     creating: Mutex<HashMap<String, Arc<Room>>>,
     /// Serialises lookups that restore or create rooms.
@@ -136,7 +137,7 @@ impl MucService {
             server: Arc::downgrade(server),
             host: Arc::downgrade(host),
             me: me.clone(),
-            settings,
+            settings: RwLock::new(Arc::new(settings)),
             rooms: Mutex::new(RoomCache::default()),
             creating: Mutex::new(HashMap::new()),
             lookup: Mutex::new(()),
@@ -168,9 +169,34 @@ impl MucService {
         self.members_only_source.set(source).is_ok()
     }
 
+    /// The options in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the options again from the host's config in force (after a
+    /// reload): new rooms get the new defaults, every check the new
+    /// limits; rooms keep the configuration they have. A wrong value
+    /// leaves the options as they were and says which.
+    pub fn reread_settings(&self) -> Result<(), xmpp_core::config::OptionError> {
+        let Some(host) = self.host.upgrade() else {
+            return Ok(());
+        };
+        let new = Settings::read(&host)?;
+        match self.settings.write() {
+            Ok(mut s) => *s = Arc::new(new),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+        }
+        Ok(())
+    }
+
     /// Is `jid` an admin of the service (global or component `admins`)?
     pub fn is_admin(&self, jid: &str) -> bool {
-        !self.settings.admins.is_empty() && self.settings.admins.contains(bare_of(jid))
+        let settings = self.settings();
+        !settings.admins.is_empty() && settings.admins.contains(bare_of(jid))
     }
 
     /// The live rooms (Prosody's `live_rooms()`).
@@ -333,11 +359,12 @@ impl MucService {
     /// `muc_max_rooms` is reached. Over `muc_room_cache_size`, the least
     /// recently used idle room is saved with its state and dropped.
     pub fn track_room(&self, room: &Arc<Room>) -> bool {
-        let capacity = self.settings.max_rooms.unwrap_or(self.settings.cache_size);
+        let settings = self.settings();
+        let capacity = settings.max_rooms.unwrap_or(settings.cache_size);
         let evicted = {
             let mut cache = lock(&self.rooms);
             if !cache.rooms.contains_key(&room.jid) && cache.rooms.len() >= capacity {
-                if self.settings.max_rooms.is_some() {
+                if settings.max_rooms.is_some() {
                     tracing::info!(host = %self.host_name, "room limit of {capacity} reached, no new rooms allowed");
                     return false;
                 }
@@ -480,7 +507,7 @@ impl MucService {
         let with_defaults = config.is_none();
         let room = Room::new(jid, &ctx.service, config.unwrap_or_default());
         if with_defaults {
-            crate::features::defaults::apply(&room, &ctx.service.settings, None);
+            crate::features::defaults::apply(&room, &ctx.service.settings(), None);
         }
         let mut ev = ctx.room_event("muc-room-created", &room);
         ctx.fire("muc-room-created", &mut ev);

@@ -282,14 +282,14 @@ impl Reloader {
                 // Worded by the logging reload and the module sync.
                 continue;
             }
-            if change.applied_at_run_time(&config) && (modules_follow || !change.is_host()) {
+            if change.applied_at_run_time() && (modules_follow || !change.is_host()) {
                 report.applied.push(change.to_string());
             }
         }
         // What still waits for a restart, since start-up (not only since
         // the last reload: it stays true until the restart).
         for change in changes(&self.started, &config) {
-            if !change.applied_at_run_time(&config) || (!modules_follow && change.is_host()) {
+            if !change.applied_at_run_time() || (!modules_follow && change.is_host()) {
                 report.needs_restart.push(change.to_string());
             }
         }

@@ -10,7 +10,6 @@ use super::{actor_is_admin, on_disco, on_form, on_submit, submitted_bool};
 use crate::form::{Field, FieldValue};
 use crate::room::Room;
 use crate::room::iq::add_disco_feature;
-use crate::settings::Settings;
 
 impl Room {
     pub fn get_hidden(&self) -> bool {
@@ -27,10 +26,15 @@ impl Room {
     }
 }
 
-pub fn register(host: &Arc<Host>, settings: &Settings) {
-    let restricted = !settings.allow_public;
+/// `muc_room_allow_public = false`: only admins make rooms public (read
+/// at each use, so a reload applies).
+fn restricted(room: &Room) -> bool {
+    room.service().is_some_and(|s| !s.settings().allow_public)
+}
+
+pub fn register(host: &Arc<Host>) {
     on_form(host, 100 - 9, move |room, event| {
-        if restricted && !actor_is_admin(room, event) {
+        if restricted(room) && !actor_is_admin(room, event) {
             return None;
         }
         Some(
@@ -41,7 +45,7 @@ pub fn register(host: &Arc<Host>, settings: &Settings) {
         )
     });
     on_submit(host, "muc#roomconfig_publicroom", move |room, event| {
-        if restricted && !actor_is_admin(room, event) {
+        if restricted(room) && !actor_is_admin(room, event) {
             return false;
         }
         room.set_hidden(!submitted_bool(event))

@@ -14,7 +14,6 @@ use crate::events::{EventExt, lock, mutable_of, room_of};
 use crate::form::{Field, FieldValue};
 use crate::room::owner::submitted_value;
 use crate::room::{HistoryEntry, Room};
-use crate::settings::Settings;
 use crate::util::{NS_DELAY, NS_HINTS, NS_MUC, datetime, parse_datetime};
 
 pub const DEFAULT_HISTORY_LENGTH: i64 = 20;
@@ -26,7 +25,7 @@ impl Room {
             .data_value("history_length")
             .and_then(|v| v.as_i64())
             .unwrap_or(DEFAULT_HISTORY_LENGTH);
-        match self.service().and_then(|s| s.settings.max_history) {
+        match self.service().and_then(|s| s.settings().max_history) {
             Some(max) => own.min(max),
             None => own,
         }
@@ -166,7 +165,7 @@ fn is_historic(stanza: &Element) -> Option<bool> {
     None
 }
 
-pub fn register(host: &Arc<Host>, _settings: &Settings) {
+pub fn register(host: &Arc<Host>) {
     on_form(host, 70 - 5, |room, _| {
         Some(
             Field::new("muc#roomconfig_historylength", "text-single")

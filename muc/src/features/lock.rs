@@ -10,7 +10,6 @@ use xmpp_core::{Host, Value};
 
 use crate::events::room_of;
 use crate::room::{Room, reply_error};
-use crate::settings::Settings;
 use crate::util::NS_MUC;
 
 impl Room {
@@ -27,7 +26,7 @@ impl Room {
         let (now, timeout) = match self.ctx() {
             Some(c) => (
                 c.server.clock.now().floor() as i64,
-                c.service.settings.lock_timeout,
+                c.service.settings().lock_timeout,
             ),
             None => (0, 300),
         };
@@ -53,17 +52,17 @@ impl Room {
     }
 }
 
-pub fn register(host: &Arc<Host>, settings: &Settings) {
-    if settings.room_locking {
-        host.events.hook("muc-room-pre-create", 10, |event| {
-            if event.stanza().get_child("x", NS_MUC).is_some()
-                && let Some(room) = room_of(event)
-            {
-                room.lock();
-            }
-            false
-        });
-    }
+pub fn register(host: &Arc<Host>) {
+    // `muc_room_locking`, read per new room (a reload applies).
+    host.events.hook("muc-room-pre-create", 10, |event| {
+        if event.stanza().get_child("x", NS_MUC).is_some()
+            && let Some(room) = room_of(event)
+            && room.service().is_some_and(|s| s.settings().room_locking)
+        {
+            room.lock();
+        }
+        false
+    });
     host.events.hook("muc-occupant-pre-join", -30, |event| {
         let Some(room) = room_of(event) else {
             return false;

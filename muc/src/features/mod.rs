@@ -36,29 +36,26 @@ use crate::events::room_of;
 use crate::form::Field;
 use crate::room::Room;
 use crate::room::owner::{add_config_field, add_status_code, submitted_value};
-use crate::settings::Settings;
 
 /// Hooks every feature, in the order Prosody's mod_muc loads them.
-pub fn register_all(host: &Arc<Host>, settings: &Settings) {
+pub fn register_all(host: &Arc<Host>) {
     core::register(host);
     whois::register(host);
     room_info::register(host);
-    hidden::register(host, settings);
+    hidden::register(host);
     password::register(host);
     members_only::register(host);
     moderated::register(host);
     request::register(host);
-    persistent::register(host, settings);
+    persistent::register(host);
     subject::register(host);
-    history::register(host, settings);
-    register::register(host, settings);
+    history::register(host);
+    register::register(host);
     presence_broadcast::register(host);
-    if settings.occupant_id {
-        occupant_id::register(host);
-    }
+    occupant_id::register(host);
     config_sections::register(host);
     hats::register(host);
-    lock::register(host, settings);
+    lock::register(host);
     restrict_pm::register(host);
     stanza_id::register(host);
     // Room vCards and avatars (mod_muc_vcard, part of Prosody 13).

@@ -42,8 +42,13 @@ fn stamp(room: &Room, stanza: &mut Element, bare_jid: &str) {
     );
 }
 
+/// `muc_occupant_id`, read at each use (a reload applies).
+fn enabled(room: &Room) -> bool {
+    room.service().is_some_and(|s| s.settings().occupant_id)
+}
+
 fn update_occupant(event: &mut Event) -> bool {
-    let Some(room) = room_of(event) else {
+    let Some(room) = room_of(event).filter(|r| enabled(r)) else {
         return false;
     };
     let occupant = occupant_of(event, "dest_occupant").or_else(|| occupant_of(event, "occupant"));
@@ -58,7 +63,9 @@ fn update_occupant(event: &mut Event) -> bool {
 
 pub fn register(host: &Arc<Host>) {
     host.events.hook("muc-disco#info", 0, |event| {
-        add_disco_feature(event, NS_OCCUPANT_ID);
+        if room_of(event).is_some_and(|r| enabled(&r)) {
+            add_disco_feature(event, NS_OCCUPANT_ID);
+        }
         false
     });
     for name in [
@@ -70,7 +77,7 @@ pub fn register(host: &Arc<Host>) {
         host.events.hook(name, 0, update_occupant);
     }
     host.events.hook("muc-private-message", 0, |event| {
-        let Some(room) = room_of(event) else {
+        let Some(room) = room_of(event).filter(|r| enabled(r)) else {
             return false;
         };
         let from = event.stanza().from().unwrap_or_default().to_string();

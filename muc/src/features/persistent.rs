@@ -11,7 +11,6 @@ use crate::events::room_of;
 use crate::form::{Field, FieldValue};
 use crate::room::Room;
 use crate::room::iq::add_disco_feature;
-use crate::settings::Settings;
 
 impl Room {
     pub fn get_persistent(&self) -> bool {
@@ -22,10 +21,16 @@ impl Room {
     }
 }
 
-pub fn register(host: &Arc<Host>, settings: &Settings) {
-    let restricted = !settings.allow_persistent;
+/// `muc_room_allow_persistent = false`: only admins make rooms
+/// persistent (read at each use, so a reload applies).
+fn restricted(room: &Room) -> bool {
+    room.service()
+        .is_some_and(|s| !s.settings().allow_persistent)
+}
+
+pub fn register(host: &Arc<Host>) {
     on_form(host, 100 - 5, move |room, event| {
-        if restricted && !actor_is_admin(room, event) {
+        if restricted(room) && !actor_is_admin(room, event) {
             return None;
         }
         Some(
@@ -36,7 +41,7 @@ pub fn register(host: &Arc<Host>, settings: &Settings) {
         )
     });
     on_submit(host, "muc#roomconfig_persistentroom", move |room, event| {
-        if restricted && !actor_is_admin(room, event) {
+        if restricted(room) && !actor_is_admin(room, event) {
             return false;
         }
         room.set_persistent(submitted_bool(event))

@@ -16,7 +16,6 @@ use crate::events::{Ctx, lock, mutable_of, occupant_of, room_of};
 use crate::form::{Field, FieldValue, Form, form_type};
 use crate::room::iq::add_disco_feature;
 use crate::room::{Actor, AffiliationData, Room, reply_error};
-use crate::settings::Settings;
 use crate::util::{
     Affiliation, NS_DATA, NS_DISCO_INFO, NS_REGISTER, bare_of, is_strict_nick, prep_nick,
 };
@@ -64,10 +63,14 @@ impl Room {
     }
 }
 
-fn enforce_nick_policy(event: &mut xmpp_core::Event, enforce: bool) -> bool {
+fn enforce_nick_policy(event: &mut xmpp_core::Event) -> bool {
     let Some(room) = room_of(event) else {
         return false;
     };
+    // `enforce_registered_nickname`, read at each join (a reload applies).
+    let enforce = room
+        .service()
+        .is_some_and(|s| s.settings().enforce_registered_nickname);
     let stanza = event.stanza();
     let from = stanza.from().unwrap_or_default().to_string();
     let requested = stanza
@@ -99,8 +102,7 @@ fn enforce_nick_policy(event: &mut xmpp_core::Event, enforce: bool) -> bool {
     false
 }
 
-pub fn register(host: &Arc<Host>, settings: &Settings) {
-    let enforce = settings.enforce_registered_nickname;
+pub fn register(host: &Arc<Host>) {
     host.events.hook("muc-set-affiliation", 0, |event| {
         if let Some(room) = room_of(event) {
             room.state().reserved_nicks = None;
@@ -111,12 +113,10 @@ pub fn register(host: &Arc<Host>, settings: &Settings) {
         add_disco_feature(event, NS_REGISTER);
         false
     });
-    host.events.hook("muc-occupant-pre-join", 0, move |e| {
-        enforce_nick_policy(e, enforce)
-    });
-    host.events.hook("muc-occupant-pre-change", 0, move |e| {
-        enforce_nick_policy(e, enforce)
-    });
+    host.events
+        .hook("muc-occupant-pre-join", 0, enforce_nick_policy);
+    host.events
+        .hook("muc-occupant-pre-change", 0, enforce_nick_policy);
     host.events
         .hook("muc-disco#info/x-roomuser-item", 0, |event| {
             let Some(room) = room_of(event) else {
@@ -145,7 +145,7 @@ pub(crate) fn handle_register_iq(
     origin: &Arc<Session>,
     stanza: &Element,
 ) {
-    let settings = &ctx.service.settings;
+    let settings = ctx.service.settings();
     let user_jid = bare_of(stanza.from().unwrap_or_default()).to_string();
     let affiliation = room.get_affiliation(&user_jid);
     let send_error = |e: StanzaError| {

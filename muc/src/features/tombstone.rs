@@ -55,7 +55,7 @@ pub fn on_destroyed(event: &mut Event) -> bool {
     }
     let Some(ctx) = room.ctx() else { return false };
     let mut data = Table::new();
-    let until = ctx.server.clock.now().floor() as i64 + ctx.service.settings.tombstone_expiry;
+    let until = ctx.server.clock.now().floor() as i64 + ctx.service.settings().tombstone_expiry;
     data.insert("locked", Value::Integer(until));
     data.insert("destroyed", Value::Bool(true));
     for key in ["reason", "newjid"] {

@@ -88,7 +88,7 @@ impl Room {
             return affiliation;
         }
         if let Some(service) = self.service()
-            && service.settings.admins_as_owners
+            && service.settings().admins_as_owners
             && service.is_admin(jid)
         {
             return Some(Affiliation::Owner);
@@ -182,7 +182,7 @@ impl Room {
             return Err(StanzaError::internal_server_error());
         };
         if affiliation != Some(Affiliation::Owner)
-            && ctx.service.settings.admins_as_owners
+            && ctx.service.settings().admins_as_owners
             && ctx.service.is_admin(jid)
         {
             return Err(not_acceptable());
