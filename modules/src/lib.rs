@@ -34,6 +34,7 @@ pub mod pep;
 pub mod ping;
 pub mod presence;
 pub mod private;
+pub mod pubsub;
 pub mod register;
 pub mod roster;
 pub mod server_contact_info;
@@ -72,6 +73,7 @@ pub fn register(registry: &mut Registry) {
         .add_loader("ping", ping::load)
         .add_loader("presence", presence::load)
         .add_loader("private", private::load)
+        .add_fn("pubsub", pubsub::load_module)
         .add_loader("register", register::load)
         .add_loader("roster", roster::load)
         .add_loader("server_contact_info", server_contact_info::load)

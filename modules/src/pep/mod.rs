@@ -132,7 +132,7 @@ fn request(event: &Event) -> Option<Request> {
 }
 
 /// `pubsub_error_reply`: a [`PepError`] as Prosody words it.
-fn error_reply(stanza: &Element, e: &PepError) -> Element {
+pub(crate) fn error_reply(stanza: &Element, e: &PepError) -> Element {
     let (t, cond, pubsub) = match e {
         PepError::Forbidden => (ErrorType::Auth, "forbidden", None),
         PepError::ItemNotFound => (ErrorType::Cancel, "item-not-found", None),
@@ -146,6 +146,12 @@ fn error_reply(stanza: &Element, e: &PepError) -> Element {
             "feature-not-implemented",
             Some("persistent-items"),
         ),
+        PepError::NotSubscribed => (
+            ErrorType::Cancel,
+            "unexpected-request",
+            Some("not-subscribed"),
+        ),
+        PepError::InvalidJid => (ErrorType::Modify, "bad-request", Some("invalid-jid")),
         PepError::Internal(_) => (ErrorType::Wait, "internal-server-error", None),
     };
     let mut err = StanzaError::new(t, cond);
@@ -161,7 +167,7 @@ fn error_reply(stanza: &Element, e: &PepError) -> Element {
     reply
 }
 
-fn bad_request(stanza: &Element, text: &str, pubsub: Option<&str>) -> Element {
+pub(crate) fn bad_request(stanza: &Element, text: &str, pubsub: Option<&str>) -> Element {
     let mut reply = StanzaError::new(ErrorType::Modify, "bad-request")
         .with_text(text)
         .reply_to(stanza);

@@ -43,6 +43,10 @@ pub enum PepError {
     PreconditionNotMet(String),
     #[error("persistent-items-unsupported")]
     PersistentItemsUnsupported,
+    #[error("not-subscribed")]
+    NotSubscribed,
+    #[error("invalid-jid")]
+    InvalidJid,
     #[error("internal-server-error: {0}")]
     Internal(String),
 }
@@ -64,7 +68,7 @@ pub enum Affiliation {
 }
 
 impl Affiliation {
-    fn parse(s: &str) -> Option<Affiliation> {
+    pub fn parse(s: &str) -> Option<Affiliation> {
         Some(match s {
             "owner" => Affiliation::Owner,
             "publisher" | "publish-only" => Affiliation::Publisher,
@@ -85,6 +89,15 @@ impl Affiliation {
     }
 }
 
+/// Whose defaults a node's unset configuration takes: mod_pep's or the
+/// pubsub component's (mod_pubsub).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Defaults {
+    #[default]
+    Pep,
+    Service,
+}
+
 /// A node: its name, its configuration as stored (only what was set), and
 /// the rest of Prosody's table kept as it was.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +106,7 @@ pub struct Node {
     pub config: Table,
     pub affiliations: Table,
     pub subscribers: Table,
+    pub defaults: Defaults,
 }
 
 impl Node {
@@ -102,7 +116,14 @@ impl Node {
             config,
             affiliations: Table::new(),
             subscribers: Table::new(),
+            defaults: Defaults::Pep,
         }
+    }
+
+    /// The same node with `defaults` for its unset configuration.
+    pub fn with_defaults(mut self, defaults: Defaults) -> Node {
+        self.defaults = defaults;
+        self
     }
 
     pub fn from_value(name: &str, v: &Value) -> Node {
@@ -125,6 +146,7 @@ impl Node {
             config: table("config"),
             affiliations: table("affiliations"),
             subscribers: table("subscribers"),
+            defaults: Defaults::Pep,
         }
     }
 
@@ -137,12 +159,16 @@ impl Node {
         Value::Table(t)
     }
 
-    /// A configuration value, or mod_pep's default for it.
+    /// A configuration value, or the default (mod_pep's or mod_pubsub's)
+    /// for it.
     pub fn get(&self, key: &str) -> Value {
         self.config
             .get(key)
             .cloned()
-            .unwrap_or_else(|| default_config(key))
+            .unwrap_or_else(|| match self.defaults {
+                Defaults::Pep => default_config(key),
+                Defaults::Service => service_default_config(key),
+            })
     }
 
     pub fn access_model(&self) -> String {
@@ -183,6 +209,18 @@ pub fn default_config(key: &str) -> Value {
             Value::Bool(true)
         }
         _ => Value::Bool(false),
+    }
+}
+
+/// mod_pubsub's `node_defaults`: `util.pubsub`'s, which differ from
+/// mod_pep's in `max_items` (20), `access_model` (open) and
+/// `send_last_published_item` (never).
+pub fn service_default_config(key: &str) -> Value {
+    match key {
+        "max_items" => Value::Integer(20),
+        "access_model" => Value::str("open"),
+        "send_last_published_item" => Value::str("never"),
+        _ => default_config(key),
     }
 }
 
@@ -272,20 +310,7 @@ fn item_store(node: &str) -> String {
 
 /// The node's items, newest first.
 pub fn items(host: &Host, user: &str, node: &str, limit: usize) -> Result<Vec<Item>, PepError> {
-    let q = ArchiveQuery {
-        reverse: true,
-        limit: Some(limit),
-        ..ArchiveQuery::default()
-    };
-    let found = host.open_archive(&item_store(node))?.find(Some(user), &q)?;
-    Ok(found
-        .into_iter()
-        .map(|i| Item {
-            id: i.key,
-            publisher: (!i.with.is_empty()).then_some(i.with),
-            payload: i.stanza,
-        })
-        .collect())
+    archive_items(host, &item_store(node), Some(user), limit)
 }
 
 /// The item `id`, if stored.
@@ -304,29 +329,81 @@ pub fn store_item(
     max_items: usize,
     now: f64,
 ) -> Result<(), PepError> {
-    let archive = host.open_archive(&item_store(node))?;
+    archive_store_item(host, &item_store(node), Some(user), item, max_items, now)
+}
+
+/// Removes the item `id`; `false` when there was none.
+pub fn remove_item(host: &Host, user: &str, node: &str, id: &str) -> Result<bool, PepError> {
+    archive_remove_item(host, &item_store(node), Some(user), id)
+}
+
+pub fn clear_items(host: &Host, user: &str, node: &str) -> Result<(), PepError> {
+    archive_clear(host, &item_store(node), Some(user))
+}
+
+/// The items of the archive `store` (`user`'s, or the host's with `None`),
+/// newest first: `util.pubsub`'s archive item store, shared by mod_pep and
+/// mod_pubsub.
+pub fn archive_items(
+    host: &Host,
+    store: &str,
+    user: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Item>, PepError> {
+    let q = ArchiveQuery {
+        reverse: true,
+        limit: Some(limit),
+        ..ArchiveQuery::default()
+    };
+    let found = host.open_archive(store)?.find(user, &q)?;
+    Ok(found
+        .into_iter()
+        .map(|i| Item {
+            id: i.key,
+            publisher: (!i.with.is_empty()).then_some(i.with),
+            payload: i.stanza,
+        })
+        .collect())
+}
+
+/// Stores `item` in `store` (an item of the same id is replaced), then
+/// keeps only the newest `max_items`.
+pub fn archive_store_item(
+    host: &Host,
+    store: &str,
+    user: Option<&str>,
+    item: &Item,
+    max_items: usize,
+    now: f64,
+) -> Result<(), PepError> {
+    let archive = host.open_archive(store)?;
     archive.append_keyed(
-        Some(user),
+        user,
         &item.id,
         &item.payload,
         now,
         item.publisher.as_deref().unwrap_or(""),
     )?;
-    let all = archive.find(Some(user), &ArchiveQuery::default())?;
+    let all = archive.find(user, &ArchiveQuery::default())?;
     if all.len() > max_items {
         let q = ArchiveQuery {
             limit: Some(all.len() - max_items),
             ..ArchiveQuery::default()
         };
-        archive.delete(Some(user), &q)?;
+        archive.delete(user, &q)?;
     }
     Ok(())
 }
 
-/// Removes the item `id`; `false` when there was none.
-pub fn remove_item(host: &Host, user: &str, node: &str, id: &str) -> Result<bool, PepError> {
-    let archive = host.open_archive(&item_store(node))?;
-    let all = archive.find(Some(user), &ArchiveQuery::default())?;
+/// Removes the item `id` from `store`; `false` when there was none.
+pub fn archive_remove_item(
+    host: &Host,
+    store: &str,
+    user: Option<&str>,
+    id: &str,
+) -> Result<bool, PepError> {
+    let archive = host.open_archive(store)?;
+    let all = archive.find(user, &ArchiveQuery::default())?;
     let Some(pos) = all.iter().position(|i| i.key == id) else {
         return Ok(false);
     };
@@ -338,13 +415,14 @@ pub fn remove_item(host: &Host, user: &str, node: &str, id: &str) -> Result<bool
         limit: Some(1),
         ..ArchiveQuery::default()
     };
-    archive.delete(Some(user), &q)?;
+    archive.delete(user, &q)?;
     Ok(true)
 }
 
-pub fn clear_items(host: &Host, user: &str, node: &str) -> Result<(), PepError> {
-    host.open_archive(&item_store(node))?
-        .delete(Some(user), &ArchiveQuery::default())?;
+/// Empties `store` (`user`'s part of it).
+pub fn archive_clear(host: &Host, store: &str, user: Option<&str>) -> Result<(), PepError> {
+    host.open_archive(store)?
+        .delete(user, &ArchiveQuery::default())?;
     Ok(())
 }
 
