@@ -145,6 +145,7 @@ pub fn document(
     let mut d = String::new();
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(crate::workspace_root())
         .output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
