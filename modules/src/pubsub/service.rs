@@ -19,12 +19,14 @@ fn pubsub(child: Element) -> Element {
     Element::new("pubsub", NS_PUBSUB).child(child)
 }
 
-/// mod_pubsub's `check_node_config`: `max_items` within
-/// `pubsub_max_items`, access model `open` or `whitelist`.
+/// mod_pubsub's `check_node_config`: a `max_items` set within
+/// `pubsub_max_items` (the default, 20, is capped by it when used),
+/// access model `open` or `whitelist`.
 pub fn check_config(node: &Node, max_max: i64) -> bool {
-    let max = match node.get("max_items") {
-        Value::String(s) if s == "max" => max_max,
-        v => v.as_i64().unwrap_or(1),
+    let max = match node.config.get("max_items") {
+        Some(Value::String(s)) if s == "max" => max_max,
+        Some(v) => v.as_i64().unwrap_or(1),
+        None => 1,
     };
     max <= max_max && matches!(node.access_model().as_str(), "open" | "whitelist")
 }
