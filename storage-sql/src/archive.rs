@@ -137,6 +137,12 @@ impl SqlArchive {
     ) -> StorageResult<String> {
         let scope = self.scope.clone();
         let user = user.unwrap_or("").to_string();
+        // A new item (a fresh random key) with no item limit to check is one
+        // INSERT: no transaction, and no lock shared with every other archive
+        // (MAM appends of all users would otherwise queue behind each other's
+        // commits). A given key (replacing its item) or a limit (counting
+        // first) take the lock, so two such appends cannot interleave.
+        let plain = key.is_none() && self.item_limit.is_none();
         let key = key.map_or_else(new_key, str::to_string);
         let text = codec::stanza_text(stanza);
         let with = with.to_string();
@@ -153,6 +159,19 @@ impl SqlArchive {
                 db.clone(),
             );
             async move {
+                let insert = sqlx::query(r#"INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#)
+                    .bind(scope.host.clone())
+                    .bind(user.clone())
+                    .bind(scope.store.clone())
+                    .bind(when)
+                    .bind(with.clone())
+                    .bind(key.clone())
+                    .bind("xml".to_string())
+                    .bind(text.clone());
+                if plain {
+                    insert.execute(&pool).await?;
+                    return Ok(key);
+                }
                 let _guard = db.create_lock.lock().await;
                 let mut tx = pool.begin().await?;
                 sqlx::query(r#"DELETE FROM "prosodyarchive" WHERE "host" = $1 AND "user" = $2 AND "store" = $3 AND "key" = $4"#)
@@ -175,17 +194,7 @@ impl SqlArchive {
                         return Err(SqlError::QuotaLimit(limit));
                     }
                 }
-                sqlx::query(r#"INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#)
-                    .bind(scope.host.clone())
-                    .bind(user.clone())
-                    .bind(scope.store.clone())
-                    .bind(when)
-                    .bind(with.clone())
-                    .bind(key.clone())
-                    .bind("xml".to_string())
-                    .bind(text.clone())
-                    .execute(&mut *tx)
-                    .await?;
+                insert.execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(key)
             }
