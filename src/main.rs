@@ -186,6 +186,7 @@ fn main() -> ExitCode {
         }
         let reloader = Reloader::new(file, options, config, running.certificates.clone())
             .with_server(running.server.clone())
+            .with_listeners(running.listeners.clone())
             .with_component_listener(
                 running.shutdown_signal(),
                 running.listening.iter().any(|l| l.kind == "component"),

@@ -15,6 +15,8 @@ use xmpp_core::listen;
 use xmpp_core::module::{LoadOutcome, Registry, manager};
 use xmpp_core::{Clock, HostKind, Server, ServerConfig, Value};
 
+use crate::reload::listeners::{self, Listeners};
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -35,7 +37,7 @@ pub enum StartError {
     Media(String),
 }
 
-fn in_use_hint(e: &std::io::Error) -> &'static str {
+pub(crate) fn in_use_hint(e: &std::io::Error) -> &'static str {
     if e.kind() == std::io::ErrorKind::AddrInUse {
         " (is another XMPP server, or another lilt, already running and using this port?)"
     } else {
@@ -68,6 +70,9 @@ pub struct RunningServer {
     pub listening: Vec<Listening>,
     /// The certificates served, replaced on reload (None: no TLS).
     pub certificates: Option<Arc<crate::reload::Certificates>>,
+    /// The c2s and HTTP listeners, which follow a reload
+    /// ([`crate::reload::Reloader::with_listeners`]).
+    pub listeners: Arc<Listeners>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// The in-process focus and bridge: stopped first at shutdown.
@@ -92,7 +97,7 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         // XEP-0198: hibernating sessions end, their counters kept.
         xmpp_core::smacks::server_stopping(&self.server);
-        for t in self.tasks {
+        for t in self.tasks.into_iter().chain(self.listeners.take_tasks()) {
             let _ = t.await;
         }
         // Give connection tasks a moment to flush their closing bytes.
@@ -347,30 +352,48 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     };
     let mut listening = Vec::new();
     let mut tasks = Vec::new();
+    let followed = Listeners::new();
     let ifaces = listen::service_interfaces(&config, "c2s")?;
-    let plans: [(&'static str, Vec<u16>, bool); 2] = [
-        ("c2s", listen::ports(&config, "c2s_ports", &[5222])?, false),
+    let plans: [(&'static str, Vec<u16>, bool, listeners::Wanted); 2] = [
+        (
+            "c2s",
+            listen::ports(&config, "c2s_ports", &[5222])?,
+            false,
+            listeners::c2s_wanted,
+        ),
         (
             "c2s_direct_tls",
             listen::ports(&config, "c2s_direct_tls_ports", &[])?,
             true,
+            listeners::c2s_direct_tls_wanted,
         ),
     ];
-    for (kind, port_list, direct) in plans {
-        if direct && ctx.tls.is_none() && !port_list.is_empty() {
-            tracing::warn!(
-                "c2s_direct_tls_ports is set but no certificate is available; not listening for direct TLS"
-            );
+    for (kind, port_list, direct, wanted) in plans {
+        if direct && ctx.tls.is_none() {
+            if !port_list.is_empty() {
+                tracing::warn!(
+                    "c2s_direct_tls_ports is set but no certificate is available; not listening for direct TLS"
+                );
+            }
             continue;
         }
         let listeners = listen::bind_all(&port_list, &ifaces)
             .map_err(|(addr, source)| StartError::Bind { kind, addr, source })?;
+        let mut bound = Vec::new();
         for listener in listeners {
             if let Ok(addr) = listener.local_addr() {
                 listening.push(Listening { kind, addr });
+                bound.push((addr, tokio::spawn(serve(listener, ctx.clone(), direct))));
             }
-            tasks.push(tokio::spawn(serve(listener, ctx.clone(), direct)));
         }
+        let c = ctx.clone();
+        let open: listeners::Open = Box::new(move |addr| {
+            let listener = listen::bind(addr)?;
+            let at = listener.local_addr()?;
+            Ok((at, tokio::spawn(serve(listener, c.clone(), direct))))
+        });
+        let bound = listeners::match_bound(&wanted(&config)?, bound);
+        followed.add(kind, wanted, open, bound);
     }
     // lilt's own focus and bridge (jitsi_focus, jitsi_videobridge), before
     // the HTTP server: the bridge's channel routes are mounted on it.
@@ -382,13 +405,41 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         listening.push(Listening { kind, addr });
     }
     // HTTP (BOSH, WebSocket, module routes), when a module serves any.
-    let (http, http_tasks) =
-        bosh_websocket::start(&server, tls_config.clone(), ctx.shutdown.clone())?;
-    listening.extend(http.iter().map(|l| Listening {
+    let http = bosh_websocket::start(&server, tls_config.clone(), ctx.shutdown.clone())?;
+    listening.extend(http.listening.iter().map(|l| Listening {
         kind: l.kind,
         addr: l.addr,
     }));
-    tasks.extend(http_tasks);
+    tasks.extend(http.tasks);
+    if let Some(opener) = http.listeners {
+        let mut accept: Vec<_> = http
+            .listening
+            .iter()
+            .map(|l| (l.kind, l.addr))
+            .zip(http.accept_tasks)
+            .collect();
+        let plans: [(&'static str, listeners::Wanted); 2] = [
+            ("http", listeners::http_wanted),
+            ("https", listeners::https_wanted),
+        ];
+        for (kind, wanted) in plans {
+            if !opener.serves(kind) {
+                continue;
+            }
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                accept.into_iter().partition(|((k, _), _)| *k == kind);
+            accept = rest;
+            let bound = mine.into_iter().map(|((_, at), t)| (at, t)).collect();
+            let bound = listeners::match_bound(&wanted(&config)?, bound);
+            let o = opener.clone();
+            let open: listeners::Open = Box::new(move |addr| {
+                o.listen(kind, addr).map_err(|e| match e {
+                    bosh_websocket::HttpError::Bind { source, .. } => source,
+                })
+            });
+            followed.add(kind, wanted, open, bound);
+        }
+    }
     // External components (XEP-0114), when a host is served by one.
     use xmpp_core::component::{ListenError, start_listeners};
     let components = start_listeners(&server, ctx.shutdown.clone()).map_err(|e| match e {
@@ -435,6 +486,7 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         server,
         listening,
         certificates,
+        listeners: followed,
         shutdown: shutdown_tx,
         tasks,
         media_tasks: started_media.tasks,

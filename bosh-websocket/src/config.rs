@@ -16,11 +16,12 @@
 //! | `network_settings.send_timeout` / `.read_timeout` | 180 s / 840 s |
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use xmpp_core::config::OptionError;
 use xmpp_core::listen;
-use xmpp_core::{ServerConfig, Value};
+use xmpp_core::{Server, ServerConfig, Value};
 
 use crate::cors::CorsOptions;
 use crate::proxy::TrustedProxies;
@@ -132,6 +133,51 @@ impl HttpConfig {
             read_timeout: network_secs("read_timeout", 840),
             unauthed_timeout: seconds(config, "c2s_timeout", 300)?,
         })
+    }
+}
+
+/// The options of the config in force, read again after a reload put a
+/// new config in force (a server extension: [`in_force`]).
+#[derive(Default)]
+pub struct LiveHttpConfig {
+    /// The snapshot read (its address: snapshots live as long as the
+    /// server) and what was read from it.
+    read: Mutex<Option<(usize, Arc<HttpConfig>)>>,
+}
+
+/// The HTTP options of the config in force, for a new request or session:
+/// read once per config snapshot. A reloaded config whose HTTP options do
+/// not read (a reload checks them first) keeps the previous ones, logged.
+/// `None` only if no config ever read.
+pub fn in_force(server: &Server) -> Option<Arc<HttpConfig>> {
+    let current = server.config.current();
+    let key = Arc::as_ptr(current) as usize;
+    let live = server.extension::<LiveHttpConfig>();
+    let mut read = live.read.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, config)) = read.as_ref()
+        && *at == key
+    {
+        return Some(config.clone());
+    }
+    match HttpConfig::from_config(current) {
+        Ok(config) => {
+            let config = Arc::new(config);
+            // Routes made before keep their app's CORS wish; the policy
+            // follows the options now in force.
+            server
+                .extension::<crate::routes::HttpRoutes>()
+                .refresh_cors(&config.cors);
+            *read = Some((key, config.clone()));
+            Some(config)
+        }
+        Err(e) => {
+            tracing::warn!("HTTP options not applied, the previous ones stay in force: {e}");
+            let previous = read.as_ref().map(|(_, c)| c.clone());
+            if let Some(c) = &previous {
+                *read = Some((key, c.clone()));
+            }
+            previous
+        }
     }
 }
 

@@ -61,7 +61,7 @@ use xmpp_core::module::{LoadOutcome, ModuleError, Registry, manager};
 use xmpp_core::{Host, Server, Value};
 
 pub use routes::{Handler, HttpApp, HttpRequest, HttpResponse, handler, provide};
-pub use server::{HttpError, HttpListening};
+pub use server::{HttpError, HttpListeners, HttpListening};
 
 use bosh::BoshService;
 use config::HttpConfig;
@@ -272,28 +272,46 @@ fn enabled_globally(server: &Server, name: &str) -> bool {
     listed("modules_enabled") && !listed("modules_disabled")
 }
 
+/// What [`start`] opened.
+#[derive(Default)]
+pub struct Started {
+    pub listening: Vec<HttpListening>,
+    /// The accept task of each of `listening`, in its order: aborting one
+    /// stops accepting there, the connections made through it go on.
+    pub accept_tasks: Vec<JoinHandle<()>>,
+    /// The service's other tasks (shutdown of BOSH and WebSocket sessions).
+    pub tasks: Vec<JoinHandle<()>>,
+    /// For listeners a reload opens (None: no HTTP service was started).
+    pub listeners: Option<HttpListeners>,
+}
+
 /// Starts the HTTP service when a module provided an app: the listeners,
 /// and shutdown of BOSH and WebSocket sessions when `shutdown` flips.
 pub fn start(
     server: &Arc<Server>,
     tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(Vec<HttpListening>, Vec<JoinHandle<()>>), StartError> {
+) -> Result<Started, StartError> {
     let routes = server.extension::<HttpRoutes>();
     if routes.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(Started::default());
     }
     let config = HttpConfig::from_config(&server.config)?;
-    let (listening, mut tasks) = server::start(routes.clone(), config, tls, shutdown.clone())?;
+    let started = server::start(server, routes.clone(), config, tls, shutdown.clone())?;
     let addrs: Vec<(&str, std::net::SocketAddr)> =
-        listening.iter().map(|l| (l.kind, l.addr)).collect();
+        started.listening.iter().map(|l| (l.kind, l.addr)).collect();
     routes.log_urls(server, &addrs);
     let state = server.extension::<HttpState>();
-    tasks.push(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _ = shutdown.changed().await;
         state.shutdown.send_replace(true);
-    }));
-    Ok((listening, tasks))
+    });
+    Ok(Started {
+        listening: started.listening,
+        accept_tasks: started.tasks,
+        tasks: vec![task],
+        listeners: Some(started.listeners),
+    })
 }
 
 /// Why [`start`] failed.

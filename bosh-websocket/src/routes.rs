@@ -36,6 +36,10 @@ pub struct Route {
     pub wildcard: bool,
     pub app: String,
     pub cors: Option<Arc<CorsPolicy>>,
+    /// The app's own CORS wish and every method it serves, for the policy
+    /// made again when a reload changes the CORS options.
+    pub app_cors: Option<bool>,
+    pub app_methods: Arc<Vec<String>>,
     pub handler: Handler,
 }
 
@@ -154,6 +158,7 @@ pub fn provide(
     let cors = cors_options
         .policy_for(&app.name, app.cors, &methods)
         .map(Arc::new);
+    let app_methods = Arc::new(methods);
     let host_name = host.map(|h| http_host(h));
     let routes = server.extension::<HttpRoutes>();
     // The module loading now owns the app: unloading it stops serving it.
@@ -195,6 +200,8 @@ pub fn provide(
                 wildcard,
                 app: app.name.clone(),
                 cors: cors.clone(),
+                app_cors: app.cors,
+                app_methods: app_methods.clone(),
                 handler,
             });
         }
@@ -298,6 +305,17 @@ impl HttpRoutes {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|(h, a, _)| !(a == app && h.as_deref() == host));
+    }
+
+    /// Makes every route's CORS policy again from `options` (the CORS
+    /// options a reload put in force).
+    pub fn refresh_cors(&self, options: &CorsOptions) {
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        for r in routes.iter_mut() {
+            r.cors = options
+                .policy_for(&r.app, r.app_cors, &r.app_methods)
+                .map(Arc::new);
+        }
     }
 
     /// How many routes are served (every app's, not the mounted routers').

@@ -5,7 +5,7 @@
 //! `trusted_proxies` and CORS, and renders Prosody-like error pages.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Extension;
@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
+use xmpp_core::Server;
 use xmpp_core::stanza::escape;
 
 use crate::config::HttpConfig;
@@ -48,7 +49,20 @@ pub struct HttpListening {
 /// What every request handler shares.
 struct Context {
     routes: Arc<HttpRoutes>,
-    config: HttpConfig,
+    /// The options read at start, used when the server is gone.
+    config: Arc<HttpConfig>,
+    /// Whose config in force each request reads ([`crate::config::in_force`]).
+    server: Weak<Server>,
+}
+
+impl Context {
+    /// The options in force for a new request.
+    fn options(&self) -> Arc<HttpConfig> {
+        self.server
+            .upgrade()
+            .and_then(|s| crate::config::in_force(&s))
+            .unwrap_or_else(|| self.config.clone())
+    }
 }
 
 /// Facts about the connection a request came on.
@@ -58,18 +72,79 @@ struct ConnInfo {
     tls: bool,
 }
 
+/// What opening another HTTP or HTTPS listener needs (a reload that adds
+/// a port to `http_ports` or `https_ports`).
+#[derive(Clone)]
+pub struct HttpListeners {
+    router: axum::Router,
+    tls: Option<TlsAcceptor>,
+    send_timeout: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl HttpListeners {
+    /// Can `kind` (`http`, `https`) be served? HTTPS needs a certificate.
+    pub fn serves(&self, kind: &str) -> bool {
+        kind == "http" || (kind == "https" && self.tls.is_some())
+    }
+
+    /// Listens on `addr` for `kind`; connections are served until the
+    /// returned task is aborted (only the listener closes: connections
+    /// made through it go on) or the server shuts down.
+    pub fn listen(
+        &self,
+        kind: &'static str,
+        addr: SocketAddr,
+    ) -> Result<(SocketAddr, JoinHandle<()>), HttpError> {
+        let listener = xmpp_core::listen::bind(addr).map_err(|source| HttpError::Bind {
+            kind,
+            addr,
+            source,
+        })?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        let tls = if kind == "https" {
+            self.tls.clone()
+        } else {
+            None
+        };
+        Ok((bound, self.spawn(listener, tls)))
+    }
+
+    fn spawn(&self, listener: TcpListener, tls: Option<TlsAcceptor>) -> JoinHandle<()> {
+        tokio::spawn(accept_loop(
+            listener,
+            self.router.clone(),
+            tls,
+            self.send_timeout,
+            self.shutdown.clone(),
+        ))
+    }
+}
+
+/// The listeners [`start`] opened.
+pub struct Started {
+    pub listening: Vec<HttpListening>,
+    /// Each listener's accept task, in the order of `listening`.
+    pub tasks: Vec<JoinHandle<()>>,
+    /// For listeners opened later.
+    pub listeners: HttpListeners,
+}
+
 /// Opens the HTTP and HTTPS listeners; connections are served until
 /// `shutdown` flips. HTTPS needs `tls` (the hosts' certificates); without
-/// it `https_ports` are skipped with a warning.
+/// it `https_ports` are skipped with a warning. Each request reads the
+/// options of `server`'s config in force.
 pub fn start(
+    server: &Arc<Server>,
     routes: Arc<HttpRoutes>,
     config: HttpConfig,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(Vec<HttpListening>, Vec<JoinHandle<()>>), HttpError> {
+) -> Result<Started, HttpError> {
     let ctx = Arc::new(Context {
         routes,
-        config: config.clone(),
+        config: Arc::new(config.clone()),
+        server: Arc::downgrade(server),
     });
     let router = ctx.routes.mounted().into_iter().fold(
         axum::Router::new()
@@ -87,37 +162,41 @@ pub fn start(
             "https_ports is set but no certificate is available; not listening for HTTPS"
         );
     }
+    let listeners = HttpListeners {
+        router,
+        tls,
+        send_timeout: config.send_timeout,
+        shutdown,
+    };
     let mut listening = Vec::new();
     let mut tasks = Vec::new();
     let plans = [
-        ("http", &config.http_ports, &config.http_interfaces, None),
-        (
-            "https",
-            &config.https_ports,
-            &config.https_interfaces,
-            tls.as_ref(),
-        ),
+        ("http", &config.http_ports, &config.http_interfaces),
+        ("https", &config.https_ports, &config.https_interfaces),
     ];
-    for (kind, ports, interfaces, acceptor) in plans {
-        if kind == "https" && acceptor.is_none() {
+    for (kind, ports, interfaces) in plans {
+        if !listeners.serves(kind) {
             continue;
         }
-        let listeners = xmpp_core::listen::bind_all(ports, interfaces)
+        let bound = xmpp_core::listen::bind_all(ports, interfaces)
             .map_err(|(addr, source)| HttpError::Bind { kind, addr, source })?;
-        for listener in listeners {
+        for listener in bound {
             if let Ok(addr) = listener.local_addr() {
                 listening.push(HttpListening { kind, addr });
+                let tls = if kind == "https" {
+                    listeners.tls.clone()
+                } else {
+                    None
+                };
+                tasks.push(listeners.spawn(listener, tls));
             }
-            tasks.push(tokio::spawn(accept_loop(
-                listener,
-                router.clone(),
-                acceptor.cloned(),
-                config.send_timeout,
-                shutdown.clone(),
-            )));
         }
     }
-    Ok((listening, tasks))
+    Ok(Started {
+        listening,
+        tasks,
+        listeners,
+    })
 }
 
 async fn accept_loop(
@@ -217,7 +296,8 @@ async fn dispatch(
     let host = header(header::HOST)
         .map(str::to_string)
         .or_else(|| req.uri().host().map(str::to_string));
-    let (ip, secure) = ctx.config.trusted_proxies.client(
+    let config = ctx.options();
+    let (ip, secure) = config.trusted_proxies.client(
         conn.peer.ip(),
         conn.tls,
         headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
@@ -230,7 +310,7 @@ async fn dispatch(
         &method,
         host.as_deref(),
         &path,
-        ctx.config.default_host.as_deref(),
+        config.default_host.as_deref(),
     );
     let response = match resolution {
         Resolution::Route { route, rest } => {
@@ -238,16 +318,15 @@ async fn dispatch(
             if let Some(upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() {
                 extensions.insert(upgrade);
             }
-            let body =
-                match axum::body::to_bytes(req.into_body(), ctx.config.max_content_size).await {
-                    Ok(b) => b,
-                    Err(_) => {
-                        return into_response(
-                            error_page(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
-                            &method,
-                        );
-                    }
-                };
+            let body = match axum::body::to_bytes(req.into_body(), config.max_content_size).await {
+                Ok(b) => b,
+                Err(_) => {
+                    return into_response(
+                        error_page(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
+                        &method,
+                    );
+                }
+            };
             let request = HttpRequest {
                 method: method.clone(),
                 path,

@@ -88,8 +88,8 @@ async fn start_tls(
         bosh_websocket::load_module(server, &host, m).unwrap();
     }
     let (tx, rx) = watch::channel(false);
-    let (listening, _tasks) = bosh_websocket::start(server, tls, rx).unwrap();
-    (listening[0].addr.port(), tx)
+    let started = bosh_websocket::start(server, tls, rx).unwrap();
+    (started.listening[0].addr.port(), tx)
 }
 
 /// Reads until `needle` has arrived (or the peer closes).

@@ -21,9 +21,6 @@ const READ_AT_START: &[&str] = &[
     "statistics_interval",
     "openmetrics_allow_ips",
     "openmetrics_allow_cidr",
-    "trusted_proxies",
-    "consider_bosh_secure",
-    "consider_websocket_secure",
     "authentication",
     "component_stanza_size_limit",
     "s2s_stanza_size_limit",
@@ -34,16 +31,38 @@ const READ_AT_START: &[&str] = &[
     "jitsi_recorder",
 ];
 
-/// Prefixes and suffixes of options read at start (listeners, HTTP).
-const READ_AT_START_PREFIXES: &[&str] = &[
-    "http_",
-    "https_",
-    "bosh_",
-    "websocket_",
-    "access_control_",
-    "cross_domain_",
-];
+/// Prefixes and suffixes of options read at start (listeners, HTTP),
+/// but for [`FOLLOWED`].
+const READ_AT_START_PREFIXES: &[&str] = &["http_", "https_", "bosh_", "websocket_"];
 const READ_AT_START_SUFFIXES: &[&str] = &["_ports", "_interfaces"];
+
+/// Listener and HTTP options a reload puts in force: the c2s and HTTP
+/// listeners follow their ports and interfaces
+/// ([`super::listeners::Listeners::follow`]); the HTTP server reads its
+/// options per request and BOSH and WebSocket per new session
+/// ([`bosh_websocket::config::in_force`]). The s2s and component
+/// listeners, and `interfaces` / `local_interfaces` which they read too,
+/// wait for a restart; so does `http_paths` (routes are made when a module
+/// loads).
+const FOLLOWED: &[&str] = &[
+    "c2s_ports",
+    "c2s_direct_tls_ports",
+    "c2s_interfaces",
+    "http_ports",
+    "https_ports",
+    "http_interfaces",
+    "https_interfaces",
+    "http_default_host",
+    "http_max_content_size",
+    "http_default_cors_enabled",
+    "http_cors_override",
+    "bosh_max_inactivity",
+    "bosh_max_polling",
+    "bosh_max_wait",
+    "bosh_max_pause",
+    "websocket_frame_buffer_limit",
+    "websocket_frame_fragment_limit",
+];
 
 /// One difference between two configs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,6 +95,9 @@ impl Change {
 }
 
 fn read_at_start(name: &str) -> bool {
+    if FOLLOWED.contains(&name) {
+        return false;
+    }
     READ_AT_START.contains(&name)
         || READ_AT_START_PREFIXES.iter().any(|p| name.starts_with(p))
         || READ_AT_START_SUFFIXES.iter().any(|s| name.ends_with(s))
@@ -153,24 +175,24 @@ mod tests {
     fn changes_name_options_and_hosts() {
         let old = cfg("log = 'a'\nmodules_enabled = { 'ping' }\nVirtualHost 'a.example'\n");
         let new = cfg(
-            "log = 'b'\nmodules_enabled = { 'ping', 'time' }\nc2s_ports = { 5223 }\nVirtualHost 'a.example'\nfoo = 1\nComponent 'c.example' 'muc'\n",
+            "log = 'b'\nmodules_enabled = { 'ping', 'time' }\ns2s_ports = { 5270 }\nVirtualHost 'a.example'\nfoo = 1\nComponent 'c.example' 'muc'\n",
         );
         let c = changes(&old, &new);
         let text: Vec<String> = c.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
             [
-                "option c2s_ports changed",
                 "option log changed",
                 "option modules_enabled changed",
+                "option s2s_ports changed",
                 "option foo of a.example changed",
                 "Component \"c.example\" added"
             ]
         );
         let applied = |c: &Change| c.applied_at_run_time();
-        assert!(!applied(&c[0]), "listeners are bound at start");
-        assert!(applied(&c[1]) && c[1].is_log());
-        assert!(applied(&c[2]) && c[2].is_module_list());
+        assert!(applied(&c[0]) && c[0].is_log());
+        assert!(applied(&c[1]) && c[1].is_module_list());
+        assert!(!applied(&c[2]), "the s2s listener is bound at start");
         assert!(applied(&c[3]));
         assert!(applied(&c[4]) && c[4].is_host());
         assert!(changes(&new, &new).is_empty());
@@ -198,6 +220,45 @@ mod tests {
             ]
         );
         assert!(c.iter().all(Change::applied_at_run_time));
+    }
+
+    #[test]
+    fn c2s_and_http_listeners_and_options_apply_at_run_time() {
+        let old = cfg("VirtualHost 'a.example'\n");
+        let new = cfg(
+            "c2s_ports = { 5223 }\nhttp_ports = { 5290 }\nbosh_max_wait = 10\n\
+             consider_websocket_secure = true\naccess_control_allow_origins = { 'x' }\n\
+             c2s_stanza_size_limit = 5000\ntrusted_proxies = { '10.0.0.1' }\n\
+             component_ports = { 5348 }\ninterfaces = { '127.0.0.1' }\ndata_path = '/x'\n\
+             http_paths = { bosh = '/b' }\nVirtualHost 'a.example'\n",
+        );
+        let (now, later): (Vec<Change>, Vec<Change>) = changes(&old, &new)
+            .into_iter()
+            .partition(Change::applied_at_run_time);
+        let names = |c: &[Change]| -> Vec<String> {
+            c.iter()
+                .filter_map(|c| match c {
+                    Change::Option { name, .. } => Some(name.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            names(&now),
+            [
+                "access_control_allow_origins",
+                "bosh_max_wait",
+                "c2s_ports",
+                "c2s_stanza_size_limit",
+                "consider_websocket_secure",
+                "http_ports",
+                "trusted_proxies"
+            ]
+        );
+        assert_eq!(
+            names(&later),
+            ["component_ports", "data_path", "http_paths", "interfaces"]
+        );
     }
 
     #[test]

@@ -18,15 +18,18 @@
 //! - the log sinks are replaced (files reopened, for logrotate; levels as
 //!   the new `log` says) and the certificates read again;
 //! - `config-reloaded` fires on the global bus, as in Prosody;
+//! - the c2s and HTTP listeners follow their ports and interfaces
+//!   ([`listeners`]): new ones are bound, removed ones stop accepting
+//!   while the sessions made through them go on; the HTTP server reads its
+//!   options per request, BOSH and WebSocket per new session
+//!   (`c2s_stanza_size_limit`, `bosh_max_*`, `consider_*_secure`, CORS);
 //! - the log says what changed, one line per change, and which changes
-//!   wait for a restart (listeners' ports and interfaces, the HTTP
-//!   server's options, `data_path`, the MUC's options, which mod_muc reads
-//!   when it loads, ...: [`changes`]). The HTTP server (BOSH, WebSocket)
-//!   keeps the `c2s_stanza_size_limit` it started with; TCP connections
-//!   made after the reload get the new one.
+//!   wait for a restart (the s2s and component listeners' ports and
+//!   interfaces, `data_path`, `sql`, ...: [`changes`]).
 
 mod changes;
 mod hosts;
+pub mod listeners;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -112,6 +115,8 @@ pub struct Reloader {
     /// The shutdown signal for listeners a reload opens, and whether the
     /// XEP-0114 component listener is open yet.
     components: Option<(tokio::sync::watch::Receiver<bool>, bool)>,
+    /// The listeners that follow the config (None: they stay as started).
+    listeners: Option<Arc<listeners::Listeners>>,
 }
 
 impl Reloader {
@@ -129,7 +134,15 @@ impl Reloader {
             certificates,
             server: None,
             components: None,
+            listeners: None,
         }
+    }
+
+    /// Lets a reload open and close the c2s and HTTP listeners as the new
+    /// config's ports and interfaces say.
+    pub fn with_listeners(mut self, listeners: Arc<listeners::Listeners>) -> Reloader {
+        self.listeners = Some(listeners);
+        self
     }
 
     /// Lets a reload open the component listener (`component_ports`) when
@@ -255,6 +268,14 @@ impl Reloader {
                 self.open_component_listener(&server, &mut report);
             }
             self.sync_modules(&config, &table.added, &mut report);
+        }
+        if let Some(listeners) = &self.listeners
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let done = listeners.follow(&config);
+            report.applied.extend(done.opened);
+            report.applied.extend(done.closed);
+            report.warnings.extend(done.failed);
         }
         let logging = logging::reload(&config);
         report.applied.extend(logging.changes);

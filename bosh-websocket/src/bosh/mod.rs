@@ -83,6 +83,14 @@ impl BoshService {
         }
     }
 
+    /// The options in force (those it was made with if the server is gone).
+    fn options(&self) -> BoshOptions {
+        self.server
+            .upgrade()
+            .and_then(|s| crate::config::in_force(&s))
+            .map_or_else(|| self.options.clone(), |c| c.bosh.clone())
+    }
+
     /// Open sessions.
     pub fn session_count(&self) -> usize {
         self.sessions
@@ -99,8 +107,9 @@ impl BoshService {
                 "It works! Now point your BOSH client to this URL to connect to Prosody.",
             );
         }
+        let options = self.options();
         let limits = StreamLimits {
-            max_stanza_size: self.options.stanza_size_limit,
+            max_stanza_size: options.stanza_size_limit,
             ..StreamLimits::default()
         };
         let body = match parse_element(&req.body, &limits) {
@@ -207,17 +216,21 @@ impl BoshService {
             .as_deref()
             .and_then(|w| w.trim().parse().ok())
             .ok_or("bad-request")?;
-        let wait = Duration::from_secs(wait).min(self.options.max_wait);
+        // A new session gets the options in force now (a reload applies
+        // them to sessions made after it).
+        let options = crate::config::in_force(&server)
+            .map_or_else(|| self.options.clone(), |c| c.bosh.clone());
+        let wait = Duration::from_secs(wait).min(options.max_wait);
         let sid = new_sid();
         let settings = Settings {
             wait,
-            inactivity: self.options.max_inactivity,
-            polling: self.options.max_polling,
-            max_pause: self.options.max_pause,
+            inactivity: options.max_inactivity,
+            polling: options.max_polling,
+            max_pause: options.max_pause,
         };
         let now = Instant::now().into_std();
         let state = BoshState::new(sid.clone(), host.name.clone(), rid, settings, now);
-        let secure = self.options.consider_secure || req.secure;
+        let secure = options.consider_secure || req.secure;
         let transport = Arc::new(TransportInfo {
             kind: TransportKind::Bosh,
             method: req.method.to_string(),
@@ -257,7 +270,7 @@ impl BoshService {
             commands: cmd_rx,
             replies: HashMap::new(),
             pending_error: None,
-            max_pending: self.options.stanza_size_limit.saturating_mul(10),
+            max_pending: options.stanza_size_limit.saturating_mul(10),
             shutdown: self.shutdown.clone(),
         };
         tokio::spawn(task.run());

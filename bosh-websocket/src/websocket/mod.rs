@@ -82,7 +82,11 @@ impl WebSocketService {
         ) else {
             return crate::server::error_page(StatusCode::BAD_REQUEST, "Not a WebSocket upgrade");
         };
-        let secure = self.options.consider_secure || req.secure;
+        // A new session gets the options in force now (a reload applies
+        // them to sessions made after it).
+        let options = crate::config::in_force(&server)
+            .map_or_else(|| self.options.clone(), |c| c.websocket.clone());
+        let secure = options.consider_secure || req.secure;
         let transport = Arc::new(TransportInfo {
             kind: TransportKind::WebSocket,
             method: req.method.to_string(),
@@ -98,7 +102,7 @@ impl WebSocketService {
             match upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    service.serve(server, io, transport, peer).await;
+                    service.serve(server, io, transport, peer, options).await;
                 }
                 Err(e) => tracing::debug!(%peer, "WebSocket upgrade failed: {e}"),
             }
@@ -116,6 +120,7 @@ impl WebSocketService {
         io: S,
         transport: Arc<TransportInfo>,
         peer: SocketAddr,
+        options: WebSocketOptions,
     ) where
         S: AsyncRead + AsyncWrite + Send + Unpin,
     {
@@ -144,16 +149,16 @@ impl WebSocketService {
             c2s,
             rx,
             reader: FrameReader::new(
-                self.options.stanza_size_limit,
-                self.options.frame_buffer_limit,
-                self.options.frame_fragment_limit,
+                options.stanza_size_limit,
+                options.frame_buffer_limit,
+                options.frame_fragment_limit,
             ),
             limits: StreamLimits {
-                max_stanza_size: self.options.stanza_size_limit,
+                max_stanza_size: options.stanza_size_limit,
                 ..StreamLimits::default()
             },
             done: false,
-            close_timeout: self.options.close_timeout,
+            close_timeout: options.close_timeout,
             closing: None,
             client_closed: false,
             error_sent: false,

@@ -1,0 +1,299 @@
+//! Listening ports that follow the config, as Prosody's portmanager does on
+//! `config-reloaded`: for each service the wanted (interface, port) pairs
+//! are compared with the bound ones; a new pair is bound (a failure is
+//! logged and the others go on), a removed one stops accepting while the
+//! sessions that came through it stay.
+//!
+//! Services followed: `c2s` (`c2s_ports`), `c2s_direct_tls`
+//! (`c2s_direct_tls_ports`), both on `c2s_interfaces` / `interfaces`, and
+//! the HTTP server's `http` and `https` (`http_ports`, `https_ports` and
+//! their interfaces). `s2s` and `component` listeners keep their ports
+//! until a restart.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+use xmpp_core::ServerConfig;
+use xmpp_core::config::OptionError;
+use xmpp_core::listen;
+
+/// Opens a listener on an address: the address bound (the port the
+/// system chose for port 0) and its accept task.
+pub type Open = Box<dyn Fn(SocketAddr) -> std::io::Result<(SocketAddr, JoinHandle<()>)> + Send>;
+
+/// The addresses a config asks a service to listen on, in binding order.
+pub type Wanted = fn(&ServerConfig) -> Result<Vec<SocketAddr>, OptionError>;
+
+/// One listening service.
+struct Service {
+    kind: &'static str,
+    wanted: Wanted,
+    open: Open,
+    /// (address as configured, address bound, accept task).
+    bound: Vec<(SocketAddr, SocketAddr, JoinHandle<()>)>,
+}
+
+/// The services whose listeners follow a reload; shared by the running
+/// server (which stops them at shutdown) and the reloader.
+#[derive(Default)]
+pub struct Listeners {
+    services: Mutex<Vec<Service>>,
+}
+
+/// What [`Listeners::follow`] did, one line each.
+#[derive(Debug, Default)]
+pub struct Followed {
+    pub opened: Vec<String>,
+    pub closed: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+impl Listeners {
+    pub fn new() -> Arc<Listeners> {
+        Arc::new(Listeners::default())
+    }
+
+    /// Adds a service with the listeners start-up opened: `bound` pairs
+    /// each configured address with the address bound and its task.
+    pub fn add(
+        &self,
+        kind: &'static str,
+        wanted: Wanted,
+        open: Open,
+        bound: Vec<(SocketAddr, SocketAddr, JoinHandle<()>)>,
+    ) {
+        self.lock().push(Service {
+            kind,
+            wanted,
+            open,
+            bound,
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Service>> {
+        self.services.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The addresses bound now, per service kind.
+    pub fn bound(&self) -> Vec<(&'static str, SocketAddr)> {
+        self.lock()
+            .iter()
+            .flat_map(|s| s.bound.iter().map(|(_, at, _)| (s.kind, *at)))
+            .collect()
+    }
+
+    /// Brings every service's listeners in line with `config` (inside a
+    /// Tokio runtime).
+    pub fn follow(&self, config: &ServerConfig) -> Followed {
+        let mut done = Followed::default();
+        for service in self.lock().iter_mut() {
+            let wanted = match (service.wanted)(config) {
+                Ok(w) => w,
+                Err(e) => {
+                    done.failed
+                        .push(format!("{} listeners unchanged: {e}", service.kind));
+                    continue;
+                }
+            };
+            // Removed: stop accepting (the accept task owns the socket;
+            // connections run in tasks of their own and stay).
+            let kind = service.kind;
+            service.bound.retain(|(configured, at, task)| {
+                if wanted.contains(configured) {
+                    return true;
+                }
+                task.abort();
+                tracing::info!(
+                    target: "portmanager",
+                    "Deactivated service '{kind}' on [{}]:{}",
+                    at.ip(),
+                    at.port()
+                );
+                done.closed
+                    .push(format!("stopped listening for {kind} on {at}"));
+                false
+            });
+            let several = wanted.len() > 1;
+            for addr in wanted {
+                if service.bound.iter().any(|(c, _, _)| *c == addr) {
+                    continue;
+                }
+                match (service.open)(addr) {
+                    Ok((at, task)) => {
+                        tracing::info!(
+                            target: "portmanager",
+                            "Activated service '{kind}' on [{}]:{}",
+                            at.ip(),
+                            at.port()
+                        );
+                        done.opened.push(format!("listening for {kind} on {at}"));
+                        service.bound.push((addr, at, task));
+                    }
+                    // `::` next to `*` on a dual-stack system: skipped, as
+                    // at start-up.
+                    Err(e) if addr.is_ipv6() && several => {
+                        tracing::debug!("not listening on {addr}: {e}");
+                    }
+                    Err(e) => {
+                        // Prosody's portmanager words it so.
+                        tracing::error!(
+                            target: "portmanager",
+                            "Failed to open server port {} on {}, {e}",
+                            addr.port(),
+                            addr.ip()
+                        );
+                        done.failed.push(format!(
+                            "cannot listen for {kind} on {addr}: {e}{}",
+                            crate::startup::in_use_hint(&e)
+                        ));
+                    }
+                }
+            }
+        }
+        done
+    }
+
+    /// Takes every accept task (at shutdown: they end when the shutdown
+    /// signal flips).
+    pub fn take_tasks(&self) -> Vec<JoinHandle<()>> {
+        self.lock()
+            .iter_mut()
+            .flat_map(|s| s.bound.drain(..).map(|(_, _, t)| t))
+            .collect()
+    }
+}
+
+/// Every port of `ports` on every interface of `interfaces`, in binding
+/// order (as [`listen::bind_all`] binds them).
+fn pairs(
+    ports: Result<Vec<u16>, OptionError>,
+    interfaces: Result<Vec<std::net::IpAddr>, OptionError>,
+) -> Result<Vec<SocketAddr>, OptionError> {
+    let (ports, interfaces) = (ports?, interfaces?);
+    Ok(ports
+        .iter()
+        .flat_map(|p| interfaces.iter().map(|ip| SocketAddr::new(*ip, *p)))
+        .collect())
+}
+
+/// `c2s_ports` (5222) on the c2s interfaces.
+pub fn c2s_wanted(config: &ServerConfig) -> Result<Vec<SocketAddr>, OptionError> {
+    pairs(
+        listen::ports(config, "c2s_ports", &[5222]),
+        listen::service_interfaces(config, "c2s"),
+    )
+}
+
+/// `c2s_direct_tls_ports` (none) on the c2s interfaces.
+pub fn c2s_direct_tls_wanted(config: &ServerConfig) -> Result<Vec<SocketAddr>, OptionError> {
+    pairs(
+        listen::ports(config, "c2s_direct_tls_ports", &[]),
+        listen::service_interfaces(config, "c2s"),
+    )
+}
+
+/// `http_ports` on the HTTP interfaces.
+pub fn http_wanted(config: &ServerConfig) -> Result<Vec<SocketAddr>, OptionError> {
+    let c = bosh_websocket::config::HttpConfig::from_config(config)?;
+    pairs(Ok(c.http_ports), Ok(c.http_interfaces))
+}
+
+/// `https_ports` on the HTTPS interfaces.
+pub fn https_wanted(config: &ServerConfig) -> Result<Vec<SocketAddr>, OptionError> {
+    let c = bosh_websocket::config::HttpConfig::from_config(config)?;
+    pairs(Ok(c.https_ports), Ok(c.https_interfaces))
+}
+
+/// Pairs the listeners start-up bound (in binding order, some `::` maybe
+/// skipped) with the configured addresses they came from.
+pub fn match_bound(
+    wanted: &[SocketAddr],
+    bound: Vec<(SocketAddr, JoinHandle<()>)>,
+) -> Vec<(SocketAddr, SocketAddr, JoinHandle<()>)> {
+    let mut out = Vec::new();
+    let mut rest = wanted.iter();
+    for (at, task) in bound {
+        // The next configured address of the same IP (port 0 was given a
+        // port by the system).
+        let configured = rest
+            .by_ref()
+            .find(|c| c.ip() == at.ip() && (c.port() == at.port() || c.port() == 0))
+            .copied()
+            .unwrap_or(at);
+        out.push((configured, at, task));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(src: &str) -> ServerConfig {
+        lua_compat::config::load_str(src, std::path::Path::new("/tmp/t.cfg.lua")).unwrap()
+    }
+
+    fn opener() -> Open {
+        Box::new(|addr| {
+            let l = listen::bind(addr)?;
+            let at = l.local_addr()?;
+            Ok((
+                at,
+                tokio::spawn(async move {
+                    std::future::pending::<()>().await;
+                    drop(l)
+                }),
+            ))
+        })
+    }
+
+    #[tokio::test]
+    async fn ports_added_are_bound_and_removed_ones_closed() {
+        let listeners = Listeners::new();
+        // Two free ports, found by binding and letting go.
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (a, b) = (free(), free());
+        let first = cfg(&format!(
+            "interfaces = {{ '127.0.0.1' }}\nc2s_ports = {{ {a} }}\n"
+        ));
+        listeners.add("c2s", c2s_wanted, opener(), Vec::new());
+        let done = listeners.follow(&first);
+        assert_eq!(done.opened.len(), 1, "{done:?}");
+        let both = cfg(&format!(
+            "interfaces = {{ '127.0.0.1' }}\nc2s_ports = {{ {a}, {b} }}\n"
+        ));
+        let done = listeners.follow(&both);
+        assert_eq!(done.opened, [format!("listening for c2s on 127.0.0.1:{b}")]);
+        assert!(done.closed.is_empty());
+        let only_b = cfg(&format!(
+            "interfaces = {{ '127.0.0.1' }}\nc2s_ports = {{ {b} }}\n"
+        ));
+        let done = listeners.follow(&only_b);
+        assert_eq!(
+            done.closed,
+            [format!("stopped listening for c2s on 127.0.0.1:{a}")]
+        );
+        let d = free();
+        assert_eq!(
+            listeners.bound(),
+            [("c2s", SocketAddr::from(([127, 0, 0, 1], b)))]
+        );
+        // A port taken by someone else: logged, the rest goes on.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = taken.local_addr().unwrap().port();
+        let more = cfg(&format!(
+            "interfaces = {{ '127.0.0.1' }}\nc2s_ports = {{ {b}, {c}, {d} }}\n"
+        ));
+        let done = listeners.follow(&more);
+        assert_eq!(done.failed.len(), 1, "{done:?}");
+        assert_eq!(done.opened, [format!("listening for c2s on 127.0.0.1:{d}")]);
+        assert_eq!(listeners.take_tasks().len(), 2);
+    }
+}
