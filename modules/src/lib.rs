@@ -40,6 +40,7 @@ pub mod roster;
 pub mod server_contact_info;
 pub mod storage;
 pub mod time;
+pub mod tombstones;
 pub mod uptime;
 pub mod vcard;
 pub mod vcard4;
@@ -78,6 +79,7 @@ pub fn register(registry: &mut Registry) {
         .add_loader("roster", roster::load)
         .add_loader("server_contact_info", server_contact_info::load)
         .add_loader("time", time::load)
+        .add_loader("tombstones", tombstones::load)
         .add_loader("uptime", uptime::load)
         .add_loader("vcard", vcard::load)
         .add_loader("vcard4", vcard4::load)
