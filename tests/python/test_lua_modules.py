@@ -18,6 +18,9 @@ MUC component), and the community modules muc_restrict_media (MUC events),
 pastebin (message hook, HTTP route,
 timer), lastlog2 (map storage), require_otr (pre-message hooks, error replies),
 block_strangers (roster look-ups), broadcast (online sessions of every host).
+
+LUA_TEST_DEBUG_LOG=/path/file adds `log = { debug = ... }` to the configs, for a
+module's own log lines (lilt logs a Lua handler's error with module and line).
 """
 
 from __future__ import annotations
