@@ -26,7 +26,9 @@ use xmpp_core::{Server, ServerConfig, Value};
 use crate::cors::CorsOptions;
 use crate::proxy::TrustedProxies;
 
-/// Everything the HTTP service needs from the config, read once at start.
+/// Everything the HTTP service needs from the config: the listeners' ports
+/// at start, the rest per request and per new BOSH or WebSocket session
+/// from the config in force ([`in_force`]), so a reload applies it.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub http_ports: Vec<u16>,

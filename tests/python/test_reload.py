@@ -6,7 +6,7 @@ added, a MUC option changed) and `lilt reload` (prosodyctl reload: SIGHUP to the
 in `pidfile`) is run: the server lives on, a groupchat reaches every occupant and a
 message from each guest reaches the user, the new sink gets debug lines, the new module
 is loaded on every VirtualHost and the new host added, and the log says what was applied
-(a line per change) and what waits for a restart (the MUC's options). A config with a
+(a line per change) and what waits for a restart (`statistics_interval`). A config with a
 syntax error is refused with its file and line and the running configuration stays in
 force. A rotated log file is opened again, and
 certificates replaced on disk are served to new connections. At exit the pidfile is
@@ -20,8 +20,10 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -30,8 +32,19 @@ from lilt_harness import paths
 from lilt_harness.certs import make_pki
 from lilt_harness.client import Client, run
 from lilt_harness.config import ALL_DOMAINS, DOMAIN, TEST_MODULES, base_config
+from lilt_harness.httpxmpp import (
+    NS_SASL,
+    _bind_iq,
+    _Bosh,
+    _bound_jid,
+    _plain,
+    _WebSocket,
+    _ws_open,
+    bosh_login,
+)
 from lilt_harness.muc import MUC_HOST, anonymous, groupchat, join, muc_config
 from lilt_harness.rawstream import RawStream
+from lilt_harness.servers import free_port
 
 pytestmark = pytest.mark.lilt_only
 
@@ -146,6 +159,7 @@ def test_sighup_reloads_without_dropping_anyone(start_server, tmp_path):
         config.globals["modules_enabled"].append("carbons")
         config.hosts[MUC_HOST]["max_history_messages"] = 5
         config.hosts["new.localhost"] = {}
+        config.globals["statistics_interval"] = 30
         server.write_config(config)
         done = await loop.run_in_executor(None, lilt, "reload")
         assert done.returncode == 0, done.stdout + done.stderr
@@ -160,8 +174,10 @@ def test_sighup_reloads_without_dropping_anyone(start_server, tmp_path):
             assert f"Reload applied: {change}" in log, (change, log[-3000:])
             assert change in line, line
         assert "modules_enabled" not in line, line
-        # mod_muc reads its options when it loads: said so, not claimed applied.
-        restart = f"Reload: option max_history_messages of {MUC_HOST} changed, in force after a restart"
+        # The MUC reads its options again on config-reloaded.
+        assert f"Reload applied: option max_history_messages of {MUC_HOST} changed" in log
+        # What is read once at start is said to wait for a restart.
+        restart = "Reload: option statistics_interval changed, in force after a restart"
         assert restart in log, log[-3000:]
         server.check_alive()
         await ping_ok()
@@ -240,3 +256,157 @@ def test_reload_without_a_running_server(start_server, tmp_path):
     )
     assert done.returncode == 1
     assert "stale" in done.stderr, done.stderr
+
+
+# -- Listeners and HTTP options follow a reload (Prosody's portmanager) ----------------
+
+
+def refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def until_refused(port: int, timeout: float = 20.0) -> None:
+    """A removed port stops accepting (the listener closes as the reload logs it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if refused(port):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"port {port} still accepts connections")
+
+
+def test_a_reload_opens_and_closes_c2s_ports(start_server, tmp_path):
+    info = tmp_path / "lilt.log"
+    first, second = free_port(), free_port()
+    config = base_config(extra_globals={"log": {"info": str(info)}, "c2s_ports": [first]})
+    server = start_server(
+        config, users=[("alice", DOMAIN, "alice-pw"), ("bob", DOMAIN, "bob-pw")]
+    )
+    assert server.c2s_port == first
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        alice = await Client(server, f"alice@{DOMAIN}", "alice-pw").connect()
+
+        async def chat(a: Client, b: Client, text: str) -> None:
+            a.send(f"<message to='{b.jid}' type='chat'><body>{text}</body></message>")
+            await b.expect(
+                lambda e: e.tag.endswith("message") and e.findtext("{jabber:client}body") == text,
+                what=text,
+            )
+
+        # A port added: a client logs in on it, the old session goes on.
+        config.globals["c2s_ports"] = [first, second]
+        server.write_config(config)
+        await loop.run_in_executor(
+            None, sighup_and_wait, server, info, rf"Reload applied: listening for c2s on 127\.0\.0\.1:{second}"
+        )
+        server.c2s_port = second
+        bob = await Client(server, f"bob@{DOMAIN}", "bob-pw").connect()
+        await chat(alice, bob, "alice on the first port")
+        await chat(bob, alice, "bob on the second port")
+
+        # The first port removed: new connections refused there, alice (who came
+        # through it) still served.
+        config.globals["c2s_ports"] = [second]
+        server.write_config(config)
+        await loop.run_in_executor(
+            None, sighup_and_wait, server, info, rf"Reload applied: stopped listening for c2s on 127\.0\.0\.1:{first}"
+        )
+        await loop.run_in_executor(None, until_refused, first)
+        reply = await alice.iq(PING)
+        assert reply.get("type") == "result"
+        await chat(alice, bob, "alice after her port closed")
+        await chat(bob, alice, "bob after the first port closed")
+        await asyncio.gather(alice.close(), bob.close())
+
+    run(body())
+    log = info.read_text()
+    assert "c2s_ports changed, in force after a restart" not in log, log[-3000:]
+
+
+def ws_session(port: int, user: str, password: str, resource: str) -> _WebSocket:
+    """A WebSocket session logged in (PLAIN) and bound to `resource`."""
+    ws = _WebSocket(port, DOMAIN)
+    _ws_open(ws, DOMAIN)
+    ws.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{_plain(user, password)}</auth>")
+    answer = ws.recv()
+    assert answer.tag == f"{{{NS_SASL}}}success", ET.tostring(answer)
+    _ws_open(ws, DOMAIN)
+    ws.send(_bind_iq().replace("<resource>http</resource>", f"<resource>{resource}</resource>"))
+    assert _bound_jid(ws.recv()) == f"{user}@{DOMAIN}/{resource}"
+    return ws
+
+
+def big_message(ws: _WebSocket, to: str, size: int) -> str:
+    """Sends a message of about `size` bytes to `to`; returns its body."""
+    text = "x" * size
+    ws.send(f"<message xmlns='jabber:client' to='{to}' type='chat'><body>{text}</body></message>")
+    return text
+
+
+def test_http_ports_and_options_follow_a_reload(start_server, tmp_path):
+    info = tmp_path / "lilt.log"
+    first, second = free_port(), free_port()
+    config = base_config(
+        extra_globals={
+            "log": {"info": str(info)},
+            "modules_enabled": [*TEST_MODULES, "bosh", "websocket"],
+            "http_ports": [first],
+            "https_ports": [],
+            "consider_bosh_secure": True,
+            "consider_websocket_secure": True,
+            "c2s_stanza_size_limit": 20000,
+        }
+    )
+    server = start_server(config, users=[("alice", DOMAIN, "alice-pw")])
+    assert bosh_login(first, DOMAIN, "alice", "alice-pw").ok
+    before = ws_session(first, "alice", "alice-pw", "before")
+    try:
+        config.globals["http_ports"] = [second]
+        config.globals["c2s_stanza_size_limit"] = 2000
+        config.globals["bosh_max_wait"] = 2
+        server.write_config(config)
+        applied = sighup_and_wait(server, info, r"config reloaded.*")
+        assert f"listening for http on 127.0.0.1:{second}" in applied, applied
+        assert f"stopped listening for http on 127.0.0.1:{first}" in applied, applied
+        for name in ("http_ports", "c2s_stanza_size_limit", "bosh_max_wait"):
+            assert f"Reload applied: option {name} changed" in info.read_text(), name
+        assert "needs a restart" not in applied, applied
+
+        # BOSH answers on the new port, with the new bosh_max_wait.
+        assert bosh_login(second, DOMAIN, "alice", "alice-pw").ok
+        opened = _Bosh(second, DOMAIN).post(
+            to=DOMAIN, wait="60", hold="1", ver="1.6", **{"xmpp:version": "1.0"}
+        )
+        assert opened.get("wait") == "2", ET.tostring(opened)
+        until_refused(first)
+
+        # A new WebSocket session has the lowered stanza size limit...
+        after = ws_session(second, "alice", "alice-pw", "after")
+        try:
+            big_message(after, f"alice@{DOMAIN}/after", 5000)
+            ended = None
+            while ended is None:
+                element = after.recv()
+                assert not element.tag.endswith("message"), "the old limit let it through"
+                if element.tag.endswith("error"):
+                    ended = ET.tostring(element).decode()
+            assert "policy-violation" in ended, ended
+        finally:
+            after.close()
+        # ... the one made before the reload (through the port now closed) keeps
+        # the limit it was made with, and goes on.
+        text = big_message(before, f"alice@{DOMAIN}/before", 5000)
+        while True:
+            element = before.recv()
+            if element.tag.endswith("message"):
+                assert element.findtext("{jabber:client}body") == text
+                break
+    finally:
+        before.close()
+    server.check_alive()
