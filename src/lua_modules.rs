@@ -54,6 +54,42 @@ pub fn fallback(config: &ServerConfig) -> Option<xmpp_core::module::registry::Fa
     }))
 }
 
+/// What Lua modules measured (`module:measure`, `module:metric`), by
+/// OpenMetrics family (`prosody_mod_<module>__<name>`, as Prosody names
+/// them) and host: a server extension the metrics page can list.
+#[derive(Default)]
+pub struct LuaMeasures(Mutex<std::collections::BTreeMap<(String, String), Measure>>);
+
+/// One measured figure of a Lua module.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measure {
+    /// Prosody's kind: `amount`/`gauge` (the last value), `counter`/`rate`
+    /// (a running total), `times`/`sizes`/`distribution`/`histogram`
+    /// (`value` is the sum of `count` samples).
+    pub kind: String,
+    pub value: f64,
+    pub count: u64,
+}
+
+impl Measure {
+    fn record(&mut self, value: f64) {
+        self.count += 1;
+        match self.kind.as_str() {
+            "amount" | "gauge" => self.value = value,
+            _ => self.value += value,
+        }
+    }
+}
+
+/// Every figure Lua modules measured on `server`: family, host, figure.
+pub fn lua_measures(server: &xmpp_core::Server) -> Vec<(String, String, Measure)> {
+    let measures = server.extension::<LuaMeasures>();
+    lock(&measures.0)
+        .iter()
+        .map(|((family, host), m)| (family.clone(), host.clone(), m.clone()))
+        .collect()
+}
+
 /// Takes the names the global option `prefer_lua_modules` lists out of
 /// `registry`, so that the fallback serves them from `mod_<name>.lua` on
 /// `plugin_paths` (a name with no such file keeps its Rust module).
@@ -568,7 +604,19 @@ impl LuaHost for ContextHost {
     }
 
     fn measure(&self, name: &str, kind: &str, value: f64) {
-        tracing::trace!(module = self.ctx.name(), name, kind, value, "measure");
+        let family = match name.split_once('.') {
+            Some((module, rest)) => format!("prosody_mod_{module}__{rest}"),
+            None => format!("prosody_mod_{}__{name}", self.ctx.name()),
+        };
+        let measures = self.ctx.server().extension::<LuaMeasures>();
+        let mut map = lock(&measures.0);
+        let m = map
+            .entry((family, self.ctx.host().name.clone()))
+            .or_insert_with(|| Measure {
+                kind: kind.to_string(),
+                ..Measure::default()
+            });
+        m.record(value);
     }
 
     fn may(&self, action: &str, jid: &str) -> bool {
@@ -656,4 +704,27 @@ pub fn find(config: &ServerConfig, name: &str) -> Option<PathBuf> {
     let mut search = ModuleSearch::from_config(config, &config.base_dir());
     search.builtin.clear();
     search.find_module(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Measure;
+
+    #[test]
+    fn amounts_keep_the_last_value_counters_add_up() {
+        let mut amount = Measure {
+            kind: "amount".into(),
+            ..Measure::default()
+        };
+        amount.record(3.0);
+        amount.record(5.0);
+        assert_eq!((amount.value, amount.count), (5.0, 2));
+        let mut rate = Measure {
+            kind: "rate".into(),
+            ..Measure::default()
+        };
+        rate.record(1.0);
+        rate.record(1.0);
+        assert_eq!((rate.value, rate.count), (2.0, 2));
+    }
 }
