@@ -23,33 +23,29 @@ use str0m::{Candidate, IceCreds, Rtc};
 use super::forward::{LayerForwarder, Target};
 use super::{AudioSubscription, LayerId, MediaError};
 
-/// Video packets kept per forwarded stream for retransmissions at most
-/// (str0m's default is 1,000; Videobridge keeps 500). Each one is a str0m
-/// `RtpPacket` of a few hundred bytes per receiver (the payload itself is
-/// shared): the largest part of a receiving endpoint's memory, measured
-/// with heaptrack on `bench --media`.
-const SEND_BUFFER_VIDEO: usize = 500;
-
-/// How long a forwarded video packet is kept for retransmissions:
-/// Videobridge's packet cache keeps one second per stream (str0m's
-/// default is 3 s), plenty for a NACK's round trip.
-const RESEND_WINDOW: Duration = Duration::from_secs(1);
-
-/// str0m's default: queued resends are dropped when they pass 15 % of
-/// what a stream sends.
-const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
+/// Video packets kept per forwarded stream for retransmissions, for
+/// str0m's 3 s at most (str0m's default count is 1,000). Each one is a
+/// str0m `RtpPacket` of about 410 bytes per receiver (the payload itself is
+/// shared): the largest part of a receiving endpoint's memory (heaptrack on
+/// `bench --media`, bench/results/2026-12-06-1318Z-media.md).
+const SEND_BUFFER_VIDEO: usize = 256;
 
 /// Sets up a `StreamTx` that forwards another endpoint's stream to this
-/// one: not paced (Videobridge does not pace forwarded media; allocation
-/// keeps it within the receiver's estimate, and str0m's pacer at 1.1 times
-/// an estimate that follows the sent rate held key frames and bursts
-/// back), and for video a retransmission cache sized by time.
-pub(crate) fn configure_forwarded_stream(tx: &mut str0m::rtp::StreamTx, kind: MediaKind) {
-    tx.set_unpaced(true);
-    if kind == MediaKind::Video {
-        tx.set_rtx_cache(SEND_BUFFER_VIDEO, RESEND_WINDOW, RESEND_RATIO_CAP);
-    }
-}
+/// one. Nothing differs from str0m's defaults yet; two of Videobridge's
+/// ways were tried and left off:
+///
+/// - Videobridge does not pace forwarded media. Unpaced streams
+///   (`StreamTx::set_unpaced`) remove the ~60 ms a switch up waits behind
+///   str0m's pacer after a thumbnail (`tests/media_pacing.rs`, ignored),
+///   but with them str0m's estimate towards a receiver on a free link
+///   dropped by a third, to about what it receives, in 7 of 10 runs of
+///   `media_layers`' bottleneck test (paced: 10 of 10 passed).
+/// - Videobridge keeps one second per stream for resends (its
+///   `PacketCache`: 1,000 ms, at most 500 packets). With that window
+///   (`StreamTx::set_rtx_cache`) the caches took 40 % less memory, but
+///   str0m also pads its bandwidth probes with cached packets, and the same
+///   test then failed in 2 runs of 42 (0 of 32 with str0m's 3 s).
+pub(crate) fn configure_forwarded_stream(_tx: &mut str0m::rtp::StreamTx, _kind: MediaKind) {}
 
 /// The bandwidth estimate a receiver's link starts at (Videobridge starts
 /// allocation from 2.5 Mbit/s; str0m's probing finds the real value).

@@ -11,16 +11,15 @@
 //!   is what the best layers of every source it is not suspended from
 //!   would need, plus a quarter: the estimator probes for the capacity to
 //!   climb back once a limit lifts (Videobridge probes for its "ideal"
-//!   layers likewise); forwarded streams themselves are not paced (as
-//!   Videobridge's, `endpoint::configure_forwarded_stream`): allocation
-//!   keeps the forwarded rate within the estimate, str0m's pacer only
-//!   spaces the probing padding;
+//!   layers likewise); allocation keeps the forwarded rate within the
+//!   estimate, since str0m's pacer sends at most 1.1 times it (Videobridge
+//!   does not pace forwarded media: see `endpoint::configure_forwarded_stream`
+//!   for why lilt still does);
 //! - a receiver that sends no transport-wide feedback (str0m's stats show
-//!   no RTT a second after it connected) would keep the initial estimate
-//!   (and its probing) forever: its estimator is reset to an estimate so
-//!   high that nothing is probed for, and no estimate is reported for it
-//!   (allocation then has none, as with Videobridge for a client without
-//!   TWCC or REMB).
+//!   no RTT a second after it connected) would be paced at the initial
+//!   estimate forever: its estimator is reset to an estimate so high that
+//!   nothing is paced, and no estimate is reported for it (allocation then
+//!   has none, as with Videobridge for a client without TWCC or REMB).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
