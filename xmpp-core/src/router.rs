@@ -100,8 +100,10 @@ impl Server {
             None => None,
         };
         let mut to_self = false;
+        // Prosody's types: a JID without a node is "/host", with or
+        // without a resource (`host/announce/online` is a host event).
         let to_type = match &to {
-            Some(j) if j.is_full() => "/full",
+            Some(j) if j.is_full() && j.node().is_some() => "/full",
             Some(j) if j.node().is_some() => {
                 if origin.kind == SessionKind::C2s
                     && j.domain() == origin.host
