@@ -21,6 +21,7 @@ pub mod bookmarks;
 pub mod carbons;
 pub mod csi;
 pub mod csi_simple;
+pub mod debug_reset;
 pub mod disco;
 pub mod external_services;
 pub mod iq;
@@ -60,6 +61,7 @@ pub fn register(registry: &mut Registry) {
         .add_loader("carbons", carbons::load)
         .add_loader("csi", csi::load)
         .add_loader("csi_simple", csi_simple::load)
+        .add_loader("debug_reset", debug_reset::load)
         .add_loader("disco", disco::load)
         .add_loader("external_services", external_services::load)
         .add_loader("iq", iq::load)

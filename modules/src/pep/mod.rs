@@ -81,6 +81,14 @@ pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> 
     host.events.hook("account-disco-info", 0, disco_info);
     host.events.hook("account-disco-items", 0, disco_items);
     let name = host.name.clone();
+    // mod_debug_reset: the caches go with the module's reload.
+    _server.events.hook("server-resetting", 0, move |event| {
+        if let Some(host) = event.server.host(&name) {
+            notify::reset(&host);
+        }
+        false
+    });
+    let name = host.name.clone();
     _server.events.hook("user-deleted", 0, move |event| {
         if event.field_str("host") == Some(name.as_str())
             && let (Some(host), Some(user)) =

@@ -71,6 +71,12 @@ pub fn interested(host: &Host, user: &str, node: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Forgets every recipient and every known caps hash of `host` (as
+/// reloading Prosody's mod_pep empties its caches).
+pub fn reset(host: &Host) {
+    *lock(&host.extension::<Interest>()) = State::default();
+}
+
 pub fn forget_user(host: &Host, user: &str) {
     lock(&host.extension::<Interest>()).recipients.remove(user);
 }
