@@ -24,6 +24,7 @@ pub mod csi_simple;
 pub mod debug_reset;
 pub mod disco;
 pub mod external_services;
+pub mod http_file_share;
 pub mod iq;
 pub mod lastactivity;
 pub mod limits;
@@ -64,6 +65,7 @@ pub fn register(registry: &mut Registry) {
         .add_loader("debug_reset", debug_reset::load)
         .add_loader("disco", disco::load)
         .add_loader("external_services", external_services::load)
+        .add_fn("http_file_share", http_file_share::load_module)
         .add_loader("iq", iq::load)
         .add_loader("lastactivity", lastactivity::load)
         .add_loader("limits", limits::load)
