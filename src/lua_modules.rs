@@ -18,6 +18,8 @@
 //! `prefer_lua_modules = { "motd" }`, `modules_enabled = { "motd" }` runs
 //! Debian's `mod_motd.lua`.
 
+mod adhoc;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -687,6 +689,15 @@ impl LuaHost for ContextHost {
             }
         }
         Some(by_user)
+    }
+
+    fn add_adhoc_command(&self, command: lua_compat::host::AdhocCommand) -> Result<(), HostError> {
+        adhoc::add(&self.ctx.host(), command, self.module.clone());
+        Ok(())
+    }
+
+    fn remove_adhoc_command(&self, node: &str) {
+        adhoc::remove(&self.ctx.host(), node);
     }
 
     fn hosts(&self) -> Vec<String> {

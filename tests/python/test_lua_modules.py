@@ -443,3 +443,81 @@ def test_broadcast(start_server):
             await b.expect_none(is_message("not an admin"), within=0.5, what="a non-admin's broadcast")
 
     run(body())
+
+
+NS_COMMANDS = "http://jabber.org/protocol/commands"
+NS_DATA = "jabber:x:data"
+NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+ONLINE_USERS = "http://jabber.org/protocol/admin#get-online-users-list"
+
+
+def form_values(x: ET.Element) -> dict[str, list[str]]:
+    """A data form's values by field name."""
+    return {
+        f.get("var"): [v.text or "" for v in f.findall(f"{{{NS_DATA}}}value")]
+        for f in x.findall(f"{{{NS_DATA}}}field")
+    }
+
+
+def test_admin_adhoc(start_server):
+    """mod_admin_adhoc (Prosody's own): its commands (Lua handlers, util.adhoc
+    forms) are listed to an admin on the host's commands node; "Get List of
+    Online Users" runs in two steps (the form, then the result form with the
+    online accounts); a non-admin sees none of them and is refused."""
+    config = lua_config(["admin_adhoc"], admins=[BOSS])
+    config.globals["modules_enabled"] += ["adhoc"]
+    server = start_server(config, users=USERS)
+
+    async def body():
+        async with client(server, ALICE) as a, client(server, BOSS) as boss:
+            items = await boss.iq(
+                f"<iq type='get' id='{{id}}' to='{DOMAIN}'>"
+                f"<query xmlns='{NS_DISCO_ITEMS}' node='{NS_COMMANDS}'/></iq>"
+            )
+            listed = {i.get("node"): i.get("name") for i in items.iter(f"{{{NS_DISCO_ITEMS}}}item")}
+            assert listed.get(ONLINE_USERS) == "Get List of Online Users", ET.tostring(items)
+            assert listed.get("http://jabber.org/protocol/admin#add-user") == "Add User", listed
+            assert "http://prosody.im/protocol/modules#list" in listed, listed
+
+            first = await boss.iq(
+                f"<iq type='set' id='{{id}}' to='{DOMAIN}'>"
+                f"<command xmlns='{NS_COMMANDS}' node='{ONLINE_USERS}' action='execute'/></iq>"
+            )
+            cmd = first.find(f"{{{NS_COMMANDS}}}command")
+            assert cmd is not None and cmd.get("status") == "executing", ET.tostring(first)
+            session = cmd.get("sessionid")
+            form = cmd.find(f"{{{NS_DATA}}}x")
+            assert form is not None and form.get("type") == "form", ET.tostring(first)
+            assert form.findtext(f"{{{NS_DATA}}}title") == "Getting List of Online Users"
+            assert "max_items" in form_values(form), ET.tostring(form)
+
+            done = await boss.iq(
+                f"<iq type='set' id='{{id}}' to='{DOMAIN}'>"
+                f"<command xmlns='{NS_COMMANDS}' node='{ONLINE_USERS}' sessionid='{session}'>"
+                f"<x xmlns='{NS_DATA}' type='submit'>"
+                "<field var='FORM_TYPE'><value>http://jabber.org/protocol/admin</value></field>"
+                "<field var='max_items'><value>all</value></field></x></command></iq>"
+            )
+            cmd = done.find(f"{{{NS_COMMANDS}}}command")
+            assert cmd is not None and cmd.get("status") == "completed", ET.tostring(done)
+            result = cmd.find(f"{{{NS_DATA}}}x")
+            assert result is not None and result.get("type") == "result", ET.tostring(done)
+            online = form_values(result).get("onlineuserjids", [])
+            jids = {j for v in online for j in v.split("\n") if j}
+            assert jids == {ALICE, BOSS}, ET.tostring(result)
+
+            items = await a.iq(
+                f"<iq type='get' id='{{id}}' to='{DOMAIN}'>"
+                f"<query xmlns='{NS_DISCO_ITEMS}' node='{NS_COMMANDS}'/></iq>"
+            )
+            nodes = {i.get("node") for i in items.iter(f"{{{NS_DISCO_ITEMS}}}item")}
+            assert ONLINE_USERS not in nodes, ET.tostring(items)
+            a.send(
+                f"<iq type='set' id='refused' to='{DOMAIN}'>"
+                f"<command xmlns='{NS_COMMANDS}' node='{ONLINE_USERS}' action='execute'/></iq>"
+            )
+            refused = await a.expect(lambda e: e.get("id") == "refused", what="the refusal")
+            assert refused.get("type") == "error", ET.tostring(refused)
+            assert error_condition(refused) == ("auth", "forbidden"), ET.tostring(refused)
+
+    run(body())

@@ -346,6 +346,18 @@ pub trait LuaHost: Send + Sync {
         let _ = (room, jid);
         None
     }
+    /// Serves an ad-hoc command the module provides: executing it calls
+    /// [`super::LuaModule::adhoc_execute`] with the command's node.
+    fn add_adhoc_command(&self, command: super::AdhocCommand) -> Result<(), HostError> {
+        Err(HostError::Unsupported(format!(
+            "ad-hoc command {}",
+            command.node
+        )))
+    }
+    /// Stops serving a command added with [`LuaHost::add_adhoc_command`].
+    fn remove_adhoc_command(&self, node: &str) {
+        let _ = node;
+    }
     /// The hosts this server serves (`prosody.hosts`' keys).
     fn hosts(&self) -> Vec<String> {
         vec![self.host().to_string()]

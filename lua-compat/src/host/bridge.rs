@@ -30,6 +30,8 @@ pub(crate) struct Registrations {
     pub items: Vec<(String, Item)>,
     pub timers: Vec<TimerId>,
     pub routes: Vec<RouteId>,
+    /// Nodes of the ad-hoc commands served.
+    pub adhoc: Vec<String>,
 }
 
 /// State shared by the bridge functions and [`super::LuaModule`].
@@ -298,6 +300,26 @@ pub(crate) fn create(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<LuaTable> 
                 Err(e) => Ok((false, Some(e.to_string()))),
             }
         })?,
+    )?;
+    let s = shared.clone();
+    b.set(
+        "adhoc_add",
+        lua.create_function(
+            move |_, (name, node, permission): (String, String, String)| {
+                let command = super::AdhocCommand {
+                    name,
+                    node: node.clone(),
+                    permission,
+                };
+                match s.host.add_adhoc_command(command) {
+                    Ok(()) => {
+                        s.regs().adhoc.push(node);
+                        Ok((true, None))
+                    }
+                    Err(e) => Ok((false, Some(e.to_string()))),
+                }
+            },
+        )?,
     )?;
     let s = shared.clone();
     b.set(

@@ -13,6 +13,7 @@
 //! ([`LuaModule::handle_http`]), and finally [`LuaModule::unload`], which
 //! takes back everything the module registered.
 
+mod adhoc;
 pub mod api;
 mod bridge;
 mod convert;
@@ -33,6 +34,7 @@ use mlua::{Function, Lua, Table as LuaTable, Value as LuaValue};
 use xmpp_core::Element;
 use xmpp_core::value::Value;
 
+pub use adhoc::{AdhocCommand, AdhocError, AdhocReply, AdhocRequest};
 pub use api::{
     HandlerId, HostError, HttpRequest, HttpResponse, IqRequestId, Item, LogLevel, LuaEvent,
     LuaHost, Origin, RouteId, Scope, SessionId, Store, StoreKind, TimerId, UserSessions,
@@ -316,6 +318,9 @@ impl Registrations {
         }
         for r in self.0.routes {
             shared.host.remove_http_route(r);
+        }
+        for node in self.0.adhoc {
+            shared.host.remove_adhoc_command(&node);
         }
     }
 }

@@ -225,7 +225,52 @@ function api:provides(name, item)
 			bridge.http_route(method, path, handler);
 		end
 	end
+	if name == "adhoc" and type(item.handler) == "function" and item.node then
+		self._adhoc[item.node] = item;
+		local ok, err = bridge.adhoc_add(tostring(item.name), item.node, item.permission or "admin");
+		if not ok then self:log("warn", "ad-hoc command %s not served: %s", item.node, tostring(err)); end
+	end
 	self:add_item(name .. "-provider", item);
+end
+
+-- One step of an ad-hoc command this module provides (called by the host,
+-- as Prosody's adhoc.lib.lua handle_cmd does): the handler's state is kept
+-- here between steps, the host only carries its key.
+local adhoc_states, adhoc_next = {}, 0;
+function api:_adhoc_run(node, data, key)
+	local command = self._adhoc[node];
+	if not command then return nil; end
+	local state;
+	if key then state = adhoc_states[key]; adhoc_states[key] = nil; end
+	local out, new_state = command:handler(data, state);
+	out = out or {};
+	local r = { status = out.status or "executing", info = out.info, warn = out.warn };
+	if r.status == "error" then
+		local e = out.error or {};
+		r.error = { type = e.type, condition = e.condition, text = e.text or e.message };
+		return r;
+	end
+	if type(out.error) == "table" then r.error_note = out.error.message; end
+	if out.actions then
+		local actions = { default = out.actions.default };
+		for i, a in ipairs(out.actions) do actions[i] = a; end
+		r.actions = actions;
+	elseif r.status ~= "completed" and r.status ~= "canceled" then
+		r.actions = { "complete" };
+	end
+	if out.form then
+		r.form = (out.form.layout or out.form):form(out.form.values);
+	elseif out.result then
+		r.form = (out.result.layout or out.result):form(out.result.values, "result");
+	end
+	if out.other then r.other = { out.other }; end
+	if r.status ~= "completed" and r.status ~= "canceled" and new_state ~= nil then
+		adhoc_next = adhoc_next + 1;
+		local k = tostring(adhoc_next);
+		adhoc_states[k] = new_state;
+		r.state = k;
+	end
+	return r;
 end
 
 function api:http_url(app_name, default_path)
@@ -385,6 +430,6 @@ end
 
 return function(name, host, path, env)
 	local m = setmetatable({ name = name, host = host, path = path, environment = env,
-		items = {}, _object_hooks = {} }, module_mt);
+		items = {}, _object_hooks = {}, _adhoc = {} }, module_mt);
 	return m;
 end, api;
