@@ -70,7 +70,7 @@ pub struct RunningServer {
     pub listening: Vec<Listening>,
     /// The certificates served, replaced on reload (None: no TLS).
     pub certificates: Option<Arc<crate::reload::Certificates>>,
-    /// The c2s and HTTP listeners, which follow a reload
+    /// The c2s, HTTP, s2s and component listeners, which follow a reload
     /// ([`crate::reload::Reloader::with_listeners`]).
     pub listeners: Arc<Listeners>,
     shutdown: watch::Sender<bool>,
@@ -450,12 +450,14 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
             source,
         },
     })?;
-    for (addr, task) in components {
+    for (addr, _) in &components {
         listening.push(Listening {
             kind: "component",
-            addr,
+            addr: *addr,
         });
-        tasks.push(task);
+    }
+    if !components.is_empty() {
+        followed.add_components(&server, ctx.shutdown.clone(), components)?;
     }
     // Prosody's console (mod_admin_shell on mod_admin_socket): a socket
     // that cannot be made is logged, as Prosody does, and the server runs.
@@ -476,10 +478,13 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
     let s2s = xmpp_core::s2s::start(&server, ctx.shutdown.clone()).map_err(|e| match e {
         xmpp_core::s2s::manager::StartError::Option(e) => StartError::Option(e),
     })?;
-    for (addr, task) in s2s {
-        listening.push(Listening { kind: "s2s", addr });
-        tasks.push(task);
+    for (addr, _) in &s2s {
+        listening.push(Listening {
+            kind: "s2s",
+            addr: *addr,
+        });
     }
+    followed.add_s2s(&server, s2s)?;
     let mut started = xmpp_core::Event::new(&server, "server-started");
     server.fire_global("server-started", &mut started);
     Ok(RunningServer {

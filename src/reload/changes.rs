@@ -10,8 +10,6 @@ use xmpp_core::{HostKind, ServerConfig};
 /// Options read once, by a listener or a service started with the server:
 /// a reload records them, and they take effect at the next restart.
 const READ_AT_START: &[&str] = &[
-    "interfaces",
-    "local_interfaces",
     "data_path",
     "sql",
     "network_settings",
@@ -36,18 +34,23 @@ const READ_AT_START: &[&str] = &[
 const READ_AT_START_PREFIXES: &[&str] = &["http_", "https_", "bosh_", "websocket_"];
 const READ_AT_START_SUFFIXES: &[&str] = &["_ports", "_interfaces"];
 
-/// Listener and HTTP options a reload puts in force: the c2s and HTTP
-/// listeners follow their ports and interfaces
+/// Listener and HTTP options a reload puts in force: the c2s, HTTP, s2s
+/// and component listeners follow their ports and interfaces
 /// ([`super::listeners::Listeners::follow`]); the HTTP server reads its
 /// options per request and BOSH and WebSocket per new session
-/// ([`bosh_websocket::config::in_force`]). The s2s and component
-/// listeners, and `interfaces` / `local_interfaces` which they read too,
-/// wait for a restart; so does `http_paths` (routes are made when a module
-/// loads).
+/// ([`bosh_websocket::config::in_force`]). `http_paths` waits for a
+/// restart (routes are made when a module loads).
 const FOLLOWED: &[&str] = &[
+    "interfaces",
+    "local_interfaces",
     "c2s_ports",
     "c2s_direct_tls_ports",
     "c2s_interfaces",
+    "s2s_ports",
+    "s2s_direct_tls_ports",
+    "s2s_interfaces",
+    "component_ports",
+    "component_interfaces",
     "http_ports",
     "https_ports",
     "http_interfaces",
@@ -175,7 +178,7 @@ mod tests {
     fn changes_name_options_and_hosts() {
         let old = cfg("log = 'a'\nmodules_enabled = { 'ping' }\nVirtualHost 'a.example'\n");
         let new = cfg(
-            "log = 'b'\nmodules_enabled = { 'ping', 'time' }\ns2s_ports = { 5270 }\nVirtualHost 'a.example'\nfoo = 1\nComponent 'c.example' 'muc'\n",
+            "log = 'b'\nmodules_enabled = { 'ping', 'time' }\nsql = { driver = 'SQLite3' }\nVirtualHost 'a.example'\nfoo = 1\nComponent 'c.example' 'muc'\n",
         );
         let c = changes(&old, &new);
         let text: Vec<String> = c.iter().map(ToString::to_string).collect();
@@ -184,7 +187,7 @@ mod tests {
             [
                 "option log changed",
                 "option modules_enabled changed",
-                "option s2s_ports changed",
+                "option sql changed",
                 "option foo of a.example changed",
                 "Component \"c.example\" added"
             ]
@@ -192,7 +195,7 @@ mod tests {
         let applied = |c: &Change| c.applied_at_run_time();
         assert!(applied(&c[0]) && c[0].is_log());
         assert!(applied(&c[1]) && c[1].is_module_list());
-        assert!(!applied(&c[2]), "the s2s listener is bound at start");
+        assert!(!applied(&c[2]), "storage is opened at start");
         assert!(applied(&c[3]));
         assert!(applied(&c[4]) && c[4].is_host());
         assert!(changes(&new, &new).is_empty());
@@ -223,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn c2s_and_http_listeners_and_options_apply_at_run_time() {
+    fn listeners_and_http_options_apply_at_run_time() {
         let old = cfg("VirtualHost 'a.example'\n");
         let new = cfg(
             "c2s_ports = { 5223 }\nhttp_ports = { 5290 }\nbosh_max_wait = 10\n\
@@ -250,15 +253,14 @@ mod tests {
                 "bosh_max_wait",
                 "c2s_ports",
                 "c2s_stanza_size_limit",
+                "component_ports",
                 "consider_websocket_secure",
                 "http_ports",
+                "interfaces",
                 "trusted_proxies"
             ]
         );
-        assert_eq!(
-            names(&later),
-            ["component_ports", "data_path", "http_paths", "interfaces"]
-        );
+        assert_eq!(names(&later), ["data_path", "http_paths"]);
     }
 
     #[test]

@@ -5,18 +5,21 @@
 //! sessions that came through it stay.
 //!
 //! Services followed: `c2s` (`c2s_ports`), `c2s_direct_tls`
-//! (`c2s_direct_tls_ports`), both on `c2s_interfaces` / `interfaces`, and
-//! the HTTP server's `http` and `https` (`http_ports`, `https_ports` and
-//! their interfaces). `s2s` and `component` listeners keep their ports
-//! until a restart.
+//! (`c2s_direct_tls_ports`), both on `c2s_interfaces` / `interfaces`; the
+//! HTTP server's `http` and `https` (`http_ports`, `https_ports` and their
+//! interfaces); `s2s` and `s2s_direct_tls` (`s2s_ports`,
+//! `s2s_direct_tls_ports` on `s2s_interfaces` / `interfaces`) when s2s was
+//! started; `component` (`component_ports` on `component_interfaces` /
+//! `local_interfaces`) once the component listener is open.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use xmpp_core::ServerConfig;
 use xmpp_core::config::OptionError;
 use xmpp_core::listen;
+use xmpp_core::{Server, ServerConfig};
 
 /// Opens a listener on an address: the address bound (the port the
 /// system chose for port 0) and its accept task.
@@ -154,6 +157,65 @@ impl Listeners {
         done
     }
 
+    /// Follows the XEP-0114 component listener opened (at start, or by the
+    /// reload that added the first external component) on `opened`.
+    pub fn add_components(
+        &self,
+        server: &Arc<Server>,
+        shutdown: watch::Receiver<bool>,
+        opened: Vec<(SocketAddr, JoinHandle<()>)>,
+    ) -> Result<(), OptionError> {
+        let ctx = xmpp_core::component::ListenerContext::from_config(server, shutdown)?;
+        let bound = match_bound(&component_wanted(&server.config)?, opened);
+        let open: Open = Box::new(move |addr| {
+            let listener = listen::bind(addr)?;
+            let at = listener.local_addr()?;
+            Ok((
+                at,
+                tokio::spawn(xmpp_core::component::serve(listener, ctx.clone())),
+            ))
+        });
+        self.add("component", component_wanted, open, bound);
+        Ok(())
+    }
+
+    /// Follows the s2s listeners [`xmpp_core::s2s::start`] opened on
+    /// `opened` (plain ones first), if s2s was started.
+    pub fn add_s2s(
+        &self,
+        server: &Arc<Server>,
+        opened: Vec<(SocketAddr, JoinHandle<()>)>,
+    ) -> Result<(), OptionError> {
+        use xmpp_core::s2s::manager;
+        if !server
+            .extension::<xmpp_core::s2s::S2sManager>()
+            .is_running()
+        {
+            return Ok(());
+        }
+        let config = server.config.current();
+        let plain = manager::wanted(config, false)?;
+        let mut all = plain.clone();
+        all.extend(manager::wanted(config, true)?);
+        let (plain_bound, direct_bound): (Vec<_>, Vec<_>) = match_bound(&all, opened)
+            .into_iter()
+            .partition(|(configured, _, _)| plain.contains(configured));
+        for (kind, direct_tls, bound) in [
+            ("s2s", false, plain_bound),
+            ("s2s_direct_tls", true, direct_bound),
+        ] {
+            let server = server.clone();
+            let open: Open = Box::new(move |addr| manager::listen(&server, addr, direct_tls));
+            let wanted: Wanted = if direct_tls {
+                |c| xmpp_core::s2s::manager::wanted(c, true)
+            } else {
+                |c| xmpp_core::s2s::manager::wanted(c, false)
+            };
+            self.add(kind, wanted, open, bound);
+        }
+        Ok(())
+    }
+
     /// Takes every accept task (at shutdown: they end when the shutdown
     /// signal flips).
     pub fn take_tasks(&self) -> Vec<JoinHandle<()>> {
@@ -203,6 +265,18 @@ pub fn http_wanted(config: &ServerConfig) -> Result<Vec<SocketAddr>, OptionError
 pub fn https_wanted(config: &ServerConfig) -> Result<Vec<SocketAddr>, OptionError> {
     let c = bosh_websocket::config::HttpConfig::from_config(config)?;
     pairs(Ok(c.https_ports), Ok(c.https_interfaces))
+}
+
+/// `component_ports` (5347) on the component interfaces.
+pub fn component_wanted(config: &ServerConfig) -> Result<Vec<SocketAddr>, OptionError> {
+    pairs(
+        listen::ports(
+            config,
+            "component_ports",
+            &[xmpp_core::component::DEFAULT_PORT],
+        ),
+        listen::private_service_interfaces(config, "component"),
+    )
 }
 
 /// Pairs the listeners start-up bound (in binding order, some `::` maybe

@@ -172,10 +172,16 @@ impl Reloader {
             Ok(opened) if opened.is_empty() => {}
             Ok(opened) => {
                 *listening = true;
-                for (addr, _task) in opened {
+                for (addr, _task) in &opened {
                     report
                         .applied
                         .push(format!("listening for components on {addr}"));
+                }
+                // From now on its ports follow the config too.
+                if let Some(listeners) = &self.listeners
+                    && let Err(e) = listeners.add_components(server, shutdown.clone(), opened)
+                {
+                    report.warnings.push(e.to_string());
                 }
             }
             Err(e) => report

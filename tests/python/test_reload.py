@@ -10,8 +10,12 @@ is loaded on every VirtualHost and the new host added, and the log says what was
 syntax error is refused with its file and line and the running configuration stays in
 force. A rotated log file is opened again, and
 certificates replaced on disk are served to new connections. At exit the pidfile is
-gone. Prosody itself only reopens logs on SIGHUP (lilt only: these test lilt's own
-reload). Debian's stock config with 50 clients: test_reload_stock.py.
+gone. Listeners follow a reload as Prosody's portmanager has them do (a c2s
+port added takes logins, a removed one refuses new connections while the
+sessions made on it go on; s2s likewise; BOSH moves to new `http_ports`), and a
+new WebSocket or BOSH session gets the HTTP options in force (the lowered
+`c2s_stanza_size_limit`, `bosh_max_wait`). Prosody itself only reopens logs on
+SIGHUP (lilt only: these test lilt's own reload). Debian's stock config with 50 clients: test_reload_stock.py.
 """
 
 from __future__ import annotations
@@ -279,9 +283,24 @@ def until_refused(port: int, timeout: float = 20.0) -> None:
     raise AssertionError(f"port {port} still accepts connections")
 
 
-def test_a_reload_opens_and_closes_c2s_ports(start_server, tmp_path):
+def answers_as_a_server(port: int) -> None:
+    """An s2s listener answers a stream header with its own."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+            b"xmlns:stream='http://etherx.jabber.org/streams' to='localhost' "
+            b"from='remote.example' version='1.0'>"
+        )
+        seen = b""
+        while b"<stream:stream" not in seen:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed after {seen!r}"
+            seen += chunk
+
+
+def test_a_reload_opens_and_closes_c2s_and_s2s_ports(start_server, tmp_path):
     info = tmp_path / "lilt.log"
-    first, second = free_port(), free_port()
+    first, second, federation = free_port(), free_port(), free_port()
     config = base_config(extra_globals={"log": {"info": str(info)}, "c2s_ports": [first]})
     server = start_server(
         config, users=[("alice", DOMAIN, "alice-pw"), ("bob", DOMAIN, "bob-pw")]
@@ -299,12 +318,16 @@ def test_a_reload_opens_and_closes_c2s_ports(start_server, tmp_path):
                 what=text,
             )
 
-        # A port added: a client logs in on it, the old session goes on.
+        # A port added: a client logs in on it, the old session goes on. An s2s
+        # port (none at start) is opened too.
         config.globals["c2s_ports"] = [first, second]
+        config.globals["s2s_ports"] = [federation]
         server.write_config(config)
         await loop.run_in_executor(
             None, sighup_and_wait, server, info, rf"Reload applied: listening for c2s on 127\.0\.0\.1:{second}"
         )
+        assert f"Reload applied: listening for s2s on 127.0.0.1:{federation}" in info.read_text()
+        await loop.run_in_executor(None, answers_as_a_server, federation)
         server.c2s_port = second
         bob = await Client(server, f"bob@{DOMAIN}", "bob-pw").connect()
         await chat(alice, bob, "alice on the first port")
@@ -313,11 +336,13 @@ def test_a_reload_opens_and_closes_c2s_ports(start_server, tmp_path):
         # The first port removed: new connections refused there, alice (who came
         # through it) still served.
         config.globals["c2s_ports"] = [second]
+        config.globals["s2s_ports"] = []
         server.write_config(config)
         await loop.run_in_executor(
             None, sighup_and_wait, server, info, rf"Reload applied: stopped listening for c2s on 127\.0\.0\.1:{first}"
         )
         await loop.run_in_executor(None, until_refused, first)
+        await loop.run_in_executor(None, until_refused, federation)
         reply = await alice.iq(PING)
         assert reply.get("type") == "result"
         await chat(alice, bob, "alice after her port closed")

@@ -341,35 +341,56 @@ pub fn start_with(
     });
     let manager = server.extension::<S2sManager>();
     let _ = manager.ctx.set(ctx.clone());
-    let ifaces = crate::listen::service_interfaces(config, "s2s")?;
     let mut out = Vec::new();
-    for (option, default, direct_tls) in [
-        ("s2s_ports", &[super::DEFAULT_PORT][..], false),
-        ("s2s_direct_tls_ports", &[][..], true),
-    ] {
-        let ports = crate::listen::ports(config, option, default)?;
-        for port in ports {
-            for ip in &ifaces {
-                let addr = SocketAddr::new(*ip, port);
-                match crate::listen::bind(addr) {
-                    Ok(l) => {
-                        let addr = l.local_addr().unwrap_or(addr);
-                        tracing::info!(
-                            "listening for servers on {addr}{}",
-                            if direct_tls { " (direct TLS)" } else { "" }
-                        );
-                        let task = tokio::spawn(super::runtime::serve(
-                            l,
-                            server.clone(),
-                            ctx.clone(),
-                            direct_tls,
-                        ));
-                        out.push((addr, task));
-                    }
-                    Err(e) => tracing::error!("failed to open the s2s port {addr}: {e}"),
-                }
+    for direct_tls in [false, true] {
+        for addr in wanted(config, direct_tls)? {
+            match listen(server, addr, direct_tls) {
+                Ok(bound) => out.push(bound),
+                Err(e) => tracing::error!("failed to open the s2s port {addr}: {e}"),
             }
         }
     }
     Ok(out)
+}
+
+/// The addresses the config asks s2s to listen on: `s2s_ports` (5269), or
+/// with `direct_tls` `s2s_direct_tls_ports` (none), on the s2s interfaces
+/// (`s2s_interfaces`, else `interfaces`); none when s2s is disabled.
+pub fn wanted(config: &ServerConfig, direct_tls: bool) -> Result<Vec<SocketAddr>, OptionError> {
+    if !enabled(config) {
+        return Ok(Vec::new());
+    }
+    let (option, default) = if direct_tls {
+        ("s2s_direct_tls_ports", &[][..])
+    } else {
+        ("s2s_ports", &[super::DEFAULT_PORT][..])
+    };
+    let ports = crate::listen::ports(config, option, default)?;
+    let ifaces = crate::listen::service_interfaces(config, "s2s")?;
+    Ok(ports
+        .iter()
+        .flat_map(|p| ifaces.iter().map(move |ip| SocketAddr::new(*ip, *p)))
+        .collect())
+}
+
+/// Listens for servers on `addr` (after [`start`], whose settings the
+/// connections get; a reload adding a port calls it). Aborting the task
+/// stops accepting; the streams made through it go on.
+pub fn listen(
+    server: &Arc<Server>,
+    addr: SocketAddr,
+    direct_tls: bool,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let ctx = server
+        .extension::<S2sManager>()
+        .context()
+        .ok_or_else(|| std::io::Error::other("server-to-server was not started"))?;
+    let l = crate::listen::bind(addr)?;
+    let addr = l.local_addr().unwrap_or(addr);
+    tracing::info!(
+        "listening for servers on {addr}{}",
+        if direct_tls { " (direct TLS)" } else { "" }
+    );
+    let task = tokio::spawn(super::runtime::serve(l, server.clone(), ctx, direct_tls));
+    Ok((addr, task))
 }
