@@ -411,34 +411,11 @@ pub async fn start(server: Arc<Server>) -> Result<RunningServer, StartError> {
         addr: l.addr,
     }));
     tasks.extend(http.tasks);
-    if let Some(opener) = http.listeners {
-        let mut accept: Vec<_> = http
-            .listening
-            .iter()
-            .map(|l| (l.kind, l.addr))
-            .zip(http.accept_tasks)
-            .collect();
-        let plans: [(&'static str, listeners::Wanted); 2] = [
-            ("http", listeners::http_wanted),
-            ("https", listeners::https_wanted),
-        ];
-        for (kind, wanted) in plans {
-            if !opener.serves(kind) {
-                continue;
-            }
-            let (mine, rest): (Vec<_>, Vec<_>) =
-                accept.into_iter().partition(|((k, _), _)| *k == kind);
-            accept = rest;
-            let bound = mine.into_iter().map(|((_, at), t)| (at, t)).collect();
-            let bound = listeners::match_bound(&wanted(&config)?, bound);
-            let o = opener.clone();
-            let open: listeners::Open = Box::new(move |addr| {
-                o.listen(kind, addr).map_err(|e| match e {
-                    bosh_websocket::HttpError::Bind { source, .. } => source,
-                })
-            });
-            followed.add(kind, wanted, open, bound);
-        }
+    if http.listeners.is_some() {
+        followed.add_http(http.listening, http.accept_tasks, http.listeners, &config)?;
+    } else {
+        // No module serves HTTP yet: the reload that loads one starts it.
+        followed.http_later(tls_config.clone(), ctx.shutdown.clone());
     }
     // External components (XEP-0114), when a host is served by one.
     use xmpp_core::component::{ListenError, start_listeners};

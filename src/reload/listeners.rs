@@ -42,7 +42,12 @@ struct Service {
 #[derive(Default)]
 pub struct Listeners {
     services: Mutex<Vec<Service>>,
+    /// What starting the HTTP server needs, while no module serves HTTP
+    /// (the certificates, the shutdown signal).
+    http_later: Mutex<Option<HttpLater>>,
 }
+
+type HttpLater = (Option<Arc<rustls::ServerConfig>>, watch::Receiver<bool>);
 
 /// What [`Listeners::follow`] did, one line each.
 #[derive(Debug, Default)]
@@ -153,6 +158,97 @@ impl Listeners {
                     }
                 }
             }
+        }
+        done
+    }
+
+    /// Follows the HTTP and HTTPS listeners [`bosh_websocket::start`]
+    /// opened (`listening`, with their `accept` tasks in the same order).
+    pub fn add_http(
+        &self,
+        listening: Vec<bosh_websocket::HttpListening>,
+        accept: Vec<JoinHandle<()>>,
+        opener: Option<bosh_websocket::HttpListeners>,
+        config: &ServerConfig,
+    ) -> Result<(), OptionError> {
+        let Some(opener) = opener else {
+            return Ok(());
+        };
+        let mut accept: Vec<_> = listening
+            .iter()
+            .map(|l| (l.kind, l.addr))
+            .zip(accept)
+            .collect();
+        let plans: [(&'static str, Wanted); 2] = [("http", http_wanted), ("https", https_wanted)];
+        for (kind, wanted) in plans {
+            if !opener.serves(kind) {
+                continue;
+            }
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                accept.into_iter().partition(|((k, _), _)| *k == kind);
+            accept = rest;
+            let bound = mine.into_iter().map(|((_, at), t)| (at, t)).collect();
+            let bound = match_bound(&wanted(config)?, bound);
+            let o = opener.clone();
+            let open: Open = Box::new(move |addr| {
+                o.listen(kind, addr).map_err(|e| match e {
+                    bosh_websocket::HttpError::Bind { source, .. } => source,
+                })
+            });
+            self.add(kind, wanted, open, bound);
+        }
+        Ok(())
+    }
+
+    /// No module serves HTTP at start: keeps what starting the HTTP server
+    /// needs for the reload that loads one ([`Listeners::start_http`]).
+    pub fn http_later(
+        &self,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        *self.http_later.lock().unwrap_or_else(|e| e.into_inner()) = Some((tls, shutdown));
+    }
+
+    /// Starts the HTTP server if it was not started and a module now
+    /// serves HTTP (a reload loaded `bosh`, `websocket`, ...).
+    pub fn start_http(&self, server: &Arc<Server>) -> Followed {
+        let mut done = Followed::default();
+        let mut later = self.http_later.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((tls, shutdown)) = later.clone() else {
+            return done;
+        };
+        let started = match bosh_websocket::start(server, tls, shutdown) {
+            Ok(s) if s.listeners.is_none() => return done,
+            Ok(s) => s,
+            Err(e) => {
+                done.failed
+                    .push(format!("cannot start the HTTP server: {e}"));
+                return done;
+            }
+        };
+        *later = None;
+        for l in &started.listening {
+            tracing::info!(
+                target: "portmanager",
+                "Activated service '{}' on [{}]:{}",
+                l.kind,
+                l.addr.ip(),
+                l.addr.port()
+            );
+            done.opened
+                .push(format!("listening for {} on {}", l.kind, l.addr));
+        }
+        // The task ending BOSH and WebSocket sessions at shutdown runs on
+        // its own.
+        drop(started.tasks);
+        if let Err(e) = self.add_http(
+            started.listening,
+            started.accept_tasks,
+            started.listeners,
+            server.config.current(),
+        ) {
+            done.failed.push(e.to_string());
         }
         done
     }

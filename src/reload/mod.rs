@@ -278,7 +278,14 @@ impl Reloader {
         if let Some(listeners) = &self.listeners
             && tokio::runtime::Handle::try_current().is_ok()
         {
-            let done = listeners.follow(&config);
+            let mut done = match &self.server {
+                Some(server) => listeners.start_http(server),
+                None => listeners::Followed::default(),
+            };
+            let followed = listeners.follow(&config);
+            done.opened.extend(followed.opened);
+            done.closed.extend(followed.closed);
+            done.failed.extend(followed.failed);
             report.applied.extend(done.opened);
             report.applied.extend(done.closed);
             report.warnings.extend(done.failed);

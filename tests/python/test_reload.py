@@ -435,3 +435,24 @@ def test_http_ports_and_options_follow_a_reload(start_server, tmp_path):
     finally:
         before.close()
     server.check_alive()
+
+
+def test_a_reload_that_loads_bosh_starts_the_http_server(start_server, tmp_path):
+    info = tmp_path / "lilt.log"
+    port = free_port()
+    config = base_config(
+        extra_globals={
+            "log": {"info": str(info)},
+            "http_ports": [port],
+            "https_ports": [],
+            "consider_bosh_secure": True,
+        }
+    )
+    server = start_server(config, users=[("alice", DOMAIN, "alice-pw")])
+    assert "http" not in server.listening
+    assert refused(port)
+    config.globals["modules_enabled"] = [*TEST_MODULES, "bosh"]
+    server.write_config(config)
+    applied = sighup_and_wait(server, info, r"config reloaded.*")
+    assert f"listening for http on 127.0.0.1:{port}" in applied, applied
+    assert bosh_login(port, DOMAIN, "alice", "alice-pw").ok
