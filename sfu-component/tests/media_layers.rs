@@ -252,8 +252,10 @@ fn a_receiver_behind_a_bottleneck_sees_its_bandwidth_estimate_fall() {
         b.iter().max().unwrap() > &last_b,
         "b's estimate fell: {b:?}"
     );
-    // c's link is free: its estimate stays well above.
-    assert!(*c.last().unwrap() > 450_000, "c's estimate {c:?}");
+    // c's link is free: its estimate stays above what it receives (about
+    // 390 kbit/s; with unpaced forwarding str0m's estimate settles there
+    // in some runs, capped at 1.5 times it in others).
+    assert!(*c.last().unwrap() > 350_000, "c's estimate {c:?}");
     // The current value differs from the last reported by 5 % at most.
     let now_b = net.core.bandwidth_estimate(CONFERENCE, "b").unwrap();
     assert!(now_b.abs_diff(last_b) <= last_b / 20, "{now_b} vs {last_b}");

