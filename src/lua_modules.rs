@@ -116,8 +116,21 @@ struct LuaAdapter {
     host: OnceLock<Arc<ContextHost>>,
 }
 
+/// Lua modules that called `module:set_global()`, by name: loaded once for
+/// the server (on the first host that asked), as in Prosody; the other
+/// hosts that enable them share that instance (`module.add_host` is not
+/// called). The first host's loading owns it: unloading it there unloads it.
+#[derive(Default)]
+struct GlobalLuaModules(Mutex<HashMap<String, Weak<LuaModule>>>);
+
 impl Module for LuaAdapter {
     fn load(&self, ctx: &ModuleContext) -> Result<(), ModuleError> {
+        let globals = ctx.server().extension::<GlobalLuaModules>();
+        let running = lock(&globals.0).get(&self.name).and_then(Weak::upgrade);
+        if let Some(module) = running {
+            let _ = self.module.set(module);
+            return Ok(());
+        }
         let host = Arc::new(ContextHost {
             ctx: ctx.clone(),
             module: Arc::new(RwLock::new(Weak::new())),
@@ -132,18 +145,23 @@ impl Module for LuaAdapter {
             .map_err(ModuleError::other)?;
         let module = Arc::new(module);
         *host.module.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&module);
+        if module.is_global() {
+            lock(&globals.0).insert(self.name.clone(), Arc::downgrade(&module));
+        }
         let _ = self.module.set(module);
         let _ = self.host.set(host);
         Ok(())
     }
 
     fn unload(&self, _ctx: &ModuleContext) {
+        // Only the loading that ran the file (it has the host) unloads it.
+        let Some(host) = self.host.get() else {
+            return;
+        };
         if let Some(module) = self.module.get() {
             module.unload();
         }
-        if let Some(host) = self.host.get() {
-            host.stop_all_timers();
-        }
+        host.stop_all_timers();
     }
 }
 
@@ -694,6 +712,14 @@ impl LuaHost for ContextHost {
     fn add_adhoc_command(&self, command: lua_compat::host::AdhocCommand) -> Result<(), HostError> {
         adhoc::add(&self.ctx.host(), command, self.module.clone());
         Ok(())
+    }
+
+    fn shared_data(&self) -> Option<Arc<lua_compat::host::SharedData>> {
+        Some(
+            self.ctx
+                .server()
+                .extension::<lua_compat::host::SharedData>(),
+        )
     }
 
     fn remove_adhoc_command(&self, node: &str) {

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -35,10 +36,10 @@ from pathlib import Path
 import pytest
 
 from lilt_harness.client import Client, error_condition, is_message, is_presence, q, run
-from lilt_harness.config import DOMAIN, TEST_MODULES, Component, base_config
+from lilt_harness.config import ANON_DOMAIN, DOMAIN, TEST_MODULES, Component, base_config
 from lilt_harness import muc
 from lilt_harness.rawstream import RawStream
-from lilt_harness.servers import free_port
+from lilt_harness.servers import free_port, make_workdir
 from test_im import befriend
 
 DEBIAN_MODULES = Path("/usr/lib/prosody/modules")
@@ -521,3 +522,66 @@ def test_admin_adhoc(start_server):
             assert error_condition(refused) == ("auth", "forbidden"), ET.tostring(refused)
 
     run(body())
+
+
+# -- module:shared and module:set_global, with tiny modules of the test's own -------
+
+SHARE_WRITER = """
+local mine = module:shared("greeting");
+mine.text = "hello from " .. module.host;
+local all = module:shared("/*/share_test/data");
+all[module.host] = true;
+"""
+
+SHARE_GLOBAL = """
+module:set_global();
+local all = module:shared("/*/share_test/data");
+all.global_loads = (all.global_loads or 0) + 1;
+"""
+
+SHARE_READER = """
+local st = require "util.stanza";
+local greeting = module:shared("share_writer/greeting");
+local all = module:shared("/*/share_test/data");
+module:hook("iq-get/host/urn:lilt:test:share:query", function(event)
+	local seen = {};
+	for k, v in pairs(all) do if v == true then seen[#seen + 1] = k; end end
+	table.sort(seen);
+	event.origin.send(st.reply(event.stanza):tag("query", { xmlns = "urn:lilt:test:share",
+		greeting = tostring(greeting.text), hosts = table.concat(seen, " "),
+		global_loads = tostring(all.global_loads) }));
+	return true;
+end);
+"""
+
+
+def test_shared_tables_and_set_global(start_server):
+    """module:shared: a relative path is the module's own on its host
+    (`/<host>/<module>/name`), `module/name` another module's on the same host,
+    an absolute path (`/*/...`) the same table for every module and host;
+    module:set_global: a module that calls it runs once for the whole server
+    although two hosts enable it."""
+    plugins = make_workdir("lilt-lua-plugins-")  # Prosody's user must read it
+    for name, code in (("share_writer", SHARE_WRITER), ("share_global", SHARE_GLOBAL), ("share_reader", SHARE_READER)):
+        (plugins / f"mod_{name}.lua").write_text(code)
+        (plugins / f"mod_{name}.lua").chmod(0o644)
+    config = lua_config(["share_writer", "share_global", "share_reader"])
+    config.globals["plugin_paths"] = [str(plugins), str(DEBIAN_MODULES)]
+    config.hosts[ANON_DOMAIN] = {"authentication": "anonymous"}
+    server = start_server(config, users=USERS)
+
+    async def body():
+        async with client(server, ALICE) as a:
+            reply = await a.iq(
+                f"<iq type='get' id='{{id}}' to='{DOMAIN}'><query xmlns='urn:lilt:test:share'/></iq>"
+            )
+            query = reply.find("{urn:lilt:test:share}query")
+            assert query is not None, ET.tostring(reply)
+            assert query.get("greeting") == f"hello from {DOMAIN}", ET.tostring(reply)
+            assert query.get("hosts") == " ".join(sorted([DOMAIN, ANON_DOMAIN])), ET.tostring(reply)
+            assert query.get("global_loads") == "1", ET.tostring(reply)
+
+    try:
+        run(body())
+    finally:
+        shutil.rmtree(plugins, ignore_errors=True)

@@ -358,6 +358,11 @@ pub trait LuaHost: Send + Sync {
     fn remove_adhoc_command(&self, node: &str) {
         let _ = node;
     }
+    /// The server's tables for `module:shared` (one for every module and
+    /// host); `None`: the module's shared tables are its own.
+    fn shared_data(&self) -> Option<std::sync::Arc<super::SharedData>> {
+        None
+    }
     /// The hosts this server serves (`prosody.hosts`' keys).
     fn hosts(&self) -> Vec<String> {
         vec![self.host().to_string()]

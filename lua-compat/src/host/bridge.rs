@@ -104,6 +104,8 @@ pub(crate) fn create(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<LuaTable> 
         lua.set_named_registry_value(key, lua.create_table()?)?;
     }
     let b = lua.create_table()?;
+    let data = shared.host.shared_data().unwrap_or_default();
+    super::shared::install(lua, &b, data)?;
     let s = shared.clone();
     b.set(
         "hook",

@@ -25,6 +25,7 @@ mod loader;
 mod room;
 pub mod sandbox;
 pub mod search;
+mod shared;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ pub use api::{
 };
 pub use sandbox::{Limits, ModuleError};
 pub use search::ModuleSearch;
+pub use shared::SharedData;
 
 use bridge::Shared;
 use sandbox::Budget;
@@ -140,6 +142,12 @@ impl LuaModule {
     /// The module's name (`module.name`).
     pub fn name(&self) -> &str {
         &self.shared.module
+    }
+
+    /// Did the module call `module:set_global()` (one instance for the
+    /// whole server, not one per host)?
+    pub fn is_global(&self) -> bool {
+        self.object.get::<bool>("global").unwrap_or(false)
     }
 
     /// The file the module was loaded from.

@@ -159,7 +159,8 @@ end
 -- Events ---------------------------------------------------------------
 
 function api:hook(event, handler, priority)
-	return bridge.hook("host", event, priority or 0, handler);
+	-- A global module's (set_global) events are the server's, as in Prosody.
+	return bridge.hook(self.host == "*" and "global" or "host", event, priority or 0, handler);
 end
 function api:hook_global(event, handler, priority)
 	return bridge.hook("global", event, priority or 0, handler);
@@ -182,7 +183,7 @@ function api:hook_tag(xmlns, name, handler, priority)
 end
 api.hook_stanza = api.hook_tag;
 function api:fire_event(event, data)
-	return bridge.fire("host", event, data or {});
+	return bridge.fire(self.host == "*" and "global" or "host", event, data or {});
 end
 function api:fire_global_event(event, data)
 	return bridge.fire("global", event, data or {});
@@ -285,13 +286,59 @@ function api:depends(name)
 	return { name = name };
 end
 
+-- Shared tables live in the server (bridge.shared_*), as data: each is a
+-- proxy here; values with no data form (functions) stay in this module.
 local shared_tables = {};
+local function shared_proxy(path)
+	local own = {};
+	return setmetatable({}, {
+		__index = function(_, k)
+			local v = own[k];
+			if v ~= nil then return v; end
+			return bridge.shared_get(path, k);
+		end,
+		__newindex = function(_, k, v)
+			own[k] = nil;
+			if not bridge.shared_set(path, k, v) then own[k] = v; end
+		end,
+		__pairs = function(t)
+			local keys, seen = bridge.shared_keys(path), {};
+			for k in pairs(own) do keys[#keys + 1] = k; end
+			local i = 0;
+			return function()
+				while true do
+					i = i + 1;
+					local k = keys[i];
+					if k == nil then return nil; end
+					if not seen[k] then
+						seen[k] = true;
+						local v = t[k];
+						if v ~= nil then return k, v; end
+					end
+				end
+			end, t, nil;
+		end,
+		__len = function(t)
+			local n = 0;
+			while t[n + 1] ~= nil do n = n + 1; end
+			return n;
+		end,
+	});
+end
 function api:shared(...)
 	local out = {};
 	for i, path in ipairs({ ... }) do
-		if path:sub(1, 1) ~= "/" then path = "/" .. self.host .. "/" .. self.name .. "/" .. path; end
+		if path:sub(1, 1) ~= "/" then
+			-- "name": this host and module; "module/name": this host.
+			local _, slashes = path:gsub("/", "");
+			if slashes == 0 then
+				path = "/" .. self.host .. "/" .. self.name .. "/" .. path;
+			else
+				path = "/" .. self.host .. "/" .. path;
+			end
+		end
 		local t = shared_tables[path];
-		if not t then t = {}; shared_tables[path] = t; end
+		if not t then t = shared_proxy(path); shared_tables[path] = t; end
 		out[i] = t;
 	end
 	return table.unpack(out);
