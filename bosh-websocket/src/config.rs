@@ -306,6 +306,52 @@ mod tests {
     }
 
     #[test]
+    fn a_reloaded_config_is_read_once_and_refreshes_cors() {
+        use crate::routes::{HttpApp, HttpResponse, HttpRoutes, Resolution, handler, provide};
+        use axum::http::{Method, StatusCode};
+        let server = Server::for_tests();
+        let host = server.host("localhost").unwrap();
+        let ok = handler(|_req| async { HttpResponse::new(StatusCode::OK) });
+        let app = HttpApp {
+            name: "thing".into(),
+            default_path: None,
+            cors: Some(true),
+            routes: vec![("GET".into(), ok)],
+        };
+        provide(&server, Some(&host), app).unwrap();
+        let origins = || match server.extension::<HttpRoutes>().resolve(
+            &Method::GET,
+            Some("localhost"),
+            "/thing",
+            None,
+        ) {
+            Resolution::Route { route, .. } => route.cors.and_then(|c| c.origins.clone()),
+            _ => panic!("no route"),
+        };
+        let first = in_force(&server).unwrap();
+        assert!(Arc::ptr_eq(&first, &in_force(&server).unwrap()));
+        assert_eq!(first.bosh.max_wait, Duration::from_secs(120));
+        assert_eq!(origins(), None);
+
+        let mut next = (**server.config.current()).clone();
+        next.global.set("bosh_max_wait", Value::Integer(7));
+        next.global.set(
+            "access_control_allow_origins",
+            list(&[Value::str("https://meet.example")]),
+        );
+        server.config.replace(Arc::new(next));
+        let second = in_force(&server).unwrap();
+        assert_eq!(second.bosh.max_wait, Duration::from_secs(7));
+        assert_eq!(origins(), Some(vec!["https://meet.example".to_string()]));
+
+        // Options that do not read: the previous ones stay in force.
+        let mut bad = (**server.config.current()).clone();
+        bad.global.set("bosh_max_wait", Value::str("long"));
+        server.config.replace(Arc::new(bad));
+        assert!(Arc::ptr_eq(&second, &in_force(&server).unwrap()));
+    }
+
+    #[test]
     fn bad_options_name_themselves() {
         let e =
             HttpConfig::from_config(&config(&[("http_ports", Value::str("many"))])).unwrap_err();
