@@ -29,7 +29,7 @@ use xmpp_core::stanza::{Element, NS_CLIENT};
 use xmpp_core::{Event, Host, Jid, Server};
 
 use crate::ModuleError;
-use crate::pep::node::{self, Affiliation, Item, NS_PUBSUB, Node, PepError};
+use crate::pep::node::{self, Affiliation, Defaults, Item, NS_PUBSUB, Node, PepError};
 use crate::pep::notify::NS_PUBSUB_EVENT;
 use crate::pep::{NS_PUBSUB_OWNER, error_reply};
 
@@ -172,8 +172,18 @@ pub fn affiliation(host: &Host, node: Option<&Node>, actor: Option<&Jid>) -> Aff
     if actor.is_some_and(|a| crate::disco::is_admin(host, a)) {
         return Affiliation::Owner;
     }
+    // A node that does not exist has the service's defaults (open).
+    let fallback;
+    let node = match node {
+        Some(n) => n,
+        None => {
+            fallback =
+                Node::new("", xmpp_core::value::Table::new()).with_defaults(Defaults::Service);
+            &fallback
+        }
+    };
     match Jid::parse(&host.name) {
-        Ok(service) => node::affiliation(&service, node, actor, || false),
+        Ok(service) => node::affiliation(&service, Some(node), actor, || false),
         Err(_) => Affiliation::Outcast,
     }
 }
