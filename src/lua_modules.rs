@@ -710,7 +710,7 @@ impl LuaHost for ContextHost {
     }
 
     fn add_adhoc_command(&self, command: lua_compat::host::AdhocCommand) -> Result<(), HostError> {
-        adhoc::add(&self.ctx.host(), command, self.module.clone());
+        adhoc::add(self.ctx.host(), command, self.module.clone());
         Ok(())
     }
 
@@ -723,7 +723,7 @@ impl LuaHost for ContextHost {
     }
 
     fn remove_adhoc_command(&self, node: &str) {
-        adhoc::remove(&self.ctx.host(), node);
+        adhoc::remove(self.ctx.host(), node);
     }
 
     fn hosts(&self) -> Vec<String> {
