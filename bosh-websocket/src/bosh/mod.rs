@@ -218,8 +218,10 @@ impl BoshService {
             .ok_or("bad-request")?;
         // A new session gets the options in force now (a reload applies
         // them to sessions made after it).
-        let options = crate::config::in_force(&server)
-            .map_or_else(|| self.options.clone(), |c| c.bosh.clone());
+        let (options, unauthed_timeout) = crate::config::in_force(&server).map_or_else(
+            || (self.options.clone(), self.unauthed_timeout),
+            |c| (c.bosh.clone(), c.unauthed_timeout),
+        );
         let wait = Duration::from_secs(wait).min(options.max_wait);
         let sid = new_sid();
         let settings = Settings {
@@ -244,7 +246,7 @@ impl BoshService {
         let settings = C2sSettings {
             tls_available: false,
             direct_tls: secure,
-            unauthed_timeout: self.unauthed_timeout,
+            unauthed_timeout,
             // The stream's own parser is not used: bodies are parsed here.
             limits: StreamLimits {
                 max_stanza_size: 1024,

@@ -84,8 +84,10 @@ impl WebSocketService {
         };
         // A new session gets the options in force now (a reload applies
         // them to sessions made after it).
-        let options = crate::config::in_force(&server)
-            .map_or_else(|| self.options.clone(), |c| c.websocket.clone());
+        let (options, unauthed_timeout) = crate::config::in_force(&server).map_or_else(
+            || (self.options.clone(), self.unauthed_timeout),
+            |c| (c.websocket.clone(), c.unauthed_timeout),
+        );
         let secure = options.consider_secure || req.secure;
         let transport = Arc::new(TransportInfo {
             kind: TransportKind::WebSocket,
@@ -102,7 +104,9 @@ impl WebSocketService {
             match upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    service.serve(server, io, transport, peer, options).await;
+                    service
+                        .serve(server, io, transport, peer, options, unauthed_timeout)
+                        .await;
                 }
                 Err(e) => tracing::debug!(%peer, "WebSocket upgrade failed: {e}"),
             }
@@ -121,6 +125,7 @@ impl WebSocketService {
         transport: Arc<TransportInfo>,
         peer: SocketAddr,
         options: WebSocketOptions,
+        unauthed_timeout: Duration,
     ) where
         S: AsyncRead + AsyncWrite + Send + Unpin,
     {
@@ -129,7 +134,7 @@ impl WebSocketService {
         let settings = C2sSettings {
             tls_available: false,
             direct_tls: transport.secure,
-            unauthed_timeout: self.unauthed_timeout,
+            unauthed_timeout,
             // The stream's own parser is not used: frames are parsed here.
             limits: StreamLimits {
                 max_stanza_size: 1024,
