@@ -261,10 +261,11 @@ pub async fn run_with_link(
 
 /// The kernel buffers the bridge asks for on its one UDP socket: a burst
 /// (a key frame from several senders at once, a slow turn of the loop)
-/// waits there instead of being dropped. The kernel caps the request at
-/// `net.core.rmem_max`/`wmem_max`, which Videobridge's Debian package
-/// raises to 10 MiB for the same reason.
-const UDP_BUFFER_BYTES: usize = 8 << 20;
+/// waits there instead of being dropped. Not more: a bridge that cannot
+/// keep up should drop rather than hold media back for a hundred
+/// milliseconds (an 8 MiB buffer held 179 ms at saturation in `bench
+/// --media`). The kernel caps the request at `net.core.rmem_max`.
+const UDP_BUFFER_BYTES: usize = 1 << 20;
 
 fn enlarge_buffers(socket: &UdpSocket) {
     let s = socket2::SockRef::from(socket);
