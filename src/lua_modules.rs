@@ -19,6 +19,7 @@
 //! Debian's `mod_motd.lua`.
 
 mod adhoc;
+mod muc_forms;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -234,6 +235,7 @@ fn lua_event(event: &mut Event, sessions: &Mutex<Sessions>, rooms: &Mutex<Rooms>
     if event.to_self {
         out.fields.insert("to_self", Value::Bool(true));
     }
+    muc_forms::give(event, &mut out);
     if let Some(s) = &event.origin {
         let username = s.username();
         out.origin = Some(Origin {
@@ -393,6 +395,7 @@ impl LuaHost for ContextHost {
             };
             let mut lua = lua_event(ev, &sessions, &rooms);
             let result = module.handle_event(handler, &mut lua);
+            muc_forms::take_back(ev, &lua);
             // The handler's stanza: the one given when it only read it.
             ev.stanza = lua.stanza;
             match result {

@@ -274,10 +274,17 @@ def test_muc_unique(start_server):
 # -- community modules (prosody-modules) -------------------------------------------
 
 
+MEDIA_FIELD = "{xmpp:prosody.im}muc#roomconfig_unaffiliated_media"
+
+
 def test_muc_restrict_media(start_server):
     """mod_muc_restrict_media (MUC events: `muc-occupant-groupchat` with
     `event.room`): in a room, media (`jabber:x:oob`) from an occupant without an
-    affiliation is taken out of the groupchat message; an owner's stays."""
+    affiliation is taken out of the groupchat message; an owner's stays. Its
+    room-config field (`muc-config-form`, a Lua table of fields as in Prosody)
+    and roominfo field (`muc-disco#info`'s form and formdata) show the setting,
+    and an owner's submitted config (`muc-config-submitted`'s fields) lets
+    media from non-members through."""
     config = lua_config(["muc_restrict_media"])
     config.globals["modules_enabled"] = list(TEST_MODULES)
     config.hosts[MUC] = Component("muc", {"modules_enabled": ["muc_restrict_media"]})
@@ -294,6 +301,22 @@ def test_muc_restrict_media(start_server):
             assert got.find("{jabber:x:oob}x") is None, ET.tostring(got)
             alice.send(f"<message to='{room}' type='groupchat'><body>mine</body>{oob}</message>")
             got = await bob.expect(muc.groupchat(room, "mine"), what="the owner's groupchat")
+            assert got.findtext("{jabber:x:oob}x/{jabber:x:oob}url") == "https://example.org/cat.jpg"
+
+            # The room's config form has the module's field (media from
+            # non-members: off), and so has its disco#info roominfo form.
+            config_form = await muc.get_config(alice, room)
+            assert config_form.get(MEDIA_FIELD) in (["0"], ["false"]), config_form
+            info = muc.form_values(await muc.disco_info(bob, room))
+            assert info.get(MEDIA_FIELD) in (["0"], ["false"]), info
+            # The owner turns it on: bob's media now stays.
+            reply = await muc.submit_config(alice, room, {MEDIA_FIELD: True})
+            assert reply.get("type") == "result", ET.tostring(reply)
+            assert (await muc.get_config(alice, room)).get(MEDIA_FIELD) in (["1"], ["true"])
+            info = muc.form_values(await muc.disco_info(bob, room))
+            assert info.get(MEDIA_FIELD) in (["1"], ["true"]), info
+            bob.send(f"<message to='{room}' type='groupchat'><body>again</body>{oob}</message>")
+            got = await alice.expect(muc.groupchat(room, "again"), what="bob's second groupchat")
             assert got.findtext("{jabber:x:oob}x/{jabber:x:oob}url") == "https://example.org/cat.jpg"
 
     run(body())

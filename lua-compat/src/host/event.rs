@@ -151,6 +151,21 @@ pub(crate) fn read_back(t: &LuaTable, ev: &mut LuaEvent) -> mlua::Result<()> {
         (LuaValue::Nil, _) => ev.stanza = None,
         _ => {}
     }
+    // Tables the host gave (a MUC form, its data) may have been changed
+    // in place: they are read back too.
+    let tables: Vec<String> = ev
+        .fields
+        .map
+        .iter()
+        .filter(|(_, v)| matches!(v, Value::Table(_)))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in tables {
+        if let LuaValue::Table(lt) = t.raw_get::<LuaValue>(key.as_str())? {
+            ev.fields
+                .insert(key, Value::Table(super::convert::lua_to_table(&lt)));
+        }
+    }
     Ok(())
 }
 
