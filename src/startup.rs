@@ -176,9 +176,8 @@ fn why_unavailable(name: &str) -> &'static str {
             "is not available: lilt's console is admin_shell (`lilt shell`, or prosodyctl shell), \
              on the admin_socket; telnet to port 5582 is not served"
         }
-        "invites" | "invites_adhoc" | "invites_register" | "admin_adhoc" | "pubsub"
-        | "tombstones" | "http_file_share" | "watchregistrations" | "groups" | "proxy65"
-        | "mimicking" | "cloud_notify" | "muc_mam" => {
+        "invites" | "invites_adhoc" | "invites_register" | "admin_adhoc" | "watchregistrations"
+        | "groups" | "proxy65" | "mimicking" | "cloud_notify" | "muc_mam" => {
             "is a general IM module Jitsi Meet does not use, and lilt does not have it yet"
         }
         _ => "is not available in lilt",
