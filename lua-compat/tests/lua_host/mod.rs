@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use lua_compat::host::AdhocCommand;
 use lua_compat::host::{
     HandlerId, HostError, Item, LogLevel, LuaEvent, LuaHost, LuaModule, Origin, RouteId, Scope,
-    SessionId, Store, StoreKind, TimerId, UserSessions,
+    SessionId, SharedData, Store, StoreKind, TimerId, UserSessions,
 };
 use xmpp_core::Element;
 use xmpp_core::storage::{
@@ -36,6 +37,10 @@ pub struct TestHost {
     pub stores: Mutex<HashMap<String, Arc<MemoryKeyVal>>>,
     pub routes: Mutex<Vec<(String, String, RouteId)>>,
     pub module: OnceLock<Weak<LuaModule>>,
+    /// `module:shared` tables: give two hosts the same to share them.
+    pub shared: Option<Arc<SharedData>>,
+    /// Ad-hoc commands served.
+    pub adhoc: Mutex<Vec<AdhocCommand>>,
 }
 
 impl TestHost {
@@ -337,6 +342,16 @@ impl LuaHost for TestHost {
     }
     fn hosts(&self) -> Vec<String> {
         vec![self.host.clone()]
+    }
+    fn shared_data(&self) -> Option<Arc<SharedData>> {
+        self.shared.clone()
+    }
+    fn add_adhoc_command(&self, command: AdhocCommand) -> Result<(), HostError> {
+        self.adhoc.lock().unwrap().push(command);
+        Ok(())
+    }
+    fn remove_adhoc_command(&self, node: &str) {
+        self.adhoc.lock().unwrap().retain(|c| c.node != node);
     }
     fn sessions(&self, host: &str) -> Option<Vec<UserSessions>> {
         (host == self.host).then(|| self.online.clone())
