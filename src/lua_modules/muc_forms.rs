@@ -2,11 +2,13 @@
 //! `event.form` (the room configuration's fields, a list a handler appends
 //! to), `muc-disco#info`'s `event.form` and `event.formdata` (the roominfo
 //! fields and their values by name), `muc-config-submitted`'s
-//! `event.fields` (the submitted values by name). In lilt these are Rust
+//! `event.fields` (the submitted values by name) and `event.status_codes`
+//! (codes to announce, `["104"] = true`). In lilt these are Rust
 //! objects of the event (`muc::form`); [`give`] puts Lua-shaped copies in the
 //! Lua event and [`take_back`] applies what the handler added.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use lua_compat::host::LuaEvent;
 use muc::events::{lock, mutable_of};
@@ -106,6 +108,13 @@ pub(super) fn give(ev: &Event, out: &mut LuaEvent) {
             out.fields.insert(key, data_to_lua(&lock(&data)));
         }
     }
+    if let Some(codes) = ev.object::<Mutex<BTreeSet<String>>>("status_codes") {
+        let mut t = Table::new();
+        for code in lock(&codes).iter() {
+            t.insert(code.clone(), Value::Bool(true));
+        }
+        out.fields.insert("status_codes", Value::Table(t));
+    }
 }
 
 /// Applies what the handler did to the Lua copies: fields appended to
@@ -130,6 +139,17 @@ pub(super) fn take_back(ev: &Event, lua: &LuaEvent) {
         for (k, v) in &t.map {
             if let Some(v) = field_value(v) {
                 data.insert(k.clone(), v);
+            }
+        }
+    }
+    if let (Some(codes), Some(Value::Table(t))) = (
+        ev.object::<Mutex<BTreeSet<String>>>("status_codes"),
+        lua.fields.get("status_codes"),
+    ) {
+        let mut codes = lock(&codes);
+        for (code, set) in &t.map {
+            if matches!(set, Value::Bool(true)) {
+                codes.insert(code.clone());
             }
         }
     }
