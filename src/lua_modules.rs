@@ -7,7 +7,11 @@
 //!
 //! Everything the Lua code registers goes through the context (hooks on
 //! the host's or the global bus, disco features and identities, timers),
-//! so unloading it removes all of it, as for a Rust module. Only
+//! so unloading it removes all of it, as for a Rust module. Ad-hoc
+//! commands it provides become the host's (`adhoc.rs`); MUC events' forms
+//! are Lua tables (`muc_forms.rs`); `module:shared` tables are a server
+//! extension (`lua_compat::host::SharedData`); a module that calls
+//! `module:set_global()` is loaded once for the server (`GlobalLuaModules`). Only
 //! `plugin_paths` is searched: Prosody's own directory
 //! (`/usr/lib/prosody/modules`) holds modules lilt implements natively or
 //! does not want (`mod_posix`, `mod_s2s`), which must not replace them.

@@ -17,7 +17,9 @@ watchregistrations, ping, time, uptime, version (Prosody's own), muc_unique (on 
 MUC component), and the community modules muc_restrict_media (MUC events),
 pastebin (message hook, HTTP route,
 timer), lastlog2 (map storage), require_otr (pre-message hooks, error replies),
-block_strangers (roster look-ups), broadcast (online sessions of every host).
+block_strangers (roster look-ups), broadcast (online sessions of every host),
+admin_adhoc (ad-hoc commands with Lua handlers and multi-step forms), and tiny
+modules of the tests' own for module:shared and module:set_global.
 
 LUA_TEST_DEBUG_LOG=/path/file adds `log = { debug = ... }` to the configs, for a
 module's own log lines (lilt logs a Lua handler's error with module and line).

@@ -10,10 +10,15 @@
 //! and runs the file. From then on the server drives it: events it hooked
 //! ([`LuaModule::handle_event`]), timers ([`LuaModule::fire_timer`]), IQ
 //! responses ([`LuaModule::iq_response`]), HTTP requests
-//! ([`LuaModule::handle_http`]), and finally [`LuaModule::unload`], which
-//! takes back everything the module registered.
+//! ([`LuaModule::handle_http`]), ad-hoc commands the module provides
+//! ([`LuaModule::adhoc_execute`], see [`adhoc`]), and finally
+//! [`LuaModule::unload`], which takes back everything the module registered.
+//! `module:shared` tables live in the server ([`SharedData`], see
+//! [`shared`]), since every module has its own Lua state; a module that
+//! calls `module:set_global()` says so ([`LuaModule::is_global`]) and the
+//! server loads it once.
 
-mod adhoc;
+pub mod adhoc;
 pub mod api;
 mod bridge;
 mod convert;
@@ -25,7 +30,7 @@ mod loader;
 mod room;
 pub mod sandbox;
 pub mod search;
-mod shared;
+pub mod shared;
 mod store;
 
 use std::path::{Path, PathBuf};
