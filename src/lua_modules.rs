@@ -158,12 +158,17 @@ impl Module for LuaAdapter {
         Ok(())
     }
 
-    fn unload(&self, _ctx: &ModuleContext) {
+    fn unload(&self, ctx: &ModuleContext) {
         // Only the loading that ran the file (it has the host) unloads it.
         let Some(host) = self.host.get() else {
             return;
         };
         if let Some(module) = self.module.get() {
+            if module.is_global() {
+                // A later load runs the file again.
+                let globals = ctx.server().extension::<GlobalLuaModules>();
+                lock(&globals.0).remove(&self.name);
+            }
             module.unload();
         }
         host.stop_all_timers();
