@@ -79,6 +79,9 @@ def check_logins(server, mechanisms: list[str]) -> None:
 
 def setup_config(setup: str):
     globals_, host, _ = SETUPS[setup]
+    # These tests compare Prosody's .dat files, so the internal driver even when the
+    # suite runs on sql (LILT_TEST_STORAGE=sql).
+    globals_ = dict(globals_, storage="internal")
     return base_config(extra_globals=globals_, extra_host=host)
 
 
