@@ -269,6 +269,8 @@ function api:_adhoc_run(node, data, key)
 		adhoc_next = adhoc_next + 1;
 		local k = tostring(adhoc_next);
 		adhoc_states[k] = new_state;
+		-- Abandoned sessions: only the last 1000 are kept.
+		adhoc_states[tostring(adhoc_next - 1000)] = nil;
 		r.state = k;
 	end
 	return r;
