@@ -15,6 +15,7 @@ const READ_AT_START: &[&str] = &[
     "network_settings",
     "admin_socket",
     "plugin_paths",
+    "prefer_lua_modules",
     "statistics",
     "statistics_interval",
     "openmetrics_allow_ips",
