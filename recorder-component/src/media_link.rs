@@ -86,6 +86,10 @@ pub struct MediaLink {
     web_socket: Option<String>,
     local: Vec<SocketAddr>,
     connected: bool,
+    /// str0m's next deadline, as the last drain left it (every input and
+    /// every use of str0m's API here ends in a drain, so it stays right
+    /// until the next one).
+    deadline: Option<Instant>,
 }
 
 /// The content name, media and description of each offered content.
@@ -255,6 +259,7 @@ impl MediaLink {
             web_socket: remote.web_socket.clone(),
             local: local.to_vec(),
             connected: false,
+            deadline: None,
         };
         link.add_sources(offer)?;
         let answer = link.answer(responder, &contents, &descriptions);
@@ -454,8 +459,8 @@ impl MediaLink {
     }
 
     /// When [`MediaLink::handle_timeout`] is due.
-    pub fn next_timeout(&mut self) -> Option<Instant> {
-        self.drain_until_timeout()
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.deadline
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -481,6 +486,11 @@ impl MediaLink {
     }
 
     fn drain_until_timeout(&mut self) -> Option<Instant> {
+        self.deadline = self.poll_until_timeout();
+        self.deadline
+    }
+
+    fn poll_until_timeout(&mut self) -> Option<Instant> {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => return Some(t),

@@ -58,8 +58,10 @@ pub fn render(args: &Args, r: &RecorderResult) -> String {
         "- Each conference: {} str0m participants joined through the focus (conference IQ, Jingle \
          offer answered with ICE/DTLS/SRTP over UDP on 127.0.0.1), each sending Opus (20 ms, 32 kbit/s \
          tone; one participant at -20 dBov, the others at -50) and VP8 ({} at 30 fps, {} kbit/s, \
-         keyframe every 2 s, made by ffmpeg's libvpx); each participant receives the others through \
-         lilt's bridge as a browser does",
+         keyframe every 2 s, made by ffmpeg's libvpx); each participant receives the others' audio \
+         through lilt's bridge and asks for no video on its bridge channel (ReceiverVideoConstraints \
+         lastN 0), so the bridge forwards video to the recorder only and the machine's CPU goes to \
+         the recordings, not to 3 simulated receivers per sender",
         r.participants, a.recorder_video_size, a.recorder_video_kbps
     );
     let _ = writeln!(
