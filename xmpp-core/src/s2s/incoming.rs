@@ -119,43 +119,7 @@ impl IncomingStream {
 
     /// Bytes from the peer.
     pub fn handle_bytes(&mut self, data: &[u8]) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.phase == Phase::Closed {
-            return out;
-        }
-        let mut events = Vec::new();
-        let mut rest = data;
-        loop {
-            let r = self.xml.feed_until(rest, &mut events, is_restart);
-            let consumed = match r {
-                Ok(n) => n,
-                Err(e) => {
-                    for ev in events.drain(..) {
-                        self.handle_event(ev, &mut out);
-                    }
-                    self.fail(&mut out, e);
-                    return out;
-                }
-            };
-            let restart = events
-                .last()
-                .is_some_and(|e| matches!(e, StreamEvent::Stanza(el) if is_restart(el)));
-            for ev in events.drain(..) {
-                if self.phase == Phase::Closed {
-                    return out;
-                }
-                self.handle_event(ev, &mut out);
-            }
-            rest = rest.get(consumed..).unwrap_or_default();
-            if out.iter().any(|a| matches!(a, Action::StartTls)) {
-                // The rest belongs to the TLS layer; a peer that pipelines
-                // plain bytes after <starttls/> is not served.
-                return out;
-            }
-            if !restart || rest.is_empty() || self.phase == Phase::Closed {
-                return out;
-            }
-        }
+        super::feed(self, data)
     }
 
     /// The peer closed the connection.
@@ -484,6 +448,24 @@ impl IncomingStream {
         }
         from_server_ns(&mut e);
         out.push(Action::Deliver(e));
+    }
+}
+
+impl super::StreamSide for IncomingStream {
+    fn xml(&mut self) -> &mut XmlStream {
+        &mut self.xml
+    }
+    fn closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+    fn restarts(e: &Element) -> bool {
+        is_restart(e)
+    }
+    fn event(&mut self, ev: StreamEvent, out: &mut Vec<Action>) {
+        self.handle_event(ev, out)
+    }
+    fn failed(&mut self, out: &mut Vec<Action>, error: StreamError) {
+        self.fail(out, error)
     }
 }
 

@@ -44,7 +44,62 @@ mod tests;
 
 pub use manager::{S2sManager, start};
 
+use crate::error::StreamError;
 use crate::stanza::{Element, NS_CLIENT, NS_SERVER};
+use crate::stream::{StreamEvent, XmlStream};
+
+/// One end of an s2s stream, as [`feed`] drives it.
+pub(crate) trait StreamSide {
+    fn xml(&mut self) -> &mut XmlStream;
+    fn closed(&self) -> bool;
+    /// Must parsing stop after this element (what follows is TLS or a
+    /// new stream)?
+    fn restarts(e: &Element) -> bool;
+    fn event(&mut self, ev: StreamEvent, out: &mut Vec<Action>);
+    fn failed(&mut self, out: &mut Vec<Action>, error: StreamError);
+}
+
+/// Bytes from the peer, for either end: parsed up to each element that
+/// restarts the stream (the bytes after it belong to the new stream),
+/// every event handled in order, nothing more once the stream is closed
+/// or TLS is to start (a peer that pipelines plain bytes after
+/// `<starttls/>` is not served).
+pub(crate) fn feed<S: StreamSide>(side: &mut S, data: &[u8]) -> Vec<Action> {
+    let mut out = Vec::new();
+    if side.closed() {
+        return out;
+    }
+    let mut events = Vec::new();
+    let mut rest = data;
+    loop {
+        let consumed = match side.xml().feed_until(rest, &mut events, S::restarts) {
+            Ok(n) => n,
+            Err(e) => {
+                for ev in events.drain(..) {
+                    side.event(ev, &mut out);
+                }
+                side.failed(&mut out, e);
+                return out;
+            }
+        };
+        let restart = events
+            .last()
+            .is_some_and(|e| matches!(e, StreamEvent::Stanza(el) if S::restarts(el)));
+        for ev in events.drain(..) {
+            if side.closed() {
+                return out;
+            }
+            side.event(ev, &mut out);
+        }
+        rest = rest.get(consumed..).unwrap_or_default();
+        if out.iter().any(|a| matches!(a, Action::StartTls)) {
+            return out;
+        }
+        if !restart || rest.is_empty() || side.closed() {
+            return out;
+        }
+    }
+}
 
 /// Prosody's default port for server-to-server connections.
 pub const DEFAULT_PORT: u16 = 5269;

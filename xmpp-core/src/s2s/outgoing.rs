@@ -170,41 +170,7 @@ impl OutgoingStream {
 
     /// Bytes from the peer.
     pub fn handle_bytes(&mut self, data: &[u8]) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.phase == Phase::Closed {
-            return out;
-        }
-        let mut events = Vec::new();
-        let mut rest = data;
-        loop {
-            let r = self.xml.feed_until(rest, &mut events, is_restart);
-            let consumed = match r {
-                Ok(n) => n,
-                Err(e) => {
-                    for ev in events.drain(..) {
-                        self.handle_event(ev, &mut out);
-                    }
-                    self.fail(&mut out, e);
-                    return out;
-                }
-            };
-            let restart = events
-                .last()
-                .is_some_and(|e| matches!(e, StreamEvent::Stanza(el) if is_restart(el)));
-            for ev in events.drain(..) {
-                if self.phase == Phase::Closed {
-                    return out;
-                }
-                self.handle_event(ev, &mut out);
-            }
-            rest = rest.get(consumed..).unwrap_or_default();
-            if out.iter().any(|a| matches!(a, Action::StartTls)) {
-                return out;
-            }
-            if !restart || rest.is_empty() || self.phase == Phase::Closed {
-                return out;
-            }
-        }
+        super::feed(self, data)
     }
 
     pub fn handle_eof(&mut self) -> Vec<Action> {
@@ -435,6 +401,26 @@ impl OutgoingStream {
     }
 }
 
+impl super::StreamSide for OutgoingStream {
+    fn xml(&mut self) -> &mut XmlStream {
+        &mut self.xml
+    }
+    fn closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+    fn restarts(e: &Element) -> bool {
+        is_restart(e)
+    }
+    fn event(&mut self, ev: StreamEvent, out: &mut Vec<Action>) {
+        self.handle_event(ev, out)
+    }
+    fn failed(&mut self, out: &mut Vec<Action>, error: StreamError) {
+        self.fail(out, error)
+    }
+}
+
+/// Must parsing stop after this element? After `<proceed/>` what follows
+/// is TLS; after SASL `<success/>`, a new stream.
 fn is_restart(e: &Element) -> bool {
     e.is("proceed", NS_TLS) || e.is("success", NS_SASL)
 }
