@@ -14,14 +14,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
 
 use super::policy::{CertStatus, PeerCert, no_cert};
+use crate::client::tls::AnyCertificate;
 use crate::config::ServerConfig;
 use crate::tls::{find_certificate, load_certified_key};
 use crate::value::Value;
@@ -99,7 +99,7 @@ impl S2sTls {
                 .with_safe_default_protocol_versions()
                 .ok()
                 .map(|b| {
-                    b.with_client_cert_verifier(Arc::new(AcceptAnyPeer(algs)))
+                    b.with_client_cert_verifier(Arc::new(AcceptAnyPeer(AnyCertificate(algs))))
                         .with_cert_resolver(resolver)
                 })
                 .map(Arc::new)
@@ -109,7 +109,7 @@ impl S2sTls {
                 .with_safe_default_protocol_versions()
                 .map(|b| {
                     b.dangerous()
-                        .with_custom_certificate_verifier(Arc::new(AcceptAnyPeer(algs)))
+                        .with_custom_certificate_verifier(Arc::new(AnyCertificate(algs)))
                 });
             b.map(|b| match key {
                 Some(k) => b.with_client_cert_resolver(Arc::new(OurCert(k))),
@@ -130,7 +130,7 @@ impl S2sTls {
                 Arc::new(
                     rustls::ClientConfig::builder()
                         .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(AcceptAnyPeer(algs)))
+                        .with_custom_certificate_verifier(Arc::new(AnyCertificate(algs)))
                         .with_no_client_auth(),
                 )
             }
@@ -217,42 +217,11 @@ impl rustls::client::ResolvesClientCert for OurCert {
     }
 }
 
-/// Takes any peer certificate during the handshake (checking only that the
-/// peer holds its key); it is judged per domain afterwards.
+/// Takes any client certificate during the handshake (checking only that
+/// the peer holds its key, as [`AnyCertificate`] does for servers); it is
+/// judged per domain afterwards.
 #[derive(Debug)]
-struct AcceptAnyPeer(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AcceptAnyPeer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
+struct AcceptAnyPeer(AnyCertificate);
 
 impl ClientCertVerifier for AcceptAnyPeer {
     fn offer_client_auth(&self) -> bool {
@@ -278,7 +247,7 @@ impl ClientCertVerifier for AcceptAnyPeer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        self.0.verify_tls12_signature(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -286,9 +255,9 @@ impl ClientCertVerifier for AcceptAnyPeer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        self.0.verify_tls13_signature(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
+        self.0.supported_verify_schemes()
     }
 }
