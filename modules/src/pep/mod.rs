@@ -268,28 +268,8 @@ fn get_items(
         return Err(PepError::PersistentItemsUnsupported);
     }
     let max = max_max_items(&req.host);
-    let limit = items_el
-        .get_attr("max_items")
-        .and_then(|m| m.parse::<usize>().ok());
-    let ids: Vec<&str> = items_el
-        .children()
-        .filter(|c| c.is("item", NS_PUBSUB))
-        .filter_map(|c| c.get_attr("id"))
-        .collect();
     let stored = node::items(&req.host, &req.user, name, node.max_items(max))?;
-    let mut selected: Vec<&Item> = if ids.is_empty() {
-        stored.iter().collect()
-    } else {
-        ids.iter()
-            .filter_map(|id| stored.iter().find(|i| i.id == *id))
-            .collect()
-    };
-    if let Some(l) = limit {
-        selected.truncate(l);
-    }
-    if ids.is_empty() {
-        selected.reverse(); // oldest first, as Prosody answers
-    }
+    let selected = node::requested_items(items_el, &stored);
     let mut items = Element::new("items", NS_PUBSUB).attr("node", name);
     for item in selected {
         items.push_child(item.to_element(NS_PUBSUB, false));

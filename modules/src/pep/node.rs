@@ -309,6 +309,34 @@ fn item_store(node: &str) -> String {
 }
 
 /// The node's items, newest first.
+/// The items an `<items/>` request asks for, of `stored` (newest first):
+/// those it names by id, in its order, or else all, oldest first, as
+/// Prosody answers; at most its `max_items`.
+pub fn requested_items<'a>(request: &Element, stored: &'a [Item]) -> Vec<&'a Item> {
+    let limit = request
+        .get_attr("max_items")
+        .and_then(|m| m.parse::<usize>().ok());
+    let ids: Vec<&str> = request
+        .children()
+        .filter(|c| c.is("item", NS_PUBSUB))
+        .filter_map(|c| c.get_attr("id"))
+        .collect();
+    let mut selected: Vec<&Item> = if ids.is_empty() {
+        stored.iter().collect()
+    } else {
+        ids.iter()
+            .filter_map(|id| stored.iter().find(|i| i.id == *id))
+            .collect()
+    };
+    if let Some(l) = limit {
+        selected.truncate(l);
+    }
+    if ids.is_empty() {
+        selected.reverse(); // oldest first, as Prosody answers
+    }
+    selected
+}
+
 pub fn items(host: &Host, user: &str, node: &str, limit: usize) -> Result<Vec<Item>, PepError> {
     archive_items(host, &item_store(node), Some(user), limit)
 }

@@ -52,28 +52,8 @@ pub fn get_items(
     if !node.persist_items() {
         return Err(PepError::PersistentItemsUnsupported);
     }
-    let limit = items_el
-        .get_attr("max_items")
-        .and_then(|m| m.parse::<usize>().ok());
-    let ids: Vec<&str> = items_el
-        .children()
-        .filter(|c| c.is("item", NS_PUBSUB))
-        .filter_map(|c| c.get_attr("id"))
-        .collect();
     let stored = store::items(&ctx.host, name, node.max_items(ctx.settings.max_max_items))?;
-    let mut selected: Vec<&Item> = if ids.is_empty() {
-        stored.iter().collect()
-    } else {
-        ids.iter()
-            .filter_map(|id| stored.iter().find(|i| i.id == *id))
-            .collect()
-    };
-    if let Some(l) = limit {
-        selected.truncate(l);
-    }
-    if ids.is_empty() {
-        selected.reverse(); // oldest first, as Prosody answers
-    }
+    let selected = node::requested_items(items_el, &stored);
     let publisher = ctx.shows_publisher(&node);
     let mut items = Element::new("items", NS_PUBSUB).attr("node", name);
     for item in selected {
