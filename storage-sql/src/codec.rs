@@ -11,7 +11,7 @@
 //! boolean keys as the strings `"true"`/`"false"`; those two keys are
 //! written as boolean keys again (the roster's `[false]` metadata entry).
 
-use xmpp_core::stanza::{Element, NS_CLIENT, Node};
+use xmpp_core::stanza::{Element, NS_CLIENT, preserialize};
 use xmpp_core::value::{Table, Value};
 
 use crate::SqlError;
@@ -23,7 +23,14 @@ pub fn serialize(v: &Value) -> (&'static str, String) {
         Value::Bool(b) => ("boolean", b.to_string()),
         Value::Integer(i) => ("number", i.to_string()),
         Value::Number(f) => ("number", lua_number(*f)),
-        Value::Table(t) if is_stanza(t) => ("xml", table_to_element(t, NS_CLIENT).to_xml()),
+        // A stanza-shaped table always deserialises (`is_stanza` checked
+        // every level).
+        Value::Table(t) if is_stanza(t) => (
+            "xml",
+            preserialize::deserialize(v, NS_CLIENT)
+                .map(|e| e.to_xml())
+                .unwrap_or_default(),
+        ),
         Value::Table(_) => ("json", encode_json(v).to_string()),
     }
 }
@@ -208,66 +215,10 @@ pub fn is_stanza(t: &Table) -> bool {
             .all(|c| matches!(c, Value::String(_)) || matches!(c, Value::Table(t) if is_stanza(t)))
 }
 
-/// A preserialised stanza as an element (`parent_ns` where it has no `xmlns`).
-pub fn table_to_element(t: &Table, parent_ns: &str) -> Element {
-    let name = t.get("name").and_then(Value::as_str).unwrap_or("x");
-    let attrs = t.get("attr").and_then(Value::as_table);
-    let ns = attrs
-        .and_then(|a| a.get("xmlns"))
-        .and_then(Value::as_str)
-        .unwrap_or(parent_ns)
-        .to_string();
-    let mut e = Element::new(name, ns.clone());
-    for (k, v) in attrs.map(|a| a.map.iter()).into_iter().flatten() {
-        let Some(v) = v.as_str() else { continue };
-        if k == "xmlns" {
-            continue;
-        }
-        let key = match k.split_once('\u{1}') {
-            Some((ans, local)) => format!("{{{ans}}}{local}"),
-            None => k.clone(),
-        };
-        e.set_attr(&key, Some(v.to_string()));
-    }
-    for c in &t.seq {
-        match c {
-            Value::String(s) => e.append_text(s.clone()),
-            Value::Table(ct) => e.push_child(table_to_element(ct, &ns)),
-            _ => {}
-        }
-    }
-    e
-}
-
 /// An element in `st.preserialize`'s shape (as lilt's modules keep it:
 /// `xmlns` on every element outside `jabber:client`).
 pub fn element_to_value(e: &Element) -> Value {
-    to_table(e, false)
-}
-
-fn to_table(e: &Element, inside_foreign: bool) -> Value {
-    let mut t = Table::new();
-    t.insert("name", Value::str(e.name()));
-    let mut attr = Table::new();
-    let foreign = inside_foreign || e.ns() != NS_CLIENT;
-    if foreign {
-        attr.insert("xmlns", Value::str(e.ns()));
-    }
-    for (k, v) in e.attrs() {
-        let key = match k.strip_prefix('{').and_then(|r| r.split_once('}')) {
-            Some((ns, local)) => format!("{ns}\u{1}{local}"),
-            None => k.to_string(),
-        };
-        attr.insert(key, Value::str(v));
-    }
-    t.insert("attr", Value::Table(attr));
-    for n in e.nodes() {
-        match n {
-            Node::Element(c) => t.seq.push(to_table(c, foreign)),
-            Node::Text(s) => t.seq.push(Value::str(s.clone())),
-        }
-    }
-    Value::Table(t)
+    preserialize::preserialize(e, NS_CLIENT)
 }
 
 #[cfg(test)]
