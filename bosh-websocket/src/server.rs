@@ -1,6 +1,6 @@
 //! The HTTP listeners (`http_ports`, `https_ports`) and the request path:
 //! hyper 1 serves each connection (HTTP/1.1, keep-alive, upgrades), axum's
-//! router hands every request to [`dispatch`], which finds the module route
+//! router hands every request to `dispatch`, which finds the module route
 //! as Prosody's net.http.server and mod_http do, applies
 //! `trusted_proxies` and CORS, and renders Prosody-like error pages.
 

@@ -2,7 +2,7 @@
 //!
 //! lilt's standard modules, one file per module as Prosody's
 //! `plugins/mod_*.lua`: each exposes `load(server, host)`, which hooks the
-//! events it handles on the host's bus. [`register`] adds them to a
+//! events it handles on the host's bus. [`register`](fn@register) adds them to a
 //! [`Registry`] by the names `modules_enabled` uses. The storage drivers (`internal`,
 //! `memory`, `none`) live in [`storage`].
 //!

@@ -11,8 +11,8 @@
 //!   every option read after this sees it (hosts and modules read options
 //!   per use; each new c2s connection reads `c2s_*` then);
 //! - hosts the config adds are served at once (auth provider, modules;
-//!   [`hosts::activate`]), hosts it removes have their sessions closed
-//!   with `host-gone` and their modules unloaded ([`hosts::deactivate`]);
+//!   `hosts::activate`), hosts it removes have their sessions closed
+//!   with `host-gone` and their modules unloaded (`hosts::deactivate`);
 //! - each remaining host's modules follow `modules_enabled` /
 //!   `modules_disabled` ([`xmpp_core::module::manager::sync_host`]);
 //! - the log sinks are replaced (files reopened, for logrotate; levels as

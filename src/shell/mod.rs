@@ -4,7 +4,7 @@
 //! Prosody's own `prosodyctl shell` works against lilt's socket too, and
 //! `lilt shell` against Prosody's.
 //!
-//! - [`line`]: a console line (`user:create("a@b", "pw")`) parsed as the
+//! - [`line`](mod@line): a console line (`user:create("a@b", "pw")`) parsed as the
 //!   Lua call it is; lilt runs no Lua here, so only literal arguments.
 //! - [`commands`]: what each call does, in Prosody's words ([`sessions`]:
 //!   the calls about sessions, rooms, the config and statistics).

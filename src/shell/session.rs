@@ -1,7 +1,7 @@
 //! One console connection, sans-IO: the bytes of Prosody's admin stream in
 //! (`<stream:stream xmlns='xmpp:prosody.im/admin'>`, then `<repl-input>`
 //! lines), the bytes to send and the lines to run out. The runtime
-//! ([`super::serve`]) runs each line and hands the reply back to
+//! (`super::serve`) runs each line and hands the reply back to
 //! [`AdminStream::reply`].
 
 use xmpp_core::stream::{STREAM_CLOSE, stream_header};

@@ -24,7 +24,7 @@
 //! resumption id belongs to (for `jitsi-anonymous`).
 //!
 //! [`client`] is the XMPP client link lilt's focus, bridge and recorder
-//! log in with: [`client::connect`] to any server over TCP, or
+//! log in with: [`client::connect`](fn@client::connect) to any server over TCP, or
 //! [`client::local`] in-process.
 //!
 //! [`component`] serves `Component "x"` hosts without a module as Prosody's

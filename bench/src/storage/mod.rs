@@ -9,7 +9,7 @@
 //! median of `--repeat` runs; the table shows lilt ÷ Prosody per driver and
 //! is printed and saved in `bench/results/`.
 //!
-//! Start reading at [`run`]; the configs and processes are in [`setup`].
+//! Start reading at [`main`]; the configs and processes are in [`setup`].
 
 mod ops;
 mod report;

@@ -4,9 +4,9 @@
 //!
 //! Start with [`LuaModule::load`]: it finds the module ([`ModuleSearch`]),
 //! creates its state ([`sandbox`]: memory limit, instruction budget),
-//! installs the libraries `require` finds ([`loader`]: `util.stanza`,
+//! installs the libraries `require` finds (`loader`: `util.stanza`,
 //! `util.jid`, ... written for lilt from Prosody's documentation) and the
-//! `module` object (`lua/module.lua` on the Rust primitives of [`bridge`]),
+//! `module` object (`lua/module.lua` on the Rust primitives of `bridge`),
 //! and runs the file. From then on the server drives it: events it hooked
 //! ([`LuaModule::handle_event`]), timers ([`LuaModule::fire_timer`]), IQ
 //! responses ([`LuaModule::iq_response`]), HTTP requests

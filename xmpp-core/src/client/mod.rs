@@ -4,7 +4,7 @@
 //!
 //! A [`ClientLink`] is a bound, available-or-not client session: stanzas go
 //! out through its [`LinkSender`] and arrive through [`ClientLink::recv`].
-//! It is made either by [`connect`] (a c2s connection to any XMPP server,
+//! It is made either by [`connect`](fn@connect) (a c2s connection to any XMPP server,
 //! lilt or Prosody: STARTTLS, SASL, resource binding, as Jicofo and
 //! Videobridge log in) or by [`local`] (an in-process session on a running
 //! lilt [`crate::Server`] for an account of one of its hosts, with no socket

@@ -1,4 +1,4 @@
-//! The TLS client configuration of [`super::connect`]: the server's
+//! The TLS client configuration of [`super::connect`](fn@super::connect): the server's
 //! certificate is checked against the system's trusted roots plus
 //! [`super::ConnectOptions::ca_file`], for the JID's domain; or not at all
 //! with `insecure_tls` (Jicofo's and Videobridge's

@@ -9,7 +9,7 @@
 //! - `stream.rs` (inside [`crate::c2s::negotiation`]): the [`C2sStream`]
 //!   side — features after authentication, the `urn:xmpp:sm:2`/`:3`
 //!   elements, counting, the hooks the connection tasks call
-//!   ([`C2sStream::smacks_outbound`], [`C2sStream::hibernate`],
+//!   ([`C2sStream::smacks_outbound`], `try_hibernate`,
 //!   [`C2sStream::take_resumed_outbound`]).
 //! - [`registry`]: resumable sessions by resumption id, hibernation (a
 //!   session whose connection dropped stays bound and available, its
@@ -38,7 +38,6 @@
 //!
 //! [`C2sStream`]: crate::c2s::negotiation::C2sStream
 //! [`C2sStream::smacks_outbound`]: crate::c2s::negotiation::C2sStream::smacks_outbound
-//! [`C2sStream::hibernate`]: crate::c2s::negotiation::C2sStream::hibernate
 //! [`C2sStream::take_resumed_outbound`]: crate::c2s::negotiation::C2sStream::take_resumed_outbound
 
 pub mod queue;
