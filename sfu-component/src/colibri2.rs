@@ -23,8 +23,8 @@ pub struct ConferenceModify {
     pub create: bool,
     pub expire: bool,
     pub endpoints: Vec<EndpointRequest>,
-    /// `<relay>` children (Octo): not supported by this bridge.
-    pub has_relays: bool,
+    /// `<relay>` children: bridge-to-bridge relays (see [`crate::relay`]).
+    pub relays: Vec<crate::relay::RelayRequest>,
 }
 
 /// `<endpoint>` of a conference-modify.
@@ -164,14 +164,16 @@ pub fn parse_conference_modify(el: &Element) -> Result<ConferenceModify, Colibri
                     request.endpoints.push(parse_endpoint(e)?);
                 }
             }
-            "relay" if child.ns() == NS_COLIBRI2 => request.has_relays = true,
+            "relay" if child.ns() == NS_COLIBRI2 => {
+                request.relays.push(crate::relay::request::parse_relay(child)?)
+            }
             _ => {}
         }
     }
     Ok(request)
 }
 
-fn parse_endpoint(el: &Element) -> Result<EndpointRequest, Colibri2Error> {
+pub(crate) fn parse_endpoint(el: &Element) -> Result<EndpointRequest, Colibri2Error> {
     let id = el
         .get_attr("id")
         .filter(|i| !i.is_empty())
@@ -252,6 +254,16 @@ pub fn conference_modified(
     endpoints: &[EndpointAnswer],
     feedback: Option<&[Source]>,
 ) -> Element {
+    conference_modified_with_relays(iq, endpoints, &[], feedback)
+}
+
+/// [`conference_modified`] with the answers about `<relay>`s.
+pub fn conference_modified_with_relays(
+    iq: &Element,
+    endpoints: &[EndpointAnswer],
+    relays: &[crate::relay::RelayAnswer],
+    feedback: Option<&[Source]>,
+) -> Element {
     let mut modified = Element::new("conference-modified", NS_COLIBRI2);
     for ep in endpoints {
         let mut e = Element::new("endpoint", NS_COLIBRI2).attr("id", ep.id.clone());
@@ -262,6 +274,9 @@ pub fn conference_modified(
             e.push_child(Element::new("transport", NS_COLIBRI2).child(transport_element(t)));
         }
         modified.push_child(e);
+    }
+    for relay in relays {
+        modified.push_child(crate::relay::relay_answer_element(relay));
     }
     if let Some(sources) = feedback {
         let mut s = Element::new("sources", NS_COLIBRI2);

@@ -52,5 +52,6 @@ pub mod host_addresses;
 pub mod http;
 pub mod identity;
 pub mod media;
+pub mod relay;
 pub mod run;
 pub mod stats;

@@ -83,7 +83,7 @@ impl Bridge {
             }
         };
         let fail = |e| (Some(conference.clone()), e);
-        if request.has_relays {
+        if !request.relays.is_empty() {
             return Err(fail(Colibri2Error::FeatureNotImplemented(
                 "Octo is disabled in configuration.".into(),
             )));
