@@ -17,7 +17,8 @@
 //! payload carries the room as the object field `room` ([`events::room_of`]).
 //!
 //! Jitsi Meet's modules that hook the MUC live in the `jitsi` crate; this
-//! crate's [`register`] adds `muc` and `muc_max_occupants` to a registry.
+//! crate's [`register`] adds `muc`, `muc_max_occupants` and `muc_mam` to a
+//! registry.
 
 pub mod admin_commands;
 pub mod broadcast;
@@ -104,7 +105,8 @@ pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), MucError> {
 }
 
 /// Registers this crate's modules: `muc` (with `adhoc` and `disco`, as
-/// Prosody's mod_muc depends on them) and `muc_max_occupants`; Jitsi's
+/// Prosody's mod_muc depends on them), `muc_max_occupants` and `muc_mam`
+/// (XEP-0313 for rooms, [`features::mam`]); Jitsi's
 /// MUC modules are the `jitsi` crate's.
 pub fn register(registry: &mut Registry) {
     registry
@@ -115,6 +117,10 @@ pub fn register(registry: &mut Registry) {
         })
         .add_loader("muc_max_occupants", |_, host| {
             features::max_occupants::register(host)
+        })
+        .add_fn("muc_mam", |ctx| {
+            ctx.depends("muc")?;
+            features::mam::load(ctx.host()).map_err(ModuleError::other)
         });
 }
 

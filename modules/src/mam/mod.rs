@@ -376,35 +376,57 @@ pub fn archive_message(event: &mut Event, opts: &Options, c2s: bool) {
 /// Once a day per account: records the day in `archive_cleanup` (as
 /// Prosody's `schedule_cleanup`) and removes what has expired.
 fn expire(host: &Arc<Host>, opts: &Options, user: &str, now: f64) {
-    let Some(after) = opts.expires_after else {
-        return;
-    };
+    if let Some(after) = opts.expires_after {
+        expire_daily(
+            host,
+            &opts.archive_store,
+            "archive_cleanup",
+            user,
+            after,
+            now,
+        );
+    }
+}
+
+/// Once a day per archive `user` of `store`: records the day in the map
+/// store `cleanup_store` (Prosody's `schedule_cleanup`: the key is the
+/// date, the field the user) and removes the items older than `after`
+/// seconds. Shared with the MUC archive (`muc_log`, `muc_log_cleanup`).
+pub fn expire_daily(
+    host: &Arc<Host>,
+    store: &str,
+    cleanup_store: &str,
+    user: &str,
+    after: f64,
+    now: f64,
+) {
     let day = (now / 86400.0).floor() as i64;
     {
         let last = host.extension::<LastDay>();
         let mut map = last.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(user) == Some(&day) {
+        let key = format!("{store}\u{0}{user}");
+        if map.get(&key) == Some(&day) {
             return;
         }
         if map.len() >= 1000 {
             map.clear();
         }
-        map.insert(user.to_string(), day);
+        map.insert(key, day);
     }
     let date = lua_compat::datfile::archive::datetime(now);
     let date = date.get(..10).unwrap_or(&date).to_string();
     if let Err(e) = host
-        .open_map("archive_cleanup")
+        .open_map(cleanup_store)
         .and_then(|m| m.set(Some(&date), user, Some(Value::Bool(true))))
     {
-        tracing::warn!(host = %host.name, "archive_cleanup: {e}");
+        tracing::warn!(host = %host.name, "{cleanup_store}: {e}");
     }
     let q = xmpp_core::storage::ArchiveQuery {
         end: Some(now - after),
         ..Default::default()
     };
     match host
-        .open_archive(&opts.archive_store)
+        .open_archive(store)
         .and_then(|a| a.delete(Some(user), &q))
     {
         Ok(0) => {}

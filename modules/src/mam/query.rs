@@ -12,7 +12,7 @@
 
 use xmpp_core::error::{ErrorType, StanzaError};
 use xmpp_core::stanza::{Element, NS_CLIENT};
-use xmpp_core::storage::ArchiveQuery;
+use xmpp_core::storage::{ArchiveQuery, ArchiveStore};
 use xmpp_core::value::Value;
 use xmpp_core::{Event, Jid};
 
@@ -76,18 +76,20 @@ pub fn handle_form(event: &mut Event, opts: &Options) -> bool {
     ) {
         let _ = prefs::get(&host, opts, &user, true);
     }
+    let reply = event.stanza().reply().child(query_form());
+    event.reply(reply);
+    true
+}
+
+/// The `<query/>` with the search form (`with`, `start`, `end`).
+pub fn query_form() -> Element {
     let form = Element::new("x", NS_DATA)
         .attr("type", "form")
         .child(field("FORM_TYPE", "hidden").child(Element::new("value", NS_DATA).text(NS_MAM)))
         .child(field("with", "jid-single"))
         .child(field("start", "text-single"))
         .child(field("end", "text-single"));
-    let reply = event
-        .stanza()
-        .reply()
-        .child(Element::new("query", NS_MAM).child(form));
-    event.reply(reply);
-    true
+    Element::new("query", NS_MAM).child(form)
 }
 
 /// The first and last item of the archive.
@@ -200,7 +202,6 @@ pub fn handle_query(event: &mut Event, opts: &Options) -> bool {
     let Some(query) = stanza.get_child("query", NS_MAM) else {
         return false;
     };
-    let qid = query.get_attr("queryid").map(str::to_string);
     origin
         .state()
         .attributes
@@ -217,19 +218,6 @@ pub fn handle_query(event: &mut Event, opts: &Options) -> bool {
             return true;
         }
     };
-    let qmax = req.max.unwrap_or(DEFAULT_MAX_ITEMS).min(opts.max_results);
-    let reverse = req.before.is_some();
-    let before = req.before.clone().filter(|b| !b.is_empty());
-    let flip = reverse != req.flip;
-    let q = ArchiveQuery {
-        start: req.start,
-        end: req.end,
-        with: req.with.clone(),
-        after: req.after.clone(),
-        before,
-        limit: Some(if qmax == 0 { 0 } else { qmax + 1 }),
-        reverse,
-    };
     let archive = match host.open_archive(&opts.archive_store) {
         Ok(a) => a,
         Err(e) => {
@@ -237,37 +225,94 @@ pub fn handle_query(event: &mut Event, opts: &Options) -> bool {
             return true;
         }
     };
-    let items = match archive.find(Some(&user), &q) {
+    let page = Page {
+        owner: &user,
+        with: req.with.clone(),
+        max_results: opts.max_results,
+        include_total: opts.include_total,
+    };
+    match answer(archive.as_ref(), &stanza, &req, &page, |_| {}) {
+        Ok((messages, reply)) => {
+            for m in messages {
+                origin.send(m);
+            }
+            event.reply(reply);
+        }
+        Err(error) => event.reply(error),
+    }
+    true
+}
+
+/// Whose archive a query reads and how much it may return.
+pub struct Page<'a> {
+    /// The archive's user: an account, or a room's node.
+    pub owner: &'a str,
+    /// The `with` the items must have (a bare JID, or a type tag such as
+    /// `message<groupchat`).
+    pub with: Option<String>,
+    /// `max_archive_query_results`.
+    pub max_results: usize,
+    /// Whether the RSM `<count/>` is given.
+    pub include_total: bool,
+}
+
+/// Runs `req` on `archive`: the result messages, in the order to send
+/// them, and the IQ reply with `<fin/>`; `Err`: the error reply.
+/// `present` adjusts each archived stanza before it is forwarded.
+pub fn answer(
+    archive: &dyn ArchiveStore,
+    stanza: &Element,
+    req: &Request,
+    page: &Page<'_>,
+    mut present: impl FnMut(&mut Element),
+) -> Result<(Vec<Element>, Element), Element> {
+    let qid = stanza
+        .get_child("query", NS_MAM)
+        .and_then(|q| q.get_attr("queryid"))
+        .map(str::to_string);
+    let qmax = req.max.unwrap_or(DEFAULT_MAX_ITEMS).min(page.max_results);
+    let reverse = req.before.is_some();
+    let before = req.before.clone().filter(|b| !b.is_empty());
+    let flip = reverse != req.flip;
+    let q = ArchiveQuery {
+        start: req.start,
+        end: req.end,
+        with: page.with.clone(),
+        after: req.after.clone(),
+        before,
+        limit: Some(if qmax == 0 { 0 } else { qmax + 1 }),
+        reverse,
+    };
+    let items = match archive.find(Some(page.owner), &q) {
         Ok(items) => items,
         Err(e) if is_item_not_found(&e) => {
-            event.reply(StanzaError::new(ErrorType::Modify, "item-not-found").reply_to(&stanza));
-            return true;
+            return Err(StanzaError::new(ErrorType::Modify, "item-not-found").reply_to(stanza));
         }
         Err(e) => {
             tracing::debug!("archive query failed: {e}");
-            event.reply(
-                StanzaError::new(ErrorType::Cancel, "internal-server-error").reply_to(&stanza),
+            return Err(
+                StanzaError::new(ErrorType::Cancel, "internal-server-error").reply_to(stanza)
             );
-            return true;
         }
     };
-    let total = if opts.include_total || qmax == 0 {
+    let total = if page.include_total || qmax == 0 {
         let all = ArchiveQuery {
             start: req.start,
             end: req.end,
-            with: req.with.clone(),
+            with: page.with.clone(),
             ..ArchiveQuery::default()
         };
-        archive.find(Some(&user), &all).ok().map(|v| v.len())
+        archive.find(Some(page.owner), &all).ok().map(|v| v.len())
     } else {
         None
     };
     let complete = items.len() <= qmax;
-    let page: Vec<_> = items.into_iter().take(qmax).collect();
-    let mut messages: Vec<Element> = page
+    let items: Vec<_> = items.into_iter().take(qmax).collect();
+    let mut messages: Vec<Element> = items
         .iter()
         .map(|item| {
             let mut m = item.stanza.clone();
+            present(&mut m);
             m.set_ns(NS_CLIENT);
             Element::new("message", NS_CLIENT)
                 .attr_opt("to", stanza.from())
@@ -290,12 +335,9 @@ pub fn handle_query(event: &mut Event, opts: &Options) -> bool {
     if flip {
         messages.reverse();
     }
-    for m in messages {
-        origin.send(m);
-    }
     let (mut first, mut last) = (
-        page.first().map(|i| i.key.clone()),
-        page.last().map(|i| i.key.clone()),
+        items.first().map(|i| i.key.clone()),
+        items.last().map(|i| i.key.clone()),
     );
     if reverse {
         std::mem::swap(&mut first, &mut last);
@@ -313,8 +355,7 @@ pub fn handle_query(event: &mut Event, opts: &Options) -> bool {
     let fin = Element::new("fin", NS_MAM)
         .attr_opt("complete", complete.then_some("true"))
         .child(set);
-    event.reply(stanza.reply().child(fin));
-    true
+    Ok((messages, stanza.reply().child(fin)))
 }
 
 #[cfg(test)]

@@ -252,6 +252,11 @@ pub fn register(host: &Arc<Host>) {
                 .room_event("muc-add-history", &room)
                 .with_stanza(event.stanza().clone());
             ctx.fire("muc-add-history", &mut ev);
+            // What a handler stamped on it (muc_mam's archive
+            // `<stanza-id/>`) goes out with the broadcast.
+            if let Some(stamped) = ev.stanza.take() {
+                event.stanza = Some(stamped);
+            }
         }
         false
     });

@@ -11,6 +11,7 @@ pub mod hats;
 pub mod hidden;
 pub mod history;
 pub mod lock;
+pub mod mam;
 pub mod max_occupants;
 pub mod members_only;
 pub mod moderated;
