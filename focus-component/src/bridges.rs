@@ -2,15 +2,21 @@
 //! the brewery MUC (`<stats xmlns='http://jitsi.org/protocol/colibri'>`), and
 //! bridge selection as Jicofo's `BridgeSelector` does it.
 //!
-//! A bridge is a candidate for a new conference when it is operational
-//! (healthy stat, no failed health check within the last minute) and neither
-//! in graceful shutdown nor draining. Its load is the corrected stress:
-//! `stress_level + recently added endpoints × average_participant_stress`;
-//! at 0.8 or more it is overloaded. The participant's region is preferred
-//! (region-based strategy with fallback), then the least loaded bridge. A
-//! conference stays on its bridge while that bridge is operational (one
-//! bridge per conference: relays are a later step, and the choice is made in
-//! [`Brewery::select`] alone so that cascading can extend it).
+//! A bridge is a candidate for a participant when it is operational
+//! (healthy stat, no failed health check within the last minute), neither
+//! in graceful shutdown nor draining, and of the version of the
+//! conference's bridges (Jicofo never mixes versions in a conference). Its
+//! load is the corrected stress: `stress_level + recently added endpoints ×
+//! average_participant_stress`; at 0.8 or more it is overloaded. The
+//! candidates, least loaded first, go to the configured [`Strategy`] (see
+//! [`crate::selection`]).
+//!
+//! Options (in `jitsi_focus = { ... }`, or `lilt focus` flags):
+//! `bridge_selection` (`"single"`, the default, `"split"`, `"region"`,
+//! `"intra_region"`), `octo` (false: whether a conference may span bridges,
+//! relayed to each other; `split` always may), `max_bridge_participants`
+//! (80 participants of one conference per bridge, 0 for no limit) and
+//! `local_region` (the region `region` falls back to).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,6 +24,7 @@ use std::time::{Duration, Instant};
 use xmpp_core::Element;
 
 use crate::ns;
+use crate::selection::{Candidate, Selection, Strategy};
 
 /// Jicofo's `bridge.*` settings that selection uses.
 #[derive(Debug, Clone)]
@@ -28,7 +35,14 @@ pub struct SelectionConfig {
     pub participant_rampup: Duration,
     /// How long a bridge stays non-operational after a failure.
     pub failure_reset: Duration,
+    /// Jicofo's `max-bridge-participants`: per bridge per conference (0:
+    /// no limit).
     pub max_participants_per_bridge: usize,
+    pub strategy: Strategy,
+    /// Jicofo's `octo.enabled`: conferences may span bridges.
+    pub octo: bool,
+    /// Jicofo's `local-region`.
+    pub local_region: Option<String>,
 }
 
 impl Default for SelectionConfig {
@@ -39,6 +53,9 @@ impl Default for SelectionConfig {
             participant_rampup: Duration::from_secs(20),
             failure_reset: Duration::from_secs(60),
             max_participants_per_bridge: 80,
+            strategy: Strategy::Single,
+            octo: false,
+            local_region: None,
         }
     }
 }
@@ -226,53 +243,63 @@ impl Brewery {
         }
     }
 
-    /// The bridge for a participant: the conference's own bridge while it is
-    /// operational, else the best candidate (see the module documentation).
-    /// `current` is the conference's bridge with its participant count.
+    /// The bridge for a participant of a conference that uses
+    /// `conference` (its bridges in the order it took them, with their
+    /// participant counts), or None when no bridge can take it.
     pub fn select(
         &self,
         now: Instant,
-        current: Option<(&str, usize)>,
+        conference: &[(&str, usize)],
         participant_region: Option<&str>,
     ) -> Option<String> {
         let config = &self.config;
-        if let Some((jid, _count)) = current
-            && let Some(b) = self.bridges.get(jid)
-            && b.is_operational(now, config)
-        {
-            // One bridge per conference: past
-            // max_participants_per_bridge a relay would be added;
-            // without relays the conference stays where it is.
-            return Some(b.jid.clone());
-        }
-        let candidates: Vec<&Bridge> = self
+        // Only the conference's operational bridges count (Jicofo's
+        // getBridges).
+        let conference: Vec<(&str, usize)> = conference
+            .iter()
+            .filter(|(j, _)| {
+                self.bridges
+                    .get(*j)
+                    .is_some_and(|b| b.is_operational(now, config))
+            })
+            .copied()
+            .collect();
+        let first = conference.first().and_then(|(j, _)| self.bridges.get(*j));
+        let version = first.and_then(|b| b.version.as_deref());
+        let multi = !conference.is_empty();
+        let mut usable: Vec<&Bridge> = self
             .bridges
             .values()
             .filter(|b| b.is_operational(now, config) && !b.graceful_shutdown && !b.draining)
+            .filter(|b| version.is_none() || b.version.as_deref() == version)
+            // A second bridge must be able to relay.
+            .filter(|b| {
+                !multi || b.relay_id.is_some() || conference.iter().any(|(j, _)| *j == b.jid)
+            })
             .collect();
-        let least_loaded = |list: &[&Bridge]| -> Option<String> {
-            list.iter()
-                .min_by(|a, b| {
-                    a.corrected_stress(now, config)
-                        .total_cmp(&b.corrected_stress(now, config))
-                })
-                .map(|b| b.jid.clone())
-        };
-        let not_loaded: Vec<&Bridge> = candidates
+        usable.sort_by(|a, b| {
+            a.corrected_stress(now, config)
+                .total_cmp(&b.corrected_stress(now, config))
+        });
+        let candidates: Vec<Candidate> = usable
             .iter()
-            .copied()
-            .filter(|b| !b.is_overloaded(now, config))
+            .map(|b| Candidate {
+                jid: &b.jid,
+                region: b.region.as_deref(),
+                overloaded: b.is_overloaded(now, config),
+            })
             .collect();
-        if let Some(region) = participant_region {
-            let in_region: Vec<&Bridge> = not_loaded
-                .iter()
-                .copied()
-                .filter(|b| b.region.as_deref() == Some(region))
-                .collect();
-            if let Some(j) = least_loaded(&in_region) {
-                return Some(j);
-            }
-        }
-        least_loaded(&not_loaded).or_else(|| least_loaded(&candidates))
+        let selection = Selection {
+            bridges: &candidates,
+            conference: &conference,
+            region: participant_region,
+            conference_region: first.and_then(|b| b.region.as_deref()),
+            local_region: config.local_region.as_deref(),
+            max_participants_per_bridge: config.max_participants_per_bridge,
+        };
+        let existing_relay = first.is_some_and(|b| b.relay_id.is_some());
+        config
+            .strategy
+            .select(&selection, config.octo, existing_relay)
     }
 }

@@ -55,6 +55,20 @@ pub struct FocusArgs {
     /// Serve /about/health, /stats and /metrics on ADDR:PORT.
     #[arg(long, value_name = "ADDR:PORT")]
     pub http: Option<SocketAddr>,
+    /// Bridge selection: single (default), split, region or intra_region
+    /// (or Jicofo's strategy class names).
+    #[arg(long, value_name = "STRATEGY", default_value = "single")]
+    pub bridge_selection: crate::selection::Strategy,
+    /// Let a conference span bridges, relayed to each other (Jicofo's
+    /// octo.enabled; split always may).
+    #[arg(long)]
+    pub octo: bool,
+    /// Participants of one conference per bridge (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 80)]
+    pub max_bridge_participants: usize,
+    /// The region the region strategy falls back to (Jicofo's local-region).
+    #[arg(long, value_name = "REGION")]
+    pub local_region: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +101,10 @@ impl FocusArgs {
         o.muc = self.muc.clone();
         o.brewery = self.brewery.clone();
         o.jibri_brewery = self.jibri_brewery.clone();
+        o.selection.strategy = self.bridge_selection;
+        o.selection.octo = self.octo;
+        o.selection.max_participants_per_bridge = self.max_bridge_participants;
+        o.selection.local_region = self.local_region.clone();
         o
     }
 }

@@ -45,7 +45,7 @@ pub fn conference_modify(
         .child(cm)
 }
 
-fn media(options: OfferOptions) -> Vec<Element> {
+pub(crate) fn media(options: OfferOptions) -> Vec<Element> {
     codecs::media_descriptions(options)
         .iter()
         .map(|md| {
@@ -114,7 +114,7 @@ pub fn endpoint_update(
 }
 
 /// An endpoint's `<sources>`: one `<media-source>` per source.
-fn sources_element(sources: &[Source]) -> Element {
+pub(crate) fn sources_element(sources: &[Source]) -> Element {
     let mut e = Element::new("sources", ns::COLIBRI2);
     for s in sources {
         e.push_child(colibri2_media_source_element(s));

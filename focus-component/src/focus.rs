@@ -128,6 +128,12 @@ pub(crate) enum Pending {
         room: String,
         bridge: String,
     },
+    /// A relay's creation on `bridge` (`relay_id`: the other bridge's).
+    RelayCreate {
+        room: String,
+        bridge: String,
+        relay_id: String,
+    },
     Offer {
         room: String,
         nick: String,
@@ -378,6 +384,11 @@ impl Focus {
                 endpoints,
             } => self.on_allocated(now, &room, &bridge, &endpoints, iq),
             Pending::HealthCheck { bridge } => self.brewery.mark_healthy(&bridge),
+            Pending::RelayCreate {
+                room,
+                bridge,
+                relay_id,
+            } => self.on_relay_created(now, &room, &bridge, &relay_id, iq),
             Pending::JibriStart { room, jibri } => {
                 self.jibri_start_answered(now, &room, &jibri, true)
             }
@@ -405,6 +416,18 @@ impl Focus {
                         tracing::warn!(room, bridge, error = %iq, "colibri2 update failed");
                         self.bridge_failed(now, &bridge);
                     }
+                }
+            }
+            Pending::RelayCreate { room, bridge, .. } => {
+                // As Jicofo: the bridge's session failed.
+                self.counters.colibri_failures += 1;
+                tracing::warn!(room, bridge, error = ?iq.map(|e| e.to_string()), "relay creation failed");
+                if self
+                    .conferences
+                    .get(&room)
+                    .is_some_and(|c| c.session(&bridge).is_some())
+                {
+                    self.bridge_failed(now, &bridge);
                 }
             }
             Pending::Allocate { room, bridge, .. } => {

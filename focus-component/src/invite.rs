@@ -31,15 +31,13 @@ impl Focus {
         let Some(p) = c.participants.get(nick) else {
             return;
         };
-        let current = c
-            .bridge
-            .as_ref()
-            .map(|b| (b.bridge.clone(), c.on_bridge(&b.bridge).len()));
-        let chosen = self.brewery.select(
-            now,
-            current.as_ref().map(|(b, n)| (b.as_str(), *n)),
-            p.region.as_deref(),
-        );
+        let counts: Vec<(String, usize)> = c
+            .bridges
+            .iter()
+            .map(|b| (b.bridge.clone(), c.on_bridge(&b.bridge).len()))
+            .collect();
+        let conference: Vec<(&str, usize)> = counts.iter().map(|(b, n)| (b.as_str(), *n)).collect();
+        let chosen = self.brewery.select(now, &conference, p.region.as_deref());
         let Some(bridge) = chosen else {
             tracing::warn!(room, nick, "no operational bridge: the participant waits");
             if let Some(p) = c.participants.get_mut(nick) {
@@ -47,15 +45,10 @@ impl Focus {
             }
             return;
         };
-        if c.bridge.as_ref().is_none_or(|b| b.bridge != bridge) {
-            c.bridge = Some(BridgeSession {
-                bridge: bridge.clone(),
-                created: false,
-                creating: false,
-                queued: Vec::new(),
-                feedback_sources: Vec::new(),
-                session_id: uuid(),
-            });
+        if c.session(&bridge).is_none() {
+            let relay_id = self.brewery.get(&bridge).and_then(|b| b.relay_id.clone());
+            c.bridges
+                .push(BridgeSession::new(&bridge, relay_id, uuid()));
         }
         if let Some(p) = c.participants.get_mut(nick) {
             p.allocation = Allocation::Pending {
@@ -63,24 +56,34 @@ impl Focus {
             };
         }
         self.brewery.endpoint_added(&bridge, now);
-        let Some(bs) = c.bridge.as_mut() else { return };
+        let Some(bs) = c.session_mut(&bridge) else {
+            return;
+        };
         if bs.creating {
             if !bs.queued.iter().any(|q| q == nick) {
                 bs.queued.push(nick.to_string());
             }
-            return;
+        } else {
+            let create = !bs.created;
+            bs.creating = create;
+            self.send_allocation(now, room, &bridge, vec![nick.to_string()], create);
         }
-        let create = !bs.created;
-        bs.creating = create;
-        self.send_allocation(now, room, vec![nick.to_string()], create);
+        // The conference's other bridges learn the endpoint on their relay.
+        self.relay_endpoints_changed(now, room, nick, &bridge, crate::relays::Change::Create);
     }
 
-    fn send_allocation(&mut self, now: Instant, room: &str, nicks: Vec<String>, create: bool) {
+    fn send_allocation(
+        &mut self,
+        now: Instant,
+        room: &str,
+        bridge: &str,
+        nicks: Vec<String>,
+        create: bool,
+    ) {
         let Some(c) = self.conferences.get(room) else {
             return;
         };
-        let Some(bs) = &c.bridge else { return };
-        let bridge = bs.bridge.clone();
+        let bridge = bridge.to_string();
         let mut endpoints = Vec::new();
         for nick in &nicks {
             if let Some(p) = c.participants.get(nick) {
@@ -121,9 +124,10 @@ impl Focus {
         let Some(c) = self.conferences.get_mut(room) else {
             return;
         };
-        let Some(bs) = c.bridge.as_mut().filter(|b| b.bridge == bridge) else {
+        let Some(bs) = c.session_mut(bridge) else {
             return;
         };
+        let first_answer = !bs.created;
         bs.created = true;
         bs.creating = false;
         if !answer.feedback_sources.is_empty() {
@@ -160,7 +164,10 @@ impl Focus {
             self.send_offer(now, room, &nick);
         }
         if !queued.is_empty() {
-            self.send_allocation(now, room, queued, false);
+            self.send_allocation(now, room, bridge, queued, false);
+        }
+        if first_answer {
+            self.connect_bridge(now, room, bridge);
         }
     }
 
@@ -174,7 +181,7 @@ impl Focus {
         let sources = c.remote_sources(nick);
         let position = c.participants.get(nick).map_or(0, |p| p.join_order);
         let start_muted = c.start_muted(position, global_start_muted);
-        let Some(bs) = &c.bridge else { return };
+        let Some(bs) = c.session_of(nick) else { return };
         let bridge_session_id = bs.session_id.clone();
         let region = self.brewery.get(&bs.bridge).and_then(|b| b.region.clone());
         let Some(p) = c.participants.get_mut(nick) else {
@@ -232,6 +239,14 @@ impl Focus {
     /// The bridge lost one endpoint: that participant alone is allocated
     /// again (and re-offered with transport-replace).
     pub(crate) fn reinvite_endpoint(&mut self, now: Instant, room: &str, nick: &str) {
+        let bridge = self
+            .conferences
+            .get(room)
+            .and_then(|c| c.participants.get(nick))
+            .and_then(|p| p.allocation.bridge().map(str::to_string));
+        if let Some(b) = &bridge {
+            self.relay_endpoints_changed(now, room, nick, b, crate::relays::Change::Expire);
+        }
         if let Some(p) = self
             .conferences
             .get_mut(room)
@@ -245,21 +260,38 @@ impl Focus {
     /// The participant refused its offer: its endpoint expires and the
     /// session is forgotten.
     pub(crate) fn offer_refused(&mut self, now: Instant, room: &str, nick: &str, sid: &str) {
-        let Some(c) = self.conferences.get_mut(room) else {
+        let Some(c) = self.conferences.get(room) else {
             return;
         };
-        let Some(p) = c.participants.get_mut(nick) else {
+        let Some(p) = c.participants.get(nick) else {
             return;
         };
         if p.session.as_ref().is_none_or(|s| s.sid != sid) {
             return;
         }
         let bridge = p.allocation.bridge().map(str::to_string);
+        let created = bridge
+            .as_deref()
+            .and_then(|b| c.session(b))
+            .is_some_and(|b| b.created);
+        if let Some(b) = &bridge {
+            self.relay_endpoints_changed(now, room, nick, b, crate::relays::Change::Expire);
+        }
+        let Some(p) = self
+            .conferences
+            .get_mut(room)
+            .and_then(|c| c.participants.get_mut(nick))
+        else {
+            return;
+        };
         p.session = None;
         p.allocation = Allocation::None;
         p.flush_at = None;
-        let created = c.bridge.as_ref().is_some_and(|b| b.created);
-        let meeting_id = c.meeting_id.clone();
+        let meeting_id = self
+            .conferences
+            .get(room)
+            .map(|c| c.meeting_id.clone())
+            .unwrap_or_default();
         if let (Some(bridge), true) = (bridge, created) {
             let id = self.id();
             let iq = colibri::conference_modify(
@@ -298,20 +330,25 @@ impl Focus {
         self.move_off_bridge(now, bridge);
     }
 
-    /// Every conference on `bridge` moves: its participants are invited on
-    /// another bridge (transport-replace for those whose session is up).
+    /// Every conference on `bridge` loses that bridge (its session and the
+    /// other bridges' relays to it expire) and the participants it had are
+    /// invited again (transport-replace for those whose session is up), on
+    /// another bridge of the conference or a new one.
     pub(crate) fn move_off_bridge(&mut self, now: Instant, bridge: &str) {
+        let rooms: Vec<String> = self
+            .conferences
+            .iter()
+            .filter(|(_, c)| c.session(bridge).is_some())
+            .map(|(r, _)| r.clone())
+            .collect();
         let mut moved = Vec::new();
-        for (room, c) in self.conferences.iter_mut() {
-            if c.bridge.as_ref().is_none_or(|b| b.bridge != bridge) {
+        for room in rooms {
+            self.remove_session(now, &room, bridge);
+            let Some(c) = self.conferences.get_mut(&room) else {
                 continue;
-            }
-            c.bridge = None;
+            };
             for p in c.participants.values_mut() {
-                if matches!(
-                    p.allocation,
-                    Allocation::Pending { .. } | Allocation::Allocated { .. }
-                ) {
+                if p.allocation.bridge() == Some(bridge) {
                     p.allocation = Allocation::None;
                     moved.push((room.clone(), p.endpoint_id.clone()));
                 }

@@ -361,13 +361,16 @@ impl Focus {
         let Some(p) = c.participants.get(nick) else {
             return;
         };
-        let Some(bs) = c.bridge.as_ref().filter(|b| b.created) else {
+        let Some(bs) = p
+            .allocation
+            .bridge()
+            .and_then(|b| c.session(b))
+            .filter(|b| b.created)
+        else {
             return;
         };
-        if p.allocation.bridge() != Some(bs.bridge.as_str()) {
-            return;
-        }
         let (bridge, meeting_id) = (bs.bridge.clone(), c.meeting_id.clone());
+        self.relay_endpoints_changed(now, room, nick, &bridge, crate::relays::Change::Expire);
         let id = self.id();
         let iq = colibri::conference_modify(
             &bridge,
@@ -413,9 +416,12 @@ impl Focus {
             iq,
             Pending::ColibriUpdate {
                 room: room.to_string(),
-                bridge,
+                bridge: bridge.clone(),
             },
         );
+        if with_sources {
+            self.relay_endpoints_changed(now, room, nick, &bridge, crate::relays::Change::Update);
+        }
     }
 
     /// Every participant but `except` gets the conference's source changes

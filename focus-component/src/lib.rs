@@ -30,8 +30,10 @@ pub mod ns;
 pub mod occupants;
 pub mod offer;
 pub mod participant;
+pub mod relays;
 pub mod room;
 pub mod run;
+pub mod selection;
 pub mod sources;
 pub mod stats;
 

@@ -233,16 +233,29 @@ impl Focus {
                 Some(reason_text),
             ));
         }
-        let expire = match (&c.bridge, p.allocation.bridge()) {
-            (Some(bs), Some(b)) if bs.bridge == b && bs.created => {
-                Some((b.to_string(), c.meeting_id.clone()))
-            }
-            _ => None,
-        };
-        if let Some(bs) = c.bridge.as_mut() {
+        let bridge = p.allocation.bridge().map(str::to_string);
+        let expire = bridge
+            .as_deref()
+            .and_then(|b| c.session(b))
+            .filter(|bs| bs.created)
+            .map(|bs| (bs.bridge.clone(), c.meeting_id.clone()));
+        for bs in c.bridges.iter_mut() {
             bs.queued.retain(|q| q != nick);
         }
         let empty = c.participants.is_empty();
+        // The last participant of a bridge takes the bridge out of the
+        // conference (as Jicofo removes an empty session).
+        let bridge_emptied = bridge
+            .as_deref()
+            .filter(|b| !empty && c.on_bridge(b).is_empty());
+        let expire = match bridge_emptied {
+            Some(b) => {
+                let b = b.to_string();
+                self.remove_session(now, room, &b);
+                None
+            }
+            None => expire,
+        };
         self.counters.participants_left += 1;
         for mut iq in out {
             let id = self.id();
@@ -250,6 +263,7 @@ impl Focus {
             self.request(now, iq, Pending::Other);
         }
         if let Some((bridge, meeting_id)) = expire {
+            self.relay_endpoints_changed(now, room, nick, &bridge, crate::relays::Change::Expire);
             let id = self.id();
             let iq = crate::colibri::conference_modify(
                 &bridge,
@@ -290,9 +304,7 @@ impl Focus {
                 self.request(now, iq, Pending::Other);
             }
         }
-        if let Some(bs) = &c.bridge
-            && bs.created
-        {
+        for bs in c.bridges.iter().filter(|b| b.created) {
             let id = self.id();
             let iq = crate::colibri::conference_expire(&bs.bridge, &id, &c.meeting_id);
             self.request(now, iq, Pending::Other);

@@ -24,10 +24,16 @@ pub enum RoomState {
     Joined,
 }
 
-/// The conference's session with its bridge.
+/// The conference's session with one of its bridges (Jicofo's
+/// `Colibri2Session`).
 #[derive(Debug, Clone)]
 pub struct BridgeSession {
     pub bridge: String,
+    /// The bridge's `relay_id` when the session started (Jicofo keeps it
+    /// for the session's life).
+    pub relay_id: Option<String>,
+    /// Relays to the conference's other bridges, by their relay id.
+    pub relays: BTreeMap<String, Relay>,
     /// The conference exists on the bridge (a `create` was answered).
     pub created: bool,
     /// A `create` request is out; other endpoints wait in `queued`.
@@ -37,6 +43,32 @@ pub struct BridgeSession {
     pub feedback_sources: Vec<Source>,
     /// The `bridge-session` id offered to participants.
     pub session_id: String,
+}
+
+impl BridgeSession {
+    pub fn new(bridge: &str, relay_id: Option<String>, session_id: String) -> BridgeSession {
+        BridgeSession {
+            bridge: bridge.to_string(),
+            relay_id,
+            relays: BTreeMap::new(),
+            created: false,
+            creating: false,
+            queued: Vec::new(),
+            feedback_sources: Vec::new(),
+            session_id,
+        }
+    }
+}
+
+/// One side of a relay between two bridges of a conference (Jicofo's
+/// `Colibri2Session.Relay`): the initiator is ICE controlling, uses a
+/// unique port, is DTLS active and opens the bridge channel's WebSocket.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// The other bridge (its occupant JID in the brewery).
+    pub bridge: String,
+    pub initiator: bool,
+    pub mesh_id: String,
 }
 
 /// AV moderation of one media type (from the av_moderation component).
@@ -58,7 +90,8 @@ pub struct Conference {
     pub pending_replies: Vec<Element>,
     pub participants: BTreeMap<String, Participant>,
     pub sources: ConferenceSources,
-    pub bridge: Option<BridgeSession>,
+    /// The bridges the conference uses, in the order it took them.
+    pub bridges: Vec<BridgeSession>,
     pub av_moderation: AvModeration,
     pub recording: Option<crate::jibri::JibriSession>,
     /// The conference IQ's `startAudioMuted` / `startVideoMuted`: the
@@ -80,7 +113,7 @@ impl Conference {
             pending_replies: Vec::new(),
             participants: BTreeMap::new(),
             sources: ConferenceSources::default(),
-            bridge: None,
+            bridges: Vec::new(),
             av_moderation: AvModeration::default(),
             recording: None,
             start_muted_after: (None, None),
@@ -112,11 +145,25 @@ impl Conference {
             .collect()
     }
 
-    /// The bridge's sources, then every participant's but `except`'s, by
+    pub fn session(&self, bridge: &str) -> Option<&BridgeSession> {
+        self.bridges.iter().find(|b| b.bridge == bridge)
+    }
+
+    pub fn session_mut(&mut self, bridge: &str) -> Option<&mut BridgeSession> {
+        self.bridges.iter_mut().find(|b| b.bridge == bridge)
+    }
+
+    /// The session of `nick`'s bridge.
+    pub fn session_of(&self, nick: &str) -> Option<&BridgeSession> {
+        let bridge = self.participants.get(nick)?.allocation.bridge()?;
+        self.session(bridge)
+    }
+
+    /// `except`'s bridge's sources, then every other participant's, by
     /// owner (`jvb` for the bridge), as an offer or a fan-out carries them.
     pub fn remote_sources(&self, except: &str) -> BTreeMap<String, Vec<Source>> {
         let mut out = BTreeMap::new();
-        if let Some(b) = &self.bridge
+        if let Some(b) = self.session_of(except)
             && !b.feedback_sources.is_empty()
         {
             out.insert("jvb".to_string(), b.feedback_sources.clone());
