@@ -236,7 +236,7 @@ impl Conference {
         }
     }
 
-    fn poll_endpoint(
+    pub(super) fn poll_endpoint(
         &mut self,
         now: Instant,
         id: &str,
@@ -308,7 +308,7 @@ impl Conference {
     }
 
     /// Handles one event of endpoint `id`; returns the endpoints written to.
-    fn handle_event(
+    pub(super) fn handle_event(
         &mut self,
         now: Instant,
         id: &str,

@@ -23,12 +23,27 @@ use str0m::{Candidate, IceCreds, Rtc};
 use super::forward::{LayerForwarder, Target};
 use super::{AudioSubscription, LayerId, MediaError};
 
-/// Video packets kept per forwarded stream for retransmissions, for
-/// str0m's 3 s at most (str0m's default count is 1,000). Each one is a
-/// str0m `RtpPacket` of about 410 bytes per receiver (the payload itself is
-/// shared): the largest part of a receiving endpoint's memory (heaptrack on
-/// `bench --media`, bench/results/2026-12-06-1318Z-media.md).
-const SEND_BUFFER_VIDEO: usize = 256;
+/// How long a forwarded video packet is kept for resends. Videobridge's
+/// `PacketCache` keeps 1,000 ms (at most 500 packets) per stream; str0m's
+/// default is 3 s and 1,000 packets. The cache is per receiver and stream
+/// (str0m's `StreamTx` owns it), each slot an `RtpPacket` of 408 bytes plus
+/// 24 of bookkeeping (the payload itself is shared between receivers), so
+/// it was most of an endpoint's memory: at 3 s a 1 Mbit/s stream kept
+/// its whole 256-packet ring, 108 KiB per receiver; at 500 ms it keeps
+/// about 60 packets (a ring of 66 slots, 28 KiB). Half a second answers
+/// NACKs on links up to ~400 ms round trip (a NACK leaves the receiver a
+/// few tens of ms after the gap shows); str0m's bandwidth probes pad with
+/// the newest cached packets, which this window always holds.
+pub(crate) const RESEND_WINDOW: Duration = Duration::from_millis(500);
+
+/// At most this many packets per stream within [`RESEND_WINDOW`] (a
+/// 4 Mbit/s screen share sends ~400 packets a second): the ring never grows
+/// beyond it, whatever a sender sends.
+pub(crate) const RESEND_PACKETS_MAX: usize = 256;
+
+/// Resends are given up for a stream when they pass this share of what it
+/// sends (str0m's default).
+const RESEND_RATIO_CAP: f32 = 0.15;
 
 /// Sets up a `StreamTx` that forwards another endpoint's stream to this
 /// one: not paced, as Videobridge does not pace forwarded media
@@ -39,13 +54,17 @@ const SEND_BUFFER_VIDEO: usize = 256;
 /// settles at about what it receives more often (it is capped at 1.5 times
 /// that anyway): `media_layers`' bottleneck test allows for it.
 ///
-/// Videobridge also keeps only one second per stream for resends (its
-/// `PacketCache`: 1,000 ms, at most 500 packets). With that window
-/// (`StreamTx::set_rtx_cache`) the caches took 40 % less memory, but str0m
-/// pads its bandwidth probes with cached packets and the estimates of that
-/// test moved further; str0m's 3 s stay until that is understood.
-pub(crate) fn configure_forwarded_stream(tx: &mut str0m::rtp::StreamTx, _kind: MediaKind) {
+/// Video keeps [`RESEND_WINDOW`] for resends. Audio is never resent (no
+/// rtx for Opus, its packets are not nackable), so its cache is made inert
+/// and without the resend-ratio bookkeeping.
+pub(crate) fn configure_forwarded_stream(tx: &mut str0m::rtp::StreamTx, kind: MediaKind) {
     tx.set_unpaced(true);
+    match kind {
+        MediaKind::Video => {
+            tx.set_rtx_cache(RESEND_PACKETS_MAX, RESEND_WINDOW, Some(RESEND_RATIO_CAP));
+        }
+        MediaKind::Audio => tx.set_rtx_cache(0, Duration::ZERO, None),
+    }
 }
 
 /// The bandwidth estimate a receiver's link starts at (Videobridge starts
@@ -237,7 +256,6 @@ impl Endpoint {
                 pass: self.pwd.clone(),
             })
             .set_stats_interval(Some(Duration::from_secs(1)))
-            .set_send_buffer_video(SEND_BUFFER_VIDEO)
             .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE_BPS)))
             .clear_codecs()
             .clear_extension_map();
