@@ -113,6 +113,19 @@ pub const COMMANDS: &[Command] = &[
         run: crate::migrate::cmd_migrate,
     },
     Command {
+        name: "invite",
+        args: "generate HOST [--reset USER] [--admin] [--role ROLE] [--group ID]...",
+        about: "create an invite to register an account on HOST (or to reset USER's \
+                password) and print its URI, as `prosodyctl mod_invites generate`",
+        run: crate::invite_cli::cmd_invite,
+    },
+    Command {
+        name: "mod_invites",
+        args: "generate HOST [...]",
+        about: "the same as `invite`, in prosodyctl's words",
+        run: crate::invite_cli::cmd_mod_invites,
+    },
+    Command {
         name: "about",
         args: "",
         about: "show the version, the config file and the data directory",

@@ -15,6 +15,7 @@ pub mod builder;
 pub mod components;
 pub mod ctl;
 pub mod devconfig;
+pub mod invite_cli;
 pub mod logging;
 pub mod lua_modules;
 pub mod media;

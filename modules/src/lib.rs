@@ -25,6 +25,7 @@ pub mod debug_reset;
 pub mod disco;
 pub mod external_services;
 pub mod http_file_share;
+pub mod invites;
 pub mod iq;
 pub mod lastactivity;
 pub mod limits;
@@ -66,6 +67,9 @@ pub fn register(registry: &mut Registry) {
         .add_loader("disco", disco::load)
         .add_loader("external_services", external_services::load)
         .add_fn("http_file_share", http_file_share::load_module)
+        .add_loader("invites", invites::load)
+        .add_fn("invites_adhoc", invites::adhoc::load)
+        .add_fn("invites_register", invites::register::load)
         .add_loader("iq", iq::load)
         .add_loader("lastactivity", lastactivity::load)
         .add_loader("limits", limits::load)

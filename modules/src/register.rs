@@ -16,7 +16,10 @@
 //!   `registration_instructions`); set → the account is created (username
 //!   nodeprepped; `conflict` when it exists; `not-acceptable` for missing
 //!   fields), its details stored in `account_details` (`registered` = Unix
-//!   time), `user-registered` fired.
+//!   time), `user-registered` fired. `user-registering` is fired before
+//!   (handlers may refuse, or allow a password reset: `invites_register`
+//!   does both); `invites_register` also loads this part without
+//!   `allow_registration` (see [`load_ibr`]).
 //! - **register_limits**: `registration_blocklist` (`registration_blacklist`)
 //!   IPs or CIDR ranges are refused (`forbidden`), with
 //!   `allowlist_registration_only` (`whitelist_registration_only`) only
@@ -56,7 +59,7 @@ struct Limits {
 #[derive(Default)]
 struct Recent(Mutex<HashMap<IpAddr, Vec<f64>>>);
 
-pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
+pub fn load(server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
     crate::disco::add_feature(host, NS_REGISTER);
     host.events
         .hook(&format!("iq/self/{NS_REGISTER}:query"), 0, manage_account);
@@ -73,9 +76,30 @@ pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> 
                 ok && manage_account(e)
             });
     }
-    if !host.option_bool("allow_registration", false)? {
+    if host.option_bool("allow_registration", false)? {
+        load_ibr(server, host)?;
+    }
+    Ok(())
+}
+
+/// register_ibr is on this host (loaded by `register` with
+/// `allow_registration`, or by `invites_register`).
+#[derive(Default)]
+struct IbrLoaded(std::sync::atomic::AtomicBool);
+
+/// Loads register_ibr on `host` (once; Prosody's `module:depends("register_ibr")`):
+/// the `<register/>` stream feature and the registration IQ. Registrations
+/// fire `user-registering` first: a handler refuses one by setting the
+/// field `allowed` to false (with `reason`, `error_type`,
+/// `error_condition`), or lets an existing account's password be set by
+/// setting `allow_reset` to its username (then `user-password-reset` fires).
+pub fn load_ibr(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> {
+    use std::sync::atomic::Ordering;
+    let loaded = host.extension::<IbrLoaded>();
+    if loaded.0.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
+    xmpp_core::module::scope::on_unload(move || loaded.0.store(false, Ordering::SeqCst));
     let require_encryption = host.option_bool(
         "c2s_require_encryption",
         host.option_bool("require_encryption", true)?,
@@ -348,7 +372,40 @@ fn register(
             return true;
         }
     };
+    let server = event.server.clone();
+    let mut registering = Event::new(&server, "user-registering")
+        .with_origin(&origin)
+        .with_field("username", username.as_str())
+        .with_field("host", host.name.as_str())
+        .with_field("allowed", true);
+    if let Some(ip) = origin.peer.map(|p| p.ip().to_string()) {
+        registering = registering.with_field("ip", ip.as_str());
+    }
+    server.fire_on_host(&host, "user-registering", &mut registering);
+    if let Some(e) = refusal(&registering) {
+        tracing::debug!("Registration disallowed by module: {e}");
+        event.reply(err(e));
+        return true;
+    }
     if host.user_exists(&username) {
+        if registering.field_str("allow_reset") == Some(username.as_str()) {
+            let reply = match provider.set_password(&username, &password) {
+                Ok(()) => {
+                    let mut ev = Event::new(&server, "user-password-reset")
+                        .with_origin(&origin)
+                        .with_field("username", username.as_str())
+                        .with_field("host", host.name.as_str());
+                    server.fire_on_host(&host, "user-password-reset", &mut ev);
+                    stanza.reply()
+                }
+                Err(e) => {
+                    tracing::error!("Unable to reset password for {username}@{}: {e}", host.name);
+                    err(StanzaError::new(ErrorType::Wait, "internal-server-error"))
+                }
+            };
+            event.reply(reply);
+            return true;
+        }
         event.reply(err(StanzaError::new(ErrorType::Cancel, "conflict")
             .with_text("The requested username already exists.")));
         return true;
@@ -384,7 +441,6 @@ fn register(
     }
     event.reply(stanza.reply());
     tracing::info!("User account created: {username}@{}", host.name);
-    let server = event.server.clone();
     let mut ev = Event::new(&server, "user-registered")
         .with_origin(&origin)
         .with_field("username", username.as_str())
@@ -392,6 +448,32 @@ fn register(
         .with_field("source", "mod_register");
     server.fire_on_host(&host, "user-registered", &mut ev);
     true
+}
+
+/// The error a `user-registering` handler refused with (`allowed` false).
+fn refusal(event: &Event) -> Option<StanzaError> {
+    if event.fields.get("allowed").and_then(Value::as_bool) != Some(false) {
+        return None;
+    }
+    let type_ = match event.field_str("error_type") {
+        Some("auth") => ErrorType::Auth,
+        Some("cancel") => ErrorType::Cancel,
+        Some("wait") => ErrorType::Wait,
+        _ => ErrorType::Modify,
+    };
+    let condition = match event.field_str("error_condition") {
+        Some("forbidden") => "forbidden",
+        Some("not-allowed") => "not-allowed",
+        Some("policy-violation") => "policy-violation",
+        Some("conflict") => "conflict",
+        Some("resource-constraint") => "resource-constraint",
+        _ => "not-acceptable",
+    };
+    let e = StanzaError::new(type_, condition);
+    Some(match event.field_str("reason") {
+        Some(r) => e.with_text(r),
+        None => e,
+    })
 }
 
 /// mod_user_account_management: the account's own registration.

@@ -495,17 +495,17 @@ impl C2sStream {
         out: &mut Vec<Action>,
     ) {
         if !self.authenticated {
-            // In-band registration (mod_register_ibr) before authentication:
-            // Prosody's `stanza/iq/jabber:iq:register:query`.
+            // Before authentication an IQ goes to Prosody's
+            // `stanza/iq/XMLNS:NAME` (in-band registration's
+            // `jabber:iq:register:query`, invites' `urn:xmpp:pars:0:preauth`).
             if e.name() == "iq"
-                && e.first_child()
-                    .is_some_and(|q| q.is("query", "jabber:iq:register"))
+                && let Some(child) = e.first_child()
             {
+                let name = format!("stanza/iq/{}:{}", child.ns(), child.name());
                 let mut ev = Event::new(&self.server, "")
                     .with_origin(session)
                     .with_stanza(e.clone());
-                let name = "stanza/iq/jabber:iq:register:query";
-                if self.server.fire_on_host(host, name, &mut ev) {
+                if self.server.fire_on_host(host, &name, &mut ev) {
                     return;
                 }
             }
