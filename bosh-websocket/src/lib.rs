@@ -301,6 +301,7 @@ pub fn start(
     let addrs: Vec<(&str, std::net::SocketAddr)> =
         started.listening.iter().map(|l| (l.kind, l.addr)).collect();
     routes.log_urls(server, &addrs);
+    xmpp_core::http::set_bound(server, &addrs);
     let state = server.extension::<HttpState>();
     let task = tokio::spawn(async move {
         let _ = shutdown.changed().await;

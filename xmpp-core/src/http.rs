@@ -137,6 +137,35 @@ pub fn set_service(server: &Server, service: Arc<dyn HttpService>) {
     }
 }
 
+/// Where the HTTP server listens, as bound: a port 0 in `http_ports` is the
+/// port the system chose, which modules handing out URLs must use.
+#[derive(Default)]
+struct Bound(RwLock<Vec<(String, SocketAddr)>>);
+
+/// Records the listeners the HTTP server opened (`http`, `https`), replacing
+/// what was recorded before.
+pub fn set_bound(server: &Server, listening: &[(&str, SocketAddr)]) {
+    let bound = server.extension::<Bound>();
+    *bound.0.write().unwrap_or_else(|e| e.into_inner()) = listening
+        .iter()
+        .map(|(kind, addr)| (kind.to_string(), *addr))
+        .collect();
+}
+
+/// The addresses the HTTP server listens on for `kind`, in the order of its
+/// ports (empty before it started).
+pub fn bound(server: &Server, kind: &str) -> Vec<SocketAddr> {
+    server
+        .extension::<Bound>()
+        .0
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, a)| *a)
+        .collect()
+}
+
 /// The server's HTTP service, once one is installed.
 pub fn service(server: &Server) -> Option<Arc<dyn HttpService>> {
     server

@@ -13,7 +13,9 @@
 //! `http_file_share_size_limit` (10 MiB), `http_file_share_allowed_file_types`
 //! (any; `type/*` wildcards), `http_file_share_expires_after` (one week,
 //! seconds), `http_file_share_secret` (random per start),
-//! `http_file_share_access`, `http_external_url`. Storage: the archive store
+//! `http_file_share_access`, `http_external_url` (else the URLs carry the
+//! port the HTTP server is bound to, which `http_ports = { 0 }` leaves to the
+//! system: see [`base_url`]). Storage: the archive store
 //! `uploads` (the service's, keyed by slot: the request element, the
 //! uploader's bare JID) and the files in
 //! `<data_path>/<host>/http_file_share/<slot>.bin`, as Prosody keeps them.
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use xmpp_core::error::{ErrorType, StanzaError};
 use xmpp_core::module::ModuleContext;
 use xmpp_core::stanza::{Element, NS_CLIENT};
+use xmpp_core::value::Value;
 use xmpp_core::{Event, Host, Jid, Server};
 
 use crate::ModuleError;
@@ -50,8 +53,8 @@ pub struct Service {
     pub access: Vec<String>,
     /// Where files are kept.
     pub dir: PathBuf,
-    /// The URL the app's path is served at (no trailing `/`).
-    pub base_url: String,
+    /// The app's path on the HTTP server (no trailing `/`).
+    pub base: String,
 }
 
 impl Service {
@@ -108,17 +111,24 @@ fn random_secret() -> Vec<u8> {
     b
 }
 
-/// The URL at which `base` (the app's path) is reached.
-fn base_url(host: &Host, base: &str) -> String {
+/// The URL at which `base` (the app's path) is reached: under
+/// `http_external_url` when set, else `http://HOST:PORT` with `http_host` (or
+/// the host's name) and the port the HTTP server actually listens on (so
+/// `http_ports = { 0 }` gives the port the system chose), else the first of
+/// `http_ports` (default 5280).
+pub fn base_url(server: &Server, host: &Host, base: &str) -> String {
     if let Some(external) = host.option_str("http_external_url") {
         return format!("{}{base}", external.trim_end_matches('/'));
     }
-    let port = host
-        .option("http_ports")
-        .and_then(|v| v.as_table())
-        .and_then(|t| t.seq.first())
-        .and_then(|p| p.as_i64())
-        .unwrap_or(5280);
+    let configured = match host.option("http_ports") {
+        Some(Value::Table(t)) => t.seq.first().and_then(Value::as_i64),
+        Some(v) => v.as_i64(),
+        None => None,
+    };
+    let bound = xmpp_core::http::bound(server, "http")
+        .first()
+        .map(|a| i64::from(a.port()));
+    let port = bound.or(configured.filter(|p| *p != 0)).unwrap_or(5280);
     let name = host.option_str("http_host").unwrap_or(host.name.as_str());
     format!("http://{name}:{port}{base}")
 }
@@ -146,7 +156,7 @@ pub fn load_module(ctx: &ModuleContext) -> Result<(), ModuleError> {
         expires_after,
         access: host.option_list("http_file_share_access"),
         dir,
-        base_url: base_url(&host, &base),
+        base,
     });
     service_slot.set(service.clone());
     let s = service.clone();
@@ -259,7 +269,7 @@ fn slot(
     };
     let url = format!(
         "{}/{slot_id}/{}",
-        service.base_url,
+        base_url(server, &service.host, &service.base),
         http::url_encode(filename)
     );
     let bearer = format!("Bearer {}", token::sign(&service.secret, &grant));
