@@ -1,7 +1,9 @@
 //! Jicofo's observability: `/about/health` (healthy while at least one
 //! bridge is operational) and the stats JSON (conferences, participants,
 //! bridges, Jingle sessions, failures), plus the same counters in the
-//! OpenMetrics text format.
+//! OpenMetrics text format. Each bridge's load (stress, and the
+//! conferences and participants the focus put on it) is under
+//! `bridge_selector.bridges`.
 
 use std::time::Instant;
 
@@ -26,6 +28,21 @@ pub struct Counters {
     pub mutes: u64,
 }
 
+/// One bridge of the brewery as the focus uses it.
+#[derive(Debug, Clone)]
+pub struct BridgeLoad {
+    pub jid: String,
+    pub relay_id: Option<String>,
+    pub region: Option<String>,
+    pub version: Option<String>,
+    pub stress: f64,
+    pub operational: bool,
+    /// Conferences with a session on the bridge.
+    pub conferences: usize,
+    /// Participants allocated on the bridge.
+    pub participants: usize,
+}
+
 /// A snapshot of the focus.
 #[derive(Debug, Clone)]
 pub struct Stats {
@@ -34,6 +51,10 @@ pub struct Stats {
     pub jingle_sessions: usize,
     pub bridges: usize,
     pub operational_bridges: usize,
+    /// Bridge sessions over all conferences (a conference on two bridges
+    /// counts two).
+    pub conference_bridges: usize,
+    pub per_bridge: Vec<BridgeLoad>,
     pub counters: Counters,
 }
 
@@ -50,7 +71,31 @@ impl Stats {
             .flat_map(|c| c.participants.values())
             .filter(|p| p.session_active())
             .count();
+        let per_bridge = focus
+            .brewery
+            .iter()
+            .map(|b| BridgeLoad {
+                jid: b.jid.clone(),
+                relay_id: b.relay_id.clone(),
+                region: b.region.clone(),
+                version: b.version.clone(),
+                stress: b.corrected_stress(now, &focus.brewery.config),
+                operational: b.is_operational(now, &focus.brewery.config),
+                conferences: focus
+                    .conferences
+                    .values()
+                    .filter(|c| c.session(&b.jid).is_some())
+                    .count(),
+                participants: focus
+                    .conferences
+                    .values()
+                    .map(|c| c.on_bridge(&b.jid).len())
+                    .sum(),
+            })
+            .collect();
         Stats {
+            conference_bridges: focus.conferences.values().map(|c| c.bridges.len()).sum(),
+            per_bridge,
             conferences: focus.conferences.len(),
             participants,
             jingle_sessions,
@@ -68,6 +113,24 @@ impl Stats {
     /// The stats JSON (Jicofo's `/stats` names where they exist).
     pub fn to_json(&self) -> serde_json::Value {
         let c = &self.counters;
+        let bridges: serde_json::Map<String, serde_json::Value> = self
+            .per_bridge
+            .iter()
+            .map(|b| {
+                (
+                    b.jid.clone(),
+                    json!({
+                        "relay_id": b.relay_id,
+                        "region": b.region,
+                        "version": b.version,
+                        "stress": b.stress,
+                        "operational": b.operational,
+                        "conferences": b.conferences,
+                        "participants": b.participants,
+                    }),
+                )
+            })
+            .collect();
         json!({
             "conferences": self.conferences,
             "participants": self.participants,
@@ -75,7 +138,9 @@ impl Stats {
             "bridge_selector": {
                 "bridge_count": self.bridges,
                 "operational_bridge_count": self.operational_bridges,
+                "bridges": bridges,
             },
+            "conference_bridges": self.conference_bridges,
             "total_conferences_created": c.conferences_created,
             "total_participants": c.participants_joined,
             "total_participants_moved": c.participants_moved,
@@ -104,6 +169,7 @@ impl Stats {
         gauge("jingle_sessions", self.jingle_sessions as u64);
         gauge("bridges", self.bridges as u64);
         gauge("bridges_operational", self.operational_bridges as u64);
+        gauge("conference_bridges", self.conference_bridges as u64);
         let mut counter = |name: &str, v: u64| {
             out.push_str(&format!(
                 "# TYPE jicofo_{name} counter\njicofo_{name}_total {v}\n"

@@ -1,0 +1,398 @@
+//! A conference over two bridges (the split strategy), relayed as Jicofo
+//! relays them: the `<relay>` requests each bridge gets, the transports
+//! passed across with the DTLS roles forced, relay endpoints following
+//! participants (join, sources, leave), relays torn down when a bridge
+//! leaves the conference, and a failed bridge's participants moved to a
+//! new bridge with the relays rebuilt.
+
+mod common;
+
+use common::*;
+use focus_component::selection::Strategy;
+use xmpp_core::Element;
+
+const C2: &str = "jitsi:colibri2";
+
+fn jvb(n: &str) -> String {
+    format!("{BREWERY}/{n}")
+}
+
+fn split_harness(bridges: &[&str]) -> Harness {
+    let mut h = Harness::with_options(|o| o.selection.strategy = Strategy::Split);
+    for (i, n) in bridges.iter().enumerate() {
+        let stress = format!("0.{}", i + 1);
+        h.bridge(
+            n,
+            &[
+                ("stress_level", stress.as_str()),
+                ("relay_id", &format!("relay-{n}")),
+                ("version", "2.3"),
+            ],
+        );
+    }
+    h.open_conference(ROOM);
+    h
+}
+
+fn colibri_to<'a>(out: &'a [Element], bridge: &str) -> Vec<&'a Element> {
+    out.iter()
+        .filter(|e| e.to() == Some(bridge))
+        .filter(|e| e.get_child("conference-modify", C2).is_some())
+        .collect()
+}
+
+fn cm(iq: &Element) -> &Element {
+    iq.get_child("conference-modify", C2).unwrap()
+}
+
+fn relay(iq: &Element) -> Option<&Element> {
+    cm(iq).get_child("relay", C2)
+}
+
+/// The request to `bridge` holding a `<relay>`.
+fn relay_request(out: &[Element], bridge: &str) -> Element {
+    colibri_to(out, bridge)
+        .into_iter()
+        .find(|e| relay(e).is_some())
+        .unwrap_or_else(|| panic!("a relay request to {bridge}: {out:?}"))
+        .clone()
+}
+
+fn endpoint_ids(relay: &Element) -> Vec<String> {
+    relay
+        .get_child("endpoints", C2)
+        .map(|eps| {
+            eps.children()
+                .map(|e| e.get_attr("id").unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A participant joins, is allocated on the bridge the focus picks and
+/// accepts; returns (bridge it went to, sid, everything sent on the way).
+fn join_and_accept(h: &mut Harness, nick: &str, ssrc: u32) -> (String, String, Vec<Element>) {
+    let alloc = h.join(nick, PLAIN_FEATURES);
+    let mut out = vec![alloc.clone()];
+    let bridge = alloc.to().unwrap().to_string();
+    out.extend(h.answer_allocation(&alloc));
+    let sid = sid_of(&offer_to(&out, nick).expect("offer"));
+    out.extend(h.accept(nick, &sid, &src(ssrc, &format!("{nick} a")), ""));
+    (bridge, sid, out)
+}
+
+/// The bridge answers a relay creation with its relay transport.
+fn answer_relay(h: &mut Harness, request: &Element) -> Vec<Element> {
+    let to = request.to().unwrap().to_string();
+    let id = relay(request).unwrap().get_attr("id").unwrap().to_string();
+    h.feed(&format!(
+        "<iq type='result' id='{}' from='{to}' to='{FOCUS_JID}'>\
+         <conference-modified xmlns='jitsi:colibri2' meeting-id='{}'>\
+         <relay id='{id}'><transport>{}</transport></relay></conference-modified></iq>",
+        request.id().unwrap(),
+        cm(request).get_attr("meeting-id").unwrap(),
+        bridge_transport(&to, &format!("relay-{id}"))
+    ))
+}
+
+#[test]
+fn two_bridges_are_relayed_as_jicofo_relays_them() {
+    let mut h = split_harness(&["jvb1", "jvb2"]);
+    let (b1, _, _) = join_and_accept(&mut h, "aaaa", 11);
+    assert_eq!(b1, jvb("jvb1"));
+    let alloc = h.join("bbbb", PLAIN_FEATURES);
+    assert_eq!(
+        alloc.to(),
+        Some(jvb("jvb2").as_str()),
+        "split: a second bridge"
+    );
+    assert_eq!(cm(&alloc).get_attr("create"), Some("true"));
+    let out = h.answer_allocation(&alloc);
+
+    // Each bridge gets a relay to the other, with the other's endpoints.
+    let to2 = relay_request(&out, &jvb("jvb2"));
+    let to1 = relay_request(&out, &jvb("jvb1"));
+    let r2 = relay(&to2).unwrap();
+    let r1 = relay(&to1).unwrap();
+    assert_eq!(cm(&to2).get_attr("create"), None);
+    assert_eq!(r2.get_attr("id"), Some("relay-jvb1"));
+    assert_eq!(r1.get_attr("id"), Some("relay-jvb2"));
+    for r in [r1, r2] {
+        assert_eq!(r.get_attr("create"), Some("true"));
+        assert_eq!(r.get_attr("mesh-id"), Some("0"));
+        let media: Vec<&str> = r
+            .children()
+            .filter(|c| c.name() == "media")
+            .map(|m| m.get_attr("type").unwrap())
+            .collect();
+        assert_eq!(media, ["audio", "video"]);
+        let video = r
+            .children()
+            .find(|c| c.name() == "media" && c.get_attr("type") == Some("video"))
+            .unwrap();
+        assert!(video.children().any(|c| c.name() == "payload-type"));
+        assert!(video.children().any(|c| c.name() == "rtp-hdrext"));
+    }
+    assert_eq!(endpoint_ids(r2), ["aaaa"]);
+    assert_eq!(endpoint_ids(r1), ["bbbb"]);
+    let aaaa = r2
+        .get_child("endpoints", C2)
+        .unwrap()
+        .children()
+        .next()
+        .unwrap();
+    assert_eq!(aaaa.get_attr("create"), Some("true"));
+    assert_eq!(aaaa.get_attr("stats-id"), Some("Stats-aaaa"));
+    let ssrcs: Vec<&str> = aaaa
+        .get_child("sources", C2)
+        .expect("aaaa's sources ride with its relay endpoint")
+        .children()
+        .flat_map(|ms| ms.children())
+        .filter_map(|s| s.get_attr("ssrc"))
+        .collect();
+    assert_eq!(ssrcs, ["11"]);
+    // The newer bridge initiates.
+    let t2 = r2.get_child("transport", C2).unwrap();
+    let t1 = r1.get_child("transport", C2).unwrap();
+    assert_eq!(
+        (
+            t2.get_attr("use-unique-port"),
+            t2.get_attr("ice-controlling")
+        ),
+        (Some("true"), Some("true"))
+    );
+    assert_eq!(
+        (
+            t1.get_attr("use-unique-port"),
+            t1.get_attr("ice-controlling")
+        ),
+        (Some("false"), Some("false"))
+    );
+
+    // jvb2's relay transport goes to jvb1 (passive, no WebSocket) and
+    // jvb1's to jvb2 (active, WebSocket kept).
+    let out = answer_relay(&mut h, &to2);
+    let set = relay_request(&out, &jvb("jvb1"));
+    let r = relay(&set).unwrap();
+    assert_eq!(r.get_attr("id"), Some("relay-jvb2"));
+    assert_eq!(r.get_attr("create"), None);
+    let t = r
+        .get_child("transport", C2)
+        .unwrap()
+        .get_child("transport", "urn:xmpp:jingle:transports:ice-udp:1")
+        .unwrap();
+    assert_eq!(t.get_attr("ufrag"), Some("u-jvb2"));
+    let fp = t
+        .get_child("fingerprint", "urn:xmpp:jingle:apps:dtls:0")
+        .unwrap();
+    assert_eq!(fp.get_attr("setup"), Some("passive"));
+    assert!(t.children().all(|c| c.name() != "web-socket"));
+    assert!(
+        t.get_child("candidate", "urn:xmpp:jingle:transports:ice-udp:1")
+            .is_some()
+    );
+
+    let out = answer_relay(&mut h, &to1);
+    let set = relay_request(&out, &jvb("jvb2"));
+    let r = relay(&set).unwrap();
+    assert_eq!(r.get_attr("id"), Some("relay-jvb1"));
+    let t = r
+        .get_child("transport", C2)
+        .unwrap()
+        .get_child("transport", "urn:xmpp:jingle:transports:ice-udp:1")
+        .unwrap();
+    assert_eq!(t.get_attr("ufrag"), Some("u-jvb1"));
+    let fp = t
+        .get_child("fingerprint", "urn:xmpp:jingle:apps:dtls:0")
+        .unwrap();
+    assert_eq!(fp.get_attr("setup"), Some("active"));
+    assert!(t.children().any(|c| c.name() == "web-socket"));
+
+    // bbbb's sources reach jvb1's relay to jvb2.
+    let sid_b = sid_of(&offer_to(&h.out, "bbbb").unwrap());
+    let out = h.accept("bbbb", &sid_b, &src(22, "bbbb a"), "");
+    let upd = relay_request(&out, &jvb("jvb1"));
+    let r = relay(&upd).unwrap();
+    assert_eq!(r.get_attr("id"), Some("relay-jvb2"));
+    let ep = r
+        .get_child("endpoints", C2)
+        .unwrap()
+        .children()
+        .next()
+        .unwrap();
+    assert_eq!(
+        (ep.get_attr("id"), ep.get_attr("create")),
+        (Some("bbbb"), None)
+    );
+    assert!(ep.get_child("sources", C2).is_some());
+
+    // A third participant: the bridge with fewer, and a relay endpoint on
+    // the other.
+    let before = h.out.len();
+    let alloc = h.join("cccc", PLAIN_FEATURES);
+    assert_eq!(alloc.to(), Some(jvb("jvb1").as_str()));
+    let add = relay_request(&h.out[before..], &jvb("jvb2"));
+    let r = relay(&add).unwrap();
+    assert_eq!(r.get_attr("id"), Some("relay-jvb1"));
+    let ep = r
+        .get_child("endpoints", C2)
+        .unwrap()
+        .children()
+        .next()
+        .unwrap();
+    assert_eq!(
+        (ep.get_attr("id"), ep.get_attr("create")),
+        (Some("cccc"), Some("true"))
+    );
+    h.answer_allocation(&alloc);
+
+    // cccc leaves: expired on jvb1 and in jvb2's relay.
+    let out = h.feed(&format!(
+        "<presence from='{ROOM}/cccc' to='{FOCUS_JID}' type='unavailable'/>"
+    ));
+    let exp = relay_request(&out, &jvb("jvb2"));
+    let ep = relay(&exp)
+        .unwrap()
+        .get_child("endpoints", C2)
+        .unwrap()
+        .children()
+        .next()
+        .unwrap();
+    assert_eq!(
+        (ep.get_attr("id"), ep.get_attr("expire")),
+        (Some("cccc"), Some("true"))
+    );
+    assert!(colibri_to(&out, &jvb("jvb1")).iter().any(|e| {
+        cm(e)
+            .get_child("endpoint", C2)
+            .is_some_and(|ep| ep.get_attr("expire") == Some("true"))
+    }));
+
+    // bbbb leaves: jvb2 leaves the conference, jvb1's relay to it expires.
+    let out = h.feed(&format!(
+        "<presence from='{ROOM}/bbbb' to='{FOCUS_JID}' type='unavailable'/>"
+    ));
+    let to2 = colibri_to(&out, &jvb("jvb2"));
+    assert!(
+        to2.iter().any(|e| cm(e).get_attr("expire") == Some("true")),
+        "the conference expires on jvb2: {out:?}"
+    );
+    let exp = relay_request(&out, &jvb("jvb1"));
+    let r = relay(&exp).unwrap();
+    assert_eq!(
+        (r.get_attr("id"), r.get_attr("expire")),
+        (Some("relay-jvb2"), Some("true"))
+    );
+    let stats = h.focus.stats(h.now);
+    assert_eq!(stats.conference_bridges, 1);
+}
+
+#[test]
+fn a_failed_bridges_participants_move_and_the_relays_are_rebuilt() {
+    let mut h = split_harness(&["jvb1", "jvb2"]);
+    join_and_accept(&mut h, "aaaa", 11);
+    let (b2, sid_b, out) = join_and_accept(&mut h, "bbbb", 22);
+    assert_eq!(b2, jvb("jvb2"));
+    let to2 = relay_request(&out, &jvb("jvb2"));
+    let to1 = relay_request(&out, &jvb("jvb1"));
+    answer_relay(&mut h, &to2);
+    answer_relay(&mut h, &to1);
+    assert_eq!(h.focus.stats(h.now).conference_bridges, 2);
+    // A third bridge appears, then jvb2 leaves the brewery.
+    h.bridge(
+        "jvb3",
+        &[
+            ("stress_level", "0.5"),
+            ("relay_id", "relay-jvb3"),
+            ("version", "2.3"),
+        ],
+    );
+    let out = h.feed(&format!(
+        "<presence from='{}' to='{FOCUS_JID}' type='unavailable'/>",
+        jvb("jvb2")
+    ));
+    let exp = relay_request(&out, &jvb("jvb1"));
+    assert_eq!(
+        (
+            relay(&exp).unwrap().get_attr("id"),
+            relay(&exp).unwrap().get_attr("expire")
+        ),
+        (Some("relay-jvb2"), Some("true"))
+    );
+    let alloc = colibri_to(&out, &jvb("jvb3"))
+        .into_iter()
+        .next()
+        .expect("bbbb is allocated on the new bridge")
+        .clone();
+    assert_eq!(cm(&alloc).get_attr("create"), Some("true"));
+    let ep = cm(&alloc).get_child("endpoint", C2).unwrap();
+    assert_eq!(ep.get_attr("id"), Some("bbbb"));
+    assert!(ep.get_child("sources", C2).is_some(), "with its sources");
+    let out = h.answer_allocation(&alloc);
+    let replace = out
+        .iter()
+        .find(|e| {
+            e.to() == Some(&format!("{ROOM}/bbbb"))
+                && jingle_action(e).as_deref() == Some("transport-replace")
+        })
+        .expect("bbbb re-invited with transport-replace");
+    assert_eq!(sid_of(replace), sid_b);
+    // The relays are rebuilt between jvb1 and jvb3.
+    let to3 = relay_request(&out, &jvb("jvb3"));
+    let to1 = relay_request(&out, &jvb("jvb1"));
+    assert_eq!(relay(&to3).unwrap().get_attr("id"), Some("relay-jvb1"));
+    assert_eq!(endpoint_ids(relay(&to3).unwrap()), ["aaaa"]);
+    assert_eq!(relay(&to1).unwrap().get_attr("id"), Some("relay-jvb3"));
+    assert_eq!(endpoint_ids(relay(&to1).unwrap()), ["bbbb"]);
+    let stats = h.focus.stats(h.now);
+    assert_eq!(stats.counters.participants_moved, 1);
+    assert_eq!(stats.conference_bridges, 2);
+    let load: Vec<(String, usize, usize)> = stats
+        .per_bridge
+        .iter()
+        .map(|b| {
+            (
+                b.jid.rsplit('/').next().unwrap().to_string(),
+                b.conferences,
+                b.participants,
+            )
+        })
+        .collect();
+    assert_eq!(
+        load,
+        [("jvb1".to_string(), 1, 1), ("jvb3".to_string(), 1, 1)],
+        "jvb2 is gone from the brewery"
+    );
+    let json = stats.to_json();
+    assert_eq!(json["conference_bridges"], 2);
+    assert_eq!(
+        json["bridge_selector"]["bridges"][jvb("jvb3")]["relay_id"],
+        "relay-jvb3"
+    );
+}
+
+#[test]
+fn a_failed_relay_creation_fails_that_bridges_session() {
+    let mut h = split_harness(&["jvb1", "jvb2"]);
+    join_and_accept(&mut h, "aaaa", 11);
+    let (_, _, out) = join_and_accept(&mut h, "bbbb", 22);
+    let to2 = relay_request(&out, &jvb("jvb2"));
+    let out = h.feed(&format!(
+        "<iq type='error' id='{}' from='{}' to='{FOCUS_JID}'><error type='cancel'>\
+         <internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        to2.id().unwrap(),
+        jvb("jvb2")
+    ));
+    // bbbb goes back to jvb1 (jvb2 is not operational now), and jvb1's
+    // relay to jvb2 expires.
+    let to1 = colibri_to(&out, &jvb("jvb1"));
+    assert!(
+        to1.iter()
+            .any(|e| relay(e).is_some_and(|r| r.get_attr("expire") == Some("true")))
+    );
+    assert!(to1.iter().any(|e| {
+        cm(e).get_child("endpoint", C2).is_some_and(|ep| {
+            ep.get_attr("id") == Some("bbbb") && ep.get_attr("create") == Some("true")
+        })
+    }));
+}
