@@ -69,6 +69,9 @@ pub enum Colibri2Error {
     ConferenceNotFound(String),
     #[error("Conference already exists for ID: {0}")]
     ConferenceAlreadyExists(String),
+    /// `conflict` with Videobridge's text (a relay that exists).
+    #[error("{0}")]
+    Conflict(String),
     #[error("Endpoint with ID {0} already exists")]
     EndpointExists(String),
     /// Videobridge answers `bad-request` here, not `item-not-found`.
@@ -89,9 +92,9 @@ impl Colibri2Error {
     pub fn condition(&self) -> (&'static str, ErrorType) {
         match self {
             Colibri2Error::ConferenceNotFound(_) => ("item-not-found", ErrorType::Cancel),
-            Colibri2Error::ConferenceAlreadyExists(_) | Colibri2Error::EndpointExists(_) => {
-                ("conflict", ErrorType::Cancel)
-            }
+            Colibri2Error::ConferenceAlreadyExists(_)
+            | Colibri2Error::EndpointExists(_)
+            | Colibri2Error::Conflict(_) => ("conflict", ErrorType::Cancel),
             Colibri2Error::UnknownEndpoint(_) | Colibri2Error::BadRequest(_) => {
                 ("bad-request", ErrorType::Modify)
             }
@@ -164,9 +167,9 @@ pub fn parse_conference_modify(el: &Element) -> Result<ConferenceModify, Colibri
                     request.endpoints.push(parse_endpoint(e)?);
                 }
             }
-            "relay" if child.ns() == NS_COLIBRI2 => {
-                request.relays.push(crate::relay::request::parse_relay(child)?)
-            }
+            "relay" if child.ns() == NS_COLIBRI2 => request
+                .relays
+                .push(crate::relay::request::parse_relay(child)?),
             _ => {}
         }
     }

@@ -112,6 +112,9 @@ pub struct Endpoint {
     pub sent_forwarded: Option<Vec<String>>,
     pub sent_last_n: Vec<String>,
     pub sent_sender_constraints: BTreeMap<String, i64>,
+    /// An endpoint of a peer bridge, behind this relay (its media arrives
+    /// on the relay; it is a sender for allocation, never a receiver here).
+    pub relay: Option<String>,
 }
 
 impl Endpoint {
@@ -137,6 +140,7 @@ impl Endpoint {
             sent_forwarded: None,
             sent_last_n: Vec::new(),
             sent_sender_constraints: BTreeMap::new(),
+            relay: None,
         }
     }
 

@@ -8,13 +8,13 @@ use xmpp_core::Element;
 
 use super::{Bridge, random_hex, random_ssrc};
 use crate::colibri2::{
-    Colibri2Error, ConferenceModify, EndpointAnswer, EndpointRequest, conference_modified,
-    feedback_sources, parse_conference_modify,
+    Colibri2Error, ConferenceModify, EndpointAnswer, EndpointRequest,
+    conference_modified_with_relays, feedback_sources, parse_conference_modify,
 };
 use crate::conference::{Conference, Endpoint};
 use crate::media::MediaError;
 
-fn media_error(e: MediaError) -> Colibri2Error {
+pub(super) fn media_error(e: MediaError) -> Colibri2Error {
     match e {
         MediaError::EndpointExists(id) => Colibri2Error::EndpointExists(id),
         MediaError::UnknownEndpoint(id) => Colibri2Error::UnknownEndpoint(id),
@@ -83,14 +83,13 @@ impl Bridge {
             }
         };
         let fail = |e| (Some(conference.clone()), e);
-        if !request.relays.is_empty() {
-            return Err(fail(Colibri2Error::FeatureNotImplemented(
-                "Octo is disabled in configuration.".into(),
-            )));
-        }
         let mut answers = Vec::new();
         for ep in &request.endpoints {
             answers.push(self.apply_endpoint(now, &conference, ep).map_err(fail)?);
+        }
+        let mut relays = Vec::new();
+        for relay in &request.relays {
+            relays.push(self.apply_relay(now, &conference, relay).map_err(fail)?);
         }
         let any_created = request.create || request.endpoints.iter().any(|e| e.create);
         let feedback = if any_created {
@@ -100,7 +99,7 @@ impl Bridge {
         } else {
             None
         };
-        let reply = conference_modified(iq, &answers, feedback.as_deref());
+        let reply = conference_modified_with_relays(iq, &answers, &relays, feedback.as_deref());
         if request.expire {
             tracing::info!(%conference, "focus expired the conference");
             self.expire_conference(&conference);
@@ -136,7 +135,7 @@ impl Bridge {
         id
     }
 
-    fn web_socket_url(&self, conference: &str, endpoint: &str, pwd: &str) -> String {
+    pub(super) fn web_socket_url(&self, conference: &str, endpoint: &str, pwd: &str) -> String {
         format!(
             "{}/{}/{}/{}?pwd={}",
             self.config.ws_url_base, self.config.bridge_id, conference, endpoint, pwd
@@ -237,7 +236,7 @@ impl Bridge {
 
     /// Refuses sources a visitor may not send, an SSRC given twice, or an
     /// SSRC another endpoint of the conference already signalled.
-    fn check_sources(
+    pub(super) fn check_sources(
         &self,
         conference: &str,
         req: &EndpointRequest,
@@ -279,7 +278,11 @@ impl Bridge {
         Ok(())
     }
 
-    fn endpoint_mut(&mut self, conference: &str, endpoint: &str) -> Option<&mut Endpoint> {
+    pub(super) fn endpoint_mut(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+    ) -> Option<&mut Endpoint> {
         self.conferences
             .get_mut(conference)?
             .endpoints

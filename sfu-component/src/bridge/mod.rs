@@ -13,6 +13,7 @@ mod allocate;
 mod channel;
 mod colibri;
 mod debug;
+mod relay;
 
 pub use channel::ChannelRefused;
 
@@ -126,6 +127,9 @@ pub struct Bridge {
     /// [`DEBUG_REFRESH`] (or when the number of endpoints changes): stats
     /// are taken on every timeout.
     debug_cache: std::cell::RefCell<Option<DebugCache>>,
+    /// Relay bridge channels this bridge must connect: (conference, relay
+    /// id, URL given by the focus).
+    relay_channels_to_open: Vec<(String, String, String)>,
 }
 
 /// A snapshot of the conferences' debug state: when it was made, for how
@@ -155,6 +159,7 @@ impl Bridge {
             finished: false,
             last_now: None,
             debug_cache: std::cell::RefCell::new(None),
+            relay_channels_to_open: Vec::new(),
         }
     }
 

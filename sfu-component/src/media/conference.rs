@@ -36,6 +36,9 @@ pub(crate) struct SsrcInfo {
     pub spatial: usize,
     /// The source's name (see `layers.rs`).
     pub source_name: String,
+    /// For a relayed endpoint's SSRC: the relay (its key in `endpoints`)
+    /// whose `Rtc` carries it.
+    pub via: Option<String>,
 }
 
 /// A video source of the conference, keyed by its receiver-visible SSRC.
@@ -64,6 +67,8 @@ pub(crate) struct Conference {
     pub now: Option<Instant>,
     /// Layer reporting and bandwidth estimation state (`feedback.rs`).
     pub feedback: super::feedback::Feedback,
+    /// Endpoints of peer bridges: id → (relay key, their sources).
+    pub relayed: HashMap<String, (String, Vec<Source>)>,
 }
 
 /// How stale the time an `Rtc` was last given may be when it is polled.
@@ -83,8 +88,20 @@ impl Conference {
 
     /// Replaces an endpoint's sources, refusing SSRCs of other endpoints.
     pub fn set_sources(&mut self, endpoint: &str, sources: &[Source]) -> Result<(), MediaError> {
-        if !self.endpoints.contains_key(endpoint) {
-            return Err(MediaError::UnknownEndpoint(endpoint.to_string()));
+        self.apply_sources(endpoint, None, sources)
+    }
+
+    /// Replaces the sources of `endpoint`, a local endpoint (`via` None)
+    /// or one behind the relay `via`.
+    pub(super) fn apply_sources(
+        &mut self,
+        endpoint: &str,
+        via: Option<&str>,
+        sources: &[Source],
+    ) -> Result<(), MediaError> {
+        let carrier = via.unwrap_or(endpoint);
+        if !self.endpoints.contains_key(carrier) {
+            return Err(MediaError::UnknownEndpoint(carrier.to_string()));
         }
         let mut seen = HashSet::new();
         for source in sources {
@@ -115,7 +132,7 @@ impl Conference {
         self.ssrcs.retain(|_, info| info.owner != endpoint);
         let now = self
             .now
-            .or_else(|| self.endpoints.get(endpoint).map(|e| e.last_activity));
+            .or_else(|| self.endpoints.get(carrier).map(|e| e.last_activity));
         let mut counts = (0usize, 0usize);
         for source in sources {
             let index = match source.kind {
@@ -140,6 +157,7 @@ impl Conference {
                         visible,
                         spatial: if sim.is_some() { spatial } else { 0 },
                         source_name: name.clone(),
+                        via: via.map(str::to_string),
                     },
                 );
             }
@@ -174,8 +192,17 @@ impl Conference {
         }
         let ssrcs = &self.ssrcs;
         self.video.retain(|visible, _| ssrcs.contains_key(visible));
-        if let Some(e) = self.endpoints.get_mut(endpoint) {
-            e.sources = sources.to_vec();
+        match via {
+            None => {
+                if let Some(e) = self.endpoints.get_mut(endpoint) {
+                    e.sources = sources.to_vec();
+                }
+            }
+            Some(relay) => {
+                self.relayed
+                    .insert(endpoint.to_string(), (relay.to_string(), sources.to_vec()));
+                self.refresh_relay_sources(relay);
+            }
         }
         self.declare_all_streams();
         Ok(())
@@ -184,7 +211,18 @@ impl Conference {
     /// Removes an endpoint and everything it sent.
     pub fn remove_endpoint(&mut self, endpoint: &str) -> Option<Endpoint> {
         let removed = self.endpoints.remove(endpoint)?;
-        self.ssrcs.retain(|_, info| info.owner != endpoint);
+        self.ssrcs
+            .retain(|_, info| info.owner != endpoint && info.via.as_deref() != Some(endpoint));
+        let behind: Vec<String> = self
+            .relayed
+            .iter()
+            .filter(|(_, (relay, _))| relay == endpoint)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in behind {
+            self.relayed.remove(&id);
+            self.speaker.remove(&id);
+        }
         let ssrcs = &self.ssrcs;
         self.video.retain(|visible, _| ssrcs.contains_key(visible));
         self.keyframe_requested
@@ -329,12 +367,19 @@ impl Conference {
                 }));
                 let mut touched = self.request_keyframes_for(now, id, counters);
                 // Receivers that connected before it may be waiting for a
-                // key frame of what it sends.
+                // key frame of what it sends (or, for a relay, what the
+                // endpoints behind it send).
+                let ssrcs = &self.ssrcs;
                 let own: Vec<u32> = self
                     .video
-                    .values()
-                    .filter(|v| v.owner == id)
-                    .flat_map(|v| v.layers.iter().copied())
+                    .iter()
+                    .filter(|(visible, v)| {
+                        v.owner == id
+                            || ssrcs
+                                .get(visible)
+                                .is_some_and(|i| i.via.as_deref() == Some(id))
+                    })
+                    .flat_map(|(_, v)| v.layers.iter().copied())
                     .collect();
                 for ssrc in own {
                     let kind = KeyframeRequestKind::Pli;
@@ -348,11 +393,15 @@ impl Conference {
             }
             Event::RtpPacket(packet) => self.forward(now, id, packet, counters),
             Event::KeyframeRequest(request) => {
-                let ssrc = self
-                    .endpoints
-                    .get(id)
+                let endpoint = self.endpoints.get(id);
+                let relay = endpoint.is_some_and(|e| e.relay);
+                let ssrc = endpoint
                     .and_then(|e| request.rid.and_then(|rid| e.rid_to_ssrc.get(&rid)).copied());
                 match ssrc {
+                    // A relay gets every layer on its own SSRC.
+                    Some(ssrc) if relay => {
+                        self.request_layer_keyframe(now, ssrc, request.kind, counters)
+                    }
                     Some(ssrc) => self.request_keyframe(now, id, ssrc, request.kind, counters),
                     None => Vec::new(),
                 }

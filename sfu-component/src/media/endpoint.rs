@@ -140,6 +140,10 @@ pub(crate) struct Endpoint {
     /// Allocation's targets for this receiver by (owner, source name);
     /// `None` until allocation decided (everything at the top layer).
     pub forwarding: Option<HashMap<(String, String), LayerId>>,
+    /// A relay to a peer bridge (`media/relay.rs`), not a participant.
+    pub relay: bool,
+    /// DTLS client (`setup='active'`): relays only; endpoints are passive.
+    pub dtls_active: bool,
 }
 
 impl Endpoint {
@@ -173,6 +177,8 @@ impl Endpoint {
             twcc_seen: false,
             bwe_off: false,
             forwarding: None,
+            relay: false,
+            dtls_active: false,
         }
     }
 
@@ -286,7 +292,7 @@ impl Endpoint {
             api.enable_twcc_feedback();
             api.declare_media(Mid::from(AUDIO_MID), str0m::media::MediaKind::Audio);
             api.declare_media(Mid::from(VIDEO_MID), str0m::media::MediaKind::Video);
-            api.start_dtls(false)
+            api.start_dtls(self.dtls_active)
                 .map_err(|e| MediaError::Rtc(format!("dtls: {e}")))?;
         }
         self.rtc = Some(rtc);

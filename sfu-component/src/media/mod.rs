@@ -47,6 +47,7 @@ mod feedback;
 mod forward;
 mod layers;
 mod measure;
+mod relay;
 mod route;
 mod speaker;
 mod stats;
@@ -66,6 +67,7 @@ use str0m::net::{Protocol, Receive};
 #[doc(hidden)]
 pub use dependency_descriptor::check_descriptors as check_av1_dependency_descriptors;
 pub use layers::{AudioSubscription, ForwardingTarget, LayerId, LayerInfo, SourceLayers};
+pub use relay::relay_key;
 pub use stats::MediaStats;
 
 use conference::Conference;

@@ -50,13 +50,14 @@ impl Conference {
             .keyframe_requested
             .get(&ssrc)
             .is_some_and(|at| now.saturating_duration_since(*at) < KEYFRAME_REQUEST_INTERVAL);
-        // A sender not connected yet is asked when it connects.
-        let connected = self.endpoints.get(&info.owner).is_some_and(|e| e.connected);
+        // A sender not connected yet is asked when it connects; one behind
+        // a relay is asked through the relay.
+        let owner = info.via.clone().unwrap_or_else(|| info.owner.clone());
+        let connected = self.endpoints.get(&owner).is_some_and(|e| e.connected);
         if recent || !connected {
             return Vec::new();
         }
         self.keyframe_requested.insert(ssrc, now);
-        let owner = info.owner.clone();
         let Some(rtc) = self.endpoints.get_mut(&owner).and_then(|e| e.rtc.as_mut()) else {
             return Vec::new();
         };
@@ -114,6 +115,30 @@ impl Conference {
         receiver: &str,
         counters: &mut Counters,
     ) -> Vec<String> {
+        if self.endpoints.get(receiver).is_some_and(|e| e.relay) {
+            // A relay gets every layer: ask for each.
+            let layers: Vec<u32> = self
+                .endpoints
+                .get(receiver)
+                .map(|e| {
+                    e.forwarded
+                        .iter()
+                        .filter(|(_, f)| f.kind == MediaKind::Video)
+                        .map(|(s, _)| *s)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut touched = Vec::new();
+            for ssrc in layers {
+                let kind = KeyframeRequestKind::Pli;
+                for t in self.request_layer_keyframe(now, ssrc, kind, counters) {
+                    if !touched.contains(&t) {
+                        touched.push(t);
+                    }
+                }
+            }
+            return touched;
+        }
         let visible: Vec<u32> = self
             .endpoints
             .get(receiver)
@@ -151,9 +176,11 @@ impl Conference {
         let Some(info) = self.ssrcs.get(&ssrc).cloned() else {
             return Vec::new();
         };
-        if info.owner != sender {
+        // A relayed endpoint's packets arrive on its relay.
+        if info.owner != sender && info.via.as_deref() != Some(sender) {
             return Vec::new();
         }
+        let relayed = info.via.is_some();
         let Some(endpoint) = self.endpoints.get_mut(sender) else {
             return Vec::new();
         };
@@ -172,7 +199,7 @@ impl Conference {
         if info.kind == MediaKind::Audio
             && let Some(level) = packet.header.ext_vals.audio_level
         {
-            self.speaker.on_level(now, sender, level);
+            self.speaker.on_level(now, &info.owner, level);
         }
         let payload: &[u8] = &packet.payload;
         let mut incoming = None;
@@ -280,6 +307,14 @@ impl Conference {
             if id == sender || !receiver.connected || !receiver.supports_pt(pt) {
                 continue;
             }
+            if receiver.relay {
+                // Every layer, unchanged, to each relay (never back onto
+                // another relay: the focus meshes the bridges).
+                if !relayed && forward_to_relay(receiver, ssrc, &info.kind, &packet, pt) {
+                    touched.push(id.clone());
+                }
+                continue;
+            }
             let subscription = &receiver.audio_subscription;
             let Some(forwarded) = receiver.forwarded.get_mut(&info.visible) else {
                 continue;
@@ -374,6 +409,49 @@ impl Conference {
         }
         touched
     }
+}
+
+/// Writes a local sender's packet unchanged (SSRC, sequence number,
+/// timestamp) to a relay; whether it was written.
+fn forward_to_relay(
+    relay: &mut super::endpoint::Endpoint,
+    ssrc: u32,
+    kind: &MediaKind,
+    packet: &RtpPacket,
+    pt: Pt,
+) -> bool {
+    let Some(forwarded) = relay.forwarded.get_mut(&ssrc) else {
+        return false;
+    };
+    let seq_no = *packet.seq_no;
+    let base = *forwarded.roc_base.get_or_insert(seq_no >> 16);
+    let nackable = *kind == MediaKind::Video && forwarded.rtx.is_some();
+    let Some(rtc) = relay.rtc.as_mut() else {
+        return false;
+    };
+    let mut api = rtc.direct_api();
+    let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) else {
+        return false;
+    };
+    let ext = ExtensionValues {
+        audio_level: packet.header.ext_vals.audio_level,
+        voice_activity: packet.header.ext_vals.voice_activity,
+        video_orientation: packet.header.ext_vals.video_orientation,
+        user_values: packet.header.ext_vals.user_values.clone(),
+        ..ExtensionValues::default()
+    };
+    let write = RtpWrite::new(
+        pt,
+        SeqNo::from(seq_no.saturating_sub(base << 16)),
+        packet.header.timestamp,
+        packet.timestamp,
+        packet.payload.clone(),
+    )
+    .marker(packet.header.marker)
+    .ext_vals(ext)
+    .nackable(nackable);
+    tx.write_rtp(write);
+    true
 }
 
 /// The codec a payload type of an `Rtc` carries.

@@ -56,7 +56,7 @@ impl Conference {
     /// Declares on every endpoint's `Rtc` what it receives and sends, and
     /// removes what is no longer signalled.
     pub fn declare_all_streams(&mut self) {
-        let all: Vec<(String, Vec<VisibleStream>, Vec<OwnStream>)> = self
+        let all: Vec<(String, bool, Vec<VisibleStream>, Vec<OwnStream>)> = self
             .endpoints
             .iter()
             .map(|(id, e)| {
@@ -70,9 +70,16 @@ impl Conference {
                             .collect::<Vec<_>>()
                     })
                     .collect();
-                (id.clone(), visible_streams(&e.sources), own)
+                (id.clone(), e.relay, visible_streams(&e.sources), own)
             })
             .collect();
+        let ssrcs = &self.ssrcs;
+        // Who sends an SSRC: a relayed endpoint's arrive on its relay.
+        let owner_of = |carrier: &str, ssrc: u32| -> String {
+            ssrcs
+                .get(&ssrc)
+                .map_or_else(|| carrier.to_string(), |i| i.owner.clone())
+        };
         for (id, endpoint) in self.endpoints.iter_mut() {
             let Some(rtc) = endpoint.rtc.as_mut() else {
                 continue;
@@ -80,8 +87,8 @@ impl Conference {
             // What it sends.
             let own = all
                 .iter()
-                .find(|(owner, _, _)| owner == id)
-                .map(|(_, _, own)| own.clone())
+                .find(|(owner, ..)| owner == id)
+                .map(|(_, _, _, own)| own.clone())
                 .unwrap_or_default();
             let wanted: HashSet<u32> = own.iter().map(|(s, _, _)| *s).collect();
             for old in endpoint
@@ -104,10 +111,28 @@ impl Conference {
                 }
             }
             // What it receives from the others.
+            // A relay gets every layer of the local endpoints on its own
+            // SSRC (the peer bridge chooses layers for its receivers); an
+            // endpoint gets what receivers see of the others, relayed ones
+            // included. Nothing goes from a relay to a relay.
             let mut wanted_tx: HashMap<u32, (String, VisibleStream)> = HashMap::new();
-            for (owner, streams, _) in all.iter().filter(|(owner, _, _)| owner != id) {
+            for (carrier, relay, streams, own) in all.iter().filter(|(o, ..)| o != id) {
+                if endpoint.relay {
+                    if *relay {
+                        continue;
+                    }
+                    for (ssrc, rtx, kind) in own {
+                        let stream = VisibleStream {
+                            ssrc: *ssrc,
+                            rtx: *rtx,
+                            kind: *kind,
+                        };
+                        wanted_tx.insert(*ssrc, (carrier.clone(), stream));
+                    }
+                    continue;
+                }
                 for stream in streams {
-                    wanted_tx.insert(stream.ssrc, (owner.clone(), *stream));
+                    wanted_tx.insert(stream.ssrc, (owner_of(carrier, stream.ssrc), *stream));
                 }
             }
             let stale: Vec<u32> = endpoint
@@ -150,8 +175,7 @@ impl Conference {
                 if let Some(rtx) = stream.rtx {
                     endpoint.rtx_ssrcs.insert(rtx);
                 }
-                let name = self
-                    .ssrcs
+                let name = ssrcs
                     .get(&ssrc)
                     .map(|i| i.source_name.as_str())
                     .unwrap_or_default();

@@ -37,7 +37,10 @@ impl RelayTransport {
     /// when this bridge is the DTLS client (`setup='active'`).
     pub fn dtls_active(&self) -> Option<bool> {
         let remote = self.remote.as_ref()?;
-        let setup = remote.fingerprints.iter().find_map(|f| f.setup.as_deref())?;
+        let setup = remote
+            .fingerprints
+            .iter()
+            .find_map(|f| f.setup.as_deref())?;
         Some(setup.eq_ignore_ascii_case("active"))
     }
 }
