@@ -18,6 +18,10 @@
 //! `bench storage [--drivers internal,sqlite,postgresql] ...` is the storage
 //! benchmark (issue 20): store operations over c2s through lilt and Prosody
 //! 0.12 on each driver, as ratios; see `storage/mod.rs`.
+//!
+//! `bench mam [--servers lilt,prosody,ejabberd] ...` measures archive
+//! appends and MAM query latency while 1:1 chat flows, with MAM enabled in
+//! all three servers (issue 17); see `scenarios/mam.rs`.
 
 mod accounts;
 mod client;
@@ -221,6 +225,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench soak: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if argv.get(1).map(String::as_str) == Some("mam") {
+        return match scenarios::mam::main(argv.split_off(2)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench mam: {e}");
                 ExitCode::FAILURE
             }
         };

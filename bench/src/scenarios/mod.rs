@@ -5,6 +5,7 @@ pub mod idle;
 pub mod join_storm;
 pub mod login;
 pub mod lua_filter;
+pub mod mam;
 pub mod muc_fanout;
 pub mod one_to_one;
 

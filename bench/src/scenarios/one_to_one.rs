@@ -25,11 +25,12 @@ pub struct OneToOneParams {
     pub login_concurrency: usize,
 }
 
+/// One direction of a pair: what it delivered in the measured window.
 #[derive(Default)]
-struct Flow {
+pub(crate) struct Flow {
     in_flight: u32,
-    delivered: u64,
-    latencies_us: Vec<u32>,
+    pub(crate) delivered: u64,
+    pub(crate) latencies_us: Vec<u32>,
 }
 
 fn bare(jid: &str) -> &str {
@@ -73,8 +74,9 @@ fn take_deliveries(
     Ok(n)
 }
 
-/// Drives one pair until the window closes and in-flight messages drain.
-async fn pair(
+/// Drives one pair until the window closes and in-flight messages drain
+/// (also the chat of `bench mam`, [`super::mam`]).
+pub(crate) async fn pair(
     mut a: Conn,
     mut b: Conn,
     window_size: u32,
