@@ -199,8 +199,22 @@ ensure_postgresql() {
     service postgresql stop >/dev/null 2>&1 || true
 }
 
+ensure_go_client() {
+    # tests/python/test_go_client.py builds tests/go-client (go-xmpp, from the Go
+    # module proxy) with its module and build caches under the target directory;
+    # fetch the modules here, under their own header. Without Go the test skips.
+    command -v go >/dev/null 2>&1 || { echo "go not installed: the go-xmpp client test will be skipped"; return 0; }
+    section "go client modules (tests/go-client: go mod download)"
+    local go_dir="${CARGO_TARGET_DIR:-$root/target}/go"
+    (cd "$root/tests/go-client" && GOPATH="$go_dir" GOMODCACHE="$go_dir/mod" GOCACHE="$go_dir/cache" \
+        GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 600 go mod download) \
+        || echo "go mod download failed: test_go_client.py will report it"
+    go version
+}
+
 pytest_step() {
     ensure_venv
+    ensure_go_client
     ensure_reference_prosody
     ensure_ldap_servers
     ensure_postgresql
