@@ -287,3 +287,45 @@ impl JoinWithHistory for Client {
         self.drain()
     }
 }
+
+#[test]
+fn a_non_anonymous_room_keeps_and_shows_the_senders_real_jid() {
+    let h = setup(None);
+    let mut romeo = h.connect("romeo", "r");
+    instant_room(&mut romeo, "garden", "Romeo");
+    let reply = romeo.iq(iq(
+        "set",
+        "open",
+        &room_jid("garden"),
+        config_form(&[("muc#roomconfig_whois", &["anyone"])]),
+    ));
+    assert_eq!(reply.type_(), Some("result"), "{}", reply.to_xml());
+    romeo.send(groupchat("garden", "hello"));
+    romeo.drain();
+    let stored = h
+        .memory
+        .open_archive(MUC, "muc_log")
+        .unwrap()
+        .find(Some("garden"), &ArchiveQuery::default())
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    let item = stored[0]
+        .stanza
+        .get_child("x", NS_MUC_USER)
+        .and_then(|x| x.get_child("item", NS_MUC_USER))
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", stored[0].stanza.to_xml()));
+    assert_eq!(item.get_attr("jid"), Some("romeo@localhost"));
+    assert_eq!(item.get_attr("affiliation"), Some("owner"));
+    assert_eq!(item.get_attr("role"), Some("moderator"));
+    let (results, _) = query(&mut romeo, "q", None);
+    let fwd = results[0]
+        .get_child("forwarded", FORWARD)
+        .and_then(|f| f.get_child("message", NS_CLIENT))
+        .unwrap();
+    assert!(
+        fwd.get_child("x", NS_MUC_USER).is_some(),
+        "{}",
+        fwd.to_xml()
+    );
+}
