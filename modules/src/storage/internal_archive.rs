@@ -95,8 +95,8 @@ impl ArchiveStore for InternalArchive {
         when: f64,
         with: &str,
     ) -> StorageResult<String> {
-        let _guard = self.inner.write_guard();
         let path = self.path(user);
+        let _guard = self.inner.write_guard(&path);
         let count = match self.cached_count(&path) {
             Some(n) => n,
             None => self.load(&path)?.map_or(0, |items| items.len()),
@@ -135,8 +135,8 @@ impl ArchiveStore for InternalArchive {
         when: f64,
         with: &str,
     ) -> StorageResult<String> {
-        let _guard = self.inner.write_guard();
         let path = self.path(user);
+        let _guard = self.inner.write_guard(&path);
         let items = self.load(&path)?.unwrap_or_default();
         let metas = metas(&items, &path)?;
         let keep: Vec<bool> = metas.iter().map(|m| m.key != key).collect();
@@ -166,7 +166,7 @@ impl ArchiveStore for InternalArchive {
     fn find(&self, user: Option<&str>, q: &ArchiveQuery) -> StorageResult<Vec<ArchiveItem>> {
         let path = self.path(user);
         let items = {
-            let _guard = self.inner.read_guard();
+            let _guard = self.inner.read_guard(&path);
             self.load(&path)?
         };
         let Some(items) = items else {
@@ -183,8 +183,8 @@ impl ArchiveStore for InternalArchive {
     }
 
     fn delete(&self, user: Option<&str>, q: &ArchiveQuery) -> StorageResult<usize> {
-        let _guard = self.inner.write_guard();
         let path = self.path(user);
+        let _guard = self.inner.write_guard(&path);
         if query::is_empty(q) {
             // Everything goes; a count is given when the file can be read.
             let count = match self.load(&path) {

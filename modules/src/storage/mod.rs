@@ -18,6 +18,8 @@ use rand::RngCore;
 use xmpp_core::Server;
 use xmpp_core::storage::StorageError;
 
+mod file_locks;
+pub mod flusher;
 pub mod internal;
 mod internal_archive;
 pub mod memory;
@@ -25,6 +27,7 @@ pub mod none;
 pub mod paths;
 pub mod query;
 
+pub use flusher::SyncMode;
 pub use internal::InternalDriver;
 pub use internal_archive::QUOTA_LIMIT;
 pub use memory::MemoryDriver;
@@ -74,5 +77,7 @@ pub(crate) fn new_id() -> String {
     out
 }
 
+#[cfg(test)]
+mod internal_concurrency_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Prosody's data directory layout (`util.datamanager`): where a store's
 //! files are, how names are encoded into paths, and writing files so that a
-//! crash never leaves half of one.
+//! crash never leaves half of one (when they reach the disk is
+//! [`super::flusher`]'s part).
 //!
 //! ```text
 //! DATA/<encode(host)>/<store_encode(store)>/<encode(user)>.dat   keyval, map
@@ -13,11 +14,14 @@
 //! is never empty of meaning to the file system: it has no `/`, no NUL and
 //! is never `.` or `..`, so no name can leave the data directory.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use xmpp_core::storage::StorageError;
+
+use super::flusher::{self, Flusher, SyncMode};
 
 /// Prosody's default `umask` option ("027"): directories 0750, files 0640.
 pub const DEFAULT_UMASK: u32 = 0o027;
@@ -74,20 +78,75 @@ pub fn io_error(path: &Path, source: io::Error) -> StorageError {
     }
 }
 
-/// The data directory and the permissions of what is created in it.
-#[derive(Debug, Clone)]
+/// The data directory, the permissions of what is created in it and when
+/// what is written reaches the disk.
+#[derive(Clone)]
 pub struct DataDir {
     root: PathBuf,
     dir_mode: u32,
     file_mode: u32,
+    flusher: Arc<Flusher>,
+}
+
+impl std::fmt::Debug for DataDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataDir")
+            .field("root", &self.root)
+            .field("dir_mode", &self.dir_mode)
+            .field("file_mode", &self.file_mode)
+            .field("sync", &self.flusher.mode())
+            .finish()
+    }
 }
 
 impl DataDir {
-    pub fn new(root: PathBuf, umask: u32) -> DataDir {
+    pub fn new(root: PathBuf, umask: u32, sync: SyncMode) -> DataDir {
         DataDir {
             root,
             dir_mode: 0o777 & !umask,
             file_mode: 0o666 & !umask,
+            flusher: Arc::new(Flusher::new(sync)),
+        }
+    }
+
+    /// When writes reach the disk.
+    pub fn sync_mode(&self) -> SyncMode {
+        self.flusher.mode()
+    }
+
+    /// Syncs every write not yet on disk (of `"batched"`) now.
+    pub fn flush(&self) {
+        self.flusher.flush();
+    }
+
+    /// How many written files wait for the background sync.
+    #[cfg(test)]
+    pub(super) fn pending_syncs(&self) -> usize {
+        self.flusher.pending_files()
+    }
+
+    /// Writes `bytes` to a new file at `path`, synced if the mode says so.
+    fn write_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut f = self
+            .open_options()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        f.write_all(bytes)?;
+        if self.flusher.inline() {
+            f.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// After a new entry in `dir` for `path` (created or renamed): synced now
+    /// or later, as the mode says.
+    fn entry_written(&self, path: &Path, dir: &Path) -> Result<(), StorageError> {
+        if self.flusher.inline() {
+            flusher::sync_dir(dir).map_err(|e| io_error(dir, e))
+        } else {
+            self.flusher.written(path, Some(dir));
+            Ok(())
         }
     }
 
@@ -131,8 +190,9 @@ impl DataDir {
     }
 
     /// Replaces `path` with `bytes`: written to a scratch file of this
-    /// writer's own (`path~PID-N-RANDOM`), flushed to disk, renamed over
-    /// `path`, directory synced.
+    /// writer's own (`path~PID-N-RANDOM`), renamed over `path` (readers see
+    /// the old file or the new, never part of one); file and directory
+    /// synced as the [`SyncMode`] says.
     ///
     /// Prosody writes to `path~`; one fixed scratch name let one writer
     /// remove another's scratch file and rename it into place (issue 21:
@@ -145,39 +205,23 @@ impl DataDir {
         let dir = parent(path);
         self.ensure_dir(dir)?;
         let scratch = scratch_name(path);
-        let written = self
-            .open_options()
-            .write(true)
-            .create_new(true)
-            .open(&scratch)
-            .and_then(|mut f| {
-                f.write_all(bytes)?;
-                f.sync_all()
-            });
+        let written = self.write_new(&scratch, bytes);
         if let Err(e) = written.and_then(|()| fs::rename(&scratch, path)) {
             let _ = fs::remove_file(&scratch);
             return Err(io_error(path, e));
         }
-        sync_dir(dir)
+        self.entry_written(path, dir)
     }
 
     /// Creates `path` with `bytes` unless it exists (`false` then): written
-    /// to this writer's scratch file, flushed, then hard-linked to `path`,
+    /// to this writer's scratch file, then hard-linked to `path`,
     /// which fails if `path` exists, so the file appears whole and only
     /// once whoever else tries.
     pub fn create_exclusive(&self, path: &Path, bytes: &[u8]) -> Result<bool, StorageError> {
         let dir = parent(path);
         self.ensure_dir(dir)?;
         let scratch = scratch_name(path);
-        let written = self
-            .open_options()
-            .write(true)
-            .create_new(true)
-            .open(&scratch)
-            .and_then(|mut f| {
-                f.write_all(bytes)?;
-                f.sync_all()
-            });
+        let written = self.write_new(&scratch, bytes);
         let linked = written.and_then(|()| match fs::hard_link(&scratch, path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -186,13 +230,15 @@ impl DataDir {
         let _ = fs::remove_file(&scratch);
         let created = linked.map_err(|e| io_error(path, e))?;
         if created {
-            sync_dir(dir)?;
+            self.entry_written(path, dir)?;
         }
         Ok(created)
     }
 
-    /// Appends `bytes` to `path` (created if missing) in one write, flushed
-    /// to disk; on failure the file is cut back to its previous length.
+    /// Appends `bytes` to `path` (created if missing) in one write, synced as
+    /// the [`SyncMode`] says; on failure the file is cut back to its
+    /// previous length, so no torn item is left for Prosody to choke on.
+    /// Writers of one file must take turns (the caller's lock).
     pub fn append(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
         let dir = parent(path);
         self.ensure_dir(dir)?;
@@ -203,11 +249,22 @@ impl DataDir {
             .open(path)
             .map_err(|e| io_error(path, e))?;
         let before = f.metadata().map_err(|e| io_error(path, e))?.len();
-        if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_data()) {
+        let inline = self.flusher.inline();
+        let written = f
+            .write_all(bytes)
+            .and_then(|()| if inline { f.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
             let _ = f.set_len(before);
             return Err(io_error(path, e));
         }
-        if before == 0 { sync_dir(dir) } else { Ok(()) }
+        match (inline, before == 0) {
+            (true, true) => flusher::sync_dir(dir).map_err(|e| io_error(dir, e)),
+            (true, false) => Ok(()),
+            (false, new) => {
+                self.flusher.written(path, new.then_some(dir));
+                Ok(())
+            }
+        }
     }
 }
 
@@ -238,14 +295,6 @@ pub fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_error(path, e)),
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(dir, e))?;
-    Ok(())
 }
 
 /// Names in `dir` ending in `.ext`, decoded, sorted; none if `dir` is missing.
@@ -323,7 +372,7 @@ mod tests {
 
     #[test]
     fn paths_stay_inside_the_data_directory() {
-        let d = DataDir::new(PathBuf::from("/data"), DEFAULT_UMASK);
+        let d = DataDir::new(PathBuf::from("/data"), DEFAULT_UMASK, SyncMode::Never);
         for hostile in [
             "../../etc/passwd",
             "/etc/passwd",
