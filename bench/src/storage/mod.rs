@@ -64,6 +64,10 @@ pub struct StorageArgs {
     /// The lilt binary (default: target/release/lilt in this workspace).
     #[arg(long)]
     pub lilt: Option<PathBuf>,
+    /// lilt's `internal_storage_sync` (batched, always, never; default: lilt's
+    /// own default, batched). Prosody ignores the option.
+    #[arg(long)]
+    pub lilt_sync: Option<String>,
     /// Where the servers' throw-away directories go.
     #[arg(long, default_value = "/tmp/lilt-bench-storage")]
     pub work_dir: PathBuf,
@@ -230,6 +234,7 @@ async fn bench_one(
         accounts: args.clients,
         lilt,
         cpus: &args.server_cpu.to_string(),
+        lilt_sync: args.lilt_sync.as_deref(),
     })
     .map_err(|e| e.to_string())?;
     let result = measure(args, server, driver, figures).await;

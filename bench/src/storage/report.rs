@@ -107,7 +107,7 @@ pub fn document(
     let _ = writeln!(doc, "## How it was run\n");
     let _ = writeln!(
         doc,
-        "- command: `bench storage --drivers {} --servers {} --clients {} --ops {} --messages {} --window {} --page {} --repeat {}`",
+        "- command: `bench storage --drivers {} --servers {} --clients {} --ops {} --messages {} --window {} --page {} --repeat {}{}`",
         args.drivers.join(","),
         args.servers.join(","),
         args.clients,
@@ -115,7 +115,11 @@ pub fn document(
         args.messages,
         args.window,
         args.page,
-        args.repeat
+        args.repeat,
+        args.lilt_sync
+            .as_deref()
+            .map(|m| format!(" --lilt-sync {m}"))
+            .unwrap_or_default()
     );
     let _ = writeln!(doc, "- lilt: `{}` ({})", lilt.display(), lilt_commit());
     let _ = writeln!(

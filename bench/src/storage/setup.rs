@@ -74,13 +74,23 @@ fn sql_option(driver: Driver, pg: Option<(&PgCluster, &str)>) -> String {
     }
 }
 
-/// The configuration of one run (the same file for Prosody and lilt).
-pub fn config(dir: &Path, port: u16, driver: Driver, pg: Option<(&PgCluster, &str)>) -> String {
+/// The configuration of one run (the same file for Prosody and lilt);
+/// `lilt_sync` is lilt's `internal_storage_sync`, if given.
+pub fn config(
+    dir: &Path,
+    port: u16,
+    driver: Driver,
+    pg: Option<(&PgCluster, &str)>,
+    lilt_sync: Option<&str>,
+) -> String {
     let store_driver = match driver {
         Driver::Internal => "internal",
         Driver::Sqlite | Driver::Postgresql => "sql",
     };
     let sql = sql_option(driver, pg);
+    let sync = lilt_sync
+        .map(|m| format!("internal_storage_sync = {m:?}\n"))
+        .unwrap_or_default();
     let dir = dir.display();
     format!(
         r#"-- Written by bench storage: the same file for Prosody and lilt.
@@ -109,7 +119,7 @@ modules_disabled = {{ "s2s" }}
 authentication = "internal_hashed"
 default_storage = "internal"
 storage = {{ private = "{store_driver}"; archive = "{store_driver}" }}
-{sql}
+{sql}{sync}
 default_archive_policy = true
 archive_expires_after = "never"
 max_archive_query_results = 50
@@ -236,6 +246,8 @@ pub struct RunSpec<'a> {
     pub lilt: &'a Path,
     /// `taskset -c` CPU list of the server.
     pub cpus: &'a str,
+    /// lilt's `internal_storage_sync`, if given.
+    pub lilt_sync: Option<&'a str>,
 }
 
 /// Writes the run directory (config, accounts) and starts the server.
@@ -249,13 +261,15 @@ pub fn start(spec: &RunSpec<'_>) -> Result<Running, ServerError> {
         accounts,
         lilt,
         cpus,
+        lilt_sync,
     } = *spec;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io_err("removing old run directory", dir))?;
     }
     std::fs::create_dir_all(dir).map_err(io_err("creating run directory", dir))?;
     let cfg = dir.join("prosody.cfg.lua");
-    std::fs::write(&cfg, config(dir, port, driver, pg)).map_err(io_err("writing config", &cfg))?;
+    std::fs::write(&cfg, config(dir, port, driver, pg, lilt_sync))
+        .map_err(io_err("writing config", &cfg))?;
     accounts::write_prosody_accounts(&dir.join("data"), DOMAIN, accounts)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
