@@ -114,14 +114,15 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "invite",
-        args: "generate HOST [--reset USER] [--admin] [--role ROLE] [--group ID]...",
-        about: "create an invite to register an account on HOST (or to reset USER's \
-                password) and print its URI, as `prosodyctl mod_invites generate`",
+        args: "generate HOST [OPTIONS]",
+        about: "create an invite to register an account on HOST (--reset USER: to set \
+                USER's password) and print its URI, as `prosodyctl mod_invites generate` \
+                (`lilt invite generate --help`)",
         run: crate::invite_cli::cmd_invite,
     },
     Command {
         name: "mod_invites",
-        args: "generate HOST [...]",
+        args: "generate HOST [OPTIONS]",
         about: "the same as `invite`, in prosodyctl's words",
         run: crate::invite_cli::cmd_mod_invites,
     },

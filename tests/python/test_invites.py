@@ -269,6 +269,21 @@ def test_contact_invite_without_registration(start_server):
         assert error_condition(preauth(s, token)) == ("cancel", "forbidden")
 
 
+def test_contact_invites_for_admins_only(start_server):
+    server = start_server(config(allow_contact_invites=False), users=USERS)
+
+    async def body():
+        async with client(server, ALICE) as alice:
+            reply = await command(alice, "urn:xmpp:invite#invite")
+            assert error_condition(reply)[1] == "forbidden", ET.tostring(reply)
+        async with client(server, ADMIN) as admin:
+            # An admin's contact invite allows registration too.
+            uri = form_value(await command(admin, "urn:xmpp:invite#invite"), "uri")
+            assert uri and uri.startswith(f"xmpp:{ADMIN}?roster;preauth=") and uri.endswith(";ibr=y"), uri
+
+    run(body())
+
+
 def test_expired_invite(start_server):
     server = start_server(config(invite_expiry=-10), users=USERS)
     token = token_of(cli_invite(server))
