@@ -302,21 +302,24 @@ ensure_media_tools() {
 }
 
 ensure_s2s_tools() {
-    # tests/s2s.rs federates lilt with lilt and with Debian's Prosody inside a
-    # user+network+mount namespace (unshare from util-linux, ip from
-    # iproute2); it skips, saying so, without them.
-    if command -v prosody >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 \
-        && command -v unshare >/dev/null 2>&1; then
+    # tests/s2s.rs federates lilt with lilt, with Debian's Prosody and with
+    # Debian's ejabberd inside a user+network+mount namespace (unshare from
+    # util-linux, ip from iproute2); each part skips, saying so, without them.
+    # ejabberd's own service is stopped and disabled (the test runs its own).
+    if command -v prosody >/dev/null 2>&1 && command -v ejabberdctl >/dev/null 2>&1 \
+        && command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
         return 0
     fi
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "prosody/iproute2/util-linux missing and this is not root: the federation checks will be skipped"
+        echo "prosody/ejabberd/iproute2/util-linux missing and this is not root: the federation checks will be skipped"
         return 0
     fi
-    section "prosody, iproute2 and util-linux for the federation tests (apt)"
+    section "prosody, ejabberd, iproute2 and util-linux for the federation tests (apt)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        --no-install-recommends prosody iproute2 util-linux) >/dev/null \
-        || echo "could not install prosody/iproute2: the federation checks will be skipped"
+        --no-install-recommends prosody ejabberd iproute2 util-linux) >/dev/null \
+        || echo "could not install prosody/ejabberd/iproute2: the federation checks will be skipped"
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now ejabberd >/dev/null 2>&1; fi
+    service ejabberd stop >/dev/null 2>&1 || true
 }
 
 for step in "${steps[@]}"; do

@@ -19,9 +19,12 @@
 //!   authoritative server): a key for a stream we never opened is `invalid`;
 //! - stanzas must come from an authenticated domain (else `not-authorized`)
 //!   to a host served here (else `host-unknown`), and are then
-//!   [`Action::Deliver`]ed in `jabber:client`.
+//!   [`Action::Deliver`]ed in `jabber:client`;
+//! - with `s2s_bidi`, a peer that sends `<bidi/>` before authenticating
+//!   gets our stanzas for its domain on this stream ([`IncomingStream::send`]).
 
-use super::dialback::{Dialback, NS_DIALBACK, NS_DIALBACK_FEATURE};
+use super::bidi;
+use super::dialback::{Dialback, NS_DIALBACK, NS_DIALBACK_FEATURE, to_prefixed_xml};
 use super::policy::{CertStatus, PeerCert, Policy, no_cert};
 use super::{Action, from_server_ns, new_stream_id};
 use crate::c2s::negotiation::stream_element_xml;
@@ -58,6 +61,10 @@ pub struct IncomingStream {
     /// The limits once authenticated (`s2s_stanza_size_limit`); before,
     /// stanzas may take [`UNAUTHED_STANZA_SIZE_LIMIT`] bytes at most.
     authed_limits: StreamLimits,
+    /// The peer asked for a bidirectional stream (XEP-0288).
+    bidi: bool,
+    /// Stanzas to send once our restarted stream header is out.
+    bidi_queue: Vec<String>,
 }
 
 /// Prosody's `s2s_unauthed_stanza_size_limit` default: what an
@@ -84,6 +91,8 @@ impl IncomingStream {
             from_host: None,
             authed: HashSet::new(),
             pending: HashMap::new(),
+            bidi: false,
+            bidi_queue: Vec::new(),
         }
     }
 
@@ -101,6 +110,25 @@ impl IncomingStream {
     pub fn is_secure(&self) -> bool {
         self.secure
     }
+    /// Did the peer ask for a bidirectional stream (XEP-0288)?
+    pub fn is_bidi(&self) -> bool {
+        self.bidi
+    }
+
+    /// A stanza of ours for the peer's domain, over this bidirectional
+    /// stream; held while the stream restarts after SASL.
+    pub fn send(&mut self, stanza: &Element) -> Vec<Action> {
+        let xml = super::to_server_xml(stanza);
+        match self.phase {
+            Phase::Closed => Vec::new(),
+            Phase::Header => {
+                self.bidi_queue.push(xml);
+                Vec::new()
+            }
+            Phase::Open => vec![Action::Write(xml)],
+        }
+    }
+
     /// Is `domain` authenticated on this stream?
     pub fn is_authed(&self, domain: &str) -> bool {
         self.authed.contains(domain)
@@ -157,13 +185,17 @@ impl IncomingStream {
             return out;
         }
         let ty = if valid { "valid" } else { "invalid" };
-        let result = Element::new("result", NS_DIALBACK)
-            .attr("from", local)
-            .attr("to", remote)
-            .attr("id", self.stream_id.clone())
-            .attr("type", ty)
-            .text(key);
-        out.push(Action::Write(result.to_xml_in(NS_SERVER)));
+        let result = to_prefixed_xml(
+            "result",
+            &[
+                ("from", local),
+                ("to", remote),
+                ("id", &self.stream_id),
+                ("type", ty),
+            ],
+            &key,
+        );
+        out.push(Action::Write(result));
         if valid {
             tracing::info!(remote, local, "incoming s2s authenticated by dialback");
             self.authed.insert(remote.to_string());
@@ -244,6 +276,9 @@ impl IncomingStream {
         if h.version.as_deref() == Some("1.0") {
             out.push(Action::Write(stream_element_xml(&self.features())));
         }
+        for xml in self.bidi_queue.drain(..) {
+            out.push(Action::Write(xml));
+        }
     }
 
     fn features(&self) -> Element {
@@ -265,6 +300,9 @@ impl IncomingStream {
                 Element::new("mechanisms", NS_SASL)
                     .child(Element::new("mechanism", NS_SASL).text("EXTERNAL")),
             );
+        }
+        if bidi::allowed(&self.policy, self.secure) && self.authed.is_empty() {
+            f.push_child(bidi::feature());
         }
         if self.policy.dialback && (self.secure || !self.policy.require_encryption) {
             f.push_child(
@@ -294,6 +332,12 @@ impl IncomingStream {
                 out.push(Action::StartTls);
             }
             (NS_SASL, "auth") => self.handle_sasl(&e, out),
+            (bidi::NS_BIDI, "bidi")
+                if bidi::allowed(&self.policy, self.secure) && self.authed.is_empty() =>
+            {
+                tracing::debug!(from = ?self.from_host, "bidirectional stream requested");
+                self.bidi = true;
+            }
             (NS_DIALBACK, "result") if e.type_().is_none() => self.handle_db_result(&e, out),
             (NS_DIALBACK, "verify") if e.type_().is_none() => self.handle_db_verify(&e, out),
             (NS_DIALBACK, _) => {
@@ -418,13 +462,13 @@ impl IncomingStream {
                 "asked to verify a dialback key that is not ours: an imposter is claiming to be {to}?"
             );
         }
-        let reply = Element::new("verify", NS_DIALBACK)
-            .attr("from", to)
-            .attr("to", from)
-            .attr("id", id)
-            .attr("type", if valid { "valid" } else { "invalid" })
-            .text(key);
-        out.push(Action::Write(reply.to_xml_in(NS_SERVER)));
+        let ty = if valid { "valid" } else { "invalid" };
+        let reply = to_prefixed_xml(
+            "verify",
+            &[("from", to), ("to", from), ("id", id), ("type", ty)],
+            &key,
+        );
+        out.push(Action::Write(reply));
     }
 
     fn handle_stanza(&mut self, mut e: Element, out: &mut Vec<Action>) {

@@ -24,6 +24,9 @@
 //!   `remote-server-timeout` when it did); [`start`] opens the `s2s_ports`
 //!   listeners (5269 on `s2s_interfaces`) and hooks the router.
 //!
+//! - [`bidi`]: XEP-0288 bidirectional streams (`s2s_bidi`), one connection
+//!   for both directions.
+//!
 //! Incoming stanzas enter the router from a [`Session`] of kind
 //! [`SessionKind::S2sIn`] whose host is the local host addressed; what the
 //! router sends back to it (errors) is routed out to the remote domain.
@@ -31,6 +34,7 @@
 //! [`Session`]: crate::session::Session
 //! [`SessionKind::S2sIn`]: crate::session::SessionKind::S2sIn
 
+pub mod bidi;
 pub mod certs;
 pub mod dialback;
 pub mod incoming;

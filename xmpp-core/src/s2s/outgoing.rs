@@ -16,9 +16,13 @@
 //!   features: [`Action::Authenticated`]; stanzas may now be sent;
 //! - `<db:verify>` requests for our incoming streams go out as soon as the
 //!   stream is open ([`OutgoingStream::verify`]), their answers come back as
-//!   [`Action::VerifyResult`].
+//!   [`Action::VerifyResult`];
+//! - with `s2s_bidi`, a `<bidi/>` feature is answered with a request before
+//!   authenticating; stanzas from the remote domain to our host are then
+//!   accepted on this stream and [`Action::Deliver`]ed (XEP-0288).
 
-use super::dialback::{Dialback, NS_DIALBACK, NS_DIALBACK_FEATURE};
+use super::bidi;
+use super::dialback::{Dialback, NS_DIALBACK, NS_DIALBACK_FEATURE, to_prefixed_xml};
 use super::policy::{CertStatus, PeerCert, Policy, no_cert};
 use super::{Action, to_server_xml};
 use crate::error::{StreamError, StreamErrorCondition as Cond};
@@ -63,6 +67,8 @@ pub struct OutgoingStream {
     verify_queue: Vec<String>,
     /// Was the stream ever authenticated (it stays so after closing)?
     was_ready: bool,
+    /// We asked for a bidirectional stream (XEP-0288).
+    bidi: bool,
 }
 
 impl OutgoingStream {
@@ -90,6 +96,7 @@ impl OutgoingStream {
             had_stream: false,
             verify_queue: Vec::new(),
             was_ready: false,
+            bidi: false,
         }
     }
 
@@ -110,6 +117,10 @@ impl OutgoingStream {
     }
     pub fn is_secure(&self) -> bool {
         self.secure
+    }
+    /// Did we ask for a bidirectional stream (XEP-0288)?
+    pub fn is_bidi(&self) -> bool {
+        self.bidi
     }
 
     /// Opens the stream (after connecting, and after direct TLS).
@@ -152,12 +163,11 @@ impl OutgoingStream {
     /// Asks the peer (the authoritative server for `remote`) whether `key`
     /// is its key for our incoming stream `id`.
     pub fn verify(&mut self, id: &str, key: &str) -> Vec<Action> {
-        let xml = Element::new("verify", NS_DIALBACK)
-            .attr("from", self.local.clone())
-            .attr("to", self.remote.clone())
-            .attr("id", id)
-            .text(key)
-            .to_xml_in(NS_SERVER);
+        let xml = to_prefixed_xml(
+            "verify",
+            &[("from", &self.local), ("to", &self.remote), ("id", id)],
+            key,
+        );
         match self.phase {
             Phase::Dialback | Phase::Sasl | Phase::Ready => vec![Action::Write(xml)],
             Phase::Closed => Vec::new(),
@@ -289,6 +299,9 @@ impl OutgoingStream {
                     );
                 }
             }
+            (NS_SERVER, "message" | "presence" | "iq") if self.bidi => {
+                self.handle_bidi_stanza(e, out)
+            }
             (NS_DIALBACK, "verify") => {
                 let (Some(from), Some(id)) = (e.from(), e.id()) else {
                     return;
@@ -339,6 +352,14 @@ impl OutgoingStream {
                 format!("Remote server's certificate {}", status.reason()),
             );
         }
+        if !self.bidi
+            && offers("bidi", bidi::NS_BIDI_FEATURE)
+            && bidi::allowed(&self.policy, self.secure)
+        {
+            tracing::debug!(remote = %self.remote, "requesting a bidirectional stream");
+            self.bidi = true;
+            out.push(Action::Write(bidi::request_xml()));
+        }
         let external = features
             .and_then(|f| f.get_child("mechanisms", NS_SASL))
             .is_some_and(|m| m.children().any(|c| c.text_content() == "EXTERNAL"));
@@ -364,6 +385,26 @@ impl OutgoingStream {
         self.start_dialback(out);
     }
 
+    /// A stanza from the remote server over our bidirectional stream: only
+    /// once authenticated, from the remote domain, to our host.
+    fn handle_bidi_stanza(&mut self, mut e: Element, out: &mut Vec<Action>) {
+        let domain = |a: Option<&str>| {
+            a.and_then(|j| crate::jid::Jid::parse(j).ok())
+                .map(|j| j.domain().to_string())
+        };
+        if self.phase != Phase::Ready {
+            return self.fail(out, StreamError::new(Cond::NotAuthorized));
+        }
+        if domain(e.from()).as_deref() != Some(self.remote.as_str()) {
+            return self.fail(out, StreamError::new(Cond::InvalidFrom));
+        }
+        if domain(e.to()).as_deref() != Some(self.local.as_str()) {
+            return self.fail(out, StreamError::new(Cond::HostUnknown));
+        }
+        super::from_server_ns(&mut e);
+        out.push(Action::Deliver(e));
+    }
+
     fn start_dialback(&mut self, out: &mut Vec<Action>) {
         if !self.policy.dialback {
             return self.give_up(
@@ -374,13 +415,11 @@ impl OutgoingStream {
         let id = self.stream_id.clone().unwrap_or_default();
         let key = self.dialback.key(&id, &self.remote, &self.local);
         self.phase = Phase::Dialback;
-        out.push(Action::Write(
-            Element::new("result", NS_DIALBACK)
-                .attr("from", self.local.clone())
-                .attr("to", self.remote.clone())
-                .text(key)
-                .to_xml_in(NS_SERVER),
-        ));
+        out.push(Action::Write(to_prefixed_xml(
+            "result",
+            &[("from", &self.local), ("to", &self.remote)],
+            &key,
+        )));
         self.flush_verifies(out);
     }
 

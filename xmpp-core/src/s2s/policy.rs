@@ -61,6 +61,8 @@ pub struct Policy {
     pub sasl_external: bool,
     /// `dialback` is on.
     pub dialback: bool,
+    /// `s2s_bidi` is on (XEP-0288).
+    pub bidi: bool,
 }
 
 impl Default for Policy {
@@ -74,6 +76,7 @@ impl Default for Policy {
             tls_available: true,
             sasl_external: true,
             dialback: true,
+            bidi: false,
         }
     }
 }
@@ -107,6 +110,7 @@ impl Policy {
             tls_available: true,
             sasl_external: true,
             dialback: true,
+            bidi: false,
         }
     }
 

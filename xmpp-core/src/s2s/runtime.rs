@@ -145,7 +145,11 @@ async fn incoming(
         let actions = tokio::select! {
             read = conn.read(&mut buf) => match read {
                 Ok(0) | Err(_) => { stream.handle_eof(); break; }
-                Ok(n) => { last_read = Instant::now(); stream.handle_bytes(&buf[..n]) }
+                Ok(n) => {
+                    last_read = Instant::now();
+                    tracing::trace!("s2s recv: {}", String::from_utf8_lossy(&buf[..n]));
+                    stream.handle_bytes(&buf[..n])
+                }
             },
             Some((local, remote, valid)) = vrx.recv() => stream.verified(&local, &remote, valid),
             Some(item) = srx.recv() => {
@@ -236,6 +240,7 @@ async fn write_timed(conn: &mut Conn, data: &str) -> std::io::Result<()> {
     if data.is_empty() {
         return Ok(());
     }
+    tracing::trace!("s2s send: {data}");
     match tokio::time::timeout(SEND_TIMEOUT, conn.write_all(data.as_bytes())).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
@@ -489,7 +494,11 @@ async fn run_outgoing(
         actions = tokio::select! {
             read = conn.read(&mut buf) => match read {
                 Ok(0) | Err(_) => stream.handle_eof(),
-                Ok(n) => { last_read = Instant::now(); stream.handle_bytes(&buf[..n]) }
+                Ok(n) => {
+                    last_read = Instant::now();
+                    tracing::trace!("s2s recv: {}", String::from_utf8_lossy(&buf[..n]));
+                    stream.handle_bytes(&buf[..n])
+                }
             },
             cmd = rx.recv(), if rx_open => match cmd {
                 Some(RouteCmd::Stanza(e)) => {

@@ -1,0 +1,322 @@
+//! The network the federation tests run in: a user+network+mount namespace
+//! (`unshare -rnm`) with its own loopback, its own `/etc/resolv.conf` and
+//! `/etc/hosts` bind-mounted over the system's, a small DNS server on
+//! 127.0.0.1:53 answering A and SRV records from [`zone`], and certificates
+//! from a test CA. No packet leaves the namespace.
+//!
+//! The domains are under `.lilt`, a name nobody serves: libunbound (in
+//! Prosody) answers the special-use `.test` itself with NXDOMAIN.
+#![allow(dead_code)]
+
+pub mod ejabberd;
+pub mod lilt;
+pub mod prosody;
+pub mod social;
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::{Name, RData, Record};
+
+const INSIDE: &str = "LILT_S2S_TEST_NETNS";
+
+/// Runs the test `name` again inside a fresh namespace; true when already
+/// inside (the caller goes on), false when the caller must return (the
+/// child ran it, or namespaces are not available: skipped with a message).
+pub fn enter_namespace(name: &str) -> bool {
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    let ok = Command::new("unshare")
+        .args(["-rnm", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED {name}: unprivileged user+network+mount namespaces (unshare -rnm) are not available here"
+        );
+        return false;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("unshare")
+        .args([
+            "-rnm",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{name} failed inside its namespace");
+    false
+}
+
+/// Is `program` on the PATH? When not, says the test is skipped.
+pub fn installed(program: &str, test: &str, package: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIPPED {test}: {program} is not installed (apt-get install {package})");
+    }
+    found
+}
+
+/// Our own resolver configuration and hosts file over the system's (this
+/// mount namespace only).
+fn mount_resolver_files(dir: &Path) {
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions attempts:1 timeout:2\n",
+    )
+    .unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    for (file, over) in [(&resolv, "/etc/resolv.conf"), (&hosts, "/etc/hosts")] {
+        let st = Command::new("mount")
+            .arg("--bind")
+            .arg(file)
+            .arg(over)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "cannot bind-mount {} over {over}",
+            file.display()
+        );
+    }
+}
+
+/// Where each test server lives. Also the names certificates are made for.
+///
+/// - `a.lilt` (127.0.0.2:5269) reachable by its A record only;
+/// - `b.lilt` reachable by `_xmpp-server._tcp.b.lilt` SRV only
+///   (`srv.b.lilt` = 127.0.0.3, port 5270);
+/// - `c.lilt`, `d.lilt` (127.0.0.4, .5): dialback only;
+/// - `e.lilt` (127.0.0.6) with a self-signed certificate;
+/// - `p.lilt` (127.0.0.7): Debian's Prosody, its MUC `rooms.p.lilt`;
+/// - `f.lilt` (127.0.0.8) by `_xmpps-server._tcp.f.lilt` SRV (direct TLS);
+/// - `x.lilt` (127.0.0.9): Debian's ejabberd;
+/// - `rooms.a.lilt`: a.lilt's MUC;
+/// - `h.lilt`: two A records, 127.0.0.100 (nothing answers: a black hole,
+///   see [`black_hole`]) first, then 127.0.0.10.
+pub fn zone() -> Vec<(&'static str, RData)> {
+    let a = |ip: [u8; 4]| RData::A(A(Ipv4Addr::from(ip)));
+    let srv = |port: u16, target: &str| {
+        RData::SRV(SRV::new(0, 5, port, Name::from_ascii(target).unwrap()))
+    };
+    vec![
+        ("a.lilt.", a([127, 0, 0, 2])),
+        ("rooms.a.lilt.", a([127, 0, 0, 2])),
+        ("_xmpp-server._tcp.b.lilt.", srv(5270, "srv.b.lilt.")),
+        ("srv.b.lilt.", a([127, 0, 0, 3])),
+        ("c.lilt.", a([127, 0, 0, 4])),
+        ("d.lilt.", a([127, 0, 0, 5])),
+        ("e.lilt.", a([127, 0, 0, 6])),
+        ("p.lilt.", a([127, 0, 0, 7])),
+        ("rooms.p.lilt.", a([127, 0, 0, 7])),
+        ("_xmpps-server._tcp.f.lilt.", srv(5271, "f.lilt.")),
+        ("f.lilt.", a([127, 0, 0, 8])),
+        ("x.lilt.", a([127, 0, 0, 9])),
+        ("h.lilt.", a([127, 0, 0, 100])),
+        ("h.lilt.", a([127, 0, 0, 10])),
+    ]
+}
+
+/// Every name in the zone a server may need a certificate for.
+pub const CERT_NAMES: &[&str] = &[
+    "a.lilt",
+    "rooms.a.lilt",
+    "b.lilt",
+    "c.lilt",
+    "d.lilt",
+    "e.lilt",
+    "p.lilt",
+    "rooms.p.lilt",
+    "f.lilt",
+    "x.lilt",
+    "h.lilt",
+];
+
+/// A DNS server on 127.0.0.1:53 (UDP) answering from [`zone`]: names it
+/// knows (and their parents) without a record of the asked type get an
+/// empty answer, others NXDOMAIN. Answers keep the zone's order.
+fn start_dns() {
+    let socket = UdpSocket::bind("127.0.0.1:53").expect("bind 127.0.0.1:53 in the namespace");
+    let zone = zone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                return;
+            };
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut reply = Message::new();
+            reply
+                .set_id(query.id())
+                .set_message_type(MessageType::Response)
+                .set_op_code(query.op_code())
+                .set_authoritative(true)
+                .set_recursion_desired(query.recursion_desired())
+                .set_recursion_available(true);
+            let mut known = false;
+            for q in query.queries() {
+                reply.add_query(q.clone());
+                let name = q.name().to_ascii().to_ascii_lowercase();
+                for (n, rdata) in &zone {
+                    // Parents of a name exist too (empty non-terminals):
+                    // resolvers that minimise query names ask for them.
+                    if name == "." || n.ends_with(&format!(".{name}")) {
+                        known = true;
+                    }
+                    if *n == name {
+                        known = true;
+                        if rdata.record_type() == q.query_type() {
+                            reply.add_answer(Record::from_rdata(
+                                q.name().clone(),
+                                60,
+                                rdata.clone(),
+                            ));
+                        }
+                    }
+                }
+            }
+            if !known {
+                reply.set_response_code(ResponseCode::NXDomain);
+            }
+            if let Ok(bytes) = reply.to_vec() {
+                let _ = socket.send_to(&bytes, peer);
+            }
+        }
+    });
+}
+
+/// Makes `addr` a black hole inside the namespace: TCP SYNs to it are
+/// dropped (nftables, else iptables), so a connect hangs as to a host that
+/// is down. False when neither tool works here.
+pub fn black_hole(addr: &str) -> bool {
+    let nft = format!(
+        "add table ip lilt_test; add chain ip lilt_test out {{ type filter hook output priority 0; }}; add rule ip lilt_test out ip daddr {addr} tcp flags syn drop"
+    );
+    let ok = Command::new("nft")
+        .arg(&nft)
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || Command::new("iptables")
+        .args([
+            "-A", "OUTPUT", "-d", addr, "-p", "tcp", "--syn", "-j", "DROP",
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A test CA; certificates for `names` signed by it (and a self-signed one
+/// for `e.lilt`) in `dir` as `<name>.crt`/`<name>.key`. Returns the CA file.
+fn make_certificates(dir: &Path, names: &[&str]) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "lilt s2s test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    // Valid from yesterday for 30 days: ejabberd's pkix sets a timer for
+    // the expiry, which Erlang refuses for rcgen's default (year 4096).
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+    let day = Duration::from_secs(86_400);
+    for name in names {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.not_before = now - day;
+        params.not_after = now + 30 * day;
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = if *name == "e.lilt" {
+            params.self_signed(&key).unwrap()
+        } else {
+            params.signed_by(&key, &ca).unwrap()
+        };
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    dir.join("ca.pem")
+}
+
+/// What a test inside the namespace has: its directory, the certificates
+/// directory, the CA file, a runtime.
+pub struct Net {
+    pub dir: tempfile::TempDir,
+    pub certs: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// Inside the namespace: logs (`LILT_S2S_LOG`), resolver files, the DNS
+/// server, the certificates, a runtime.
+pub fn setup() -> (Net, tokio::runtime::Runtime) {
+    if let Ok(filter) = std::env::var("LILT_S2S_LOG") {
+        // e.g. LILT_S2S_LOG=xmpp_core::s2s=debug to watch the streams.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .try_init();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    mount_resolver_files(dir.path());
+    start_dns();
+    let certs = dir.path().join("certs");
+    let ca = make_certificates(&certs, CERT_NAMES);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    (Net { dir, certs, ca }, rt)
+}
+
+pub async fn wait_for_port(addr: &str) {
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("nothing listens on {addr}");
+}
+
+/// Runs `body`, stops `child` whatever happened, and on failure prints
+/// the log file `log` before passing the panic on.
+pub fn with_child<T>(
+    child: &mut std::process::Child,
+    log: &Path,
+    body: impl FnOnce() -> T,
+) -> (T, String) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    match outcome {
+        Ok(v) => (v, text),
+        Err(panic) => {
+            eprintln!("{}:\n{text}", log.display());
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
