@@ -11,11 +11,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/xml"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -27,6 +33,7 @@ const (
 	nsRoster  = "jabber:iq:roster"
 	nsCarbons = "urn:xmpp:carbons:2"
 	nsMAM     = "urn:xmpp:mam:2"
+	nsUpload  = "urn:xmpp:http:upload:0"
 )
 
 // peer is one logged-in connection and what it received, in order.
@@ -212,6 +219,7 @@ func main() {
 	contact := flag.String("contact", "bob", "second account")
 	contactPassword := flag.String("contact-password", "bob-pw", "its password")
 	messages := flag.Int("messages", 20, "chat messages to exchange (and to find in the archive)")
+	upload := flag.String("upload", "", "an XEP-0363 upload service to share a file through (empty: no upload step)")
 	flag.Parse()
 
 	roots := x509.NewCertPool()
@@ -331,8 +339,92 @@ func main() {
 	}
 	fmt.Println("ok mam")
 
+	if *upload != "" {
+		uploadStep(alice, bob, *upload, *addr, bobJID)
+		fmt.Println("ok upload")
+	}
+
 	for _, p := range []*peer{alice, alice2, bob} {
 		_ = p.client.Close()
 	}
 	fmt.Println("ok done")
+}
+
+// uploadStep: alice asks `service` for a slot, PUTs a file there, GETs it
+// back, and sends bob the link (XEP-0066 out of band data, as go-sendxmpp's
+// file sharing does). The URLs' host name is the service's, which need not
+// resolve: connections go to the server's address on the URL's port (so a
+// URL with a wrong port fails).
+func uploadStep(alice, bob *peer, service, addr, bobJID string) {
+	data := bytes.Repeat([]byte("go upload\n"), 50)
+	alice.send("upload", fmt.Sprintf("<iq type='get' id='u1' to='%s'><request xmlns='%s' "+
+		"filename='go.txt' size='%d' content-type='text/plain'/></iq>", service, nsUpload, len(data)))
+	reply := alice.expect("upload", func(s any) bool {
+		switch v := s.(type) {
+		case xmpp.Slot:
+			return v.ID == "u1"
+		case xmpp.IQ:
+			return v.ID == "u1" && v.Type == "error"
+		}
+		return false
+	})
+	slot, ok := reply.(xmpp.Slot)
+	if !ok {
+		fail("upload", "slot refused: %+v", reply)
+	}
+	serverHost, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		fail("upload", "bad -addr %s: %v", addr, err)
+	}
+	client := &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, hostport string) (net.Conn, error) {
+				_, port, err := net.SplitHostPort(hostport)
+				if err != nil {
+					return nil, err
+				}
+				var d net.Dialer
+				return d.DialContext(ctx, network, net.JoinHostPort(serverHost, port))
+			},
+		},
+	}
+	for _, u := range []string{slot.Put.Url, slot.Get.Url} {
+		parsed, err := url.Parse(u)
+		if err != nil || parsed.Port() == "" || parsed.Port() == "0" {
+			fail("upload", "slot URL %q has no usable port", u)
+		}
+	}
+	put, err := http.NewRequest(http.MethodPut, slot.Put.Url, bytes.NewReader(data))
+	if err != nil {
+		fail("upload", "PUT request: %v", err)
+	}
+	for _, h := range slot.Put.Headers {
+		put.Header.Set(h.Name, h.Value)
+	}
+	put.Header.Set("Content-Type", "text/plain")
+	resp, err := client.Do(put)
+	if err != nil {
+		fail("upload", "PUT %s: %v", slot.Put.Url, err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		fail("upload", "PUT %s: %s", slot.Put.Url, resp.Status)
+	}
+	resp, err = client.Get(slot.Get.Url)
+	if err != nil {
+		fail("upload", "GET %s: %v", slot.Get.Url, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		fail("upload", "GET %s: %s, %d bytes (want %d), %v", slot.Get.Url, resp.Status, len(body), len(data), err)
+	}
+	if _, _, err := alice.client.SendOOB(xmpp.Chat{Remote: bobJID, Type: "chat", Oob: xmpp.Oob{Url: slot.Get.Url}}); err != nil {
+		fail("upload", "send link: %v", err)
+	}
+	bob.expect("upload", func(s any) bool {
+		c, ok := s.(xmpp.Chat)
+		return ok && c.Oob.Url == slot.Get.Url
+	})
 }

@@ -3,9 +3,12 @@
 toolchain, its module cache and build cache under the target directory). One
 whole-server scenario: two accounts log in (STARTTLS, SCRAM), become mutual
 contacts, exchange 20 chat messages, a second resource sees carbons of both
-directions (XEP-0280), and the archive pages through every message
-(XEP-0313, 7 per page). Also passes against Prosody 0.12 (`--server=prosody`).
-Skipped when `go` is not installed."""
+directions (XEP-0280), the archive pages through every message (XEP-0313, 7
+per page), and a file goes up and down through http_file_share (XEP-0363, lilt
+on `http_ports = { 0 }`, so the slot URLs must carry the port the system
+chose) and its link to the contact (XEP-0066). Also passes against Prosody
+0.12 (`--server=prosody`, on a fixed HTTP port). Skipped when `go` is not
+installed, or older than go-xmpp needs."""
 
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ from pathlib import Path
 import pytest
 
 from lilt_harness import paths
-from lilt_harness.config import DOMAIN, TEST_MODULES, base_config
+from lilt_harness.config import DOMAIN, TEST_MODULES, Component, base_config
+from lilt_harness.servers import free_port
 
 SOURCE = paths.WORKSPACE / "tests" / "go-client"
 USERS = [("alice", DOMAIN, "alice-pw"), ("bob", DOMAIN, "bob-pw")]
+UPLOAD = f"upload.{DOMAIN}"
 
 
 def go_dir() -> Path:
@@ -73,11 +78,18 @@ def goclient() -> Path:
     return binary
 
 
-def test_go_xmpp_client(start_server, goclient):
-    server = start_server(
-        base_config(extra_globals={"modules_enabled": TEST_MODULES + ["carbons", "mam"]}),
-        users=USERS,
+def test_go_xmpp_client(start_server, goclient, server_kind):
+    config = base_config(
+        extra_globals={
+            "modules_enabled": TEST_MODULES + ["carbons", "mam"],
+            # Prosody cannot report a port the system chose.
+            "http_ports": [free_port() if server_kind == "prosody" else 0],
+            "http_interfaces": ["127.0.0.1"],
+            "https_ports": [],
+        }
     )
+    config.hosts[UPLOAD] = Component("http_file_share")
+    server = start_server(config, users=USERS)
     done = subprocess.run(
         [
             str(goclient),
@@ -85,6 +97,7 @@ def test_go_xmpp_client(start_server, goclient):
             "-domain", DOMAIN,
             "-ca", str(server.pki.ca_file),
             "-messages", "20",
+            "-upload", UPLOAD,
         ],
         capture_output=True,
         text=True,
@@ -92,4 +105,4 @@ def test_go_xmpp_client(start_server, goclient):
     )
     steps = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("ok ")]
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    assert steps == ["login", "roster", "messages", "carbons", "mam", "done"], done.stdout
+    assert steps == ["login", "roster", "messages", "carbons", "mam", "upload", "done"], done.stdout
