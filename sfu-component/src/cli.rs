@@ -60,6 +60,16 @@ pub struct BridgeArgs {
     /// none).
     #[arg(long, value_name = "N", default_value_t = -1, allow_hyphen_values = true)]
     pub last_n: i64,
+    /// This bridge's id for bridge-to-bridge relays (Videobridge's
+    /// `relay.relay-id`), published as `relay_id` in the brewery stats; a
+    /// focus spreads a conference over several bridges only when they have
+    /// one.
+    #[arg(long, value_name = "ID")]
+    pub relay_id: Option<String>,
+    /// The region published in the brewery stats (region-based bridge
+    /// selection).
+    #[arg(long, value_name = "NAME")]
+    pub region: Option<String>,
 }
 
 /// The password from the file (first line, trailing newline dropped) or
@@ -98,6 +108,8 @@ pub fn options(args: &BridgeArgs) -> BridgeOptions {
     o.ws_url_base = args.ws_url_base.clone();
     o.allocation.initial_last_n = args.initial_last_n;
     o.allocation.jvb_last_n = args.last_n;
+    o.relay_id = args.relay_id.clone();
+    o.region = args.region.clone();
     o
 }
 
@@ -210,6 +222,10 @@ mod tests {
             "127.0.0.1:8080",
             "--ws-url-base",
             "wss://meet.d/colibri-ws",
+            "--relay-id",
+            "jvb-eu-1",
+            "--region",
+            "eu",
         ])
         .unwrap();
         let a = cli.bridge;
@@ -219,6 +235,8 @@ mod tests {
         assert_eq!(o.nick, "jvb1");
         assert_eq!(o.udp_bind.port(), 10001);
         assert_eq!(o.brewery.as_deref(), Some("jvbbrewery@internal.auth.d"));
+        assert_eq!(o.relay_id.as_deref(), Some("jvb-eu-1"));
+        assert_eq!(o.region.as_deref(), Some("eu"));
         // No --password flag exists.
         assert!(
             Cli::try_parse_from([

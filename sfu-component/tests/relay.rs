@@ -9,6 +9,7 @@ mod relay_net;
 
 use std::time::Duration;
 
+use media_harness::layered::decode;
 use media_harness::{ClientSsrcs, audio_payload, vp8_payload};
 use relay_net::RelayNet;
 
@@ -69,4 +70,201 @@ fn media_crosses_the_relay_both_ways() {
     }
     // And locally as before.
     assert!(net.client("a2").received_on(1010).len() > 20);
+}
+
+#[test]
+fn a_keyframe_request_crosses_the_relay_to_the_sender() {
+    let mut net = relayed_call();
+    net.run_for(Duration::from_secs(2));
+    // Nobody asks: the sender is left alone.
+    net.client_mut("a1").keyframe_requests.clear();
+    net.run_for(Duration::from_millis(500));
+    assert!(net.client("a1").keyframe_requests.is_empty());
+    // b1, on the other bridge, sends a PLI for a1's video.
+    net.client_mut("b1").request_keyframe(1010);
+    net.run_for(Duration::from_millis(300));
+    assert!(
+        !net.client("a1").keyframe_requests.is_empty(),
+        "b1's PLI did not reach a1 across the relay"
+    );
+}
+
+#[test]
+fn simulcast_layers_are_chosen_per_receiver_across_the_relay() {
+    let mut net = RelayNet::new();
+    net.join(0, "a1", ClientSsrcs::new(1000, 3));
+    net.join(1, "b1", ClientSsrcs::new(2000, 1));
+    net.join(1, "b2", ClientSsrcs::new(3000, 1));
+    net.join(0, "a2", ClientSsrcs::new(4000, 1));
+    net.client_mut("a1").layered = true;
+    net.connect_relay();
+    net.message(
+        1,
+        "b1",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":180},"constraints":{}}"#,
+    );
+    net.message(
+        1,
+        "b2",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"onStageSources":["a1-v0"],"defaultConstraints":{"maxHeight":180},"constraints":{"a1-v0":{"maxHeight":720}}}"#,
+    );
+    net.message(
+        0,
+        "a2",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":180},"constraints":{}}"#,
+    );
+    net.connect_all();
+    net.run_for(Duration::from_secs(4));
+    // Every layer crossed the relay once, on its own SSRC; each receiver
+    // on bridge 1 decodes the layer it asked for on the first SIM SSRC.
+    for (receiver, layer, height) in [("b1", 0u8, 180u16), ("b2", 2, 720), ("a2", 0, 180)] {
+        let got = net.client(receiver).received_on(1010);
+        let decoded = decode(&got);
+        assert!(
+            decoded.errors.is_empty(),
+            "{receiver}: {:?}",
+            decoded.errors
+        );
+        let last: Vec<u8> = decoded
+            .frames
+            .iter()
+            .rev()
+            .take(30)
+            .map(|f| f.layer)
+            .collect();
+        assert_eq!(last.len(), 30, "{receiver} decoded too little");
+        assert!(
+            last.iter().all(|l| *l == layer),
+            "{receiver} got layers {last:?}"
+        );
+        assert!(
+            decoded
+                .frames
+                .iter()
+                .any(|f| f.layer == layer && f.height == Some(height)),
+            "{receiver}: no {height}p key frame"
+        );
+        for other in [1011, 1012] {
+            assert!(net.client(receiver).received_on(other).is_empty());
+        }
+    }
+}
+
+#[test]
+fn an_endpoint_expired_on_its_bridge_stops_on_the_other() {
+    let mut net = relayed_call();
+    net.run_for(Duration::from_secs(1));
+    net.leave(0, "a1");
+    let c1 = net.conferences[1].clone();
+    assert_eq!(net.bridges[1].relayed_endpoints(&c1), ["a2"]);
+    assert!(
+        !net.bridges[1]
+            .conference(&c1)
+            .unwrap()
+            .endpoints
+            .contains_key("a1")
+    );
+    let before = net.client("b1").received_on(1000).len();
+    let before_a2 = net.client("b1").received_on(3000).len();
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(
+        net.client("b1").received_on(1000).len(),
+        before,
+        "a1's audio still flows"
+    );
+    assert!(
+        net.client("b1").received_on(3000).len() > before_a2 + 40,
+        "a2's audio stopped"
+    );
+}
+
+#[test]
+fn the_dominant_speaker_is_chosen_across_bridges() {
+    let mut net = relayed_call();
+    net.client_mut("b1").level = -10;
+    net.run_for(Duration::from_secs(3));
+    // a1 and a2, on the other bridge, hear b1 as the dominant speaker.
+    for a in ["a1", "a2"] {
+        let events = net.messages_of(a, "DominantSpeakerEndpointChangeEvent");
+        assert_eq!(
+            events.last().map(|e| e["dominantSpeakerEndpoint"].clone()),
+            Some(serde_json::json!("b1")),
+            "{a} got {events:?}"
+        );
+    }
+    // Then a1 speaks: b1 is told so by its own bridge.
+    net.client_mut("b1").level = -110;
+    net.client_mut("a1").level = -10;
+    net.run_for(Duration::from_secs(3));
+    let events = net.messages_of("b1", "DominantSpeakerEndpointChangeEvent");
+    assert_eq!(events.last().unwrap()["dominantSpeakerEndpoint"], "a1");
+}
+
+#[test]
+fn relay_requests_are_refused_as_videobridge_does() {
+    let mut net = RelayNet::new();
+    net.join(0, "a1", ClientSsrcs::new(1000, 1));
+    let create = net.relay_create(0);
+    net.conference_modify(0, vec![create.clone()]);
+    let condition = |reply: &xmpp_core::Element| sfu_component::colibri2::error_condition(reply);
+    // Twice: conflict.
+    let reply = net.conference_modify_any(0, vec![create]);
+    assert_eq!(condition(&reply).as_deref(), Some("conflict"));
+    // An update of an unknown relay: bad-request.
+    let unknown = xmpp_core::Element::new("relay", "jitsi:colibri2").attr("id", "jvb-x");
+    let reply = net.conference_modify_any(0, vec![unknown]);
+    assert_eq!(condition(&reply).as_deref(), Some("bad-request"));
+    // A create without a transport: bad-request.
+    let bare = xmpp_core::Element::new("relay", "jitsi:colibri2")
+        .attr("id", "jvb-y")
+        .attr("create", "true");
+    let reply = net.conference_modify_any(0, vec![bare]);
+    assert_eq!(condition(&reply).as_deref(), Some("bad-request"));
+    // SCTP: feature-not-implemented.
+    let mut sctp = xmpp_core::Element::new("relay", "jitsi:colibri2")
+        .attr("id", "jvb-z")
+        .attr("create", "true");
+    sctp.push_child(
+        xmpp_core::Element::new("transport", "jitsi:colibri2")
+            .child(xmpp_core::Element::new("sctp", "jitsi:colibri2")),
+    );
+    let reply = net.conference_modify_any(0, vec![sctp]);
+    assert_eq!(
+        condition(&reply).as_deref(),
+        Some("feature-not-implemented")
+    );
+    // Expire (known or not): answered with expire.
+    let expire = xmpp_core::Element::new("relay", "jitsi:colibri2")
+        .attr("id", "jvb-b")
+        .attr("expire", "true");
+    let reply = net.conference_modify(0, vec![expire]);
+    let relay = reply
+        .get_child("conference-modified", "jitsi:colibri2")
+        .and_then(|cm| cm.get_child("relay", "jitsi:colibri2"))
+        .unwrap();
+    assert_eq!(relay.get_attr("expire"), Some("true"));
+    let c0 = net.conferences[0].clone();
+    assert!(!net.bridges[0].relay_connected(&c0, "jvb-b"));
+    // The relay's transport answered to the create carried the relay
+    // bridge-channel URL.
+    let mut again = RelayNet::new();
+    again.join(0, "a1", ClientSsrcs::new(1000, 1));
+    let create = again.relay_create(0);
+    let reply = again.conference_modify(0, vec![create]);
+    let ws = reply
+        .get_child("conference-modified", "jitsi:colibri2")
+        .and_then(|cm| cm.get_child("relay", "jitsi:colibri2"))
+        .and_then(|r| r.get_child("transport", "jitsi:colibri2"))
+        .and_then(|t| t.get_child("transport", "urn:xmpp:jingle:transports:ice-udp:1"))
+        .and_then(|t| t.get_child("web-socket", "http://jitsi.org/protocol/colibri"))
+        .and_then(|w| w.get_attr("url"))
+        .unwrap()
+        .to_string();
+    let conference = again.conferences[0].clone();
+    assert!(
+        ws.starts_with(&format!(
+            "ws://127.0.0.1/colibri-relay-ws/bridge-0/{conference}/jvb-b?pwd="
+        )),
+        "{ws}"
+    );
 }

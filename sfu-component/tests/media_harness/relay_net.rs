@@ -45,6 +45,8 @@ pub struct RelayNet {
     /// Whether the relay has been set up (new endpoints are then told to
     /// the other bridge).
     relayed: bool,
+    /// Datagrams from clients not yet handed to their bridge.
+    to_bridges: Vec<(usize, SocketAddr, SocketAddr, Vec<u8>)>,
     iq: u32,
 }
 
@@ -71,6 +73,7 @@ impl RelayNet {
             channel: BTreeMap::new(),
             relayed_datagrams: 0,
             relayed: false,
+            to_bridges: Vec::new(),
             iq: 0,
         }
     }
@@ -322,7 +325,7 @@ impl RelayNet {
                     return;
                 }
                 let now = self.now;
-                if let Some((_, client)) =
+                if let Some((b, client)) =
                     self.clients.iter_mut().find(|(_, c)| c.addr == destination)
                 {
                     let input = Input::Receive(
@@ -335,6 +338,9 @@ impl RelayNet {
                         },
                     );
                     client.rtc.handle_input(input).unwrap();
+                    // str0m's RTP mode holds one received packet until the
+                    // next poll: poll after every input.
+                    drain(now, *b, client, &mut self.to_bridges);
                 }
             }
             Output::Channel {
@@ -349,21 +355,10 @@ impl RelayNet {
 
     fn settle(&mut self) {
         for _ in 0..1000 {
-            let mut to_bridge: Vec<(usize, SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+            let mut to_bridge = std::mem::take(&mut self.to_bridges);
             let now = self.now;
             for (b, client) in &mut self.clients {
-                loop {
-                    match client.rtc.poll_output().unwrap() {
-                        RtcOutput::Timeout(t) => {
-                            client.timeout = Some(t);
-                            break;
-                        }
-                        RtcOutput::Transmit(t) => {
-                            to_bridge.push((*b, t.source, t.destination, t.contents.into()))
-                        }
-                        RtcOutput::Event(e) => client.handle_event(now, e),
-                    }
-                }
+                drain(now, *b, client, &mut to_bridge);
             }
             let mut moved = !to_bridge.is_empty();
             for (b, source, destination, contents) in to_bridge {
@@ -412,5 +407,24 @@ impl RelayNet {
             self.run_for(STEP);
         }
         panic!("clients did not connect");
+    }
+}
+
+/// Polls a client until it waits; its datagrams go to `out` for bridge `b`.
+fn drain(
+    now: Instant,
+    b: usize,
+    client: &mut Client,
+    out: &mut Vec<(usize, SocketAddr, SocketAddr, Vec<u8>)>,
+) {
+    loop {
+        match client.rtc.poll_output().unwrap() {
+            RtcOutput::Timeout(t) => {
+                client.timeout = Some(t);
+                return;
+            }
+            RtcOutput::Transmit(t) => out.push((b, t.source, t.destination, t.contents.into())),
+            RtcOutput::Event(e) => client.handle_event(now, e),
+        }
     }
 }
