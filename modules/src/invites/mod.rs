@@ -332,3 +332,6 @@ pub fn load(_server: &Arc<Server>, host: &Arc<Host>) -> Result<(), ModuleError> 
 pub fn now(server: &Server) -> i64 {
     server.clock.now().floor() as i64
 }
+
+#[cfg(test)]
+mod tests;
