@@ -1,0 +1,270 @@
+//! A str0m participant for the relay call: what a browser does with the
+//! focus's offer (ICE controlled, DTLS active, its audio source in the
+//! session-accept), a new `Rtc` on transport-replace (answered with
+//! transport-accept), Opus-shaped audio every 20 ms when it sends, and a
+//! count of the audio packets it receives from the sender's SSRC.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use media_signalling::xml::{
+    header_extension_element, jingle_source_elements, ns as mns, parse_jingle_description,
+    parse_transport, payload_type_element, transport_element,
+};
+use media_signalling::{Candidate, Fingerprint, IceTransport, MediaDescription, MediaKind, Source};
+use str0m::format::Codec;
+use str0m::media::{Frequency, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::{Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use xmpp_core::Element;
+
+/// What the test reads of a participant while it runs.
+#[derive(Default)]
+pub struct Counters {
+    /// Audio packets received from the sender's SSRC.
+    pub received: AtomicU64,
+    /// transport-replace offers handled.
+    pub replaced: AtomicU64,
+    /// The bridge's media port of the current session.
+    pub bridge_port: AtomicU64,
+    pub stop: AtomicBool,
+}
+
+/// One media session: the `Rtc` on its socket.
+pub struct Media {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    opus_pt: u8,
+    /// Our audio SSRC when we send.
+    send_ssrc: Option<u32>,
+    connected: bool,
+    seq: u64,
+}
+
+fn fingerprint_value(rtc: &mut Rtc) -> String {
+    rtc.direct_api()
+        .local_dtls_fingerprint()
+        .bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn descriptions(jingle: &Element) -> Vec<(String, MediaDescription)> {
+    jingle
+        .children()
+        .filter(|c| c.is("content", mns::JINGLE))
+        .filter_map(|c| {
+            let d = c.get_child("description", mns::RTP)?;
+            Some((
+                c.get_attr("name")?.to_string(),
+                parse_jingle_description(d).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Builds the session from an offer (session-initiate or
+/// transport-replace) and returns it with the answer's `<jingle>`
+/// (`action`: session-accept or transport-accept).
+pub async fn answer(
+    offer: &Element,
+    action: &str,
+    endpoint: &str,
+    send_ssrc: Option<u32>,
+    expect_ssrc: Option<u32>,
+) -> (Media, Element, u16) {
+    let jingle = offer.get_child("jingle", mns::JINGLE).unwrap();
+    let descs = descriptions(jingle);
+    let remote = jingle
+        .children()
+        .filter(|c| c.is("content", mns::JINGLE))
+        .find_map(|c| c.get_child("transport", mns::ICE_UDP))
+        .map(|t| parse_transport(t).unwrap())
+        .unwrap();
+    let opus_pt = descs
+        .iter()
+        .flat_map(|(_, d)| &d.payload_types)
+        .find(|p| p.name.eq_ignore_ascii_case("opus"))
+        .map(|p| p.id)
+        .unwrap();
+    let mut config = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .clear_extension_map();
+    config.codec_config().add_config(
+        Pt::new_with_value(opus_pt),
+        None,
+        Codec::Opus,
+        Frequency::FORTY_EIGHT_KHZ,
+        Some(2),
+        Default::default(),
+    );
+    let mut rtc = config.build(Instant::now());
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = socket.local_addr().unwrap();
+    rtc.add_local_candidate(str0m::Candidate::host(local, "udp").unwrap());
+    let mut bridge_port = 0;
+    for c in &remote.candidates {
+        // Loopback only.
+        if c.address.ip().is_loopback() {
+            bridge_port = c.address.port();
+            rtc.add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
+        }
+    }
+    {
+        let mut api = rtc.direct_api();
+        api.set_ice_controlling(false);
+        api.set_remote_ice_credentials(str0m::IceCreds {
+            ufrag: remote.ufrag.clone(),
+            pass: remote.pwd.clone(),
+        });
+        let fp = &remote.fingerprints[0].value;
+        api.set_remote_fingerprint(format!("sha-256 {fp}").parse().unwrap());
+        api.declare_media(Mid::from("0"), str0m::media::MediaKind::Audio);
+        if let Some(ssrc) = send_ssrc {
+            api.declare_stream_tx(Ssrc::from(ssrc), None, Mid::from("0"), None);
+        }
+        if let Some(ssrc) = expect_ssrc {
+            api.expect_stream_rx(Ssrc::from(ssrc), None, Mid::from("0"), None);
+        }
+        api.start_dtls(true).unwrap();
+    }
+    let creds = rtc.direct_api().local_ice_credentials();
+    let transport = IceTransport {
+        ufrag: creds.ufrag,
+        pwd: creds.pass,
+        fingerprints: vec![Fingerprint {
+            hash: "sha-256".into(),
+            value: fingerprint_value(&mut rtc),
+            setup: Some("active".into()),
+        }],
+        candidates: vec![Candidate {
+            foundation: "1".into(),
+            component: 1,
+            protocol: "udp".into(),
+            priority: 2_130_706_431,
+            address: local,
+            kind: "host".into(),
+            generation: 0,
+            id: None,
+        }],
+        rtcp_mux: true,
+        web_socket: None,
+    };
+    let mut reply = Element::new("jingle", mns::JINGLE)
+        .attr("action", action)
+        .attr("sid", jingle.get_attr("sid").unwrap().to_string());
+    for (name, d) in &descs {
+        let mut desc = Element::new("description", mns::RTP).attr("media", d.kind.as_str());
+        for pt in &d.payload_types {
+            desc.push_child(payload_type_element(pt));
+        }
+        for e in &d.header_extensions {
+            desc.push_child(header_extension_element(e));
+        }
+        if let (MediaKind::Audio, Some(ssrc)) = (d.kind, send_ssrc) {
+            let source = Source {
+                kind: MediaKind::Audio,
+                name: format!("{endpoint}-a0"),
+                ssrcs: vec![ssrc],
+                groups: vec![],
+                video_type: None,
+                msid: Some(format!("stream-{endpoint} track-a")),
+            };
+            for e in jingle_source_elements(&[source], None) {
+                desc.push_child(e);
+            }
+        }
+        reply.push_child(
+            Element::new("content", mns::JINGLE)
+                .attr("creator", "initiator")
+                .attr("name", name.clone())
+                .attr("senders", "both")
+                .child(desc)
+                .child(transport_element(&transport)),
+        );
+    }
+    let media = Media {
+        rtc,
+        socket,
+        local,
+        opus_pt,
+        send_ssrc,
+        connected: false,
+        seq: 1,
+    };
+    (media, reply, bridge_port)
+}
+
+impl Media {
+    /// Runs the session until `deadline` (or until a datagram or the next
+    /// timer has been handled): one turn of the participant's loop.
+    pub async fn turn(&mut self, deadline: Instant, next_send: &mut Instant, counters: &Counters) {
+        let mut buf = vec![0u8; 2048];
+        let timeout = loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(Event::Connected)) => self.connected = true,
+                Ok(Output::Event(Event::RtpPacket(p))) => {
+                    if Some(*p.header.ssrc) != self.send_ssrc {
+                        counters.received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(Output::Event(_)) => {}
+                Err(_) => return,
+            }
+        };
+        let now = Instant::now();
+        if let Some(ssrc) = self.send_ssrc
+            && self.connected
+            && now >= *next_send
+        {
+            *next_send = now + Duration::from_millis(20);
+            let ts = (self.seq * 960) as u32;
+            let payload = vec![0xf8, 0xff, 0xfe, (self.seq & 0xff) as u8];
+            if let Some(tx) = self.rtc.direct_api().stream_tx(&Ssrc::from(ssrc)) {
+                tx.write_rtp(RtpWrite::new(
+                    Pt::new_with_value(self.opus_pt),
+                    self.seq.into(),
+                    ts,
+                    now,
+                    payload,
+                ));
+            }
+            self.seq += 1;
+            return;
+        }
+        let mut wake = timeout.min(deadline);
+        if self.send_ssrc.is_some() && self.connected {
+            wake = wake.min(*next_send);
+        }
+        let wait = wake.saturating_duration_since(Instant::now());
+        tokio::select! {
+            r = self.socket.recv_from(&mut buf) => {
+                if let Ok((n, source)) = r
+                    && let Ok(contents) = buf[..n].try_into()
+                {
+                    let input = Input::Receive(Instant::now(), Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: self.local,
+                        contents,
+                    });
+                    let _ = self.rtc.handle_input(input);
+                }
+            }
+            _ = tokio::time::sleep(wait) => {
+                let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+            }
+        }
+    }
+}
