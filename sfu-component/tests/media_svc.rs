@@ -183,3 +183,51 @@ fn av1_simulcast_receivers_get_their_ssrc_and_temporal_layers() {
     }
     switch_layers(&mut net, &mut sender, mode);
 }
+
+/// An AV1 simulcast receiver goes through every layer and back (each
+/// encoder numbering its templates from the same id, as browsers do): at
+/// every switch the bridge shifts the new encoder's template ids past the
+/// previous structure's, so the receiver's descriptor reader never reads a
+/// template id of one encoder with another's templates, and frame numbers
+/// go on by one; every layer decodes from its key frame on.
+#[test]
+fn av1_simulcast_switches_keep_template_ids_and_frame_numbers_consistent() {
+    let mode = Mode::Av1Simulcast;
+    let (mut net, mut sender) = call(mode);
+    net.run_svc("a", &mut sender, Duration::from_secs(2));
+    for (s, t) in [(2, 2), (1, 1), (0, 2), (2, 2)] {
+        target(&mut net, "b", s, t);
+        net.run_svc("a", &mut sender, Duration::from_secs(2));
+        // No decoding error so far (template ids, frame numbers,
+        // references, gaps), and the layer wanted in the last second.
+        assert_layers(&net, mode, &[("b", s, t)]);
+    }
+    let d = decoded(&net, mode, "b");
+    // The structure offsets b saw, at each change of encoder.
+    let mut offsets: Vec<(u8, u8)> = Vec::new();
+    for f in &d.frames {
+        if let Some(offset) = f.structure_offset
+            && offsets.last().is_none_or(|(layer, _)| *layer != f.layer)
+        {
+            offsets.push((f.layer, offset));
+        }
+    }
+    // The last five encoders b got: 180p, then one per switch.
+    let layers: Vec<u8> = offsets.iter().map(|(l, _)| *l).collect();
+    assert!(layers.ends_with(&[0, 2, 1, 0, 2]), "{offsets:?}");
+    // Four templates per structure: each encoder's ids follow the
+    // previous one's (the sender numbers them all from 1).
+    assert!(
+        offsets.windows(2).all(|w| w[1].1 == (w[0].1 + 4) % 64),
+        "{offsets:?}"
+    );
+    // Frame numbers only go forward (by one across a switch, by the
+    // frames dropped within a layer: `svc_check` checks both).
+    let numbers: Vec<u16> = d.frames.iter().filter_map(|f| f.frame_number).collect();
+    assert!(
+        numbers
+            .windows(2)
+            .all(|w| (1..=4).contains(&w[1].wrapping_sub(w[0]))),
+        "frame numbers {numbers:?}"
+    );
+}

@@ -94,6 +94,10 @@ pub(crate) struct DdRewrite {
     pub frame_number: u16,
     /// The decode targets the receiver can decode from what it gets.
     pub active_targets: u32,
+    /// Added (modulo 64) to the template id and to an attached structure's
+    /// template id offset (continuous across simulcast switches:
+    /// `forward_av1.rs`).
+    pub template_shift: u8,
 }
 
 /// What to do with one packet for one receiver.
@@ -146,6 +150,12 @@ pub(crate) struct LayerForwarder {
     /// AV1: added to frame numbers (continuous across simulcast switches).
     frame_offset: u16,
     last_frame_out: Option<u16>,
+    /// AV1: added to template ids (modulo 64) since the last switch.
+    template_shift: u8,
+    /// AV1: the simulcast layer of the last forwarded packet, the template
+    /// id offset (as the receiver sees it) and template count of the
+    /// structure it referred to.
+    templates_out: Option<(usize, u8, u8)>,
     ts_offset: u32,
     tl0_offset: u8,
     shifts: VecDeque<Shift>,
@@ -172,6 +182,8 @@ impl LayerForwarder {
             sender_targets: u32::MAX,
             frame_offset: 0,
             last_frame_out: None,
+            template_shift: 0,
+            templates_out: None,
             ts_offset: 0,
             tl0_offset: 0,
             shifts: VecDeque::new(),
@@ -296,6 +308,9 @@ impl LayerForwarder {
             (Some(last), Some(dd)) => last.wrapping_add(1).wrapping_sub(dd.frame.frame_number),
             _ => 0,
         };
+        self.template_shift = packet.dd.map_or(0, |dd| {
+            self.av1_template_shift(packet.spatial, dd.structure)
+        });
         let picture_id = packet.vp8.and_then(|v| v.picture_id);
         let tl0 = packet.vp8.and_then(|v| v.tl0);
         let (seq_offset, picture_id_offset) = match self.last_out {

@@ -11,7 +11,11 @@
 //! sender (throttled as layer switches are).
 //!
 //! Frame numbers are kept (frames refer to earlier ones by difference),
-//! only shifted to continue across a switch between simulcast SSRCs. The
+//! only shifted to continue across a switch between simulcast SSRCs.
+//! Template ids are shifted likewise at such a switch, so that the new
+//! encoder's structure takes the ids after the previous one's, as one
+//! encoder numbers a new structure (Videobridge's AV1 projection does the
+//! same). The
 //! receiver is told which decode targets it can decode from what it gets
 //! (the active decode targets bitmask, written into every forwarded
 //! descriptor): those whose every frame is forwarded, of the ones the
@@ -22,7 +26,7 @@
 use std::time::Instant;
 
 use super::{Dd, DdRewrite, Incoming, LayerDecision, LayerForwarder, Target};
-use crate::media::dependency_descriptor::{Dti, Structure};
+use crate::media::dependency_descriptor::{self, Dti, FrameInfo, Structure};
 
 impl LayerForwarder {
     /// [`LayerForwarder::on_packet`] for an AV1 SVC packet (all spatial
@@ -108,9 +112,97 @@ impl LayerForwarder {
             .decode_target
             .map(|dt| decodable_targets(dd.structure, dt))
             .unwrap_or(0);
+        let offset_out = (dd.structure.template_id_offset % TEMPLATE_IDS)
+            .wrapping_add(self.template_shift)
+            % TEMPLATE_IDS;
+        let count = u8::try_from(dd.structure.templates.len()).unwrap_or(TEMPLATE_IDS);
+        self.templates_out = Some((self.current.unwrap_or_default(), offset_out, count));
         DdRewrite {
             frame_number,
             active_targets: decodable & self.sender_targets,
+            template_shift: self.template_shift,
+        }
+    }
+
+    /// At a switch to simulcast layer `spatial` whose key frame brings
+    /// `structure`: the shift that makes its template ids follow those of
+    /// the structure the receiver had, as an encoder numbers a new
+    /// structure's templates (after the previous one's, modulo 64). Every
+    /// simulcast encoder of a browser starts its templates at the same id,
+    /// so without it the receiver would read a late packet of the old
+    /// encoder with the new one's templates; with it such a packet names
+    /// no template the receiver has and is dropped as bad. Back on the
+    /// layer forwarded last (after a pause), the shift stays.
+    pub(super) fn av1_template_shift(&self, spatial: usize, structure: &Structure) -> u8 {
+        match self.templates_out {
+            None => 0,
+            Some((layer, _, _)) if layer == spatial => self.template_shift,
+            Some((_, offset, count)) => {
+                let next = (u16::from(offset) + u16::from(count)) % u16::from(TEMPLATE_IDS);
+                let from = u16::from(structure.template_id_offset % TEMPLATE_IDS);
+                ((next + u16::from(TEMPLATE_IDS) - from) % u16::from(TEMPLATE_IDS)) as u8
+            }
+        }
+    }
+}
+
+/// Template ids are 6 bits.
+const TEMPLATE_IDS: u8 = 64;
+
+impl DdRewrite {
+    /// The descriptor `raw` (whose parse gave `frame`) as this receiver
+    /// gets it: frame number, active decode targets and template ids
+    /// rewritten.
+    pub(crate) fn apply(&self, raw: &[u8], frame: &FrameInfo) -> Vec<u8> {
+        let mut out = dependency_descriptor::rewrite(
+            raw,
+            frame,
+            self.frame_number,
+            Some(self.active_targets),
+        );
+        if self.template_shift != 0 {
+            shift_template_ids(&mut out, self.template_shift, frame.has_structure);
+        }
+        out
+    }
+}
+
+/// Adds `shift` (modulo 64) to a descriptor's template id (bits 2-7) and,
+/// when it carries a structure, to the structure's template id offset (its
+/// first 6 bits, at bit 29 after the mandatory and the extended fields'
+/// five flags).
+pub(crate) fn shift_template_ids(descriptor: &mut [u8], shift: u8, has_structure: bool) {
+    let shifted = |v: u32| (v + u32::from(shift)) % u32::from(TEMPLATE_IDS);
+    if let Some(id) = read_bits(descriptor, 2, 6) {
+        write_bits(descriptor, 2, 6, shifted(id));
+    }
+    if has_structure && let Some(offset) = read_bits(descriptor, 29, 6) {
+        write_bits(descriptor, 29, 6, shifted(offset));
+    }
+}
+
+/// `n` bits at bit `at` (most significant first), if the data has them.
+fn read_bits(data: &[u8], at: usize, n: usize) -> Option<u32> {
+    let mut v = 0u32;
+    for bit in at..at + n {
+        let byte = data.get(bit / 8)?;
+        v = (v << 1) | u32::from((byte >> (7 - bit % 8)) & 1);
+    }
+    Some(v)
+}
+
+/// Writes the low `n` bits of `value` at bit `at`; bits beyond the data
+/// are left out (callers read them first).
+fn write_bits(data: &mut [u8], at: usize, n: usize, value: u32) {
+    for (i, bit) in (at..at + n).enumerate() {
+        let set = (value >> (n - 1 - i)) & 1 == 1;
+        if let Some(byte) = data.get_mut(bit / 8) {
+            let mask = 0x80u8 >> (bit % 8);
+            if set {
+                *byte |= mask;
+            } else {
+                *byte &= !mask;
+            }
         }
     }
 }

@@ -338,12 +338,7 @@ impl Conference {
                             dd,
                         } => {
                             if let (Some(dd), Some((frame, _, _, raw))) = (dd, &av1) {
-                                let bytes = dd::rewrite(
-                                    raw,
-                                    frame,
-                                    dd.frame_number,
-                                    Some(dd.active_targets),
-                                );
+                                let bytes = dd.apply(raw, frame);
                                 ext.user_values.set(RawDescriptor(Arc::from(bytes)));
                             }
                             (seq_no, timestamp, vp8, marker)

@@ -14,6 +14,9 @@
 
 use super::svc::{LayerFrame, SIZES};
 
+/// The template id offset of every simulcast layer's structure.
+const L1T3_OFFSET: u8 = 1;
+
 /// One template.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -72,6 +75,8 @@ pub struct ReadDd {
     pub template_id: u8,
     pub frame_number: u16,
     pub has_structure: bool,
+    /// The template id offset of the structure it carries.
+    pub offset: Option<u8>,
     pub active: Option<u32>,
 }
 
@@ -82,9 +87,22 @@ impl Structure {
     }
 
     /// One spatial layer by three temporal layers, for simulcast layer
-    /// `layer` (its own template id offset and resolution).
+    /// `layer` (its own resolution). Every layer's templates start at the
+    /// same id, as each simulcast encoder of a browser numbers its first
+    /// structure's templates from 0: the bridge must shift them apart at a
+    /// switch.
     pub fn l1t3(layer: usize) -> Structure {
-        Structure::new(10 * layer as u8 + 1, 1, vec![SIZES[layer.min(2)]])
+        Structure::new(L1T3_OFFSET, 1, vec![SIZES[layer.min(2)]])
+    }
+
+    /// The number of templates.
+    pub fn template_count(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// The template at `index` from the structure's first id.
+    pub fn template_at(&self, index: usize) -> Option<&Template> {
+        self.templates.get(index)
     }
 
     fn new(offset: u8, spatial: u8, resolutions: Vec<(u16, u16)>) -> Structure {
@@ -228,10 +246,14 @@ impl Structure {
             template_id: get(d, 2, 6)? as u8,
             frame_number: get(d, 8, 16)? as u16,
             has_structure: false,
+            offset: None,
             active: None,
         };
         if d.len() > 3 {
             out.has_structure = get(d, 24, 1)? == 1;
+            if out.has_structure {
+                out.offset = Some(get(d, 29, 6)? as u8);
+            }
             let mask = get(d, 25, 1)? == 1;
             let at = 29
                 + if out.has_structure {

@@ -36,6 +36,9 @@ pub struct GotFrame {
     pub frame_number: Option<u16>,
     /// The active decode targets bitmask of its last packet (AV1).
     pub active: Option<u32>,
+    /// The template id offset of the structure its first packet carried
+    /// (AV1 key frames).
+    pub structure_offset: Option<u8>,
     /// A frame before it was cut short (by a switch to a key frame).
     pub after_cut: bool,
 }
@@ -70,6 +73,8 @@ struct Parsed<'a> {
     sid: Option<u8>,
     tid: Option<u8>,
     template_id: Option<u8>,
+    /// AV1: the template id offset of the structure the packet carries.
+    offset: Option<u8>,
     frame_number: Option<u16>,
     active: Option<u32>,
     body: &'a [u8],
@@ -85,6 +90,7 @@ fn parse_vp9(p: &[u8]) -> Option<Parsed<'_>> {
         sid: Some((layer >> 1) & 7),
         tid: Some(layer >> 5),
         template_id: None,
+        offset: None,
         frame_number: None,
         active: None,
         body: p.get(at..)?,
@@ -100,6 +106,7 @@ fn parse_av1<'a>(r: &'a Received, structure: &Structure) -> Option<Parsed<'a>> {
         sid: None,
         tid: None,
         template_id: Some(read.template_id),
+        offset: read.offset,
         frame_number: Some(read.frame_number),
         active: read.active,
         body: r.payload.get(1..)?,
@@ -118,6 +125,10 @@ pub fn check(mode: Mode, packets: &[&Received]) -> SvcDecoded {
     // The frame being assembled: its first packet's fields and body.
     let mut current: Option<(Parsed, Vec<u8>, Instant)> = None;
     let mut cut = false;
+    // AV1: the template id offset of the structure in use and the
+    // simulcast layer that sent it, as a receiver's descriptor reader
+    // keeps the last structure.
+    let mut in_use: Option<(u8, u8)> = None;
     for r in packets {
         if let Some(prev) = previous_seq
             && r.seq != prev + 1
@@ -172,14 +183,38 @@ pub fn check(mode: Mode, packets: &[&Received]) -> SvcDecoded {
                 .push(format!("short frame ending at seq {}", r.seq));
             continue;
         };
-        let named = match first.template_id {
-            Some(id) => {
-                let structure = match mode {
-                    Mode::Av1Simulcast => Structure::l1t3(usize::from(layer)),
-                    _ => Structure::l3t3(),
-                };
-                structure.template(id).map(|t| (t.sid, t.tid))
+        if let Some(offset) = first.offset {
+            // Another encoder's structure: its template ids must not be
+            // any of the previous structure's (a late packet of the old
+            // encoder would be read with the new templates).
+            let count = reading.template_count();
+            if let Some((old, old_layer)) = in_use
+                && old_layer != layer
+                && !disjoint(old, offset, count)
+            {
+                out.errors.push(format!(
+                    "layer {layer}'s structure at template id {offset} overlaps layer \
+                     {old_layer}'s at {old} (seq {})",
+                    r.seq
+                ));
             }
+            in_use = Some((offset, layer));
+        }
+        let named = match first.template_id {
+            Some(id) => match in_use {
+                Some((offset, _)) => {
+                    let index = (usize::from(id) + 64 - usize::from(offset)) % 64;
+                    let template = reading.template_at(index);
+                    if template.is_none() {
+                        out.errors.push(format!(
+                            "template id {id} is not in the structure at {offset} (seq {})",
+                            r.seq
+                        ));
+                    }
+                    template.map(|t| (t.sid, t.tid))
+                }
+                None => None,
+            },
             None => first.sid.zip(first.tid),
         };
         if named != Some((sid, tid)) {
@@ -198,11 +233,19 @@ pub fn check(mode: Mode, packets: &[&Received]) -> SvcDecoded {
             marker: r.marker,
             frame_number: first.frame_number,
             active,
+            structure_offset: first.offset,
             after_cut: std::mem::take(&mut cut),
         });
     }
     check_frames(&mut out, mode);
     out
+}
+
+/// Whether `count` template ids from `a` and `count` from `b` (modulo
+/// 64) have none in common.
+fn disjoint(a: u8, b: u8, count: usize) -> bool {
+    let apart = |x: u8, y: u8| (usize::from(y) + 64 - usize::from(x)) % 64 >= count;
+    apart(a, b) && apart(b, a)
 }
 
 fn check_frames(out: &mut SvcDecoded, mode: Mode) {
