@@ -169,11 +169,12 @@ impl Focus {
         }
         let mut conference = Conference::new(room, uuid());
         conference.initial_deadline = Some(now + self.options.initial_timeout);
+        conference.announced_bridges = self.brewery.len().min(1);
         let occupant = conference.focus_occupant();
+        let bridges = conference.announced_bridges;
         self.conferences.insert(room.to_string(), conference);
         self.counters.conferences_created += 1;
-        let bridges = self.brewery.len();
-        self.send(room::join_presence(&occupant, bridges.min(1)));
+        self.send(room::join_presence(&occupant, bridges));
     }
 
     /// The focus's self-presence in `room` arrived (`created`: status 201).

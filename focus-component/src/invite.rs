@@ -45,7 +45,8 @@ impl Focus {
             }
             return;
         };
-        if c.session(&bridge).is_none() {
+        let new_session = c.session(&bridge).is_none();
+        if new_session {
             let relay_id = self.brewery.get(&bridge).and_then(|b| b.relay_id.clone());
             c.bridges
                 .push(BridgeSession::new(&bridge, relay_id, uuid()));
@@ -70,6 +71,9 @@ impl Focus {
         }
         // The conference's other bridges learn the endpoint on their relay.
         self.relay_endpoints_changed(now, room, nick, &bridge, crate::relays::Change::Create);
+        if new_session {
+            self.bridge_count_changed(room);
+        }
     }
 
     fn send_allocation(

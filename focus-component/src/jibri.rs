@@ -345,13 +345,21 @@ impl Focus {
 
     /// The focus's room presence with `<jibri-recording-status>`.
     fn publish_recording_status(&mut self, room: &str) {
-        let bridges = self.brewery.len().min(1);
+        self.publish_focus_presence(room);
+    }
+
+    /// The focus's room presence again (its conference properties, the
+    /// recording status when there is one).
+    pub(crate) fn publish_focus_presence(&mut self, room: &str) {
         let Some(c) = self.conferences.get(room) else {
             return;
         };
-        let Some(s) = &c.recording else { return };
-        let mut presence = room::join_presence(&c.focus_occupant(), bridges);
+        let mut presence = room::join_presence(&c.focus_occupant(), c.announced_bridges);
         presence.remove_children(|e| e.name() == "x");
+        let Some(s) = &c.recording else {
+            self.send(presence);
+            return;
+        };
         presence.push_child(
             Element::new("jibri-recording-status", ns::JIBRI)
                 .attr("status", s.status.clone())

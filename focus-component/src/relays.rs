@@ -314,6 +314,21 @@ impl Focus {
         self.colibri_to(now, room, &other, relay, kind);
     }
 
+    /// Jicofo's `bridgeCountChanged`: the focus's presence in the room
+    /// carries the conference's bridge count (never below 1 once it was
+    /// announced, as at the join).
+    pub(crate) fn bridge_count_changed(&mut self, room: &str) {
+        let Some(c) = self.conferences.get_mut(room) else {
+            return;
+        };
+        let count = c.bridges.len().max(c.announced_bridges.min(1));
+        if count == c.announced_bridges || c.state != crate::room::RoomState::Joined {
+            return;
+        }
+        c.announced_bridges = count;
+        self.publish_focus_presence(room);
+    }
+
     /// The conference stops using `bridge`: its conference there expires,
     /// and so do the other bridges' relays to it. The participants it had
     /// are the caller's to move or forget.
@@ -344,5 +359,6 @@ impl Focus {
                 self.colibri_to(now, room, &other, relay_expire(&relay_id), Pending::Other);
             }
         }
+        self.bridge_count_changed(room);
     }
 }

@@ -92,6 +92,9 @@ pub struct Conference {
     pub sources: ConferenceSources,
     /// The bridges the conference uses, in the order it took them.
     pub bridges: Vec<BridgeSession>,
+    /// The `bridge-count` conference property last announced (at least 1
+    /// once the focus knows a bridge, as before any allocation).
+    pub announced_bridges: usize,
     pub av_moderation: AvModeration,
     pub recording: Option<crate::jibri::JibriSession>,
     /// The conference IQ's `startAudioMuted` / `startVideoMuted`: the
@@ -114,6 +117,7 @@ impl Conference {
             participants: BTreeMap::new(),
             sources: ConferenceSources::default(),
             bridges: Vec::new(),
+            announced_bridges: 0,
             av_moderation: AvModeration::default(),
             recording: None,
             start_muted_after: (None, None),

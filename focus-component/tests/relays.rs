@@ -58,6 +58,20 @@ fn relay_request(out: &[Element], bridge: &str) -> Element {
         .clone()
 }
 
+/// The `bridge-count` the focus's last room presence in `out` announces.
+fn bridge_count(out: &[Element]) -> Option<String> {
+    out.iter()
+        .rev()
+        .filter(|e| e.name() == "presence" && e.to() == Some(&format!("{ROOM}/focus")))
+        .find_map(|e| {
+            e.get_child("conference-properties", "http://jitsi.org/protocol/focus")?
+                .children()
+                .find(|p| p.get_attr("key") == Some("bridge-count"))?
+                .get_attr("value")
+                .map(str::to_string)
+        })
+}
+
 fn endpoint_ids(relay: &Element) -> Vec<String> {
     relay
         .get_child("endpoints", C2)
@@ -283,6 +297,7 @@ fn two_bridges_are_relayed_as_jicofo_relays_them() {
         (r.get_attr("id"), r.get_attr("expire")),
         (Some("relay-jvb2"), Some("true"))
     );
+    assert_eq!(bridge_count(&out).as_deref(), Some("1"));
     let stats = h.focus.stats(h.now);
     assert_eq!(stats.conference_bridges, 1);
 }
