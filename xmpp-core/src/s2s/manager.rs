@@ -64,6 +64,9 @@ pub struct S2sManager {
     ctx: OnceLock<Arc<Context>>,
     routes: Mutex<HashMap<(String, String), mpsc::UnboundedSender<RouteCmd>>>,
     verifies: Mutex<HashMap<VerifyKey, VerifyTx>>,
+    /// Incoming bidirectional streams (XEP-0288) that carry our stanzas
+    /// for their domain, by (local host, remote domain).
+    bidi: Mutex<HashMap<(String, String), mpsc::UnboundedSender<Element>>>,
 }
 
 impl S2sManager {
@@ -83,11 +86,54 @@ impl S2sManager {
             .is_some_and(|tx| !tx.is_closed())
     }
 
+    /// Is an incoming bidirectional stream carrying our stanzas from
+    /// `local` to `remote`?
+    pub fn has_bidi_route(&self, local: &str, remote: &str) -> bool {
+        lock(&self.bidi)
+            .get(&(local.to_string(), remote.to_string()))
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// An incoming bidirectional stream authenticated `remote` for
+    /// `local`: our stanzas for `remote` go over it from now on.
+    pub(crate) fn register_bidi(
+        &self,
+        local: &str,
+        remote: &str,
+        tx: mpsc::UnboundedSender<Element>,
+    ) {
+        lock(&self.bidi).insert((local.to_string(), remote.to_string()), tx);
+    }
+
+    /// That stream ended (unless already replaced).
+    pub(crate) fn bidi_ended(
+        &self,
+        local: &str,
+        remote: &str,
+        tx: &mpsc::UnboundedSender<Element>,
+    ) {
+        let key = (local.to_string(), remote.to_string());
+        let mut bidi = lock(&self.bidi);
+        if bidi.get(&key).is_some_and(|t| t.same_channel(tx)) {
+            bidi.remove(&key);
+        }
+    }
+
     fn send_cmd(self: &Arc<Self>, server: &Arc<Server>, local: &str, remote: &str, cmd: RouteCmd) {
         let Some(ctx) = self.context() else {
             return;
         };
         let key = (local.to_string(), remote.to_string());
+        let cmd = match cmd {
+            RouteCmd::Stanza(e) => match lock(&self.bidi).get(&key) {
+                Some(tx) => match tx.send(e) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(e)) => RouteCmd::Stanza(e),
+                },
+                None => RouteCmd::Stanza(e),
+            },
+            other => other,
+        };
         let mut routes = lock(&self.routes);
         let cmd = match routes.get(&key) {
             Some(tx) => match tx.send(cmd) {
@@ -313,6 +359,13 @@ pub fn start_with(
     policy.tls_available = tls.server.is_some();
     policy.dialback = modules("dialback");
     policy.sasl_external = modules("s2s_auth_certs");
+    policy.bidi = modules("s2s_bidi")
+        && config
+            .get_global("modules_enabled")
+            .and_then(Value::as_string_list)
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m == "s2s_bidi");
     let size = config
         .get_global("s2s_stanza_size_limit")
         .and_then(Value::as_i64)

@@ -24,6 +24,8 @@
 //!   `remote-server-timeout` when it did); [`start`] opens the `s2s_ports`
 //!   listeners (5269 on `s2s_interfaces`) and hooks the router.
 //!
+//! - [`connect`]: the staggered parallel connects over a domain's
+//!   addresses (happy eyeballs);
 //! - [`bidi`]: XEP-0288 bidirectional streams (`s2s_bidi`), one connection
 //!   for both directions.
 //!
@@ -36,6 +38,8 @@
 
 pub mod bidi;
 pub mod certs;
+mod conn;
+pub mod connect;
 pub mod dialback;
 pub mod incoming;
 pub mod manager;

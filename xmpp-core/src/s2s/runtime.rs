@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::Action;
+use super::conn::Conn;
 use super::incoming::IncomingStream;
 use super::manager::{Context, RouteCmd, S2sManager, bounce};
 use super::outgoing::OutgoingStream;
@@ -21,50 +21,6 @@ use crate::error::{StreamError, StreamErrorCondition};
 use crate::server::Server;
 use crate::session::{Outbound, Session, SessionKind};
 use crate::stanza::Element;
-
-/// A connection that may become TLS.
-enum Conn {
-    Plain(TcpStream),
-    Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-    Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    /// Taken out for a TLS handshake that failed.
-    Gone,
-}
-
-impl Conn {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf).await,
-            Conn::Client(s) => s.read(buf).await,
-            Conn::Server(s) => s.read(buf).await,
-            Conn::Gone => Ok(0),
-        }
-    }
-    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        match self {
-            Conn::Plain(s) => write_flush(s, data).await,
-            Conn::Client(s) => write_flush(s.as_mut(), data).await,
-            Conn::Server(s) => write_flush(s.as_mut(), data).await,
-            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Conn::Plain(s) => s.shutdown().await,
-            Conn::Client(s) => s.shutdown().await,
-            Conn::Server(s) => s.shutdown().await,
-            Conn::Gone => Ok(()),
-        };
-    }
-}
-
-async fn write_flush<S: AsyncWrite + AsyncRead + Unpin>(
-    s: &mut S,
-    data: &[u8],
-) -> std::io::Result<()> {
-    s.write_all(data).await?;
-    s.flush().await
-}
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -136,6 +92,8 @@ async fn incoming(
     // remote) goes out over the outgoing route, as in Prosody.
     let (stx, mut srx) = crate::session::outbound_queue();
     let mut session: Option<Arc<Session>> = None;
+    // Our stanzas for the peer, when it asked for a bidirectional stream.
+    let mut bidi: Option<Bidi> = None;
     let mut shutdown = ctx.shutdown.clone();
     let mut buf = vec![0u8; 16 * 1024];
     let mut last_read = Instant::now();
@@ -152,6 +110,7 @@ async fn incoming(
                 }
             },
             Some((local, remote, valid)) = vrx.recv() => stream.verified(&local, &remote, valid),
+            Some(e) = bidi_recv(&mut bidi) => stream.send(&e),
             Some(item) = srx.recv() => {
                 if let (Outbound::Stanza(e), Some(s)) = (item, &session) {
                     super::manager::route(&server, s, e);
@@ -209,7 +168,21 @@ async fn incoming(
                 } => {
                     manager.request_verify(&server, &local, &remote, &id, &key, vtx.clone());
                 }
-                Action::Authenticated { .. } => {
+                Action::Authenticated { remote } => {
+                    if stream.is_bidi()
+                        && bidi.is_none()
+                        && let Some(host) = stream.to_host()
+                    {
+                        tracing::info!(local = host, %remote, "bidirectional s2s stream: our stanzas go over it");
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        manager.register_bidi(host, &remote, tx.clone());
+                        bidi = Some(Bidi {
+                            local: host.to_string(),
+                            remote,
+                            tx,
+                            rx,
+                        });
+                    }
                     if session.is_none()
                         && let Some(host) = stream.to_host()
                     {
@@ -233,7 +206,31 @@ async fn incoming(
             break;
         }
     }
+    if let Some(mut b) = bidi {
+        // What was still waiting goes out on a route of its own.
+        manager.bidi_ended(&b.local, &b.remote, &b.tx);
+        b.rx.close();
+        let origin = server_local_session(&server, &b.local);
+        while let Ok(e) = b.rx.try_recv() {
+            super::manager::route(&server, &origin, e);
+        }
+    }
     tracing::debug!(%peer, "incoming s2s connection ended");
+}
+
+/// An incoming bidirectional stream's channel for our stanzas.
+struct Bidi {
+    local: String,
+    remote: String,
+    tx: mpsc::UnboundedSender<Element>,
+    rx: mpsc::UnboundedReceiver<Element>,
+}
+
+async fn bidi_recv(bidi: &mut Option<Bidi>) -> Option<Element> {
+    match bidi {
+        Some(b) => b.rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn write_timed(conn: &mut Conn, data: &str) -> std::io::Result<()> {
@@ -287,23 +284,22 @@ pub(super) async fn outgoing(
     };
     let mut had_stream = false;
     let mut reason = format!("no address found for {remote}");
-    for target in targets {
+    let mut rest: &[super::resolve::Target] = &targets;
+    while !rest.is_empty() {
         if Instant::now() >= deadline {
             break;
         }
-        let connect = tokio::time::timeout_at(deadline, TcpStream::connect(target.addr)).await;
-        let tcp = match connect {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => {
-                tracing::debug!(%remote, addr = %target.addr, "connect failed: {e}");
-                reason = format!("connection to {} failed: {e}", target.addr);
-                continue;
-            }
-            Err(_) => {
-                reason = "timed out".into();
+        let (index, tcp) = match super::connect::connect_staggered(rest, deadline).await {
+            Ok(c) => c,
+            Err(e) => {
+                reason = e;
                 break;
             }
         };
+        let Some(target) = rest.get(index).cloned() else {
+            break;
+        };
+        rest = rest.get(index + 1..).unwrap_or_default();
         let _ = tcp.set_nodelay(true);
         tracing::info!(%local, %remote, addr = %target.addr, "outgoing s2s connection");
         let outcome = run_outgoing(
@@ -367,7 +363,7 @@ fn server_local_session(server: &Arc<Server>, local: &str) -> Arc<Session> {
 
 #[allow(clippy::too_many_arguments)]
 async fn run_outgoing(
-    _server: &Arc<Server>,
+    server: &Arc<Server>,
     manager: &Arc<S2sManager>,
     ctx: &Arc<Context>,
     local: &str,
@@ -389,6 +385,11 @@ async fn run_outgoing(
         remote,
         have_cert,
     );
+    let peer = tcp.peer_addr().ok();
+    // Stanzas from the remote over a bidirectional stream enter through
+    // this session; what the router sends back goes out as routed.
+    let (stx, mut srx) = crate::session::outbound_queue();
+    let mut session: Option<Arc<Session>> = None;
     let mut conn = Conn::Plain(tcp);
     if direct_tls {
         let Conn::Plain(tcp) = std::mem::replace(&mut conn, Conn::Gone) else {
@@ -461,7 +462,15 @@ async fn run_outgoing(
                 }
                 Action::Failed(r) => failed = Some(r),
                 Action::Close => close = true,
-                Action::Deliver(_) | Action::Verify { .. } => {}
+                Action::Deliver(e) => {
+                    let s = session.get_or_insert_with(|| {
+                        let s = Session::new(SessionKind::S2sIn, local, peer, stx.clone());
+                        s.state().secure = stream.is_secure();
+                        Arc::new(s)
+                    });
+                    server.process_stanza(s, e);
+                }
+                Action::Verify { .. } => {}
             }
         }
         if write_timed(&mut conn, &pending).await.is_err() && failed.is_none() && !close {
@@ -508,6 +517,12 @@ async fn run_outgoing(
                 Some(RouteCmd::Verify { id, key }) => stream.verify(&id, &key),
                 None => { rx_open = false; Vec::new() }
             },
+            Some(item) = srx.recv() => {
+                if let (Outbound::Stanza(e), Some(s)) = (item, &session) {
+                    super::manager::route(server, s, e);
+                }
+                Vec::new()
+            }
             _ = tokio::time::sleep_until(deadline), if !ready => {
                 let mut a = stream.close(Some(StreamError::with_text(StreamErrorCondition::ConnectionTimeout, "Authentication took too long")));
                 a.push(Action::Failed("timed out".into()));

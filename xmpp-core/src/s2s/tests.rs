@@ -89,18 +89,22 @@ fn message(from: &str, to: &str) -> Element {
 /// a.example connects to b.example; b.example asks a.example's
 /// authoritative server (over its own outgoing stream) about the key.
 fn dialback_pair() -> (OutgoingStream, IncomingStream, Seen) {
+    dialback_pair_with(policy)
+}
+
+fn dialback_pair_with(make: fn(&str) -> Policy) -> (OutgoingStream, IncomingStream, Seen) {
     let a_secret = Dialback::new(Some("a-secret"));
     let b_secret = Dialback::new(Some("b-secret"));
     let limits = StreamLimits::default();
     let mut o = OutgoingStream::new(
-        policy("a.example"),
+        make("a.example"),
         a_secret.clone(),
         limits.clone(),
         "a.example",
         "b.example",
         false,
     );
-    let mut r = IncomingStream::new(policy("b.example"), b_secret.clone(), limits.clone());
+    let mut r = IncomingStream::new(make("b.example"), b_secret.clone(), limits.clone());
     let mut seen = Seen::default();
     let first = o.open();
     pump(&mut o, &mut r, first, &mut seen);
@@ -121,14 +125,14 @@ fn dialback_pair() -> (OutgoingStream, IncomingStream, Seen) {
 
     // b.example → a.example (the authoritative server) with <db:verify>.
     let mut o2 = OutgoingStream::new(
-        policy("b.example"),
+        make("b.example"),
         b_secret,
         limits.clone(),
         "b.example",
         "a.example",
         false,
     );
-    let mut a_in = IncomingStream::new(policy("a.example"), a_secret, limits);
+    let mut a_in = IncomingStream::new(make("a.example"), a_secret, limits);
     let mut seen2 = Seen::default();
     let mut first = o2.open();
     first.extend(o2.verify(&id, &key));
@@ -505,4 +509,48 @@ fn unauthenticated_peers_get_a_small_stanza_limit() {
         "{}",
         writes(&w)
     );
+}
+
+fn bidi_policy(local: &str) -> Policy {
+    Policy {
+        bidi: true,
+        ..policy(local)
+    }
+}
+
+#[test]
+fn bidi_carries_the_receivers_stanzas_back_on_the_same_stream() {
+    let (mut o, mut r, seen) = dialback_pair_with(bidi_policy);
+    assert!(o.is_ready(), "{seen:?}");
+    assert!(o.is_bidi() && r.is_bidi(), "bidi was asked for");
+    assert!(seen.inc_wrote.contains("urn:xmpp:features:bidi"));
+    // b.example's stanza for a.example goes over a.example's stream.
+    let xml = writes(&r.send(&message("bob@b.example/y", "alice@a.example")));
+    let got = o.handle_bytes(xml.as_bytes());
+    let Some(Action::Deliver(e)) = got.first() else {
+        panic!("not delivered: {got:?}");
+    };
+    assert_eq!(e.ns(), NS_CLIENT);
+    assert_eq!(e.to(), Some("alice@a.example"));
+    // Only from the domain the stream is with.
+    let xml = writes(&r.send(&message("mallory@c.example/y", "alice@a.example")));
+    let got = o.handle_bytes(xml.as_bytes());
+    assert!(
+        writes(&got).contains("invalid-from"),
+        "a stanza from another domain closes the stream: {got:?}"
+    );
+    assert!(!got.iter().any(|a| matches!(a, Action::Deliver(_))));
+}
+
+#[test]
+fn without_bidi_a_stanza_on_an_outgoing_stream_is_refused() {
+    let (mut o, mut r, _) = dialback_pair();
+    assert!(!o.is_bidi() && !r.is_bidi());
+    let xml = writes(&r.send(&message("bob@b.example/y", "alice@a.example")));
+    let got = o.handle_bytes(xml.as_bytes());
+    assert!(
+        !got.iter().any(|a| matches!(a, Action::Deliver(_))),
+        "{got:?}"
+    );
+    assert!(writes(&got).contains("unsupported-stanza-type"), "{got:?}");
 }
