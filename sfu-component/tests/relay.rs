@@ -268,3 +268,64 @@ fn relay_requests_are_refused_as_videobridge_does() {
         "{ws}"
     );
 }
+
+#[test]
+fn the_relay_bridge_channel_carries_messages_video_types_and_receivers() {
+    let mut net = relayed_call();
+    net.run_for(Duration::from_secs(1));
+    assert!(net.relay_messages > 0);
+    // An endpoint message to an endpoint of the other bridge.
+    net.message(
+        1,
+        "b1",
+        r#"{"colibriClass":"EndpointMessage","to":"a1","msgPayload":{"x":1}}"#,
+    );
+    let got = net.messages_of("a1", "EndpointMessage");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["from"], "b1");
+    assert_eq!(got[0]["msgPayload"]["x"], 1);
+    assert!(net.messages_of("a2", "EndpointMessage").is_empty());
+    // To everyone: the other bridge's endpoints too.
+    net.message(
+        0,
+        "a2",
+        r#"{"colibriClass":"EndpointMessage","to":"","msgPayload":{"y":2}}"#,
+    );
+    let got = net.messages_of("b1", "EndpointMessage");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["from"], "a2");
+    // A source's video type reaches the other bridge's allocation.
+    net.message(
+        0,
+        "a1",
+        r#"{"colibriClass":"SourceVideoTypeMessage","sourceName":"a1-v0","videoType":"desktop"}"#,
+    );
+    let c1 = net.conferences[1].clone();
+    let relayed = &net.bridges[1].conference(&c1).unwrap().endpoints["a1"];
+    assert_eq!(
+        relayed.video_types.get("a1-v0").map(String::as_str),
+        Some("desktop")
+    );
+    // What b1 asks of a1's video is told to a1's bridge (AddReceiver).
+    net.message(
+        1,
+        "b1",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":180},"constraints":{}}"#,
+    );
+    net.run_for(Duration::from_millis(200));
+    let c0 = net.conferences[0].clone();
+    assert_eq!(
+        net.bridges[0].relay_receiver_height(&c0, "jvb-b", "a1-v0"),
+        Some(180)
+    );
+    net.message(
+        1,
+        "b1",
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":0},"constraints":{}}"#,
+    );
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(
+        net.bridges[0].relay_receiver_height(&c0, "jvb-b", "a1-v0"),
+        None
+    );
+}

@@ -45,6 +45,7 @@ impl Bridge {
         for (endpoint, message) in update.messages {
             self.send_channel(conference, &endpoint, message);
         }
+        self.update_relay_receivers(conference);
     }
 
     /// A new bandwidth estimate towards `endpoint`: reallocate when it

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::Bridge;
+use super::relay_channel::relay_of;
 use crate::allocation;
 use crate::channel::{ClientMessage, outgoing, parse_client_message};
 
@@ -32,6 +33,9 @@ impl Bridge {
         pwd: &str,
     ) -> Result<(), ChannelRefused> {
         self.last_now = Some(now);
+        if let Some(relay) = relay_of(endpoint) {
+            return self.accept_relay_channel(conference, relay, pwd);
+        }
         let conf = self
             .conferences
             .get_mut(conference)
@@ -65,6 +69,10 @@ impl Bridge {
     /// reconnect, as with Videobridge).
     pub fn handle_channel_close(&mut self, now: Instant, conference: &str, endpoint: &str) {
         self.last_now = Some(now);
+        if let Some(relay) = relay_of(endpoint) {
+            self.relay_channel_closed(conference, relay);
+            return;
+        }
         if let Some(ep) = self
             .conferences
             .get_mut(conference)
@@ -84,6 +92,10 @@ impl Bridge {
         text: &str,
     ) {
         self.last_now = Some(now);
+        if let Some(relay) = relay_of(endpoint) {
+            self.handle_relay_message(conference, relay, text);
+            return;
+        }
         let open = self
             .conferences
             .get(conference)
@@ -131,6 +143,7 @@ impl Bridge {
             }
             ClientMessage::EndpointMessage { to, fields } => {
                 let relayed = outgoing::endpoint_message(&to, endpoint, &fields);
+                self.relay_endpoint_message(conference, &to, &relayed);
                 if to.is_empty() {
                     for t in others {
                         self.send_channel(conference, &t, relayed.clone());
@@ -179,8 +192,13 @@ impl Bridge {
                 source_name,
                 video_type,
             } => {
-                reallocate =
-                    ep.video_types.insert(source_name, video_type.clone()) != Some(video_type);
+                reallocate = ep
+                    .video_types
+                    .insert(source_name.clone(), video_type.clone())
+                    != Some(video_type.clone());
+                if reallocate {
+                    self.relay_video_type(conference, &source_name, &video_type);
+                }
             }
             ClientMessage::VideoType { video_type } => {
                 let id = ep.id.clone();
@@ -219,7 +237,7 @@ impl Bridge {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

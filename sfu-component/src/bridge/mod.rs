@@ -14,6 +14,7 @@ mod channel;
 mod colibri;
 mod debug;
 mod relay;
+mod relay_channel;
 
 pub use channel::ChannelRefused;
 
@@ -127,9 +128,8 @@ pub struct Bridge {
     /// [`DEBUG_REFRESH`] (or when the number of endpoints changes): stats
     /// are taken on every timeout.
     debug_cache: std::cell::RefCell<Option<DebugCache>>,
-    /// Relay bridge channels this bridge must connect: (conference, relay
-    /// id, URL given by the focus).
-    relay_channels_to_open: Vec<(String, String, String)>,
+    /// The relay bridge channels (`relay_channel.rs`).
+    relay_channels: relay_channel::RelayChannels,
 }
 
 /// A snapshot of the conferences' debug state: when it was made, for how
@@ -159,7 +159,7 @@ impl Bridge {
             finished: false,
             last_now: None,
             debug_cache: std::cell::RefCell::new(None),
-            relay_channels_to_open: Vec::new(),
+            relay_channels: relay_channel::RelayChannels::default(),
         }
     }
 

@@ -68,11 +68,7 @@ impl Bridge {
                 let dtls_active = transport.dtls_active().unwrap_or(false);
                 if let Some(url) = &remote.web_socket {
                     // This side connects the relay bridge channel.
-                    self.relay_channels_to_open.push((
-                        conference.to_string(),
-                        req.id.clone(),
-                        url.clone(),
-                    ));
+                    self.connect_relay_channel(conference, &req.id, url);
                 }
                 self.media
                     .set_relay_transport(now, conference, &req.id, remote, dtls_active)
@@ -156,6 +152,7 @@ impl Bridge {
     /// Removes a relay and its relayed endpoints (unknown: nothing).
     pub(super) fn expire_relay(&mut self, conference: &str, relay: &str) {
         self.media.expire_relay(conference, relay);
+        self.forget_relay_channel(conference, relay);
         let behind: Vec<String> = self
             .conferences
             .get(conference)

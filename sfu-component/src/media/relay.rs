@@ -172,3 +172,14 @@ impl MediaCore {
         self.expire_endpoint(conference, &relay_key(relay_id));
     }
 }
+
+impl MediaCore {
+    /// The ICE pwd of the bridge's side of a relay (also the `pwd` of its
+    /// colibri-relay-ws URL).
+    pub fn relay_pwd(&self, conference: &str, relay_id: &str) -> Option<&str> {
+        self.conferences
+            .get(conference)
+            .and_then(|c| c.endpoints.get(&relay_key(relay_id)))
+            .map(|e| e.pwd.as_str())
+    }
+}

@@ -45,6 +45,8 @@ pub struct RelayNet {
     /// Whether the relay has been set up (new endpoints are then told to
     /// the other bridge).
     relayed: bool,
+    /// Messages that went over the relay bridge channel.
+    pub relay_messages: usize,
     /// Datagrams from clients not yet handed to their bridge.
     to_bridges: Vec<(usize, SocketAddr, SocketAddr, Vec<u8>)>,
     iq: u32,
@@ -74,6 +76,7 @@ impl RelayNet {
             relayed_datagrams: 0,
             relayed: false,
             to_bridges: Vec::new(),
+            relay_messages: 0,
             iq: 0,
         }
     }
@@ -286,6 +289,31 @@ impl RelayNet {
             self.conference_modify(b, vec![relay]);
         }
         self.relayed = true;
+        // Bridge 0 was given bridge 1's web-socket: it connects.
+        assert!(self.bridges[1].take_relay_connects().is_empty());
+        let connects = self.bridges[0].take_relay_connects();
+        assert_eq!(connects.len(), 1);
+        let (conference, relay, url) = connects[0].clone();
+        assert_eq!(relay, RELAY_IDS[1]);
+        let c1 = self.conferences[1].clone();
+        let prefix = format!(
+            "ws://127.0.0.1/colibri-relay-ws/bridge-1/{c1}/{}?pwd=",
+            RELAY_IDS[0]
+        );
+        let pwd = url
+            .strip_prefix(&prefix)
+            .expect("relay web-socket URL")
+            .to_string();
+        let key = sfu_component::media::relay_key(RELAY_IDS[0]);
+        assert!(
+            self.bridges[1]
+                .handle_channel_open(self.now, &c1, &key, "wrong")
+                .is_err()
+        );
+        self.bridges[1]
+            .handle_channel_open(self.now, &c1, &key, &pwd)
+            .unwrap();
+        self.bridges[0].handle_relay_channel_connected(self.now, &conference, &relay);
         self.settle();
     }
 
@@ -342,6 +370,17 @@ impl RelayNet {
                     // next poll: poll after every input.
                     drain(now, *b, client, &mut self.to_bridges);
                 }
+            }
+            Output::Channel {
+                endpoint, message, ..
+            } if endpoint.starts_with("relay:") => {
+                // The relay bridge channel: to the other bridge, where the
+                // relay is keyed by this bridge's relay id.
+                self.relay_messages += 1;
+                let other = 1 - from;
+                let conference = self.conferences[other].clone();
+                let key = sfu_component::media::relay_key(RELAY_IDS[from]);
+                self.bridges[other].handle_channel_message(self.now, &conference, &key, &message);
             }
             Output::Channel {
                 endpoint, message, ..
