@@ -38,6 +38,8 @@ use s2s_support::social::{
     wait_answering,
 };
 use s2s_support::{ejabberd, enter_namespace, prosody, setup, wait_for_port, with_child};
+use std::sync::Arc;
+
 use xmpp_core::client::ClientLink;
 
 #[test]
@@ -266,4 +268,96 @@ async fn room_exchange(room: &str, local: &mut ClientLink, remote: &mut ClientLi
     hears(remote, room, "there", "hello from afar").await;
     say(local, room, "welcome").await;
     hears(remote, room, "here", "welcome").await;
+}
+
+const BIDI_MODULES: &str =
+    "modules_enabled = { \"roster\"; \"disco\"; \"dialback\"; \"s2s_auth_certs\"; \"s2s_bidi\" }";
+
+/// Established TCP connections to `ip:port` in this namespace.
+fn connections_to(ip: [u8; 4], port: u16) -> usize {
+    let want = format!(
+        "{:02X}{:02X}{:02X}{:02X}:{port:04X}",
+        ip[3], ip[2], ip[1], ip[0]
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(2) == Some(&want.as_str()) && f.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+fn manager(s: &Server) -> Arc<xmpp_core::s2s::S2sManager> {
+    s.running
+        .as_ref()
+        .unwrap()
+        .server
+        .extension::<xmpp_core::s2s::S2sManager>()
+}
+
+/// lilt ↔ lilt with `s2s_bidi` (XEP-0288): a.lilt's one connection to
+/// b.lilt carries b.lilt's stanzas back too; b.lilt never connects to
+/// a.lilt.
+#[test]
+fn lilt_federates_with_lilt_over_one_bidi_connection() {
+    if !enter_namespace("lilt_federates_with_lilt_over_one_bidi_connection") {
+        return;
+    }
+    let (net, rt) = setup();
+    rt.block_on(async move {
+        let a = start_server(&net, "a.lilt", "127.0.0.2", 5269, BIDI_MODULES).await;
+        let b = start_server(&net, "b.lilt", "127.0.0.3", 5270, BIDI_MODULES).await;
+        let mut alice = login(&a, "alice@a.lilt", &net.ca).await;
+        let mut bob = login(&b, "bob@b.lilt", &net.ca).await;
+        federate(&mut alice, &mut bob).await;
+        federate(&mut bob, &mut alice).await;
+        assert!(manager(&a).has_route("a.lilt", "b.lilt"));
+        assert!(manager(&b).has_bidi_route("b.lilt", "a.lilt"));
+        assert!(
+            !manager(&b).has_route("b.lilt", "a.lilt"),
+            "b.lilt opened a connection of its own"
+        );
+        assert_eq!(connections_to([127, 0, 0, 3], 5270), 1, "a.lilt → b.lilt");
+        assert_eq!(connections_to([127, 0, 0, 2], 5269), 0, "b.lilt → a.lilt");
+        drop((a, b));
+    });
+}
+
+/// lilt ↔ Prosody 0.12 with mod_s2s_bidi on both sides: each direction's
+/// initiator asks for bidi and the other side sends over it.
+#[test]
+fn lilt_federates_with_prosody_over_bidi() {
+    if !prosody::installed("lilt_federates_with_prosody_over_bidi")
+        || !enter_namespace("lilt_federates_with_prosody_over_bidi")
+    {
+        return;
+    }
+    let (net, rt) = setup();
+    let mut child = prosody::start(&net, &["s2s_bidi"], "");
+    let ((), log) = with_child(&mut child, &prosody::log(&net), || {
+        rt.block_on(async {
+            let a = start_server(&net, "a.lilt", "127.0.0.2", 5269, BIDI_MODULES).await;
+            wait_for_port("127.0.0.7:5222").await;
+            let p = Server::other("127.0.0.7:5222");
+            let mut palice = login(&p, "alice@p.lilt", &net.ca).await;
+            let mut alice = login(&a, "alice@a.lilt", &net.ca).await;
+            // lilt connects first: Prosody answers over lilt's connection.
+            federate(&mut alice, &mut palice).await;
+            federate(&mut palice, &mut alice).await;
+            assert!(manager(&a).has_route("a.lilt", "p.lilt"));
+            assert!(
+                !manager(&a).has_bidi_route("a.lilt", "p.lilt"),
+                "Prosody opened a bidi stream of its own"
+            );
+            assert_eq!(connections_to([127, 0, 0, 2], 5269), 0, "p.lilt → a.lilt");
+            drop(a);
+        })
+    });
+    assert!(
+        log.contains("Requested bidirectional stream"),
+        "lilt did not ask Prosody for a bidirectional stream; its log:\n{log}"
+    );
 }

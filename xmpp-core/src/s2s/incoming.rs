@@ -269,6 +269,9 @@ impl IncomingStream {
         }
         if let Some(from) = h.from.as_deref() {
             self.from_host = Some(from.to_ascii_lowercase());
+            if !self.policy.remote_allowed(from) {
+                return self.fail(out, restricted());
+            }
         }
         self.stream_id = new_stream_id();
         self.phase = Phase::Open;
@@ -375,6 +378,9 @@ impl IncomingStream {
             return;
         };
         let domain = domain.to_ascii_lowercase();
+        if !self.policy.remote_allowed(&domain) {
+            return self.fail(out, restricted());
+        }
         if self.policy.is_local(&domain) || (self.cert)(&domain) != CertStatus::Valid {
             tracing::info!(%domain, "SASL EXTERNAL refused: certificate {}", (self.cert)(&domain).reason());
             out.push(Action::Write(failure("not-authorized")));
@@ -402,6 +408,9 @@ impl IncomingStream {
         let (to, from) = (to.domain().to_string(), from.domain().to_string());
         if !self.policy.is_local(&to) {
             return self.fail(out, StreamError::new(Cond::HostUnknown));
+        }
+        if !self.policy.remote_allowed(&from) {
+            return self.fail(out, restricted());
         }
         if self.policy.is_local(&from) {
             return self.fail(
@@ -493,6 +502,11 @@ impl IncomingStream {
         from_server_ns(&mut e);
         out.push(Action::Deliver(e));
     }
+}
+
+/// mod_s2s_whitelist/mod_s2s_blacklist's refusal.
+fn restricted() -> StreamError {
+    StreamError::with_text(Cond::PolicyViolation, super::policy::RESTRICTED)
 }
 
 impl super::StreamSide for IncomingStream {

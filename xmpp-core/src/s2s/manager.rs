@@ -251,6 +251,22 @@ pub fn route_or_return(
     if stanza.from().is_none() {
         stanza.set_attr("from", Some(local.clone()));
     }
+    if manager
+        .context()
+        .is_some_and(|c| !c.policy.remote_allowed(&remote))
+    {
+        // mod_s2s_whitelist/mod_s2s_blacklist: refused before any
+        // connection is made.
+        if !is_reply_type(&stanza)
+            && let Some(host) = server.host(&local)
+        {
+            let reply = StanzaError::new(ErrorType::Cancel, "not-allowed")
+                .with_text(super::policy::RESTRICTED)
+                .reply_to(&stanza);
+            server.post_stanza(&host.local_session, reply, false);
+        }
+        return None;
+    }
     manager.send_cmd(server, &local, &remote, RouteCmd::Stanza(stanza));
     None
 }
@@ -359,13 +375,27 @@ pub fn start_with(
     policy.tls_available = tls.server.is_some();
     policy.dialback = modules("dialback");
     policy.sasl_external = modules("s2s_auth_certs");
-    policy.bidi = modules("s2s_bidi")
-        && config
-            .get_global("modules_enabled")
+    let enabled_modules = config
+        .get_global("modules_enabled")
+        .and_then(Value::as_string_list)
+        .unwrap_or_default();
+    let enabled = |m: &str| modules(m) && enabled_modules.iter().any(|e| e == m);
+    policy.bidi = enabled("s2s_bidi");
+    let domains = |option: &str| -> std::collections::HashSet<String> {
+        config
+            .get_global(option)
             .and_then(Value::as_string_list)
             .unwrap_or_default()
-            .iter()
-            .any(|m| m == "s2s_bidi");
+            .into_iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect()
+    };
+    if enabled("s2s_whitelist") {
+        policy.whitelist = Some(domains("s2s_whitelist"));
+    }
+    if enabled("s2s_blacklist") {
+        policy.blacklist = domains("s2s_blacklist");
+    }
     let size = config
         .get_global("s2s_stanza_size_limit")
         .and_then(Value::as_i64)

@@ -1,7 +1,10 @@
 //! What the s2s streams need to know about the configuration and about the
 //! peer's certificate, as Prosody's mod_s2s and mod_s2s_auth_certs decide:
 //! `s2s_require_encryption` (default true), `s2s_secure_auth` (default
-//! false), `s2s_secure_domains` and `s2s_insecure_domains`.
+//! false), `s2s_secure_domains` and `s2s_insecure_domains`; and which
+//! remote domains may federate at all, as the community modules
+//! mod_s2s_whitelist (`s2s_whitelist`: only these) and mod_s2s_blacklist
+//! (`s2s_blacklist`: never these) decide when enabled.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -63,7 +66,15 @@ pub struct Policy {
     pub dialback: bool,
     /// `s2s_bidi` is on (XEP-0288).
     pub bidi: bool,
+    /// mod_s2s_whitelist's `s2s_whitelist`: when set, the only remote
+    /// domains allowed.
+    pub whitelist: Option<HashSet<String>>,
+    /// mod_s2s_blacklist's `s2s_blacklist`: remote domains refused.
+    pub blacklist: HashSet<String>,
 }
+
+/// The text Prosody's community modules give when refusing a domain.
+pub const RESTRICTED: &str = "Communication with this domain is restricted";
 
 impl Default for Policy {
     fn default() -> Policy {
@@ -77,6 +88,8 @@ impl Default for Policy {
             sasl_external: true,
             dialback: true,
             bidi: false,
+            whitelist: None,
+            blacklist: HashSet::new(),
         }
     }
 }
@@ -111,7 +124,16 @@ impl Policy {
             sasl_external: true,
             dialback: true,
             bidi: false,
+            whitelist: None,
+            blacklist: HashSet::new(),
         }
+    }
+
+    /// May we federate with `domain` (`s2s_whitelist`, `s2s_blacklist`)?
+    pub fn remote_allowed(&self, domain: &str) -> bool {
+        let domain = domain.to_ascii_lowercase();
+        self.whitelist.as_ref().is_none_or(|w| w.contains(&domain))
+            && !self.blacklist.contains(&domain)
     }
 
     /// Must `domain` prove itself with a valid certificate?

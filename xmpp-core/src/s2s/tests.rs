@@ -554,3 +554,33 @@ fn without_bidi_a_stanza_on_an_outgoing_stream_is_refused() {
     );
     assert!(writes(&got).contains("unsupported-stanza-type"), "{got:?}");
 }
+
+#[test]
+fn blacklisted_and_unlisted_domains_are_refused_at_the_stream_header() {
+    let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+        xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+        from='a.example' to='b.example' version='1.0'>";
+    let black = Policy {
+        blacklist: ["a.example".to_string()].into_iter().collect(),
+        ..policy("b.example")
+    };
+    let white = Policy {
+        whitelist: Some(["c.example".to_string()].into_iter().collect()),
+        ..policy("b.example")
+    };
+    for p in [black, white] {
+        let mut r = IncomingStream::new(p, Dialback::new(None), StreamLimits::default());
+        let got = r.handle_bytes(header.as_bytes());
+        let xml = writes(&got);
+        assert!(xml.contains("policy-violation"), "{xml}");
+        assert!(r.is_closed());
+    }
+    let listed = Policy {
+        whitelist: Some(["a.example".to_string()].into_iter().collect()),
+        ..policy("b.example")
+    };
+    let mut r = IncomingStream::new(listed, Dialback::new(None), StreamLimits::default());
+    let xml = writes(&r.handle_bytes(header.as_bytes()));
+    assert!(xml.contains("<stream:features"), "{xml}");
+    assert!(!r.is_closed());
+}
