@@ -72,6 +72,8 @@ pub struct Bridge {
     pub region: Option<String>,
     pub relay_id: Option<String>,
     pub version: Option<String>,
+    /// The `release` stat (Jicofo's release id).
+    pub release: Option<String>,
     pub failed_at: Option<Instant>,
     recently_added: Vec<Instant>,
 }
@@ -88,6 +90,7 @@ impl Bridge {
             region: None,
             relay_id: None,
             version: None,
+            release: None,
             failed_at: None,
             recently_added: Vec::new(),
         }
@@ -142,6 +145,15 @@ impl Bridge {
         self.region = get("region");
         self.relay_id = get("relay_id");
         self.version = get("version");
+        self.release = get("release");
+    }
+
+    /// Jicofo's `fullVersion`: `version-release`, or the version alone.
+    pub fn full_version(&self) -> Option<String> {
+        match (&self.version, &self.release) {
+            (Some(v), Some(r)) => Some(format!("{v}-{r}")),
+            (v, _) => v.clone(),
+        }
     }
 }
 
@@ -265,13 +277,13 @@ impl Brewery {
             .copied()
             .collect();
         let first = conference.first().and_then(|(j, _)| self.bridges.get(*j));
-        let version = first.and_then(|b| b.version.as_deref());
+        let version = first.and_then(|b| b.full_version());
         let multi = !conference.is_empty();
         let mut usable: Vec<&Bridge> = self
             .bridges
             .values()
             .filter(|b| b.is_operational(now, config) && !b.graceful_shutdown && !b.draining)
-            .filter(|b| version.is_none() || b.version.as_deref() == version)
+            .filter(|b| version.is_none() || b.full_version() == version)
             // A second bridge must be able to relay.
             .filter(|b| {
                 !multi || b.relay_id.is_some() || conference.iter().any(|(j, _)| *j == b.jid)

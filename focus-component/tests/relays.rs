@@ -411,3 +411,47 @@ fn a_failed_relay_creation_fails_that_bridges_session() {
         })
     }));
 }
+
+#[test]
+fn a_bridge_in_graceful_shutdown_keeps_its_participants_and_gets_no_new_ones() {
+    let mut h = Harness::with_options(|o| {
+        o.selection.strategy = Strategy::RegionBased;
+        o.selection.octo = true;
+    });
+    for (n, stress) in [("jvb1", "0.1"), ("jvb2", "0.2")] {
+        h.bridge(
+            n,
+            &[
+                ("stress_level", stress),
+                ("relay_id", &format!("relay-{n}")),
+            ],
+        );
+    }
+    h.open_conference(ROOM);
+    let (b, _, _) = join_and_accept(&mut h, "aaaa", 11);
+    assert_eq!(b, jvb("jvb1"));
+    // Region-based without regions: the conference's bridge.
+    let (b, _, _) = join_and_accept(&mut h, "bbbb", 22);
+    assert_eq!(b, jvb("jvb1"));
+    let out = h.bridge(
+        "jvb1",
+        &[
+            ("stress_level", "0.1"),
+            ("relay_id", "relay-jvb1"),
+            ("graceful_shutdown", "true"),
+        ],
+    );
+    assert!(
+        out.iter()
+            .all(|e| e.get_child("conference-modify", C2).is_none() && jingle_action(e).is_none()),
+        "nobody is moved: {out:?}"
+    );
+    // A newcomer goes to jvb2, relayed to jvb1.
+    let alloc = h.join("cccc", PLAIN_FEATURES);
+    assert_eq!(alloc.to(), Some(jvb("jvb2").as_str()));
+    let out = h.answer_allocation(&alloc);
+    let to1 = relay_request(&out, &jvb("jvb1"));
+    assert_eq!(endpoint_ids(relay(&to1).unwrap()), ["cccc"]);
+    let to2 = relay_request(&out, &jvb("jvb2"));
+    assert_eq!(endpoint_ids(relay(&to2).unwrap()), ["aaaa", "bbbb"]);
+}

@@ -149,6 +149,21 @@ fn a_second_bridge_needs_relay_ids_and_the_same_version() {
     );
     assert_eq!(pick(&b, &[("a", 1)], None).as_deref(), Some("c"));
     assert_eq!(pick(&b, &[("b", 1)], None).as_deref(), Some("b"));
+    // Jicofo's full version: the release id counts too.
+    let b = brewery(
+        config(Strategy::Split, true),
+        &[
+            (
+                "a",
+                &[("relay_id", "ra"), ("version", "1"), ("release", "r7")],
+            ),
+            (
+                "b",
+                &[("relay_id", "rb"), ("version", "1"), ("release", "r8")],
+            ),
+        ],
+    );
+    assert_eq!(pick(&b, &[("a", 1)], None).as_deref(), Some("a"));
 }
 
 #[test]
