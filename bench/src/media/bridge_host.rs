@@ -25,11 +25,6 @@ use super::host_latency::{self, Latency};
 /// are looked at).
 const IDLE: Duration = Duration::from_millis(2);
 
-/// Datagrams handed to the bridge before its outputs are taken: enough
-/// for a few video frames' bursts, few enough that the first packet of a
-/// batch waits at most some hundred microseconds for the rest.
-const BATCH: usize = 32;
-
 /// Runs the bridge until stdin closes.
 pub fn run(port: u16) -> Result<(), String> {
     let socket = UdpSocket::bind(("127.0.0.1", port)).map_err(|e| format!("UDP {port}: {e}"))?;
@@ -79,10 +74,7 @@ pub fn run(port: u16) -> Result<(), String> {
             }
         }
         flush(&mut bridge, &socket, &stdout, &mut latency)?;
-        // Every queued datagram, without sleeping, in batches of at most
-        // BATCH before the outputs are taken (the bridge polls each
-        // receiver once per batch: `sfu_component::media`'s `batch.rs`).
-        let mut batch = 0usize;
+        // Every queued datagram, without sleeping.
         loop {
             match host_latency::recv_stamped(&socket, &mut buf) {
                 Ok((len, source, stamp)) => {
@@ -91,21 +83,12 @@ pub fn run(port: u16) -> Result<(), String> {
                         latency.on_receive(data, stamp, now);
                         bridge.handle_datagram(now, source, local, data);
                     }
-                    batch += 1;
-                    if batch >= BATCH {
-                        batch = 0;
-                        flush(&mut bridge, &socket, &stdout, &mut latency)?;
-                        // str0m's timers, also while datagrams keep coming.
-                        if bridge.next_timeout().is_some_and(|t| t <= now) {
-                            bridge.handle_timeout(now);
-                            flush(&mut bridge, &socket, &stdout, &mut latency)?;
-                        }
+                    if bridge.next_timeout().is_some_and(|t| t <= now) {
+                        bridge.handle_timeout(now);
                     }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     flush(&mut bridge, &socket, &stdout, &mut latency)?;
-                    break;
                 }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e)
                     if matches!(
                         e.kind(),

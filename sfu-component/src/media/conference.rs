@@ -274,7 +274,7 @@ impl Conference {
         }
     }
 
-    pub(super) fn poll_endpoint(
+    fn poll_endpoint(
         &mut self,
         now: Instant,
         id: &str,
@@ -346,7 +346,7 @@ impl Conference {
     }
 
     /// Handles one event of endpoint `id`; returns the endpoints written to.
-    pub(super) fn handle_event(
+    fn handle_event(
         &mut self,
         now: Instant,
         id: &str,

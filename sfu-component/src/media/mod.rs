@@ -37,7 +37,6 @@
 //! restarts (a second transport only adds candidates), ICE over TCP, SCTP
 //! data channels.
 
-mod batch;
 mod codec;
 mod conference;
 mod demux;
@@ -167,8 +166,6 @@ pub struct MediaCore {
     demux: Demux,
     outputs: VecDeque<MediaOutput>,
     counters: Counters,
-    /// Receivers written to, polled when outputs are asked for (`batch.rs`).
-    deferred: batch::Deferred,
 }
 
 /// How long a failed `Rtc` waits before it is polled again.
@@ -198,7 +195,6 @@ impl MediaCore {
             demux: Demux::default(),
             outputs: VecDeque::new(),
             counters: Counters::default(),
-            deferred: batch::Deferred::default(),
         }
     }
 
@@ -430,16 +426,12 @@ impl MediaCore {
         }
         e.last_activity = now;
         e.rtc_now = Some(now);
-        // Its own outputs now; those of the endpoints it wrote to when
-        // outputs are asked for (`batch.rs`).
-        let written = conf.drive_sender(now, endpoint, &mut self.outputs, &mut self.counters);
-        self.deferred.add(now, conference, written);
+        conf.drive(now, endpoint, &mut self.outputs, &mut self.counters);
     }
 
     /// Time passed: str0m timers, dominant-speaker decisions, expiry of
     /// silent endpoints.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.poll_deferred(Some(now));
         self.counters.download.roll(now);
         self.counters.upload.roll(now);
         let mut expired: Vec<EndpointKey> = Vec::new();
@@ -495,13 +487,7 @@ impl MediaCore {
         }
     }
 
-    /// The next output: datagrams to send, events. Receivers written to
-    /// since the last call are polled first when nothing else is waiting
-    /// (`batch.rs`).
     pub fn poll_output(&mut self) -> Option<MediaOutput> {
-        if self.outputs.is_empty() {
-            self.poll_deferred(None);
-        }
         self.outputs.pop_front()
     }
 
@@ -513,7 +499,6 @@ impl MediaCore {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        consider(self.deferred.due());
         for conf in self.conferences.values() {
             consider(conf.speaker.next_timeout());
             consider(conf.next_feedback_check());
