@@ -35,6 +35,10 @@ pub fn router(handle: BridgeHandle) -> Router {
             "/colibri-ws/{bridge}/{conference}/{endpoint}",
             get(colibri_ws),
         )
+        .route(
+            "/colibri-relay-ws/{bridge}/{conference}/{relay}",
+            get(colibri_relay_ws),
+        )
         .route("/colibri/stats", get(colibri_stats))
         .route("/about/health", get(health))
         .route("/metrics", get(metrics))
@@ -52,6 +56,10 @@ pub fn shared_router(handle: BridgeHandle) -> Router {
         .route(
             "/colibri-ws/{bridge}/{conference}/{endpoint}",
             get(colibri_ws),
+        )
+        .route(
+            "/colibri-relay-ws/{bridge}/{conference}/{relay}",
+            get(colibri_relay_ws),
         )
         .route("/colibri/stats", get(colibri_stats))
         .with_state(handle)
@@ -120,6 +128,18 @@ async fn metrics(State(handle): State<BridgeHandle>) -> Response {
         handle.stats().to_openmetrics(),
     )
         .into_response()
+}
+
+/// A peer bridge's relay bridge channel: served as an endpoint's, under
+/// the relay's channel key (`relay:<relay-id>`).
+async fn colibri_relay_ws(
+    state: State<BridgeHandle>,
+    Path((bridge, conference, relay)): Path<(String, String, String)>,
+    query: Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let key = crate::media::relay_key(&relay);
+    colibri_ws(state, Path((bridge, conference, key)), query, ws).await
 }
 
 async fn colibri_ws(

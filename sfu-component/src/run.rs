@@ -48,6 +48,8 @@ pub struct BridgeOptions {
     pub ws_url_base: Option<String>,
     pub region: Option<String>,
     pub relay_id: Option<String>,
+    /// Accept any certificate of a peer bridge's `wss://` relay channel.
+    pub relay_insecure_tls: bool,
     /// A silent endpoint expires after this long.
     pub endpoint_timeout: Duration,
     /// Bandwidth allocation (Videobridge's `videobridge.cc`: last-N, ...).
@@ -66,6 +68,7 @@ impl BridgeOptions {
             ws_url_base: None,
             region: None,
             relay_id: None,
+            relay_insecure_tls: false,
             endpoint_timeout: Duration::from_secs(60),
             allocation: Default::default(),
         }
@@ -121,6 +124,14 @@ pub enum Command {
         conference: String,
         endpoint: String,
         serial: u64,
+    },
+    /// This bridge's WebSocket to a peer's colibri-relay-ws is up
+    /// (`relay/ws_client.rs`); replies the channel's serial.
+    RelayChannelConnected {
+        conference: String,
+        relay: String,
+        sink: mpsc::Sender<ChannelOut>,
+        reply: oneshot::Sender<u64>,
     },
     GracefulShutdown,
     Drain(bool),
@@ -379,6 +390,8 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
             stats: handle.stats.clone(),
             channels: HashMap::new(),
             next_serial: 1,
+            relay_commands: handle.commands.downgrade(),
+            relay_insecure_tls: options.relay_insecure_tls,
             _stopped: stopped_tx,
         }
         .run(),
@@ -401,6 +414,10 @@ struct BridgeTask {
     /// (conference, endpoint) → (serial, socket sink).
     channels: HashMap<(String, String), (u64, mpsc::Sender<ChannelOut>)>,
     next_serial: u64,
+    /// For relay channels this bridge connects (weak: they do not keep
+    /// the command queue open).
+    relay_commands: mpsc::WeakSender<Command>,
+    relay_insecure_tls: bool,
     /// Dropped with the task: stops the HTTP listener.
     _stopped: oneshot::Sender<()>,
 }
@@ -525,6 +542,22 @@ impl BridgeTask {
                     self.bridge.handle_channel_close(now, &key.0, &key.1);
                 }
             }
+            Command::RelayChannelConnected {
+                conference,
+                relay,
+                sink,
+                reply,
+            } => {
+                let serial = self.next_serial;
+                self.next_serial += 1;
+                let key = (conference.clone(), crate::media::relay_key(&relay));
+                if let Some((_, old)) = self.channels.insert(key, (serial, sink)) {
+                    let _ = old.try_send(ChannelOut::Close);
+                }
+                self.bridge
+                    .handle_relay_channel_connected(now, &conference, &relay);
+                let _ = reply.send(serial);
+            }
             Command::GracefulShutdown => self.bridge.graceful_shutdown(now),
             Command::Drain(on) => self.bridge.set_drain(now, on),
             Command::Stop => {}
@@ -585,6 +618,15 @@ impl BridgeTask {
                 }
                 Output::Finished => finished = true,
             }
+        }
+        for (conference, relay, url) in self.bridge.take_relay_connects() {
+            tokio::spawn(crate::relay::ws_client::run_relay_channel(
+                url,
+                self.relay_insecure_tls,
+                self.relay_commands.clone(),
+                conference,
+                relay,
+            ));
         }
         if finished {
             self.publish_stats();

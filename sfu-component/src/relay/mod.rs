@@ -103,5 +103,6 @@
 //! already used in the conference → `bad-request`.
 
 pub mod request;
+pub mod ws_client;
 
 pub use request::{RelayAnswer, RelayRequest, relay_answer_element};
