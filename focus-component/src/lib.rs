@@ -13,8 +13,10 @@
 //! dispatches to: [`conference_iq`], [`occupants`], [`invite`], [`jingle`],
 //! [`mute`], [`jibri`] (recorder brokering); the wire shapes are in [`offer`] (session-initiate),
 //! [`colibri`] (bridge requests), [`codecs`] (Jicofo's codec table),
-//! [`sources`] (validation), [`bridges`] (selection). [`run`] and [`cli`]
-//! are the thin tokio runtime and `lilt focus`'s flags.
+//! [`sources`] (validation), [`bridges`] (the brewery and its options) and
+//! [`selection`] (Jicofo's strategies), [`relays`] (a conference over
+//! several bridges). [`run`] and [`cli`] are the thin tokio runtime and
+//! `lilt focus`'s flags.
 
 pub mod bridges;
 pub mod cli;

@@ -46,7 +46,8 @@ fn cm(iq: &Element) -> &Element {
 }
 
 fn relay(iq: &Element) -> Option<&Element> {
-    cm(iq).get_child("relay", C2)
+    iq.get_child("conference-modify", C2)?
+        .get_child("relay", C2)
 }
 
 /// The request to `bridge` holding a `<relay>`.
@@ -454,4 +455,51 @@ fn a_bridge_in_graceful_shutdown_keeps_its_participants_and_gets_no_new_ones() {
     assert_eq!(endpoint_ids(relay(&to1).unwrap()), ["cccc"]);
     let to2 = relay_request(&out, &jvb("jvb2"));
     assert_eq!(endpoint_ids(relay(&to2).unwrap()), ["aaaa", "bbbb"]);
+}
+
+#[test]
+fn three_bridges_form_one_mesh() {
+    let mut h = split_harness(&["jvb1", "jvb2", "jvb3"]);
+    let mut creates = Vec::new();
+    for (nick, ssrc) in [("aaaa", 11), ("bbbb", 22), ("cccc", 33)] {
+        let (_, _, out) = join_and_accept(&mut h, nick, ssrc);
+        creates.extend(
+            out.into_iter()
+                .filter(|e| relay(e).is_some_and(|r| r.get_attr("create") == Some("true"))),
+        );
+    }
+    let mut pairs: Vec<(String, String, Vec<String>)> = creates
+        .iter()
+        .map(|e| {
+            let r = relay(e).unwrap();
+            (
+                e.to().unwrap().rsplit('/').next().unwrap().to_string(),
+                r.get_attr("id").unwrap().to_string(),
+                endpoint_ids(r),
+            )
+        })
+        .collect();
+    pairs.sort();
+    let expected: Vec<(String, String, Vec<String>)> = [
+        ("jvb1", "relay-jvb2", vec!["bbbb"]),
+        ("jvb1", "relay-jvb3", vec!["cccc"]),
+        ("jvb2", "relay-jvb1", vec!["aaaa"]),
+        ("jvb2", "relay-jvb3", vec!["cccc"]),
+        ("jvb3", "relay-jvb1", vec!["aaaa"]),
+        ("jvb3", "relay-jvb2", vec!["bbbb"]),
+    ]
+    .into_iter()
+    .map(|(b, r, e)| {
+        (
+            b.to_string(),
+            r.to_string(),
+            e.into_iter().map(str::to_string).collect(),
+        )
+    })
+    .collect();
+    assert_eq!(
+        pairs, expected,
+        "a relay each way between every two bridges"
+    );
+    assert_eq!(h.focus.stats(h.now).conference_bridges, 3);
 }
