@@ -101,6 +101,10 @@ pub const CORE_MODULES: &[&str] = &[
     "s2s",
     "dialback",
     "s2s_auth_certs",
+    // XEP-0288 and the community modules' s2s_whitelist/s2s_blacklist.
+    "s2s_bidi",
+    "s2s_whitelist",
+    "s2s_blacklist",
     "component",
     "tls",
     "saslauth",

@@ -161,16 +161,13 @@ impl Unsupported {
 
 /// Why lilt does not load a module, for the start-up warning and `check
 /// config`: what is not needed in lilt, what is out of its scope so far
-/// (bidirectional s2s, Prosody's admin console), and the general IM modules
+/// (Prosody's admin console), and the general IM modules
 /// that Jitsi Meet does not use and lilt does not have yet.
 fn why_unavailable(name: &str) -> &'static str {
     match name {
         "posix" => {
             "is not needed: lilt runs in the foreground and leaves daemonising, \
              pidfiles and user switching to the service manager (systemd, docker)"
-        }
-        "s2s_bidi" => {
-            "is not available yet: lilt's server-to-server streams are one-way (no XEP-0288)"
         }
         "admin_telnet" => {
             "is not available: lilt's console is admin_shell (`lilt shell`, or prosodyctl shell), \

@@ -276,19 +276,14 @@ impl Listeners {
     }
 
     /// Follows the s2s listeners [`xmpp_core::s2s::start`] opened on
-    /// `opened` (plain ones first), if s2s was started.
+    /// `opened` (plain ones first). When s2s was disabled at start, none
+    /// are open and a reload that enables it opens them (and starts s2s).
     pub fn add_s2s(
         &self,
         server: &Arc<Server>,
         opened: Vec<(SocketAddr, JoinHandle<()>)>,
     ) -> Result<(), OptionError> {
         use xmpp_core::s2s::manager;
-        if !server
-            .extension::<xmpp_core::s2s::S2sManager>()
-            .is_running()
-        {
-            return Ok(());
-        }
         let config = server.config.current();
         let plain = manager::wanted(config, false)?;
         let mut all = plain.clone();

@@ -43,8 +43,23 @@ pub async fn start_server_with(
     extra: &str,
     hosts: &str,
 ) -> Server {
+    let text = config_text(net, host, ip, s2s_port, extra, hosts);
+    let file = net.dir.path().join(format!("{host}.cfg.lua"));
+    std::fs::write(&file, &text).unwrap();
+    start_from(host, lua_compat::config::load_str(&text, &file).unwrap()).await
+}
+
+/// The config [`start_server_with`] starts with.
+pub fn config_text(
+    net: &Net,
+    host: &str,
+    ip: &str,
+    s2s_port: u16,
+    extra: &str,
+    hosts: &str,
+) -> String {
     let (certs, ca) = (&net.certs, &net.ca);
-    let text = format!(
+    format!(
         r#"
 interfaces = {{ "{ip}" }}
 c2s_ports = {{ 5222 }}
@@ -58,9 +73,11 @@ modules_enabled = {{ "roster"; "disco"; "dialback"; "s2s_auth_certs" }}
 VirtualHost "{host}"
 {hosts}
 "#
-    );
-    let file = net.dir.path().join(format!("{host}.cfg.lua"));
-    let config = lua_compat::config::load_str(&text, &file).unwrap();
+    )
+}
+
+/// lilt serving `host` from `config`, with the accounts alice and bob.
+pub async fn start_from(host: &str, config: xmpp_core::config::ServerConfig) -> Server {
     let server = lilt::startup::build_server(config, Clock::System).unwrap();
     let provider = auth::provider_for_host(&server.host(host).unwrap()).unwrap();
     for user in ["alice", "bob"] {

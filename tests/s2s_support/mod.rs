@@ -203,23 +203,26 @@ fn start_dns() {
     });
 }
 
-/// Makes `addr` a black hole inside the namespace: TCP SYNs to it are
-/// dropped (nftables, else iptables), so a connect hangs as to a host that
-/// is down. False when neither tool works here.
-pub fn black_hole(addr: &str) -> bool {
-    let nft = format!(
-        "add table ip lilt_test; add chain ip lilt_test out {{ type filter hook output priority 0; }}; add rule ip lilt_test out ip daddr {addr} tcp flags syn drop"
+/// A black hole at `addr` (an address in the namespace): a listener with
+/// a backlog of 0 whose accept queue is filled by one connection, so the
+/// kernel drops every further SYN, as for a host that is down. Keep what
+/// it returns alive. Checks that a connect there indeed hangs.
+pub async fn black_hole(addr: &str) -> (tokio::net::TcpListener, tokio::net::TcpStream) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(addr).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let filler = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let probe = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    assert!(
+        probe.is_err(),
+        "{addr} is no black hole: a connect there ended ({probe:?})"
     );
-    let ok = Command::new("nft")
-        .arg(&nft)
-        .status()
-        .is_ok_and(|s| s.success());
-    ok || Command::new("iptables")
-        .args([
-            "-A", "OUTPUT", "-d", addr, "-p", "tcp", "--syn", "-j", "DROP",
-        ])
-        .status()
-        .is_ok_and(|s| s.success())
+    (listener, filler)
 }
 
 /// A test CA; certificates for `names` signed by it (and a self-signed one

@@ -30,6 +30,7 @@ pub async fn connect_staggered(
         if let Some(target) = targets.get(next) {
             let addr = target.addr;
             let index = next;
+            tracing::debug!(%addr, "connecting");
             attempts.spawn(async move { (index, addr, TcpStream::connect(addr).await) });
             next += 1;
         } else if attempts.is_empty() {

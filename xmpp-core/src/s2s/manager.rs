@@ -67,7 +67,15 @@ pub struct S2sManager {
     /// Incoming bidirectional streams (XEP-0288) that carry our stanzas
     /// for their domain, by (local host, remote domain).
     bidi: Mutex<HashMap<(String, String), mpsc::UnboundedSender<Element>>>,
+    /// What [`start`] was given, for starting later when s2s was disabled
+    /// then and a reload enables it ([`listen`]).
+    later: Mutex<Option<Later>>,
 }
+
+type Later = (
+    watch::Receiver<bool>,
+    HashMap<String, Vec<super::resolve::Target>>,
+);
 
 impl S2sManager {
     pub(crate) fn context(&self) -> Option<Arc<Context>> {
@@ -356,10 +364,31 @@ pub fn start_with(
     shutdown: watch::Receiver<bool>,
     static_targets: HashMap<String, Vec<super::resolve::Target>>,
 ) -> Result<Vec<(SocketAddr, JoinHandle<()>)>, StartError> {
+    let manager = server.extension::<S2sManager>();
+    *lock(&manager.later) = Some((shutdown.clone(), static_targets.clone()));
     let config = &server.config;
     if !enabled(config) {
         return Ok(Vec::new());
     }
+    let _ = manager.ctx.set(context(config, shutdown, static_targets));
+    let mut out = Vec::new();
+    for direct_tls in [false, true] {
+        for addr in wanted(config, direct_tls)? {
+            match listen(server, addr, direct_tls) {
+                Ok(bound) => out.push(bound),
+                Err(e) => tracing::error!("failed to open the s2s port {addr}: {e}"),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the streams and routes of a server with `config` work with.
+fn context(
+    config: &ServerConfig,
+    shutdown: watch::Receiver<bool>,
+    static_targets: HashMap<String, Vec<super::resolve::Target>>,
+) -> Arc<Context> {
     let (tls, warnings) = S2sTls::from_config(config);
     for w in warnings {
         tracing::warn!("{w}");
@@ -401,7 +430,7 @@ pub fn start_with(
         .and_then(Value::as_i64)
         .map(|n| n.max(10_000) as usize)
         .unwrap_or(DEFAULT_STANZA_SIZE_LIMIT);
-    let ctx = Arc::new(Context {
+    Arc::new(Context {
         policy,
         dialback: Dialback::new(config.get_global("dialback_secret").and_then(Value::as_str)),
         tls,
@@ -421,19 +450,7 @@ pub fn start_with(
         idle_timeout: global_secs(config, "s2s_idle_timeout", 300),
         shutdown,
         static_targets,
-    });
-    let manager = server.extension::<S2sManager>();
-    let _ = manager.ctx.set(ctx.clone());
-    let mut out = Vec::new();
-    for direct_tls in [false, true] {
-        for addr in wanted(config, direct_tls)? {
-            match listen(server, addr, direct_tls) {
-                Ok(bound) => out.push(bound),
-                Err(e) => tracing::error!("failed to open the s2s port {addr}: {e}"),
-            }
-        }
-    }
-    Ok(out)
+    })
 }
 
 /// The addresses the config asks s2s to listen on: `s2s_ports` (5269), or
@@ -464,10 +481,22 @@ pub fn listen(
     addr: SocketAddr,
     direct_tls: bool,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let ctx = server
-        .extension::<S2sManager>()
-        .context()
-        .ok_or_else(|| std::io::Error::other("server-to-server was not started"))?;
+    let manager = server.extension::<S2sManager>();
+    let ctx = match manager.context() {
+        Some(ctx) => ctx,
+        None => {
+            // s2s was disabled at start and a reload enables it: start
+            // it now, with the configuration in force.
+            let (shutdown, targets) = lock(&manager.later)
+                .clone()
+                .ok_or_else(|| std::io::Error::other("server-to-server was not started"))?;
+            tracing::info!("server-to-server enabled by a reload");
+            let _ = manager.ctx.set(context(&server.config, shutdown, targets));
+            manager
+                .context()
+                .ok_or_else(|| std::io::Error::other("server-to-server was not started"))?
+        }
+    };
     let l = crate::listen::bind(addr)?;
     let addr = l.local_addr().unwrap_or(addr);
     tracing::info!(
