@@ -148,6 +148,10 @@ fn simulcast_layers_are_chosen_per_receiver_across_the_relay() {
             assert!(net.client(receiver).received_on(other).is_empty());
         }
     }
+    // The sender is asked for what the receivers of both bridges need:
+    // b2's 720p came over the relay bridge channel (AddReceiver).
+    let asked = net.messages_of("a1", "SenderSourceConstraints");
+    assert_eq!(asked.last().unwrap()["maxHeight"], 720, "{asked:?}");
 }
 
 #[test]

@@ -116,6 +116,7 @@ impl Bridge {
                     conf.add_endpoint(ep);
                     conf.empty_since = None;
                 }
+                self.apply_relay_wants(conference);
             }
             Some(true) => {}
         }

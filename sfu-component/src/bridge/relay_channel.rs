@@ -266,6 +266,7 @@ impl Bridge {
                         .entry(key)
                         .or_default()
                         .insert(source, height);
+                    self.apply_relay_wants(conference);
                 }
             }
             "RemoveReceiver" => {
@@ -276,6 +277,7 @@ impl Bridge {
                 if let Some(w) = self.relay_channels.wanted.get_mut(&key) {
                     w.remove(&source);
                 }
+                self.apply_relay_wants(conference);
             }
             _ => {}
         }
@@ -294,7 +296,9 @@ impl Bridge {
         let mut wanted: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
         for receiver in conf.endpoints.values().filter(|e| e.relay.is_none()) {
             for s in &receiver.allocation.allocation.sources {
-                if s.target.is_none() {
+                // Wanted by its constraints (whether or not a layer flows
+                // yet: the sender may be waiting for this very message).
+                if s.constraints.max_height == 0 {
                     continue;
                 }
                 let Some(relay) = conf.endpoints.get(&s.owner).and_then(|o| o.relay.clone()) else {
@@ -353,6 +357,56 @@ impl Bridge {
                 self.send_channel(conference, &relay_key(&relay), m);
             }
             self.relay_channels.sent.insert(key, now);
+        }
+    }
+
+    /// Lets what the peer's receivers want (`AddReceiver`) count as a
+    /// receiver here, so local senders are asked for it: the first relayed
+    /// endpoint of each relay with an open channel receives with those
+    /// constraints, the others ask for nothing. Without a channel relayed
+    /// endpoints keep the default constraints (senders keep sending).
+    pub(super) fn apply_relay_wants(&mut self, conference: &str) {
+        let mut changed = false;
+        for relay in self.open_relays(conference) {
+            let key = (conference.to_string(), relay.clone());
+            // Nothing said yet: the defaults stay.
+            let Some(wanted) = self.relay_channels.wanted.get(&key).cloned() else {
+                continue;
+            };
+            let constraints: serde_json::Map<String, Value> = wanted
+                .iter()
+                .map(|(s, h)| {
+                    let h = if *h < 0 { 2160 } else { *h };
+                    (s.clone(), json!({ "maxHeight": h }))
+                })
+                .collect();
+            let Some(conf) = self.conferences.get_mut(conference) else {
+                return;
+            };
+            let mut behind: Vec<&mut crate::conference::Endpoint> = conf
+                .endpoints
+                .values_mut()
+                .filter(|e| e.relay.as_deref() == Some(relay.as_str()))
+                .collect();
+            behind.sort_by(|a, b| a.id.cmp(&b.id));
+            for (i, ep) in behind.into_iter().enumerate() {
+                let text = json!({
+                    "colibriClass": "ReceiverVideoConstraints",
+                    "lastN": -1,
+                    "onStageSources": if i == 0 { wanted.keys().cloned().collect::<Vec<_>>() } else { Vec::new() },
+                    "defaultConstraints": {"maxHeight": 0},
+                    "constraints": if i == 0 { constraints.clone() } else { serde_json::Map::new() },
+                })
+                .to_string();
+                if let Ok(crate::channel::ClientMessage::ReceiverVideoConstraints(rc)) =
+                    crate::channel::parse_client_message(&text)
+                {
+                    changed |= ep.allocation.settings.apply(&rc, &self.config.allocation);
+                }
+            }
+        }
+        if changed {
+            self.update_allocation(conference);
         }
     }
 
