@@ -40,6 +40,9 @@ fn media_crosses_the_relay_both_ways() {
     );
     assert_eq!(net.bridges[1].relayed_endpoints(&c1), ["a1", "a2"]);
     assert_eq!(net.bridges[0].relayed_endpoints(&c0), ["b1"]);
+    // Stats count this bridge's own endpoints only.
+    assert_eq!(net.bridges[0].stats().participants, 2);
+    assert_eq!(net.bridges[1].stats().participants, 1);
     let b1 = net.client("b1");
     let audio = b1.received_on(1000);
     let video = b1.received_on(1010);
@@ -180,6 +183,22 @@ fn an_endpoint_expired_on_its_bridge_stops_on_the_other() {
         net.client("b1").received_on(3000).len() > before_a2 + 40,
         "a2's audio stopped"
     );
+    // The focus expires the relay: nothing of bridge 0 reaches b1 any more.
+    let relay = xmpp_core::Element::new("relay", "jitsi:colibri2")
+        .attr("id", "jvb-a")
+        .attr("expire", "true");
+    net.conference_modify(1, vec![relay]);
+    assert!(net.bridges[1].relayed_endpoints(&c1).is_empty());
+    assert!(
+        !net.bridges[1]
+            .conference(&c1)
+            .unwrap()
+            .endpoints
+            .contains_key("a2")
+    );
+    let before_a2 = net.client("b1").received_on(3000).len();
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(net.client("b1").received_on(3000).len(), before_a2);
 }
 
 #[test]

@@ -35,6 +35,14 @@ impl Bridge {
             }
         };
         for (receiver, targets) in update.forwarding {
+            // Relayed endpoints receive on their own bridge.
+            if conf
+                .endpoints
+                .get(&receiver)
+                .is_some_and(|e| e.relay.is_some())
+            {
+                continue;
+            }
             if let Err(e) = self
                 .media
                 .set_forwarding(conference, &receiver, targets, now)

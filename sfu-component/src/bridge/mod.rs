@@ -360,6 +360,12 @@ impl Bridge {
                 endpoint,
             } => {
                 tracing::info!(%conference, %endpoint, "endpoint expired by the media core");
+                if let Some(relay) = relay_channel::relay_of(&endpoint) {
+                    // A silent relay: everything behind it goes too.
+                    let relay = relay.to_string();
+                    self.expire_relay(&conference, &relay);
+                    return;
+                }
                 self.remove_endpoint(&conference, &endpoint);
                 self.expire_if_empty(&conference);
             }
@@ -468,20 +474,18 @@ impl Bridge {
 
     /// A snapshot of every stat (the wall-clock timestamp left 0).
     pub fn stats(&self) -> BridgeStats {
-        let participants: u64 = self
-            .conferences
-            .values()
-            .map(|c| c.endpoints.len() as u64)
-            .sum();
+        // Endpoints of this bridge (not those behind a relay).
+        let local = |c: &Conference| c.endpoints.values().filter(|e| e.relay.is_none()).count();
+        let participants: u64 = self.conferences.values().map(|c| local(c) as u64).sum();
         let largest = self
             .conferences
             .values()
-            .map(|c| c.endpoints.len() as u64)
+            .map(|c| local(c) as u64)
             .max()
             .unwrap_or(0);
         let mut sizes = vec![0u64; stats::CONFERENCE_SIZE_BUCKETS];
         for c in self.conferences.values() {
-            let i = c.endpoints.len().min(stats::CONFERENCE_SIZE_BUCKETS - 1);
+            let i = local(c).min(stats::CONFERENCE_SIZE_BUCKETS - 1);
             if let Some(b) = sizes.get_mut(i) {
                 *b += 1;
             }
