@@ -503,3 +503,76 @@ fn three_bridges_form_one_mesh() {
     );
     assert_eq!(h.focus.stats(h.now).conference_bridges, 3);
 }
+
+/// A participant joins with `<jitsi_participant_region>` in its presence;
+/// returns the allocation request.
+fn join_from(h: &mut Harness, nick: &str, region: &str) -> Element {
+    let out = h.feed(&format!(
+        "<presence from='{ROOM}/{nick}' to='{FOCUS_JID}'>\
+         <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant' jid='{nick}@guest.{DOMAIN}/r'/></x>\
+         <stats-id>Stats-{nick}</stats-id><jitsi_participant_region>{region}</jitsi_participant_region></presence>"
+    ));
+    let disco = out
+        .iter()
+        .find(|e| {
+            e.get_child("query", "http://jabber.org/protocol/disco#info")
+                .is_some()
+        })
+        .unwrap()
+        .clone();
+    let out = h.feed(&format!(
+        "<iq type='result' id='{}' from='{ROOM}/{nick}' to='{FOCUS_JID}'>\
+         <query xmlns='http://jabber.org/protocol/disco#info'><feature var='urn:xmpp:jingle:1'/></query></iq>",
+        disco.id().unwrap()
+    ));
+    out.into_iter()
+        .find(|e| e.get_child("conference-modify", C2).is_some())
+        .unwrap()
+}
+
+#[test]
+fn region_based_puts_participants_on_their_regions_bridges() {
+    let mut h = Harness::with_options(|o| {
+        o.selection.strategy = Strategy::RegionBased;
+        o.selection.octo = true;
+    });
+    for (n, region, stress) in [
+        ("eu1", "eu-west", "0.1"),
+        ("us1", "us-east", "0.3"),
+        ("eu2", "eu-west", "0.2"),
+    ] {
+        h.bridge(
+            n,
+            &[
+                ("stress_level", stress),
+                ("region", region),
+                ("relay_id", &format!("relay-{n}")),
+            ],
+        );
+    }
+    h.open_conference(ROOM);
+    let a = join_from(&mut h, "aaaa", "us-east");
+    assert_eq!(a.to(), Some(jvb("us1").as_str()));
+    h.answer_allocation(&a);
+    let b = join_from(&mut h, "bbbb", "eu-west");
+    assert_eq!(
+        b.to(),
+        Some(jvb("eu1").as_str()),
+        "the least loaded in eu-west"
+    );
+    let out = h.answer_allocation(&b);
+    assert_eq!(
+        relay(&relay_request(&out, &jvb("eu1")))
+            .unwrap()
+            .get_attr("id"),
+        Some("relay-us1")
+    );
+    // Another eu-west participant joins the conference's eu-west bridge,
+    // not the other one.
+    let c = join_from(&mut h, "cccc", "eu-west");
+    assert_eq!(c.to(), Some(jvb("eu1").as_str()));
+    // The offer tells the participant its bridge's region.
+    let out = h.answer_allocation(&c);
+    let offer = offer_to(&out, "cccc").unwrap();
+    assert!(offer.to_string().contains("eu-west"), "{offer}");
+}
