@@ -320,3 +320,44 @@ fn no_new_participants_on_stressed_unhealthy_draining_or_stopping_bridges() {
     // Region-based: the conference's bridge, not the overloaded one.
     assert_eq!(pick(&b, &[("a", 4)], None).as_deref(), Some("a"));
 }
+
+#[test]
+fn lilt_focus_flags_set_the_selection_options() {
+    use clap::Parser;
+    use focus_component::FocusArgs;
+    let base = [
+        "focus",
+        "--xmpp",
+        "127.0.0.1:5222",
+        "--jid",
+        "focus@auth.example.com",
+        "--domain",
+        "example.com",
+        "--muc",
+        "conference.example.com",
+        "--brewery",
+        "jvbbrewery@internal.auth.example.com",
+    ];
+    let defaults = FocusArgs::try_parse_from(base).unwrap().options().selection;
+    assert_eq!(defaults.strategy, Strategy::Single);
+    assert!(!defaults.octo);
+    assert_eq!(defaults.max_participants_per_bridge, 80);
+    let mut argv = base.to_vec();
+    argv.extend([
+        "--bridge-selection",
+        "region",
+        "--octo",
+        "--max-bridge-participants",
+        "40",
+        "--local-region",
+        "eu-west",
+    ]);
+    let s = FocusArgs::try_parse_from(argv).unwrap().options().selection;
+    assert_eq!(s.strategy, Strategy::RegionBased);
+    assert!(s.octo);
+    assert_eq!(s.max_participants_per_bridge, 40);
+    assert_eq!(s.local_region.as_deref(), Some("eu-west"));
+    let mut argv = base.to_vec();
+    argv.extend(["--bridge-selection", "roundrobin"]);
+    assert!(FocusArgs::try_parse_from(argv).is_err());
+}
