@@ -310,10 +310,7 @@ impl InternalKeyval {
     fn get_at(&self, path: &Path) -> StorageResult<Option<Value>> {
         match self.load(path)? {
             None => Ok(None),
-            Some(d) => d.to_value().map(Some).map_err(|e| StorageError::Corrupt {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            }),
+            Some(d) => to_value(&d, path).map(Some),
         }
     }
 
@@ -332,10 +329,28 @@ impl InternalKeyval {
                 None
             }
         };
-        let data = DatValue::from_value(value, template.as_ref());
+        self.write_at(path, value, template.as_ref())
+    }
+
+    /// Writes `value` (not empty) shaped after `template`, the file as it
+    /// is now (the file's write lock held).
+    fn write_at(
+        &self,
+        path: &Path,
+        value: &Value,
+        template: Option<&DatValue>,
+    ) -> StorageResult<()> {
+        let data = DatValue::from_value(value, template);
         let bytes = datfile::dat_bytes(&data, &path.display().to_string()).map_err(dat_error)?;
         self.inner.dir.write_atomic(path, &bytes)
     }
+}
+
+fn to_value(d: &DatValue, path: &Path) -> StorageResult<Value> {
+    d.to_value().map_err(|e| StorageError::Corrupt {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 impl KeyValueStore for InternalKeyval {
@@ -383,7 +398,9 @@ impl MapStore for InternalMap {
     fn set(&self, user: Option<&str>, key: &str, value: Option<Value>) -> StorageResult<()> {
         let path = self.kv.path(user);
         let _guard = self.kv.inner.write_guard(&path);
-        let mut table = match self.kv.get_at(&path)? {
+        // Read once: the table to change and the shape to keep.
+        let current = self.kv.load(&path)?;
+        let mut table = match current.as_ref().map(|d| to_value(d, &path)).transpose()? {
             None => Table::new(),
             Some(Value::Table(t)) => t,
             Some(other) => return Err(not_a_table(&path, &other)),
@@ -394,7 +411,11 @@ impl MapStore for InternalMap {
                 table.map.remove(key);
             }
         }
-        self.kv.store_at(&path, Some(&Value::Table(table)))
+        if table.is_empty() {
+            return paths::remove_if_exists(&path);
+        }
+        self.kv
+            .write_at(&path, &Value::Table(table), current.as_ref())
     }
 }
 
