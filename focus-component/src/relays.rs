@@ -7,7 +7,8 @@
 //! mesh-id='0'>` with audio and video `<media>` (the offer's codecs and
 //! header extensions), `<endpoints>` (the other bridge's participants with
 //! their sources) and `<transport use-unique-port ice-controlling>`. The
-//! newer bridge's side is the initiator: ICE controlling, a unique port,
+//! bridge already in the conference is the initiator (Jicofo's
+//! `addLinkBetween(existing, new)`): ICE controlling, a unique port,
 //! DTLS `active` and the one that opens the bridge channel's WebSocket; the
 //! other side is none of these and DTLS `passive`. Each answer's ICE-UDP
 //! transport goes to the other bridge (`<relay id><transport>`), its
@@ -205,7 +206,7 @@ impl Focus {
     }
 
     /// `bridge`'s session answered its first allocation: it is relayed to
-    /// each other bridge of the conference that is up (it initiates).
+    /// each other bridge of the conference that is up (those initiate).
     pub(crate) fn connect_bridge(&mut self, now: Instant, room: &str, bridge: &str) {
         let Some(c) = self.conferences.get_mut(room) else {
             return;
@@ -222,8 +223,8 @@ impl Focus {
         let mut requests = Vec::new();
         for (other, other_relay) in others {
             for (side, remote, remote_relay, initiator) in [
-                (bridge, other.as_str(), &other_relay, true),
-                (other.as_str(), bridge, &new_relay, false),
+                (bridge, other.as_str(), &other_relay, false),
+                (other.as_str(), bridge, &new_relay, true),
             ] {
                 let endpoints: Vec<Element> = c
                     .participants

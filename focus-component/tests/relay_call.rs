@@ -5,7 +5,8 @@
 //! lands on one bridge, a receiver on the other and one on the sender's:
 //! both receive the sender's audio (one through the relay). Then the far
 //! receiver's bridge stops: the receiver is moved to the sender's bridge
-//! with transport-replace and receives again.
+//! (transport-replace, or a new session as Jicofo's RestartJingle) and
+//! receives again.
 //! Run: `cargo test -p focus-component --test relay_call`.
 
 #[path = "relay_call/participant.rs"]
@@ -168,21 +169,26 @@ async fn participant(
                         s.id().unwrap_or(""),
                         s.from().unwrap_or("")
                     ));
-                    if jingle_action(&s) == Some("transport-replace") {
-                        let (m, reply, port) =
-                            answer(&s, "transport-accept", nick, send, expect).await;
-                        media = m;
-                        n += 1;
-                        c.received.store(0, Ordering::Relaxed);
-                        c.bridge_port.store(port.into(), Ordering::Relaxed);
-                        c.replaced.fetch_add(1, Ordering::Relaxed);
-                        let mut iq = Element::new("iq", "jabber:client")
-                            .attr("type", "set")
-                            .attr("id", format!("ta-{nick}-{n}"))
-                            .attr("to", FOCUS);
-                        iq.push_child(reply);
-                        p.tx.send(iq);
-                    }
+                    // Moved to another bridge: transport-replace in the
+                    // session, or (Jicofo's RestartJingle) a new session
+                    // after session-terminate.
+                    let reply_action = match jingle_action(&s) {
+                        Some("transport-replace") => "transport-accept",
+                        Some("session-initiate") => "session-accept",
+                        _ => continue,
+                    };
+                    let (m, reply, port) = answer(&s, reply_action, nick, send, expect).await;
+                    media = m;
+                    n += 1;
+                    c.received.store(0, Ordering::Relaxed);
+                    c.bridge_port.store(port.into(), Ordering::Relaxed);
+                    c.replaced.fetch_add(1, Ordering::Relaxed);
+                    let mut iq = Element::new("iq", "jabber:client")
+                        .attr("type", "set")
+                        .attr("id", format!("re-{nick}-{n}"))
+                        .attr("to", FOCUS);
+                    iq.push_child(reply);
+                    p.tx.send(iq);
                 }
                 _ = media.turn(deadline, &mut next_send, &c) => {}
             }
