@@ -3,7 +3,7 @@
 //! session-initiate (or, when its session is already up, a
 //! transport-replace). Failover: a bridge that fails a health check or a
 //! Colibri2 request, or leaves the brewery, loses its conferences, and their
-//! participants are invited again on another bridge.
+//! participants get a new session on another bridge.
 
 use std::time::Instant;
 
@@ -336,8 +336,8 @@ impl Focus {
 
     /// Every conference on `bridge` loses that bridge (its session and the
     /// other bridges' relays to it expire) and the participants it had are
-    /// invited again (transport-replace for those whose session is up), on
-    /// another bridge of the conference or a new one.
+    /// invited again (their sessions restarted: [`Self::end_session_for_move`]),
+    /// on another bridge of the conference or a new one.
     pub(crate) fn move_off_bridge(&mut self, now: Instant, bridge: &str) {
         let rooms: Vec<String> = self
             .conferences
@@ -367,8 +367,41 @@ impl Focus {
             );
         }
         for (room, nick) in moved {
+            self.end_session_for_move(now, &room, &nick);
             self.invite(now, &room, &nick);
         }
+    }
+
+    /// Jicofo's `RestartJingle` re-invite (its default `reinvite-method`): a
+    /// participant leaving a failed bridge gets session-terminate (success,
+    /// "moving") and then a fresh session-initiate, and the others see its
+    /// sources removed until it accepts the new session. (lib-jitsi-meet
+    /// 2.6726's transport-replace stalled ~17 s on a moved page before
+    /// failing.)
+    fn end_session_for_move(&mut self, now: Instant, room: &str, nick: &str) {
+        let initiator = self.options.jid.clone();
+        let id = self.id();
+        let Some(c) = self.conferences.get_mut(room) else {
+            return;
+        };
+        c.sources.remove_owner(nick);
+        let Some(p) = c.participants.get_mut(nick) else {
+            return;
+        };
+        let Some(session) = p.session.take() else {
+            return;
+        };
+        p.transport = None;
+        let iq = offer::session_terminate(
+            &p.occupant_jid,
+            &id,
+            &initiator,
+            &session.sid,
+            "success",
+            Some("moving"),
+        );
+        self.request(now, iq, Pending::Other);
+        self.schedule_source_signaling(now, room, nick);
     }
 
     /// Jicofo's health checks: every bridge gets one per interval; one

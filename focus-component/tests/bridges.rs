@@ -242,6 +242,7 @@ fn health_checks(out: &[Element]) -> Vec<Element> {
 
 fn check_failover(h: &mut Harness, out: Vec<Element>, sid_a: &str, sid_b: &str) {
     let jvb2 = format!("{BREWERY}/jvb2");
+    let terminated = out.clone();
     let allocs: Vec<&Element> = out
         .iter()
         .filter(|e| e.get_child("conference-modify", "jitsi:colibri2").is_some())
@@ -265,18 +266,30 @@ fn check_failover(h: &mut Harness, out: Vec<Element>, sid_a: &str, sid_b: &str) 
         .expect("the queued participant is allocated next")
         .clone();
     assert_eq!(second.to(), Some(jvb2.as_str()));
-    let mut all = out.clone();
+    let mut all = terminated.clone();
+    all.extend(out.clone());
     all.extend(h.answer_allocation(&second));
+    // As Jicofo's RestartJingle re-invite: the old session ends ("moving"),
+    // a new one starts with the new bridge's transport.
+    let mut new_sids = Vec::new();
     for (nick, sid) in [("aaaa", sid_a), ("bbbb", sid_b)] {
-        let replace = all
+        let to = format!("{ROOM}/{nick}");
+        let terminate = all
             .iter()
             .find(|e| {
-                e.to() == Some(&format!("{ROOM}/{nick}"))
-                    && jingle_action(e).as_deref() == Some("transport-replace")
+                e.to() == Some(&to) && jingle_action(e).as_deref() == Some("session-terminate")
+            })
+            .unwrap_or_else(|| panic!("{nick}'s old session ends"));
+        assert_eq!(sid_of(terminate), sid, "the old session");
+        assert!(terminate.to_string().contains("moving"), "{terminate}");
+        let initiate = all
+            .iter()
+            .find(|e| {
+                e.to() == Some(&to) && jingle_action(e).as_deref() == Some("session-initiate")
             })
             .unwrap_or_else(|| panic!("{nick} re-invited"));
-        assert_eq!(sid_of(replace), sid, "same Jingle session");
-        let t = replace
+        assert_ne!(sid_of(initiate), sid, "a new Jingle session");
+        let t = initiate
             .get_child("jingle", "urn:xmpp:jingle:1")
             .unwrap()
             .get_child("content", "urn:xmpp:jingle:1")
@@ -288,17 +301,14 @@ fn check_failover(h: &mut Harness, out: Vec<Element>, sid_a: &str, sid_b: &str) 
             Some("u-jvb2"),
             "the new bridge's transport"
         );
+        new_sids.push(sid_of(initiate));
     }
-    // The moved endpoints carry their sources to the new bridge.
-    let cm = second
-        .get_child("conference-modify", "jitsi:colibri2")
-        .unwrap();
-    let ep = cm.get_child("endpoint", "jitsi:colibri2").unwrap();
-    assert!(ep.get_child("sources", "jitsi:colibri2").is_some());
-    // transport-accept brings the participant's transport to the new bridge.
+    // session-accept brings the participant's sources and transport to the
+    // new bridge.
     let out = h.feed(&format!(
-        "<iq type='set' id='ta' from='{ROOM}/aaaa' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='transport-accept' sid='{sid_a}'>\
+        "<iq type='set' id='sa' from='{ROOM}/aaaa' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='{}'>\
          <content name='audio'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>{}</description>{}</content></jingle></iq>",
+        new_sids[0],
         src(11, "aaaa a"),
         client_transport("aaaa")
     ));
@@ -308,6 +318,12 @@ fn check_failover(h: &mut Harness, out: Vec<Element>, sid_a: &str, sid_b: &str) 
         .find(|e| e.get_child("conference-modify", "jitsi:colibri2").is_some())
         .unwrap();
     assert_eq!(upd.to(), Some(jvb2.as_str()));
+    let ep = upd
+        .get_child("conference-modify", "jitsi:colibri2")
+        .unwrap()
+        .get_child("endpoint", "jitsi:colibri2")
+        .unwrap();
+    assert!(ep.get_child("sources", "jitsi:colibri2").is_some(), "{upd}");
 }
 
 #[test]
