@@ -31,7 +31,7 @@ pub fn run(command: &[String]) -> Option<ExitCode> {
     if !COMMANDS.iter().any(|(c, _)| *c == name) {
         return None;
     }
-    crate::logging::init(None);
+    crate::logging::init_console(crate::logging::Level::Info);
     let argv = std::iter::once(format!("lilt {name}")).chain(command[1..].iter().cloned());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -215,16 +215,36 @@ fn apply(plan: &LogPlan, config: Option<&ServerConfig>) -> Applied {
 pub fn init(config: Option<&ServerConfig>) -> Vec<String> {
     let plan = match config {
         Some(c) => plan(c),
-        None => LogPlan {
-            rules: vec![Rule {
-                to: SinkKind::Console,
-                levels: rules::Levels::from_min(Level::Warn),
-                timestamps: None,
-            }],
-            warnings: Vec::new(),
-        },
+        None => console_plan(Level::Warn),
     };
-    let applied = apply(&plan, config);
+    install(&plan, config)
+}
+
+/// The standalone components (`lilt focus`, `lilt bridge`, ...), which have
+/// no config file: `min` and above on the console with timestamps, as
+/// Jicofo and Videobridge log (they run for months; their lines are read
+/// in journals).
+pub fn init_console(min: Level) {
+    let mut plan = console_plan(min);
+    for rule in &mut plan.rules {
+        rule.timestamps = Some(rules::DEFAULT_TIMESTAMP.into());
+    }
+    install(&plan, None);
+}
+
+fn console_plan(min: Level) -> LogPlan {
+    LogPlan {
+        rules: vec![Rule {
+            to: SinkKind::Console,
+            levels: rules::Levels::from_min(min),
+            timestamps: None,
+        }],
+        warnings: Vec::new(),
+    }
+}
+
+fn install(plan: &LogPlan, config: Option<&ServerConfig>) -> Vec<String> {
+    let applied = apply(plan, config);
     let _ = tracing_subscriber::registry().with(ProsodyLog).try_init();
     for w in &applied.warnings {
         if w.starts_with("cannot open") {
