@@ -1,34 +1,36 @@
-//! Federation between lilt servers (issue 19), over real sockets, TLS and
-//! DNS, inside a user+network+mount namespace the test creates
-//! (`unshare -rnm`): its own loopback, its own `/etc/resolv.conf` and
-//! `/etc/hosts` bind-mounted over the system's, and a small DNS server the
-//! test runs on 127.0.0.1:53 answering A and SRV records. No packet leaves
-//! the namespace. Skipped with a message where unprivileged namespaces are
-//! not available.
+//! Federation (issue 19): lilt with lilt, with Debian's Prosody 0.12 and
+//! with Debian's ejabberd 23.01, over real sockets, TLS and DNS, inside a
+//! user+network+mount namespace each test creates (`unshare -rnm`; see
+//! `s2s_support`, which also has the DNS zone and the test CA). No packet
+//! leaves the namespace. Skipped with a message where unprivileged
+//! namespaces, Prosody or ejabberd are not available.
 //!
-//! The domains are under `.lilt`, a name nobody serves: libunbound (in
-//! Prosody) answers the special-use `.test` itself with NXDOMAIN.
-//!
-//! Servers, each on its own loopback address with a certificate from a test
-//! CA trusted through `ssl = { cafile = ... }`:
+//! Servers, each on its own loopback address with a certificate from the
+//! test CA trusted through `ssl = { cafile = ... }`:
 //!
 //! - `a.lilt` (127.0.0.2:5269) reachable by its A record only;
 //! - `b.lilt` reachable by `_xmpp-server._tcp.b.lilt` SRV only
 //!   (`srv.b.lilt` = 127.0.0.3, port 5270);
 //! - `c.lilt` and `d.lilt` (127.0.0.4, .5) with SASL EXTERNAL off
-//!   (`modules_disabled = { "s2s_auth_certs" }`): dialback only;
+//!   (`modules_disabled = { "s2s_auth_certs" }`): dialback only; `d.lilt`
+//!   refuses `e.lilt` (`s2s_blacklist`);
 //! - `f.lilt` (127.0.0.8) listening for direct TLS only
 //!   (`s2s_direct_tls_ports = { 5271 }`, no `s2s_ports`), found through
-//!   `_xmpps-server._tcp.f.lilt` SRV (XEP-0368);
+//!   `_xmpps-server._tcp.f.lilt` SRV (XEP-0368), federating with `a.lilt`
+//!   only (`s2s_whitelist`);
 //! - `e.lilt` (127.0.0.6) with a self-signed certificate, which `a.lilt`
-//!   (`s2s_secure_auth = true`) refuses in both directions.
+//!   (`s2s_secure_auth = true`) refuses in both directions;
+//! - `p.lilt` (127.0.0.7): Prosody, with its MUC `rooms.p.lilt`;
+//! - `x.lilt` (127.0.0.9): ejabberd;
+//! - `h.lilt` (127.0.0.10) whose first A record is a dead address.
 //!
-//! - `x.lilt` (127.0.0.9): Debian's ejabberd 23.01.
-//!
-//! Each pair exchanges messages both ways and a presence subscription.
-//! The namespace, DNS server and certificates are `s2s_support`'s.
+//! Each pair exchanges messages both ways and a presence subscription;
+//! MUC and PEP go across lilt and Prosody; bidi (XEP-0288) is checked
+//! lilt↔lilt and lilt↔Prosody.
 
 mod s2s_support;
+
+use std::sync::Arc;
 
 use s2s_support::lilt::{
     NS_CLIENT, Server, bare, chat, config_text, federate, login, start_from, start_server,
@@ -39,7 +41,6 @@ use s2s_support::social::{
     wait_answering,
 };
 use s2s_support::{ejabberd, enter_namespace, prosody, setup, wait_for_port, with_child};
-use std::sync::Arc;
 
 use xmpp_core::client::ClientLink;
 
@@ -196,14 +197,32 @@ fn lilt_federates_with_ejabberd() {
             drop((a, c));
         })
     }));
+    // ejabberd writes its log asynchronously: wait for the lines looked
+    // for (at most 10 s) before stopping it.
+    let wanted = [
+        "Accepted inbound s2s EXTERNAL authentication a.lilt -> x.lilt",
+        "Accepted outbound s2s EXTERNAL authentication x.lilt -> a.lilt",
+        // c.lilt offers no SASL: ejabberd uses dialback with it.
+        "Retrying with s2s dialback authentication: x.lilt -> c.lilt",
+    ];
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(ejabberd::log(&net)).unwrap_or_default();
+        if outcome.is_err() || wanted.iter().all(|w| log.contains(w)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     ejabberd::stop(&mut child);
-    let log = std::fs::read_to_string(ejabberd::log(&net)).unwrap_or_default();
     if let Err(panic) = outcome {
         eprintln!("ejabberd's log:\n{log}");
         std::panic::resume_unwind(panic);
     }
     if std::env::var_os("LILT_S2S_EJABBERD_LOG").is_some() {
         eprintln!("{log}");
+    }
+    for w in wanted {
+        assert!(log.contains(w), "ejabberd's log lacks {w:?}:\n{log}");
     }
 }
 

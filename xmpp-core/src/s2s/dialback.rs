@@ -87,6 +87,26 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A `<db:result>` or `<db:verify>` as written on a stream: with the `db`
+/// prefix the stream header declares, as Prosody writes them. ejabberd's
+/// parser matches dialback elements by their prefixed name and ignores a
+/// `<result xmlns='jabber:server:dialback'>`.
+pub fn to_prefixed_xml(name: &str, attrs: &[(&str, &str)], key: &str) -> String {
+    use crate::stanza::escape_into;
+    let mut out = format!("<db:{name}");
+    for (k, v) in attrs {
+        out.push(' ');
+        out.push_str(k);
+        out.push_str("='");
+        escape_into(&mut out, v);
+        out.push('\'');
+    }
+    out.push('>');
+    escape_into(&mut out, key);
+    out.push_str(&format!("</db:{name}>"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,24 +143,4 @@ mod tests {
             hex(&mac.finalize().into_bytes())
         );
     }
-}
-
-/// A `<db:result>` or `<db:verify>` as written on a stream: with the `db`
-/// prefix the stream header declares, as Prosody writes them. ejabberd's
-/// parser matches dialback elements by their prefixed name and ignores a
-/// `<result xmlns='jabber:server:dialback'>`.
-pub fn to_prefixed_xml(name: &str, attrs: &[(&str, &str)], key: &str) -> String {
-    use crate::stanza::escape_into;
-    let mut out = format!("<db:{name}");
-    for (k, v) in attrs {
-        out.push(' ');
-        out.push_str(k);
-        out.push_str("='");
-        escape_into(&mut out, v);
-        out.push('\'');
-    }
-    out.push('>');
-    escape_into(&mut out, key);
-    out.push_str(&format!("</db:{name}>"));
-    out
 }
