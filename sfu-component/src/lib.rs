@@ -21,6 +21,10 @@
 //!   sources, sender constraints);
 //!   [`brewery`] and [`stats`]: the brewery presence with Videobridge's stat
 //!   names, the health-check IQ.
+//! - [`relay`]: bridge-to-bridge relays (one conference over several
+//!   bridges): the Colibri2 `<relay>` shapes accepted, then
+//!   `bridge/relay.rs`, `bridge/relay_channel.rs` (colibri-relay-ws) and
+//!   `media/relay.rs` (the relay's str0m `Rtc`).
 //! - [`run`]: the thin tokio runtime (one task owning the bridge, the UDP
 //!   socket, the XMPP link and the timer); [`http`]: colibri-ws,
 //!   `/colibri/stats`, `/about/health`, `/metrics`; [`cli`]: `lilt bridge`.

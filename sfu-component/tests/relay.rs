@@ -344,11 +344,43 @@ fn the_relay_bridge_channel_carries_messages_video_types_and_receivers() {
     net.message(
         1,
         "b1",
-        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":0},"constraints":{}}"#,
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"defaultConstraints":{"maxHeight":0},"constraints":{"a2-v0":{"maxHeight":180}}}"#,
     );
     net.run_for(Duration::from_millis(200));
     assert_eq!(
         net.bridges[0].relay_receiver_height(&c0, "jvb-b", "a1-v0"),
         None
     );
+    // Nobody on bridge 1 wants a1's video any more: it stops crossing the
+    // relay (its audio and a2's video go on).
+    let count = |net: &RelayNet, ssrc| net.relayed_rtp.get(&ssrc).copied().unwrap_or(0);
+    let (video, audio, other) = (count(&net, 1010), count(&net, 1000), count(&net, 3010));
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(
+        count(&net, 1010),
+        video,
+        "a1's video still crosses the relay"
+    );
+    assert!(count(&net, 1000) > audio + 40);
+    assert!(count(&net, 3010) > other + 20);
+}
+
+#[test]
+fn an_endpoint_moved_from_a_failed_bridge_becomes_local() {
+    let mut net = relayed_call();
+    net.run_for(Duration::from_secs(1));
+    // b1 is re-invited on bridge 0 (its bridge failed) before the focus
+    // expired the relay: the relayed b1 makes way for the local one.
+    let mut ep = xmpp_core::Element::new("endpoint", "jitsi:colibri2")
+        .attr("id", "b1")
+        .attr("create", "true");
+    ep.push_child(
+        xmpp_core::Element::new("transport", "jitsi:colibri2").attr("ice-controlling", "true"),
+    );
+    net.conference_modify(0, vec![ep]);
+    let c0 = net.conferences[0].clone();
+    assert!(net.bridges[0].relayed_endpoints(&c0).is_empty());
+    let b1 = &net.bridges[0].conference(&c0).unwrap().endpoints["b1"];
+    assert!(b1.relay.is_none());
+    assert_eq!(net.bridges[0].stats().participants, 3);
 }

@@ -157,6 +157,17 @@ impl Bridge {
             answer.expire = true;
             return Ok(answer);
         }
+        let relayed = self
+            .conferences
+            .get(conference)
+            .and_then(|c| c.endpoints.get(&req.id))
+            .is_some_and(|e| e.relay.is_some());
+        if req.create && relayed {
+            // An endpoint moved here from a peer bridge (that bridge
+            // failed): it is local from now on.
+            tracing::info!(%conference, endpoint = %req.id, "relayed endpoint moved to this bridge");
+            self.remove_relayed_endpoint(conference, &req.id);
+        }
         let exists = self
             .conferences
             .get(conference)

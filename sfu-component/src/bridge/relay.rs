@@ -134,7 +134,7 @@ impl Bridge {
     }
 
     /// A relayed endpoint left its bridge.
-    fn remove_relayed_endpoint(&mut self, conference: &str, endpoint: &str) {
+    pub(super) fn remove_relayed_endpoint(&mut self, conference: &str, endpoint: &str) {
         self.media.remove_relayed_endpoint(conference, endpoint);
         if let Some(conf) = self.conferences.get_mut(conference)
             && conf

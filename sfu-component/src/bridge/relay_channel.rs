@@ -128,6 +128,7 @@ impl Bridge {
         self.relay_channels.open.remove(&key);
         self.relay_channels.sent.remove(&key);
         self.relay_channels.wanted.remove(&key);
+        self.media.set_relay_wanted(conference, relay, None);
     }
 
     /// Forgets a relay's channel (the relay expired).
@@ -373,6 +374,13 @@ impl Bridge {
             let Some(wanted) = self.relay_channels.wanted.get(&key).cloned() else {
                 continue;
             };
+            // Only what the peer's receivers want crosses the relay.
+            let names = wanted
+                .iter()
+                .filter(|(_, h)| **h != 0)
+                .map(|(s, _)| s.clone())
+                .collect();
+            self.media.set_relay_wanted(conference, &relay, Some(names));
             let constraints: serde_json::Map<String, Value> = wanted
                 .iter()
                 .map(|(s, h)| {

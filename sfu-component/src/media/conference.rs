@@ -69,6 +69,9 @@ pub(crate) struct Conference {
     pub feedback: super::feedback::Feedback,
     /// Endpoints of peer bridges: id → (relay key, their sources).
     pub relayed: HashMap<String, (String, Vec<Source>)>,
+    /// The video sources each relay's peer asked for (`AddReceiver`), by
+    /// relay key; a relay without an entry gets every source.
+    pub relay_wanted: HashMap<String, HashSet<String>>,
 }
 
 /// How stale the time an `Rtc` was last given may be when it is polled.

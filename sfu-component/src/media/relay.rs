@@ -167,6 +167,24 @@ impl MediaCore {
         ids
     }
 
+    /// The video sources (names) the peer bridge's receivers want through
+    /// relay `relay_id`; `None`: all (before the peer said anything).
+    pub fn set_relay_wanted(
+        &mut self,
+        conference: &str,
+        relay_id: &str,
+        sources: Option<std::collections::HashSet<String>>,
+    ) {
+        let Some(conf) = self.conferences.get_mut(conference) else {
+            return;
+        };
+        let key = relay_key(relay_id);
+        match sources {
+            Some(s) => conf.relay_wanted.insert(key, s),
+            None => conf.relay_wanted.remove(&key),
+        };
+    }
+
     /// Removes the relay and everything behind it.
     pub fn expire_relay(&mut self, conference: &str, relay_id: &str) {
         self.expire_endpoint(conference, &relay_key(relay_id));

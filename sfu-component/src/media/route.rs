@@ -309,8 +309,17 @@ impl Conference {
             }
             if receiver.relay {
                 // Every layer, unchanged, to each relay (never back onto
-                // another relay: the focus meshes the bridges).
-                if !relayed && forward_to_relay(receiver, ssrc, &info.kind, &packet, pt) {
+                // another relay: the focus meshes the bridges); video only
+                // of sources the peer's receivers want.
+                let unwanted = info.kind == MediaKind::Video
+                    && self
+                        .relay_wanted
+                        .get(id)
+                        .is_some_and(|w| !w.contains(&info.source_name));
+                if !relayed
+                    && !unwanted
+                    && forward_to_relay(receiver, ssrc, &info.kind, &packet, pt)
+                {
                     touched.push(id.clone());
                 }
                 continue;

@@ -6,8 +6,27 @@
 //! endpoints*) were here.
 //!
 //! Start reading at `request.rs` (the Colibri2 `<relay>` element and its
-//! answer), then `bridge/colibri.rs` (how the bridge applies it) and
-//! `media/relay.rs` (the relay's str0m `Rtc` in the media core).
+//! answer), then `bridge/relay.rs` (how the bridge applies it),
+//! `media/relay.rs` (the relay's str0m `Rtc` in the media core: every layer
+//! of local senders goes out unchanged, the peer bridge chooses layers for
+//! its own receivers), `bridge/relay_channel.rs` (the relay bridge channel:
+//! EndpointMessage, SourceVideoTypeMessage, AddReceiver/RemoveReceiver) and
+//! `ws_client.rs` (its runtime client side; the server side is the
+//! `/colibri-relay-ws/` route of `http.rs`).
+//!
+//! Relayed endpoints are endpoints of the signalling conference with
+//! `relay` set: senders for allocation and dominant speaker (their audio
+//! levels count), never receivers here, not counted in the stats. What the
+//! peer's receivers want of a local source (`AddReceiver`) is given to the
+//! first relayed endpoint of that relay as its receiver constraints, so the
+//! local sender is asked for it (`SenderSourceConstraints`).
+//!
+//! Not done: relays over SCTP, a unique port per relay, relaying between
+//! relays (a mesh of three or more bridges works, as every bridge has a
+//! relay to every other; a chain does not), dropping layers no peer
+//! receiver needs before the relay (every layer of every local sender
+//! crosses each relay), translating SSRCs of relayed endpoints that clash
+//! with local ones (refused, `bad-request`).
 //!
 //! # The Colibri2 stanzas this bridge accepts (what Jicofo sends)
 //!

@@ -45,6 +45,8 @@ pub struct RelayNet {
     /// Whether the relay has been set up (new endpoints are then told to
     /// the other bridge).
     relayed: bool,
+    /// RTP datagrams from bridge 0 to bridge 1, by SSRC.
+    pub relayed_rtp: BTreeMap<u32, usize>,
     /// Messages that went over the relay bridge channel.
     pub relay_messages: usize,
     /// Datagrams from clients not yet handed to their bridge.
@@ -77,6 +79,7 @@ impl RelayNet {
             relayed: false,
             to_bridges: Vec::new(),
             relay_messages: 0,
+            relayed_rtp: BTreeMap::new(),
             iq: 0,
         }
     }
@@ -349,6 +352,11 @@ impl RelayNet {
                 let other = 1 - from;
                 if destination == ADDRESSES[other].parse::<SocketAddr>().unwrap() {
                     self.relayed_datagrams += 1;
+                    if from == 0
+                        && let Some((ssrc, _)) = crate::media_harness::rtp_ssrc_seq(&contents)
+                    {
+                        *self.relayed_rtp.entry(ssrc).or_default() += 1;
+                    }
                     self.bridges[other].handle_datagram(self.now, source, destination, &contents);
                     return;
                 }
