@@ -463,6 +463,8 @@ async fn run_outgoing(
                 Action::Failed(r) => failed = Some(r),
                 Action::Close => close = true,
                 Action::Deliver(e) => {
+                    // A bidirectional stream in use both ways is not idle.
+                    last_stanza = Instant::now();
                     let s = session.get_or_insert_with(|| {
                         let s = Session::new(SessionKind::S2sIn, local, peer, stx.clone());
                         s.state().secure = stream.is_secure();
