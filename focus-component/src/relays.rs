@@ -44,24 +44,25 @@ pub enum Change {
     Expire,
 }
 
-/// A relay endpoint: the participant's id, stats-id and sources.
+/// A relay endpoint as Jicofo's `ParticipantInfo.toEndpoint` writes it:
+/// created with its stats-id and the `source-names` capability, its
+/// sources (all of them, possibly none) unless it expires.
 pub fn relay_endpoint(
     id: &str,
     stats_id: Option<&str>,
     sources: &[Source],
     change: Change,
 ) -> Element {
-    let mut e = Element::new("endpoint", ns::COLIBRI2).attr("id", id);
+    let e = Element::new("endpoint", ns::COLIBRI2).attr("id", id);
     match change {
-        Change::Expire => return e.attr("expire", "true"),
-        Change::Create => e = e.attr("create", "true"),
-        Change::Update => {}
+        Change::Expire => e.attr("expire", "true"),
+        Change::Create => e
+            .attr("create", "true")
+            .attr_opt("stats-id", stats_id)
+            .child(Element::new("capability", ns::COLIBRI2).attr("name", "source-names"))
+            .child(colibri::sources_element(sources)),
+        Change::Update => e.child(colibri::sources_element(sources)),
     }
-    e = e.attr_opt("stats-id", stats_id);
-    if !sources.is_empty() || change == Change::Update {
-        e.push_child(colibri::sources_element(sources));
-    }
-    e
 }
 
 /// `<relay id create='true' mesh-id>` with media, the endpoints behind the

@@ -158,6 +158,11 @@ fn two_bridges_are_relayed_as_jicofo_relays_them() {
         .unwrap();
     assert_eq!(aaaa.get_attr("create"), Some("true"));
     assert_eq!(aaaa.get_attr("stats-id"), Some("Stats-aaaa"));
+    assert_eq!(
+        aaaa.get_child("capability", C2)
+            .and_then(|c| c.get_attr("name")),
+        Some("source-names")
+    );
     let ssrcs: Vec<&str> = aaaa
         .get_child("sources", C2)
         .expect("aaaa's sources ride with its relay endpoint")
