@@ -228,8 +228,9 @@ async fn a_call_over_two_relayed_bridges_survives_losing_one() {
         options.udp_bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
         options.addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
         options.relay_id = Some(format!("relay-jvb{n}"));
-        // No bridge channel here: the URL is only announced.
-        options.ws_url_base = Some(format!("ws://127.0.0.1:9/colibri-ws/jvb{n}"));
+        // Each bridge's own HTTP listener: colibri-ws, and the relay
+        // bridge channel (colibri-relay-ws) one bridge opens to the other.
+        options.http = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
         let bridge = sfu_component::run::run_with_link(link, options)
             .await
             .unwrap();
