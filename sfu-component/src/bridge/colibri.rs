@@ -152,6 +152,13 @@ impl Bridge {
             id: req.id.clone(),
             ..Default::default()
         };
+        if super::relay_channel::relay_of(&req.id).is_some() {
+            // The media core keys relays so.
+            return Err(Colibri2Error::BadRequest(format!(
+                "Endpoint ID {} is reserved for relays",
+                req.id
+            )));
+        }
         if req.expire {
             self.remove_endpoint(conference, &req.id);
             answer.expire = true;
