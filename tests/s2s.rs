@@ -172,7 +172,7 @@ fn lilt_federates_with_prosody() {
 
 /// Debian's ejabberd 23.01 as x.lilt: SASL EXTERNAL with a.lilt, dialback
 /// with c.lilt (ejabberd's mod_s2s_dialback), messages both ways,
-/// subscription and presence.
+/// subscription and presence; a lilt user in an ejabberd MUC room.
 #[test]
 fn lilt_federates_with_ejabberd() {
     if !ejabberd::installed("lilt_federates_with_ejabberd")
@@ -194,6 +194,8 @@ fn lilt_federates_with_ejabberd() {
             federate(&mut alice, &mut xalice).await;
             let mut carol = login(&c, "alice@c.lilt", &net.ca).await;
             federate(&mut xbob, &mut carol).await;
+            // A lilt user in an ejabberd room.
+            room_exchange("hall@rooms.x.lilt", &mut xalice, &mut alice).await;
             drop((a, c));
         })
     }));

@@ -45,6 +45,8 @@ loglevel: info
 certfiles:
   - "{crt}"
   - "{key}"
+  - "{rcrt}"
+  - "{rkey}"
 ca_file: "{ca}"
 s2s_use_starttls: required
 listen:
@@ -74,8 +76,14 @@ modules:
   mod_register:
     ip_access: all
     access: all
+  mod_muc:
+    host: "rooms.x.lilt"
+    access: all
+    access_create: all
 {dialback}"#,
         crt = c("x.lilt.crt"),
+        rcrt = c("rooms.x.lilt.crt"),
+        rkey = c("rooms.x.lilt.key"),
         key = c("x.lilt.key"),
         ca = net.ca.display(),
     )

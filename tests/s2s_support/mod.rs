@@ -106,7 +106,7 @@ fn mount_resolver_files(dir: &Path) {
 /// - `e.lilt` (127.0.0.6) with a self-signed certificate;
 /// - `p.lilt` (127.0.0.7): Debian's Prosody, its MUC `rooms.p.lilt`;
 /// - `f.lilt` (127.0.0.8) by `_xmpps-server._tcp.f.lilt` SRV (direct TLS);
-/// - `x.lilt` (127.0.0.9): Debian's ejabberd;
+/// - `x.lilt` (127.0.0.9): Debian's ejabberd, its MUC `rooms.x.lilt`;
 /// - `rooms.a.lilt`: a.lilt's MUC;
 /// - `h.lilt`: two A records, 127.0.0.100 (nothing answers: a black hole,
 ///   see [`black_hole`]) first, then 127.0.0.10.
@@ -128,6 +128,7 @@ pub fn zone() -> Vec<(&'static str, RData)> {
         ("_xmpps-server._tcp.f.lilt.", srv(5271, "f.lilt.")),
         ("f.lilt.", a([127, 0, 0, 8])),
         ("x.lilt.", a([127, 0, 0, 9])),
+        ("rooms.x.lilt.", a([127, 0, 0, 9])),
         ("h.lilt.", a([127, 0, 0, 100])),
         ("h.lilt.", a([127, 0, 0, 10])),
     ]
@@ -145,6 +146,7 @@ pub const CERT_NAMES: &[&str] = &[
     "rooms.p.lilt",
     "f.lilt",
     "x.lilt",
+    "rooms.x.lilt",
     "h.lilt",
 ];
 

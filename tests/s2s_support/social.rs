@@ -168,6 +168,25 @@ pub async fn join(link: &mut ClientLink, room: &str, nick: &str) {
     })
     .await;
     assert_ne!(p.type_(), Some("error"), "joining {room}: {p}");
+    let created = p
+        .get_child("x", NS_MUC_USER)
+        .is_some_and(|x| x.children().any(|c| c.get_attr("code") == Some("201")));
+    if created {
+        // A new room may be locked until configured: ask for an instant
+        // room (XEP-0045 §10.1.2).
+        link.sender().send(
+            Element::new("iq", NS_CLIENT)
+                .attr("type", "set")
+                .attr("to", room)
+                .attr("id", "instant")
+                .child(
+                    Element::new("query", "http://jabber.org/protocol/muc#owner")
+                        .child(Element::new("x", "jabber:x:data").attr("type", "submit")),
+                ),
+        );
+        let r = wait_answering(link, "the instant room", |e| e.id() == Some("instant")).await;
+        assert_eq!(r.type_(), Some("result"), "{r}");
+    }
 }
 
 /// Waits for `nick`'s presence in `room`.
