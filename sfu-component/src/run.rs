@@ -293,6 +293,25 @@ fn enlarge_buffers(socket: &UdpSocket) {
     }
 }
 
+/// The media socket. On the unspecified address, replies would leave from
+/// whichever address the kernel picks: with one advertised address that is
+/// this host's, the socket binds to it, so an endpoint's ICE checks are
+/// answered from the candidate it was given (as Videobridge binds a socket
+/// per local address). An advertised address the host does not have (a
+/// NAT's public one) leaves the socket on the unspecified address.
+async fn bind_udp(options: &BridgeOptions) -> Result<UdpSocket, BridgeError> {
+    if let [address] = options.addresses[..]
+        && options.udp_bind.ip().is_unspecified()
+        && address.is_ipv4() == options.udp_bind.is_ipv4()
+        && let Ok(socket) = UdpSocket::bind(SocketAddr::new(address, options.udp_bind.port())).await
+    {
+        return Ok(socket);
+    }
+    UdpSocket::bind(options.udp_bind)
+        .await
+        .map_err(io_error(format!("binding UDP {}", options.udp_bind)))
+}
+
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BridgeError {
     let what = what.into();
     move |source| BridgeError::Io { what, source }
@@ -301,9 +320,7 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BridgeErr
 /// Starts a bridge on stanza channels: binds the UDP socket (and the HTTP
 /// listener when asked), then runs the bridge task.
 pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge, BridgeError> {
-    let socket = UdpSocket::bind(options.udp_bind)
-        .await
-        .map_err(io_error(format!("binding UDP {}", options.udp_bind)))?;
+    let socket = bind_udp(&options).await?;
     enlarge_buffers(&socket);
     let udp_address = socket.local_addr().map_err(io_error("UDP address"))?;
     let mut ips = options.addresses.clone();
