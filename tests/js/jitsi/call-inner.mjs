@@ -18,12 +18,10 @@
 //   (audio packets of the target on the moderator's page), left: { nick, tracksElsewhere },
 //   error? }
 // where stats is window.meet.mediaStats() (page/meet.js).
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { startJitsi, deployments, freePort, mediaConfig } from './fixture.mjs';
 import { launchBrowser, joinConference } from './browser.mjs';
-import { until, liltBinary } from '../lib/lilt.js';
+import { startComponent, componentUsers } from './components.mjs';
+import { until } from '../lib/lilt.js';
 
 const [kind = 'debian', count = '2', mode = ''] = process.argv.slice(2);
 const d = deployments[kind];
@@ -32,28 +30,16 @@ const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 // `lilt focus` and `lilt bridge` as their own processes against `server`.
 function startComponents(server) {
-  const passwordFile = join(server.dir, 'component.password');
-  writeFileSync(passwordFile, `${PASSWORD}\n`);
-  const brewery = `jvbbrewery@${d.internalMuc}`;
-  const common = ['--xmpp', `127.0.0.1:${server.c2s}`, '--password-file', passwordFile, '--insecure-tls'];
-  const commands = [
-    ['bridge', ...common, '--jid', `jvb@${d.authDomain}`, '--brewery', brewery,
-      '--address', '10.213.0.1', '--udp-port', '0', '--http', '127.0.0.1:0'],
-    ['focus', ...common, '--jid', `focus@${d.authDomain}`, '--domain', d.domain, '--muc', d.muc, '--brewery', brewery],
+  return [
+    startComponent(server, d, PASSWORD, 'bridge', ['--address', '10.213.0.1', '--http', '127.0.0.1:0']),
+    startComponent(server, d, PASSWORD, 'focus'),
   ];
-  return commands.map((args) => {
-    const child = spawn(liltBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.output = '';
-    child.stdout.on('data', (c) => { child.output += c; });
-    child.stderr.on('data', (c) => { child.output += c; });
-    return child;
-  });
 }
 
 async function main() {
   const standalone = mode === 'standalone';
   const users = (d.member ? [[d.member[0], d.member[1], PASSWORD]] : [])
-    .concat(standalone ? [['focus', d.authDomain, PASSWORD], ['jvb', d.authDomain, PASSWORD]] : []);
+    .concat(standalone ? componentUsers(d, PASSWORD) : []);
   const server = await startJitsi(kind, users, standalone ? '' : mediaConfig(d, await freePort()));
   const components = standalone ? startComponents(server) : [];
   const result = { ok: false, pages: [] };

@@ -24,10 +24,11 @@ export function callProblem(kind) {
 
 // `node SCRIPT ARGS...` inside the namespace; resolves with the JSON on its
 // stdout line starting with `MARKER `, rejects with its output without one.
-export function runInNamespace(script, args, marker = 'CALL-RESULT', timeoutMs = 180000) {
+// `env` is added to the script's environment (e.g. LILT_NETNS_ADDRESSES).
+export function runInNamespace(script, args, marker = 'CALL-RESULT', timeoutMs = 180000, env = {}) {
   return new Promise((ok, fail) => {
     const child = spawn(join(here, 'netns.sh'), [process.execPath, join(here, script), ...args.map(String)],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     let err = '';
     child.stdout.on('data', (c) => { out += c; });

@@ -39,7 +39,7 @@
       this.connection = connection;
       // The last stanzas in and out, for failure reports.
       const trace = (way) => (element) => {
-        this.trace.push(`${way} ${new XMLSerializer().serializeToString(element)}`);
+        this.trace.push(`${Date.now()} ${way} ${new XMLSerializer().serializeToString(element)}`);
         if (this.trace.length > 200) this.trace.shift();
         // Disco queries and their answers (BOSH wraps stanzas in <body/>).
         const iqs = element.nodeName === 'iq' ? [element] : Array.from(element.getElementsByTagName('iq'));
@@ -145,6 +145,20 @@
           : { ssrc: report.ssrc, packetsReceived: report.packetsReceived || 0 };
       });
       return out;
+    },
+
+    // The address of the bridge this page's media goes to: the remote
+    // candidate of the JVB peer connection's selected candidate pair.
+    async bridgeAddress() {
+      const session = this.conference && this.conference.jvbJingleSession;
+      const pc = session && session.peerconnection && session.peerconnection.peerconnection;
+      if (!pc) return null;
+      const reports = new Map();
+      (await pc.getStats()).forEach((r) => reports.set(r.id, r));
+      const transport = [...reports.values()].find((r) => r.type === 'transport' && r.selectedCandidatePairId);
+      const pair = transport && reports.get(transport.selectedCandidatePairId);
+      const remote = pair && reports.get(pair.remoteCandidateId);
+      return remote ? remote.address || remote.ip || null : null;
     },
 
     // Mutes or unmutes this page's microphone.
