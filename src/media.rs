@@ -16,7 +16,15 @@
 //! `muc` (`conference.<domain>`, or `muc.<domain>` as docker-jitsi-meet
 //! names it), `brewery` (`jvbbrewery@` the internal MUC: `internal.auth.<domain>`
 //! on Debian, `internal-muc.<domain>` on docker), `jibri_brewery`
-//! (`jibribrewery@` the same MUC).
+//! (`jibribrewery@` the same MUC); with several bridges, `bridge_selection`
+//! (Jicofo's strategies: `"single"`, the default, a conference stays on one
+//! bridge; `"split"`, spread over every bridge, for tests; `"region"`, the
+//! participant's region from `<jitsi_participant_region>`, else
+//! `local_region`; `"intra_region"`; Jicofo's class names work too), `octo`
+//! (false: whether a conference may span bridges relayed to each other;
+//! each bridge needs a `relay_id`, and one conference's bridges the same
+//! version), `max_bridge_participants` (80 of one conference per bridge, 0
+//! for no limit) and `local_region`.
 //!
 //! `jitsi_videobridge` fields (those of `lilt bridge`): `jid` (default
 //! `jvb@auth.<domain>`), `brewery`, `nick`, `udp_port` (10000, as
@@ -29,7 +37,9 @@
 //! `ws_url_base` (the public base of the colibri-ws URL: default
 //! `wss://<domain>/colibri-ws`, or `ws://<http>/colibri-ws` when `http` is
 //! not on port 9090), `initial_last_n` and `last_n` (Videobridge's
-//! `initial-last-n` and `jvb-last-n`, -1 for unlimited, the default).
+//! `initial-last-n` and `jvb-last-n`, -1 for unlimited, the default),
+//! `relay_id` and `region` (published in the brewery stats: a focus with
+//! relays spreads conferences over bridges that have a relay id).
 //!
 //! `jitsi_recorder` fields (those of `lilt recorder`): `jid` (default
 //! `jibri@auth.<domain>`, in the Jibri brewery), `recorder_jid`
@@ -45,13 +55,15 @@ use xmpp_core::config::OptionError;
 use xmpp_core::{HostKind, Jid, ServerConfig, Value};
 
 /// Where the focus logs in and what it serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FocusSettings {
     pub jid: Jid,
     pub domain: String,
     pub muc: String,
     pub brewery: Jid,
     pub jibri_brewery: Option<Jid>,
+    /// Jicofo's bridge selection (strategy, octo, per-bridge limit, region).
+    pub selection: focus_component::bridges::SelectionConfig,
 }
 
 /// Where the bridge logs in and what it offers.
@@ -69,6 +81,9 @@ pub struct BridgeSettings {
     /// Videobridge's `initial-last-n` and `jvb-last-n` (-1: unlimited).
     pub initial_last_n: i64,
     pub last_n: i64,
+    /// Videobridge's `relay.relay-id` and `region`, for relays.
+    pub relay_id: Option<String>,
+    pub region: Option<String>,
 }
 
 /// Where the recorder logs in and where it writes.
@@ -85,7 +100,7 @@ pub struct RecorderSettings {
 }
 
 /// What the config asks to run in-process.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MediaSettings {
     pub focus: Option<FocusSettings>,
     pub bridge: Option<BridgeSettings>,
@@ -214,6 +229,27 @@ impl MediaOption<'_> {
         }
     }
 
+    fn boolean(&self, field: &str, default: bool) -> Result<bool, OptionError> {
+        match self.value.and_then(|v| v.get(field)) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.error(
+                field,
+                format!("must be true or false, not a {}", v.type_name()),
+            )),
+        }
+    }
+
+    fn count(&self, field: &str, default: usize) -> Result<usize, OptionError> {
+        match self.value.and_then(|v| v.get(field)) {
+            None => Ok(default),
+            Some(v) => v
+                .as_i64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| self.error(field, "must be a whole number, 0 or more".into())),
+        }
+    }
+
     fn addresses(&self, field: &str) -> Result<Option<Vec<IpAddr>>, OptionError> {
         let Some(v) = self.value.and_then(|v| v.get(field)) else {
             return Ok(None);
@@ -262,6 +298,20 @@ pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
             ),
             None => None,
         };
+        let mut selection = focus_component::bridges::SelectionConfig::default();
+        if let Some(name) = t.string("bridge_selection")? {
+            selection.strategy =
+                name.parse()
+                    .map_err(|e: focus_component::selection::UnknownStrategy| {
+                        t.error("bridge_selection", e.to_string())
+                    })?;
+        }
+        selection.octo = t.boolean("octo", selection.octo)?;
+        selection.max_participants_per_bridge = t.count(
+            "max_bridge_participants",
+            selection.max_participants_per_bridge,
+        )?;
+        selection.local_region = t.string("local_region")?;
         out.focus = Some(FocusSettings {
             jid: t.jid(
                 "jid",
@@ -274,6 +324,7 @@ pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
             jibri_brewery,
             domain,
             muc,
+            selection,
         });
     }
     if let Some(t) = table(config, "jitsi_videobridge")? {
@@ -306,6 +357,8 @@ pub fn settings(config: &ServerConfig) -> Result<MediaSettings, OptionError> {
             ws_url_base,
             initial_last_n: t.last_n("initial_last_n")?,
             last_n: t.last_n("last_n")?,
+            relay_id: t.string("relay_id")?,
+            region: t.string("region")?,
         });
     }
     if let Some(t) = table(config, "jitsi_recorder")? {
@@ -392,6 +445,7 @@ pub async fn start(
         options.muc = focus.muc.clone();
         options.brewery = focus.brewery.to_string();
         options.jibri_brewery = focus.jibri_brewery.as_ref().map(Jid::to_string);
+        options.selection = focus.selection.clone();
         options.authentication = login_domain(&server.config, &focus.domain)
             .map(|login_domain| focus_component::AuthOptions { login_domain });
         tracing::info!(jid = %link.jid, muc = %focus.muc, brewery = %focus.brewery, "conference focus started in-process");
@@ -493,6 +547,8 @@ async fn start_bridge(
     options.ws_url_base = bridge.ws_url_base.clone();
     options.allocation.initial_last_n = bridge.initial_last_n;
     options.allocation.jvb_last_n = bridge.last_n;
+    options.relay_id = bridge.relay_id.clone();
+    options.region = bridge.region.clone();
     let running = sfu_component::run::run_with_link(link, options)
         .await
         .map_err(|e| MediaStartError::Bridge(e.to_string()))?;

@@ -156,6 +156,60 @@ fn last_n_as_videobridge_has_it() {
 }
 
 #[test]
+fn several_bridges_as_jicofo_and_videobridge_configure_them() {
+    let Some(config) = load(
+        "jitsi-debian",
+        "jitsi_focus = { bridge_selection = \"split\", octo = true, max_bridge_participants = 20, local_region = \"eu\" }\n\
+         jitsi_videobridge = { relay_id = \"jvb-eu-1\", region = \"eu\" }\n",
+    ) else {
+        return;
+    };
+    let media = settings(&config).unwrap();
+    let selection = media.focus.unwrap().selection;
+    assert_eq!(
+        selection.strategy,
+        focus_component::selection::Strategy::Split
+    );
+    assert!(selection.octo);
+    assert_eq!(selection.max_participants_per_bridge, 20);
+    assert_eq!(selection.local_region.as_deref(), Some("eu"));
+    let bridge = media.bridge.unwrap();
+    assert_eq!(bridge.relay_id.as_deref(), Some("jvb-eu-1"));
+    assert_eq!(bridge.region.as_deref(), Some("eu"));
+    // Defaults: one bridge per conference, as Jicofo.
+    let Some(config) = load("jitsi-debian", "jitsi_focus = { }\n") else {
+        return;
+    };
+    let selection = settings(&config).unwrap().focus.unwrap().selection;
+    assert_eq!(
+        selection.strategy,
+        focus_component::selection::Strategy::Single
+    );
+    assert!(!selection.octo);
+    assert_eq!(selection.max_participants_per_bridge, 80);
+    for (bad, field) in [
+        (
+            "jitsi_focus = { bridge_selection = \"nearest\" }\n",
+            "jitsi_focus.bridge_selection",
+        ),
+        ("jitsi_focus = { octo = \"yes\" }\n", "jitsi_focus.octo"),
+        (
+            "jitsi_focus = { max_bridge_participants = -1 }\n",
+            "jitsi_focus.max_bridge_participants",
+        ),
+    ] {
+        let Some(config) = load("jitsi-debian", bad) else {
+            return;
+        };
+        let err = settings(&config).unwrap_err().to_string();
+        assert!(
+            err.contains(field) && err.contains("media.cfg.lua:1"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn recorder_defaults() {
     let Some(config) = load("jitsi-debian", "jitsi_recorder = { dir = \"rec\" }\n") else {
         return;

@@ -27,7 +27,7 @@ use crate::ns;
 use crate::selection::{Candidate, Selection, Strategy};
 
 /// Jicofo's `bridge.*` settings that selection uses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SelectionConfig {
     pub stress_threshold: f64,
     pub default_participant_stress: f64,
