@@ -98,6 +98,10 @@ def test_go_xmpp_client(start_server, goclient, server_kind):
             "-ca", str(server.pki.ca_file),
             "-messages", "20",
             "-upload", UPLOAD,
+            # lilt lists its channel binding (XEP-0440), so go-xmpp picks
+            # SCRAM-*-PLUS itself; Prosody 0.12 does not, and go-xmpp's
+            # guess is refused there: PLAIN over TLS.
+            "-mechanism", "" if server_kind == "lilt" else "PLAIN",
         ],
         capture_output=True,
         text=True,

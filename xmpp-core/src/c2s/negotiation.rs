@@ -27,6 +27,9 @@ use crate::transport::TransportInfo;
 use super::frame::Frame;
 use std::net::SocketAddr;
 
+/// XEP-0440: the channel-binding types a server offers for the -PLUS mechanisms.
+const NS_SASL_CB: &str = "urn:xsf:sasl-cb:0";
+
 /// Per-listener settings that shape negotiation.
 #[derive(Debug, Clone)]
 pub struct C2sSettings {
@@ -423,11 +426,23 @@ impl C2sStream {
                     .map(|a| a.sasl_mechanisms(&self.sasl_context(host)))
                     .unwrap_or_default();
                 if !mechs.is_empty() {
+                    let plus = mechs.iter().any(|m| m.ends_with("-PLUS"));
                     let mut m = Element::new("mechanisms", NS_SASL);
                     for mech in mechs {
                         m.push_child(Element::new("mechanism", NS_SASL).text(mech));
                     }
                     features.push_child(m);
+                    // XEP-0440, as Prosody 13: which channel binding the
+                    // -PLUS mechanisms use (clients such as go-xmpp guess
+                    // wrongly without it).
+                    if plus && self.tls_exporter.is_some() {
+                        features.push_child(
+                            Element::new("sasl-channel-binding", NS_SASL_CB).child(
+                                Element::new("channel-binding", NS_SASL_CB)
+                                    .attr("type", "tls-exporter"),
+                            ),
+                        );
+                    }
                 }
             }
         } else if self.bound.is_none() {
