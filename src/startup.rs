@@ -173,8 +173,8 @@ fn why_unavailable(name: &str) -> &'static str {
             "is not available: lilt's console is admin_shell (`lilt shell`, or prosodyctl shell), \
              on the admin_socket; telnet to port 5582 is not served"
         }
-        "invites" | "invites_adhoc" | "invites_register" | "admin_adhoc" | "watchregistrations"
-        | "groups" | "proxy65" | "mimicking" | "cloud_notify" | "muc_mam" => {
+        "admin_adhoc" | "watchregistrations" | "groups" | "proxy65" | "mimicking"
+        | "cloud_notify" => {
             "is a general IM module Jitsi Meet does not use, and lilt does not have it yet"
         }
         _ => "is not available in lilt",
