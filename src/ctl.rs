@@ -485,21 +485,26 @@ fn check_config(config: &ServerConfig) -> Result<Option<String>, CtlError> {
         problems.push("No hosts defined (no VirtualHost in the config)".to_string());
     }
     // Building the server catches bad option values (with file and line).
-    match crate::startup::build_server_reporting(config.clone(), Clock::System) {
-        Ok((_, unsupported)) => problems.extend(
-            unsupported
-                .requested()
-                .into_iter()
-                .map(|l| format!("lilt: {l}")),
-        ),
+    let notes = match crate::startup::build_server_reporting(config.clone(), Clock::System) {
+        Ok((_, unsupported)) => {
+            problems.extend(
+                unsupported
+                    .requested()
+                    .into_iter()
+                    .map(|l| format!("lilt: {l}")),
+            );
+            unsupported.not_needed()
+        }
         Err(e) => return Err(err(format!("Problem found in the config: {e}"))),
+    };
+    let mut message = String::from("Checking config...\n");
+    for n in &notes {
+        message.push_str(&format!("  (note) lilt: {n}\n"));
     }
     if problems.is_empty() {
-        return Ok(Some(
-            "Checking config...\nDone.\n\nAll checks passed, congratulations!".to_string(),
-        ));
+        message.push_str("Done.\n\nAll checks passed, congratulations!");
+        return Ok(Some(message));
     }
-    let mut message = String::from("Checking config...\n");
     for p in &problems {
         message.push_str(&format!("  - {p}\n"));
     }

@@ -12,9 +12,10 @@
 //! are Lua tables (`muc_forms.rs`); `module:shared` tables are a server
 //! extension (`lua_compat::host::SharedData`); a module that calls
 //! `module:set_global()` is loaded once for the server (`GlobalLuaModules`). Only
-//! `plugin_paths` is searched: Prosody's own directory
-//! (`/usr/lib/prosody/modules`) holds modules lilt implements natively or
-//! does not want (`mod_posix`, `mod_s2s`), which must not replace them.
+//! `plugin_paths` is searched, and Prosody's own directory
+//! (`/usr/lib/prosody/modules`) for the few names in [`PROSODY_LUA_MODULES`]:
+//! it holds modules lilt implements natively or does not want (`mod_posix`,
+//! `mod_s2s`), which must not replace them.
 //!
 //! A name lilt has natively is served by the Lua file instead when the
 //! global option `prefer_lua_modules` lists it ([`prefer_lua`]): with
@@ -38,18 +39,31 @@ use lua_compat::host::{
 use xmpp_core::module::{Module, ModuleContext, ModuleError, ModuleFactory, manager};
 use xmpp_core::{Element, Event, HookId, ServerConfig, Session, Value};
 
+/// Prosody's own modules lilt has no Rust version of that it runs from
+/// Prosody's module directory (`/usr/lib/prosody/modules`, where Debian's
+/// package puts them) without `plugin_paths`, as Prosody would: each is
+/// covered by `tests/python/test_lua_modules.py` against lilt and Prosody.
+/// The directory's other files are modules lilt implements natively or
+/// does not want (`mod_posix`, `mod_s2s`).
+const PROSODY_LUA_MODULES: &[&str] = &["admin_adhoc", "watchregistrations"];
+
 /// The registry's fallback for `config`: a factory for `name` when
-/// `mod_<name>.lua` is on `plugin_paths`.
+/// `mod_<name>.lua` is on `plugin_paths`, or is one of
+/// [`PROSODY_LUA_MODULES`] in Prosody's module directory.
 pub fn fallback(config: &ServerConfig) -> Option<xmpp_core::module::registry::Fallback> {
-    let mut search = ModuleSearch::from_config(config, &config.base_dir());
-    search.builtin.clear();
-    if search.plugin_paths.is_empty() {
-        return None;
-    }
-    let search = Arc::new(search);
+    let with_builtin = ModuleSearch::from_config(config, &config.base_dir());
+    let mut plugin_paths = with_builtin.clone();
+    plugin_paths.builtin.clear();
+    let (with_builtin, plugin_paths) = (Arc::new(with_builtin), Arc::new(plugin_paths));
     Some(Arc::new(move |name: &str| -> Option<ModuleFactory> {
-        search.find_module(name)?;
-        let (search, name) = (search.clone(), name.to_string());
+        let search = if plugin_paths.find_module(name).is_some() {
+            plugin_paths.clone()
+        } else if PROSODY_LUA_MODULES.contains(&name) && with_builtin.find_module(name).is_some() {
+            with_builtin.clone()
+        } else {
+            return None;
+        };
+        let name = name.to_string();
         Some(Arc::new(move || {
             Box::new(LuaAdapter {
                 name: name.clone(),

@@ -144,20 +144,45 @@ impl Unsupported {
         out
     }
     /// What the config itself asks for and lilt lacks: everything but the
-    /// modules Prosody loads on its own (`s2s`, ...), which every config gets.
+    /// modules Prosody loads on its own (`s2s`, ...), which every config
+    /// gets, and those lilt deliberately does without ([`Self::not_needed`]).
     pub fn requested(&self) -> Vec<String> {
-        let explicit = Unsupported {
+        self.only(
+            |m| {
+                !lua_compat::modulemanager::AUTOLOAD_MODULES.contains(&m)
+                    && !NOT_NEEDED.contains(&m)
+            },
+            true,
+        )
+    }
+
+    /// Modules the config asks for that lilt deliberately does without
+    /// (`posix`: lilt leaves daemonising to the service manager): named by
+    /// `check config`, but not problems of the config.
+    pub fn not_needed(&self) -> Vec<String> {
+        self.only(|m| NOT_NEEDED.contains(&m), false)
+    }
+
+    fn only(&self, keep: impl Fn(&str) -> bool, with_auth: bool) -> Vec<String> {
+        Unsupported {
             modules: self
                 .modules
                 .iter()
-                .filter(|(m, _)| !lua_compat::modulemanager::AUTOLOAD_MODULES.contains(&m.as_str()))
+                .filter(|(m, _)| keep(m))
                 .cloned()
                 .collect(),
-            auth: self.auth.clone(),
-        };
-        explicit.lines()
+            auth: if with_auth {
+                self.auth.clone()
+            } else {
+                Vec::new()
+            },
+        }
+        .lines()
     }
 }
+
+/// Modules of Prosody's configs that lilt deliberately does without.
+const NOT_NEEDED: &[&str] = &["posix"];
 
 /// Why lilt does not load a module, for the start-up warning and `check
 /// config`: what is not needed in lilt, what is out of its scope so far
@@ -173,8 +198,11 @@ fn why_unavailable(name: &str) -> &'static str {
             "is not available: lilt's console is admin_shell (`lilt shell`, or prosodyctl shell), \
              on the admin_socket; telnet to port 5582 is not served"
         }
-        "admin_adhoc" | "watchregistrations" | "groups" | "proxy65" | "mimicking"
-        | "cloud_notify" => {
+        "admin_adhoc" | "watchregistrations" => {
+            "is run from Prosody's own module file (mod_<name>.lua in /usr/lib/prosody/modules \
+             or on plugin_paths), and none was found"
+        }
+        "groups" | "proxy65" | "mimicking" | "cloud_notify" => {
             "is a general IM module Jitsi Meet does not use, and lilt does not have it yet"
         }
         _ => "is not available in lilt",

@@ -353,9 +353,6 @@ fn module_names(cfg: &ServerConfig, enabled: &[&str], out: &mut Vec<String>) {
     if has("pep") && has("pep_simple") {
         out.push("Both mod_pep_simple and mod_pep are enabled but they conflict with each other. Remove one.".into());
     }
-    if has("posix") {
-        out.push("mod_posix is loaded in your configuration file, but it has been deprecated. You can safely remove it.".into());
-    }
 }
 
 fn other_checks(cfg: &ServerConfig, enabled: &[&str], out: &mut Vec<String>) {
