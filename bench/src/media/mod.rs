@@ -22,6 +22,8 @@ mod lilt_xmpp;
 mod payload;
 mod peer;
 mod pump;
+mod relay;
+mod relay_focus;
 mod report;
 mod simulcast;
 mod tally;
@@ -448,6 +450,9 @@ fn other_load(before: (u64, u64), after: (u64, u64), server_cpu_secs: f64) -> f6
 pub fn run(args: &Args) -> Result<(), MediaError> {
     if std::env::var_os(NETNS_ENV).is_none() {
         return reexec_in_netns();
+    }
+    if args.media_servers.iter().any(|s| s.trim() == relay::LABEL) {
+        return relay::run(args);
     }
     let p = MediaParams::from_args(args)?;
     if p.levels.is_empty() || p.servers.is_empty() {
