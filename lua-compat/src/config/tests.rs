@@ -412,10 +412,9 @@ fn check_reports_misplaced_and_deprecated_options() {
         "{warnings:#?}"
     );
     assert!(has("Change 'mod_disco' to 'disco'"), "{warnings:#?}");
-    assert!(
-        has("mod_posix is loaded in your configuration file"),
-        "{warnings:#?}"
-    );
+    // Prosody 0.12's check says nothing of posix (Debian's stock config
+    // enables it and passes); lilt names it as a note of its own.
+    assert!(!has("posix"), "{warnings:#?}");
     assert!(
         has("unreferenced components: lonely.other.example"),
         "{warnings:#?}"
