@@ -158,12 +158,13 @@ def fixture_hosts(files: list[Path]) -> tuple[list[str], list[str]]:
     return hosts, with_ssl
 
 
-def prepare_fixture(name: str) -> tuple[Path, Path]:
-    """Copy the fixture into a fresh directory and write a prosody.cfg.lua there that
-    Includes it unchanged, then overrides paths (data, pid, logs, certificates, each
-    host's `ssl`) and listens on loopback only. Returns (directory, main fixture file)."""
+def prepare_fixture(name: str, source: Path | None = None) -> tuple[Path, Path]:
+    """Copy the fixture (`source`, by default ../shared/fixtures/NAME) into a fresh
+    directory and write a prosody.cfg.lua there that Includes it unchanged, then
+    overrides paths (data, pid, logs, certificates, each host's `ssl`) and listens on
+    loopback only. Returns (directory, main fixture file)."""
     directory = make_workdir("lilt-fixture-")
-    source = paths.FIXTURES / name
+    source = source or paths.FIXTURES / name
     if source.is_dir():
         shutil.copytree(source, directory / name)
         main = directory / name / "prosody.cfg.lua"
@@ -220,6 +221,26 @@ def test_fixture_config_accepted_by_both(pki, fixture):
             f"prosodyctl rejects {fixture}:\n{show(prosody)}"
         )
         assert lilt.returncode in ACCEPTED, f"lilt rejects {fixture}:\n{show(lilt)}"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+DEBIAN_STOCK = Path("/etc/prosody")
+
+
+@pytest.mark.skipif(
+    not (DEBIAN_STOCK / "prosody.cfg.lua").is_file(), reason="Debian's prosody package is not installed"
+)
+def test_debian_stock_config_passes_both_checks(pki):
+    """Debian's stock prosody.cfg.lua (with its conf.d) passes both `check config`s
+    (exit 0); lilt names `posix`, which it does without, as a note."""
+    directory, _ = prepare_fixture("debian-stock", DEBIAN_STOCK)
+    try:
+        lilt, prosody = both_check(directory, pki)
+        assert prosody.returncode == 0, show(prosody)
+        assert lilt.returncode == 0, show(lilt)
+        assert "(note) lilt: module \"posix\" is not needed" in lilt.stdout, show(lilt)
+        assert "All checks passed" in lilt.stdout, show(lilt)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
