@@ -40,6 +40,7 @@ use xmpp_core::storage::{
 };
 use xmpp_core::value::{Table, Value};
 
+use super::dat_cache::DatCache;
 use super::file_locks::{FileGuard, FileLocks};
 use super::flusher::SyncMode;
 use super::internal_archive::InternalArchive;
@@ -55,6 +56,8 @@ pub(super) struct Inner {
     /// One lock per file: writers take it exclusively, readers of
     /// appended files shared.
     pub locks: FileLocks,
+    /// Parsed `.dat` files, while unchanged on disk.
+    pub dat_cache: DatCache,
     /// Items per `.list` file, to check quotas without reading the file.
     pub item_counts: Mutex<HashMap<PathBuf, usize>>,
     umask: u32,
@@ -191,6 +194,7 @@ impl InternalDriver {
                 dir: DataDir::new(root, umask, sync),
                 limits,
                 locks: FileLocks::default(),
+                dat_cache: DatCache::default(),
                 item_counts: Mutex::new(HashMap::new()),
                 umask,
                 default_item_limit,
@@ -268,6 +272,7 @@ impl StorageDriver for InternalDriver {
             for ext in ["dat", "list"] {
                 let path = dir.join(format!("{file_base}.{ext}"));
                 let _guard = self.inner.write_guard(&path);
+                self.inner.dat_cache.forget(&path);
                 if let Err(e) = paths::remove_if_exists(&path) {
                     tracing::warn!("purging {user}@{host}: {e}");
                     first_error.get_or_insert(e);
@@ -303,8 +308,14 @@ impl InternalKeyval {
         self.inner.dir.file(&self.host, &self.store, user, "dat")
     }
 
-    fn load(&self, path: &Path) -> StorageResult<Option<DatValue>> {
-        datfile::read_dat_file(path, &self.inner.limits).map_err(dat_error)
+    fn load(&self, path: &Path) -> StorageResult<Option<Arc<DatValue>>> {
+        self.inner.dat_cache.read(path, &self.inner.limits)
+    }
+
+    /// Removes the file (the file's write lock held).
+    fn remove_at(&self, path: &Path) -> StorageResult<()> {
+        self.inner.dat_cache.forget(path);
+        paths::remove_if_exists(path)
     }
 
     fn get_at(&self, path: &Path) -> StorageResult<Option<Value>> {
@@ -317,8 +328,8 @@ impl InternalKeyval {
     /// Writes (the file's write lock held). Nil or an empty table removes the file.
     fn store_at(&self, path: &Path, value: Option<&Value>) -> StorageResult<()> {
         let value = match value {
-            None => return paths::remove_if_exists(path),
-            Some(Value::Table(t)) if t.is_empty() => return paths::remove_if_exists(path),
+            None => return self.remove_at(path),
+            Some(Value::Table(t)) if t.is_empty() => return self.remove_at(path),
             Some(v) => v,
         };
         // The file's current shape, so rewriting keeps key order and types.
@@ -329,7 +340,7 @@ impl InternalKeyval {
                 None
             }
         };
-        self.write_at(path, value, template.as_ref())
+        self.write_at(path, value, template.as_deref())
     }
 
     /// Writes `value` (not empty) shaped after `template`, the file as it
@@ -342,7 +353,12 @@ impl InternalKeyval {
     ) -> StorageResult<()> {
         let data = DatValue::from_value(value, template);
         let bytes = datfile::dat_bytes(&data, &path.display().to_string()).map_err(dat_error)?;
-        self.inner.dir.write_atomic(path, &bytes)
+        self.inner.dat_cache.forget(path);
+        let id = self.inner.dir.write_atomic(path, &bytes)?;
+        self.inner
+            .dat_cache
+            .wrote(path, id, &bytes, &self.inner.limits);
+        Ok(())
     }
 }
 
@@ -376,6 +392,7 @@ impl KeyValueStore for InternalKeyval {
         let _guard = self.inner.write_guard(&path);
         let data = DatValue::from_value(&value, None);
         let bytes = datfile::dat_bytes(&data, &path.display().to_string()).map_err(dat_error)?;
+        self.inner.dat_cache.forget(&path);
         self.inner.dir.create_exclusive(&path, &bytes)
     }
 }
@@ -400,7 +417,7 @@ impl MapStore for InternalMap {
         let _guard = self.kv.inner.write_guard(&path);
         // Read once: the table to change and the shape to keep.
         let current = self.kv.load(&path)?;
-        let mut table = match current.as_ref().map(|d| to_value(d, &path)).transpose()? {
+        let mut table = match current.as_deref().map(|d| to_value(d, &path)).transpose()? {
             None => Table::new(),
             Some(Value::Table(t)) => t,
             Some(other) => return Err(not_a_table(&path, &other)),
@@ -412,10 +429,10 @@ impl MapStore for InternalMap {
             }
         }
         if table.is_empty() {
-            return paths::remove_if_exists(&path);
+            return self.kv.remove_at(&path);
         }
         self.kv
-            .write_at(&path, &Value::Table(table), current.as_ref())
+            .write_at(&path, &Value::Table(table), current.as_deref())
     }
 }
 

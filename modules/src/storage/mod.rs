@@ -18,6 +18,7 @@ use rand::RngCore;
 use xmpp_core::Server;
 use xmpp_core::storage::StorageError;
 
+mod dat_cache;
 mod file_locks;
 pub mod flusher;
 pub mod internal;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use xmpp_core::storage::StorageError;
 
+use super::dat_cache::FileId;
 use super::flusher::{self, Flusher, SyncMode};
 
 /// Prosody's default `umask` option ("027"): directories 0750, files 0640.
@@ -126,7 +127,7 @@ impl DataDir {
     }
 
     /// Writes `bytes` to a new file at `path`, synced if the mode says so.
-    fn write_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fn write_new(&self, path: &Path, bytes: &[u8]) -> io::Result<FileId> {
         let mut f = self
             .open_options()
             .write(true)
@@ -136,7 +137,7 @@ impl DataDir {
         if self.flusher.inline() {
             f.sync_all()?;
         }
-        Ok(())
+        Ok(FileId::of(&f.metadata()?))
     }
 
     /// After a new entry in `dir` for `path` (created or renamed): synced now
@@ -192,7 +193,7 @@ impl DataDir {
     /// Replaces `path` with `bytes`: written to a scratch file of this
     /// writer's own (`path~PID-N-RANDOM`), renamed over `path` (readers see
     /// the old file or the new, never part of one); file and directory
-    /// synced as the [`SyncMode`] says.
+    /// synced as the [`SyncMode`] says. Returns the new file's identity.
     ///
     /// Prosody writes to `path~`; one fixed scratch name let one writer
     /// remove another's scratch file and rename it into place (issue 21:
@@ -201,16 +202,22 @@ impl DataDir {
     /// scratch file per writer, each write is whole and the last rename
     /// wins. The name ends in neither `.dat` nor `.list`, so no listing
     /// takes a leftover for data.
-    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<FileId, StorageError> {
         let dir = parent(path);
         self.ensure_dir(dir)?;
         let scratch = scratch_name(path);
-        let written = self.write_new(&scratch, bytes);
-        if let Err(e) = written.and_then(|()| fs::rename(&scratch, path)) {
-            let _ = fs::remove_file(&scratch);
-            return Err(io_error(path, e));
-        }
-        self.entry_written(path, dir)
+        let written = self
+            .write_new(&scratch, bytes)
+            .and_then(|id| fs::rename(&scratch, path).map(|()| id));
+        let id = match written {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = fs::remove_file(&scratch);
+                return Err(io_error(path, e));
+            }
+        };
+        self.entry_written(path, dir)?;
+        Ok(id)
     }
 
     /// Creates `path` with `bytes` unless it exists (`false` then): written
@@ -222,7 +229,7 @@ impl DataDir {
         self.ensure_dir(dir)?;
         let scratch = scratch_name(path);
         let written = self.write_new(&scratch, bytes);
-        let linked = written.and_then(|()| match fs::hard_link(&scratch, path) {
+        let linked = written.and_then(|_| match fs::hard_link(&scratch, path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e),
