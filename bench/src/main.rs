@@ -22,10 +22,15 @@
 //! `bench mam [--servers lilt,prosody,ejabberd] ...` measures archive
 //! appends and MAM query latency while 1:1 chat flows, with MAM enabled in
 //! all three servers (issue 17); see `scenarios/mam.rs`.
+//!
+//! `bench s2s [--servers lilt,prosody,ejabberd] ...` measures federation
+//! throughput, two servers of each software over s2s in a private network
+//! namespace (issue 19); see `scenarios/s2s.rs`.
 
 mod accounts;
 mod client;
 mod driver;
+mod federation;
 mod media;
 mod procfs;
 mod recorder;
@@ -234,6 +239,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench mam: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if argv.get(1).map(String::as_str) == Some("s2s") {
+        return match scenarios::s2s::main(argv.split_off(2)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench s2s: {e}");
                 ExitCode::FAILURE
             }
         };

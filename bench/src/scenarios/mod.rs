@@ -8,6 +8,7 @@ pub mod lua_filter;
 pub mod mam;
 pub mod muc_fanout;
 pub mod one_to_one;
+pub mod s2s;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
