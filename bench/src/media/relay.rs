@@ -338,6 +338,17 @@ fn relayed_share(level: Level) -> f64 {
     }
 }
 
+/// The relay's extra CPU (µs) per packet that crossed it: the extra CPU
+/// of the relayed run over the packets the senders sent in its window
+/// (delivered packets over the fan-out of each stream).
+fn per_crossing(level: Level, single: &Figures, relay: &Figures) -> f64 {
+    let fan = level.endpoints().saturating_sub(1) as f64;
+    if fan <= 0.0 {
+        return f64::NAN;
+    }
+    (relay.total_us() - single.total_us()) * fan
+}
+
 fn document(args: &Args, p: &Params, rows: &[Row], load: &str) -> String {
     let mut d = String::new();
     let _ = writeln!(
@@ -357,9 +368,14 @@ fn document(args: &Args, p: &Params, rows: &[Row], load: &str) -> String {
     });
     let _ = writeln!(
         d,
-        "- lilt: release build of `bench` at {commit}; each bridge is `bench --media-bridge-host` \
+        "- lilt: {} build of `bench` at {commit}; each bridge is `bench --media-bridge-host` \
          (lilt's sans-IO `Bridge` in the bench's thin loop, Colibri2 over a pipe: the `lilt-core` \
-         server of the media table), a fresh process per setup and level"
+         server of the media table), a fresh process per setup and level",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     let _ = writeln!(
         d,
@@ -443,21 +459,23 @@ fn document(args: &Args, p: &Params, rows: &[Row], load: &str) -> String {
     }
     d.push_str(
         "\n### The relay's cost\n\nPer delivered packet: (CPU of A + CPU of B) / delivered − CPU of the \
-         single bridge / delivered; latency added: relay run minus single run (all delivered packets, \
+         single bridge / delivered; per packet crossing the relay: the same extra CPU over the packets \
+         that crossed it (each sender packet crosses once; B copies it to its receivers); latency added: relay run minus single run (all delivered packets, \
          of which the relayed share crossed the relay).\n\n\
-         | level | single µs/pkt | A+B µs/pkt | relay cost µs/pkt | A+B / single | p50 added (ms) | p99 added (ms) | loss single / relay % |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+         | level | single µs/pkt | A+B µs/pkt | relay cost µs/pkt | A+B / single | relay cost µs per packet crossing | p50 added (ms) | p99 added (ms) | loss single / relay % |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
         if let (Ok(s), Ok(r)) = (&row.single, &row.relay) {
             let _ = writeln!(
                 d,
-                "| {} | {} | {} | {} | {:.2}× | {} | {} | {:.2} / {:.2} |",
+                "| {} | {} | {} | {} | {:.2}× | {} | {} | {} | {:.2} / {:.2} |",
                 row.level.label(),
                 num(s.total_us()),
                 num(r.total_us()),
                 num(r.total_us() - s.total_us()),
                 r.total_us() / s.total_us(),
+                num(per_crossing(row.level, s, r)),
                 num(r.p50_ms - s.p50_ms),
                 num(r.p99_ms - s.p99_ms),
                 100.0 * s.loss,

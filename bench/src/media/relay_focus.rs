@@ -27,6 +27,48 @@ use super::pump::Pump;
 /// Each bridge's `relay_id` (what the other side's `<relay id>` names).
 pub const RELAY_IDS: [&str; 2] = ["bench-jvb-a", "bench-jvb-b"];
 
+/// Where the focus's Colibri2 requests go: a bridge host process, or (in
+/// the tests) a `Bridge` in this process.
+pub trait Colibri2 {
+    /// One `conference-modify` of `body` (the conference named and
+    /// created with `create`); the `<conference-modified>` of its result.
+    fn modify(&mut self, meeting: &str, create: bool, body: &str) -> Result<Element, MediaError>;
+}
+
+/// The `<iq>` of one `conference-modify`.
+fn modify_iq(id: &str, meeting: &str, create: bool, body: &str) -> String {
+    let create = if create {
+        " name='bench@conference.localhost' create='true'"
+    } else {
+        ""
+    };
+    format!(
+        "<iq xmlns='jabber:client' type='set' id='{id}' from='focus@auth.localhost/focus' \
+         to='jvb@auth.localhost/bench'><conference-modify xmlns='{c2}' meeting-id='{meeting}'{create}>\
+         {body}</conference-modify></iq>",
+        c2 = ns::COLIBRI2
+    )
+}
+
+/// The `<conference-modified>` of `answer` if it is the result of `id`;
+/// `None` for another stanza.
+fn modified_of(answer: &Element, id: &str) -> Option<Result<Element, MediaError>> {
+    if answer.name() != "iq" || answer.id() != Some(id) {
+        return None;
+    }
+    if answer.type_() != Some("result") {
+        return Some(Err(MediaError::Protocol(format!(
+            "bridge refused: {answer:?}"
+        ))));
+    }
+    Some(
+        answer
+            .get_child("conference-modified", ns::COLIBRI2)
+            .cloned()
+            .ok_or_else(|| MediaError::Protocol("no conference-modified".into())),
+    )
+}
+
 /// One `bench --media-bridge-host` process.
 pub struct Host {
     child: Child,
@@ -90,51 +132,6 @@ impl Host {
         Ok(line.trim().to_string())
     }
 
-    /// One `conference-modify` of `body`; the `<conference-modified>` of
-    /// its result (other stanzas the bridge writes meanwhile are skipped).
-    pub fn modify(
-        &mut self,
-        meeting: &str,
-        create: bool,
-        body: &str,
-    ) -> Result<Element, MediaError> {
-        self.next_id += 1;
-        let id = format!("relay-c2-{}", self.next_id);
-        let create = if create {
-            " name='bench@conference.localhost' create='true'"
-        } else {
-            ""
-        };
-        let iq = format!(
-            "<iq xmlns='jabber:client' type='set' id='{id}' from='focus@auth.localhost/focus' \
-             to='jvb@auth.localhost/bench'><conference-modify xmlns='{c2}' meeting-id='{meeting}'{create}>\
-             {body}</conference-modify></iq>",
-            c2 = ns::COLIBRI2
-        );
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| MediaError::Protocol("bridge host stopped".into()))?;
-        writeln!(stdin, "{iq}").map_err(MediaError::io("writing to a bridge host"))?;
-        for _ in 0..1000 {
-            let line = self.read_line()?;
-            let Ok(el) = xmpp_core::stream::parse_element(&line) else {
-                continue;
-            };
-            if el.name() != "iq" || el.id() != Some(id.as_str()) {
-                continue;
-            }
-            if el.type_() != Some("result") {
-                return Err(MediaError::Protocol(format!("bridge refused: {line}")));
-            }
-            return el
-                .get_child("conference-modified", ns::COLIBRI2)
-                .cloned()
-                .ok_or_else(|| MediaError::Protocol(format!("no conference-modified: {line}")));
-        }
-        Err(MediaError::Protocol(format!("no answer to {id}")))
-    }
-
     /// Closes its stdin (the host returns), killing it if it lingers.
     pub fn stop(mut self) {
         drop(self.stdin.take());
@@ -147,6 +144,29 @@ impl Host {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Colibri2 for Host {
+    fn modify(&mut self, meeting: &str, create: bool, body: &str) -> Result<Element, MediaError> {
+        self.next_id += 1;
+        let id = format!("relay-c2-{}", self.next_id);
+        let iq = modify_iq(&id, meeting, create, body);
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| MediaError::Protocol("bridge host stopped".into()))?;
+        writeln!(stdin, "{iq}").map_err(MediaError::io("writing to a bridge host"))?;
+        for _ in 0..1000 {
+            let line = self.read_line()?;
+            let Ok(el) = xmpp_core::stream::parse_element(&line) else {
+                continue;
+            };
+            if let Some(answer) = modified_of(&el, &id) {
+                return answer;
+            }
+        }
+        Err(MediaError::Protocol(format!("no answer to {id}")))
     }
 }
 
@@ -182,13 +202,19 @@ impl Conference {
         }
     }
 
+    /// The `meeting-id` of the conference on every bridge.
+    #[cfg(test)]
+    pub fn meeting(&self) -> &str {
+        &self.meeting
+    }
+
     /// Allocates endpoint `name` on bridge `b` (`host`), a str0m client
     /// for it in `pump`; `sender`: its index among the senders (one Opus
     /// and one VP8 stream with RTX), `None` for a receive-only endpoint.
     pub fn join(
         &mut self,
         b: usize,
-        host: &mut Host,
+        host: &mut impl Colibri2,
         pump: &mut Pump,
         name: &str,
         sender: Option<usize>,
@@ -265,7 +291,7 @@ impl Conference {
     }
 
     /// Relays bridge 0 (`hosts[0]`) and bridge 1 as Jicofo does.
-    pub fn relay(&mut self, hosts: &mut [Host]) -> Result<(), MediaError> {
+    pub fn relay(&mut self, hosts: &mut [impl Colibri2]) -> Result<(), MediaError> {
         if hosts.len() != 2 {
             return Err(MediaError::Usage("a relay needs two bridges".into()));
         }
@@ -433,4 +459,106 @@ fn configure_client(p: &mut Peer, remote: &IceTransport) -> Result<(), MediaErro
     api.declare_media(Mid::from("a"), MediaKind::Audio);
     api.declare_media(Mid::from("v"), MediaKind::Video);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::payload::VideoShape;
+    use sfu_component::bridge::{Bridge, BridgeConfig, Output};
+    use sfu_component::media::MediaConfig;
+
+    /// lilt's sans-IO bridge in this process, answering the focus.
+    struct InProcess {
+        bridge: Bridge,
+        next_id: u64,
+    }
+
+    impl InProcess {
+        fn new(port: u16) -> InProcess {
+            let media = MediaConfig {
+                candidate_addresses: vec![([127, 0, 0, 1], port).into()],
+                endpoint_timeout: Duration::from_secs(60),
+            };
+            let mut bridge = Bridge::new(BridgeConfig::new(
+                "bench",
+                "ws://127.0.0.1:9/colibri-ws",
+                media,
+            ));
+            bridge.start(Instant::now());
+            InProcess { bridge, next_id: 0 }
+        }
+    }
+
+    impl Colibri2 for InProcess {
+        fn modify(
+            &mut self,
+            meeting: &str,
+            create: bool,
+            body: &str,
+        ) -> Result<Element, MediaError> {
+            self.next_id += 1;
+            let id = format!("t{}", self.next_id);
+            let iq = xmpp_core::stream::parse_element(&modify_iq(&id, meeting, create, body))
+                .map_err(|e| MediaError::Protocol(e.to_string()))?;
+            self.bridge.handle_stanza(Instant::now(), iq);
+            while let Some(out) = self.bridge.poll_output() {
+                if let Output::Stanza(s) = out
+                    && let Some(answer) = modified_of(&s, &id)
+                {
+                    return answer;
+                }
+            }
+            Err(MediaError::Protocol("no answer".into()))
+        }
+    }
+
+    #[test]
+    fn the_focus_relays_two_lilt_bridges_as_jicofo_does() {
+        let mut hosts = [InProcess::new(10990), InProcess::new(10991)];
+        let mut pump = Pump::new(VideoShape::new(1000, 30, 1100));
+        let mut c = Conference::new();
+        let [a, b] = &mut hosts;
+        c.join(0, a, &mut pump, "s0", Some(0)).unwrap();
+        c.join(0, a, &mut pump, "s1", Some(1)).unwrap();
+        c.join(1, b, &mut pump, "r0", None).unwrap();
+        c.join(1, b, &mut pump, "r1", None).unwrap();
+        c.relay(&mut hosts).unwrap();
+        let ids: Vec<String> = hosts
+            .iter()
+            .map(|h| h.bridge.conference_id(c.meeting()).unwrap().to_string())
+            .collect();
+        // Each bridge knows the other's endpoints as relayed ones.
+        assert_eq!(hosts[1].bridge.relayed_endpoints(&ids[1]), ["s0", "s1"]);
+        assert_eq!(hosts[0].bridge.relayed_endpoints(&ids[0]), ["r0", "r1"]);
+        // Only A, the initiator, was given the peer's relay web-socket.
+        let connects = hosts[0].bridge.take_relay_connects();
+        assert_eq!(connects.len(), 1);
+        assert_eq!(connects[0].1, RELAY_IDS[1]);
+        assert!(connects[0].2.contains("/colibri-relay-ws/"));
+        assert!(hosts[1].bridge.take_relay_connects().is_empty());
+        // A second create of the same relay is refused, as Videobridge does.
+        let again = format!(
+            "<relay id='{}' create='true'><transport ice-controlling='true'/></relay>",
+            RELAY_IDS[1]
+        );
+        assert!(hosts[0].modify(c.meeting(), false, &again).is_err());
+        // Every endpoint gets every sender's two streams but its own.
+        let fan_out = c.expect_all(&mut pump);
+        assert_eq!(fan_out.len(), 4);
+        assert!(fan_out.values().all(|&n| n == 3));
+    }
+
+    #[test]
+    fn relay_creates_carry_the_peer_endpoints_and_sources() {
+        let m = Member {
+            endpoint: "s0".into(),
+            sources: vec![(Kind::Audio, 10, None), (Kind::Video, 11, Some(12))],
+        };
+        let xml = format!("<x xmlns='{}'>{}</x>", ns::COLIBRI2, sources_xml(&m));
+        let el = xmpp_core::stream::parse_element(&xml).unwrap();
+        let kinds: Vec<_> = el.children().filter_map(|c| c.get_attr("type")).collect();
+        assert_eq!(kinds, ["audio", "video"]);
+        assert!(xml.contains("semantics='FID'><source ssrc='11'/><source ssrc='12'/>"));
+    }
 }
