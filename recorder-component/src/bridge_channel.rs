@@ -8,7 +8,6 @@
 //! (or any certificate with `--insecure-tls`, for self-signed deployments).
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::Sender;
 use tokio_tungstenite::WebSocketStream;
@@ -38,16 +37,9 @@ pub async fn bridge_channel(
     session_id: String,
     tx: Sender<MediaInput>,
 ) {
-    let result = if url.starts_with("wss://") {
-        match connect_tls(&url, insecure_tls).await {
-            Ok(ws) => read(ws, &session_id, &tx).await,
-            Err(e) => Err(e),
-        }
-    } else {
-        match tokio_tungstenite::connect_async(url.as_str()).await {
-            Ok((ws, _)) => read(ws, &session_id, &tx).await,
-            Err(e) => Err(e.to_string()),
-        }
+    let result = match xmpp_core::client::websocket::connect(&url, insecure_tls).await {
+        Ok(ws) => read(ws, &session_id, &tx).await,
+        Err(e) => Err(e),
     };
     if let Err(e) = result {
         tracing::warn!(%url, %e, "bridge channel");
@@ -81,49 +73,6 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn connect_tls(
-    url: &str,
-    insecure: bool,
-) -> Result<WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>, String> {
-    let (host, port) = host_port(url).ok_or_else(|| format!("bad URL {url}"))?;
-    let host = host.as_str();
-    let tcp = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("{host}:{port}: {e}"))?;
-    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
-    let connector =
-        tokio_rustls::TlsConnector::from(xmpp_core::client::tls::client_config(insecure, None)?);
-    let tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS with {host}: {e}"))?;
-    let (ws, _) = tokio_tungstenite::client_async(url, tls)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(ws)
-}
-
-/// The host and port of a `wss://` URL (443 when none is given).
-fn host_port(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("wss://")?;
-    let authority = rest.split(['/', '?']).next()?;
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let (host, after) = v6.split_once(']')?;
-            (host, after.strip_prefix(':'))
-        }
-        None => match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        },
-    };
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None => 443,
-    };
-    (!host.is_empty()).then(|| (host.to_string(), port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,23 +91,6 @@ mod tests {
             None
         );
         assert_eq!(dominant_speaker("not json"), None);
-    }
-
-    #[test]
-    fn wss_addresses() {
-        let hp = host_port;
-        assert_eq!(
-            hp("wss://meet.example.com/colibri-ws/jvb1/c/e?pwd=x"),
-            Some(("meet.example.com".into(), 443))
-        );
-        assert_eq!(
-            hp("wss://127.0.0.1:8443/colibri-ws/a"),
-            Some(("127.0.0.1".into(), 8443))
-        );
-        assert_eq!(hp("wss://[::1]:9443/x"), Some(("::1".into(), 9443)));
-        assert_eq!(hp("wss://[::1]/x"), Some(("::1".into(), 443)));
-        assert_eq!(hp("wss://host:port/x"), None);
-        assert_eq!(hp("ws://host/x"), None);
     }
 
     #[test]

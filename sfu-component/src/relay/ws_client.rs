@@ -5,7 +5,6 @@
 //! colibri-ws is served (`http.rs`), under the relay's channel key.
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
@@ -25,16 +24,9 @@ pub async fn run_relay_channel(
     conference: String,
     relay: String,
 ) {
-    let result = if url.starts_with("wss://") {
-        match connect_tls(&url, insecure_tls).await {
-            Ok(ws) => serve(ws, &commands, &conference, &relay).await,
-            Err(e) => Err(e),
-        }
-    } else {
-        match tokio_tungstenite::connect_async(url.as_str()).await {
-            Ok((ws, _)) => serve(ws, &commands, &conference, &relay).await,
-            Err(e) => Err(e.to_string()),
-        }
+    let result = match xmpp_core::client::websocket::connect(&url, insecure_tls).await {
+        Ok(ws) => serve(ws, &commands, &conference, &relay).await,
+        Err(e) => Err(e),
     };
     if let Err(e) = result {
         tracing::warn!(%conference, %relay, %url, error = %e, "relay bridge channel");
@@ -110,64 +102,4 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     };
     send(commands, close).await;
     Ok(())
-}
-
-async fn connect_tls(
-    url: &str,
-    insecure: bool,
-) -> Result<WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>, String> {
-    let (host, port) = host_port(url).ok_or_else(|| format!("bad URL {url}"))?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("{host}:{port}: {e}"))?;
-    let name = ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
-    let connector =
-        tokio_rustls::TlsConnector::from(xmpp_core::client::tls::client_config(insecure, None)?);
-    let tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS with {host}: {e}"))?;
-    let (ws, _) = tokio_tungstenite::client_async(url, tls)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(ws)
-}
-
-/// The host and port of a `wss://` URL (443 when none is given).
-fn host_port(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("wss://")?;
-    let authority = rest.split(['/', '?']).next()?;
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let (host, after) = v6.split_once(']')?;
-            (host, after.strip_prefix(':'))
-        }
-        None => match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        },
-    };
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None => 443,
-    };
-    (!host.is_empty()).then(|| (host.to_string(), port))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_port;
-
-    #[test]
-    fn wss_host_and_port() {
-        assert_eq!(
-            host_port("wss://meet.example.com/colibri-relay-ws/a/b/c?pwd=x"),
-            Some(("meet.example.com".into(), 443))
-        );
-        assert_eq!(
-            host_port("wss://[::1]:8443/colibri-relay-ws/a/b/c"),
-            Some(("::1".into(), 8443))
-        );
-        assert_eq!(host_port("ws://h/x"), None);
-    }
 }

@@ -13,7 +13,8 @@
 //! Parts: `negotiate.rs` (the sans-IO client negotiation: STARTTLS, SASL,
 //! binding), `scram.rs` (SCRAM-SHA-1, client side), `tls.rs` (the TLS
 //! client configuration), `connect.rs` (the socket and the link's task),
-//! `local.rs` (the in-process session).
+//! `local.rs` (the in-process session), `websocket.rs` (the components'
+//! WebSocket connections to each other, with the same TLS).
 //!
 //! Queues: stanzas for the component wait in a bounded channel
 //! ([`connect::INCOMING_QUEUE`] stanzas); while it is full, a connected
@@ -26,6 +27,7 @@ mod local;
 pub mod negotiate;
 pub mod scram;
 pub mod tls;
+pub mod websocket;
 
 pub use connect::connect;
 pub use local::local;
