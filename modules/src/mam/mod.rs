@@ -75,24 +75,30 @@ pub fn parse_expiry(s: &str) -> Option<Option<f64>> {
     Some(Some(n * m))
 }
 
-fn options(host: &Host) -> Result<Options, ModuleError> {
-    let expires = match host.option("archive_expires_after") {
-        None => Some(7.0 * 86400.0),
+/// An expiry option of `host` (`archive_expires_after`,
+/// `muc_log_expires_after`): seconds, `None` for "never"; a week when unset,
+/// as Prosody.
+pub fn expiry_option(
+    host: &Host,
+    option: &str,
+) -> Result<Option<f64>, xmpp_core::config::OptionError> {
+    match host.option(option) {
+        None => Ok(Some(7.0 * 86400.0)),
         Some(Value::String(s)) => parse_expiry(s).ok_or_else(|| {
             host.option_error(
-                "archive_expires_after",
+                option,
                 format!("could not parse {s:?} (expected e.g. \"1w\" or \"never\")"),
             )
-        })?,
-        Some(v) => match v.as_f64() {
-            Some(n) => Some(n),
-            None => {
-                return Err(host
-                    .option_error("archive_expires_after", "expected a string".into())
-                    .into());
-            }
-        },
-    };
+        }),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| host.option_error(option, "expected a string".into())),
+    }
+}
+
+fn options(host: &Host) -> Result<Options, ModuleError> {
+    let expires = expiry_option(host, "archive_expires_after")?;
     let default_policy = match host.option("default_archive_policy") {
         None => prefs::Default::Always,
         Some(v) => prefs::Default::from_value(v).ok_or_else(|| {

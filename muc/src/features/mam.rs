@@ -32,7 +32,7 @@
 use std::sync::Arc;
 
 use modules::mam::query::{Page, answer, parse_request, query_form};
-use modules::mam::{NS_MAM, expire_daily, parse_expiry};
+use modules::mam::{NS_MAM, expire_daily, expiry_option};
 use xmpp_core::error::{ErrorType, StanzaError};
 use xmpp_core::stanza::{Element, NS_CLIENT};
 use xmpp_core::storage::ArchiveQuery;
@@ -80,23 +80,7 @@ pub struct Options {
 
 impl Options {
     pub fn read(host: &Host) -> Result<Options, MucMamError> {
-        let expires_after = match host.option("muc_log_expires_after") {
-            None => Some(7.0 * 86400.0),
-            Some(Value::String(s)) => parse_expiry(s).ok_or_else(|| {
-                host.option_error(
-                    "muc_log_expires_after",
-                    format!("could not parse {s:?} (expected e.g. \"1w\" or \"never\")"),
-                )
-            })?,
-            Some(v) => match v.as_f64() {
-                Some(n) => Some(n),
-                None => {
-                    return Err(host
-                        .option_error("muc_log_expires_after", "expected a string".into())
-                        .into());
-                }
-            },
-        };
+        let expires_after = expiry_option(host, "muc_log_expires_after")?;
         let include_total = match expires_after {
             Some(_) => host.option_bool("muc_log_include_total", true)?,
             None => host.option_bool("mam_include_total", false)?,
