@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn urls() {
-        let e = |u: &str| endpoint(u).map(|(t, h, p)| (t, h, p));
+        let e = endpoint;
         assert_eq!(
             e("wss://meet.example.com/colibri-ws/jvb1/c/e?pwd=x"),
             Some((true, "meet.example.com".into(), 443))
