@@ -18,7 +18,9 @@
 //! take turns; readers of a `.list` wait for its writer (an append is not
 //! atomic to a reader); `.dat` readers take no lock (a rename is). Writes of
 //! different users or stores never wait on each other. The files are shared
-//! with nothing else while lilt runs (as with Prosody).
+//! with nothing else while lilt runs (as with Prosody); parsed `.dat` files
+//! are kept while the file on disk is unchanged ([`super::dat_cache`]), so a
+//! file replaced from outside is read again.
 //!
 //! Durability (`internal_storage_sync`, [`super::flusher`]): an operation
 //! returns once its bytes are written or renamed into place, so killing
