@@ -8,6 +8,10 @@
 //! Prosody) answers the special-use `.test` itself with NXDOMAIN.
 #![allow(dead_code)]
 
+#[path = "../../bench/src/federation/ca.rs"]
+mod ca;
+#[path = "../../bench/src/federation/dns.rs"]
+mod dns;
 pub mod ejabberd;
 pub mod lilt;
 pub mod prosody;
@@ -18,9 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, SRV};
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{Name, RData};
 
 const INSIDE: &str = "LILT_S2S_TEST_NETNS";
 
@@ -150,59 +153,17 @@ pub const CERT_NAMES: &[&str] = &[
     "h.lilt",
 ];
 
-/// A DNS server on 127.0.0.1:53 (UDP) answering from [`zone`]: names it
-/// knows (and their parents) without a record of the asked type get an
-/// empty answer, others NXDOMAIN. Answers keep the zone's order.
+/// A DNS server on 127.0.0.1:53 (UDP) answering from [`zone`] (the
+/// server `bench s2s` uses too): names it knows (and their parents)
+/// without a record of the asked type get an empty answer, others
+/// NXDOMAIN. Answers keep the zone's order.
 fn start_dns() {
     let socket = UdpSocket::bind("127.0.0.1:53").expect("bind 127.0.0.1:53 in the namespace");
-    let zone = zone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1500];
-        loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buf) else {
-                return;
-            };
-            let Ok(query) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let mut reply = Message::new();
-            reply
-                .set_id(query.id())
-                .set_message_type(MessageType::Response)
-                .set_op_code(query.op_code())
-                .set_authoritative(true)
-                .set_recursion_desired(query.recursion_desired())
-                .set_recursion_available(true);
-            let mut known = false;
-            for q in query.queries() {
-                reply.add_query(q.clone());
-                let name = q.name().to_ascii().to_ascii_lowercase();
-                for (n, rdata) in &zone {
-                    // Parents of a name exist too (empty non-terminals):
-                    // resolvers that minimise query names ask for them.
-                    if name == "." || n.ends_with(&format!(".{name}")) {
-                        known = true;
-                    }
-                    if *n == name {
-                        known = true;
-                        if rdata.record_type() == q.query_type() {
-                            reply.add_answer(Record::from_rdata(
-                                q.name().clone(),
-                                60,
-                                rdata.clone(),
-                            ));
-                        }
-                    }
-                }
-            }
-            if !known {
-                reply.set_response_code(ResponseCode::NXDomain);
-            }
-            if let Ok(bytes) = reply.to_vec() {
-                let _ = socket.send_to(&bytes, peer);
-            }
-        }
-    });
+    let zone = zone()
+        .into_iter()
+        .map(|(name, rdata)| (name.to_string(), rdata))
+        .collect();
+    dns::serve(socket, zone);
 }
 
 /// A black hole at `addr` (an address in the namespace): a listener with
@@ -228,42 +189,10 @@ pub async fn black_hole(addr: &str) -> (tokio::net::TcpListener, tokio::net::Tcp
 }
 
 /// A test CA; certificates for `names` signed by it (and a self-signed one
-/// for `e.lilt`) in `dir` as `<name>.crt`/`<name>.key`. Returns the CA file.
+/// for `e.lilt`) in `dir` as `<name>.crt`/`<name>.key` (the CA `bench s2s`
+/// uses too). Returns the CA file.
 fn make_certificates(dir: &Path, names: &[&str]) -> PathBuf {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "lilt s2s test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    // Valid from yesterday for 30 days: ejabberd's pkix sets a timer for
-    // the expiry, which Erlang refuses for rcgen's default (year 4096).
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
-    let day = Duration::from_secs(86_400);
-    for name in names {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
-        params.not_before = now - day;
-        params.not_after = now + 30 * day;
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = if *name == "e.lilt" {
-            params.self_signed(&key).unwrap()
-        } else {
-            params.signed_by(&key, &ca).unwrap()
-        };
-        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    dir.join("ca.pem")
+    ca::make_certificates(dir, names, &["e.lilt"]).unwrap()
 }
 
 /// What a test inside the namespace has: its directory, the certificates

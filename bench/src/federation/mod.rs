@@ -3,19 +3,19 @@
 //! entered by re-running the bench inside it) with only a loopback, our own
 //! `/etc/resolv.conf` and `/etc/hosts` bind-mounted over the system's, the
 //! DNS server of [`dns`] on 127.0.0.1:53, and certificates from a
-//! throw-away CA that every server trusts. No packet leaves the namespace.
+//! throw-away CA ([`ca`]) that every server trusts. No packet leaves the namespace.
 //!
 //! Two domains, `a.lilt` on 127.0.0.2 and `b.lilt` on 127.0.0.3 (A records,
 //! s2s on 5269, c2s on 5222); each pair of servers under test takes them
 //! in turn. [`peers`] starts lilt, Prosody or ejabberd as one of them.
 
+pub mod ca;
 pub mod dns;
 pub mod peers;
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use hickory_proto::rr::RData;
 use hickory_proto::rr::rdata::A;
@@ -99,41 +99,8 @@ pub fn set_up_resolution(dir: &Path) -> Result<(), String> {
 }
 
 /// A CA and a certificate signed by it for each domain (`<domain>.crt`,
-/// `.key` in `dir`, as lilt and Prosody look them up); returns the CA file.
+/// `.key` in `dir`); returns the CA file.
 pub fn make_certificates(dir: &Path) -> Result<PathBuf, String> {
-    let e = |e: rcgen::Error| format!("certificates: {e}");
-    let ca_key = rcgen::KeyPair::generate().map_err(e)?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(e)?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "lilt bench s2s CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(e)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // A validity of days around now: ejabberd cannot take rcgen's default
-    // expiry (a timer that far ahead).
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
-    let day = Duration::from_secs(86_400);
-    let save = |p: PathBuf, text: String| {
-        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
-    };
-    for (name, _) in DOMAINS {
-        let key = rcgen::KeyPair::generate().map_err(e)?;
-        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(e)?;
-        params.not_before = now - day;
-        params.not_after = now + 30 * day;
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params.signed_by(&key, &ca).map_err(e)?;
-        save(dir.join(format!("{name}.crt")), cert.pem())?;
-        save(dir.join(format!("{name}.key")), key.serialize_pem())?;
-    }
-    let ca_file = dir.join("ca.pem");
-    save(ca_file.clone(), ca.pem())?;
-    Ok(ca_file)
+    let names: Vec<&str> = DOMAINS.iter().map(|(name, _)| *name).collect();
+    ca::make_certificates(dir, &names, &[])
 }

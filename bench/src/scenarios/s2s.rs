@@ -376,16 +376,15 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "undated".into());
-    let auth: Vec<String> = kinds
-        .iter()
-        .map(|k| format!("{}: {}", k.label(), k.s2s_auth()))
-        .collect();
+    let mut auth: Vec<&str> = kinds.iter().map(|k| k.s2s_auth()).collect();
+    auth.dedup();
     let mut doc = format!(
         "# s2s benchmark {date}\n\n\
          - Machine: {}; load average before {load_before}, after {load_after}\n\
          - lilt {}{}; Prosody {} (Debian, epoll, internal storage); ejabberd {} (Debian, mnesia)\n\
          - Two servers per software, `a.lilt` (127.0.0.2) and `b.lilt` (127.0.0.3), in a \
-           user+network+mount namespace with its own DNS (A records) and CA; s2s: {}\n\
+           user+network+mount namespace with its own DNS (A records) and CA, whose certificates all servers trust; s2s: {} (as the \
+           servers' logs say)\n\
          - Both servers pinned to CPU {}, generator to CPU {}; clients log in with SCRAM-SHA-1 \
            over plain TCP\n\
          - Command: `bench s2s {}`\n\
