@@ -321,6 +321,11 @@ fn table(kinds: &[Software], runs: &[(Software, Vec<Run>)]) -> String {
 pub fn main(argv: Vec<String>) -> Result<(), String> {
     let args = S2sArgs::parse_from(std::iter::once("bench s2s".to_string()).chain(argv.clone()));
     if !federation::inside() {
+        // Raised here, outside the user namespace (which may not raise
+        // it), and inherited by the generator and the servers in it.
+        if let Err(e) = procfs::set_nice(servers::NICE) {
+            eprintln!("bench s2s: warning: cannot raise the priority: {e}");
+        }
         let mut again = vec!["s2s".to_string()];
         again.extend(argv);
         return federation::run_inside(&again);
