@@ -45,7 +45,7 @@ use xmpp_core::{Element, Event, HookId, ServerConfig, Session, Value};
 /// covered by `tests/python/test_lua_modules.py` against lilt and Prosody.
 /// The directory's other files are modules lilt implements natively or
 /// does not want (`mod_posix`, `mod_s2s`).
-const PROSODY_LUA_MODULES: &[&str] = &["admin_adhoc", "watchregistrations"];
+const PROSODY_LUA_MODULES: &[&str] = &["watchregistrations"];
 
 /// The registry's fallback for `config`: a factory for `name` when
 /// `mod_<name>.lua` is on `plugin_paths`, or is one of

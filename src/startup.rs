@@ -198,7 +198,7 @@ fn why_unavailable(name: &str) -> &'static str {
             "is not available: lilt's console is admin_shell (`lilt shell`, or prosodyctl shell), \
              on the admin_socket; telnet to port 5582 is not served"
         }
-        "admin_adhoc" | "watchregistrations" => {
+        "watchregistrations" => {
             "is run from Prosody's own module file (mod_<name>.lua in /usr/lib/prosody/modules \
              or on plugin_paths), and none was found"
         }

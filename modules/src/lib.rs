@@ -15,6 +15,7 @@ use xmpp_core::module::{Registry, manager};
 use xmpp_core::{Host, Server};
 
 pub mod adhoc;
+pub mod admin_adhoc;
 pub mod announce;
 pub mod blocklist;
 pub mod bookmarks;
@@ -57,6 +58,7 @@ pub use xmpp_core::module::{LoadOutcome, ModuleError};
 pub fn register(registry: &mut Registry) {
     registry
         .add_loader("adhoc", adhoc::load)
+        .add_fn("admin_adhoc", admin_adhoc::load)
         .add_loader("announce", announce::load)
         .add_loader("blocklist", blocklist::load)
         .add_loader("bookmarks", bookmarks::load)
