@@ -147,7 +147,10 @@ pub struct Args {
     #[arg(long)]
     pub media: bool,
     /// Media: servers, comma-separated: lilt-bridge (`lilt bridge` behind
-    /// lilt), lilt-core (lilt's Bridge in the bench's own loop), janus.
+    /// lilt), lilt-core (lilt's Bridge in the bench's own loop),
+    /// lilt-core-alloc (the same with simulcast allocation), janus; or
+    /// lilt-relay alone (two bridges relayed as Jicofo relays them, beside
+    /// one bridge with the same load: the relay's cost per packet).
     #[arg(long, default_value = "lilt-bridge,janus", value_delimiter = ',')]
     pub media_servers: Vec<String>,
     /// Media: load levels SENDERSxRECEIVERS, in increasing order.
