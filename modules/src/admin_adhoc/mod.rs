@@ -29,7 +29,6 @@ use crate::ModuleError;
 /// The `FORM_TYPE` of the XEP-0133 forms.
 pub const NS_ADMIN: &str = "http://jabber.org/protocol/admin";
 const NS_DATA: &str = "jabber:x:data";
-const NS_VALIDATE: &str = "http://jabber.org/protocol/xdata-validate";
 
 /// Submitted values by field name.
 pub type Fields = BTreeMap<String, FieldValue>;
@@ -261,16 +260,6 @@ pub fn with_form(form: Element) -> Reply {
     let mut reply = Reply::completed();
     reply.form = Some(form);
     reply
-}
-
-/// Adds XEP-0122's `<validate datatype=…/>` to field `var` of form `x`.
-pub fn set_datatype(x: &mut Element, var: &str, datatype: &str) {
-    if let Some(field) = x
-        .children_mut()
-        .find(|c| c.is("field", NS_DATA) && c.get_attr("var") == Some(var))
-    {
-        field.push_child(Element::new("validate", NS_VALIDATE).attr("datatype", datatype));
-    }
 }
 
 /// Replaces the options of field `var` of form `x` with `(label, value)`

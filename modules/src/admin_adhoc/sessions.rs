@@ -8,9 +8,7 @@ use xmpp_core::adhoc::{Field, Handler, Reply};
 use xmpp_core::session::SessionKind;
 use xmpp_core::{Jid, Server, Session};
 
-use super::{
-    NS_ADMIN, form_type, layout, list, result_form, set_datatype, simple, text, with_form,
-};
+use super::{NS_ADMIN, form_type, layout, list, result_form, simple, text, with_form};
 
 const NS_S2S_LIST: &str = "http://prosody.im/protocol/s2s#list";
 
@@ -184,7 +182,7 @@ pub fn list_s2s() -> Handler {
             lines.push(format!(" <- ? [{}] ({})", s.id, flags.join(", ")));
         }
         lines.sort();
-        let mut x = result_form(
+        let x = result_form(
             &result,
             &[
                 ("sessions", lines.join("\n")),
@@ -192,8 +190,6 @@ pub fn list_s2s() -> Handler {
                 ("num_out", "0".to_string()),
             ],
         );
-        set_datatype(&mut x, "num_in", "xs:integer");
-        set_datatype(&mut x, "num_out", "xs:integer");
         with_form(x)
     })
 }

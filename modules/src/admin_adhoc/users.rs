@@ -8,9 +8,7 @@ use xmpp_core::error::{StreamError, StreamErrorCondition};
 use xmpp_core::stanza::Element;
 use xmpp_core::{Event, Host, Jid, Server};
 
-use super::{
-    NS_ADMIN, failed, form_type, layout, list, result_form, set_datatype, simple, text, with_form,
-};
+use super::{NS_ADMIN, failed, form_type, layout, list, result_form, simple, text, with_form};
 use crate::roster::manager::{load_roster, lock};
 
 const NS_ROSTER: &str = "jabber:iq:roster";
@@ -327,7 +325,7 @@ pub fn get_user_stats() -> Handler {
             ips.push('\n');
             ips.push_str(&super::sessions::session_ip(&s).unwrap_or_default());
         }
-        let mut x = result_form(
+        let x = result_form(
             &result,
             &[
                 ("ipaddresses", ips),
@@ -335,7 +333,6 @@ pub fn get_user_stats() -> Handler {
                 ("onlineresources", resources),
             ],
         );
-        set_datatype(&mut x, "rostersize", "xs:integer");
         with_form(x)
     })
 }
