@@ -343,7 +343,8 @@ def test_user_roster_and_stats(start_server):
 def test_module_commands(start_server):
     """"List loaded modules" names the host's modules; "Unload modules" takes
     `ping` away (a ping is then unanswered by it) and "Load module" brings it
-    back, with Prosody's notes."""
+    back, with Prosody's notes; reload, global load and global unload answer as
+Prosody's for modules loaded, already loaded and not loaded."""
     server = start_server(config(), users=USERS)
     modules = "http://prosody.im/protocol/modules"
     ping = f"<iq type='get' id='{{id}}' to='{DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>"
@@ -379,6 +380,19 @@ def test_module_commands(start_server):
             assert (await boss.iq(ping)).get("type") == "result"
             cmd = await run_command(boss, f"{modules}#load", {"FORM_TYPE": f"{modules}#load", "module": "ping"})
             assert notes(cmd) == {"info": "Module already loaded"}, ET.tostring(cmd)
+
+            cmd = await run_command(boss, f"{modules}#reload", {"modules": ["ping", "no_such_module"]})
+            assert notes(cmd) == {
+                "info": f"The following modules were successfully reloaded on host {DOMAIN}:\nping\n"
+                f"Failed to reload the following modules on host {DOMAIN}:\n"
+                "no_such_module(Error: module-not-loaded)"
+            }, ET.tostring(cmd)
+            cmd = await run_command(boss, f"{modules}#global-load", {"module": "time"})
+            assert notes(cmd) == {
+                "info": f"Failed to load the module time onto the hosts:\n{DOMAIN} (Error: module-already-loaded)"
+            }, ET.tostring(cmd)
+            cmd = await run_command(boss, f"{modules}#global-unload", {"module": "no_such_module"})
+            assert notes(cmd) == {"info": "Module no_such_module not loaded on any host."}, ET.tostring(cmd)
 
     run(body())
 

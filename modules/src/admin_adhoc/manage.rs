@@ -33,8 +33,12 @@ fn all_modules(server: &Server) -> Vec<String> {
     set.into_iter().collect()
 }
 
-/// Loads `name` on `host`, with Prosody's error for a missing module.
+/// Loads `name` on `host`, with Prosody's errors for a module already
+/// loaded and for a missing one.
 fn load_on(server: &Arc<Server>, host: &Arc<Host>, name: &str) -> Result<(), String> {
+    if host.has_module(name) {
+        return Err("module-already-loaded".into());
+    }
     match manager::load(server, host, name) {
         Ok(LoadOutcome::Unknown) => Err(format!("mod_{name} not found")),
         Ok(_) => Ok(()),
