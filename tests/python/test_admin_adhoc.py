@@ -121,15 +121,36 @@ async def listed(c: Client) -> dict[str, str]:
     return {i.get("node"): i.get("name") for i in items.iter(f"{{{NS_DISCO_ITEMS}}}item")}
 
 
+GLOBAL_ADMIN_ONLY = {
+    "http://prosody.im/protocol/config#reload",
+    "http://prosody.im/protocol/modules#global-load",
+    "http://prosody.im/protocol/modules#global-reload",
+    "http://prosody.im/protocol/modules#global-unload",
+    f"{ADMIN}#shutdown",
+    "http://prosody.im/protocol/hosts#activate",
+    "http://prosody.im/protocol/hosts#deactivate",
+}
+
+
 def test_commands_listed_to_admins_only(start_server):
-    """An admin sees Prosody 0.12's 19 commands by node and name; a user sees none
-    of them and is refused with `forbidden`."""
-    server = start_server(config(), users=USERS)
+    """A global admin sees Prosody 0.12's 19 commands by node and name; an admin
+    of the host only (its `admins`) all but the global_admin ones; a user none of
+    them, and is refused with `forbidden`."""
+    cfg = config()
+    server = start_server(
+        base_config(
+            extra_globals={"modules_enabled": cfg.globals["modules_enabled"], "admins": [BOSS]},
+            extra_host={"admins": [BOB]},
+        ),
+        users=USERS,
+    )
 
     async def body():
-        async with client(server, ALICE) as a, client(server, BOSS) as boss:
+        async with client(server, ALICE) as a, client(server, BOSS) as boss, client(server, BOB) as b:
             mine = await listed(boss)
             assert {n: mine.get(n) for n in COMMANDS} == COMMANDS, mine
+            host_admin = await listed(b)
+            assert set(host_admin) & set(COMMANDS) == set(COMMANDS) - GLOBAL_ADMIN_ONLY, host_admin
             theirs = await listed(a)
             assert not set(theirs) & set(COMMANDS), theirs
             a.send(
@@ -444,3 +465,25 @@ def test_shut_down_service(start_server, server_kind):
             break
         assert time.monotonic() < deadline, "the server did not exit"
         time.sleep(0.2)
+
+
+def test_config_reload(start_server):
+    """"Reload configuration" (global admins) reloads the config file and says
+    so; the server keeps running and answering."""
+    server = start_server(config(), users=USERS)
+
+    async def body():
+        async with client(server, BOSS) as boss:
+            reply = await boss.iq(
+                f"<iq type='set' id='{{id}}' to='{DOMAIN}'><command xmlns='{NS_COMMANDS}' "
+                "node='http://prosody.im/protocol/config#reload' action='execute'/></iq>"
+            )
+            cmd = reply.find(f"{{{NS_COMMANDS}}}command")
+            assert cmd is not None and cmd.get("status") == "completed", ET.tostring(reply)
+            assert notes(cmd) == {
+                "info": "Configuration reloaded (modules may need to be reloaded for this to have an effect)"
+            }, ET.tostring(cmd)
+            assert (await listed(boss)).get(f"{ADMIN}#add-user") == "Add User"
+            server.check_alive()
+
+    run(body())
