@@ -327,3 +327,6 @@ pub fn ok_and_err(ok_head: &str, ok: &[String], err_head: &str, err: &[String]) 
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
