@@ -5,8 +5,9 @@
 //! `lilt shell`'s `config:reload()` and `server:shutdown()` do: the process
 //! signals itself SIGHUP (the config is checked first, so a broken one is
 //! answered with its error) or SIGTERM. lilt cannot add or remove hosts
-//! while running: "Activate host" answers that a configured host is
-//! already active, and both refuse anything else.
+//! while running: "Activate host" and "Deactivate host" answer Prosody's
+//! errors (already activated, not in the config, not activated) and
+//! refuse the rest.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,19 +141,27 @@ fn host_form(title: &str) -> super::Form {
 pub fn activate_host() -> Handler {
     simple(host_form("Activate host"), |req, fields| {
         let name = text(fields, "host").unwrap_or_default();
+        let configured = req.host.config().host(name).is_some();
         let why = if req.server.host(name).is_some() {
             format!("The host {name} is already activated")
+        } else if !configured {
+            format!("Couldn't find the host {name} defined in the current config")
         } else {
-            "lilt cannot add hosts while running: add it to the config and restart".to_string()
+            "lilt cannot add hosts while running: restart it to serve the host".to_string()
         };
         Reply::canceled().error_note(why)
     })
 }
 
 pub fn deactivate_host() -> Handler {
-    simple(host_form("Deactivate host"), |_req, _fields| {
-        Reply::canceled().error_note(
-            "lilt cannot remove hosts while running: remove it from the config and restart",
-        )
+    simple(host_form("Deactivate host"), |req, fields| {
+        let name = text(fields, "host").unwrap_or_default();
+        let why = if req.server.host(name).is_none() {
+            format!("The host {name} is not activated")
+        } else {
+            "lilt cannot remove hosts while running: remove it from the config and restart"
+                .to_string()
+        };
+        Reply::canceled().error_note(why)
     })
 }

@@ -158,3 +158,28 @@ fn text_multi_results_are_split_into_lines() {
         .collect();
     assert_eq!(values, ["x", "y", "3"]);
 }
+
+#[test]
+fn hosts_are_neither_added_nor_removed() {
+    let (_dir, server, host) = host();
+    let activate = service::activate_host();
+    let deactivate = service::deactivate_host();
+    let on = |h: &Handler, name: &str| {
+        let x = submitted(&[("host", &[name])]);
+        let reply = call(&server, &host, h, Some(&x));
+        assert_eq!(reply.status, Status::Canceled);
+        reply.error.unwrap_or_default()
+    };
+    assert_eq!(
+        on(&activate, "example.com"),
+        "The host example.com is already activated"
+    );
+    assert_eq!(
+        on(&activate, "other.example"),
+        "Couldn't find the host other.example defined in the current config"
+    );
+    assert_eq!(
+        on(&deactivate, "other.example"),
+        "The host other.example is not activated"
+    );
+}
