@@ -84,7 +84,13 @@ def stock_config(
     if room_default_public is not None:
         text += f"\tmuc_room_default_public = {str(room_default_public).lower()}\n"
     if new_host:
-        text += '\nVirtualHost "new.localhost"\n\tallow_registration = true\n'
+        # The stock config loads invites_register, which (as in Prosody 0.12)
+        # allows in-band registration only with an invitation unless
+        # registration_invite_only is turned off.
+        text += (
+            '\nVirtualHost "new.localhost"\n\tallow_registration = true\n'
+            "\tregistration_invite_only = false\n"
+        )
     if component:
         text += f'\nComponent "{COMPONENT}"\n\tcomponent_secret = "{COMPONENT_SECRET}"\n'
     return text
