@@ -39,9 +39,12 @@ authentication = "internal_hashed"
 c2s_require_encryption = true
 modules_enabled = {{
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time"; "uptime";
+	"carbons"; -- messages on every device (XEP-0280)
+	"csi_simple"; -- mobile clients' inactive state (XEP-0352)
 	"admin_shell"; -- `lilt shell` (as prosodyctl shell)
 }}
--- Prosody loads these on its own; lilt has no server-to-server yet.
+-- Prosody loads these on its own; "localhost" is not reachable from other
+-- servers, so there is no federation here.
 modules_disabled = {{ "s2s"; "s2s_auth_certs" }}
 log = {{ info = "*console" }}
 

@@ -68,6 +68,9 @@ def test_development_setup_first_run(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "s2s" not in output, output
+    # Message carbons and client state indication are on (and loaded: the check passed).
+    config = next((tmp_path / "lilt-data").glob("*.cfg.lua")).read_text()
+    assert '"carbons"' in config and '"csi_simple"' in config, config
     cert = x509.load_pem_x509_certificate((tmp_path / "lilt-data/certs/localhost.crt").read_bytes())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "localhost"
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
