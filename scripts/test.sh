@@ -29,6 +29,15 @@ all_steps=(fmt clippy test build fuzz pytest scansion js)
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=("${all_steps[@]}")
 
+# The suite builds once, so incremental-compilation caches would only take disk
+# space (they double the debug build's ~3 GB); CARGO_INCREMENTAL=1 keeps them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+# What a cold run needs on the disk holding the target directory: the debug and
+# fuzz builds, Debian's packages (Chromium, Prosody, ejabberd, PostgreSQL), npm
+# and pip (measured: about 5 GB; kept with a margin).
+disk_needed_gb=8
+
 suite_start=$(date +%s)
 summary=()
 
@@ -59,10 +68,39 @@ run_step() {
     local status=$?
     local took=$(( SECONDS - start ))
     if [ $status -ne 0 ]; then
+        disk_full_hint
         summary+=("$name: FAILED (exit $status, ${took}s)")
         fail "step '$name' failed with exit status $status"
     fi
     summary+=("$name: ok (${took}s)")
+}
+
+# Free space, in GiB (rounded down), on the disk holding the target directory.
+free_gb() {
+    mkdir -p "$target_dir" 2>/dev/null
+    df -Pk "$target_dir" 2>/dev/null | awk 'NR == 2 { print int($4 / 1048576) }'
+}
+
+# Before the first step: says plainly when the disk is too small for a cold run
+# (a full disk otherwise shows up as a linker killed by SIGBUS, "Bus error").
+check_disk() {
+    local free
+    free=$(free_gb)
+    [ -n "$free" ] || return 0
+    if [ "$free" -lt "$disk_needed_gb" ]; then
+        echo "scripts/test.sh: warning: only ${free} GiB free on the disk holding $target_dir;" \
+            "a run from a clean checkout needs about ${disk_needed_gb} GiB (less when target/ is already built)" >&2
+    fi
+}
+
+# After a failed step: a nearly full disk is the likely cause; say so.
+disk_full_hint() {
+    local free
+    free=$(free_gb)
+    if [ -n "$free" ] && [ "$free" -lt 1 ]; then
+        echo "scripts/test.sh: the disk holding $target_dir is (nearly) full: less than 1 GiB free;" \
+            "a linker 'Bus error' or 'No space left on device' above comes from that" >&2
+    fi
 }
 
 ensure_cargo_tool() {
@@ -205,7 +243,7 @@ ensure_go_client() {
     # fetch the modules here, under their own header. Without Go the test skips.
     command -v go >/dev/null 2>&1 || { echo "go not installed: the go-xmpp client test will be skipped"; return 0; }
     section "go client modules (tests/go-client: go mod download)"
-    local go_dir="${CARGO_TARGET_DIR:-$root/target}/go"
+    local go_dir="$target_dir/go"
     (cd "$root/tests/go-client" && GOPATH="$go_dir" GOMODCACHE="$go_dir/mod" GOCACHE="$go_dir/cache" \
         GOTOOLCHAIN=local GOFLAGS=-mod=mod timeout 600 go mod download) \
         || echo "go mod download failed: test_go_client.py will report it"
@@ -221,7 +259,7 @@ pytest_step() {
     ensure_prosody_modules
     ensure_fail2ban
     section "pytest: tests/python against target/debug/lilt"
-    local lilt="${CARGO_TARGET_DIR:-$root/target}/debug/lilt"
+    local lilt="$target_dir/debug/lilt"
     [ -x "$lilt" ] || { echo "no lilt binary at $lilt (run the build step)"; return 1; }
     # shellcheck disable=SC2086 # PYTEST_ARGS is split on purpose
     LILT_BIN="$lilt" timeout 2400 "$venv/bin/python" -m pytest "$root/tests/python" \
@@ -252,7 +290,7 @@ js_step() {
             echo "chromium is missing and this is not root: the browser tests will be skipped"
         fi
     fi
-    local lilt="${CARGO_TARGET_DIR:-$root/target}/debug/lilt"
+    local lilt="$target_dir/debug/lilt"
     [ -x "$lilt" ] || { echo "no lilt binary at $lilt (run the build step)"; return 1; }
     (cd "$dir" && LILT_BIN="$lilt" timeout 900 node --test --test-concurrency=1 --test-force-exit --test-timeout=180000)
 }
@@ -268,7 +306,7 @@ scansion_step() {
     # PostgreSQL (a throw-away cluster run-lilt.sh starts on 127.0.0.1), which must pass
     # the same scripts (issue 20).
     bash "$script" && bash "$script" "$root/conformance/scripts" || return 1
-    local target="${CARGO_TARGET_DIR:-$root/target}"
+    local target="$target_dir"
     export LILT="$target/debug/lilt" RUNNER="$target/debug/scansion-runner"
     section "scansion conformance, storage = sql on SQLite"
     LILT_STORAGE=sql bash "$script" && LILT_STORAGE=sql bash "$script" "$root/conformance/scripts" \
@@ -322,6 +360,7 @@ ensure_s2s_tools() {
     service ejabberd stop >/dev/null 2>&1 || true
 }
 
+check_disk
 for step in "${steps[@]}"; do
     case "$step" in
     fmt)

@@ -2,7 +2,7 @@
 `announce` (an admin's message to `<host>/announce/online` goes to every online
 user as a headline). All also pass against Prosody 0.12 (`--server=prosody`).
 (`welcome` needs in-band registration, which lilt does not have yet: its test is
-modules/tests/im_welcome_motd.rs.)"""
+modules/tests/integration/im_welcome_motd.rs.)"""
 
 from __future__ import annotations
 

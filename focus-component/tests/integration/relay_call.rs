@@ -1,0 +1,297 @@
+//! A call over two lilt bridges relayed by the focus, all in one process
+//! on loopback: lilt (Jitsi-style config), two bridges
+//! (`sfu_component::run::run_with_link`, relay ids `relay-jvb1` and
+//! `relay-jvb2`) and the focus with the split strategy. A str0m sender
+//! lands on one bridge, a receiver on the other and one on the sender's:
+//! both receive the sender's audio (one through the relay). Then the far
+//! receiver's bridge stops: the receiver is moved to the sender's bridge
+//! (transport-replace, or a new session as Jicofo's RestartJingle) and
+//! receives again.
+//! Run: `cargo test -p focus-component --test integration relay_call::`.
+
+#[path = "relay_call/participant.rs"]
+mod participant;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use focus_component::selection::Strategy;
+use focus_component::{FocusOptions, run_with_link};
+use participant::{Counters, answer};
+use sfu_component::run::BridgeOptions;
+use xmpp_core::client::{ClientLink, LinkSender, local};
+use xmpp_core::stream::parse_element;
+use xmpp_core::{Clock, Element, Jid};
+
+const CONFIG: &str = r#"
+interfaces = { "127.0.0.1" }
+c2s_ports = { 0 }
+storage = "memory"
+modules_enabled = { "ping"; "roster"; "disco"; "presence" }
+muc_room_locking = false
+admins = { "focus@auth.example.com" }
+VirtualHost "example.com"
+    authentication = "anonymous"
+VirtualHost "auth.example.com"
+    authentication = "internal_hashed"
+Component "conference.example.com" "muc"
+Component "internal.auth.example.com" "muc"
+Component "focus.example.com" "client_proxy"
+    target_address = "focus@auth.example.com"
+"#;
+
+const ROOM: &str = "relays@conference.example.com";
+const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
+const FOCUS: &str = "relays@conference.example.com/focus";
+const SENDER_SSRC: u32 = 5000;
+
+fn el(xml: &str) -> Element {
+    let mut e = parse_element(xml).unwrap();
+    e.set_attr("xml:lang", None);
+    e
+}
+
+struct Peer {
+    link: ClientLink,
+    tx: LinkSender,
+    seen: Vec<Element>,
+}
+
+impl Peer {
+    fn send(&self, xml: &str) {
+        assert!(self.tx.send(el(xml)));
+    }
+
+    async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
+        if let Some(i) = self.seen.iter().position(&pred) {
+            return self.seen.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, self.link.recv()).await {
+                Ok(Some(s)) if pred(&s) => return s,
+                Ok(Some(s)) => self.seen.push(s),
+                Ok(None) => panic!("link ended waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+}
+
+fn peer(server: &Arc<xmpp_core::Server>, jid: &str) -> Peer {
+    let link = local(server, &Jid::parse(jid).unwrap()).unwrap();
+    let tx = link.sender();
+    let p = Peer {
+        link,
+        tx,
+        seen: Vec::new(),
+    };
+    p.send("<presence/>");
+    p
+}
+
+fn jingle_action(e: &Element) -> Option<&str> {
+    e.get_child("jingle", "urn:xmpp:jingle:1")?
+        .get_attr("action")
+}
+
+/// Conference IQ, room join, disco answer; returns the session-initiate.
+async fn join(p: &mut Peer, nick: &str) -> Element {
+    p.send(&format!(
+        "<iq type='set' id='conf-{nick}' to='focus.example.com'>\
+         <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' machine-uid='m-{nick}'/></iq>"
+    ));
+    p.expect("the conference IQ answer", |s| {
+        s.id() == Some(&format!("conf-{nick}"))
+    })
+    .await;
+    p.send(&format!(
+        "<presence to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
+    let disco = p
+        .expect("disco#info from the focus", |s| {
+            s.get_child("query", "http://jabber.org/protocol/disco#info")
+                .is_some()
+                && s.type_() == Some("get")
+        })
+        .await;
+    p.send(&format!(
+        "<iq type='result' id='{}' to='{FOCUS}'><query xmlns='http://jabber.org/protocol/disco#info'>\
+         <feature var='urn:xmpp:jingle:1'/><feature var='urn:xmpp:jingle:apps:rtp:audio'/></query></iq>",
+        disco.id().unwrap()
+    ));
+    p.expect("session-initiate", |s| {
+        jingle_action(s) == Some("session-initiate")
+    })
+    .await
+}
+
+/// A participant in the room: answers its offer, then runs its media and
+/// answers the focus (transport-replace gets a new session).
+async fn participant(
+    server: Arc<xmpp_core::Server>,
+    nick: &'static str,
+    send: Option<u32>,
+    expect: Option<u32>,
+) -> Arc<Counters> {
+    let mut p = peer(&server, &format!("{nick}@example.com/web"));
+    let offer = join(&mut p, nick).await;
+    p.send(&format!(
+        "<iq type='result' id='{}' to='{FOCUS}'/>",
+        offer.id().unwrap()
+    ));
+    let (mut media, reply, port) = answer(&offer, "session-accept", nick, send, expect).await;
+    let counters = Arc::new(Counters::default());
+    counters.bridge_port.store(port.into(), Ordering::Relaxed);
+    let mut iq = Element::new("iq", "jabber:client")
+        .attr("type", "set")
+        .attr("id", format!("acc-{nick}"))
+        .attr("to", FOCUS);
+    iq.push_child(reply);
+    assert!(p.tx.send(iq));
+    let c = counters.clone();
+    tokio::spawn(async move {
+        let mut next_send = Instant::now();
+        let mut n = 0;
+        while !c.stop.load(Ordering::Relaxed) {
+            let deadline = Instant::now() + Duration::from_millis(200);
+            tokio::select! {
+                s = p.link.recv() => {
+                    let Some(s) = s else { break };
+                    if s.name() != "iq" || !matches!(s.type_(), Some("set") | Some("get")) {
+                        continue;
+                    }
+                    p.send(&format!(
+                        "<iq type='result' id='{}' to='{}'/>",
+                        s.id().unwrap_or(""),
+                        s.from().unwrap_or("")
+                    ));
+                    // Moved to another bridge: transport-replace in the
+                    // session, or (Jicofo's RestartJingle) a new session
+                    // after session-terminate.
+                    let reply_action = match jingle_action(&s) {
+                        Some("transport-replace") => "transport-accept",
+                        Some("session-initiate") => "session-accept",
+                        _ => continue,
+                    };
+                    let (m, reply, port) = answer(&s, reply_action, nick, send, expect).await;
+                    media = m;
+                    n += 1;
+                    c.received.store(0, Ordering::Relaxed);
+                    c.bridge_port.store(port.into(), Ordering::Relaxed);
+                    c.replaced.fetch_add(1, Ordering::Relaxed);
+                    let mut iq = Element::new("iq", "jabber:client")
+                        .attr("type", "set")
+                        .attr("id", format!("re-{nick}-{n}"))
+                        .attr("to", FOCUS);
+                    iq.push_child(reply);
+                    p.tx.send(iq);
+                }
+                _ = media.turn(deadline, &mut next_send, &c) => {}
+            }
+        }
+    });
+    counters
+}
+
+async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_two_relayed_bridges_survives_losing_one() {
+    let config = lua_compat::config::load_str(CONFIG, Path::new("relay-test.cfg.lua")).unwrap();
+    let server = lilt::startup::build_server(config, Clock::System).unwrap();
+    let running = lilt::startup::start(server.clone()).await.unwrap();
+
+    // Someone in the brewery to see both bridges arrive.
+    let mut watch = peer(&server, "watch@auth.example.com/w");
+    watch.send(&format!(
+        "<presence to='{BREWERY}/watch'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
+    let mut bridges = Vec::new();
+    for n in [1, 2] {
+        let link = local(
+            &server,
+            &Jid::parse(&format!("jvb@auth.example.com/jvb{n}")).unwrap(),
+        )
+        .unwrap();
+        let mut options = BridgeOptions::new(&format!("jvb{n}"));
+        options.brewery = Some(BREWERY.to_string());
+        options.udp_bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        options.addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        options.relay_id = Some(format!("relay-jvb{n}"));
+        // Each bridge's own HTTP listener: colibri-ws, and the relay
+        // bridge channel (colibri-relay-ws) one bridge opens to the other.
+        options.http = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+        let bridge = sfu_component::run::run_with_link(link, options)
+            .await
+            .unwrap();
+        watch
+            .expect("the bridge in the brewery", |s| {
+                s.name() == "presence"
+                    && s.from() == Some(&format!("{BREWERY}/jvb{n}"))
+                    && s.get_child("stats", "http://jitsi.org/protocol/colibri")
+                        .is_some()
+            })
+            .await;
+        bridges.push(bridge);
+    }
+    let (port1, port2) = (bridges[0].udp_address.port(), bridges[1].udp_address.port());
+
+    let focus_link = local(
+        &server,
+        &Jid::parse("focus@auth.example.com/focus").unwrap(),
+    )
+    .unwrap();
+    let mut options = FocusOptions::new(&focus_link.jid.to_string(), "example.com");
+    options.selection.strategy = Strategy::Split;
+    let focus = tokio::spawn(run_with_link(focus_link, options));
+    watch
+        .expect("the focus in the brewery", |s| {
+            s.from() == Some(&format!("{BREWERY}/focus"))
+        })
+        .await;
+
+    let sender = participant(server.clone(), "sender", Some(SENDER_SSRC), None).await;
+    let far = participant(server.clone(), "far", None, Some(SENDER_SSRC)).await;
+    let near = participant(server.clone(), "near", None, Some(SENDER_SSRC)).await;
+    let port = |c: &Counters| c.bridge_port.load(Ordering::Relaxed) as u16;
+    // Split: the sender on one bridge (the least loaded), the next
+    // participant on the other, the third with the fewest participants.
+    let home = port(&sender);
+    assert!(home == port1 || home == port2);
+    let other = if home == port1 { port2 } else { port1 };
+    assert_eq!(port(&far), other, "split: a receiver on the other bridge");
+    assert_eq!(port(&near), home, "split: the fewest participants");
+
+    let got = |c: &Counters| c.received.load(Ordering::Relaxed);
+    wait_for("media on both bridges", || {
+        got(&far) > 50 && got(&near) > 50
+    })
+    .await;
+
+    // The far receiver's bridge stops: it is moved to the sender's bridge
+    // and receives again.
+    let far_bridge = if other == port1 { 0 } else { 1 };
+    assert!(bridges[far_bridge].handle.stop());
+    wait_for("the far receiver moved", || {
+        far.replaced.load(Ordering::Relaxed) > 0 && port(&far) == home
+    })
+    .await;
+    wait_for("media again after the move", || got(&far) > 50).await;
+    assert!(got(&near) > 50);
+
+    for c in [&sender, &far, &near] {
+        c.stop.store(true, Ordering::Relaxed);
+    }
+    focus.abort();
+    drop(running);
+}
