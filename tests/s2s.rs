@@ -30,10 +30,15 @@
 
 mod s2s_support;
 
+#[path = "s2s_cases/matrix.rs"]
+mod matrix;
+#[path = "s2s_cases/reload.rs"]
+mod reload;
+
 use std::sync::Arc;
 
 use s2s_support::lilt::{
-    NS_CLIENT, Server, bare, chat, config_text, federate, login, start_from, start_server,
+    NS_CLIENT, Server, bare, body, chat, config_text, federate, login, start_from, start_server,
     start_server_with, wait_for,
 };
 use s2s_support::social::{
@@ -184,6 +189,10 @@ fn lilt_federates_with_ejabberd() {
     let mut child = ejabberd::start(&net, true);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(async {
+            // Not before ejabberd has started (its log says so and its
+            // ports answer): registering or federating earlier raced with
+            // its start under load.
+            ejabberd::ready(&net).await;
             ejabberd::register("alice").await;
             ejabberd::register("bob").await;
             let (a, c) = external_and_dialback(&net).await;
@@ -200,21 +209,19 @@ fn lilt_federates_with_ejabberd() {
         })
     }));
     // ejabberd writes its log asynchronously: wait for the lines looked
-    // for (at most 10 s) before stopping it.
+    // for (at most 60 s, returning as soon as they are there) before
+    // stopping it.
     let wanted = [
         "Accepted inbound s2s EXTERNAL authentication a.lilt -> x.lilt",
         "Accepted outbound s2s EXTERNAL authentication x.lilt -> a.lilt",
         // c.lilt offers no SASL: ejabberd uses dialback with it.
         "Retrying with s2s dialback authentication: x.lilt -> c.lilt",
     ];
-    let mut log = String::new();
-    for _ in 0..100 {
-        log = std::fs::read_to_string(ejabberd::log(&net)).unwrap_or_default();
-        if outcome.is_err() || wanted.iter().all(|w| log.contains(w)) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let log = if outcome.is_err() {
+        ejabberd::log_with(&net, &[])
+    } else {
+        ejabberd::log_with(&net, &wanted)
+    };
     ejabberd::stop(&mut child);
     if let Err(panic) = outcome {
         eprintln!("ejabberd's log:\n{log}");

@@ -15,6 +15,8 @@ use tokio::net::TcpStream;
 use super::Net;
 
 pub const C2S: &str = "127.0.0.9:5222";
+pub const S2S: &str = "127.0.0.9:5269";
+pub const S2S_DIRECT_TLS: &str = "127.0.0.9:5271";
 
 fn dir(net: &Net) -> PathBuf {
     net.dir.path().join("ejabberd")
@@ -28,7 +30,9 @@ pub fn installed(test: &str) -> bool {
     super::installed("ejabberdctl", test, "ejabberd")
 }
 
-/// ejabberd.yml: c2s and s2s on 127.0.0.9, STARTTLS required on s2s,
+/// ejabberd.yml: hosts x.lilt, xs.lilt and xt.lilt; c2s and s2s on
+/// 127.0.0.9 (s2s with STARTTLS on 5269 and 5270, direct TLS on 5271, the
+/// listener's `tls: true`), STARTTLS required on s2s,
 /// peers' certificates checked against the test CA; `dialback` adds
 /// mod_s2s_dialback (else SASL EXTERNAL is the only way in).
 fn config(net: &Net, dialback: bool) -> String {
@@ -41,12 +45,18 @@ fn config(net: &Net, dialback: bool) -> String {
     format!(
         r#"hosts:
   - "x.lilt"
+  - "xs.lilt"
+  - "xt.lilt"
 loglevel: info
 certfiles:
   - "{crt}"
   - "{key}"
   - "{rcrt}"
   - "{rkey}"
+  - "{scrt}"
+  - "{skey}"
+  - "{tcrt}"
+  - "{tkey}"
 ca_file: "{ca}"
 s2s_use_starttls: required
 listen:
@@ -59,6 +69,15 @@ listen:
     port: 5269
     ip: "127.0.0.9"
     module: ejabberd_s2s_in
+  -
+    port: 5270
+    ip: "127.0.0.9"
+    module: ejabberd_s2s_in
+  -
+    port: 5271
+    ip: "127.0.0.9"
+    module: ejabberd_s2s_in
+    tls: true
 auth_method: internal
 registration_timeout: infinity
 acl:
@@ -85,6 +104,10 @@ modules:
         rcrt = c("rooms.x.lilt.crt"),
         rkey = c("rooms.x.lilt.key"),
         key = c("x.lilt.key"),
+        scrt = c("xs.lilt.crt"),
+        skey = c("xs.lilt.key"),
+        tcrt = c("xt.lilt.crt"),
+        tkey = c("xt.lilt.key"),
         ca = net.ca.display(),
     )
 }
@@ -119,6 +142,43 @@ pub fn start(net: &Net, dialback: bool) -> Child {
     cmd.spawn().unwrap()
 }
 
+/// Waits (at most 90 s, on a loaded machine ejabberd starts slowly) until
+/// ejabberd says it has started, its modules loaded, and its c2s and s2s
+/// ports answer. Registering or federating earlier races with its start:
+/// the c2s port may answer before mod_register is in place, and the s2s
+/// listeners open one after the other.
+pub async fn ready(net: &Net) {
+    let log = log(net);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("is started in the node") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ejabberd did not start; its log:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for port in [C2S, S2S, S2S_DIRECT_TLS] {
+        super::wait_for_port(port).await;
+    }
+}
+
+/// Waits (at most 60 s: ejabberd writes its log asynchronously) until
+/// its log has every line of `wanted`; the log as it is then.
+pub fn log_with(net: &Net, wanted: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log(net)).unwrap_or_default();
+        if wanted.iter().all(|w| text.contains(w)) || std::time::Instant::now() >= deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Stops ejabberd and whatever it started (its process group).
 pub fn stop(child: &mut Child) {
     if let Ok(pgid) = i32::try_from(child.id()) {
@@ -130,17 +190,21 @@ pub fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Makes `user` (password `secret`) by in-band registration (XEP-0077)
-/// over a plain c2s stream.
+/// Makes `user`@x.lilt (password `secret`) by in-band registration
+/// (XEP-0077) over a plain c2s stream.
 pub async fn register(user: &str) {
+    register_on("x.lilt", user).await
+}
+
+/// Makes `user`@`host` (password `secret`), as [`register`].
+pub async fn register_on(host: &str, user: &str) {
     super::wait_for_port(C2S).await;
     let mut tcp = TcpStream::connect(C2S).await.unwrap();
-    tcp.write_all(
-        b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-          xmlns:stream='http://etherx.jabber.org/streams' to='x.lilt' version='1.0'>",
-    )
-    .await
-    .unwrap();
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+         xmlns:stream='http://etherx.jabber.org/streams' to='{host}' version='1.0'>"
+    );
+    tcp.write_all(header.as_bytes()).await.unwrap();
     read_until(&mut tcp, "</stream:features>").await;
     let iq = format!(
         "<iq type='set' id='reg'><query xmlns='jabber:iq:register'>\

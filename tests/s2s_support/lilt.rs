@@ -76,12 +76,22 @@ VirtualHost "{host}"
     )
 }
 
-/// lilt serving `host` from `config`, with the accounts alice and bob.
+/// lilt serving `host` (and any other VirtualHost of `config`) from
+/// `config`, with the accounts alice and bob on each VirtualHost.
 pub async fn start_from(host: &str, config: xmpp_core::config::ServerConfig) -> Server {
+    let vhosts: Vec<String> = config
+        .hosts
+        .iter()
+        .filter(|h| h.kind == xmpp_core::HostKind::VirtualHost)
+        .map(|h| h.name.clone())
+        .collect();
     let server = lilt::startup::build_server(config, Clock::System).unwrap();
-    let provider = auth::provider_for_host(&server.host(host).unwrap()).unwrap();
-    for user in ["alice", "bob"] {
-        provider.create_user(user, Some("secret")).unwrap();
+    assert!(vhosts.iter().any(|h| h == host), "{host} is no VirtualHost");
+    for vhost in &vhosts {
+        let provider = auth::provider_for_host(&server.host(vhost).unwrap()).unwrap();
+        for user in ["alice", "bob"] {
+            provider.create_user(user, Some("secret")).unwrap();
+        }
     }
     let running = lilt::startup::start(server).await.unwrap();
     let c2s = running
@@ -103,8 +113,8 @@ pub async fn login(server: &Server, jid: &str, ca: &Path) -> ClientLink {
         address: server.c2s.to_string(),
         jid: Jid::parse(jid).unwrap(),
         password: "secret".into(),
-        // e.lilt's own certificate is self-signed.
-        insecure_tls: jid.ends_with("@e.lilt"),
+        // e.lilt's and pe.lilt's own certificates are self-signed.
+        insecure_tls: jid.ends_with("@e.lilt") || jid.ends_with("@pe.lilt"),
         ca_file: Some(ca.to_path_buf()),
     })
     .await

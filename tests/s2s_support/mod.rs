@@ -112,7 +112,12 @@ fn mount_resolver_files(dir: &Path) {
 /// - `x.lilt` (127.0.0.9): Debian's ejabberd, its MUC `rooms.x.lilt`;
 /// - `rooms.a.lilt`: a.lilt's MUC;
 /// - `h.lilt`: two A records, 127.0.0.100 (nothing answers: a black hole,
-///   see [`black_hole`]) first, then 127.0.0.10.
+///   see [`black_hole`]) first, then 127.0.0.10;
+/// - `sa.lilt`, `ps.lilt`, `xs.lilt`: by `_xmpp-server._tcp` SRV only, to
+///   `srv.<domain>` on the servers of a.lilt, p.lilt, x.lilt (port 5270);
+/// - `ta.lilt`, `pt.lilt`, `xt.lilt`: by `_xmpps-server._tcp` SRV only
+///   (direct TLS), to `tls.<domain>` on the same servers (port 5271);
+/// - `pe.lilt` (127.0.0.7): a Prosody host with a self-signed certificate.
 pub fn zone() -> Vec<(&'static str, RData)> {
     let a = |ip: [u8; 4]| RData::A(A(Ipv4Addr::from(ip)));
     let srv = |port: u16, target: &str| {
@@ -134,6 +139,23 @@ pub fn zone() -> Vec<(&'static str, RData)> {
         ("rooms.x.lilt.", a([127, 0, 0, 9])),
         ("h.lilt.", a([127, 0, 0, 100])),
         ("h.lilt.", a([127, 0, 0, 10])),
+        // The resolution matrix: each server also serves a domain found by
+        // `_xmpp-server._tcp` SRV only (no A record of its own, the target
+        // another name) and one by `_xmpps-server._tcp` only (direct TLS,
+        // XEP-0368, port 5271); `pe.lilt` has a self-signed certificate.
+        ("_xmpp-server._tcp.sa.lilt.", srv(5270, "srv.sa.lilt.")),
+        ("srv.sa.lilt.", a([127, 0, 0, 2])),
+        ("_xmpps-server._tcp.ta.lilt.", srv(5271, "tls.ta.lilt.")),
+        ("tls.ta.lilt.", a([127, 0, 0, 2])),
+        ("_xmpp-server._tcp.ps.lilt.", srv(5270, "srv.ps.lilt.")),
+        ("srv.ps.lilt.", a([127, 0, 0, 7])),
+        ("_xmpps-server._tcp.pt.lilt.", srv(5271, "tls.pt.lilt.")),
+        ("tls.pt.lilt.", a([127, 0, 0, 7])),
+        ("pe.lilt.", a([127, 0, 0, 7])),
+        ("_xmpp-server._tcp.xs.lilt.", srv(5270, "srv.xs.lilt.")),
+        ("srv.xs.lilt.", a([127, 0, 0, 9])),
+        ("_xmpps-server._tcp.xt.lilt.", srv(5271, "tls.xt.lilt.")),
+        ("tls.xt.lilt.", a([127, 0, 0, 9])),
     ]
 }
 
@@ -151,6 +173,13 @@ pub const CERT_NAMES: &[&str] = &[
     "x.lilt",
     "rooms.x.lilt",
     "h.lilt",
+    "sa.lilt",
+    "ta.lilt",
+    "ps.lilt",
+    "pt.lilt",
+    "pe.lilt",
+    "xs.lilt",
+    "xt.lilt",
 ];
 
 /// A DNS server on 127.0.0.1:53 (UDP) answering from [`zone`] (the
@@ -188,11 +217,11 @@ pub async fn black_hole(addr: &str) -> (tokio::net::TcpListener, tokio::net::Tcp
     (listener, filler)
 }
 
-/// A test CA; certificates for `names` signed by it (and a self-signed one
-/// for `e.lilt`) in `dir` as `<name>.crt`/`<name>.key` (the CA `bench s2s`
+/// A test CA; certificates for `names` signed by it (and self-signed ones
+/// for `e.lilt` and `pe.lilt`) in `dir` as `<name>.crt`/`<name>.key` (the CA `bench s2s`
 /// uses too). Returns the CA file.
 fn make_certificates(dir: &Path, names: &[&str]) -> PathBuf {
-    ca::make_certificates(dir, names, &["e.lilt"]).unwrap()
+    ca::make_certificates(dir, names, &["e.lilt", "pe.lilt"]).unwrap()
 }
 
 /// What a test inside the namespace has: its directory, the certificates

@@ -6,20 +6,32 @@ use std::process::{Child, Command};
 
 use super::Net;
 
+/// The hosts a Prosody of the tests may serve (p.lilt, and in the
+/// matrix tests the others).
+pub const HOSTS: &[&str] = &["p.lilt", "ps.lilt", "pt.lilt", "pe.lilt"];
+
 /// Starts Prosody; `modules` are added to the defaults (roster, saslauth,
 /// tls, disco, dialback), `hosts` follows the VirtualHost. Its log is
 /// `dir/prosody.log`.
 pub fn start(net: &Net, modules: &[&str], hosts: &str) -> Child {
+    start_with(net, modules, "", hosts)
+}
+
+/// [`start`] with `global` added to the global section. Every host of
+/// [`HOSTS`] has the accounts alice and bob.
+pub fn start_with(net: &Net, modules: &[&str], global: &str, hosts: &str) -> Child {
     let dir = net.dir.path();
     let data = dir.join("prosody-data");
-    let accounts = data.join("p%2elilt").join("accounts");
-    std::fs::create_dir_all(&accounts).unwrap();
-    for user in ["alice", "bob"] {
-        std::fs::write(
-            accounts.join(format!("{user}.dat")),
-            "return {\n\t[\"password\"] = \"secret\";\n};\n",
-        )
-        .unwrap();
+    for host in HOSTS {
+        let accounts = data.join(host.replace('.', "%2e")).join("accounts");
+        std::fs::create_dir_all(&accounts).unwrap();
+        for user in ["alice", "bob"] {
+            std::fs::write(
+                accounts.join(format!("{user}.dat")),
+                "return {\n\t[\"password\"] = \"secret\";\n};\n",
+            )
+            .unwrap();
+        }
     }
     let extra: String = modules.iter().map(|m| format!("; {m:?}")).collect();
     let config = format!(
@@ -38,6 +50,7 @@ authentication = "internal_plain"
 certificates = "{certs}"
 ssl = {{ cafile = "{ca}" }}
 modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "dialback"{extra} }}
+{global}
 VirtualHost "p.lilt"
 {hosts}
 "#,

@@ -34,6 +34,10 @@ const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub struct S2sTls {
     /// Incoming streams: our certificate by SNI, the peer's requested.
     pub server: Option<Arc<rustls::ServerConfig>>,
+    /// The same, with the host's own certificate when the peer sends no
+    /// SNI (STARTTLS after a stream header naming the host, as Prosody
+    /// uses the `to` host's context), by local host.
+    servers: HashMap<String, Arc<rustls::ServerConfig>>,
     /// Outgoing streams, by local host: our certificate offered.
     clients: HashMap<String, Arc<rustls::ClientConfig>>,
     /// Outgoing streams from a host without a certificate.
@@ -88,12 +92,10 @@ impl S2sTls {
             }
         };
         let algs = provider.signature_verification_algorithms;
-        let server = if keys.is_empty() {
-            None
-        } else {
+        let server_with = |default: Option<Arc<CertifiedKey>>| {
             let resolver = Arc::new(ByName {
                 keys: keys.clone(),
-                default: keys.values().next().cloned(),
+                default,
             });
             rustls::ServerConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()
@@ -104,6 +106,15 @@ impl S2sTls {
                 })
                 .map(Arc::new)
         };
+        let server = if keys.is_empty() {
+            None
+        } else {
+            server_with(keys.values().next().cloned())
+        };
+        let servers = keys
+            .iter()
+            .filter_map(|(host, key)| Some((host.clone(), server_with(Some(key.clone()))?)))
+            .collect();
         let client = |key: Option<Arc<CertifiedKey>>| {
             let b = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()
@@ -138,12 +149,21 @@ impl S2sTls {
         (
             S2sTls {
                 server,
+                servers,
                 clients,
                 anonymous_client,
                 judge,
             },
             warnings,
         )
+    }
+
+    /// The server side of TLS for a stream to `host` (when its header
+    /// named it): SNI first, else `host`'s certificate.
+    pub fn server_for(&self, host: Option<&str>) -> Option<Arc<rustls::ServerConfig>> {
+        host.and_then(|h| self.servers.get(h))
+            .cloned()
+            .or_else(|| self.server.clone())
     }
 
     /// Can `host` take part in TLS as a server (it has a certificate)?

@@ -104,6 +104,10 @@ impl IncomingStream {
     pub fn to_host(&self) -> Option<&str> {
         self.to_host.as_deref()
     }
+    /// The remote domain the peer named or authenticated as last.
+    pub fn from_host(&self) -> Option<&str> {
+        self.from_host.as_deref()
+    }
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
@@ -269,7 +273,7 @@ impl IncomingStream {
         }
         if let Some(from) = h.from.as_deref() {
             self.from_host = Some(from.to_ascii_lowercase());
-            if !self.policy.remote_allowed(from) {
+            if !self.policy.remote_allowed(self.to_host.as_deref(), from) {
                 return self.fail(out, restricted());
             }
         }
@@ -378,7 +382,7 @@ impl IncomingStream {
             return;
         };
         let domain = domain.to_ascii_lowercase();
-        if !self.policy.remote_allowed(&domain) {
+        if !self.policy.remote_allowed(self.to_host.as_deref(), &domain) {
             return self.fail(out, restricted());
         }
         if self.policy.is_local(&domain) || (self.cert)(&domain) != CertStatus::Valid {
@@ -409,7 +413,7 @@ impl IncomingStream {
         if !self.policy.is_local(&to) {
             return self.fail(out, StreamError::new(Cond::HostUnknown));
         }
-        if !self.policy.remote_allowed(&from) {
+        if !self.policy.remote_allowed(Some(&to), &from) {
             return self.fail(out, restricted());
         }
         if self.policy.is_local(&from) {

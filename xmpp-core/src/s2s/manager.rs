@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::certs::S2sTls;
 use super::dialback::Dialback;
+use super::filter::DomainFilter;
 use super::policy::Policy;
 use crate::config::{OptionError, ServerConfig};
 use crate::error::{ErrorType, StanzaError};
@@ -70,6 +71,30 @@ pub struct S2sManager {
     /// What [`start`] was given, for starting later when s2s was disabled
     /// then and a reload enables it ([`listen`]).
     later: Mutex<Option<Later>>,
+    /// What a reload changes while streams run (see [`super::reload`]).
+    pub(crate) live: Mutex<Live>,
+    /// Bumped by each reload: every stream checks it is still allowed.
+    pub(crate) reloads: Reloads,
+    /// The `config-reloaded` hook is in place.
+    pub(crate) hooked: OnceLock<()>,
+}
+
+/// Whether s2s is on and which domains each host may federate with, as
+/// the config in force says.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Live {
+    /// `false` once a reload disabled s2s (`modules_disabled`,
+    /// `disallow_s2s`) after it had been started.
+    pub disabled: bool,
+    pub filter: Option<DomainFilter>,
+}
+
+pub(crate) struct Reloads(pub watch::Sender<u64>);
+
+impl Default for Reloads {
+    fn default() -> Reloads {
+        Reloads(watch::channel(0).0)
+    }
 }
 
 type Later = (
@@ -84,7 +109,46 @@ impl S2sManager {
 
     /// Is s2s running (so remote stanzas are routed rather than refused)?
     pub fn is_running(&self) -> bool {
-        self.ctx.get().is_some()
+        self.ctx.get().is_some() && !lock(&self.live).disabled
+    }
+
+    /// The whitelists and blacklists in force.
+    pub(crate) fn filter(&self) -> DomainFilter {
+        let live = lock(&self.live);
+        match (&live.filter, self.ctx.get()) {
+            (Some(f), _) => f.clone(),
+            (None, Some(ctx)) => ctx.policy.filter.clone(),
+            (None, None) => DomainFilter::default(),
+        }
+    }
+
+    /// May a stream between `local` (when known) and `remote` go on?
+    /// `Err` with the stream error to close it with when not.
+    pub(crate) fn still_allowed(
+        &self,
+        local: Option<&str>,
+        remote: Option<&str>,
+    ) -> Result<(), crate::error::StreamError> {
+        use crate::error::{StreamError, StreamErrorCondition};
+        if lock(&self.live).disabled {
+            // Prosody's mod_s2s closes its streams so when unloaded.
+            return Err(StreamError::with_text(
+                StreamErrorCondition::HostGone,
+                "Server-to-server connections are disabled",
+            ));
+        }
+        match remote {
+            Some(r) if !self.filter().allows(local, r) => Err(StreamError::with_text(
+                StreamErrorCondition::PolicyViolation,
+                super::policy::RESTRICTED,
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A receiver that changes at each reload.
+    pub(crate) fn reloaded(&self) -> watch::Receiver<u64> {
+        self.reloads.0.subscribe()
     }
 
     /// Is an outgoing route from `local` to `remote` open or opening?
@@ -218,7 +282,7 @@ impl S2sManager {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -259,10 +323,7 @@ pub fn route_or_return(
     if stanza.from().is_none() {
         stanza.set_attr("from", Some(local.clone()));
     }
-    if manager
-        .context()
-        .is_some_and(|c| !c.policy.remote_allowed(&remote))
-    {
+    if !manager.filter().allows(Some(&local), &remote) {
         // mod_s2s_whitelist/mod_s2s_blacklist: refused before any
         // connection is made.
         if !is_reply_type(&stanza)
@@ -366,6 +427,7 @@ pub fn start_with(
 ) -> Result<Vec<(SocketAddr, JoinHandle<()>)>, StartError> {
     let manager = server.extension::<S2sManager>();
     *lock(&manager.later) = Some((shutdown.clone(), static_targets.clone()));
+    super::reload::hook(server);
     let config = &server.config;
     if !enabled(config) {
         return Ok(Vec::new());
@@ -410,21 +472,7 @@ fn context(
         .unwrap_or_default();
     let enabled = |m: &str| modules(m) && enabled_modules.iter().any(|e| e == m);
     policy.bidi = enabled("s2s_bidi");
-    let domains = |option: &str| -> std::collections::HashSet<String> {
-        config
-            .get_global(option)
-            .and_then(Value::as_string_list)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| d.to_ascii_lowercase())
-            .collect()
-    };
-    if enabled("s2s_whitelist") {
-        policy.whitelist = Some(domains("s2s_whitelist"));
-    }
-    if enabled("s2s_blacklist") {
-        policy.blacklist = domains("s2s_blacklist");
-    }
+    policy.filter = DomainFilter::from_config(config);
     let size = config
         .get_global("s2s_stanza_size_limit")
         .and_then(Value::as_i64)

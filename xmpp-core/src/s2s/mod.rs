@@ -27,7 +27,9 @@
 //! - [`connect`]: the staggered parallel connects over a domain's
 //!   addresses (happy eyeballs);
 //! - [`bidi`]: XEP-0288 bidirectional streams (`s2s_bidi`), one connection
-//!   for both directions.
+//!   for both directions;
+//! - [`filter`]: `s2s_whitelist` / `s2s_blacklist` per host; `reload`
+//!   closes the streams a config reload no longer allows.
 //!
 //! Incoming stanzas enter the router from a [`Session`] of kind
 //! [`SessionKind::S2sIn`] whose host is the local host addressed; what the
@@ -41,10 +43,12 @@ pub mod certs;
 mod conn;
 pub mod connect;
 pub mod dialback;
+pub mod filter;
 pub mod incoming;
 pub mod manager;
 pub mod outgoing;
 pub mod policy;
+mod reload;
 pub mod resolve;
 mod runtime;
 #[cfg(test)]

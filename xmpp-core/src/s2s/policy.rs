@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::filter::DomainFilter;
 use crate::config::ServerConfig;
 use crate::value::Value;
 
@@ -66,11 +67,10 @@ pub struct Policy {
     pub dialback: bool,
     /// `s2s_bidi` is on (XEP-0288).
     pub bidi: bool,
-    /// mod_s2s_whitelist's `s2s_whitelist`: when set, the only remote
-    /// domains allowed.
-    pub whitelist: Option<HashSet<String>>,
-    /// mod_s2s_blacklist's `s2s_blacklist`: remote domains refused.
-    pub blacklist: HashSet<String>,
+    /// `s2s_whitelist` and `s2s_blacklist` of each local host (as the
+    /// stream began: a reload that changes them closes the streams they
+    /// no longer allow, see [`super::S2sManager`]).
+    pub filter: DomainFilter,
 }
 
 /// The text Prosody's community modules give when refusing a domain.
@@ -88,8 +88,7 @@ impl Default for Policy {
             sasl_external: true,
             dialback: true,
             bidi: false,
-            whitelist: None,
-            blacklist: HashSet::new(),
+            filter: DomainFilter::default(),
         }
     }
 }
@@ -124,16 +123,14 @@ impl Policy {
             sasl_external: true,
             dialback: true,
             bidi: false,
-            whitelist: None,
-            blacklist: HashSet::new(),
+            filter: DomainFilter::default(),
         }
     }
 
-    /// May we federate with `domain` (`s2s_whitelist`, `s2s_blacklist`)?
-    pub fn remote_allowed(&self, domain: &str) -> bool {
-        let domain = domain.to_ascii_lowercase();
-        self.whitelist.as_ref().is_none_or(|w| w.contains(&domain))
-            && !self.blacklist.contains(&domain)
+    /// May `local` (when known) federate with `domain` (`s2s_whitelist`,
+    /// `s2s_blacklist`)?
+    pub fn remote_allowed(&self, local: Option<&str>, domain: &str) -> bool {
+        self.filter.allows(local, domain)
     }
 
     /// Must `domain` prove itself with a valid certificate?

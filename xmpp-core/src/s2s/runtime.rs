@@ -49,8 +49,8 @@ pub(super) async fn serve(
     }
 }
 
-async fn accept_tls(ctx: &Context, tcp: TcpStream) -> Option<(Conn, PeerCert)> {
-    let cfg = ctx.tls.server.clone()?;
+async fn accept_tls(ctx: &Context, tcp: TcpStream, host: Option<&str>) -> Option<(Conn, PeerCert)> {
+    let cfg = ctx.tls.server_for(host)?;
     match TlsAcceptor::from(cfg).accept(tcp).await {
         Ok(tls) => {
             let chain = tls.get_ref().1.peer_certificates().map(|c| c.to_vec());
@@ -74,14 +74,16 @@ async fn incoming(
     let _ = tcp.set_nodelay(true);
     tracing::info!(%peer, "incoming s2s connection");
     let manager = server.extension::<S2sManager>();
-    let mut stream =
-        IncomingStream::new(ctx.policy.clone(), ctx.dialback.clone(), ctx.limits.clone());
+    let mut reloaded = manager.reloaded();
+    let mut policy = ctx.policy.clone();
+    policy.filter = manager.filter();
+    let mut stream = IncomingStream::new(policy, ctx.dialback.clone(), ctx.limits.clone());
     let mut conn = Conn::Plain(tcp);
     if direct_tls {
         let Conn::Plain(tcp) = std::mem::replace(&mut conn, Conn::Gone) else {
             return;
         };
-        let Some((c, cert)) = accept_tls(&ctx, tcp).await else {
+        let Some((c, cert)) = accept_tls(&ctx, tcp, None).await else {
             return;
         };
         conn = c;
@@ -122,6 +124,13 @@ async fn incoming(
             }
             _ = tokio::time::sleep_until(keepalive_at) => { last_read = Instant::now(); vec![Action::Write(" ".into())] }
             _ = shutdown.changed() => stream.close(Some(StreamError::with_text(StreamErrorCondition::SystemShutdown, "Server is shutting down"))),
+            Ok(()) = reloaded.changed() => match manager.still_allowed(stream.to_host(), stream.from_host()) {
+                Ok(()) => Vec::new(),
+                Err(e) => {
+                    tracing::info!(%peer, "closing an incoming s2s stream the reloaded config no longer allows: {e}");
+                    stream.close(Some(e))
+                }
+            },
         };
         let mut pending = String::new();
         let mut close = false;
@@ -138,7 +147,7 @@ async fn incoming(
                         close = true;
                         break;
                     };
-                    match accept_tls(&ctx, tcp).await {
+                    match accept_tls(&ctx, tcp, stream.to_host()).await {
                         Some((c, cert)) => {
                             conn = c;
                             stream.tls_established(cert);
@@ -376,6 +385,8 @@ async fn run_outgoing(
 ) -> Outcome {
     let mut policy = ctx.policy.clone();
     policy.tls_available = true;
+    policy.filter = manager.filter();
+    let mut reloaded = manager.reloaded();
     let have_cert = ctx.tls.has_certificate(local);
     let mut stream = OutgoingStream::new(
         policy,
@@ -536,6 +547,13 @@ async fn run_outgoing(
             }
             _ = tokio::time::sleep_until(keepalive_at) => { last_read = Instant::now(); vec![Action::Write(" ".into())] }
             _ = shutdown.changed() => stream.close(Some(StreamError::with_text(StreamErrorCondition::SystemShutdown, "Server is shutting down"))),
+            Ok(()) = reloaded.changed() => match manager.still_allowed(Some(local), Some(remote)) {
+                Ok(()) => Vec::new(),
+                Err(e) => {
+                    tracing::info!(%local, %remote, "closing an outgoing s2s stream the reloaded config no longer allows: {e}");
+                    stream.close(Some(e))
+                }
+            },
         };
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::Action;
 use super::dialback::Dialback;
+use super::filter::DomainFilter;
 use super::incoming::IncomingStream;
 use super::outgoing::OutgoingStream;
 use super::policy::{CertStatus, PeerCert, Policy};
@@ -561,11 +562,14 @@ fn blacklisted_and_unlisted_domains_are_refused_at_the_stream_header() {
         xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
         from='a.example' to='b.example' version='1.0'>";
     let black = Policy {
-        blacklist: ["a.example".to_string()].into_iter().collect(),
+        filter: DomainFilter::global(None, ["a.example".to_string()].into_iter().collect()),
         ..policy("b.example")
     };
     let white = Policy {
-        whitelist: Some(["c.example".to_string()].into_iter().collect()),
+        filter: DomainFilter::global(
+            Some(["c.example".to_string()].into_iter().collect()),
+            Default::default(),
+        ),
         ..policy("b.example")
     };
     for p in [black, white] {
@@ -576,7 +580,10 @@ fn blacklisted_and_unlisted_domains_are_refused_at_the_stream_header() {
         assert!(r.is_closed());
     }
     let listed = Policy {
-        whitelist: Some(["a.example".to_string()].into_iter().collect()),
+        filter: DomainFilter::global(
+            Some(["a.example".to_string()].into_iter().collect()),
+            Default::default(),
+        ),
         ..policy("b.example")
     };
     let mut r = IncomingStream::new(listed, Dialback::new(None), StreamLimits::default());
