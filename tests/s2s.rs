@@ -27,6 +27,13 @@
 //! Each pair exchanges messages both ways and a presence subscription;
 //! MUC and PEP go across lilt and Prosody; bidi (XEP-0288) is checked
 //! lilt↔lilt and lilt↔Prosody.
+//!
+//! `matrix` (in `s2s_cases/`) crosses every way of finding a domain (A
+//! record, `_xmpp-server._tcp` SRV, `_xmpps-server._tcp` SRV with direct
+//! TLS) with Prosody and ejabberd both ways, with `s2s_secure_auth`
+//! refusals both ways and an ejabberd user in a lilt room; `reload`
+//! checks that a reload closes the streams it no longer allows (a host's
+//! own `s2s_blacklist`, then s2s disabled).
 
 mod s2s_support;
 

@@ -221,6 +221,16 @@ fn resolution_matrix_and_muc_with_ejabberd() {
             // An ejabberd user in a lilt room.
             room_exchange("lounge@rooms.a.lilt", &mut alice, &mut xalice).await;
 
+            // lilt's s2s_secure_auth refuses xe.lilt's self-signed
+            // certificate, both ways.
+            ejabberd::register_on("xe.lilt", "alice").await;
+            let mut xe = login(&x, "alice@xe.lilt", &net.ca).await;
+            let cond = bounced(&mut alice, "alice@xe.lilt").await;
+            assert_eq!(cond, "remote-server-timeout");
+            let cond = bounced(&mut xe, "alice@a.lilt").await;
+            eprintln!("ejabberd's bounce (xe.lilt → a.lilt): {cond}");
+            nothing_delivered(&mut alice, &mut xalice).await;
+
             // ejabberd refuses e.lilt's self-signed certificate, both ways.
             let e = start_server(&net, "e.lilt", "127.0.0.6", 5269, "").await;
             let mut eve = login(&e, "alice@e.lilt", &net.ca).await;

@@ -30,7 +30,8 @@ pub fn installed(test: &str) -> bool {
     super::installed("ejabberdctl", test, "ejabberd")
 }
 
-/// ejabberd.yml: hosts x.lilt, xs.lilt and xt.lilt; c2s and s2s on
+/// ejabberd.yml: hosts x.lilt, xs.lilt, xt.lilt and xe.lilt (whose
+/// certificate is self-signed); c2s and s2s on
 /// 127.0.0.9 (s2s with STARTTLS on 5269 and 5270, direct TLS on 5271, the
 /// listener's `tls: true`), STARTTLS required on s2s,
 /// peers' certificates checked against the test CA; `dialback` adds
@@ -47,6 +48,7 @@ fn config(net: &Net, dialback: bool) -> String {
   - "x.lilt"
   - "xs.lilt"
   - "xt.lilt"
+  - "xe.lilt"
 loglevel: info
 certfiles:
   - "{crt}"
@@ -57,6 +59,8 @@ certfiles:
   - "{skey}"
   - "{tcrt}"
   - "{tkey}"
+  - "{ecrt}"
+  - "{ekey}"
 ca_file: "{ca}"
 s2s_use_starttls: required
 listen:
@@ -108,6 +112,8 @@ modules:
         skey = c("xs.lilt.key"),
         tcrt = c("xt.lilt.crt"),
         tkey = c("xt.lilt.key"),
+        ecrt = c("xe.lilt.crt"),
+        ekey = c("xe.lilt.key"),
         ca = net.ca.display(),
     )
 }

@@ -113,8 +113,10 @@ pub async fn login(server: &Server, jid: &str, ca: &Path) -> ClientLink {
         address: server.c2s.to_string(),
         jid: Jid::parse(jid).unwrap(),
         password: "secret".into(),
-        // e.lilt's and pe.lilt's own certificates are self-signed.
-        insecure_tls: jid.ends_with("@e.lilt") || jid.ends_with("@pe.lilt"),
+        // e.lilt's, pe.lilt's and xe.lilt's certificates are self-signed.
+        insecure_tls: ["@e.lilt", "@pe.lilt", "@xe.lilt"]
+            .iter()
+            .any(|d| jid.ends_with(d)),
         ca_file: Some(ca.to_path_buf()),
     })
     .await

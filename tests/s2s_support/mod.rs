@@ -117,7 +117,8 @@ fn mount_resolver_files(dir: &Path) {
 ///   `srv.<domain>` on the servers of a.lilt, p.lilt, x.lilt (port 5270);
 /// - `ta.lilt`, `pt.lilt`, `xt.lilt`: by `_xmpps-server._tcp` SRV only
 ///   (direct TLS), to `tls.<domain>` on the same servers (port 5271);
-/// - `pe.lilt` (127.0.0.7): a Prosody host with a self-signed certificate.
+/// - `pe.lilt` (127.0.0.7), `xe.lilt` (127.0.0.9): a Prosody host and an
+///   ejabberd host with self-signed certificates.
 pub fn zone() -> Vec<(&'static str, RData)> {
     let a = |ip: [u8; 4]| RData::A(A(Ipv4Addr::from(ip)));
     let srv = |port: u16, target: &str| {
@@ -152,6 +153,7 @@ pub fn zone() -> Vec<(&'static str, RData)> {
         ("_xmpps-server._tcp.pt.lilt.", srv(5271, "tls.pt.lilt.")),
         ("tls.pt.lilt.", a([127, 0, 0, 7])),
         ("pe.lilt.", a([127, 0, 0, 7])),
+        ("xe.lilt.", a([127, 0, 0, 9])),
         ("_xmpp-server._tcp.xs.lilt.", srv(5270, "srv.xs.lilt.")),
         ("srv.xs.lilt.", a([127, 0, 0, 9])),
         ("_xmpps-server._tcp.xt.lilt.", srv(5271, "tls.xt.lilt.")),
@@ -178,6 +180,7 @@ pub const CERT_NAMES: &[&str] = &[
     "ps.lilt",
     "pt.lilt",
     "pe.lilt",
+    "xe.lilt",
     "xs.lilt",
     "xt.lilt",
 ];
@@ -218,10 +221,10 @@ pub async fn black_hole(addr: &str) -> (tokio::net::TcpListener, tokio::net::Tcp
 }
 
 /// A test CA; certificates for `names` signed by it (and self-signed ones
-/// for `e.lilt` and `pe.lilt`) in `dir` as `<name>.crt`/`<name>.key` (the CA `bench s2s`
+/// for `e.lilt`, `pe.lilt` and `xe.lilt`) in `dir` as `<name>.crt`/`<name>.key` (the CA `bench s2s`
 /// uses too). Returns the CA file.
 fn make_certificates(dir: &Path, names: &[&str]) -> PathBuf {
-    ca::make_certificates(dir, names, &["e.lilt", "pe.lilt"]).unwrap()
+    ca::make_certificates(dir, names, &["e.lilt", "pe.lilt", "xe.lilt"]).unwrap()
 }
 
 /// What a test inside the namespace has: its directory, the certificates

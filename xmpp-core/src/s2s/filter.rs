@@ -176,7 +176,9 @@ mod tests {
         assert!(f.allows(None, "spam.example"));
 
         // Enabled globally, disabled for one host.
-        config.global.set("modules_enabled", list(&["s2s_blacklist"]));
+        config
+            .global
+            .set("modules_enabled", list(&["s2s_blacklist"]));
         config.hosts[1]
             .section
             .set("modules_disabled", list(&["s2s_blacklist"]));

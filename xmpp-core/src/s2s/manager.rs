@@ -470,8 +470,7 @@ fn context(
         .get_global("modules_enabled")
         .and_then(Value::as_string_list)
         .unwrap_or_default();
-    let enabled = |m: &str| modules(m) && enabled_modules.iter().any(|e| e == m);
-    policy.bidi = enabled("s2s_bidi");
+    policy.bidi = modules("s2s_bidi") && enabled_modules.iter().any(|e| e == "s2s_bidi");
     policy.filter = DomainFilter::from_config(config);
     let size = config
         .get_global("s2s_stanza_size_limit")
