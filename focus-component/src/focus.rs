@@ -19,6 +19,7 @@ use xmpp_core::{Element, StanzaError};
 
 use crate::bridges::{Brewery, SelectionConfig};
 use crate::ns;
+use crate::restart::RestartLimits;
 use crate::room::{self, Conference};
 use crate::sources::SourceLimits;
 use crate::stats::Counters;
@@ -71,6 +72,8 @@ pub struct FocusOptions {
     /// How long a room the focus joined may wait for its first
     /// participant (Jicofo's `conference.initial-timeout`).
     pub initial_timeout: Duration,
+    /// Jicofo's `conference.restart-request-rate-limits`.
+    pub restart_limits: RestartLimits,
 }
 
 impl FocusOptions {
@@ -92,6 +95,7 @@ impl FocusOptions {
             health_timeout: Duration::from_secs(5),
             iq_timeout: Duration::from_secs(15),
             initial_timeout: Duration::from_secs(15),
+            restart_limits: RestartLimits::default(),
         }
     }
 

@@ -1,9 +1,8 @@
 //! Inviting a participant: a bridge is chosen, the endpoint allocated with
 //! Colibri2 and, with the bridge's transport, the participant gets its
-//! session-initiate (or, when its session is already up, a
-//! transport-replace). Failover: a bridge that fails a health check or a
+//! session-initiate. Failover: a bridge that fails a health check or a
 //! Colibri2 request, or leaves the brewery, loses its conferences, and their
-//! participants get a new session on another bridge.
+//! participants get a new session on another bridge ([`crate::restart`]).
 
 use std::time::Instant;
 
@@ -175,7 +174,8 @@ impl Focus {
         }
     }
 
-    /// session-initiate, or transport-replace for a session that is up.
+    /// session-initiate with a new sid (a session the participant had is
+    /// replaced; re-invites end it first, see [`crate::restart`]).
     fn send_offer(&mut self, now: Instant, room: &str, nick: &str) {
         let initiator = self.options.jid.clone();
         let global_start_muted = self.options.start_muted;
@@ -195,13 +195,10 @@ impl Focus {
             return;
         };
         let transport = transport.clone();
-        let (action, sid) = match &p.session {
-            Some(s) if s.active => ("transport-replace", s.sid.clone()),
-            _ => ("session-initiate", random_sid()),
-        };
+        let sid = random_sid();
         p.session = Some(JingleSession {
             sid: sid.clone(),
-            active: action == "transport-replace",
+            active: false,
             bridge_session_id: bridge_session_id.clone(),
         });
         p.signaled = sources.clone();
@@ -211,23 +208,20 @@ impl Focus {
         let to = p.occupant_jid.clone();
         self.next_id += 1;
         let id = format!("lilt-focus-{}", self.next_id);
-        let iq = offer::offer(
-            &Offer {
-                to: &to,
-                id: &id,
-                initiator: &initiator,
-                sid: &sid,
-                options,
-                bridge_transport: &transport,
-                sources: &sources,
-                room,
-                json_sources: json,
-                start_muted,
-                bridge_session_id: &bridge_session_id,
-                region: region.as_deref(),
-            },
-            action,
-        );
+        let iq = offer::offer(&Offer {
+            to: &to,
+            id: &id,
+            initiator: &initiator,
+            sid: &sid,
+            options,
+            bridge_transport: &transport,
+            sources: &sources,
+            room,
+            json_sources: json,
+            start_muted,
+            bridge_session_id: &bridge_session_id,
+            region: region.as_deref(),
+        });
         self.counters.offers_sent += 1;
         self.request(
             now,
@@ -240,8 +234,8 @@ impl Focus {
         );
     }
 
-    /// The bridge lost one endpoint: that participant alone is allocated
-    /// again (and re-offered with transport-replace).
+    /// The bridge lost one endpoint: that participant alone gets a new
+    /// session ([`Self::restart_session`]).
     pub(crate) fn reinvite_endpoint(&mut self, now: Instant, room: &str, nick: &str) {
         let bridge = self
             .conferences
@@ -251,14 +245,7 @@ impl Focus {
         if let Some(b) = &bridge {
             self.relay_endpoints_changed(now, room, nick, b, crate::relays::Change::Expire);
         }
-        if let Some(p) = self
-            .conferences
-            .get_mut(room)
-            .and_then(|c| c.participants.get_mut(nick))
-        {
-            p.allocation = Allocation::None;
-            self.invite(now, room, nick);
-        }
+        self.restart_session(now, room, nick);
     }
 
     /// The participant refused its offer: its endpoint expires and the
@@ -336,7 +323,7 @@ impl Focus {
 
     /// Every conference on `bridge` loses that bridge (its session and the
     /// other bridges' relays to it expire) and the participants it had are
-    /// invited again (their sessions restarted: [`Self::end_session_for_move`]),
+    /// invited again (their sessions restarted: [`Self::restart_session`]),
     /// on another bridge of the conference or a new one.
     pub(crate) fn move_off_bridge(&mut self, now: Instant, bridge: &str) {
         let rooms: Vec<String> = self
@@ -367,41 +354,8 @@ impl Focus {
             );
         }
         for (room, nick) in moved {
-            self.end_session_for_move(now, &room, &nick);
-            self.invite(now, &room, &nick);
+            self.restart_session(now, &room, &nick);
         }
-    }
-
-    /// Jicofo's `RestartJingle` re-invite (its default `reinvite-method`): a
-    /// participant leaving a failed bridge gets session-terminate (success,
-    /// "moving") and then a fresh session-initiate, and the others see its
-    /// sources removed until it accepts the new session. (lib-jitsi-meet
-    /// 2.6726's transport-replace stalled ~17 s on a moved page before
-    /// failing.)
-    fn end_session_for_move(&mut self, now: Instant, room: &str, nick: &str) {
-        let initiator = self.options.jid.clone();
-        let id = self.id();
-        let Some(c) = self.conferences.get_mut(room) else {
-            return;
-        };
-        c.sources.remove_owner(nick);
-        let Some(p) = c.participants.get_mut(nick) else {
-            return;
-        };
-        let Some(session) = p.session.take() else {
-            return;
-        };
-        p.transport = None;
-        let iq = offer::session_terminate(
-            &p.occupant_jid,
-            &id,
-            &initiator,
-            &session.sid,
-            "success",
-            Some("moving"),
-        );
-        self.request(now, iq, Pending::Other);
-        self.schedule_source_signaling(now, room, nick);
     }
 
     /// Jicofo's health checks: every bridge gets one per interval; one

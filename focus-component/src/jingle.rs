@@ -9,9 +9,13 @@
 //!   bridge and, batched by the source-signaling delay, to every other
 //!   participant.
 //! - `session-terminate`: the endpoint expires; with `<bridge-session
-//!   restart='true'>` the participant is invited again.
-//! - `session-info` with `<ice-state>failed</ice-state>`: ICE restart (a new
-//!   allocation, offered with transport-replace).
+//!   restart='true'>` the participant is invited again, within the restart
+//!   rate limit ([`crate::restart`]; over it, the session still ends and the
+//!   answer is `resource-constraint`).
+//! - `session-info` with `<ice-state>failed</ice-state>` for the current
+//!   `<bridge-session id>`: the session restarts as Jicofo's RestartJingle
+//!   ([`crate::restart`]: session-terminate, then a new session-initiate),
+//!   within the same rate limit. A stale bridge-session id is ignored.
 //!
 //! A request for an unknown session is `item-not-found`, contents of an
 //! unknown media type `bad-request`; nothing a participant sends stops the
@@ -142,23 +146,18 @@ impl Focus {
             "transport-info" => self.on_transport_info(now, &room, &nick, &contents),
             "source-add" => self.on_source_add(now, &room, &nick, iq, &contents),
             "source-remove" => self.on_source_remove(now, &room, &nick, iq, &contents),
-            "session-terminate" => {
-                let restart = jingle
-                    .get_child("bridge-session", ns::FOCUS)
-                    .and_then(|b| b.get_attr("restart"))
-                    == Some("true");
-                self.on_session_terminate(now, &room, &nick, restart);
-                Ok(())
-            }
+            "session-terminate" => self.on_session_terminate(now, &room, &nick, jingle),
             "session-info" => {
                 let ice_failed = jingle
                     .get_child("ice-state", ns::FOCUS)
                     .or_else(|| iq.get_child("ice-state", ns::FOCUS))
                     .is_some_and(|s| s.text_content().trim().eq_ignore_ascii_case("failed"));
-                if ice_failed {
-                    self.restart_participant(now, &room, &nick);
+                if ice_failed && self.is_current_bridge_session(&room, &nick, jingle) {
+                    self.accept_restart_request(now, &room, &nick)
+                        .map(|()| self.restart_participant(now, &room, &nick))
+                } else {
+                    Ok(())
                 }
-                Ok(())
             }
             "transport-reject" | "content-modify" | "description-info" => Ok(()),
             other => {
@@ -325,7 +324,49 @@ impl Focus {
         Ok(())
     }
 
-    fn on_session_terminate(&mut self, now: Instant, room: &str, nick: &str, restart: bool) {
+    /// Whether the `<bridge-session id>` of a request (if it names one) is
+    /// the one of the participant's session.
+    fn is_current_bridge_session(&self, room: &str, nick: &str, jingle: &Element) -> bool {
+        let Some(id) = jingle
+            .get_child("bridge-session", ns::FOCUS)
+            .and_then(|b| b.get_attr("id"))
+        else {
+            return true;
+        };
+        self.conferences
+            .get(room)
+            .and_then(|c| c.participants.get(nick))
+            .and_then(|p| p.session.as_ref())
+            .is_some_and(|s| s.bridge_session_id == id)
+    }
+
+    /// The participant ended its session; with `restart='true'` it is
+    /// invited again when the rate limit allows (the session ends either
+    /// way, as in Jicofo).
+    fn on_session_terminate(
+        &mut self,
+        now: Instant,
+        room: &str,
+        nick: &str,
+        jingle: &Element,
+    ) -> Result<(), StanzaError> {
+        if !self.is_current_bridge_session(room, nick, jingle) {
+            return Err(StanzaError::item_not_found().with_text("not the current bridge session"));
+        }
+        let restart = jingle
+            .get_child("bridge-session", ns::FOCUS)
+            .and_then(|b| b.get_attr("restart"))
+            == Some("true");
+        let reinvite = if restart {
+            self.accept_restart_request(now, room, nick)
+        } else {
+            Ok(())
+        };
+        self.end_session(now, room, nick, restart && reinvite.is_ok());
+        reinvite
+    }
+
+    fn end_session(&mut self, now: Instant, room: &str, nick: &str, restart: bool) {
         self.expire_endpoint(now, room, nick);
         if let Some(c) = self.conferences.get_mut(room) {
             c.sources.remove_owner(nick);
@@ -341,20 +382,7 @@ impl Focus {
         }
     }
 
-    /// ICE failed: a fresh allocation, offered with transport-replace.
-    fn restart_participant(&mut self, now: Instant, room: &str, nick: &str) {
-        self.expire_endpoint(now, room, nick);
-        if let Some(p) = self
-            .conferences
-            .get_mut(room)
-            .and_then(|c| c.participants.get_mut(nick))
-        {
-            p.allocation = Allocation::None;
-        }
-        self.invite(now, room, nick);
-    }
-
-    fn expire_endpoint(&mut self, now: Instant, room: &str, nick: &str) {
+    pub(crate) fn expire_endpoint(&mut self, now: Instant, room: &str, nick: &str) {
         let Some(c) = self.conferences.get(room) else {
             return;
         };

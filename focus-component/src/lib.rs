@@ -11,6 +11,7 @@
 //! Where to start reading: [`focus`] (the sans-IO [`Focus`]: stanzas and
 //! time in, stanzas and a deadline out), then the concept files it
 //! dispatches to: [`conference_iq`], [`occupants`], [`invite`], [`jingle`],
+//! [`restart`] (re-invites as Jicofo's RestartJingle, restart rate limit),
 //! [`mute`], [`jibri`] (recorder brokering); the wire shapes are in [`offer`] (session-initiate),
 //! [`colibri`] (bridge requests), [`codecs`] (Jicofo's codec table),
 //! [`sources`] (validation), [`bridges`] (the brewery and its options) and
@@ -33,6 +34,7 @@ pub mod occupants;
 pub mod offer;
 pub mod participant;
 pub mod relays;
+pub mod restart;
 pub mod room;
 pub mod run;
 pub mod selection;

@@ -1,6 +1,6 @@
 //! The Jingle the focus sends to a participant, in Jicofo's layout.
 //!
-//! `session-initiate` (and `transport-replace`, the same contents): contents
+//! `session-initiate`: contents
 //! `audio` then `video` (no `data`: SCTP is off), each
 //! `<content creator='initiator' name senders='both'>` holding the
 //! `<description media>` (payload types, `rtp-hdrext`s,
@@ -25,7 +25,7 @@ use media_signalling::xml::{
     header_extension_element, jingle_source_elements, payload_type_element,
 };
 
-/// What a session-initiate or transport-replace is made of.
+/// What a session-initiate is made of.
 pub struct Offer<'a> {
     pub to: &'a str,
     pub id: &'a str,
@@ -146,10 +146,9 @@ pub fn json_sources_message(sources: &BTreeMap<String, Vec<Source>>) -> Element 
     Element::new("json-message", ns::JITMEET).text(body.to_string())
 }
 
-/// A session-initiate (`action` = `session-initiate`) or a
-/// transport-replace with the full offer.
-pub fn offer(o: &Offer<'_>, action: &str) -> Element {
-    let mut iq = jingle_iq(o.to, o.id, action, o.initiator, o.sid);
+/// The session-initiate with the full offer.
+pub fn offer(o: &Offer<'_>) -> Element {
+    let mut iq = jingle_iq(o.to, o.id, "session-initiate", o.initiator, o.sid);
     let transport = offered_transport(o.bridge_transport);
     let mut children = Vec::new();
     for kind in [MediaKind::Audio, MediaKind::Video] {

@@ -11,6 +11,7 @@ use xmpp_core::Element;
 
 use crate::codecs::OfferOptions;
 use crate::ns;
+use crate::restart::RestartRequests;
 
 /// The Jingle session with a participant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct Participant {
     pub force_muted_video: bool,
     /// A moderator grant was asked for.
     pub granted_owner: bool,
+    /// Its accepted restart requests (ICE failure), for the rate limit.
+    pub restart_requests: RestartRequests,
 }
 
 impl Participant {
@@ -102,6 +105,7 @@ impl Participant {
             force_muted_audio: false,
             force_muted_video: false,
             granted_owner: false,
+            restart_requests: RestartRequests::default(),
         }
     }
 

@@ -6,8 +6,17 @@ use crate::common;
 use common::*;
 use xmpp_core::Element;
 
-fn up(nicks: &[&str]) -> (Harness, Vec<String>) {
-    let mut h = Harness::new();
+pub(crate) fn up(nicks: &[&str]) -> (Harness, Vec<String>) {
+    up_with(nicks, |_| {})
+}
+
+/// `nicks` in a conference, each with an accepted session; `tweak` sets
+/// the focus's options.
+pub(crate) fn up_with(
+    nicks: &[&str],
+    tweak: impl FnOnce(&mut focus_component::FocusOptions),
+) -> (Harness, Vec<String>) {
+    let mut h = Harness::with_options(tweak);
     h.bridge("jvb1", &[("stress_level", "0.1")]);
     h.open_conference(ROOM);
     let mut sids = Vec::new();
@@ -21,7 +30,7 @@ fn up(nicks: &[&str]) -> (Harness, Vec<String>) {
     (h, sids)
 }
 
-fn colibri(out: &[Element]) -> Vec<Element> {
+pub(crate) fn colibri(out: &[Element]) -> Vec<Element> {
     out.iter()
         .filter(|e| e.get_child("conference-modify", "jitsi:colibri2").is_some())
         .cloned()
@@ -79,27 +88,6 @@ fn leaving_ends_the_session_and_expires_the_endpoint() {
         && e.type_() == Some("unavailable")
         && e.to() == Some(format!("{ROOM}/focus").as_str())));
     assert_eq!(h.focus.stats(h.now).conferences, 0);
-}
-
-#[test]
-fn session_terminate_with_restart_reinvites() {
-    let (mut h, sids) = up(&["aaaa", "bbbb"]);
-    let out = h.feed(&format!(
-        "<iq type='set' id='t' from='{ROOM}/aaaa' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='session-terminate' sid='{}'>\
-         <reason><success/></reason><bridge-session xmlns='http://jitsi.org/protocol/focus' id='x' restart='true'/></jingle></iq>",
-        sids[0]
-    ));
-    assert_eq!(out[0].type_(), Some("result"));
-    let c = colibri(&out);
-    assert!(c.iter().any(|e| e.to_string().contains("expire='true'")));
-    let realloc = c
-        .iter()
-        .find(|e| e.to_string().contains("create='true'"))
-        .expect("a new allocation")
-        .clone();
-    let out = h.answer_allocation(&realloc);
-    let offer = offer_to(&out, "aaaa").expect("a new session-initiate");
-    assert_ne!(sid_of(&offer), sids[0]);
 }
 
 fn mute_iq(from: &str, target: &str, mute: bool) -> String {
@@ -203,42 +191,6 @@ fn av_moderation_force_mutes_non_moderators() {
     // Garbage messages change nothing.
     h.feed(&msg("not json"));
     h.feed(&msg(r#"{"type":"av_moderation"}"#));
-}
-
-#[test]
-fn ice_failure_reallocates_and_replaces_the_transport() {
-    let (mut h, sids) = up(&["aaaa", "bbbb"]);
-    let out = h.feed(&format!(
-        "<iq type='set' id='i' from='{ROOM}/aaaa' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='{}'>\
-         <ice-state xmlns='http://jitsi.org/protocol/focus'>failed</ice-state>\
-         <bridge-session xmlns='http://jitsi.org/protocol/focus' id='x'/></jingle></iq>",
-        sids[0]
-    ));
-    assert_eq!(out[0].type_(), Some("result"));
-    let c = colibri(&out);
-    assert!(
-        c[0].to_string().contains("expire='true'"),
-        "old endpoint expired first"
-    );
-    let realloc = c
-        .iter()
-        .find(|e| e.to_string().contains("create='true'"))
-        .expect("a new allocation")
-        .clone();
-    let out = h.answer_allocation(&realloc);
-    let replace = out
-        .iter()
-        .find(|e| jingle_action(e).as_deref() == Some("transport-replace"))
-        .expect("transport-replace");
-    assert_eq!(sid_of(replace), sids[0]);
-    // Other session-info (e.g. mute/unmute notes) is just acknowledged.
-    let out = h.feed(&format!(
-        "<iq type='set' id='j' from='{ROOM}/bbbb' to='{FOCUS_JID}'><jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='{}'>\
-         <ice-state xmlns='http://jitsi.org/protocol/focus'>connected</ice-state></jingle></iq>",
-        sids[1]
-    ));
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].type_(), Some("result"));
 }
 
 #[test]

@@ -5,12 +5,13 @@
 //! lands on one bridge, a receiver on the other and one on the sender's:
 //! both receive the sender's audio (one through the relay). Then the far
 //! receiver's bridge stops: the receiver is moved to the sender's bridge
-//! (transport-replace, or a new session as Jicofo's RestartJingle) and
-//! receives again.
+//! (a new session, as Jicofo's RestartJingle) and receives again.
+//! [`start_bridge`], [`start_focus`] and [`participant`] serve
+//! `ice_restart` too.
 //! Run: `cargo test -p focus-component --test integration relay_call::`.
 
 #[path = "relay_call/participant.rs"]
-mod participant;
+pub(crate) mod participant;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -22,11 +23,12 @@ use focus_component::selection::Strategy;
 use focus_component::{FocusOptions, run_with_link};
 use participant::{Counters, answer};
 use sfu_component::run::BridgeOptions;
+use sfu_component::run::RunningBridge;
 use xmpp_core::client::{ClientLink, LinkSender, local};
 use xmpp_core::stream::parse_element;
 use xmpp_core::{Clock, Element, Jid};
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 interfaces = { "127.0.0.1" }
 c2s_ports = { 0 }
 storage = "memory"
@@ -43,9 +45,9 @@ Component "focus.example.com" "client_proxy"
     target_address = "focus@auth.example.com"
 "#;
 
-const ROOM: &str = "relays@conference.example.com";
-const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
-const FOCUS: &str = "relays@conference.example.com/focus";
+pub(crate) const ROOM: &str = "relays@conference.example.com";
+pub(crate) const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
+pub(crate) const FOCUS: &str = "relays@conference.example.com/focus";
 const SENDER_SSRC: u32 = 5000;
 
 fn el(xml: &str) -> Element {
@@ -54,18 +56,18 @@ fn el(xml: &str) -> Element {
     e
 }
 
-struct Peer {
+pub(crate) struct Peer {
     link: ClientLink,
     tx: LinkSender,
     seen: Vec<Element>,
 }
 
 impl Peer {
-    fn send(&self, xml: &str) {
+    pub(crate) fn send(&self, xml: &str) {
         assert!(self.tx.send(el(xml)));
     }
 
-    async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
+    pub(crate) async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
         if let Some(i) = self.seen.iter().position(&pred) {
             return self.seen.remove(i);
         }
@@ -81,7 +83,7 @@ impl Peer {
     }
 }
 
-fn peer(server: &Arc<xmpp_core::Server>, jid: &str) -> Peer {
+pub(crate) fn peer(server: &Arc<xmpp_core::Server>, jid: &str) -> Peer {
     let link = local(server, &Jid::parse(jid).unwrap()).unwrap();
     let tx = link.sender();
     let p = Peer {
@@ -93,7 +95,7 @@ fn peer(server: &Arc<xmpp_core::Server>, jid: &str) -> Peer {
     p
 }
 
-fn jingle_action(e: &Element) -> Option<&str> {
+pub(crate) fn jingle_action(e: &Element) -> Option<&str> {
     e.get_child("jingle", "urn:xmpp:jingle:1")?
         .get_attr("action")
 }
@@ -130,22 +132,25 @@ async fn join(p: &mut Peer, nick: &str) -> Element {
 }
 
 /// A participant in the room: answers its offer, then runs its media and
-/// answers the focus (transport-replace gets a new session).
-async fn participant(
+/// answers the focus (a session-initiate gets a new session); returns
+/// what it counts and a sender on its link.
+pub(crate) async fn participant(
     server: Arc<xmpp_core::Server>,
     nick: &'static str,
     send: Option<u32>,
     expect: Option<u32>,
-) -> Arc<Counters> {
+) -> (Arc<Counters>, LinkSender) {
     let mut p = peer(&server, &format!("{nick}@example.com/web"));
     let offer = join(&mut p, nick).await;
     p.send(&format!(
         "<iq type='result' id='{}' to='{FOCUS}'/>",
         offer.id().unwrap()
     ));
-    let (mut media, reply, port) = answer(&offer, "session-accept", nick, send, expect).await;
+    let (mut media, reply, port) = answer(&offer, nick, send, expect).await;
     let counters = Arc::new(Counters::default());
     counters.bridge_port.store(port.into(), Ordering::Relaxed);
+    counters.session_from(&offer);
+    let link = p.tx.clone();
     let mut iq = Element::new("iq", "jabber:client")
         .attr("type", "set")
         .attr("id", format!("acc-{nick}"))
@@ -161,6 +166,15 @@ async fn participant(
             tokio::select! {
                 s = p.link.recv() => {
                     let Some(s) = s else { break };
+                    if s.name() == "iq" && s.id().is_some_and(|id| id.starts_with("ice-")) {
+                        let refused = s
+                            .get_child("error", "jabber:client")
+                            .and_then(|e| e.get_child("resource-constraint", "urn:ietf:params:xml:ns:xmpp-stanzas"))
+                            .is_some();
+                        let n = if refused { &c.restarts_refused } else { &c.restarts_accepted };
+                        n.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     if s.name() != "iq" || !matches!(s.type_(), Some("set") | Some("get")) {
                         continue;
                     }
@@ -169,16 +183,21 @@ async fn participant(
                         s.id().unwrap_or(""),
                         s.from().unwrap_or("")
                     ));
-                    // Moved to another bridge: transport-replace in the
-                    // session, or (Jicofo's RestartJingle) a new session
-                    // after session-terminate.
-                    let reply_action = match jingle_action(&s) {
-                        Some("transport-replace") => "transport-accept",
-                        Some("session-initiate") => "session-accept",
+                    // Restarted (moved to another bridge, ICE failed): a
+                    // new session after session-terminate, as Jicofo's
+                    // RestartJingle.
+                    match jingle_action(&s) {
+                        Some("session-terminate") => {
+                            c.terminated.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Some("session-initiate") => {}
                         _ => continue,
-                    };
-                    let (m, reply, port) = answer(&s, reply_action, nick, send, expect).await;
+                    }
+                    let (mut m, reply, port) = answer(&s, nick, send, expect).await;
+                    m.continue_from(&media);
                     media = m;
+                    c.session_from(&s);
                     n += 1;
                     c.received.store(0, Ordering::Relaxed);
                     c.bridge_port.store(port.into(), Ordering::Relaxed);
@@ -194,15 +213,75 @@ async fn participant(
             }
         }
     });
-    counters
+    (counters, link)
 }
 
-async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+pub(crate) async fn wait_for(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Bridge `jvb<n>` in the brewery (seen there by `watch`), on loopback,
+/// with relay id `relay-jvb<n>` and its own HTTP listener (colibri-ws and
+/// the relay bridge channel one bridge opens to the other).
+pub(crate) async fn start_bridge(
+    server: &Arc<xmpp_core::Server>,
+    watch: &mut Peer,
+    n: u32,
+) -> RunningBridge {
+    let link = local(
+        server,
+        &Jid::parse(&format!("jvb@auth.example.com/jvb{n}")).unwrap(),
+    )
+    .unwrap();
+    let mut options = BridgeOptions::new(&format!("jvb{n}"));
+    options.brewery = Some(BREWERY.to_string());
+    options.udp_bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+    options.addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    options.relay_id = Some(format!("relay-jvb{n}"));
+    options.http = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+    let bridge = sfu_component::run::run_with_link(link, options)
+        .await
+        .unwrap();
+    watch
+        .expect("the bridge in the brewery", |s| {
+            s.name() == "presence"
+                && s.from() == Some(&format!("{BREWERY}/jvb{n}"))
+                && s.get_child("stats", "http://jitsi.org/protocol/colibri")
+                    .is_some()
+        })
+        .await;
+    bridge
+}
+
+/// The focus with `strategy`, once `watch` sees it in the brewery.
+pub(crate) async fn start_focus(
+    server: &Arc<xmpp_core::Server>,
+    watch: &mut Peer,
+    strategy: Strategy,
+) -> tokio::task::JoinHandle<()> {
+    let focus_link = local(server, &Jid::parse("focus@auth.example.com/focus").unwrap()).unwrap();
+    let mut options = FocusOptions::new(&focus_link.jid.to_string(), "example.com");
+    options.selection.strategy = strategy;
+    let focus = tokio::spawn(run_with_link(focus_link, options));
+    watch
+        .expect("the focus in the brewery", |s| {
+            s.from() == Some(&format!("{BREWERY}/focus"))
+        })
+        .await;
+    focus
+}
+
+/// Someone in the brewery, to see bridges and the focus arrive.
+pub(crate) fn brewery_watch(server: &Arc<xmpp_core::Server>) -> Peer {
+    let watch = peer(server, "watch@auth.example.com/w");
+    watch.send(&format!(
+        "<presence to='{BREWERY}/watch'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
+    watch
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,58 +290,17 @@ async fn a_call_over_two_relayed_bridges_survives_losing_one() {
     let server = lilt::startup::build_server(config, Clock::System).unwrap();
     let running = lilt::startup::start(server.clone()).await.unwrap();
 
-    // Someone in the brewery to see both bridges arrive.
-    let mut watch = peer(&server, "watch@auth.example.com/w");
-    watch.send(&format!(
-        "<presence to='{BREWERY}/watch'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
-    ));
+    let mut watch = brewery_watch(&server);
     let mut bridges = Vec::new();
     for n in [1, 2] {
-        let link = local(
-            &server,
-            &Jid::parse(&format!("jvb@auth.example.com/jvb{n}")).unwrap(),
-        )
-        .unwrap();
-        let mut options = BridgeOptions::new(&format!("jvb{n}"));
-        options.brewery = Some(BREWERY.to_string());
-        options.udp_bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-        options.addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-        options.relay_id = Some(format!("relay-jvb{n}"));
-        // Each bridge's own HTTP listener: colibri-ws, and the relay
-        // bridge channel (colibri-relay-ws) one bridge opens to the other.
-        options.http = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
-        let bridge = sfu_component::run::run_with_link(link, options)
-            .await
-            .unwrap();
-        watch
-            .expect("the bridge in the brewery", |s| {
-                s.name() == "presence"
-                    && s.from() == Some(&format!("{BREWERY}/jvb{n}"))
-                    && s.get_child("stats", "http://jitsi.org/protocol/colibri")
-                        .is_some()
-            })
-            .await;
-        bridges.push(bridge);
+        bridges.push(start_bridge(&server, &mut watch, n).await);
     }
     let (port1, port2) = (bridges[0].udp_address.port(), bridges[1].udp_address.port());
+    let focus = start_focus(&server, &mut watch, Strategy::Split).await;
 
-    let focus_link = local(
-        &server,
-        &Jid::parse("focus@auth.example.com/focus").unwrap(),
-    )
-    .unwrap();
-    let mut options = FocusOptions::new(&focus_link.jid.to_string(), "example.com");
-    options.selection.strategy = Strategy::Split;
-    let focus = tokio::spawn(run_with_link(focus_link, options));
-    watch
-        .expect("the focus in the brewery", |s| {
-            s.from() == Some(&format!("{BREWERY}/focus"))
-        })
-        .await;
-
-    let sender = participant(server.clone(), "sender", Some(SENDER_SSRC), None).await;
-    let far = participant(server.clone(), "far", None, Some(SENDER_SSRC)).await;
-    let near = participant(server.clone(), "near", None, Some(SENDER_SSRC)).await;
+    let (sender, _) = participant(server.clone(), "sender", Some(SENDER_SSRC), None).await;
+    let (far, _) = participant(server.clone(), "far", None, Some(SENDER_SSRC)).await;
+    let (near, _) = participant(server.clone(), "near", None, Some(SENDER_SSRC)).await;
     let port = |c: &Counters| c.bridge_port.load(Ordering::Relaxed) as u16;
     // Split: the sender on one bridge (the least loaded), the next
     // participant on the other, the third with the fewest participants.

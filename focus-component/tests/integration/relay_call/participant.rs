@@ -1,10 +1,12 @@
 //! A str0m participant for the relay call: what a browser does with the
 //! focus's offer (ICE controlled, DTLS active, its audio source in the
-//! session-accept), a new `Rtc` on transport-replace (answered with
-//! transport-accept), Opus-shaped audio every 20 ms when it sends, and a
-//! count of the audio packets it receives from the sender's SSRC.
+//! session-accept), a new `Rtc` for each new session (after a
+//! session-terminate, as Jicofo's RestartJingle), Opus-shaped audio every
+//! 20 ms when it sends, and a count of the audio packets it receives from
+//! the sender's SSRC.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,11 +28,34 @@ use xmpp_core::Element;
 pub struct Counters {
     /// Audio packets received from the sender's SSRC.
     pub received: AtomicU64,
-    /// transport-replace offers handled.
+    /// New sessions after the first (offers handled).
     pub replaced: AtomicU64,
+    /// session-terminate received from the focus.
+    pub terminated: AtomicU64,
     /// The bridge's media port of the current session.
     pub bridge_port: AtomicU64,
+    /// The current session: its sid and bridge-session id.
+    pub session: Mutex<(String, String)>,
+    /// Answers to our `ice-*` requests: accepted, refused
+    /// (`resource-constraint`).
+    pub restarts_accepted: AtomicU64,
+    pub restarts_refused: AtomicU64,
     pub stop: AtomicBool,
+}
+
+impl Counters {
+    /// Notes the session an offer opens.
+    pub fn session_from(&self, offer: &Element) {
+        let jingle = offer.get_child("jingle", mns::JINGLE).unwrap();
+        let bsid = jingle
+            .get_child("bridge-session", "http://jitsi.org/protocol/focus")
+            .and_then(|b| b.get_attr("id"))
+            .unwrap_or("");
+        *self.session.lock().unwrap() = (
+            jingle.get_attr("sid").unwrap().to_string(),
+            bsid.to_string(),
+        );
+    }
 }
 
 /// One media session: the `Rtc` on its socket.
@@ -69,12 +94,10 @@ fn descriptions(jingle: &Element) -> Vec<(String, MediaDescription)> {
         .collect()
 }
 
-/// Builds the session from an offer (session-initiate or
-/// transport-replace) and returns it with the answer's `<jingle>`
-/// (`action`: session-accept or transport-accept).
+/// Builds the session from a session-initiate and returns it with the
+/// session-accept's `<jingle>`.
 pub async fn answer(
     offer: &Element,
-    action: &str,
     endpoint: &str,
     send_ssrc: Option<u32>,
     expect_ssrc: Option<u32>,
@@ -158,7 +181,7 @@ pub async fn answer(
         web_socket: None,
     };
     let mut reply = Element::new("jingle", mns::JINGLE)
-        .attr("action", action)
+        .attr("action", "session-accept")
         .attr("sid", jingle.get_attr("sid").unwrap().to_string());
     for (name, d) in &descs {
         let mut desc = Element::new("description", mns::RTP).attr("media", d.kind.as_str());
@@ -203,6 +226,12 @@ pub async fn answer(
 }
 
 impl Media {
+    /// Goes on with the RTP sequence of the session this one replaces
+    /// (same SSRC, so the receivers' streams continue).
+    pub fn continue_from(&mut self, old: &Media) {
+        self.seq = old.seq;
+    }
+
     /// Runs the session until `deadline` (or until a datagram or the next
     /// timer has been handled): one turn of the participant's loop.
     pub async fn turn(&mut self, deadline: Instant, next_send: &mut Instant, counters: &Counters) {
