@@ -345,9 +345,20 @@ pub(super) async fn outgoing(
                         queue.push(e);
                     }
                 }
-                for e in queue {
-                    super::manager::route(&server, &server_local_session(&server, &local), e);
-                }
+                let origin = server_local_session(&server, &local);
+                // Not routed any more (a reload disabled s2s meanwhile):
+                // bounced rather than lost.
+                let unrouted: Vec<Element> = queue
+                    .into_iter()
+                    .filter_map(|e| super::manager::route_or_return(&server, &origin, e))
+                    .collect();
+                bounce(
+                    &server,
+                    &local,
+                    unrouted,
+                    true,
+                    "server-to-server is disabled",
+                );
                 return;
             }
         }
