@@ -2,7 +2,6 @@
 //! pinned, run the chosen scenarios `repeat` times from the generator's
 //! core, stop it; then print and save the table.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -458,23 +457,15 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     }
     let table = report::table(&bench.results, &kinds);
     println!("{table}");
-    let date = command_output(Command::new("date").args(["-u", "+%Y-%m-%d-%H%MZ"]))
-        .unwrap_or_else(|| "undated".into());
+    let date = report::date();
     let doc = results_document(&args, &kinds, &table, &bench.results, &date);
     if !args.no_save {
-        let dir: PathBuf = args
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| workspace_root().join("bench/results"));
-        std::fs::create_dir_all(&dir).map_err(|source| BenchError::Io {
-            what: format!("creating {}", dir.display()),
-            source,
-        })?;
-        let path = dir.join(format!("{date}.md"));
-        std::fs::write(&path, &doc).map_err(|source| BenchError::Io {
-            what: format!("writing {}", path.display()),
-            source,
-        })?;
+        let path = report::save(args.results_dir.as_deref(), &format!("{date}.md"), &doc).map_err(
+            |e| BenchError::Io {
+                what: format!("writing {}", e.path.display()),
+                source: e.source,
+            },
+        )?;
         eprintln!("bench: saved {}", path.display());
     }
     if !bench.results.failures.is_empty() {

@@ -1,12 +1,63 @@
 //! The results table: medians of each figure per server, lilt's advantage
 //! over each peer (a factor above 1 means lilt is better, whichever way
-//! "better" points for that figure), and the targets.
+//! "better" points for that figure), and the targets; and what
+//! every run's results file shares: its date, the `Failed:` list, where
+//! it is saved.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::servers::Kind;
 use crate::stats::median;
+
+/// `YYYY-MM-DD-HHMMZ` now (UTC), as results files are named.
+pub fn date() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d-%H%MZ"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "undated".into())
+}
+
+/// The `Failed:` list closing a results document (nothing when all ran).
+pub fn push_failures(doc: &mut String, failures: &[String]) {
+    if failures.is_empty() {
+        return;
+    }
+    doc.push_str("\nFailed:\n\n");
+    for f in failures {
+        let _ = writeln!(doc, "- {f}");
+    }
+}
+
+/// A results file that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct SaveError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Writes a results document as `file` in `results_dir` (default:
+/// bench/results in this workspace); returns its path.
+pub fn save(results_dir: Option<&Path>, file: &str, doc: &str) -> Result<PathBuf, SaveError> {
+    let dir = results_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| crate::workspace_root().join("bench/results"));
+    let path = dir.join(file);
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, doc))
+        .map_err(|source| SaveError {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(path)
+}
 
 /// Which way a figure improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,7 +411,8 @@ pub fn advantage(better: Better, lilt: f64, peer: f64) -> Option<f64> {
     r.is_finite().then_some(r)
 }
 
-fn fmt_value(v: f64) -> String {
+/// A figure for a table: thousands separated, fewer decimals as it grows.
+pub fn fmt_value(v: f64) -> String {
     if v >= 1000.0 {
         let s = format!("{:.0}", v);
         // Thousands separators for readability.

@@ -16,13 +16,12 @@ use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
-use media_signalling::IceTransport;
-use media_signalling::xml::{ns, parse_transport};
-use str0m::media::{MediaKind, Mid};
+use media_signalling::xml::ns;
+use str0m::media::Mid;
 use str0m::rtp::Ssrc;
-use str0m::{Candidate, IceCreds};
 
 use super::MediaError;
+use super::allocation::{answered_transport, configure_client};
 use super::peer::{self, Kind, OutStream, Peer};
 use super::pump::Pump;
 use super::simulcast;
@@ -204,8 +203,11 @@ impl LiltBridge {
             rtc.direct_api().set_ice_controlling(false);
             let mut p = Peer::new(name.clone(), rtc, [127, 0, 0, 1].into())?;
             let answer = self.request(&allocation(&meeting, &name, i == 0))?;
-            let remote = bridge_transport(&answer, &name)?;
-            configure(&mut p, &remote)?;
+            let modified = answer
+                .get_child("conference-modified", ns::COLIBRI2)
+                .ok_or_else(|| MediaError::Protocol("answer without conference-modified".into()))?;
+            let remote = answered_transport(modified, "endpoint", &name)?;
+            configure_client(&mut p, &remote)?;
             let mut video_xml = None;
             if i < senders && self.simulcast {
                 let audio = Ssrc::from(0x0100_0000 + 16 * i as u32);
@@ -305,33 +307,6 @@ impl LiltBridge {
     }
 }
 
-/// Applies the bridge's transport to a client `Rtc`: the bridge is ICE
-/// controlling and DTLS passive, the client the other way round.
-fn configure(p: &mut Peer, remote: &IceTransport) -> Result<(), MediaError> {
-    let fp = remote
-        .fingerprints
-        .iter()
-        .find(|f| f.hash.eq_ignore_ascii_case("sha-256"))
-        .ok_or_else(|| MediaError::Protocol("bridge transport without sha-256".into()))?;
-    let fingerprint = peer::parse_fingerprint(&fp.hash, &fp.value)?;
-    for c in &remote.candidates {
-        if c.protocol.eq_ignore_ascii_case("udp")
-            && let Ok(candidate) = Candidate::host(c.address, "udp")
-        {
-            p.rtc.add_remote_candidate(candidate);
-        }
-    }
-    let mut api = p.rtc.direct_api();
-    api.set_remote_ice_credentials(IceCreds {
-        ufrag: remote.ufrag.clone(),
-        pass: remote.pwd.clone(),
-    });
-    api.set_remote_fingerprint(fingerprint);
-    api.declare_media(Mid::from("a"), MediaKind::Audio);
-    api.declare_media(Mid::from("v"), MediaKind::Video);
-    Ok(())
-}
-
 /// The client's own transport: ICE credentials, fingerprint, one host
 /// candidate.
 struct LocalTransport {
@@ -349,23 +324,6 @@ fn local_transport(p: &mut Peer) -> LocalTransport {
         fingerprint: p.fingerprint(),
         address: p.local,
     }
-}
-
-/// The transport the bridge answered for `endpoint`.
-fn bridge_transport(
-    answer: &xmpp_core::Element,
-    endpoint: &str,
-) -> Result<IceTransport, MediaError> {
-    let modified = answer
-        .get_child("conference-modified", ns::COLIBRI2)
-        .ok_or_else(|| MediaError::Protocol("answer without conference-modified".into()))?;
-    let transport = modified
-        .children()
-        .filter(|c| c.name() == "endpoint" && c.get_attr("id") == Some(endpoint))
-        .find_map(|e| e.get_child("transport", ns::COLIBRI2))
-        .and_then(|t| t.get_child("transport", ns::ICE_UDP))
-        .ok_or_else(|| MediaError::Protocol(format!("no transport for {endpoint}")))?;
-    parse_transport(transport).map_err(|e| MediaError::Protocol(e.to_string()))
 }
 
 const AUDIO_MEDIA: &str = "<media type='audio'>\

@@ -14,6 +14,7 @@
 //! the loop driving them all, `lilt_bridge.rs` and `janus.rs` the two
 //! servers' signalling, `report.rs` the results file.
 
+mod allocation;
 mod bridge_host;
 mod host_latency;
 mod janus;
@@ -519,13 +520,9 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
     let doc = report::document(args, &p, &runs);
     println!("{doc}");
     if !args.no_save {
-        let dir = args
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| crate::workspace_root().join("bench/results"));
-        std::fs::create_dir_all(&dir).map_err(MediaError::io("creating the results dir"))?;
-        let path = dir.join(format!("{}-media.md", report::date()));
-        std::fs::write(&path, doc).map_err(MediaError::io("writing the results"))?;
+        let file = format!("{}-media.md", crate::report::date());
+        let path = crate::report::save(args.results_dir.as_deref(), &file, &doc)
+            .map_err(|e| MediaError::io("writing the results")(e.source))?;
         eprintln!("bench: saved {}", path.display());
     }
     Ok(())

@@ -148,13 +148,9 @@ pub fn run(args: &Args) -> Result<(), MediaError> {
     let doc = document(args, &p, &rows, load.trim());
     println!("{doc}");
     if !args.no_save {
-        let dir = args
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| crate::workspace_root().join("bench/results"));
-        std::fs::create_dir_all(&dir).map_err(MediaError::io("creating the results dir"))?;
-        let path = dir.join(format!("{}-media-relay.md", super::report::date()));
-        std::fs::write(&path, doc).map_err(MediaError::io("writing the results"))?;
+        let file = format!("{}-media-relay.md", crate::report::date());
+        let path = crate::report::save(args.results_dir.as_deref(), &file, &doc)
+            .map_err(|e| MediaError::io("writing the results")(e.source))?;
         eprintln!("bench: saved {}", path.display());
     }
     Ok(())
@@ -354,7 +350,7 @@ fn document(args: &Args, p: &Params, rows: &[Row], load: &str) -> String {
     let _ = writeln!(
         d,
         "# Media relay benchmark run {} (issue 22)\n",
-        super::report::date()
+        crate::report::date()
     );
     let _ = writeln!(d, "- Machine: {}", procfs::machine_description());
     let commit = args.lilt_commit.clone().unwrap_or_else(|| {

@@ -14,13 +14,13 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use media_signalling::IceTransport;
-use media_signalling::xml::{ns, parse_transport, transport_element};
-use str0m::media::{MediaKind, Mid};
+use media_signalling::xml::{ns, transport_element};
+use str0m::media::Mid;
 use str0m::rtp::Ssrc;
-use str0m::{Candidate, IceCreds};
 use xmpp_core::Element;
 
 use super::MediaError;
+use super::allocation::{answered_transport, configure_client};
 use super::peer::{self, Kind, OutStream, Peer};
 use super::pump::Pump;
 
@@ -414,51 +414,6 @@ fn sources_xml(m: &Member) -> String {
         s.push_str("</media-source>");
     }
     s
-}
-
-/// The ICE-UDP transport the bridge answered for its `<endpoint>` or
-/// `<relay>` (`child`) with id `id`.
-fn answered_transport(
-    modified: &Element,
-    child: &str,
-    id: &str,
-) -> Result<IceTransport, MediaError> {
-    let transport = modified
-        .children()
-        .filter(|c| c.name() == child && c.get_attr("id") == Some(id))
-        .find_map(|e| e.get_child("transport", ns::COLIBRI2))
-        .and_then(|t| t.get_child("transport", ns::ICE_UDP))
-        .ok_or_else(|| MediaError::Protocol(format!("no transport for {child} {id}")))?;
-    parse_transport(transport).map_err(|e| MediaError::Protocol(e.to_string()))
-}
-
-/// The bridge's transport into a client `Rtc` (the bridge controls ICE
-/// and is the DTLS server).
-fn configure_client(p: &mut Peer, remote: &IceTransport) -> Result<(), MediaError> {
-    let fp = remote
-        .fingerprints
-        .iter()
-        .find(|f| f.hash.eq_ignore_ascii_case("sha-256"))
-        .ok_or_else(|| MediaError::Protocol("a transport without sha-256".into()))?;
-    let fingerprint = peer::parse_fingerprint(&fp.hash, &fp.value)?;
-    for c in remote
-        .candidates
-        .iter()
-        .filter(|c| c.protocol.eq_ignore_ascii_case("udp"))
-    {
-        if let Ok(candidate) = Candidate::host(c.address, "udp") {
-            p.rtc.add_remote_candidate(candidate);
-        }
-    }
-    let mut api = p.rtc.direct_api();
-    api.set_remote_ice_credentials(IceCreds {
-        ufrag: remote.ufrag.clone(),
-        pass: remote.pwd.clone(),
-    });
-    api.set_remote_fingerprint(fingerprint);
-    api.declare_media(Mid::from("a"), MediaKind::Audio);
-    api.declare_media(Mid::from("v"), MediaKind::Video);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,12 +6,8 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use super::{LevelResult, MediaParams, MediaServer, ServerRun};
+use crate::report::date;
 use crate::{Args, procfs};
-
-/// `YYYY-MM-DD-HHMMZ` now.
-pub fn date() -> String {
-    output(Command::new("date").args(["-u", "+%Y-%m-%d-%H%MZ"])).unwrap_or_else(|| "undated".into())
-}
 
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
@@ -24,23 +20,7 @@ fn num(v: f64) -> String {
     if !v.is_finite() {
         return "—".into();
     }
-    if v >= 1000.0 {
-        let s = format!("{v:.0}");
-        let mut out = String::new();
-        for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    } else if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
+    crate::report::fmt_value(v)
 }
 
 /// Forwarded packets per second per core: the rate over the CPU share.

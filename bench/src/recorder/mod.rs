@@ -151,13 +151,9 @@ pub fn run(args: &Args) -> Result<(), RecorderBenchError> {
     let text = report::render(args, &result);
     print!("{text}");
     if !args.no_save {
-        let dir = args
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| crate::workspace_root().join("bench/results"));
-        std::fs::create_dir_all(&dir).map_err(RecorderBenchError::io("results dir"))?;
-        let file = dir.join(format!("{}-recorder.md", report::date()));
-        std::fs::write(&file, text).map_err(RecorderBenchError::io("writing the results"))?;
+        let file = format!("{}-recorder.md", crate::report::date());
+        let file = crate::report::save(args.results_dir.as_deref(), &file, &text)
+            .map_err(|e| RecorderBenchError::io("writing the results")(e.source))?;
         eprintln!("recorder: saved {}", file.display());
     }
     Ok(())

@@ -5,18 +5,8 @@
 use std::fmt::Write as _;
 
 use super::RecorderResult;
+use crate::report::date;
 use crate::{Args, procfs};
-
-/// `YYYY-MM-DD-HHMMZ` now.
-pub fn date() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d-%H%MZ"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "undated".into())
-}
 
 fn commit() -> String {
     std::process::Command::new("git")

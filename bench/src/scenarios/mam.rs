@@ -22,7 +22,6 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -35,7 +34,7 @@ use crate::client::{ClientError, Conn, Mechanism, Target};
 use crate::sasl::SaltCache;
 use crate::servers::{self, DOMAIN, Kind, Running, Setup};
 use crate::stats::{CpuWindow, median, percentile};
-use crate::{accounts, procfs, workspace_root, xml};
+use crate::{accounts, procfs, report, workspace_root, xml};
 
 const NS_MAM: &str = "urn:xmpp:mam:2";
 const NS_RSM: &str = "http://jabber.org/protocol/rsm";
@@ -495,12 +494,7 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
     }
     let load_after = load_average();
     let version = |p: &str| servers::package_version(p).unwrap_or_else(|| "not installed".into());
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d-%H%MZ"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "undated".into());
+    let date = report::date();
     let mut doc = format!(
         "# MAM benchmark {date}\n\n\
          - Machine: {}; load average before {load_before}, after {load_after}\n\
@@ -529,22 +523,11 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
         args.repeat,
     );
     doc.push_str(&table(&kinds, &runs));
-    if !failures.is_empty() {
-        doc.push_str("\nFailed:\n\n");
-        for f in &failures {
-            let _ = writeln!(doc, "- {f}");
-        }
-    }
+    report::push_failures(&mut doc, &failures);
     println!("{doc}");
     if !args.no_save {
-        let dir = args
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| workspace_root().join("bench/results"));
-        let path = dir.join(format!("{date}-mam.md"));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&path, &doc))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = report::save(args.results_dir.as_deref(), &format!("{date}-mam.md"), &doc)
+            .map_err(|e| e.to_string())?;
         eprintln!("bench mam: saved {}", path.display());
     }
     Ok(())

@@ -15,7 +15,6 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -29,7 +28,7 @@ use crate::federation::peers::{self, Peer, Place, Software};
 use crate::federation::{self, DOMAINS};
 use crate::sasl::SaltCache;
 use crate::stats::{median, percentile};
-use crate::{accounts, procfs, servers, workspace_root};
+use crate::{accounts, procfs, report, servers, workspace_root};
 
 /// s2s throughput: lilt↔lilt beside Prosody↔Prosody and ejabberd↔ejabberd.
 #[derive(Parser, Debug, Clone)]
@@ -375,12 +374,7 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
     }
     let load_after = load_average();
     let version = |p: &str| servers::package_version(p).unwrap_or_else(|| "not installed".into());
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d-%H%MZ"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "undated".into());
+    let date = report::date();
     let mut auth: Vec<&str> = kinds.iter().map(|k| k.s2s_auth()).collect();
     auth.dedup();
     let mut doc = format!(
@@ -417,22 +411,11 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
         args.repeat,
     );
     doc.push_str(&table(&kinds, &runs));
-    if !failures.is_empty() {
-        doc.push_str("\nFailed:\n\n");
-        for f in &failures {
-            let _ = writeln!(doc, "- {f}");
-        }
-    }
+    report::push_failures(&mut doc, &failures);
     println!("{doc}");
     if !args.no_save {
-        let dir = args
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| workspace_root().join("bench/results"));
-        let path = dir.join(format!("{date}-s2s.md"));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&path, &doc))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = report::save(args.results_dir.as_deref(), &format!("{date}-s2s.md"), &doc)
+            .map_err(|e| e.to_string())?;
         eprintln!("bench s2s: saved {}", path.display());
     }
     Ok(())

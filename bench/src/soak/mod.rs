@@ -347,18 +347,8 @@ async fn run(args: SoakArgs) -> Result<(), SoakError> {
     );
     println!("{doc}");
     if !args.no_save {
-        let dir = args
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| workspace_root().join("bench/results"));
-        let date = Command::new("date")
-            .args(["-u", "+%Y-%m-%d-%H%MZ"])
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_else(|| "undated".into());
-        let path = dir.join(format!("{date}-soak.md"));
-        if std::fs::create_dir_all(&dir).is_ok() && std::fs::write(&path, &doc).is_ok() {
+        let file = format!("{}-soak.md", crate::report::date());
+        if let Ok(path) = crate::report::save(args.results_dir.as_deref(), &file, &doc) {
             eprintln!("soak: saved {}", path.display());
         }
     }

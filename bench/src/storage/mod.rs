@@ -17,7 +17,6 @@ mod setup;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use clap::Parser;
@@ -183,20 +182,9 @@ pub fn main(argv: Vec<String>) -> Result<(), StorageBenchError> {
     );
     println!("{doc}");
     if !args.no_save {
-        let dir = args
-            .results_dir
-            .clone()
-            .unwrap_or_else(|| workspace_root().join("bench/results"));
-        let date = Command::new("date")
-            .args(["-u", "+%Y-%m-%d-%H%MZ"])
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_else(|| "undated".into());
-        let path = dir.join(format!("{date}-storage.md"));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&path, &doc))
-            .map_err(|e| StorageBenchError::Setup(format!("{}: {e}", path.display())))?;
+        let file = format!("{}-storage.md", crate::report::date());
+        let path = crate::report::save(args.results_dir.as_deref(), &file, &doc)
+            .map_err(|e| StorageBenchError::Setup(e.to_string()))?;
         eprintln!("bench storage: saved {}", path.display());
     }
     Ok(())
