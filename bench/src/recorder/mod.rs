@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use recorder_component::{RecorderOptions, run_with_links};
+use xmpp_core::Jid;
 use xmpp_core::client::local;
-use xmpp_core::{Clock, Jid};
 
 use crate::{Args, procfs};
 
@@ -76,29 +76,14 @@ impl RecorderBenchError {
     }
 }
 
-const CONFIG: &str = r#"
-interfaces = { "127.0.0.1" }
-c2s_ports = { 0 }
-http_ports = { 0 }
-http_interfaces = { "127.0.0.1" }
-storage = "memory"
-log = { error = "*console" }
-modules_enabled = { "ping"; "roster"; "disco"; "presence" }
-muc_room_locking = false
-admins = { "focus@auth.example.com" }
-jitsi_focus = { }
-jitsi_videobridge = { addresses = { "127.0.0.1" }; udp_port = 0; http = "127.0.0.1:0" }
-VirtualHost "example.com"
-    authentication = "anonymous"
-VirtualHost "auth.example.com"
-    authentication = "internal_hashed"
-VirtualHost "recorder.example.com"
-    authentication = "internal_hashed"
-Component "conference.example.com" "muc"
-Component "internal.auth.example.com" "muc"
-Component "focus.example.com" "client_proxy"
-    target_address = "focus@auth.example.com"
-"#;
+/// lilt with its focus and bridge, HTTP and the recorder domain; errors
+/// only in its log.
+const CONFIG: testkit::JitsiConfig = testkit::JitsiConfig {
+    http: true,
+    recorder_domain: true,
+    focus_and_bridge: true,
+    quiet: true,
+};
 
 /// What the run measured.
 #[derive(Debug, Clone, Default)]
@@ -173,13 +158,10 @@ async fn measure(args: &Args) -> Result<RecorderResult, RecorderBenchError> {
         a.recorder_video_kbps,
     )?;
 
-    let config =
-        lua_compat::config::load_str(CONFIG, std::path::Path::new("bench-recorder.cfg.lua"))
+    let testkit::Lilt { server, running } =
+        testkit::jitsi::start(&CONFIG, "bench-recorder.cfg.lua")
+            .await
             .map_err(|e| perr(&e))?;
-    let server = lilt::startup::build_server(config, Clock::System).map_err(|e| perr(&e))?;
-    let running = lilt::startup::start(server.clone())
-        .await
-        .map_err(|e| perr(&e))?;
 
     // The recorder on a thread of its own; its links are made here, so
     // the server's side of them runs on this runtime.

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use media_signalling::MediaKind;
 use media_signalling::xml::{
     header_extension_element, jingle_source_elements, ns as mns, parse_jingle_description,
     parse_transport, payload_type_element, transport_element,
 };
-use media_signalling::{Candidate, Fingerprint, IceTransport, MediaKind, Source};
 use recorder_component::replies::CALL_FEATURES;
 use recorder_component::vp8::packetize;
 use str0m::format::Codec;
@@ -22,6 +22,7 @@ use str0m::media::{Frequency, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionValues, RtpWrite, Ssrc};
 use str0m::{Event, Input, Output, Rtc};
+use testkit::media::{local_transport, sender_source};
 use tokio::net::UdpSocket;
 use xmpp_core::client::{ClientLink, LinkSender, local};
 use xmpp_core::stream::parse_element;
@@ -418,53 +419,7 @@ async fn answer_offer(
         );
         api.start_dtls(true).map_err(|e| proto(e.to_string()))?;
     }
-    let creds = rtc.direct_api().local_ice_credentials();
-    let value = rtc
-        .direct_api()
-        .local_dtls_fingerprint()
-        .bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    let transport = IceTransport {
-        ufrag: creds.ufrag,
-        pwd: creds.pass,
-        fingerprints: vec![Fingerprint {
-            hash: "sha-256".into(),
-            value,
-            setup: Some("active".into()),
-        }],
-        candidates: vec![Candidate {
-            foundation: "1".into(),
-            component: 1,
-            protocol: "udp".into(),
-            priority: 2_130_706_431,
-            address: local,
-            kind: "host".into(),
-            generation: 0,
-            id: None,
-        }],
-        rtcp_mux: true,
-        web_socket: None,
-    };
-    let source = |kind: MediaKind, ssrc: u32, letter: char| Source {
-        kind,
-        name: format!("{endpoint}-{letter}0"),
-        ssrcs: match rtx_ssrc {
-            Some(rtx) if kind == MediaKind::Video => vec![ssrc, rtx],
-            _ => vec![ssrc],
-        },
-        groups: match rtx_ssrc {
-            Some(rtx) if kind == MediaKind::Video => vec![media_signalling::SsrcGroup {
-                semantics: "FID".into(),
-                ssrcs: vec![ssrc, rtx],
-            }],
-            _ => vec![],
-        },
-        video_type: (kind == MediaKind::Video).then(|| "camera".into()),
-        msid: Some(format!("stream-{endpoint} track-{letter}")),
-    };
+    let transport = local_transport(&mut rtc, local);
     let mut accept = Element::new("jingle", mns::JINGLE)
         .attr("action", "session-accept")
         .attr(
@@ -480,8 +435,8 @@ async fn answer_offer(
             desc.push_child(header_extension_element(e));
         }
         let s = match d.kind {
-            MediaKind::Audio => source(MediaKind::Audio, audio_ssrc, 'a'),
-            MediaKind::Video => source(MediaKind::Video, video_ssrc, 'v'),
+            MediaKind::Audio => sender_source(endpoint, MediaKind::Audio, audio_ssrc, None),
+            MediaKind::Video => sender_source(endpoint, MediaKind::Video, video_ssrc, rtx_ssrc),
         };
         for e in jingle_source_elements(&[s], None) {
             desc.push_child(e);

@@ -9,16 +9,14 @@
 //! is refused (`resource-constraint`) and the call goes on.
 //! Run: `cargo test -p focus-component --test integration ice_restart::`.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use focus_component::selection::Strategy;
-use xmpp_core::{Clock, Element};
+use testkit::JitsiConfig;
+use xmpp_core::Element;
 
 use crate::relay_call::participant::Counters;
-use crate::relay_call::{
-    CONFIG, FOCUS, brewery_watch, participant, start_bridge, start_focus, wait_for,
-};
+use crate::relay_call::{FOCUS, brewery_watch, participant, start_bridge, start_focus, wait_for};
 
 const SENDER_SSRC: u32 = 7000;
 
@@ -35,9 +33,10 @@ fn ice_failed(id: &str, c: &Counters) -> Element {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ice_failure_restarts_the_session_and_media_flows_again() {
-    let config = lua_compat::config::load_str(CONFIG, Path::new("ice-restart.cfg.lua")).unwrap();
-    let server = lilt::startup::build_server(config, Clock::System).unwrap();
-    let running = lilt::startup::start(server.clone()).await.unwrap();
+    let lilt = testkit::jitsi::start(&JitsiConfig::default(), "ice-restart.cfg.lua")
+        .await
+        .unwrap();
+    let server = lilt.server.clone();
     let mut watch = brewery_watch(&server);
     let _bridge = start_bridge(&server, &mut watch, 1).await;
     let focus = start_focus(&server, &mut watch, Strategy::Single).await;
@@ -80,5 +79,5 @@ async fn ice_failure_restarts_the_session_and_media_flows_again() {
         c.stop.store(true, Ordering::Relaxed);
     }
     focus.abort();
-    drop(running);
+    drop(lilt);
 }

@@ -14,7 +14,6 @@
 pub(crate) mod participant;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -24,80 +23,21 @@ use focus_component::{FocusOptions, run_with_link};
 use participant::{Counters, answer};
 use sfu_component::run::BridgeOptions;
 use sfu_component::run::RunningBridge;
-use xmpp_core::client::{ClientLink, LinkSender, local};
-use xmpp_core::stream::parse_element;
-use xmpp_core::{Clock, Element, Jid};
-
-pub(crate) const CONFIG: &str = r#"
-interfaces = { "127.0.0.1" }
-c2s_ports = { 0 }
-storage = "memory"
-modules_enabled = { "ping"; "roster"; "disco"; "presence" }
-muc_room_locking = false
-admins = { "focus@auth.example.com" }
-VirtualHost "example.com"
-    authentication = "anonymous"
-VirtualHost "auth.example.com"
-    authentication = "internal_hashed"
-Component "conference.example.com" "muc"
-Component "internal.auth.example.com" "muc"
-Component "focus.example.com" "client_proxy"
-    target_address = "focus@auth.example.com"
-"#;
+use testkit::{JitsiConfig, Peer, jingle_action};
+use xmpp_core::client::{LinkSender, local};
+use xmpp_core::{Element, Jid};
 
 pub(crate) const ROOM: &str = "relays@conference.example.com";
 pub(crate) const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
 pub(crate) const FOCUS: &str = "relays@conference.example.com/focus";
 const SENDER_SSRC: u32 = 5000;
 
-fn el(xml: &str) -> Element {
-    let mut e = parse_element(xml).unwrap();
-    e.set_attr("xml:lang", None);
-    e
-}
-
-pub(crate) struct Peer {
-    link: ClientLink,
-    tx: LinkSender,
-    seen: Vec<Element>,
-}
-
-impl Peer {
-    pub(crate) fn send(&self, xml: &str) {
-        assert!(self.tx.send(el(xml)));
-    }
-
-    pub(crate) async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return self.seen.remove(i);
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            match tokio::time::timeout_at(deadline, self.link.recv()).await {
-                Ok(Some(s)) if pred(&s) => return s,
-                Ok(Some(s)) => self.seen.push(s),
-                Ok(None) => panic!("link ended waiting for {what}"),
-                Err(_) => panic!("timed out waiting for {what}"),
-            }
-        }
-    }
-}
-
+/// `jid`'s in-process session, available.
 pub(crate) fn peer(server: &Arc<xmpp_core::Server>, jid: &str) -> Peer {
-    let link = local(server, &Jid::parse(jid).unwrap()).unwrap();
-    let tx = link.sender();
-    let p = Peer {
-        link,
-        tx,
-        seen: Vec::new(),
-    };
+    let mut p = Peer::local(server, jid);
+    p.timeout = Duration::from_secs(20);
     p.send("<presence/>");
     p
-}
-
-pub(crate) fn jingle_action(e: &Element) -> Option<&str> {
-    e.get_child("jingle", "urn:xmpp:jingle:1")?
-        .get_attr("action")
 }
 
 /// Conference IQ, room join, disco answer; returns the session-initiate.
@@ -286,9 +226,10 @@ pub(crate) fn brewery_watch(server: &Arc<xmpp_core::Server>) -> Peer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_over_two_relayed_bridges_survives_losing_one() {
-    let config = lua_compat::config::load_str(CONFIG, Path::new("relay-test.cfg.lua")).unwrap();
-    let server = lilt::startup::build_server(config, Clock::System).unwrap();
-    let running = lilt::startup::start(server.clone()).await.unwrap();
+    let lilt = testkit::jitsi::start(&JitsiConfig::default(), "relay-test.cfg.lua")
+        .await
+        .unwrap();
+    let server = lilt.server.clone();
 
     let mut watch = brewery_watch(&server);
     let mut bridges = Vec::new();
@@ -331,5 +272,5 @@ async fn a_call_over_two_relayed_bridges_survives_losing_one() {
         c.stop.store(true, Ordering::Relaxed);
     }
     focus.abort();
-    drop(running);
+    drop(lilt);
 }

@@ -7,89 +7,15 @@
 //! occupant JIDs; session-accept reaches the bridge, a second participant
 //! gets the first one's sources.
 
-use std::path::Path;
 use std::time::Duration;
 
 use focus_component::{FocusOptions, run_with_link};
-use xmpp_core::client::{ClientLink, LinkSender, local};
-use xmpp_core::stream::parse_element;
+use testkit::{JitsiConfig, Peer, jingle_action};
+use xmpp_core::client::local;
 use xmpp_core::{Clock, Element, Jid};
-
-const CONFIG: &str = r#"
-interfaces = { "127.0.0.1" }
-c2s_ports = { 0 }
-storage = "memory"
-modules_enabled = { "ping"; "roster"; "disco"; "presence" }
-muc_room_locking = false
-admins = { "focus@auth.example.com" }
-VirtualHost "example.com"
-    authentication = "anonymous"
-VirtualHost "auth.example.com"
-    authentication = "internal_hashed"
-Component "conference.example.com" "muc"
-Component "internal.auth.example.com" "muc"
-Component "focus.example.com" "client_proxy"
-    target_address = "focus@auth.example.com"
-"#;
 
 const ROOM: &str = "room1@conference.example.com";
 const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
-
-fn el(xml: &str) -> Element {
-    let mut e = parse_element(xml).unwrap();
-    e.set_attr("xml:lang", None);
-    e
-}
-
-struct Peer {
-    link: ClientLink,
-    tx: LinkSender,
-    seen: Vec<Element>,
-}
-
-impl Peer {
-    fn new(link: ClientLink) -> Peer {
-        let tx = link.sender();
-        Peer {
-            link,
-            tx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&self, xml: &str) {
-        assert!(self.tx.send(el(xml)));
-    }
-
-    /// The first stanza (already seen or arriving within 10 s) matching.
-    async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return self.seen.remove(i);
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = tokio::time::timeout_at(deadline, self.link.recv()).await;
-            match got {
-                Ok(Some(s)) if pred(&s) => return s,
-                Ok(Some(s)) => self.seen.push(s),
-                Ok(None) => panic!("link ended waiting for {what}"),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; seen: {}",
-                    self.seen
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ),
-            }
-        }
-    }
-}
-
-fn jingle_action(e: &Element) -> Option<&str> {
-    e.get_child("jingle", "urn:xmpp:jingle:1")?
-        .get_attr("action")
-}
 
 fn bridge_answer(request: &Element) -> String {
     let cm = request
@@ -193,9 +119,10 @@ async fn join(p: &mut Peer, nick: &str, json: bool) -> (String, Element) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conference_through_lilt() {
-    let config = lua_compat::config::load_str(CONFIG, Path::new("focus-test.cfg.lua")).unwrap();
-    let server = lilt::startup::build_server(config, Clock::System).unwrap();
-    let running = lilt::startup::start(server.clone()).await.unwrap();
+    let lilt = testkit::jitsi::start(&JitsiConfig::default(), "focus-test.cfg.lua")
+        .await
+        .unwrap();
+    let server = lilt.server.clone();
 
     // The stub bridge: in the brewery with stats, answers Colibri2.
     let mut bridge =
@@ -320,7 +247,7 @@ async fn a_conference_through_lilt() {
     );
 
     focus.abort();
-    drop(running);
+    drop(lilt);
 }
 
 /// `lilt focus` as a standalone client: over c2s (STARTTLS, SASL) with a
@@ -341,7 +268,11 @@ async fn lilt_focus_over_c2s_with_http() {
         .unwrap();
     std::fs::write(certs.join("auth.example.com.crt"), cert.pem()).unwrap();
     std::fs::write(certs.join("auth.example.com.key"), key.serialize_pem()).unwrap();
-    let text = format!("certificates = {:?}\n{CONFIG}", certs.to_str().unwrap());
+    let text = format!(
+        "certificates = {:?}\n{}",
+        certs.to_str().unwrap(),
+        JitsiConfig::default().to_lua()
+    );
     let config = lua_compat::config::load_str(&text, &dir.path().join("lilt.cfg.lua")).unwrap();
     let server = lilt::startup::build_server(config, Clock::System).unwrap();
     let provider = auth::provider_for_host(&server.host("auth.example.com").unwrap()).unwrap();

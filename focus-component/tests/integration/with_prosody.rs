@@ -10,56 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use focus_component::{FocusOptions, run_with_link};
-use xmpp_core::client::{ClientLink, ConnectOptions, LinkSender, connect};
-use xmpp_core::stream::parse_element;
-use xmpp_core::{Element, Jid};
-
-fn el(xml: &str) -> Element {
-    let mut e = parse_element(xml).unwrap();
-    e.set_attr("xml:lang", None);
-    e
-}
-
-struct Peer {
-    link: ClientLink,
-    tx: LinkSender,
-    seen: Vec<Element>,
-}
-
-impl Peer {
-    fn new(link: ClientLink) -> Peer {
-        let tx = link.sender();
-        Peer {
-            link,
-            tx,
-            seen: Vec::new(),
-        }
-    }
-    fn send(&self, xml: &str) {
-        assert!(self.tx.send(el(xml)));
-    }
-    async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return self.seen.remove(i);
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            match tokio::time::timeout_at(deadline, self.link.recv()).await {
-                Ok(Some(s)) if pred(&s) => return s,
-                Ok(Some(s)) => self.seen.push(s),
-                Ok(None) => panic!("link ended waiting for {what}"),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; seen: {}",
-                    self.seen
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ),
-            }
-        }
-    }
-}
+use testkit::Peer;
+use xmpp_core::Jid;
+use xmpp_core::client::{ClientLink, ConnectOptions, connect};
 
 fn shared_dir() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -12,90 +12,18 @@
 //! focus invites the recorder as a media participant (its endpoint is
 //! allocated on the bridge and expired when it leaves).
 
-use std::path::Path;
 use std::time::Duration;
 
 use focus_component::{FocusOptions, run_with_link};
 use recorder_component::{RecorderOptions, run_with_links};
-use xmpp_core::client::{ClientLink, LinkSender, local};
-use xmpp_core::stream::parse_element;
-use xmpp_core::{Clock, Element, Jid};
-
-const CONFIG: &str = r#"
-interfaces = { "127.0.0.1" }
-c2s_ports = { 0 }
-http_ports = { 0 }
-http_interfaces = { "127.0.0.1" }
-storage = "memory"
-modules_enabled = { "ping"; "roster"; "disco"; "presence" }
-muc_room_locking = false
-admins = { "focus@auth.example.com" }
-VirtualHost "example.com"
-    authentication = "anonymous"
-VirtualHost "auth.example.com"
-    authentication = "internal_hashed"
-VirtualHost "recorder.example.com"
-    authentication = "internal_hashed"
-Component "conference.example.com" "muc"
-Component "internal.auth.example.com" "muc"
-Component "focus.example.com" "client_proxy"
-    target_address = "focus@auth.example.com"
-"#;
+use testkit::{JitsiConfig, Peer};
+use xmpp_core::client::local;
+use xmpp_core::{Element, Jid};
 
 const ROOM: &str = "room1@conference.example.com";
 const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
 const JIBRI_BREWERY: &str = "jibribrewery@internal.auth.example.com";
 const JIBRI_NS: &str = "http://jitsi.org/protocol/jibri";
-
-fn el(xml: &str) -> Element {
-    let mut e = parse_element(xml).unwrap();
-    e.set_attr("xml:lang", None);
-    e
-}
-
-struct Peer {
-    link: ClientLink,
-    tx: LinkSender,
-    seen: Vec<Element>,
-}
-
-impl Peer {
-    fn new(link: ClientLink) -> Peer {
-        let tx = link.sender();
-        Peer {
-            link,
-            tx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&self, xml: &str) {
-        assert!(self.tx.send(el(xml)));
-    }
-
-    /// The first stanza (already seen or arriving within 10 s) matching.
-    async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return self.seen.remove(i);
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match tokio::time::timeout_at(deadline, self.link.recv()).await {
-                Ok(Some(s)) if pred(&s) => return s,
-                Ok(Some(s)) => self.seen.push(s),
-                Ok(None) => panic!("link ended waiting for {what}"),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; seen:\n{}",
-                    self.seen
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ),
-            }
-        }
-    }
-}
 
 /// The stub bridge's answer to an allocation.
 fn bridge_answer(request: &Element) -> String {
@@ -132,9 +60,15 @@ fn focus_recording_status(p: &Element) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_started_and_stopped_through_lilts_focus() {
-    let config = lua_compat::config::load_str(CONFIG, Path::new("recorder-test.cfg.lua")).unwrap();
-    let server = lilt::startup::build_server(config, Clock::System).unwrap();
-    let running = lilt::startup::start(server.clone()).await.unwrap();
+    let config = JitsiConfig {
+        http: true,
+        recorder_domain: true,
+        ..JitsiConfig::default()
+    };
+    let lilt = testkit::jitsi::start(&config, "recorder-test.cfg.lua")
+        .await
+        .unwrap();
+    let (server, running) = (lilt.server, lilt.running);
 
     // The stub bridge, answering allocations and health checks.
     let mut bridge =

@@ -11,15 +11,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use media_signalling::xml::{
-    header_extension_element, jingle_source_elements, ns as mns, parse_jingle_description,
-    parse_transport, payload_type_element, transport_element,
+    header_extension_element, jingle_source_elements, ns as mns, payload_type_element,
+    transport_element,
 };
-use media_signalling::{Candidate, Fingerprint, IceTransport, MediaDescription, MediaKind, Source};
+use media_signalling::{MediaKind, Source};
 use str0m::format::Codec;
 use str0m::media::{Frequency, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Event, Input, Output, Rtc};
+use testkit::media::{
+    local_transport, offered_descriptions, offered_transport, use_remote_transport,
+};
 use tokio::net::UdpSocket;
 use xmpp_core::Element;
 
@@ -70,30 +73,6 @@ pub struct Media {
     seq: u64,
 }
 
-fn fingerprint_value(rtc: &mut Rtc) -> String {
-    rtc.direct_api()
-        .local_dtls_fingerprint()
-        .bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn descriptions(jingle: &Element) -> Vec<(String, MediaDescription)> {
-    jingle
-        .children()
-        .filter(|c| c.is("content", mns::JINGLE))
-        .filter_map(|c| {
-            let d = c.get_child("description", mns::RTP)?;
-            Some((
-                c.get_attr("name")?.to_string(),
-                parse_jingle_description(d).ok()?,
-            ))
-        })
-        .collect()
-}
-
 /// Builds the session from a session-initiate and returns it with the
 /// session-accept's `<jingle>`.
 pub async fn answer(
@@ -103,13 +82,8 @@ pub async fn answer(
     expect_ssrc: Option<u32>,
 ) -> (Media, Element, u16) {
     let jingle = offer.get_child("jingle", mns::JINGLE).unwrap();
-    let descs = descriptions(jingle);
-    let remote = jingle
-        .children()
-        .filter(|c| c.is("content", mns::JINGLE))
-        .find_map(|c| c.get_child("transport", mns::ICE_UDP))
-        .map(|t| parse_transport(t).unwrap())
-        .unwrap();
+    let descs = offered_descriptions(jingle);
+    let remote = offered_transport(jingle).unwrap();
     let opus_pt = descs
         .iter()
         .flat_map(|(_, d)| &d.payload_types)
@@ -132,23 +106,9 @@ pub async fn answer(
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let local = socket.local_addr().unwrap();
     rtc.add_local_candidate(str0m::Candidate::host(local, "udp").unwrap());
-    let mut bridge_port = 0;
-    for c in &remote.candidates {
-        // Loopback only.
-        if c.address.ip().is_loopback() {
-            bridge_port = c.address.port();
-            rtc.add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
-        }
-    }
+    let bridge_port = use_remote_transport(&mut rtc, &remote);
     {
         let mut api = rtc.direct_api();
-        api.set_ice_controlling(false);
-        api.set_remote_ice_credentials(str0m::IceCreds {
-            ufrag: remote.ufrag.clone(),
-            pass: remote.pwd.clone(),
-        });
-        let fp = &remote.fingerprints[0].value;
-        api.set_remote_fingerprint(format!("sha-256 {fp}").parse().unwrap());
         api.declare_media(Mid::from("0"), str0m::media::MediaKind::Audio);
         if let Some(ssrc) = send_ssrc {
             api.declare_stream_tx(Ssrc::from(ssrc), None, Mid::from("0"), None);
@@ -158,28 +118,7 @@ pub async fn answer(
         }
         api.start_dtls(true).unwrap();
     }
-    let creds = rtc.direct_api().local_ice_credentials();
-    let transport = IceTransport {
-        ufrag: creds.ufrag,
-        pwd: creds.pass,
-        fingerprints: vec![Fingerprint {
-            hash: "sha-256".into(),
-            value: fingerprint_value(&mut rtc),
-            setup: Some("active".into()),
-        }],
-        candidates: vec![Candidate {
-            foundation: "1".into(),
-            component: 1,
-            protocol: "udp".into(),
-            priority: 2_130_706_431,
-            address: local,
-            kind: "host".into(),
-            generation: 0,
-            id: None,
-        }],
-        rtcp_mux: true,
-        web_socket: None,
-    };
+    let transport = local_transport(&mut rtc, local);
     let mut reply = Element::new("jingle", mns::JINGLE)
         .attr("action", "session-accept")
         .attr("sid", jingle.get_attr("sid").unwrap().to_string());

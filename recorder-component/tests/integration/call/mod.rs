@@ -14,123 +14,26 @@ mod participant;
 
 pub use participant::*;
 
-use media_signalling::xml::ns as mns;
 use recorder_component::replies::CALL_FEATURES;
 use recorder_component::{RecorderOptions, run_with_links};
-use xmpp_core::client::{ClientLink, LinkSender, local};
-use xmpp_core::stream::parse_element;
-use xmpp_core::{Clock, Element, Jid};
+use testkit::JitsiConfig;
+pub use testkit::{Peer, jingle_action};
+use xmpp_core::client::local;
+use xmpp_core::{Element, Jid};
 
-pub const CONFIG: &str = r#"
-interfaces = { "127.0.0.1" }
-c2s_ports = { 0 }
-http_ports = { 0 }
-http_interfaces = { "127.0.0.1" }
-storage = "memory"
-modules_enabled = { "ping"; "roster"; "disco"; "presence" }
-muc_room_locking = false
-admins = { "focus@auth.example.com" }
-jitsi_focus = { }
-jitsi_videobridge = { addresses = { "127.0.0.1" }; udp_port = 0; http = "127.0.0.1:0" }
-VirtualHost "example.com"
-    authentication = "anonymous"
-VirtualHost "auth.example.com"
-    authentication = "internal_hashed"
-VirtualHost "recorder.example.com"
-    authentication = "internal_hashed"
-Component "conference.example.com" "muc"
-Component "internal.auth.example.com" "muc"
-Component "focus.example.com" "client_proxy"
-    target_address = "focus@auth.example.com"
-"#;
+/// lilt's config for the calls: HTTP, the recorder domain, lilt's own
+/// focus and bridge.
+pub const CONFIG: JitsiConfig = JitsiConfig {
+    http: true,
+    recorder_domain: true,
+    focus_and_bridge: true,
+    quiet: false,
+};
 
 pub const ROOM: &str = "room1@conference.example.com";
 pub const JIBRI_BREWERY: &str = "jibribrewery@internal.auth.example.com";
 pub const JIBRI_NS: &str = "http://jitsi.org/protocol/jibri";
 pub const RECORD_FOR: Duration = Duration::from_secs(10);
-
-pub fn el(xml: &str) -> Element {
-    let mut e = parse_element(xml).unwrap();
-    e.set_attr("xml:lang", None);
-    e
-}
-
-pub struct Peer {
-    link: ClientLink,
-    tx: LinkSender,
-    seen: Vec<Element>,
-}
-
-impl Peer {
-    pub fn new(link: ClientLink) -> Peer {
-        let tx = link.sender();
-        Peer {
-            link,
-            tx,
-            seen: Vec::new(),
-        }
-    }
-
-    pub fn send(&self, xml: &str) {
-        assert!(self.tx.send(el(xml)));
-    }
-
-    /// The first stanza (already seen or arriving within `secs`) matching;
-    /// IQ sets and gets that do not match are acknowledged (a browser acks
-    /// the focus's source-add).
-    pub async fn expect_within(
-        &mut self,
-        secs: u64,
-        what: &str,
-        pred: impl Fn(&Element) -> bool,
-    ) -> Element {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return self.seen.remove(i);
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            match tokio::time::timeout_at(deadline, self.link.recv()).await {
-                Ok(Some(s)) if pred(&s) => return s,
-                Ok(Some(s)) => {
-                    if s.name() == "iq" && matches!(s.type_(), Some("set") | Some("get")) {
-                        assert!(self.tx.send(s.reply()));
-                    }
-                    self.seen.push(s)
-                }
-                Ok(None) => panic!("link ended waiting for {what}"),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; seen:\n{}",
-                    self.seen
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ),
-            }
-        }
-    }
-
-    pub async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
-        self.expect_within(10, what, pred).await
-    }
-
-    /// Answers IQs that arrived meanwhile (without waiting).
-    pub async fn ack_pending(&mut self) {
-        while let Ok(Some(s)) =
-            tokio::time::timeout(Duration::from_millis(1), self.link.recv()).await
-        {
-            if s.name() == "iq" && matches!(s.type_(), Some("set") | Some("get")) {
-                assert!(self.tx.send(s.reply()));
-            } else {
-                self.seen.push(s);
-            }
-        }
-    }
-}
-
-pub fn jingle_action(e: &Element) -> Option<&str> {
-    e.get_child("jingle", mns::JINGLE)?.get_attr("action")
-}
 
 /// Joins the conference through the focus, answers its offer; returns
 /// the participant and its started media.
@@ -158,6 +61,9 @@ pub async fn join_room(
         )
         .unwrap(),
     );
+    // As a browser: the focus's source-add and the like are acked.
+    p.ack_iqs = true;
+    p.timeout = Duration::from_secs(10);
     p.send("<presence/>");
     // The focus may still be starting (no bridge yet): retry, as clients do.
     let mut answer = None;
@@ -263,10 +169,10 @@ pub fn count_video_frames(file: &Path) -> u64 {
 
 /// lilt with its focus and bridge, in-process.
 pub async fn start_lilt() -> (Arc<xmpp_core::Server>, lilt::startup::RunningServer) {
-    let config = lua_compat::config::load_str(CONFIG, Path::new("recorder-media.cfg.lua")).unwrap();
-    let server = lilt::startup::build_server(config, Clock::System).unwrap();
-    let running = lilt::startup::start(server.clone()).await.unwrap();
-    (server, running)
+    let lilt = testkit::jitsi::start(&CONFIG, "recorder-media.cfg.lua")
+        .await
+        .unwrap();
+    (lilt.server, lilt.running)
 }
 
 /// The recorder on its two accounts, writing into `dir`.

@@ -10,17 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
+use media_signalling::MediaKind;
 use media_signalling::xml::{
-    header_extension_element, jingle_source_elements, ns as mns, parse_jingle_description,
-    parse_transport, payload_type_element, transport_element,
+    header_extension_element, jingle_source_elements, ns as mns, payload_type_element,
+    transport_element,
 };
-use media_signalling::{Candidate, Fingerprint, IceTransport, MediaKind, Source};
 use recorder_component::vp8::packetize;
 use str0m::format::Codec;
 use str0m::media::{Frequency, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionValues, RtpWrite, Ssrc};
 use str0m::{Event, Input, Output, Rtc};
+use testkit::media::{
+    local_transport, offered_descriptions, offered_transport, sender_source, use_remote_transport,
+};
 use tokio::net::UdpSocket;
 use xmpp_core::Element;
 
@@ -42,38 +45,12 @@ pub struct Sender {
     vp8_pt: u8,
 }
 
-pub fn fingerprint_value(rtc: &mut Rtc) -> String {
-    rtc.direct_api()
-        .local_dtls_fingerprint()
-        .bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// Builds the participant's `Rtc` from the focus's offer and returns it
 /// with the session-accept's `<jingle>`.
 pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (Sender, Element) {
     let jingle = offer.get_child("jingle", mns::JINGLE).unwrap();
-    let contents: Vec<&Element> = jingle
-        .children()
-        .filter(|c| c.is("content", mns::JINGLE))
-        .collect();
-    let mut descriptions = Vec::new();
-    for c in &contents {
-        if let Some(d) = c.get_child("description", mns::RTP) {
-            descriptions.push((
-                c.get_attr("name").unwrap().to_string(),
-                parse_jingle_description(d).unwrap(),
-            ));
-        }
-    }
-    let remote = contents
-        .iter()
-        .find_map(|c| c.get_child("transport", mns::ICE_UDP))
-        .map(|t| parse_transport(t).unwrap())
-        .unwrap();
+    let descriptions = offered_descriptions(jingle);
+    let remote = offered_transport(jingle).unwrap();
     let pt_of = |name: &str| {
         descriptions
             .iter()
@@ -130,21 +107,12 @@ pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (S
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let local = socket.local_addr().unwrap();
     rtc.add_local_candidate(str0m::Candidate::host(local, "udp").unwrap());
-    for c in &remote.candidates {
-        rtc.add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
-    }
+    use_remote_transport(&mut rtc, &remote);
     let (audio_ssrc, video_ssrc) = (base_ssrc, base_ssrc + 1);
     // The video's FID (RTX) SSRC, as browsers send one when RTX is offered.
     let rtx_ssrc = rtx_pt.map(|_| base_ssrc + 2);
     {
         let mut api = rtc.direct_api();
-        api.set_ice_controlling(false);
-        api.set_remote_ice_credentials(str0m::IceCreds {
-            ufrag: remote.ufrag.clone(),
-            pass: remote.pwd.clone(),
-        });
-        let fp = &remote.fingerprints[0].value;
-        api.set_remote_fingerprint(format!("sha-256 {fp}").parse().unwrap());
         api.declare_media(Mid::from("0"), str0m::media::MediaKind::Audio);
         api.declare_media(Mid::from("1"), str0m::media::MediaKind::Video);
         api.declare_stream_tx(Ssrc::from(audio_ssrc), None, Mid::from("0"), None);
@@ -156,45 +124,7 @@ pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (S
         );
         api.start_dtls(true).unwrap();
     }
-    let creds = rtc.direct_api().local_ice_credentials();
-    let transport = IceTransport {
-        ufrag: creds.ufrag,
-        pwd: creds.pass,
-        fingerprints: vec![Fingerprint {
-            hash: "sha-256".into(),
-            value: fingerprint_value(&mut rtc),
-            setup: Some("active".into()),
-        }],
-        candidates: vec![Candidate {
-            foundation: "1".into(),
-            component: 1,
-            protocol: "udp".into(),
-            priority: 2_130_706_431,
-            address: local,
-            kind: "host".into(),
-            generation: 0,
-            id: None,
-        }],
-        rtcp_mux: true,
-        web_socket: None,
-    };
-    let source = |kind: MediaKind, ssrc: u32, letter: char| Source {
-        kind,
-        name: format!("{endpoint}-{letter}0"),
-        ssrcs: match rtx_ssrc {
-            Some(rtx) if kind == MediaKind::Video => vec![ssrc, rtx],
-            _ => vec![ssrc],
-        },
-        groups: match rtx_ssrc {
-            Some(rtx) if kind == MediaKind::Video => vec![media_signalling::SsrcGroup {
-                semantics: "FID".into(),
-                ssrcs: vec![ssrc, rtx],
-            }],
-            _ => vec![],
-        },
-        video_type: (kind == MediaKind::Video).then(|| "camera".into()),
-        msid: Some(format!("stream-{endpoint} track-{letter}")),
-    };
+    let transport = local_transport(&mut rtc, local);
     let mut accept = Element::new("jingle", mns::JINGLE)
         .attr("action", "session-accept")
         .attr("sid", jingle.get_attr("sid").unwrap().to_string());
@@ -207,8 +137,8 @@ pub async fn answer_offer(offer: &Element, endpoint: &str, base_ssrc: u32) -> (S
             desc.push_child(header_extension_element(e));
         }
         let s = match d.kind {
-            MediaKind::Audio => source(MediaKind::Audio, audio_ssrc, 'a'),
-            MediaKind::Video => source(MediaKind::Video, video_ssrc, 'v'),
+            MediaKind::Audio => sender_source(endpoint, MediaKind::Audio, audio_ssrc, None),
+            MediaKind::Video => sender_source(endpoint, MediaKind::Video, video_ssrc, rtx_ssrc),
         };
         for e in jingle_source_elements(&[s], None) {
             desc.push_child(e);
