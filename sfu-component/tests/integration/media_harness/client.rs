@@ -9,6 +9,21 @@ use str0m::media::{Frequency, KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::rtp::rtcp::Rtcp;
 use str0m::rtp::{Extension, ExtensionValues, RawPacket, RtpWrite, Ssrc};
 use str0m::{Event, Rtc};
+use xmpp_core::Element;
+
+const NS_COLIBRI2: &str = "jitsi:colibri2";
+
+/// The ICE-UDP transport a Colibri2 `<conference-modified>` answer gives
+/// its (first) endpoint.
+pub fn answered_transport(reply: &Element) -> IceTransport {
+    reply
+        .get_child("conference-modified", NS_COLIBRI2)
+        .and_then(|cm| cm.get_child("endpoint", NS_COLIBRI2))
+        .and_then(|e| e.get_child("transport", NS_COLIBRI2))
+        .and_then(|t| t.get_child("transport", media_signalling::xml::ns::ICE_UDP))
+        .map(|t| media_signalling::xml::parse_transport(t).unwrap())
+        .expect("no transport")
+}
 
 const AUDIO_MID: &str = "0";
 const VIDEO_MID: &str = "1";
@@ -232,6 +247,44 @@ impl Client {
     }
 
     /// The client's transport as its session-accept carries it.
+    /// The `<endpoint id>` of a Colibri2 conference-modify with this
+    /// client's transport and `ssrcs`' sources.
+    pub fn colibri2_endpoint(&mut self, id: &str, ssrcs: &ClientSsrcs) -> Element {
+        use media_signalling::xml::{colibri2_media_source_element, transport_element};
+        let mut ep = Element::new("endpoint", NS_COLIBRI2).attr("id", id);
+        let mut t = Element::new("transport", NS_COLIBRI2);
+        t.push_child(transport_element(&self.transport()));
+        ep.push_child(t);
+        let mut sources = Element::new("sources", NS_COLIBRI2);
+        for s in ssrcs.sources(id) {
+            sources.push_child(colibri2_media_source_element(&s));
+        }
+        ep.push_child(sources);
+        ep
+    }
+
+    /// The bridge's transport: its ICE credentials, sha-256 fingerprint
+    /// and candidates; DTLS starts (the client is the DTLS client).
+    pub fn use_bridge_transport(&mut self, bridge: &IceTransport) {
+        {
+            let mut api = self.rtc.direct_api();
+            api.set_remote_ice_credentials(str0m::IceCreds {
+                ufrag: bridge.ufrag.clone(),
+                pass: bridge.pwd.clone(),
+            });
+            let fp: str0m::config::Fingerprint =
+                format!("sha-256 {}", bridge.fingerprints[0].value)
+                    .parse()
+                    .unwrap();
+            api.set_remote_fingerprint(fp);
+            api.start_dtls(true).unwrap();
+        }
+        for c in &bridge.candidates {
+            self.rtc
+                .add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
+        }
+    }
+
     pub fn transport(&mut self) -> IceTransport {
         let creds = self.rtc.direct_api().local_ice_credentials();
         let fp = self.rtc.direct_api().local_dtls_fingerprint().clone();

@@ -17,14 +17,15 @@ use std::time::{Duration, Instant};
 use media_signalling::{HeaderExtension, MediaDescription, MediaKind, PayloadType, RtcpFeedback};
 use sfu_component::media::{MediaConfig, MediaCore, MediaEvent, MediaOutput};
 use str0m::net::{Protocol, Receive};
-use str0m::{IceCreds, Input, Output};
+use str0m::{Input, Output};
 
 #[allow(unused_imports)]
 pub use shaper::Shaper;
 
 #[allow(unused_imports)]
 pub use client::{
-    Client, ClientSsrcs, Received, audio_payload, layer_of, picture_id_of, tl0_of, vp8_payload,
+    Client, ClientSsrcs, Received, answered_transport, audio_payload, layer_of, picture_id_of,
+    tl0_of, vp8_payload,
 };
 
 pub const CONFERENCE: &str = "room1@conference.example.com";
@@ -204,24 +205,7 @@ impl Net {
         let twcc = !self.no_feedback.iter().any(|l| l == label);
         let mut client = Client::with_feedback(self.now, label, addr, ssrcs.clone(), twcc);
         client.room = room.to_string();
-        {
-            let mut api = client.rtc.direct_api();
-            api.set_remote_ice_credentials(IceCreds {
-                ufrag: bridge.ufrag.clone(),
-                pass: bridge.pwd.clone(),
-            });
-            let fp: str0m::config::Fingerprint =
-                format!("sha-256 {}", bridge.fingerprints[0].value)
-                    .parse()
-                    .unwrap();
-            api.set_remote_fingerprint(fp);
-            api.start_dtls(true).unwrap();
-        }
-        for c in &bridge.candidates {
-            client
-                .rtc
-                .add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
-        }
+        client.use_bridge_transport(&bridge);
         self.core.set_media(room, id, &jitsi_media()).unwrap();
         let mut transport = client.transport();
         if !signal_candidates {

@@ -17,10 +17,10 @@ use media_signalling::xml::{
 use sfu_component::bridge::{Bridge, BridgeConfig, Output};
 use sfu_component::media::MediaConfig;
 use str0m::net::{Protocol, Receive};
-use str0m::{IceCreds, Input, Output as RtcOutput};
+use str0m::{Input, Output as RtcOutput};
 use xmpp_core::Element;
 
-use crate::media_harness::{Client, ClientSsrcs, jitsi_media};
+use crate::media_harness::{Client, ClientSsrcs, answered_transport, jitsi_media};
 
 const NS_COLIBRI2: &str = "jitsi:colibri2";
 const NS_ICE_UDP: &str = "urn:xmpp:jingle:transports:ice-udp:1";
@@ -155,43 +155,12 @@ impl RelayNet {
         ep.push_child(Element::new("transport", NS_COLIBRI2).attr("ice-controlling", "true"));
         ep.push_child(Element::new("capability", NS_COLIBRI2).attr("name", "source-names"));
         let reply = self.conference_modify(b, vec![ep]);
-        let transport = reply
-            .get_child("conference-modified", NS_COLIBRI2)
-            .and_then(|cm| cm.get_child("endpoint", NS_COLIBRI2))
-            .and_then(|e| e.get_child("transport", NS_COLIBRI2))
-            .and_then(|t| t.get_child("transport", NS_ICE_UDP))
-            .map(|t| parse_transport(t).unwrap())
-            .expect("no transport");
+        let transport = answered_transport(&reply);
         let n = self.clients.len() as u8 + 2;
         let addr: SocketAddr = format!("10.{}.0.{n}:5000", b + 1).parse().unwrap();
         let mut client = Client::new(self.now, id, addr, ssrcs.clone());
-        {
-            let mut api = client.rtc.direct_api();
-            api.set_remote_ice_credentials(IceCreds {
-                ufrag: transport.ufrag.clone(),
-                pass: transport.pwd.clone(),
-            });
-            let fp: str0m::config::Fingerprint =
-                format!("sha-256 {}", transport.fingerprints[0].value)
-                    .parse()
-                    .unwrap();
-            api.set_remote_fingerprint(fp);
-            api.start_dtls(true).unwrap();
-        }
-        for c in &transport.candidates {
-            client
-                .rtc
-                .add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
-        }
-        let mut ep = Element::new("endpoint", NS_COLIBRI2).attr("id", id);
-        let mut t = Element::new("transport", NS_COLIBRI2);
-        t.push_child(transport_element(&client.transport()));
-        ep.push_child(t);
-        let mut sources = Element::new("sources", NS_COLIBRI2);
-        for s in ssrcs.sources(id) {
-            sources.push_child(colibri2_media_source_element(&s));
-        }
-        ep.push_child(sources);
+        client.use_bridge_transport(&transport);
+        let ep = client.colibri2_endpoint(id, &ssrcs);
         self.conference_modify(b, vec![ep]);
         for (_, other) in &mut self.clients {
             other.expect(&ssrcs);

@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use media_signalling::{HeaderExtension, MediaDescription, PayloadType, RtcpFeedback};
+use str0m::Rtc;
 use str0m::format::Codec;
 use str0m::media::{Frequency, Mid, Pt, Rid};
 use str0m::rtp::{Extension, ExtensionSerializer, ExtensionValues, RtpWrite, Ssrc};
-use str0m::{IceCreds, Rtc};
 
 use super::av1;
 use super::{Client, ClientSsrcs, Net, jitsi_media};
@@ -182,24 +182,7 @@ impl Net {
         client.rtc = svc_rtc(self.now, addr, &ssrcs);
         client.room = room.to_string();
         client.sending = false;
-        {
-            let mut api = client.rtc.direct_api();
-            api.set_remote_ice_credentials(IceCreds {
-                ufrag: bridge.ufrag.clone(),
-                pass: bridge.pwd.clone(),
-            });
-            let fp: str0m::config::Fingerprint =
-                format!("sha-256 {}", bridge.fingerprints[0].value)
-                    .parse()
-                    .unwrap();
-            api.set_remote_fingerprint(fp);
-            api.start_dtls(true).unwrap();
-        }
-        for c in &bridge.candidates {
-            client
-                .rtc
-                .add_remote_candidate(str0m::Candidate::host(c.address, "udp").unwrap());
-        }
+        client.use_bridge_transport(&bridge);
         self.core.set_media(room, id, &svc_media()).unwrap();
         let transport = client.transport();
         self.core
