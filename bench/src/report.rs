@@ -23,6 +23,76 @@ pub fn date() -> String {
         .unwrap_or_else(|| "undated".into())
 }
 
+/// `/proc/loadavg`'s three averages, for a results header.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Figures named by key, as one run measured them.
+pub type Run = Vec<(&'static str, f64)>;
+
+/// A table of medians: a row per `(key, label, higher is better)`, a
+/// column per server (`servers`: each with its column head) holding the
+/// median of that server's runs, then a column per server but `lilt`
+/// headed `ratio_head(label)` with `ratio(lilt's, the peer's, higher is
+/// better)` (`–` where either median is missing or not positive).
+pub fn median_table<K: Copy + PartialEq>(
+    servers: &[(K, String, String)],
+    lilt: K,
+    runs: &[(K, Vec<Run>)],
+    rows: &[(&str, &str, bool)],
+    ratio_head: impl Fn(&str) -> String,
+    ratio: impl Fn(f64, f64, bool) -> String,
+) -> String {
+    let med = |kind: K, key: &str| -> Option<f64> {
+        let values: Vec<f64> = runs
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .flat_map(|(_, rs)| rs.iter())
+            .filter_map(|r| r.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+            .collect();
+        median(&values)
+    };
+    let peers: Vec<&(K, String, String)> = servers.iter().filter(|s| s.0 != lilt).collect();
+    let mut out = String::from("| figure |");
+    for (_, head, _) in servers {
+        let _ = write!(out, " {head} |");
+    }
+    for (_, _, label) in &peers {
+        let _ = write!(out, " {} |", ratio_head(label));
+    }
+    out.push_str("\n|---|");
+    for _ in 0..servers.len() + peers.len() {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for (key, label, higher_better) in rows {
+        let _ = write!(out, "| {label} |");
+        for (k, _, _) in servers {
+            let cell = med(*k, key).map_or("–".into(), |v| {
+                if v >= 100.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.2}")
+                }
+            });
+            let _ = write!(out, " {cell} |");
+        }
+        for (p, _, _) in &peers {
+            let cell = match (med(lilt, key), med(*p, key)) {
+                (Some(l), Some(o)) if l > 0.0 && o > 0.0 => ratio(l, o, *higher_better),
+                _ => "–".into(),
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The `Failed:` list closing a results document (nothing when all ran).
 pub fn push_failures(doc: &mut String, failures: &[String]) {
     if failures.is_empty() {

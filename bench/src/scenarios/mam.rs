@@ -20,7 +20,6 @@
 //! server's CPU use. `bench storage` measures appends and queries each on
 //! its own, per storage driver; this is both at once, with chat flowing.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -33,7 +32,7 @@ use super::{Window, close_all, login_many, register_all};
 use crate::client::{ClientError, Conn, Mechanism, Target};
 use crate::sasl::SaltCache;
 use crate::servers::{self, DOMAIN, Kind, Running, Setup};
-use crate::stats::{CpuWindow, median, percentile};
+use crate::stats::{CpuWindow, percentile};
 use crate::{accounts, procfs, report, workspace_root, xml};
 
 const NS_MAM: &str = "urn:xmpp:mam:2";
@@ -105,7 +104,7 @@ const ROWS: [(&str, &str, bool); 9] = [
 ];
 
 /// One run's figures, by row key.
-type Run = Vec<(&'static str, f64)>;
+use crate::report::Run;
 
 /// What the queriers measured.
 #[derive(Default)]
@@ -380,62 +379,23 @@ fn bench_server(
     result
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// The table: medians per server, and lilt's advantage over each peer.
 fn table(kinds: &[Kind], runs: &[(Kind, Vec<Run>)]) -> String {
-    let med = |kind: Kind, key: &str| -> Option<f64> {
-        let values: Vec<f64> = runs
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .flat_map(|(_, rs)| rs.iter())
-            .filter_map(|r| r.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
-            .collect();
-        median(&values)
-    };
-    let peers: Vec<Kind> = kinds.iter().copied().filter(|k| *k != Kind::Lilt).collect();
-    let mut out = String::from("| figure |");
-    for k in kinds {
-        let _ = write!(out, " {} |", k.label());
-    }
-    for p in &peers {
-        let _ = write!(out, " lilt vs {} |", p.label());
-    }
-    out.push_str("\n|---|");
-    for _ in 0..kinds.len() + peers.len() {
-        out.push_str("---:|");
-    }
-    out.push('\n');
-    for (key, label, higher_better) in ROWS {
-        let _ = write!(out, "| {label} |");
-        for k in kinds {
-            let cell = med(*k, key).map_or("–".into(), |v| {
-                if v >= 100.0 {
-                    format!("{v:.0}")
-                } else {
-                    format!("{v:.2}")
-                }
-            });
-            let _ = write!(out, " {cell} |");
-        }
-        for p in &peers {
-            let ratio = match (med(Kind::Lilt, key), med(*p, key)) {
-                (Some(l), Some(o)) if l > 0.0 && o > 0.0 => {
-                    let r = if higher_better { l / o } else { o / l };
-                    format!("{r:.2}×")
-                }
-                _ => "–".into(),
-            };
-            let _ = write!(out, " {ratio} |");
-        }
-        out.push('\n');
-    }
-    out
+    let servers: Vec<(Kind, String, String)> = kinds
+        .iter()
+        .map(|k| (*k, k.label().to_string(), k.label().to_string()))
+        .collect();
+    report::median_table(
+        &servers,
+        Kind::Lilt,
+        runs,
+        &ROWS,
+        |peer| format!("lilt vs {peer}"),
+        |l, o, higher_better| {
+            let r = if higher_better { l / o } else { o / l };
+            format!("{r:.2}×")
+        },
+    )
 }
 
 pub fn main(argv: Vec<String>) -> Result<(), String> {
@@ -479,7 +439,7 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
         server_cpus: args.server_cpu.to_string(),
         all_cpus: format!("{},{}", args.server_cpu, args.generator_cpu),
     };
-    let load_before = load_average();
+    let load_before = report::load_average();
     let mut runs = Vec::new();
     let mut failures = Vec::new();
     for kind in &kinds {
@@ -492,7 +452,7 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
             }
         }
     }
-    let load_after = load_average();
+    let load_after = report::load_average();
     let version = |p: &str| servers::package_version(p).unwrap_or_else(|| "not installed".into());
     let date = report::date();
     let mut doc = format!(

@@ -13,7 +13,6 @@
 //! Both servers are pinned to the server core, the generator to the other;
 //! the s2s streams are opened during the warm-up, which is not counted.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,7 @@ use crate::client::{ClientError, Mechanism, Target};
 use crate::federation::peers::{self, Peer, Place, Software};
 use crate::federation::{self, DOMAINS};
 use crate::sasl::SaltCache;
-use crate::stats::{median, percentile};
+use crate::stats::percentile;
 use crate::{accounts, procfs, report, servers, workspace_root};
 
 /// s2s throughput: lilt↔lilt beside Prosody↔Prosody and ejabberd↔ejabberd.
@@ -95,7 +94,7 @@ const ROWS: [(&str, &str, bool); 7] = [
 ];
 
 /// One run's figures, by row key.
-type Run = Vec<(&'static str, f64)>;
+use crate::report::Run;
 
 fn cpu_of(peers: &[Peer]) -> f64 {
     peers
@@ -256,63 +255,20 @@ struct Net {
     ca: PathBuf,
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// The table: medians per software, and lilt's ratio to each peer.
 fn table(kinds: &[Software], runs: &[(Software, Vec<Run>)]) -> String {
-    let med = |kind: Software, key: &str| -> Option<f64> {
-        let values: Vec<f64> = runs
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .flat_map(|(_, rs)| rs.iter())
-            .filter_map(|r| r.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
-            .collect();
-        median(&values)
-    };
-    let others: Vec<Software> = kinds
+    let servers: Vec<(Software, String, String)> = kinds
         .iter()
-        .copied()
-        .filter(|k| *k != Software::Lilt)
+        .map(|k| (*k, format!("{0}↔{0}", k.label()), k.label().to_string()))
         .collect();
-    let mut out = String::from("| figure |");
-    for k in kinds {
-        let _ = write!(out, " {0}↔{0} |", k.label());
-    }
-    for p in &others {
-        let _ = write!(out, " lilt ÷ {} |", p.label());
-    }
-    out.push_str("\n|---|");
-    for _ in 0..kinds.len() + others.len() {
-        out.push_str("---:|");
-    }
-    out.push('\n');
-    for (key, label, _) in ROWS {
-        let _ = write!(out, "| {label} |");
-        for k in kinds {
-            let cell = med(*k, key).map_or("–".into(), |v| {
-                if v >= 100.0 {
-                    format!("{v:.0}")
-                } else {
-                    format!("{v:.2}")
-                }
-            });
-            let _ = write!(out, " {cell} |");
-        }
-        for p in &others {
-            let ratio = match (med(Software::Lilt, key), med(*p, key)) {
-                (Some(l), Some(o)) if l > 0.0 && o > 0.0 => format!("{:.2}", l / o),
-                _ => "–".into(),
-            };
-            let _ = write!(out, " {ratio} |");
-        }
-        out.push('\n');
-    }
-    out
+    report::median_table(
+        &servers,
+        Software::Lilt,
+        runs,
+        &ROWS,
+        |peer| format!("lilt ÷ {peer}"),
+        |l, o, _| format!("{:.2}", l / o),
+    )
 }
 
 /// `bench s2s [options]`: re-runs itself inside the namespace, measures
@@ -359,7 +315,7 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    let load_before = load_average();
+    let load_before = report::load_average();
     let mut runs = Vec::new();
     let mut failures = Vec::new();
     for kind in &kinds {
@@ -372,7 +328,7 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
             }
         }
     }
-    let load_after = load_average();
+    let load_after = report::load_average();
     let version = |p: &str| servers::package_version(p).unwrap_or_else(|| "not installed".into());
     let date = report::date();
     let mut auth: Vec<&str> = kinds.iter().map(|k| k.s2s_auth()).collect();

@@ -141,7 +141,7 @@ pub fn main(argv: Vec<String>) -> Result<(), StorageBenchError> {
     }
     std::fs::create_dir_all(&args.work_dir)
         .map_err(|e| StorageBenchError::Setup(format!("{}: {e}", args.work_dir.display())))?;
-    let load_before = load_average();
+    let load_before = crate::report::load_average();
     let mut figures = Figures::new();
     let mut failures: Vec<String> = Vec::new();
     for driver in &drivers {
@@ -171,7 +171,7 @@ pub fn main(argv: Vec<String>) -> Result<(), StorageBenchError> {
             }
         }
     }
-    let load_after = load_average();
+    let load_after = crate::report::load_average();
     let doc = report::document(
         &args,
         &lilt,
@@ -188,14 +188,6 @@ pub fn main(argv: Vec<String>) -> Result<(), StorageBenchError> {
         eprintln!("bench storage: saved {}", path.display());
     }
     Ok(())
-}
-
-/// `/proc/loadavg`'s three averages, for the results header.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// One server on one driver: start, log every client in, run every
