@@ -10,8 +10,10 @@
 //! Jitsi-style config: [`jitsi::JitsiConfig`], [`jitsi::start`]), [`peer`]
 //! (an XMPP session on it that waits for the stanzas a test expects),
 //! [`media`] (the pieces of a str0m participant that answers the focus's
-//! Jingle offer as a browser does: ICE controlled, DTLS active).
+//! Jingle offer as a browser does: ICE controlled, DTLS active);
+//! [`colibri`] stands in for a bridge where a test checks signalling only.
 
+pub mod colibri;
 pub mod jitsi;
 pub mod media;
 pub mod peer;

@@ -17,29 +17,11 @@ use xmpp_core::{Clock, Element, Jid};
 const ROOM: &str = "room1@conference.example.com";
 const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
 
+/// The stand-in bridge's answer, with its feedback source.
 fn bridge_answer(request: &Element) -> String {
-    let cm = request
-        .get_child("conference-modify", "jitsi:colibri2")
-        .unwrap();
-    let endpoints: String = cm
-        .children()
-        .filter(|c| c.name() == "endpoint" && c.get_attr("create") == Some("true"))
-        .map(|e| {
-            format!(
-                "<endpoint id='{}'><transport><transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='bu' pwd='bp'>\
-                 <rtcp-mux/><fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='actpass'>AA:BB</fingerprint>\
-                 <candidate component='1' foundation='1' generation='0' id='c1' ip='127.0.0.1' network='0' port='10000' priority='1' protocol='udp' type='host'/>\
-                 </transport></transport></endpoint>",
-                e.get_attr("id").unwrap()
-            )
-        })
-        .collect();
-    format!(
-        "<iq type='result' id='{}' to='{}'><conference-modified xmlns='jitsi:colibri2'>{endpoints}\
-         <sources><media-source type='audio' id='jvb-a0'><source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='9' name='jvb-a0'/></media-source></sources>\
-         </conference-modified></iq>",
-        request.id().unwrap(),
-        request.from().unwrap()
+    testkit::colibri::allocation_answer(
+        request,
+        "<sources><media-source type='audio' id='jvb-a0'><source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='9' name='jvb-a0'/></media-source></sources>",
     )
 }
 
