@@ -3,12 +3,17 @@
 //! one host candidate on 127.0.0.1.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use media_signalling::xml::{ns, parse_jingle_description, parse_transport};
 use media_signalling::{
     Candidate, Fingerprint, IceTransport, MediaDescription, MediaKind, Source, SsrcGroup,
 };
-use str0m::Rtc;
+use str0m::format::Codec;
+use str0m::media::{Frequency, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
+use str0m::{Input, Rtc, RtcConfig};
 use xmpp_core::Element;
 
 /// The `Rtc`'s DTLS fingerprint, as Jingle writes it (`AA:BB:...`).
@@ -118,5 +123,101 @@ pub fn sender_source(endpoint: &str, kind: MediaKind, ssrc: u32, rtx: Option<u32
         },
         video_type: (kind == MediaKind::Video).then(|| "camera".into()),
         msid: Some(format!("stream-{endpoint} track-{letter}")),
+    }
+}
+
+/// str0m's extension for a header extension the focus offers, where
+/// str0m knows it (audio level, abs-send-time, transport-cc).
+pub fn extension_of(uri: &str) -> Option<Extension> {
+    match uri {
+        "urn:ietf:params:rtp-hdrext:ssrc-audio-level" => Some(Extension::AudioLevel),
+        "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time" => {
+            Some(Extension::AbsoluteSendTime)
+        }
+        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01" => {
+            Some(Extension::TransportSequenceNumber)
+        }
+        _ => None,
+    }
+}
+
+/// The retransmission (RTX) payload type offered for `pt`, as a browser
+/// picks it.
+pub fn rtx_of(descriptions: &[(String, MediaDescription)], pt: u8) -> Option<u8> {
+    descriptions
+        .iter()
+        .flat_map(|(_, d)| &d.payload_types)
+        .filter(|p| p.name.eq_ignore_ascii_case("rtx"))
+        .find(|p| p.parameter("apt") == Some(pt.to_string().as_str()))
+        .map(|p| p.id)
+}
+
+/// An RTP-mode `Rtc` config for the offer's `descriptions`: the header
+/// extensions str0m knows, Opus on `opus` and VP8 on `vp8` (with its RTX
+/// payload type `rtx`).
+pub fn sender_config(
+    descriptions: &[(String, MediaDescription)],
+    opus: u8,
+    vp8: u8,
+    rtx: Option<u8>,
+) -> RtcConfig {
+    let mut config = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .clear_extension_map();
+    for (_, d) in descriptions {
+        for e in &d.header_extensions {
+            if let Some(ext) = extension_of(&e.uri) {
+                config = config.set_extension(e.id, ext);
+            }
+        }
+    }
+    let codecs = config.codec_config();
+    codecs.add_config(
+        Pt::new_with_value(opus),
+        None,
+        Codec::Opus,
+        Frequency::FORTY_EIGHT_KHZ,
+        Some(2),
+        Default::default(),
+    );
+    codecs.add_config(
+        Pt::new_with_value(vp8),
+        rtx.map(Pt::new_with_value),
+        Codec::Vp8,
+        Frequency::NINETY_KHZ,
+        None,
+        Default::default(),
+    );
+    config
+}
+
+/// One wait of a participant's loop: a datagram arriving on `socket`
+/// within `wait` goes to `rtc` (as received at `local`; `buf` holds it),
+/// else `rtc` gets its timeout.
+pub async fn receive_or_timeout(
+    rtc: &mut Rtc,
+    socket: &tokio::net::UdpSocket,
+    local: SocketAddr,
+    buf: &mut [u8],
+    wait: std::time::Duration,
+) {
+    tokio::select! {
+        r = socket.recv_from(buf) => {
+            if let Ok((n, source)) = r
+                && let Some(Ok(contents)) = buf.get(..n).map(|b| b.try_into())
+            {
+                let input = Input::Receive(Instant::now(), Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: local,
+                    contents,
+                });
+                let _ = rtc.handle_input(input);
+            }
+        }
+        _ = tokio::time::sleep(wait) => {
+            let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+        }
     }
 }

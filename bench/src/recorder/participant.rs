@@ -17,12 +17,10 @@ use media_signalling::xml::{
 };
 use recorder_component::replies::CALL_FEATURES;
 use recorder_component::vp8::packetize;
-use str0m::format::Codec;
-use str0m::media::{Frequency, Mid, Pt};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionValues, RtpWrite, Ssrc};
-use str0m::{Event, Input, Output, Rtc};
-use testkit::media::{local_transport, sender_source};
+use str0m::media::{Mid, Pt};
+use str0m::rtp::{ExtensionValues, RtpWrite, Ssrc};
+use str0m::{Event, Output, Rtc};
+use testkit::media::{local_transport, receive_or_timeout, rtx_of, sender_config, sender_source};
 use tokio::net::UdpSocket;
 use xmpp_core::client::{ClientLink, LinkSender, local};
 use xmpp_core::stream::parse_element;
@@ -292,19 +290,6 @@ async fn open_bridge_channel(url: String) -> Result<(), Error> {
     Ok(())
 }
 
-fn extension_of(uri: &str) -> Option<Extension> {
-    match uri {
-        "urn:ietf:params:rtp-hdrext:ssrc-audio-level" => Some(Extension::AudioLevel),
-        "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time" => {
-            Some(Extension::AbsoluteSendTime)
-        }
-        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01" => {
-            Some(Extension::TransportSequenceNumber)
-        }
-        _ => None,
-    }
-}
-
 /// Builds the participant's `Rtc` from the focus's offer; returns it with
 /// the session-accept's `<jingle>`.
 async fn answer_offer(
@@ -339,40 +324,8 @@ async fn answer_offer(
     };
     let (opus_pt, vp8_pt) = (pt_of("opus")?, pt_of("vp8")?);
     // VP8's retransmission payload type, when offered (a browser's RTX).
-    let rtx_pt = descriptions
-        .iter()
-        .flat_map(|(_, d)| &d.payload_types)
-        .filter(|p| p.name.eq_ignore_ascii_case("rtx"))
-        .find(|p| p.parameter("apt") == Some(vp8_pt.to_string().as_str()))
-        .map(|p| p.id);
-    let mut config = Rtc::builder()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .clear_extension_map();
-    for (_, d) in &descriptions {
-        for e in &d.header_extensions {
-            if let Some(ext) = extension_of(&e.uri) {
-                config = config.set_extension(e.id, ext);
-            }
-        }
-    }
-    let codecs = config.codec_config();
-    codecs.add_config(
-        Pt::new_with_value(opus_pt),
-        None,
-        Codec::Opus,
-        Frequency::FORTY_EIGHT_KHZ,
-        Some(2),
-        Default::default(),
-    );
-    codecs.add_config(
-        Pt::new_with_value(vp8_pt),
-        rtx_pt.map(Pt::new_with_value),
-        Codec::Vp8,
-        Frequency::NINETY_KHZ,
-        None,
-        Default::default(),
-    );
+    let rtx_pt = rtx_of(&descriptions, vp8_pt);
+    let config = sender_config(&descriptions, opus_pt, vp8_pt, rtx_pt);
     let mut rtc = config.build(Instant::now());
     let socket = UdpSocket::bind("127.0.0.1:0")
         .await
@@ -549,24 +502,7 @@ pub async fn send_media(
             wake = wake.min(next_audio).min(next_video);
         }
         let wait = wake.saturating_duration_since(Instant::now());
-        tokio::select! {
-            r = s.socket.recv_from(&mut buf) => {
-                if let Ok((n, source)) = r
-                    && let Some(Ok(contents)) = buf.get(..n).map(|b| b.try_into())
-                {
-                    let input = Input::Receive(Instant::now(), Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination: s.local,
-                        contents,
-                    });
-                    let _ = s.rtc.handle_input(input);
-                }
-            }
-            _ = tokio::time::sleep(wait) => {
-                let _ = s.rtc.handle_input(Input::Timeout(Instant::now()));
-            }
-        }
+        receive_or_timeout(&mut s.rtc, &s.socket, s.local, &mut buf, wait).await;
     }
     connected
 }

@@ -17,11 +17,11 @@ use media_signalling::xml::{
 use media_signalling::{MediaKind, Source};
 use str0m::format::Codec;
 use str0m::media::{Frequency, Mid, Pt};
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
-use str0m::{Event, Input, Output, Rtc};
+use str0m::{Event, Output, Rtc};
 use testkit::media::{
-    local_transport, offered_descriptions, offered_transport, use_remote_transport,
+    local_transport, offered_descriptions, offered_transport, receive_or_timeout,
+    use_remote_transport,
 };
 use tokio::net::UdpSocket;
 use xmpp_core::Element;
@@ -216,23 +216,6 @@ impl Media {
             wake = wake.min(*next_send);
         }
         let wait = wake.saturating_duration_since(Instant::now());
-        tokio::select! {
-            r = self.socket.recv_from(&mut buf) => {
-                if let Ok((n, source)) = r
-                    && let Ok(contents) = buf[..n].try_into()
-                {
-                    let input = Input::Receive(Instant::now(), Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination: self.local,
-                        contents,
-                    });
-                    let _ = self.rtc.handle_input(input);
-                }
-            }
-            _ = tokio::time::sleep(wait) => {
-                let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
-            }
-        }
+        receive_or_timeout(&mut self.rtc, &self.socket, self.local, &mut buf, wait).await;
     }
 }
