@@ -129,6 +129,26 @@ pub fn save(results_dir: Option<&Path>, file: &str, doc: &str) -> Result<PathBuf
     Ok(path)
 }
 
+/// The end of a run: `failures` listed under the document, which is
+/// printed and, unless `no_save`, saved as `file` ([`save`]; announced as
+/// `<who>: saved <path>`).
+pub fn publish(
+    mut doc: String,
+    failures: &[String],
+    no_save: bool,
+    results_dir: Option<&Path>,
+    file: &str,
+    who: &str,
+) -> Result<(), SaveError> {
+    push_failures(&mut doc, failures);
+    println!("{doc}");
+    if !no_save {
+        let path = save(results_dir, file, &doc)?;
+        eprintln!("{who}: saved {}", path.display());
+    }
+    Ok(())
+}
+
 /// Which way a figure improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Better {

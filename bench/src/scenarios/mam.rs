@@ -483,14 +483,15 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
         args.repeat,
     );
     doc.push_str(&table(&kinds, &runs));
-    report::push_failures(&mut doc, &failures);
-    println!("{doc}");
-    if !args.no_save {
-        let path = report::save(args.results_dir.as_deref(), &format!("{date}-mam.md"), &doc)
-            .map_err(|e| e.to_string())?;
-        eprintln!("bench mam: saved {}", path.display());
-    }
-    Ok(())
+    report::publish(
+        doc,
+        &failures,
+        args.no_save,
+        args.results_dir.as_deref(),
+        &format!("{date}-mam.md"),
+        "bench mam",
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -367,14 +367,15 @@ pub fn main(argv: Vec<String>) -> Result<(), String> {
         args.repeat,
     );
     doc.push_str(&table(&kinds, &runs));
-    report::push_failures(&mut doc, &failures);
-    println!("{doc}");
-    if !args.no_save {
-        let path = report::save(args.results_dir.as_deref(), &format!("{date}-s2s.md"), &doc)
-            .map_err(|e| e.to_string())?;
-        eprintln!("bench s2s: saved {}", path.display());
-    }
-    Ok(())
+    report::publish(
+        doc,
+        &failures,
+        args.no_save,
+        args.results_dir.as_deref(),
+        &format!("{date}-s2s.md"),
+        "bench s2s",
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
