@@ -31,3 +31,25 @@ pub fn allocation_answer(request: &Element, extra: &str) -> String {
         request.from().unwrap()
     )
 }
+
+/// The bridges' brewery room of [`crate::JitsiConfig`]'s deployment.
+pub const BREWERY: &str = "jvbbrewery@internal.auth.example.com";
+
+/// A stand-in bridge: `jvb@auth.example.com/jvb`, in the brewery as `jvb1`
+/// with stress 0.1, returned once its own brewery presence came back (it
+/// answers nothing by itself: the test answers with
+/// [`allocation_answer`]).
+pub async fn stand_in_bridge(server: &std::sync::Arc<xmpp_core::Server>) -> crate::Peer {
+    let mut bridge = crate::Peer::local(server, "jvb@auth.example.com/jvb");
+    bridge.send("<presence/>");
+    bridge.send(&format!(
+        "<presence to='{BREWERY}/jvb1'><x xmlns='http://jabber.org/protocol/muc'/>\
+         <stats xmlns='http://jitsi.org/protocol/colibri'><stat name='stress_level' value='0.1'/></stats></presence>"
+    ));
+    bridge
+        .expect("the bridge in the brewery", |s| {
+            s.name() == "presence" && s.from() == Some(&format!("{BREWERY}/jvb1"))
+        })
+        .await;
+    bridge
+}

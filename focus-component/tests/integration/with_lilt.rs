@@ -107,18 +107,7 @@ async fn a_conference_through_lilt() {
     let server = lilt.server.clone();
 
     // The stub bridge: in the brewery with stats, answers Colibri2.
-    let mut bridge =
-        Peer::new(local(&server, &Jid::parse("jvb@auth.example.com/jvb").unwrap()).unwrap());
-    bridge.send("<presence/>");
-    bridge.send(&format!(
-        "<presence to='{BREWERY}/jvb1'><x xmlns='http://jabber.org/protocol/muc'/>\
-         <stats xmlns='http://jitsi.org/protocol/colibri'><stat name='stress_level' value='0.1'/></stats></presence>"
-    ));
-    bridge
-        .expect("the bridge in the brewery", |s| {
-            s.name() == "presence" && s.from() == Some(&format!("{BREWERY}/jvb1"))
-        })
-        .await;
+    let mut bridge = testkit::colibri::stand_in_bridge(&server).await;
 
     let focus_link = local(
         &server,

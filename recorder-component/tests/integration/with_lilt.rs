@@ -51,18 +51,7 @@ async fn a_recording_started_and_stopped_through_lilts_focus() {
     let (server, running) = (lilt.server, lilt.running);
 
     // The stub bridge, answering allocations and health checks.
-    let mut bridge =
-        Peer::new(local(&server, &Jid::parse("jvb@auth.example.com/jvb").unwrap()).unwrap());
-    bridge.send("<presence/>");
-    bridge.send(&format!(
-        "<presence to='{BREWERY}/jvb1'><x xmlns='http://jabber.org/protocol/muc'/>\
-         <stats xmlns='http://jitsi.org/protocol/colibri'><stat name='stress_level' value='0.1'/></stats></presence>"
-    ));
-    bridge
-        .expect("the bridge in the brewery", |s| {
-            s.name() == "presence" && s.from() == Some(&format!("{BREWERY}/jvb1"))
-        })
-        .await;
+    let mut bridge = testkit::colibri::stand_in_bridge(&server).await;
 
     // The recorder, on its two accounts.
     let dir = tempfile::tempdir().unwrap();
