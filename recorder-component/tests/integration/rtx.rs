@@ -9,6 +9,7 @@
 //! frame after the first loss (the depacketizer waits for a keyframe), so
 //! the check can fail.
 
+use crate::call::count_video_frames;
 use crate::support;
 
 use std::fs::File;
@@ -316,27 +317,4 @@ fn rtx_fills_the_losses_so_the_file_has_every_frame() {
         "without RTX the frames after the first loss are gone: {kept} of {}",
         without.frames_sent
     );
-}
-
-/// [`count_video_frames`] as the call tests have it.
-fn count_video_frames(file: &std::path::Path) -> u64 {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_packets",
-            "-show_entries",
-            "stream=nb_read_packets",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
 }
