@@ -4,11 +4,9 @@
 //! connects (ICE and DTLS) to the bridge's socket; the bridge's stats then
 //! count its packets.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use media_signalling::xml::{parse_transport, transport_element};
-use media_signalling::{Candidate, Fingerprint, IceTransport};
 use sfu_component::colibri2::NS_COLIBRI2;
 use sfu_component::run::{BridgeOptions, StanzaIo, start};
 use str0m::net::{Protocol, Receive};
@@ -17,6 +15,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use xmpp_core::Element;
 use xmpp_core::stream::parse_element;
+
+use crate::media_harness::client_transport;
 
 const ICE_UDP: &str = "urn:xmpp:jingle:transports:ice-udp:1";
 
@@ -36,38 +36,6 @@ async fn answer(
         if s.name() == "iq" && s.id() == Some(id.as_str()) {
             return s;
         }
-    }
-}
-
-fn client_transport(rtc: &mut Rtc, addr: SocketAddr) -> IceTransport {
-    let creds = rtc.direct_api().local_ice_credentials();
-    let fp = rtc.direct_api().local_dtls_fingerprint().clone();
-    let value = fp
-        .bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    IceTransport {
-        ufrag: creds.ufrag,
-        pwd: creds.pass,
-        fingerprints: vec![Fingerprint {
-            hash: "sha-256".into(),
-            value,
-            setup: Some("active".into()),
-        }],
-        candidates: vec![Candidate {
-            foundation: "1".into(),
-            component: 1,
-            protocol: "udp".into(),
-            priority: 2_130_706_431,
-            address: addr,
-            kind: "host".into(),
-            generation: 0,
-            id: None,
-        }],
-        rtcp_mux: true,
-        web_socket: None,
     }
 }
 

@@ -157,6 +157,40 @@ pub struct Client {
     pub timeout: Option<Instant>,
 }
 
+/// A client's transport for the bridge: `rtc`'s ICE credentials and
+/// fingerprint (`setup='active'`), one host candidate at `addr`.
+pub fn client_transport(rtc: &mut Rtc, addr: SocketAddr) -> IceTransport {
+    let creds = rtc.direct_api().local_ice_credentials();
+    let fp = rtc.direct_api().local_dtls_fingerprint().clone();
+    let value = fp
+        .bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    IceTransport {
+        ufrag: creds.ufrag,
+        pwd: creds.pass,
+        fingerprints: vec![Fingerprint {
+            hash: "sha-256".into(),
+            value,
+            setup: Some("active".into()),
+        }],
+        candidates: vec![Candidate {
+            foundation: "1".into(),
+            component: 1,
+            protocol: "udp".into(),
+            priority: 2_130_706_431,
+            address: addr,
+            kind: "host".into(),
+            generation: 0,
+            id: None,
+        }],
+        rtcp_mux: true,
+        web_socket: None,
+    }
+}
+
 impl Client {
     pub fn new(now: Instant, id: &str, addr: SocketAddr, ssrcs: ClientSsrcs) -> Client {
         Client::with_feedback(now, id, addr, ssrcs, true)
@@ -286,35 +320,7 @@ impl Client {
     }
 
     pub fn transport(&mut self) -> IceTransport {
-        let creds = self.rtc.direct_api().local_ice_credentials();
-        let fp = self.rtc.direct_api().local_dtls_fingerprint().clone();
-        let value = fp
-            .bytes
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        IceTransport {
-            ufrag: creds.ufrag,
-            pwd: creds.pass,
-            fingerprints: vec![Fingerprint {
-                hash: "sha-256".into(),
-                value,
-                setup: Some("active".into()),
-            }],
-            candidates: vec![Candidate {
-                foundation: "1".into(),
-                component: 1,
-                protocol: "udp".into(),
-                priority: 2_130_706_431,
-                address: self.addr,
-                kind: "host".into(),
-                generation: 0,
-                id: None,
-            }],
-            rtcp_mux: true,
-            web_socket: None,
-        }
+        client_transport(&mut self.rtc, self.addr)
     }
 
     /// Expects another client's streams (as the focus' source-add tells).

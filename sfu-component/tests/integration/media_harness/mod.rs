@@ -24,8 +24,8 @@ pub use shaper::Shaper;
 
 #[allow(unused_imports)]
 pub use client::{
-    Client, ClientSsrcs, Received, answered_transport, audio_payload, layer_of, picture_id_of,
-    tl0_of, vp8_payload,
+    Client, ClientSsrcs, Received, answered_transport, audio_payload, client_transport, layer_of,
+    picture_id_of, tl0_of, vp8_payload,
 };
 
 pub const CONFERENCE: &str = "room1@conference.example.com";
