@@ -31,8 +31,6 @@ mod tally;
 
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-
 use crate::{Args, procfs, servers};
 use payload::VideoShape;
 use pump::Pump;
@@ -334,15 +332,7 @@ fn measure(
     };
     pump.connect_all(Duration::from_secs(30))?;
     let setup_secs = setup_start.elapsed().as_secs_f64();
-    // Senders start at random phases, as real ones do.
-    let now = Instant::now();
-    let mut rng = rand::thread_rng();
-    for peer in pump.peers.iter_mut() {
-        for s in peer.outgoing.iter_mut() {
-            s.next_due = now + Duration::from_micros(rng.gen_range(0..33_000));
-        }
-    }
-    pump.sending = true;
+    let now = pump.start_sending();
     pump.run(now + p.warmup, |_| false)?;
     let start = Instant::now();
     let window_start = start.saturating_duration_since(pump.epoch);

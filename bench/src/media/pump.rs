@@ -29,6 +29,21 @@ pub struct Pump {
 }
 
 impl Pump {
+    /// Senders start now, each stream at a random phase of its frame
+    /// interval, as real ones do; returns that now.
+    pub fn start_sending(&mut self) -> Instant {
+        use rand::Rng;
+        let now = Instant::now();
+        let mut rng = rand::thread_rng();
+        for peer in self.peers.iter_mut() {
+            for s in peer.outgoing.iter_mut() {
+                s.next_due = now + Duration::from_micros(rng.gen_range(0..33_000));
+            }
+        }
+        self.sending = true;
+        now
+    }
+
     pub fn new(video: VideoShape) -> Pump {
         Pump {
             peers: Vec::new(),

@@ -23,8 +23,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-
 use super::payload::VideoShape;
 use super::pump::Pump;
 use super::relay_focus::{Conference, Host};
@@ -222,14 +220,7 @@ fn measure_on(hosts: &mut [Host], p: &Params, level: Level) -> Result<Figures, M
     let fan_out = conference.expect_all(&mut pump);
     pump.connect_all(Duration::from_secs(30))?;
     let setup_secs = setup_start.elapsed().as_secs_f64();
-    let now = Instant::now();
-    let mut rng = rand::thread_rng();
-    for peer in pump.peers.iter_mut() {
-        for s in peer.outgoing.iter_mut() {
-            s.next_due = now + Duration::from_micros(rng.gen_range(0..33_000));
-        }
-    }
-    pump.sending = true;
+    let now = pump.start_sending();
     pump.run(now + p.warmup, |_| false)?;
     let start = Instant::now();
     let window_start = start.saturating_duration_since(pump.epoch);
