@@ -14,8 +14,9 @@
 //!   (`<db:result>` with our key) otherwise or after a SASL failure;
 //! - `<db:result type='valid'>` or SASL success then the restarted stream's
 //!   features: [`Action::Authenticated`]; stanzas may now be sent;
-//! - `<db:verify>` requests for our incoming streams go out as soon as the
-//!   stream is open ([`OutgoingStream::verify`]), their answers come back as
+//! - `<db:verify>` requests for our incoming streams go out once our
+//!   `<db:result>` is out or the stream is authenticated, never during SASL
+//!   ([`OutgoingStream::verify`]); their answers come back as
 //!   [`Action::VerifyResult`];
 //! - with `s2s_bidi`, a `<bidi/>` feature is answered with a request before
 //!   authenticating; stanzas from the remote domain to our host are then
@@ -168,8 +169,12 @@ impl OutgoingStream {
             &[("from", &self.local), ("to", &self.remote), ("id", id)],
             key,
         );
+        // Not while SASL is under way: after `<auth/>` nothing may be sent
+        // before the stream restarts (the peer's parser stops at `<auth/>`
+        // and reads a new stream header after `<success/>`); Prosody too
+        // holds `db:verify` until dialback began or the stream is ready.
         match self.phase {
-            Phase::Dialback | Phase::Sasl | Phase::Ready => vec![Action::Write(xml)],
+            Phase::Dialback | Phase::Ready => vec![Action::Write(xml)],
             Phase::Closed => Vec::new(),
             _ => {
                 self.verify_queue.push(xml);
@@ -378,7 +383,6 @@ impl OutgoingStream {
                     .text(authzid)
                     .to_xml_in(NS_SERVER),
             ));
-            self.flush_verifies(out);
             return;
         }
         let _ = offers("dialback", NS_DIALBACK_FEATURE);
