@@ -33,10 +33,14 @@
 //! TLS) with Prosody and ejabberd both ways, with `s2s_secure_auth`
 //! refusals both ways and an ejabberd user in a lilt room; `reload`
 //! checks that a reload closes the streams it no longer allows (a host's
-//! own `s2s_blacklist`, then s2s disabled).
+//! own `s2s_blacklist`, then s2s disabled); `hostile` attacks lilt's s2s
+//! port by hand (forged dialback keys, stanzas from unauthenticated
+//! domains, garbage) and compares its answers with Prosody's.
 
 mod s2s_support;
 
+#[path = "s2s_cases/hostile.rs"]
+mod hostile;
 #[path = "s2s_cases/matrix.rs"]
 mod matrix;
 #[path = "s2s_cases/reload.rs"]

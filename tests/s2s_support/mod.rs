@@ -8,6 +8,7 @@
 //! Prosody) answers the special-use `.test` itself with NXDOMAIN.
 #![allow(dead_code)]
 
+pub mod attacker;
 #[path = "../../bench/src/federation/ca.rs"]
 mod ca;
 #[path = "../../bench/src/federation/dns.rs"]
@@ -118,7 +119,8 @@ fn mount_resolver_files(dir: &Path) {
 /// - `ta.lilt`, `pt.lilt`, `xt.lilt`: by `_xmpps-server._tcp` SRV only
 ///   (direct TLS), to `tls.<domain>` on the same servers (port 5271);
 /// - `pe.lilt` (127.0.0.7), `xe.lilt` (127.0.0.9): a Prosody host and an
-///   ejabberd host with self-signed certificates.
+///   ejabberd host with self-signed certificates;
+/// - `evil.lilt` (127.0.0.11): the attacker of `s2s_cases/hostile.rs`.
 pub fn zone() -> Vec<(&'static str, RData)> {
     let a = |ip: [u8; 4]| RData::A(A(Ipv4Addr::from(ip)));
     let srv = |port: u16, target: &str| {
@@ -158,6 +160,8 @@ pub fn zone() -> Vec<(&'static str, RData)> {
         ("srv.xs.lilt.", a([127, 0, 0, 9])),
         ("_xmpps-server._tcp.xt.lilt.", srv(5271, "tls.xt.lilt.")),
         ("tls.xt.lilt.", a([127, 0, 0, 9])),
+        // The hostile tests' attacker (its own authoritative server).
+        ("evil.lilt.", a([127, 0, 0, 11])),
     ]
 }
 
