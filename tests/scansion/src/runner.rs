@@ -202,17 +202,25 @@ impl Run<'_> {
                     tokio::time::sleep_until(at + CROSS_CLIENT_SEND_GAP).await;
                 }
                 let client = self.connected(action)?;
+                let sending = Instant::now();
                 client
                     .send(&stanza)
                     .await
                     .map_err(|e| Failure::at(action, format!("sending failed: {e}")))?;
-                self.last_send = Some((action.client.clone(), Instant::now()));
+                self.last_send = Some((action.client.clone(), sending));
                 Ok(())
             }
             ActionKind::Receive(expected) => self.receive(action, expected).await,
             ActionKind::ReceiveNothing => {
-                let started = settle().await;
-                let deadline = started + self.opts.quiet_period;
+                let listening = settle().await;
+                let deadline = listening + self.opts.quiet_period;
+                // Right after this client's own send, what answers it counts
+                // even when it arrived before this step began listening (a
+                // runner descheduled between the two steps must not miss it).
+                let started = match previous_send {
+                    Some((sender, at)) if sender == action.client => at,
+                    _ => listening,
+                };
                 let client = self.connected(action)?;
                 loop {
                     match client.receive(deadline).await {
