@@ -266,6 +266,11 @@ fn hostile_input_on_the_s2s_port_is_refused() {
             let mut alice = login(&a, "alice@a.lilt", &net.ca).await;
             let lilt = attack("127.0.0.2:5269", "a.lilt", &mut alice).await;
             assert!(evil.verifies() > 0, "a.lilt never asked evil.lilt");
+            // The forged key was refused by b.lilt, which a.lilt asked.
+            assert!(
+                manager(&a).has_route("a.lilt", "b.lilt"),
+                "a.lilt never asked b.lilt"
+            );
             assert_expected("lilt", &lilt);
             if with_prosody {
                 wait_for_port("127.0.0.7:5222").await;
