@@ -316,6 +316,9 @@ pub struct Run<'a> {
     pub seed: u64,
     pub max_len: usize,
     pub timeout: Duration,
+    /// Stop after this many mutated inputs (besides the seeds), even
+    /// before `duration`.
+    pub runs: Option<u64>,
 }
 
 /// Runs one input with the bookkeeping the crash handlers read.
@@ -362,8 +365,10 @@ pub fn fuzz(run: Run<'_>) -> Summary {
         );
     }
     let mut input = Vec::new();
-    while start.elapsed() < run.duration {
-        for _ in 0..64 {
+    let mut left = run.runs.unwrap_or(u64::MAX);
+    while left > 0 && start.elapsed() < run.duration {
+        for _ in 0..left.min(64) {
+            left -= 1;
             input.clear();
             input.extend_from_slice(&corpus[rng.below(corpus.len())]);
             mutate(&mut rng, &mut input, &corpus, run.max_len);

@@ -488,7 +488,35 @@ fn check_size(src: &[u8], name: &str, limits: &Limits) -> Result<(), DatError> {
 }
 
 /// Parses the contents of a `.dat` file; `name` names it in errors.
+///
+/// A file exactly as `util.serialization` (Prosody's or lilt's
+/// [`dat_bytes`]) writes it is read by the literal parser alone: its
+/// bytes are those of the serialisation of what the parser read, which
+/// Lua reads as that same value, so evaluating it would say nothing new
+/// (the fuzz target `datfile` and the tests check this against
+/// [`parse_dat_evaluated`]). Any other file is evaluated by Lua.
 pub fn parse_dat(src: &[u8], name: &str, limits: &Limits) -> Result<Option<DatValue>, DatError> {
+    check_size(src, name, limits)?;
+    if let Some(value) = canonical_dat(src) {
+        return Ok(Some(value));
+    }
+    parse_dat_evaluated(src, name, limits)
+}
+
+/// What the literal parser reads from `src`, when `src` is exactly the
+/// serialisation of it (so the file is unambiguous).
+fn canonical_dat(src: &[u8]) -> Option<DatValue> {
+    let value = literal::parse_dat(src).ok()??;
+    (dat_bytes(&value, "").ok()? == src).then_some(value)
+}
+
+/// [`parse_dat`] with Lua's evaluation always run (the authority on what
+/// any file holds; for differential checks of the fast path).
+pub fn parse_dat_evaluated(
+    src: &[u8],
+    name: &str,
+    limits: &Limits,
+) -> Result<Option<DatValue>, DatError> {
     check_size(src, name, limits)?;
     let evaluated = eval::eval_dat(src, name)?;
     match (literal::parse_dat(src), evaluated) {
@@ -504,7 +532,24 @@ pub fn parse_dat(src: &[u8], name: &str, limits: &Limits) -> Result<Option<DatVa
 }
 
 /// Parses the contents of a `.list` file into its items, in file order.
+/// As [`parse_dat`], a file exactly as written by `util.serialization`
+/// is read by the literal parser alone.
 pub fn parse_list(src: &[u8], name: &str, limits: &Limits) -> Result<Vec<DatValue>, DatError> {
+    check_size(src, name, limits)?;
+    if let Ok(items) = literal::parse_list(src)
+        && list_bytes(&items, "").is_ok_and(|bytes| bytes == src)
+    {
+        return Ok(items);
+    }
+    parse_list_evaluated(src, name, limits)
+}
+
+/// [`parse_list`] with Lua's evaluation always run.
+pub fn parse_list_evaluated(
+    src: &[u8],
+    name: &str,
+    limits: &Limits,
+) -> Result<Vec<DatValue>, DatError> {
     check_size(src, name, limits)?;
     let evaluated = eval::eval_list(src, name)?;
     match literal::parse_list(src) {

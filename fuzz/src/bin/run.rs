@@ -1,6 +1,8 @@
 //! `run TARGET|all [--seconds N] [--corpus DIR] [--artifacts DIR] [--seed N]
-//!  [--max-len BYTES] [--timeout SECONDS]`: fuzzes a target (or each, in
-//! turn, in a child process of its own) on its corpus `DIR/<target>/`.
+//!  [--max-len BYTES] [--timeout SECONDS] [--runs N]`: fuzzes a target (or
+//! each, in turn, in a child process of its own) on its corpus
+//! `DIR/<target>/`; `--runs N` stops after N mutated inputs (with a fixed
+//! `--seed`, a repeatable workload for profiling, e.g. under callgrind).
 //! `run --replay TARGET FILE...` runs files once (a saved crash).
 //! `run --list` names the targets. Exits 1 if anything crashed.
 
@@ -19,11 +21,12 @@ struct Args {
     seed: u64,
     max_len: usize,
     timeout: u64,
+    runs: Option<u64>,
 }
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: run TARGET|all [--seconds N] [--corpus DIR] [--artifacts DIR] [--seed N] [--max-len BYTES] [--timeout SECONDS]\n       run --replay TARGET FILE...\n       run --list"
+        "usage: run TARGET|all [--seconds N] [--corpus DIR] [--artifacts DIR] [--seed N] [--max-len BYTES] [--timeout SECONDS] [--runs N]\n       run --replay TARGET FILE...\n       run --list"
     );
     ExitCode::from(2)
 }
@@ -41,6 +44,7 @@ fn parse(mut argv: std::vec::IntoIter<String>) -> Option<Args> {
             .unwrap_or(1),
         max_len: 4096,
         timeout: 10,
+        runs: None,
     };
     while let Some(flag) = argv.next() {
         let value = argv.next()?;
@@ -51,6 +55,7 @@ fn parse(mut argv: std::vec::IntoIter<String>) -> Option<Args> {
             "--seed" => args.seed = value.parse().ok()?,
             "--max-len" => args.max_len = value.parse().ok()?,
             "--timeout" => args.timeout = value.parse().ok()?,
+            "--runs" => args.runs = Some(value.parse().ok()?),
             _ => return None,
         }
     }
@@ -71,6 +76,12 @@ fn run_all(args: &Args) -> ExitCode {
             .args(["--seed", &args.seed.to_string()])
             .args(["--max-len", &args.max_len.to_string()])
             .args(["--timeout", &args.timeout.to_string()])
+            .args(
+                args.runs
+                    .map(|n| ["--runs".to_string(), n.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .status();
         if !status.is_ok_and(|s| s.success()) {
             failed.push(*name);
@@ -133,6 +144,7 @@ fn main() -> ExitCode {
         seed: args.seed,
         max_len: args.max_len,
         timeout: Duration::from_secs(args.timeout),
+        runs: args.runs,
     });
     let secs = summary.elapsed.as_secs_f64().max(0.001);
     println!(

@@ -201,3 +201,78 @@ fn large_tables_are_indexed_and_keep_order() {
     assert_eq!(keys, ["1", "k0", "k1"]);
     assert_eq!(t.get_str("k49"), Some(&DatValue::Integer(49)));
 }
+
+/// Files as `util.serialization` writes them, with every kind of value and
+/// key it writes: read without Lua, they must read as Lua reads them.
+const CANONICAL: &[&str] = &[
+    ACCOUNT,
+    "return {\n\t\"a\";\n\t\"b\";\n\t[4] = true;\n\t[\"x\"] = {\n\t\t[false] = -12;\n\t\t[1.5] = 0.100000000000000006;\n\t};\n\t[\"s\"] = \"\\000\\255\\\"\\\\\\n\";\n\t[\"inf\"] = (1/0);\n\t[\"minf\"] = (-1/0);\n\t[\"big\"] = 9223372036854775807;\n\t[\"neg\"] = -9.22337203685477581e+18;\n\t[\"e\"] = 1.00000000000000005e+300;\n};\n",
+    "return \"just a string\";\n",
+    "return {};\n",
+    "return 1.5;\n",
+];
+
+#[test]
+fn canonical_files_read_without_lua_as_lua_reads_them() {
+    for src in CANONICAL {
+        let fast = parse_dat(src.as_bytes(), "c.dat", &limits()).unwrap();
+        let evaluated = parse_dat_evaluated(src.as_bytes(), "c.dat", &limits()).unwrap();
+        assert_eq!(fast, evaluated, "{src}");
+        let written = dat_bytes(fast.as_ref().unwrap(), "c.dat").unwrap();
+        assert_eq!(String::from_utf8(written).unwrap(), *src, "not canonical");
+        let body = &src["return ".len()..src.len() - ";\n".len()];
+        let list = format!("item({body});\nitem({body});\n");
+        let fast = parse_list(list.as_bytes(), "c.list", &limits()).unwrap();
+        let evaluated = parse_list_evaluated(list.as_bytes(), "c.list", &limits()).unwrap();
+        assert_eq!(fast, evaluated, "{list}");
+    }
+}
+
+#[test]
+fn almost_canonical_files_are_still_evaluated() {
+    // Each differs from what the serialiser writes, so Lua decides.
+    for (src, expected) in [
+        // A key written twice: Lua keeps the last one.
+        ("return {\n\t[\"a\"] = 1;\n\t[\"a\"] = 2;\n};\n", Some(2)),
+        // A positional item after an explicit [1].
+        ("return {\n\t[1] = 1;\n\t2;\n};\n", None),
+    ] {
+        let v = parse_dat(src.as_bytes(), "d.dat", &limits())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            v,
+            parse_dat_evaluated(src.as_bytes(), "d.dat", &limits())
+                .unwrap()
+                .unwrap()
+        );
+        if let Some(a) = expected {
+            assert_eq!(
+                v.as_table().unwrap().get_str("a"),
+                Some(&DatValue::Integer(a))
+            );
+        }
+    }
+}
+
+#[test]
+fn the_reused_lua_state_carries_nothing_from_one_file_to_the_next() {
+    // A file that runs out of memory, then one that runs out of
+    // instructions, then one that writes to its environment: the files
+    // read after each are read as by a fresh state.
+    let bomb = b"local s = 'x' for i = 1, 40 do s = s .. s end return s";
+    assert!(parse_dat(bomb, "bomb.dat", &limits()).is_err());
+    assert!(parse_dat(b"while true do end", "loop.dat", &limits()).is_err());
+    assert_eq!(
+        parse_dat(b"x = 1 return nil", "set.dat", &limits()).unwrap(),
+        None
+    );
+    assert_eq!(parse_dat(b"return x", "get.dat", &limits()).unwrap(), None);
+    let v = parse_dat(b"local t = {a = 1} return t", "after.dat", &limits())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        v.as_table().unwrap().get_str("a"),
+        Some(&DatValue::Integer(1))
+    );
+}
