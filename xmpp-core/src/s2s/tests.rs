@@ -349,8 +349,10 @@ fn secure_auth_outgoing_gives_up_on_a_certificate_for_another_name() {
     assert!(!writes(&w).contains("db:result"));
 }
 
-#[test]
-fn sasl_external_with_valid_certificates() {
+/// a.example's outgoing stream to b.example and b.example's incoming one,
+/// over direct TLS: the outgoing side sees b.example's certificate, the
+/// incoming side a certificate for `client_names`.
+fn tls_pair(client_names: &'static [&'static str]) -> (OutgoingStream, IncomingStream) {
     let mut pa = policy("a.example");
     pa.tls_available = true;
     let mut pb = policy("b.example");
@@ -364,9 +366,15 @@ fn sasl_external_with_valid_certificates() {
         true,
     );
     let mut r = IncomingStream::new(pb, Dialback::new(None), StreamLimits::default());
-    // Direct TLS: both sides see each other's certificates.
     o.tls_established(cert(&["b.example"]));
-    r.tls_established(cert(&["a.example"]));
+    r.tls_established(cert(client_names));
+    (o, r)
+}
+
+#[test]
+fn sasl_external_with_valid_certificates() {
+    // Direct TLS: both sides see each other's certificates.
+    let (mut o, mut r) = tls_pair(&["a.example"]);
     let mut seen = Seen::default();
     let first = o.open();
     pump(&mut o, &mut r, first, &mut seen);
@@ -381,21 +389,7 @@ fn sasl_external_with_valid_certificates() {
 
 #[test]
 fn sasl_external_for_a_name_the_certificate_lacks_falls_back_to_dialback() {
-    let mut pa = policy("a.example");
-    pa.tls_available = true;
-    let mut pb = policy("b.example");
-    pb.tls_available = true;
-    let mut o = OutgoingStream::new(
-        pa,
-        Dialback::new(None),
-        StreamLimits::default(),
-        "a.example",
-        "b.example",
-        true,
-    );
-    let mut r = IncomingStream::new(pb, Dialback::new(None), StreamLimits::default());
-    o.tls_established(cert(&["b.example"]));
-    r.tls_established(cert(&["c.example"]));
+    let (mut o, mut r) = tls_pair(&["c.example"]);
     let mut seen = Seen::default();
     let first = o.open();
     pump(&mut o, &mut r, first, &mut seen);

@@ -8,21 +8,7 @@ use super::*;
 /// (`not-well-formed`, an undeclared `db:` prefix).
 #[test]
 fn verify_requests_wait_for_sasl_external_to_complete() {
-    let mut pa = policy("a.example");
-    pa.tls_available = true;
-    let mut pb = policy("b.example");
-    pb.tls_available = true;
-    let mut o = OutgoingStream::new(
-        pa,
-        Dialback::new(None),
-        StreamLimits::default(),
-        "a.example",
-        "b.example",
-        true,
-    );
-    let mut r = IncomingStream::new(pb, Dialback::new(None), StreamLimits::default());
-    o.tls_established(cert(&["b.example"]));
-    r.tls_established(cert(&["a.example"]));
+    let (mut o, mut r) = tls_pair(&["a.example"]);
     let mut seen = Seen::default();
     assert!(o.verify("their-stream", "a-key").is_empty(), "queued");
     let first = o.open();
