@@ -141,7 +141,7 @@ pub fn rtc_config() -> str0m::RtcConfig {
 
 impl Peer {
     /// A fresh endpoint: socket bound on `ip` (a loopback address), `Rtc`
-    /// with its host candidate.
+    /// with its host candidate, sending transport-wide feedback.
     pub fn new(name: String, rtc: Rtc, ip: std::net::IpAddr) -> Result<Peer, MediaError> {
         let socket = UdpSocket::bind((ip, 0)).map_err(MediaError::io("binding UDP"))?;
         socket
@@ -160,6 +160,9 @@ impl Peer {
         let candidate = Candidate::host(local, "udp")
             .map_err(|e| MediaError::Protocol(format!("candidate {local}: {e}")))?;
         peer.rtc.add_local_candidate(candidate);
+        // Transport-wide feedback to the server, as browsers send it: the
+        // bridge's bandwidth estimation (and its cost) is part of the run.
+        peer.rtc.direct_api().enable_twcc_feedback();
         Ok(peer)
     }
 

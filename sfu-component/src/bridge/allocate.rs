@@ -76,6 +76,22 @@ impl Bridge {
         }
     }
 
+    /// No estimate towards `endpoint` any more (it sends no transport-wide
+    /// feedback): allocation stops limiting it to the last one.
+    pub(super) fn on_bandwidth_estimate_lost(&mut self, conference: &str, endpoint: &str) {
+        let config = &self.config.allocation;
+        let Some(ep) = self
+            .conferences
+            .get_mut(conference)
+            .and_then(|c| c.endpoints.get_mut(endpoint))
+        else {
+            return;
+        };
+        if ep.allocation.bandwidth_changed(-1, config) {
+            self.reallocate(conference, Some(endpoint));
+        }
+    }
+
     /// The endpoint's transport is up: its media starts now (the estimate
     /// is trusted after Videobridge's initial period).
     pub(super) fn on_endpoint_connected(&mut self, conference: &str, endpoint: &str) {

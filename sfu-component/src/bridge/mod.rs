@@ -347,6 +347,10 @@ impl Bridge {
                 endpoint,
                 bps,
             } => self.on_bandwidth_estimate(&conference, &endpoint, bps),
+            MediaEvent::BandwidthEstimateLost {
+                conference,
+                endpoint,
+            } => self.on_bandwidth_estimate_lost(&conference, &endpoint),
             MediaEvent::LayersChanged { conference, .. } => self.update_allocation(&conference),
             MediaEvent::EndpointConnected {
                 conference,

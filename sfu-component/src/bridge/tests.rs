@@ -279,3 +279,41 @@ fn colibri2_initial_last_n_limits_a_receiver() {
         && m["colibriClass"] == "ForwardedSources"
         && m["forwardedSources"] == serde_json::json!(["a-v0"])));
 }
+
+#[test]
+fn a_lost_estimate_stops_limiting_the_receiver() {
+    let (mut b, conf, _) = bridge_with_two_endpoints();
+    let start = Instant::now();
+    add_video_sources(&mut b, start);
+    channel_messages(&mut b);
+    b.handle_media_event(MediaEvent::EndpointConnected {
+        conference: conf.clone(),
+        endpoint: "b".into(),
+    });
+    let later = start + Duration::from_secs(11);
+    b.handle_timeout(later);
+    channel_messages(&mut b);
+    let allocator = |b: &Bridge| {
+        b.conference(&conf).unwrap().endpoints["b"]
+            .allocation
+            .clone()
+    };
+    // A trusted estimate.
+    b.handle_media_event(MediaEvent::BandwidthEstimate {
+        conference: conf.clone(),
+        endpoint: "b".into(),
+        bps: 300_000,
+    });
+    assert_eq!(
+        allocator(&b).available_bps(later, &b.config.allocation),
+        Some(300_000)
+    );
+    // b gives no transport-wide feedback after all: no estimate, no limit.
+    b.handle_media_event(MediaEvent::BandwidthEstimateLost {
+        conference: conf.clone(),
+        endpoint: "b".into(),
+    });
+    let state = allocator(&b);
+    assert_eq!(state.bwe_bps, -1);
+    assert_eq!(state.available_bps(later, &b.config.allocation), None);
+}

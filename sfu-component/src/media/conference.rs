@@ -410,7 +410,7 @@ impl Conference {
                 }
             }
             Event::PeerStats(stats) => {
-                self.on_peer_stats(now, id, &stats);
+                self.on_peer_stats(now, id, &stats, outputs);
                 Vec::new()
             }
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {

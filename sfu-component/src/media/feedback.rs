@@ -57,7 +57,13 @@ pub(crate) struct Feedback {
 
 impl Conference {
     /// str0m's stats of `endpoint`'s session (every second).
-    pub(super) fn on_peer_stats(&mut self, now: Instant, endpoint: &str, stats: &PeerStats) {
+    pub(super) fn on_peer_stats(
+        &mut self,
+        now: Instant,
+        endpoint: &str,
+        stats: &PeerStats,
+        outputs: &mut std::collections::VecDeque<MediaOutput>,
+    ) {
         let Some(e) = self.endpoints.get_mut(endpoint) else {
             return;
         };
@@ -81,6 +87,11 @@ impl Conference {
             e.bwe_off = true;
             e.bandwidth_estimate = None;
             rtc.bwe().reset(UNPACED);
+            self.feedback.estimates.remove(endpoint);
+            outputs.push_back(MediaOutput::Event(MediaEvent::BandwidthEstimateLost {
+                conference: self.id.clone(),
+                endpoint: endpoint.to_string(),
+            }));
         }
     }
 

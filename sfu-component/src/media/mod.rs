@@ -127,6 +127,14 @@ pub enum MediaEvent {
         endpoint: String,
         bps: u64,
     },
+    /// No transport-wide feedback comes from `endpoint` (a client without
+    /// transport-cc): there is no estimate towards it any more, and the
+    /// one reported before (str0m's initial value) must not limit what it
+    /// is sent. `BandwidthEstimate` follows if feedback starts.
+    BandwidthEstimateLost {
+        conference: String,
+        endpoint: String,
+    },
     /// The layers `endpoint` sends changed: a layer started or stopped, a
     /// height changed, or a bitrate moved by more than 20 %. Read
     /// [`MediaCore::source_layers`] and reallocate.

@@ -359,6 +359,15 @@ fn a_receiver_without_transport_feedback_is_not_paced_nor_estimated() {
         e,
         MediaEvent::BandwidthEstimate { endpoint, .. } if endpoint == "b"
     )));
+    // Allocation is told that there is no estimate towards it.
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        MediaEvent::BandwidthEstimateLost { endpoint, .. } if endpoint == "b"
+    )));
+    assert!(!net.events.iter().any(|e| matches!(
+        e,
+        MediaEvent::BandwidthEstimateLost { endpoint, .. } if endpoint == "c"
+    )));
     // It still gets everything, decodable.
     let d = decoded(&net, "b", 0);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
