@@ -163,8 +163,10 @@ pub struct Args {
     /// Media: measured seconds per level.
     #[arg(long, default_value_t = 5.0)]
     pub media_duration: f64,
-    /// Media: warm-up seconds per level.
-    #[arg(long, default_value_t = 2.0)]
+    /// Media: warm-up seconds per level. Past 10 s lilt's bridge (as
+    /// Videobridge) holds each receiver to its bandwidth estimate, so the
+    /// measurement starts after that.
+    #[arg(long, default_value_t = 11.0)]
     pub media_warmup: f64,
     /// Media: video bitrate of each sender (kbit/s).
     #[arg(long, default_value_t = 1000)]

@@ -82,33 +82,37 @@ async fn colibri_stats(State(handle): State<BridgeHandle>) -> Response {
         .into_response()
 }
 
-fn debug_response(
-    stats: &BridgeStats,
+async fn debug_response(
+    handle: &BridgeHandle,
     conference: Option<&str>,
     endpoint: Option<&str>,
 ) -> Response {
-    match crate::stats::debug_json(stats, conference, endpoint) {
+    let Some(debug) = handle.debug_states().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the bridge has stopped").into_response();
+    };
+    let stats = stamped(handle.stats());
+    match crate::stats::debug_json(&stats, &debug, conference, endpoint) {
         Some(v) => ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
         None => (StatusCode::NOT_FOUND, "no such conference or endpoint").into_response(),
     }
 }
 
 async fn debug_bridge(State(handle): State<BridgeHandle>) -> Response {
-    debug_response(&stamped(handle.stats()), None, None)
+    debug_response(&handle, None, None).await
 }
 
 async fn debug_conference(
     State(handle): State<BridgeHandle>,
     Path(conference): Path<String>,
 ) -> Response {
-    debug_response(&stamped(handle.stats()), Some(&conference), None)
+    debug_response(&handle, Some(&conference), None).await
 }
 
 async fn debug_endpoint(
     State(handle): State<BridgeHandle>,
     Path((conference, endpoint)): Path<(String, String)>,
 ) -> Response {
-    debug_response(&stamped(handle.stats()), Some(&conference), Some(&endpoint))
+    debug_response(&handle, Some(&conference), Some(&endpoint)).await
 }
 
 async fn health(State(handle): State<BridgeHandle>) -> Response {

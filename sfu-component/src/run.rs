@@ -133,6 +133,10 @@ pub enum Command {
         sink: mpsc::Sender<ChannelOut>,
         reply: oneshot::Sender<u64>,
     },
+    /// Every conference's debug state (`/debug`), made when asked for.
+    Debug {
+        reply: oneshot::Sender<std::collections::BTreeMap<String, serde_json::Value>>,
+    },
     GracefulShutdown,
     Drain(bool),
     /// Stop now (no graceful shutdown).
@@ -163,6 +167,18 @@ impl BridgeHandle {
     /// The latest stats snapshot (refreshed every second).
     pub fn stats(&self) -> BridgeStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Every conference's debug state, made by the bridge task now;
+    /// `None` once it has stopped.
+    pub async fn debug_states(
+        &self,
+    ) -> Option<std::collections::BTreeMap<String, serde_json::Value>> {
+        let (reply, answer) = oneshot::channel();
+        if !self.send_command(Command::Debug { reply }).await {
+            return None;
+        }
+        answer.await.ok()
     }
 
     pub fn bridge_id(&self) -> &str {
@@ -400,6 +416,7 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
     let task = tokio::spawn(
         BridgeTask {
             bridge,
+            local: socket.local_addr().ok(),
             socket,
             candidates,
             io,
@@ -424,6 +441,8 @@ pub async fn start(options: BridgeOptions, io: StanzaIo) -> Result<RunningBridge
 struct BridgeTask {
     bridge: Bridge,
     socket: UdpSocket,
+    /// The socket's address (read once, not per datagram).
+    local: Option<SocketAddr>,
     candidates: Vec<SocketAddr>,
     io: StanzaIo,
     commands: mpsc::Receiver<Command>,
@@ -488,8 +507,7 @@ impl BridgeTask {
     /// own, or (bound to an unspecified address) the first candidate of the
     /// same family.
     fn destination_for(&self, source: SocketAddr) -> SocketAddr {
-        let local = self.socket.local_addr().ok();
-        match local {
+        match self.local {
             Some(l) if !l.ip().is_unspecified() => l,
             _ => self
                 .candidates
@@ -574,6 +592,10 @@ impl BridgeTask {
                 self.bridge
                     .handle_relay_channel_connected(now, &conference, &relay);
                 let _ = reply.send(serial);
+            }
+            Command::Debug { reply } => {
+                let _ = reply.send(self.bridge.debug_states());
+                return;
             }
             Command::GracefulShutdown => self.bridge.graceful_shutdown(now),
             Command::Drain(on) => self.bridge.set_drain(now, on),

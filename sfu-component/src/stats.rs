@@ -5,7 +5,6 @@
 //! (`<healthcheck xmlns='http://jitsi.org/protocol/healthcheck'/>`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use xmpp_core::Element;
@@ -52,8 +51,6 @@ pub struct BridgeStats {
     /// Sum over receivers of the target and ideal bit rates (bps).
     pub total_target_bps: u64,
     pub total_ideal_bps: u64,
-    /// Every conference's debug state (`/debug`), by conference id.
-    pub debug: Arc<BTreeMap<String, Value>>,
     pub graceful_shutdown: bool,
     pub drain: bool,
     pub healthy: bool,
@@ -283,18 +280,19 @@ impl BridgeStats {
 /// endpoint. `None` when the conference or endpoint is unknown.
 pub fn debug_json(
     stats: &BridgeStats,
+    debug: &BTreeMap<String, Value>,
     conference: Option<&str>,
     endpoint: Option<&str>,
 ) -> Option<Value> {
     let mut conferences = Map::new();
     match conference {
         None => {
-            for (id, c) in stats.debug.iter() {
+            for (id, c) in debug.iter() {
                 conferences.insert(id.clone(), shallow(c));
             }
         }
         Some(wanted) => {
-            let (id, c) = stats.debug.iter().find(|(id, c)| {
+            let (id, c) = debug.iter().find(|(id, c)| {
                 id.as_str() == wanted || c.get("meetingId").and_then(Value::as_str) == Some(wanted)
             })?;
             let mut c = c.clone();

@@ -36,7 +36,7 @@ impl Bridge {
     }
 
     /// Every conference's full debug state, by conference id.
-    pub(super) fn debug_states(&self) -> BTreeMap<String, Value> {
+    pub fn debug_states(&self) -> BTreeMap<String, Value> {
         let now = self.last_now;
         self.conferences
             .values()

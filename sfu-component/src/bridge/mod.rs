@@ -124,24 +124,9 @@ pub struct Bridge {
     drain: bool,
     finished: bool,
     last_now: Option<Instant>,
-    /// The debug state of every conference, rebuilt at most every
-    /// [`DEBUG_REFRESH`] (or when the number of endpoints changes): stats
-    /// are taken on every timeout.
-    debug_cache: std::cell::RefCell<Option<DebugCache>>,
     /// The relay bridge channels (`relay_channel.rs`).
     relay_channels: relay_channel::RelayChannels,
 }
-
-/// A snapshot of the conferences' debug state: when it was made, for how
-/// many endpoints, and the state by conference id.
-type DebugCache = (
-    Instant,
-    usize,
-    std::sync::Arc<BTreeMap<String, serde_json::Value>>,
-);
-
-/// How stale the debug state in [`Bridge::stats`] may be.
-const DEBUG_REFRESH: Duration = Duration::from_secs(1);
 
 impl Bridge {
     pub fn new(config: BridgeConfig) -> Bridge {
@@ -158,7 +143,6 @@ impl Bridge {
             drain: false,
             finished: false,
             last_now: None,
-            debug_cache: std::cell::RefCell::new(None),
             relay_channels: relay_channel::RelayChannels::default(),
         }
     }
@@ -502,7 +486,6 @@ impl Bridge {
             endpoints_bandwidth_limited: totals.bandwidth_limited,
             total_target_bps: totals.target_bps,
             total_ideal_bps: totals.ideal_bps,
-            debug: self.cached_debug_states(participants as usize),
             conference_sizes: sizes,
             conferences: self.conferences.len() as u64,
             participants,
@@ -529,28 +512,6 @@ impl Bridge {
             relay_id: self.config.relay_id.clone(),
             current_timestamp_ms: 0,
         }
-    }
-}
-
-impl Bridge {
-    /// The conferences' debug state, from the cache when it is recent.
-    fn cached_debug_states(
-        &self,
-        endpoints: usize,
-    ) -> std::sync::Arc<BTreeMap<String, serde_json::Value>> {
-        let now = self.last_now;
-        let mut cache = self.debug_cache.borrow_mut();
-        if let (Some(now), Some((at, count, states))) = (now, cache.as_ref())
-            && *count == endpoints
-            && now.saturating_duration_since(*at) < DEBUG_REFRESH
-        {
-            return states.clone();
-        }
-        let states = std::sync::Arc::new(self.debug_states());
-        if let Some(now) = now {
-            *cache = Some((now, endpoints, states.clone()));
-        }
-        states
     }
 }
 

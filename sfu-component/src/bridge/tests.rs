@@ -183,7 +183,7 @@ fn channel_messages_drive_allocation_and_sender_constraints() {
         serde_json::json!([])
     );
     // The bridge's counters see b's receive side.
-    let debug = &b.stats().debug[&conf];
+    let debug = &b.debug_states()[&conf];
     assert_eq!(
         debug["endpoints"]["b"]["bitrateController"]["bitrate_allocator"]["allocationSettings"]["last_n"],
         0

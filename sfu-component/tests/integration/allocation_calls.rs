@@ -87,7 +87,8 @@ fn receivers_asking_180p_and_720p_get_different_layers() {
     assert_eq!(last["maxHeight"], 720);
     // The debug state shows the allocation with the measured heights.
     let stats = net.bridge.stats();
-    let conf = &stats.debug[&net.conference];
+    let debug = net.bridge.debug_states();
+    let conf = &debug[&net.conference];
     let r720 = &conf["endpoints"]["r720"]["bitrateController"]["bitrate_allocator"]["allocation"];
     let s = r720["allocations"]
         .as_array()
@@ -171,8 +172,7 @@ fn last_n_one_forwards_only_the_dominant_speaker() {
 
 /// The target layer of `source` in `receiver`'s allocation (debug state).
 fn target_spatial(net: &CallNet, receiver: &str, source: &str) -> Option<u64> {
-    let stats = net.bridge.stats();
-    let allocation = stats.debug[&net.conference]["endpoints"][receiver]["bitrateController"]
+    let allocation = net.bridge.debug_states()[&net.conference]["endpoints"][receiver]["bitrateController"]
         ["bitrate_allocator"]["allocation"]
         .clone();
     allocation["allocations"]
@@ -210,7 +210,7 @@ fn a_shaped_receiver_falls_to_a_lower_layer_and_climbs_back() {
         }
     }
     let debug =
-        net.bridge.stats().debug[&net.conference]["endpoints"]["r"]["bitrateController"].clone();
+        net.bridge.debug_states()[&net.conference]["endpoints"]["r"]["bitrateController"].clone();
     assert!(
         fell.is_some(),
         "still on the top layer behind the shaper: {debug}"
@@ -230,7 +230,7 @@ fn a_shaped_receiver_falls_to_a_lower_layer_and_climbs_back() {
     }
     eprintln!("fell after {fell:?} s, climbed back after {climbed:?} s");
     let debug =
-        net.bridge.stats().debug[&net.conference]["endpoints"]["r"]["bitrateController"].clone();
+        net.bridge.debug_states()[&net.conference]["endpoints"]["r"]["bitrateController"].clone();
     assert!(climbed.is_some(), "did not climb back: {debug}");
 }
 
