@@ -56,9 +56,16 @@ impl Bridge {
         self.update_relay_receivers(conference);
     }
 
-    /// A new bandwidth estimate towards `endpoint`: reallocate when it
-    /// moved past the threshold and is trusted.
-    pub(super) fn on_bandwidth_estimate(&mut self, conference: &str, endpoint: &str, bps: u64) {
+    /// A new bandwidth estimate towards `endpoint` (`None`: there is none
+    /// any more, it sends no transport-wide feedback): reallocate when it
+    /// moved past the threshold and is trusted, or when it went (the last
+    /// one no longer limits what the endpoint is sent).
+    pub(super) fn on_bandwidth_estimate(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        bps: Option<u64>,
+    ) {
         let Some(now) = self.last_now else {
             return;
         };
@@ -70,24 +77,10 @@ impl Bridge {
         else {
             return;
         };
-        let bps = i64::try_from(bps).unwrap_or(i64::MAX);
-        if ep.allocation.bandwidth_changed(bps, config) && ep.allocation.trusts_bwe(now, config) {
-            self.reallocate(conference, Some(endpoint));
-        }
-    }
-
-    /// No estimate towards `endpoint` any more (it sends no transport-wide
-    /// feedback): allocation stops limiting it to the last one.
-    pub(super) fn on_bandwidth_estimate_lost(&mut self, conference: &str, endpoint: &str) {
-        let config = &self.config.allocation;
-        let Some(ep) = self
-            .conferences
-            .get_mut(conference)
-            .and_then(|c| c.endpoints.get_mut(endpoint))
-        else {
-            return;
-        };
-        if ep.allocation.bandwidth_changed(-1, config) {
+        let bps = bps.map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        if ep.allocation.bandwidth_changed(bps, config)
+            && (bps < 0 || ep.allocation.trusts_bwe(now, config))
+        {
             self.reallocate(conference, Some(endpoint));
         }
     }

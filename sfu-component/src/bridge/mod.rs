@@ -330,11 +330,11 @@ impl Bridge {
                 conference,
                 endpoint,
                 bps,
-            } => self.on_bandwidth_estimate(&conference, &endpoint, bps),
+            } => self.on_bandwidth_estimate(&conference, &endpoint, Some(bps)),
             MediaEvent::BandwidthEstimateLost {
                 conference,
                 endpoint,
-            } => self.on_bandwidth_estimate_lost(&conference, &endpoint),
+            } => self.on_bandwidth_estimate(&conference, &endpoint, None),
             MediaEvent::LayersChanged { conference, .. } => self.update_allocation(&conference),
             MediaEvent::EndpointConnected {
                 conference,

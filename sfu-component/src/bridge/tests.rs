@@ -190,8 +190,8 @@ fn channel_messages_drive_allocation_and_sender_constraints() {
     );
 }
 
-#[test]
-fn bandwidth_estimates_reallocate_past_the_threshold_once_trusted() {
+/// Two endpoints with video; b's media started at the returned instant.
+fn receiver_b_connected() -> (Bridge, String, Instant) {
     let (mut b, conf, _) = bridge_with_two_endpoints();
     let start = Instant::now();
     add_video_sources(&mut b, start);
@@ -200,6 +200,12 @@ fn bandwidth_estimates_reallocate_past_the_threshold_once_trusted() {
         conference: conf.clone(),
         endpoint: "b".into(),
     });
+    (b, conf, start)
+}
+
+#[test]
+fn bandwidth_estimates_reallocate_past_the_threshold_once_trusted() {
+    let (mut b, conf, start) = receiver_b_connected();
     channel_messages(&mut b);
     let bwe = |b: &Bridge| {
         b.conference(&conf).unwrap().endpoints["b"]
@@ -282,14 +288,7 @@ fn colibri2_initial_last_n_limits_a_receiver() {
 
 #[test]
 fn a_lost_estimate_stops_limiting_the_receiver() {
-    let (mut b, conf, _) = bridge_with_two_endpoints();
-    let start = Instant::now();
-    add_video_sources(&mut b, start);
-    channel_messages(&mut b);
-    b.handle_media_event(MediaEvent::EndpointConnected {
-        conference: conf.clone(),
-        endpoint: "b".into(),
-    });
+    let (mut b, conf, start) = receiver_b_connected();
     let later = start + Duration::from_secs(11);
     b.handle_timeout(later);
     channel_messages(&mut b);
