@@ -497,17 +497,13 @@ fn check_size(src: &[u8], name: &str, limits: &Limits) -> Result<(), DatError> {
 /// [`parse_dat_evaluated`]). Any other file is evaluated by Lua.
 pub fn parse_dat(src: &[u8], name: &str, limits: &Limits) -> Result<Option<DatValue>, DatError> {
     check_size(src, name, limits)?;
-    if let Some(value) = canonical_dat(src) {
-        return Ok(Some(value));
+    let ordered = literal::parse_dat(src).ok().flatten();
+    if let Some(value) = &ordered
+        && dat_bytes(value, "").is_ok_and(|bytes| bytes == src)
+    {
+        return Ok(ordered);
     }
-    parse_dat_evaluated(src, name, limits)
-}
-
-/// What the literal parser reads from `src`, when `src` is exactly the
-/// serialisation of it (so the file is unambiguous).
-fn canonical_dat(src: &[u8]) -> Option<DatValue> {
-    let value = literal::parse_dat(src).ok()??;
-    (dat_bytes(&value, "").ok()? == src).then_some(value)
+    evaluate_dat(src, name, ordered)
 }
 
 /// [`parse_dat`] with Lua's evaluation always run (the authority on what
@@ -518,11 +514,18 @@ pub fn parse_dat_evaluated(
     limits: &Limits,
 ) -> Result<Option<DatValue>, DatError> {
     check_size(src, name, limits)?;
-    let evaluated = eval::eval_dat(src, name)?;
-    match (literal::parse_dat(src), evaluated) {
-        (Ok(Some(ordered)), Some(authority)) if ordered.same_contents(&authority) => {
-            Ok(Some(ordered))
-        }
+    evaluate_dat(src, name, literal::parse_dat(src).ok().flatten())
+}
+
+/// Lua's reading of a `.dat` file, in the order of `ordered` (what the
+/// literal parser read) when both hold the same, else sorted.
+fn evaluate_dat(
+    src: &[u8],
+    name: &str,
+    ordered: Option<DatValue>,
+) -> Result<Option<DatValue>, DatError> {
+    match (ordered, eval::eval_dat(src, name)?) {
+        (Some(ordered), Some(authority)) if ordered.same_contents(&authority) => Ok(Some(ordered)),
         (_, Some(mut authority)) => {
             sort_deep(&mut authority);
             Ok(Some(authority))
@@ -536,12 +539,13 @@ pub fn parse_dat_evaluated(
 /// is read by the literal parser alone.
 pub fn parse_list(src: &[u8], name: &str, limits: &Limits) -> Result<Vec<DatValue>, DatError> {
     check_size(src, name, limits)?;
-    if let Ok(items) = literal::parse_list(src)
-        && list_bytes(&items, "").is_ok_and(|bytes| bytes == src)
+    let ordered = literal::parse_list(src).ok();
+    if let Some(items) = &ordered
+        && list_bytes(items, "").is_ok_and(|bytes| bytes == src)
     {
-        return Ok(items);
+        return Ok(ordered.unwrap_or_default());
     }
-    parse_list_evaluated(src, name, limits)
+    evaluate_list(src, name, ordered)
 }
 
 /// [`parse_list`] with Lua's evaluation always run.
@@ -551,9 +555,18 @@ pub fn parse_list_evaluated(
     limits: &Limits,
 ) -> Result<Vec<DatValue>, DatError> {
     check_size(src, name, limits)?;
-    let evaluated = eval::eval_list(src, name)?;
-    match literal::parse_list(src) {
-        Ok(ordered)
+    evaluate_list(src, name, literal::parse_list(src).ok())
+}
+
+/// Lua's reading of a `.list` file, as [`evaluate_dat`].
+fn evaluate_list(
+    src: &[u8],
+    name: &str,
+    ordered: Option<Vec<DatValue>>,
+) -> Result<Vec<DatValue>, DatError> {
+    let mut evaluated = eval::eval_list(src, name)?;
+    match ordered {
+        Some(ordered)
             if ordered.len() == evaluated.len()
                 && ordered
                     .iter()
@@ -563,7 +576,6 @@ pub fn parse_list_evaluated(
             Ok(ordered)
         }
         _ => {
-            let mut evaluated = evaluated;
             evaluated.iter_mut().for_each(sort_deep);
             Ok(evaluated)
         }
